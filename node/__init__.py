@@ -1,0 +1,10 @@
+"""Corredor: a federated node for sharing extraregional migration flow data.
+
+Each member country of the Regional Conference on Migration runs a node that
+keeps raw encounter records at home, turns them into only what its national
+policy allows, and publishes signed Avro events to a shared Kafka topic. The
+Technical Secretariat's aggregator verifies and applies them into the regional
+picture.
+"""
+
+__version__ = "0.1.0"
