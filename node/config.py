@@ -16,6 +16,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from node.errors import ConfigError
+
 ENV_HOME = "CORREDOR_HOME"
 ENV_BOOTSTRAP = "CORREDOR_KAFKA_BOOTSTRAP"
 ENV_CACHE_DIR = "CORREDOR_CACHE_DIR"
@@ -61,3 +66,114 @@ def policies_dir() -> Path:
 
 def kafka_pom() -> Path:
     return REPO_ROOT / "deploy" / "kafka" / "pom.xml"
+
+
+# -- node homes ----------------------------------------------------------------
+
+CONFIG_FILE = "corredor.yaml"
+DEFAULT_TOPIC = "corredor.events"
+DEFAULT_GROUP = "corredor-aggregator"
+
+
+class KafkaSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bootstrap: str = "127.0.0.1:9092"
+    topic: str = DEFAULT_TOPIC
+    group_id: str = DEFAULT_GROUP
+    partitions: int = Field(default=3, ge=1)
+    replication: int = Field(default=1, ge=1)
+
+
+class HomeConfig(BaseModel):
+    """``<home>/corredor.yaml``: what kind of node this is and where things are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: str = Field(pattern="^(member|aggregator)$")
+    country: str | None = None
+    policy: str | None = None
+    kafka: KafkaSettings = KafkaSettings()
+
+
+class Home:
+    """A node's home directory and the paths inside it."""
+
+    def __init__(self, path: Path, config: HomeConfig) -> None:
+        self.path = path
+        self.config = config
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def store_path(self) -> Path:
+        return self.path / ("aggregator.db" if self.is_aggregator else "node.db")
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.path / "keys"
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.keys_dir / "signing.key"
+
+    @property
+    def public_key_path(self) -> Path:
+        return self.keys_dir / "signing.pub"
+
+    @property
+    def rejects_dir(self) -> Path:
+        return self.path / "rejects"
+
+    @property
+    def is_aggregator(self) -> bool:
+        return self.config.role == "aggregator"
+
+    @property
+    def country(self) -> str:
+        if not self.config.country:
+            raise ConfigError(f"{self.config_file}: this home has no country")
+        return self.config.country
+
+    @property
+    def policy_path(self) -> Path:
+        if not self.config.policy:
+            raise ConfigError(f"{self.config_file}: no policy configured")
+        p = Path(self.config.policy)
+        return p if p.is_absolute() else (self.path / p)
+
+    @property
+    def bootstrap(self) -> str:
+        return bootstrap_override() or self.config.kafka.bootstrap
+
+    def save(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text(
+            yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False),
+            encoding="utf-8",
+        )
+
+
+def load_home(path: Path) -> Home:
+    file = path / CONFIG_FILE
+    if not file.is_file():
+        raise ConfigError(f"{path} is not a Corredor home (no {CONFIG_FILE}); run `corredor init`")
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        config = HomeConfig.model_validate(data)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"{file}: {problems}") from exc
+    return Home(path, config)
+
+
+def key_passphrase() -> bytes | None:
+    """The private-key passphrase from the environment, if set."""
+    value = os.environ.get(ENV_KEY_PASSPHRASE)
+    return value.encode("utf-8") if value else None

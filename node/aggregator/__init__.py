@@ -1,0 +1,5 @@
+"""The Secretariat's aggregator: consume, verify, apply, build the picture."""
+
+from node.aggregator.apply import Aggregator, ApplyStats, consume_until_caught_up
+
+__all__ = ["Aggregator", "ApplyStats", "consume_until_caught_up"]

@@ -1,0 +1,223 @@
+"""Verify, decode and apply events from the shared topic into the picture.
+
+Order of checks for each message, each failure setting the message aside with
+a reason (never applied, never silently dropped):
+
+    undecodable         not a SignedEvent / Envelope in any known schema
+    unsigned            no signature
+    unknown-key         signed with a key no member registered
+    producer-mismatch   the key belongs to another country than the producer
+    bad-signature       the signature does not verify (forged or altered)
+    undecodable-body    the body does not decode as its kind
+    replay-conflict     an event id applied before, now with different content
+
+A message that passes is recorded with the key that verified it and the policy
+version it names, then applied if its revision is newer than the subject's.
+Applying the same event again changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from node.codec.events import EventCodec
+from node.crypto.signing import load_public_pem, verify
+from node.errors import CodecError, SignatureInvalid
+from node.model.events import Envelope
+from node.store.picture import PictureStore, ReceivedEvent, Rejected
+from node.transport.base import EventSource, Message
+
+
+@dataclass
+class ApplyStats:
+    messages: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    stale: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+    def add(self, other: ApplyStats) -> None:
+        self.messages += other.messages
+        self.applied += other.applied
+        self.duplicates += other.duplicates
+        self.stale += other.stale
+        for reason, n in other.rejected.items():
+            self.rejected[reason] = self.rejected.get(reason, 0) + n
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "messages": self.messages,
+            "applied": self.applied,
+            "duplicates": self.duplicates,
+            "stale": self.stale,
+            "rejected": self.rejected_total,
+            "rejected_by_reason": dict(sorted(self.rejected.items())),
+        }
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str, detail: str, envelope: Envelope | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+        self.envelope = envelope
+
+
+class Aggregator:
+    """Applies messages to a PictureStore. One instance per consuming process."""
+
+    def __init__(self, store: PictureStore, codec: EventCodec) -> None:
+        self.store = store
+        self.codec = codec
+        self._keys: dict[str, tuple[str, Ed25519PublicKey]] = {}
+        self.reload_keys()
+
+    def reload_keys(self) -> None:
+        self._keys = {
+            k.key_id: (k.country, load_public_pem(k.public_pem)) for k in self.store.member_keys()
+        }
+
+    def _verify(self, msg: Message) -> tuple[Envelope, bytes]:
+        if msg.value is None:
+            raise _Reject("undecodable", "empty message value")
+        try:
+            env_bytes, signature = self.codec.split_signed(msg.value)
+            envelope = self.codec.decode_envelope(env_bytes)
+        except CodecError as exc:
+            raise _Reject("undecodable", str(exc)) from exc
+        if signature is None:
+            raise _Reject("unsigned", "message carries no signature", envelope)
+        known = self._keys.get(envelope.key_id)
+        if known is None:
+            raise _Reject("unknown-key", f"no member key {envelope.key_id}", envelope)
+        country, public = known
+        if country != envelope.producer:
+            raise _Reject(
+                "producer-mismatch",
+                f"key {envelope.key_id} belongs to {country}, event claims {envelope.producer}",
+                envelope,
+            )
+        try:
+            verify(public, signature, env_bytes)
+        except SignatureInvalid as exc:
+            raise _Reject(
+                "bad-signature", f"signature by {envelope.key_id} does not verify", envelope
+            ) from exc
+        return envelope, env_bytes
+
+    def _apply_one(self, conn: sqlite3.Connection, msg: Message, stats: ApplyStats) -> None:
+        envelope, env_bytes = self._verify(msg)
+        try:
+            event = self.codec.decode_event(envelope)
+        except CodecError as exc:
+            raise _Reject("undecodable-body", str(exc), envelope) from exc
+        digest = hashlib.sha256(env_bytes).hexdigest()
+        seen = self.store.digest_of(envelope.event_id)
+        if seen is not None:
+            if seen == digest:
+                stats.duplicates += 1
+                return
+            raise _Reject(
+                "replay-conflict",
+                f"event {envelope.event_id} was applied before with different content",
+                envelope,
+            )
+        current = self.store.flow_revision(conn, envelope.subject)
+        newer = current is None or envelope.revision > current
+        self.store.record_received(
+            conn,
+            ReceivedEvent(
+                envelope.event_id,
+                envelope.producer,
+                envelope.kind,
+                envelope.subject,
+                envelope.revision,
+                digest,
+                envelope.key_id,
+                envelope.policy.id,
+                envelope.policy.version,
+                envelope.policy.sha256,
+                msg.topic,
+                msg.partition,
+                msg.offset,
+            ),
+            applied=newer,
+        )
+        if not newer:
+            stats.stale += 1
+            return
+        if envelope.kind == "FlowStatistic":
+            self.store.upsert_flow(
+                conn,
+                envelope.subject,
+                envelope.revision,
+                envelope.event_id,
+                envelope.producer,
+                event.body,
+            )
+        stats.applied += 1
+
+    def apply_batch(self, messages: Iterable[Message]) -> ApplyStats:
+        """Apply a batch in one SQLite transaction."""
+        stats = ApplyStats()
+        with self.store.transaction() as conn:
+            for msg in messages:
+                stats.messages += 1
+                try:
+                    self._apply_one(conn, msg, stats)
+                except _Reject as rej:
+                    env = rej.envelope
+                    self.store.record_rejected(
+                        conn,
+                        Rejected(
+                            rej.reason,
+                            rej.detail,
+                            env.event_id if env else None,
+                            env.producer if env else None,
+                            msg.topic,
+                            msg.partition,
+                            msg.offset,
+                            msg.value,
+                        ),
+                    )
+                    stats.rejected[rej.reason] = stats.rejected.get(rej.reason, 0) + 1
+        return stats
+
+
+def consume_until_caught_up(
+    aggregator: Aggregator,
+    source: EventSource,
+    *,
+    max_records: int = 2_000,
+    poll_timeout_ms: int = 500,
+    idle_polls: int = 3,
+    progress: Callable[[int], None] | None = None,
+) -> ApplyStats:
+    """Apply everything on the topic when reading started; commit offsets only
+    after each batch's SQLite transaction has committed."""
+    total = ApplyStats()
+    idle = 0
+    while True:
+        batch = source.poll_batch(poll_timeout_ms, max_records)
+        if batch:
+            idle = 0
+            total.add(aggregator.apply_batch(batch))
+            source.commit()
+            if progress is not None:
+                progress(len(batch))
+        elif source.caught_up():
+            break
+        else:
+            idle += 1
+            if idle > idle_polls * 20:
+                break
+    return total

@@ -1,0 +1,231 @@
+"""What an operator does with a home, as library calls the CLI stays thin over.
+
+Each function opens what it needs from a home, does one job and closes it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from node.aggregator.apply import Aggregator, ApplyStats, consume_until_caught_up
+from node.codec.events import EventCodec
+from node.codec.registry import SchemaRegistry
+from node.config import (
+    DEFAULT_TOPIC,
+    Home,
+    HomeConfig,
+    KafkaSettings,
+    key_passphrase,
+    load_home,
+    policies_dir,
+    schemas_dir,
+)
+from node.crypto.signing import SigningKey, key_id_for, load_public_pem, public_pem
+from node.errors import ConfigError
+from node.ingest import IngestReport, ingest_encounters
+from node.model.codes import is_iso3
+from node.pipeline import DrainResult, EventFactory, PublishPlan, drain_outbox, prepare_flow_events
+from node.policy.loader import load_policy
+from node.policy.model import Policy
+from node.store.node_store import NodeStore, OutboxStatus
+from node.store.picture import MemberKey, PictureStore
+from node.transport.kafka import KafkaSink, KafkaSource, ensure_topic
+
+
+@lru_cache(maxsize=1)
+def event_codec() -> EventCodec:
+    return EventCodec(SchemaRegistry.from_directory(schemas_dir()))
+
+
+# -- set-up --------------------------------------------------------------------
+
+
+def _fresh_home(path: Path) -> None:
+    if (path / "corredor.yaml").exists():
+        raise ConfigError(f"{path} is already a Corredor home")
+    path.mkdir(parents=True, exist_ok=True)
+
+
+def init_member(
+    path: Path,
+    country: str,
+    *,
+    policy: Path | None = None,
+    bootstrap: str = "127.0.0.1:9092",
+    topic: str = DEFAULT_TOPIC,
+) -> Home:
+    """Create a member node's home: config, store, policy and a signing key."""
+    country = country.upper()
+    if not is_iso3(country):
+        raise ConfigError(f"not an ISO 3166-1 alpha-3 country code: {country!r}")
+    policy_file = policy or policies_dir() / f"{country}.yaml"
+    loaded = load_policy(policy_file)
+    if loaded.country != country:
+        raise ConfigError(f"{policy_file} is {loaded.country}'s policy, not {country}'s")
+    _fresh_home(path)
+    home = Home(
+        path,
+        HomeConfig(
+            role="member",
+            country=country,
+            policy=str(policy_file.resolve()),
+            kafka=KafkaSettings(bootstrap=bootstrap, topic=topic),
+        ),
+    )
+    key = SigningKey.generate(country)
+    key.save(home.signing_key_path, key_passphrase())
+    home.public_key_path.write_text(public_pem(key.public), encoding="ascii")
+    NodeStore(home.store_path).close()
+    home.save()
+    return home
+
+
+def init_aggregator(
+    path: Path, *, bootstrap: str = "127.0.0.1:9092", topic: str = DEFAULT_TOPIC
+) -> Home:
+    """Create the Secretariat's aggregator home."""
+    _fresh_home(path)
+    home = Home(
+        path,
+        HomeConfig(role="aggregator", kafka=KafkaSettings(bootstrap=bootstrap, topic=topic)),
+    )
+    PictureStore(home.store_path).close()
+    home.save()
+    return home
+
+
+def _member(home: Home) -> Home:
+    if home.is_aggregator:
+        raise ConfigError(f"{home.path} is the aggregator's home; this needs a member node")
+    return home
+
+
+def _aggregator(home: Home) -> Home:
+    if not home.is_aggregator:
+        raise ConfigError(f"{home.path} is a member node; this needs the aggregator's home")
+    return home
+
+
+def export_public_key(home: Home) -> str:
+    _member(home)
+    if not home.public_key_path.is_file():
+        raise ConfigError(f"no public key at {home.public_key_path}")
+    return home.public_key_path.read_text(encoding="ascii")
+
+
+def add_member(home: Home, country: str, pem_file: Path) -> str:
+    """Record a member's public signing key at the aggregator; returns its key id."""
+    _aggregator(home)
+    country = country.upper()
+    if not is_iso3(country):
+        raise ConfigError(f"not an ISO 3166-1 alpha-3 country code: {country!r}")
+    try:
+        pem = pem_file.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read public key {pem_file}: {exc}") from exc
+    key_id = key_id_for(country, load_public_pem(pem))
+    with PictureStore(home.store_path) as store:
+        store.add_member_key(MemberKey(key_id, country, pem))
+    return key_id
+
+
+# -- member node ----------------------------------------------------------------
+
+
+def home_policy(home: Home) -> Policy:
+    return load_policy(_member(home).policy_path)
+
+
+def ingest(home: Home, file: Path, progress: Callable[[int], None] | None = None) -> IngestReport:
+    with NodeStore(_member(home).store_path) as store:
+        return ingest_encounters(file, store, home.rejects_dir, progress=progress)
+
+
+def _factory(home: Home, policy: Policy) -> EventFactory:
+    key = SigningKey.load(home.country, home.signing_key_path, key_passphrase())
+    return EventFactory(home.country, policy, key, event_codec())
+
+
+def plan_publication(home: Home) -> PublishPlan:
+    """The events a publish would stage now, without writing anything."""
+    policy = home_policy(home)
+    with NodeStore(home.store_path) as store:
+        return prepare_flow_events(store, _factory(home, policy))
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    plan: PublishPlan
+    drain: DrainResult
+    outbox: OutboxStatus
+    topic: str
+    policy_version: str
+
+
+def publish(
+    home: Home,
+    *,
+    bootstrap: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> PublishResult:
+    """Stage what the policy lets out, then drain the outbox to Kafka."""
+    policy = home_policy(home)
+    settings = home.config.kafka
+    address = bootstrap or home.bootstrap
+    with NodeStore(home.store_path) as store:
+        plan = prepare_flow_events(store, _factory(home, policy))
+        if plan.events:
+            store.stage(plan.events)
+        ensure_topic(
+            address,
+            settings.topic,
+            partitions=settings.partitions,
+            replication=settings.replication,
+        )
+        sink = KafkaSink(address, settings.topic, client_id=f"corredor-{home.country}")
+        try:
+            drained = drain_outbox(store, sink, progress=progress)
+        finally:
+            sink.close()
+        return PublishResult(plan, drained, store.outbox_status(), settings.topic, policy.version)
+
+
+# -- aggregator -------------------------------------------------------------------
+
+
+def aggregate_once(
+    home: Home,
+    *,
+    bootstrap: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ApplyStats:
+    """Consume the shared topic up to its current end and apply it."""
+    _aggregator(home)
+    settings = home.config.kafka
+    address = bootstrap or home.bootstrap
+    ensure_topic(
+        address, settings.topic, partitions=settings.partitions, replication=settings.replication
+    )
+    with PictureStore(home.store_path) as store:
+        aggregator = Aggregator(store, event_codec())
+        source = KafkaSource(address, settings.topic, settings.group_id)
+        try:
+            return consume_until_caught_up(aggregator, source, progress=progress)
+        finally:
+            source.close()
+
+
+def open_home(path: Path | None) -> Home:
+    if path is None:
+        raise ConfigError("no home given: pass --home DIR or set CORREDOR_HOME")
+    return load_home(path)
+
+
+def remove_home(path: Path) -> None:
+    """Delete a home created by the demo (only if it is one)."""
+    if (path / "corredor.yaml").is_file():
+        shutil.rmtree(path)

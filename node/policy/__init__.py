@@ -1,0 +1,16 @@
+"""National policies as code: model, loader and the transforms they order."""
+
+from node.policy.flows import FlowCell, count_cells, period_label, suppress_small_cells
+from node.policy.loader import load_policy, parse_policy
+from node.policy.model import FlowStatisticsRules, Policy
+
+__all__ = [
+    "FlowCell",
+    "FlowStatisticsRules",
+    "Policy",
+    "count_cells",
+    "load_policy",
+    "parse_policy",
+    "period_label",
+    "suppress_small_cells",
+]

@@ -1,0 +1,82 @@
+"""The regional picture of flows as rows, JSON and terminal tables."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from node.store.picture import PictureStore
+
+
+@dataclass(frozen=True)
+class FlowRow:
+    """Encounters in a period reported by a country for one nationality, summed
+    over the other published dimensions."""
+
+    period: str
+    reporting_country: str
+    nationality: str | None
+    nationality_region: str | None
+    count: int
+
+
+def flow_rows(store: PictureStore) -> list[FlowRow]:
+    return [FlowRow(*row) for row in store.flow_totals()]
+
+
+def picture_json(store: PictureStore) -> dict[str, Any]:
+    counts = store.counts()
+    return {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "flows": [asdict(r) for r in flow_rows(store)],
+        "events_applied": counts["events_applied"],
+        "rejected": counts["rejected"],
+        "rejected_by_reason": store.rejected_by_reason(),
+    }
+
+
+def _label(row: FlowRow) -> str:
+    return row.nationality or f"[{row.nationality_region}]"
+
+
+def render_flow_tables(console: Console, rows: list[FlowRow], last: int = 0) -> None:
+    """One table per period: nationality down, reporting country across."""
+    by_period: dict[str, list[FlowRow]] = defaultdict(list)
+    for row in rows:
+        by_period[row.period].append(row)
+    periods = sorted(by_period)
+    if last > 0:
+        periods = periods[-last:]
+    if not periods:
+        console.print("[yellow]The picture is empty: nothing has been applied yet.[/]")
+        return
+    countries = sorted({r.reporting_country for r in rows})
+    for period in periods:
+        grid: dict[str, dict[str, int]] = defaultdict(dict)
+        for r in by_period[period]:
+            grid[_label(r)][r.reporting_country] = r.count
+        table = Table(title=f"Encounters, {period}", title_justify="left")
+        table.add_column("Nationality")
+        for c in countries:
+            table.add_column(c, justify="right")
+        table.add_column("Total", justify="right", style="bold")
+        ordered = sorted(grid.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
+        for nationality, cells in ordered:
+            table.add_row(
+                nationality,
+                *(str(cells[c]) if c in cells else "·" for c in countries),
+                str(sum(cells.values())),
+            )
+        totals = [sum(grid[n].get(c, 0) for n in grid) for c in countries]
+        table.add_section()
+        table.add_row("Total", *(str(t) for t in totals), str(sum(totals)), style="bold")
+        console.print(table)
+    console.print(
+        "[dim]· no published cell: none reported, or every cell suppressed by the reporting "
+        "country's minimum cell size.[/]"
+    )

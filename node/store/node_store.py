@@ -1,0 +1,243 @@
+"""A member node's local store: raw records (never leave), the publication
+ledger (what was sent, at which revision) and the outbox (signed bytes waiting
+for the broker's acknowledgement)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from node.model.records import ENCOUNTER_COLUMNS, EncounterRecord
+from node.store.sqlite import connect, transaction
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS raw_encounter (
+    record_id        TEXT PRIMARY KEY,
+    document_number  TEXT NOT NULL,
+    family_name      TEXT NOT NULL,
+    given_names      TEXT NOT NULL,
+    date_of_birth    TEXT NOT NULL,
+    sex              TEXT NOT NULL,
+    nationality      TEXT NOT NULL,
+    encounter_date   TEXT NOT NULL,
+    encounter_place  TEXT NOT NULL,
+    previous_country TEXT,
+    health_notes     TEXT,
+    source_file      TEXT NOT NULL,
+    ingested_at      REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS published_subject (
+    subject     TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    revision    INTEGER NOT NULL,
+    content     TEXT,           -- canonical JSON of the last body; NULL once withdrawn
+    event_id    TEXT NOT NULL,
+    updated_at  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id    TEXT NOT NULL UNIQUE,
+    kind        TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    revision    INTEGER NOT NULL,
+    policy_version TEXT NOT NULL,
+    msg_key     BLOB NOT NULL,
+    msg_value   BLOB NOT NULL,
+    created_at  REAL NOT NULL,
+    acked_at    REAL,
+    topic       TEXT,
+    partition   INTEGER,
+    "offset"    INTEGER
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(seq) WHERE acked_at IS NULL;
+"""
+
+_RAW_COLUMNS = ENCOUNTER_COLUMNS
+
+
+@dataclass(frozen=True)
+class IngestCounts:
+    stored: int
+    duplicates: int
+    conflicts: list[str]  # record_ids stored before with different content
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    seq: int
+    event_id: str
+    key: bytes
+    value: bytes
+
+
+@dataclass(frozen=True)
+class StagedEvent:
+    """An event ready for the outbox, with the ledger entry it advances."""
+
+    event_id: str
+    kind: str
+    subject: str
+    revision: int
+    content: str | None
+    policy_version: str
+    key: bytes
+    value: bytes
+
+
+@dataclass(frozen=True)
+class OutboxStatus:
+    pending: int
+    acked: int
+    oldest_pending_at: float | None
+    last_acked_at: float | None
+
+
+def _raw_tuple(record: EncounterRecord) -> tuple[str | None, ...]:
+    values = record.model_dump()
+    return tuple(
+        v.isoformat() if isinstance(v, date) else v for v in (values[c] for c in _RAW_COLUMNS)
+    )
+
+
+class NodeStore:
+    """The SQLite store of one member node."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn = connect(path, _SCHEMA)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> NodeStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- raw records ---------------------------------------------------------
+
+    def store_encounters(self, records: Iterable[EncounterRecord], source: str) -> IngestCounts:
+        """Store records in one transaction. A record id seen before is skipped
+        when its content is identical and reported as a conflict otherwise."""
+        stored = duplicates = 0
+        conflicts: list[str] = []
+        now = time.time()
+        placeholders = ",".join("?" * (len(_RAW_COLUMNS) + 2))
+        columns = ",".join((*_RAW_COLUMNS, "source_file", "ingested_at"))
+        select = f"SELECT {','.join(_RAW_COLUMNS)} FROM raw_encounter WHERE record_id = ?"
+        with transaction(self._conn) as conn:
+            for record in records:
+                row = _raw_tuple(record)
+                cur = conn.execute(
+                    f"INSERT OR IGNORE INTO raw_encounter ({columns}) VALUES ({placeholders})",
+                    (*row, source, now),
+                )
+                if cur.rowcount == 1:
+                    stored += 1
+                    continue
+                existing = conn.execute(select, (record.record_id,)).fetchone()
+                if tuple(existing) == row:
+                    duplicates += 1
+                else:
+                    conflicts.append(record.record_id)
+        return IngestCounts(stored, duplicates, conflicts)
+
+    def count_encounters(self) -> int:
+        return int(self._conn.execute("SELECT count(*) FROM raw_encounter").fetchone()[0])
+
+    def iter_flow_inputs(self) -> Iterator[tuple[str, str, date, date, str | None]]:
+        """Only the fields flow statistics need; no identifying values."""
+        cur = self._conn.execute(
+            "SELECT nationality, sex, date_of_birth, encounter_date, previous_country "
+            "FROM raw_encounter"
+        )
+        fromiso = date.fromisoformat
+        for nationality, sex, born, met, previous in cur:
+            yield nationality, sex, fromiso(born), fromiso(met), previous
+
+    def identifying_values(self) -> Iterator[tuple[str, str, str, str]]:
+        """(document_number, family_name, given_names, date_of_birth) of every record,
+        for the egress guard."""
+        yield from self._conn.execute(
+            "SELECT document_number, family_name, given_names, date_of_birth FROM raw_encounter"
+        )
+
+    # -- ledger and outbox ---------------------------------------------------
+
+    def ledger(self, kind: str) -> dict[str, tuple[int, str | None]]:
+        """subject -> (revision, content) of everything published of a kind."""
+        cur = self._conn.execute(
+            "SELECT subject, revision, content FROM published_subject WHERE kind = ?", (kind,)
+        )
+        return {subject: (revision, content) for subject, revision, content in cur}
+
+    def stage(self, events: list[StagedEvent]) -> None:
+        """Advance the ledger and fill the outbox in one transaction."""
+        now = time.time()
+        with transaction(self._conn) as conn:
+            conn.executemany(
+                "INSERT INTO published_subject (subject, kind, revision, content, event_id, "
+                "updated_at) VALUES (?,?,?,?,?,?) ON CONFLICT(subject) DO UPDATE SET "
+                "revision=excluded.revision, content=excluded.content, "
+                "event_id=excluded.event_id, updated_at=excluded.updated_at",
+                [(e.subject, e.kind, e.revision, e.content, e.event_id, now) for e in events],
+            )
+            conn.executemany(
+                "INSERT INTO outbox (event_id, kind, subject, revision, policy_version, msg_key, "
+                "msg_value, created_at) VALUES (?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        e.event_id,
+                        e.kind,
+                        e.subject,
+                        e.revision,
+                        e.policy_version,
+                        e.key,
+                        e.value,
+                        now,
+                    )
+                    for e in events
+                ],
+            )
+
+    def pending(self, limit: int = 10_000, after_seq: int = 0) -> list[OutboxRow]:
+        cur = self._conn.execute(
+            "SELECT seq, event_id, msg_key, msg_value FROM outbox "
+            "WHERE acked_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        )
+        return [OutboxRow(*row) for row in cur]
+
+    def mark_acked(self, acks: list[tuple[int, str, int, int]]) -> None:
+        """Record broker acknowledgements: (seq, topic, partition, offset)."""
+        now = time.time()
+        with transaction(self._conn) as conn:
+            conn.executemany(
+                'UPDATE outbox SET acked_at=?, topic=?, partition=?, "offset"=? '
+                "WHERE seq=? AND acked_at IS NULL",
+                [(now, topic, part, off, seq) for seq, topic, part, off in acks],
+            )
+
+    def outbox_status(self) -> OutboxStatus:
+        row = self._conn.execute(
+            "SELECT sum(acked_at IS NULL), sum(acked_at IS NOT NULL), "
+            "min(CASE WHEN acked_at IS NULL THEN created_at END), max(acked_at) FROM outbox"
+        ).fetchone()
+        return OutboxStatus(int(row[0] or 0), int(row[1] or 0), row[2], row[3])
+
+    def event_record(self, event_id: str) -> sqlite3.Row | None:
+        self._conn.row_factory = sqlite3.Row
+        try:
+            row: sqlite3.Row | None = self._conn.execute(
+                "SELECT event_id, kind, subject, revision, policy_version, created_at, acked_at, "
+                'topic, partition, "offset" FROM outbox WHERE event_id = ?',
+                (event_id,),
+            ).fetchone()
+        finally:
+            self._conn.row_factory = None
+        return row

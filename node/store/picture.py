@@ -1,0 +1,284 @@
+"""The aggregator's store: member keys, every accepted event, the current
+picture (latest revision of each subject) and everything set aside."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from node.store.sqlite import connect, transaction
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS member_key (
+    key_id      TEXT PRIMARY KEY,
+    country     TEXT NOT NULL,
+    public_pem  TEXT NOT NULL,
+    added_at    REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS received_event (
+    event_id    TEXT PRIMARY KEY,
+    producer    TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    revision    INTEGER NOT NULL,
+    digest      TEXT NOT NULL,       -- SHA-256 of the signed envelope bytes
+    key_id      TEXT NOT NULL,       -- the key whose signature verified
+    policy_id   TEXT NOT NULL,
+    policy_version TEXT NOT NULL,
+    policy_sha256  TEXT NOT NULL,
+    applied     INTEGER NOT NULL,    -- 0 when a newer revision was already in place
+    topic       TEXT, partition INTEGER, "offset" INTEGER,
+    received_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS received_subject ON received_event(subject, revision);
+CREATE TABLE IF NOT EXISTS flow_cell (
+    subject            TEXT PRIMARY KEY,
+    reporting_country  TEXT NOT NULL,
+    period             TEXT NOT NULL,
+    period_type        TEXT NOT NULL,
+    nationality        TEXT,
+    nationality_region TEXT,
+    sex                TEXT,
+    age_band           TEXT,
+    previous_country   TEXT,
+    count              INTEGER,      -- NULL once withdrawn
+    obs_status         TEXT,
+    revision           INTEGER NOT NULL,
+    event_id           TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rejected_message (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    reason      TEXT NOT NULL,
+    detail      TEXT NOT NULL,
+    event_id    TEXT,
+    producer    TEXT,
+    topic       TEXT, partition INTEGER, "offset" INTEGER,
+    raw         BLOB,
+    received_at REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class MemberKey:
+    key_id: str
+    country: str
+    public_pem: str
+
+
+@dataclass(frozen=True)
+class ReceivedEvent:
+    event_id: str
+    producer: str
+    kind: str
+    subject: str
+    revision: int
+    digest: str
+    key_id: str
+    policy_id: str
+    policy_version: str
+    policy_sha256: str
+    topic: str | None
+    partition: int | None
+    offset: int | None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    reason: str
+    detail: str
+    event_id: str | None
+    producer: str | None
+    topic: str | None
+    partition: int | None
+    offset: int | None
+    raw: bytes | None
+
+
+class PictureStore:
+    """The SQLite store of the Secretariat's aggregator."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn = connect(path, _SCHEMA)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> PictureStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._conn)
+
+    # -- members -------------------------------------------------------------
+
+    def add_member_key(self, key: MemberKey) -> None:
+        with transaction(self._conn) as conn:
+            conn.execute(
+                "INSERT INTO member_key (key_id, country, public_pem, added_at) VALUES (?,?,?,?) "
+                "ON CONFLICT(key_id) DO UPDATE SET country=excluded.country, "
+                "public_pem=excluded.public_pem",
+                (key.key_id, key.country, key.public_pem, time.time()),
+            )
+
+    def member_keys(self) -> list[MemberKey]:
+        cur = self._conn.execute(
+            "SELECT key_id, country, public_pem FROM member_key ORDER BY country, key_id"
+        )
+        return [MemberKey(*row) for row in cur]
+
+    # -- events --------------------------------------------------------------
+
+    def digest_of(self, event_id: str) -> str | None:
+        row = self._conn.execute(
+            "SELECT digest FROM received_event WHERE event_id = ?", (event_id,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def record_received(
+        self, conn: sqlite3.Connection, event: ReceivedEvent, applied: bool
+    ) -> None:
+        conn.execute(
+            "INSERT INTO received_event (event_id, producer, kind, subject, revision, digest, "
+            "key_id, policy_id, policy_version, policy_sha256, applied, topic, partition, "
+            '"offset", received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)',
+            (
+                event.event_id,
+                event.producer,
+                event.kind,
+                event.subject,
+                event.revision,
+                event.digest,
+                event.key_id,
+                event.policy_id,
+                event.policy_version,
+                event.policy_sha256,
+                int(applied),
+                event.topic,
+                event.partition,
+                event.offset,
+                time.time(),
+            ),
+        )
+
+    def flow_revision(self, conn: sqlite3.Connection, subject: str) -> int | None:
+        row = conn.execute(
+            "SELECT revision FROM flow_cell WHERE subject = ?", (subject,)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def upsert_flow(
+        self,
+        conn: sqlite3.Connection,
+        subject: str,
+        revision: int,
+        event_id: str,
+        producer: str,
+        body: dict[str, Any] | None,
+    ) -> None:
+        """Set a subject's cell to this revision; a None body marks it withdrawn."""
+        b = body or {}
+        conn.execute(
+            "INSERT INTO flow_cell (subject, reporting_country, period, period_type, nationality, "
+            "nationality_region, sex, age_band, previous_country, count, obs_status, revision, "
+            "event_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(subject) DO UPDATE SET "
+            "period=excluded.period, period_type=excluded.period_type, "
+            "nationality=excluded.nationality, nationality_region=excluded.nationality_region, "
+            "sex=excluded.sex, age_band=excluded.age_band, "
+            "previous_country=excluded.previous_country, count=excluded.count, "
+            "obs_status=excluded.obs_status, revision=excluded.revision, "
+            "event_id=excluded.event_id",
+            (
+                subject,
+                producer,
+                b.get("period", ""),
+                b.get("period_type", ""),
+                b.get("nationality"),
+                b.get("nationality_region"),
+                b.get("sex"),
+                b.get("age_band"),
+                b.get("previous_country"),
+                b.get("count"),
+                b.get("obs_status"),
+                revision,
+                event_id,
+            ),
+        )
+
+    def record_rejected(self, conn: sqlite3.Connection, rejected: Rejected) -> None:
+        conn.execute(
+            "INSERT INTO rejected_message (reason, detail, event_id, producer, topic, partition, "
+            '"offset", raw, received_at) VALUES (?,?,?,?,?,?,?,?,?)',
+            (
+                rejected.reason,
+                rejected.detail,
+                rejected.event_id,
+                rejected.producer,
+                rejected.topic,
+                rejected.partition,
+                rejected.offset,
+                rejected.raw,
+                time.time(),
+            ),
+        )
+
+    # -- reading the picture -------------------------------------------------
+
+    def flow_totals(self) -> Iterator[tuple[str, str, str | None, str | None, int]]:
+        """(period, reporting_country, nationality, nationality_region, count),
+        summed over the other dimensions of the current, non-withdrawn cells."""
+        yield from self._conn.execute(
+            "SELECT period, reporting_country, nationality, nationality_region, sum(count) "
+            "FROM flow_cell WHERE count IS NOT NULL "
+            "GROUP BY period, reporting_country, nationality, nationality_region "
+            "ORDER BY period, reporting_country, nationality, nationality_region"
+        )
+
+    def flow_cells(self) -> list[dict[str, Any]]:
+        self._conn.row_factory = sqlite3.Row
+        try:
+            rows = self._conn.execute(
+                "SELECT * FROM flow_cell WHERE count IS NOT NULL ORDER BY subject"
+            ).fetchall()
+        finally:
+            self._conn.row_factory = None
+        return [dict(r) for r in rows]
+
+    def rejected(self, limit: int = 1000) -> list[dict[str, Any]]:
+        self._conn.row_factory = sqlite3.Row
+        try:
+            rows = self._conn.execute(
+                'SELECT id, reason, detail, event_id, producer, topic, partition, "offset", '
+                "received_at FROM rejected_message ORDER BY id LIMIT ?",
+                (limit,),
+            ).fetchall()
+        finally:
+            self._conn.row_factory = None
+        return [dict(r) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        q = self._conn.execute
+        return {
+            "events_received": int(q("SELECT count(*) FROM received_event").fetchone()[0]),
+            "events_applied": int(
+                q("SELECT count(*) FROM received_event WHERE applied = 1").fetchone()[0]
+            ),
+            "cells": int(q("SELECT count(*) FROM flow_cell WHERE count IS NOT NULL").fetchone()[0]),
+            "rejected": int(q("SELECT count(*) FROM rejected_message").fetchone()[0]),
+            "members": int(q("SELECT count(DISTINCT country) FROM member_key").fetchone()[0]),
+        }
+
+    def rejected_by_reason(self) -> dict[str, int]:
+        cur = self._conn.execute(
+            "SELECT reason, count(*) FROM rejected_message GROUP BY reason ORDER BY reason"
+        )
+        return {reason: int(n) for reason, n in cur}

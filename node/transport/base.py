@@ -1,0 +1,55 @@
+"""The transport interface: where events go, where they come from.
+
+Pipelines talk to these small interfaces; ``kafka`` implements them on a real
+broker and ``memory`` in-process for unit tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Ack:
+    """The broker's acknowledgement of one record."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class Message:
+    """One record read from a topic."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+
+
+class EventSink(Protocol):
+    def send_batch(self, records: Sequence[tuple[bytes, bytes]]) -> list[Ack]:
+        """Send (key, value) records; return one Ack per record, in order, only
+        once every record is acknowledged. Raise TransportError otherwise."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class EventSource(Protocol):
+    def poll_batch(self, timeout_ms: int, max_records: int) -> list[Message]: ...
+
+    def caught_up(self) -> bool:
+        """True once everything on the topic when reading started was returned."""
+        ...
+
+    def commit(self) -> None:
+        """Commit the position after everything returned so far."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,199 @@
+"""The only module that imports kafka-python.
+
+Producers are idempotent with acks=all; nothing here connects in a
+constructor's caller's back: clients are created by explicit ``open`` calls.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from node.errors import TransportError
+from node.transport.base import Ack, Message
+
+#: Producer settings that must hold for Corredor's delivery guarantees. Setting
+#: a conflicting option silently disables idempotence in kafka-python, so the
+#: caller's extras may not override these.
+PRODUCER_GUARANTEES: dict[str, Any] = {
+    "acks": "all",
+    "enable_idempotence": True,
+    "max_in_flight_requests_per_connection": 5,
+}
+
+
+def producer_config(
+    bootstrap: str, client_id: str, security: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "bootstrap_servers": bootstrap.split(","),
+        "client_id": client_id,
+        "linger_ms": 5,
+        "retries": 2**31 - 1,
+        "delivery_timeout_ms": 120_000,
+        "request_timeout_ms": 30_000,
+        **(security or {}),
+    }
+    config.update(PRODUCER_GUARANTEES)
+    return config
+
+
+class KafkaSink:
+    """Sends record batches to one topic and waits for every acknowledgement."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        *,
+        client_id: str = "corredor-node",
+        security: dict[str, Any] | None = None,
+        ack_timeout_s: float = 120.0,
+    ) -> None:
+        self.topic = topic
+        self._config = producer_config(bootstrap, client_id, security)
+        self._ack_timeout_s = ack_timeout_s
+        self._producer: KafkaProducer | None = None
+
+    def open(self) -> KafkaSink:
+        if self._producer is None:
+            try:
+                self._producer = KafkaProducer(**self._config)
+            except KafkaError as exc:
+                raise TransportError(f"cannot connect producer: {exc}") from exc
+        return self
+
+    @property
+    def producer(self) -> KafkaProducer:
+        return self.open()._producer
+
+    def send_batch(self, records: Sequence[tuple[bytes, bytes]]) -> list[Ack]:
+        producer = self.producer
+        try:
+            futures = [producer.send(self.topic, key=k, value=v) for k, v in records]
+            producer.flush(timeout=self._ack_timeout_s)
+            acks = []
+            for fut in futures:
+                meta = fut.get(timeout=self._ack_timeout_s)
+                acks.append(Ack(meta.topic, meta.partition, meta.offset))
+        except KafkaError as exc:
+            raise TransportError(f"publish to {self.topic} failed: {exc}") from exc
+        return acks
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close(timeout=10)
+            self._producer = None
+
+
+class KafkaSource:
+    """Reads one topic as a member of a consumer group; commits explicitly."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        group_id: str,
+        *,
+        client_id: str = "corredor-aggregator",
+        security: dict[str, Any] | None = None,
+        assignment_timeout_s: float = 30.0,
+    ) -> None:
+        self.topic = topic
+        self._config: dict[str, Any] = {
+            "bootstrap_servers": bootstrap.split(","),
+            "group_id": group_id,
+            "client_id": client_id,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "max_partition_fetch_bytes": 4 * 1024 * 1024,
+            **(security or {}),
+        }
+        self._assignment_timeout_s = assignment_timeout_s
+        self._consumer: KafkaConsumer | None = None
+        self._end: dict[TopicPartition, int] = {}
+
+    def open(self) -> KafkaSource:
+        if self._consumer is not None:
+            return self
+        try:
+            consumer = KafkaConsumer(self.topic, **self._config)
+            deadline = time.monotonic() + self._assignment_timeout_s
+            while not consumer.assignment():
+                if time.monotonic() > deadline:
+                    raise TransportError(f"no partitions of {self.topic} assigned in time")
+                consumer.poll(timeout_ms=200, max_records=1, update_offsets=False)
+            # poll(update_offsets=False) fetched nothing we keep: rewind to committed.
+            for tp in consumer.assignment():
+                committed = consumer.committed(tp)
+                if committed is None:
+                    consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, committed)
+            self._end = consumer.end_offsets(list(consumer.assignment()))
+        except KafkaError as exc:
+            raise TransportError(f"cannot consume {self.topic}: {exc}") from exc
+        self._consumer = consumer
+        return self
+
+    @property
+    def consumer(self) -> KafkaConsumer:
+        return self.open()._consumer
+
+    def poll_batch(self, timeout_ms: int, max_records: int) -> list[Message]:
+        try:
+            polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        except KafkaError as exc:
+            raise TransportError(f"poll of {self.topic} failed: {exc}") from exc
+        out: list[Message] = []
+        for records in polled.values():
+            for r in records:
+                out.append(Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp))
+        return out
+
+    def caught_up(self) -> bool:
+        consumer = self.consumer
+        return all(consumer.position(tp) >= end for tp, end in self._end.items())
+
+    def commit(self) -> None:
+        try:
+            self.consumer.commit()
+        except KafkaError as exc:
+            raise TransportError(f"offset commit failed: {exc}") from exc
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+
+
+def ensure_topic(
+    bootstrap: str,
+    topic: str,
+    *,
+    partitions: int = 3,
+    replication: int = 1,
+    configs: dict[str, str] | None = None,
+    security: dict[str, Any] | None = None,
+) -> bool:
+    """Create ``topic`` if it does not exist. Returns True if it was created."""
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), **(security or {}))
+    except KafkaError as exc:
+        raise TransportError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    try:
+        if topic in admin.list_topics():
+            return False
+        admin.create_topics([NewTopic(topic, partitions, replication, topic_configs=configs or {})])
+        return True
+    except TopicAlreadyExistsError:
+        return False
+    except KafkaError as exc:
+        raise TransportError(f"cannot create topic {topic}: {exc}") from exc
+    finally:
+        admin.close()
