@@ -91,11 +91,23 @@ def test_record_ids_and_documents_are_unique(country: str) -> None:
     assert all(re.fullmatch(r"[A-Z]{1,2}\d{7,8}", d) for d in documents)
 
 
-def test_record_numbers_follow_encounter_order_and_restart_each_year() -> None:
+def test_more_rows_extend_the_list_with_new_encounters() -> None:
+    fewer = generate_encounters("PAN", 500, seed=11, start=START, weeks=6)
+    more = generate_encounters("PAN", 900, seed=11, start=START, weeks=6)
+    assert more[:500] == fewer
+    late = more[500:]
+    assert not {r["record_id"] for r in late} & {r["record_id"] for r in fewer}
+    assert not {r["document_number"] for r in late} & {r["document_number"] for r in fewer}
+    # Late registrations land in weeks already seen, not only after them.
+    assert min(r["encounter_date"] for r in late) < max(r["encounter_date"] for r in fewer)
+
+
+def test_record_numbers_restart_each_year() -> None:
     rows = generate_encounters("MEX", 800, seed=3, start=date(2024, 11, 20), weeks=10)
-    assert [r["encounter_date"] for r in rows] == sorted(r["encounter_date"] for r in rows)
     first_2025 = next(r for r in rows if r["encounter_date"].startswith("2025"))
     assert first_2025["record_id"] == "MEX-2025-000001"
+    numbers_2024 = [int(r["record_id"][-6:]) for r in rows if r["record_id"][4:8] == "2024"]
+    assert numbers_2024 == sorted(numbers_2024)
 
 
 def test_dates_fall_in_the_iso_weeks_and_follow_birth() -> None:

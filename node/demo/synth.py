@@ -606,9 +606,13 @@ def _check_country(country: str) -> None:
         raise ValueError(f"country must be an ISO 3166-1 alpha-3 code, got {country!r}")
 
 
-def _rng(country: str, seed: int) -> random.Random:
+def _rng(country: str, seed: int, stream: str) -> random.Random:
     # A string seed is hashed with SHA-512, so countries get unrelated streams.
-    return random.Random(f"corredor.demo.synth:{country}:{seed}")
+    return random.Random(f"corredor.demo.synth:{country}:{seed}:{stream}")
+
+
+def _monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
 
 
 def _years_before(day: date, years: int) -> date:
@@ -777,7 +781,7 @@ def _draw_groups(rng: random.Random, country: str, n: int, start: date, weeks: i
         week_mass.append(trend[week] * sum(weights) / total)
         nationality_cum.append(list(accumulate(weights)))
     week_cum = list(accumulate(week_mass))
-    monday = start - timedelta(days=start.weekday())
+    monday = _monday(start)
     maker = _PeopleMaker(rng, set())
     groups: list[_Group] = []
     drawn = 0
@@ -806,16 +810,18 @@ def _health_note(rng: random.Random, rate: float, person: _Person, group: _Group
     return rng.choice([note for note, who in _HEALTH_NOTES if fits[who]])
 
 
-def _render(rng: random.Random, country: str, groups: list[_Group]) -> list[dict[str, str]]:
-    """Rows in registration order; record numbers restart each year."""
-    ordered = sorted(groups, key=lambda g: g.encounter_date)
+def _render(country: str, seed: int, groups: list[_Group], start: date) -> list[dict[str, str]]:
+    """Rows in registration order, which is the order the groups were drawn in.
+
+    Record numbers and notes come from their own stream, one row after the
+    other, so that the first n rows never depend on how many follow.
+    """
+    rng = _rng(country, seed, "registry")
     rate = _profile(country).health_rate
     # The period starts mid-year: earlier records of that year exist elsewhere.
-    last_number: dict[int, int] = {}
-    if ordered:
-        last_number[ordered[0].encounter_date.year] = rng.randrange(400)
+    last_number = {_monday(start).year: rng.randrange(400)}
     rows: list[dict[str, str]] = []
-    for group in ordered:
+    for group in groups:
         year = group.encounter_date.year
         for person in group.people:
             last_number[year] = last_number.get(year, 0) + 1
@@ -851,6 +857,11 @@ def generate_encounters(
 
     Encounter dates fall in the ``weeks`` ISO weeks starting with the week of
     ``start`` (so the first may be before ``start`` when it is not a Monday).
+    Rows come in registration order, not encounter order: as with a data-entry
+    backlog, records for any week of the period keep arriving. Asking for more
+    rows extends the list, ``generate_encounters(c, n + k, ...)[:n] ==
+    generate_encounters(c, n, ...)``, so the extra rows are new encounters spread
+    over the whole period: late registrations, which make published weeks change.
     The corridor countries PAN, CRI, NIC, HND, GTM and MEX have their own mix
     of nationalities, places and arrivals; any other ISO3 code gets a generic
     mix met at its capital. The same arguments always give the same rows, and
@@ -859,8 +870,8 @@ def generate_encounters(
     Raises ValueError for a malformed country code, ``n < 0`` or ``weeks < 1``.
     """
     _check(country, n, weeks)
-    rng = _rng(country, seed)
-    return _render(rng, country, _draw_groups(rng, country, n, start, weeks))
+    groups = _draw_groups(_rng(country, seed, "people"), country, n, start, weeks)
+    return _render(country, seed, groups, start)
 
 
 def _link_travellers(
@@ -934,13 +945,15 @@ def generate_federation(
     drawn: dict[str, list[_Group]] = {}
     rows: dict[str, list[dict[str, str]]] = {}
     for country in sorted(volumes, key=_route_depth):  # upstream countries first
-        rng = _rng(country, seed)
-        groups = _draw_groups(rng, country, volumes[country], start, weeks)
+        groups = _draw_groups(
+            _rng(country, seed, "people"), country, volumes[country], start, weeks
+        )
         upstream = _predecessor(country)
         if linked_share > 0 and upstream in drawn:
-            _link_travellers(rng, groups, upstream, drawn[upstream], linked_share)
+            links = _rng(country, seed, "links")
+            _link_travellers(links, groups, upstream, drawn[upstream], linked_share)
         drawn[country] = groups
-        rows[country] = _render(rng, country, groups)
+        rows[country] = _render(country, seed, groups, start)
     return {country: rows[country] for country in volumes}
 
 
