@@ -1,0 +1,61 @@
+"""Builders shared by the tests: member and aggregator homes with seeded data."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+from pathlib import Path
+
+from node import operations as ops
+from node.config import Home, policies_dir
+from node.demo.synth import generate_encounters, write_csv
+from node.model.codes import age_at, age_band, iso_week
+from node.policy.loader import load_policy
+
+START = date(2024, 1, 1)
+
+
+def member_with_data(
+    base: Path, country: str, n: int, *, seed: int = 7, weeks: int = 6, topic: str = "t"
+) -> tuple[Home, list[dict[str, str]], Path]:
+    """A member home with n synthetic records ingested; returns (home, rows, csv)."""
+    home = ops.init_member(base / country.lower(), country, topic=topic)
+    rows = generate_encounters(country, n, seed=seed, start=START, weeks=weeks)
+    path = base / f"{country}.csv"
+    write_csv(rows, path)
+    report = ops.ingest(home, path)
+    assert report.stored == n, report.rejected[:3]
+    return home, rows, path
+
+
+def aggregator_for(base: Path, members: list[Home], *, topic: str = "t") -> Home:
+    agg = ops.init_aggregator(base / "ts", topic=topic)
+    for m in members:
+        ops.add_member(agg, m.country, m.public_key_path)
+    return agg
+
+
+def expected_flow_totals(country: str, rows: list[dict[str, str]]) -> Counter[tuple[str, str]]:
+    """(ISO week, nationality) -> count, straight from raw rows, applying the
+    country's published policy rule (weekly cells by its dimensions, cells under
+    the minimum suppressed). Written independently of node.policy.flows."""
+    policy = load_policy(policies_dir() / f"{country}.yaml")
+    rules = policy.exchanges.flow_statistics
+    assert rules.period == "iso_week"
+    cells: Counter[tuple[str, ...]] = Counter()
+    for r in rows:
+        born = date.fromisoformat(r["date_of_birth"])
+        met = date.fromisoformat(r["encounter_date"])
+        values = {
+            "nationality": r["nationality"],
+            "sex": r["sex"],
+            "age_band": age_band(age_at(born, met)),
+            "previous_country": r["previous_country"] or "_U",
+        }
+        cells[(iso_week(met), *(values[d] for d in rules.dimensions))] += 1
+    totals: Counter[tuple[str, str]] = Counter()
+    nat = list(rules.dimensions).index("nationality") + 1
+    for key, n in cells.items():
+        if n >= rules.min_cell_size:
+            totals[(key[0], key[nat])] += n
+    return totals
