@@ -1,0 +1,146 @@
+"""The slice on a real broker: four nodes publish, the Secretariat aggregates."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from node import operations as ops
+from node.config import Home
+from node.crypto.signing import SigningKey
+from node.demo.synth import plant_values
+from node.model.events import Envelope, PolicyRef
+from node.store.picture import PictureStore
+from tests.factories import aggregator_for, expected_flow_totals, member_with_data
+
+COUNTRIES = ("PAN", "CRI", "GTM", "MEX")
+
+
+def _all_bytes(bootstrap: str, topic: str) -> list[bytes]:
+    """Every key and value on the topic, read back from the broker."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=5000,
+    )
+    try:
+        out = []
+        for msg in consumer:
+            out.extend(x for x in (msg.key, msg.value) if x)
+        return out
+    finally:
+        consumer.close()
+
+
+@pytest.fixture
+def federation(
+    tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str
+) -> tuple[list[tuple[Home, list[dict[str, str]]]], Home]:
+    members = []
+    for i, country in enumerate(COUNTRIES):
+        home, rows, _ = member_with_data(
+            tmp_path, country, 2500, seed=100 + i, weeks=4, topic=topic
+        )
+        home.config.kafka.bootstrap = kafka_bootstrap
+        home.save()
+        members.append((home, rows))
+    agg = aggregator_for(tmp_path, [h for h, _ in members], topic=topic)
+    agg.config.kafka.bootstrap = kafka_bootstrap
+    agg.config.kafka.group_id = group_id
+    agg.save()
+    return members, agg
+
+
+def test_four_nodes_picture_equals_raw_counts(federation, kafka_bootstrap: str) -> None:  # type: ignore[no-untyped-def]
+    members, agg = federation
+    for home, _ in members:
+        result = ops.publish(home)
+        assert result.drain.acknowledged == result.plan.published_cells > 0
+        assert result.outbox.pending == 0
+    stats = ops.aggregate_once(agg)
+    assert stats.rejected_total == 0
+    assert stats.applied == stats.messages > 0
+    with PictureStore(agg.store_path) as store:
+        picture = {(p, rc, n): c for p, rc, n, _r, c in store.flow_totals()}
+    expected = {
+        (period, home.country, nat): n
+        for home, rows in members
+        for (period, nat), n in expected_flow_totals(home.country, rows).items()
+    }
+    assert picture == expected
+    # A second pass finds nothing new; publishing again sends nothing.
+    assert ops.aggregate_once(agg).messages == 0
+    assert all(ops.publish(h).drain.sent == 0 for h, _ in members)
+
+
+def test_no_raw_identifying_value_reaches_the_topic(  # type: ignore[no-untyped-def]
+    federation, kafka_bootstrap: str, topic: str
+) -> None:
+    members, _ = federation
+    planted: set[str] = set()
+    for home, rows in members:
+        ops.publish(home)
+        for values in plant_values(rows).values():
+            planted |= {v for v in values if len(v) >= 4}
+    blobs = _all_bytes(kafka_bootstrap, topic)
+    assert blobs, "nothing was read back from the topic"
+    found = [v for v in planted for b in blobs if v.encode("utf-8") in b]
+    assert not found, f"{len(found)} raw values found on the topic"
+    # the scan is able to find what it looks for
+    assert any(b"PAN" in b for b in blobs)
+
+
+def test_forged_event_on_the_topic_is_not_applied(  # type: ignore[no-untyped-def]
+    federation, kafka_bootstrap: str, topic: str
+) -> None:
+    members, agg = federation
+    pan = members[0][0]
+    ops.publish(pan)
+    codec = ops.event_codec()
+    pan_key = SigningKey.load("PAN", pan.signing_key_path)
+    intruder = SigningKey.generate("PAN")
+    body = codec.encode_body(
+        "FlowStatistic",
+        {
+            "reporting_country": "PAN",
+            "period": "2024-W03",
+            "period_type": "ISO_WEEK",
+            "nationality": "IND",
+            "count": 424242,
+        },
+    )
+    env = Envelope(
+        event_id=str(uuid.uuid4()),
+        producer="PAN",
+        kind="FlowStatistic",
+        subject="FlowStatistic|PAN|2024-W03|nationality=IND,sex=M,age_band=18-29,previous_country=COL",
+        revision=1000,
+        produced_at=datetime.now(UTC),
+        policy=PolicyRef("PAN-policy", "2024.1", "0" * 64),
+        audiences=("TS",),
+        purposes=("statistics",),
+        key_id=pan_key.key_id,
+        body=body,
+    )
+    env_bytes = codec.encode_envelope(env)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    producer.send(topic, key=b"PAN", value=codec.encode_signed(env_bytes, intruder.sign(env_bytes)))
+    producer.flush()
+    producer.close()
+    stats = ops.aggregate_once(agg)
+    assert stats.rejected == {"bad-signature": 1}
+    assert stats.applied > 0
+    with PictureStore(agg.store_path) as store:
+        assert all(c["count"] != 424242 for c in store.flow_cells())
+        rejected = store.rejected()
+    assert rejected[0]["reason"] == "bad-signature"
+    assert rejected[0]["producer"] == "PAN" and rejected[0]["event_id"] == env.event_id
+    status = ops.home_status(agg)
+    assert status["rejected"] == 1
