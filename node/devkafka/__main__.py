@@ -1,0 +1,121 @@
+"""Shell entry point: ``python -m node.devkafka fetch|up|down|status``.
+
+A stop-gap for the Makefile and for engineers; ``corredor kafka ...`` is the
+operator-facing CLI and calls the same library functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from node import config
+from node.devkafka.cluster import cluster_status, start_cluster, stop_cluster
+from node.devkafka.jars import ensure_jars
+from node.devkafka.state import load_state, remove_state, save_state
+from node.errors import CorredorError
+
+
+def _echo(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _cluster_dir(state_dir: Path) -> Path:
+    return state_dir / "cluster"
+
+
+def fetch(_args: argparse.Namespace) -> int:
+    print(ensure_jars(config.kafka_pom(), config.kafka_dir(), _echo))
+    return 0
+
+
+def up(args: argparse.Namespace) -> int:
+    state_dir = config.kafka_dir()
+    info = load_state(state_dir)
+    if info is not None:
+        statuses = cluster_status(info)
+        if any(s.alive for s in statuses):
+            if len(info.nodes) != args.nodes:
+                _echo(
+                    f"a {len(info.nodes)}-node local Kafka is already running at "
+                    f"{info.bootstrap}; run `down` first"
+                )
+                return 1
+            _echo("local Kafka already running")
+            print(info.bootstrap)
+            return 0
+        # Left over from a crash or reboot: nothing runs, so its data can go.
+        remove_state(info)
+    shutil.rmtree(_cluster_dir(state_dir), ignore_errors=True)
+    jars = ensure_jars(config.kafka_pom(), state_dir, _echo)
+    _echo(f"starting a {args.nodes}-node Kafka cluster...")
+    info = start_cluster(
+        args.nodes, base_dir=_cluster_dir(state_dir), jars=jars, timeout=args.timeout
+    )
+    save_state(info, state_dir)
+    _echo(f"logs: {info.base_dir}/node-*/logs/server.log")
+    print(info.bootstrap)
+    return 0
+
+
+def down(_args: argparse.Namespace) -> int:
+    info = load_state(config.kafka_dir())
+    if info is None:
+        _echo("no local Kafka is running")
+        return 0
+    stop_cluster(info, remove_data=True)
+    _echo(f"stopped local Kafka at {info.bootstrap}")
+    return 0
+
+
+def status(_args: argparse.Namespace) -> int:
+    info = load_state(config.kafka_dir())
+    if info is None:
+        _echo("no local Kafka is running")
+        return 1
+    statuses = cluster_status(info)
+    print(f"bootstrap {info.bootstrap}  cluster {info.cluster_id}")
+    for s in statuses:
+        state = "up" if s.alive else "DOWN"
+        print(f"node {s.node_id}  pid {s.pid:<8} port {s.port:<6} {state}")
+    return 0 if all(s.alive for s in statuses) else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m node.devkafka",
+        description="Run a local Apache Kafka broker from Maven Central jars.",
+        epilog="example: python -m node.devkafka up --nodes 3",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("fetch", help="fetch and cache the broker jars").set_defaults(func=fetch)
+    start = commands.add_parser("up", help="start a cluster and print its bootstrap address")
+    start.add_argument("--nodes", type=int, choices=(1, 3), default=1)
+    start.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for it")
+    start.set_defaults(func=up)
+    commands.add_parser("down", help="stop the cluster and delete its data").set_defaults(func=down)
+    commands.add_parser("status", help="show each node; exit 1 if any is down").set_defaults(
+        func=status
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # Readiness probes against a starting broker make kafka-python log connection
+    # errors; without this, logging's last-resort handler prints them all.
+    logging.getLogger("kafka").addHandler(logging.NullHandler())
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except CorredorError as exc:
+        _echo(f"error: {exc}")
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
