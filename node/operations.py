@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -229,3 +230,36 @@ def remove_home(path: Path) -> None:
     """Delete a home created by the demo (only if it is one)."""
     if (path / "corredor.yaml").is_file():
         shutil.rmtree(path)
+
+
+def home_status(home: Home) -> dict[str, object]:
+    """What an operator checks first: stored data, outbox, what was set aside."""
+    if home.is_aggregator:
+        with PictureStore(home.store_path) as store:
+            counts = store.counts()
+            return {
+                "role": "aggregator",
+                "topic": home.config.kafka.topic,
+                **counts,
+                "rejected_by_reason": store.rejected_by_reason(),
+                "rejected_messages": store.rejected(limit=50),
+            }
+    with NodeStore(home.store_path) as store:
+        outbox = store.outbox_status()
+        return {
+            "role": "member",
+            "country": home.country,
+            "topic": home.config.kafka.topic,
+            "policy_version": home_policy(home).version,
+            "records": store.count_encounters(),
+            "outbox_pending": outbox.pending,
+            "outbox_acknowledged": outbox.acked,
+            "oldest_pending_at": _iso(outbox.oldest_pending_at),
+            "last_acknowledged_at": _iso(outbox.last_acked_at),
+        }
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")

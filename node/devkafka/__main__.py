@@ -8,24 +8,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from node import config
-from node.devkafka.cluster import cluster_status, start_cluster, stop_cluster
 from node.devkafka.jars import ensure_jars
-from node.devkafka.state import load_state, remove_state, save_state
+from node.devkafka.manage import local_down, local_status, local_up
 from node.errors import CorredorError
 
 
 def _echo(message: str) -> None:
     print(message, file=sys.stderr)
-
-
-def _cluster_dir(state_dir: Path) -> Path:
-    return state_dir / "cluster"
 
 
 def fetch(_args: argparse.Namespace) -> int:
@@ -34,50 +27,30 @@ def fetch(_args: argparse.Namespace) -> int:
 
 
 def up(args: argparse.Namespace) -> int:
-    state_dir = config.kafka_dir()
-    info = load_state(state_dir)
-    if info is not None:
-        statuses = cluster_status(info)
-        if any(s.alive for s in statuses):
-            if len(info.nodes) != args.nodes:
-                _echo(
-                    f"a {len(info.nodes)}-node local Kafka is already running at "
-                    f"{info.bootstrap}; run `down` first"
-                )
-                return 1
-            _echo("local Kafka already running")
-            print(info.bootstrap)
-            return 0
-        # Left over from a crash or reboot: nothing runs, so its data can go.
-        remove_state(info)
-    shutil.rmtree(_cluster_dir(state_dir), ignore_errors=True)
-    jars = ensure_jars(config.kafka_pom(), state_dir, _echo)
-    _echo(f"starting a {args.nodes}-node Kafka cluster...")
-    info = start_cluster(
-        args.nodes, base_dir=_cluster_dir(state_dir), jars=jars, timeout=args.timeout
+    info, started = local_up(
+        config.kafka_dir(), config.kafka_pom(), nodes=args.nodes, timeout=args.timeout, echo=_echo
     )
-    save_state(info, state_dir)
+    _echo("started" if started else "local Kafka already running")
     _echo(f"logs: {info.base_dir}/node-*/logs/server.log")
     print(info.bootstrap)
     return 0
 
 
 def down(_args: argparse.Namespace) -> int:
-    info = load_state(config.kafka_dir())
+    info = local_down(config.kafka_dir())
     if info is None:
         _echo("no local Kafka is running")
         return 0
-    stop_cluster(info, remove_data=True)
     _echo(f"stopped local Kafka at {info.bootstrap}")
     return 0
 
 
 def status(_args: argparse.Namespace) -> int:
-    info = load_state(config.kafka_dir())
-    if info is None:
+    found = local_status(config.kafka_dir())
+    if found is None:
         _echo("no local Kafka is running")
         return 1
-    statuses = cluster_status(info)
+    info, statuses = found
     print(f"bootstrap {info.bootstrap}  cluster {info.cluster_id}")
     for s in statuses:
         state = "up" if s.alive else "DOWN"

@@ -68,6 +68,30 @@ RCM_MEMBERS: tuple[str, ...] = ("CAN", "CRI", "DOM", "SLV", "GTM", "HND", "MEX",
 RCM_INVITED: tuple[str, ...] = ("BLZ", "NIC")
 CSM_GUESTS: tuple[str, ...] = ("BRA", "COL", "ECU")
 
+#: The land corridor north, in travel order; reports list countries this way.
+CORRIDOR_ORDER: tuple[str, ...] = (
+    "COL",
+    "PAN",
+    "CRI",
+    "NIC",
+    "HND",
+    "SLV",
+    "GTM",
+    "BLZ",
+    "MEX",
+    "USA",
+    "CAN",
+)
+
+
+def corridor_sort_key(code: str) -> tuple[int, str]:
+    """Sort countries along the corridor, others after it alphabetically."""
+    try:
+        return (CORRIDOR_ORDER.index(code), code)
+    except ValueError:
+        return (len(CORRIDOR_ORDER), code)
+
+
 SEXES: tuple[str, ...] = ("F", "M", "X")
 
 #: Age bands, lower bound inclusive. Minors are one band: the policy floor does

@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from node.model.codes import corridor_sort_key
 from node.store.picture import PictureStore
 
 
@@ -55,7 +56,7 @@ def render_flow_tables(console: Console, rows: list[FlowRow], last: int = 0) -> 
     if not periods:
         console.print("[yellow]The picture is empty: nothing has been applied yet.[/]")
         return
-    countries = sorted({r.reporting_country for r in rows})
+    countries = sorted({r.reporting_country for r in rows}, key=corridor_sort_key)
     for period in periods:
         grid: dict[str, dict[str, int]] = defaultdict(dict)
         for r in by_period[period]:

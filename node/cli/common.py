@@ -1,0 +1,61 @@
+"""Shared pieces of the command line: consoles, error handling, common options."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from node import operations as ops
+from node.config import Home
+from node.errors import CorredorError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def handle_errors(func: F) -> F:
+    """Turn CorredorError into click's clean error output."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except CorredorError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def bootstrap_option(func: F) -> F:
+    return click.option(
+        "--bootstrap",
+        metavar="HOST:PORT",
+        help="Kafka bootstrap address; overrides the home's config and CORREDOR_KAFKA_BOOTSTRAP.",
+    )(func)
+
+
+def format_option(*choices: str) -> Callable[[F], F]:
+    def decorate(func: F) -> F:
+        return click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(choices),
+            default=choices[0],
+            show_default=True,
+            help="Output format.",
+        )(func)
+
+    return decorate
+
+
+def home_of(ctx: click.Context) -> Home:
+    """The home named by the top-level --home option (or CORREDOR_HOME)."""
+    home: Path | None = ctx.find_root().obj.get("home") if ctx.find_root().obj else None
+    return ops.open_home(home)

@@ -1,0 +1,320 @@
+"""Commands of a node's daily work: init, keys, members, ingest, publish,
+aggregate, report, status."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from node import operations as ops
+from node.cli.common import (
+    bootstrap_option,
+    console,
+    err_console,
+    format_option,
+    handle_errors,
+    home_of,
+)
+from node.config import DEFAULT_TOPIC
+from node.ingest import template_header
+
+# -- init, keys, members ------------------------------------------------------------
+
+
+@click.command()
+@click.option("--country", metavar="ISO3", help="The member country (ISO 3166-1 alpha-3).")
+@click.option("--aggregator", is_flag=True, help="Create the Secretariat's aggregator home.")
+@click.option(
+    "--home", "home_opt", type=click.Path(file_okay=False, path_type=Path), help="Home to create."
+)
+@click.option(
+    "--policy",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Policy file (default: policies/<ISO3>.yaml).",
+)
+@click.option("--bootstrap", default="127.0.0.1:9092", show_default=True, metavar="HOST:PORT")
+@click.option("--topic", default=DEFAULT_TOPIC, show_default=True, help="The shared topic.")
+@click.pass_context
+@handle_errors
+def init(
+    ctx: click.Context,
+    country: str | None,
+    aggregator: bool,
+    home_opt: Path | None,
+    policy: Path | None,
+    bootstrap: str,
+    topic: str,
+) -> None:
+    """Create a node's home: config, SQLite store and an Ed25519 key pair.
+
+    \b
+    Example:
+      corredor init --country PAN --home ./pan
+      corredor init --aggregator --home ./ts
+    """
+    path = home_opt or (ctx.find_root().obj or {}).get("home")
+    if path is None:
+        raise click.UsageError("give --home DIR")
+    if aggregator == bool(country):
+        raise click.UsageError("give exactly one of --country ISO3 or --aggregator")
+    if aggregator:
+        home = ops.init_aggregator(path, bootstrap=bootstrap, topic=topic)
+        console.print(f"Created the aggregator home at [bold]{home.path}[/]")
+        return
+    assert country is not None
+    home = ops.init_member(path, country, policy=policy, bootstrap=bootstrap, topic=topic)
+    console.print(f"Created {home.country}'s node home at [bold]{home.path}[/]")
+    console.print(f"Policy: {home.policy_path}")
+    console.print(f"Public signing key: {home.public_key_path}")
+
+
+@click.group()
+def keys() -> None:
+    """Manage the node's signing keys.
+
+    \b
+    Example:
+      corredor --home ./pan keys export-public > pan.pub
+    """
+
+
+@keys.command("export-public")
+@click.pass_context
+@handle_errors
+def keys_export_public(ctx: click.Context) -> None:
+    """Print the node's public signing key (PEM), to give to the Secretariat.
+
+    \b
+    Example:
+      corredor --home ./pan keys export-public > pan.pub
+    """
+    click.echo(ops.export_public_key(home_of(ctx)), nl=False)
+
+
+@click.group()
+def member() -> None:
+    """Manage the members known to the aggregator.
+
+    \b
+    Example:
+      corredor --home ./ts member add PAN pan.pub
+    """
+
+
+@member.command("add")
+@click.argument("country")
+@click.argument("pem_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.pass_context
+@handle_errors
+def member_add(ctx: click.Context, country: str, pem_file: Path) -> None:
+    """Record COUNTRY's public signing key (PEM_FILE) at the aggregator.
+
+    \b
+    Example:
+      corredor --home ./ts member add PAN pan.pub
+    """
+    key_id = ops.add_member(home_of(ctx), country, pem_file)
+    console.print(f"Recorded key [bold]{key_id}[/] for {country.upper()}")
+
+
+# -- member node: ingest and publish --------------------------------------------------
+
+
+@click.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--template", is_flag=True, help="Print the CSV header of an encounter file.")
+@format_option("table", "json")
+@click.pass_context
+@handle_errors
+def ingest(ctx: click.Context, file: Path | None, template: bool, fmt: str) -> None:
+    """Validate and store raw encounter records from FILE (CSV).
+
+    Good rows are stored; each bad row is reported with its file, line, field
+    and reason, and kept in a rejects file in the home. Ingesting the same file
+    twice stores nothing twice.
+
+    \b
+    Example:
+      corredor ingest --template > encounters.csv
+      corredor --home ./pan ingest encounters.csv
+    """
+    if template:
+        click.echo(template_header())
+        return
+    if file is None:
+        raise click.UsageError("give FILE, or --template")
+    home = home_of(ctx)
+    with console.status(f"Ingesting {file}…"):
+        report = ops.ingest(home, file)
+    if fmt == "json":
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        console.print(
+            f"{file}: {report.rows} rows, [green]{report.stored} stored[/], "
+            f"{report.duplicates} already stored, "
+            f"[{'red' if report.rejected else 'green'}]{report.rejected_rows} rejected[/]"
+        )
+        for rej in report.rejected[:20]:
+            err_console.print(f"  [red]{rej.located()}[/]")
+        if len(report.rejected) > 20:
+            err_console.print(f"  … {len(report.rejected) - 20} more")
+        if report.rejects_file:
+            console.print(f"Rejected rows kept in {report.rejects_file}")
+    if report.rejected and report.stored == 0 and report.duplicates == 0:
+        ctx.exit(1)
+
+
+@click.command()
+@bootstrap_option
+@format_option("table", "json")
+@click.pass_context
+@handle_errors
+def publish(ctx: click.Context, bootstrap: str | None, fmt: str) -> None:
+    """Publish what the policy lets out: signed FlowStatistic events to Kafka.
+
+    Cells below the policy's minimum size are suppressed and not sent. Cells
+    that changed since the last publish go out as new revisions, never as
+    extra counts.
+
+    \b
+    Example:
+      corredor --home ./pan publish --bootstrap 127.0.0.1:9092
+    """
+    home = home_of(ctx)
+    with console.status("Publishing…"):
+        result = ops.publish(home, bootstrap=bootstrap)
+    plan = result.plan
+    summary = {
+        "country": home.country,
+        "policy_version": result.policy_version,
+        "topic": result.topic,
+        "cells": plan.cells,
+        "published_cells": plan.published_cells,
+        "suppressed_cells": plan.suppressed_cells,
+        "new": plan.new,
+        "revised": plan.revised,
+        "withdrawn": plan.withdrawn,
+        "sent": result.drain.sent,
+        "acknowledged": result.drain.acknowledged,
+        "outbox_pending": result.outbox.pending,
+    }
+    if fmt == "json":
+        click.echo(json.dumps(summary, indent=2))
+        return
+    table = Table(title=f"{home.country}: publish", title_justify="left", show_header=False)
+    for k, v in summary.items():
+        table.add_row(k.replace("_", " "), str(v))
+    console.print(table)
+
+
+# -- aggregator ----------------------------------------------------------------------
+
+
+@click.command()
+@click.option(
+    "--once", is_flag=True, required=True, help="Consume up to the topic's end, then stop."
+)
+@bootstrap_option
+@format_option("table", "json")
+@click.pass_context
+@handle_errors
+def aggregate(ctx: click.Context, once: bool, bootstrap: str | None, fmt: str) -> None:
+    """Consume the shared topic, verify and apply events to the picture.
+
+    Undecodable, unsigned, unknown-key or forged messages are set aside with a
+    reason and never applied.
+
+    \b
+    Example:
+      corredor --home ./ts aggregate --once
+    """
+    home = home_of(ctx)
+    with console.status("Aggregating…"):
+        stats = ops.aggregate_once(home, bootstrap=bootstrap)
+    if fmt == "json":
+        click.echo(json.dumps(stats.as_dict(), indent=2))
+        return
+    console.print(
+        f"{stats.messages} messages: [green]{stats.applied} applied[/], "
+        f"{stats.duplicates} duplicates, {stats.stale} superseded, "
+        f"[{'red' if stats.rejected_total else 'green'}]{stats.rejected_total} rejected[/]"
+    )
+    for reason, n in sorted(stats.rejected.items()):
+        console.print(f"  [red]{reason}[/]: {n}")
+
+
+@click.command()
+@format_option("table", "json")
+@click.option("--last", type=int, default=0, help="Only the last N periods (table format).")
+@click.pass_context
+@handle_errors
+def report(ctx: click.Context, fmt: str, last: int) -> None:
+    """Print the regional picture: nationality × reporting country, by ISO week.
+
+    \b
+    Example:
+      corredor --home ./ts report --last 4
+      corredor --home ./ts report --format json > picture.json
+    """
+    from node.report.flows import flow_rows, picture_json, render_flow_tables
+    from node.store.picture import PictureStore
+
+    home = home_of(ctx)
+    with PictureStore(home.store_path) as store:
+        if fmt == "json":
+            click.echo(json.dumps(picture_json(store), indent=2))
+        else:
+            render_flow_tables(console, flow_rows(store), last=last)
+
+
+@click.command()
+@format_option("table", "json")
+@click.pass_context
+@handle_errors
+def status(ctx: click.Context, fmt: str) -> None:
+    """Show the node's state: stored records and outbox, or the aggregator's
+    applied events and what it set aside, by reason.
+
+    \b
+    Example:
+      corredor --home ./ts status
+    """
+    home = home_of(ctx)
+    data = ops.home_status(home)
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    table = Table(title=f"{home.path}", title_justify="left", show_header=False)
+    for k, v in data.items():
+        if isinstance(v, dict | list):
+            continue
+        table.add_row(k.replace("_", " "), str(v))
+    console.print(table)
+    rejected = data.get("rejected_messages")
+    if isinstance(rejected, list) and rejected:
+        rt = Table(title="Set aside (never applied)", title_justify="left")
+        for col in ("reason", "producer", "event_id", "partition", "offset", "detail"):
+            rt.add_column(col)
+        for r in rejected:
+            rt.add_row(
+                *(
+                    str(r.get(c) or "")
+                    for c in ("reason", "producer", "event_id", "partition", "offset", "detail")
+                )
+            )
+        console.print(rt)
+
+
+COMMANDS: tuple[click.Command, ...] = (
+    init,
+    keys,
+    member,
+    ingest,
+    publish,
+    aggregate,
+    report,
+    status,
+)

@@ -1,0 +1,80 @@
+"""The one local cluster that `corredor kafka up` manages, across processes.
+
+`up` starts a cluster (or reuses the running one) and records it in a state
+file under the cache directory; `status` and `down` act only on what that file
+describes, so they never touch a broker something else started.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from node.devkafka.cluster import NodeStatus, cluster_status, start_cluster, stop_cluster
+from node.devkafka.jars import ensure_jars
+from node.devkafka.state import ClusterInfo, load_state, remove_state, save_state
+from node.errors import KafkaSetupError
+
+Echo = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def running_cluster(state_dir: Path) -> ClusterInfo | None:
+    """The recorded cluster if at least one of its brokers is alive."""
+    info = load_state(state_dir)
+    if info is None:
+        return None
+    if any(s.alive for s in cluster_status(info)):
+        return info
+    return None
+
+
+def local_up(
+    state_dir: Path,
+    pom: Path,
+    *,
+    nodes: int = 1,
+    timeout: float = 90.0,
+    echo: Echo = _quiet,
+) -> tuple[ClusterInfo, bool]:
+    """Start the local cluster, or reuse the one running. Returns (info, started)."""
+    info = load_state(state_dir)
+    if info is not None:
+        if any(s.alive for s in cluster_status(info)):
+            if len(info.nodes) != nodes:
+                raise KafkaSetupError(
+                    f"a {len(info.nodes)}-node local Kafka is already running at "
+                    f"{info.bootstrap}; run `corredor kafka down` first"
+                )
+            return info, False
+        # Left over from a crash or reboot: nothing of it runs. Its data lives in
+        # our own cluster directory (removed below), never at a path taken from
+        # the state file, which could have been edited.
+        remove_state(info)
+    cluster_dir = state_dir / "cluster"
+    shutil.rmtree(cluster_dir, ignore_errors=True)
+    jars = ensure_jars(pom, state_dir, echo)
+    echo(f"starting a {nodes}-node Kafka cluster on 127.0.0.1…")
+    info = start_cluster(nodes, base_dir=cluster_dir, jars=jars, timeout=timeout)
+    save_state(info, state_dir)
+    return info, True
+
+
+def local_status(state_dir: Path) -> tuple[ClusterInfo, list[NodeStatus]] | None:
+    info = load_state(state_dir)
+    if info is None:
+        return None
+    return info, cluster_status(info)
+
+
+def local_down(state_dir: Path) -> ClusterInfo | None:
+    """Stop the recorded cluster and delete its data. None if none was recorded."""
+    info = load_state(state_dir)
+    if info is None:
+        return None
+    stop_cluster(info, remove_data=True)
+    return info
