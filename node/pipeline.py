@@ -82,7 +82,7 @@ class EventFactory:
         content: str | None,
         now: datetime,
     ) -> StagedEvent:
-        rules = self.policy.exchanges.flow_statistics
+        rules = self.policy.exchange(kind)
         event_id = str(uuid.uuid4())
         envelope = Envelope(
             event_id=event_id,

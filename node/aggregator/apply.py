@@ -8,6 +8,7 @@ a reason (never applied, never silently dropped):
     unknown-key         signed with a key no member registered
     producer-mismatch   the key belongs to another country than the producer
     bad-signature       the signature does not verify (forged or altered)
+    unknown-kind        no view applies events of this kind
     undecodable-body    the body does not decode as its kind
     replay-conflict     an event id applied before, now with different content
 
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from node.aggregator.views import APPLIERS
 from node.codec.events import EventCodec
 from node.crypto.signing import load_public_pem, verify
 from node.errors import CodecError, SignatureInvalid
@@ -116,6 +118,10 @@ class Aggregator:
 
     def _apply_one(self, conn: sqlite3.Connection, msg: Message, stats: ApplyStats) -> None:
         envelope, env_bytes = self._verify(msg)
+        if envelope.kind not in APPLIERS:
+            raise _Reject(
+                "unknown-kind", f"no view applies events of kind {envelope.kind!r}", envelope
+            )
         try:
             event = self.codec.decode_event(envelope)
         except CodecError as exc:
@@ -131,7 +137,7 @@ class Aggregator:
                 f"event {envelope.event_id} was applied before with different content",
                 envelope,
             )
-        current = self.store.flow_revision(conn, envelope.subject)
+        current = self.store.head_revision(conn, envelope.subject)
         newer = current is None or envelope.revision > current
         self.store.record_received(
             conn,
@@ -155,15 +161,16 @@ class Aggregator:
         if not newer:
             stats.stale += 1
             return
-        if envelope.kind == "FlowStatistic":
-            self.store.upsert_flow(
-                conn,
-                envelope.subject,
-                envelope.revision,
-                envelope.event_id,
-                envelope.producer,
-                event.body,
-            )
+        self.store.set_head(
+            conn,
+            envelope.subject,
+            envelope.kind,
+            envelope.producer,
+            envelope.revision,
+            envelope.event_id,
+            envelope.is_withdrawal,
+        )
+        APPLIERS[envelope.kind](self.store, conn, envelope, event.body)
         stats.applied += 1
 
     def apply_batch(self, messages: Iterable[Message]) -> ApplyStats:

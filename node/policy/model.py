@@ -40,10 +40,14 @@ class _Strict(BaseModel):
 
 
 class UseRules(_Strict):
-    """Who may receive an exchange, for what, and for how long."""
+    """Whether an exchange is shared, on what basis, to whom, for what, how long."""
 
-    audiences: list[Audience] = Field(min_length=1)
-    purposes: list[str] = Field(min_length=1)
+    shared: bool = False
+    legal_basis: str | None = Field(
+        default=None, description="Citation for this exchange; the policy's own if absent."
+    )
+    audiences: list[Audience] = Field(default_factory=list)
+    purposes: list[str] = Field(default_factory=list)
     retention_days: int = Field(default=1825, gt=0, le=36500)
     embargo_days: int = Field(default=0, ge=0, le=3650)
 
@@ -66,6 +70,14 @@ class UseRules(_Strict):
                 raise ValueError(f"unknown purpose {item!r}: use one of {sorted(PURPOSES)}")
         return value
 
+    @model_validator(mode="after")
+    def _shared_needs_use(self) -> UseRules:
+        if self.shared and not self.audiences:
+            raise ValueError("a shared exchange names at least one audience")
+        if self.shared and not self.purposes:
+            raise ValueError("a shared exchange names at least one purpose")
+        return self
+
     def retain_until(self, today: date) -> date:
         return today + timedelta(days=self.retention_days)
 
@@ -73,7 +85,6 @@ class UseRules(_Strict):
 class FlowStatisticsRules(UseRules):
     """Counts of encounters by period and dimensions, small cells suppressed."""
 
-    shared: bool = True
     period: PeriodType = "iso_week"
     dimensions: list[FlowDimension] = Field(min_length=1)
     min_cell_size: int = Field(ge=1, le=1000)
@@ -89,7 +100,28 @@ class FlowStatisticsRules(UseRules):
 
 
 class Exchanges(_Strict):
+    """One entry per exchange in the 2016 conclusions. An exchange a policy does
+    not list is not shared."""
+
     flow_statistics: FlowStatisticsRules
+    encounter_records: UseRules = UseRules()
+    intelligence: UseRules = UseRules()
+    legislation: UseRules = UseRules()
+    consular_missions: UseRules = UseRules()
+    health_advisories: UseRules = UseRules()
+    focal_points: UseRules = UseRules()
+
+
+#: Event kind -> the exchange of a policy that governs it.
+KIND_EXCHANGE: dict[str, str] = {
+    "FlowStatistic": "flow_statistics",
+    "EncounterRecord": "encounter_records",
+    "IntelligenceReport": "intelligence",
+    "LegislationEntry": "legislation",
+    "ConsularMission": "consular_missions",
+    "HealthAdvisory": "health_advisories",
+    "FocalPoint": "focal_points",
+}
 
 
 class Policy(_Strict):
@@ -110,9 +142,21 @@ class Policy(_Strict):
 
     @model_validator(mode="after")
     def _named_audiences_are_not_self(self) -> Policy:
-        if self.country in self.exchanges.flow_statistics.audiences:
-            raise ValueError("a country does not list itself as an audience")
+        for name in KIND_EXCHANGE.values():
+            if self.country in getattr(self.exchanges, name).audiences:
+                raise ValueError(f"exchanges.{name}: a country does not list itself as an audience")
         return self
+
+    def exchange(self, kind: str) -> UseRules:
+        """The rules governing events of ``kind`` (e.g. ``FlowStatistic``)."""
+        try:
+            rules: UseRules = getattr(self.exchanges, KIND_EXCHANGE[kind])
+        except KeyError:
+            raise KeyError(f"no exchange governs event kind {kind!r}") from None
+        return rules
+
+    def legal_basis_for(self, kind: str) -> str:
+        return self.exchange(kind).legal_basis or self.legal_basis
 
     @property
     def policy_id(self) -> str:

@@ -36,6 +36,14 @@ CREATE TABLE IF NOT EXISTS received_event (
     received_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS received_subject ON received_event(subject, revision);
+CREATE TABLE IF NOT EXISTS subject_head (
+    subject     TEXT PRIMARY KEY,    -- newest applied revision of every subject, any kind
+    kind        TEXT NOT NULL,
+    producer    TEXT NOT NULL,
+    revision    INTEGER NOT NULL,
+    event_id    TEXT NOT NULL,
+    withdrawn   INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS flow_cell (
     subject            TEXT PRIMARY KEY,
     reporting_country  TEXT NOT NULL,
@@ -170,11 +178,29 @@ class PictureStore:
             ),
         )
 
-    def flow_revision(self, conn: sqlite3.Connection, subject: str) -> int | None:
+    def head_revision(self, conn: sqlite3.Connection, subject: str) -> int | None:
+        """The newest applied revision of a subject, or None if never applied."""
         row = conn.execute(
-            "SELECT revision FROM flow_cell WHERE subject = ?", (subject,)
+            "SELECT revision FROM subject_head WHERE subject = ?", (subject,)
         ).fetchone()
         return None if row is None else int(row[0])
+
+    def set_head(
+        self,
+        conn: sqlite3.Connection,
+        subject: str,
+        kind: str,
+        producer: str,
+        revision: int,
+        event_id: str,
+        withdrawn: bool,
+    ) -> None:
+        conn.execute(
+            "INSERT INTO subject_head (subject, kind, producer, revision, event_id, withdrawn) "
+            "VALUES (?,?,?,?,?,?) ON CONFLICT(subject) DO UPDATE SET revision=excluded.revision, "
+            "event_id=excluded.event_id, withdrawn=excluded.withdrawn",
+            (subject, kind, producer, revision, event_id, int(withdrawn)),
+        )
 
     def upsert_flow(
         self,
