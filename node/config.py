@@ -124,6 +124,41 @@ class Home:
         return self.keys_dir / "signing.pub"
 
     @property
+    def encryption_key_path(self) -> Path:
+        return self.keys_dir / "encryption.key"
+
+    @property
+    def encryption_pub_path(self) -> Path:
+        return self.keys_dir / "encryption.pub"
+
+    @property
+    def secretariat_key_path(self) -> Path:
+        """The Secretariat's manifest-signing key (aggregator homes only)."""
+        return self.keys_dir / "secretariat.key"
+
+    @property
+    def secretariat_pub_path(self) -> Path:
+        """The Secretariat's public key: its own, or the one a member pinned."""
+        return self.keys_dir / "secretariat.pub"
+
+    @property
+    def retired_keys_dir(self) -> Path:
+        return self.keys_dir / "retired"
+
+    @property
+    def federation_dir(self) -> Path:
+        return self.path / "federation"
+
+    @property
+    def manifest_path(self) -> Path:
+        """The newest signed manifest this home has verified."""
+        return self.federation_dir / "manifest.json"
+
+    @property
+    def manifest_draft_path(self) -> Path:
+        return self.federation_dir / "draft.json"
+
+    @property
     def rejects_dir(self) -> Path:
         return self.path / "rejects"
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
+from node import trust
 from node.aggregator.apply import Aggregator, ApplyStats, consume_until_caught_up
 from node.codec.events import EventCodec
 from node.codec.registry import SchemaRegistry
@@ -25,16 +26,23 @@ from node.config import (
     policies_dir,
     schemas_dir,
 )
-from node.crypto.signing import SigningKey, key_id_for, load_public_pem, public_pem
+from node.crypto.signing import SigningKey
 from node.errors import ConfigError
 from node.ingest import IngestReport, ingest_encounters
 from node.model.codes import is_iso3
+from node.model.manifest import Manifest, SignedManifest
 from node.pipeline import DrainResult, EventFactory, PublishPlan, drain_outbox, prepare_flow_events
 from node.policy.loader import load_policy
 from node.policy.model import Policy
 from node.store.node_store import NodeStore, OutboxStatus
-from node.store.picture import MemberKey, PictureStore
-from node.transport.kafka import KafkaSink, KafkaSource, ensure_topic
+from node.store.picture import PictureStore
+from node.transport.kafka import (
+    KafkaSink,
+    KafkaSource,
+    ensure_topic,
+    publish_record,
+    read_latest,
+)
 
 
 @lru_cache(maxsize=1)
@@ -58,8 +66,10 @@ def init_member(
     policy: Path | None = None,
     bootstrap: str = "127.0.0.1:9092",
     topic: str = DEFAULT_TOPIC,
+    secretariat_pem: str | None = None,
 ) -> Home:
-    """Create a member node's home: config, store, policy and a signing key."""
+    """Create a member node's home: config, store, policy, signing and encryption
+    keys, and (when given) the pinned Secretariat key."""
     country = country.upper()
     if not is_iso3(country):
         raise ConfigError(f"not an ISO 3166-1 alpha-3 country code: {country!r}")
@@ -77,9 +87,9 @@ def init_member(
             kafka=KafkaSettings(bootstrap=bootstrap, topic=topic),
         ),
     )
-    key = SigningKey.generate(country)
-    key.save(home.signing_key_path, key_passphrase())
-    home.public_key_path.write_text(public_pem(key.public), encoding="ascii")
+    trust.generate_member_keys(home)
+    if secretariat_pem is not None:
+        trust.pin_secretariat(home, secretariat_pem)
     NodeStore(home.store_path).close()
     home.save()
     return home
@@ -96,6 +106,7 @@ def init_aggregator(
     )
     PictureStore(home.store_path).close()
     home.save()
+    trust.init_secretariat_keys(home)
     return home
 
 
@@ -118,19 +129,26 @@ def export_public_key(home: Home) -> str:
     return home.public_key_path.read_text(encoding="ascii")
 
 
-def add_member(home: Home, country: str, pem_file: Path) -> str:
-    """Record a member's public signing key at the aggregator; returns its key id."""
+def add_member(
+    home: Home, country: str, pem_file: Path, encryption_pem_file: Path | None = None
+) -> str:
+    """Add a member's public signing key (and encryption key) to the manifest and
+    sign it, so the aggregator trusts it at once. Returns the signing key id."""
     _aggregator(home)
-    country = country.upper()
-    if not is_iso3(country):
-        raise ConfigError(f"not an ISO 3166-1 alpha-3 country code: {country!r}")
-    try:
-        pem = pem_file.read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read public key {pem_file}: {exc}") from exc
-    key_id = key_id_for(country, load_public_pem(pem))
-    with PictureStore(home.store_path) as store:
-        store.add_member_key(MemberKey(key_id, country, pem))
+
+    def read(path: Path) -> str:
+        try:
+            return path.read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read public key {path}: {exc}") from exc
+
+    key_id = trust.add_member(
+        home,
+        country,
+        read(pem_file),
+        encryption_pem=read(encryption_pem_file) if encryption_pem_file else None,
+    )
+    trust.sign_draft(home)
     return key_id
 
 
@@ -212,7 +230,7 @@ def aggregate_once(
         address, settings.topic, partitions=settings.partitions, replication=settings.replication
     )
     with PictureStore(home.store_path) as store:
-        aggregator = Aggregator(store, event_codec())
+        aggregator = Aggregator(store, event_codec(), trust.key_directory(home))
         source = KafkaSource(address, settings.topic, settings.group_id)
         try:
             return consume_until_caught_up(aggregator, source, progress=progress)
@@ -263,3 +281,39 @@ def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+# -- the manifest on the control topic -------------------------------------------------
+
+MANIFEST_KEY = b"manifest"
+
+
+def _control_topic(home: Home) -> str:
+    if home.manifest_path.exists():
+        return trust.current_manifest(home).topics.control
+    return "corredor.control"
+
+
+def publish_manifest(home: Home, *, bootstrap: str | None = None) -> str:
+    """Put the Secretariat's current signed manifest on the compacted control topic."""
+    _aggregator(home)
+    address = bootstrap or home.bootstrap
+    topic = _control_topic(home)
+    ensure_topic(address, topic, partitions=1, replication=home.config.kafka.replication,
+                 configs={"cleanup.policy": "compact"})
+    publish_record(address, topic, MANIFEST_KEY, home.manifest_path.read_bytes())
+    return topic
+
+
+def sync_manifest(home: Home, *, bootstrap: str | None = None) -> tuple[Manifest, bool]:
+    """Take the newest manifest from the control topic if the pinned key signed it."""
+    address = bootstrap or home.bootstrap
+    topic = _control_topic(home)
+    value = read_latest(address, topic, MANIFEST_KEY)
+    if value is None:
+        raise ConfigError(f"no manifest on {topic} yet")
+    try:
+        signed = SignedManifest.model_validate_json(value)
+    except ValueError as exc:
+        raise ConfigError(f"the manifest on {topic} is malformed: {exc}") from exc
+    return trust.accept_manifest(home, signed)

@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 from node import operations as ops
+from node import trust
 from node.config import Home, policies_dir
 from node.demo.synth import generate_encounters, write_csv
 from node.model.codes import age_at, age_band, iso_week
@@ -30,8 +31,10 @@ def member_with_data(
 
 def aggregator_for(base: Path, members: list[Home], *, topic: str = "t") -> Home:
     agg = ops.init_aggregator(base / "ts", topic=topic)
+    secretariat = agg.secretariat_pub_path.read_text(encoding="ascii")
     for m in members:
-        ops.add_member(agg, m.country, m.public_key_path)
+        ops.add_member(agg, m.country, m.public_key_path, m.encryption_pub_path)
+        trust.pin_secretariat(m, secretariat)
     return agg
 
 

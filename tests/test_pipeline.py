@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from node import operations as ops
+from node import trust
 from node.aggregator.apply import Aggregator
 from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters
@@ -33,7 +34,7 @@ def _publish(home, topic: MemoryTopic) -> None:  # type: ignore[no-untyped-def]
 
 def _apply(agg_home, topic: MemoryTopic, start: int = 0):  # type: ignore[no-untyped-def]
     with PictureStore(agg_home.store_path) as store:
-        aggregator = Aggregator(store, ops.event_codec())
+        aggregator = Aggregator(store, ops.event_codec(), trust.key_directory(agg_home))
         source = MemorySource(topic, committed=start)
         return aggregator.apply_batch(source.poll_batch(0, 10**9))
 

@@ -5,8 +5,10 @@ a reason (never applied, never silently dropped):
 
     undecodable         not a SignedEvent / Envelope in any known schema
     unsigned            no signature
-    unknown-key         signed with a key no member registered
+    unknown-key         signed with a key the manifest does not list
     producer-mismatch   the key belongs to another country than the producer
+    revoked-key         the key was revoked (nothing it signed is trusted)
+    expired-key         the key was not valid when the event says it was produced
     bad-signature       the signature does not verify (forged or altered)
     unknown-kind        no view applies events of this kind
     undecodable-body    the body does not decode as its kind
@@ -24,12 +26,11 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from node.aggregator.views import APPLIERS
 from node.codec.events import EventCodec
-from node.crypto.signing import load_public_pem, verify
+from node.crypto.signing import verify
 from node.errors import CodecError, SignatureInvalid
+from node.federation import KeyDirectory
 from node.model.events import Envelope
 from node.store.picture import PictureStore, ReceivedEvent, Rejected
 from node.transport.base import EventSource, Message
@@ -77,16 +78,14 @@ class _Reject(Exception):
 class Aggregator:
     """Applies messages to a PictureStore. One instance per consuming process."""
 
-    def __init__(self, store: PictureStore, codec: EventCodec) -> None:
+    def __init__(self, store: PictureStore, codec: EventCodec, keys: KeyDirectory) -> None:
         self.store = store
         self.codec = codec
-        self._keys: dict[str, tuple[str, Ed25519PublicKey]] = {}
-        self.reload_keys()
+        self.keys = keys
 
-    def reload_keys(self) -> None:
-        self._keys = {
-            k.key_id: (k.country, load_public_pem(k.public_pem)) for k in self.store.member_keys()
-        }
+    def use_keys(self, keys: KeyDirectory) -> None:
+        """Trust a newer manifest's keys from the next message on."""
+        self.keys = keys
 
     def _verify(self, msg: Message) -> tuple[Envelope, bytes]:
         if msg.value is None:
@@ -98,18 +97,27 @@ class Aggregator:
             raise _Reject("undecodable", str(exc)) from exc
         if signature is None:
             raise _Reject("unsigned", "message carries no signature", envelope)
-        known = self._keys.get(envelope.key_id)
+        known = self.keys.get(envelope.key_id)
         if known is None:
             raise _Reject("unknown-key", f"no member key {envelope.key_id}", envelope)
-        country, public = known
-        if country != envelope.producer:
+        if known.country != envelope.producer:
             raise _Reject(
                 "producer-mismatch",
-                f"key {envelope.key_id} belongs to {country}, event claims {envelope.producer}",
+                f"key {envelope.key_id} belongs to {known.country}, "
+                f"event claims {envelope.producer}",
+                envelope,
+            )
+        state = known.entry.state_at(envelope.produced_at)
+        if state == "revoked":
+            raise _Reject("revoked-key", f"key {envelope.key_id} was revoked", envelope)
+        if state != "valid":
+            raise _Reject(
+                "expired-key",
+                f"key {envelope.key_id} is {state} at {envelope.produced_at.isoformat()}",
                 envelope,
             )
         try:
-            verify(public, signature, env_bytes)
+            verify(known.public, signature, env_bytes)
         except SignatureInvalid as exc:
             raise _Reject(
                 "bad-signature", f"signature by {envelope.key_id} does not verify", envelope

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from node.cli import kafka_cmds, node_cmds
+from node.cli import kafka_cmds, node_cmds, trust_cmds
 from node.config import ENV_HOME
 
 
@@ -45,6 +45,6 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
     ctx.obj["home"] = home
 
 
-for _module in (node_cmds, kafka_cmds):
+for _module in (node_cmds, kafka_cmds, trust_cmds):
     for _command in _module.COMMANDS:
         main.add_command(_command)

@@ -37,6 +37,11 @@ from node.ingest import template_header
 )
 @click.option("--bootstrap", default="127.0.0.1:9092", show_default=True, metavar="HOST:PORT")
 @click.option("--topic", default=DEFAULT_TOPIC, show_default=True, help="The shared topic.")
+@click.option(
+    "--secretariat-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The Secretariat's public key (PEM) to pin; manifests it did not sign are refused.",
+)
 @click.pass_context
 @handle_errors
 def init(
@@ -47,12 +52,14 @@ def init(
     policy: Path | None,
     bootstrap: str,
     topic: str,
+    secretariat_key: Path | None,
 ) -> None:
-    """Create a node's home: config, SQLite store and an Ed25519 key pair.
+    """Create a node's home: config, SQLite store, Ed25519 signing and X25519
+    encryption keys (encrypted at rest when CORREDOR_KEY_PASSPHRASE is set).
 
     \b
     Example:
-      corredor init --country PAN --home ./pan
+      corredor init --country PAN --home ./pan --secretariat-key ts.pub
       corredor init --aggregator --home ./ts
     """
     path = home_opt or (ctx.find_root().obj or {}).get("home")
@@ -63,61 +70,20 @@ def init(
     if aggregator:
         home = ops.init_aggregator(path, bootstrap=bootstrap, topic=topic)
         console.print(f"Created the aggregator home at [bold]{home.path}[/]")
+        console.print(f"Secretariat public key (members pin it): {home.secretariat_pub_path}")
         return
     assert country is not None
-    home = ops.init_member(path, country, policy=policy, bootstrap=bootstrap, topic=topic)
+    home = ops.init_member(
+        path,
+        country,
+        policy=policy,
+        bootstrap=bootstrap,
+        topic=topic,
+        secretariat_pem=secretariat_key.read_text(encoding="ascii") if secretariat_key else None,
+    )
     console.print(f"Created {home.country}'s node home at [bold]{home.path}[/]")
     console.print(f"Policy: {home.policy_path}")
     console.print(f"Public signing key: {home.public_key_path}")
-
-
-@click.group()
-def keys() -> None:
-    """Manage the node's signing keys.
-
-    \b
-    Example:
-      corredor --home ./pan keys export-public > pan.pub
-    """
-
-
-@keys.command("export-public")
-@click.pass_context
-@handle_errors
-def keys_export_public(ctx: click.Context) -> None:
-    """Print the node's public signing key (PEM), to give to the Secretariat.
-
-    \b
-    Example:
-      corredor --home ./pan keys export-public > pan.pub
-    """
-    click.echo(ops.export_public_key(home_of(ctx)), nl=False)
-
-
-@click.group()
-def member() -> None:
-    """Manage the members known to the aggregator.
-
-    \b
-    Example:
-      corredor --home ./ts member add PAN pan.pub
-    """
-
-
-@member.command("add")
-@click.argument("country")
-@click.argument("pem_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.pass_context
-@handle_errors
-def member_add(ctx: click.Context, country: str, pem_file: Path) -> None:
-    """Record COUNTRY's public signing key (PEM_FILE) at the aggregator.
-
-    \b
-    Example:
-      corredor --home ./ts member add PAN pan.pub
-    """
-    key_id = ops.add_member(home_of(ctx), country, pem_file)
-    console.print(f"Recorded key [bold]{key_id}[/] for {country.upper()}")
 
 
 # -- member node: ingest and publish --------------------------------------------------
@@ -310,8 +276,6 @@ def status(ctx: click.Context, fmt: str) -> None:
 
 COMMANDS: tuple[click.Command, ...] = (
     init,
-    keys,
-    member,
     ingest,
     publish,
     aggregate,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from node.crypto.keys import load_private_pem, write_private_pem
 from node.errors import CryptoError, SignatureInvalid
 
 
@@ -69,23 +69,16 @@ class SigningKey:
             if passphrase
             else serialization.NoEncryption()
         )
-        pem = self.private.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+        write_private_pem(
+            path,
+            self.private.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+            ),
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
 
     @classmethod
     def load(cls, country: str, path: Path, passphrase: bytes | None = None) -> SigningKey:
-        try:
-            key = serialization.load_pem_private_key(path.read_bytes(), password=passphrase)
-        except FileNotFoundError as exc:
-            raise CryptoError(f"signing key not found: {path}") from exc
-        except (ValueError, TypeError) as exc:
-            # Never echo key material; the library message names the problem only.
-            raise CryptoError(f"cannot load signing key {path}: {exc}") from exc
+        key = load_private_pem(path, passphrase)
         if not isinstance(key, Ed25519PrivateKey):
             raise CryptoError(f"{path} is not an Ed25519 private key")
         return cls(country, key)

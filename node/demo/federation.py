@@ -89,11 +89,16 @@ def run_demo(
         agg = ops.init_aggregator(directory / "secretariat", bootstrap=bootstrap, topic=topic)
         result.aggregator = agg
         progress.advance(setup)
+        secretariat = agg.secretariat_pub_path.read_text(encoding="ascii")
         for country in countries:
             home = ops.init_member(
-                directory / country.lower(), country, bootstrap=bootstrap, topic=topic
+                directory / country.lower(),
+                country,
+                bootstrap=bootstrap,
+                topic=topic,
+                secretariat_pem=secretariat,
             )
-            ops.add_member(agg, country, home.public_key_path)
+            ops.add_member(agg, country, home.public_key_path, home.encryption_pub_path)
             result.members[country] = home
             progress.advance(setup)
 

@@ -92,6 +92,15 @@ def corridor_sort_key(code: str) -> tuple[int, str]:
         return (len(CORRIDOR_ORDER), code)
 
 
+#: Names of the RCM members, invitees and guests (others show their code).
+COUNTRY_NAMES: dict[str, str] = {
+    "CAN": "Canada", "CRI": "Costa Rica", "DOM": "Dominican Republic", "SLV": "El Salvador",
+    "GTM": "Guatemala", "HND": "Honduras", "MEX": "Mexico", "PAN": "Panama",
+    "USA": "United States", "BLZ": "Belize", "NIC": "Nicaragua", "BRA": "Brazil",
+    "COL": "Colombia", "ECU": "Ecuador",
+}  # fmt: skip
+
+
 SEXES: tuple[str, ...] = ("F", "M", "X")
 
 #: Age bands, lower bound inclusive. Minors are one band: the policy floor does

@@ -14,12 +14,6 @@ from typing import Any
 from node.store.sqlite import connect, transaction
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS member_key (
-    key_id      TEXT PRIMARY KEY,
-    country     TEXT NOT NULL,
-    public_pem  TEXT NOT NULL,
-    added_at    REAL NOT NULL
-);
 CREATE TABLE IF NOT EXISTS received_event (
     event_id    TEXT PRIMARY KEY,
     producer    TEXT NOT NULL,
@@ -73,13 +67,6 @@ CREATE TABLE IF NOT EXISTS rejected_message (
 
 
 @dataclass(frozen=True)
-class MemberKey:
-    key_id: str
-    country: str
-    public_pem: str
-
-
-@dataclass(frozen=True)
 class ReceivedEvent:
     event_id: str
     producer: str
@@ -126,23 +113,6 @@ class PictureStore:
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         return transaction(self._conn)
-
-    # -- members -------------------------------------------------------------
-
-    def add_member_key(self, key: MemberKey) -> None:
-        with transaction(self._conn) as conn:
-            conn.execute(
-                "INSERT INTO member_key (key_id, country, public_pem, added_at) VALUES (?,?,?,?) "
-                "ON CONFLICT(key_id) DO UPDATE SET country=excluded.country, "
-                "public_pem=excluded.public_pem",
-                (key.key_id, key.country, key.public_pem, time.time()),
-            )
-
-    def member_keys(self) -> list[MemberKey]:
-        cur = self._conn.execute(
-            "SELECT key_id, country, public_pem FROM member_key ORDER BY country, key_id"
-        )
-        return [MemberKey(*row) for row in cur]
 
     # -- events --------------------------------------------------------------
 
@@ -300,7 +270,9 @@ class PictureStore:
             ),
             "cells": int(q("SELECT count(*) FROM flow_cell WHERE count IS NOT NULL").fetchone()[0]),
             "rejected": int(q("SELECT count(*) FROM rejected_message").fetchone()[0]),
-            "members": int(q("SELECT count(DISTINCT country) FROM member_key").fetchone()[0]),
+            "producers": int(
+                q("SELECT count(DISTINCT producer) FROM received_event").fetchone()[0]
+            ),
         }
 
     def rejected_by_reason(self) -> dict[str, int]:

@@ -197,3 +197,65 @@ def ensure_topic(
         raise TransportError(f"cannot create topic {topic}: {exc}") from exc
     finally:
         admin.close()
+
+
+def publish_record(
+    bootstrap: str,
+    topic: str,
+    key: bytes,
+    value: bytes,
+    *,
+    security: dict[str, Any] | None = None,
+    timeout_s: float = 30.0,
+) -> Ack:
+    """Produce one record and wait for its acknowledgement (control messages)."""
+    sink = KafkaSink(bootstrap, topic, client_id="corredor-control", security=security,
+                     ack_timeout_s=timeout_s)
+    try:
+        return sink.send_batch([(key, value)])[0]
+    finally:
+        sink.close()
+
+
+def read_latest(
+    bootstrap: str,
+    topic: str,
+    key: bytes,
+    *,
+    security: dict[str, Any] | None = None,
+    timeout_s: float = 30.0,
+) -> bytes | None:
+    """The newest value for ``key`` on a (compacted) topic, reading it from the
+    start to its current end without a consumer group."""
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap.split(","),
+            group_id=None,
+            enable_auto_commit=False,
+            client_id="corredor-control",
+            **(security or {}),
+        )
+    except KafkaError as exc:
+        raise TransportError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return None
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        latest: bytes | None = None
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < end[tp] for tp in tps):
+            if time.monotonic() > deadline:
+                raise TransportError(f"timed out reading {topic}")
+            for records in consumer.poll(timeout_ms=500).values():
+                for r in records:
+                    if r.key == key:
+                        latest = r.value
+        return latest
+    except KafkaError as exc:
+        raise TransportError(f"cannot read {topic}: {exc}") from exc
+    finally:
+        consumer.close()

@@ -1,0 +1,317 @@
+"""`corredor keys`, `corredor member` and `corredor federation`: who may say what."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from node import operations as ops
+from node import trust
+from node.cli.common import bootstrap_option, console, format_option, handle_errors, home_of
+
+
+@click.group()
+def keys() -> None:
+    """Manage the node's signing and encryption keys.
+
+    Private keys are encrypted at rest when CORREDOR_KEY_PASSPHRASE is set.
+
+    \b
+    Example:
+      corredor --home ./pan keys export-public > pan.pub
+      corredor --home ./pan keys rotate
+    """
+
+
+@keys.command("export-public")
+@click.option("--encryption", is_flag=True, help="The X25519 encryption key instead.")
+@click.pass_context
+@handle_errors
+def keys_export_public(ctx: click.Context, encryption: bool) -> None:
+    """Print the node's public signing key (PEM), to give to the Secretariat.
+
+    \b
+    Example:
+      corredor --home ./pan keys export-public > pan.pub
+      corredor --home ./pan keys export-public --encryption > pan.x25519.pub
+    """
+    home = home_of(ctx)
+    if encryption:
+        click.echo(home.encryption_pub_path.read_text(encoding="ascii"), nl=False)
+    else:
+        click.echo(ops.export_public_key(home), nl=False)
+
+
+@keys.command("generate")
+@click.pass_context
+@handle_errors
+def keys_generate(ctx: click.Context) -> None:
+    """Generate the node's keys where none exist (e.g. a home restored without keys).
+
+    \b
+    Example:
+      CORREDOR_KEY_PASSPHRASE=... corredor --home ./pan keys generate
+    """
+    signing, encryption = trust.generate_member_keys(home_of(ctx))
+    console.print(f"signing key {signing}\nencryption key {encryption}")
+
+
+@keys.command("rotate")
+@click.pass_context
+@handle_errors
+def keys_rotate(ctx: click.Context) -> None:
+    """Make a new signing key current; the old one is kept in keys/retired/.
+
+    Give the new public key to the Secretariat, who adds it to the manifest and
+    ends the old key's validity after an overlap, so events signed before the
+    rotation stay valid.
+
+    \b
+    Example:
+      corredor --home ./pan keys rotate
+      corredor --home ./pan keys export-public > pan-2.pub
+    """
+    old, new = trust.rotate_signing_key(home_of(ctx))
+    console.print(f"retired {old}; current signing key is now {new}")
+
+
+@click.group()
+def member() -> None:
+    """Manage the members the aggregator trusts (shortcut over `federation`).
+
+    \b
+    Example:
+      corredor --home ./ts member add PAN pan.pub
+    """
+
+
+@member.command("add")
+@click.argument("country")
+@click.argument("pem_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--encryption-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The member's X25519 public key (PEM).",
+)
+@click.pass_context
+@handle_errors
+def member_add(
+    ctx: click.Context, country: str, pem_file: Path, encryption_key: Path | None
+) -> None:
+    """Add COUNTRY's public signing key (PEM_FILE) to the manifest and sign it.
+
+    \b
+    Example:
+      corredor --home ./ts member add PAN pan.pub
+    """
+    key_id = ops.add_member(home_of(ctx), country, pem_file, encryption_key)
+    console.print(f"Recorded key [bold]{key_id}[/] for {country.upper()}")
+
+
+@click.group()
+def federation() -> None:
+    """The federation manifest: members, their keys and status, signed by the Secretariat.
+
+    \b
+    Example:
+      corredor --home ./ts federation add-member PAN --signing-key pan.pub
+      corredor --home ./ts federation sign --publish
+      corredor --home ./pan federation sync
+    """
+
+
+@federation.command("add-member")
+@click.argument("country")
+@click.option(
+    "--signing-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    required=True,
+    help="Ed25519 public key (PEM).",
+)
+@click.option(
+    "--encryption-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="X25519 public key (PEM).",
+)
+@click.option("--name", help="Country name (default: from the code).")
+@click.option(
+    "--status", type=click.Choice(["member", "observer"]), default="member", show_default=True
+)
+@click.option("--principal", help="Kafka principal (default User:<ISO3>).")
+@click.option("--valid-days", type=int, help="Keys expire after this many days.")
+@click.pass_context
+@handle_errors
+def federation_add_member(
+    ctx: click.Context,
+    country: str,
+    signing_key: Path,
+    encryption_key: Path | None,
+    name: str | None,
+    status: str,
+    principal: str | None,
+    valid_days: int | None,
+) -> None:
+    """Add a member, or a new key of a member, to the draft manifest.
+
+    \b
+    Example:
+      corredor --home ./ts federation add-member BRA --status observer \\
+          --signing-key bra.pub --encryption-key bra.x25519.pub
+    """
+    key_id = trust.add_member(
+        home_of(ctx),
+        country,
+        signing_key.read_text(encoding="ascii"),
+        encryption_pem=encryption_key.read_text(encoding="ascii") if encryption_key else None,
+        name=name,
+        status="observer" if status == "observer" else "member",
+        principal=principal,
+        valid_days=valid_days,
+    )
+    console.print(f"draft: {country.upper()} key {key_id}; run `federation sign` to publish it")
+
+
+@federation.command("revoke")
+@click.argument("country")
+@click.option("--key", "key_id", help="Only this key id (default: all of the member's keys).")
+@click.option(
+    "--retire-after",
+    type=float,
+    metavar="HOURS",
+    help="Not a revocation: end the key's validity after this overlap (rotation).",
+)
+@click.pass_context
+@handle_errors
+def federation_revoke(
+    ctx: click.Context, country: str, key_id: str | None, retire_after: float | None
+) -> None:
+    """Revoke a member's key(s) in the draft: nothing they signed is trusted any
+    more. With --retire-after, end a rotated key's validity instead.
+
+    \b
+    Example:
+      corredor --home ./ts federation revoke PAN --key PAN:0123456789abcdef
+      corredor --home ./ts federation revoke PAN --key PAN:0123456789abcdef --retire-after 48
+    """
+    home = home_of(ctx)
+    if retire_after is not None:
+        if key_id is None:
+            raise click.UsageError("--retire-after needs --key")
+        until = trust.retire_key(home, country, key_id, retire_after)
+        console.print(f"draft: {key_id} valid until {until.isoformat(timespec='seconds')}")
+        return
+    for revoked in trust.revoke(home, country, key_id):
+        console.print(f"draft: revoked {revoked}")
+
+
+@federation.command("sign")
+@click.option("--publish", is_flag=True, help="Also publish it on the control topic.")
+@bootstrap_option
+@click.pass_context
+@handle_errors
+def federation_sign(ctx: click.Context, publish: bool, bootstrap: str | None) -> None:
+    """Sign the draft as the next manifest serial and make it current.
+
+    \b
+    Example:
+      corredor --home ./ts federation sign --publish
+    """
+    home = home_of(ctx)
+    signed = trust.sign_draft(home)
+    manifest = trust.current_manifest(home)
+    console.print(f"signed manifest serial {manifest.serial} with {signed.signer}")
+    if publish:
+        topic = ops.publish_manifest(home, bootstrap=bootstrap)
+        console.print(f"published on {topic}")
+
+
+@federation.command("sync")
+@bootstrap_option
+@click.pass_context
+@handle_errors
+def federation_sync(ctx: click.Context, bootstrap: str | None) -> None:
+    """Fetch the newest manifest from the control topic; keep it only if the
+    pinned Secretariat key signed it and its serial is newer.
+
+    \b
+    Example:
+      corredor --home ./pan federation sync
+    """
+    manifest, updated = ops.sync_manifest(home_of(ctx), bootstrap=bootstrap)
+    state = "updated to" if updated else "already at"
+    console.print(f"manifest {state} serial {manifest.serial}")
+
+
+@federation.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.pass_context
+@handle_errors
+def federation_import(ctx: click.Context, file: Path) -> None:
+    """Accept a signed manifest from a file (verified against the pinned key).
+
+    \b
+    Example:
+      corredor --home ./pan federation import manifest.json
+    """
+    from node.federation import read_signed
+
+    manifest, updated = trust.accept_manifest(home_of(ctx), read_signed(file))
+    console.print(f"manifest {'updated to' if updated else 'already at'} serial {manifest.serial}")
+
+
+@federation.command("show")
+@format_option("table", "json")
+@click.option("--draft", is_flag=True, help="Show the Secretariat's unsigned draft.")
+@click.pass_context
+@handle_errors
+def federation_show(ctx: click.Context, fmt: str, draft: bool) -> None:
+    """Show the current (verified) manifest: members, status, keys and validity.
+
+    \b
+    Example:
+      corredor --home ./pan federation show
+      corredor --home ./ts federation show --draft --format json
+    """
+    home = home_of(ctx)
+    manifest = trust.load_draft(home) if draft else trust.current_manifest(home)
+    if fmt == "json":
+        click.echo(json.dumps(manifest.model_dump(mode="json"), indent=2))
+        return
+    console.print(
+        f"Manifest serial {manifest.serial}, issued {manifest.issued_at:%Y-%m-%d %H:%M} UTC, "
+        f"signed by {manifest.secretariat_key_id}{' (DRAFT)' if draft else ''}"
+    )
+    table = Table(title_justify="left")
+    for col in (
+        "country",
+        "name",
+        "status",
+        "principal",
+        "key",
+        "kind",
+        "valid from",
+        "valid until",
+        "revoked",
+    ):
+        table.add_column(col)
+    for m in manifest.members:
+        for kind, entries in (("signing", m.signing_keys), ("encryption", m.encryption_keys)):
+            for k in entries:
+                table.add_row(
+                    m.country,
+                    m.name,
+                    m.status,
+                    m.kafka_principal,
+                    k.key_id,
+                    kind,
+                    f"{k.valid_from:%Y-%m-%d %H:%M}",
+                    f"{k.valid_until:%Y-%m-%d %H:%M}" if k.valid_until else "",
+                    f"[red]{k.revoked_at:%Y-%m-%d %H:%M}[/]" if k.revoked_at else "",
+                )
+    console.print(table)
+
+
+COMMANDS: tuple[click.Command, ...] = (keys, member, federation)

@@ -1,0 +1,97 @@
+"""The federation manifest: who the members are and which keys speak for them.
+
+The Secretariat signs it; nodes pin the Secretariat's key at ``init`` and
+accept only manifests that key signed. The aggregator checks every event's
+signing key against it, at the time the event says it was produced, so that a
+rotated key's events stay valid while a revoked key's never are.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from node.model.codes import is_iso3
+
+KeyState = Literal["valid", "not-yet-valid", "expired", "revoked"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KeyEntry(_Frozen):
+    """One public key with its validity period (UTC)."""
+
+    key_id: str
+    public_pem: str
+    valid_from: datetime
+    valid_until: datetime | None = None
+    revoked_at: datetime | None = None
+
+    def state_at(self, when: datetime) -> KeyState:
+        if self.revoked_at is not None:
+            # A revoked key may be in an attacker's hands, and its holder can
+            # backdate produced_at: nothing it signed is trusted any more.
+            return "revoked"
+        if when < self.valid_from:
+            return "not-yet-valid"
+        if self.valid_until is not None and when > self.valid_until:
+            return "expired"
+        return "valid"
+
+
+class Member(_Frozen):
+    country: str
+    name: str
+    status: Literal["member", "observer"] = "member"
+    kafka_principal: str
+    signing_keys: list[KeyEntry] = Field(default_factory=list)
+    encryption_keys: list[KeyEntry] = Field(default_factory=list)
+
+    @field_validator("country")
+    @classmethod
+    def _iso3(cls, value: str) -> str:
+        if not is_iso3(value):
+            raise ValueError(f"not an ISO 3166-1 alpha-3 code: {value!r}")
+        return value
+
+    def current_encryption_key(self, when: datetime) -> KeyEntry | None:
+        valid = [k for k in self.encryption_keys if k.state_at(when) == "valid"]
+        return max(valid, key=lambda k: k.valid_from) if valid else None
+
+
+class Topics(_Frozen):
+    events: str = "corredor.events"
+    control: str = "corredor.control"
+    picture: str = "corredor.picture"
+
+
+class Manifest(_Frozen):
+    federation: str = "RCM"
+    serial: int = Field(ge=0)
+    issued_at: datetime
+    secretariat_key_id: str
+    regional_policy_sha256: str | None = None
+    topics: Topics = Topics()
+    members: list[Member] = Field(default_factory=list)
+
+    def member(self, country: str) -> Member | None:
+        return next((m for m in self.members if m.country == country), None)
+
+    def signing_key(self, key_id: str) -> tuple[Member, KeyEntry] | None:
+        for m in self.members:
+            for k in m.signing_keys:
+                if k.key_id == key_id:
+                    return m, k
+        return None
+
+
+class SignedManifest(_Frozen):
+    """The exact bytes signed (canonical JSON) travel with the signature."""
+
+    payload: str
+    signature: str  # base64 Ed25519 signature over payload's UTF-8 bytes
+    signer: str  # the Secretariat's key id

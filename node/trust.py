@@ -1,0 +1,202 @@
+"""Keys and the manifest as a home sees them: what `corredor keys` and
+`corredor federation` do.
+
+A member home holds its Ed25519 signing key, its X25519 encryption key and the
+Secretariat key it pinned at ``init``. The Secretariat's home holds the
+manifest-signing key, the draft manifest and the current signed manifest.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from node import federation as fed
+from node.config import Home, key_passphrase
+from node.crypto.keys import EncryptionKey, x25519_public_pem
+from node.crypto.signing import SigningKey, key_id_for, load_public_pem, public_pem
+from node.errors import ConfigError
+from node.model.codes import COUNTRY_NAMES, is_iso3
+from node.model.manifest import Manifest, SignedManifest
+
+SECRETARIAT = "TS"
+
+
+def _write_public(path: Path, pem: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(pem, encoding="ascii")
+
+
+# -- member keys ---------------------------------------------------------------------
+
+
+def generate_member_keys(home: Home, passphrase: bytes | None = None) -> tuple[str, str]:
+    """Create the node's signing and encryption keys; returns their ids."""
+    if home.signing_key_path.exists():
+        raise ConfigError(f"{home.signing_key_path} exists: use `corredor keys rotate`")
+    passphrase = passphrase if passphrase is not None else key_passphrase()
+    signing = SigningKey.generate(home.country)
+    signing.save(home.signing_key_path, passphrase)
+    _write_public(home.public_key_path, public_pem(signing.public))
+    enc = EncryptionKey.generate(home.country)
+    enc.save(home.encryption_key_path, passphrase)
+    _write_public(home.encryption_pub_path, x25519_public_pem(enc.public))
+    return signing.key_id, enc.key_id
+
+
+def load_signing_key(home: Home) -> SigningKey:
+    return SigningKey.load(home.country, home.signing_key_path, key_passphrase())
+
+
+def load_encryption_key(home: Home) -> EncryptionKey:
+    return EncryptionKey.load(home.country, home.encryption_key_path, key_passphrase())
+
+
+def rotate_signing_key(home: Home) -> tuple[str, str]:
+    """Make a new signing key current; keep the old one in keys/retired/.
+
+    Returns (old id, new id). The Secretariat then adds the new public key to
+    the manifest and ends the old key's validity after an overlap, so events
+    signed before the rotation stay valid.
+    """
+    old = load_signing_key(home)
+    home.retired_keys_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    retired = home.retired_keys_dir / f"signing-{old.key_id.split(':')[1]}-{stamp}.key"
+    home.signing_key_path.replace(retired)
+    home.public_key_path.replace(retired.with_suffix(".pub"))
+    new = SigningKey.generate(home.country)
+    new.save(home.signing_key_path, key_passphrase())
+    _write_public(home.public_key_path, public_pem(new.public))
+    return old.key_id, new.key_id
+
+
+def pin_secretariat(home: Home, pem: str) -> str:
+    """Pin the Secretariat's manifest-signing key in a member home."""
+    key_id = key_id_for(SECRETARIAT, load_public_pem(pem))
+    _write_public(home.secretariat_pub_path, pem)
+    return key_id
+
+
+def pinned_secretariat(home: Home) -> tuple[str, Ed25519PublicKey]:
+    if not home.secretariat_pub_path.is_file():
+        raise ConfigError(
+            f"{home.path} has no pinned Secretariat key: "
+            "run `corredor init ... --secretariat-key FILE`"
+        )
+    public = load_public_pem(home.secretariat_pub_path.read_text(encoding="ascii"))
+    return key_id_for(SECRETARIAT, public), public
+
+
+# -- the Secretariat -----------------------------------------------------------------
+
+
+def init_secretariat_keys(home: Home) -> str:
+    """The manifest-signing key and an empty signed manifest (serial 1)."""
+    key = SigningKey.generate(SECRETARIAT)
+    key.save(home.secretariat_key_path, key_passphrase())
+    _write_public(home.secretariat_pub_path, public_pem(key.public))
+    draft = fed.empty_manifest(key.key_id)
+    fed.write_json(home.manifest_draft_path, draft.model_dump_json(indent=2))
+    sign_draft(home)
+    return key.key_id
+
+
+def _secretariat_key(home: Home) -> SigningKey:
+    if not home.is_aggregator:
+        raise ConfigError("only the Secretariat's home signs the manifest")
+    return SigningKey.load(SECRETARIAT, home.secretariat_key_path, key_passphrase())
+
+
+def load_draft(home: Home) -> Manifest:
+    try:
+        return Manifest.model_validate_json(home.manifest_draft_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"no draft manifest at {home.manifest_draft_path}") from exc
+
+
+def save_draft(home: Home, draft: Manifest) -> None:
+    fed.write_json(home.manifest_draft_path, draft.model_dump_json(indent=2))
+
+
+def add_member(
+    home: Home,
+    country: str,
+    signing_pem: str,
+    *,
+    encryption_pem: str | None = None,
+    name: str | None = None,
+    status: Literal["member", "observer"] = "member",
+    principal: str | None = None,
+    valid_days: int | None = None,
+) -> str:
+    """Add a member (or a new key of one) to the draft. Returns the key id."""
+    country = country.upper()
+    if not is_iso3(country):
+        raise ConfigError(f"not an ISO 3166-1 alpha-3 country code: {country!r}")
+    draft, key_id = fed.add_member(
+        load_draft(home),
+        country,
+        name=name or COUNTRY_NAMES.get(country, country),
+        signing_pem=signing_pem,
+        encryption_pem=encryption_pem,
+        status=status,
+        principal=principal,
+        valid_days=valid_days,
+    )
+    save_draft(home, draft)
+    return key_id
+
+
+def revoke(home: Home, country: str, key_id: str | None = None) -> list[str]:
+    draft, revoked = fed.revoke(load_draft(home), country.upper(), key_id)
+    save_draft(home, draft)
+    return revoked
+
+
+def retire_key(home: Home, country: str, key_id: str, overlap_hours: float) -> datetime:
+    """End a rotated-out key's validity after an overlap; returns when."""
+    until = datetime.now(UTC) + timedelta(hours=overlap_hours)
+    save_draft(home, fed.expire(load_draft(home), country.upper(), key_id, until))
+    return until
+
+
+def sign_draft(home: Home) -> SignedManifest:
+    """Sign the draft as the next serial and make it this home's current manifest."""
+    key = _secretariat_key(home)
+    draft = load_draft(home)
+    current = current_manifest(home) if home.manifest_path.exists() else None
+    serial = (current.serial if current else 0) + 1
+    manifest = draft.model_copy(update={"serial": serial, "issued_at": datetime.now(UTC)})
+    save_draft(home, manifest)
+    signed = fed.sign_manifest(manifest, key)
+    fed.write_json(home.manifest_path, signed.model_dump_json(indent=2))
+    return signed
+
+
+# -- any home: the current manifest ---------------------------------------------------
+
+
+def current_manifest(home: Home) -> Manifest:
+    """The home's current manifest, verified against the Secretariat key it trusts."""
+    key_id, public = pinned_secretariat(home)
+    return fed.verify_manifest(fed.read_signed(home.manifest_path), public, key_id)
+
+
+def accept_manifest(home: Home, signed: SignedManifest) -> tuple[Manifest, bool]:
+    """Verify a manifest with the pinned key; keep it if newer. (manifest, updated)."""
+    key_id, public = pinned_secretariat(home)
+    manifest = fed.verify_manifest(signed, public, key_id)
+    if home.manifest_path.exists():
+        current = current_manifest(home)
+        if manifest.serial <= current.serial:
+            return current, False
+    fed.write_json(home.manifest_path, signed.model_dump_json(indent=2))
+    return manifest, True
+
+
+def key_directory(home: Home) -> fed.KeyDirectory:
+    return fed.KeyDirectory(current_manifest(home) if home.manifest_path.exists() else None)
