@@ -82,9 +82,14 @@ def _rejections_from(exc: ValidationError, file: str, line: int) -> list[Rejecti
     return out
 
 
-def _open_rows(path: Path) -> Iterator[tuple[int, dict[str, str] | None, Rejection | None]]:
+def _open_rows(
+    path: Path,
+    columns: tuple[str, ...] = ENCOUNTER_COLUMNS,
+    required: tuple[str, ...] = REQUIRED_COLUMNS,
+) -> Iterator[tuple[int, dict[str, str] | None, Rejection | None]]:
     """Yield (line, row, rejection) for each data row. Lines are physical line
-    numbers of the row's start, header is line 1."""
+    numbers of the row's start, header is line 1. ``columns`` are those the
+    file may have, ``required`` those it must have (encounter files by default)."""
     name = str(path)
     csv.field_size_limit(MAX_FIELD_BYTES)
     try:
@@ -100,8 +105,8 @@ def _open_rows(path: Path) -> Iterator[tuple[int, dict[str, str] | None, Rejecti
         except csv.Error as exc:
             raise InputError(f"unreadable header: {exc}", file=name, line=1) from exc
         header = [h.strip().lstrip("\ufeff") for h in header]
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
-        unknown = [c for c in header if c not in ENCOUNTER_COLUMNS]
+        missing = [c for c in required if c not in header]
+        unknown = [c for c in header if c not in columns]
         if missing or unknown or len(set(header)) != len(header):
             parts = []
             if missing:
@@ -111,7 +116,7 @@ def _open_rows(path: Path) -> Iterator[tuple[int, dict[str, str] | None, Rejecti
             if len(set(header)) != len(header):
                 parts.append("repeated column names")
             raise InputError(
-                "; ".join(parts) + f" (expected: {template_header()})", file=name, line=1
+                "; ".join(parts) + f" (expected: {','.join(columns)})", file=name, line=1
             )
         while True:
             line = reader.line_num + 1
