@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from node.errors import ConfigError
+from node.transport.credentials import security_settings
 
 ENV_HOME = "CORREDOR_HOME"
 ENV_BOOTSTRAP = "CORREDOR_KAFKA_BOOTSTRAP"
@@ -80,9 +82,80 @@ class KafkaSettings(BaseModel):
 
     bootstrap: str = "127.0.0.1:9092"
     topic: str = DEFAULT_TOPIC
+    # Where the signed manifest is published; needed before any manifest is known.
+    control_topic: str = "corredor.control"
     group_id: str = DEFAULT_GROUP
     partitions: int = Field(default=3, ge=1)
     replication: int = Field(default=1, ge=1)
+    # How this node authenticates (docs/security.md). SASL_* needs a username and
+    # one password source; the password itself is never written in this file.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    username: str | None = None
+    password_file: str | None = None  # a file holding only the password, mode 0600
+    password_env: str | None = None  # or the NAME of an environment variable holding it
+    ssl_cafile: str | None = None  # PEM CA that signed the brokers' certificates
+
+    @model_validator(mode="after")
+    def _credentials_complete(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL_"):
+            if not self.username:
+                raise ValueError(f"{self.security_protocol} needs kafka.username")
+            if (self.password_file is None) == (self.password_env is None):
+                raise ValueError(
+                    f"{self.security_protocol} needs exactly one of kafka.password_file "
+                    "and kafka.password_env"
+                )
+        return self
+
+
+def kafka_password(settings: KafkaSettings, base: Path) -> SecretStr | None:
+    """The Kafka password from its file (relative to ``base``) or environment
+    variable. Errors name where it was looked for, never what was found."""
+    if settings.password_env is not None:
+        value = os.environ.get(settings.password_env)
+        if not value:
+            raise ConfigError(
+                f"kafka.password_env names {settings.password_env}, which is not set"
+            )
+        return SecretStr(value)
+    if settings.password_file is None:
+        return None
+    path = Path(settings.password_file).expanduser()
+    path = path if path.is_absolute() else base / path
+    try:
+        mode = path.stat().st_mode
+        if mode & 0o077:
+            raise ConfigError(f"{path}: a password file must be private; run chmod 600 on it")
+        value = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read kafka.password_file {path}: {type(exc).__name__}") from exc
+    if not value:
+        raise ConfigError(f"kafka.password_file {path} is empty")
+    return SecretStr(value)
+
+
+def kafka_security(settings: KafkaSettings, base: Path) -> dict[str, Any]:
+    """kafka-python settings for this node's identity (empty for PLAINTEXT).
+
+    The password in the result never prints itself (see
+    node.transport.credentials.Redacted), so the dict is safe in logs.
+    """
+    password = kafka_password(settings, base)
+    cafile = None
+    if settings.ssl_cafile:
+        ca = Path(settings.ssl_cafile).expanduser()
+        cafile = str(ca if ca.is_absolute() else base / ca)
+    try:
+        return security_settings(
+            protocol=settings.security_protocol,
+            mechanism=settings.sasl_mechanism,
+            username=settings.username,
+            password=password.get_secret_value() if password is not None else None,
+            cafile=cafile,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"kafka settings: {exc}") from exc
 
 
 class HomeConfig(BaseModel):
@@ -182,6 +255,11 @@ class Home:
     @property
     def bootstrap(self) -> str:
         return bootstrap_override() or self.config.kafka.bootstrap
+
+    def kafka_security(self) -> dict[str, Any]:
+        """kafka-python security settings from this home's config (relative paths
+        resolve against the home)."""
+        return kafka_security(self.config.kafka, self.path)
 
     def save(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from node import trust
 from node.aggregator.apply import Aggregator, ApplyStats, consume_until_caught_up
@@ -28,19 +31,31 @@ from node.config import (
 )
 from node.crypto.signing import SigningKey
 from node.errors import ConfigError
+from node.inbox import InboxResult, open_inbox
 from node.ingest import IngestReport, ingest_encounters
+from node.ingest_reference import ENCOUNTERS, detect_kind, ingest_reference
 from node.model.codes import is_iso3
 from node.model.manifest import Manifest, SignedManifest
-from node.pipeline import DrainResult, EventFactory, PublishPlan, drain_outbox, prepare_flow_events
+from node.pipeline import (
+    FLOW_KIND,
+    DrainResult,
+    EventFactory,
+    PublishPlan,
+    drain_outbox,
+    prepare_flow_events,
+)
 from node.policy.loader import load_policy
 from node.policy.model import Policy
+from node.reference_pipeline import ReferencePlan, plan_with_reference
 from node.store.node_store import NodeStore, OutboxStatus
 from node.store.picture import PictureStore
+from node.store.reference import ReferenceStore
 from node.transport.kafka import (
     KafkaSink,
     KafkaSource,
     ensure_topic,
     publish_record,
+    read_all,
     read_latest,
 )
 
@@ -159,8 +174,21 @@ def home_policy(home: Home) -> Policy:
     return load_policy(_member(home).policy_path)
 
 
-def ingest(home: Home, file: Path, progress: Callable[[int], None] | None = None) -> IngestReport:
-    with NodeStore(_member(home).store_path) as store:
+def ingest(
+    home: Home,
+    file: Path,
+    progress: Callable[[int], None] | None = None,
+    *,
+    kind: str | None = None,
+) -> IngestReport:
+    """Ingest an encounter file, or a reference file (``kind`` from ``--kind``,
+    else detected from the header or first JSON object)."""
+    _member(home)
+    kind = kind or detect_kind(file)
+    if kind != ENCOUNTERS:
+        with ReferenceStore(home.store_path) as references:
+            return ingest_reference(file, kind, references, home.rejects_dir, home.country)
+    with NodeStore(home.store_path) as store:
         return ingest_encounters(file, store, home.rejects_dir, progress=progress)
 
 
@@ -183,6 +211,7 @@ class PublishResult:
     outbox: OutboxStatus
     topic: str
     policy_version: str
+    reference: ReferencePlan | None = None
 
 
 def publish(
@@ -195,22 +224,41 @@ def publish(
     policy = home_policy(home)
     settings = home.config.kafka
     address = bootstrap or home.bootstrap
+    security = home.kafka_security()
     with NodeStore(home.store_path) as store:
-        plan = prepare_flow_events(store, _factory(home, policy))
-        if plan.events:
-            store.stage(plan.events)
+        factory = _factory(home, policy)
+        plan = prepare_flow_events(store, factory)
+        recipients = _intelligence_recipients(home, policy)
+        staged, reference = plan_with_reference(
+            store, factory, plan.events, FLOW_KIND, recipients=recipients
+        )
+        if staged:
+            store.stage(staged)
+            with ReferenceStore(home.store_path) as references:
+                references.log_staged(staged)
         ensure_topic(
             address,
             settings.topic,
             partitions=settings.partitions,
             replication=settings.replication,
+            security=security,
         )
-        sink = KafkaSink(address, settings.topic, client_id=f"corredor-{home.country}")
+        sink = KafkaSink(
+            address, settings.topic, client_id=f"corredor-{home.country}", security=security
+        )
         try:
             drained = drain_outbox(store, sink, progress=progress)
         finally:
             sink.close()
-        return PublishResult(plan, drained, store.outbox_status(), settings.topic, policy.version)
+        return PublishResult(
+            plan, drained, store.outbox_status(), settings.topic, policy.version, reference
+        )
+
+
+def _intelligence_recipients(home: Home, policy: Policy) -> dict[str, X25519PublicKey]:
+    """Who this node's intelligence reports are sealed to, from its manifest."""
+    rules = policy.exchange("IntelligenceReport")
+    return trust.restricted_recipients(home, rules.audiences) if rules.shared else {}
 
 
 # -- aggregator -------------------------------------------------------------------
@@ -226,16 +274,60 @@ def aggregate_once(
     _aggregator(home)
     settings = home.config.kafka
     address = bootstrap or home.bootstrap
+    security = home.kafka_security()
     ensure_topic(
-        address, settings.topic, partitions=settings.partitions, replication=settings.replication
+        address,
+        settings.topic,
+        partitions=settings.partitions,
+        replication=settings.replication,
+        security=security,
     )
     with PictureStore(home.store_path) as store:
         aggregator = Aggregator(store, event_codec(), trust.key_directory(home))
-        source = KafkaSource(address, settings.topic, settings.group_id)
+        source = KafkaSource(address, settings.topic, settings.group_id, security=security)
         try:
-            return consume_until_caught_up(aggregator, source, progress=progress)
+            stats = consume_until_caught_up(aggregator, source, progress=progress)
         finally:
             source.close()
+        relay_restricted(home, store, address, security)
+        return stats
+
+
+def relay_restricted(
+    home: Home, store: PictureStore, address: str, security: dict[str, Any] | None
+) -> int:
+    """Send restricted events, still sealed, to the picture topic members read.
+    Rows are marked only on the broker's acknowledgement (an outbox, again)."""
+    pending = store.pending_relay()
+    if not pending:
+        return 0
+    topic = _picture_topic(home)
+    ensure_topic(address, topic, partitions=1, replication=home.config.kafka.replication,
+                 security=security)
+    sink = KafkaSink(address, topic, client_id="corredor-relay", security=security)
+    try:
+        sink.send_batch([(k or b"", v) for _, k, v in pending])
+    finally:
+        sink.close()
+    store.mark_relayed([seq for seq, _, _ in pending])
+    return len(pending)
+
+
+def _picture_topic(home: Home) -> str:
+    if home.manifest_path.exists():
+        return trust.current_manifest(home).topics.picture
+    return "corredor.picture"
+
+
+def read_inbox(home: Home, *, bootstrap: str | None = None) -> InboxResult:
+    """Restricted events addressed to this member, verified and decrypted."""
+    _member(home)
+    messages = read_all(
+        bootstrap or home.bootstrap, _picture_topic(home), security=home.kafka_security()
+    )
+    return open_inbox(
+        messages, event_codec(), trust.key_directory(home), trust.load_encryption_key(home)
+    )
 
 
 def open_home(path: Path | None) -> Home:
@@ -289,9 +381,7 @@ MANIFEST_KEY = b"manifest"
 
 
 def _control_topic(home: Home) -> str:
-    if home.manifest_path.exists():
-        return trust.current_manifest(home).topics.control
-    return "corredor.control"
+    return home.config.kafka.control_topic
 
 
 def publish_manifest(home: Home, *, bootstrap: str | None = None) -> str:
@@ -299,9 +389,12 @@ def publish_manifest(home: Home, *, bootstrap: str | None = None) -> str:
     _aggregator(home)
     address = bootstrap or home.bootstrap
     topic = _control_topic(home)
+    security = home.kafka_security()
     ensure_topic(address, topic, partitions=1, replication=home.config.kafka.replication,
-                 configs={"cleanup.policy": "compact"})
-    publish_record(address, topic, MANIFEST_KEY, home.manifest_path.read_bytes())
+                 configs={"cleanup.policy": "compact"}, security=security)
+    publish_record(
+        address, topic, MANIFEST_KEY, home.manifest_path.read_bytes(), security=security
+    )
     return topic
 
 
@@ -309,7 +402,7 @@ def sync_manifest(home: Home, *, bootstrap: str | None = None) -> tuple[Manifest
     """Take the newest manifest from the control topic if the pinned key signed it."""
     address = bootstrap or home.bootstrap
     topic = _control_topic(home)
-    value = read_latest(address, topic, MANIFEST_KEY)
+    value = read_latest(address, topic, MANIFEST_KEY, security=home.kafka_security())
     if value is None:
         raise ConfigError(f"no manifest on {topic} yet")
     try:

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
 from node.codec.events import EventCodec
+from node.crypto.sealing import seal
 from node.crypto.signing import SigningKey
 from node.model.events import Envelope, PolicyRef
 from node.policy.flows import FlowCell, count_cells, suppress_small_cells
@@ -62,6 +65,11 @@ def _canonical(body: dict[str, Any]) -> str:
     return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
 
+def restricted_aad(event_id: str, producer: str, kind: str, subject: str, revision: int) -> bytes:
+    """What a sealed body is bound to: it cannot be replayed into another event."""
+    return "|".join((event_id, producer, kind, subject, str(revision))).encode("utf-8")
+
+
 class EventFactory:
     """Builds signed events for one node under one policy version."""
 
@@ -81,9 +89,20 @@ class EventFactory:
         body: dict[str, Any] | None,
         content: str | None,
         now: datetime,
+        seal_to: Mapping[str, X25519PublicKey] | None = None,
     ) -> StagedEvent:
+        """Encode, (seal,) sign and wrap one event for the outbox.
+
+        With ``seal_to`` (recipient key id -> X25519 key) the body is sealed so
+        that only those recipients can read it; the sealed box is bound to the
+        event's identity (see ``restricted_aad``) and the signature covers it.
+        """
         rules = self.policy.exchange(kind)
         event_id = str(uuid.uuid4())
+        body_bytes = self.codec.encode_body(kind, body) if body is not None else None
+        if body_bytes is not None and seal_to is not None:
+            aad = restricted_aad(event_id, self.country, kind, subject, revision)
+            body_bytes = seal(body_bytes, dict(seal_to), aad).to_bytes()
         envelope = Envelope(
             event_id=event_id,
             producer=self.country,
@@ -97,7 +116,7 @@ class EventFactory:
             key_id=self.key.key_id,
             retain_until=rules.retain_until(now.date()),
             embargo_until=now + timedelta(days=rules.embargo_days) if rules.embargo_days else None,
-            body=self.codec.encode_body(kind, body) if body is not None else None,
+            body=body_bytes,
         )
         env_bytes = self.codec.encode_envelope(envelope)
         value = self.codec.encode_signed(env_bytes, self.key.sign(env_bytes))

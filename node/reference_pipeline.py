@@ -151,7 +151,11 @@ def apply_holds(
 
 
 def plan_with_reference(
-    store: NodeStore, factory: EventFactory, flow_events: list[StagedEvent], flow_kind: str
+    store: NodeStore,
+    factory: EventFactory,
+    flow_events: list[StagedEvent],
+    flow_kind: str,
+    recipients: Mapping[str, X25519PublicKey] | None = None,
 ) -> tuple[list[StagedEvent], ReferencePlan]:
     """Everything one publish stages: the flow events minus held cells (plus the
     withdrawals holds add), then the reference events."""
@@ -159,5 +163,7 @@ def plan_with_reference(
         events, _ = apply_holds(
             flow_events, references.held(flow_kind), store.ledger(flow_kind), factory, flow_kind
         )
-        reference = prepare_reference_events(references, store, factory)
+        reference = prepare_reference_events(
+            references, store, factory, recipients=recipients
+        )
     return events + reference.events, reference

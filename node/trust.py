@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from node import federation as fed
 from node.config import Home, key_passphrase
-from node.crypto.keys import EncryptionKey, x25519_public_pem
+from node.crypto.keys import EncryptionKey, load_x25519_public_pem, x25519_public_pem
 from node.crypto.signing import SigningKey, key_id_for, load_public_pem, public_pem
 from node.errors import ConfigError
 from node.model.codes import COUNTRY_NAMES, is_iso3
@@ -200,3 +201,26 @@ def accept_manifest(home: Home, signed: SignedManifest) -> tuple[Manifest, bool]
 
 def key_directory(home: Home) -> fed.KeyDirectory:
     return fed.KeyDirectory(current_manifest(home) if home.manifest_path.exists() else None)
+
+
+def restricted_recipients(home: Home, audiences: list[str]) -> dict[str, X25519PublicKey]:
+    """X25519 keys (by key id) that a restricted event for ``audiences`` is sealed
+    to: each named country's current encryption key, or every other member's for
+    ``members``. Groups with no keys (TS, IOM, public) get none, by design: the
+    Secretariat relays restricted events but cannot read them."""
+    if not home.manifest_path.exists():
+        return {}
+    manifest = current_manifest(home)
+    now = datetime.now(UTC)
+    countries = {a for a in audiences if is_iso3(a)}
+    if "members" in audiences:
+        countries |= {m.country for m in manifest.members if m.status == "member"}
+    countries.discard(home.country)
+    out: dict[str, X25519PublicKey] = {}
+    for country in sorted(countries):
+        member = manifest.member(country)
+        entry = member.current_encryption_key(now) if member else None
+        if entry is None:
+            raise ConfigError(f"the manifest has no valid encryption key for {country}")
+        out[entry.key_id] = load_x25519_public_pem(entry.public_pem)
+    return out

@@ -12,6 +12,7 @@ a reason (never applied, never silently dropped):
     bad-signature       the signature does not verify (forged or altered)
     unknown-kind        no view applies events of this kind
     undecodable-body    the body does not decode as its kind
+    subject-mismatch    the subject (or a reference body) names another producer
     replay-conflict     an event id applied before, now with different content
 
 A message that passes is recorded with the key that verified it and the policy
@@ -26,12 +27,15 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from node.aggregator.views import APPLIERS
+from node.aggregator.views import APPLIERS, subject_problem
 from node.codec.events import EventCodec
+from node.crypto.sealing import SealedBox
 from node.crypto.signing import verify
-from node.errors import CodecError, SignatureInvalid
+from node.errors import CodecError, CryptoError, SignatureInvalid
 from node.federation import KeyDirectory
-from node.model.events import Envelope
+from node.model.events import RESTRICTED_KINDS, Envelope, Event
+from node.store import audit
+from node.store.audit import AuditRecord, message_digest
 from node.store.picture import PictureStore, ReceivedEvent, Rejected
 from node.transport.base import EventSource, Message
 
@@ -67,12 +71,57 @@ class ApplyStats:
         }
 
 
-class _Reject(Exception):
+class MessageRejected(Exception):
+    """A message set aside, with a machine-readable reason and a detail."""
+
     def __init__(self, reason: str, detail: str, envelope: Envelope | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.detail = detail
         self.envelope = envelope
+
+
+def verify_message(
+    codec: EventCodec, keys: KeyDirectory, value: bytes | None
+) -> tuple[Envelope, bytes]:
+    """Decode a signed event and check its signature against the manifest's keys.
+
+    Raises ``MessageRejected`` for anything not to be trusted;
+    returns the envelope and the exact bytes its signature covers."""
+    if value is None:
+        raise MessageRejected("undecodable", "empty message value")
+    try:
+        env_bytes, signature = codec.split_signed(value)
+        envelope = codec.decode_envelope(env_bytes)
+    except CodecError as exc:
+        raise MessageRejected("undecodable", str(exc)) from exc
+    if signature is None:
+        raise MessageRejected("unsigned", "message carries no signature", envelope)
+    known = keys.get(envelope.key_id)
+    if known is None:
+        raise MessageRejected("unknown-key", f"no member key {envelope.key_id}", envelope)
+    if known.country != envelope.producer:
+        raise MessageRejected(
+            "producer-mismatch",
+            f"key {envelope.key_id} belongs to {known.country}, event claims {envelope.producer}",
+            envelope,
+        )
+    state = known.entry.state_at(envelope.produced_at)
+    if state == "revoked":
+        raise MessageRejected("revoked-key", f"key {envelope.key_id} was revoked", envelope)
+    if state != "valid":
+        raise MessageRejected(
+            "expired-key",
+            f"key {envelope.key_id} is {state} at {envelope.produced_at.isoformat()}",
+            envelope,
+        )
+    try:
+        verify(known.public, signature, env_bytes)
+    except SignatureInvalid as exc:
+        raise MessageRejected(
+            "bad-signature", f"signature by {envelope.key_id} does not verify", envelope
+        ) from exc
+    return envelope, env_bytes
 
 
 class Aggregator:
@@ -88,59 +137,39 @@ class Aggregator:
         self.keys = keys
 
     def _verify(self, msg: Message) -> tuple[Envelope, bytes]:
-        if msg.value is None:
-            raise _Reject("undecodable", "empty message value")
-        try:
-            env_bytes, signature = self.codec.split_signed(msg.value)
-            envelope = self.codec.decode_envelope(env_bytes)
-        except CodecError as exc:
-            raise _Reject("undecodable", str(exc)) from exc
-        if signature is None:
-            raise _Reject("unsigned", "message carries no signature", envelope)
-        known = self.keys.get(envelope.key_id)
-        if known is None:
-            raise _Reject("unknown-key", f"no member key {envelope.key_id}", envelope)
-        if known.country != envelope.producer:
-            raise _Reject(
-                "producer-mismatch",
-                f"key {envelope.key_id} belongs to {known.country}, "
-                f"event claims {envelope.producer}",
-                envelope,
-            )
-        state = known.entry.state_at(envelope.produced_at)
-        if state == "revoked":
-            raise _Reject("revoked-key", f"key {envelope.key_id} was revoked", envelope)
-        if state != "valid":
-            raise _Reject(
-                "expired-key",
-                f"key {envelope.key_id} is {state} at {envelope.produced_at.isoformat()}",
-                envelope,
-            )
-        try:
-            verify(known.public, signature, env_bytes)
-        except SignatureInvalid as exc:
-            raise _Reject(
-                "bad-signature", f"signature by {envelope.key_id} does not verify", envelope
-            ) from exc
-        return envelope, env_bytes
+        return verify_message(self.codec, self.keys, msg.value)
 
     def _apply_one(self, conn: sqlite3.Connection, msg: Message, stats: ApplyStats) -> None:
         envelope, env_bytes = self._verify(msg)
-        if envelope.kind not in APPLIERS:
-            raise _Reject(
+        restricted = envelope.kind in RESTRICTED_KINDS
+        if not restricted and envelope.kind not in APPLIERS:
+            raise MessageRejected(
                 "unknown-kind", f"no view applies events of kind {envelope.kind!r}", envelope
             )
-        try:
-            event = self.codec.decode_event(envelope)
-        except CodecError as exc:
-            raise _Reject("undecodable-body", str(exc), envelope) from exc
+        recipients: list[str] = []
+        if restricted:
+            # Sealed to named members: the Secretariat relays it, cannot read it.
+            event = Event(envelope, None)
+            if envelope.body is not None:
+                try:
+                    recipients = SealedBox.from_bytes(envelope.body).recipients
+                except CryptoError as exc:
+                    raise MessageRejected("undecodable-body", str(exc), envelope) from exc
+        else:
+            try:
+                event = self.codec.decode_event(envelope)
+            except CodecError as exc:
+                raise MessageRejected("undecodable-body", str(exc), envelope) from exc
+        problem = subject_problem(envelope, event.body)
+        if problem is not None:
+            raise MessageRejected("subject-mismatch", problem, envelope)
         digest = hashlib.sha256(env_bytes).hexdigest()
         seen = self.store.digest_of(envelope.event_id)
         if seen is not None:
             if seen == digest:
                 stats.duplicates += 1
                 return
-            raise _Reject(
+            raise MessageRejected(
                 "replay-conflict",
                 f"event {envelope.event_id} was applied before with different content",
                 envelope,
@@ -166,6 +195,7 @@ class Aggregator:
             ),
             applied=newer,
         )
+        self.store.record_revision(conn, envelope, event.body, event.body_schema_version, newer)
         if not newer:
             stats.stale += 1
             return
@@ -178,18 +208,34 @@ class Aggregator:
             envelope.event_id,
             envelope.is_withdrawal,
         )
-        APPLIERS[envelope.kind](self.store, conn, envelope, event.body)
+        if restricted:
+            self.store.queue_relay(
+                conn,
+                envelope.event_id,
+                envelope.producer,
+                envelope.subject,
+                envelope.revision,
+                recipients,
+                msg.key,
+                msg.value or b"",
+            )
+        else:
+            APPLIERS[envelope.kind](self.store, conn, envelope, event.body)
         stats.applied += 1
 
     def apply_batch(self, messages: Iterable[Message]) -> ApplyStats:
         """Apply a batch in one SQLite transaction."""
         stats = ApplyStats()
+        trail: list[AuditRecord] = []
         with self.store.transaction() as conn:
+            audit.ensure_schema(conn)
             for msg in messages:
                 stats.messages += 1
+                before = (stats.applied, stats.stale)
                 try:
                     self._apply_one(conn, msg, stats)
-                except _Reject as rej:
+                except MessageRejected as rej:
+                    trail.append(self._audit_record(msg, "quarantined", rej.envelope, rej.reason))
                     env = rej.envelope
                     self.store.record_rejected(
                         conn,
@@ -205,7 +251,43 @@ class Aggregator:
                         ),
                     )
                     stats.rejected[rej.reason] = stats.rejected.get(rej.reason, 0) + 1
+                else:
+                    outcome = (
+                        "applied"
+                        if stats.applied > before[0]
+                        else "stale"
+                        if stats.stale > before[1]
+                        else "duplicate"
+                    )
+                    trail.append(self._audit_record(msg, outcome))
+            # In the apply's own transaction: the log and the picture never disagree.
+            head = audit.append(conn, trail)
+        audit.save_head(self.store.path, head)
         return stats
+
+    def _audit_record(
+        self,
+        msg: Message,
+        outcome: str,
+        envelope: Envelope | None = None,
+        reason: str | None = None,
+    ) -> AuditRecord:
+        """The audit entry of one message; decodes its envelope again if needed."""
+        if envelope is None and outcome != "quarantined" and msg.value is not None:
+            try:
+                envelope = self.codec.decode_envelope(self.codec.split_signed(msg.value)[0])
+            except CodecError:
+                envelope = None
+        return AuditRecord(
+            entry=outcome,
+            digest=message_digest(msg.value),
+            event_id=envelope.event_id if envelope else None,
+            producer=envelope.producer if envelope else None,
+            subject=envelope.subject if envelope else None,
+            revision=envelope.revision if envelope else None,
+            policy_version=envelope.policy.version if envelope else None,
+            reason=reason,
+        )
 
 
 def consume_until_caught_up(

@@ -314,4 +314,70 @@ def federation_show(ctx: click.Context, fmt: str, draft: bool) -> None:
     console.print(table)
 
 
-COMMANDS: tuple[click.Command, ...] = (keys, member, federation)
+@click.command()
+@bootstrap_option
+@format_option("table", "json")
+@click.pass_context
+@handle_errors
+def inbox(ctx: click.Context, bootstrap: str | None, fmt: str) -> None:
+    """Read the restricted reports (intelligence) addressed to this country.
+
+    Each is relayed sealed by the Secretariat, verified against the sender's key
+    in the manifest, and opened with this node's own encryption key.
+
+    \b
+    Example:
+      corredor --home ./gtm federation sync
+      corredor --home ./gtm inbox
+    """
+    result = ops.read_inbox(home_of(ctx), bootstrap=bootstrap)
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "items": [
+                        {
+                            "event_id": i.event_id,
+                            "kind": i.kind,
+                            "producer": i.producer,
+                            "subject": i.subject,
+                            "revision": i.revision,
+                            "produced_at": i.produced_at.isoformat(),
+                            "signed_by": i.signed_by,
+                            "withdrawn": i.body is None,
+                            "body": i.body,
+                        }
+                        for i in result.items
+                    ],
+                    "not_addressed": result.not_addressed,
+                    "rejected": result.rejected,
+                },
+                indent=2,
+                default=str,
+            )
+        )
+        return
+    if not result.items:
+        console.print("The inbox is empty.")
+    for item in result.items:
+        if item.body is None:
+            console.print(f"[dim]{item.subject} r{item.revision}: withdrawn by {item.producer}[/]")
+            continue
+        b = item.body
+        console.rule(f"{item.producer} · {b.get('title')} · r{item.revision}")
+        console.print(
+            f"category {b.get('category')}, confidence {b.get('confidence')}, "
+            f"period {b.get('period_start')} – {b.get('period_end') or ''}"
+        )
+        console.print(f"countries involved: {', '.join(b.get('countries_involved') or [])}")
+        console.print(b.get("summary", ""))
+        if b.get("handling"):
+            console.print(f"[bold]handling:[/] {b['handling']}")
+        console.print(f"[dim]signed by {item.signed_by}; event {item.event_id}[/]")
+    console.print(
+        f"[dim]{result.not_addressed} restricted events addressed to others; "
+        f"{result.rejected} unverifiable[/]"
+    )
+
+
+COMMANDS: tuple[click.Command, ...] = (keys, member, federation, inbox)

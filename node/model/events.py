@@ -13,6 +13,10 @@ from typing import Any
 
 KINDS: tuple[str, ...] = ("FlowStatistic",)
 
+#: Kinds whose body is sealed to named recipients: relayed, never read, by the
+#: Secretariat.
+RESTRICTED_KINDS: frozenset[str] = frozenset({"IntelligenceReport"})
+
 
 @dataclass(frozen=True)
 class PolicyRef:

@@ -3,15 +3,26 @@ picture (latest revision of each subject) and everything set aside."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from node.model.events import Envelope
 from node.store.sqlite import connect, transaction
+
+
+def _json_value(value: object) -> str:
+    """Dates and timestamps in stored bodies, as ISO 8601."""
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return str(value)
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS received_event (
@@ -30,6 +41,18 @@ CREATE TABLE IF NOT EXISTS received_event (
     received_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS received_subject ON received_event(subject, revision);
+CREATE TABLE IF NOT EXISTS relay_outbox (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id    TEXT NOT NULL UNIQUE,  -- restricted events, relayed sealed to members
+    producer    TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    revision    INTEGER NOT NULL,
+    recipients  TEXT NOT NULL,         -- key ids the sealed box names (metadata only)
+    msg_key     BLOB,
+    msg_value   BLOB NOT NULL,
+    created_at  REAL NOT NULL,
+    relayed_at  REAL
+);
 CREATE TABLE IF NOT EXISTS subject_head (
     subject     TEXT PRIMARY KEY,    -- newest applied revision of every subject, any kind
     kind        TEXT NOT NULL,
@@ -63,7 +86,50 @@ CREATE TABLE IF NOT EXISTS rejected_message (
     raw         BLOB,
     received_at REAL NOT NULL
 );
+-- Every accepted revision of every subject with its decoded body, applied or
+-- superseded: the history an auditor (or `corredor history`) reads.
+CREATE TABLE IF NOT EXISTS event_revision (
+    event_id       TEXT PRIMARY KEY,
+    subject        TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    producer       TEXT NOT NULL,
+    revision       INTEGER NOT NULL,
+    withdrawn      INTEGER NOT NULL,
+    body           TEXT,             -- JSON of the decoded body; NULL for a withdrawal
+                                     -- and for sealed (restricted) bodies
+    schema_version INTEGER,          -- the writer's schema version
+    produced_at    TEXT NOT NULL,
+    applied        INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS event_revision_subject ON event_revision(subject, revision);
+-- Reference views: the current revision of each subject; withdrawn rows deleted.
+CREATE TABLE IF NOT EXISTS legislation_view (
+    subject TEXT PRIMARY KEY, country TEXT NOT NULL, topic TEXT NOT NULL,
+    body TEXT NOT NULL, revision INTEGER NOT NULL, event_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS consular_view (
+    subject TEXT PRIMARY KEY, host_country TEXT NOT NULL, sending_country TEXT NOT NULL,
+    mission_type TEXT NOT NULL, city TEXT NOT NULL,
+    body TEXT NOT NULL, revision INTEGER NOT NULL, event_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS health_view (
+    subject TEXT PRIMARY KEY, issuer TEXT NOT NULL, country_of_origin TEXT NOT NULL,
+    disease TEXT NOT NULL, valid_from TEXT NOT NULL, valid_until TEXT,
+    body TEXT NOT NULL, revision INTEGER NOT NULL, event_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS focal_point_view (
+    subject TEXT PRIMARY KEY, country TEXT NOT NULL, name TEXT NOT NULL,
+    body TEXT NOT NULL, revision INTEGER NOT NULL, event_id TEXT NOT NULL
+);
 """
+
+#: Reference view tables and their key columns (besides subject, body, revision, event_id).
+VIEW_COLUMNS: dict[str, tuple[str, ...]] = {
+    "legislation_view": ("country", "topic"),
+    "consular_view": ("host_country", "sending_country", "mission_type", "city"),
+    "health_view": ("issuer", "country_of_origin", "disease", "valid_from", "valid_until"),
+    "focal_point_view": ("country", "name"),
+}
 
 
 @dataclass(frozen=True)
@@ -280,3 +346,154 @@ class PictureStore:
             "SELECT reason, count(*) FROM rejected_message GROUP BY reason ORDER BY reason"
         )
         return {reason: int(n) for reason, n in cur}
+
+    # -- history and reference views ---------------------------------------------
+
+    def record_revision(
+        self,
+        conn: sqlite3.Connection,
+        envelope: Envelope,
+        body: dict[str, Any] | None,
+        schema_version: int | None,
+        applied: bool,
+    ) -> None:
+        conn.execute(
+            "INSERT OR IGNORE INTO event_revision (event_id, subject, kind, producer, revision, "
+            "withdrawn, body, schema_version, produced_at, applied) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                envelope.event_id,
+                envelope.subject,
+                envelope.kind,
+                envelope.producer,
+                envelope.revision,
+                int(envelope.is_withdrawal),
+                None if body is None else json.dumps(body, sort_keys=True, default=_json_value),
+                schema_version,
+                envelope.produced_at.isoformat(timespec="seconds"),
+                int(applied),
+            ),
+        )
+
+    def history(self, subject_or_event: str) -> list[dict[str, Any]]:
+        """Every received revision of a subject (or of the subject of an event id)."""
+        row = self._conn.execute(
+            "SELECT subject FROM event_revision WHERE event_id = ?", (subject_or_event,)
+        ).fetchone()
+        subject = row[0] if row is not None else subject_or_event
+        head = self._conn.execute(
+            "SELECT revision FROM subject_head WHERE subject = ?", (subject,)
+        ).fetchone()
+        cur = self._conn.execute(
+            "SELECT event_id, subject, kind, producer, revision, withdrawn, body, schema_version, "
+            "produced_at, applied FROM event_revision WHERE subject = ? ORDER BY revision, "
+            "produced_at",
+            (subject,),
+        )
+        out = []
+        for event_id, subj, kind, producer, revision, withdrawn, body, version, at, applied in cur:
+            out.append(
+                {
+                    "event_id": event_id,
+                    "subject": subj,
+                    "kind": kind,
+                    "producer": producer,
+                    "revision": revision,
+                    "action": "withdrawal" if withdrawn else "publication",
+                    "produced_at": at,
+                    "schema_version": version,
+                    "applied": bool(applied),
+                    "current": head is not None and head[0] == revision,
+                    "body": None if body is None else json.loads(body),
+                }
+            )
+        return out
+
+    def upsert_view(
+        self,
+        conn: sqlite3.Connection,
+        table: str,
+        envelope: Envelope,
+        keys: dict[str, Any],
+        body: dict[str, Any],
+    ) -> None:
+        columns = VIEW_COLUMNS[table]
+        names = ("subject", *columns, "body", "revision", "event_id")
+        updates = ", ".join(f"{c}=excluded.{c}" for c in names[1:])
+        conn.execute(
+            f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+            f"ON CONFLICT(subject) DO UPDATE SET {updates}",
+            (
+                envelope.subject,
+                *(keys.get(c) for c in columns),
+                json.dumps(body, sort_keys=True, default=_json_value),
+                envelope.revision,
+                envelope.event_id,
+            ),
+        )
+
+    def delete_view(self, conn: sqlite3.Connection, table: str, subject: str) -> None:
+        if table not in VIEW_COLUMNS:
+            raise KeyError(table)
+        conn.execute(f"DELETE FROM {table} WHERE subject = ?", (subject,))
+
+    def view(self, table: str) -> list[dict[str, Any]]:
+        """Current rows of a reference view: the body plus producer-side metadata."""
+        if table not in VIEW_COLUMNS:
+            raise KeyError(table)
+        cur = self._conn.execute(
+            f"SELECT subject, body, revision, event_id FROM {table} ORDER BY subject"
+        )
+        return [
+            {**json.loads(body), "_subject": subject, "_revision": revision, "_event_id": event_id}
+            for subject, body, revision, event_id in cur
+        ]
+
+    # -- restricted events: relayed, never read ---------------------------------------
+
+    def queue_relay(
+        self,
+        conn: sqlite3.Connection,
+        event_id: str,
+        producer: str,
+        subject: str,
+        revision: int,
+        recipients: list[str],
+        key: bytes | None,
+        value: bytes,
+    ) -> None:
+        """Keep a restricted event's original bytes for relay to the members, in
+        the apply transaction, so a crash between apply and relay loses nothing."""
+        conn.execute(
+            "INSERT OR IGNORE INTO relay_outbox (event_id, producer, subject, revision, "
+            "recipients, msg_key, msg_value, created_at) VALUES (?,?,?,?,?,?,?,?)",
+            (event_id, producer, subject, revision, ",".join(recipients), key, value,
+             time.time()),
+        )
+
+    def pending_relay(self, limit: int = 5000) -> list[tuple[int, bytes | None, bytes]]:
+        cur = self._conn.execute(
+            "SELECT seq, msg_key, msg_value FROM relay_outbox WHERE relayed_at IS NULL "
+            "ORDER BY seq LIMIT ?",
+            (limit,),
+        )
+        return [(int(seq), k, v) for seq, k, v in cur]
+
+    def mark_relayed(self, seqs: list[int]) -> None:
+        now = time.time()
+        with transaction(self._conn) as conn:
+            conn.executemany(
+                "UPDATE relay_outbox SET relayed_at = ? WHERE seq = ?", [(now, s) for s in seqs]
+            )
+
+    def restricted_events(self) -> list[dict[str, Any]]:
+        """What the Secretariat can know of restricted events: who, what subject,
+        to whom; never the content."""
+        self._conn.row_factory = sqlite3.Row
+        try:
+            rows = self._conn.execute(
+                "SELECT event_id, producer, subject, revision, recipients, created_at, "
+                "relayed_at FROM relay_outbox ORDER BY seq"
+            ).fetchall()
+        finally:
+            self._conn.row_factory = None
+        return [dict(r) for r in rows]

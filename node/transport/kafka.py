@@ -225,36 +225,51 @@ def read_latest(
     security: dict[str, Any] | None = None,
     timeout_s: float = 30.0,
 ) -> bytes | None:
-    """The newest value for ``key`` on a (compacted) topic, reading it from the
-    start to its current end without a consumer group."""
+    """The newest value for ``key`` on a (compacted) topic."""
+    latest: bytes | None = None
+    for msg in read_all(bootstrap, topic, security=security, timeout_s=timeout_s):
+        if msg.key == key:
+            latest = msg.value
+    return latest
+
+
+def read_all(
+    bootstrap: str,
+    topic: str,
+    *,
+    security: dict[str, Any] | None = None,
+    timeout_s: float = 60.0,
+) -> list[Message]:
+    """Every record on ``topic`` from the start to its current end, without a
+    consumer group (a reader that keeps no position, e.g. a member's inbox)."""
     try:
         consumer = KafkaConsumer(
             bootstrap_servers=bootstrap.split(","),
             group_id=None,
             enable_auto_commit=False,
-            client_id="corredor-control",
+            client_id="corredor-reader",
             **(security or {}),
         )
     except KafkaError as exc:
         raise TransportError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    out: list[Message] = []
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not tps:
-            return None
+            return out
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         end = consumer.end_offsets(tps)
-        latest: bytes | None = None
         deadline = time.monotonic() + timeout_s
         while any(consumer.position(tp) < end[tp] for tp in tps):
             if time.monotonic() > deadline:
                 raise TransportError(f"timed out reading {topic}")
             for records in consumer.poll(timeout_ms=500).values():
-                for r in records:
-                    if r.key == key:
-                        latest = r.value
-        return latest
+                out.extend(
+                    Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
+                    for r in records
+                )
+        return out
     except KafkaError as exc:
         raise TransportError(f"cannot read {topic}: {exc}") from exc
     finally:

@@ -1,0 +1,101 @@
+"""A member's inbox: restricted events the Secretariat relayed, opened with the
+member's own X25519 key after the sender's signature verifies against the
+manifest. Nobody else can open them: not the Secretariat that relays them,
+not other members, not the Kafka operator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from node.aggregator.apply import MessageRejected, verify_message
+from node.codec.events import EventCodec
+from node.codec.single_object import decode
+from node.crypto.keys import EncryptionKey
+from node.crypto.sealing import SealedBox, open_sealed
+from node.errors import CodecError, CryptoError
+from node.federation import KeyDirectory
+from node.model.events import RESTRICTED_KINDS
+from node.pipeline import restricted_aad
+from node.transport.base import Message
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    event_id: str
+    kind: str
+    producer: str
+    subject: str
+    revision: int
+    produced_at: datetime
+    signed_by: str
+    body: dict[str, Any] | None  # None: the sender withdrew it
+
+
+@dataclass
+class InboxResult:
+    items: list[InboxItem]
+    not_addressed: int = 0
+    rejected: int = 0
+
+
+def open_inbox(
+    messages: Iterable[Message], codec: EventCodec, keys: KeyDirectory, mine: EncryptionKey
+) -> InboxResult:
+    """The newest revision of each restricted subject addressed to ``mine``."""
+    latest: dict[str, InboxItem] = {}
+    addressed: set[str] = set()
+    result = InboxResult([])
+    for msg in messages:
+        try:
+            envelope, _ = verify_message(codec, keys, msg.value)
+        except MessageRejected:
+            result.rejected += 1
+            continue
+        if envelope.kind not in RESTRICTED_KINDS:
+            continue
+        body: dict[str, Any] | None = None
+        if envelope.body is not None:
+            try:
+                box = SealedBox.from_bytes(envelope.body)
+            except CryptoError:
+                result.rejected += 1
+                continue
+            if mine.key_id not in box.wrapped:
+                result.not_addressed += 1
+                continue
+            aad = restricted_aad(
+                envelope.event_id,
+                envelope.producer,
+                envelope.kind,
+                envelope.subject,
+                envelope.revision,
+            )
+            addressed.add(envelope.subject)
+            try:
+                plain = open_sealed(box, mine.key_id, mine.private, aad)
+                _, body = decode(plain, codec.registry, codec.registry.latest(envelope.kind))
+            except (CryptoError, CodecError):
+                result.rejected += 1
+                continue
+        item = InboxItem(
+            envelope.event_id,
+            envelope.kind,
+            envelope.producer,
+            envelope.subject,
+            envelope.revision,
+            envelope.produced_at,
+            envelope.key_id,
+            body,
+        )
+        current = latest.get(envelope.subject)
+        if current is None or item.revision > current.revision:
+            latest[envelope.subject] = item
+    # A withdrawal carries no box; show it only for reports we could read.
+    result.items = sorted(
+        (i for i in latest.values() if i.body is not None or i.subject in addressed),
+        key=lambda i: i.produced_at,
+    )
+    return result
