@@ -13,7 +13,15 @@ from pathlib import Path
 
 import click
 
-from node.cli import kafka_cmds, node_cmds, trust_cmds
+from node.cli import (
+    audit_cmds,
+    kafka_cmds,
+    node_cmds,
+    pki_cmds,
+    reference_cmds,
+    schema_cmds,
+    trust_cmds,
+)
 from node.config import ENV_HOME
 
 
@@ -45,6 +53,14 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
     ctx.obj["home"] = home
 
 
-for _module in (node_cmds, kafka_cmds, trust_cmds):
+for _module in (
+    node_cmds,
+    kafka_cmds,
+    trust_cmds,
+    audit_cmds,
+    pki_cmds,
+    schema_cmds,
+    reference_cmds,
+):
     for _command in _module.COMMANDS:
         main.add_command(_command)

@@ -8,8 +8,10 @@ import click
 from rich.table import Table
 
 from node import config
-from node.cli.common import console, err_console, handle_errors
-from node.devkafka.manage import local_down, local_status, local_up
+from node.cli.common import console, err_console, handle_errors, home_of
+from node.devkafka.manage import home_settings, local_down, local_status, local_up, running_cluster
+from node.devkafka.secure import DEFAULT_SHARED_TOPIC, RCM_COUNTRIES
+from node.errors import ConfigError
 
 
 def _echo(message: str) -> None:
@@ -43,20 +45,93 @@ def kafka() -> None:
     show_default=True,
     help="Seconds to wait until a client can fetch metadata.",
 )
+@click.option(
+    "--secure",
+    is_flag=True,
+    help="SASL_SSL (SCRAM-SHA-512 over TLS) with the federation's ACLs; "
+    "credentials are generated into files.",
+)
+@click.option(
+    "--member",
+    "members",
+    multiple=True,
+    metavar="ISO3",
+    help="With --secure: a member country's principal (repeat). Default: the RCM countries.",
+)
+@click.option(
+    "--topic",
+    default=DEFAULT_SHARED_TOPIC,
+    show_default=True,
+    help="With --secure: the shared topic the ACLs protect.",
+)
 @handle_errors
-def kafka_up(nodes: str, timeout: float) -> None:
+def kafka_up(
+    nodes: str, timeout: float, secure: bool, members: tuple[str, ...], topic: str
+) -> None:
     """Fetch the jars once, format KRaft storage, start the broker(s), print the
     bootstrap address. Reuses the running local cluster if there is one.
+
+    With --secure, clients must authenticate: stderr names the CA file and the
+    credentials directory (one mode-0600 password file per user); no password
+    is ever printed. `corredor --home DIR kafka connect` points a home at it.
 
     \b
     Example:
       export CORREDOR_KAFKA_BOOTSTRAP=$(corredor kafka up)
+      corredor kafka up --secure --member PAN --member GTM
     """
     info, started = local_up(
-        config.kafka_dir(), config.kafka_pom(), nodes=int(nodes), timeout=timeout, echo=_echo
+        config.kafka_dir(),
+        config.kafka_pom(),
+        nodes=int(nodes),
+        timeout=timeout,
+        echo=_echo,
+        secure=secure,
+        members=[m.upper() for m in members] or RCM_COUNTRIES,
+        shared_topic=topic,
     )
     _echo("started" if started else "already running")
+    if info.security is not None:
+        sec = info.security
+        _echo(f"SASL_SSL, {sec.mechanism}; TLS CA: {sec.ca_file}")
+        _echo(f"credentials (one password file per user, mode 0600): {sec.credentials_dir}")
+        _echo(
+            f"users: {', '.join(sec.users)}; topics: {sec.shared_topic}, "
+            f"{sec.control_topic}, {sec.picture_topic}"
+        )
     click.echo(info.bootstrap)
+
+
+@kafka.command("connect")
+@click.option(
+    "--user",
+    metavar="NAME",
+    help="Principal to connect as. Default: the home's country, or secretariat for the aggregator.",
+)
+@click.pass_context
+@handle_errors
+def kafka_connect(ctx: click.Context, user: str | None) -> None:
+    """Point a home at the running local Kafka: bootstrap, and on a secure
+    cluster SASL_SSL with the user's password file and the CA (paths only).
+
+    \b
+    Example:
+      corredor --home ./pan kafka connect
+      corredor --home ./ts kafka connect --user secretariat
+    """
+    home = home_of(ctx)
+    info = running_cluster(config.kafka_dir())
+    if info is None:
+        raise ConfigError("no local Kafka is running; start it with `corredor kafka up`")
+    if user is None and info.security is not None:
+        user = info.security.secretariat if home.is_aggregator else home.country
+    settings = home_settings(info, user or "")
+    home.config.kafka = home.config.kafka.model_validate(
+        {**home.config.kafka.model_dump(), **settings}
+    )
+    home.save()
+    who = f" as {user} ({settings['security_protocol']})" if info.security else ""
+    console.print(f"{home.path} now connects to {info.bootstrap}{who}")
 
 
 @kafka.command("status")

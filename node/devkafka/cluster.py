@@ -27,17 +27,26 @@ from kafka.errors import KafkaError
 
 from node.devkafka import process
 from node.devkafka.jars import find_java
+from node.devkafka.pki import write_private
 from node.devkafka.properties import (
     LOOPBACK,
     SUPPORTED_SIZES,
+    ListenerSecurity,
     NodeAddress,
     log4j2_properties,
     new_cluster_id,
     render_properties,
-    security_properties,
     server_properties,
 )
-from node.devkafka.state import ClusterInfo, NodeInfo, remove_state, save_state
+from node.devkafka.secure import (
+    CONTROLLER_USER,
+    DEFAULT_SHARED_TOPIC,
+    RCM_COUNTRIES,
+    controller_password,
+    prepare_security,
+    provision,
+)
+from node.devkafka.state import ClusterInfo, NodeInfo, SecurityInfo, remove_state, save_state
 from node.errors import KafkaSetupError
 
 log = logging.getLogger(__name__)
@@ -72,17 +81,23 @@ def start_cluster(
     jars: Path,
     timeout: float = 90.0,
     secure: bool = False,
+    members: Sequence[str] = RCM_COUNTRIES,
+    shared_topic: str = DEFAULT_SHARED_TOPIC,
 ) -> ClusterInfo:
     """Format and start ``nodes`` (1 or 3) brokers under ``base_dir``; wait until ready.
 
     Each node lives in ``base_dir/node-<id>``, which must not hold a node already.
     Ready means a client sees all ``nodes`` brokers in the cluster metadata. On
     failure or timeout everything started is killed and KafkaSetupError carries
-    the broker log's tail. ``secure`` is the hook for SASL/SCRAM + TLS (not built).
+    the broker log's tail.
+
+    ``secure``: SASL_SSL with SCRAM-SHA-512 and ACLs (see node.devkafka.secure):
+    a CA and passwords under ``base_dir/security``, one SCRAM user per country in
+    ``members`` plus the Secretariat and the admin, the shared, control and
+    picture topics created, the federation's ACLs in place before this returns.
     """
     if nodes not in SUPPORTED_SIZES:
         raise KafkaSetupError(f"a local cluster has 1 or 3 nodes, not {nodes}")
-    security_properties(secure)  # refuses secure=True until that mode exists
     java = find_java()
     base_dir = base_dir.resolve()
     jars = jars.resolve()
@@ -91,37 +106,67 @@ def start_cluster(
     ports = free_ports(2 * nodes)
     voters = [NodeAddress(i + 1, ports[2 * i], ports[2 * i + 1]) for i in range(nodes)]
     cluster_id = new_cluster_id()
-    members = [_prepare_node(base_dir, address, voters, secure) for address in voters]
+    for address in voters:
+        _check_free(base_dir, address)
+    security = (
+        prepare_security(base_dir, members=members, shared_topic=shared_topic) if secure else None
+    )
+    listener = _listener_security(security)
+    brokers = [_prepare_node(base_dir, address, voters, listener) for address in voters]
     info = ClusterInfo(
         cluster_id=cluster_id,
-        bootstrap=_bootstrap_of(members),
+        bootstrap=_bootstrap_of(brokers),
         java=java,
         jars=jars,
         base_dir=base_dir,
-        nodes=members,
+        nodes=brokers,
         secure=secure,
+        security=security,
     )
-    process.format_storage(java, jars, cluster_id, members)
+    admin = {security.admin: security.password(security.admin)} if security else None
+    process.format_storage(java, jars, cluster_id, brokers, scram_users=admin)
     try:
-        for node in members:
+        for node in brokers:
             node.pid = process.launch_broker(java, jars, node)
-        wait_for_brokers(info, {n.node_id for n in members}, timeout=timeout)
+        wait_for_brokers(info, {n.node_id for n in brokers}, timeout=timeout)
+        if security is not None:
+            provision(info)
     except BaseException:
         # Includes Ctrl-C: never leave half a cluster running unrecorded.
-        process.terminate([n for n in members if n.pid], timeout=5.0)
+        process.terminate([n for n in brokers if n.pid], timeout=5.0)
         raise
     log.info("local Kafka %s up at %s", cluster_id, info.bootstrap)
     return info
 
 
-def _prepare_node(
-    base_dir: Path, address: NodeAddress, voters: Sequence[NodeAddress], secure: bool
-) -> NodeInfo:
+def _check_free(base_dir: Path, address: NodeAddress) -> None:
     node_dir = base_dir / f"node-{address.node_id}"
     if node_dir.exists() and any(node_dir.iterdir()):
         raise KafkaSetupError(
             f"{node_dir} already holds a Kafka node; stop it and remove the directory first"
         )
+
+
+def _listener_security(security: SecurityInfo | None) -> ListenerSecurity | None:
+    if security is None:
+        return None
+    return ListenerSecurity(
+        keystore=security.keystore,
+        truststore=security.ca_file,
+        admin_user=security.admin,
+        admin_password=security.password(security.admin),
+        controller_user=CONTROLLER_USER,
+        controller_password=controller_password(security),
+    )
+
+
+def _prepare_node(
+    base_dir: Path,
+    address: NodeAddress,
+    voters: Sequence[NodeAddress],
+    security: ListenerSecurity | None,
+) -> NodeInfo:
+    node_dir = base_dir / f"node-{address.node_id}"
     node = NodeInfo(
         node_id=address.node_id,
         pid=0,
@@ -135,8 +180,11 @@ def _prepare_node(
     )
     node.log_file.parent.mkdir(parents=True, exist_ok=True)
     node.data_dir.mkdir(parents=True, exist_ok=True)
-    props = server_properties(address, voters, node.data_dir, secure=secure)
-    node.props_file.write_text(render_properties(props), encoding="utf-8")
+    props = server_properties(
+        address, voters, node.data_dir, secure=security is not None, security=security
+    )
+    # Mode 0600 always: a secure node's file holds the admin and controller passwords.
+    write_private(node.props_file, render_properties(props).encode("utf-8"))
     process.log4j_config_file(node).write_text(log4j2_properties(node.log_file), encoding="utf-8")
     return node
 

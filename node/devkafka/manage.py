@@ -8,11 +8,12 @@ describes, so they never touch a broker something else started.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from node.devkafka.cluster import NodeStatus, cluster_status, start_cluster, stop_cluster
 from node.devkafka.jars import ensure_jars
+from node.devkafka.secure import DEFAULT_SHARED_TOPIC, RCM_COUNTRIES
 from node.devkafka.state import ClusterInfo, load_state, remove_state, save_state
 from node.errors import KafkaSetupError
 
@@ -40,14 +41,22 @@ def local_up(
     nodes: int = 1,
     timeout: float = 90.0,
     echo: Echo = _quiet,
+    secure: bool = False,
+    members: Sequence[str] = RCM_COUNTRIES,
+    shared_topic: str = DEFAULT_SHARED_TOPIC,
 ) -> tuple[ClusterInfo, bool]:
-    """Start the local cluster, or reuse the one running. Returns (info, started)."""
+    """Start the local cluster, or reuse the one running. Returns (info, started).
+
+    ``secure`` starts it with SASL_SSL, SCRAM users for ``members``, the
+    Secretariat and the admin, and the federation's ACLs (node.devkafka.secure).
+    """
     info = load_state(state_dir)
     if info is not None:
         if any(s.alive for s in cluster_status(info)):
-            if len(info.nodes) != nodes:
+            if len(info.nodes) != nodes or info.secure != secure:
+                kind = "secure " if info.secure else ""
                 raise KafkaSetupError(
-                    f"a {len(info.nodes)}-node local Kafka is already running at "
+                    f"a {len(info.nodes)}-node {kind}local Kafka is already running at "
                     f"{info.bootstrap}; run `corredor kafka down` first"
                 )
             return info, False
@@ -58,8 +67,17 @@ def local_up(
     cluster_dir = state_dir / "cluster"
     shutil.rmtree(cluster_dir, ignore_errors=True)
     jars = ensure_jars(pom, state_dir, echo)
-    echo(f"starting a {nodes}-node Kafka cluster on 127.0.0.1…")
-    info = start_cluster(nodes, base_dir=cluster_dir, jars=jars, timeout=timeout)
+    mode = "secure (SASL_SSL, SCRAM-SHA-512, ACLs) " if secure else ""
+    echo(f"starting a {nodes}-node {mode}Kafka cluster on 127.0.0.1…")
+    info = start_cluster(
+        nodes,
+        base_dir=cluster_dir,
+        jars=jars,
+        timeout=timeout,
+        secure=secure,
+        members=members,
+        shared_topic=shared_topic,
+    )
     save_state(info, state_dir)
     return info, True
 
@@ -78,3 +96,21 @@ def local_down(state_dir: Path) -> ClusterInfo | None:
         return None
     stop_cluster(info, remove_data=True)
     return info
+
+
+def home_settings(info: ClusterInfo, user: str) -> dict[str, str]:
+    """The ``kafka:`` settings of a home that connects to this cluster as ``user``:
+    paths to the password file and the CA, never the password itself."""
+    settings = {"bootstrap": info.bootstrap}
+    sec = info.security
+    if sec is None:
+        return settings
+    settings.update(
+        security_protocol="SASL_SSL",
+        sasl_mechanism=sec.mechanism,
+        username=user,
+        password_file=str(sec.password_file(user)),
+        ssl_cafile=str(sec.ca_file),
+        topic=sec.shared_topic,
+    )
+    return settings

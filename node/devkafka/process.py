@@ -11,11 +11,12 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from node.devkafka.state import NodeInfo
 from node.errors import KafkaSetupError
+from node.transport.credentials import MASK
 
 BROKER_MAIN = "kafka.Kafka"
 STORAGE_TOOL_MAIN = "kafka.tools.StorageTool"
@@ -46,8 +47,23 @@ def log4j_config_file(node: NodeInfo) -> Path:
     return node.node_dir / "log4j2.properties"
 
 
-def format_storage(java: str, jars: Path, cluster_id: str, nodes: Sequence[NodeInfo]) -> None:
-    """Format every node's data dir with ``cluster_id``, in parallel JVMs."""
+def format_storage(
+    java: str,
+    jars: Path,
+    cluster_id: str,
+    nodes: Sequence[NodeInfo],
+    *,
+    scram_users: Mapping[str, str] | None = None,
+) -> None:
+    """Format every node's data dir with ``cluster_id``, in parallel JVMs.
+
+    ``scram_users`` (name -> password) become SCRAM-SHA-512 credentials in the
+    bootstrap metadata. They pass on the tool's command line, briefly visible to
+    local users in the process list, so only the admin is added this way.
+    """
+    scram_args: list[str] = []
+    for name, password in (scram_users or {}).items():
+        scram_args += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]"]
     running: list[tuple[NodeInfo, subprocess.Popen[str]]] = []
     for node in nodes:
         cmd = [
@@ -62,6 +78,7 @@ def format_storage(java: str, jars: Path, cluster_id: str, nodes: Sequence[NodeI
             cluster_id,
             "-c",
             str(node.props_file),
+            *scram_args,
         ]
         try:
             proc = subprocess.Popen(
@@ -69,6 +86,7 @@ def format_storage(java: str, jars: Path, cluster_id: str, nodes: Sequence[NodeI
             )
         except OSError as exc:
             _reap_all(p for _, p in running)
+            # str(exc) names the executable, never the arguments (which hold passwords).
             raise KafkaSetupError(f"could not run the Kafka storage tool: {exc}") from exc
         running.append((node, proc))
     failures = []
@@ -79,6 +97,8 @@ def format_storage(java: str, jars: Path, cluster_id: str, nodes: Sequence[NodeI
             proc.kill()
             output, _ = proc.communicate()
         if proc.returncode != 0:
+            for password in (scram_users or {}).values():
+                output = output.replace(password, MASK)  # the tool may echo its arguments
             failures.append(f"node {node.node_id} (exit {proc.returncode}):\n{output.strip()}")
     if failures:
         raise KafkaSetupError("formatting the Kafka data dirs failed: " + "\n".join(failures))

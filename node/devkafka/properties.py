@@ -4,10 +4,11 @@ Every node is a combined broker + controller with a static quorum on loopback.
 One node gets replication 1; three nodes get replication 3 with min ISR 2 and
 short heartbeat/session timeouts, so a killed broker is fenced within seconds.
 
-Extension point for ``secure=True`` (SASL/SCRAM-SHA-512 + TLS, a later issue):
-:func:`security_properties` is where the client listener's protocol, the JAAS
-config, PEM key/trust stores and the authorizer will be added; the client side
-goes in ``ClusterInfo.client_config()``. Everything else here stays as is.
+With ``secure=True`` (:func:`security_properties`) the client listener becomes
+SASL_SSL with SCRAM-SHA-512 and PEM key/trust stores, inter-broker traffic uses
+it as the admin, the controller listener stays on loopback with SASL/PLAIN, and
+the StandardAuthorizer denies everything no ACL allows. The client side is
+``ClusterInfo.client_config()``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,17 @@ LOOPBACK = "127.0.0.1"
 
 #: Cluster sizes the harness knows how to configure.
 SUPPORTED_SIZES = (1, 3)
+
+
+class ListenerSecurity(NamedTuple):
+    """What a secure node's server.properties needs (see node.devkafka.secure)."""
+
+    keystore: Path  # PKCS#8 key + certificate chain, PEM
+    truststore: Path  # the CA certificate, PEM
+    admin_user: str
+    admin_password: str
+    controller_user: str
+    controller_password: str
 
 
 class NodeAddress(NamedTuple):
@@ -52,8 +64,12 @@ def server_properties(
     data_dir: Path,
     *,
     secure: bool = False,
+    security: ListenerSecurity | None = None,
 ) -> dict[str, str]:
-    """The broker configuration of one node of a cluster of ``len(voters)`` nodes."""
+    """The broker configuration of one node of a cluster of ``len(voters)`` nodes.
+
+    ``secure`` needs ``security``: the TLS files and the two service passwords.
+    """
     size = len(voters)
     if size not in SUPPORTED_SIZES:
         raise KafkaSetupError(f"a local cluster has 1 or 3 nodes, not {size}")
@@ -76,7 +92,10 @@ def server_properties(
         "auto.create.topics.enable": "false",
     }
     props.update(replication_properties(size))
-    props.update(security_properties(secure))
+    if secure:
+        if security is None:
+            raise KafkaSetupError("secure mode needs its TLS files and passwords (security=)")
+        props.update(security_properties(node, security))
     return props
 
 
@@ -104,17 +123,53 @@ def replication_properties(size: int) -> dict[str, str]:
     return props
 
 
-def security_properties(secure: bool) -> dict[str, str]:
-    """Listener security on top of the PLAINTEXT layout. The ``secure`` hook.
+def _jaas(module: str, **options: str) -> str:
+    # Values are generated (URL-safe) or fixed names: nothing to escape.
+    settings = " ".join(f'{key}="{value}"' for key, value in options.items())
+    return f"{module} required {settings};"
 
-    Not built yet: SASL/SCRAM-SHA-512 over TLS (PEM stores, SCRAM users added at
-    format time, StandardAuthorizer) will replace the client listener here.
+
+def security_properties(node: NodeAddress, security: ListenerSecurity) -> dict[str, str]:
+    """SASL_SSL (SCRAM-SHA-512) for clients and brokers, SASL/PLAIN for the quorum.
+
+    The controller listener cannot use SCRAM (its credentials live in the very
+    metadata the quorum serves), so it authenticates with PLAIN against a
+    password in this file; it binds to 127.0.0.1 only. Both service users are
+    super users; every other principal gets only what an ACL allows.
     """
-    if secure:
-        raise KafkaSetupError(
-            "secure mode (SASL/SCRAM + TLS) is not implemented for the local broker yet"
-        )
-    return {}
+    scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+    plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
+    controller_password = security.controller_password
+    return {
+        "listeners": (
+            f"SASL_SSL://{LOOPBACK}:{node.port},CONTROLLER://{LOOPBACK}:{node.controller_port}"
+        ),
+        "advertised.listeners": f"SASL_SSL://{LOOPBACK}:{node.port}",
+        "inter.broker.listener.name": "SASL_SSL",
+        "listener.security.protocol.map": "CONTROLLER:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+        "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+        "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": _jaas(
+            scram, username=security.admin_user, password=security.admin_password
+        ),
+        "sasl.mechanism.controller.protocol": "PLAIN",
+        "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.controller.plain.sasl.jaas.config": _jaas(
+            plain,
+            username=security.controller_user,
+            password=controller_password,
+            **{f"user_{security.controller_user}": controller_password},
+        ),
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(security.keystore.resolve()),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(security.truststore.resolve()),
+        "ssl.endpoint.identification.algorithm": "https",
+        "ssl.client.auth": "none",
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": f"User:{security.admin_user};User:{security.controller_user}",
+        "allow.everyone.if.no.acl.found": "false",
+    }
 
 
 def render_properties(props: Mapping[str, str]) -> str:

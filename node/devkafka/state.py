@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from node.errors import KafkaSetupError
+from node.transport.credentials import security_settings
 
 #: File name of the state of `corredor kafka up` inside its state directory.
 STATE_FILE = "cluster.json"
@@ -35,6 +36,45 @@ class NodeInfo(BaseModel):
     console_file: Path
 
 
+class SecurityInfo(BaseModel):
+    """Where a secure cluster's TLS files and generated credentials live.
+
+    Only paths are recorded: passwords stay in their own mode-0600 files
+    (``credentials_dir/<user>.password``) and are read when a client needs them.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    ca_file: Path
+    keystore: Path
+    credentials_dir: Path
+    #: SCRAM-SHA-512 users: the admin, the Secretariat and one per member country.
+    admin: str
+    secretariat: str
+    members: list[str]
+    shared_topic: str
+    control_topic: str
+    picture_topic: str
+    mechanism: str = "SCRAM-SHA-512"
+
+    @property
+    def users(self) -> list[str]:
+        return [self.admin, self.secretariat, *self.members]
+
+    def password_file(self, user: str) -> Path:
+        if user not in self.users:
+            known = ", ".join(self.users)
+            raise KafkaSetupError(f"no Kafka user {user!r} on this cluster (users: {known})")
+        return self.credentials_dir / f"{user}.password"
+
+    def password(self, user: str) -> str:
+        path = self.password_file(user)
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise KafkaSetupError(f"cannot read the credentials file {path}: {exc}") from exc
+
+
 class ClusterInfo(BaseModel):
     """A local cluster started by :func:`node.devkafka.start_cluster`."""
 
@@ -46,8 +86,9 @@ class ClusterInfo(BaseModel):
     jars: Path
     base_dir: Path
     nodes: list[NodeInfo]
-    #: Reserved for the SASL/SCRAM + TLS mode; always False for now.
+    #: SASL/SCRAM-SHA-512 over TLS, with ACLs (``corredor kafka up --secure``).
     secure: bool = False
+    security: SecurityInfo | None = None
     #: Where this info was saved or loaded from; ``stop_cluster`` removes it.
     state_file: Path | None = None
 
@@ -58,13 +99,30 @@ class ClusterInfo(BaseModel):
         known = ", ".join(str(n.node_id) for n in self.nodes)
         raise KafkaSetupError(f"no node {node_id} in this cluster (nodes: {known})")
 
-    def client_config(self) -> dict[str, Any]:
-        """kafka-python settings every client of this cluster needs.
+    def client_config(self, user: str | None = None) -> dict[str, Any]:
+        """kafka-python settings a client of this cluster needs.
 
-        Only ``bootstrap_servers`` for now; the secure mode adds its
-        ``security_protocol``, SASL and TLS settings here.
+        On a secure cluster: SASL_SSL as ``user`` (default the admin), the
+        password read from its file (a value that never prints itself) and the
+        CA to verify the brokers with. ``user`` is refused on a plain cluster.
         """
-        return {"bootstrap_servers": self.bootstrap}
+        config: dict[str, Any] = {"bootstrap_servers": self.bootstrap}
+        if self.security is None:
+            if user is not None:
+                raise KafkaSetupError("this local Kafka is not secure: it has no users")
+            return config
+        sec = self.security
+        name = user or sec.admin
+        config.update(
+            security_settings(
+                protocol="SASL_SSL",
+                mechanism=sec.mechanism,
+                username=name,
+                password=sec.password(name),
+                cafile=str(sec.ca_file),
+            )
+        )
+        return config
 
 
 def save_state(info: ClusterInfo, state_dir: Path) -> Path:

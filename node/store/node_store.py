@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 
 from node.model.records import ENCOUNTER_COLUMNS, EncounterRecord
+from node.store import audit
 from node.store.sqlite import connect, transaction
 
 _SCHEMA = """
@@ -108,7 +109,7 @@ class NodeStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._conn = connect(path, _SCHEMA)
+        self._conn = connect(path, _SCHEMA + audit.SCHEMA)
 
     def close(self) -> None:
         self._conn.close()
@@ -214,14 +215,20 @@ class NodeStore:
         return [OutboxRow(*row) for row in cur]
 
     def mark_acked(self, acks: list[tuple[int, str, int, int]]) -> None:
-        """Record broker acknowledgements: (seq, topic, partition, offset)."""
+        """Record broker acknowledgements: (seq, topic, partition, offset).
+
+        Each newly acknowledged row gets a ``sent`` entry in the audit log, in
+        the same transaction (node.store.audit).
+        """
         now = time.time()
         with transaction(self._conn) as conn:
+            head = audit.record_sent(conn, [seq for seq, *_ in acks])
             conn.executemany(
                 'UPDATE outbox SET acked_at=?, topic=?, partition=?, "offset"=? '
                 "WHERE seq=? AND acked_at IS NULL",
                 [(now, topic, part, off, seq) for seq, topic, part, off in acks],
             )
+        audit.save_head(self.path, head)
 
     def outbox_status(self) -> OutboxStatus:
         row = self._conn.execute(

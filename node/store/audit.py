@@ -1,0 +1,377 @@
+"""Append-only, hash-chained audit log of what a node sent or the aggregator received.
+
+Each entry holds what an auditor needs to match one Kafka message at both
+ends, and nothing identifying about a person:
+
+    seq             1, 2, 3 ... with no gaps
+    at              UTC time of the entry (ISO 8601)
+    entry           sent | applied | stale | duplicate | quarantined
+    event_id, producer, subject, revision, policy_version   from the envelope
+                    (NULL when a quarantined message could not be decoded)
+    digest          SHA-256 of the exact Kafka message value bytes
+    reason          why a message was quarantined (else NULL)
+    prev_hash       entry_hash of entry seq-1 (64 zeros for entry 1)
+    entry_hash      SHA-256(prev_hash || canonical JSON of the fields above)
+
+A node appends ``sent`` entries in the same SQLite transaction that records the
+broker's acknowledgement; the aggregator appends one entry per message in the
+transaction that applies or quarantines it. So the log and the data never
+disagree, whichever way a crash falls.
+
+After each committed append the chain's head (seq, entry_hash) is also written
+to a small file next to the database (``<db>.audit-head``). ``verify`` finds:
+
+- an edited entry (its hash no longer matches its content);
+- a deleted, inserted or reordered entry (a seq gap, or a prev_hash that is not
+  the previous entry's hash);
+- entries cut off the end (the head file names a seq the table no longer has).
+
+Limits: the chain has no secret in it. Someone able to rewrite both the table
+and the head file can recompute every hash after the point they changed; only
+a head recorded elsewhere (an auditor's note of ``seq:hash``, checked with
+``verify(anchors=...)``) exposes that. The head file may lag one batch behind
+the table after a crash between commit and file write; ``verify`` reports that
+as a note, not as tampering.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from node.errors import StoreError
+from node.store.sqlite import connect
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_log (
+    seq            INTEGER PRIMARY KEY,
+    at             TEXT NOT NULL,
+    entry          TEXT NOT NULL,
+    event_id       TEXT,
+    producer       TEXT,
+    subject        TEXT,
+    revision       INTEGER,
+    policy_version TEXT,
+    digest         TEXT NOT NULL,
+    reason         TEXT,
+    prev_hash      TEXT NOT NULL,
+    entry_hash     TEXT NOT NULL
+);
+"""
+
+GENESIS = "0" * 64
+ENTRY_KINDS = ("sent", "applied", "stale", "duplicate", "quarantined")
+HEAD_SUFFIX = ".audit-head"
+
+#: Columns in chain order; ``export`` writes them in this order too.
+FIELDS = (
+    "seq",
+    "at",
+    "entry",
+    "event_id",
+    "producer",
+    "subject",
+    "revision",
+    "policy_version",
+    "digest",
+    "reason",
+    "prev_hash",
+    "entry_hash",
+)
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """What to append: one message sent, received or set aside."""
+
+    entry: str
+    digest: str
+    event_id: str | None = None
+    producer: str | None = None
+    subject: str | None = None
+    revision: int | None = None
+    policy_version: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    at: str
+    entry: str
+    event_id: str | None
+    producer: str | None
+    subject: str | None
+    revision: int | None
+    policy_version: str | None
+    digest: str
+    reason: str | None
+    prev_hash: str
+    entry_hash: str
+
+
+def message_digest(value: bytes | None) -> str:
+    """SHA-256 of a Kafka message value as sent (empty for a missing value)."""
+    return hashlib.sha256(value or b"").hexdigest()
+
+
+def canonical(seq: int, at: str, record: AuditRecord) -> bytes:
+    """The bytes an entry's hash covers, besides the previous hash."""
+    body = {"seq": seq, "at": at, **asdict(record)}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def entry_hash(prev_hash: str, seq: int, at: str, record: AuditRecord) -> str:
+    return hashlib.sha256(bytes.fromhex(prev_hash) + canonical(seq, at, record)).hexdigest()
+
+
+def head_path(db_path: Path) -> Path:
+    return db_path.with_name(db_path.name + HEAD_SUFFIX)
+
+
+def ensure_schema(conn: sqlite3.Connection) -> None:
+    """Create the table if missing; safe inside an open transaction."""
+    conn.execute(SCHEMA)
+
+
+def _tail(conn: sqlite3.Connection) -> tuple[int, str]:
+    row = conn.execute("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
+
+
+def append(conn: sqlite3.Connection, records: Iterable[AuditRecord]) -> tuple[int, str]:
+    """Append ``records`` inside the caller's open transaction; returns the new
+    head (seq, entry_hash) for :func:`save_head` once the transaction commits.
+
+    The tail is read from the table each time (never cached), so a rolled-back
+    transaction leaves nothing behind to chain onto.
+    """
+    seq, prev = _tail(conn)
+    at = datetime.now(UTC).isoformat(timespec="microseconds")
+    rows = []
+    for record in records:
+        if record.entry not in ENTRY_KINDS:
+            raise StoreError(f"unknown audit entry kind {record.entry!r}")
+        seq += 1
+        digest = entry_hash(prev, seq, at, record)
+        rows.append(
+            (
+                seq,
+                at,
+                record.entry,
+                record.event_id,
+                record.producer,
+                record.subject,
+                record.revision,
+                record.policy_version,
+                record.digest,
+                record.reason,
+                prev,
+                digest,
+            )
+        )
+        prev = digest
+    conn.executemany(
+        f"INSERT INTO audit_log ({','.join(FIELDS)}) VALUES ({','.join('?' * len(FIELDS))})",
+        rows,
+    )
+    return seq, prev
+
+
+def record_sent(conn: sqlite3.Connection, outbox_seqs: Sequence[int]) -> tuple[int, str] | None:
+    """Append a ``sent`` entry for each outbox row about to be marked acknowledged.
+
+    Call inside the acknowledging transaction, before the UPDATE: only rows not
+    yet acknowledged are logged, so a repeated acknowledgement logs nothing.
+    """
+    if not outbox_seqs:
+        return None
+    records: list[AuditRecord] = []
+    for start in range(0, len(outbox_seqs), 500):
+        chunk = list(outbox_seqs[start : start + 500])
+        marks = ",".join("?" * len(chunk))
+        cur = conn.execute(
+            "SELECT event_id, msg_key, subject, revision, policy_version, msg_value FROM outbox "
+            f"WHERE acked_at IS NULL AND seq IN ({marks}) ORDER BY seq",
+            chunk,
+        )
+        for event_id, key, subject, revision, policy_version, value in cur:
+            records.append(
+                AuditRecord(
+                    entry="sent",
+                    digest=message_digest(value),
+                    event_id=event_id,
+                    producer=bytes(key).decode("ascii", "replace"),
+                    subject=subject,
+                    revision=revision,
+                    policy_version=policy_version,
+                )
+            )
+    return append(conn, records) if records else None
+
+
+def save_head(db_path: Path, head: tuple[int, str] | None) -> None:
+    """Record the committed head outside the table (call after COMMIT)."""
+    if head is None:
+        return
+    seq, digest = head
+    path = head_path(db_path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(json.dumps({"seq": seq, "entry_hash": digest}) + "\n", encoding="ascii")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise StoreError(f"cannot write the audit head {path}: {exc}") from exc
+
+
+# -- reading, verifying, exporting ---------------------------------------------------------
+
+
+def _open(db_path: Path) -> sqlite3.Connection:
+    if not db_path.is_file():
+        raise StoreError(f"no store at {db_path}")
+    return connect(db_path, SCHEMA)
+
+
+def _entries(conn: sqlite3.Connection) -> Iterator[AuditEntry]:
+    # Physical row order, not ORDER BY seq: a swapped pair must show up as one.
+    cur = conn.execute(f"SELECT {','.join(FIELDS)} FROM audit_log ORDER BY rowid")
+    for row in cur:
+        yield AuditEntry(*row)
+
+
+def read_entries(db_path: Path) -> list[AuditEntry]:
+    conn = _open(db_path)
+    try:
+        return list(_entries(conn))
+    finally:
+        conn.close()
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    entries: int
+    head_seq: int
+    head_hash: str
+    ok: bool
+    first_bad_seq: int | None = None
+    problem: str | None = None
+    notes: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _recompute(entry: AuditEntry) -> str:
+    record = AuditRecord(
+        entry.entry,
+        entry.digest,
+        entry.event_id,
+        entry.producer,
+        entry.subject,
+        entry.revision,
+        entry.policy_version,
+        entry.reason,
+    )
+    try:
+        return entry_hash(entry.prev_hash, entry.seq, entry.at, record)
+    except (ValueError, TypeError):
+        return ""  # a prev_hash that is not hex cannot match
+
+
+def _parse_anchor(anchor: str) -> tuple[int, str]:
+    seq, sep, digest = anchor.partition(":")
+    if not sep or not seq.isdigit() or len(digest) != 64:
+        raise StoreError(f"an anchor is SEQ:SHA256HEX, not {anchor!r}")
+    return int(seq), digest.lower()
+
+
+def verify(db_path: Path, anchors: Sequence[str] = ()) -> VerifyReport:
+    """Check the whole chain; the report names the first bad entry, if any.
+
+    ``anchors`` are ``seq:entry_hash`` pairs recorded earlier (e.g. by an
+    auditor from a previous verify): each must still be in the chain.
+    """
+    expected = dict(_parse_anchor(a) for a in anchors)
+    conn = _open(db_path)
+    try:
+        entries = list(_entries(conn))
+    finally:
+        conn.close()
+    prev = GENESIS
+    count = 0
+    notes: list[str] = []
+
+    def bad(seq: int, problem: str) -> VerifyReport:
+        return VerifyReport(count, count, prev, False, seq, problem, tuple(notes))
+
+    for position, entry in enumerate(entries, start=1):
+        if entry.seq != position:
+            if entry.seq > position:
+                return bad(position, f"entry {position} is missing (next is {entry.seq})")
+            return bad(entry.seq, f"entry {entry.seq} is out of order (at position {position})")
+        if entry.prev_hash != prev:
+            return bad(entry.seq, f"entry {entry.seq} does not chain onto entry {entry.seq - 1}")
+        if _recompute(entry) != entry.entry_hash:
+            return bad(entry.seq, f"entry {entry.seq} was altered (its hash does not match)")
+        if entry.seq in expected and expected.pop(entry.seq) != entry.entry_hash:
+            return bad(entry.seq, f"entry {entry.seq} differs from the anchor recorded for it")
+        prev = entry.entry_hash
+        count = position
+    if expected:
+        seq = min(expected)
+        return bad(seq, f"entry {seq} named by an anchor is no longer in the log")
+    head = _read_head(db_path)
+    if head is not None:
+        head_seq, head_hash = head
+        if head_seq > count:
+            return bad(
+                count + 1,
+                f"log truncated: the head file names entry {head_seq}, the log ends at {count}",
+            )
+        at_head = entries[head_seq - 1].entry_hash if head_seq else GENESIS
+        if at_head != head_hash:
+            return bad(head_seq, f"entry {head_seq} differs from the head file")
+        if head_seq < count:
+            notes.append(f"head file is {count - head_seq} entries behind (crash after commit?)")
+    elif count:
+        notes.append("no head file: truncation at the end cannot be detected")
+    return VerifyReport(count, count, prev, True, None, None, tuple(notes))
+
+
+def _read_head(db_path: Path) -> tuple[int, str] | None:
+    path = head_path(db_path)
+    try:
+        data = json.loads(path.read_text(encoding="ascii"))
+        return int(data["seq"]), str(data["entry_hash"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StoreError(f"the audit head {path} is unreadable: {exc}") from exc
+
+
+def export(db_path: Path, out: IO[str], fmt: str = "jsonl") -> int:
+    """Write every entry, in chain order, as JSON lines or CSV. Returns the count."""
+    if fmt not in ("jsonl", "csv"):
+        raise StoreError(f"unknown export format {fmt!r}")
+    entries = read_entries(db_path)
+    if fmt == "jsonl":
+        for entry in entries:
+            out.write(json.dumps(asdict(entry), sort_keys=False) + "\n")
+    else:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(FIELDS)
+        for entry in entries:
+            writer.writerow(["" if v is None else v for v in asdict(entry).values()])
+        out.write(buffer.getvalue())
+    return len(entries)

@@ -1,0 +1,220 @@
+"""The hash-chained audit logs: what they record, and that tampering is found."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from node import operations as ops
+from node import trust
+from node.aggregator.apply import Aggregator
+from node.cli import main
+from node.crypto.signing import SigningKey
+from node.demo.synth import plant_values
+from node.pipeline import EventFactory, drain_outbox, prepare_flow_events
+from node.store import audit
+from node.store.node_store import NodeStore
+from node.store.picture import PictureStore
+from node.transport.memory import MemorySink, MemorySource, MemoryTopic
+from tests.factories import aggregator_for, member_with_data
+
+
+def _publish(home, topic: MemoryTopic) -> int:  # type: ignore[no-untyped-def]
+    policy = ops.home_policy(home)
+    with NodeStore(home.store_path) as store:
+        key = SigningKey.load(home.country, home.signing_key_path)
+        plan = prepare_flow_events(
+            store, EventFactory(home.country, policy, key, ops.event_codec())
+        )
+        store.stage(plan.events)
+        return drain_outbox(store, MemorySink(topic), batch_size=7).acknowledged
+
+
+def _apply(agg_home, topic: MemoryTopic):  # type: ignore[no-untyped-def]
+    with PictureStore(agg_home.store_path) as store:
+        aggregator = Aggregator(store, ops.event_codec(), trust.key_directory(agg_home))
+        return aggregator.apply_batch(MemorySource(topic).poll_batch(0, 10**9))
+
+
+@pytest.fixture
+def logs(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A member that sent events and an aggregator that received them plus junk."""
+    topic = MemoryTopic()
+    pan, rows, _ = member_with_data(tmp_path, "PAN", 400)
+    agg = aggregator_for(tmp_path, [pan])
+    sent = _publish(pan, topic)
+    topic.append(b"PAN", b"\xc3\x01 not an event")
+    topic.append(topic.records[0].key, topic.records[0].value)  # redelivery
+    _apply(agg, topic)
+    return pan, agg, rows, sent, topic
+
+
+def _db(path: Path, sql: str, *args: object) -> None:
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute(sql, args)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def test_member_logs_every_acknowledged_event(logs) -> None:  # type: ignore[no-untyped-def]
+    pan, _agg, _rows, sent, topic = logs
+    entries = audit.read_entries(pan.store_path)
+    assert sent > 7  # several drain batches, one chain
+    assert [e.seq for e in entries] == list(range(1, sent + 1))
+    assert {e.entry for e in entries} == {"sent"}
+    assert {e.producer for e in entries} == {"PAN"}
+    # Each entry's digest is that of the exact bytes the broker acknowledged.
+    on_topic = [audit.message_digest(m.value) for m in topic.records[:sent]]
+    assert [e.digest for e in entries] == on_topic
+    assert all(e.event_id and e.subject and e.revision and e.policy_version for e in entries)
+    report = audit.verify(pan.store_path)
+    assert report.ok and report.entries == sent and not report.notes
+    # Draining again sends nothing and logs nothing.
+    assert _publish(pan, topic) == 0
+    assert len(audit.read_entries(pan.store_path)) == sent
+
+
+def test_aggregator_logs_every_message_with_its_outcome(logs) -> None:  # type: ignore[no-untyped-def]
+    _pan, agg, _rows, sent, topic = logs
+    entries = audit.read_entries(agg.store_path)
+    assert len(entries) == len(topic.records) == sent + 2
+    kinds = [e.entry for e in entries]
+    assert kinds.count("applied") == sent
+    assert kinds[-2:] == ["quarantined", "duplicate"]
+    assert entries[-2].reason == "undecodable" and entries[-2].event_id is None
+    assert entries[-1].event_id == entries[0].event_id
+    assert audit.verify(agg.store_path).ok
+
+
+def test_member_and_aggregator_logs_match_message_for_message(logs) -> None:  # type: ignore[no-untyped-def]
+    pan, agg, _rows, _sent, _topic = logs
+    sent = {(e.event_id, e.digest) for e in audit.read_entries(pan.store_path)}
+    applied = {
+        (e.event_id, e.digest) for e in audit.read_entries(agg.store_path) if e.entry == "applied"
+    }
+    assert sent == applied
+
+
+def test_no_raw_identifying_value_in_the_logs(logs) -> None:  # type: ignore[no-untyped-def]
+    pan, agg, rows, _sent, _topic = logs
+    planted = {v for values in plant_values(rows).values() for v in values if len(v) >= 4}
+    assert planted
+    for home in (pan, agg):
+        out = io.StringIO()
+        audit.export(home.store_path, out, "jsonl")
+        text = out.getvalue()
+        assert "PAN" in text  # the scan sees what is there
+        assert [v for v in planted if v in text] == []
+
+
+def test_editing_one_byte_is_detected(logs) -> None:  # type: ignore[no-untyped-def]
+    pan, *_ = logs
+    entry = audit.read_entries(pan.store_path)[4]
+    # One byte of the subject: a single character replaced.
+    changed = entry.subject[:-1] + ("X" if entry.subject[-1] != "X" else "Y")
+    _db(pan.store_path, "UPDATE audit_log SET subject=? WHERE seq=?", changed, entry.seq)
+    report = audit.verify(pan.store_path)
+    assert not report.ok
+    assert report.first_bad_seq == entry.seq
+    assert "altered" in (report.problem or "")
+
+
+@pytest.mark.parametrize("column", ["revision", "digest", "at", "entry", "reason"])
+def test_editing_any_column_is_detected(logs, column: str) -> None:  # type: ignore[no-untyped-def]
+    _pan, agg, *_ = logs
+    value = {"revision": 77, "digest": "0" * 64, "at": "2020-01-01", "entry": "stale"}
+    _db(agg.store_path, f"UPDATE audit_log SET {column}=? WHERE seq=3", value.get(column, "x"))
+    report = audit.verify(agg.store_path)
+    assert (report.ok, report.first_bad_seq) == (False, 3)
+
+
+def test_a_deleted_entry_is_detected(logs) -> None:  # type: ignore[no-untyped-def]
+    pan, *_ = logs
+    _db(pan.store_path, "DELETE FROM audit_log WHERE seq=5")
+    report = audit.verify(pan.store_path)
+    assert (report.ok, report.first_bad_seq) == (False, 5)
+    assert "missing" in (report.problem or "")
+
+
+def test_swapped_entries_are_detected(logs) -> None:  # type: ignore[no-untyped-def]
+    pan, *_ = logs
+    _db(pan.store_path, "UPDATE audit_log SET seq=-1 WHERE seq=3")
+    _db(pan.store_path, "UPDATE audit_log SET seq=3 WHERE seq=4")
+    _db(pan.store_path, "UPDATE audit_log SET seq=4 WHERE seq=-1")
+    report = audit.verify(pan.store_path)
+    assert (report.ok, report.first_bad_seq) == (False, 3)
+
+
+def test_a_recomputed_suffix_is_caught_by_the_head_file(logs) -> None:  # type: ignore[no-untyped-def]
+    """Rewriting an entry and re-hashing everything after it passes the chain
+    check; the head file outside the table still exposes it."""
+    pan, *_ = logs
+    entries = audit.read_entries(pan.store_path)
+    prev = entries[1].entry_hash
+    conn = sqlite3.connect(pan.store_path)
+    for e in entries[2:]:
+        subject = e.subject + "!" if e.seq == 3 else e.subject
+        record = audit.AuditRecord(
+            e.entry, e.digest, e.event_id, e.producer, subject, e.revision, e.policy_version
+        )
+        digest = audit.entry_hash(prev, e.seq, e.at, record)
+        conn.execute(
+            "UPDATE audit_log SET subject=?, prev_hash=?, entry_hash=? WHERE seq=?",
+            (subject, prev, digest, e.seq),
+        )
+        prev = digest
+    conn.commit()
+    conn.close()
+    report = audit.verify(pan.store_path)
+    assert (report.ok, report.first_bad_seq) == (False, len(entries))
+    assert "head file" in (report.problem or "")
+
+
+def test_truncation_at_the_end_is_detected(logs) -> None:  # type: ignore[no-untyped-def]
+    pan, *_ = logs
+    last = audit.read_entries(pan.store_path)[-1].seq
+    _db(pan.store_path, "DELETE FROM audit_log WHERE seq=?", last)
+    report = audit.verify(pan.store_path)
+    assert (report.ok, report.first_bad_seq) == (False, last)
+    assert "truncated" in (report.problem or "")
+
+
+def test_anchors_pin_history(logs) -> None:  # type: ignore[no-untyped-def]
+    pan, *_ = logs
+    entries = audit.read_entries(pan.store_path)
+    good = f"{entries[2].seq}:{entries[2].entry_hash}"
+    assert audit.verify(pan.store_path, [good]).ok
+    bad = f"{entries[2].seq}:{'ab' * 32}"
+    report = audit.verify(pan.store_path, [bad])
+    assert (report.ok, report.first_bad_seq) == (False, entries[2].seq)
+
+
+def test_cli_verify_and_export(logs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    pan, agg, _rows, sent, _topic = logs
+    runner = CliRunner()
+    ok = runner.invoke(main, ["--home", str(pan.path), "audit", "verify"])
+    assert ok.exit_code == 0, ok.output
+    assert f"{sent} entries" in ok.output
+    as_json = runner.invoke(main, ["--home", str(agg.path), "audit", "verify", "--format", "json"])
+    assert json.loads(as_json.output)["ok"] is True
+    out = tmp_path / "pan.csv"
+    done = runner.invoke(
+        main, ["--home", str(pan.path), "audit", "export", "-o", str(out), "--format", "csv"]
+    )
+    assert done.exit_code == 0, done.output
+    table = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert len(table) == sent and list(table[0]) == list(audit.FIELDS)
+    lines = runner.invoke(main, ["--home", str(agg.path), "audit", "export"]).output.splitlines()
+    assert len(lines) == sent + 2 and json.loads(lines[0])["seq"] == 1
+    _db(pan.store_path, "UPDATE audit_log SET producer='GTM' WHERE seq=2")
+    broken = runner.invoke(main, ["--home", str(pan.path), "audit", "verify"])
+    assert broken.exit_code == 1
+    assert "entry 2" in broken.output
