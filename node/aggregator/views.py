@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 from node.model.events import Envelope
@@ -23,6 +24,80 @@ def apply_flow_statistic(
     store.upsert_flow(conn, env.subject, env.revision, env.event_id, env.producer, body)
 
 
+def _reference_applier(table: str, keys: Callable[[dict[str, Any]], dict[str, Any]]) -> Applier:
+    """An applier that keeps the current revision of a subject in a view table."""
+
+    def apply(
+        store: PictureStore, conn: sqlite3.Connection, env: Envelope, body: dict[str, Any] | None
+    ) -> None:
+        if body is None:
+            store.delete_view(conn, table, env.subject)
+        else:
+            store.upsert_view(conn, table, env, keys(body), body)
+
+    return apply
+
+
+def _date(value: object) -> str | None:
+    return value.isoformat() if isinstance(value, date) else None
+
+
+apply_legislation_entry = _reference_applier(
+    "legislation_view", lambda b: {"country": b["country"], "topic": b["topic"]}
+)
+apply_consular_mission = _reference_applier(
+    "consular_view",
+    lambda b: {k: b[k] for k in ("host_country", "sending_country", "mission_type", "city")},
+)
+apply_health_advisory = _reference_applier(
+    "health_view",
+    lambda b: {
+        "issuer": b["issuer"],
+        "country_of_origin": b["country_of_origin"],
+        "disease": b["disease"],
+        "valid_from": _date(b["valid_from"]),
+        "valid_until": _date(b.get("valid_until")),
+    },
+)
+apply_focal_point = _reference_applier(
+    "focal_point_view", lambda b: {"country": b["country"], "name": b["name"]}
+)
+
+#: Reference kind -> the body field naming the submitting country and the one
+#: holding its own id; the subject must be <kind>|<owner>|<id> with owner the producer.
+REFERENCE_SUBJECTS: dict[str, tuple[str, str]] = {
+    "LegislationEntry": ("country", "entry_id"),
+    "ConsularMission": ("host_country", "mission_id"),
+    "HealthAdvisory": ("issuer", "advisory_id"),
+    "FocalPoint": ("country", "focal_point_id"),
+    "IntelligenceReport": ("reporting_country", "report_id"),
+}
+
+
+def subject_problem(env: Envelope, body: dict[str, Any] | None) -> str | None:
+    """Why an event may not describe its subject (None: it may).
+
+    A producer speaks only for itself: its subjects name it, and a reference
+    body names it as the submitting country. Without this a member holding a
+    valid key could overwrite another member's entries.
+    """
+    prefix = f"{env.kind}|{env.producer}|"
+    if not env.subject.startswith(prefix):
+        return f"subject {env.subject!r} is not one of {env.producer}'s {env.kind} subjects"
+    if body is None or env.kind not in REFERENCE_SUBJECTS:
+        return None
+    owner, ident = REFERENCE_SUBJECTS[env.kind]
+    if body.get(owner) != env.producer:
+        return f"{env.kind}.{owner} is {body.get(owner)!r}, the producer is {env.producer}"
+    if env.subject != f"{prefix}{body.get(ident)}":
+        return f"subject {env.subject!r} does not match {env.kind}.{ident} {body.get(ident)!r}"
+    return None
+
+
 APPLIERS: dict[str, Applier] = {
     "FlowStatistic": apply_flow_statistic,
+    "LegislationEntry": apply_legislation_entry,
+    "ConsularMission": apply_consular_mission,
+    "HealthAdvisory": apply_health_advisory,
+    "FocalPoint": apply_focal_point,
 }

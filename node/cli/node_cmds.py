@@ -4,6 +4,8 @@ aggregate, report, status."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -19,7 +21,8 @@ from node.cli.common import (
     home_of,
 )
 from node.config import DEFAULT_TOPIC
-from node.ingest import template_header
+from node.ingest_reference import ENCOUNTERS, FILE_KINDS
+from node.ingest_reference import template_header as reference_template
 
 # -- init, keys, members ------------------------------------------------------------
 
@@ -91,30 +94,43 @@ def init(
 
 @click.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--template", is_flag=True, help="Print the CSV header of an encounter file.")
+@click.option("--template", is_flag=True, help="Print the CSV header of a file of --kind.")
+@click.option(
+    "--kind",
+    type=click.Choice(FILE_KINDS),
+    default=None,
+    help="What FILE holds; detected from its header (or first JSON object) when not given.",
+)
 @format_option("table", "json")
 @click.pass_context
 @handle_errors
-def ingest(ctx: click.Context, file: Path | None, template: bool, fmt: str) -> None:
-    """Validate and store raw encounter records from FILE (CSV).
+def ingest(
+    ctx: click.Context, file: Path | None, template: bool, kind: str | None, fmt: str
+) -> None:
+    """Validate and store raw encounter records (CSV), or reference data: legislation,
+    consular missions, health advisories, focal points or intelligence reports
+    (CSV, JSON array or JSON Lines).
 
     Good rows are stored; each bad row is reported with its file, line, field
     and reason, and kept in a rejects file in the home. Ingesting the same file
-    twice stores nothing twice.
+    twice stores nothing twice; a changed reference record is a correction that
+    the next publish sends as a new revision.
 
     \b
     Example:
       corredor ingest --template > encounters.csv
       corredor --home ./pan ingest encounters.csv
+      corredor ingest --template --kind legislation > legislation.csv
+      corredor --home ./pan ingest health.json --kind health
     """
     if template:
-        click.echo(template_header())
+        click.echo(reference_template(kind or ENCOUNTERS))
         return
     if file is None:
         raise click.UsageError("give FILE, or --template")
     home = home_of(ctx)
     with console.status(f"Ingesting {file}…"):
-        report = ops.ingest(home, file)
+        report = ops.ingest(home, file, kind=kind)
     if fmt == "json":
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:
@@ -213,27 +229,69 @@ def aggregate(ctx: click.Context, once: bool, bootstrap: str | None, fmt: str) -
 
 
 @click.command()
-@format_option("table", "json")
-@click.option("--last", type=int, default=0, help="Only the last N periods (table format).")
+@click.argument(
+    "view",
+    required=False,
+    default="flows",
+    type=click.Choice(("flows", "legislation", "consulates", "health", "focal-points")),
+)
+@format_option("table", "json", "csv")
+@click.option("--last", type=int, default=0, help="Only the last N periods (flows, table format).")
+@click.option("--origin", metavar="ISO3", help="Consulates of / advisories about this country.")
+@click.option("--country", metavar="ISO3", help="Only what this member submitted.")
+@click.option(
+    "--as-of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Health advisories current on this day (default: today).",
+)
 @click.pass_context
 @handle_errors
-def report(ctx: click.Context, fmt: str, last: int) -> None:
-    """Print the regional picture: nationality × reporting country, by ISO week.
+def report(
+    ctx: click.Context,
+    view: str,
+    fmt: str,
+    last: int,
+    origin: str | None,
+    country: str | None,
+    as_of: datetime | None,
+) -> None:
+    """Print the regional picture. VIEW is flows (the default: nationality ×
+    reporting country, by ISO week), legislation (the IOM matrix, country ×
+    topic), consulates (the regional consular directory), health (current
+    advisories by country of origin) or focal-points.
 
     \b
     Example:
       corredor --home ./ts report --last 4
       corredor --home ./ts report --format json > picture.json
+      corredor --home ./ts report legislation
+      corredor --home ./ts report consulates --origin IND --format csv
     """
     from node.report.flows import flow_rows, picture_json, render_flow_tables
+    from node.report.reference import VIEWS, ViewFilter, rows_csv, view_json
     from node.store.picture import PictureStore
 
     home = home_of(ctx)
     with PictureStore(home.store_path) as store:
+        if view == "flows":
+            if fmt == "json":
+                click.echo(json.dumps(picture_json(store), indent=2))
+            elif fmt == "csv":
+                click.echo(rows_csv([asdict(r) for r in flow_rows(store)]), nl=False)
+            else:
+                render_flow_tables(console, flow_rows(store), last=last)
+            return
+        flt = ViewFilter(
+            origin=origin.upper() if origin else None,
+            country=country.upper() if country else None,
+            as_of=as_of.date() if as_of else None,
+        )
         if fmt == "json":
-            click.echo(json.dumps(picture_json(store), indent=2))
+            click.echo(json.dumps(view_json(view, store, flt), indent=2, default=str))
+        elif fmt == "csv":
+            click.echo(rows_csv(VIEWS[view].rows(store, flt)), nl=False)
         else:
-            render_flow_tables(console, flow_rows(store), last=last)
+            VIEWS[view].render(console, VIEWS[view].rows(store, flt))
 
 
 @click.command()

@@ -9,6 +9,8 @@ the raw store's module stays about raw records:
     subject_hold     subjects an operator withdrew that the node would
                      otherwise compute again (flow-statistic cells)
     correction_note  who-what-why of every withdraw and correct, for history
+    staged_revision  the body of every revision staged, for history (the
+                     outbox keeps only signed bytes, the ledger only the last)
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from node.model.reference import BY_KIND, ReferenceItem
+from node.store.node_store import StagedEvent
 from node.store.sqlite import connect, transaction
 
 _SCHEMA = """
@@ -51,6 +54,14 @@ CREATE TABLE IF NOT EXISTS correction_note (
     at           REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS correction_note_subject ON correction_note(subject);
+CREATE TABLE IF NOT EXISTS staged_revision (
+    event_id     TEXT PRIMARY KEY,
+    subject      TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    revision     INTEGER NOT NULL,
+    content      TEXT               -- canonical JSON of the body; NULL for a withdrawal
+);
+CREATE INDEX IF NOT EXISTS staged_revision_subject ON staged_revision(subject, revision);
 """
 
 
@@ -219,3 +230,42 @@ class ReferenceStore:
             "VALUES (?,?,?,?,?,?)",
             (subject, kind, action, reason, json.dumps(changes) if changes else None, time.time()),
         )
+
+    # -- history -----------------------------------------------------------------
+
+    def log_staged(self, events: Iterable[StagedEvent]) -> None:
+        """Keep the content of each staged revision (call right after staging)."""
+        with transaction(self._conn) as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO staged_revision (event_id, subject, kind, revision, "
+                "content) VALUES (?,?,?,?,?)",
+                [(e.event_id, e.subject, e.kind, e.revision, e.content) for e in events],
+            )
+
+    def sent_revisions(self, subject: str) -> list[dict[str, Any]]:
+        """Each revision of a subject in the outbox, with its body and acknowledgement."""
+        cur = self._conn.execute(
+            "SELECT o.event_id, o.revision, o.policy_version, o.created_at, o.acked_at, o.topic, "
+            'o.partition, o."offset", s.content, s.event_id IS NOT NULL FROM outbox o '
+            "LEFT JOIN staged_revision s ON s.event_id = o.event_id WHERE o.subject = ? "
+            "ORDER BY o.revision",
+            (subject,),
+        )
+        out = []
+        for event_id, rev, policy, created, acked, topic, part, off, content, logged in cur:
+            action = "unknown" if not logged else "publication" if content else "withdrawal"
+            out.append(
+                {
+                    "event_id": event_id,
+                    "revision": rev,
+                    "action": action,
+                    "policy_version": policy,
+                    "created_at": created,
+                    "acked_at": acked,
+                    "topic": topic,
+                    "partition": part,
+                    "offset": off,
+                    "body": json.loads(content) if content else None,
+                }
+            )
+        return out

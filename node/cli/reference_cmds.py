@@ -1,0 +1,182 @@
+"""`corredor withdraw|correct|history`: revisions of a country's own events."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from rich.table import Table
+
+from node import corrections
+from node import operations as ops
+from node.cli.common import bootstrap_option, console, format_option, handle_errors, home_of
+from node.config import Home
+from node.corrections import Change
+
+
+def _publish_change(home: Home, change: Change, bootstrap: str | None, fmt: str) -> None:
+    result = ops.publish(home, bootstrap=bootstrap)
+    summary = {
+        "subject": change.subject,
+        "kind": change.kind,
+        "action": change.action,
+        "sent": result.drain.sent,
+        "acknowledged": result.drain.acknowledged,
+        "outbox_pending": result.outbox.pending,
+    }
+    if fmt == "json":
+        click.echo(json.dumps(summary, indent=2))
+        return
+    verb = "Withdrew" if change.action == "withdraw" else "Corrected"
+    console.print(
+        f"{verb} [bold]{change.subject}[/]; published: {result.drain.acknowledged} "
+        f"event(s) acknowledged, {result.outbox.pending} pending"
+    )
+
+
+@click.command()
+@click.argument("target", metavar="SUBJECT_OR_EVENT_ID")
+@click.option("--reason", help="Why; kept in the node's history.")
+@click.option("--no-publish", is_flag=True, help="Only record it; the next `publish` sends it.")
+@bootstrap_option
+@format_option("table", "json")
+@click.pass_context
+@handle_errors
+def withdraw(
+    ctx: click.Context,
+    target: str,
+    reason: str | None,
+    no_publish: bool,
+    bootstrap: str | None,
+    fmt: str,
+) -> None:
+    """Withdraw one of this country's events: the next revision of its subject
+    carries no body, and the regional picture drops it. A withdrawn flow cell
+    is held back from every later publication.
+
+    \b
+    Example:
+      corredor --home ./pan withdraw 'HealthAdvisory|PAN|PAN-HA-2024-003' --reason superseded
+      corredor --home ./pan withdraw 6f1c0a0e-… --no-publish
+    """
+    home = home_of(ctx)
+    change = corrections.withdraw(home, target, reason)
+    if no_publish:
+        console.print(f"Recorded withdrawal of [bold]{change.subject}[/]; run publish to send it")
+        return
+    _publish_change(home, change, bootstrap, fmt)
+
+
+def _parse_sets(values: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{item!r}: expected FIELD=VALUE", param_hint="--set")
+        out[name.strip()] = value
+    return out
+
+
+@click.command()
+@click.argument("target", metavar="SUBJECT_OR_EVENT_ID")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    required=True,
+    help="A corrected field, as in a CSV cell (lists ';'-separated). Repeat for more.",
+)
+@click.option("--reason", help="Why; kept in the node's history.")
+@click.option("--no-publish", is_flag=True, help="Only record it; the next `publish` sends it.")
+@bootstrap_option
+@format_option("table", "json")
+@click.pass_context
+@handle_errors
+def correct(
+    ctx: click.Context,
+    target: str,
+    sets: tuple[str, ...],
+    reason: str | None,
+    no_publish: bool,
+    bootstrap: str | None,
+    fmt: str,
+) -> None:
+    """Correct one of this country's reference records: the corrected record is
+    validated like an ingested one and published as the subject's next revision,
+    which replaces the earlier one in the regional picture.
+
+    \b
+    Example:
+      corredor --home ./pan correct 'ConsularMission|PAN|PAN-CM-IND-01' \\
+          --set phone='+507 200-0101' --reason 'new switchboard'
+    """
+    home = home_of(ctx)
+    change = corrections.correct(home, target, _parse_sets(sets), reason)
+    if no_publish:
+        console.print(f"Recorded correction of [bold]{change.subject}[/]; run publish to send it")
+        return
+    _publish_change(home, change, bootstrap, fmt)
+
+
+def _short(body: Any) -> str:
+    if body is None:
+        return "—"
+    text = json.dumps(body, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= 100 else text[:97] + "…"
+
+
+@click.command()
+@click.argument("target", metavar="SUBJECT_OR_EVENT_ID")
+@format_option("table", "json")
+@click.pass_context
+@handle_errors
+def history(ctx: click.Context, target: str, fmt: str) -> None:
+    """Show every revision of a subject (or of the subject of an event id): at
+    the aggregator what was received and which revision is current; at a member
+    what was sent, acknowledged, and why it was withdrawn or corrected.
+
+    \b
+    Example:
+      corredor --home ./ts history 'LegislationEntry|PAN|PAN-LEG-001'
+      corredor --home ./pan history 6f1c0a0e-… --format json
+    """
+    home = home_of(ctx)
+    data = corrections.history(home, target)
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    table = Table(title=f"History of {data['subject']}", title_justify="left")
+    if home.is_aggregator:
+        for col in ("rev", "action", "produced at", "schema", "applied", "current", "body"):
+            table.add_column(col, overflow="fold")
+        for r in data["revisions"]:
+            table.add_row(
+                str(r["revision"]),
+                r["action"],
+                r["produced_at"],
+                f"v{r['schema_version']}" if r["schema_version"] else "",
+                "yes" if r["applied"] else "superseded",
+                "◀" if r["current"] else "",
+                _short(r["body"]),
+            )
+        console.print(table)
+        return
+    for col in ("rev", "action", "staged at", "acknowledged at", "offset", "body"):
+        table.add_column(col, overflow="fold")
+    for r in data["revisions"]:
+        table.add_row(
+            str(r["revision"]),
+            r["action"],
+            r["created_at"] or "",
+            r["acked_at"] or "pending",
+            "" if r["offset"] is None else f"{r['partition']}:{r['offset']}",
+            _short(r["body"]),
+        )
+    console.print(table)
+    for note in data["notes"]:
+        console.print(f"{note['at']}  {note['action']}: {note['reason'] or '(no reason given)'}")
+
+
+COMMANDS: tuple[click.Command, ...] = (withdraw, correct, history)
