@@ -215,6 +215,11 @@ class Home:
         return self.keys_dir / "secretariat.pub"
 
     @property
+    def linkage_key_path(self) -> Path:
+        """The regional linkage key (members only; never the Secretariat)."""
+        return self.keys_dir / "linkage.key"
+
+    @property
     def retired_keys_dir(self) -> Path:
         return self.keys_dir / "retired"
 

@@ -29,6 +29,7 @@ from node.config import (
     policies_dir,
     schemas_dir,
 )
+from node.crypto.linkage import KeyBundle
 from node.crypto.signing import SigningKey
 from node.errors import ConfigError
 from node.inbox import InboxResult, open_inbox
@@ -410,3 +411,31 @@ def sync_manifest(home: Home, *, bootstrap: str | None = None) -> tuple[Manifest
     except ValueError as exc:
         raise ConfigError(f"the manifest on {topic} is malformed: {exc}") from exc
     return trust.accept_manifest(home, signed)
+
+
+# -- the regional linkage key on the control topic ------------------------------------
+
+LINKAGE_KEY = b"linkage-key"
+
+
+def share_linkage_key(home: Home, *, bootstrap: str | None = None) -> list[str]:
+    """Publish this node's linkage key, sealed to each member, on the control topic.
+    The Secretariat relays the topic but cannot open the bundle."""
+    bundle, countries = trust.bundle_linkage_key(_member(home))
+    address = bootstrap or home.bootstrap
+    security = home.kafka_security()
+    topic = _control_topic(home)
+    ensure_topic(address, topic, partitions=1, replication=home.config.kafka.replication,
+                 configs={"cleanup.policy": "compact"}, security=security)
+    publish_record(address, topic, LINKAGE_KEY, bundle.to_json().encode("utf-8"),
+                   security=security)
+    return countries
+
+
+def sync_linkage_key(home: Home, *, bootstrap: str | None = None) -> tuple[str, bool]:
+    """Take the linkage key bundle from the control topic, verified and opened."""
+    value = read_latest(bootstrap or home.bootstrap, _control_topic(home), LINKAGE_KEY,
+                        security=home.kafka_security())
+    if value is None:
+        raise ConfigError("no linkage key has been shared on the control topic yet")
+    return trust.accept_linkage_bundle(_member(home), KeyBundle.from_json(value))

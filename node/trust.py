@@ -17,9 +17,11 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from node import federation as fed
 from node.config import Home, key_passphrase
+from node.crypto import linkage
 from node.crypto.keys import EncryptionKey, load_x25519_public_pem, x25519_public_pem
-from node.crypto.signing import SigningKey, key_id_for, load_public_pem, public_pem
-from node.errors import ConfigError
+from node.crypto.sealing import SealedBox, open_sealed, seal
+from node.crypto.signing import SigningKey, key_id_for, load_public_pem, public_pem, verify
+from node.errors import ConfigError, CryptoError, SignatureInvalid
 from node.model.codes import COUNTRY_NAMES, is_iso3
 from node.model.manifest import Manifest, SignedManifest
 
@@ -224,3 +226,86 @@ def restricted_recipients(home: Home, audiences: list[str]) -> dict[str, X25519P
             raise ConfigError(f"the manifest has no valid encryption key for {country}")
         out[entry.key_id] = load_x25519_public_pem(entry.public_pem)
     return out
+
+
+# -- the regional linkage key ---------------------------------------------------------
+
+
+def create_linkage_key(home: Home) -> str:
+    """Generate the regional linkage key at this member (done once, by one member)."""
+    if home.is_aggregator:
+        raise ConfigError("the Secretariat never holds the linkage key")
+    if home.linkage_key_path.exists():
+        raise ConfigError(f"{home.linkage_key_path} exists already")
+    key = linkage.new_linkage_key()
+    linkage.save_linkage_key(home.linkage_key_path, key, key_passphrase())
+    return linkage.key_fingerprint(key)
+
+
+def load_linkage_key(home: Home) -> bytes | None:
+    """The regional linkage key, or None if this node has not received it."""
+    if not home.linkage_key_path.exists():
+        return None
+    return linkage.load_linkage_key(home.linkage_key_path, key_passphrase())
+
+
+def bundle_linkage_key(home: Home) -> tuple[linkage.KeyBundle, list[str]]:
+    """Seal this node's linkage key to every other member in the manifest and
+    sign the bundle. Returns (bundle, recipient countries)."""
+    key = load_linkage_key(home)
+    if key is None:
+        raise ConfigError("this node holds no linkage key: `linkage init` or `linkage sync`")
+    manifest = current_manifest(home)
+    now = datetime.now(UTC)
+    recipients: dict[str, X25519PublicKey] = {}
+    countries = []
+    for m in manifest.members:
+        if m.country == home.country or m.status != "member":
+            continue
+        entry = m.current_encryption_key(now)
+        if entry is not None:
+            recipients[entry.key_id] = load_x25519_public_pem(entry.public_pem)
+            countries.append(m.country)
+    if not recipients:
+        raise ConfigError("no other member in the manifest has a valid encryption key")
+    fingerprint = linkage.key_fingerprint(key)
+    box = seal(key, recipients, linkage.bundle_aad(home.country, fingerprint))
+    signer = load_signing_key(home)
+    unsigned = linkage.KeyBundle(home.country, signer.key_id, fingerprint, box.to_bytes(), b"")
+    bundle = linkage.KeyBundle(
+        home.country,
+        signer.key_id,
+        fingerprint,
+        box.to_bytes(),
+        signer.sign(unsigned.signed_part()),
+    )
+    return bundle, countries
+
+
+def accept_linkage_bundle(home: Home, bundle: linkage.KeyBundle) -> tuple[str, bool]:
+    """Verify a bundle against the manifest, open it, keep the key.
+    Returns (fingerprint, stored); an identical key already held is not rewritten."""
+    if home.is_aggregator:
+        raise ConfigError("the Secretariat never holds the linkage key")
+    manifest = current_manifest(home)
+    found = manifest.signing_key(bundle.signing_key_id)
+    if found is None or found[0].country != bundle.distributor or found[0].status != "member":
+        raise SignatureInvalid("linkage key bundle not signed by a member in the manifest")
+    _, entry = found
+    if entry.state_at(datetime.now(UTC)) != "valid":
+        raise SignatureInvalid("linkage key bundle signed with a key that is not valid now")
+    verify(load_public_pem(entry.public_pem), bundle.signature, bundle.signed_part())
+    mine = load_encryption_key(home)
+    key = open_sealed(
+        SealedBox.from_bytes(bundle.sealed),
+        mine.key_id,
+        mine.private,
+        linkage.bundle_aad(bundle.distributor, bundle.fingerprint),
+    )
+    if linkage.key_fingerprint(key) != bundle.fingerprint:
+        raise CryptoError("linkage key does not match its fingerprint")
+    held = load_linkage_key(home)
+    if held == key:
+        return bundle.fingerprint, False
+    linkage.save_linkage_key(home.linkage_key_path, key, key_passphrase())
+    return bundle.fingerprint, True

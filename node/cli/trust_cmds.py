@@ -380,4 +380,88 @@ def inbox(ctx: click.Context, bootstrap: str | None, fmt: str) -> None:
     )
 
 
-COMMANDS: tuple[click.Command, ...] = (keys, member, federation, inbox)
+@click.group()
+def linkage() -> None:
+    """The regional linkage key: members hold it, the Secretariat never does.
+
+    Linkage tokens (HMAC-SHA256 under this key) let the aggregator join one
+    person's records across borders into a route without being able to
+    reverse a token.
+
+    \b
+    Example:
+      corredor --home ./pan linkage init
+      corredor --home ./pan linkage share
+      corredor --home ./cri linkage sync
+    """
+
+
+@linkage.command("init")
+@click.pass_context
+@handle_errors
+def linkage_init(ctx: click.Context) -> None:
+    """Generate the regional linkage key here (one member does this, once).
+
+    \b
+    Example:
+      corredor --home ./pan linkage init
+    """
+    console.print(f"linkage key {trust.create_linkage_key(home_of(ctx))} created")
+
+
+@linkage.command("share")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the signed, sealed bundle to a file instead of the control topic.",
+)
+@bootstrap_option
+@click.pass_context
+@handle_errors
+def linkage_share(ctx: click.Context, output: Path | None, bootstrap: str | None) -> None:
+    """Seal the linkage key to every other member's encryption key and publish it.
+
+    \b
+    Example:
+      corredor --home ./pan linkage share
+      corredor --home ./pan linkage share -o linkage-bundle.json
+    """
+    home = home_of(ctx)
+    if output is not None:
+        bundle, countries = trust.bundle_linkage_key(home)
+        output.write_text(bundle.to_json(), encoding="utf-8")
+    else:
+        countries = ops.share_linkage_key(home, bootstrap=bootstrap)
+    console.print(f"linkage key sealed to {', '.join(countries)}")
+
+
+@linkage.command("sync")
+@click.argument(
+    "file", required=False, type=click.Path(dir_okay=False, exists=True, path_type=Path)
+)
+@bootstrap_option
+@click.pass_context
+@handle_errors
+def linkage_sync(ctx: click.Context, file: Path | None, bootstrap: str | None) -> None:
+    """Receive the linkage key from the control topic (or FILE), verified against
+    the manifest and opened with this node's key.
+
+    \b
+    Example:
+      corredor --home ./cri linkage sync
+      corredor --home ./cri linkage sync linkage-bundle.json
+    """
+    from node.crypto.linkage import KeyBundle
+
+    home = home_of(ctx)
+    if file is not None:
+        fingerprint, stored = trust.accept_linkage_bundle(
+            home, KeyBundle.from_json(file.read_bytes())
+        )
+    else:
+        fingerprint, stored = ops.sync_linkage_key(home, bootstrap=bootstrap)
+    console.print(f"linkage key {fingerprint} {'stored' if stored else 'already held'}")
+
+
+COMMANDS: tuple[click.Command, ...] = (keys, member, federation, inbox, linkage)
