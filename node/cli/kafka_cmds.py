@@ -212,6 +212,7 @@ def demo(directory: Path, bootstrap: str | None, seed: int, scale: float, last: 
     """
     from node.demo.federation import run_demo, summary_table
     from node.report.flows import flow_rows, render_flow_tables
+    from node.report.reference import VIEWS, ViewFilter
     from node.store.picture import PictureStore
 
     address = bootstrap or config.bootstrap_override()
@@ -233,6 +234,17 @@ def demo(directory: Path, bootstrap: str | None, seed: int, scale: float, last: 
     )
     with PictureStore(result.aggregator.store_path) as store:
         render_flow_tables(console, flow_rows(store), last=last)
+        console.print(
+            "[bold]Reference views[/] [dim](illustrative sample data, not official legal "
+            "texts or real alerts)[/]"
+        )
+        for view in VIEWS.values():
+            view.render(console, view.rows(store, ViewFilter()))
+    for country, subject, action in result.revisions:
+        console.print(
+            f"{country} {'corrected' if action == 'correct' else 'withdrew'} {subject}: "
+            f"corredor --home {directory}/secretariat history '{subject}'"
+        )
     console.print(
         f"Homes are in {directory}/. Try: corredor --home {directory}/secretariat report "
         "--format json"

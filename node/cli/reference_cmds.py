@@ -120,11 +120,18 @@ def correct(
     _publish_change(home, change, bootstrap, fmt)
 
 
-def _short(body: Any) -> str:
+def _changes(previous: Any, body: Any) -> str:
+    """What a revision changed compared with the one before it."""
     if body is None:
-        return "—"
-    text = json.dumps(body, ensure_ascii=False, sort_keys=True)
-    return text if len(text) <= 100 else text[:97] + "…"
+        return "withdrawn"
+    if previous is None:
+        return "first publication"
+    changed = [
+        f"{k}: {previous.get(k)!r} → {body.get(k)!r}"
+        for k in sorted(set(previous) | set(body))
+        if previous.get(k) != body.get(k)
+    ]
+    return "\n".join(changed) or "no field changed"
 
 
 @click.command()
@@ -149,8 +156,9 @@ def history(ctx: click.Context, target: str, fmt: str) -> None:
         return
     table = Table(title=f"History of {data['subject']}", title_justify="left")
     if home.is_aggregator:
-        for col in ("rev", "action", "produced at", "schema", "applied", "current", "body"):
+        for col in ("rev", "action", "produced at", "schema", "applied", "current", "changes"):
             table.add_column(col, overflow="fold")
+        previous = None
         for r in data["revisions"]:
             table.add_row(
                 str(r["revision"]),
@@ -159,12 +167,14 @@ def history(ctx: click.Context, target: str, fmt: str) -> None:
                 f"v{r['schema_version']}" if r["schema_version"] else "",
                 "yes" if r["applied"] else "superseded",
                 "◀" if r["current"] else "",
-                _short(r["body"]),
+                _changes(previous, r["body"]),
             )
+            previous = r["body"]
         console.print(table)
         return
-    for col in ("rev", "action", "staged at", "acknowledged at", "offset", "body"):
+    for col in ("rev", "action", "staged at", "acknowledged at", "offset", "changes"):
         table.add_column(col, overflow="fold")
+    previous = None
     for r in data["revisions"]:
         table.add_row(
             str(r["revision"]),
@@ -172,8 +182,9 @@ def history(ctx: click.Context, target: str, fmt: str) -> None:
             r["created_at"] or "",
             r["acked_at"] or "pending",
             "" if r["offset"] is None else f"{r['partition']}:{r['offset']}",
-            _short(r["body"]),
+            _changes(previous, r["body"]),
         )
+        previous = r["body"]
     console.print(table)
     for note in data["notes"]:
         console.print(f"{note['at']}  {note['action']}: {note['reason'] or '(no reason given)'}")

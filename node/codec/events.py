@@ -13,10 +13,11 @@ bytes to sign and parses what it receives.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from node.codec.registry import SchemaRegistry
+from node.codec.registry import SchemaRegistry, SchemaVersion
 from node.codec.single_object import decode, encode
 from node.errors import CodecError
 from node.model.events import Envelope, Event, PolicyRef
@@ -25,15 +26,33 @@ from node.model.events import Envelope, Event, PolicyRef
 class EventCodec:
     """Encode and decode Corredor events against one schema registry."""
 
-    def __init__(self, registry: SchemaRegistry) -> None:
+    def __init__(self, registry: SchemaRegistry, pins: Mapping[str, int] | None = None) -> None:
+        """``pins`` (schema name -> version) make this codec speak an older
+        version of a schema, as a node not yet upgraded does: it writes with that
+        version and resolves what it reads to it. Others use the newest."""
         self.registry = registry
-        self._signed = registry.latest("SignedEvent")
-        self._envelope = registry.latest("Envelope")
+        self._pins = dict(pins or {})
+        for name, version in self._pins.items():
+            self.schema(name)  # an unknown pin is an error now, not at first use
+            if version < 1:
+                raise CodecError(f"{name}: schema versions start at 1")
+        self._signed = self.schema("SignedEvent")
+        self._envelope = self.schema("Envelope")
+
+    def schema(self, name: str) -> SchemaVersion:
+        """The version of ``name`` this codec writes with and reads as."""
+        pinned = self._pins.get(name)
+        if pinned is None:
+            return self.registry.latest(name)
+        for version in self.registry.history(name):
+            if version.version == pinned:
+                return version
+        raise CodecError(f"no version {pinned} of schema {name}")
 
     # -- encode --------------------------------------------------------------
 
     def encode_body(self, kind: str, record: dict[str, Any]) -> bytes:
-        return encode(record, self.registry.latest(kind))
+        return encode(record, self.schema(kind))
 
     def encode_envelope(self, env: Envelope) -> bytes:
         return encode(
@@ -99,7 +118,7 @@ class EventCodec:
         if envelope.body is None:
             return Event(envelope, None)
         reader = (
-            self.registry.latest(envelope.kind) if envelope.kind in self.registry.names() else None
+            self.schema(envelope.kind) if envelope.kind in self.registry.names() else None
         )
         if reader is None:
             raise CodecError(f"unknown event kind {envelope.kind!r}")

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from node import corrections
 from node import operations as ops
 from node.aggregator.apply import ApplyStats
 from node.config import Home
@@ -33,6 +34,27 @@ DEMO_VOLUMES: dict[str, int] = {"PAN": 24000, "CRI": 18000, "GTM": 9000, "MEX": 
 DEMO_START = date(2024, 1, 1)
 DEMO_WEEKS = 12
 MARKER = ".corredor-demo"
+#: Illustrative reference data (see samples/README.md): not official texts.
+SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
+_SAMPLE_SUFFIXES = (".csv", ".json", ".jsonl")
+#: What the demo corrects and withdraws after the first publication.
+DEMO_REVISIONS: tuple[tuple[str, str, str, dict[str, str]], ...] = (
+    (
+        "PAN",
+        "ConsularMission|PAN|PAN-CM-IND-01",
+        "correct",
+        {"phone": "+507 200-0199", "notes": "New switchboard number from 2026."},
+    ),
+    ("MEX", "HealthAdvisory|MEX|MEX-HA-2026-002", "withdraw", {}),
+)
+
+
+def sample_files(country: str) -> list[Path]:
+    """The demo's illustrative reference files for a country, if it has any."""
+    directory = SAMPLES_DIR / country.lower()
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.suffix in _SAMPLE_SUFFIXES)
 
 
 @dataclass
@@ -47,6 +69,11 @@ class DemoResult:
     published: dict[str, int] = field(default_factory=dict)
     suppressed: dict[str, int] = field(default_factory=dict)
     stats: ApplyStats | None = None
+    #: Per country: flow cells published, and reference events by kind.
+    cells: dict[str, int] = field(default_factory=dict)
+    reference: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: The correction and withdrawal the demo makes, as (country, subject, action).
+    revisions: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def _reset(directory: Path) -> None:
@@ -121,13 +148,34 @@ def run_demo(
             result.records[country] = report.stored
             result.rejected_rows[country] = report.rejected_rows
             progress.advance(ing, report.rows)
+            # Reference data: illustrative sample files shipped with the demo.
+            for sample in sample_files(country):
+                ref = ops.ingest(result.members[country], sample)
+                result.rejected_rows[country] += ref.rejected_rows
 
         pub = progress.add_task("Publishing (policy, sign, Kafka)", total=len(countries))
         for country in countries:
             out = ops.publish(result.members[country])
             result.published[country] = out.drain.acknowledged
             result.suppressed[country] = out.plan.suppressed_cells
+            result.cells[country] = out.plan.published_cells
+            result.reference[country] = (
+                {k: c.new + c.revised for k, c in out.reference.kinds.items()}
+                if out.reference is not None
+                else {}
+            )
             progress.advance(pub)
+        # A correction and a withdrawal: the picture shows the latest revision.
+        for country, subject, action, changes in DEMO_REVISIONS:
+            if country not in result.members:
+                continue
+            if action == "correct":
+                corrections.correct(result.members[country], subject, changes, "demo correction")
+            else:
+                corrections.withdraw(result.members[country], subject, "demo withdrawal")
+            again = ops.publish(result.members[country])
+            result.published[country] += again.drain.acknowledged
+            result.revisions.append((country, subject, action))
 
         total = sum(result.published.values())
         app = progress.add_task("Aggregating (verify, apply)", total=total)
@@ -138,13 +186,21 @@ def run_demo(
 
 def summary_table(result: DemoResult) -> Table:
     table = Table(title="Demo federation", title_justify="left")
-    for col in ("country", "raw records (stay home)", "cells published", "cells suppressed"):
+    columns = (
+        "country",
+        "raw records (stay home)",
+        "cells published",
+        "cells suppressed",
+        "reference events",
+    )
+    for col in columns:
         table.add_column(col, justify="left" if col == "country" else "right")
     for country, home in result.members.items():
         table.add_row(
             home.country,
             str(result.records[country]),
-            str(result.published[country]),
+            str(result.cells.get(country, result.published[country])),
             str(result.suppressed[country]),
+            str(sum(result.reference.get(country, {}).values())),
         )
     return table

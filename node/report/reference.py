@@ -30,6 +30,7 @@ LEGISLATION_TOPICS: tuple[str, ...] = (
     "NON_CRIMINALISATION",
     "PALERMO_PROTOCOL",
 )
+_SOURCES = {"NATIONAL_HEALTH_AUTHORITY": "national authority"}
 _IMPACT_ORDER = {"VERY_HIGH": 0, "HIGH": 1, "MODERATE": 2, "LOW": 3}
 
 
@@ -186,29 +187,20 @@ def render_health(console: Console, rows: list[dict[str, Any]]) -> None:
         console.print("[yellow]No current health advisories in the picture.[/]")
         return
     table = Table(title="Current health advisories by country of origin", title_justify="left")
-    for col in (
-        "Origin",
-        "Disease",
-        "Impact",
-        "Confidence",
-        "Source",
-        "Valid",
-        "Issuer",
-        "Summary",
-    ):
+    for col in ("Origin", "Disease", "Impact", "Confidence", "Source", "Valid", "Issuer"):
         table.add_column(col, overflow="fold")
     for r in rows:
         table.add_row(
             r["country_of_origin"],
             r["disease"] + (f" ({r['icd10']})" if r.get("icd10") else ""),
-            r["impact"],
-            r["confidence"],
-            r["source"],
+            r["impact"].replace("_", " ").lower(),
+            r["confidence"].lower(),
+            _SOURCES.get(r["source"], r["source"]),
             f"{r['valid_from']} – {r.get('valid_until') or 'open'}",
             r["issuer"],
-            r["summary"],
         )
     console.print(table)
+    console.print("[dim]Summaries and recommended measures: --format json or csv.[/]")
 
 
 def render_focal_points(console: Console, rows: list[dict[str, Any]]) -> None:
