@@ -66,6 +66,11 @@ def policies_dir() -> Path:
     return REPO_ROOT / "policies"
 
 
+def regional_policy_path() -> Path:
+    """The regional floor every national policy is checked against."""
+    return policies_dir() / "regional.yaml"
+
+
 def kafka_pom() -> Path:
     return REPO_ROOT / "deploy" / "kafka" / "pom.xml"
 
@@ -213,6 +218,11 @@ class Home:
     def secretariat_pub_path(self) -> Path:
         """The Secretariat's public key: its own, or the one a member pinned."""
         return self.keys_dir / "secretariat.pub"
+
+    @property
+    def pseudonym_key_path(self) -> Path:
+        """The node's own HMAC key for pseudonyms (never leaves the node)."""
+        return self.keys_dir / "pseudonym.key"
 
     @property
     def linkage_key_path(self) -> Path:

@@ -5,6 +5,7 @@ Each function opens what it needs from a home, does one job and closes it.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,8 +16,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from node import trust
-from node.aggregator.apply import Aggregator, ApplyStats, consume_until_caught_up
+from node import encounters, trust
+from node.aggregator.apply import (
+    DEAD_LETTER_REASONS,
+    Aggregator,
+    ApplyStats,
+    consume_until_caught_up,
+)
 from node.codec.events import EventCodec
 from node.codec.registry import SchemaRegistry
 from node.config import (
@@ -27,6 +33,7 @@ from node.config import (
     key_passphrase,
     load_home,
     policies_dir,
+    regional_policy_path,
     schemas_dir,
 )
 from node.crypto.linkage import KeyBundle
@@ -43,9 +50,12 @@ from node.pipeline import (
     EventFactory,
     PublishPlan,
     drain_outbox,
+    egress_guard,
+    prepare_encounter_events,
     prepare_flow_events,
 )
-from node.policy.loader import load_policy
+from node.policy.floor import RegionalFloor
+from node.policy.loader import load_floor, load_policy
 from node.policy.model import Policy
 from node.reference_pipeline import ReferencePlan, plan_with_reference
 from node.store.node_store import NodeStore, OutboxStatus
@@ -90,7 +100,7 @@ def init_member(
     if not is_iso3(country):
         raise ConfigError(f"not an ISO 3166-1 alpha-3 country code: {country!r}")
     policy_file = policy or policies_dir() / f"{country}.yaml"
-    loaded = load_policy(policy_file)
+    loaded = load_policy(policy_file, regional_floor())
     if loaded.country != country:
         raise ConfigError(f"{policy_file} is {loaded.country}'s policy, not {country}'s")
     _fresh_home(path)
@@ -104,6 +114,7 @@ def init_member(
         ),
     )
     trust.generate_member_keys(home)
+    encounters.create_pseudonym_key(home)
     if secretariat_pem is not None:
         trust.pin_secretariat(home, secretariat_pem)
     NodeStore(home.store_path).close()
@@ -172,7 +183,12 @@ def add_member(
 
 
 def home_policy(home: Home) -> Policy:
-    return load_policy(_member(home).policy_path)
+    """The home's policy, rejected if weaker than the regional floor."""
+    return load_policy(_member(home).policy_path, regional_floor())
+
+
+def regional_floor() -> RegionalFloor:
+    return load_floor(regional_policy_path())
 
 
 def ingest(
@@ -215,6 +231,56 @@ class PublishResult:
     reference: ReferencePlan | None = None
 
 
+def stage_publication(home: Home, store: NodeStore, policy: Policy) -> tuple[PublishPlan, Any]:
+    """Plan what the policy lets out now and write it, with the ledger, to the
+    outbox in one transaction. Returns (flow plan, reference plan)."""
+    factory = _factory(home, policy)
+    linking = encounters.linker(home)
+    guard = egress_guard(store, policy, linkage=linking is not None)
+    plan = prepare_flow_events(store, factory, guard=guard)
+    records = prepare_encounter_events(
+        store,
+        factory,
+        pseudonym_key=encounters.pseudonym_key(home),
+        linker=linking,
+        gazetteer=encounters.gazetteer(),
+        guard=guard,
+    )
+    plan = dataclasses.replace(
+        plan,
+        events=plan.events + records.events,
+        refused=plan.refused + records.refused,
+        refusals=plan.refusals + records.refusals,
+    )
+    recipients = _intelligence_recipients(home, policy)
+    staged, reference = plan_with_reference(
+        store, factory, plan.events, FLOW_KIND, recipients=recipients
+    )
+    if staged or plan.suppression:
+        store.stage(staged, plan.suppression)
+        with ReferenceStore(home.store_path) as references:
+            references.log_staged(staged)
+    return plan, reference
+
+
+def open_sink(home: Home, bootstrap: str | None = None, **options: Any) -> KafkaSink:
+    """The node's producer on the shared topic (created if missing)."""
+    settings = home.config.kafka
+    address = bootstrap or home.bootstrap
+    security = home.kafka_security()
+    ensure_topic(
+        address,
+        settings.topic,
+        partitions=settings.partitions,
+        replication=settings.replication,
+        security=security,
+    )
+    return KafkaSink(
+        address, settings.topic, client_id=f"corredor-{home.country}", security=security,
+        **options,
+    )
+
+
 def publish(
     home: Home,
     *,
@@ -223,36 +289,16 @@ def publish(
 ) -> PublishResult:
     """Stage what the policy lets out, then drain the outbox to Kafka."""
     policy = home_policy(home)
-    settings = home.config.kafka
-    address = bootstrap or home.bootstrap
-    security = home.kafka_security()
     with NodeStore(home.store_path) as store:
-        factory = _factory(home, policy)
-        plan = prepare_flow_events(store, factory)
-        recipients = _intelligence_recipients(home, policy)
-        staged, reference = plan_with_reference(
-            store, factory, plan.events, FLOW_KIND, recipients=recipients
-        )
-        if staged:
-            store.stage(staged)
-            with ReferenceStore(home.store_path) as references:
-                references.log_staged(staged)
-        ensure_topic(
-            address,
-            settings.topic,
-            partitions=settings.partitions,
-            replication=settings.replication,
-            security=security,
-        )
-        sink = KafkaSink(
-            address, settings.topic, client_id=f"corredor-{home.country}", security=security
-        )
+        plan, reference = stage_publication(home, store, policy)
+        sink = open_sink(home, bootstrap)
         try:
             drained = drain_outbox(store, sink, progress=progress)
         finally:
             sink.close()
         return PublishResult(
-            plan, drained, store.outbox_status(), settings.topic, policy.version, reference
+            plan, drained, store.outbox_status(), home.config.kafka.topic, policy.version,
+            reference,
         )
 
 
@@ -284,14 +330,52 @@ def aggregate_once(
         security=security,
     )
     with PictureStore(home.store_path) as store:
-        aggregator = Aggregator(store, event_codec(), trust.key_directory(home))
+        aggregator = Aggregator(
+            store, event_codec(), trust.key_directory(home), floor=regional_floor()
+        )
         source = KafkaSource(address, settings.topic, settings.group_id, security=security)
         try:
             stats = consume_until_caught_up(aggregator, source, progress=progress)
         finally:
             source.close()
         relay_restricted(home, store, address, security)
+        dead_letter(home, store, address, security)
         return stats
+
+
+def dead_letter_topic(home: Home) -> str:
+    return f"{home.config.kafka.topic}.dlq"
+
+
+def dead_letter(
+    home: Home, store: PictureStore, address: str, security: dict[str, Any] | None
+) -> int:
+    """Copy undecodable messages, original bytes and key, to the dead-letter
+    topic with their reason and origin in headers. They stay quarantined too."""
+    pending = store.pending_dead_letters(DEAD_LETTER_REASONS)
+    if not pending:
+        return 0
+    topic = dead_letter_topic(home)
+    ensure_topic(address, topic, partitions=1, replication=home.config.kafka.replication,
+                 security=security)
+    sink = KafkaSink(address, topic, client_id="corredor-dead-letters", security=security)
+    try:
+        sink.send_with_headers([
+            (
+                r.key,
+                r.raw or b"",
+                [
+                    ("corredor.reason", r.reason.encode()),
+                    ("corredor.detail", r.detail.encode()[:1000]),
+                    ("corredor.origin", f"{r.topic}/{r.partition}/{r.offset}".encode()),
+                ],
+            )
+            for _, r in pending
+        ])
+    finally:
+        sink.close()
+    store.mark_dead_lettered([i for i, _ in pending])
+    return len(pending)
 
 
 def relay_restricted(
@@ -352,6 +436,8 @@ def home_status(home: Home) -> dict[str, object]:
                 "role": "aggregator",
                 "topic": home.config.kafka.topic,
                 **counts,
+                "dead_lettered": store.dead_letter_count(),
+                "restricted_relayed": len(store.restricted_events()),
                 "rejected_by_reason": store.rejected_by_reason(),
                 "rejected_messages": store.rejected(limit=50),
             }

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,12 +23,22 @@ from node.codec.events import EventCodec
 from node.crypto.sealing import seal
 from node.crypto.signing import SigningKey
 from node.model.events import Envelope, PolicyRef
-from node.policy.flows import FlowCell, count_cells, suppress_small_cells
+from node.policy.flows import BlockLedger, FlowCell, FlowRelease, release_flows
+from node.policy.guard import EgressGuard, Refusal
 from node.policy.model import Policy
+from node.policy.records import (
+    EncounterInput,
+    Gazetteer,
+    Linker,
+    allowed_fields,
+    record_subject,
+    transform_encounter,
+)
 from node.store.node_store import NodeStore, StagedEvent
 from node.transport.base import EventSink
 
 FLOW_KIND = "FlowStatistic"
+ENCOUNTER_KIND = "EncounterRecord"
 _PERIOD_TYPES = {"iso_week": "ISO_WEEK", "month": "MONTH", "quarter": "QUARTER"}
 
 
@@ -43,6 +53,13 @@ class PublishPlan:
     new: int
     revised: int
     withdrawn: int
+    coarsened_cells: int = 0
+    secondary_suppressed: int = 0
+    refused: int = 0
+    refusals: tuple[Refusal, ...] = ()
+    #: (kind, block) -> suppression ledger entry, staged with the events.
+    suppression: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    release: FlowRelease | None = None
 
 
 def flow_body(cell: FlowCell, country: str, policy: Policy) -> dict[str, Any]:
@@ -50,14 +67,14 @@ def flow_body(cell: FlowCell, country: str, policy: Policy) -> dict[str, Any]:
     return {
         "reporting_country": country,
         "period": cell.period,
-        "period_type": _PERIOD_TYPES[policy.exchanges.flow_statistics.period],
+        "period_type": _PERIOD_TYPES[cell.period_type],
         "nationality": dims.get("nationality"),
         "nationality_region": dims.get("nationality_region"),
         "sex": dims.get("sex"),
         "age_band": dims.get("age_band"),
         "previous_country": dims.get("previous_country"),
         "count": cell.count,
-        "obs_status": "A",
+        "obs_status": "E" if cell.estimated else "A",
     }
 
 
@@ -132,40 +149,195 @@ class EventFactory:
         )
 
 
-def prepare_flow_events(
-    store: NodeStore, factory: EventFactory, now: datetime | None = None
-) -> PublishPlan:
-    """Plan the flow-statistic events that bring the topic up to date."""
-    now = now or datetime.now(UTC)
-    rules = factory.policy.exchanges.flow_statistics
-    country = factory.country
-    if not rules.shared:
-        return PublishPlan([], 0, 0, 0, 0, 0, 0)
-    cells = count_cells(store.iter_flow_inputs(), rules)
-    published, suppressed = suppress_small_cells(cells, rules.min_cell_size)
-    ledger = store.ledger(FLOW_KIND)
-    events: list[StagedEvent] = []
-    new = revised = withdrawn = 0
+def egress_guard(store: NodeStore, policy: Policy, *, linkage: bool = False) -> EgressGuard:
+    """The guard for one publish run: the node's identifying values, normalised
+    once, and the fields the policy allows per kind."""
+    allowed = {
+        FLOW_KIND: policy.exchanges.flow_statistics.output_fields(),
+        ENCOUNTER_KIND: allowed_fields(policy.exchanges.encounter_records, linkage),
+    }
+    return EgressGuard(store.identifying_values(), allowed)
+
+
+def plan_flow_release(store: NodeStore, policy: Policy) -> FlowRelease:
+    """What the flow-statistics rules publish and hide now, against the last release."""
+    ledger = {
+        block: BlockLedger.from_json(entry)
+        for block, entry in store.suppression_ledger(FLOW_KIND).items()
+    }
+    return release_flows(store.iter_flow_inputs(), policy.exchanges.flow_statistics, ledger)
+
+
+@dataclass
+class _Diff:
+    events: list[StagedEvent] = field(default_factory=list)
+    new: int = 0
+    revised: int = 0
+    withdrawn: int = 0
+    refused: list[Refusal] = field(default_factory=list)
+
+
+def _against_ledger(
+    kind: str,
+    candidates: list[tuple[str, dict[str, Any]]],
+    ledger: Mapping[str, tuple[int, str | None]],
+    factory: EventFactory,
+    guard: EgressGuard,
+    now: datetime,
+) -> _Diff:
+    """New subjects at revision 1, changed ones at the next revision, vanished
+    ones withdrawn; every event through the egress guard first."""
+    out = _Diff()
     current: set[str] = set()
-    for cell in published:
-        subject = cell.subject(country)
+    for subject, body in candidates:
+        refusal = guard.problem(kind, subject, body)
+        if refusal is not None:
+            guard.admit(kind, subject, body)  # logs it, without the value
+            out.refused.append(refusal)
+            continue
         current.add(subject)
-        body = flow_body(cell, country, factory.policy)
         content = _canonical(body)
         previous = ledger.get(subject)
         if previous is not None and previous[1] == content:
             continue
         revision = 1 if previous is None else previous[0] + 1
         if previous is None:
-            new += 1
+            out.new += 1
         else:
-            revised += 1
-        events.append(factory.build(FLOW_KIND, subject, revision, body, content, now))
+            out.revised += 1
+        out.events.append(factory.build(kind, subject, revision, body, content, now))
     for subject, (last_revision, last_content) in sorted(ledger.items()):
         if subject not in current and last_content is not None:
-            withdrawn += 1
-            events.append(factory.build(FLOW_KIND, subject, last_revision + 1, None, None, now))
-    return PublishPlan(events, len(cells), len(published), len(suppressed), new, revised, withdrawn)
+            if not guard.admit(kind, subject, None):
+                continue
+            out.withdrawn += 1
+            out.events.append(factory.build(kind, subject, last_revision + 1, None, None, now))
+    return out
+
+
+def prepare_flow_events(
+    store: NodeStore,
+    factory: EventFactory,
+    now: datetime | None = None,
+    *,
+    guard: EgressGuard | None = None,
+) -> PublishPlan:
+    """Plan the flow-statistic events that bring the topic up to date: cells the
+    policy publishes after coarsening, primary and secondary suppression and
+    rounding, each through the egress guard."""
+    now = now or datetime.now(UTC)
+    policy = factory.policy
+    rules = policy.exchanges.flow_statistics
+    country = factory.country
+    guard = guard or egress_guard(store, policy)
+    ledger = store.ledger(FLOW_KIND)
+    if not rules.shared:
+        diff = _against_ledger(FLOW_KIND, [], ledger, factory, guard, now)
+        return PublishPlan(diff.events, 0, 0, 0, 0, 0, diff.withdrawn)
+    release = plan_flow_release(store, policy)
+    candidates = [
+        (cell.subject(country), flow_body(cell, country, policy)) for cell in release.cells
+    ]
+    diff = _against_ledger(FLOW_KIND, candidates, ledger, factory, guard, now)
+    summary = release.summary()
+    return PublishPlan(
+        diff.events,
+        summary["cells"],
+        summary["published_cells"] - len(diff.refused),
+        summary["suppressed_cells"],
+        diff.new,
+        diff.revised,
+        diff.withdrawn,
+        coarsened_cells=summary["coarsened_cells"],
+        secondary_suppressed=summary["secondary_suppressed"],
+        refused=len(diff.refused),
+        refusals=tuple(diff.refused),
+        suppression={
+            (FLOW_KIND, block): b.ledger.to_json()
+            for block, b in release.blocks.items()
+            if b.ledger is not None
+        },
+        release=release,
+    )
+
+
+@dataclass(frozen=True)
+class EncounterPlan:
+    """Pseudonymised encounter records one publish would send."""
+
+    events: list[StagedEvent]
+    records: int
+    new: int
+    revised: int
+    withdrawn: int
+    refused: int
+    refusals: tuple[Refusal, ...]
+    linkage_tokens: bool  # whether tokens are added (policy allows and a key is present)
+    samples: tuple[dict[str, Any], ...] = ()
+
+
+def encounter_candidates(
+    store: NodeStore,
+    policy: Policy,
+    country: str,
+    *,
+    pseudonym_key: bytes,
+    linker: Linker | None,
+    gazetteer: Gazetteer,
+) -> list[tuple[str, dict[str, Any]]]:
+    """(subject, body) of every raw record under the encounter-record rules."""
+    rules = policy.exchanges.encounter_records
+    out = []
+    for row in store.iter_encounter_inputs():
+        record = EncounterInput(*row)
+        body = transform_encounter(
+            record, rules, country, pseudonym_key=pseudonym_key, linker=linker, gazetteer=gazetteer
+        )
+        out.append((record_subject(country, pseudonym_key, record.record_id), body))
+    return out
+
+
+def prepare_encounter_events(
+    store: NodeStore,
+    factory: EventFactory,
+    *,
+    pseudonym_key: bytes,
+    linker: Linker | None,
+    gazetteer: Gazetteer,
+    guard: EgressGuard | None = None,
+    now: datetime | None = None,
+) -> EncounterPlan:
+    """Plan the EncounterRecord events the policy lets out (none unless shared)."""
+    now = now or datetime.now(UTC)
+    policy = factory.policy
+    rules = policy.exchanges.encounter_records
+    linking = rules.linkage_tokens and linker is not None
+    guard = guard or egress_guard(store, policy, linkage=linking)
+    candidates = (
+        encounter_candidates(
+            store,
+            policy,
+            factory.country,
+            pseudonym_key=pseudonym_key,
+            linker=linker,
+            gazetteer=gazetteer,
+        )
+        if rules.shared
+        else []
+    )
+    ledger = store.ledger(ENCOUNTER_KIND)
+    diff = _against_ledger(ENCOUNTER_KIND, candidates, ledger, factory, guard, now)
+    return EncounterPlan(
+        diff.events,
+        len(candidates),
+        diff.new,
+        diff.revised,
+        diff.withdrawn,
+        len(diff.refused),
+        tuple(diff.refused),
+        linking,
+        tuple(body for _, body in candidates[:3]),
+    )
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,11 @@ a reason (never applied, never silently dropped):
     unknown-kind        no view applies events of this kind
     undecodable-body    the body does not decode as its kind
     subject-mismatch    the subject (or a reference body) names another producer
+    below-regional-floor  the event breaks the regional floor: an audience or
+                        purpose it does not allow for the kind, a longer retention,
+                        a FlowStatistic count below the floor's minimum cell size,
+                        an EncounterRecord field the floor says never leaves
+                        (``node.policy.floor``; checked when the aggregator has a floor)
     replay-conflict     an event id applied before, now with different content
 
 A message that passes is recorded with the key that verified it and the policy
@@ -34,6 +39,7 @@ from node.crypto.signing import verify
 from node.errors import CodecError, CryptoError, SignatureInvalid
 from node.federation import KeyDirectory
 from node.model.events import RESTRICTED_KINDS, Envelope, Event
+from node.policy.floor import RegionalFloor
 from node.store import audit
 from node.store.audit import AuditRecord, message_digest
 from node.store.picture import PictureStore, ReceivedEvent, Rejected
@@ -69,6 +75,11 @@ class ApplyStats:
             "rejected": self.rejected_total,
             "rejected_by_reason": dict(sorted(self.rejected.items())),
         }
+
+
+#: Reasons a message goes to the dead-letter topic too: it could not be read at
+#: all. Messages that decode but fail trust checks stay in quarantine only.
+DEAD_LETTER_REASONS: frozenset[str] = frozenset({"undecodable", "undecodable-body"})
 
 
 class MessageRejected(Exception):
@@ -127,10 +138,17 @@ def verify_message(
 class Aggregator:
     """Applies messages to a PictureStore. One instance per consuming process."""
 
-    def __init__(self, store: PictureStore, codec: EventCodec, keys: KeyDirectory) -> None:
+    def __init__(
+        self,
+        store: PictureStore,
+        codec: EventCodec,
+        keys: KeyDirectory,
+        floor: RegionalFloor | None = None,
+    ) -> None:
         self.store = store
         self.codec = codec
         self.keys = keys
+        self.floor = floor
 
     def use_keys(self, keys: KeyDirectory) -> None:
         """Trust a newer manifest's keys from the next message on."""
@@ -163,6 +181,17 @@ class Aggregator:
         problem = subject_problem(envelope, event.body)
         if problem is not None:
             raise MessageRejected("subject-mismatch", problem, envelope)
+        if self.floor is not None:
+            retention = (
+                (envelope.retain_until - envelope.produced_at.date()).days
+                if envelope.retain_until is not None
+                else None
+            )
+            problem = self.floor.event_problem(
+                envelope.kind, envelope.audiences, envelope.purposes, retention, event.body
+            )
+            if problem is not None:
+                raise MessageRejected("below-regional-floor", problem, envelope)
         digest = hashlib.sha256(env_bytes).hexdigest()
         seen = self.store.digest_of(envelope.event_id)
         if seen is not None:
@@ -248,6 +277,7 @@ class Aggregator:
                             msg.partition,
                             msg.offset,
                             msg.value,
+                            msg.key,
                         ),
                     )
                     stats.rejected[rej.reason] = stats.rejected.get(rej.reason, 0) + 1

@@ -62,6 +62,13 @@ apply_health_advisory = _reference_applier(
 apply_focal_point = _reference_applier(
     "focal_point_view", lambda b: {"country": b["country"], "name": b["name"]}
 )
+apply_encounter_record = _reference_applier(
+    "encounter_view",
+    lambda b: {
+        k: b.get(k)
+        for k in ("reporting_country", "linkage_token", "encounter_period", "nationality")
+    },
+)
 
 #: Reference kind -> the body field naming the submitting country and the one
 #: holding its own id; the subject must be <kind>|<owner>|<id> with owner the producer.
@@ -100,4 +107,5 @@ APPLIERS: dict[str, Applier] = {
     "ConsularMission": apply_consular_mission,
     "HealthAdvisory": apply_health_advisory,
     "FocalPoint": apply_focal_point,
+    "EncounterRecord": apply_encounter_record,
 }

@@ -9,6 +9,7 @@ import yaml
 from pydantic import ValidationError
 
 from node.errors import PolicyError
+from node.policy.floor import RegionalFloor
 from node.policy.model import Policy
 
 
@@ -39,8 +40,29 @@ def parse_policy(data: Any, source: str) -> Policy:
         raise PolicyError(format_validation_error(source, exc)) from exc
 
 
-def load_policy(path: Path) -> Policy:
-    """Load and validate one policy file."""
+def load_policy(path: Path, floor: RegionalFloor | None = None) -> Policy:
+    """Load and validate one policy file; with ``floor``, reject a policy weaker
+    than the regional floor, naming each key that is."""
+    policy = parse_policy(_read_yaml(path), str(path))
+    if floor is not None:
+        problems = floor.problems(policy)
+        if problems:
+            raise PolicyError("\n".join(f"{path}: {key}: {problem}" for key, problem in problems))
+    return policy
+
+
+def load_floor(path: Path) -> RegionalFloor:
+    """Load and validate the regional floor (``policies/regional.yaml``)."""
+    data = _read_yaml(path)
+    if not isinstance(data, dict):
+        raise PolicyError(f"{path}: (top level): the floor is a mapping of keys")
+    try:
+        return RegionalFloor.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError(format_validation_error(str(path), exc)) from exc
+
+
+def _read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -52,4 +74,4 @@ def load_policy(path: Path) -> Policy:
         where = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise PolicyError(f"{path}{where}: not valid YAML: {problem}") from exc
-    return parse_policy(data, str(path))
+    return data

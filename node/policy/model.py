@@ -33,6 +33,37 @@ PURPOSES: frozenset[str] = frozenset(
 )
 FlowDimension = Literal["nationality", "nationality_region", "sex", "age_band", "previous_country"]
 PeriodType = Literal["iso_week", "month", "quarter"]
+#: Ladders a small cell may climb before it is suppressed ("coarsen before suppress").
+CoarsenLadder = Literal["period", "nationality"]
+
+#: Raw fields that identify a person: they may be dropped or pseudonymised, never
+#: kept or generalised (date of birth may be generalised to an age).
+IDENTIFYING: frozenset[str] = frozenset(
+    {"record_id", "document_number", "family_name", "given_names", "date_of_birth"}
+)
+FieldAction = Literal["drop", "keep", "generalise", "pseudonymise"]
+#: Field -> the levels it may be generalised to, finest first (the raw value is
+#: the level before the first).
+LADDERS: dict[str, tuple[str, ...]] = {
+    "encounter_date": ("day", "iso_week", "month", "quarter"),
+    "date_of_birth": ("age", "age_band"),
+    "encounter_place": ("municipality", "province", "border_sector", "country"),
+    "nationality": ("country", "region"),
+}
+#: Which actions each raw field admits.
+FIELD_ACTIONS: dict[str, frozenset[str]] = {
+    "record_id": frozenset({"drop", "pseudonymise"}),
+    "document_number": frozenset({"drop", "pseudonymise"}),
+    "family_name": frozenset({"drop"}),
+    "given_names": frozenset({"drop"}),
+    "date_of_birth": frozenset({"drop", "generalise"}),
+    "sex": frozenset({"drop", "keep"}),
+    "nationality": frozenset({"drop", "keep", "generalise"}),
+    "encounter_date": frozenset({"drop", "keep", "generalise"}),
+    "encounter_place": frozenset({"drop", "keep", "generalise"}),
+    "previous_country": frozenset({"drop", "keep"}),
+    "health_notes": frozenset({"drop"}),
+}
 
 
 class _Strict(BaseModel):
@@ -82,12 +113,92 @@ class UseRules(_Strict):
         return today + timedelta(days=self.retention_days)
 
 
+class FieldRule(_Strict):
+    """What happens to one raw field before anything leaves: ``drop``, ``keep``,
+    ``generalise`` (to the ladder level ``to``) or ``pseudonymise`` (keyed
+    HMAC-SHA256 under the node's own key; never a plain hash)."""
+
+    action: FieldAction
+    to: str | None = None
+
+    @model_validator(mode="after")
+    def _to_only_for_generalise(self) -> FieldRule:
+        if self.action == "generalise" and self.to is None:
+            raise ValueError("generalise names the ladder level to reach: add 'to'")
+        if self.action != "generalise" and self.to is not None:
+            raise ValueError(f"'to' applies only to generalise, not {self.action}")
+        return self
+
+
+class EncounterRecordRules(UseRules):
+    """Pseudonymised encounter records: one event per raw record, each raw field
+    transformed by its rule. A field without a rule is dropped."""
+
+    fields: dict[str, FieldRule] = Field(default_factory=dict)
+    linkage_tokens: bool = Field(
+        default=False,
+        description="Add a linkage token (HMAC under the regional linkage key) so that "
+        "routes can be traced across borders.",
+    )
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, value: dict[str, FieldRule]) -> dict[str, FieldRule]:
+        for name, rule in value.items():
+            allowed = FIELD_ACTIONS.get(name)
+            if allowed is None:
+                raise ValueError(f"{name}: not a raw field; use one of {sorted(FIELD_ACTIONS)}")
+            if rule.action not in allowed:
+                raise ValueError(
+                    f"{name}: action {rule.action!r} not allowed for this field; "
+                    f"use one of {sorted(allowed)}"
+                )
+            if rule.action == "generalise":
+                ladder = LADDERS[name]
+                if rule.to not in ladder:
+                    raise ValueError(
+                        f"{name}: cannot generalise to {rule.to!r}; use one of {list(ladder)}"
+                    )
+        return value
+
+    @model_validator(mode="after")
+    def _linkage(self) -> EncounterRecordRules:
+        if (
+            self.linkage_tokens
+            and self.fields.get("document_number", FieldRule(action="drop")).action
+            != "pseudonymise"
+        ):
+            raise ValueError(
+                "linkage_tokens: a linkage token is made from the document number; "
+                "pseudonymise document_number too"
+            )
+        return self
+
+    def rule(self, name: str) -> FieldRule:
+        return self.fields.get(name, FieldRule(action="drop"))
+
+
 class FlowStatisticsRules(UseRules):
-    """Counts of encounters by period and dimensions, small cells suppressed."""
+    """Counts of encounters by period and dimensions, small cells suppressed.
+
+    ``margins`` lists the totals the country publishes elsewhere (its statistics
+    office's tables) or the Secretariat may publish: each is a set of dimensions,
+    ``[]`` being the period total. Complementary suppression makes sure no
+    suppressed cell can be recovered from those totals and the published cells.
+    """
 
     period: PeriodType = "iso_week"
     dimensions: list[FlowDimension] = Field(min_length=1)
     min_cell_size: int = Field(ge=1, le=1000)
+    coarsen: list[CoarsenLadder] = Field(
+        default_factory=list,
+        description="Ladders a small cell climbs before it is suppressed, in order.",
+    )
+    secondary_suppression: Literal["none", "complementary"] = "complementary"
+    margins: list[list[FlowDimension]] = Field(default_factory=list)
+    rounding: int = Field(
+        default=1, ge=1, le=100, description="Publish counts rounded to this base; 1 = exact."
+    )
 
     @field_validator("dimensions")
     @classmethod
@@ -98,13 +209,42 @@ class FlowStatisticsRules(UseRules):
             raise ValueError("nationality and nationality_region cannot both be dimensions")
         return value
 
+    @model_validator(mode="after")
+    def _ladders_and_margins(self) -> FlowStatisticsRules:
+        if len(set(self.coarsen)) != len(self.coarsen):
+            raise ValueError("coarsen: a ladder is listed more than once")
+        if "nationality" in self.coarsen and "nationality" not in self.dimensions:
+            raise ValueError("coarsen: nationality is not a dimension, so it cannot be coarsened")
+        if "period" in self.coarsen and self.period == "quarter":
+            raise ValueError("coarsen: quarter is the top of the period ladder")
+        for i, margin in enumerate(self.margins):
+            extra = set(margin) - set(self.dimensions)
+            if extra:
+                raise ValueError(f"margins[{i}]: {sorted(extra)} not among the dimensions")
+        if self.margins and self.secondary_suppression == "none":
+            raise ValueError(
+                "margins are published but secondary_suppression is none: a suppressed "
+                "cell could be recovered from them"
+            )
+        if self.rounding > self.min_cell_size:
+            raise ValueError("rounding: the base must not exceed min_cell_size")
+        return self
+
+    def output_fields(self) -> frozenset[str]:
+        """The FlowStatistic body fields this policy lets carry a value."""
+        fields = {"reporting_country", "period", "period_type", "count", "obs_status"}
+        fields |= set(self.dimensions)
+        if "nationality" in self.coarsen:
+            fields.add("nationality_region")
+        return frozenset(fields)
+
 
 class Exchanges(_Strict):
     """One entry per exchange in the 2016 conclusions. An exchange a policy does
     not list is not shared."""
 
     flow_statistics: FlowStatisticsRules
-    encounter_records: UseRules = UseRules()
+    encounter_records: EncounterRecordRules = EncounterRecordRules()
     intelligence: UseRules = UseRules()
     legislation: UseRules = UseRules()
     consular_missions: UseRules = UseRules()

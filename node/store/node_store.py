@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -55,6 +55,15 @@ CREATE TABLE IF NOT EXISTS outbox (
     "offset"    INTEGER
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(seq) WHERE acked_at IS NULL;
+-- What the last release of each block published and hid (counts derived from
+-- raw data: never leaves). The next release of the block is protected against it.
+CREATE TABLE IF NOT EXISTS suppression_ledger (
+    kind        TEXT NOT NULL,
+    block       TEXT NOT NULL,
+    entry       TEXT NOT NULL,
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (kind, block)
+);
 """
 
 _RAW_COLUMNS = ENCOUNTER_COLUMNS
@@ -168,6 +177,28 @@ class NodeStore:
             "SELECT document_number, family_name, given_names, date_of_birth FROM raw_encounter"
         )
 
+    def iter_encounter_inputs(
+        self,
+    ) -> Iterator[tuple[str, str, date, str, str, date, str, str | None]]:
+        """(record_id, document_number, date_of_birth, sex, nationality,
+        encounter_date, encounter_place, previous_country): what a pseudonymised
+        EncounterRecord may draw on. Names and health notes are not read."""
+        cur = self._conn.execute(
+            "SELECT record_id, document_number, date_of_birth, sex, nationality, "
+            "encounter_date, encounter_place, previous_country FROM raw_encounter "
+            "ORDER BY record_id"
+        )
+        fromiso = date.fromisoformat
+        for rid, doc, born, sex, nat, met, place, previous in cur:
+            yield rid, doc, fromiso(born), sex, nat, fromiso(met), place, previous
+
+    def suppression_ledger(self, kind: str) -> dict[str, str]:
+        """block -> the ledger entry (JSON) of its last staged release."""
+        cur = self._conn.execute(
+            "SELECT block, entry FROM suppression_ledger WHERE kind = ?", (kind,)
+        )
+        return {block: entry for block, entry in cur}
+
     # -- ledger and outbox ---------------------------------------------------
 
     def ledger(self, kind: str) -> dict[str, tuple[int, str | None]]:
@@ -177,10 +208,21 @@ class NodeStore:
         )
         return {subject: (revision, content) for subject, revision, content in cur}
 
-    def stage(self, events: list[StagedEvent]) -> None:
-        """Advance the ledger and fill the outbox in one transaction."""
+    def stage(
+        self,
+        events: list[StagedEvent],
+        suppression: Mapping[tuple[str, str], str] | None = None,
+    ) -> None:
+        """Advance the ledger and fill the outbox in one transaction; with
+        ``suppression`` ((kind, block) -> entry), record what each block's release hid."""
         now = time.time()
         with transaction(self._conn) as conn:
+            conn.executemany(
+                "INSERT INTO suppression_ledger (kind, block, entry, updated_at) VALUES (?,?,?,?) "
+                "ON CONFLICT(kind, block) DO UPDATE SET entry=excluded.entry, "
+                "updated_at=excluded.updated_at",
+                [(k, b, entry, now) for (k, b), entry in (suppression or {}).items()],
+            )
             conn.executemany(
                 "INSERT INTO published_subject (subject, kind, revision, content, event_id, "
                 "updated_at) VALUES (?,?,?,?,?,?) ON CONFLICT(subject) DO UPDATE SET "

@@ -84,7 +84,9 @@ CREATE TABLE IF NOT EXISTS rejected_message (
     producer    TEXT,
     topic       TEXT, partition INTEGER, "offset" INTEGER,
     raw         BLOB,
-    received_at REAL NOT NULL
+    msg_key     BLOB,
+    received_at REAL NOT NULL,
+    dead_lettered_at REAL      -- undecodable messages also go to the dead-letter topic
 );
 -- Every accepted revision of every subject with its decoded body, applied or
 -- superseded: the history an auditor (or `corredor history`) reads.
@@ -121,6 +123,13 @@ CREATE TABLE IF NOT EXISTS focal_point_view (
     subject TEXT PRIMARY KEY, country TEXT NOT NULL, name TEXT NOT NULL,
     body TEXT NOT NULL, revision INTEGER NOT NULL, event_id TEXT NOT NULL
 );
+-- Pseudonymised encounter records (where a member's law allows them, TS only).
+CREATE TABLE IF NOT EXISTS encounter_view (
+    subject TEXT PRIMARY KEY, reporting_country TEXT NOT NULL, linkage_token TEXT,
+    encounter_period TEXT, nationality TEXT,
+    body TEXT NOT NULL, revision INTEGER NOT NULL, event_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS encounter_view_link ON encounter_view(linkage_token);
 """
 
 #: Reference view tables and their key columns (besides subject, body, revision, event_id).
@@ -129,6 +138,7 @@ VIEW_COLUMNS: dict[str, tuple[str, ...]] = {
     "consular_view": ("host_country", "sending_country", "mission_type", "city"),
     "health_view": ("issuer", "country_of_origin", "disease", "valid_from", "valid_until"),
     "focal_point_view": ("country", "name"),
+    "encounter_view": ("reporting_country", "linkage_token", "encounter_period", "nationality"),
 }
 
 
@@ -159,6 +169,7 @@ class Rejected:
     partition: int | None
     offset: int | None
     raw: bytes | None
+    key: bytes | None = None
 
 
 class PictureStore:
@@ -279,7 +290,7 @@ class PictureStore:
     def record_rejected(self, conn: sqlite3.Connection, rejected: Rejected) -> None:
         conn.execute(
             "INSERT INTO rejected_message (reason, detail, event_id, producer, topic, partition, "
-            '"offset", raw, received_at) VALUES (?,?,?,?,?,?,?,?,?)',
+            '"offset", raw, msg_key, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)',
             (
                 rejected.reason,
                 rejected.detail,
@@ -289,9 +300,37 @@ class PictureStore:
                 rejected.partition,
                 rejected.offset,
                 rejected.raw,
+                rejected.key,
                 time.time(),
             ),
         )
+
+    def pending_dead_letters(
+        self, reasons: frozenset[str], limit: int = 1000
+    ) -> list[tuple[int, Rejected]]:
+        """Set-aside messages of ``reasons`` not yet copied to the dead-letter topic."""
+        marks = ",".join("?" * len(reasons))
+        cur = self._conn.execute(
+            "SELECT id, reason, detail, event_id, producer, topic, partition, \"offset\", raw, "
+            f"msg_key FROM rejected_message WHERE dead_lettered_at IS NULL AND reason IN ({marks}) "
+            "ORDER BY id LIMIT ?",
+            (*sorted(reasons), limit),
+        )
+        return [(int(row[0]), Rejected(*row[1:])) for row in cur]
+
+    def mark_dead_lettered(self, ids: list[int]) -> None:
+        now = time.time()
+        with transaction(self._conn) as conn:
+            conn.executemany(
+                "UPDATE rejected_message SET dead_lettered_at = ? WHERE id = ?",
+                [(now, i) for i in ids],
+            )
+
+    def dead_letter_count(self) -> int:
+        row = self._conn.execute(
+            "SELECT count(*) FROM rejected_message WHERE dead_lettered_at IS NOT NULL"
+        ).fetchone()
+        return int(row[0])
 
     # -- reading the picture -------------------------------------------------
 

@@ -1,0 +1,62 @@
+"""What a node needs to pseudonymise its encounter records: its own HMAC key,
+the regional linkage key when it holds one, and a gazetteer of places."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from node.config import Home, key_passphrase
+from node.crypto.keys import write_private_pem
+from node.crypto.linkage import linkage_token, load_linkage_key
+from node.errors import ConfigError, CryptoError
+from node.policy.records import Gazetteer, Linker
+
+PSEUDONYM_KEY_BYTES = 32
+
+
+def create_pseudonym_key(home: Home) -> None:
+    """Write a fresh random pseudonym key into the home, mode 0600."""
+    write_private_pem(
+        home.pseudonym_key_path, os.urandom(PSEUDONYM_KEY_BYTES).hex().encode() + b"\n"
+    )
+
+
+def pseudonym_key(home: Home) -> bytes:
+    """The node's HMAC key for pseudonyms; created on first use in homes made
+    before the key existed."""
+    path = home.pseudonym_key_path
+    if not path.exists():
+        create_pseudonym_key(home)
+    try:
+        key = bytes.fromhex(path.read_text(encoding="ascii").strip())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a pseudonym key: {exc}") from exc
+    if len(key) != PSEUDONYM_KEY_BYTES:
+        raise ConfigError(f"{path}: a pseudonym key is {PSEUDONYM_KEY_BYTES} bytes")
+    return key
+
+
+def linker(home: Home) -> Linker | None:
+    """Linkage tokens under the regional key, or None when the home has none."""
+    if not home.linkage_key_path.exists():
+        return None
+    try:
+        key = load_linkage_key(home.linkage_key_path, key_passphrase())
+    except CryptoError as exc:
+        raise ConfigError(f"{home.linkage_key_path}: {exc}") from exc
+
+    def token(document_number: str, nationality: str, date_of_birth: str) -> str:
+        return linkage_token(key, document_number, nationality, date_of_birth)
+
+    return token
+
+
+@lru_cache(maxsize=1)
+def gazetteer() -> Gazetteer:
+    """Place -> (province, border sector) for the places the demo data uses.
+
+    Reference data for every member's places would replace this table."""
+    from node.demo.synth import PLACES
+
+    return {p.name: (p.province, p.border_sector) for places in PLACES.values() for p in places}

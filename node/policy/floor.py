@@ -1,0 +1,185 @@
+"""The regional floor: what every member agreed any national policy must at least do.
+
+``policies/regional.yaml`` states it. A national policy weaker than the floor is
+rejected when it is loaded (by the node) and events that break it are set aside
+by the aggregator (``below-regional-floor``).
+
+What the aggregator can check of an incoming event, without the member's
+policy text (it has only the event's ``PolicyRef``):
+
+- the envelope's audiences and purposes are within the floor's for the kind;
+- its retention (``retain_until`` - ``produced_at``) is within the floor's maximum;
+- a FlowStatistic's count is at least the floor's minimum cell size;
+- an EncounterRecord carries no field the floor says never leaves.
+
+It cannot check secondary suppression, coarsening or pseudonymisation keys:
+those need the raw data and stay the node's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from node.model.codes import CSM_GUESTS, RCM_INVITED, RCM_MEMBERS
+from node.policy.model import (
+    AUDIENCE_GROUPS,
+    IDENTIFYING,
+    KIND_EXCHANGE,
+    PURPOSES,
+    Policy,
+    _Strict,
+)
+
+#: Countries a policy may name as an audience when the floor allows ``members``.
+FEDERATION: frozenset[str] = frozenset((*RCM_MEMBERS, *RCM_INVITED, *CSM_GUESTS))
+
+#: EncounterRecord body fields -> the raw field they come from.
+ENCOUNTER_FIELD_SOURCE: dict[str, str] = {
+    "record_pseudonym": "record_id",
+    "document_pseudonym": "document_number",
+    "encounter_period": "encounter_date",
+    "age": "date_of_birth",
+    "age_band": "date_of_birth",
+    "sex": "sex",
+    "nationality": "nationality",
+    "nationality_region": "nationality",
+    "place": "encounter_place",
+    "previous_country": "previous_country",
+}
+
+
+class RegionalFloor(_Strict):
+    """The minimum every national policy keeps to."""
+
+    name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    min_cell_size: int = Field(ge=1, le=1000)
+    never_leave: list[str] = Field(
+        description="Raw fields that leave a node in no form at all, not even pseudonymised."
+    )
+    audiences: dict[str, list[str]] = Field(
+        description="Per exchange, the audiences a member may name; an ISO3 audience is "
+        "allowed where 'members' is."
+    )
+    purposes: list[str]
+    max_retention_days: int = Field(gt=0, le=36500)
+
+    @field_validator("audiences")
+    @classmethod
+    def _audiences(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for exchange, names in value.items():
+            if exchange not in KIND_EXCHANGE.values():
+                raise ValueError(f"{exchange}: not an exchange")
+            for name in names:
+                if name not in AUDIENCE_GROUPS:
+                    raise ValueError(f"{exchange}: unknown audience {name!r}")
+        return value
+
+    @field_validator("purposes")
+    @classmethod
+    def _purposes(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if item not in PURPOSES:
+                raise ValueError(f"unknown purpose {item!r}")
+        return value
+
+    # -- national policies ---------------------------------------------------
+
+    def _audience_ok(self, exchange: str, audience: str) -> bool:
+        allowed = self.audiences.get(exchange, [])
+        if audience in allowed:
+            return True
+        return audience in FEDERATION and "members" in allowed
+
+    def problems(self, policy: Policy) -> list[tuple[str, str]]:
+        """(key path, problem) for every way ``policy`` is weaker than the floor."""
+        out: list[tuple[str, str]] = []
+        floor = f"the regional floor ({self.version})"
+        for kind, exchange in KIND_EXCHANGE.items():
+            rules = policy.exchange(kind)
+            if not rules.shared:
+                continue
+            key = f"exchanges.{exchange}"
+            for i, audience in enumerate(rules.audiences):
+                if not self._audience_ok(exchange, audience):
+                    out.append(
+                        (f"{key}.audiences[{i}]", f"{audience!r} is not an audience {floor} allows")
+                    )
+            for i, purpose in enumerate(rules.purposes):
+                if purpose not in self.purposes:
+                    out.append(
+                        (f"{key}.purposes[{i}]", f"{purpose!r} is not a purpose {floor} allows")
+                    )
+            if rules.retention_days > self.max_retention_days:
+                out.append(
+                    (
+                        f"{key}.retention_days",
+                        f"{rules.retention_days} exceeds {floor} maximum of "
+                        f"{self.max_retention_days}",
+                    )
+                )
+        flows = policy.exchanges.flow_statistics
+        if flows.shared and flows.min_cell_size < self.min_cell_size:
+            out.append(
+                (
+                    "exchanges.flow_statistics.min_cell_size",
+                    f"{flows.min_cell_size} is below {floor} minimum of {self.min_cell_size}",
+                )
+            )
+        records = policy.exchanges.encounter_records
+        if records.shared:
+            for name, rule in sorted(records.fields.items()):
+                if name in self.never_leave and rule.action != "drop":
+                    out.append(
+                        (
+                            f"exchanges.encounter_records.fields.{name}.action",
+                            f"{name} never leaves under {floor}: the only rule is drop",
+                        )
+                    )
+                if name in IDENTIFYING and rule.action == "keep":
+                    out.append(
+                        (
+                            f"exchanges.encounter_records.fields.{name}.action",
+                            f"{name} identifies a person and may not be kept",
+                        )
+                    )
+        return out
+
+    # -- incoming events -------------------------------------------------------
+
+    def event_problem(
+        self,
+        kind: str,
+        audiences: tuple[str, ...],
+        purposes: tuple[str, ...],
+        retention_days: int | None,
+        body: Mapping[str, Any] | None,
+    ) -> str | None:
+        """Why an event breaks the floor, or None. Never quotes a body value."""
+        exchange = KIND_EXCHANGE.get(kind)
+        if exchange is None:
+            return None
+        for audience in audiences:
+            if not self._audience_ok(exchange, audience):
+                return f"audience {audience!r} not allowed for {kind} by the regional floor"
+        for purpose in purposes:
+            if purpose not in self.purposes:
+                return f"purpose {purpose!r} not allowed by the regional floor"
+        if retention_days is not None and retention_days > self.max_retention_days:
+            return (
+                f"retained {retention_days} days, more than the floor's {self.max_retention_days}"
+            )
+        if body is None:
+            return None
+        if kind == "FlowStatistic":
+            count = body.get("count")
+            if isinstance(count, int) and count < self.min_cell_size:
+                return f"count below the floor's minimum cell size {self.min_cell_size}"
+        if kind == "EncounterRecord":
+            for name, source in ENCOUNTER_FIELD_SOURCE.items():
+                if body.get(name) is not None and source in self.never_leave:
+                    return f"field {name} derives from {source}, which never leaves"
+        return None

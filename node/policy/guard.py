@@ -1,0 +1,113 @@
+"""The egress guard: the last check on every event before it enters the outbox.
+
+It refuses an event when
+
+- a body field carries a value the policy does not allow for the event's kind
+  (``field-not-allowed``), or
+- any value in the body or subject equals a raw identifying value of the
+  node's records (names, document numbers, dates of birth) after
+  normalisation (``identifying-value``): Unicode compatibility form, accents
+  removed, case folded, whitespace and the separators ``- . / , ' _`` removed.
+  So ``GONZÁLEZ`` matches ``Gonzalez`` and ``1990-05-02`` matches ``19900502``.
+
+The normalised set is built once per publish run; each check is then a few set
+look-ups. A refusal is logged with the kind, event subject position and reason,
+never the value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from node.errors import EgressRefused
+
+log = logging.getLogger("corredor.egress")
+
+_SEPARATORS = frozenset("-./,'_")
+
+
+def normalise(value: str) -> str:
+    """Comparison form of a value: no accents, case, spacing or separators."""
+    decomposed = unicodedata.normalize("NFKD", value)
+    return "".join(
+        ch
+        for ch in decomposed.casefold()
+        if not unicodedata.combining(ch) and not ch.isspace() and ch not in _SEPARATORS
+    )
+
+
+@dataclass(frozen=True)
+class Refusal:
+    kind: str
+    subject_hash: str
+    field: str
+    reason: str  # "field-not-allowed" | "identifying-value"
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.subject_hash}: field {self.field!r}: {self.reason}"
+
+
+class EgressGuard:
+    """Refuses events that carry identifying values or fields the policy forbids."""
+
+    def __init__(
+        self,
+        identifying: Iterable[Iterable[str | None]],
+        allowed: Mapping[str, frozenset[str]],
+    ) -> None:
+        values: set[str] = set()
+        for row in identifying:
+            for value in row:
+                if value:
+                    norm = normalise(str(value))
+                    if norm:
+                        values.add(norm)
+        self._identifying = frozenset(values)
+        self._allowed = dict(allowed)
+        self.refusals: list[Refusal] = []
+
+    def __len__(self) -> int:
+        return len(self._identifying)
+
+    def problem(self, kind: str, subject: str, body: Mapping[str, Any] | None) -> Refusal | None:
+        """The first reason to refuse this event, or None."""
+        tag = _subject_tag(subject)
+        allowed = self._allowed.get(kind)
+        if allowed is None:
+            return Refusal(kind, tag, "(kind)", "field-not-allowed")
+        parts = subject.replace("=", "|").replace(",", "|").split("|")
+        if any(normalise(p) in self._identifying for p in parts if p):
+            return Refusal(kind, tag, "subject", "identifying-value")
+        for name, value in (body or {}).items():
+            if value is None:
+                continue
+            if name not in allowed:
+                return Refusal(kind, tag, name, "field-not-allowed")
+            if isinstance(value, str | int) and normalise(str(value)) in self._identifying:
+                return Refusal(kind, tag, name, "identifying-value")
+        return None
+
+    def admit(self, kind: str, subject: str, body: Mapping[str, Any] | None) -> bool:
+        """True if the event may leave; otherwise record and log the refusal."""
+        refusal = self.problem(kind, subject, body)
+        if refusal is None:
+            return True
+        self.refusals.append(refusal)
+        log.warning("egress guard refused %s", refusal)
+        return False
+
+    def check(self, kind: str, subject: str, body: Mapping[str, Any] | None) -> None:
+        """Raise EgressRefused (without the value) if the event may not leave."""
+        refusal = self.problem(kind, subject, body)
+        if refusal is not None:
+            raise EgressRefused(f"egress guard refused {refusal}")
+
+
+def _subject_tag(subject: str) -> str:
+    """A short stable tag of a subject, for logs: the subject itself may be what leaks."""
+    return "subject#" + hashlib.sha256(subject.encode()).hexdigest()[:12]
