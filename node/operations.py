@@ -257,6 +257,9 @@ def stage_publication(home: Home, store: NodeStore, policy: Policy) -> tuple[Pub
         store, factory, plan.events, FLOW_KIND, recipients=recipients
     )
     if staged or plan.suppression:
+        store.archive_policy(
+            policy.sha256, policy.policy_id, policy.version, policy.canonical_json()
+        )
         store.stage(staged, plan.suppression)
         with ReferenceStore(home.store_path) as references:
             references.log_staged(staged)

@@ -18,6 +18,7 @@ from node.cli import (
     kafka_cmds,
     node_cmds,
     pki_cmds,
+    policy_cmds,
     reference_cmds,
     schema_cmds,
     trust_cmds,
@@ -61,6 +62,7 @@ for _module in (
     pki_cmds,
     schema_cmds,
     reference_cmds,
+    policy_cmds,
 ):
     for _command in _module.COMMANDS:
         main.add_command(_command)

@@ -71,6 +71,9 @@ class EgressGuard:
         self._allowed = dict(allowed)
         self.refusals: list[Refusal] = []
 
+    def allowed_fields(self, kind: str) -> frozenset[str]:
+        return self._allowed.get(kind, frozenset())
+
     def __len__(self) -> int:
         return len(self._identifying)
 

@@ -55,6 +55,14 @@ CREATE TABLE IF NOT EXISTS outbox (
     "offset"    INTEGER
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(seq) WHERE acked_at IS NULL;
+-- Every policy version that let something out, by the hash events carry.
+CREATE TABLE IF NOT EXISTS policy_archive (
+    sha256      TEXT PRIMARY KEY,
+    policy_id   TEXT NOT NULL,
+    version     TEXT NOT NULL,
+    canonical   TEXT NOT NULL,
+    first_used  REAL NOT NULL
+);
 -- What the last release of each block published and hid (counts derived from
 -- raw data: never leaves). The next release of the block is protected against it.
 CREATE TABLE IF NOT EXISTS suppression_ledger (
@@ -278,6 +286,28 @@ class NodeStore:
             "min(CASE WHEN acked_at IS NULL THEN created_at END), max(acked_at) FROM outbox"
         ).fetchone()
         return OutboxStatus(int(row[0] or 0), int(row[1] or 0), row[2], row[3])
+
+    def outbox_value(self, event_id: str) -> bytes | None:
+        """The signed bytes of an event this node staged."""
+        row = self._conn.execute(
+            "SELECT msg_value FROM outbox WHERE event_id = ?", (event_id,)
+        ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def archive_policy(self, sha256: str, policy_id: str, version: str, canonical: str) -> None:
+        """Keep the canonical text of a policy version that lets events out."""
+        with transaction(self._conn) as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO policy_archive (sha256, policy_id, version, canonical, "
+                "first_used) VALUES (?,?,?,?,?)",
+                (sha256, policy_id, version, canonical, time.time()),
+            )
+
+    def archived_policy(self, sha256: str) -> str | None:
+        row = self._conn.execute(
+            "SELECT canonical FROM policy_archive WHERE sha256 = ?", (sha256,)
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     def event_record(self, event_id: str) -> sqlite3.Row | None:
         self._conn.row_factory = sqlite3.Row
