@@ -249,9 +249,10 @@ def view_json(name: str, store: PictureStore, flt: ViewFilter) -> dict[str, Any]
     }
 
 
-def rows_csv(rows: list[dict[str, Any]]) -> str:
-    """CSV of rows: every field seen, in first-seen order; lists joined with ';'."""
-    columns: list[str] = []
+def rows_csv(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    """CSV of rows: ``columns``, or every field seen in first-seen order; lists
+    joined with ';'."""
+    columns = list(columns or [])
     for r in rows:
         columns.extend(c for c in r if c not in columns)
     buf = io.StringIO()
