@@ -4,7 +4,8 @@ aggregate, report, status."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+import threading
+from dataclasses import asdict, fields
 from datetime import datetime
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import click
 from rich.table import Table
 
 from node import operations as ops
+from node.aggregator.apply import ApplyStats
 from node.cli.common import (
     bootstrap_option,
     console,
@@ -20,7 +22,8 @@ from node.cli.common import (
     handle_errors,
     home_of,
 )
-from node.config import DEFAULT_TOPIC
+from node.config import DEFAULT_TOPIC, Home
+from node.follow import PublishCounters, aggregate_follow, publish_follow, stop_on_signals
 from node.ingest_reference import ENCOUNTERS, FILE_KINDS
 from node.ingest_reference import template_header as reference_template
 
@@ -152,20 +155,31 @@ def ingest(
 @click.command()
 @bootstrap_option
 @format_option("table", "json")
+@click.option("--follow", is_flag=True,
+              help="Keep publishing as records arrive; retry while Kafka is down; stop on SIGTERM.")
+@click.option("--interval", type=float, default=2.0, show_default=True,
+              help="Seconds between cycles with --follow.")
 @click.pass_context
 @handle_errors
-def publish(ctx: click.Context, bootstrap: str | None, fmt: str) -> None:
-    """Publish what the policy lets out: signed FlowStatistic events to Kafka.
+def publish(
+    ctx: click.Context, bootstrap: str | None, fmt: str, follow: bool, interval: float
+) -> None:
+    """Publish what the policy lets out: signed events to Kafka.
 
     Cells below the policy's minimum size are suppressed and not sent. Cells
     that changed since the last publish go out as new revisions, never as
-    extra counts.
+    extra counts. An outbox row is marked sent only on the broker's
+    acknowledgement.
 
     \b
     Example:
       corredor --home ./pan publish --bootstrap 127.0.0.1:9092
+      corredor --home ./pan publish --follow
     """
     home = home_of(ctx)
+    if follow:
+        _publish_follow(home, bootstrap, interval)
+        return
     with console.status("Publishing…"):
         result = ops.publish(home, bootstrap=bootstrap)
     plan = result.plan
@@ -196,24 +210,32 @@ def publish(ctx: click.Context, bootstrap: str | None, fmt: str) -> None:
 
 
 @click.command()
-@click.option(
-    "--once", is_flag=True, required=True, help="Consume up to the topic's end, then stop."
-)
+@click.option("--once", is_flag=True, help="Consume up to the topic's end, then stop.")
+@click.option("--follow", is_flag=True, help="Keep consuming until SIGTERM or Ctrl-C.")
 @bootstrap_option
 @format_option("table", "json")
 @click.pass_context
 @handle_errors
-def aggregate(ctx: click.Context, once: bool, bootstrap: str | None, fmt: str) -> None:
+def aggregate(
+    ctx: click.Context, once: bool, follow: bool, bootstrap: str | None, fmt: str
+) -> None:
     """Consume the shared topic, verify and apply events to the picture.
 
     Undecodable, unsigned, unknown-key or forged messages are set aside with a
-    reason and never applied.
+    reason and never applied. Offsets are committed only after the picture's
+    transaction, so a restart resumes exactly where it stopped.
 
     \b
     Example:
       corredor --home ./ts aggregate --once
+      corredor --home ./ts aggregate --follow
     """
+    if once == follow:
+        raise click.UsageError("give exactly one of --once or --follow")
     home = home_of(ctx)
+    if follow:
+        _aggregate_follow(home, bootstrap)
+        return
     with console.status("Aggregating…"):
         stats = ops.aggregate_once(home, bootstrap=bootstrap)
     if fmt == "json":
@@ -267,7 +289,7 @@ def report(
       corredor --home ./ts report legislation
       corredor --home ./ts report consulates --origin IND --format csv
     """
-    from node.report.flows import flow_rows, picture_json, render_flow_tables
+    from node.report.flows import FlowRow, flow_rows, picture_json, render_flow_tables
     from node.report.reference import VIEWS, ViewFilter, rows_csv, view_json
     from node.store.picture import PictureStore
 
@@ -277,7 +299,8 @@ def report(
             if fmt == "json":
                 click.echo(json.dumps(picture_json(store), indent=2))
             elif fmt == "csv":
-                click.echo(rows_csv([asdict(r) for r in flow_rows(store)]), nl=False)
+                columns = [f.name for f in fields(FlowRow)]
+                click.echo(rows_csv([asdict(r) for r in flow_rows(store)], columns), nl=False)
             else:
                 render_flow_tables(console, flow_rows(store), last=last)
             return
@@ -340,3 +363,29 @@ COMMANDS: tuple[click.Command, ...] = (
     report,
     status,
 )
+
+
+def _publish_follow(home: Home, bootstrap: str | None, interval: float) -> None:
+    def report(c: PublishCounters) -> None:
+        if c.staged or c.errors:
+            err_console.print(
+                f"[dim]cycle {c.cycles}: staged {c.staged}, acknowledged {c.acknowledged}, "
+                f"errors {c.errors}{' (' + c.last_error + ')' if c.last_error else ''}[/]"
+            )
+
+    with stop_on_signals(threading.Event()) as stop:
+        counters = publish_follow(home, stop, interval_s=interval, bootstrap=bootstrap,
+                                  on_cycle=report)
+    console.print(f"stopped: {counters.acknowledged} acknowledged over {counters.cycles} cycles")
+
+
+def _aggregate_follow(home: Home, bootstrap: str | None) -> None:
+    def report(stats: ApplyStats) -> None:
+        err_console.print(
+            f"[dim]{stats.messages} messages: {stats.applied} applied, "
+            f"{stats.duplicates} duplicates, {stats.rejected_total} set aside[/]"
+        )
+
+    with stop_on_signals(threading.Event()) as stop:
+        total = aggregate_follow(home, stop, bootstrap=bootstrap, on_batch=report)
+    console.print(f"stopped: {total.applied} applied, {total.rejected_total} set aside")

@@ -54,9 +54,15 @@ class KafkaSink:
         client_id: str = "corredor-node",
         security: dict[str, Any] | None = None,
         ack_timeout_s: float = 120.0,
+        delivery_timeout_ms: int | None = None,
     ) -> None:
         self.topic = topic
         self._config = producer_config(bootstrap, client_id, security)
+        if delivery_timeout_ms is not None:
+            # A follow loop wants to hear of an outage soon and retry itself.
+            self._config["delivery_timeout_ms"] = delivery_timeout_ms
+            self._config["request_timeout_ms"] = min(30_000, delivery_timeout_ms)
+            self._config["max_block_ms"] = delivery_timeout_ms
         self._ack_timeout_s = ack_timeout_s
         self._producer: KafkaProducer | None = None
 
@@ -73,9 +79,18 @@ class KafkaSink:
         return self.open()._producer
 
     def send_batch(self, records: Sequence[tuple[bytes, bytes]]) -> list[Ack]:
+        return self.send_with_headers([(k, v, []) for k, v in records])
+
+    def send_with_headers(
+        self, records: Sequence[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]
+    ) -> list[Ack]:
+        """Like ``send_batch``, with Kafka record headers (dead letters carry
+        their reason and origin in headers, the original bytes as the value)."""
         producer = self.producer
         try:
-            futures = [producer.send(self.topic, key=k, value=v) for k, v in records]
+            futures = [
+                producer.send(self.topic, key=k, value=v, headers=h) for k, v, h in records
+            ]
             producer.flush(timeout=self._ack_timeout_s)
             acks = []
             for fut in futures:

@@ -1,0 +1,194 @@
+"""Long-running loops: `publish --follow` and `aggregate --follow`.
+
+Both survive a broker that goes away (they back off and retry, and the node
+keeps accepting ingest meanwhile, since staging is local), both stop cleanly
+on SIGTERM or SIGINT between batches, and both resume exactly where they
+stopped: the node from its outbox (rows are marked only on acknowledgement),
+the aggregator from its committed offsets (committed only after the picture's
+transaction) with redeliveries recognised by event id.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from types import FrameType
+
+from node import operations as ops
+from node import trust
+from node.aggregator.apply import Aggregator, ApplyStats
+from node.config import Home
+from node.errors import TransportError
+from node.pipeline import drain_outbox
+from node.store.node_store import NodeStore
+from node.store.picture import PictureStore
+from node.transport.kafka import KafkaSink, KafkaSource, ensure_topic
+
+log = logging.getLogger("corredor.follow")
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
+    """Set ``stop`` on SIGTERM/SIGINT while the block runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %s: stopping after the current batch", signum)
+        stop.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with a ceiling, reset on success."""
+
+    initial: float = 0.5
+    ceiling: float = 15.0
+    current: float = field(default=0.0)
+
+    def next(self) -> float:
+        self.current = self.initial if self.current == 0 else min(self.ceiling, self.current * 2)
+        return self.current
+
+    def reset(self) -> None:
+        self.current = 0.0
+
+
+@dataclass
+class PublishCounters:
+    cycles: int = 0
+    staged: int = 0
+    acknowledged: int = 0
+    errors: int = 0
+    last_error: str | None = None
+
+
+def publish_follow(
+    home: Home,
+    stop: threading.Event,
+    *,
+    interval_s: float = 2.0,
+    bootstrap: str | None = None,
+    delivery_timeout_ms: int = 15_000,
+    on_cycle: Callable[[PublishCounters], None] | None = None,
+) -> PublishCounters:
+    """Stage what the policy lets out and drain the outbox, until ``stop``."""
+    counters = PublishCounters()
+    backoff = Backoff()
+    sink: KafkaSink | None = None
+    with NodeStore(home.store_path) as store:
+        try:
+            while not stop.is_set():
+                counters.cycles += 1
+                policy = ops.home_policy(home)
+                plan, _ = ops.stage_publication(home, store, policy)
+                counters.staged += len(plan.events)
+                try:
+                    if sink is None:
+                        sink = ops.open_sink(
+                            home, bootstrap, delivery_timeout_ms=delivery_timeout_ms
+                        )
+                    result = drain_outbox(store, sink)
+                    counters.acknowledged += result.acknowledged
+                    backoff.reset()
+                    wait = interval_s
+                except TransportError as exc:
+                    counters.errors += 1
+                    counters.last_error = str(exc)
+                    log.warning("publish failed, will retry: %s", exc)
+                    if sink is not None:
+                        sink.close()
+                        sink = None
+                    wait = backoff.next()
+                if on_cycle is not None:
+                    on_cycle(counters)
+                stop.wait(wait)
+        finally:
+            if sink is not None:
+                sink.close()
+    return counters
+
+
+def aggregate_follow(
+    home: Home,
+    stop: threading.Event,
+    *,
+    bootstrap: str | None = None,
+    max_records: int = 2_000,
+    poll_timeout_ms: int = 500,
+    on_batch: Callable[[ApplyStats], None] | None = None,
+) -> ApplyStats:
+    """Consume, verify and apply as events arrive, until ``stop``."""
+    settings = home.config.kafka
+    address = bootstrap or home.bootstrap
+    security = home.kafka_security()
+    total = ApplyStats()
+    backoff = Backoff()
+    source: KafkaSource | None = None
+    manifest_mtime = 0.0
+    with PictureStore(home.store_path) as store:
+        aggregator = Aggregator(store, ops.event_codec(), trust.key_directory(home))
+        try:
+            while not stop.is_set():
+                mtime = home.manifest_path.stat().st_mtime if home.manifest_path.exists() else 0
+                if mtime != manifest_mtime:
+                    # A newly signed manifest takes effect from the next batch.
+                    aggregator.use_keys(trust.key_directory(home))
+                    manifest_mtime = mtime
+                try:
+                    if source is None:
+                        ensure_topic(
+                            address,
+                            settings.topic,
+                            partitions=settings.partitions,
+                            replication=settings.replication,
+                            security=security,
+                        )
+                        source = KafkaSource(
+                            address, settings.topic, settings.group_id, security=security
+                        ).open()
+                    batch = source.poll_batch(poll_timeout_ms, max_records)
+                    if batch:
+                        stats = aggregator.apply_batch(batch)
+                        source.commit()
+                        total.add(stats)
+                        ops.relay_restricted(home, store, address, security)
+                        ops.dead_letter(home, store, address, security)
+                        if on_batch is not None:
+                            on_batch(stats)
+                    backoff.reset()
+                except TransportError as exc:
+                    log.warning("consume failed, will retry: %s", exc)
+                    if source is not None:
+                        # The connection is already broken; closing may complain too.
+                        with suppress(Exception):
+                            source.close()
+                        source = None
+                    stop.wait(backoff.next())
+        finally:
+            if source is not None:
+                source.close()
+    return total
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.2) -> bool:
+    """Poll ``predicate`` until true or the deadline (tests and operators' scripts)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval_s)
+    return predicate()
