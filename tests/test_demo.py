@@ -37,6 +37,25 @@ def test_demo_runs_the_federation_and_prints_the_picture(
         "count",
     }
     assert picture["rejected"] == 0
+    # Every reference kind was exchanged, and the demo's correction and withdrawal show.
+    for title in ("Legislation matrix", "consular directory", "health advisories", "focal points"):
+        assert title in result.output
+    ts = ["--home", str(directory / "secretariat"), "report"]
+
+    def rows(view: str) -> list[dict[str, object]]:
+        out = runner.invoke(main, [*ts, view, "--format", "json", "--as-of", "2026-06-01"])
+        assert out.exit_code == 0, out.output
+        return list(json.loads(out.output)["rows"])
+
+    everyone = {"PAN", "CRI", "GTM", "MEX"}
+    assert {r["country"] for r in rows("legislation")} == everyone
+    assert {r["country"] for r in rows("focal-points")} == everyone
+    missions = {r["mission_id"]: r for r in rows("consulates")}
+    assert {r["host_country"] for r in missions.values()} == everyone
+    assert missions["PAN-CM-IND-01"]["phone"] == "+507 200-0199"
+    assert missions["PAN-CM-IND-01"]["revision"] == 2
+    advisories = {r["advisory_id"] for r in rows("health")}
+    assert "MEX-HA-2026-001" in advisories and "MEX-HA-2026-002" not in advisories
 
 
 def test_operator_walkthrough_through_the_cli(
