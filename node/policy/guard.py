@@ -9,6 +9,8 @@ It refuses an event when
   normalisation (``identifying-value``): Unicode compatibility form, accents
   removed, case folded, whitespace and the separators ``- . / , ' _`` removed.
   So ``GONZÁLEZ`` matches ``Gonzalez`` and ``1990-05-02`` matches ``19900502``.
+  Each word of four characters or more of a multi-word value counts as well:
+  ``Núñez`` is refused when ``Núñez Peña`` is a family name.
 
 The normalised set is built once per publish run; each check is then a few set
 look-ups. A refusal is logged with the kind, event subject position and reason,
@@ -29,6 +31,8 @@ from node.errors import EgressRefused
 log = logging.getLogger("corredor.egress")
 
 _SEPARATORS = frozenset("-./,'_")
+#: Shortest word of a multi-word identifying value that is matched on its own.
+MIN_WORD = 4
 
 
 def normalise(value: str) -> str:
@@ -63,10 +67,17 @@ class EgressGuard:
         values: set[str] = set()
         for row in identifying:
             for value in row:
-                if value:
-                    norm = normalise(str(value))
-                    if norm:
+                if not value:
+                    continue
+                text = str(value)
+                values.add(normalise(text))
+                # each word of a multi-word name too ("Núñez" of "Núñez Peña"),
+                # when long enough not to match codes such as CUB or F
+                for word in text.split():
+                    norm = normalise(word)
+                    if len(norm) >= MIN_WORD:
                         values.add(norm)
+        values.discard("")
         self._identifying = frozenset(values)
         self._allowed = dict(allowed)
         self.refusals: list[Refusal] = []

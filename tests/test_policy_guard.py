@@ -1,0 +1,166 @@
+"""The egress guard, alone and in the pipeline; the aggregator's floor check."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from node import operations as ops
+from node import trust
+from node.aggregator.apply import Aggregator
+from node.config import Home, policies_dir
+from node.crypto.signing import SigningKey
+from node.demo.synth import generate_encounters, write_csv
+from node.errors import EgressRefused
+from node.pipeline import EventFactory, drain_outbox
+from node.policy.guard import EgressGuard, normalise
+from node.store.node_store import NodeStore
+from node.store.picture import PictureStore
+from node.transport.memory import MemorySink, MemorySource, MemoryTopic
+from tests.factories import START, aggregator_for
+
+PLANTED_NAME = "Núñez Peña"
+PLANTED_PLACE = "NUNEZ  PENA"  # the same name, typed into the place column
+
+
+def test_normalise_ignores_case_accents_spacing_and_separators() -> None:
+    assert normalise("  Núñez  Peña ") == normalise("NUNEZ PENA") == "nunezpena"
+    assert normalise("1990-05-02") == normalise("19900502")
+    assert normalise("AB 123-456") == normalise("ab123456")
+
+
+def test_guard_refuses_identifying_values_and_unlisted_fields(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    guard = EgressGuard(
+        [("AB 123-456", "Núñez Peña", "María José", "1990-05-02")],
+        {"EncounterRecord": frozenset({"reporting_country", "place", "age_band"})},
+    )
+    ok = {"reporting_country": "PAN", "place": "Darién", "age_band": "18-29"}
+    assert guard.problem("EncounterRecord", "EncounterRecord|PAN|x", ok) is None
+    for field, value in (("place", "MARIA JOSE"), ("place", "ab123456"), ("place", "19900502")):
+        refusal = guard.problem("EncounterRecord", "EncounterRecord|PAN|x", {field: value})
+        assert refusal is not None and refusal.reason == "identifying-value"
+    refusal = guard.problem("EncounterRecord", "s", {"sex": "F"})
+    assert refusal is not None and (refusal.field, refusal.reason) == ("sex", "field-not-allowed")
+    refusal = guard.problem("EncounterRecord", "EncounterRecord|PAN|nunez pena", {})
+    assert refusal is not None and refusal.field == "subject"
+    assert guard.problem("FlowStatistic", "s", {}) is not None  # a kind with no rules
+    with caplog.at_level(logging.WARNING, logger="corredor.egress"):
+        assert not guard.admit("EncounterRecord", "EncounterRecord|PAN|x", {"place": "Núñez"})
+        assert not guard.admit("EncounterRecord", "EncounterRecord|PAN|x", {"place": "NUÑEZ PEÑA"})
+    assert "identifying-value" in caplog.text
+    assert "ez" not in caplog.text.lower().replace("refused", "")
+    with pytest.raises(EgressRefused) as err:
+        guard.check("EncounterRecord", "EncounterRecord|PAN|x", {"place": "maria  jose"})
+    assert "maria" not in str(err.value).lower()
+
+
+def _guard_policy(tmp_path: Path) -> Path:
+    """USA's policy, but keeping the place as typed: a free-text field where an
+    operator can type a name by mistake."""
+    data: dict[str, Any] = yaml.safe_load((policies_dir() / "USA.yaml").read_text())
+    data["exchanges"]["encounter_records"]["fields"]["encounter_place"] = {"action": "keep"}
+    path = tmp_path / "USA-keep-place.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def guard_home(base: Path, n: int = 60, topic: str = "t") -> tuple[Home, list[dict[str, str]]]:
+    """A USA home where one record's place is another person's name."""
+    home = ops.init_member(base / "usa", "USA", policy=_guard_policy(base), topic=topic)
+    rows = generate_encounters("USA", n, seed=9, start=START, weeks=3)
+    rows[1]["family_name"] = PLANTED_NAME
+    rows[0]["encounter_place"] = PLANTED_PLACE
+    path = base / "usa.csv"
+    write_csv(rows, path)
+    assert ops.ingest(home, path).stored == n
+    return home, rows
+
+
+def test_a_refused_event_is_never_staged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    home, rows = guard_home(tmp_path)
+    policy = ops.home_policy(home)
+    with NodeStore(home.store_path) as store, caplog.at_level(logging.WARNING):
+        plan, _ = ops.stage_publication(home, store, policy)
+        assert plan.refused == 1
+        assert [(r.kind, r.field, r.reason) for r in plan.refusals] == [
+            ("EncounterRecord", "place", "identifying-value")
+        ]
+        topic = MemoryTopic()
+        drain_outbox(store, MemorySink(topic))
+        assert store.ledger("EncounterRecord").__len__() == len(rows) - 1
+    blobs = b"".join((m.value or b"") for m in topic.records)
+    assert PLANTED_PLACE.encode() not in blobs and b"NUNEZ" not in blobs
+    assert b"Tapachula" in blobs or b"Washington" in blobs  # the scan can find places
+    assert PLANTED_PLACE not in caplog.text and "NUNEZ" not in caplog.text
+    assert "identifying-value" in caplog.text
+
+
+def test_preview_counts_what_the_guard_refuses(tmp_path: Path) -> None:
+    from node.preview import preview
+
+    home, rows = guard_home(tmp_path)
+    data = preview(home)
+    records = next(e for e in data["exchanges"] if e["kind"] == "EncounterRecord")
+    assert (records["records"], records["events"], records["refused"]) == (
+        len(rows),
+        len(rows) - 1,
+        1,
+    )
+    assert "no regional linkage key" in records["linkage_tokens"]
+
+
+# -- the aggregator's floor check -------------------------------------------------------
+
+
+def _forged_below_floor(home: Home) -> bytes:
+    policy = ops.home_policy(home)
+    factory = EventFactory(
+        home.country,
+        policy,
+        SigningKey.load(home.country, home.signing_key_path),
+        ops.event_codec(),
+    )
+    body = {
+        "reporting_country": home.country,
+        "period": "2024-W02",
+        "period_type": "ISO_WEEK",
+        "nationality": "CUB",
+        "count": 2,
+    }
+    event = factory.build(
+        "FlowStatistic",
+        "FlowStatistic|PAN|2024-W02|nationality=CUB",
+        1,
+        body,
+        None,
+        datetime.now(UTC),
+    )
+    return event.value
+
+
+def test_the_aggregator_sets_aside_events_below_the_regional_floor(tmp_path: Path) -> None:
+    home = ops.init_member(tmp_path / "pan", "PAN", topic="t")
+    agg = aggregator_for(tmp_path, [home])
+    topic = MemoryTopic()
+    topic.append(b"PAN", _forged_below_floor(home))
+    with PictureStore(agg.store_path) as store:
+        keys = trust.key_directory(agg)
+        stats = Aggregator(store, ops.event_codec(), keys, floor=ops.regional_floor()).apply_batch(
+            MemorySource(topic).poll_batch(0, 10)
+        )
+        assert stats.rejected == {"below-regional-floor": 1}
+        assert store.rejected()[0]["detail"] == "count below the floor's minimum cell size 3"
+        assert store.flow_cells() == []
+    # the check is the floor's: without one the same event is applied
+    with PictureStore(tmp_path / "other.db") as store:
+        stats = Aggregator(store, ops.event_codec(), keys).apply_batch(
+            MemorySource(topic).poll_batch(0, 10)
+        )
+        assert stats.applied == 1

@@ -1,0 +1,175 @@
+"""Properties of the release engine, checked by an independent exact solver.
+
+An outsider knows the sums of the published cells, the margins the policy
+declares public and, for a republished block, the previous release too (an atom
+whose count did not change is the same unknown in both). A small atom is
+*derivable* when its unit vector is in the row space of those sums, computed
+here with exact rational arithmetic (not the engine's modular elimination).
+Atoms the margins alone already give away are the country's own publication,
+not a leak, and are left out.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from fractions import Fraction
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from node.policy.flows import AtomKey, BlockRelease, FlowRelease, _Shape, release_flows
+from node.policy.model import FlowStatisticsRules
+
+NATIONALITIES = ("CUB", "HTI", "CHN", "IND", "AFG")
+START = date(2024, 1, 22)  # weeks 4-6 straddle January and February
+
+
+def _rows(draw: Any, n_max: int) -> list[tuple[str, str, date, date, str | None]]:
+    n = draw(st.integers(0, n_max))
+    out = []
+    for _ in range(n):
+        nat = draw(st.sampled_from(NATIONALITIES))
+        sex = draw(st.sampled_from(("F", "M")))
+        met = START + timedelta(days=draw(st.integers(0, 20)))
+        born = met - timedelta(days=365 * draw(st.sampled_from((10, 25, 40))))
+        out.append((nat, sex, born, met, None))
+    return out
+
+
+@st.composite
+def scenario(draw: Any) -> tuple[FlowStatisticsRules, list[Any], list[Any]]:
+    dims = draw(
+        st.sampled_from(
+            (["nationality", "sex"], ["nationality", "sex", "age_band"], ["nationality"])
+        )
+    )
+    possible_margins = [[], ["nationality"]] + ([["sex"]] if "sex" in dims else [])
+    margins = draw(st.lists(st.sampled_from(possible_margins), unique_by=tuple, max_size=3))
+    coarsen = draw(st.sampled_from(([], ["period"], ["nationality"], ["period", "nationality"])))
+    rules = FlowStatisticsRules(
+        shared=True,
+        audiences=["TS"],
+        purposes=["statistics"],
+        period="iso_week",
+        dimensions=dims,
+        min_cell_size=draw(st.sampled_from((3, 5))),
+        coarsen=coarsen,
+        margins=margins,
+        rounding=draw(st.sampled_from((1, 1, 3))),
+    )
+    first = _rows(draw, 70)
+    extra = _rows(draw, 25)
+    return rules, first, first + extra
+
+
+def _rank(rows: list[dict[Any, Fraction]]) -> int:
+    rows = [dict(r) for r in rows if r]
+    rank = 0
+    pivots: list[tuple[Any, dict[Any, Fraction]]] = []
+    for row in rows:
+        for col, prow in pivots:
+            factor = row.get(col)
+            if factor:
+                for c, x in prow.items():
+                    row[c] = row.get(c, Fraction(0)) - factor * x
+                    if row[c] == 0:
+                        del row[c]
+        if row:
+            col = min(row, key=repr)
+            inv = 1 / row[col]
+            pivots.append((col, {c: x * inv for c, x in row.items()}))
+            rank += 1
+    return rank
+
+
+def _derivable(equations: list[frozenset[Any]], var: Any) -> bool:
+    base = [{v: Fraction(1) for v in eq} for eq in equations]
+    return _rank([*base, {var: Fraction(1)}]) == _rank(base)
+
+
+def _cells(release: BlockRelease) -> list[frozenset[AtomKey]]:
+    return [members for _, members in release.cells]
+
+
+def _margins(rules: FlowStatisticsRules, atoms: dict[AtomKey, int]) -> list[frozenset[AtomKey]]:
+    return _Shape(rules).margin_groups(atoms)
+
+
+def _leaks(
+    equations: list[frozenset[Any]], margins: list[frozenset[Any]], targets: set[Any]
+) -> list[Any]:
+    return [
+        t
+        for t in sorted(targets, key=repr)
+        if _derivable(equations, t) and not _derivable(margins, t)
+    ]
+
+
+_settings = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@_settings
+@given(scenario())
+def test_no_published_cell_below_the_minimum(case: Any) -> None:
+    rules, _, rows = case
+    release = release_flows(rows, rules)
+    assert all(cell.count >= rules.min_cell_size for cell in release.cells)
+    for block in release.blocks.values():
+        for _, members in block.cells:
+            assert sum(block.atoms[a] for a in members) >= rules.min_cell_size
+
+
+@_settings
+@given(scenario())
+def test_release_is_a_partition(case: Any) -> None:
+    """No published cell overlaps another: sums of cells never contain a hidden atom twice."""
+    rules, _, rows = case
+    for block in release_flows(rows, rules).blocks.values():
+        seen: set[AtomKey] = set()
+        for _, members in block.cells:
+            assert not (seen & members)
+            seen |= members
+
+
+@_settings
+@given(scenario())
+def test_no_suppressed_cell_derivable_from_published_cells_and_margins(case: Any) -> None:
+    rules, _, rows = case
+    release: FlowRelease = release_flows(rows, rules)
+    for block in release.blocks.values():
+        margins = _margins(rules, block.atoms)
+        equations = _cells(block) + margins
+        small = {a for a, n in block.atoms.items() if n < rules.min_cell_size}
+        assert not _leaks(equations, margins, small)
+
+
+@_settings
+@given(scenario())
+def test_no_suppressed_cell_derivable_from_two_successive_releases(case: Any) -> None:
+    rules, first_rows, rows = case
+    first = release_flows(first_rows, rules)
+    ledger = {b: r.ledger for b, r in first.blocks.items() if r.ledger is not None}
+    second = release_flows(rows, rules, ledger)
+    for name, now in second.blocks.items():
+        before = first.blocks.get(name)
+        old_atoms = before.atoms if before else {}
+
+        def var(
+            atom: AtomKey,
+            atoms_now: dict[AtomKey, int] = now.atoms,
+            atoms_then: dict[AtomKey, int] = old_atoms,
+        ) -> tuple[int, AtomKey]:
+            return (0, atom) if atoms_then.get(atom) == atoms_now[atom] else (1, atom)
+
+        equations: list[frozenset[Any]] = []
+        margins: list[frozenset[Any]] = []
+        targets: set[Any] = set()
+        if before is not None:
+            equations += [frozenset((0, a) for a in m) for m in _cells(before)]
+            margins += [frozenset((0, a) for a in g) for g in _margins(rules, old_atoms)]
+            targets |= {(0, a) for a, n in old_atoms.items() if n < rules.min_cell_size}
+        equations += [frozenset(var(a) for a in m) for m in _cells(now)]
+        margins += [frozenset(var(a) for a in g) for g in _margins(rules, now.atoms)]
+        targets |= {var(a) for a, n in now.atoms.items() if n < rules.min_cell_size}
+        assert not _leaks(equations + margins, margins, targets)
