@@ -89,7 +89,7 @@ def render_diff(data: dict[str, Any]) -> str:
             lines.append("  no change")
             continue
         width = max(len(m) for m in ex["metrics"])
-        lines.append(f"  {'':{width}}  {'old':>12}  {'new':>12}  change")
+        lines.append(f"  {'metric':{width}}  {'old':>12}  {'new':>12}  change")
         for name, v in ex["metrics"].items():
             old, new = v["old"], v["new"]
             delta = ""
@@ -97,7 +97,7 @@ def render_diff(data: dict[str, Any]) -> str:
                 delta = f"{new - old:+d}" if new != old else ""
             elif old != new:
                 delta = "changed"
-            lines.append(f"  {name:{width}}  {_fmt(old):>12}  {_fmt(new):>12}  {delta}")
+            lines.append(f"  {name:{width}}  {_fmt(old):>12}  {_fmt(new):>12}  {delta}".rstrip())
         for k in changes:
             lines.append(f"  {k.replace('_', ' '):{width}}  {_fmt(ex[k])}")
     return "\n".join(lines)

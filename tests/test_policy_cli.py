@@ -1,0 +1,177 @@
+"""The policy commands: golden output of preview and policy diff on a fixed
+data set, policy check's exit status, policy explain of a published event.
+
+Regenerate the golden files with CORREDOR_UPDATE_GOLDEN=1 after a deliberate
+change, and read the diff before committing it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from node import operations as ops
+from node.cli import main
+from node.config import Home, policies_dir
+from node.demo.synth import generate_encounters, write_csv
+from node.pipeline import drain_outbox
+from node.store.node_store import NodeStore
+from node.transport.memory import MemorySink, MemoryTopic
+from tests.factories import START
+
+GOLDEN = Path(__file__).parent / "golden"
+#: Frozen copies of the policies the golden files were made with, so that a
+#: change to a shipped policy does not change the engine's golden output.
+GOLDEN_POLICIES = GOLDEN / "policies"
+FIXED_KEY = "11" * 32  # pseudonyms in samples must not change between runs
+
+
+def _home(tmp_path: Path, country: str, n: int = 900, policy: Path | None = None) -> Home:
+    """A home with the fixed data set: seeded synthetic records, a fixed key."""
+    home = ops.init_member(tmp_path / country.lower(), country, policy=policy)
+    rows = generate_encounters(country, n, seed=2016, start=START, weeks=6)
+    write_csv(rows, tmp_path / f"{country}.csv")
+    assert ops.ingest(home, tmp_path / f"{country}.csv").stored == n
+    home.pseudonym_key_path.write_text(FIXED_KEY + "\n", encoding="ascii")
+    return home
+
+
+def _cli(*args: str) -> str:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("CORREDOR_UPDATE_GOLDEN") == "1":
+        path.write_text(text, encoding="utf-8")
+    assert path.is_file(), f"missing {path}: run with CORREDOR_UPDATE_GOLDEN=1"
+    assert text == path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("country", ["USA", "HND", "MEX"])
+def test_preview_golden(tmp_path: Path, country: str) -> None:
+    home = _home(tmp_path, country, policy=GOLDEN_POLICIES / f"{country}.yaml")
+    _golden(f"preview-{country}.txt", _cli("--home", str(home.path), "preview"))
+    data = json.loads(_cli("--home", str(home.path), "preview", "--format", "json"))
+    _golden(f"preview-{country}.json", json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def test_preview_shows_the_differences_the_law_makes(tmp_path: Path) -> None:
+    def flows(country: str) -> dict[str, object]:
+        data = json.loads(
+            _cli(
+                "--home",
+                str(_home(tmp_path / country, country).path),
+                "preview",
+                "--format",
+                "json",
+            )
+        )
+        return next(e for e in data["exchanges"] if e["kind"] == "FlowStatistic")
+
+    assert "sex" not in flows("MEX")["fields"]
+    hnd = flows("HND")
+    assert hnd["fields"] == sorted(
+        ["count", "nationality_region", "obs_status", "period", "period_type", "reporting_country"]
+    )
+    assert all(s["period_type"] in ("MONTH", "QUARTER") for s in hnd["samples"])  # type: ignore[union-attr]
+
+
+def test_policy_diff_golden(tmp_path: Path) -> None:
+    old, new = GOLDEN_POLICIES / "PAN.yaml", GOLDEN_POLICIES / "PAN-draft.yaml"
+    home = _home(tmp_path, "PAN", policy=old)
+    out = _cli("--home", str(home.path), "policy", "diff", str(old), str(new))
+    _golden("policy-diff-PAN.txt", out.replace(str(old), "<OLD>").replace(str(new), "<NEW>"))
+    data = json.loads(
+        _cli("--home", str(home.path), "policy", "diff", str(old), str(new), "--format", "json")
+    )
+    flows = next(e for e in data["exchanges"] if e["kind"] == "FlowStatistic")
+    assert flows["fields_removed"] == ["sex"]
+    assert flows["audiences_added"] == ["IOM"]
+    records = next(e for e in data["exchanges"] if e["kind"] == "EncounterRecord")
+    assert records["metrics"]["shared"] == {"old": False, "new": True}
+    assert records["metrics"]["events"]["new"] == 900
+
+
+def test_policy_diff_refuses_another_countrys_policy(tmp_path: Path) -> None:
+    home = _home(tmp_path, "PAN", n=50)
+    result = CliRunner().invoke(
+        main,
+        [
+            "--home",
+            str(home.path),
+            "policy",
+            "diff",
+            str(policies_dir() / "PAN.yaml"),
+            str(policies_dir() / "CRI.yaml"),
+        ],
+    )
+    assert result.exit_code == 1
+    assert "CRI's policy; this home is PAN" in result.output
+
+
+def test_policy_check_passes_the_shipped_policies() -> None:
+    result = CliRunner().invoke(main, ["policy", "check"])
+    assert result.exit_code == 0, result.output
+    for country in ("CAN", "CRI", "DOM", "SLV", "GTM", "HND", "MEX", "PAN", "USA"):
+        assert f"{country}.yaml: {country} " in result.output
+    assert "regional.yaml: regional floor" in result.output
+
+
+def test_policy_check_fails_with_located_errors(tmp_path: Path) -> None:
+    data = yaml.safe_load((policies_dir() / "CRI.yaml").read_text())
+    data["exchanges"]["flow_statistics"]["min_cell_size"] = 2
+    data["exchanges"]["flow_statistics"]["dimensions"].append("eye_colour")
+    weak = tmp_path / "CRI-weak.yaml"
+    weak.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    below = tmp_path / "CRI-below.yaml"
+    data["exchanges"]["flow_statistics"]["dimensions"].pop()
+    below.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    result = CliRunner().invoke(
+        main, ["policy", "check", str(policies_dir() / "PAN.yaml"), str(weak), str(below)]
+    )
+    assert result.exit_code == 1
+    assert "ok    " in result.output and "PAN.yaml" in result.output
+    assert f"{weak}: exchanges.flow_statistics.dimensions[4]: Input should be" in result.output
+    assert (
+        f"{below}: exchanges.flow_statistics.min_cell_size: 2 is below the regional floor"
+        in result.output
+    )
+
+
+def test_policy_explain_names_the_version_and_rules(tmp_path: Path) -> None:
+    home = _home(tmp_path, "PAN", n=400)
+    with NodeStore(home.store_path) as store:
+        plan, _ = ops.stage_publication(home, store, ops.home_policy(home))
+        drain_outbox(store, MemorySink(MemoryTopic()))
+    event = plan.events[0]
+    data = json.loads(
+        _cli("--home", str(home.path), "policy", "explain", event.event_id, "--format", "json")
+    )
+    policy = ops.home_policy(home)
+    assert data["policy"] == {
+        "id": "PAN-policy",
+        "version": policy.version,
+        "sha256": policy.sha256,
+        "source": "archived at publish",
+        "current": True,
+    }
+    assert data["subject"] == event.subject
+    assert any("min_cell_size 5" in rule for rule in data["rules"])
+    assert data["sent"]["offset"] == 0
+    text = _cli("--home", str(home.path), "policy", "explain", event.event_id)
+    assert f"let out by PAN-policy {policy.version} sha256 {policy.sha256}" in text
+    result = CliRunner().invoke(main, ["--home", str(home.path), "policy", "explain", "nope"])
+    assert result.exit_code == 1 and "no event nope" in result.output
+
+
+def test_policy_commands_are_listed() -> None:
+    out = _cli("--help")
+    assert "policy" in out and "preview" in out
