@@ -28,6 +28,7 @@ from node.devkafka import (
 )
 from node.devkafka.jars import COMPLETE_MARKER, jars_dir
 from node.devkafka.properties import (
+    ListenerSecurity,
     NodeAddress,
     log4j2_properties,
     new_cluster_id,
@@ -99,9 +100,40 @@ def test_only_one_or_three_nodes(size: int, tmp_path: Path) -> None:
         server_properties(voters[0] if voters else ONE[0], voters, tmp_path)
 
 
-def test_secure_mode_is_refused_until_built(tmp_path: Path) -> None:
+def test_secure_mode_needs_its_tls_files_and_passwords(tmp_path: Path) -> None:
     with pytest.raises(KafkaSetupError, match="secure mode"):
         server_properties(ONE[0], ONE, tmp_path, secure=True)
+
+
+def test_secure_properties_leave_no_unauthenticated_listener(tmp_path: Path) -> None:
+    security = ListenerSecurity(
+        keystore=tmp_path / "broker.pem",
+        truststore=tmp_path / "ca.pem",
+        admin_user="admin",
+        admin_password="adm1n-pw",
+        controller_user="controller",
+        controller_password="ctl-pw",
+    )
+    props = server_properties(THREE[0], THREE, tmp_path / "data", secure=True, security=security)
+
+    assert props["listeners"] == "SASL_SSL://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"
+    assert props["advertised.listeners"] == "SASL_SSL://127.0.0.1:19092"
+    assert props["listener.security.protocol.map"] == "CONTROLLER:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"
+    assert "PLAINTEXT://" not in props["listeners"].replace("SASL_", "")
+    assert props["inter.broker.listener.name"] == "SASL_SSL"
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["sasl.mechanism.controller.protocol"] == "PLAIN"
+    assert 'username="admin" password="adm1n-pw"' in (
+        props["listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"]
+    )
+    assert 'user_controller="ctl-pw"' in props["listener.name.controller.plain.sasl.jaas.config"]
+    assert props["ssl.keystore.type"] == props["ssl.truststore.type"] == "PEM"
+    assert props["ssl.keystore.location"] == str((tmp_path / "broker.pem").resolve())
+    assert props["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert props["super.users"] == "User:admin;User:controller"
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    # Replication settings are untouched by security.
+    assert props["min.insync.replicas"] == "2"
 
 
 def test_cluster_id_is_16_bytes_urlsafe_without_padding() -> None:

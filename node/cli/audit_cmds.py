@@ -52,12 +52,15 @@ def audit_verify(ctx: click.Context, anchors: tuple[str, ...], fmt: str) -> None
         click.echo(json.dumps(report.as_dict(), indent=2))
     elif report.ok:
         console.print(
-            f"audit log OK: {report.entries} entries; head {report.head_seq}:{report.head_hash}"
+            f"audit log OK: {report.entries} entries; head {report.head_seq}:{report.head_hash}",
+            soft_wrap=True,
         )
     for note in report.notes:
-        err_console.print(f"note: {note}")
+        err_console.print(f"note: {note}", soft_wrap=True)
     if not report.ok:
-        err_console.print(f"audit log BROKEN at entry {report.first_bad_seq}: {report.problem}")
+        err_console.print(
+            f"audit log BROKEN at entry {report.first_bad_seq}: {report.problem}", soft_wrap=True
+        )
         raise SystemExit(1)
 
 

@@ -15,7 +15,8 @@ from node.errors import ConfigError
 
 
 def _echo(message: str) -> None:
-    err_console.print(f"[dim]{message}[/]")
+    # soft_wrap: paths and addresses stay on one line, for copying.
+    err_console.print(f"[dim]{message}[/]", soft_wrap=True)
 
 
 @click.group()
@@ -240,6 +241,12 @@ def demo(directory: Path, bootstrap: str | None, seed: int, scale: float, last: 
         )
         for view in VIEWS.values():
             view.render(console, view.rows(store, ViewFilter()))
+    for country, opened in result.inbox.items():
+        for producer, n in sorted(opened.items()):
+            console.print(
+                f"{country} opened {n} restricted intelligence report(s) from {producer} "
+                "(sealed to it; the Secretariat relayed them unread)"
+            )
     for country, subject, action in result.revisions:
         console.print(
             f"{country} {'corrected' if action == 'correct' else 'withdrew'} {subject}: "

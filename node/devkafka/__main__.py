@@ -28,10 +28,18 @@ def fetch(_args: argparse.Namespace) -> int:
 
 def up(args: argparse.Namespace) -> int:
     info, started = local_up(
-        config.kafka_dir(), config.kafka_pom(), nodes=args.nodes, timeout=args.timeout, echo=_echo
+        config.kafka_dir(),
+        config.kafka_pom(),
+        nodes=args.nodes,
+        timeout=args.timeout,
+        echo=_echo,
+        secure=args.secure,
     )
     _echo("started" if started else "local Kafka already running")
     _echo(f"logs: {info.base_dir}/node-*/logs/server.log")
+    if info.security is not None:
+        _echo(f"TLS CA: {info.security.ca_file}")
+        _echo(f"credentials (mode 0600 files): {info.security.credentials_dir}")
     print(info.bootstrap)
     return 0
 
@@ -69,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     start = commands.add_parser("up", help="start a cluster and print its bootstrap address")
     start.add_argument("--nodes", type=int, choices=(1, 3), default=1)
     start.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for it")
+    start.add_argument("--secure", action="store_true", help="SASL_SSL with SCRAM users and ACLs")
     start.set_defaults(func=up)
     commands.add_parser("down", help="stop the cluster and delete its data").set_defaults(func=down)
     commands.add_parser("status", help="show each node; exit 1 if any is down").set_defaults(

@@ -268,7 +268,8 @@ def stop_cluster(info: ClusterInfo, timeout: float = 30.0, *, remove_data: bool 
     """Stop every node still running as we started it; remove the state file.
 
     SIGTERM first (controlled shutdown), SIGKILL after ``timeout``. With
-    ``remove_data`` the node directories (data and logs) are deleted too.
+    ``remove_data`` the node directories (data and logs) are deleted too, and a
+    secure cluster's CA and credentials.
     """
     process.terminate(info.nodes, timeout)
     still = [n.node_id for n in info.nodes if process.is_running(n)]
@@ -278,6 +279,9 @@ def stop_cluster(info: ClusterInfo, timeout: float = 30.0, *, remove_data: bool 
     if remove_data:
         for node in info.nodes:
             shutil.rmtree(node.node_dir, ignore_errors=True)
+        if info.security is not None:
+            # The CA key and the passwords are worthless once the cluster is gone.
+            shutil.rmtree(info.base_dir / "security", ignore_errors=True)
         with contextlib.suppress(OSError):
             info.base_dir.rmdir()  # only if nothing else was put there
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import signal
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -16,6 +17,7 @@ from node.devkafka.cluster import (
     start_cluster,
     stop_cluster,
 )
+from node.devkafka.secure import DEFAULT_SHARED_TOPIC, RCM_COUNTRIES
 from node.devkafka.state import ClusterInfo
 from node.errors import KafkaSetupError
 
@@ -26,7 +28,9 @@ class LocalKafka:
     ``jars`` comes from :func:`node.devkafka.ensure_jars`. Without ``base_dir`` the
     nodes live in a temporary directory removed on exit; with one, the node
     directories (and their logs) are kept for inspection. Nothing happens in the
-    constructor::
+    constructor. ``secure`` starts it with SASL_SSL, SCRAM users and the
+    federation's ACLs (node.devkafka.secure); ``kafka.info.client_config(user)``
+    then gives a client's settings::
 
         with LocalKafka(3, jars=jars) as kafka:
             kafka.kill_broker(2)
@@ -42,8 +46,14 @@ class LocalKafka:
         base_dir: Path | None = None,
         timeout: float = 90.0,
         stop_timeout: float = 30.0,
+        secure: bool = False,
+        members: Sequence[str] = RCM_COUNTRIES,
+        shared_topic: str = DEFAULT_SHARED_TOPIC,
     ) -> None:
         self.nodes = nodes
+        self.secure = secure
+        self.members = tuple(members)
+        self.shared_topic = shared_topic
         self.jars = jars
         self.base_dir = base_dir
         self.timeout = timeout
@@ -69,7 +79,13 @@ class LocalKafka:
             self._tmp = base = Path(tempfile.mkdtemp(prefix="corredor-kafka-"))
         try:
             self._info = start_cluster(
-                self.nodes, base_dir=base, jars=self.jars, timeout=self.timeout
+                self.nodes,
+                base_dir=base,
+                jars=self.jars,
+                timeout=self.timeout,
+                secure=self.secure,
+                members=self.members,
+                shared_topic=self.shared_topic,
             )
         except BaseException:
             self._remove_tmp()
