@@ -164,3 +164,41 @@ def test_the_aggregator_sets_aside_events_below_the_regional_floor(tmp_path: Pat
             MemorySource(topic).poll_batch(0, 10)
         )
         assert stats.applied == 1
+
+
+# -- linkage tokens under the regional key ------------------------------------------------
+
+
+def test_linkage_tokens_are_added_when_the_home_holds_the_regional_key(tmp_path: Path) -> None:
+    from node.crypto.linkage import new_linkage_key, save_linkage_key
+    from node.preview import preview
+
+    regional = new_linkage_key()
+    bodies = []
+    for i in (1, 2):
+        home = ops.init_member(tmp_path / f"usa{i}", "USA")
+        rows = generate_encounters("USA", 20, seed=4, start=START, weeks=2)
+        write_csv(rows, tmp_path / f"usa{i}.csv")
+        ops.ingest(home, tmp_path / f"usa{i}.csv")
+        records = next(e for e in preview(home)["exchanges"] if e["kind"] == "EncounterRecord")
+        assert "no regional linkage key" in records["linkage_tokens"]
+        assert "linkage_token" not in records["fields"]
+        save_linkage_key(home.linkage_key_path, regional, None)
+        records = next(e for e in preview(home)["exchanges"] if e["kind"] == "EncounterRecord")
+        assert records["linkage_tokens"] == "added" and "linkage_token" in records["fields"]
+        bodies.append(records["samples"][0])
+    # same person, two nodes with their own pseudonym keys: pseudonyms differ,
+    # the linkage token (regional key) is the same
+    assert bodies[0]["document_pseudonym"] != bodies[1]["document_pseudonym"]
+    assert bodies[0]["linkage_token"] == bodies[1]["linkage_token"]
+
+
+def test_init_makes_a_private_pseudonym_key(tmp_path: Path) -> None:
+    from node.encounters import pseudonym_key
+
+    home = ops.init_member(tmp_path / "pan", "PAN")
+    assert home.pseudonym_key_path.stat().st_mode & 0o777 == 0o600
+    key = pseudonym_key(home)
+    assert len(key) == 32 and key == pseudonym_key(home)
+    other = ops.init_member(tmp_path / "pan2", "PAN")
+    assert pseudonym_key(other) != key
