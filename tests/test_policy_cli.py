@@ -175,3 +175,14 @@ def test_policy_explain_names_the_version_and_rules(tmp_path: Path) -> None:
 def test_policy_commands_are_listed() -> None:
     out = _cli("--help")
     assert "policy" in out and "preview" in out
+
+
+def test_preview_writes_and_sends_nothing(tmp_path: Path) -> None:
+    home = _home(tmp_path, "USA", n=200)
+    _cli("--home", str(home.path), "preview")
+    with NodeStore(home.store_path) as store:
+        assert store.outbox_status().pending == 0
+        assert (
+            store.ledger("FlowStatistic") == {} and store.suppression_ledger("FlowStatistic") == {}
+        )
+        assert store.ledger("EncounterRecord") == {}
