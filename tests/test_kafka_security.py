@@ -302,3 +302,41 @@ def test_the_slice_over_tls_and_scram_without_leaking_a_secret(
     # The check can see what it looks for: kafka-python dumped its settings.
     assert "sasl_plain_password" in logged and MASK in logged
     assert [s for s in secrets if s in logged] == []
+
+
+@pytest.mark.slow
+def test_three_secure_brokers_replicate_over_sasl_ssl(kafka_jars: Path, tmp_path: Path) -> None:
+    """Inter-broker traffic (replication) and the quorum authenticate too: with
+    acks=all and min ISR 2 a record is acknowledged only once followers fetched
+    it over SASL_SSL, and it survives the loss of a broker."""
+    with LocalKafka(3, jars=kafka_jars, base_dir=tmp_path, secure=True, members=["PAN"]) as kafka:
+        info = kafka.info
+        producer = KafkaProducer(**_config(info, "PAN"))
+        try:
+            meta = producer.send("corredor.events", key=b"PAN", value=b"replicated").get(30)
+        finally:
+            producer.close()
+        admin = KafkaAdminClient(**_config(info))
+        try:
+            (described,) = admin.describe_topics(["corredor.events"])
+        finally:
+            admin.close()
+        partition = next(
+            p for p in described["partitions"] if p["partition_index"] == meta.partition
+        )
+        assert len(partition["isr_nodes"]) == 3
+        kafka.kill_broker(partition["leader_id"])
+        tp = TopicPartition("corredor.events", meta.partition)
+        consumer = KafkaConsumer(**_config(info, "secretariat", group_id=None))
+        try:
+            consumer.assign([tp])
+            consumer.seek(tp, meta.offset)
+            values: list[bytes] = []
+            for _ in range(30):
+                polled = consumer.poll(timeout_ms=1000)
+                values += [r.value for records in polled.values() for r in records]
+                if values:
+                    break
+        finally:
+            consumer.close()
+        assert values[:1] == [b"replicated"]

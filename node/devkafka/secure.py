@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -197,8 +198,9 @@ def provision(info: ClusterInfo, *, timeout_ms: int = 30_000) -> None:
     except KafkaError as exc:
         raise KafkaSetupError(f"cannot connect to the secure local Kafka as admin: {exc}") from exc
     try:
+        # Order matters: brokers apply metadata in log order, so a broker that
+        # knows the topics (created last) also knows the users and the ACLs.
         _create_users(admin, sec)
-        _create_topics(admin, sec, len(info.nodes), timeout_ms)
         grants = federation_grants(
             sec.members,
             shared_topic=sec.shared_topic,
@@ -209,10 +211,40 @@ def provision(info: ClusterInfo, *, timeout_ms: int = 30_000) -> None:
         result = admin.create_acls([_acl(g) for g in grants])
         if result["failed"]:
             raise KafkaSetupError(f"creating ACLs failed: {result['failed'][:3]}")
+        _create_topics(admin, sec, len(info.nodes), timeout_ms)
     except KafkaError as exc:
         raise KafkaSetupError(f"setting up users, topics and ACLs failed: {exc}") from exc
     finally:
         admin.close()
+    if len(info.nodes) > 1:
+        _settle(config, sec, len(info.nodes), timeout_ms)
+
+
+def _settle(config: dict[str, Any], sec: SecurityInfo, nodes: int, timeout_ms: int) -> None:
+    """Wait until every broker has applied the set-up, not only the one that answered.
+
+    Each broker replays the metadata log on its own; right after set-up a client
+    routed to a lagging broker is refused. kafka-python sends each request to a
+    random broker, so fresh clients ask until 4 x ``nodes`` in a row see the
+    topics (created after users and ACLs, hence proof of both).
+    """
+    topics = [sec.shared_topic, sec.control_topic, sec.picture_topic]
+    deadline = time.monotonic() + timeout_ms / 1000
+    streak = 0
+    while streak < 4 * nodes:
+        if time.monotonic() > deadline:
+            raise KafkaSetupError("brokers did not all apply the users, ACLs and topics in time")
+        try:
+            admin = KafkaAdminClient(**config)
+            try:
+                known = set(admin.list_topics())
+            finally:
+                admin.close()
+        except KafkaError:
+            known = set()
+        streak = streak + 1 if known.issuperset(topics) else 0
+        if streak == 0:
+            time.sleep(0.2)
 
 
 def _create_users(admin: KafkaAdminClient, sec: SecurityInfo) -> None:
