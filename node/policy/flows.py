@@ -390,15 +390,20 @@ def _protect(
         if not candidates:  # only the previous release and margins reach it
             found.discard(target)
             continue
-        chosen = candidates[0]
+        # Try the smallest few: hiding a cell only removes equations, so what
+        # still leaks after the trial is exactly what is left to fix.
+        chosen, remaining = candidates[0], None
         for candidate in candidates[:4]:
             trial = [c for c in current if c is not candidate]
-            if target not in leaks_within(trial, reach):
-                chosen = candidate
+            left = leaks_within(trial, reach)
+            if target not in left:
+                chosen, remaining = candidate, left
                 break
         current = [c for c in current if c is not chosen]
         hidden_for_others += len(chosen[1])
-        found = (found - reach) | leaks_within(current, reach)
+        if remaining is None:
+            remaining = leaks_within(current, reach)
+        found = (found - reach) | remaining
     return current, hidden_for_others
 
 
