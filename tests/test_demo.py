@@ -9,7 +9,9 @@ from pathlib import Path
 import yaml
 from click.testing import CliRunner
 
+from node import operations as ops
 from node.cli import main
+from node.config import load_home
 from node.demo.synth import generate_encounters, write_csv
 
 
@@ -56,6 +58,16 @@ def test_demo_runs_the_federation_and_prints_the_picture(
     assert missions["PAN-CM-IND-01"]["revision"] == 2
     advisories = {r["advisory_id"] for r in rows("health")}
     assert "MEX-HA-2026-001" in advisories and "MEX-HA-2026-002" not in advisories
+    # Panama's restricted intelligence reached the members sealed, not the Secretariat.
+    for member in ("cri", "gtm", "mex"):
+        inbox = ops.read_inbox(load_home(directory / member))
+        assert [i.subject for i in inbox.items] == ["IntelligenceReport|PAN|PAN-INT-2026-004"]
+    history = runner.invoke(
+        main,
+        [*ts[:2], "history", "IntelligenceReport|PAN|PAN-INT-2026-004", "--format", "json"],
+    )
+    (relayed,) = json.loads(history.output)["revisions"]
+    assert relayed["body"] is None and relayed["action"] == "publication"
 
 
 def test_operator_walkthrough_through_the_cli(

@@ -52,8 +52,6 @@ def _publish(home: Home, topic: MemoryTopic) -> ReferencePlan:
         staged, reference = plan_with_reference(store, factory, flow.events, FLOW_KIND)
         if staged:
             store.stage(staged)
-            with ReferenceStore(home.store_path) as refs:
-                refs.log_staged(staged)
         drain_outbox(store, MemorySink(topic))
     return reference
 
@@ -247,7 +245,9 @@ def test_reference_events_build_every_view(federation: tuple[dict[str, Home], Ho
     topic = MemoryTopic()
     plans = {c: _publish(h, topic) for c, h in members.items()}
     assert plans["PAN"].kinds["LegislationEntry"].new == 4
-    assert plans["PAN"].kinds["IntelligenceReport"].shared is False
+    # Panama shares intelligence, but no recipient keys were given: held, not sent.
+    intelligence = plans["PAN"].kinds["IntelligenceReport"]
+    assert (intelligence.shared, intelligence.held_restricted, intelligence.new) == (True, 1, 0)
     stats = _apply(agg, topic)
     assert stats.rejected_total == 0 and stats.applied == len(topic.records)
     legislation = _view(agg, "legislation_view")

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from node import corrections
+from node import corrections, trust
 from node import operations as ops
 from node.aggregator.apply import ApplyStats
 from node.config import Home
@@ -49,6 +49,23 @@ DEMO_REVISIONS: tuple[tuple[str, str, str, dict[str, str]], ...] = (
 )
 
 
+def _share_manifest(agg: Home, members: list[Home], topic: str) -> None:
+    """Sign the manifest with this run's control and picture topics and give it
+    to every member: it carries the encryption keys restricted intelligence is
+    sealed to."""
+    control = f"{topic}.control"
+    for home in (agg, *members):
+        home.config.kafka.control_topic = control
+        home.save()
+    draft = trust.load_draft(agg)
+    topics = draft.topics.model_copy(update={"control": control, "picture": f"{topic}.picture"})
+    trust.save_draft(agg, draft.model_copy(update={"topics": topics}))
+    trust.sign_draft(agg)
+    ops.publish_manifest(agg)
+    for home in members:
+        ops.sync_manifest(home)
+
+
 def sample_files(country: str) -> list[Path]:
     """The demo's illustrative reference files for a country, if it has any."""
     directory = SAMPLES_DIR / country.lower()
@@ -74,6 +91,8 @@ class DemoResult:
     reference: dict[str, dict[str, int]] = field(default_factory=dict)
     #: The correction and withdrawal the demo makes, as (country, subject, action).
     revisions: list[tuple[str, str, str]] = field(default_factory=list)
+    #: Restricted intelligence each member could open from its inbox, by producer.
+    inbox: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def _reset(directory: Path) -> None:
@@ -128,6 +147,7 @@ def run_demo(
             ops.add_member(agg, country, home.public_key_path, home.encryption_pub_path)
             result.members[country] = home
             progress.advance(setup)
+        _share_manifest(agg, list(result.members.values()), topic)
 
         data_dir = directory / "raw-data"
         data_dir.mkdir()
@@ -181,6 +201,12 @@ def run_demo(
         app = progress.add_task("Aggregating (verify, apply)", total=total)
         result.stats = ops.aggregate_once(agg, progress=lambda n: progress.advance(app, n))
         progress.update(app, completed=result.stats.messages)
+        for country, home in result.members.items():
+            opened: dict[str, int] = {}
+            for item in ops.read_inbox(home).items:
+                if item.body is not None:
+                    opened[item.producer] = opened.get(item.producer, 0) + 1
+            result.inbox[country] = opened
     return result
 
 
