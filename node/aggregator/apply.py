@@ -157,7 +157,8 @@ class Aggregator:
     def _verify(self, msg: Message) -> tuple[Envelope, bytes]:
         return verify_message(self.codec, self.keys, msg.value)
 
-    def _apply_one(self, conn: sqlite3.Connection, msg: Message, stats: ApplyStats) -> None:
+    def _apply_one(self, conn: sqlite3.Connection, msg: Message, stats: ApplyStats) -> Envelope:
+        """Verify and apply one message; returns its envelope (for the audit log)."""
         envelope, env_bytes = self._verify(msg)
         restricted = envelope.kind in RESTRICTED_KINDS
         if not restricted and envelope.kind not in APPLIERS:
@@ -197,7 +198,7 @@ class Aggregator:
         if seen is not None:
             if seen == digest:
                 stats.duplicates += 1
-                return
+                return envelope
             raise MessageRejected(
                 "replay-conflict",
                 f"event {envelope.event_id} was applied before with different content",
@@ -227,7 +228,7 @@ class Aggregator:
         self.store.record_revision(conn, envelope, event.body, event.body_schema_version, newer)
         if not newer:
             stats.stale += 1
-            return
+            return envelope
         self.store.set_head(
             conn,
             envelope.subject,
@@ -251,6 +252,7 @@ class Aggregator:
         else:
             APPLIERS[envelope.kind](self.store, conn, envelope, event.body)
         stats.applied += 1
+        return envelope
 
     def apply_batch(self, messages: Iterable[Message]) -> ApplyStats:
         """Apply a batch in one SQLite transaction."""
@@ -262,7 +264,7 @@ class Aggregator:
                 stats.messages += 1
                 before = (stats.applied, stats.stale)
                 try:
-                    self._apply_one(conn, msg, stats)
+                    envelope = self._apply_one(conn, msg, stats)
                 except MessageRejected as rej:
                     trail.append(self._audit_record(msg, "quarantined", rej.envelope, rej.reason))
                     env = rej.envelope
@@ -289,7 +291,7 @@ class Aggregator:
                         if stats.stale > before[1]
                         else "duplicate"
                     )
-                    trail.append(self._audit_record(msg, outcome))
+                    trail.append(self._audit_record(msg, outcome, envelope))
             # In the apply's own transaction: the log and the picture never disagree.
             head = audit.append(conn, trail)
         audit.save_head(self.store.path, head)
@@ -302,12 +304,7 @@ class Aggregator:
         envelope: Envelope | None = None,
         reason: str | None = None,
     ) -> AuditRecord:
-        """The audit entry of one message; decodes its envelope again if needed."""
-        if envelope is None and outcome != "quarantined" and msg.value is not None:
-            try:
-                envelope = self.codec.decode_envelope(self.codec.split_signed(msg.value)[0])
-            except CodecError:
-                envelope = None
+        """The audit entry of one message (no envelope: it did not decode)."""
         return AuditRecord(
             entry=outcome,
             digest=message_digest(msg.value),
