@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from node.policy.disclosure import determined
-from node.policy.flows import coarser_period, release_flows, round_count
+from node.policy.flows import BlockLedger, coarser_period, release_flows, round_count
 from node.policy.model import FlowStatisticsRules
 
 MONDAY = date(2024, 1, 8)  # 2024-W02
@@ -149,3 +149,16 @@ def test_republishing_does_not_reveal_a_hidden_cell_by_difference() -> None:
     second = release_flows(second_rows, rules, ledger)
     assert cub_f not in [c.dimensions for c in second.cells]
     assert second.secondary > 0
+
+
+def test_an_unchanged_block_republishes_the_same_cells_from_its_ledger() -> None:
+    rules = _rules(coarsen=["period", "nationality"], margins=[[], ["nationality"]])
+    rows = _rows(
+        {("CUB", "F", 0): 3, ("CUB", "F", 1): 4, ("HTI", "M", 0): 6, ("CHN", "F", 1): 2}
+    ) + _rows({("HTI", "F", 1): 9, ("CUB", "M", 0): 7})
+    first = release_flows(rows, rules)
+    ledger = {
+        b: BlockLedger.from_json(r.ledger.to_json()) for b, r in first.blocks.items() if r.ledger
+    }
+    again = release_flows(rows, rules, ledger)
+    assert again.cells == first.cells and again.summary() == first.summary()

@@ -218,6 +218,8 @@ class BlockLedger:
     shape: tuple[str, ...]  # period type, dimensions, margins: a changed shape starts afresh
     atoms: dict[AtomKey, int]
     cells: tuple[tuple[int, frozenset[AtomKey]], ...]  # (level, members) of published cells
+    primary: int = 0
+    secondary: int = 0
 
     def to_json(self) -> str:
         return json.dumps(
@@ -228,6 +230,8 @@ class BlockLedger:
                     [level, sorted([p, list(v)] for p, v in members)]
                     for level, members in self.cells
                 ],
+                "primary": self.primary,
+                "secondary": self.secondary,
             },
             separators=(",", ":"),
         )
@@ -242,6 +246,8 @@ class BlockLedger:
                 (int(level), frozenset((p, tuple(v)) for p, v in members))
                 for level, members in data["cells"]
             ),
+            int(data.get("primary", 0)),
+            int(data.get("secondary", 0)),
         )
 
 
@@ -287,6 +293,18 @@ def release_block(
     minimum = rules.min_cell_size
     if previous is not None and previous.shape != _shape_of(rules):
         previous = None
+    if previous is not None and previous.atoms == atoms:
+        # Nothing changed since the last release: publishing the same cells
+        # again tells nobody anything new (and costs no solving).
+        return BlockRelease(
+            block,
+            dict(atoms),
+            list(previous.cells),
+            primary=previous.primary,
+            secondary=previous.secondary,
+            coarsened=sum(1 for level, _ in previous.cells if level > 0),
+            ledger=previous,
+        )
     prev_level: dict[AtomKey, int] = {}
     if previous is not None:
         for level, members in previous.cells:
@@ -334,7 +352,9 @@ def release_block(
         secondary=secondary,
         coarsened=sum(1 for level, _ in published if level > 0),
     )
-    release.ledger = BlockLedger(_shape_of(rules), dict(atoms), tuple(published))
+    release.ledger = BlockLedger(
+        _shape_of(rules), dict(atoms), tuple(published), primary, secondary
+    )
     return release
 
 
