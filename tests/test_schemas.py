@@ -183,8 +183,9 @@ def _example(schema: Any, named: dict[str, Any], depth: int = 0) -> Any:
     """A value exercising every field: the non-null branch of each union, one
     item per array or map, the last enum symbol."""
     if isinstance(schema, str):
-        if schema in named:
-            return _example(named[schema], named, depth)
+        for name in (schema, schema.rsplit(".", 1)[-1]):
+            if name in named:
+                return _example(named[name], named, depth)
         return {
             "null": None,
             "boolean": True,
@@ -192,7 +193,7 @@ def _example(schema: Any, named: dict[str, Any], depth: int = 0) -> Any:
             "long": 2**40,
             "float": 1.5,
             "double": -2.25,
-            "bytes": b"\x00\xffb",
+            "bytes": b"\x00ab",  # valid UTF-8: bytes may be read as string
             "string": "ñandú ✓",
         }[schema]
     if isinstance(schema, list):
@@ -506,3 +507,118 @@ def test_schema_list_shows_fingerprints() -> None:
     mission = [r for r in rows if r["name"] == "ConsularMission"]
     assert [r["version"] for r in mission] == [1, 2]
     assert mission[1]["fingerprint"] == REGISTRY.latest("ConsularMission").fingerprint.hex()
+
+
+# -- property: the checker's verdict is what decoding does ---------------------------
+
+_TYPES: list[Any] = [
+    "int",
+    "long",
+    "float",
+    "double",
+    "string",
+    "bytes",
+    "boolean",
+    ["null", "string"],
+    ["null", "long"],
+    {"type": "enum", "name": "Colour", "symbols": ["RED", "GREEN"]},
+    {"type": "array", "items": "int"},
+]
+
+
+def _variants(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """One datum per union branch and enum symbol of each field, the other
+    fields at their example: enough to hit any single incompatible branch."""
+    base = _example(schema, {})
+    out = [base]
+    for field in schema["fields"]:
+        t = field["type"]
+        if isinstance(t, list):
+            out += [{**base, field["name"]: _example(b, {})} for b in t]
+        elif isinstance(t, dict) and t.get("type") == "enum":
+            out += [{**base, field["name"]: s} for s in t["symbols"]]
+    return out
+
+
+def _decodes(reader: dict[str, Any], writer: dict[str, Any]) -> bool:
+    import io
+
+    from fastavro import parse_schema, schemaless_reader, schemaless_writer
+
+    w, r = parse_schema(writer, _write_hint=False), parse_schema(reader, _write_hint=False)
+    for datum in _variants(writer):
+        buf = io.BytesIO()
+        schemaless_writer(buf, w, datum)
+        buf.seek(0)
+        try:
+            schemaless_reader(buf, w, r)
+        except Exception:
+            return False
+    return True
+
+
+def _evolve(schema: dict[str, Any], op: str, index: int, new_type: Any) -> dict[str, Any]:
+    fields = [dict(f) for f in schema["fields"]]
+    i = index % len(fields)
+    if op == "add-required":
+        fields.append({"name": "added", "type": new_type})
+    elif op == "add-optional":
+        fields.append({"name": "added", "type": ["null", "string"], "default": None})
+    elif op == "remove":
+        del fields[i]
+    elif op == "retype":
+        fields[i]["type"] = new_type
+    elif op == "grow-enum":
+        for f in fields:
+            if isinstance(f["type"], dict) and f["type"].get("type") == "enum":
+                f["type"] = {**f["type"], "symbols": [*f["type"]["symbols"], "BLUE"]}
+    elif op == "rename-with-alias":
+        fields[i] = {**fields[i], "name": "renamed", "aliases": [fields[i]["name"]]}
+    return {**schema, "fields": fields}
+
+
+try:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+except ImportError:  # pragma: no cover - hypothesis is a test dependency
+    pass
+else:
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        types=st.lists(st.sampled_from(range(len(_TYPES))), min_size=2, max_size=5),
+        op=st.sampled_from(
+            ["add-required", "add-optional", "remove", "retype", "grow-enum", "rename-with-alias"]
+        ),
+        index=st.integers(min_value=0, max_value=10),
+        # Enums change only by growing: a second definition of a named type is invalid.
+        new_type=st.sampled_from(
+            [i for i, t in enumerate(_TYPES) if not isinstance(t, dict) or t.get("type") != "enum"]
+        ),
+    )
+    def test_checker_verdict_matches_decoding_both_ways(
+        types: list[int], op: str, index: int, new_type: int
+    ) -> None:
+        """Old reads new (FORWARD) and new reads old (BACKWARD): the checker
+        finds a problem exactly when some datum fails to decode."""
+        used_enum = False
+        fields = []
+        for n, t in enumerate(types):
+            schema_type = _TYPES[t]
+            if isinstance(schema_type, dict) and schema_type.get("type") == "enum":
+                if used_enum:  # a named type is defined once per schema
+                    schema_type = "Colour"
+                used_enum = True
+            fields.append({"name": f"f{n}", "type": schema_type})
+        old = _record(*fields, name="Evolving")
+        new = _evolve(old, op, index, _TYPES[new_type])
+        if old == new:
+            return
+        if "Colour" in [f["type"] for f in new["fields"]] and not any(
+            isinstance(f["type"], dict) and f["type"].get("type") == "enum" for f in new["fields"]
+        ):
+            return  # removing the enum's definition leaves a dangling reference
+        backward = reader_problems(new, old)
+        forward = reader_problems(old, new)
+        assert (not backward) == _decodes(new, old), backward
+        assert (not forward) == _decodes(old, new), forward
