@@ -63,7 +63,7 @@ class ReferencePlan:
     events: list[StagedEvent] = field(default_factory=list)
     kinds: dict[str, KindCounts] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> dict[str, dict[str, object]]:
         return {kind: c.as_dict() for kind, c in self.kinds.items()}
 
 

@@ -200,12 +200,30 @@ def publish(
         "acknowledged": result.drain.acknowledged,
         "outbox_pending": result.outbox.pending,
     }
+    exchanges = result.reference.as_dict() if result.reference is not None else {}
     if fmt == "json":
-        click.echo(json.dumps(summary, indent=2))
+        click.echo(json.dumps({**summary, "exchanges": exchanges}, indent=2))
         return
     table = Table(title=f"{home.country}: publish", title_justify="left", show_header=False)
     for k, v in summary.items():
         table.add_row(k.replace("_", " "), str(v))
+    console.print(table)
+    if exchanges:
+        _render_exchanges(exchanges)
+
+
+def _render_exchanges(exchanges: dict[str, dict[str, object]]) -> None:
+    """Reference exchanges of one publish: what each kind sent, or why not."""
+    table = Table(title="Reference exchanges", title_justify="left")
+    columns = ("new", "revised", "withdrawn", "unchanged", "held_restricted")
+    table.add_column("kind")
+    table.add_column("shared")
+    for col in columns:
+        table.add_column(col.replace("_", " "), justify="right")
+    for kind, counts in exchanges.items():
+        table.add_row(
+            kind, "yes" if counts["shared"] else "no", *(str(counts[c]) for c in columns)
+        )
     console.print(table)
 
 
