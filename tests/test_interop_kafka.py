@@ -141,3 +141,52 @@ def test_an_aggregator_without_the_writers_schema_sets_the_event_aside(
         assert store.view("consular_view") == []
         assert {r["reason"] for r in store.rejected()} == {"undecodable-body"}
         assert all("unknown schema fingerprint" in r["detail"] for r in store.rejected())
+
+
+def test_publish_reports_each_exchange_and_withdraw_publishes_at_once(
+    tmp_path: Path, kafka_bootstrap: str, topic: str
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from node.cli import main
+
+    pan = _pan_with_consulates(tmp_path)
+    pan.config.kafka.bootstrap = kafka_bootstrap
+    pan.config.kafka.topic = topic
+    pan.save()
+    runner = CliRunner()
+    home = ["--home", str(pan.path)]
+    out = runner.invoke(main, [*home, "publish", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    exchanges = json.loads(out.output)["exchanges"]
+    assert exchanges["ConsularMission"] == {
+        "shared": True,
+        "items": 5,
+        "new": 5,
+        "revised": 0,
+        "withdrawn": 0,
+        "unchanged": 0,
+        "held_restricted": 0,
+    }
+    assert exchanges["LegislationEntry"]["items"] == 0
+    out = runner.invoke(
+        main, [*home, "withdraw", SUBJECT, "--reason", "closed", "--format", "json"]
+    )
+    assert out.exit_code == 0, out.output
+    withdrawal = json.loads(out.output)
+    assert (withdrawal["action"], withdrawal["acknowledged"], withdrawal["outbox_pending"]) == (
+        "withdraw",
+        1,
+        0,
+    )
+    history = json.loads(
+        runner.invoke(main, [*home, "history", SUBJECT, "--format", "json"]).output
+    )
+    assert [(r["revision"], r["action"]) for r in history["revisions"]] == [
+        (1, "publication"),
+        (2, "withdrawal"),
+    ]
+    assert all(r["acked_at"] for r in history["revisions"])
+    assert history["notes"][0]["reason"] == "closed" and history["withdrawn"] is True
