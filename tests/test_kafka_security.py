@@ -340,3 +340,47 @@ def test_three_secure_brokers_replicate_over_sasl_ssl(kafka_jars: Path, tmp_path
         finally:
             consumer.close()
         assert values[:1] == [b"replicated"]
+
+
+def test_cli_secure_up_connect_down_print_paths_never_passwords(
+    kafka_jars: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from node import config
+    from node.cli import main
+
+    # A private cache dir sharing the fetched jars: its own state, no second fetch.
+    monkeypatch.setenv("CORREDOR_CACHE_DIR", str(tmp_path / "cache"))
+    config.kafka_dir().mkdir(parents=True)
+    (config.kafka_dir() / kafka_jars.name).symlink_to(kafka_jars)
+    runner = CliRunner()
+    up = runner.invoke(main, ["kafka", "up", "--secure", "--member", "pan", "--member", "GTM"])
+    try:
+        assert up.exit_code == 0, up.output
+        bootstrap = up.stdout.strip().splitlines()[-1]
+        assert bootstrap.startswith("127.0.0.1:")
+        info = ClusterInfo.model_validate_json((config.kafka_dir() / "cluster.json").read_text())
+        assert info.security is not None and info.security.members == ["GTM", "PAN"]
+        assert str(info.security.credentials_dir) in up.output
+        assert str(info.security.ca_file) in up.output
+        secrets = _all_passwords(info)
+        # A second `up` asking for a plain cluster is refused, not silently reused.
+        plain = runner.invoke(main, ["kafka", "up"])
+        assert plain.exit_code == 1 and "secure" in plain.output
+
+        pan, _rows, _ = member_with_data(tmp_path, "PAN", 400, topic="corredor.events")
+        connect = runner.invoke(main, ["--home", str(pan.path), "kafka", "connect"])
+        assert connect.exit_code == 0, connect.output
+        assert "as PAN (SASL_SSL)" in connect.output
+        publish = runner.invoke(main, ["-v", "--home", str(pan.path), "publish"])
+        assert publish.exit_code == 0, publish.output
+        status = runner.invoke(main, ["kafka", "status"])
+        assert status.exit_code == 0, status.output
+        outputs = [up.output, plain.output, connect.output, publish.output, status.output]
+        outputs.append(pan.config_file.read_text())
+        assert [s for s in secrets for text in outputs if s in text] == []
+    finally:
+        down = runner.invoke(main, ["kafka", "down"])
+    assert down.exit_code == 0, down.output
+    assert not (config.kafka_dir() / "cluster" / "security").exists()
