@@ -149,7 +149,8 @@ def kafka_status() -> None:
         err_console.print("No local Kafka was started with `corredor kafka up`.")
         raise SystemExit(1)
     info, statuses = found
-    table = Table(title=f"Local Kafka {info.bootstrap}", title_justify="left")
+    mode = f" (SASL_SSL; credentials in {info.security.credentials_dir})" if info.security else ""
+    table = Table(title=f"Local Kafka {info.bootstrap}{mode}", title_justify="left")
     for col in ("node", "pid", "port", "state"):
         table.add_column(col)
     for s in statuses:
