@@ -475,3 +475,51 @@ def test_reports_as_table_json_and_csv(federation: tuple[dict[str, Home], Home])
     assert run("flows", "--format", "csv") == (
         "period,reporting_country,nationality,nationality_region,count\n"
     )
+
+
+def test_the_aggregator_validates_bodies_again(
+    federation: tuple[dict[str, Home], Home],
+) -> None:
+    """A node's validation is not trusted: a body outside the code lists is set aside."""
+    members, agg = federation
+    topic = MemoryTopic()
+    _publish(members["PAN"], topic)
+    codec = ops.event_codec()
+    pan_key = SigningKey.load("PAN", members["PAN"].signing_key_path)
+    real = codec.decode_envelope(codec.split_signed(topic.records[0].value or b"")[0])
+    body = {
+        "host_country": "PAN",
+        "mission_id": "PAN-CM-BAD",
+        "sending_country": "XXX",
+        "mission_type": "EMBASSY",
+        "city": "Colón",
+    }
+    env = Envelope(
+        **{
+            **real.__dict__,
+            "event_id": "bad-code-list",
+            "kind": "ConsularMission",
+            "subject": "ConsularMission|PAN|PAN-CM-BAD",
+            "revision": 1,
+            "body": codec.encode_body("ConsularMission", body),
+        }
+    )
+    env_bytes = codec.encode_envelope(env)
+    topic.append(b"PAN", codec.encode_signed(env_bytes, pan_key.sign(env_bytes)))
+    stats = _apply(agg, topic)
+    assert stats.rejected == {"invalid-body": 1}
+    with PictureStore(agg.store_path) as store:
+        (rejected,) = store.rejected()
+    assert "ConsularMission.sending_country: not an ISO 3166-1 alpha-3" in rejected["detail"]
+    assert "ConsularMission|PAN|PAN-CM-BAD" not in _view(agg, "consular_view")
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["LegislationEntry", "ConsularMission", "HealthAdvisory", "FocalPoint", "IntelligenceReport"],
+)
+def test_each_model_has_exactly_its_latest_schemas_fields(kind: str) -> None:
+    from node.model.reference import BY_KIND
+
+    schema = ops.event_codec().registry.latest(kind)
+    assert list(BY_KIND[kind].model_fields) == [f["name"] for f in schema.raw["fields"]]

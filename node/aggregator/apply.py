@@ -13,6 +13,8 @@ a reason (never applied, never silently dropped):
     unknown-kind        no view applies events of this kind
     undecodable-body    the body does not decode as its kind
     subject-mismatch    the subject (or a reference body) names another producer
+    invalid-body        a reference body breaks the code lists or rules its
+                        producer's node validates (e.g. not an ISO 3166 code)
     below-regional-floor  the event breaks the regional floor: an audience or
                         purpose it does not allow for the kind, a longer retention,
                         a FlowStatistic count below the floor's minimum cell size,
@@ -32,7 +34,7 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from node.aggregator.views import APPLIERS, subject_problem
+from node.aggregator.views import APPLIERS, body_problem, subject_problem
 from node.codec.events import EventCodec
 from node.crypto.sealing import SealedBox
 from node.crypto.signing import verify
@@ -182,6 +184,9 @@ class Aggregator:
         problem = subject_problem(envelope, event.body)
         if problem is not None:
             raise MessageRejected("subject-mismatch", problem, envelope)
+        invalid = body_problem(envelope, event.body)
+        if invalid is not None:
+            raise MessageRejected("invalid-body", invalid, envelope)
         if self.floor is not None:
             retention = (
                 (envelope.retain_until - envelope.produced_at.date()).days

@@ -12,7 +12,10 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+from pydantic import ValidationError
+
 from node.model.events import Envelope
+from node.model.reference import BY_KIND
 from node.store.picture import PictureStore
 
 Applier = Callable[[PictureStore, sqlite3.Connection, Envelope, dict[str, Any] | None], None]
@@ -98,6 +101,26 @@ def subject_problem(env: Envelope, body: dict[str, Any] | None) -> str | None:
         return f"{env.kind}.{owner} is {body.get(owner)!r}, the producer is {env.producer}"
     if env.subject != f"{prefix}{body.get(ident)}":
         return f"subject {env.subject!r} does not match {env.kind}.{ident} {body.get(ident)!r}"
+    return None
+
+
+def body_problem(env: Envelope, body: dict[str, Any] | None) -> str | None:
+    """Why a reference body is not valid at the aggregator's boundary (None: it is).
+
+    The producer's node validated it, but the aggregator trusts no node's
+    validation: code lists (ISO 3166 countries, enum-like fields held as
+    strings) and cross-field rules are checked again with the same models.
+    """
+    model = BY_KIND.get(env.kind)
+    if body is None or model is None:
+        return None
+    try:
+        model.model_validate(body)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        return f"{env.kind}{'.' + where if where else ''}: {msg}"
     return None
 
 
