@@ -46,6 +46,7 @@ class IngestReport:
     duplicates: int = 0
     rejected: list[Rejection] = field(default_factory=list)
     rejects_file: Path | None = None
+    staged: int = 0  # events staged to the outbox in the same transaction
 
     @property
     def rejected_rows(self) -> int:
@@ -59,6 +60,7 @@ class IngestReport:
             "duplicates": self.duplicates,
             "rejected": self.rejected_rows,
             "rejects_file": str(self.rejects_file) if self.rejects_file else None,
+            "staged": self.staged,
             "errors": [r.located() for r in self.rejected[:50]],
         }
 

@@ -118,6 +118,7 @@ def init_member(
     if secretariat_pem is not None:
         trust.pin_secretariat(home, secretariat_pem)
     NodeStore(home.store_path).close()
+    ReferenceStore(home.store_path).close()
     home.save()
     return home
 
@@ -197,6 +198,7 @@ def ingest(
     progress: Callable[[int], None] | None = None,
     *,
     kind: str | None = None,
+    stage: bool = True,
 ) -> IngestReport:
     """Ingest an encounter file, or a reference file (``kind`` from ``--kind``,
     else detected from the header or first JSON object)."""
@@ -205,8 +207,14 @@ def ingest(
     if kind != ENCOUNTERS:
         with ReferenceStore(home.store_path) as references:
             return ingest_reference(file, kind, references, home.rejects_dir, home.country)
-    with NodeStore(home.store_path) as store:
-        return ingest_encounters(file, store, home.rejects_dir, progress=progress)
+    with NodeStore(home.store_path) as store, store.transaction():
+        # The records, the events they produce and their outbox rows land
+        # together or not at all (a transactional outbox).
+        report = ingest_encounters(file, store, home.rejects_dir, progress=progress)
+        if stage and report.stored:
+            plan, _ = stage_publication(home, store, home_policy(home))
+            report.staged = len(plan.events)
+        return report
 
 
 def _factory(home: Home, policy: Policy) -> EventFactory:
@@ -233,7 +241,14 @@ class PublishResult:
 
 def stage_publication(home: Home, store: NodeStore, policy: Policy) -> tuple[PublishPlan, Any]:
     """Plan what the policy lets out now and write it, with the ledger, to the
-    outbox in one transaction. Returns (flow plan, reference plan)."""
+    outbox in one transaction (joining the caller's, if one is open): planning
+    reads the ledger under the write lock, so two stagers never both take the
+    same revision. Returns (flow plan, reference plan)."""
+    with store.transaction():
+        return _plan_and_stage(home, store, policy)
+
+
+def _plan_and_stage(home: Home, store: NodeStore, policy: Policy) -> tuple[PublishPlan, Any]:
     factory = _factory(home, policy)
     linking = encounters.linker(home)
     guard = egress_guard(store, policy, linkage=linking is not None)
@@ -261,8 +276,6 @@ def stage_publication(home: Home, store: NodeStore, policy: Policy) -> tuple[Pub
             policy.sha256, policy.policy_id, policy.version, policy.canonical_json()
         )
         store.stage(staged, plan.suppression)
-        with ReferenceStore(home.store_path) as references:
-            references.log_staged(staged)
     return plan, reference
 
 
@@ -319,6 +332,7 @@ def aggregate_once(
     *,
     bootstrap: str | None = None,
     progress: Callable[[int], None] | None = None,
+    max_records: int = 2_000,
 ) -> ApplyStats:
     """Consume the shared topic up to its current end and apply it."""
     _aggregator(home)
@@ -338,7 +352,9 @@ def aggregate_once(
         )
         source = KafkaSource(address, settings.topic, settings.group_id, security=security)
         try:
-            stats = consume_until_caught_up(aggregator, source, progress=progress)
+            stats = consume_until_caught_up(
+                aggregator, source, progress=progress, max_records=max_records
+            )
         finally:
             source.close()
         relay_restricted(home, store, address, security)

@@ -159,7 +159,7 @@ def plan_with_reference(
 ) -> tuple[list[StagedEvent], ReferencePlan]:
     """Everything one publish stages: the flow events minus held cells (plus the
     withdrawals holds add), then the reference events."""
-    with ReferenceStore(store.path) as references:
+    with ReferenceStore(store.path, conn=store.connection) as references:
         events, _ = apply_holds(
             flow_events, references.held(flow_kind), store.ledger(flow_kind), factory, flow_kind
         )

@@ -233,12 +233,19 @@ def _render_exchanges(exchanges: dict[str, dict[str, object]]) -> None:
 @click.command()
 @click.option("--once", is_flag=True, help="Consume up to the topic's end, then stop.")
 @click.option("--follow", is_flag=True, help="Keep consuming until SIGTERM or Ctrl-C.")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=2000, show_default=True,
+              help="Messages applied per SQLite transaction (and offset commit).")
 @bootstrap_option
 @format_option("table", "json")
 @click.pass_context
 @handle_errors
 def aggregate(
-    ctx: click.Context, once: bool, follow: bool, bootstrap: str | None, fmt: str
+    ctx: click.Context,
+    once: bool,
+    follow: bool,
+    batch_size: int,
+    bootstrap: str | None,
+    fmt: str,
 ) -> None:
     """Consume the shared topic, verify and apply events to the picture.
 
@@ -255,10 +262,10 @@ def aggregate(
         raise click.UsageError("give exactly one of --once or --follow")
     home = home_of(ctx)
     if follow:
-        _aggregate_follow(home, bootstrap)
+        _aggregate_follow(home, bootstrap, batch_size)
         return
     with console.status("Aggregating…"):
-        stats = ops.aggregate_once(home, bootstrap=bootstrap)
+        stats = ops.aggregate_once(home, bootstrap=bootstrap, max_records=batch_size)
     if fmt == "json":
         click.echo(json.dumps(stats.as_dict(), indent=2))
         return
@@ -400,7 +407,7 @@ def _publish_follow(home: Home, bootstrap: str | None, interval: float) -> None:
     console.print(f"stopped: {counters.acknowledged} acknowledged over {counters.cycles} cycles")
 
 
-def _aggregate_follow(home: Home, bootstrap: str | None) -> None:
+def _aggregate_follow(home: Home, bootstrap: str | None, batch_size: int) -> None:
     def report(stats: ApplyStats) -> None:
         err_console.print(
             f"[dim]{stats.messages} messages: {stats.applied} applied, "
@@ -408,5 +415,7 @@ def _aggregate_follow(home: Home, bootstrap: str | None) -> None:
         )
 
     with stop_on_signals(threading.Event()) as stop:
-        total = aggregate_follow(home, stop, bootstrap=bootstrap, on_batch=report)
+        total = aggregate_follow(
+            home, stop, bootstrap=bootstrap, max_records=batch_size, on_batch=report
+        )
     console.print(f"stopped: {total.applied} applied, {total.rejected_total} set aside")

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from node.model.codes import is_iso3
 
-KeyState = Literal["valid", "not-yet-valid", "expired", "revoked"]
+KeyState = Literal["valid", "expired", "revoked"]
 
 
 class _Frozen(BaseModel):
@@ -32,12 +32,17 @@ class KeyEntry(_Frozen):
     revoked_at: datetime | None = None
 
     def state_at(self, when: datetime) -> KeyState:
+        """Whether an event produced at ``when`` may carry this key's signature.
+
+        ``valid_from`` records when the Secretariat enrolled the key; events a
+        node produced with it before enrolment (it may stage before it joins)
+        are accepted. What ends trust is the end of validity (a rotation's
+        overlap) and revocation.
+        """
         if self.revoked_at is not None:
             # A revoked key may be in an attacker's hands, and its holder can
             # backdate produced_at: nothing it signed is trusted any more.
             return "revoked"
-        if when < self.valid_from:
-            return "not-yet-valid"
         if self.valid_until is not None and when > self.valid_until:
             return "expired"
         return "valid"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -54,6 +55,16 @@ CREATE TABLE IF NOT EXISTS outbox (
     partition   INTEGER,
     "offset"    INTEGER
 );
+-- The body of every revision staged, for history (`corredor history`), written
+-- with the outbox row.
+CREATE TABLE IF NOT EXISTS staged_revision (
+    event_id     TEXT PRIMARY KEY,
+    subject      TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    revision     INTEGER NOT NULL,
+    content      TEXT               -- canonical JSON of the body; NULL for a withdrawal
+);
+CREATE INDEX IF NOT EXISTS staged_revision_subject ON staged_revision(subject, revision);
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(seq) WHERE acked_at IS NULL;
 -- Every policy version that let something out, by the hash events carry.
 CREATE TABLE IF NOT EXISTS policy_archive (
@@ -255,6 +266,20 @@ class NodeStore:
                     for e in events
                 ],
             )
+            conn.executemany(
+                "INSERT OR IGNORE INTO staged_revision (event_id, subject, kind, revision, "
+                "content) VALUES (?,?,?,?,?)",
+                [(e.event_id, e.subject, e.kind, e.revision, e.content) for e in events],
+            )
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """For stores of the same file that must share this one's transactions."""
+        return self._conn
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """Make several operations on this store one unit (they join it)."""
+        return transaction(self._conn)
 
     def pending(self, limit: int = 10_000, after_seq: int = 0) -> list[OutboxRow]:
         cur = self._conn.execute(

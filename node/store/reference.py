@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from node.model.reference import BY_KIND, ReferenceItem
-from node.store.node_store import StagedEvent
 from node.store.sqlite import connect, transaction
 
 _SCHEMA = """
@@ -54,14 +53,6 @@ CREATE TABLE IF NOT EXISTS correction_note (
     at           REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS correction_note_subject ON correction_note(subject);
-CREATE TABLE IF NOT EXISTS staged_revision (
-    event_id     TEXT PRIMARY KEY,
-    subject      TEXT NOT NULL,
-    kind         TEXT NOT NULL,
-    revision     INTEGER NOT NULL,
-    content      TEXT               -- canonical JSON of the body; NULL for a withdrawal
-);
-CREATE INDEX IF NOT EXISTS staged_revision_subject ON staged_revision(subject, revision);
 """
 
 
@@ -94,12 +85,17 @@ class StoredItem:
 class ReferenceStore:
     """Reference data of one member node."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, conn: sqlite3.Connection | None = None) -> None:
+        """Open the store, or with ``conn`` work on a node store's connection so
+        that both take part in one transaction (the schema exists by then: homes
+        create it at ``init``)."""
         self.path = path
-        self._conn = connect(path, _SCHEMA)
+        self._owned = conn is None
+        self._conn = connect(path, _SCHEMA) if conn is None else conn
 
     def close(self) -> None:
-        self._conn.close()
+        if self._owned:
+            self._conn.close()
 
     def __enter__(self) -> ReferenceStore:
         return self
@@ -232,15 +228,6 @@ class ReferenceStore:
         )
 
     # -- history -----------------------------------------------------------------
-
-    def log_staged(self, events: Iterable[StagedEvent]) -> None:
-        """Keep the content of each staged revision (call right after staging)."""
-        with transaction(self._conn) as conn:
-            conn.executemany(
-                "INSERT OR IGNORE INTO staged_revision (event_id, subject, kind, revision, "
-                "content) VALUES (?,?,?,?,?)",
-                [(e.event_id, e.subject, e.kind, e.revision, e.content) for e in events],
-            )
 
     def sent_revisions(self, subject: str) -> list[dict[str, Any]]:
         """Each revision of a subject in the outbox, with its body and acknowledgement."""

@@ -27,7 +27,14 @@ def connect(path: Path, schema: str) -> sqlite3.Connection:
 
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One explicit transaction: all of the block's writes land, or none do."""
+    """One explicit transaction: all of the block's writes land, or none do.
+
+    Inside an open transaction it joins it, so that callers can make several
+    store operations one unit (ingest, the events it produces and their outbox
+    rows, for instance): the outermost block commits or rolls back."""
+    if conn.in_transaction:
+        yield conn
+        return
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.Error as exc:

@@ -61,7 +61,8 @@ class KafkaSink:
         if delivery_timeout_ms is not None:
             # A follow loop wants to hear of an outage soon and retry itself.
             self._config["delivery_timeout_ms"] = delivery_timeout_ms
-            self._config["request_timeout_ms"] = min(30_000, delivery_timeout_ms)
+            # kafka-python requires delivery > linger + request timeout.
+            self._config["request_timeout_ms"] = min(30_000, delivery_timeout_ms // 2)
             self._config["max_block_ms"] = delivery_timeout_ms
         self._ack_timeout_s = ack_timeout_s
         self._producer: KafkaProducer | None = None
@@ -117,7 +118,7 @@ class KafkaSource:
         *,
         client_id: str = "corredor-aggregator",
         security: dict[str, Any] | None = None,
-        assignment_timeout_s: float = 30.0,
+        assignment_timeout_s: float = 90.0,
     ) -> None:
         self.topic = topic
         self._config: dict[str, Any] = {
@@ -127,6 +128,12 @@ class KafkaSource:
             "enable_auto_commit": False,
             "auto_offset_reset": "earliest",
             "max_partition_fetch_bytes": 4 * 1024 * 1024,
+            # A crashed member is dropped from the group after the session
+            # timeout; the rebalance that lets its successor in waits up to the
+            # rebalance timeout (max poll interval). One batch applies in well
+            # under a minute, so a minute bounds how long a restart waits.
+            "session_timeout_ms": 10_000,
+            "max_poll_interval_ms": 60_000,
             **(security or {}),
         }
         self._assignment_timeout_s = assignment_timeout_s
