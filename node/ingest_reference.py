@@ -58,12 +58,17 @@ def _model(file_kind: str) -> type[ReferenceItem]:
         raise InputError(f"unknown kind {file_kind!r}; use one of {list(FILE_KINDS)}") from None
 
 
+#: Columns only encounter files have: a file with any of them is an encounter
+#: file, so a broken one gets the encounter header's own located error.
+_ENCOUNTER_ONLY = frozenset(ENCOUNTER_COLUMNS) - {"sex", "nationality"}
+
+
 def _kind_of_keys(keys: set[str], file: str) -> str:
-    if "record_id" in keys:
-        return ENCOUNTERS
     for model in REFERENCE_MODELS:
         if model.ID_FIELD in keys:
             return model.FILE_KIND
+    if keys & _ENCOUNTER_ONLY:
+        return ENCOUNTERS
     raise InputError(
         "cannot tell what kind of file this is (no record_id, entry_id, mission_id, "
         "advisory_id, focal_point_id or report_id); give --kind",

@@ -523,3 +523,10 @@ def test_each_model_has_exactly_its_latest_schemas_fields(kind: str) -> None:
 
     schema = ops.event_codec().registry.latest(kind)
     assert list(BY_KIND[kind].model_fields) == [f["name"] for f in schema.raw["fields"]]
+
+
+def test_a_broken_encounter_header_still_gets_the_encounter_error(tmp_path: Path) -> None:
+    home = _member(tmp_path, "PAN")
+    path = _write(tmp_path / "enc.csv", "document_number,family_name\nX1,Doe\n")
+    with pytest.raises(InputError, match=r"enc\.csv:1: missing columns \['record_id'"):
+        ops.ingest(home, path)
