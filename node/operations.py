@@ -44,6 +44,7 @@ from node.ingest import IngestReport, ingest_encounters
 from node.ingest_reference import ENCOUNTERS, detect_kind, ingest_reference
 from node.model.codes import is_iso3
 from node.model.manifest import Manifest, SignedManifest
+from node.model.reference import REFERENCE_MODELS
 from node.pipeline import (
     FLOW_KIND,
     DrainResult,
@@ -457,6 +458,7 @@ def home_status(home: Home) -> dict[str, object]:
                 **counts,
                 "dead_lettered": store.dead_letter_count(),
                 "restricted_relayed": len(store.restricted_events()),
+                "reference": store.view_counts(),
                 "rejected_by_reason": store.rejected_by_reason(),
                 "rejected_messages": store.rejected(limit=50),
             }
@@ -472,7 +474,14 @@ def home_status(home: Home) -> dict[str, object]:
             "outbox_acknowledged": outbox.acked,
             "oldest_pending_at": _iso(outbox.oldest_pending_at),
             "last_acknowledged_at": _iso(outbox.last_acked_at),
+            "reference_items": _reference_items(home),
         }
+
+
+def _reference_items(home: Home) -> dict[str, int]:
+    """Reference records held (not withdrawn), by kind."""
+    with ReferenceStore(home.store_path) as references:
+        return {model.KIND: references.count(model.KIND) for model in REFERENCE_MODELS}
 
 
 def _iso(ts: float | None) -> str | None:

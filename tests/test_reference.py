@@ -530,3 +530,27 @@ def test_a_broken_encounter_header_still_gets_the_encounter_error(tmp_path: Path
     path = _write(tmp_path / "enc.csv", "document_number,family_name\nX1,Doe\n")
     with pytest.raises(InputError, match=r"enc\.csv:1: missing columns \['record_id'"):
         ops.ingest(home, path)
+
+
+def test_status_counts_reference_data(federation: tuple[dict[str, Home], Home]) -> None:
+    members, agg = federation
+    topic = MemoryTopic()
+    _publish(members["MEX"], topic)
+    _apply(agg, topic)
+    corrections.withdraw(members["MEX"], "FocalPoint|MEX|MEX-FP-02")
+    member = ops.home_status(members["MEX"])["reference_items"]
+    assert member == {
+        "LegislationEntry": 4,
+        "ConsularMission": 5,
+        "HealthAdvisory": 2,
+        "FocalPoint": 1,
+        "IntelligenceReport": 0,
+    }
+    reference = ops.home_status(agg)["reference"]
+    assert isinstance(reference, dict)
+    assert {k: reference[k] for k in ("legislation", "consular", "health", "focal_point")} == {
+        "legislation": 4,
+        "consular": 5,
+        "health": 2,
+        "focal_point": 2,
+    }

@@ -475,6 +475,15 @@ class PictureStore:
             raise KeyError(table)
         conn.execute(f"DELETE FROM {table} WHERE subject = ?", (subject,))
 
+    def view_counts(self) -> dict[str, int]:
+        """Current rows of each reference view (withdrawn subjects excluded)."""
+        return {
+            table.removesuffix("_view"): int(
+                self._conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            )
+            for table in VIEW_COLUMNS
+        }
+
     def view(self, table: str) -> list[dict[str, Any]]:
         """Current rows of a reference view: the body plus producer-side metadata."""
         if table not in VIEW_COLUMNS:
