@@ -33,6 +33,7 @@ Steps, per block (``release_block``):
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -54,6 +55,8 @@ FlowInput = tuple[str, str, date, date, str | None]
 AtomKey = tuple[str, tuple[str, ...]]
 
 _NEXT_PERIOD: dict[str, PeriodType] = {"iso_week": "month", "month": "quarter"}
+
+log = logging.getLogger("corredor.policy")
 
 
 @dataclass(frozen=True, order=True)
@@ -407,7 +410,14 @@ def _protect(
             (c for c in current if any(var(a) in reach for a in c[1])),
             key=lambda c: (sum(atoms[a] for a in c[1]), c[0], sorted(c[1])),
         )
-        if not candidates:  # only the previous release and margins reach it
+        if not candidates:
+            # Only the previous release and the public margins reach it: nothing
+            # this release could hide would change that. Say so, without values.
+            log.warning(
+                "a hidden cell of period %s is determined by earlier releases and public "
+                "margins alone",
+                target[1][0],
+            )
             found.discard(target)
             continue
         # Try the smallest few: hiding a cell only removes equations, so what
