@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from node import operations as ops
 from node import trust
@@ -202,3 +204,35 @@ def test_init_makes_a_private_pseudonym_key(tmp_path: Path) -> None:
     assert len(key) == 32 and key == pseudonym_key(home)
     other = ops.init_member(tmp_path / "pan2", "PAN")
     assert pseudonym_key(other) != key
+
+
+# -- normalisation, as a property -------------------------------------------------------
+
+_ACCENTED = {"a": "áàâä", "e": "éèêë", "i": "íìîï", "o": "óòôö", "u": "úùûü", "n": "ñ", "c": "ç"}
+
+
+@st.composite
+def _disguised(draw: st.DrawFn) -> tuple[str, str]:
+    """A raw name and the same name re-typed: other case, accents, spacing."""
+    words = draw(st.lists(st.text("abcdeinoruz", min_size=4, max_size=9), min_size=1, max_size=3))
+    raw = " ".join(words)
+    typed = []
+    for ch in raw:
+        if ch == " ":
+            typed.append(draw(st.sampled_from([" ", "  ", " - ", "\t"])))
+            continue
+        if ch in _ACCENTED and draw(st.booleans()):
+            ch = draw(st.sampled_from(_ACCENTED[ch]))
+        typed.append(ch.upper() if draw(st.booleans()) else ch)
+    return raw, " " + "".join(typed) + " "
+
+
+@settings(max_examples=200, deadline=None)
+@given(_disguised())
+def test_a_retyped_identifying_value_is_always_refused(case: tuple[str, str]) -> None:
+    raw, typed = case
+    guard = EgressGuard(
+        [(None, raw, "Ana", "1990-05-02")], {"EncounterRecord": frozenset({"place"})}
+    )
+    refusal = guard.problem("EncounterRecord", "EncounterRecord|PAN|x", {"place": typed})
+    assert refusal is not None and refusal.reason == "identifying-value"
