@@ -285,3 +285,18 @@ def test_linkage_token_only_when_allowed_and_a_key_is_held() -> None:
     assert _body(rules, None)["linkage_token"] is None
     assert "linkage_token" in allowed_fields(rules, linkage=True)
     assert "linkage_token" not in allowed_fields(rules, linkage=False)
+
+
+def test_what_the_aggregator_checks_of_an_incoming_event() -> None:
+    check = FLOOR.event_problem
+    assert check("FlowStatistic", ("TS", "CRI"), ("statistics",), 1825, {"count": 3}) is None
+    assert "count below" in str(check("FlowStatistic", ("TS",), ("statistics",), 10, {"count": 2}))
+    assert "audience 'members'" in str(
+        check("EncounterRecord", ("members",), ("statistics",), 1, {})
+    )
+    assert "purpose 'marketing'" in str(check("FlowStatistic", ("TS",), ("marketing",), 1, None))
+    assert "retained 9000 days" in str(check("FlowStatistic", ("TS",), ("statistics",), 9000, None))
+    body = {"reporting_country": "USA", "sex": "F"}
+    assert check("EncounterRecord", ("TS",), ("statistics",), 30, body) is None
+    # a withdrawal carries no body: only the envelope is checked
+    assert check("FlowStatistic", ("TS",), ("statistics",), 30, None) is None
