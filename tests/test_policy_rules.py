@@ -300,3 +300,15 @@ def test_what_the_aggregator_checks_of_an_incoming_event() -> None:
     assert check("EncounterRecord", ("TS",), ("statistics",), 30, body) is None
     # a withdrawal carries no body: only the envelope is checked
     assert check("FlowStatistic", ("TS",), ("statistics",), 30, None) is None
+
+
+def test_a_stricter_floor_stops_fields_derived_from_what_never_leaves() -> None:
+    strict = FLOOR.model_copy(update={"never_leave": [*FLOOR.never_leave, "date_of_birth"]})
+    body = {"reporting_country": "USA", "age_band": "18-29"}
+    problem = strict.event_problem("EncounterRecord", ("TS",), ("statistics",), 30, body)
+    assert problem == "field age_band derives from date_of_birth, which never leaves"
+    usa = load_policy(policies_dir() / "USA.yaml")
+    assert (
+        "exchanges.encounter_records.fields.date_of_birth.action",
+        "date_of_birth never leaves under the regional floor (2016.1): the only rule is drop",
+    ) in strict.problems(usa)
