@@ -162,3 +162,11 @@ def test_an_unchanged_block_republishes_the_same_cells_from_its_ledger() -> None
     }
     again = release_flows(rows, rules, ledger)
     assert again.cells == first.cells and again.summary() == first.summary()
+
+
+def test_a_higher_minimum_is_not_bypassed_by_an_unchanged_block() -> None:
+    rows = _rows({("CUB", "F", 0): 6, ("HTI", "M", 0): 12})
+    first = release_flows(rows, _rules())
+    ledger = {b: r.ledger for b, r in first.blocks.items() if r.ledger}
+    stricter = release_flows(rows, _rules(min_cell_size=10), ledger)
+    assert [c.count for c in stricter.cells] == [12]

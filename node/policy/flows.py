@@ -218,7 +218,7 @@ class BlockLedger:
 
     Holds counts derived from raw data: it never leaves the node."""
 
-    shape: tuple[str, ...]  # period type, dimensions, margins: a changed shape starts afresh
+    shape: tuple[str, ...]  # minimum, period, dimensions, ladders, margins: changed = afresh
     atoms: dict[AtomKey, int]
     cells: tuple[tuple[int, frozenset[AtomKey]], ...]  # (level, members) of published cells
     primary: int = 0
@@ -255,7 +255,10 @@ class BlockLedger:
 
 
 def _shape_of(rules: FlowStatisticsRules) -> tuple[str, ...]:
+    """What a release's cells depend on besides the counts; a ledger entry made
+    under another shape is not reused."""
     return (
+        str(rules.min_cell_size),
         rules.period,
         ",".join(rules.dimensions),
         ",".join(rules.coarsen),
