@@ -622,3 +622,12 @@ else:
         forward = reader_problems(old, new)
         assert (not backward) == _decodes(new, old), backward
         assert (not forward) == _decodes(old, new), forward
+
+
+def test_every_kind_has_a_schema_an_exchange_and_a_compatibility_mode() -> None:
+    from node.model.events import KINDS
+    from node.policy.model import KIND_EXCHANGE
+
+    assert set(KINDS) == set(KIND_EXCHANGE)
+    assert set(REGISTRY.names()) == {*KINDS, "Envelope", "SignedEvent"}
+    assert set(KINDS) <= set(load_modes(schemas_dir()))

@@ -11,7 +11,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-KINDS: tuple[str, ...] = ("FlowStatistic",)
+#: Every event kind, one per exchange in the 2016 conclusions; each is an Avro
+#: schema in ``schemas/`` and an exchange in the policy (``KIND_EXCHANGE``).
+KINDS: tuple[str, ...] = (
+    "FlowStatistic",
+    "EncounterRecord",
+    "IntelligenceReport",
+    "LegislationEntry",
+    "ConsularMission",
+    "HealthAdvisory",
+    "FocalPoint",
+)
 
 #: Kinds whose body is sealed to named recipients: relayed, never read, by the
 #: Secretariat.
