@@ -187,3 +187,18 @@ def test_preview_writes_and_sends_nothing(tmp_path: Path) -> None:
             store.ledger("FlowStatistic") == {} and store.suppression_ledger("FlowStatistic") == {}
         )
         assert store.ledger("EncounterRecord") == {}
+
+
+@pytest.mark.parametrize("country", ["USA", "PAN", "HND"])
+def test_preview_shows_exactly_what_was_staged(tmp_path: Path, country: str) -> None:
+    home = _home(tmp_path, country, n=600)  # ingest stages what the policy lets out
+    with NodeStore(home.store_path) as store:
+        ops.stage_publication(home, store, ops.home_policy(home))
+        live = {
+            kind: {s for s, (_, content) in store.ledger(kind).items() if content is not None}
+            for kind in ("FlowStatistic", "EncounterRecord")
+        }
+    data = json.loads(_cli("--home", str(home.path), "preview", "--format", "json"))
+    for ex in data["exchanges"]:
+        if ex["kind"] in live:
+            assert ex["events"] == len(live[ex["kind"]]), ex["kind"]
