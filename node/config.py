@@ -9,6 +9,7 @@ Environment variables (all optional):
     CORREDOR_CACHE_DIR         where Kafka jars and the local broker's state live
                                (default: $XDG_CACHE_HOME/corredor or ~/.cache/corredor)
     CORREDOR_KEY_PASSPHRASE    passphrase for private keys encrypted at rest
+    CORREDOR_LOG_FORMAT        text (default) or json: one JSON object per log line
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ ENV_HOME = "CORREDOR_HOME"
 ENV_BOOTSTRAP = "CORREDOR_KAFKA_BOOTSTRAP"
 ENV_CACHE_DIR = "CORREDOR_CACHE_DIR"
 ENV_KEY_PASSPHRASE = "CORREDOR_KEY_PASSPHRASE"
+ENV_LOG_FORMAT = "CORREDOR_LOG_FORMAT"
 
 #: The repository checkout this package runs from (schemas/, policies/, deploy/).
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +53,11 @@ def bootstrap_override() -> str | None:
     """A bootstrap address from the environment, if one is set."""
     value = os.environ.get(ENV_BOOTSTRAP, "").strip()
     return value or None
+
+
+def log_format() -> str:
+    """The log format from the environment: ``text`` unless set (checked by the CLI)."""
+    return os.environ.get(ENV_LOG_FORMAT, "").strip().lower() or "text"
 
 
 def default_home() -> Path | None:

@@ -23,7 +23,8 @@ from node.cli import (
     schema_cmds,
     trust_cmds,
 )
-from node.config import ENV_HOME
+from node.config import ENV_HOME, ENV_LOG_FORMAT
+from node.logging_setup import LOG_FORMATS, configure_logging
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -34,9 +35,17 @@ from node.config import ENV_HOME
     help="The node's home directory (or set CORREDOR_HOME).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log progress details to stderr.")
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS, case_sensitive=False),
+    default="text",
+    envvar=ENV_LOG_FORMAT,
+    show_default=True,
+    help="Log lines as text, or as one JSON object per line (or set CORREDOR_LOG_FORMAT).",
+)
 @click.version_option(package_name="corredor")
 @click.pass_context
-def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
+def main(ctx: click.Context, home: Path | None, verbose: bool, log_format: str) -> None:
     """Corredor: share what your law allows about extraregional migration flows,
     provably nothing more, and see the regional picture.
 
@@ -46,10 +55,11 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
       corredor --home ./pan ingest encounters.csv
       corredor --home ./pan publish
     """
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr)
-    if not verbose:
-        # kafka-python logs every refused connection while a broker starts.
-        logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    configure_logging(
+        logging.INFO if verbose else logging.WARNING,
+        "json" if log_format.lower() == "json" else "text",
+        sys.stderr,
+    )
     ctx.ensure_object(dict)
     ctx.obj["home"] = home
 
