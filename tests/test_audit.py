@@ -218,3 +218,23 @@ def test_cli_verify_and_export(logs, tmp_path: Path) -> None:  # type: ignore[no
     broken = runner.invoke(main, ["--home", str(pan.path), "audit", "verify"])
     assert broken.exit_code == 1
     assert "entry 2" in broken.output
+
+
+def test_the_aggregator_logs_each_sealed_event_it_relays_once(tmp_path: Path) -> None:
+    with PictureStore(tmp_path / "aggregator.db") as store:
+        with store.transaction() as conn:
+            store.queue_relay(
+                conn, "ev-1", "PAN", "IntelligenceReport|PAN|r1", 1, ["GTM:ab"], b"PAN", b"sealed"
+            )
+        (seq, _key, value), *_ = store.pending_relay()
+        store.mark_relayed([seq])
+        store.mark_relayed([seq])  # a repeated acknowledgement logs nothing
+    (entry,) = audit.read_entries(tmp_path / "aggregator.db")
+    assert (entry.entry, entry.event_id, entry.producer, entry.revision) == (
+        "relayed",
+        "ev-1",
+        "PAN",
+        1,
+    )
+    assert entry.digest == audit.message_digest(value)
+    assert audit.verify(tmp_path / "aggregator.db").ok

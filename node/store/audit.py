@@ -5,7 +5,7 @@ ends, and nothing identifying about a person:
 
     seq             1, 2, 3 ... with no gaps
     at              UTC time of the entry (ISO 8601)
-    entry           sent | applied | stale | duplicate | quarantined
+    entry           sent | applied | stale | duplicate | quarantined | relayed
     event_id, producer, subject, revision, policy_version   from the envelope
                     (NULL when a quarantined message could not be decoded)
     digest          SHA-256 of the exact Kafka message value bytes
@@ -69,7 +69,7 @@ CREATE TABLE IF NOT EXISTS audit_log (
 """
 
 GENESIS = "0" * 64
-ENTRY_KINDS = ("sent", "applied", "stale", "duplicate", "quarantined")
+ENTRY_KINDS = ("sent", "applied", "stale", "duplicate", "quarantined", "relayed")
 HEAD_SUFFIX = ".audit-head"
 
 #: Columns in chain order; ``export`` writes them in this order too.
@@ -126,7 +126,9 @@ def message_digest(value: bytes | None) -> str:
 
 def canonical(seq: int, at: str, record: AuditRecord) -> bytes:
     """The bytes an entry's hash covers, besides the previous hash."""
-    body = {"seq": seq, "at": at, **asdict(record)}
+    # The record's fields are flat values: a shallow copy is what asdict would
+    # build, without its recursive deep copy (this runs once per event).
+    body = {"seq": seq, "at": at, **vars(record)}
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
@@ -214,6 +216,32 @@ def record_sent(conn: sqlite3.Connection, outbox_seqs: Sequence[int]) -> tuple[i
                     subject=subject,
                     revision=revision,
                     policy_version=policy_version,
+                )
+            )
+    return append(conn, records) if records else None
+
+
+def record_relayed(conn: sqlite3.Connection, relay_seqs: Sequence[int]) -> tuple[int, str] | None:
+    """Append a ``relayed`` entry for each sealed event the aggregator passed on
+    to the picture topic, inside the transaction that marks it relayed."""
+    records: list[AuditRecord] = []
+    for start in range(0, len(relay_seqs), 500):
+        chunk = list(relay_seqs[start : start + 500])
+        marks = ",".join("?" * len(chunk))
+        cur = conn.execute(
+            "SELECT event_id, producer, subject, revision, msg_value FROM relay_outbox "
+            f"WHERE relayed_at IS NULL AND seq IN ({marks}) ORDER BY seq",
+            chunk,
+        )
+        for event_id, producer, subject, revision, value in cur:
+            records.append(
+                AuditRecord(
+                    entry="relayed",
+                    digest=message_digest(value),
+                    event_id=event_id,
+                    producer=producer,
+                    subject=subject,
+                    revision=revision,
                 )
             )
     return append(conn, records) if records else None

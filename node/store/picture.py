@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from node.model.events import Envelope
+from node.store import audit
 from node.store.sqlite import connect, transaction
 
 
@@ -130,6 +131,17 @@ CREATE TABLE IF NOT EXISTS encounter_view (
     body TEXT NOT NULL, revision INTEGER NOT NULL, event_id TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS encounter_view_link ON encounter_view(linkage_token);
+-- Each accepted event's usage rules from its envelope: who may see it, for
+-- what, until when, and not before when. Exports read it; `purge` marks the
+-- events past retain_until (their metadata stays, so a replay is not re-applied).
+CREATE TABLE IF NOT EXISTS event_use (
+    event_id      TEXT PRIMARY KEY,
+    audiences     TEXT NOT NULL,      -- JSON list
+    purposes      TEXT NOT NULL,      -- JSON list
+    retain_until  TEXT,               -- ISO date; NULL: no limit stated
+    embargo_until TEXT,               -- ISO timestamp; NULL: no embargo
+    purged_at     REAL
+);
 """
 
 #: Reference view tables and their key columns (besides subject, body, revision, event_id).
@@ -332,6 +344,68 @@ class PictureStore:
         ).fetchone()
         return int(row[0])
 
+    # -- usage rules: audiences, purposes, retention, embargo ------------------
+
+    def record_use(self, conn: sqlite3.Connection, envelope: Envelope) -> None:
+        """Keep an accepted event's usage rules (from its signed envelope)."""
+        conn.execute(
+            "INSERT OR IGNORE INTO event_use (event_id, audiences, purposes, retain_until, "
+            "embargo_until) VALUES (?,?,?,?,?)",
+            (
+                envelope.event_id,
+                json.dumps(list(envelope.audiences)),
+                json.dumps(list(envelope.purposes)),
+                None if envelope.retain_until is None else envelope.retain_until.isoformat(),
+                None
+                if envelope.embargo_until is None
+                else envelope.embargo_until.isoformat(timespec="seconds"),
+            ),
+        )
+
+    def uses(self) -> dict[str, dict[str, Any]]:
+        """event_id -> {audiences, purposes, retain_until, embargo_until, purged}."""
+        cur = self._conn.execute(
+            "SELECT event_id, audiences, purposes, retain_until, embargo_until, purged_at "
+            "FROM event_use"
+        )
+        return {
+            event_id: {
+                "audiences": tuple(json.loads(aud)),
+                "purposes": tuple(json.loads(pur)),
+                "retain_until": None if retain is None else date.fromisoformat(retain),
+                "embargo_until": None if embargo is None else datetime.fromisoformat(embargo),
+                "purged": purged is not None,
+            }
+            for event_id, aud, pur, retain, embargo, purged in cur
+        }
+
+    def purge_expired(self, today: date) -> dict[str, int]:
+        """Remove from the picture and the history every event whose
+        ``retain_until`` is before ``today``: flow cells, reference view rows and
+        stored bodies. The event's metadata stays (its digest keeps a replay
+        from being applied again). Returns what was removed, by kind."""
+        removed: dict[str, int] = {}
+        with transaction(self._conn) as conn:
+            expired = conn.execute(
+                "SELECT u.event_id, r.kind FROM event_use u JOIN received_event r "
+                "ON r.event_id = u.event_id WHERE u.purged_at IS NULL "
+                "AND u.retain_until IS NOT NULL AND u.retain_until < ?",
+                (today.isoformat(),),
+            ).fetchall()
+            ids = [(event_id,) for event_id, _ in expired]
+            conn.executemany("DELETE FROM flow_cell WHERE event_id = ?", ids)
+            for table in VIEW_COLUMNS:
+                conn.executemany(f"DELETE FROM {table} WHERE event_id = ?", ids)
+            conn.executemany("UPDATE event_revision SET body = NULL WHERE event_id = ?", ids)
+            now = time.time()
+            conn.executemany(
+                "UPDATE event_use SET purged_at = ? WHERE event_id = ?",
+                [(now, event_id) for event_id, _ in expired],
+            )
+            for _, kind in expired:
+                removed[kind] = removed.get(kind, 0) + 1
+        return removed
+
     # -- reading the picture -------------------------------------------------
 
     def flow_totals(self) -> Iterator[tuple[str, str, str | None, str | None, int]]:
@@ -527,11 +601,16 @@ class PictureStore:
         return [(int(seq), k, v) for seq, k, v in cur]
 
     def mark_relayed(self, seqs: list[int]) -> None:
+        """Record the broker's acknowledgement of relayed rows, each with a
+        ``relayed`` audit entry in the same transaction (node.store.audit)."""
         now = time.time()
         with transaction(self._conn) as conn:
+            audit.ensure_schema(conn)
+            head = audit.record_relayed(conn, seqs)
             conn.executemany(
                 "UPDATE relay_outbox SET relayed_at = ? WHERE seq = ?", [(now, s) for s in seqs]
             )
+        audit.save_head(self.path, head)
 
     def restricted_events(self) -> list[dict[str, Any]]:
         """What the Secretariat can know of restricted events: who, what subject,
