@@ -175,7 +175,11 @@ class EncounterRecordRules(UseRules):
         return self
 
     def rule(self, name: str) -> FieldRule:
-        return self.fields.get(name, FieldRule(action="drop"))
+        """The field's rule; a field the policy does not name is dropped."""
+        return self.fields.get(name, _DROP)
+
+
+_DROP = FieldRule(action="drop")
 
 
 class FlowStatisticsRules(UseRules):

@@ -1,0 +1,1 @@
+"""Corredor's benchmarks: each against its baseline, in the same run, on the same broker."""
