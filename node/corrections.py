@@ -27,7 +27,7 @@ from node.model.reference import BY_KIND
 from node.pipeline import FLOW_KIND
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
-from node.store.reference import ReferenceStore
+from node.store.reference import ReferenceStore, canonical
 
 
 @dataclass(frozen=True)
@@ -165,3 +165,36 @@ def history(home: Home, target: str) -> dict[str, Any]:
             "current": None if item is None else item.item.model_dump(mode="json"),
             "withdrawn": None if item is None else item.withdrawn,
         }
+
+
+def list_references(home: Home, kind: str | None = None) -> list[dict[str, Any]]:
+    """The reference records this node holds, with what was last published of each.
+
+    ``state`` is ``published`` (the topic has this content), ``pending`` (new
+    or changed since the last publish), ``withdrawn`` or ``withdrawal pending``.
+    """
+    _member(home)
+    kinds = [kind] if kind else list(BY_KIND)
+    out: list[dict[str, Any]] = []
+    with NodeStore(home.store_path) as store, ReferenceStore(home.store_path) as refs:
+        for k in kinds:
+            if k not in BY_KIND:
+                raise InputError(f"unknown kind {k!r}; use one of {list(BY_KIND)}")
+            ledger = store.ledger(k)
+            for stored in refs.items(k):
+                revision, content = ledger.get(stored.subject, (0, None))
+                current = canonical(stored.item.model_dump(mode="json"))
+                if stored.withdrawn:
+                    state = "withdrawn" if content is None else "withdrawal pending"
+                else:
+                    state = "published" if content == current else "pending"
+                out.append(
+                    {
+                        "subject": stored.subject,
+                        "kind": k,
+                        "id": stored.item.item_id,
+                        "state": state,
+                        "published_revision": revision or None,
+                    }
+                )
+    return out

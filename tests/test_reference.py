@@ -554,3 +554,42 @@ def test_status_counts_reference_data(federation: tuple[dict[str, Home], Home]) 
         "health": 2,
         "focal_point": 2,
     }
+
+
+def test_reference_list_tracks_each_records_state(
+    federation: tuple[dict[str, Home], Home],
+) -> None:
+    pan = federation[0]["PAN"]
+    runner = CliRunner()
+
+    def states() -> dict[str, tuple[str, int | None]]:
+        out = runner.invoke(
+            main,
+            [
+                "--home",
+                str(pan.path),
+                "reference",
+                "list",
+                "--kind",
+                "ConsularMission",
+                "--format",
+                "json",
+            ],
+        )
+        assert out.exit_code == 0, out.output
+        return {r["id"]: (r["state"], r["published_revision"]) for r in json.loads(out.output)}
+
+    assert states()["PAN-CM-IND-01"] == ("pending", None) and len(states()) == 5
+    topic = MemoryTopic()
+    _publish(pan, topic)
+    assert set(states().values()) == {("published", 1)}
+    corrections.correct(pan, "ConsularMission|PAN|PAN-CM-CUB-01", {"city": "Colón"})
+    corrections.withdraw(pan, "ConsularMission|PAN|PAN-CM-HTI-01")
+    now = states()
+    assert now["PAN-CM-CUB-01"] == ("pending", 1)
+    assert now["PAN-CM-HTI-01"] == ("withdrawal pending", 1)
+    _publish(pan, topic)
+    now = states()
+    assert now["PAN-CM-CUB-01"] == ("published", 2) and now["PAN-CM-HTI-01"] == ("withdrawn", 2)
+    table = runner.invoke(main, ["--home", str(pan.path), "reference", "list"])
+    assert "LegislationEntry|PAN|PAN-LEG-001" in table.output

@@ -13,6 +13,7 @@ from node import operations as ops
 from node.cli.common import bootstrap_option, console, format_option, handle_errors, home_of
 from node.config import Home
 from node.corrections import Change
+from node.model.reference import BY_KIND
 
 
 def _publish_change(home: Home, change: Change, bootstrap: str | None, fmt: str) -> None:
@@ -190,4 +191,45 @@ def history(ctx: click.Context, target: str, fmt: str) -> None:
         console.print(f"{note['at']}  {note['action']}: {note['reason'] or '(no reason given)'}")
 
 
-COMMANDS: tuple[click.Command, ...] = (withdraw, correct, history)
+@click.group()
+def reference() -> None:
+    """The reference records this node holds (legislation, consular missions,
+    health advisories, focal points, intelligence).
+
+    \b
+    Example:
+      corredor --home ./pan reference list --kind ConsularMission
+    """
+
+
+@reference.command("list")
+@click.option(
+    "--kind",
+    type=click.Choice(sorted(BY_KIND)),
+    help="Only this event kind.",
+)
+@format_option("table", "json")
+@click.pass_context
+@handle_errors
+def reference_list(ctx: click.Context, kind: str | None, fmt: str) -> None:
+    """List the reference records this node holds, their subjects (what
+    `withdraw`, `correct` and `history` take) and whether the topic has them.
+
+    \b
+    Example:
+      corredor --home ./pan reference list
+      corredor --home ./pan reference list --kind HealthAdvisory --format json
+    """
+    rows = corrections.list_references(home_of(ctx), kind)
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="Reference records", title_justify="left")
+    for col in ("subject", "state", "published revision"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["subject"], r["state"], str(r["published_revision"] or ""))
+    console.print(table)
+
+
+COMMANDS: tuple[click.Command, ...] = (withdraw, correct, history, reference)
