@@ -280,11 +280,9 @@ def _plan_and_stage(home: Home, store: NodeStore, policy: Policy) -> tuple[Publi
     return plan, reference
 
 
-def open_sink(home: Home, bootstrap: str | None = None, **options: Any) -> KafkaSink:
-    """The node's producer on the shared topic (created if missing)."""
+def ensure_shared_topic(home: Home, address: str, security: dict[str, Any] | None) -> None:
+    """Create the shared topic with the home's partitions and replication if missing."""
     settings = home.config.kafka
-    address = bootstrap or home.bootstrap
-    security = home.kafka_security()
     ensure_topic(
         address,
         settings.topic,
@@ -292,9 +290,16 @@ def open_sink(home: Home, bootstrap: str | None = None, **options: Any) -> Kafka
         replication=settings.replication,
         security=security,
     )
+
+
+def open_sink(home: Home, bootstrap: str | None = None, **options: Any) -> KafkaSink:
+    """The node's producer on the shared topic (created if missing)."""
+    address = bootstrap or home.bootstrap
+    security = home.kafka_security()
+    ensure_shared_topic(home, address, security)
     return KafkaSink(
-        address, settings.topic, client_id=f"corredor-{home.country}", security=security,
-        **options,
+        address, home.config.kafka.topic, client_id=f"corredor-{home.country}",
+        security=security, **options,
     )
 
 
@@ -340,13 +345,7 @@ def aggregate_once(
     settings = home.config.kafka
     address = bootstrap or home.bootstrap
     security = home.kafka_security()
-    ensure_topic(
-        address,
-        settings.topic,
-        partitions=settings.partitions,
-        replication=settings.replication,
-        security=security,
-    )
+    ensure_shared_topic(home, address, security)
     with PictureStore(home.store_path) as store:
         aggregator = Aggregator(
             store, event_codec(), trust.key_directory(home), floor=regional_floor()
@@ -375,10 +374,7 @@ def dead_letter(
     pending = store.pending_dead_letters(DEAD_LETTER_REASONS)
     if not pending:
         return 0
-    topic = dead_letter_topic(home)
-    ensure_topic(address, topic, partitions=1, replication=home.config.kafka.replication,
-                 security=security)
-    sink = KafkaSink(address, topic, client_id="corredor-dead-letters", security=security)
+    sink = _side_topic_sink(home, dead_letter_topic(home), address, security, "dead-letters")
     try:
         sink.send_with_headers([
             (
@@ -406,16 +402,22 @@ def relay_restricted(
     pending = store.pending_relay()
     if not pending:
         return 0
-    topic = _picture_topic(home)
-    ensure_topic(address, topic, partitions=1, replication=home.config.kafka.replication,
-                 security=security)
-    sink = KafkaSink(address, topic, client_id="corredor-relay", security=security)
+    sink = _side_topic_sink(home, _picture_topic(home), address, security, "relay")
     try:
         sink.send_batch([(k or b"", v) for _, k, v in pending])
     finally:
         sink.close()
     store.mark_relayed([seq for seq, _, _ in pending])
     return len(pending)
+
+
+def _side_topic_sink(
+    home: Home, topic: str, address: str, security: dict[str, Any] | None, role: str
+) -> KafkaSink:
+    """A producer on one of the aggregator's own single-partition topics."""
+    ensure_topic(address, topic, partitions=1, replication=home.config.kafka.replication,
+                 security=security)
+    return KafkaSink(address, topic, client_id=f"corredor-{role}", security=security)
 
 
 def _picture_topic(home: Home) -> str:

@@ -39,19 +39,10 @@ from datetime import date, timedelta
 from itertools import accumulate
 from os import PathLike
 
-COLUMNS: tuple[str, ...] = (
-    "record_id",
-    "document_number",
-    "family_name",
-    "given_names",
-    "date_of_birth",
-    "sex",
-    "nationality",
-    "encounter_date",
-    "encounter_place",
-    "previous_country",
-    "health_notes",
-)
+from node.model.records import ENCOUNTER_COLUMNS
+
+#: The raw encounter file's columns (the node's own definition).
+COLUMNS: tuple[str, ...] = ENCOUNTER_COLUMNS
 
 #: The route north, from the Darién to the United States border.
 CORRIDOR: tuple[str, ...] = ("COL", "PAN", "CRI", "NIC", "HND", "GTM", "MEX")
