@@ -74,6 +74,10 @@ class PublishCounters:
     acknowledged: int = 0
     errors: int = 0
     last_error: str | None = None
+    refused: int = 0  # events the egress guard stopped
+    sent: int = 0  # outbox rows handed to the producer (acknowledged or not)
+    outbox_pending: int = 0
+    oldest_pending_at: float | None = None  # epoch seconds of the oldest unacknowledged row
 
 
 def publish_follow(
@@ -96,6 +100,7 @@ def publish_follow(
                 policy = ops.home_policy(home)
                 plan, _ = ops.stage_publication(home, store, policy)
                 counters.staged += len(plan.events)
+                counters.refused += plan.refused
                 try:
                     if sink is None:
                         sink = ops.open_sink(
@@ -103,6 +108,7 @@ def publish_follow(
                         )
                     result = drain_outbox(store, sink)
                     counters.acknowledged += result.acknowledged
+                    counters.sent += result.sent
                     backoff.reset()
                     wait = interval_s
                 except TransportError as exc:
@@ -113,6 +119,9 @@ def publish_follow(
                         sink.close()
                         sink = None
                     wait = backoff.next()
+                outbox = store.outbox_status()
+                counters.outbox_pending = outbox.pending
+                counters.oldest_pending_at = outbox.oldest_pending_at
                 if on_cycle is not None:
                     on_cycle(counters)
                 stop.wait(wait)
@@ -120,6 +129,18 @@ def publish_follow(
             if sink is not None:
                 sink.close()
     return counters
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """One applied batch, for metrics: what it did, how long verify + apply +
+    commit took, the messages still behind the topic's end, and how many went on
+    to the dead-letter topic."""
+
+    stats: ApplyStats
+    apply_seconds: float
+    lag: int
+    dead_lettered: int
 
 
 def aggregate_follow(
@@ -130,6 +151,7 @@ def aggregate_follow(
     max_records: int = 2_000,
     poll_timeout_ms: int = 500,
     on_batch: Callable[[ApplyStats], None] | None = None,
+    on_report: Callable[[BatchReport], None] | None = None,
 ) -> ApplyStats:
     """Consume, verify and apply as events arrive, until ``stop``."""
     settings = home.config.kafka
@@ -162,13 +184,17 @@ def aggregate_follow(
                         ).open()
                     batch = source.poll_batch(poll_timeout_ms, max_records)
                     if batch:
+                        started = time.monotonic()
                         stats = aggregator.apply_batch(batch)
                         source.commit()
+                        apply_seconds = time.monotonic() - started
                         total.add(stats)
                         ops.relay_restricted(home, store, address, security)
-                        ops.dead_letter(home, store, address, security)
+                        dead = ops.dead_letter(home, store, address, security)
                         if on_batch is not None:
                             on_batch(stats)
+                        if on_report is not None:
+                            on_report(BatchReport(stats, apply_seconds, source.lag(), dead))
                     backoff.reset()
                 except TransportError as exc:
                     log.warning("consume failed, will retry: %s", exc)

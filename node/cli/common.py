@@ -41,6 +41,23 @@ def bootstrap_option(func: F) -> F:
     )(func)
 
 
+def metrics_options(func: F) -> F:
+    """--metrics-port and --metrics-address of the follow loops (node.metrics)."""
+    func = click.option(
+        "--metrics-address",
+        default="127.0.0.1",
+        show_default=True,
+        metavar="ADDR",
+        help="Address the metrics endpoint binds (0.0.0.0 in a container).",
+    )(func)
+    return click.option(
+        "--metrics-port",
+        type=click.IntRange(0, 65535),
+        metavar="PORT",
+        help="With --follow: serve Prometheus metrics at http://ADDR:PORT/metrics.",
+    )(func)
+
+
 def format_option(*choices: str) -> Callable[[F], F]:
     def decorate(func: F) -> F:
         return click.option(

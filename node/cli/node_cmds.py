@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, fields
 from datetime import datetime
 from pathlib import Path
@@ -21,11 +23,13 @@ from node.cli.common import (
     format_option,
     handle_errors,
     home_of,
+    metrics_options,
 )
 from node.config import DEFAULT_TOPIC, Home
 from node.follow import PublishCounters, aggregate_follow, publish_follow, stop_on_signals
 from node.ingest_reference import ENCOUNTERS, FILE_KINDS
 from node.ingest_reference import template_header as reference_template
+from node.metrics import FollowMetrics, MetricsServer
 
 # -- init, keys, members ------------------------------------------------------------
 
@@ -159,10 +163,17 @@ def ingest(
               help="Keep publishing as records arrive; retry while Kafka is down; stop on SIGTERM.")
 @click.option("--interval", type=float, default=2.0, show_default=True,
               help="Seconds between cycles with --follow.")
+@metrics_options
 @click.pass_context
 @handle_errors
 def publish(
-    ctx: click.Context, bootstrap: str | None, fmt: str, follow: bool, interval: float
+    ctx: click.Context,
+    bootstrap: str | None,
+    fmt: str,
+    follow: bool,
+    interval: float,
+    metrics_port: int | None,
+    metrics_address: str,
 ) -> None:
     """Publish what the policy lets out: signed events to Kafka.
 
@@ -174,11 +185,13 @@ def publish(
     \b
     Example:
       corredor --home ./pan publish --bootstrap 127.0.0.1:9092
-      corredor --home ./pan publish --follow
+      corredor --home ./pan publish --follow --metrics-port 9464
     """
     home = home_of(ctx)
+    if metrics_port is not None and not follow:
+        raise click.UsageError("--metrics-port needs --follow")
     if follow:
-        _publish_follow(home, bootstrap, interval)
+        _publish_follow(home, bootstrap, interval, metrics_port, metrics_address)
         return
     with console.status("Publishing…"):
         result = ops.publish(home, bootstrap=bootstrap)
@@ -237,6 +250,7 @@ def _render_exchanges(exchanges: dict[str, dict[str, object]]) -> None:
               help="Messages applied per SQLite transaction (and offset commit).")
 @bootstrap_option
 @format_option("table", "json")
+@metrics_options
 @click.pass_context
 @handle_errors
 def aggregate(
@@ -246,6 +260,8 @@ def aggregate(
     batch_size: int,
     bootstrap: str | None,
     fmt: str,
+    metrics_port: int | None,
+    metrics_address: str,
 ) -> None:
     """Consume the shared topic, verify and apply events to the picture.
 
@@ -256,13 +272,15 @@ def aggregate(
     \b
     Example:
       corredor --home ./ts aggregate --once
-      corredor --home ./ts aggregate --follow
+      corredor --home ./ts aggregate --follow --metrics-port 9464
     """
     if once == follow:
         raise click.UsageError("give exactly one of --once or --follow")
+    if metrics_port is not None and not follow:
+        raise click.UsageError("--metrics-port needs --follow")
     home = home_of(ctx)
     if follow:
-        _aggregate_follow(home, bootstrap, batch_size)
+        _aggregate_follow(home, bootstrap, batch_size, metrics_port, metrics_address)
         return
     with console.status("Aggregating…"):
         stats = ops.aggregate_once(home, bootstrap=bootstrap, max_records=batch_size)
@@ -393,29 +411,54 @@ COMMANDS: tuple[click.Command, ...] = (
 )
 
 
-def _publish_follow(home: Home, bootstrap: str | None, interval: float) -> None:
+@contextmanager
+def _serving(metrics: FollowMetrics, port: int | None, address: str) -> Iterator[None]:
+    """The metrics endpoint while the loop runs, or nothing without --metrics-port."""
+    if port is None:
+        yield
+        return
+    with MetricsServer(metrics, port, address) as server:
+        err_console.print(f"[dim]metrics on http://{address}:{server.port}/metrics[/]")
+        yield
+
+
+def _publish_follow(
+    home: Home, bootstrap: str | None, interval: float, metrics_port: int | None,
+    metrics_address: str,
+) -> None:
+    metrics = FollowMetrics("member", home.country)
+
     def report(c: PublishCounters) -> None:
+        metrics.on_cycle(c)
         if c.staged or c.errors:
             err_console.print(
                 f"[dim]cycle {c.cycles}: staged {c.staged}, acknowledged {c.acknowledged}, "
                 f"errors {c.errors}{' (' + c.last_error + ')' if c.last_error else ''}[/]"
             )
 
-    with stop_on_signals(threading.Event()) as stop:
+    with _serving(metrics, metrics_port, metrics_address), \
+            stop_on_signals(threading.Event()) as stop:
         counters = publish_follow(home, stop, interval_s=interval, bootstrap=bootstrap,
                                   on_cycle=report)
     console.print(f"stopped: {counters.acknowledged} acknowledged over {counters.cycles} cycles")
 
 
-def _aggregate_follow(home: Home, bootstrap: str | None, batch_size: int) -> None:
+def _aggregate_follow(
+    home: Home, bootstrap: str | None, batch_size: int, metrics_port: int | None,
+    metrics_address: str,
+) -> None:
+    metrics = FollowMetrics("aggregator")
+
     def report(stats: ApplyStats) -> None:
         err_console.print(
             f"[dim]{stats.messages} messages: {stats.applied} applied, "
             f"{stats.duplicates} duplicates, {stats.rejected_total} set aside[/]"
         )
 
-    with stop_on_signals(threading.Event()) as stop:
+    with _serving(metrics, metrics_port, metrics_address), \
+            stop_on_signals(threading.Event()) as stop:
         total = aggregate_follow(
-            home, stop, bootstrap=bootstrap, max_records=batch_size, on_batch=report
+            home, stop, bootstrap=bootstrap, max_records=batch_size, on_batch=report,
+            on_report=metrics.on_report,
         )
     console.print(f"stopped: {total.applied} applied, {total.rejected_total} set aside")

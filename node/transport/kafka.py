@@ -182,6 +182,16 @@ class KafkaSource:
         consumer = self.consumer
         return all(consumer.position(tp) >= end for tp, end in self._end.items())
 
+    def lag(self) -> int:
+        """Messages on the assigned partitions not yet consumed: end offset - position."""
+        consumer = self.consumer
+        try:
+            parts = list(consumer.assignment())
+            ends = consumer.end_offsets(parts)
+            return sum(max(0, ends[tp] - consumer.position(tp)) for tp in parts)
+        except KafkaError as exc:
+            raise TransportError(f"cannot read the end offsets of {self.topic}: {exc}") from exc
+
     def commit(self) -> None:
         try:
             self.consumer.commit()

@@ -1,0 +1,210 @@
+"""Prometheus metrics of the follow loops, scraped while they run on a real broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
+
+from node import operations as ops
+from node.aggregator.apply import ApplyStats
+from node.config import REPO_ROOT, Home
+from node.demo.synth import generate_encounters, write_csv
+from node.follow import BatchReport, PublishCounters, wait_until
+from node.metrics import FollowMetrics, MetricsServer
+from tests.factories import START, aggregator_for, member_with_data
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def _scrape(port: int) -> Samples:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        assert resp.headers["Content-Type"].startswith("text/plain")
+        text = resp.read().decode("utf-8")
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def _value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_publish_counters_become_increments_and_gauges() -> None:
+    metrics = FollowMetrics("member", "PAN")
+    with MetricsServer(metrics, 0) as server:
+        metrics.on_cycle(
+            PublishCounters(
+                cycles=1,
+                staged=10,
+                sent=4,
+                acknowledged=4,
+                refused=1,
+                outbox_pending=6,
+                oldest_pending_at=1.0,
+            )
+        )
+        metrics.on_cycle(
+            PublishCounters(
+                cycles=2, staged=10, sent=10, acknowledged=10, refused=1, errors=1, outbox_pending=0
+            )
+        )
+        samples = _scrape(server.port)
+    assert _value(samples, "corredor_staged_total") == 10  # running totals, not summed
+    assert _value(samples, "corredor_published_total") == 10
+    assert _value(samples, "corredor_acknowledged_total") == 10
+    assert _value(samples, "corredor_refused_total") == 1
+    assert _value(samples, "corredor_publish_errors_total") == 1
+    assert _value(samples, "corredor_outbox_pending") == 0
+    assert _value(samples, "corredor_outbox_oldest_age_seconds") == 0
+    assert _value(samples, "corredor_info", role="member", country="PAN") == 1
+
+
+def test_aggregator_batches_add_up() -> None:
+    metrics = FollowMetrics("aggregator")
+    with MetricsServer(metrics, 0) as server:
+        metrics.on_report(
+            BatchReport(
+                ApplyStats(messages=5, applied=3, duplicates=1, rejected={"forged": 1}), 0.02, 7, 0
+            )
+        )
+        metrics.on_report(
+            BatchReport(ApplyStats(messages=2, rejected={"undecodable": 2}), 0.3, 0, 2)
+        )
+        samples = _scrape(server.port)
+    assert _value(samples, "corredor_consumed_total") == 7
+    assert _value(samples, "corredor_applied_total") == 3
+    assert _value(samples, "corredor_rejected_total", reason="forged") == 1
+    assert _value(samples, "corredor_rejected_total", reason="undecodable") == 2
+    assert _value(samples, "corredor_quarantined_total") == 3
+    assert _value(samples, "corredor_dead_lettered_total") == 2
+    assert _value(samples, "corredor_consumer_lag") == 0
+    assert _value(samples, "corredor_apply_latency_seconds_count") == 2
+    assert _value(samples, "corredor_apply_latency_seconds_bucket", le="0.025") == 1
+
+
+def test_metrics_port_needs_follow(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from node.cli import main
+
+    ops.init_member(tmp_path / "pan", "PAN")
+    result = CliRunner().invoke(
+        main, ["--home", str(tmp_path / "pan"), "publish", "--metrics-port", "9464"]
+    )
+    assert result.exit_code == 2 and "--metrics-port needs --follow" in result.output
+
+
+def _corredor(home: Home, *args: str) -> subprocess.Popen[bytes]:
+    log = (home.path / "process.log").open("ab")
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "node.cli", "--home", str(home.path), *args],
+            cwd=REPO_ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    finally:
+        log.close()
+
+
+def _stop(proc: subprocess.Popen[bytes], home: Home) -> str:
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(60)
+    log = (home.path / "process.log").read_text(encoding="utf-8", errors="replace")
+    assert code == 0, log
+    return log
+
+
+@pytest.mark.timeout(240)
+def test_follow_loops_serve_moving_counters(
+    tmp_path: Path, kafka_bootstrap: str, topic: str
+) -> None:
+    pan, _rows, _ = member_with_data(tmp_path, "PAN", 600, seed=3, weeks=3, topic=topic)
+    pan.config.kafka.bootstrap = kafka_bootstrap
+    pan.save()
+    agg = aggregator_for(tmp_path, [pan], topic=topic)
+    agg.config.kafka.bootstrap = kafka_bootstrap
+    agg.config.kafka.group_id = f"{topic}-agg"
+    agg.save()
+    p_pub, p_agg = _free_port(), _free_port()
+    publisher = _corredor(
+        pan, "publish", "--follow", "--interval", "0.3", "--metrics-port", str(p_pub)
+    )
+    aggregator = _corredor(agg, "aggregate", "--follow", "--metrics-port", str(p_agg))
+    try:
+
+        def scrape_or_empty(port: int) -> Samples:
+            try:
+                return _scrape(port)
+            except OSError:
+                return {}
+
+        assert wait_until(
+            lambda: _value(scrape_or_empty(p_pub), "corredor_acknowledged_total") > 0, 60
+        ), (pan.path / "process.log").read_text()
+        assert wait_until(
+            lambda: _value(scrape_or_empty(p_pub), "corredor_outbox_pending") == 0, 30
+        )
+        first = _scrape(p_pub)
+        acked = _value(first, "corredor_acknowledged_total")
+        assert _value(first, "corredor_published_total") == acked
+        assert wait_until(
+            lambda: _value(scrape_or_empty(p_agg), "corredor_applied_total") == acked, 60
+        ), (agg.path / "process.log").read_text()
+        seen = _scrape(p_agg)
+        assert _value(seen, "corredor_consumer_lag") == 0
+        assert _value(seen, "corredor_apply_latency_seconds_count") >= 1
+        assert _value(seen, "corredor_apply_latency_seconds_sum") > 0
+
+        # More records arrive: the member's counters move on, and so do the
+        # aggregator's; a message nobody signed is quarantined and dead-lettered.
+        more = generate_encounters("PAN", 300, seed=4, start=START.replace(month=3), weeks=2)
+        write_csv(more, tmp_path / "more.csv")
+        assert ops.ingest(pan, tmp_path / "more.csv").stored > 0
+        assert wait_until(
+            lambda: _value(scrape_or_empty(p_pub), "corredor_acknowledged_total") > acked, 60
+        )
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+        producer.send(topic, key=b"PAN", value=b"not an event").get(30)
+        producer.close()
+        assert wait_until(
+            lambda: _value(scrape_or_empty(p_agg), "corredor_quarantined_total") >= 1, 60
+        )
+        assert wait_until(
+            lambda: _value(scrape_or_empty(p_agg), "corredor_dead_lettered_total") >= 1, 30
+        )
+        later_pub = _scrape(p_pub)
+        total = _value(later_pub, "corredor_acknowledged_total")
+        assert wait_until(
+            lambda: _value(scrape_or_empty(p_agg), "corredor_applied_total") == total, 60
+        )
+        later = _scrape(p_agg)
+        assert _value(later, "corredor_apply_latency_seconds_count") > _value(
+            seen, "corredor_apply_latency_seconds_count"
+        )
+        assert sum(
+            v for (name, _), v in later.items() if name == "corredor_rejected_total"
+        ) == _value(later, "corredor_quarantined_total")
+        assert _value(later, "corredor_last_cycle_timestamp_seconds") > 0
+    finally:
+        for proc, home in ((publisher, pan), (aggregator, agg)):
+            if proc.poll() is None:
+                _stop(proc, home)
