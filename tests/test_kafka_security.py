@@ -128,6 +128,7 @@ def test_wrong_password_is_refused(secure_kafka: ClusterInfo) -> None:
     with pytest.raises(TransportError) as caught:
         ensure_topic(secure_kafka.bootstrap, "corredor.events", security=security)
     message = str(caught.value)
+    assert "SASL_SSL as PAN" in message and "password" in message  # says who and what to check
     assert "not-the-password" not in message
     assert [p for p in _all_passwords(secure_kafka) if p in message] == []
 

@@ -16,6 +16,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from node.errors import TransportError
 from node.transport.base import Ack, Message
+from node.transport.credentials import describe
 
 #: Producer settings that must hold for Corredor's delivery guarantees. Setting
 #: a conflicting option silently disables idempotence in kafka-python, so the
@@ -25,6 +26,13 @@ PRODUCER_GUARANTEES: dict[str, Any] = {
     "enable_idempotence": True,
     "max_in_flight_requests_per_connection": 5,
 }
+
+
+def _hint(settings: dict[str, Any]) -> str:
+    # kafka-python reports refused credentials as a bootstrap timeout.
+    if "sasl_plain_username" in settings:
+        return " (is the broker up, and are the password and CA right?)"
+    return ""
 
 
 def producer_config(
@@ -72,7 +80,8 @@ class KafkaSink:
             try:
                 self._producer = KafkaProducer(**self._config)
             except KafkaError as exc:
-                raise TransportError(f"cannot connect producer: {exc}") from exc
+                who, hint = describe(self._config), _hint(self._config)
+                raise TransportError(f"cannot connect producer ({who}): {exc}{hint}") from exc
         return self
 
     @property
@@ -217,7 +226,10 @@ def ensure_topic(
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), **(security or {}))
     except KafkaError as exc:
-        raise TransportError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+        settings = security or {}
+        raise TransportError(
+            f"cannot reach Kafka at {bootstrap} ({describe(settings)}): {exc}{_hint(settings)}"
+        ) from exc
     try:
         if topic in admin.list_topics():
             return False
