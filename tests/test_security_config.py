@@ -204,3 +204,40 @@ def test_only_the_secretariat_may_read_the_shared_topic() -> None:
     groups = {(g.principal, g.name, g.pattern) for g in grants if g.resource == "group"}
     assert ("User:PAN", group_prefix("PAN"), "prefixed") in groups
     assert not any(p == "User:PAN" and n.startswith("GTM") for p, n, _ in groups)
+
+
+def test_connecting_a_home_replaces_every_earlier_security_setting(tmp_path: Path) -> None:
+    from node.devkafka.manage import home_settings
+    from node.devkafka.state import ClusterInfo, SecurityInfo
+
+    security = SecurityInfo(
+        ca_file=tmp_path / "ca.pem",
+        keystore=tmp_path / "broker.pem",
+        credentials_dir=tmp_path / "credentials",
+        admin="admin",
+        secretariat="secretariat",
+        members=["PAN"],
+        shared_topic="corredor.events",
+        control_topic="corredor.control",
+        picture_topic="corredor.picture",
+    )
+    info = ClusterInfo(
+        cluster_id="x",
+        bootstrap="127.0.0.1:1",
+        java="java",
+        jars=tmp_path,
+        base_dir=tmp_path,
+        nodes=[],
+        secure=True,
+        security=security,
+    )
+    before = KafkaSettings(security_protocol="SASL_SSL", username="PAN", password_env="OLD")
+    secure = KafkaSettings.model_validate({**before.model_dump(), **home_settings(info, "PAN")})
+    assert secure.password_env is None
+    assert secure.password_file == str(tmp_path / "credentials" / "PAN.password")
+    with pytest.raises(KafkaSetupError, match="no Kafka user 'GTM'"):
+        home_settings(info, "GTM")
+    plain_info = info.model_copy(update={"secure": False, "security": None})
+    plain = KafkaSettings.model_validate({**secure.model_dump(), **home_settings(plain_info, "")})
+    assert plain.security_protocol == "PLAINTEXT" and plain.username is None
+    assert kafka_security(plain, tmp_path) == {}

@@ -98,19 +98,27 @@ def local_down(state_dir: Path) -> ClusterInfo | None:
     return info
 
 
-def home_settings(info: ClusterInfo, user: str) -> dict[str, str]:
+def home_settings(info: ClusterInfo, user: str) -> dict[str, str | None]:
     """The ``kafka:`` settings of a home that connects to this cluster as ``user``:
-    paths to the password file and the CA, never the password itself."""
-    settings = {"bootstrap": info.bootstrap}
+    paths to the password file and the CA, never the password itself. Every
+    security key is set, so settings from an earlier cluster do not linger."""
     sec = info.security
     if sec is None:
-        return settings
-    settings.update(
-        security_protocol="SASL_SSL",
-        sasl_mechanism=sec.mechanism,
-        username=user,
-        password_file=str(sec.password_file(user)),
-        ssl_cafile=str(sec.ca_file),
-        topic=sec.shared_topic,
-    )
-    return settings
+        return {
+            "bootstrap": info.bootstrap,
+            "security_protocol": "PLAINTEXT",
+            "username": None,
+            "password_file": None,
+            "password_env": None,
+            "ssl_cafile": None,
+        }
+    return {
+        "bootstrap": info.bootstrap,
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": sec.mechanism,
+        "username": user,
+        "password_file": str(sec.password_file(user)),
+        "password_env": None,
+        "ssl_cafile": str(sec.ca_file),
+        "topic": sec.shared_topic,
+    }
