@@ -270,7 +270,7 @@ def _plan_and_stage(home: Home, store: NodeStore, policy: Policy) -> tuple[Publi
     )
     recipients = _intelligence_recipients(home, policy)
     staged, reference = plan_with_reference(
-        store, factory, plan.events, FLOW_KIND, recipients=recipients
+        store, factory, plan.events, FLOW_KIND, recipients=recipients, guard=guard
     )
     if staged or plan.suppression:
         store.archive_policy(

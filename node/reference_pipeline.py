@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from node.model.reference import REFERENCE_MODELS
 from node.pipeline import EventFactory
+from node.policy.guard import EgressGuard
 from node.store.node_store import NodeStore, StagedEvent
 from node.store.reference import ReferenceStore, canonical
 
@@ -45,6 +46,7 @@ class KindCounts:
     unchanged: int = 0
     shared: bool = False
     held_restricted: int = 0
+    refused: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -55,6 +57,7 @@ class KindCounts:
             "withdrawn": self.withdrawn,
             "unchanged": self.unchanged,
             "held_restricted": self.held_restricted,
+            "refused": self.refused,
         }
 
 
@@ -73,8 +76,13 @@ def prepare_reference_events(
     factory: EventFactory,
     now: datetime | None = None,
     recipients: Mapping[str, X25519PublicKey] | None = None,
+    guard: EgressGuard | None = None,
 ) -> ReferencePlan:
     """Plan the reference events that bring the topic up to date.
+
+    With ``guard``, every item passes the egress guard like any other event:
+    one carrying a raw identifying value of the node's records is refused
+    (counted in ``refused``) and never staged.
 
     ``recipients`` (key id -> X25519 key, from the manifest) are who restricted
     kinds are sealed to; without them restricted items are held back."""
@@ -97,8 +105,13 @@ def prepare_reference_events(
                     # Never unsealed: without recipients' keys it waits.
                     counts.held_restricted += 1
                     continue
-                live.add(stored.subject)
                 body = stored.item.to_avro()
+                if guard is not None:
+                    guard.allow(kind, body)
+                    if not guard.admit(kind, stored.subject, body):
+                        counts.refused += 1
+                        continue
+                live.add(stored.subject)
                 content = canonical(stored.item.model_dump(mode="json"))
                 previous = ledger.get(stored.subject)
                 if previous is not None and previous[1] == content:
@@ -156,6 +169,7 @@ def plan_with_reference(
     flow_events: list[StagedEvent],
     flow_kind: str,
     recipients: Mapping[str, X25519PublicKey] | None = None,
+    guard: EgressGuard | None = None,
 ) -> tuple[list[StagedEvent], ReferencePlan]:
     """Everything one publish stages: the flow events minus held cells (plus the
     withdrawals holds add), then the reference events."""
@@ -164,6 +178,6 @@ def plan_with_reference(
             flow_events, references.held(flow_kind), store.ledger(flow_kind), factory, flow_kind
         )
         reference = prepare_reference_events(
-            references, store, factory, recipients=recipients
+            references, store, factory, recipients=recipients, guard=guard
         )
     return events + reference.events, reference

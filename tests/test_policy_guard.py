@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ from node.policy.guard import EgressGuard, normalise
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.memory import MemorySink, MemorySource, MemoryTopic
-from tests.factories import START, aggregator_for
+from tests.factories import START, aggregator_for, member_with_data
 
 PLANTED_NAME = "Núñez Peña"
 PLANTED_PLACE = "NUNEZ  PENA"  # the same name, typed into the place column
@@ -236,3 +237,40 @@ def test_a_retyped_identifying_value_is_always_refused(case: tuple[str, str]) ->
     )
     refusal = guard.problem("EncounterRecord", "EncounterRecord|PAN|x", {"place": typed})
     assert refusal is not None and refusal.reason == "identifying-value"
+
+
+def test_reference_items_pass_the_egress_guard_too(tmp_path: Path) -> None:
+    """A focal-point record that carries a migrant's name (a clerk's slip) is
+    refused and never staged; the other focal point goes out."""
+    home, rows, _ = member_with_data(tmp_path, "PAN", 300)
+    migrant = f"{rows[0]['given_names']} {rows[0]['family_name']}"
+    items = [
+        {
+            "country": "PAN",
+            "focal_point_id": "PAN-FP-01",
+            "name": migrant,
+            "role": "Head of statistics",
+            "institution": "Migration authority",
+            "email": "fp1@example.org",
+            "languages": ["es"],
+        },
+        {
+            "country": "PAN",
+            "focal_point_id": "PAN-FP-02",
+            "name": "Focal Point Two",
+            "role": "Analyst",
+            "institution": "Prosecutor",
+            "email": "fp2@example.org",
+            "languages": ["es"],
+        },
+    ]
+    path = tmp_path / "focal.jsonl"
+    path.write_text("\n".join(json.dumps(i) for i in items) + "\n", encoding="utf-8")
+    assert ops.ingest(home, path).stored == 2
+    policy = ops.home_policy(home)
+    with NodeStore(home.store_path) as store:
+        _, reference = ops.stage_publication(home, store, policy)
+        subjects = {s for s in store.ledger("FocalPoint")}
+    counts = reference.kinds["FocalPoint"]
+    assert (counts.refused, counts.new) == (1, 1)
+    assert subjects == {"FocalPoint|PAN|PAN-FP-02"}

@@ -9,8 +9,9 @@ It refuses an event when
   normalisation (``identifying-value``): Unicode compatibility form, accents
   removed, case folded, whitespace and the separators ``- . / , ' _`` removed.
   So ``GONZÁLEZ`` matches ``Gonzalez`` and ``1990-05-02`` matches ``19900502``.
-  Each word of four characters or more of a multi-word value counts as well:
-  ``Núñez`` is refused when ``Núñez Peña`` is a family name.
+  Each word of four characters or more of a multi-word value counts as well,
+  on both sides: ``Núñez`` is refused when ``Núñez Peña`` is a family name,
+  and so is a contact field reading ``Sra. Núñez, consular officer``.
 
 The normalised set is built once per publish run; each check is then a few set
 look-ups. A refusal is logged with the kind, event subject position and reason,
@@ -94,6 +95,11 @@ class EgressGuard:
         self._allowed = dict(allowed)
         self.refusals: list[Refusal] = []
 
+    def allow(self, kind: str, fields: Iterable[str]) -> None:
+        """Admit ``kind`` with these body fields (reference kinds publish their
+        records whole; the identifying-value check still applies to them)."""
+        self._allowed[kind] = frozenset(fields)
+
     def allowed_fields(self, kind: str) -> frozenset[str]:
         return self._allowed.get(kind, frozenset())
 
@@ -114,9 +120,22 @@ class EgressGuard:
                 continue
             if name not in allowed:
                 return Refusal(kind, tag, name, "field-not-allowed")
-            if isinstance(value, str | int) and normalise(str(value)) in self._identifying:
+            if isinstance(value, str | int) and self._carries_identifying(str(value)):
                 return Refusal(kind, tag, name, "identifying-value")
         return None
+
+    def _carries_identifying(self, text: str) -> bool:
+        """The value, or any word of four characters or more in a free-text
+        value (a name typed into a contact or summary field), is identifying."""
+        if normalise(text) in self._identifying:
+            return True
+        words = text.split()
+        if len(words) < 2:
+            return False
+        return any(
+            len(norm) >= MIN_WORD and norm in self._identifying
+            for norm in (normalise(w) for w in words)
+        )
 
     def admit(self, kind: str, subject: str, body: Mapping[str, Any] | None) -> bool:
         """True if the event may leave; otherwise record and log the refusal."""
