@@ -230,6 +230,7 @@ class Aggregator:
             ),
             applied=newer,
         )
+        self.store.record_use(conn, envelope)
         self.store.record_revision(conn, envelope, event.body, event.body_schema_version, newer)
         if not newer:
             stats.stale += 1

@@ -257,6 +257,8 @@ def demo(directory: Path, bootstrap: str | None, seed: int, scale: float, last: 
         f"Homes are in {directory}/. Try: corredor --home {directory}/secretariat report "
         "--format json"
     )
+    if result.report is not None:
+        console.print(f"HTML report: {result.report}")
 
 
 COMMANDS: tuple[click.Command, ...] = (kafka, demo)

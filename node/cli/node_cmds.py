@@ -7,7 +7,6 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, fields
 from datetime import datetime
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from node.cli.common import (
     home_of,
     metrics_options,
 )
+from node.cli.report_cmds import REPORT_FORMATS, REPORT_VIEWS, purge, run_report
 from node.config import DEFAULT_TOPIC, Home
 from node.follow import PublishCounters, aggregate_follow, publish_follow, stop_on_signals
 from node.ingest_reference import ENCOUNTERS, FILE_KINDS
@@ -297,14 +297,9 @@ def aggregate(
 
 
 @click.command()
-@click.argument(
-    "view",
-    required=False,
-    default="flows",
-    type=click.Choice(("flows", "legislation", "consulates", "health", "focal-points")),
-)
-@format_option("table", "json", "csv")
-@click.option("--last", type=int, default=0, help="Only the last N periods (flows, table format).")
+@click.argument("view", required=False, default="flows", type=click.Choice(REPORT_VIEWS))
+@format_option(*REPORT_FORMATS)
+@click.option("--last", type=int, default=0, help="Only the last N periods (html: default 12).")
 @click.option("--origin", metavar="ISO3", help="Consulates of / advisories about this country.")
 @click.option("--country", metavar="ISO3", help="Only what this member submitted.")
 @click.option(
@@ -312,6 +307,13 @@ def aggregate(
     type=click.DateTime(formats=["%Y-%m-%d"]),
     help="Health advisories current on this day (default: today).",
 )
+@click.option("--audience", default="TS", show_default=True,
+              help="Whom the export is for: TS, IOM, UNHCR, PAHO, ICRC, UNODC, public, or ISO3.")
+@click.option("--purpose", help="The export's purpose (default: the view's, e.g. statistics).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead of stdout.")
+@click.option("--k", "k", type=click.IntRange(2), default=10, show_default=True,
+              help="corridors: people a multi-country route needs before it is shown.")
 @click.pass_context
 @handle_errors
 def report(
@@ -322,45 +324,29 @@ def report(
     origin: str | None,
     country: str | None,
     as_of: datetime | None,
+    audience: str,
+    purpose: str | None,
+    output: Path | None,
+    k: int,
 ) -> None:
-    """Print the regional picture. VIEW is flows (the default: nationality ×
-    reporting country, by ISO week), legislation (the IOM matrix, country ×
-    topic), consulates (the regional consular directory), health (current
-    advisories by country of origin) or focal-points.
+    """Print the regional picture for one audience. VIEW is flows (the default:
+    nationality × reporting country, by ISO week), trends (totals, change, top
+    nationalities, origins), corridors (route legs and shared routes), alerts,
+    regional (totals across countries), legislation (the IOM matrix),
+    consulates, health (current advisories) or focal-points. Only events whose
+    audiences and purposes admit --audience, not expired and not embargoed,
+    are included.
 
     \b
     Example:
       corredor --home ./ts report --last 4
       corredor --home ./ts report --format json > picture.json
-      corredor --home ./ts report legislation
+      corredor --home ./ts report alerts
+      corredor --home ./ts report regional --audience public --format sdmx -o flows.csv
+      corredor --home ./ts report --format html --audience IOM -o report.html
       corredor --home ./ts report consulates --origin IND --format csv
     """
-    from node.report.flows import FlowRow, flow_rows, picture_json, render_flow_tables
-    from node.report.reference import VIEWS, ViewFilter, rows_csv, view_json
-    from node.store.picture import PictureStore
-
-    home = home_of(ctx)
-    with PictureStore(home.store_path) as store:
-        if view == "flows":
-            if fmt == "json":
-                click.echo(json.dumps(picture_json(store), indent=2))
-            elif fmt == "csv":
-                columns = [f.name for f in fields(FlowRow)]
-                click.echo(rows_csv([asdict(r) for r in flow_rows(store)], columns), nl=False)
-            else:
-                render_flow_tables(console, flow_rows(store), last=last)
-            return
-        flt = ViewFilter(
-            origin=origin.upper() if origin else None,
-            country=country.upper() if country else None,
-            as_of=as_of.date() if as_of else None,
-        )
-        if fmt == "json":
-            click.echo(json.dumps(view_json(view, store, flt), indent=2, default=str))
-        elif fmt == "csv":
-            click.echo(rows_csv(VIEWS[view].rows(store, flt)), nl=False)
-        else:
-            VIEWS[view].render(console, VIEWS[view].rows(store, flt))
+    run_report(ctx, view, fmt, last, origin, country, as_of, audience, purpose, output, k)
 
 
 @click.command()
@@ -407,6 +393,7 @@ COMMANDS: tuple[click.Command, ...] = (
     publish,
     aggregate,
     report,
+    purge,
     status,
 )
 

@@ -93,6 +93,8 @@ class DemoResult:
     revisions: list[tuple[str, str, str]] = field(default_factory=list)
     #: Restricted intelligence each member could open from its inbox, by producer.
     inbox: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: The Secretariat's HTML report of the picture, in the demo directory.
+    report: Path | None = None
 
 
 def _reset(directory: Path) -> None:
@@ -207,7 +209,19 @@ def run_demo(
                 if item.body is not None:
                     opened[item.producer] = opened.get(item.producer, 0) + 1
             result.inbox[country] = opened
+    result.report = write_report(agg, directory / "report.html")
     return result
+
+
+def write_report(agg: Home, path: Path) -> Path:
+    """The Secretariat's self-contained HTML report of the picture."""
+    from node.report.audience import Scope
+    from node.report.html import report_html
+    from node.store.picture import PictureStore
+
+    with PictureStore(agg.store_path) as store:
+        path.write_text(report_html(store, Scope("TS")), encoding="utf-8")
+    return path
 
 
 def summary_table(result: DemoResult) -> Table:

@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from node.model.codes import corridor_sort_key
+from node.report.audience import Scope
+from node.report.regional import FlowCell, admitted_cells
 from node.store.picture import PictureStore
 
 
@@ -81,3 +83,25 @@ def render_flow_tables(console: Console, rows: list[FlowRow], last: int = 0) -> 
         "[dim]· no published cell: none reported, or every cell suppressed by the reporting "
         "country's minimum cell size.[/]"
     )
+
+
+def rows_of(cells: list[FlowCell]) -> list[FlowRow]:
+    """Flow rows (period × reporting country × nationality) of admitted cells."""
+    totals: dict[tuple[str, str, str | None, str | None], int] = defaultdict(int)
+    for c in cells:
+        totals[(c.period, c.country, c.nationality, c.region)] += c.count
+    return [
+        FlowRow(p, country, nat, region, n)
+        for (p, country, nat, region), n in sorted(
+            totals.items(), key=lambda kv: tuple("" if v is None else v for v in kv[0])
+        )
+    ]
+
+
+def picture_json_for(store: PictureStore, scope: Scope) -> dict[str, Any]:
+    """``picture_json`` made for one audience: only cells whose events admit it."""
+    out = picture_json(store)
+    out["flows"] = [asdict(r) for r in rows_of(admitted_cells(store, scope, "flows"))]
+    out["audience"] = scope.audience
+    out["purpose"] = scope.purpose_for("flows")
+    return out

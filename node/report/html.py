@@ -1,0 +1,316 @@
+"""The regional picture as one self-contained HTML file.
+
+Charts are SVG written here, styles are inline CSS: the file makes no request
+to anything (no scripts, fonts, images or style sheets from elsewhere), so it
+opens the same offline, in a mail attachment or on an air-gapped machine.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter, defaultdict
+from datetime import UTC
+from typing import Any
+
+from node.model.codes import COUNTRY_NAMES, corridor_sort_key
+from node.report.audience import Scope
+from node.report.reference import LEGISLATION_TOPICS, ViewFilter, legislation_cell
+from node.report.regional import (
+    FlowCell,
+    admitted_cells,
+    alerts,
+    regional_rows,
+    route_legs,
+    routes,
+    trends,
+    weekly,
+)
+from node.report.views import DEFAULT_ROUTE_K, admitted_view_rows
+from node.store.picture import PictureStore
+
+PALETTE = ("#1b6ca8", "#d1495b", "#edae49", "#00798c", "#6a4c93", "#3d9970", "#8d6a9f",
+           "#e07a5f")
+SUPPRESSED_MARK = "s"
+
+_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:24px auto;
+max-width:1200px;color:#1d2733;line-height:1.4}
+h1{font-size:26px;margin-bottom:0}h2{font-size:20px;border-bottom:2px solid #1b6ca8;
+padding-bottom:4px;margin-top:36px}.meta{color:#5b6b7b;font-size:13px}
+table{border-collapse:collapse;font-size:13px;margin:8px 0 16px}
+th,td{border:1px solid #cfd8e3;padding:3px 7px;text-align:right;vertical-align:top}
+th{background:#eef3f8}td.l,th.l{text-align:left}
+td.supp{background:repeating-linear-gradient(45deg,#f6e3e3,#f6e3e3 4px,#fff 4px,#fff 8px);
+color:#a02b2b;font-weight:bold;text-align:center}
+td.est{font-style:italic}.alert{color:#a02b2b;font-weight:bold}
+.matrix td{text-align:left;max-width:260px}.note{font-size:12px;color:#5b6b7b}
+svg text{font-family:system-ui,sans-serif}
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _name(code: str) -> str:
+    return COUNTRY_NAMES.get(code, code)
+
+
+# -- charts ------------------------------------------------------------------------
+
+
+def line_chart(cells: list[FlowCell], top: int = 6, width: int = 1100, height: int = 360) -> str:
+    """Weekly regional encounters of the top nationalities, one line each."""
+    series: dict[str, Counter[str]] = defaultdict(Counter)
+    for c in weekly(cells):
+        series[c.label][c.period] += c.count
+    periods = sorted({c.period for c in weekly(cells)})
+    if not periods:
+        return "<p class='note'>No weekly flows for this audience.</p>"
+    ranked = sorted(series, key=lambda n: (-sum(series[n].values()), n))[:top]
+    peak = max(max(series[n].values()) for n in ranked) or 1
+    left, right, top_m, bottom = 60, 150, 20, 40
+    pw, ph = width - left - right, height - top_m - bottom
+
+    def x(i: int) -> float:
+        return left + (pw * i / max(1, len(periods) - 1))
+
+    def y(v: float) -> float:
+        return top_m + ph - ph * v / peak
+
+    parts = [f'<svg class="chart" id="chart-flows" role="img" width="{width}" '
+             f'height="{height}" viewBox="0 0 {width} {height}" '
+             'xmlns="http://www.w3.org/2000/svg"><title>Encounters per week by nationality'
+             '</title>']
+    for k in range(5):
+        v = peak * k / 4
+        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
+                     'stroke="#e3e9ef"/>')
+        parts.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" font-size="11" '
+                     f'text-anchor="end">{int(v):,}</text>')
+    for i, p in enumerate(periods):
+        parts.append(f'<text x="{x(i):.1f}" y="{height - 18}" font-size="11" '
+                     f'text-anchor="middle">{_e(p[5:] if len(periods) > 8 else p)}</text>')
+    for j, label in enumerate(ranked):
+        colour = PALETTE[j % len(PALETTE)]
+        points = " ".join(f"{x(i):.1f},{y(series[label].get(p, 0)):.1f}"
+                          for i, p in enumerate(periods))
+        parts.append(f'<polyline class="series" fill="none" stroke="{colour}" '
+                     f'stroke-width="2.5" points="{points}"><title>{_e(label)}</title>'
+                     '</polyline>')
+        ly = top_m + 18 * j + 8
+        parts.append(f'<rect x="{left + pw + 16}" y="{ly - 8}" width="12" height="12" '
+                     f'fill="{colour}"/><text x="{left + pw + 34}" y="{ly + 2}" '
+                     f'font-size="12">{_e(label)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def corridor_diagram(legs: list[dict[str, Any]], width: int = 1100, height: int = 260) -> str:
+    """The corridor north as a row of countries, each leg an arc whose width
+    follows its count."""
+    if not legs:
+        return "<p class='note'>No route legs published for this audience.</p>"
+    nodes = sorted({leg["from"] for leg in legs} | {leg["to"] for leg in legs},
+                   key=corridor_sort_key)
+    gap = (width - 80) / max(1, len(nodes) - 1)
+    pos = {n: 40 + i * gap for i, n in enumerate(nodes)}
+    peak = max(leg["count"] for leg in legs) or 1
+    base = height - 60
+    parts = [f'<svg class="chart" id="chart-corridor" role="img" width="{width}" '
+             f'height="{height}" viewBox="0 0 {width} {height}" '
+             'xmlns="http://www.w3.org/2000/svg"><title>Route legs: previous country to '
+             'reporting country</title>']
+    for leg in sorted(legs, key=lambda g: -g["count"]):
+        a, b = pos[leg["from"]], pos[leg["to"]]
+        lift = min(base - 20, 30 + abs(b - a) / 3)
+        w = 1.5 + 14 * leg["count"] / peak
+        mid = (a + b) / 2
+        parts.append(f'<path class="leg" d="M{a:.1f},{base} Q{mid:.1f},{base - 2 * lift:.1f} '
+                     f'{b:.1f},{base}" fill="none" stroke="#1b6ca8" stroke-opacity="0.55" '
+                     f'stroke-width="{w:.1f}"><title>{_e(leg["from"])} → {_e(leg["to"])}: '
+                     f'{leg["count"]:,}</title></path>')
+        if leg["count"] >= peak / 8:
+            parts.append(f'<text x="{mid:.1f}" y="{base - lift - 4:.1f}" font-size="11" '
+                         f'text-anchor="middle">{leg["count"]:,}</text>')
+    for n, px in pos.items():
+        parts.append(f'<circle cx="{px:.1f}" cy="{base}" r="9" fill="#1d2733"/>'
+                     f'<text x="{px:.1f}" y="{base + 26}" font-size="12" '
+                     f'text-anchor="middle">{_e(n)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def bar_chart(totals: dict[str, int], width: int = 1100, bar: int = 26) -> str:
+    """Encounters by reporting country over the report's weeks."""
+    if not totals:
+        return "<p class='note'>No flows for this audience.</p>"
+    countries = sorted(totals, key=corridor_sort_key)
+    peak = max(totals.values()) or 1
+    left, pw = 160, width - 260
+    height = 20 + len(countries) * (bar + 8)
+    parts = [f'<svg class="chart" id="chart-countries" role="img" width="{width}" '
+             f'height="{height}" viewBox="0 0 {width} {height}" '
+             'xmlns="http://www.w3.org/2000/svg"><title>Encounters by reporting country'
+             '</title>']
+    for i, c in enumerate(countries):
+        yy = 10 + i * (bar + 8)
+        w = pw * totals[c] / peak
+        parts.append(f'<text x="{left - 8}" y="{yy + bar * 0.7:.1f}" font-size="13" '
+                     f'text-anchor="end">{_e(_name(c))}</text>'
+                     f'<rect class="bar" x="{left}" y="{yy}" width="{w:.1f}" height="{bar}" '
+                     f'fill="{PALETTE[i % len(PALETTE)]}"><title>{_e(c)}: {totals[c]:,}</title>'
+                     f'</rect><text x="{left + w + 6:.1f}" y="{yy + bar * 0.7:.1f}" '
+                     f'font-size="12">{totals[c]:,}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# -- tables ------------------------------------------------------------------------
+
+
+def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
+    th = "".join(f'<th class="l">{_e(h)}</th>' if i == 0 else f"<th>{_e(h)}</th>"
+                 for i, h in enumerate(head))
+    body = "".join(f"<tr>{''.join(r)}</tr>" for r in rows)
+    return f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _td(value: object, left: bool = False) -> str:
+    return f'<td class="l">{_e(value)}</td>' if left else f"<td>{_e(value)}</td>"
+
+
+def _regional_table(cells: list[FlowCell], period: str) -> str:
+    countries, rows = regional_rows([c for c in cells if c.period == period])
+    out = []
+    for r in rows:
+        tds = [_td(r.nationality, True)]
+        for c in countries:
+            v = r.by_country.get(c)
+            if v is None:
+                tds.append(f'<td class="supp" title="no published count: none, suppressed by '
+                           f'{_e(c)}, or not released to this audience">{SUPPRESSED_MARK}</td>')
+            else:
+                tds.append(f'<td class="{"est" if r.estimated else ""}">{v:,}</td>')
+        tds.append(f"<td><b>{r.total:,}</b></td>")
+        out.append(tds)
+    return _table(["Nationality", *countries, "Region"], out)
+
+
+def _reference_tables(store: PictureStore, scope: Scope) -> str:
+    flt = ViewFilter(as_of=scope.now.date())
+    parts = ["<h2>Legislation matrix (IOM mapping)</h2>",
+             _legislation_matrix_rows(admitted_view_rows(store, "legislation", scope, flt))]
+    consul = admitted_view_rows(store, "consulates", scope, flt)
+    parts.append("<h2>Consular directory</h2>")
+    parts.append(_table(["Of", "In", "Type", "City", "Phone", "Email"], [
+        [_td(r["sending_country"], True), _td(r["host_country"], True),
+         _td(r["mission_type"].replace("_", " ").lower(), True), _td(r["city"], True),
+         _td(r.get("phone") or "", True), _td(r.get("email") or "", True)] for r in consul
+    ]))
+    health = admitted_view_rows(store, "health", scope, flt)
+    parts.append("<h2>Health advisories (current)</h2>")
+    parts.append(_table(["Origin", "Disease", "Impact", "Confidence", "Issuer", "Valid"], [
+        [_td(r["country_of_origin"], True), _td(r["disease"], True), _td(r["impact"], True),
+         _td(r["confidence"], True), _td(r["issuer"], True),
+         _td(f"{r['valid_from']} – {r.get('valid_until') or 'open'}", True)] for r in health
+    ]))
+    focal = admitted_view_rows(store, "focal-points", scope, flt)
+    parts.append("<h2>Focal points</h2>")
+    parts.append(_table(["Country", "Name", "Role", "Institution", "Email"], [
+        [_td(r["country"], True), _td(r["name"], True), _td(r["role"], True),
+         _td(r["institution"], True), _td(r["email"], True)] for r in focal
+    ]))
+    return "".join(parts)
+
+
+def _legislation_matrix_rows(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "<p class='note'>No legislation entries for this audience.</p>"
+    countries = sorted({r["country"] for r in rows}, key=corridor_sort_key)
+    out = []
+    for country in countries:
+        tds = [_td(_name(country), True)]
+        for topic in LEGISLATION_TOPICS:
+            entries = [r for r in rows if r["country"] == country and r["topic"] == topic]
+            tds.append(_td("; ".join(legislation_cell(e) for e in entries) or "·", True))
+        out.append(tds)
+    return _table(["Country", *(t.replace("_", " ").title() for t in LEGISLATION_TOPICS)],
+                  out, "matrix")
+
+
+def report_html(store: PictureStore, scope: Scope, *, last: int = 12,
+                k: int = DEFAULT_ROUTE_K) -> str:
+    """The whole report for ``scope``'s audience, as one HTML document."""
+    cells = admitted_cells(store, scope, "flows")
+    periods = sorted({c.period for c in weekly(cells)})
+    window = periods[-last:] if last > 0 else periods
+    shown = [c for c in cells if c.period in set(window)] if window else cells
+    tr = trends(shown)
+    al = alerts(cells)
+    legs = route_legs(shown)
+    linked = routes(store, scope, k)
+    by_country: Counter[str] = Counter()
+    for c in shown:
+        by_country[c.country] += c.count
+    latest = window[-1] if window else None
+    generated = scope.now.astimezone(UTC).isoformat(timespec="seconds")
+    body = [
+        "<h1>Extraregional migration flows: the regional picture</h1>",
+        f"<p class='meta'>Regional Conference on Migration · made for <b>{_e(scope.audience)}"
+        f"</b>, purpose {_e(scope.purpose_for('flows'))} · generated {_e(generated)} · "
+        f"weeks {_e(window[0] if window else '–')} to {_e(latest or '–')}</p>",
+        "<p class='note'>Every number is a sum of cells the reporting countries published "
+        "to this audience. Cells marked <b>s</b> have no published count: none, suppressed by "
+        "the reporting country (small cells), or not released to this audience. Regional "
+        "totals add exactly the counts shown. Italic counts were rounded by the country.</p>",
+        "<h2>Alerts</h2>",
+    ]
+    if al["alerts"]:
+        body.append(_table(["Series", "Week", "Count", "Baseline mean", "Ratio", "p"], [
+            [f'<td class="l alert">{_e(a["kind"])}: {_e(a["series"])}</td>',
+             _td(a["period"]), _td(f"{a['count']:,}"), _td(a["baseline_mean"]),
+             _td(f"{a['ratio']}×"), _td(f"{a['p_value']:.2g}")] for a in al["alerts"]
+        ]))
+    else:
+        body.append("<p>No alerts.</p>")
+    m = al["method"]
+    body.append(f"<p class='note'>Method: latest week against the mean of the previous "
+                f"{m['baseline_periods']} weeks; an alert needs at least {m['min_count']} "
+                f"encounters, {m['min_ratio']}× the mean and a Poisson upper-tail probability "
+                f"below {m['p_value']}.</p>")
+    body += ["<h2>Flows over time by nationality</h2>", line_chart(shown)]
+    body += ["<h2>Corridor: route legs</h2>", corridor_diagram(legs)]
+    if linked["routes"]:
+        body.append(_table([f"Multi-country route (k ≥ {k})", "People"], [
+            [_td(" → ".join(r["route"]), True), _td(r["people"])] for r in linked["routes"]
+        ]))
+    body += ["<h2>Country comparison</h2>", bar_chart(dict(by_country)),
+             "<p class='note'>Weekly cells only: a country that coarsened small weeks to "
+             "a month shows those in the tables, not here.</p>"]
+    body.append("<h2>Weekly totals and change</h2>")
+    body.append(_table(["Week", "Country", "Count", "Change", "%"], [
+        [_td(r["period"], True), _td("Region" if r["reporting_country"] == "_T"
+                                     else r["reporting_country"], True),
+         _td(f"{r['count']:,}"), _td("" if r["change"] is None else f"{r['change']:+,}"),
+         _td("" if r["change_pct"] is None else f"{r['change_pct']:+.1f}%")]
+        for r in tr["totals"] if r["reporting_country"] == "_T"
+    ]))
+    body.append("<h2>Top nationalities, latest week</h2>")
+    body.append(_table(["Nationality", "Count", "Change"], [
+        [_td(r["nationality"], True), _td(f"{r['count']:,}"),
+         _td("" if r["change"] is None else f"{r['change']:+,}")]
+        for r in tr["top_nationalities"]
+    ]))
+    body.append("<h2>Extracontinental vs extraregional Caribbean origins</h2>")
+    body.append(_table(["Week", "Africa and Asia", "Cuba and Haiti", "Other"], [
+        [_td(r["period"], True), _td(f"{r['extracontinental']:,}"),
+         _td(f"{r['caribbean']:,}"), _td(f"{r['other']:,}")] for r in tr["origins"]
+    ]))
+    if latest is not None:
+        body += [f"<h2>Regional totals, {_e(latest)}</h2>", _regional_table(cells, latest)]
+    body.append(_reference_tables(store, scope))
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            "<title>Corredor: regional picture</title>"
+            f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>")

@@ -1,0 +1,416 @@
+"""The regional picture's views and exports on a fixed federation (no Kafka):
+numbers checked against the flow cells independently, audiences, retention,
+embargo, purge, alerts, SDMX-CSV and golden files of every view and format."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import os
+import re
+import sqlite3
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from rich.console import Console
+
+from node.cli import main
+from node.config import Home
+from node.demo.synth import surge_plan
+from node.report.audience import Scope, admits, audience_name
+from node.report.flows import render_flow_tables, rows_of
+from node.report.html import report_html
+from node.report.reference import rows_csv
+from node.report.regional import (
+    AlertMethod,
+    FlowCell,
+    admitted_cells,
+    alerts,
+    poisson_upper_tail,
+    regional_rows,
+)
+from node.report.sdmx import COLUMNS, DATAFLOW, flows_sdmx_csv
+from node.report.views import STAT_VIEWS, render_view, view_csv_rows, view_data
+from node.store.picture import PictureStore
+from tests.picture_data import WEEKS, build_picture
+
+GOLDEN = Path(__file__).parent / "golden" / "picture"
+#: A fixed "now" for golden files: inside every event's retention, after none's embargo.
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def picture(tmp_path_factory: pytest.TempPathFactory) -> Home:
+    return build_picture(tmp_path_factory.mktemp("picture"))
+
+
+def _cli(agg: Home, *args: str) -> str:
+    result = CliRunner().invoke(main, ["--home", str(agg.path), "report", *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _cells(agg: Home, audience: str = "TS", now: datetime = NOW) -> list[FlowCell]:
+    with PictureStore(agg.store_path) as store:
+        return admitted_cells(store, Scope(audience, None, now))
+
+
+# -- numbers --------------------------------------------------------------------------
+
+
+def test_regional_totals_are_the_sum_of_the_country_counts_shown(picture: Home) -> None:
+    with PictureStore(picture.store_path) as store:
+        raw = store.flow_cells()
+    expected: Counter[tuple[str, str, str]] = Counter()
+    for r in raw:
+        label = r["nationality"] or f"[{r['nationality_region']}]"
+        expected[(r["period"], label, r["reporting_country"])] += r["count"]
+    countries, rows = regional_rows(_cells(picture))
+    assert countries == ["PAN", "CRI", "GTM", "MEX"]
+    seen = Counter()
+    for row in rows:
+        assert row.total == sum(row.by_country.values())
+        for country, n in row.by_country.items():
+            seen[(row.period, row.nationality, country)] = n
+    assert seen == expected
+
+
+def test_trends_change_and_origin_groups(picture: Home) -> None:
+    with PictureStore(picture.store_path) as store:
+        data = view_data("trends", store, Scope("TS", None, NOW))
+    region = [r for r in data["totals"] if r["reporting_country"] == "_T"]
+    assert len(region) == WEEKS
+    assert region[0]["previous"] is None
+    for before, now in itertools.pairwise(region):
+        assert now["change"] == now["count"] - before["count"] == now["count"] - now["previous"]
+    weekly = [c for c in _cells(picture) if "-W" in c.period]
+    latest = region[-1]["period"]
+    assert region[-1]["count"] == sum(c.count for c in weekly if c.period == latest)
+    top = data["top_nationalities"]
+    assert top[0]["nationality"] == "CHN"  # the planted surge leads the last week
+    assert [t["count"] for t in top] == sorted((t["count"] for t in top), reverse=True)
+    last = data["origins"][-1]
+    assert last["caribbean"] == sum(
+        c.count for c in weekly if c.period == latest and c.nationality in ("CUB", "HTI")
+    )
+    assert last["extracontinental"] + last["caribbean"] + last["other"] == region[-1]["count"]
+
+
+def test_route_legs_sum_the_previous_country_cells(picture: Home) -> None:
+    with PictureStore(picture.store_path) as store:
+        data = view_data("corridors", store, Scope("TS", None, NOW))
+    legs = {(g["from"], g["to"]): g["count"] for g in data["legs"]}
+    expected: Counter[tuple[str, str]] = Counter()
+    for c in _cells(picture):
+        if c.previous_country:
+            expected[(c.previous_country, c.country)] += c.count
+    assert legs == dict(expected) and ("COL", "PAN") in legs
+    # No member here links records: routes are stated as absent, not invented.
+    assert data["records"] == 0 and data["routes"] == [] and data["k"] == 10
+
+
+def test_routes_need_k_people(picture: Home, tmp_path: Path) -> None:
+    """Linked encounter records: a route is shown only when k people share it."""
+    db = tmp_path / "linked.db"
+    with PictureStore(db) as store, store.transaction() as conn:
+        trail = [("PAN", "2024-W01"), ("CRI", "2024-W02"), ("MEX", "2024-W04")]
+        for person in range(12):
+            path = trail if person < 10 else trail[:2]
+            for i, (country, week) in enumerate(path):
+                event = f"e-{person}-{i}"
+                conn.execute(
+                    "INSERT INTO encounter_view VALUES (?,?,?,?,?,?,?,?)",
+                    (f"EncounterRecord|{country}|{event}", country, f"tok{person}", week,
+                     "CHN", json.dumps({"reporting_country": country, "encounter_period": week,
+                                        "linkage_token": f"tok{person}"}), 1, event),
+                )
+                conn.execute(
+                    "INSERT INTO event_use (event_id, audiences, purposes) VALUES (?,?,?)",
+                    (event, '["TS"]', '["statistics"]'),
+                )
+    with PictureStore(db) as store:
+        shown = view_data("corridors", store, Scope("TS", None, NOW), k=10)
+        strict = view_data("corridors", store, Scope("TS", None, NOW), k=11)
+        public = view_data("corridors", store, Scope("public", None, NOW), k=2)
+    assert shown["routes"] == [{"route": ["PAN", "CRI", "MEX"], "people": 10}]
+    assert shown["people_in_hidden_routes"] == 2  # PAN → CRI, only two people
+    assert strict["routes"] == [] and strict["people_in_hidden_routes"] == 12
+    assert public["records"] == 0  # encounter records are for the Secretariat only
+
+
+# -- alerts ---------------------------------------------------------------------------
+
+
+def test_poisson_upper_tail_matches_the_closed_form() -> None:
+    assert poisson_upper_tail(5, 1.0) == pytest.approx(0.00365984, rel=1e-5)
+    assert poisson_upper_tail(0, 3.0) == 1.0
+    assert poisson_upper_tail(2, 2.0) == pytest.approx(1 - 3 * 2.718281828 ** -2, rel=1e-6)
+    # Thousands a week: no overflow, and a 10 % rise on 2000 is far in the tail.
+    assert 0 < poisson_upper_tail(2200, 2000.0) < 1e-5
+
+
+def test_alerts_find_the_planted_surge(picture: Home) -> None:
+    plan = surge_plan("PAN", WEEKS)
+    with PictureStore(picture.store_path) as store:
+        data = view_data("alerts", store, Scope("TS", None, NOW))
+    assert data["period"] == "2024-W12"
+    nationalities = [a["series"] for a in data["alerts"] if a["kind"] == "nationality"]
+    assert nationalities == [plan.nationality]
+    surge = data["alerts"][0]
+    assert surge["ratio"] >= 1.5 and surge["count"] >= 20 and surge["p_value"] < 0.001
+
+
+def _series(counts: list[int]) -> list[FlowCell]:
+    return [
+        FlowCell(f"2024-W{i + 1:02d}", "ISO_WEEK", "PAN", "HTI", None, "COL", n, False)
+        for i, n in enumerate(counts)
+    ]
+
+
+def test_alert_method_thresholds() -> None:
+    flat = alerts(_series([100, 104, 97, 101, 99, 102, 106]))
+    assert flat["alerts"] == []
+    jump = alerts(_series([100, 104, 97, 101, 99, 102, 180]))
+    assert {a["kind"] for a in jump["alerts"]} == {"nationality", "corridor"}
+    # Below the minimum count nothing alerts, however large the ratio.
+    assert alerts(_series([1, 0, 1, 0, 1, 0, 15]))["alerts"] == []
+    assert alerts(_series([1, 0, 1, 0, 1, 0, 15]), AlertMethod(min_count=10))["alerts"]
+    # 1.3× a large baseline is significant for Poisson but under the ratio.
+    assert alerts(_series([1000] * 6 + [1300]))["alerts"] == []
+
+
+def test_a_country_missing_weeks_does_not_fake_a_surge() -> None:
+    cells = [
+        *_series([100] * 7),
+        FlowCell("2024-W07", "ISO_WEEK", "GTM", "CHN", None, "HND", 90, False),
+        FlowCell("2024-02", "MONTH", "GTM", "CHN", None, "HND", 12, False),
+    ]
+    out = alerts(cells)
+    assert out["alerts"] == [] and out["countries_left_out"] == ["GTM"]
+
+
+# -- audiences, retention, embargo, purge ---------------------------------------------
+
+
+def test_audience_rules() -> None:
+    use = {"audiences": ("TS", "members", "IOM"), "purposes": ("statistics",),
+           "retain_until": NOW.date() + timedelta(days=1), "embargo_until": None,
+           "purged": False}
+    assert admits(use, "IOM", "statistics", NOW)
+    assert admits(use, "PAN", "statistics", NOW)  # a member, through "members"
+    assert not admits(use, "BRA", "statistics", NOW)  # a guest is not a member
+    assert not admits(use, "public", "statistics", NOW)
+    assert not admits(use, "UNHCR", "statistics", NOW)
+    assert not admits(use, "IOM", "research", NOW)  # purpose not given
+    assert not admits(use, "IOM", "statistics", NOW + timedelta(days=2))  # expired
+    assert admits({**use, "audiences": ("public",)}, "UNHCR", "statistics", NOW)
+    embargoed = {**use, "embargo_until": NOW + timedelta(hours=1)}
+    assert not admits(embargoed, "TS", "statistics", NOW)
+    assert admits(embargoed, "TS", "statistics", NOW + timedelta(hours=2))
+    assert admits(None, "TS", "statistics", NOW) and not admits(None, "IOM", "statistics", NOW)
+    assert audience_name("Public") == "public" and audience_name("iom") == "IOM"
+
+
+def test_one_event_in_the_iom_export_and_not_in_the_public_one(picture: Home) -> None:
+    """Costa Rica's flow statistics are for TS, members and IOM (policies/CRI.yaml):
+    its cells are in the IOM export and absent from the public one."""
+    with PictureStore(picture.store_path) as store:
+        uses = store.uses()
+        cri = next(c for c in store.flow_cells() if c["reporting_country"] == "CRI")
+    use = uses[cri["event_id"]]
+    assert "IOM" in use["audiences"] and "public" not in use["audiences"]
+    key = (cri["period"], "CRI", cri["nationality"])
+
+    def exported(audience: str) -> set[tuple[str, str, str]]:
+        doc = json.loads(_cli(picture, "--format", "json", "--audience", audience))
+        assert doc["audience"] == audience
+        return {(r["period"], r["reporting_country"], r["nationality"]) for r in doc["flows"]}
+
+    iom, public = exported("IOM"), exported("public")
+    assert key in iom and key not in public
+    assert {k[1] for k in iom} == {"CRI"}  # the others do not name IOM
+    assert public == set()
+    sdmx = _cli(picture, "regional", "--format", "sdmx", "--audience", "public")
+    assert sdmx.strip().splitlines() == [",".join(COLUMNS)]
+    # Legislation is public: the public legislation matrix still has every member.
+    rows = json.loads(_cli(picture, "legislation", "--format", "json", "--audience", "public"))
+    assert {r["country"] for r in rows["rows"]} == {"PAN", "CRI", "GTM", "MEX"}
+
+
+def test_expired_events_are_never_exported_and_purge_removes_them(
+    picture: Home, tmp_path: Path
+) -> None:
+    db = tmp_path / "aggregator.db"
+    db.write_bytes(picture.store_path.read_bytes())
+    with PictureStore(db) as store:
+        uses = store.uses()
+        flows = {c["event_id"] for c in store.flow_cells()}
+        retain = min(uses[e]["retain_until"] for e in flows)
+    after = datetime.combine(retain + timedelta(days=1), datetime.min.time(), UTC)
+    with PictureStore(db) as store:
+        before_cells = len(store.flow_cells())
+        expiring = {e for e, u in uses.items() if u["retain_until"] <= retain}
+        assert expiring and before_cells
+        # Past retain_until: not exported even before anyone purges.
+        kept = admitted_cells(store, Scope("TS", None, after))
+        assert len(kept) < before_cells
+        removed = store.purge_expired(after.date())
+        assert sum(removed.values()) == len(expiring)
+        assert not any(c["event_id"] in expiring for c in store.flow_cells())
+        assert store.purge_expired(after.date()) == {}
+    conn = sqlite3.connect(db)
+    try:
+        bodies = conn.execute(
+            f"SELECT count(*) FROM event_revision WHERE body IS NOT NULL AND event_id IN "
+            f"({','.join('?' * len(expiring))})",
+            sorted(expiring),
+        ).fetchone()[0]
+        metadata = conn.execute("SELECT count(*) FROM received_event").fetchone()[0]
+    finally:
+        conn.close()
+    assert bodies == 0 and metadata == len(uses)  # digests stay: a replay stays a duplicate
+
+
+def test_purge_command(picture: Home, tmp_path: Path) -> None:
+    home = tmp_path / "ts"
+    home.mkdir()
+    for f in picture.path.iterdir():
+        if f.is_file():
+            (home / f.name).write_bytes(f.read_bytes())
+    runner = CliRunner()
+    out = runner.invoke(main, ["--home", str(home), "purge"])
+    assert out.exit_code == 0 and out.output.startswith("purged 0 events"), out.output
+    out = runner.invoke(main, ["--home", str(home), "purge", "--as-of", "2099-01-01"])
+    assert out.exit_code == 0, out.output
+    assert re.match(r"purged [1-9]\d* events past retain_until \(.*FlowStatistic", out.output)
+    doc = json.loads(runner.invoke(main, ["--home", str(home), "report", "--format",
+                                          "json"]).output)
+    assert doc["flows"] == []
+
+
+def test_embargoed_events_wait(picture: Home, tmp_path: Path) -> None:
+    db = tmp_path / "aggregator.db"
+    db.write_bytes(picture.store_path.read_bytes())
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute(
+            "UPDATE event_use SET embargo_until = ? WHERE event_id IN (SELECT event_id FROM "
+            "flow_cell WHERE reporting_country = 'MEX')",
+            ((NOW + timedelta(days=7)).isoformat(),),
+        )
+    conn.close()
+    with PictureStore(db) as store:
+        now = {c.country for c in admitted_cells(store, Scope("TS", None, NOW))}
+        later = {c.country for c in admitted_cells(store, Scope("TS", None,
+                                                                NOW + timedelta(days=8)))}
+    assert "MEX" not in now and "MEX" in later
+
+
+# -- SDMX-CSV 2.0 ---------------------------------------------------------------------
+
+
+def test_sdmx_csv_follows_the_specification_and_loads_in_pysdmx(picture: Home) -> None:
+    from pysdmx.io.csv.sdmx20.reader import read
+
+    text = flows_sdmx_csv(_cells(picture), "TS")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    header = text.splitlines()[0].split(",")
+    # SDMX-CSV 2.0: STRUCTURE, STRUCTURE_ID, ACTION first; STRUCTURE one of
+    # dataflow|dataStructure|dataProvision; STRUCTURE_ID an agency:id(version) URN;
+    # ACTION one of I, A, R, D; components each once.
+    assert header[:3] == ["STRUCTURE", "STRUCTURE_ID", "ACTION"]
+    assert len(header) == len(set(header))
+    assert all(r["STRUCTURE"] == "dataflow" and r["STRUCTURE_ID"] == DATAFLOW for r in rows)
+    assert re.fullmatch(r"[A-Za-z][\w.-]*:[A-Za-z][\w-]*\(\d+(\.\d+)*\)", DATAFLOW)
+    assert {r["ACTION"] for r in rows} == {"I"}
+    assert {r["OBS_STATUS"] for r in rows} <= {"A", "E"}
+    assert {r["CONF_STATUS"] for r in rows} == {"F"}
+    keys = [(r["REF_AREA"], r["CITIZENSHIP"], r["CITIZENSHIP_REGION"], r["TIME_PERIOD"])
+            for r in rows]
+    assert len(keys) == len(set(keys))  # one observation per series key and period
+    assert all(re.fullmatch(r"\d{4}-(W\d{2}|\d{2}|Q[1-4])", r["TIME_PERIOD"]) for r in rows)
+    totals: Counter[tuple[str, str]] = Counter()
+    for r in rows:
+        if r["REF_AREA"] != "_T":
+            totals[(r["CITIZENSHIP"] + r["CITIZENSHIP_REGION"], r["TIME_PERIOD"])] += int(
+                r["OBS_VALUE"]
+            )
+    for r in rows:
+        if r["REF_AREA"] == "_T":
+            key = (r["CITIZENSHIP"] + r["CITIZENSHIP_REGION"], r["TIME_PERIOD"])
+            assert int(r["OBS_VALUE"]) == totals[key]
+    (dataset,) = read(text)
+    assert dataset.short_urn == "Dataflow=RCM:DF_EXTRAREGIONAL_FLOWS(1.0)"
+    assert len(dataset.data) == len(rows)
+    assert set(dataset.data.columns) == set(COLUMNS) - {"STRUCTURE", "STRUCTURE_ID",
+                                                        "ACTION"}
+
+
+# -- golden files ----------------------------------------------------------------------
+
+
+def _normalise(text: str) -> str:
+    text = re.sub(r'"generated_at": "[^"]+"', '"generated_at": "-"', text)
+    return re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<id>", text)
+
+
+def _golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    text = _normalise(text)
+    if os.environ.get("CORREDOR_UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"{path} missing: run with CORREDOR_UPDATE_GOLDEN=1 and review it"
+    assert text == path.read_text(encoding="utf-8"), f"{name} differs from its golden file"
+
+
+@pytest.mark.parametrize("view", STAT_VIEWS)
+def test_golden_statistical_views(picture: Home, view: str) -> None:
+    with PictureStore(picture.store_path) as store:
+        data = view_data(view, store, Scope("TS", None, NOW), last=4)
+    _golden(f"{view}.json", json.dumps(data, indent=2, default=str) + "\n")
+    _golden(f"{view}.csv", rows_csv(view_csv_rows(view, data)))
+    console = Console(record=True, width=120, color_system=None)
+    render_view(console, view, data)
+    _golden(f"{view}.txt", console.export_text())
+
+
+def test_golden_flows_sdmx_and_html(picture: Home) -> None:
+    cells = _cells(picture)
+    console = Console(record=True, width=120, color_system=None)
+    render_flow_tables(console, rows_of(cells), last=2)
+    _golden("flows.txt", console.export_text())
+    _golden("flows.sdmx.csv", flows_sdmx_csv(cells, "TS"))
+    _golden("flows-public.sdmx.csv", flows_sdmx_csv(_cells(picture, "public"), "public"))
+    with PictureStore(picture.store_path) as store:
+        _golden("report.html", report_html(store, Scope("TS", None, NOW)))
+        _golden("report-iom.html", report_html(store, Scope("IOM", None, NOW)))
+
+
+def test_flows_json_keeps_its_documented_fields(picture: Home) -> None:
+    doc = json.loads(_cli(picture, "--format", "json"))
+    assert {"generated_at", "flows", "events_applied", "rejected",
+            "rejected_by_reason"} <= set(doc)
+    assert set(doc["flows"][0]) == {"period", "reporting_country", "nationality",
+                                    "nationality_region", "count"}
+    csv_out = _cli(picture, "--format", "csv")
+    assert csv_out.splitlines()[0] == "period,reporting_country,nationality," \
+        "nationality_region,count"
+    for view in STAT_VIEWS:
+        assert json.loads(_cli(picture, view, "--format", "json"))["view"] == view
+        assert _cli(picture, view, "--format", "csv").count("\n") > 1
+        assert _cli(picture, view)
+
+
+def test_report_html_to_a_file(picture: Home, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    _cli(picture, "--format", "html", "-o", str(out))
+    text = out.read_text(encoding="utf-8")
+    assert text.count("<svg") == 3 and "Legislation matrix" in text
+    # Self-contained: nothing is fetched from anywhere.
+    assert not re.search(r"(src|href)\s*=|@import|url\(|<script|<link", text, re.I)
