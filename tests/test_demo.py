@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import date
 from pathlib import Path
 
@@ -26,6 +27,14 @@ def test_demo_runs_the_federation_and_prints_the_picture(
     assert result.exit_code == 0, result.output
     assert "Encounters, 2024-W12" in result.output
     assert "0 set aside" in result.output
+    # The demo writes the Secretariat's HTML report and says where; it renders.
+    html = directory / "report.html"
+    assert "HTML report:" in result.output and str(html) in result.output.replace("\n", "")
+    from tests.browser import assert_report_rendered
+
+    shots = Path(os.environ.get("CORREDOR_SCREENSHOT_DIR", tmp_path))
+    page = assert_report_rendered(html, shots / "demo-report.png")
+    assert "nationality: CHN" in page.dom  # the planted surge is an alert
     report = runner.invoke(
         main, ["--home", str(directory / "secretariat"), "report", "--format", "json"]
     )

@@ -414,3 +414,13 @@ def test_report_html_to_a_file(picture: Home, tmp_path: Path) -> None:
     assert text.count("<svg") == 3 and "Legislation matrix" in text
     # Self-contained: nothing is fetched from anywhere.
     assert not re.search(r"(src|href)\s*=|@import|url\(|<script|<link", text, re.I)
+
+
+def test_the_html_report_renders_in_headless_chromium(picture: Home, tmp_path: Path) -> None:
+    from tests.browser import assert_report_rendered
+
+    report = tmp_path / "report.html"
+    _cli(picture, "--format", "html", "-o", str(report))
+    shot = Path(os.environ.get("CORREDOR_SCREENSHOT_DIR", tmp_path)) / "report-fixture.png"
+    page = assert_report_rendered(report, shot)
+    assert page.count(r'class="supp"') > 0  # suppressed values are marked
