@@ -15,6 +15,7 @@ import click
 
 from node.cli import (
     audit_cmds,
+    deploy_cmds,
     kafka_cmds,
     node_cmds,
     pki_cmds,
@@ -73,6 +74,7 @@ for _module in (
     schema_cmds,
     reference_cmds,
     policy_cmds,
+    deploy_cmds,
 ):
     for _command in _module.COMMANDS:
         main.add_command(_command)

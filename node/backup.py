@@ -1,0 +1,150 @@
+"""Back up and restore a node's home while the node runs.
+
+``backup_home`` writes a copy of a home that is itself a home: the config, the
+keys (private keys stay mode 0600; the backup directory is 0700), the verified
+manifest, and each SQLite store copied with SQLite's online backup API, which
+gives a consistent snapshot while ``publish --follow`` or ``aggregate --follow``
+keep writing. Each copied store passes ``PRAGMA integrity_check`` before the
+backup is declared done.
+
+The audit chain's head file (``<db>.audit-head``) is copied before its store:
+a head that lags the table is normal after a crash (``audit verify`` notes it),
+a head ahead of the table would look like entries cut off.
+
+Not copied: ``rejects/`` (rejected input rows, raw data kept only for the
+operator to fix the file; re-ingesting the source regenerates them).
+
+``restore_home`` checks every store of a backup, then copies it to a directory
+that is not yet a home.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from node.config import CONFIG_FILE, Home, load_home
+from node.errors import ConfigError
+
+MANIFEST = "backup.json"
+_HEAD_SUFFIX = ".audit-head"
+_COPIED_DIRS = ("keys", "federation")
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    path: Path
+    stores: dict[str, int]  # file name -> pages copied
+    files: list[str]
+
+
+def snapshot_store(source: Path, dest: Path) -> int:
+    """Copy one SQLite store online into ``dest``; returns its page count."""
+    try:
+        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise ConfigError(f"cannot open {source} to back it up: {exc}") from exc
+    try:
+        dst = sqlite3.connect(dest)
+        try:
+            src.backup(dst, pages=1024)
+            dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+            pages = int(dst.execute("PRAGMA page_count").fetchone()[0])
+        finally:
+            dst.close()
+    except sqlite3.Error as exc:
+        raise ConfigError(f"backing up {source} failed: {exc}") from exc
+    finally:
+        src.close()
+    check_store(dest)
+    return pages
+
+
+def check_store(path: Path) -> None:
+    """Raise unless ``path`` is an SQLite database that passes integrity_check."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            result = [str(r[0]) for r in conn.execute("PRAGMA integrity_check")]
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise ConfigError(f"{path} is not a readable SQLite store: {exc}") from exc
+    if result != ["ok"]:
+        raise ConfigError(f"{path} fails its integrity check: {'; '.join(result[:3])}")
+
+
+def _stores(home: Path) -> list[Path]:
+    return sorted(p for p in home.glob("*.db") if p.is_file())
+
+
+def backup_home(home: Home, dest: Path) -> BackupResult:
+    """Write a consistent copy of ``home`` to ``dest`` (which must not exist or be empty)."""
+    if dest.exists() and any(dest.iterdir()):
+        raise ConfigError(f"{dest} is not empty; back up into a new directory")
+    if dest.resolve() == home.path.resolve():
+        raise ConfigError("the backup must go somewhere other than the home itself")
+    dest.mkdir(parents=True, exist_ok=True)
+    dest.chmod(0o700)
+    files: list[str] = []
+    shutil.copy2(home.config_file, dest / CONFIG_FILE)
+    files.append(CONFIG_FILE)
+    for name in _COPIED_DIRS:
+        if (home.path / name).is_dir():
+            shutil.copytree(home.path / name, dest / name)  # copy2 keeps 0600 modes
+            files.append(f"{name}/")
+    stores: dict[str, int] = {}
+    for store in _stores(home.path):
+        head = store.with_name(store.name + _HEAD_SUFFIX)
+        if head.is_file():
+            shutil.copy2(head, dest / head.name)  # before the store: never ahead of it
+            files.append(head.name)
+        stores[store.name] = snapshot_store(store, dest / store.name)
+    if not stores:
+        raise ConfigError(f"{home.path} holds no store to back up")
+    (dest / MANIFEST).write_text(
+        json.dumps(
+            {
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "source": str(home.path.resolve()),
+                "role": home.config.role,
+                "country": home.config.country,
+                "stores": stores,
+                "files": files,
+            },
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
+    return BackupResult(dest, stores, files)
+
+
+def restore_home(backup: Path, dest: Path) -> Home:
+    """Check a backup's stores and copy it to ``dest``, which must not be a home."""
+    if not (backup / MANIFEST).is_file():
+        raise ConfigError(f"{backup} is not a Corredor backup (no {MANIFEST})")
+    if (dest / CONFIG_FILE).exists():
+        raise ConfigError(
+            f"{dest} is already a home; stop its node and move it aside before restoring"
+        )
+    stores = _stores(backup)
+    if not stores:
+        raise ConfigError(f"{backup} holds no store")
+    for store in stores:
+        check_store(store)
+    load_home(backup)  # the config still validates with this release
+    dest.mkdir(parents=True, exist_ok=True)
+    dest.chmod(0o700)
+    for item in backup.iterdir():
+        if item.name == MANIFEST:
+            continue
+        target = dest / item.name
+        if item.is_dir():
+            shutil.copytree(item, target)
+        else:
+            shutil.copy2(item, target)
+    return load_home(dest)

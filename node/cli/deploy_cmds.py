@@ -1,0 +1,361 @@
+"""Commands for running a node in production: doctor, backup, restore, serve,
+and the set-up steps of a deployed federation (``deploy init-*``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from node import backup as backups
+from node import deploy
+from node.cli.common import bootstrap_option, console, format_option, handle_errors, home_of
+from node.config import KafkaSettings
+from node.doctor import DEFAULT_MAX_LAG, DEFAULT_MAX_OUTBOX_AGE_S, diagnose
+from node.errors import ConfigError
+
+_STATUS_STYLE = {"ok": "green", "problem": "red", "skipped": "yellow"}
+
+
+@click.command()
+@bootstrap_option
+@format_option("table", "json")
+@click.option(
+    "--max-outbox-age",
+    type=float,
+    default=DEFAULT_MAX_OUTBOX_AGE_S,
+    show_default=True,
+    metavar="SECONDS",
+    help="A member's oldest unacknowledged event older than this is a problem.",
+)
+@click.option(
+    "--max-lag",
+    type=int,
+    default=DEFAULT_MAX_LAG,
+    show_default=True,
+    metavar="MESSAGES",
+    help="The aggregator further behind the shared topic than this is a problem.",
+)
+@click.pass_context
+@handle_errors
+def doctor(
+    ctx: click.Context, bootstrap: str | None, fmt: str, max_outbox_age: float, max_lag: int
+) -> None:
+    """Check that this node can run: broker reachable, credentials accepted,
+    manifest current and verified, policy above the regional floor. Report the
+    outbox depth and age, consumer lag, quarantine and dead-letter counts.
+
+    Exits 1 if any check found a problem, with one line per problem saying what
+    to do.
+
+    \b
+    Example:
+      corredor --home ./pan doctor
+      corredor --home ./ts doctor --format json --max-lag 500
+    """
+    home = home_of(ctx)
+    report = diagnose(home, bootstrap=bootstrap, max_outbox_age_s=max_outbox_age, max_lag=max_lag)
+    if fmt == "json":
+        click.echo(json.dumps(report.as_dict(), indent=2, default=str))
+    else:
+        table = Table(title=f"{home.path}: doctor", title_justify="left")
+        for col in ("check", "status", "detail"):
+            table.add_column(col)
+        for c in report.as_dict()["checks"]:
+            table.add_row(c["name"], f"[{_STATUS_STYLE[c['status']]}]{c['status']}[/]", c["detail"])
+        console.print(table)
+        figures = Table(show_header=False, title="figures", title_justify="left")
+        for k, v in report.figures.items():
+            figures.add_row(k.replace("_", " "), json.dumps(v) if isinstance(v, dict) else str(v))
+        console.print(figures)
+    if not report.healthy:
+        for p in report.problems:
+            click.echo(f"problem: {p.name}: {p.detail}", err=True)
+        ctx.exit(1)
+
+
+@click.command()
+@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+@click.pass_context
+@handle_errors
+def backup(ctx: click.Context, dest: Path) -> None:
+    """Copy this home to DEST while the node runs: config, keys, manifest, and each
+    SQLite store through SQLite's online backup API, integrity-checked.
+
+    DEST holds private keys: keep it as safe as the home. Restore with
+    `corredor restore DEST --home NEW`.
+
+    \b
+    Example:
+      corredor --home ./pan backup /backups/pan-2026-11-27
+    """
+    result = backups.backup_home(home_of(ctx), dest)
+    for name, pages in result.stores.items():
+        console.print(f"{name}: {pages} pages, integrity ok")
+    console.print(f"backup written to {result.path}")
+
+
+@click.command()
+@click.argument("source", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.pass_context
+@handle_errors
+def restore(ctx: click.Context, source: Path) -> None:
+    """Check the stores of a backup at SOURCE and copy it to --home, which must
+    not be a home yet (stop the node and move the damaged home aside first).
+
+    \b
+    Example:
+      corredor --home ./pan restore /backups/pan-2026-11-27
+    """
+    target = ctx.find_root().obj.get("home") if ctx.find_root().obj else None
+    if target is None:
+        raise ConfigError("give the home to restore into: --home DIR")
+    home = backups.restore_home(source, target)
+    console.print(f"restored {source} to {home.path}; run `corredor --home {home.path} doctor`")
+
+
+@click.command()
+@click.option("--address", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option(
+    "--refresh",
+    type=float,
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How old a served snapshot of the picture may get.",
+)
+@click.pass_context
+@handle_errors
+def serve(ctx: click.Context, address: str, port: int, refresh: float) -> None:
+    """Serve the aggregator's regional picture read-only over HTTP: /picture.json,
+    /flows.csv and /healthz. Only GET and HEAD; the live store is never written.
+
+    \b
+    Example:
+      corredor --home ./ts serve --address 0.0.0.0 --port 8080
+    """
+    from node.serve import make_server
+
+    server, snapshots = make_server(home_of(ctx), address, port, refresh)
+    console.print(f"serving the picture on http://{address}:{server.server_address[1]}/")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        snapshots.close()
+
+
+# -- deploy ------------------------------------------------------------------------
+
+
+@click.group("deploy")
+def deploy_group() -> None:
+    """Set-up steps of a deployed federation, each safe to run again (docker-compose.yml
+    runs them; deploy/README.md explains them).
+
+    \b
+    Example:
+      corredor deploy init-pki /pki --san kafka
+      corredor deploy init-kafka --bootstrap kafka:9094 --cafile /pki/ca.pem \\
+        --admin-password-file /run/secrets/kafka_admin \\
+        --user secretariat=/run/secrets/kafka_secretariat --user PAN=/run/secrets/kafka_pan
+    """
+
+
+@deploy_group.command("init-pki")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--san", "sans", multiple=True, required=True, help="Broker host name or IP (repeat)."
+)
+@click.option("--owner", metavar="UID:GID", help="Give the broker's keystore to this user.")
+@handle_errors
+def init_pki(directory: Path, sans: tuple[str, ...], owner: str | None) -> None:
+    """A CA and the broker's certificate in DIRECTORY, unless already there.
+
+    \b
+    Example:
+      corredor deploy init-pki /pki --san kafka --san localhost --owner 1000:1000
+    """
+    ids = None
+    if owner:
+        uid, _, gid = owner.partition(":")
+        if not uid.isdigit() or not gid.isdigit():
+            raise ConfigError(f"--owner is UID:GID, not {owner!r}")
+        ids = (int(uid), int(gid))
+    created = deploy.init_pki(directory, sans, ids)
+    console.print(
+        f"{'created' if created else 'kept'} the CA and broker certificate in {directory}"
+    )
+
+
+def _user_files(values: tuple[str, ...]) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for v in values:
+        name, sep, path = v.partition("=")
+        if not sep or not name or not path:
+            raise click.BadParameter(f"expected NAME=PASSWORD_FILE, not {v!r}", param_hint="--user")
+        out[name] = Path(path)
+    return out
+
+
+@deploy_group.command("init-kafka")
+@click.option("--bootstrap", required=True, metavar="HOST:PORT", help="The admin's listener.")
+@click.option("--admin-user", default="admin", show_default=True)
+@click.option(
+    "--admin-password-file", required=True, type=click.Path(dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--admin-mechanism",
+    type=click.Choice(("PLAIN", "SCRAM-SHA-512")),
+    default="PLAIN",
+    show_default=True,
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(("SASL_SSL", "SASL_PLAINTEXT")),
+    default="SASL_SSL",
+    show_default=True,
+)
+@click.option("--cafile", type=click.Path(dir_okay=False, path_type=Path), help="CA (PEM).")
+@click.option(
+    "--user",
+    "users",
+    multiple=True,
+    required=True,
+    metavar="NAME=PASSWORD_FILE",
+    help="A SCRAM user and the file holding its password (repeat): secretariat and each ISO3.",
+)
+@click.option("--topic", default="corredor.events", show_default=True)
+@click.option("--partitions", type=click.IntRange(1), default=3, show_default=True)
+@click.option("--replication", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--timeout", type=float, default=180.0, show_default=True, metavar="SECONDS")
+@handle_errors
+def init_kafka(
+    bootstrap: str,
+    admin_user: str,
+    admin_password_file: Path,
+    admin_mechanism: str,
+    protocol: str,
+    cafile: Path | None,
+    users: tuple[str, ...],
+    topic: str,
+    partitions: int,
+    replication: int,
+    timeout: float,
+) -> None:
+    """As the cluster admin: SCRAM users, the federation's topics and ACLs.
+
+    \b
+    Example:
+      corredor deploy init-kafka --bootstrap kafka:9094 --cafile /pki/ca.pem \\
+        --admin-password-file /run/secrets/kafka_admin \\
+        --user secretariat=/run/secrets/kafka_secretariat --user PAN=/run/secrets/kafka_pan
+    """
+    result = deploy.init_kafka(
+        bootstrap,
+        admin_user=admin_user,
+        admin_password_file=admin_password_file,
+        users=_user_files(users),
+        protocol=protocol,
+        admin_mechanism=admin_mechanism,
+        cafile=cafile,
+        shared_topic=topic,
+        partitions=partitions,
+        replication=replication,
+        timeout_s=timeout,
+    )
+    console.print(
+        f"users {', '.join(result.users)}; {result.acls} ACLs; topics created: "
+        f"{', '.join(result.topics_created) or 'none (all existed)'}"
+    )
+
+
+@deploy_group.command("init-home")
+@click.option("--country", metavar="ISO3", help="A member's home (omit for the Secretariat).")
+@click.option(
+    "--exchange",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory where public keys are traded.",
+)
+@click.option(
+    "--enrol",
+    multiple=True,
+    metavar="ISO3",
+    help="Secretariat: members to add to the manifest once their keys arrive.",
+)
+@click.option("--bootstrap", required=True, metavar="HOST:PORT")
+@click.option("--topic", default="corredor.events", show_default=True)
+@click.option(
+    "--security-protocol",
+    default="SASL_SSL",
+    show_default=True,
+    type=click.Choice(("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")),
+)
+@click.option("--username", help="SASL user (ISO3 or secretariat).")
+@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--cafile", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--no-sync", is_flag=True, help="Member: do not wait for the manifest.")
+@click.option("--timeout", type=float, default=300.0, show_default=True, metavar="SECONDS")
+@click.pass_context
+@handle_errors
+def init_home(
+    ctx: click.Context,
+    country: str | None,
+    exchange: Path,
+    enrol: tuple[str, ...],
+    bootstrap: str,
+    topic: str,
+    security_protocol: str,
+    username: str | None,
+    password_file: Path | None,
+    cafile: Path | None,
+    no_sync: bool,
+    timeout: float,
+) -> None:
+    """Create or reconnect --home and trade public keys through --exchange: the
+    Secretariat publishes its key and enrols members; a member pins the
+    Secretariat's key, offers its own and waits until the manifest lists it.
+
+    \b
+    Example:
+      corredor --home /var/lib/corredor/home deploy init-home --country PAN \\
+        --exchange /exchange --bootstrap kafka:9092 --username PAN \\
+        --password-file /run/secrets/kafka_pan --cafile /pki/ca.pem
+    """
+    path = ctx.find_root().obj.get("home") if ctx.find_root().obj else None
+    if path is None:
+        raise ConfigError("give the home: --home DIR or CORREDOR_HOME")
+    try:
+        kafka = KafkaSettings(
+            bootstrap=bootstrap,
+            topic=topic,
+            security_protocol=security_protocol,
+            username=username,
+            password_file=str(password_file) if password_file else None,
+            ssl_cafile=str(cafile) if cafile else None,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"kafka settings: {exc}") from exc
+    setup = deploy.init_home(
+        path,
+        kafka=kafka,
+        exchange=exchange,
+        country=country,
+        enrol=enrol,
+        sync=not no_sync,
+        timeout_s=timeout,
+    )
+    what = "created" if setup.created else "reconnected"
+    console.print(
+        f"{what} {setup.home.path}"
+        + (f"; enrolled {', '.join(setup.enrolled)}" if setup.enrolled else "")
+    )
+
+
+COMMANDS: tuple[click.Command, ...] = (doctor, backup, restore, serve, deploy_group)
