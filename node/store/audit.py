@@ -5,7 +5,7 @@ ends, and nothing identifying about a person:
 
     seq             1, 2, 3 ... with no gaps
     at              UTC time of the entry (ISO 8601)
-    entry           sent | applied | stale | duplicate | quarantined | relayed
+    entry           sent | applied | stale | duplicate | quarantined | relayed | published
     event_id, producer, subject, revision, policy_version   from the envelope
                     (NULL when a quarantined message could not be decoded)
     digest          SHA-256 of the exact Kafka message value bytes
@@ -69,7 +69,10 @@ CREATE TABLE IF NOT EXISTS audit_log (
 """
 
 GENESIS = "0" * 64
-ENTRY_KINDS = ("sent", "applied", "stale", "duplicate", "quarantined", "relayed")
+#: "published" is for the aggregator's picture sent back to members: append it
+#: with ``append(conn, [AuditRecord("published", ...)])`` where the picture
+#: outbox records the broker's acknowledgement.
+ENTRY_KINDS = ("sent", "applied", "stale", "duplicate", "quarantined", "relayed", "published")
 HEAD_SUFFIX = ".audit-head"
 
 #: Columns in chain order; ``export`` writes them in this order too.
