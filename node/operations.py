@@ -358,6 +358,7 @@ def aggregate_once(
         finally:
             source.close()
         relay_restricted(home, store, address, security)
+        publish_picture(home, store, address, security)
         dead_letter(home, store, address, security)
         return stats
 
@@ -408,6 +409,25 @@ def relay_restricted(
     finally:
         sink.close()
     store.mark_relayed([seq for seq, _, _ in pending])
+    return len(pending)
+
+
+def publish_picture(
+    home: Home, store: PictureStore, address: str, security: dict[str, Any] | None
+) -> int:
+    """Send the events every member may see, their producers' signed bytes
+    unchanged, to the picture topic, keyed by subject (the topic is compacted:
+    the newest revision of each subject stays). Embargoed events wait. Each
+    member verifies the signatures itself (``node.picture_sync``)."""
+    pending = store.pending_picture(datetime.now(UTC))
+    if not pending:
+        return 0
+    sink = _side_topic_sink(home, _picture_topic(home), address, security, "picture")
+    try:
+        sink.send_batch([(subject.encode("utf-8"), value) for _, subject, value in pending])
+    finally:
+        sink.close()
+    store.mark_picture_published([seq for seq, _, _ in pending])
     return len(pending)
 
 

@@ -48,6 +48,19 @@ def test_demo_runs_the_federation_and_prints_the_picture(
         "count",
     }
     assert picture["rejected"] == 0
+    # The picture published back: Mexico's node reads it from the picture topic,
+    # verifies each producer's signature, and sees what the Secretariat's export
+    # for Mexico holds.
+    mex = runner.invoke(main, ["--home", str(directory / "mex"), "report", "--format", "json"])
+    assert mex.exit_code == 0, mex.output
+    mine = json.loads(mex.stdout)
+    for_mex = runner.invoke(
+        main,
+        ["--home", str(directory / "secretariat"), "report", "--format", "json",
+         "--audience", "MEX"],
+    )
+    assert mine["audience"] == "MEX" and mine["flows"] == json.loads(for_mex.output)["flows"]
+    assert {r["reporting_country"] for r in mine["flows"]} == {"PAN", "CRI", "GTM", "MEX"}
     # Every reference kind was exchanged, and the demo's correction and withdrawal show.
     for title in ("Legislation matrix", "consular directory", "health advisories", "focal points"):
         assert title in result.output

@@ -424,3 +424,49 @@ def test_the_html_report_renders_in_headless_chromium(picture: Home, tmp_path: P
     shot = Path(os.environ.get("CORREDOR_SCREENSHOT_DIR", tmp_path)) / "report-fixture.png"
     page = assert_report_rendered(report, shot)
     assert page.count(r'class="supp"') > 0  # suppressed values are marked
+
+
+# -- the picture published back to the members ------------------------------------------
+
+
+def test_members_get_the_picture_back_signed_by_its_producers(tmp_path: Path) -> None:
+    """The Secretariat queues, unchanged, the events every member may see; a
+    member's node verifies and applies them, and its report equals the
+    Secretariat's export for that member."""
+    from node import trust
+    from node.config import load_home
+    from node.picture_sync import apply_picture, picture_path
+    from node.transport.base import Message
+
+    agg = build_picture(tmp_path, {"PAN": 1500, "CRI": 1200})
+    pan = load_home(tmp_path / "pan")
+    trust.accept_manifest(pan, trust.sign_draft(agg))
+    with PictureStore(agg.store_path) as store:
+        pending = store.pending_picture(datetime.now(UTC))
+        uses = store.uses()
+    conn = sqlite3.connect(agg.store_path)
+    try:
+        queued = {e for (e,) in conn.execute("SELECT event_id FROM picture_outbox")}
+    finally:
+        conn.close()
+    for_members = {e for e, u in uses.items() if {"members", "public"} & set(u["audiences"])}
+    assert queued == for_members and len(pending) == len(queued) > 0
+    messages = [
+        Message("picture", 0, i, subject.encode(), value, 0)
+        for i, (_, subject, value) in enumerate(pending)
+    ]
+    stats = apply_picture(pan, messages)
+    assert stats.rejected_total == 0 and stats.applied == len(pending)
+    assert apply_picture(pan, messages).duplicates == len(pending)  # idempotent
+    mine = json.loads(_cli(pan, "--format", "json", "--offline"))
+    ts = json.loads(_cli(agg, "--format", "json", "--audience", "PAN"))
+    assert mine["audience"] == "PAN" and mine["flows"] == ts["flows"]
+    assert {r["reporting_country"] for r in mine["flows"]} == {"PAN", "CRI"}
+    legislation = json.loads(_cli(pan, "legislation", "--format", "json", "--offline"))
+    assert {r["country"] for r in legislation["rows"]} == {"PAN", "CRI"}
+    # A forged picture message (altered after signing) is set aside, not applied.
+    forged = bytearray(pending[0][2])
+    forged[-1] ^= 0x01
+    bad = apply_picture(pan, [Message("picture", 0, 99, b"x", bytes(forged), 0)])
+    assert bad.applied == 0 and bad.rejected_total == 1
+    assert picture_path(pan) == pan.path / "picture.db"

@@ -83,6 +83,10 @@ class ApplyStats:
 #: all. Messages that decode but fail trust checks stay in quarantine only.
 DEAD_LETTER_REASONS: frozenset[str] = frozenset({"undecodable", "undecodable-body"})
 
+#: Envelope audiences that let every member see an event: those events go back
+#: to the members on the picture topic.
+MEMBER_AUDIENCES: frozenset[str] = frozenset({"members", "public"})
+
 
 class MessageRejected(Exception):
     """A message set aside, with a machine-readable reason and a detail."""
@@ -146,11 +150,16 @@ class Aggregator:
         codec: EventCodec,
         keys: KeyDirectory,
         floor: RegionalFloor | None = None,
+        *,
+        publish_back: bool = True,
     ) -> None:
         self.store = store
         self.codec = codec
         self.keys = keys
         self.floor = floor
+        #: Queue events every member may see for the picture topic (the
+        #: Secretariat); a member applying the picture it reads does not.
+        self.publish_back = publish_back
 
     def use_keys(self, keys: KeyDirectory) -> None:
         """Trust a newer manifest's keys from the next message on."""
@@ -257,6 +266,9 @@ class Aggregator:
             )
         else:
             APPLIERS[envelope.kind](self.store, conn, envelope, event.body)
+            if self.publish_back and MEMBER_AUDIENCES & set(envelope.audiences):
+                self.store.queue_picture(conn, envelope.event_id, envelope.subject,
+                                         msg.value or b"")
         stats.applied += 1
         return envelope
 

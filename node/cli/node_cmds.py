@@ -307,13 +307,16 @@ def aggregate(
     type=click.DateTime(formats=["%Y-%m-%d"]),
     help="Health advisories current on this day (default: today).",
 )
-@click.option("--audience", default="TS", show_default=True,
-              help="Whom the export is for: TS, IOM, UNHCR, PAHO, ICRC, UNODC, public, or ISO3.")
+@click.option("--audience",
+              help="Whom the export is for: TS, IOM, UNHCR, PAHO, ICRC, UNODC, public, or "
+              "ISO3 (default: TS; on a member's node, the member).")
 @click.option("--purpose", help="The export's purpose (default: the view's, e.g. statistics).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write to this file instead of stdout.")
 @click.option("--k", "k", type=click.IntRange(2), default=10, show_default=True,
               help="corridors: people a multi-country route needs before it is shown.")
+@click.option("--offline", is_flag=True,
+              help="Member: use the picture last read, without reading the picture topic.")
 @click.pass_context
 @handle_errors
 def report(
@@ -324,10 +327,11 @@ def report(
     origin: str | None,
     country: str | None,
     as_of: datetime | None,
-    audience: str,
+    audience: str | None,
     purpose: str | None,
     output: Path | None,
     k: int,
+    offline: bool,
 ) -> None:
     """Print the regional picture for one audience. VIEW is flows (the default:
     nationality × reporting country, by ISO week), trends (totals, change, top
@@ -335,7 +339,8 @@ def report(
     regional (totals across countries), legislation (the IOM matrix),
     consulates, health (current advisories) or focal-points. Only events whose
     audiences and purposes admit --audience, not expired and not embargoed,
-    are included.
+    are included. On a member's node it first reads the picture the
+    Secretariat published back, verifying every producer's signature.
 
     \b
     Example:
@@ -346,7 +351,8 @@ def report(
       corredor --home ./ts report --format html --audience IOM -o report.html
       corredor --home ./ts report consulates --origin IND --format csv
     """
-    run_report(ctx, view, fmt, last, origin, country, as_of, audience, purpose, output, k)
+    run_report(ctx, view, fmt, last, origin, country, as_of, audience, purpose, output, k,
+               offline)
 
 
 @click.command()

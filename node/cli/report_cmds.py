@@ -43,12 +43,16 @@ def run_report(
     origin: str | None,
     country: str | None,
     as_of: datetime | None,
-    audience: str,
+    audience: str | None,
     purpose: str | None,
     output: Path | None,
     k: int,
+    offline: bool = False,
 ) -> None:
-    """What ``corredor report`` does; see its help."""
+    """What ``corredor report`` does; see its help. On a member's home the
+    picture is first brought up to date from the picture topic (unless
+    ``offline``) and the audience defaults to the member itself."""
+    from node.picture_sync import picture_path, sync_picture
     from node.report.flows import (
         FlowRow,
         picture_json_for,
@@ -68,9 +72,18 @@ def run_report(
     )
     from node.store.picture import PictureStore
 
-    scope = Scope(audience_name(audience), purpose)
     home = home_of(ctx)
-    with PictureStore(home.store_path) as store:
+    if audience is None:
+        audience = "TS" if home.is_aggregator else home.country
+    scope = Scope(audience_name(audience), purpose)
+    if not home.is_aggregator and not offline:
+        stats = sync_picture(home)
+        click.echo(
+            f"picture topic: {stats.applied} new events applied, "
+            f"{stats.rejected_total} set aside",
+            err=True,
+        )
+    with PictureStore(picture_path(home)) as store:
         if fmt == "html":
             _emit(report_html(store, scope, last=last or 12, k=k), output)
             return
@@ -131,18 +144,20 @@ def run_report(
 @click.pass_context
 @handle_errors
 def purge(ctx: click.Context, as_of: datetime | None) -> None:
-    """Remove from the picture every event past its retain_until: flow cells,
-    reference rows and stored bodies. The event's id and digest stay, so a
-    replay of it is recognised and not applied again.
+    """Remove from the picture (the aggregator's, or a member's copy) every
+    event past its retain_until: flow cells, reference rows and stored bodies.
+    The event's id and digest stay, so a replay of it is recognised and not
+    applied again.
 
     \b
     Example:
       corredor --home ./ts purge
     """
+    from node.picture_sync import picture_path
     from node.store.picture import PictureStore
 
     today: date = as_of.date() if as_of else datetime.now(UTC).date()
-    with PictureStore(home_of(ctx).store_path) as store:
+    with PictureStore(picture_path(home_of(ctx))) as store:
         removed = store.purge_expired(today)
     total = sum(removed.values())
     detail = ", ".join(f"{n} {kind}" for kind, n in sorted(removed.items()))

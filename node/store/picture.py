@@ -142,6 +142,17 @@ CREATE TABLE IF NOT EXISTS event_use (
     embargo_until TEXT,               -- ISO timestamp; NULL: no embargo
     purged_at     REAL
 );
+-- The picture published back: original signed events every member may see
+-- (audiences name members or the public), sent to the picture topic once any
+-- embargo has passed, so each member's node verifies and applies them itself.
+CREATE TABLE IF NOT EXISTS picture_outbox (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id     TEXT NOT NULL UNIQUE,
+    subject      TEXT NOT NULL,
+    msg_value    BLOB NOT NULL,
+    created_at   REAL NOT NULL,
+    published_at REAL
+);
 """
 
 #: Reference view tables and their key columns (besides subject, body, revision, event_id).
@@ -397,6 +408,7 @@ class PictureStore:
             for table in VIEW_COLUMNS:
                 conn.executemany(f"DELETE FROM {table} WHERE event_id = ?", ids)
             conn.executemany("UPDATE event_revision SET body = NULL WHERE event_id = ?", ids)
+            conn.executemany("DELETE FROM picture_outbox WHERE event_id = ?", ids)
             now = time.time()
             conn.executemany(
                 "UPDATE event_use SET purged_at = ? WHERE event_id = ?",
@@ -405,6 +417,39 @@ class PictureStore:
             for _, kind in expired:
                 removed[kind] = removed.get(kind, 0) + 1
         return removed
+
+    # -- the picture published back to the members ------------------------------
+
+    def queue_picture(
+        self, conn: sqlite3.Connection, event_id: str, subject: str, value: bytes
+    ) -> None:
+        """Keep an applied event's signed bytes for the members' picture topic,
+        in the apply transaction."""
+        conn.execute(
+            "INSERT OR IGNORE INTO picture_outbox (event_id, subject, msg_value, created_at) "
+            "VALUES (?,?,?,?)",
+            (event_id, subject, value, time.time()),
+        )
+
+    def pending_picture(self, now: datetime, limit: int = 5000) -> list[tuple[int, str, bytes]]:
+        """(seq, subject, signed bytes) not yet published whose embargo has passed
+        and which are not purged."""
+        cur = self._conn.execute(
+            "SELECT p.seq, p.subject, p.msg_value FROM picture_outbox p "
+            "JOIN event_use u ON u.event_id = p.event_id WHERE p.published_at IS NULL "
+            "AND u.purged_at IS NULL AND (u.embargo_until IS NULL OR u.embargo_until <= ?) "
+            "ORDER BY p.seq LIMIT ?",
+            (now.isoformat(timespec="seconds"), limit),
+        )
+        return [(int(seq), str(subject), bytes(value)) for seq, subject, value in cur]
+
+    def mark_picture_published(self, seqs: list[int]) -> None:
+        now = time.time()
+        with transaction(self._conn) as conn:
+            conn.executemany(
+                "UPDATE picture_outbox SET published_at = ? WHERE seq = ?",
+                [(now, s) for s in seqs],
+            )
 
     # -- reading the picture -------------------------------------------------
 

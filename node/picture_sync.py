@@ -1,0 +1,62 @@
+"""A member's copy of the regional picture, read from the picture topic.
+
+The Secretariat publishes back, unchanged, the signed events every member may
+see (``node.operations.publish_picture``). A member's node reads the topic,
+verifies every signature against its own manifest with the same checks the
+aggregator makes (``node.aggregator.apply``), and applies the events to its
+own picture store, ``DIR/picture.db``. So a member's ``corredor report`` shows
+numbers signed by the countries that produced them: the Secretariat relays
+them and cannot alter them. Restricted events on the same topic are the
+inbox's (``corredor inbox``) and are skipped here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from node import operations as ops
+from node import trust
+from node.aggregator.apply import Aggregator, ApplyStats
+from node.config import Home
+from node.errors import CodecError
+from node.model.events import RESTRICTED_KINDS
+from node.store.picture import PictureStore
+from node.transport.base import Message
+from node.transport.kafka import read_all
+
+
+def picture_path(home: Home) -> Path:
+    """Where a home's picture is: the aggregator's store, or a member's copy."""
+    return home.store_path if home.is_aggregator else home.path / "picture.db"
+
+
+def apply_picture(home: Home, messages: Iterable[Message]) -> ApplyStats:
+    """Verify and apply picture-topic messages to the member's own picture."""
+    codec = ops.event_codec()
+    wanted = []
+    for msg in messages:
+        try:
+            kind = codec.decode_envelope(codec.split_signed(msg.value or b"")[0]).kind
+        except CodecError:
+            kind = None  # the aggregator's checks set it aside with its reason
+        if kind not in RESTRICTED_KINDS:
+            wanted.append(msg)
+    with PictureStore(picture_path(home)) as store:
+        aggregator = Aggregator(
+            store,
+            codec,
+            trust.key_directory(home),
+            floor=ops.regional_floor(),
+            publish_back=False,
+        )
+        return aggregator.apply_batch(wanted)
+
+
+def sync_picture(home: Home, *, bootstrap: str | None = None) -> ApplyStats:
+    """Read the whole picture topic and apply what is new to the member's copy."""
+    if home.is_aggregator:
+        return ApplyStats()
+    topic = ops._picture_topic(home)
+    messages = read_all(bootstrap or home.bootstrap, topic, security=home.kafka_security())
+    return apply_picture(home, messages)
