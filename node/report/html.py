@@ -106,9 +106,10 @@ def line_chart(cells: list[FlowCell], top: int = 6, width: int = 1100, height: i
     return "".join(parts)
 
 
-def corridor_diagram(legs: list[dict[str, Any]], width: int = 1100, height: int = 260) -> str:
-    """The corridor north as a row of countries, each leg an arc whose width
-    follows its count."""
+def corridor_diagram(legs: list[dict[str, Any]], width: int = 1100, height: int = 280) -> str:
+    """The corridor north as a row of countries, each leg an arrow-headed arc
+    whose width follows its count: above the row when it runs north along the
+    corridor, below when it runs back."""
     if not legs:
         return "<p class='note'>No route legs published for this audience.</p>"
     nodes = sorted({leg["from"] for leg in legs} | {leg["to"] for leg in legs},
@@ -116,26 +117,36 @@ def corridor_diagram(legs: list[dict[str, Any]], width: int = 1100, height: int 
     gap = (width - 80) / max(1, len(nodes) - 1)
     pos = {n: 40 + i * gap for i, n in enumerate(nodes)}
     peak = max(leg["count"] for leg in legs) or 1
-    base = height - 60
+    base = height * 0.62
     parts = [f'<svg class="chart" id="chart-corridor" role="img" width="{width}" '
              f'height="{height}" viewBox="0 0 {width} {height}" '
              'xmlns="http://www.w3.org/2000/svg"><title>Route legs: previous country to '
-             'reporting country</title>']
+             'reporting country</title><defs><marker id="arrow" viewBox="0 0 10 10" refX="9" '
+             'refY="5" markerWidth="9" markerHeight="9" markerUnits="userSpaceOnUse" '
+             'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#0d3d61"/>'
+             '</marker></defs>']
     for leg in sorted(legs, key=lambda g: -g["count"]):
         a, b = pos[leg["from"]], pos[leg["to"]]
-        lift = min(base - 20, 30 + abs(b - a) / 3)
+        north = b > a
+        room = base - 24 if north else height - base - 40
+        lift = min(room, 30 + abs(b - a) / 4)
         w = 1.5 + 14 * leg["count"] / peak
         mid = (a + b) / 2
-        parts.append(f'<path class="leg" d="M{a:.1f},{base} Q{mid:.1f},{base - 2 * lift:.1f} '
-                     f'{b:.1f},{base}" fill="none" stroke="#1b6ca8" stroke-opacity="0.55" '
-                     f'stroke-width="{w:.1f}"><title>{_e(leg["from"])} → {_e(leg["to"])}: '
-                     f'{leg["count"]:,}</title></path>')
-        if leg["count"] >= peak / 8:
-            parts.append(f'<text x="{mid:.1f}" y="{base - lift - 4:.1f}" font-size="11" '
-                         f'text-anchor="middle">{leg["count"]:,}</text>')
+        side = -1 if north else 1
+        ctrl = base + side * 2 * lift
+        # End short of the target's dot so the arrowhead shows.
+        end_x, end_y = b - 14 * (1 if north else -1), base + side * 12
+        parts.append(f'<path class="leg" d="M{a:.1f},{base:.1f} Q{mid:.1f},{ctrl:.1f} '
+                     f'{end_x:.1f},{end_y:.1f}" fill="none" stroke="#1b6ca8" stroke-opacity="0.55" '
+                     f'stroke-width="{w:.1f}" marker-end="url(#arrow)"><title>'
+                     f'{_e(leg["from"])} → {_e(leg["to"])}: {leg["count"]:,}</title></path>')
+        label_y = base - lift - 4 if north else base + lift + 14
+        parts.append(f'<text x="{mid:.1f}" y="{label_y:.1f}" font-size="11" '
+                     f'text-anchor="middle">{leg["count"]:,}</text>')
     for n, px in pos.items():
-        parts.append(f'<circle cx="{px:.1f}" cy="{base}" r="9" fill="#1d2733"/>'
-                     f'<text x="{px:.1f}" y="{base + 26}" font-size="12" '
+        parts.append(f'<circle cx="{px:.1f}" cy="{base:.1f}" r="17" fill="#ffffff" '
+                     'stroke="#1d2733" stroke-width="2"/>'
+                     f'<text x="{px:.1f}" y="{base + 4:.1f}" font-size="12" font-weight="bold" '
                      f'text-anchor="middle">{_e(n)}</text>')
     parts.append("</svg>")
     return "".join(parts)
