@@ -190,6 +190,7 @@ def aggregate_follow(
                         apply_seconds = time.monotonic() - started
                         total.add(stats)
                         ops.relay_restricted(home, store, address, security)
+                        ops.publish_picture(home, store, address, security)
                         dead = ops.dead_letter(home, store, address, security)
                         if on_batch is not None:
                             on_batch(stats)
