@@ -64,6 +64,7 @@ def run_report(
     from node.report.regional import admitted_cells
     from node.report.sdmx import flows_sdmx_csv
     from node.report.views import (
+        CSV_COLUMNS,
         STAT_VIEWS,
         admitted_view_rows,
         render_view,
@@ -109,7 +110,7 @@ def run_report(
             if fmt == "json":
                 _emit(json.dumps(data, indent=2, default=str) + "\n", output)
             elif fmt == "csv":
-                _emit(rows_csv(view_csv_rows(view, data)), output)
+                _emit(rows_csv(view_csv_rows(view, data), CSV_COLUMNS[view]), output)
             else:
                 render_view(console, view, data)
             return

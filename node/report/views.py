@@ -111,6 +111,17 @@ def view_csv_rows(view: str, data: dict[str, Any]) -> list[dict[str, Any]]:
     raise KeyError(view)
 
 
+#: CSV header of each statistical view, so an empty export still names its columns.
+CSV_COLUMNS: dict[str, list[str]] = {
+    "trends": ["table", "period", "reporting_country", "count", "previous", "change",
+               "change_pct"],
+    "corridors": ["table", "from", "to", "count"],
+    "alerts": ["kind", "series", "period", "count", "baseline_mean", "baseline_sd", "ratio",
+               "p_value"],
+    "regional": ["period", "nationality"],
+}
+
+
 def _pct(value: float | None) -> str:
     return "" if value is None else f"{value:+.1f}%"
 
