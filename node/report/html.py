@@ -43,7 +43,8 @@ th{background:#eef3f8}td.l,th.l{text-align:left}
 td.supp{background:repeating-linear-gradient(45deg,#f6e3e3,#f6e3e3 4px,#fff 4px,#fff 8px);
 color:#a02b2b;font-weight:bold;text-align:center}
 td.est{font-style:italic}.alert{color:#a02b2b;font-weight:bold}
-.matrix td{text-align:left;max-width:260px}.note{font-size:12px;color:#5b6b7b}
+.matrix td{text-align:left;max-width:260px}.text th,.matrix th{text-align:left}
+.note{font-size:12px;color:#5b6b7b}
 svg text{font-family:system-ui,sans-serif}
 """
 
@@ -218,20 +219,20 @@ def _reference_tables(store: PictureStore, scope: Scope) -> str:
         [_td(r["sending_country"], True), _td(r["host_country"], True),
          _td(r["mission_type"].replace("_", " ").lower(), True), _td(r["city"], True),
          _td(r.get("phone") or "", True), _td(r.get("email") or "", True)] for r in consul
-    ]))
+    ], "text"))
     health = admitted_view_rows(store, "health", scope, flt)
     parts.append("<h2>Health advisories (current)</h2>")
     parts.append(_table(["Origin", "Disease", "Impact", "Confidence", "Issuer", "Valid"], [
         [_td(r["country_of_origin"], True), _td(r["disease"], True), _td(r["impact"], True),
          _td(r["confidence"], True), _td(r["issuer"], True),
          _td(f"{r['valid_from']} – {r.get('valid_until') or 'open'}", True)] for r in health
-    ]))
+    ], "text"))
     focal = admitted_view_rows(store, "focal-points", scope, flt)
     parts.append("<h2>Focal points</h2>")
     parts.append(_table(["Country", "Name", "Role", "Institution", "Email"], [
         [_td(r["country"], True), _td(r["name"], True), _td(r["role"], True),
          _td(r["institution"], True), _td(r["email"], True)] for r in focal
-    ]))
+    ], "text"))
     return "".join(parts)
 
 
