@@ -10,6 +10,7 @@ answers. The init steps themselves run here against real brokers.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -139,6 +140,17 @@ def test_every_corredor_command_parses_with_the_cli(services: dict[str, dict[str
             _parse(_command(service))
         except click.ClickException as exc:  # pragma: no cover - the failure message
             pytest.fail(f"{name}: {exc.format_message()}")
+    # Health checks run corredor too: doctor for the loops, /healthz for the report.
+    for service in _corredor(services).values():
+        test = service.get("healthcheck", {}).get("test")
+        if test and test[1] == "corredor":
+            _parse(test[2:])
+        elif test:
+            assert "/healthz" in " ".join(test) and _option(
+                _command(service), "--port"
+            ) in " ".join(test)
+    looping = [n for n, s in _corredor(services).items() if "--follow" in _command(s)]
+    assert all(services[n]["healthcheck"]["test"][1:3] == ["corredor", "doctor"] for n in looping)
     # ...and the check can fail:
     with pytest.raises(click.NoSuchOption):
         _parse(["publish", "--follow", "--metrics-prot", "9464"])
@@ -511,12 +523,13 @@ def test_the_stack_runs_the_demo(tmp_path: Path) -> None:
         while time.monotonic() < deadline and producers != {"PAN", "CRI"}:
             time.sleep(5)
             try:
-                with urllib.request.urlopen("http://127.0.0.1:8080/flows.csv", timeout=5) as r:
-                    text = r.read().decode()
-            except OSError:
+                with urllib.request.urlopen("http://127.0.0.1:8080/picture.json", timeout=5) as r:
+                    picture = json.load(r)
+            except (OSError, ValueError):
                 continue
-            producers = {c for c in ("PAN", "CRI") if f",{c}," in text or text.count(c) > 0}
+            producers = {row["reporting_country"] for row in picture["flows"]}
         assert producers == {"PAN", "CRI"}
+        assert picture["rejected"] == 0
         run("exec", "-T", "node-pan", "corredor", "doctor")
         run("exec", "-T", "aggregator", "corredor", "doctor")
         with urllib.request.urlopen("http://127.0.0.1:9465/metrics", timeout=5) as r:

@@ -99,6 +99,15 @@ def test_broker_unreachable(federation: tuple[Home, Home]) -> None:
     assert "problem: broker: no broker answers" in result.output
 
 
+def test_shared_topic_missing(federation: tuple[Home, Home]) -> None:
+    pan, _ = federation
+    pan.config.kafka.topic = f"{pan.config.kafka.topic}-never-created"
+    pan.save()
+    report = diagnose(pan)
+    assert "does not exist" in _problem(report, "topic")
+    assert _status(report)["credentials"] == "ok"
+
+
 def test_manifest_missing_forged_and_stale(federation: tuple[Home, Home]) -> None:
     pan, agg = federation
     signed = pan.manifest_path.read_text()
