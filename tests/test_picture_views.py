@@ -491,3 +491,22 @@ def test_golden_reference_views(picture: Home, view: str) -> None:
     _golden(f"{view}.txt", console.export_text())
     # Only legislation is for the public in the sample policies.
     assert bool(public) == (view == "legislation")
+
+
+def test_the_picture_topic_waits_for_an_embargo(picture: Home, tmp_path: Path) -> None:
+    db = tmp_path / "aggregator.db"
+    db.write_bytes(picture.store_path.read_bytes())
+    conn = sqlite3.connect(db)
+    with conn:
+        (event,) = conn.execute("SELECT event_id FROM picture_outbox LIMIT 1").fetchone()
+        conn.execute("UPDATE event_use SET embargo_until = ? WHERE event_id = ?",
+                     ((NOW + timedelta(days=3)).isoformat(timespec="seconds"), event))
+        waiting = conn.execute("SELECT seq FROM picture_outbox WHERE event_id = ?",
+                               (event,)).fetchone()[0]
+    conn.close()
+    with PictureStore(db) as store:
+        before = {seq for seq, _, _ in store.pending_picture(NOW)}
+        after = {seq for seq, _, _ in store.pending_picture(NOW + timedelta(days=4))}
+        assert waiting not in before and after == before | {waiting}
+        store.mark_picture_published(sorted(after))
+        assert store.pending_picture(NOW + timedelta(days=4)) == []
