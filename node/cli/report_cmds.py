@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from node.cli.common import console, handle_errors, home_of
+from node.errors import TransportError
 from node.report.audience import Scope, audience_name
 
 REPORT_VIEWS: tuple[str, ...] = (
@@ -78,7 +79,12 @@ def run_report(
         audience = "TS" if home.is_aggregator else home.country
     scope = Scope(audience_name(audience), purpose)
     if not home.is_aggregator and not offline:
-        stats = sync_picture(home)
+        try:
+            stats = sync_picture(home)
+        except TransportError as exc:
+            raise click.ClickException(
+                f"{exc} (--offline reports the picture this node last read)"
+            ) from exc
         click.echo(
             f"picture topic: {stats.applied} new events applied, "
             f"{stats.rejected_total} set aside",
