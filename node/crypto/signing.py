@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -52,8 +53,9 @@ class SigningKey:
     def public(self) -> Ed25519PublicKey:
         return self.private.public_key()
 
-    @property
+    @cached_property
     def key_id(self) -> str:
+        """Computed once: it goes into every envelope this key signs."""
         return key_id_for(self.country, self.public)
 
     def sign(self, data: bytes) -> bytes:
