@@ -55,11 +55,6 @@ def bootstrap_override() -> str | None:
     return value or None
 
 
-def log_format() -> str:
-    """The log format from the environment: ``text`` unless set (checked by the CLI)."""
-    return os.environ.get(ENV_LOG_FORMAT, "").strip().lower() or "text"
-
-
 def default_home() -> Path | None:
     value = os.environ.get(ENV_HOME, "").strip()
     return Path(value) if value else None

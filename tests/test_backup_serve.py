@@ -155,3 +155,41 @@ def test_serve_refuses_a_member_home(tmp_path: Path) -> None:
     pan, _rows, _ = member_with_data(tmp_path, "PAN", 10)
     with pytest.raises(ConfigError, match="serve runs at the aggregator"):
         make_server(pan, "127.0.0.1", 0)
+
+
+def test_serve_command_answers_and_stops_on_sigterm(served: tuple[str, Home]) -> None:
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from node.config import REPO_ROOT
+
+    _, agg = served
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "node.cli", "--home", str(agg.path), "serve", "--port", str(port)],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/picture.json") as resp:
+                    assert json.load(resp)["events_applied"] > 0
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert b"stopped" in out

@@ -4,6 +4,7 @@ and the set-up steps of a deployed federation (``deploy init-*``)."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import click
@@ -15,6 +16,7 @@ from node.cli.common import bootstrap_option, console, format_option, handle_err
 from node.config import KafkaSettings
 from node.doctor import DEFAULT_MAX_LAG, DEFAULT_MAX_OUTBOX_AGE_S, diagnose
 from node.errors import ConfigError
+from node.follow import stop_on_signals
 
 _STATUS_STYLE = {"ok": "green", "problem": "red", "skipped": "yellow"}
 
@@ -141,13 +143,16 @@ def serve(ctx: click.Context, address: str, port: int, refresh: float) -> None:
 
     server, snapshots = make_server(home_of(ctx), address, port, refresh)
     console.print(f"serving the picture on http://{address}:{server.server_address[1]}/")
+    worker = threading.Thread(target=server.serve_forever, name="serve", daemon=True)
+    worker.start()
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        with stop_on_signals(threading.Event()) as stop:
+            stop.wait()  # SIGTERM (docker stop) or Ctrl-C
     finally:
+        server.shutdown()
         server.server_close()
         snapshots.close()
+    console.print("stopped")
 
 
 # -- deploy ------------------------------------------------------------------------
