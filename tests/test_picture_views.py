@@ -8,11 +8,13 @@ import csv
 import io
 import itertools
 import json
+import math
 import os
 import re
 import sqlite3
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, getcontext
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,7 @@ from node.report.regional import (
     FlowCell,
     admitted_cells,
     alerts,
+    poisson_log_upper_tail,
     poisson_upper_tail,
     regional_rows,
 )
@@ -152,6 +155,25 @@ def test_poisson_upper_tail_matches_the_closed_form() -> None:
     assert poisson_upper_tail(2, 2.0) == pytest.approx(1 - 3 * 2.718281828 ** -2, rel=1e-6)
     # Thousands a week: no overflow, and a 10 % rise on 2000 is far in the tail.
     assert 0 < poisson_upper_tail(2200, 2000.0) < 1e-5
+
+
+def _exact_log10_tail(x: int, mean: int) -> float:
+    """log10 P(X ≥ x), summed term by term in 60-digit decimals (independent)."""
+    getcontext().prec = 60
+    m = Decimal(mean)
+    term = (-m).exp() * m**x / Decimal(math.factorial(x))
+    total, k = Decimal(0), x
+    while term > total * Decimal("1e-40"):
+        total += term
+        k += 1
+        term = term * m / k
+    return float(total.log10())
+
+
+@pytest.mark.parametrize(("x", "mean"), [(30, 10), (300, 50), (2801, 1077), (1200, 1000)])
+def test_poisson_log_tail_against_exact_decimals(x: int, mean: int) -> None:
+    got = poisson_log_upper_tail(x, float(mean)) / math.log(10)
+    assert got == pytest.approx(_exact_log10_tail(x, mean), abs=1e-6)
 
 
 def test_alerts_find_the_planted_surge(picture: Home) -> None:

@@ -25,7 +25,7 @@ from node.report.regional import (
     trends,
     weekly,
 )
-from node.report.views import DEFAULT_ROUTE_K, admitted_view_rows
+from node.report.views import DEFAULT_ROUTE_K, admitted_view_rows, p_text
 from node.store.picture import PictureStore
 
 PALETTE = ("#1b6ca8", "#d1495b", "#edae49", "#00798c", "#6a4c93", "#3d9970", "#8d6a9f",
@@ -282,7 +282,7 @@ def report_html(store: PictureStore, scope: Scope, *, last: int = 12,
         body.append(_table(["Series", "Week", "Count", "Baseline mean", "Ratio", "p"], [
             [f'<td class="l alert">{_e(a["kind"])}: {_e(a["series"])}</td>',
              _td(a["period"]), _td(f"{a['count']:,}"), _td(a["baseline_mean"]),
-             _td(f"{a['ratio']}×"), _td(f"{a['p_value']:.2g}")] for a in al["alerts"]
+             _td(f"{a['ratio']}×"), _td(p_text(a))] for a in al["alerts"]
         ]))
     else:
         body.append("<p>No alerts.</p>")

@@ -294,26 +294,38 @@ class AlertMethod:
         }
 
 
-def poisson_upper_tail(x: int, mean: float) -> float:
-    """P(X ≥ x) for X ~ Poisson(mean), summed in log space (no overflow for
-    the thousands a week the largest flows reach)."""
+def poisson_log_upper_tail(x: int, mean: float) -> float:
+    """ln P(X ≥ x) for X ~ Poisson(mean), summed in log space: no overflow for
+    the thousands a week the largest flows reach, and no underflow to 0 for a
+    surge far in the tail."""
     if x <= 0:
-        return 1.0
-    if mean <= 0:
         return 0.0
+    if mean <= 0:
+        return -math.inf
+    log_mean = math.log(mean)
+
+    def log_term(k: int) -> float:
+        return k * log_mean - mean - math.lgamma(k + 1)
+
     if x <= mean:
-        # The tail at or below the mean is large; sum the lower part instead.
-        lower = sum(math.exp(k * math.log(mean) - mean - math.lgamma(k + 1)) for k in range(x))
-        return max(0.0, 1.0 - lower)
-    total = 0.0
+        # At or below the mean the tail is large; one minus the lower part.
+        lower = sum(math.exp(log_term(k)) for k in range(x))
+        return math.log(max(1.0 - lower, 1e-300))
+    first = log_term(x)
+    total = 0.0  # sum of exp(log_term(k) - first): terms shrink for k > mean
     k = x
     while True:
-        term = math.exp(k * math.log(mean) - mean - math.lgamma(k + 1))
-        total += term
-        if term < 1e-17 * max(total, 1e-300) or k > x + 10 * (x + 10):
+        rel = math.exp(log_term(k) - first)
+        total += rel
+        if rel < 1e-17 * total or k > x + 10 * (x + 10):
             break
         k += 1
-    return min(1.0, total)
+    return min(0.0, first + math.log(total))
+
+
+def poisson_upper_tail(x: int, mean: float) -> float:
+    """P(X ≥ x) for X ~ Poisson(mean) (0.0 only when below the smallest float)."""
+    return math.exp(poisson_log_upper_tail(x, mean))
 
 
 def _alert_series(cells: list[FlowCell]) -> dict[tuple[str, str], Counter[str]]:
@@ -355,7 +367,8 @@ def alerts(cells: list[FlowCell], method: AlertMethod | None = None) -> dict[str
         base = [counts.get(p, 0) for p in window]
         mean = sum(base) / len(base)
         sd = math.sqrt(sum((b - mean) ** 2 for b in base) / len(base))
-        p = poisson_upper_tail(x, max(mean, 1.0))
+        log_p = poisson_log_upper_tail(x, max(mean, 1.0))
+        p = math.exp(log_p)
         ratio = x / max(mean, 1.0)
         if x >= method.min_count and ratio >= method.min_ratio and p < method.p_value:
             found.append(
@@ -368,8 +381,9 @@ def alerts(cells: list[FlowCell], method: AlertMethod | None = None) -> dict[str
                     "baseline_sd": round(sd, 1),
                     "ratio": round(ratio, 2),
                     "p_value": float(f"{p:.3g}"),
+                    "log10_p_value": round(log_p / math.log(10), 1),
                 }
             )
-    found.sort(key=lambda a: (a["p_value"], -a["ratio"], a["kind"], a["series"]))
+    found.sort(key=lambda a: (a["log10_p_value"], -a["ratio"], a["kind"], a["series"]))
     out["alerts"] = found
     return out

@@ -117,9 +117,16 @@ CSV_COLUMNS: dict[str, list[str]] = {
                "change_pct"],
     "corridors": ["table", "from", "to", "count"],
     "alerts": ["kind", "series", "period", "count", "baseline_mean", "baseline_sd", "ratio",
-               "p_value"],
+               "p_value", "log10_p_value"],
     "regional": ["period", "nationality"],
 }
+
+
+def p_text(alert: dict[str, Any]) -> str:
+    """A p-value readable however small: 1e-5, or 10^-412 past the float range."""
+    if alert["p_value"] > 0:
+        return f"{alert['p_value']:.2g}"
+    return f"10^{alert['log10_p_value']:.0f}"
 
 
 def _pct(value: float | None) -> str:
@@ -187,7 +194,7 @@ def render_view(console: Console, view: str, data: dict[str, Any]) -> None:
             table.add_column(col, justify="left" if col in ("Kind", "Series") else "right")
         for a in data["alerts"]:
             table.add_row(a["kind"], a["series"], str(a["count"]), str(a["baseline_mean"]),
-                          f"{a['ratio']}×", f"{a['p_value']:.2g}")
+                          f"{a['ratio']}×", p_text(a))
         console.print(table if data["alerts"] else "[green]No alerts.[/]")
     elif view == "regional":
         countries = data["countries"]
