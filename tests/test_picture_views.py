@@ -16,6 +16,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, getcontext
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -338,6 +339,8 @@ def test_embargoed_events_wait(picture: Home, tmp_path: Path) -> None:
 
 def test_sdmx_csv_follows_the_specification_and_loads_in_pysdmx(picture: Home) -> None:
     from pysdmx.io.csv.sdmx20.reader import read
+    from pysdmx.io.csv.sdmx20.writer import write
+    from pysdmx.io.pd import PandasDataset
 
     text = flows_sdmx_csv(_cells(picture), "TS")
     rows = list(csv.DictReader(io.StringIO(text)))
@@ -371,6 +374,30 @@ def test_sdmx_csv_follows_the_specification_and_loads_in_pysdmx(picture: Home) -
     assert len(dataset.data) == len(rows)
     assert set(dataset.data.columns) == set(COLUMNS) - {"STRUCTURE", "STRUCTURE_ID",
                                                         "ACTION"}
+    # pysdmx, given the dataflow's structure, writes exactly our file.
+    assert write([PandasDataset(structure=_dataflow_schema(), data=dataset.data)]) == text
+
+
+def _dataflow_schema() -> Any:
+    """The dataflow's structure as pysdmx models it (docs/picture.md)."""
+    from pysdmx.model import Concept, DataType
+    from pysdmx.model.dataflow import Component, Components, Role, Schema
+
+    def comp(cid: str, role: Role, required: bool = True, level: str | None = None,
+             dtype: DataType = DataType.STRING) -> Component:
+        return Component(cid, required, role, Concept(cid, dtype=dtype), local_dtype=dtype,
+                         attachment_level=level)
+
+    return Schema("dataflow", "RCM", "DF_EXTRAREGIONAL_FLOWS", Components([
+        comp("REF_AREA", Role.DIMENSION),
+        comp("CITIZENSHIP", Role.DIMENSION),
+        comp("CITIZENSHIP_REGION", Role.DIMENSION, required=False),
+        comp("TIME_PERIOD", Role.DIMENSION),
+        comp("OBS_VALUE", Role.MEASURE, required=False, dtype=DataType.INTEGER),
+        comp("OBS_STATUS", Role.ATTRIBUTE, level="O"),
+        comp("CONF_STATUS", Role.ATTRIBUTE, level="O"),
+        comp("AUDIENCE", Role.ATTRIBUTE, level="D"),
+    ]), "1.0")
 
 
 # -- golden files ----------------------------------------------------------------------
