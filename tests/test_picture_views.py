@@ -25,7 +25,8 @@ from rich.console import Console
 from node.cli import main
 from node.config import Home
 from node.demo.synth import surge_plan
-from node.report.audience import Scope, admits, audience_name
+from node.errors import ConfigError
+from node.report.audience import Scope, admits, audience_name, purpose_name
 from node.report.flows import render_flow_tables, rows_of
 from node.report.html import report_html
 from node.report.reference import rows_csv
@@ -237,6 +238,16 @@ def test_audience_rules() -> None:
     assert admits(embargoed, "TS", "statistics", NOW + timedelta(hours=2))
     assert admits(None, "TS", "statistics", NOW) and not admits(None, "IOM", "statistics", NOW)
     assert audience_name("Public") == "public" and audience_name("iom") == "IOM"
+    with pytest.raises(ConfigError, match="unknown audience 'IMO'"):
+        audience_name("IMO")
+    assert purpose_name("research") == "research" and purpose_name(None) is None
+    with pytest.raises(ConfigError, match="unknown purpose 'stats'"):
+        purpose_name("stats")
+
+
+def test_report_refuses_an_unknown_audience(picture: Home) -> None:
+    out = CliRunner().invoke(main, ["--home", str(picture.path), "report", "--audience", "IMO"])
+    assert out.exit_code == 1 and "unknown audience 'IMO'" in out.output
 
 
 def test_one_event_in_the_iom_export_and_not_in_the_public_one(picture: Home) -> None:

@@ -12,7 +12,7 @@ import click
 
 from node.cli.common import console, handle_errors, home_of
 from node.errors import TransportError
-from node.report.audience import Scope, audience_name
+from node.report.audience import Scope, audience_name, purpose_name
 
 REPORT_VIEWS: tuple[str, ...] = (
     "flows",
@@ -77,7 +77,7 @@ def run_report(
     home = home_of(ctx)
     if audience is None:
         audience = "TS" if home.is_aggregator else home.country
-    scope = Scope(audience_name(audience), purpose)
+    scope = Scope(audience_name(audience), purpose_name(purpose))
     if not home.is_aggregator and not offline:
         try:
             stats = sync_picture(home)

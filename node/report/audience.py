@@ -24,6 +24,7 @@ from typing import Any
 
 from node.errors import ConfigError
 from node.model.codes import RCM_INVITED, RCM_MEMBERS, is_iso3
+from node.policy.model import PURPOSES
 
 ORGANISATIONS: tuple[str, ...] = ("TS", "IOM", "UNHCR", "PAHO", "ICRC", "UNODC")
 PUBLIC = "public"
@@ -53,6 +54,13 @@ def audience_name(value: str) -> str:
         f"unknown audience {value!r}: one of {', '.join(ORGANISATIONS)}, public, "
         "or a member's ISO3 code"
     )
+
+
+def purpose_name(value: str | None) -> str | None:
+    """Validate a purpose given on the command line (None: the view's default)."""
+    if value is None or value in PURPOSES:
+        return value
+    raise ConfigError(f"unknown purpose {value!r}: one of {', '.join(sorted(PURPOSES))}")
 
 
 @dataclass(frozen=True)
