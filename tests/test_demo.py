@@ -27,6 +27,7 @@ def test_demo_runs_the_federation_and_prints_the_picture(
     assert result.exit_code == 0, result.output
     assert "Encounters, 2024-W12" in result.output
     assert "0 set aside" in result.output
+    assert "Alerts for 2024-W12" in result.output
     # The demo writes the Secretariat's HTML report and says where; it renders.
     html = directory / "report.html"
     assert "HTML report:" in result.output and str(html) in result.output.replace("\n", "")

@@ -213,8 +213,10 @@ def demo(directory: Path, bootstrap: str | None, seed: int, scale: float, last: 
       corredor demo --dir /tmp/demo --bootstrap 127.0.0.1:9092
     """
     from node.demo.federation import run_demo, summary_table
+    from node.report.audience import Scope
     from node.report.flows import flow_rows, render_flow_tables
     from node.report.reference import VIEWS, ViewFilter
+    from node.report.views import render_view, view_data
     from node.store.picture import PictureStore
 
     address = bootstrap or config.bootstrap_override()
@@ -236,6 +238,7 @@ def demo(directory: Path, bootstrap: str | None, seed: int, scale: float, last: 
     )
     with PictureStore(result.aggregator.store_path) as store:
         render_flow_tables(console, flow_rows(store), last=last)
+        render_view(console, "alerts", view_data("alerts", store, Scope("TS")))
         console.print(
             "[bold]Reference views[/] [dim](illustrative sample data, not official legal "
             "texts or real alerts)[/]"
