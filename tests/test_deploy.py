@@ -538,3 +538,33 @@ def test_the_stack_runs_the_demo(tmp_path: Path) -> None:
         subprocess.run([*compose, "down", "-v"], capture_output=True, cwd=REPO_ROOT, timeout=300)
         for country in ("PAN", "CRI"):
             (REPO_ROOT / "deploy" / "inbox" / country / "demo.csv").unlink(missing_ok=True)
+
+
+def test_make_secrets_writes_private_passwords_once(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    copy = tmp_path / "deploy" / "make-secrets.sh"
+    copy.parent.mkdir()
+    shutil.copy(MAKE_SECRETS, copy)
+    assert subprocess.run(["sh", "-n", str(copy)]).returncode == 0
+    if os.geteuid() != 0:
+        return  # chown needs root; the syntax check above is what runs here
+    done = subprocess.run(["sh", str(copy)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    secrets = tmp_path / "deploy" / "secrets"
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o700
+    first = {}
+    for f in secrets.iterdir():
+        st = f.stat()
+        assert stat.S_IMODE(st.st_mode) == 0o400, f
+        assert st.st_uid == (
+            1000 if f.name in ("kafka_admin_password", "kafka_controller_password") else 10001
+        )
+        value = f.read_text().strip()
+        assert re.fullmatch(r"[A-Za-z0-9_-]{32}", value), f
+        first[f.name] = value
+    assert set(first) == set(yaml.safe_load(COMPOSE.read_text())["secrets"])
+    assert len(set(first.values())) == len(first)
+    assert subprocess.run(["sh", str(copy)], capture_output=True).returncode == 0
+    assert {f.name: f.read_text().strip() for f in secrets.iterdir()} == first  # kept
