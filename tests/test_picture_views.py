@@ -570,3 +570,60 @@ def test_the_picture_topic_waits_for_an_embargo(picture: Home, tmp_path: Path) -
         assert waiting not in before and after == before | {waiting}
         store.mark_picture_published(sorted(after))
         assert store.pending_picture(NOW + timedelta(days=4)) == []
+
+
+def test_routes_from_linked_encounter_records_end_to_end(tmp_path: Path) -> None:
+    """Mexico (under a policy that, like the United States', sends linked
+    records to the Secretariat) meets 15 people who later reach the United
+    States: the aggregator sees the route MEX → USA once k ≤ 15, and only the
+    Secretariat does."""
+    import yaml
+
+    from node import operations as ops
+    from node.config import policies_dir
+    from node.crypto.linkage import new_linkage_key, save_linkage_key
+    from node.demo.synth import generate_encounters, write_csv
+    from node.pipeline import drain_outbox
+    from node.store.node_store import NodeStore
+    from node.transport.memory import MemorySink, MemorySource, MemoryTopic
+    from tests.factories import START, aggregator_for
+
+    usa_policy = yaml.safe_load((policies_dir() / "USA.yaml").read_text())
+    mex_policy = yaml.safe_load((policies_dir() / "MEX.yaml").read_text())
+    mex_policy["exchanges"]["encounter_records"] = usa_policy["exchanges"]["encounter_records"]
+    mex_file = tmp_path / "MEX-linking.yaml"
+    mex_file.write_text(yaml.safe_dump(mex_policy))
+    usa = ops.init_member(tmp_path / "usa", "USA")
+    mex = ops.init_member(tmp_path / "mex", "MEX", policy=mex_file)
+    regional = new_linkage_key()
+    for home in (usa, mex):
+        save_linkage_key(home.linkage_key_path, regional, None)
+    later = generate_encounters("USA", 40, seed=5, start=START + timedelta(days=21), weeks=2)
+    earlier = generate_encounters("MEX", 15, seed=6, start=START, weeks=2)
+    for person, row in zip(later, earlier, strict=False):  # the same 15 people, met first in MEX
+        for field in ("document_number", "family_name", "given_names", "date_of_birth",
+                      "nationality", "sex"):
+            row[field] = person[field]
+    topic = MemoryTopic()
+    for home, rows in ((mex, earlier), (usa, later)):
+        write_csv(rows, tmp_path / f"{home.country}.csv")
+        assert ops.ingest(home, tmp_path / f"{home.country}.csv").stored == len(rows)
+        with NodeStore(home.store_path) as store:
+            ops.stage_publication(home, store, ops.home_policy(home))
+            drain_outbox(store, MemorySink(topic))
+    agg = aggregator_for(tmp_path, [usa, mex])
+    with PictureStore(agg.store_path) as store:
+        from node import trust
+        from node.aggregator.apply import Aggregator
+
+        stats = Aggregator(store, ops.event_codec(), trust.key_directory(agg)).apply_batch(
+            MemorySource(topic).poll_batch(0, 10**9)
+        )
+        assert stats.rejected_total == 0
+        shown = view_data("corridors", store, Scope("TS", None, NOW), k=15)
+        hidden = view_data("corridors", store, Scope("TS", None, NOW), k=16)
+        outside = view_data("corridors", store, Scope("UNHCR", None, NOW), k=2)
+    assert shown["records"] == 55 and shown["people_linked"] == 40
+    assert shown["routes"] == [{"route": ["MEX", "USA"], "people": 15}]
+    assert hidden["routes"] == [] and hidden["people_in_hidden_routes"] == 15
+    assert outside["records"] == 0
