@@ -420,14 +420,18 @@ def publish_picture(
     the newest revision of each subject stays). Embargoed events wait. Each
     member verifies the signatures itself (``node.picture_sync``)."""
     pending = store.pending_picture(datetime.now(UTC))
-    if not pending:
+    tombstones = store.pending_tombstones()
+    if not pending and not tombstones:
         return 0
     sink = _side_topic_sink(home, _picture_topic(home), address, security, "picture")
     try:
         sink.send_batch([(subject.encode("utf-8"), value) for _, subject, value in pending])
+        # Purged subjects: the key with no value, so compaction removes them.
+        sink.send_with_headers([(s.encode("utf-8"), None, []) for s in tombstones])
     finally:
         sink.close()
     store.mark_picture_published([seq for seq, _, _ in pending])
+    store.mark_tombstoned(tombstones)
     return len(pending)
 
 

@@ -34,10 +34,12 @@ def picture_path(home: Home) -> Path:
 def apply_picture(home: Home, messages: Iterable[Message]) -> ApplyStats:
     """Verify and apply picture-topic messages to the member's own picture."""
     codec = ops.event_codec()
-    wanted = []
+    wanted: list[Message] = []
     for msg in messages:
+        if msg.value is None:
+            continue  # a tombstone: the Secretariat purged that subject
         try:
-            kind = codec.decode_envelope(codec.split_signed(msg.value or b"")[0]).kind
+            kind = codec.decode_envelope(codec.split_signed(msg.value)[0]).kind
         except CodecError:
             kind = None  # the aggregator's checks set it aside with its reason
         if kind not in RESTRICTED_KINDS:

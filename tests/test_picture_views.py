@@ -627,3 +627,41 @@ def test_routes_from_linked_encounter_records_end_to_end(tmp_path: Path) -> None
     assert shown["routes"] == [{"route": ["MEX", "USA"], "people": 15}]
     assert hidden["routes"] == [] and hidden["people_in_hidden_routes"] == 15
     assert outside["records"] == 0
+
+
+def test_purge_tombstones_the_purged_subjects_on_the_picture_topic(
+    picture: Home, tmp_path: Path
+) -> None:
+    """A purged event that was the newest of its subject on the picture topic
+    gets a tombstone (compaction then drops it)."""
+    db = tmp_path / "aggregator.db"
+    db.write_bytes(picture.store_path.read_bytes())
+    with PictureStore(db) as store:
+        pending = store.pending_picture(NOW)
+        store.mark_picture_published([seq for seq, _, _ in pending])
+        published = {subject for _, subject, _ in pending}
+        uses = store.uses()
+        conn = sqlite3.connect(db)
+        try:
+            subject_of = dict(conn.execute("SELECT event_id, subject FROM picture_outbox"))
+        finally:
+            conn.close()
+        day = min(uses[e]["retain_until"] for e in subject_of) + timedelta(days=1)
+        expiring = {subject_of[e] for e in subject_of if uses[e]["retain_until"] < day}
+        assert store.pending_tombstones() == []
+        store.purge_expired(day)
+        tombstones = store.pending_tombstones()
+        assert set(tombstones) == expiring and expiring < published
+        store.mark_tombstoned(tombstones)
+        assert store.pending_tombstones() == []
+
+
+def test_a_member_skips_tombstones(tmp_path: Path) -> None:
+    from node.config import load_home
+    from node.picture_sync import apply_picture
+    from node.transport.base import Message
+
+    build_picture(tmp_path, {"PAN": 300})
+    pan = load_home(tmp_path / "pan")
+    stats = apply_picture(pan, [Message("picture", 0, 0, b"FlowStatistic|PAN|x", None, 0)])
+    assert stats.messages == 0 and stats.rejected_total == 0

@@ -153,6 +153,13 @@ CREATE TABLE IF NOT EXISTS picture_outbox (
     created_at   REAL NOT NULL,
     published_at REAL
 );
+-- Subjects whose newest published picture event was purged: a tombstone (the
+-- key with no value) makes Kafka's compaction drop them from the picture topic.
+CREATE TABLE IF NOT EXISTS picture_tombstone (
+    subject      TEXT PRIMARY KEY,
+    created_at   REAL NOT NULL,
+    published_at REAL
+);
 """
 
 #: Reference view tables and their key columns (besides subject, body, revision, event_id).
@@ -404,12 +411,23 @@ class PictureStore:
                 (today.isoformat(),),
             ).fetchall()
             ids = [(event_id,) for event_id, _ in expired]
+            # Tombstone a subject on the picture topic when the event purged is
+            # the newest of it published there (a tombstone removes the key).
+            now = time.time()
+            for (event_id,) in ids:
+                conn.execute(
+                    "INSERT OR REPLACE INTO picture_tombstone (subject, created_at) "
+                    "SELECT p.subject, ? FROM picture_outbox p WHERE p.event_id = ? "
+                    "AND p.published_at IS NOT NULL AND p.seq = (SELECT max(q.seq) FROM "
+                    "picture_outbox q WHERE q.subject = p.subject AND q.published_at IS NOT "
+                    "NULL)",
+                    (now, event_id),
+                )
             conn.executemany("DELETE FROM flow_cell WHERE event_id = ?", ids)
             for table in VIEW_COLUMNS:
                 conn.executemany(f"DELETE FROM {table} WHERE event_id = ?", ids)
             conn.executemany("UPDATE event_revision SET body = NULL WHERE event_id = ?", ids)
             conn.executemany("DELETE FROM picture_outbox WHERE event_id = ?", ids)
-            now = time.time()
             conn.executemany(
                 "UPDATE event_use SET purged_at = ? WHERE event_id = ?",
                 [(now, event_id) for event_id, _ in expired],
@@ -442,6 +460,21 @@ class PictureStore:
             (now.isoformat(timespec="seconds"), limit),
         )
         return [(int(seq), str(subject), bytes(value)) for seq, subject, value in cur]
+
+    def pending_tombstones(self) -> list[str]:
+        """Subjects to tombstone on the picture topic (see ``purge_expired``)."""
+        cur = self._conn.execute(
+            "SELECT subject FROM picture_tombstone WHERE published_at IS NULL ORDER BY subject"
+        )
+        return [str(subject) for (subject,) in cur]
+
+    def mark_tombstoned(self, subjects: list[str]) -> None:
+        now = time.time()
+        with transaction(self._conn) as conn:
+            conn.executemany(
+                "UPDATE picture_tombstone SET published_at = ? WHERE subject = ?",
+                [(now, s) for s in subjects],
+            )
 
     def mark_picture_published(self, seqs: list[int]) -> None:
         now = time.time()

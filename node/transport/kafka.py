@@ -92,10 +92,11 @@ class KafkaSink:
         return self.send_with_headers([(k, v, []) for k, v in records])
 
     def send_with_headers(
-        self, records: Sequence[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]
+        self, records: Sequence[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]
     ) -> list[Ack]:
         """Like ``send_batch``, with Kafka record headers (dead letters carry
-        their reason and origin in headers, the original bytes as the value)."""
+        their reason and origin in headers, the original bytes as the value).
+        A None value is a tombstone: compaction drops the key."""
         producer = self.producer
         try:
             futures = [
