@@ -477,12 +477,39 @@ class PictureStore:
             )
 
     def mark_picture_published(self, seqs: list[int]) -> None:
+        """Record the broker's acknowledgement of picture rows, each with a
+        ``published`` audit entry in the same transaction (node.store.audit)."""
         now = time.time()
+        records: list[audit.AuditRecord] = []
         with transaction(self._conn) as conn:
+            audit.ensure_schema(conn)
+            for start in range(0, len(seqs), 500):
+                chunk = seqs[start : start + 500]
+                cur = conn.execute(
+                    "SELECT p.event_id, r.producer, p.subject, r.revision, r.policy_version, "
+                    "p.msg_value FROM picture_outbox p JOIN received_event r "
+                    "ON r.event_id = p.event_id WHERE p.published_at IS NULL "
+                    f"AND p.seq IN ({','.join('?' * len(chunk))}) ORDER BY p.seq",
+                    chunk,
+                )
+                for event_id, producer, subject, revision, policy_version, value in cur:
+                    records.append(
+                        audit.AuditRecord(
+                            entry="published",
+                            digest=audit.message_digest(value),
+                            event_id=event_id,
+                            producer=producer,
+                            subject=subject,
+                            revision=revision,
+                            policy_version=policy_version,
+                        )
+                    )
+            head = audit.append(conn, records) if records else None
             conn.executemany(
                 "UPDATE picture_outbox SET published_at = ? WHERE seq = ?",
                 [(now, s) for s in seqs],
             )
+        audit.save_head(self.path, head)
 
     # -- reading the picture -------------------------------------------------
 
