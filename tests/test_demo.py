@@ -62,6 +62,14 @@ def test_demo_runs_the_federation_and_prints_the_picture(
     )
     assert mine["audience"] == "MEX" and mine["flows"] == json.loads(for_mex.output)["flows"]
     assert {r["reporting_country"] for r in mine["flows"]} == {"PAN", "CRI", "GTM", "MEX"}
+    # What went back to the members is in the Secretariat's audit chain, which verifies.
+    chain = runner.invoke(
+        main, ["--home", str(directory / "secretariat"), "audit", "export", "--format", "jsonl"]
+    )
+    entries = [json.loads(line) for line in chain.output.splitlines() if line.strip()]
+    assert sum(e["entry"] == "published" for e in entries) > 0
+    verify = runner.invoke(main, ["--home", str(directory / "secretariat"), "audit", "verify"])
+    assert verify.exit_code == 0, verify.output
     # Every reference kind was exchanged, and the demo's correction and withdrawal show.
     for title in ("Legislation matrix", "consular directory", "health advisories", "focal points"):
         assert title in result.output
