@@ -169,6 +169,7 @@ def test_publish_reports_each_exchange_and_withdraw_publishes_at_once(
         "withdrawn": 0,
         "unchanged": 0,
         "held_restricted": 0,
+        "refused": 0,
     }
     assert exchanges["LegislationEntry"]["items"] == 0
     out = runner.invoke(

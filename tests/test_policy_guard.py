@@ -274,3 +274,11 @@ def test_reference_items_pass_the_egress_guard_too(tmp_path: Path) -> None:
     counts = reference.kinds["FocalPoint"]
     assert (counts.refused, counts.new) == (1, 1)
     assert subjects == {"FocalPoint|PAN|PAN-FP-02"}
+
+
+def test_phone_numbers_in_free_text_are_not_mistaken_for_birth_dates() -> None:
+    guard = EgressGuard([("AB1234567", "Pierre", "Jean", "2000-02-01")], {"X": frozenset({"f"})})
+    assert guard.problem("X", "X|1", {"f": "+506 2000-0201"}) is None
+    assert guard.problem("X", "X|1", {"f": "born 2000-02-01 in Haiti"}) is not None
+    assert guard.problem("X", "X|1", {"f": "passport AB1234567 seen"}) is not None
+    assert guard.problem("X", "X|1", {"f": "Sra. Pierre, consul"}) is not None

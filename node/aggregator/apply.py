@@ -261,7 +261,9 @@ class Aggregator:
                 envelope.subject,
                 envelope.revision,
                 recipients,
-                msg.key,
+                # Keyed by subject: the picture topic may be compacted, and
+                # only a subject's newest revision may replace its older one.
+                envelope.subject.encode("utf-8"),
                 msg.value or b"",
             )
         else:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -134,7 +135,7 @@ class EgressGuard:
             return False
         return any(
             len(norm) >= MIN_WORD and norm in self._identifying
-            for norm in (normalise(w) for w in words)
+            for norm in (normalise(w) for w in words if _word_worth_checking(w))
         )
 
     def admit(self, kind: str, subject: str, body: Mapping[str, Any] | None) -> bool:
@@ -151,6 +152,16 @@ class EgressGuard:
         refusal = self.problem(kind, subject, body)
         if refusal is not None:
             raise EgressRefused(f"egress guard refused {refusal}")
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _word_worth_checking(word: str) -> bool:
+    """A word of free text is compared when it holds a letter (a name, a document
+    number) or is written as a date. Other digit groups, phone numbers above
+    all, are not: "2000-0201" would otherwise match a birth on 2000-02-01."""
+    return any(ch.isalpha() for ch in word) or _ISO_DATE.search(word) is not None
 
 
 def _subject_tag(subject: str) -> str:
