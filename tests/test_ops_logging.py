@@ -127,3 +127,62 @@ def test_debug_logs_of_ingest_publish_and_aggregate_hold_no_raw_value(
     leaked = sorted(planted)[0]
     logging.getLogger("corredor.test").debug("oops %s", leaked)
     assert leaked in stream.getvalue()
+
+
+def test_follow_output_in_json_mode_is_one_object_per_line(
+    tmp_path: Path, kafka_bootstrap: str, topic: str
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from node.config import REPO_ROOT
+
+    pan = ops.init_member(tmp_path / "pan", "PAN", bootstrap=kafka_bootstrap, topic=topic)
+    rows = generate_encounters("PAN", 200, seed=12, start=START, weeks=2)
+    write_csv(rows, tmp_path / "pan.csv")
+    assert ops.ingest(pan, tmp_path / "pan.csv").stored == 200
+    env = {k: v for k, v in os.environ.items() if k != "CORREDOR_LOG_FORMAT"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "node.cli",
+            "--home",
+            str(pan.path),
+            "publish",
+            "--follow",
+            "--interval",
+            "0.3",
+            "--metrics-port",
+            "0",
+        ],
+        cwd=REPO_ROOT,
+        env={**env, "CORREDOR_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        from node.store.node_store import NodeStore
+
+        while time.monotonic() < deadline:
+            with NodeStore(pan.store_path) as store:
+                if store.outbox_status().pending == 0:
+                    break
+            time.sleep(0.3)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    entries = _lines(out.decode())  # every line is JSON
+    messages = [str(e["message"]) for e in entries]
+    assert any(m.startswith("metrics on http://127.0.0.1:") for m in messages), messages
+    cycles = [e for e in entries if str(e["message"]).startswith("cycle ")]
+    assert cycles and max(int(str(e["acknowledged"])) for e in cycles) > 0
+    stopped = [e for e in entries if str(e["message"]).startswith("stopped:")]
+    assert len(stopped) == 1 and int(str(stopped[0]["acknowledged"])) > 0
+    planted = {v for values in plant_values(rows).values() for v in values if len(v) >= 4}
+    assert [v for v in planted if v in out.decode()] == []

@@ -61,6 +61,9 @@ def main(ctx: click.Context, home: Path | None, verbose: bool, log_format: str) 
         "json" if log_format.lower() == "json" else "text",
         sys.stderr,
     )
+    if log_format.lower() == "json":
+        # Progress of the follow loops and serve becomes INFO records, not text.
+        logging.getLogger("corredor.progress").setLevel(logging.INFO)
     ctx.ensure_object(dict)
     ctx.obj["home"] = home
 

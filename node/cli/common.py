@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,6 +19,25 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
+progress_log = logging.getLogger("corredor.progress")
+
+
+def json_logs() -> bool:
+    """Whether this invocation writes JSON log lines (--log-format json)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and str(ctx.find_root().params.get("log_format", "")).lower() == "json"
+
+
+def progress(message: str, *, stdout: bool = False, **fields: object) -> None:
+    """A long-running command's progress: dim text for a terminal or, with JSON
+    logs, an INFO record with ``fields``, so a container's output stays one JSON
+    object per line."""
+    if json_logs():
+        progress_log.info(message, extra=fields)
+    elif stdout:
+        console.print(message)
+    else:
+        err_console.print(f"[dim]{message}[/]")
 
 
 def handle_errors(func: F) -> F:

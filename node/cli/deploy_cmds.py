@@ -12,7 +12,14 @@ from rich.table import Table
 
 from node import backup as backups
 from node import deploy
-from node.cli.common import bootstrap_option, console, format_option, handle_errors, home_of
+from node.cli.common import (
+    bootstrap_option,
+    console,
+    format_option,
+    handle_errors,
+    home_of,
+    progress,
+)
 from node.config import KafkaSettings
 from node.doctor import DEFAULT_MAX_LAG, DEFAULT_MAX_OUTBOX_AGE_S, diagnose
 from node.errors import ConfigError
@@ -142,7 +149,8 @@ def serve(ctx: click.Context, address: str, port: int, refresh: float) -> None:
     from node.serve import make_server
 
     server, snapshots = make_server(home_of(ctx), address, port, refresh)
-    console.print(f"serving the picture on http://{address}:{server.server_address[1]}/")
+    url = f"http://{address}:{server.server_address[1]}/"
+    progress(f"serving the picture on {url}", stdout=True, url=url)
     worker = threading.Thread(target=server.serve_forever, name="serve", daemon=True)
     worker.start()
     try:
@@ -152,7 +160,7 @@ def serve(ctx: click.Context, address: str, port: int, refresh: float) -> None:
         server.shutdown()
         server.server_close()
         snapshots.close()
-    console.print("stopped")
+    progress("stopped", stdout=True)
 
 
 # -- deploy ------------------------------------------------------------------------

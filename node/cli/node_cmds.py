@@ -23,6 +23,7 @@ from node.cli.common import (
     handle_errors,
     home_of,
     metrics_options,
+    progress,
 )
 from node.cli.report_cmds import REPORT_FORMATS, REPORT_VIEWS, purge, run_report
 from node.config import DEFAULT_TOPIC, Home
@@ -411,7 +412,8 @@ def _serving(metrics: FollowMetrics, port: int | None, address: str) -> Iterator
         yield
         return
     with MetricsServer(metrics, port, address) as server:
-        err_console.print(f"[dim]metrics on http://{address}:{server.port}/metrics[/]")
+        url = f"http://{address}:{server.port}/metrics"
+        progress(f"metrics on {url}", metrics_url=url)
         yield
 
 
@@ -421,19 +423,28 @@ def _publish_follow(
 ) -> None:
     metrics = FollowMetrics("member", home.country)
 
+    shown: list[tuple[int, int, int]] = [(0, 0, 0)]
+
     def report(c: PublishCounters) -> None:
         metrics.on_cycle(c)
-        if c.staged or c.errors:
-            err_console.print(
-                f"[dim]cycle {c.cycles}: staged {c.staged}, acknowledged {c.acknowledged}, "
-                f"errors {c.errors}{' (' + c.last_error + ')' if c.last_error else ''}[/]"
+        # One line per cycle that changed something, not one per idle cycle.
+        if (c.staged, c.acknowledged, c.errors) != shown[0]:
+            shown[0] = (c.staged, c.acknowledged, c.errors)
+            progress(
+                f"cycle {c.cycles}: staged {c.staged}, acknowledged {c.acknowledged}, "
+                f"errors {c.errors}{' (' + c.last_error + ')' if c.last_error else ''}",
+                cycles=c.cycles, staged=c.staged, acknowledged=c.acknowledged,
+                errors=c.errors, outbox_pending=c.outbox_pending,
             )
 
     with _serving(metrics, metrics_port, metrics_address), \
             stop_on_signals(threading.Event()) as stop:
         counters = publish_follow(home, stop, interval_s=interval, bootstrap=bootstrap,
                                   on_cycle=report)
-    console.print(f"stopped: {counters.acknowledged} acknowledged over {counters.cycles} cycles")
+    progress(
+        f"stopped: {counters.acknowledged} acknowledged over {counters.cycles} cycles",
+        stdout=True, acknowledged=counters.acknowledged, cycles=counters.cycles,
+    )
 
 
 def _aggregate_follow(
@@ -443,9 +454,11 @@ def _aggregate_follow(
     metrics = FollowMetrics("aggregator")
 
     def report(stats: ApplyStats) -> None:
-        err_console.print(
-            f"[dim]{stats.messages} messages: {stats.applied} applied, "
-            f"{stats.duplicates} duplicates, {stats.rejected_total} set aside[/]"
+        progress(
+            f"{stats.messages} messages: {stats.applied} applied, "
+            f"{stats.duplicates} duplicates, {stats.rejected_total} set aside",
+            messages=stats.messages, applied=stats.applied, duplicates=stats.duplicates,
+            set_aside=stats.rejected_total,
         )
 
     with _serving(metrics, metrics_port, metrics_address), \
@@ -454,4 +467,7 @@ def _aggregate_follow(
             home, stop, bootstrap=bootstrap, max_records=batch_size, on_batch=report,
             on_report=metrics.on_report,
         )
-    console.print(f"stopped: {total.applied} applied, {total.rejected_total} set aside")
+    progress(
+        f"stopped: {total.applied} applied, {total.rejected_total} set aside",
+        stdout=True, applied=total.applied, set_aside=total.rejected_total,
+    )
