@@ -185,7 +185,9 @@ def _manifest_check(report: DoctorReport, home: Home, address: str, online: bool
         if state != "valid":
             report.add("manifest", False, f"this node's signing key {key_id} is {state}; rotate it")
             return
-    if online:
+    if not online:
+        notes.append("not compared with the control topic (no broker)")
+    else:
         try:
             value = read_latest(
                 address,

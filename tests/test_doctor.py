@@ -92,6 +92,8 @@ def test_broker_unreachable(federation: tuple[Home, Home]) -> None:
     report = diagnose(pan, bootstrap=_closed_port())
     assert "no broker answers" in _problem(report, "broker")
     assert _status(report)["credentials"] == "skipped"
+    manifest = next(c for c in report.checks if c.name == "manifest")
+    assert manifest.ok and "not compared with the control topic" in manifest.detail
     result = CliRunner().invoke(
         main, ["--home", str(pan.path), "doctor", "--bootstrap", _closed_port()]
     )
