@@ -84,6 +84,11 @@ DEFAULT_TOPIC = "corredor.events"
 DEFAULT_GROUP = "corredor-aggregator"
 
 
+def dead_letter_topic_for(shared_topic: str) -> str:
+    """Where the aggregator copies undecodable messages of ``shared_topic``."""
+    return f"{shared_topic}.dlq"
+
+
 class KafkaSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -30,6 +30,7 @@ from node.config import (
     Home,
     HomeConfig,
     KafkaSettings,
+    dead_letter_topic_for,
     key_passphrase,
     load_home,
     policies_dir,
@@ -364,7 +365,7 @@ def aggregate_once(
 
 
 def dead_letter_topic(home: Home) -> str:
-    return f"{home.config.kafka.topic}.dlq"
+    return dead_letter_topic_for(home.config.kafka.topic)
 
 
 def dead_letter(

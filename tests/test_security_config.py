@@ -201,6 +201,8 @@ def test_only_the_secretariat_may_read_the_shared_topic() -> None:
     for topic in ("corredor.control", "corredor.picture"):
         pan = {g.operation for g in grants if g.principal == "User:PAN" and g.name == topic}
         assert pan == {"READ", "DESCRIBE"}  # members read, never write, the TS's topics
+    dead_letters = {(g.principal, g.operation) for g in grants if g.name == "corredor.events.dlq"}
+    assert dead_letters == {("User:secretariat", op) for op in ("READ", "WRITE", "DESCRIBE")}
     groups = {(g.principal, g.name, g.pattern) for g in grants if g.resource == "group"}
     assert ("User:PAN", group_prefix("PAN"), "prefixed") in groups
     assert not any(p == "User:PAN" and n.startswith("GTM") for p, n, _ in groups)

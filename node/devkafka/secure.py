@@ -47,6 +47,7 @@ from kafka.admin import (
 )
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from node.config import dead_letter_topic_for
 from node.devkafka.pki import init_ca, issue, write_private
 from node.devkafka.state import ClusterInfo, SecurityInfo
 from node.errors import KafkaSetupError
@@ -110,7 +111,8 @@ def federation_grants(
         Grant(ts, "topic", shared_topic, "literal", "READ"),
         Grant(ts, "topic", shared_topic, "literal", "DESCRIBE"),
     ]
-    for topic in (control_topic, picture_topic):
+    # The dead-letter topic (<shared>.dlq) is the Secretariat's alone.
+    for topic in (control_topic, picture_topic, dead_letter_topic_for(shared_topic)):
         grants += [Grant(ts, "topic", topic, "literal", op) for op in ("READ", "WRITE", "DESCRIBE")]
     grants += [
         Grant(ts, "group", group_prefix(secretariat), "prefixed", "READ"),
@@ -266,6 +268,7 @@ def _create_topics(admin: KafkaAdminClient, sec: SecurityInfo, nodes: int, timeo
         NewTopic(sec.shared_topic, 3, replication),
         NewTopic(sec.control_topic, 1, replication, topic_configs=compacted),
         NewTopic(sec.picture_topic, 1, replication, topic_configs=compacted),
+        NewTopic(dead_letter_topic_for(sec.shared_topic), 1, replication),
     ]
     existing = set(admin.list_topics())
     missing = [t for t in wanted if t.name not in existing]
