@@ -27,7 +27,7 @@ from node.errors import TransportError
 from node.pipeline import drain_outbox
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
-from node.transport.kafka import KafkaSink, KafkaSource, ensure_topic
+from node.transport.kafka import KafkaSink, KafkaSource
 
 log = logging.getLogger("corredor.follow")
 
@@ -172,13 +172,7 @@ def aggregate_follow(
                     manifest_mtime = mtime
                 try:
                     if source is None:
-                        ensure_topic(
-                            address,
-                            settings.topic,
-                            partitions=settings.partitions,
-                            replication=settings.replication,
-                            security=security,
-                        )
+                        ops.ensure_shared_topic(home, address, security)
                         source = KafkaSource(
                             address, settings.topic, settings.group_id, security=security
                         ).open()
