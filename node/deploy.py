@@ -24,7 +24,7 @@ from pathlib import Path
 
 from node import operations as ops
 from node import trust
-from node.config import CONFIG_FILE, Home, KafkaSettings, load_home
+from node.config import CONFIG_FILE, Home, KafkaSettings, dead_letter_topic_for, load_home
 from node.devkafka.pki import CA_CERT, init_ca, issue
 from node.devkafka.secure import (
     CONTROL_TOPIC,
@@ -74,15 +74,9 @@ def read_secret(path: Path) -> str:
 
 
 def federation_acls(members: Sequence[str], shared_topic: str) -> list[AclSpec]:
-    """The federation's ACL table (node.devkafka.secure, docs/security.md), plus
-    the Secretariat's dead-letter topic, which it writes and may read back."""
-    grants = [AclSpec(*g) for g in federation_grants(members, shared_topic=shared_topic)]
-    dlq = f"{shared_topic}.dlq"
-    grants += [
-        AclSpec(f"User:{SECRETARIAT_USER}", "topic", dlq, "literal", op)
-        for op in ("READ", "WRITE", "DESCRIBE")
-    ]
-    return grants
+    """The federation's ACL table: the one the local secure cluster uses
+    (node.devkafka.secure, docs/security.md), dead-letter topic included."""
+    return [AclSpec(*g) for g in federation_grants(members, shared_topic=shared_topic)]
 
 
 def federation_topics(shared_topic: str, partitions: int, replication: int) -> list[TopicSpec]:
@@ -91,7 +85,7 @@ def federation_topics(shared_topic: str, partitions: int, replication: int) -> l
         TopicSpec(shared_topic, partitions, replication),
         TopicSpec(CONTROL_TOPIC, 1, replication, compacted),
         TopicSpec(PICTURE_TOPIC, 1, replication, compacted),
-        TopicSpec(f"{shared_topic}.dlq", 1, replication),
+        TopicSpec(dead_letter_topic_for(shared_topic), 1, replication),
     ]
 
 

@@ -388,6 +388,16 @@ def test_init_kafka_adds_a_country_and_the_dead_letter_topic(
         cafile=sec.ca_file,
         timeout_s=60,
     )
+    # The local secure cluster makes the dead-letter topic itself; remove it so
+    # that init-kafka has to create what a fresh production cluster lacks.
+    admin = KafkaAdminClient(**secure.client_config("admin"))
+    try:
+        admin.delete_topics(["corredor.events.dlq"])
+        deadline = time.monotonic() + 30
+        while "corredor.events.dlq" in admin.list_topics() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        admin.close()
     first = deploy.init_kafka(secure.bootstrap, **args)  # type: ignore[arg-type]
     assert "corredor.events.dlq" in first.topics_created
     again = deploy.init_kafka(secure.bootstrap, **args)  # type: ignore[arg-type]
