@@ -19,7 +19,7 @@ import re
 import uuid
 import warnings
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -197,3 +197,20 @@ def topic(kafka_admin: KafkaAdminClient, request: pytest.FixtureRequest) -> Iter
 def group_id(request: pytest.FixtureRequest) -> str:
     """A consumer group id no other test uses."""
     return _unique("group", request)
+
+
+@contextmanager
+def secure_local_kafka(
+    jars: Path, base_dir: Path, members: tuple[str, ...] = ("PAN",)
+) -> Iterator[Any]:
+    """A one-broker SASL_SSL cluster with ACLs for a module's tests; a start
+    failure is a skip, or a failure under CORREDOR_REQUIRE_KAFKA=1."""
+    kafka = LocalKafka(1, jars=jars, base_dir=base_dir, secure=True, members=members)
+    try:
+        kafka.start()
+    except KafkaSetupError as exc:
+        no_kafka(f"secure local broker: {exc}")
+    try:
+        yield kafka.info
+    finally:
+        kafka.stop()

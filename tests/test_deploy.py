@@ -31,10 +31,9 @@ from node import config as node_config
 from node import deploy
 from node.cli import main
 from node.config import REPO_ROOT, KafkaSettings, load_home
-from node.devkafka import LocalKafka
 from node.devkafka.state import ClusterInfo
-from node.errors import ConfigError, KafkaSetupError
-from tests.conftest import no_kafka
+from node.errors import ConfigError
+from tests.conftest import secure_local_kafka
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 DOCKERFILE = REPO_ROOT / "deploy" / "Dockerfile"
@@ -352,21 +351,8 @@ def test_dockerfile_is_slim_non_root_with_the_corredor_entrypoint() -> None:
 
 @pytest.fixture(scope="module")
 def secure(kafka_jars: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterInfo]:
-    kafka = LocalKafka(
-        1,
-        jars=kafka_jars,
-        base_dir=tmp_path_factory.mktemp("deploy-secure"),
-        secure=True,
-        members=("PAN",),
-    )
-    try:
-        kafka.start()
-    except KafkaSetupError as exc:
-        no_kafka(f"secure local broker: {exc}")
-    try:
-        yield kafka.info
-    finally:
-        kafka.stop()
+    with secure_local_kafka(kafka_jars, tmp_path_factory.mktemp("deploy-secure")) as info:
+        yield info
 
 
 def test_init_kafka_adds_a_country_and_the_dead_letter_topic(

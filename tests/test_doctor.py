@@ -16,12 +16,10 @@ from node import operations as ops
 from node import trust
 from node.cli import main
 from node.config import Home, KafkaSettings, load_home, policies_dir
-from node.devkafka import LocalKafka
 from node.devkafka.manage import home_settings
 from node.devkafka.state import ClusterInfo
 from node.doctor import DoctorReport, diagnose
-from node.errors import KafkaSetupError
-from tests.conftest import no_kafka
+from tests.conftest import secure_local_kafka
 from tests.factories import aggregator_for, member_with_data
 
 
@@ -185,21 +183,8 @@ def test_outbox_too_old_and_aggregator_lag(federation: tuple[Home, Home], tmp_pa
 def secure_cluster(
     kafka_jars: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ClusterInfo]:
-    kafka = LocalKafka(
-        1,
-        jars=kafka_jars,
-        base_dir=tmp_path_factory.mktemp("doctor-secure"),
-        secure=True,
-        members=("PAN",),
-    )
-    try:
-        kafka.start()
-    except KafkaSetupError as exc:
-        no_kafka(f"secure local broker: {exc}")
-    try:
-        yield kafka.info
-    finally:
-        kafka.stop()
+    with secure_local_kafka(kafka_jars, tmp_path_factory.mktemp("doctor-secure")) as info:
+        yield info
 
 
 def test_credentials_on_a_secure_broker(secure_cluster: ClusterInfo, tmp_path: Path) -> None:
