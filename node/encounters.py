@@ -8,7 +8,13 @@ from functools import lru_cache
 
 from node.config import Home, key_passphrase
 from node.crypto.keys import write_private_pem
-from node.crypto.linkage import linkage_token, load_linkage_key
+from node.crypto.linkage import (
+    SECRET_KEY_MAGIC,
+    linkage_token,
+    load_linkage_key,
+    load_secret_key,
+    save_secret_key,
+)
 from node.errors import ConfigError, CryptoError
 from node.policy.records import Gazetteer, Linker
 
@@ -16,10 +22,14 @@ PSEUDONYM_KEY_BYTES = 32
 
 
 def create_pseudonym_key(home: Home) -> None:
-    """Write a fresh random pseudonym key into the home, mode 0600."""
-    write_private_pem(
-        home.pseudonym_key_path, os.urandom(PSEUDONYM_KEY_BYTES).hex().encode() + b"\n"
-    )
+    """Write a fresh random pseudonym key into the home, mode 0600; encrypted at
+    rest (scrypt, AES-256-GCM) like the other secrets when a passphrase is set."""
+    key = os.urandom(PSEUDONYM_KEY_BYTES)
+    passphrase = key_passphrase()
+    if passphrase:
+        save_secret_key(home.pseudonym_key_path, key, passphrase)
+    else:
+        write_private_pem(home.pseudonym_key_path, key.hex().encode() + b"\n")
 
 
 def pseudonym_key(home: Home) -> bytes:
@@ -29,8 +39,12 @@ def pseudonym_key(home: Home) -> bytes:
     if not path.exists():
         create_pseudonym_key(home)
     try:
-        key = bytes.fromhex(path.read_text(encoding="ascii").strip())
-    except (OSError, ValueError) as exc:
+        data = path.read_bytes()
+        if data.startswith(SECRET_KEY_MAGIC):
+            key = load_secret_key(path, key_passphrase())
+        else:  # plain hex, as written without a passphrase
+            key = bytes.fromhex(data.decode("ascii").strip())
+    except (OSError, ValueError, CryptoError) as exc:
         raise ConfigError(f"{path}: not a pseudonym key: {exc}") from exc
     if len(key) != PSEUDONYM_KEY_BYTES:
         raise ConfigError(f"{path}: a pseudonym key is {PSEUDONYM_KEY_BYTES} bytes")

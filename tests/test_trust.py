@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from node import encounters, trust
 from node import federation as fed
 from node import operations as ops
-from node import trust
 from node.aggregator.apply import Aggregator
 from node.crypto.keys import EncryptionKey
 from node.crypto.sealing import SealedBox, open_sealed, seal
 from node.crypto.signing import SigningKey
-from node.errors import CryptoError, SignatureInvalid
+from node.errors import ConfigError, CryptoError, SignatureInvalid
 from node.model.events import Envelope
 from node.pipeline import EventFactory, drain_outbox, prepare_flow_events
 from node.store.node_store import NodeStore
@@ -149,3 +149,17 @@ def test_sealed_box_opens_only_for_its_recipients() -> None:
     flipped[-1] ^= 1
     with pytest.raises(CryptoError):
         open_sealed(SealedBox.from_bytes(bytes(flipped)), gtm.key_id, gtm.private, aad)
+
+
+def test_pseudonym_key_is_encrypted_at_rest_with_a_passphrase(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CORREDOR_KEY_PASSPHRASE", "correct horse battery staple")
+    home = ops.init_member(tmp_path / "pan", "PAN")
+    key = encounters.pseudonym_key(home)
+    data = home.pseudonym_key_path.read_bytes()
+    assert len(key) == 32 and key not in data and key.hex().encode() not in data
+    assert home.pseudonym_key_path.stat().st_mode & 0o777 == 0o600
+    monkeypatch.setenv("CORREDOR_KEY_PASSPHRASE", "wrong")
+    with pytest.raises(ConfigError, match="not a pseudonym key"):
+        encounters.pseudonym_key(home)

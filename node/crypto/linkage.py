@@ -62,6 +62,20 @@ def _kdf(passphrase: bytes, salt: bytes) -> bytes:
     return Scrypt(salt=salt, length=32, n=2**15, r=8, p=1).derive(passphrase)
 
 
+#: Both formats of a 32-byte secret key file begin with this.
+SECRET_KEY_MAGIC = b"corredor-linkage-key/v1 "
+
+
+def save_secret_key(path: Path, key: bytes, passphrase: bytes | None) -> None:
+    """A 32-byte secret key file (linkage or pseudonym key), mode 0600,
+    encrypted with the passphrase when one is given."""
+    save_linkage_key(path, key, passphrase)
+
+
+def load_secret_key(path: Path, passphrase: bytes | None) -> bytes:
+    return load_linkage_key(path, passphrase)
+
+
 def save_linkage_key(path: Path, key: bytes, passphrase: bytes | None) -> None:
     if passphrase:
         salt, nonce = os.urandom(16), os.urandom(12)
