@@ -484,7 +484,7 @@ def home_status(home: Home) -> dict[str, object]:
                 "topic": home.config.kafka.topic,
                 **counts,
                 "dead_lettered": store.dead_letter_count(),
-                "restricted_relayed": len(store.restricted_events()),
+                "restricted_relayed": store.restricted_count(),
                 "reference": store.view_counts(),
                 "rejected_by_reason": store.rejected_by_reason(),
                 "rejected_messages": store.rejected(limit=50),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from node import operations as ops
 from node import trust
 from node.aggregator.apply import Aggregator
 from node.crypto.signing import SigningKey
-from node.demo.synth import generate_encounters
+from node.demo.synth import generate_encounters, write_csv
 from node.model.events import Envelope
 from node.pipeline import EventFactory, drain_outbox, prepare_flow_events
 from node.store.node_store import NodeStore
@@ -83,10 +82,7 @@ def test_new_records_give_revisions_not_double_counts(tmp_path: Path) -> None:
     assert len(topic.records) == first, "publishing unchanged data sends nothing"
     more = generate_encounters("PAN", 900, seed=11, start=START, weeks=6)[500:]
     extra = tmp_path / "more.csv"
-    with extra.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(more[0]))
-        w.writeheader()
-        w.writerows(more)
+    write_csv(more, extra)
     ops.ingest(home, extra)
     _publish(home, topic)
     _apply(agg, topic)
@@ -100,10 +96,7 @@ def test_out_of_order_revisions_keep_the_latest(tmp_path: Path) -> None:
     _publish(home, topic)
     more = generate_encounters("PAN", 800, seed=5, start=START, weeks=6)[500:]
     extra = tmp_path / "more.csv"
-    with extra.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(more[0]))
-        w.writeheader()
-        w.writerows(more)
+    write_csv(more, extra)
     ops.ingest(home, extra)
     _publish(home, topic)
     # deliver the second release first, then the first

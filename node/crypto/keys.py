@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from node.crypto.sealing import x25519_public_bytes
@@ -26,7 +27,8 @@ def write_private_pem(path: Path, pem: bytes) -> None:
         fh.write(pem)
 
 
-def private_pem(key: X25519PrivateKey, passphrase: bytes | None) -> bytes:
+def private_pem(key: X25519PrivateKey | Ed25519PrivateKey, passphrase: bytes | None) -> bytes:
+    """PKCS#8 PEM, encrypted with the best available scheme when a passphrase is given."""
     encryption: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(passphrase)
         if passphrase
@@ -35,13 +37,6 @@ def private_pem(key: X25519PrivateKey, passphrase: bytes | None) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
     )
-
-
-def is_encrypted_pem(path: Path) -> bool:
-    try:
-        return b"ENCRYPTED PRIVATE KEY" in path.read_bytes()[:64]
-    except OSError:
-        return False
 
 
 def load_private_pem(path: Path, passphrase: bytes | None) -> object:

@@ -11,7 +11,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from node.crypto.keys import load_private_pem, write_private_pem
+from node.crypto.keys import load_private_pem, private_pem, write_private_pem
 from node.errors import CryptoError, SignatureInvalid
 
 
@@ -66,17 +66,7 @@ class SigningKey:
 
         The file is created with mode 0600 before any key bytes are written.
         """
-        encryption: serialization.KeySerializationEncryption = (
-            serialization.BestAvailableEncryption(passphrase)
-            if passphrase
-            else serialization.NoEncryption()
-        )
-        write_private_pem(
-            path,
-            self.private.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-            ),
-        )
+        write_private_pem(path, private_pem(self.private, passphrase))
 
     @classmethod
     def load(cls, country: str, path: Path, passphrase: bytes | None = None) -> SigningKey:

@@ -8,6 +8,9 @@ law allows only "region of nationality" to be shared.
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator
 
 # UN M49: continent -> sub-region -> ISO 3166-1 alpha-3 codes.
 _M49: dict[str, dict[str, str]] = {
@@ -117,6 +120,32 @@ AGE_BAND_LABELS: tuple[str, ...] = tuple(label for label, _, _ in AGE_BANDS)
 
 def is_iso3(code: str) -> bool:
     return code in ISO3
+
+
+def iso3_code(value: str) -> str:
+    """Validate (and upper-case) an ISO 3166-1 alpha-3 code; the error names the
+    code, which is never personal data."""
+    code = value.strip().upper()
+    if not is_iso3(code):
+        raise ValueError(f"not an ISO 3166-1 alpha-3 country code: {value!r}")
+    return code
+
+
+def _language_code(value: str) -> str:
+    if len(value) != 2 or not value.isalpha() or not value.islower():
+        raise ValueError(f"not an ISO 639-1 language code: {value!r}")
+    return value
+
+
+def _upper(value: object) -> object:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+#: Field types validated at the boundary by every input model.
+Iso3 = Annotated[str, AfterValidator(iso3_code)]
+LanguageCode = Annotated[str, AfterValidator(_language_code)]
+#: Code-list values (enums) given in any case: ``haiti``'s ``f`` is ``F``.
+Upper = BeforeValidator(_upper)
 
 
 def region_of(code: str) -> str:

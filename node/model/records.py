@@ -7,11 +7,11 @@ later stage may trust the types.
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from node.model.codes import is_iso3
+from node.model.codes import Iso3, Upper, iso3_code
 
 #: Columns of an encounter file, in template order. ``health_notes`` is optional.
 ENCOUNTER_COLUMNS: tuple[str, ...] = (
@@ -41,13 +41,6 @@ IDENTIFYING_FIELDS: tuple[str, ...] = (
 _MAX_TEXT = 200
 
 
-def _iso3(value: str) -> str:
-    code = value.strip().upper()
-    if not is_iso3(code):
-        raise ValueError(f"not an ISO 3166-1 alpha-3 country code: {value!r}")
-    return code
-
-
 class EncounterRecord(BaseModel):
     """One person's encounter with the authorities of the reporting country."""
 
@@ -58,22 +51,12 @@ class EncounterRecord(BaseModel):
     family_name: str = Field(min_length=1, max_length=_MAX_TEXT)
     given_names: str = Field(min_length=1, max_length=_MAX_TEXT)
     date_of_birth: date
-    sex: Literal["F", "M", "X"]
-    nationality: str
+    sex: Annotated[Literal["F", "M", "X"], Upper]
+    nationality: Iso3
     encounter_date: date
     encounter_place: str = Field(min_length=1, max_length=_MAX_TEXT)
     previous_country: str | None = None
     health_notes: str | None = Field(default=None, max_length=2000)
-
-    @field_validator("sex", mode="before")
-    @classmethod
-    def _sex_upper(cls, value: object) -> object:
-        return value.strip().upper() if isinstance(value, str) else value
-
-    @field_validator("nationality")
-    @classmethod
-    def _nationality(cls, value: str) -> str:
-        return _iso3(value)
 
     @field_validator("previous_country", "health_notes", mode="before")
     @classmethod
@@ -85,7 +68,7 @@ class EncounterRecord(BaseModel):
     @field_validator("previous_country")
     @classmethod
     def _previous(cls, value: str | None) -> str | None:
-        return None if value is None else _iso3(value)
+        return None if value is None else iso3_code(value)
 
     @field_validator(
         "record_id", "document_number", "family_name", "given_names", "encounter_place"

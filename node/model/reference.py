@@ -13,24 +13,17 @@ In CSV files a list is written with ``;`` between items (``CRI;NIC``).
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from node.model.codes import is_iso3
+from node.model.codes import Iso3, LanguageCode, Upper
 
 _TEXT = 500
 _LONG_TEXT = 4000
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 # Deliberately plain: one @, a dot in the domain, no spaces.
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
-
-
-def _iso3(value: str) -> str:
-    code = value.strip().upper()
-    if not is_iso3(code):
-        raise ValueError(f"not an ISO 3166-1 alpha-3 country code: {value!r}")
-    return code
 
 
 def _split_list(value: object) -> object:
@@ -104,10 +97,13 @@ class LegislationEntry(ReferenceItem):
     OWNER_FIELD: ClassVar[str] = "country"
     ID_FIELD: ClassVar[str] = "entry_id"
 
-    country: str
+    country: Iso3
     entry_id: str = Field(pattern=_ID)
-    topic: Literal[
-        "CARRIER_SANCTIONS", "SMUGGLING_OFFENCE", "NON_CRIMINALISATION", "PALERMO_PROTOCOL"
+    topic: Annotated[
+        Literal[
+            "CARRIER_SANCTIONS", "SMUGGLING_OFFENCE", "NON_CRIMINALISATION", "PALERMO_PROTOCOL"
+        ],
+        Upper,
     ]
     instrument: str = Field(min_length=1, max_length=_TEXT)
     article: str | None = Field(default=None, max_length=_TEXT)
@@ -118,20 +114,12 @@ class LegislationEntry(ReferenceItem):
     fine_min: int | None = Field(default=None, ge=0)
     fine_max: int | None = Field(default=None, ge=0)
     fine_currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
-    palermo_status: Literal["NOT_SIGNED", "SIGNED", "RATIFIED", "ACCEDED"] | None = None
+    palermo_status: (
+        Annotated[Literal["NOT_SIGNED", "SIGNED", "RATIFIED", "ACCEDED"], Upper] | None
+    ) = None
     palermo_status_date: date | None = None
     compliance_notes: str | None = Field(default=None, max_length=_LONG_TEXT)
     source_url: str | None = Field(default=None, max_length=_TEXT, pattern=r"^https?://\S+$")
-
-    @field_validator("country")
-    @classmethod
-    def _country(cls, value: str) -> str:
-        return _iso3(value)
-
-    @field_validator("topic", "palermo_status", mode="before")
-    @classmethod
-    def _upper(cls, value: object) -> object:
-        return value.strip().upper() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _consistent(self) -> LegislationEntry:
@@ -165,43 +153,23 @@ class ConsularMission(ReferenceItem):
     ID_FIELD: ClassVar[str] = "mission_id"
     LIST_FIELDS: ClassVar[tuple[str, ...]] = ("also_accredited_to", "languages")
 
-    host_country: str
+    host_country: Iso3
     mission_id: str = Field(pattern=_ID)
-    sending_country: str
-    mission_type: Literal[
-        "EMBASSY", "CONSULATE_GENERAL", "CONSULATE", "HONORARY_CONSULATE", "CONSULAR_SECTION"
+    sending_country: Iso3
+    mission_type: Annotated[
+        Literal[
+            "EMBASSY", "CONSULATE_GENERAL", "CONSULATE", "HONORARY_CONSULATE", "CONSULAR_SECTION"
+        ],
+        Upper,
     ]
     city: str = Field(min_length=1, max_length=_TEXT)
     address: str | None = Field(default=None, max_length=_TEXT)
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9 ()./-]{5,40}$")
     email: str | None = Field(default=None, max_length=254, pattern=_EMAIL)
-    also_accredited_to: list[str] = Field(default_factory=list, max_length=60)
+    also_accredited_to: list[Iso3] = Field(default_factory=list, max_length=60)
     notes: str | None = Field(default=None, max_length=_LONG_TEXT)
-    languages: list[str] = Field(default_factory=list, max_length=20)
+    languages: list[LanguageCode] = Field(default_factory=list, max_length=20)
     emergency_phone: str | None = Field(default=None, pattern=r"^\+?[0-9 ()./-]{5,40}$")
-
-    @field_validator("host_country", "sending_country")
-    @classmethod
-    def _countries(cls, value: str) -> str:
-        return _iso3(value)
-
-    @field_validator("also_accredited_to")
-    @classmethod
-    def _accredited(cls, value: list[str]) -> list[str]:
-        return [_iso3(v) for v in value]
-
-    @field_validator("languages")
-    @classmethod
-    def _languages(cls, value: list[str]) -> list[str]:
-        for v in value:
-            if len(v) != 2 or not v.isalpha() or not v.islower():
-                raise ValueError(f"not an ISO 639-1 language code: {v!r}")
-        return value
-
-    @field_validator("mission_type", mode="before")
-    @classmethod
-    def _upper(cls, value: object) -> object:
-        return value.strip().upper() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _not_self(self) -> ConsularMission:
@@ -218,29 +186,19 @@ class HealthAdvisory(ReferenceItem):
     OWNER_FIELD: ClassVar[str] = "issuer"
     ID_FIELD: ClassVar[str] = "advisory_id"
 
-    issuer: str
+    issuer: Iso3
     advisory_id: str = Field(pattern=_ID)
     disease: str = Field(min_length=1, max_length=_TEXT)
     icd10: str | None = Field(default=None, pattern=r"^[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$")
-    country_of_origin: str
-    source: Literal["PAHO", "ICRC", "WHO", "NATIONAL_HEALTH_AUTHORITY"]
-    confidence: Literal["LOW", "MEDIUM", "HIGH"]
-    impact: Literal["LOW", "MODERATE", "HIGH", "VERY_HIGH"]
+    country_of_origin: Iso3
+    source: Annotated[Literal["PAHO", "ICRC", "WHO", "NATIONAL_HEALTH_AUTHORITY"], Upper]
+    confidence: Annotated[Literal["LOW", "MEDIUM", "HIGH"], Upper]
+    impact: Annotated[Literal["LOW", "MODERATE", "HIGH", "VERY_HIGH"], Upper]
     valid_from: date
     valid_until: date | None = None
     summary: str = Field(min_length=1, max_length=_LONG_TEXT)
     recommended_measures: str | None = Field(default=None, max_length=_LONG_TEXT)
     reference_url: str | None = Field(default=None, max_length=_TEXT, pattern=r"^https?://\S+$")
-
-    @field_validator("issuer", "country_of_origin")
-    @classmethod
-    def _countries(cls, value: str) -> str:
-        return _iso3(value)
-
-    @field_validator("source", "confidence", "impact", mode="before")
-    @classmethod
-    def _upper(cls, value: object) -> object:
-        return value.strip().upper() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _period(self) -> HealthAdvisory:
@@ -261,7 +219,7 @@ class FocalPoint(ReferenceItem):
     ID_FIELD: ClassVar[str] = "focal_point_id"
     LIST_FIELDS: ClassVar[tuple[str, ...]] = ("languages",)
 
-    country: str
+    country: Iso3
     focal_point_id: str = Field(pattern=_ID)
     name: str = Field(min_length=1, max_length=_TEXT)
     role: str = Field(min_length=1, max_length=_TEXT)
@@ -269,21 +227,8 @@ class FocalPoint(ReferenceItem):
     email: str = Field(max_length=254, pattern=_EMAIL)
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9 ()./-]{5,40}$")
     working_group: str = Field(default="extraregional-flows", min_length=1, max_length=_TEXT)
-    languages: list[str] = Field(default_factory=list, max_length=20)
+    languages: list[LanguageCode] = Field(default_factory=list, max_length=20)
     since: date | None = None
-
-    @field_validator("country")
-    @classmethod
-    def _country(cls, value: str) -> str:
-        return _iso3(value)
-
-    @field_validator("languages")
-    @classmethod
-    def _languages(cls, value: list[str]) -> list[str]:
-        for v in value:
-            if len(v) != 2 or not v.isalpha() or not v.islower():
-                raise ValueError(f"not an ISO 639-1 language code: {v!r}")
-        return value
 
 
 class IntelligenceReport(ReferenceItem):
@@ -296,31 +241,18 @@ class IntelligenceReport(ReferenceItem):
     LIST_FIELDS: ClassVar[tuple[str, ...]] = ("countries_involved",)
     RESTRICTED: ClassVar[bool] = True
 
-    reporting_country: str
+    reporting_country: Iso3
     report_id: str = Field(pattern=_ID)
     title: str = Field(min_length=1, max_length=_TEXT)
-    category: Literal["SMUGGLING_ROUTE", "MODUS_OPERANDI", "NETWORK", "DOCUMENT_FRAUD", "OTHER"]
+    category: Annotated[
+        Literal["SMUGGLING_ROUTE", "MODUS_OPERANDI", "NETWORK", "DOCUMENT_FRAUD", "OTHER"], Upper
+    ]
     summary: str = Field(min_length=1, max_length=_LONG_TEXT)
-    countries_involved: list[str] = Field(default_factory=list, max_length=60)
+    countries_involved: list[Iso3] = Field(default_factory=list, max_length=60)
     period_start: date
     period_end: date | None = None
-    confidence: Literal["LOW", "MEDIUM", "HIGH"]
+    confidence: Annotated[Literal["LOW", "MEDIUM", "HIGH"], Upper]
     handling: str | None = Field(default=None, max_length=_TEXT)
-
-    @field_validator("reporting_country")
-    @classmethod
-    def _country(cls, value: str) -> str:
-        return _iso3(value)
-
-    @field_validator("countries_involved")
-    @classmethod
-    def _involved(cls, value: list[str]) -> list[str]:
-        return [_iso3(v) for v in value]
-
-    @field_validator("category", "confidence", mode="before")
-    @classmethod
-    def _upper(cls, value: object) -> object:
-        return value.strip().upper() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _period(self) -> IntelligenceReport:

@@ -717,6 +717,9 @@ class PictureStore:
             )
         audit.save_head(self.path, head)
 
+    def restricted_count(self) -> int:
+        return int(self._conn.execute("SELECT count(*) FROM relay_outbox").fetchone()[0])
+
     def restricted_events(self) -> list[dict[str, Any]]:
         """What the Secretariat can know of restricted events: who, what subject,
         to whom; never the content."""
