@@ -1,5 +1,7 @@
-"""Keys, signatures and (later) encryption and linkage tokens."""
+"""Keys, signatures (one per event, or one per batch as a seal), encryption and
+linkage tokens."""
 
+from node.crypto.batch_seal import SealProof, SealVerifier, seal_batch, seal_statement
 from node.crypto.signing import (
     SigningKey,
     key_id_for,
@@ -8,4 +10,14 @@ from node.crypto.signing import (
     verify,
 )
 
-__all__ = ["SigningKey", "key_id_for", "load_public_pem", "public_pem", "verify"]
+__all__ = [
+    "SealProof",
+    "SealVerifier",
+    "SigningKey",
+    "key_id_for",
+    "load_public_pem",
+    "public_pem",
+    "seal_batch",
+    "seal_statement",
+    "verify",
+]
