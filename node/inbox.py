@@ -13,6 +13,7 @@ from typing import Any
 from node.aggregator.apply import MessageRejected, verify_message
 from node.codec.events import EventCodec
 from node.codec.single_object import decode
+from node.crypto.batch_seal import SealVerifier
 from node.crypto.keys import EncryptionKey
 from node.crypto.sealing import SealedBox, open_sealed
 from node.errors import CodecError, CryptoError
@@ -48,9 +49,10 @@ def open_inbox(
     latest: dict[str, InboxItem] = {}
     addressed: set[str] = set()
     result = InboxResult([])
+    seals = SealVerifier()  # per read: a batch's seal is verified once
     for msg in messages:
         try:
-            envelope, _ = verify_message(codec, keys, msg.value)
+            envelope, _ = verify_message(codec, keys, msg.value, seals)
         except MessageRejected:
             result.rejected += 1
             continue

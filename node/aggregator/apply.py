@@ -9,7 +9,9 @@ a reason (never applied, never silently dropped):
     producer-mismatch   the key belongs to another country than the producer
     revoked-key         the key was revoked (nothing it signed is trusted)
     expired-key         the key was not valid when the event says it was produced
-    bad-signature       the signature does not verify (forged or altered)
+    bad-signature       the signature does not verify (forged or altered); for
+                        a batch-sealed event, also a malformed inclusion proof
+                        or one that does not lead to the signed root
     unknown-kind        no view applies events of this kind
     undecodable-body    the body does not decode as its kind
     subject-mismatch    the subject (or a reference body) names another producer
@@ -36,6 +38,7 @@ from dataclasses import dataclass, field
 
 from node.aggregator.views import APPLIERS, body_problem, subject_problem
 from node.codec.events import EventCodec
+from node.crypto.batch_seal import SealVerifier
 from node.crypto.sealing import SealedBox
 from node.crypto.signing import verify
 from node.errors import CodecError, CryptoError, SignatureInvalid
@@ -99,16 +102,25 @@ class MessageRejected(Exception):
 
 
 def verify_message(
-    codec: EventCodec, keys: KeyDirectory, value: bytes | None
+    codec: EventCodec,
+    keys: KeyDirectory,
+    value: bytes | None,
+    seals: SealVerifier | None = None,
 ) -> tuple[Envelope, bytes]:
     """Decode a signed event and check its signature against the manifest's keys.
 
+    A batch-sealed event is checked through ``seals`` (a fresh verifier if
+    none is given), which verifies each distinct seal once; pass the same one
+    for a stream of messages so a batch's events share that work. The trust
+    checks on the key run for every message either way.
+
     Raises ``MessageRejected`` for anything not to be trusted;
-    returns the envelope and the exact bytes its signature covers."""
+    returns the envelope and the exact envelope bytes its signature covers
+    (directly, or through the seal's root)."""
     if value is None:
         raise MessageRejected("undecodable", "empty message value")
     try:
-        env_bytes, signature = codec.split_signed(value)
+        env_bytes, signature, seal = codec.split_sealed(value)
         envelope = codec.decode_envelope(env_bytes)
     except CodecError as exc:
         raise MessageRejected("undecodable", str(exc)) from exc
@@ -133,11 +145,16 @@ def verify_message(
             envelope,
         )
     try:
-        verify(known.public, signature, env_bytes)
+        if seal is None:
+            verify(known.public, signature, env_bytes)
+        else:
+            verifier = seals if seals is not None else SealVerifier()
+            verifier.verify(known.public, envelope.key_id, env_bytes, signature, seal)
     except SignatureInvalid as exc:
-        raise MessageRejected(
-            "bad-signature", f"signature by {envelope.key_id} does not verify", envelope
-        ) from exc
+        detail = f"signature by {envelope.key_id} does not verify"
+        if seal is not None:
+            detail = f"batch seal by {envelope.key_id} does not verify ({exc})"
+        raise MessageRejected("bad-signature", detail, envelope) from exc
     return envelope, env_bytes
 
 
@@ -157,6 +174,9 @@ class Aggregator:
         self.codec = codec
         self.keys = keys
         self.floor = floor
+        #: One for the aggregator's lifetime: a batch's events usually arrive in
+        #: one poll, but may straddle two, and the seal is checked once for all.
+        self.seals = SealVerifier()
         #: Queue events every member may see for the picture topic (the
         #: Secretariat); a member applying the picture it reads does not.
         self.publish_back = publish_back
@@ -166,7 +186,7 @@ class Aggregator:
         self.keys = keys
 
     def _verify(self, msg: Message) -> tuple[Envelope, bytes]:
-        return verify_message(self.codec, self.keys, msg.value)
+        return verify_message(self.codec, self.keys, msg.value, self.seals)
 
     def _apply_one(self, conn: sqlite3.Connection, msg: Message, stats: ApplyStats) -> Envelope:
         """Verify and apply one message; returns its envelope (for the audit log)."""

@@ -2,13 +2,19 @@
 
 Layout on the wire (all Avro single-object encoding):
 
-    SignedEvent { envelope: bytes, signature: bytes|null }
+    SignedEvent { envelope: bytes, signature: bytes|null, seal: BatchSeal|null }
     envelope bytes = Envelope { ..., key_id, body: bytes|null }
     body bytes     = <Kind> record
 
-Signatures are made over the envelope bytes exactly as sent, so verification
-never depends on re-encoding. This module does not sign: it hands out the
-bytes to sign and parses what it receives.
+Signatures are made over the envelope bytes exactly as sent (or, for a batch
+seal, over a statement of the Merkle root those bytes and the seal's proof
+lead to), so verification never depends on re-encoding. This module does not
+sign: it hands out the bytes to sign and parses what it receives.
+
+An unsealed event is written with SignedEvent v1, byte for byte as before
+seals existed, so every release reads it; only a sealed event needs v2 (which
+added ``seal``), and a reader without v2 sets it aside rather than misreading
+it.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 
 from node.codec.registry import SchemaRegistry, SchemaVersion
 from node.codec.single_object import decode, encode
+from node.crypto.batch_seal import SealProof
 from node.errors import CodecError
 from node.model.events import Envelope, Event, PolicyRef
 
@@ -37,6 +44,10 @@ class EventCodec:
             if version < 1:
                 raise CodecError(f"{name}: schema versions start at 1")
         self._signed = self.schema("SignedEvent")
+        # Unsealed events keep the first version's bytes (see the module doc);
+        # seals need a version with the field, which a v1-pinned codec lacks.
+        self._signed_unsealed = self.registry.history("SignedEvent")[0]
+        self._can_seal = any(f["name"] == "seal" for f in self._signed.raw["fields"])
         self._envelope = self.schema("Envelope")
 
     def schema(self, name: str) -> SchemaVersion:
@@ -78,15 +89,55 @@ class EventCodec:
             self._envelope,
         )
 
-    def encode_signed(self, envelope_bytes: bytes, signature: bytes | None) -> bytes:
-        return encode({"envelope": envelope_bytes, "signature": signature}, self._signed)
+    def encode_signed(
+        self, envelope_bytes: bytes, signature: bytes | None, seal: SealProof | None = None
+    ) -> bytes:
+        """A SignedEvent message. With ``seal``, ``signature`` is the batch seal's
+        signature and the proof travels with it; this needs SignedEvent v2, and a
+        codec pinned to an older version refuses rather than drop the proof
+        (which would leave a signature nobody can verify)."""
+        if seal is None:
+            return encode(
+                {"envelope": envelope_bytes, "signature": signature}, self._signed_unsealed
+            )
+        if not self._can_seal:
+            raise CodecError(
+                f"SignedEvent v{self._signed.version} cannot carry a batch seal (needs v2)"
+            )
+        return encode(
+            {
+                "envelope": envelope_bytes,
+                "signature": signature,
+                "seal": {
+                    "tree_size": seal.tree_size,
+                    "leaf_index": seal.leaf_index,
+                    "path": list(seal.path),
+                },
+            },
+            self._signed,
+        )
 
     # -- decode --------------------------------------------------------------
 
     def split_signed(self, data: bytes) -> tuple[bytes, bytes | None]:
-        """(envelope bytes, signature) of a message from the topic."""
+        """(envelope bytes, signature) of a message from the topic, for readers
+        that only need the envelope; whoever verifies uses ``split_sealed``."""
         _, record = decode(data, self.registry, self._signed)
         return record["envelope"], record["signature"]
+
+    def split_sealed(self, data: bytes) -> tuple[bytes, bytes | None, SealProof | None]:
+        """(envelope bytes, signature, seal proof or None) of a message.
+
+        Read as this codec's SignedEvent version: a v1 reader does not see a
+        seal, so the signature then fails as a signature over the envelope."""
+        _, record = decode(data, self.registry, self._signed)
+        seal = record.get("seal")
+        proof = (
+            None
+            if seal is None
+            else SealProof(seal["tree_size"], seal["leaf_index"], tuple(seal["path"]))
+        )
+        return record["envelope"], record["signature"], proof
 
     def decode_envelope(self, data: bytes) -> Envelope:
         _, r = decode(data, self.registry, self._envelope)
