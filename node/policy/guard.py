@@ -109,20 +109,19 @@ class EgressGuard:
 
     def problem(self, kind: str, subject: str, body: Mapping[str, Any] | None) -> Refusal | None:
         """The first reason to refuse this event, or None."""
-        tag = _subject_tag(subject)
         allowed = self._allowed.get(kind)
         if allowed is None:
-            return Refusal(kind, tag, "(kind)", "field-not-allowed")
+            return Refusal(kind, _subject_tag(subject), "(kind)", "field-not-allowed")
         parts = subject.replace("=", "|").replace(",", "|").split("|")
         if any(normalise(p) in self._identifying for p in parts if p):
-            return Refusal(kind, tag, "subject", "identifying-value")
+            return Refusal(kind, _subject_tag(subject), "subject", "identifying-value")
         for name, value in (body or {}).items():
             if value is None:
                 continue
             if name not in allowed:
-                return Refusal(kind, tag, name, "field-not-allowed")
+                return Refusal(kind, _subject_tag(subject), name, "field-not-allowed")
             if isinstance(value, str | int) and self._carries_identifying(str(value)):
-                return Refusal(kind, tag, name, "identifying-value")
+                return Refusal(kind, _subject_tag(subject), name, "identifying-value")
         return None
 
     def _carries_identifying(self, text: str) -> bool:

@@ -11,7 +11,6 @@ argument (``linker``) and adds no token when there is none.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -69,8 +68,9 @@ class EncounterInput:
 def pseudonymise(key: bytes, field: str, value: str) -> str:
     """HMAC-SHA256 of ``value`` under ``key``, separated per field so that a
     record id and a document number with the same text differ."""
-    mac = hmac.new(key, f"{field}\x1f{value}".encode(), hashlib.sha256)
-    return mac.hexdigest()[:32]
+    # hmac.digest is OpenSSL's one-shot HMAC: the same bytes as hmac.new(...)
+    # at a fraction of the cost, and this runs several times per record.
+    return hmac.digest(key, f"{field}\x1f{value}".encode(), "sha256").hex()[:32]
 
 
 def _document_form(document_number: str) -> str:
