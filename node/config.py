@@ -179,6 +179,11 @@ class HomeConfig(BaseModel):
     country: str | None = None
     policy: str | None = None
     kafka: KafkaSettings = KafkaSettings()
+    #: Events per batch seal: one Ed25519 signature covers this many events,
+    #: each carrying its Merkle inclusion proof (docs/security.md). 0 signs
+    #: every event on its own, for a Secretariat that does not yet read
+    #: SignedEvent v2.
+    seal_batch: int = Field(default=64, ge=0, le=65_536)
 
 
 class Home:

@@ -99,7 +99,7 @@ def publish_follow(
                 counters.cycles += 1
                 policy = ops.home_policy(home)
                 plan, _ = ops.stage_publication(home, store, policy)
-                counters.staged += len(plan.events)
+                counters.staged += plan.staged
                 counters.refused += plan.refused
                 try:
                     if sink is None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -39,6 +39,7 @@ from node.config import (
 )
 from node.crypto.linkage import KeyBundle
 from node.crypto.signing import SigningKey
+from node.drainer import BackgroundDrainer
 from node.errors import ConfigError
 from node.inbox import InboxResult, open_inbox
 from node.ingest import IngestReport, ingest_encounters
@@ -49,18 +50,18 @@ from node.model.reference import REFERENCE_MODELS
 from node.pipeline import (
     FLOW_KIND,
     DrainResult,
+    EncounterStream,
     EventFactory,
     PublishPlan,
     drain_outbox,
     egress_guard,
-    prepare_encounter_events,
     prepare_flow_events,
 )
 from node.policy.floor import RegionalFloor
 from node.policy.loader import load_floor, load_policy
 from node.policy.model import Policy
 from node.reference_pipeline import ReferencePlan, plan_with_reference
-from node.store.node_store import NodeStore, OutboxStatus
+from node.store.node_store import NodeStore, OutboxStatus, StagedEvent
 from node.store.picture import PictureStore
 from node.store.reference import ReferenceStore
 from node.transport.kafka import (
@@ -209,19 +210,21 @@ def ingest(
     if kind != ENCOUNTERS:
         with ReferenceStore(home.store_path) as references:
             return ingest_reference(file, kind, references, home.rejects_dir, home.country)
-    with NodeStore(home.store_path) as store, store.transaction():
+    with NodeStore(home.store_path) as store, store.staging_lock(), store.transaction():
         # The records, the events they produce and their outbox rows land
-        # together or not at all (a transactional outbox).
+        # together or not at all (a transactional outbox). The staging lock is
+        # taken first: a publish staging in chunks holds it between its
+        # transactions, and must not find this one holding SQLite's.
         report = ingest_encounters(file, store, home.rejects_dir, progress=progress)
         if stage and report.stored:
             plan, _ = stage_publication(home, store, home_policy(home))
-            report.staged = len(plan.events)
+            report.staged = plan.staged
         return report
 
 
 def _factory(home: Home, policy: Policy) -> EventFactory:
     key = SigningKey.load(home.country, home.signing_key_path, key_passphrase())
-    return EventFactory(home.country, policy, key, event_codec())
+    return EventFactory(home.country, policy, key, event_codec(), seal_batch=home.config.seal_batch)
 
 
 def plan_publication(home: Home) -> PublishPlan:
@@ -241,21 +244,56 @@ class PublishResult:
     reference: ReferencePlan | None = None
 
 
-def stage_publication(home: Home, store: NodeStore, policy: Policy) -> tuple[PublishPlan, Any]:
+def stage_publication(
+    home: Home,
+    store: NodeStore,
+    policy: Policy,
+    *,
+    commit_chunks: bool = False,
+    after_chunk: Callable[[], None] | None = None,
+) -> tuple[PublishPlan, Any]:
     """Plan what the policy lets out now and write it, with the ledger, to the
-    outbox in one transaction (joining the caller's, if one is open): planning
-    reads the ledger under the write lock, so two stagers never both take the
-    same revision. Returns (flow plan, reference plan)."""
-    with store.transaction():
-        return _plan_and_stage(home, store, policy)
+    outbox under the home's staging lock, so two stagers never both take the
+    same revision. Returns (flow plan, reference plan).
+
+    By default everything lands in one transaction (joining the caller's, if
+    one is open). With ``commit_chunks`` the statistics and reference events
+    commit first, then each chunk of encounter records in its own transaction
+    with its ledger rows, so that a drainer can send what is committed while
+    the rest is built; a crash between chunks leaves a consistent prefix that
+    the next run completes. ``after_chunk`` runs after each chunk is staged."""
+    with store.staging_lock():
+        if commit_chunks:
+            return _plan_and_stage(home, store, policy, after_chunk)
+        with store.transaction():
+            return _plan_and_stage(home, store, policy, after_chunk)
 
 
-def _plan_and_stage(home: Home, store: NodeStore, policy: Policy) -> tuple[PublishPlan, Any]:
+def _plan_and_stage(
+    home: Home, store: NodeStore, policy: Policy, after_chunk: Callable[[], None] | None
+) -> tuple[PublishPlan, Any]:
     factory = _factory(home, policy)
     linking = encounters.linker(home)
     guard = egress_guard(store, policy, linkage=linking is not None)
     plan = prepare_flow_events(store, factory, guard=guard)
-    records = prepare_encounter_events(
+    recipients = _intelligence_recipients(home, policy)
+    staged, reference = plan_with_reference(
+        store, factory, plan.events, FLOW_KIND, recipients=recipients, guard=guard
+    )
+    archived = False
+
+    def write(events: list[StagedEvent], suppression: Mapping[tuple[str, str], str]) -> None:
+        nonlocal archived
+        if not archived:
+            store.archive_policy(
+                policy.sha256, policy.policy_id, policy.version, policy.canonical_json()
+            )
+            archived = True
+        store.stage(events, suppression)
+
+    if staged or plan.suppression:
+        write(staged, plan.suppression)
+    stream = EncounterStream(
         store,
         factory,
         pseudonym_key=encounters.pseudonym_key(home),
@@ -263,21 +301,18 @@ def _plan_and_stage(home: Home, store: NodeStore, policy: Policy) -> tuple[Publi
         gazetteer=encounters.gazetteer(),
         guard=guard,
     )
+    for chunk in stream.chunks():
+        write(chunk, {})
+        if after_chunk is not None:
+            after_chunk()
+    records = stream.plan()
     plan = dataclasses.replace(
         plan,
-        events=plan.events + records.events,
         refused=plan.refused + records.refused,
         refusals=plan.refusals + records.refusals,
+        encounters=records,
+        staged=len(staged) + records.staged,
     )
-    recipients = _intelligence_recipients(home, policy)
-    staged, reference = plan_with_reference(
-        store, factory, plan.events, FLOW_KIND, recipients=recipients, guard=guard
-    )
-    if staged or plan.suppression:
-        store.archive_policy(
-            policy.sha256, policy.policy_id, policy.version, policy.canonical_json()
-        )
-        store.stage(staged, plan.suppression)
     return plan, reference
 
 
@@ -299,9 +334,25 @@ def open_sink(home: Home, bootstrap: str | None = None, **options: Any) -> Kafka
     security = home.kafka_security()
     ensure_shared_topic(home, address, security)
     return KafkaSink(
-        address, home.config.kafka.topic, client_id=f"corredor-{home.country}",
-        security=security, **options,
+        address,
+        home.config.kafka.topic,
+        client_id=f"corredor-{home.country}",
+        security=security,
+        **options,
     )
+
+
+#: Above this much work (outbox rows waiting plus raw records to turn into
+#: EncounterRecord events), ``publish`` drains from a second process while it
+#: stages; below it, starting that process costs more than it saves.
+OVERLAP_FROM = 20_000
+
+
+def _worth_overlapping(store: NodeStore, policy: Policy) -> bool:
+    work = store.outbox_status().pending
+    if policy.exchanges.encounter_records.shared:
+        work += store.count_encounters()
+    return work >= OVERLAP_FROM
 
 
 def publish(
@@ -309,18 +360,40 @@ def publish(
     *,
     bootstrap: str | None = None,
     progress: Callable[[int], None] | None = None,
+    overlap: bool | None = None,
 ) -> PublishResult:
-    """Stage what the policy lets out, then drain the outbox to Kafka."""
+    """Stage what the policy lets out, then drain the outbox to Kafka.
+
+    With ``overlap`` (by default, when there is enough work: ``OVERLAP_FROM``)
+    a second process drains while this one stages in committed chunks, so the
+    two halves run on two cores; the outbox is still the only hand-over."""
     policy = home_policy(home)
     with NodeStore(home.store_path) as store:
-        plan, reference = stage_publication(home, store, policy)
-        sink = open_sink(home, bootstrap)
-        try:
-            drained = drain_outbox(store, sink, progress=progress)
-        finally:
-            sink.close()
+        if overlap is None:
+            overlap = _worth_overlapping(store, policy)
+        if overlap:
+            with BackgroundDrainer(home.path, bootstrap) as drainer:
+                plan, reference = stage_publication(
+                    home,
+                    store,
+                    policy,
+                    commit_chunks=True,
+                    after_chunk=lambda: drainer.report_progress(progress),
+                )
+                drained = drainer.finish(progress)
+        else:
+            plan, reference = stage_publication(home, store, policy)
+            sink = open_sink(home, bootstrap)
+            try:
+                drained = drain_outbox(store, sink, progress=progress)
+            finally:
+                sink.close()
         return PublishResult(
-            plan, drained, store.outbox_status(), home.config.kafka.topic, policy.version,
+            plan,
+            drained,
+            store.outbox_status(),
+            home.config.kafka.topic,
+            policy.version,
             reference,
         )
 
@@ -378,18 +451,20 @@ def dead_letter(
         return 0
     sink = _side_topic_sink(home, dead_letter_topic(home), address, security, "dead-letters")
     try:
-        sink.send_with_headers([
-            (
-                r.key,
-                r.raw or b"",
-                [
-                    ("corredor.reason", r.reason.encode()),
-                    ("corredor.detail", r.detail.encode()[:1000]),
-                    ("corredor.origin", f"{r.topic}/{r.partition}/{r.offset}".encode()),
-                ],
-            )
-            for _, r in pending
-        ])
+        sink.send_with_headers(
+            [
+                (
+                    r.key,
+                    r.raw or b"",
+                    [
+                        ("corredor.reason", r.reason.encode()),
+                        ("corredor.detail", r.detail.encode()[:1000]),
+                        ("corredor.origin", f"{r.topic}/{r.partition}/{r.offset}".encode()),
+                    ],
+                )
+                for _, r in pending
+            ]
+        )
     finally:
         sink.close()
     store.mark_dead_lettered([i for i, _ in pending])
@@ -440,8 +515,9 @@ def _side_topic_sink(
     home: Home, topic: str, address: str, security: dict[str, Any] | None, role: str
 ) -> KafkaSink:
     """A producer on one of the aggregator's own single-partition topics."""
-    ensure_topic(address, topic, partitions=1, replication=home.config.kafka.replication,
-                 security=security)
+    ensure_topic(
+        address, topic, partitions=1, replication=home.config.kafka.replication, security=security
+    )
     return KafkaSink(address, topic, client_id=f"corredor-{role}", security=security)
 
 
@@ -532,11 +608,15 @@ def publish_manifest(home: Home, *, bootstrap: str | None = None) -> str:
     address = bootstrap or home.bootstrap
     topic = _control_topic(home)
     security = home.kafka_security()
-    ensure_topic(address, topic, partitions=1, replication=home.config.kafka.replication,
-                 configs={"cleanup.policy": "compact"}, security=security)
-    publish_record(
-        address, topic, MANIFEST_KEY, home.manifest_path.read_bytes(), security=security
+    ensure_topic(
+        address,
+        topic,
+        partitions=1,
+        replication=home.config.kafka.replication,
+        configs={"cleanup.policy": "compact"},
+        security=security,
     )
+    publish_record(address, topic, MANIFEST_KEY, home.manifest_path.read_bytes(), security=security)
     return topic
 
 
@@ -566,17 +646,26 @@ def share_linkage_key(home: Home, *, bootstrap: str | None = None) -> list[str]:
     address = bootstrap or home.bootstrap
     security = home.kafka_security()
     topic = _control_topic(home)
-    ensure_topic(address, topic, partitions=1, replication=home.config.kafka.replication,
-                 configs={"cleanup.policy": "compact"}, security=security)
-    publish_record(address, topic, LINKAGE_KEY, bundle.to_json().encode("utf-8"),
-                   security=security)
+    ensure_topic(
+        address,
+        topic,
+        partitions=1,
+        replication=home.config.kafka.replication,
+        configs={"cleanup.policy": "compact"},
+        security=security,
+    )
+    publish_record(address, topic, LINKAGE_KEY, bundle.to_json().encode("utf-8"), security=security)
     return countries
 
 
 def sync_linkage_key(home: Home, *, bootstrap: str | None = None) -> tuple[str, bool]:
     """Take the linkage key bundle from the control topic, verified and opened."""
-    value = read_latest(bootstrap or home.bootstrap, _control_topic(home), LINKAGE_KEY,
-                        security=home.kafka_security())
+    value = read_latest(
+        bootstrap or home.bootstrap,
+        _control_topic(home),
+        LINKAGE_KEY,
+        security=home.kafka_security(),
+    )
     if value is None:
         raise ConfigError("no linkage key has been shared on the control topic yet")
     return trust.accept_linkage_bundle(_member(home), KeyBundle.from_json(value))

@@ -10,9 +10,11 @@ acknowledgement alone.
 
 from __future__ import annotations
 
+import itertools
 import json
+import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +22,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from node.codec.events import EventCodec
+from node.crypto.batch_seal import seal_batch
 from node.crypto.sealing import seal
 from node.crypto.signing import SigningKey
 from node.model.events import Envelope, PolicyRef
@@ -34,8 +37,8 @@ from node.policy.records import (
     record_subject,
     transform_encounter,
 )
-from node.store.node_store import NodeStore, StagedEvent
-from node.transport.base import EventSink
+from node.store.node_store import NodeStore, OutboxRow, StagedEvent
+from node.transport.base import Ack, EventSink
 
 FLOW_KIND = "FlowStatistic"
 ENCOUNTER_KIND = "EncounterRecord"
@@ -60,6 +63,11 @@ class PublishPlan:
     #: (kind, block) -> suppression ledger entry, staged with the events.
     suppression: Mapping[tuple[str, str], str] = field(default_factory=dict)
     release: FlowRelease | None = None
+    #: The encounter records staged with this plan (set by a publish).
+    encounters: EncounterPlan | None = None
+    #: Every event a publish staged: statistics after holds, reference items
+    #: and encounter records (set by a publish; ``events`` holds only the first).
+    staged: int = 0
 
 
 def flow_body(cell: FlowCell, country: str, policy: Policy) -> dict[str, Any]:
@@ -90,8 +98,19 @@ def restricted_aad(event_id: str, producer: str, kind: str, subject: str, revisi
 class EventFactory:
     """Builds signed events for one node under one policy version."""
 
-    def __init__(self, country: str, policy: Policy, key: SigningKey, codec: EventCodec) -> None:
+    def __init__(
+        self,
+        country: str,
+        policy: Policy,
+        key: SigningKey,
+        codec: EventCodec,
+        *,
+        seal_batch: int = 0,
+    ) -> None:
+        """``seal_batch`` > 0: ``build_many`` signs one batch seal per that many
+        events (when the codec can write SignedEvent v2), not each event."""
         self.country = country
+        self.seal_batch = seal_batch if codec.can_seal else 0
         self.policy = policy
         self.key = key
         self.codec = codec
@@ -114,6 +133,41 @@ class EventFactory:
         that only those recipients can read it; the sealed box is bound to the
         event's identity (see ``restricted_aad``) and the signature covers it.
         """
+        event_id, envelope = self._envelope(kind, subject, revision, body, now, seal_to)
+        env_bytes = self.codec.encode_envelope(envelope)
+        value = self.codec.encode_signed(env_bytes, self.key.sign(env_bytes))
+        return self._staged(event_id, kind, subject, revision, content, value)
+
+    def build_many(self, kind: str, specs: Sequence[EventSpec], now: datetime) -> list[StagedEvent]:
+        """Encode and sign a run of unsealed events of one kind: under batch
+        seals, one Ed25519 signature per ``seal_batch`` events, each event
+        carrying its Merkle inclusion proof (node.crypto.batch_seal)."""
+        if self.seal_batch <= 0:
+            return [self.build(kind, *spec, now) for spec in specs]
+        out: list[StagedEvent] = []
+        for start in range(0, len(specs), self.seal_batch):
+            batch = specs[start : start + self.seal_batch]
+            built = [
+                (spec, *self._envelope(kind, spec[0], spec[1], spec[2], now, None))
+                for spec in batch
+            ]
+            env_bytes = [self.codec.encode_envelope(envelope) for _, _, envelope in built]
+            signature, proofs = seal_batch(self.key, env_bytes)
+            for (spec, event_id, _), data, proof in zip(built, env_bytes, proofs, strict=True):
+                subject, revision, _, content = spec
+                value = self.codec.encode_signed(data, signature, proof)
+                out.append(self._staged(event_id, kind, subject, revision, content, value))
+        return out
+
+    def _envelope(
+        self,
+        kind: str,
+        subject: str,
+        revision: int,
+        body: dict[str, Any] | None,
+        now: datetime,
+        seal_to: Mapping[str, X25519PublicKey] | None,
+    ) -> tuple[str, Envelope]:
         rules = self.policy.exchange(kind)
         event_id = str(uuid.uuid4())
         body_bytes = self.codec.encode_body(kind, body) if body is not None else None
@@ -135,8 +189,17 @@ class EventFactory:
             embargo_until=now + timedelta(days=rules.embargo_days) if rules.embargo_days else None,
             body=body_bytes,
         )
-        env_bytes = self.codec.encode_envelope(envelope)
-        value = self.codec.encode_signed(env_bytes, self.key.sign(env_bytes))
+        return event_id, envelope
+
+    def _staged(
+        self,
+        event_id: str,
+        kind: str,
+        subject: str,
+        revision: int,
+        content: str | None,
+        value: bytes,
+    ) -> StagedEvent:
         return StagedEvent(
             event_id=event_id,
             kind=kind,
@@ -168,6 +231,11 @@ def plan_flow_release(store: NodeStore, policy: Policy) -> FlowRelease:
     return release_flows(store.iter_flow_inputs(), policy.exchanges.flow_statistics, ledger)
 
 
+#: (subject, revision, body, content) of one event to build; body and content
+#: are None for a withdrawal.
+EventSpec = tuple[str, int, dict[str, Any] | None, str | None]
+
+
 @dataclass
 class _Diff:
     events: list[StagedEvent] = field(default_factory=list)
@@ -175,6 +243,42 @@ class _Diff:
     revised: int = 0
     withdrawn: int = 0
     refused: list[Refusal] = field(default_factory=list)
+
+
+def _diff_stream(
+    kind: str,
+    candidates: Iterable[tuple[str, dict[str, Any]]],
+    ledger: Mapping[str, tuple[int, str | None]],
+    guard: EgressGuard,
+    tally: _Diff,
+) -> Iterator[EventSpec]:
+    """New subjects at revision 1, changed ones at the next revision, vanished
+    ones withdrawn (once every candidate is seen); every event through the
+    egress guard first. Counts go to ``tally`` as the stream is read."""
+    current: set[str] = set()
+    for subject, body in candidates:
+        refusal = guard.problem(kind, subject, body)
+        if refusal is not None:
+            guard.admit(kind, subject, body)  # logs it, without the value
+            tally.refused.append(refusal)
+            continue
+        current.add(subject)
+        content = _canonical(body)
+        previous = ledger.get(subject)
+        if previous is not None and previous[1] == content:
+            continue
+        if previous is None:
+            tally.new += 1
+            yield subject, 1, body, content
+        else:
+            tally.revised += 1
+            yield subject, previous[0] + 1, body, content
+    for subject, (last_revision, last_content) in sorted(ledger.items()):
+        if subject not in current and last_content is not None:
+            if not guard.admit(kind, subject, None):
+                continue
+            tally.withdrawn += 1
+            yield subject, last_revision + 1, None, None
 
 
 def _against_ledger(
@@ -185,33 +289,11 @@ def _against_ledger(
     guard: EgressGuard,
     now: datetime,
 ) -> _Diff:
-    """New subjects at revision 1, changed ones at the next revision, vanished
-    ones withdrawn; every event through the egress guard first."""
+    """Every event of the diff, built (see ``_diff_stream``)."""
     out = _Diff()
-    current: set[str] = set()
-    for subject, body in candidates:
-        refusal = guard.problem(kind, subject, body)
-        if refusal is not None:
-            guard.admit(kind, subject, body)  # logs it, without the value
-            out.refused.append(refusal)
-            continue
-        current.add(subject)
-        content = _canonical(body)
-        previous = ledger.get(subject)
-        if previous is not None and previous[1] == content:
-            continue
-        revision = 1 if previous is None else previous[0] + 1
-        if previous is None:
-            out.new += 1
-        else:
-            out.revised += 1
-        out.events.append(factory.build(kind, subject, revision, body, content, now))
-    for subject, (last_revision, last_content) in sorted(ledger.items()):
-        if subject not in current and last_content is not None:
-            if not guard.admit(kind, subject, None):
-                continue
-            out.withdrawn += 1
-            out.events.append(factory.build(kind, subject, last_revision + 1, None, None, now))
+    out.events = factory.build_many(
+        kind, list(_diff_stream(kind, candidates, ledger, guard, out)), now
+    )
     return out
 
 
@@ -263,9 +345,8 @@ def prepare_flow_events(
 
 @dataclass(frozen=True)
 class EncounterPlan:
-    """Pseudonymised encounter records one publish would send."""
+    """Pseudonymised encounter records one publish sent to the outbox."""
 
-    events: list[StagedEvent]
     records: int
     new: int
     revised: int
@@ -274,6 +355,10 @@ class EncounterPlan:
     refusals: tuple[Refusal, ...]
     linkage_tokens: bool  # whether tokens are added (policy allows and a key is present)
     samples: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def staged(self) -> int:
+        return self.new + self.revised + self.withdrawn
 
 
 def encounter_candidates(
@@ -284,60 +369,97 @@ def encounter_candidates(
     pseudonym_key: bytes,
     linker: Linker | None,
     gazetteer: Gazetteer,
-) -> list[tuple[str, dict[str, Any]]]:
-    """(subject, body) of every raw record under the encounter-record rules."""
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(subject, body) of every raw record under the encounter-record rules, streamed."""
     rules = policy.exchanges.encounter_records
-    out = []
     for row in store.iter_encounter_inputs():
         record = EncounterInput(*row)
         body = transform_encounter(
             record, rules, country, pseudonym_key=pseudonym_key, linker=linker, gazetteer=gazetteer
         )
-        out.append((record_subject(country, pseudonym_key, record.record_id), body))
-    return out
-
-
-def prepare_encounter_events(
-    store: NodeStore,
-    factory: EventFactory,
-    *,
-    pseudonym_key: bytes,
-    linker: Linker | None,
-    gazetteer: Gazetteer,
-    guard: EgressGuard | None = None,
-    now: datetime | None = None,
-) -> EncounterPlan:
-    """Plan the EncounterRecord events the policy lets out (none unless shared)."""
-    now = now or datetime.now(UTC)
-    policy = factory.policy
-    rules = policy.exchanges.encounter_records
-    linking = rules.linkage_tokens and linker is not None
-    guard = guard or egress_guard(store, policy, linkage=linking)
-    candidates = (
-        encounter_candidates(
-            store,
-            policy,
-            factory.country,
-            pseudonym_key=pseudonym_key,
-            linker=linker,
-            gazetteer=gazetteer,
+        # The subject's pseudonym is the body's, when the policy sends it.
+        pseudonym = body.get("record_pseudonym")
+        yield (
+            (
+                f"EncounterRecord|{country}|{pseudonym}"
+                if pseudonym
+                else record_subject(country, pseudonym_key, record.record_id)
+            ),
+            body,
         )
-        if rules.shared
-        else []
-    )
-    ledger = store.ledger(ENCOUNTER_KIND)
-    diff = _against_ledger(ENCOUNTER_KIND, candidates, ledger, factory, guard, now)
-    return EncounterPlan(
-        diff.events,
-        len(candidates),
-        diff.new,
-        diff.revised,
-        diff.withdrawn,
-        len(diff.refused),
-        tuple(diff.refused),
-        linking,
-        tuple(body for _, body in candidates[:3]),
-    )
+
+
+class EncounterStream:
+    """The EncounterRecord events the policy lets out (none unless shared), built
+    a chunk at a time so that a publish can commit and send each chunk while
+    the next is built, and never holds every event in memory.
+
+    Iterate ``chunks()`` to the end, then read ``plan()``."""
+
+    def __init__(
+        self,
+        store: NodeStore,
+        factory: EventFactory,
+        *,
+        pseudonym_key: bytes,
+        linker: Linker | None,
+        gazetteer: Gazetteer,
+        guard: EgressGuard | None = None,
+        now: datetime | None = None,
+        chunk_size: int = 2_000,
+    ) -> None:
+        self.store = store
+        self.factory = factory
+        self.pseudonym_key = pseudonym_key
+        self.linker = linker
+        self.gazetteer = gazetteer
+        rules = factory.policy.exchanges.encounter_records
+        self.linking = rules.linkage_tokens and linker is not None
+        self.guard = guard or egress_guard(store, factory.policy, linkage=self.linking)
+        self.now = now or datetime.now(UTC)
+        self.chunk_size = chunk_size
+        self._tally = _Diff()
+        self._records = 0
+        self._samples: list[dict[str, Any]] = []
+        self._done = False
+
+    def _candidates(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        if not self.factory.policy.exchanges.encounter_records.shared:
+            return
+        for subject, body in encounter_candidates(
+            self.store,
+            self.factory.policy,
+            self.factory.country,
+            pseudonym_key=self.pseudonym_key,
+            linker=self.linker,
+            gazetteer=self.gazetteer,
+        ):
+            self._records += 1
+            if len(self._samples) < 3:
+                self._samples.append(body)
+            yield subject, body
+
+    def chunks(self) -> Iterator[list[StagedEvent]]:
+        ledger = self.store.ledger(ENCOUNTER_KIND)
+        specs = _diff_stream(ENCOUNTER_KIND, self._candidates(), ledger, self.guard, self._tally)
+        while batch := list(itertools.islice(specs, self.chunk_size)):
+            yield self.factory.build_many(ENCOUNTER_KIND, batch, self.now)
+        self._done = True
+
+    def plan(self) -> EncounterPlan:
+        if not self._done:
+            raise RuntimeError("EncounterStream.plan() before its chunks were all read")
+        t = self._tally
+        return EncounterPlan(
+            self._records,
+            t.new,
+            t.revised,
+            t.withdrawn,
+            len(t.refused),
+            tuple(t.refused),
+            self.linking,
+            tuple(self._samples),
+        )
 
 
 @dataclass(frozen=True)
@@ -352,21 +474,47 @@ def drain_outbox(
     *,
     batch_size: int = 5_000,
     progress: Callable[[int], None] | None = None,
+    staging_done: Callable[[], bool] | None = None,
+    idle_s: float = 0.01,
 ) -> DrainResult:
-    """Send every pending outbox row; mark rows acknowledged only on ack."""
+    """Send every pending outbox row; mark rows acknowledged only on ack.
+
+    Batches overlap: the next batch is handed to the producer before the
+    previous one's acknowledgements are awaited and recorded, so the producer
+    is never left idle while SQLite works. With ``staging_done``, keep
+    draining what a concurrent stager commits until it reports done and the
+    outbox is empty."""
     sent = acked = 0
     after = 0
+    inflight: tuple[list[OutboxRow], Callable[[], list[Ack]]] | None = None
     while True:
+        done = staging_done is None or staging_done()  # read before looking, never after
         rows = store.pending(limit=batch_size, after_seq=after)
-        if not rows:
-            break
-        acks = sink.send_batch([(r.key, r.value) for r in rows])
-        sent += len(rows)
-        store.mark_acked(
-            [(r.seq, a.topic, a.partition, a.offset) for r, a in zip(rows, acks, strict=True)]
-        )
-        acked += len(acks)
-        after = rows[-1].seq
-        if progress is not None:
-            progress(len(rows))
-    return DrainResult(sent, acked)
+        if rows:
+            waiter = sink.submit([(r.key, r.value) for r in rows])
+            sent += len(rows)
+            after = rows[-1].seq
+        if inflight is not None:
+            acked += _record_acks(store, *inflight, progress)
+            inflight = None
+        if rows:
+            inflight = (rows, waiter)
+        elif done:
+            return DrainResult(sent, acked)
+        else:
+            time.sleep(idle_s)
+
+
+def _record_acks(
+    store: NodeStore,
+    rows: list[OutboxRow],
+    wait: Callable[[], list[Ack]],
+    progress: Callable[[int], None] | None,
+) -> int:
+    acks = wait()
+    store.mark_acked(
+        [(r.seq, a.topic, a.partition, a.offset) for r, a in zip(rows, acks, strict=True)]
+    )
+    if progress is not None:
+        progress(len(rows))
+    return len(acks)

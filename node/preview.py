@@ -109,13 +109,15 @@ def _records(
         linkage = "allowed, but this home holds no regional linkage key: sent without tokens"
     if not rules.shared:
         return out | {"fields": [], "events": 0, "linkage_tokens": linkage}
-    candidates = encounter_candidates(
-        store,
-        policy,
-        country,
-        pseudonym_key=pseudonym_key,
-        linker=linker,
-        gazetteer=encounters.gazetteer(),
+    candidates = list(
+        encounter_candidates(
+            store,
+            policy,
+            country,
+            pseudonym_key=pseudonym_key,
+            linker=linker,
+            gazetteer=encounters.gazetteer(),
+        )
     )
     admitted = [b for s, b in candidates if guard.problem(ENCOUNTER_KIND, s, b) is None]
     fields = sorted(

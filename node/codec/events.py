@@ -50,6 +50,11 @@ class EventCodec:
         self._can_seal = any(f["name"] == "seal" for f in self._signed.raw["fields"])
         self._envelope = self.schema("Envelope")
 
+    @property
+    def can_seal(self) -> bool:
+        """Whether this codec writes a SignedEvent version that carries a batch seal."""
+        return self._can_seal
+
     def schema(self, name: str) -> SchemaVersion:
         """The version of ``name`` this codec writes with and reads as."""
         pinned = self._pins.get(name)

@@ -4,10 +4,12 @@ for the broker's acknowledgement)."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -138,9 +140,41 @@ class NodeStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn = connect(path, _SCHEMA + audit.SCHEMA)
+        self._staging_depth = 0
+        self._staging_fd: int | None = None
 
     def close(self) -> None:
         self._conn.close()
+
+    @contextmanager
+    def staging_lock(self) -> Iterator[None]:
+        """Hold the home's staging lock: one stager at a time plans against the
+        ledger and writes what it planned, even when it commits in several
+        transactions (a publish that drains while it stages). An advisory
+        ``flock`` on a file beside the store, so it holds across processes; it
+        is reentrant for this store object and released if the process dies.
+
+        Take it before opening a write transaction that will stage, so that a
+        stager waiting on the lock never holds SQLite's write lock."""
+        if self._staging_depth == 0:
+            fd = os.open(
+                self.path.with_name(self.path.name + ".staging.lock"), os.O_RDWR | os.O_CREAT, 0o600
+            )
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._staging_fd = fd
+        self._staging_depth += 1
+        try:
+            yield
+        finally:
+            self._staging_depth -= 1
+            if self._staging_depth == 0 and self._staging_fd is not None:
+                fcntl.flock(self._staging_fd, fcntl.LOCK_UN)
+                os.close(self._staging_fd)
+                self._staging_fd = None
 
     def __enter__(self) -> NodeStore:
         return self
@@ -197,19 +231,29 @@ class NodeStore:
         )
 
     def iter_encounter_inputs(
-        self,
+        self, page: int = 2_000
     ) -> Iterator[tuple[str, str, date, str, str, date, str, str | None]]:
         """(record_id, document_number, date_of_birth, sex, nationality,
         encounter_date, encounter_place, previous_country): what a pseudonymised
-        EncounterRecord may draw on. Names and health notes are not read."""
-        cur = self._conn.execute(
-            "SELECT record_id, document_number, date_of_birth, sex, nationality, "
-            "encounter_date, encounter_place, previous_country FROM raw_encounter "
-            "ORDER BY record_id"
-        )
+        EncounterRecord may draw on. Names and health notes are not read.
+
+        Read a page at a time in record-id order, with no statement left open
+        between pages, so that a publish can commit each chunk it stages while
+        it reads on."""
         fromiso = date.fromisoformat
-        for rid, doc, born, sex, nat, met, place, previous in cur:
-            yield rid, doc, fromiso(born), sex, nat, fromiso(met), place, previous
+        after = ""
+        while True:
+            rows = self._conn.execute(
+                "SELECT record_id, document_number, date_of_birth, sex, nationality, "
+                "encounter_date, encounter_place, previous_country FROM raw_encounter "
+                "WHERE record_id > ? ORDER BY record_id LIMIT ?",
+                (after, page),
+            ).fetchall()
+            for rid, doc, born, sex, nat, met, place, previous in rows:
+                yield rid, doc, fromiso(born), sex, nat, fromiso(met), place, previous
+            if len(rows) < page:
+                return
+            after = rows[-1][0]
 
     def suppression_ledger(self, kind: str) -> dict[str, str]:
         """block -> the ledger entry (JSON) of its last staged release."""

@@ -6,7 +6,7 @@ broker and ``memory`` in-process for unit tests.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,6 +36,12 @@ class EventSink(Protocol):
     def send_batch(self, records: Sequence[tuple[bytes, bytes]]) -> list[Ack]:
         """Send (key, value) records; return one Ack per record, in order, only
         once every record is acknowledged. Raise TransportError otherwise."""
+        ...
+
+    def submit(self, records: Sequence[tuple[bytes, bytes]]) -> Callable[[], list[Ack]]:
+        """Start sending (key, value) records and return at once; the returned
+        callable waits for them and gives what ``send_batch`` would. Lets a
+        caller hand over the next batch while the broker acknowledges this one."""
         ...
 
     def close(self) -> None: ...

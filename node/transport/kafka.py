@@ -7,7 +7,7 @@ constructor's caller's back: clients are created by explicit ``open`` calls.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -89,7 +89,10 @@ class KafkaSink:
         return self.open()._producer
 
     def send_batch(self, records: Sequence[tuple[bytes, bytes]]) -> list[Ack]:
-        return self.send_with_headers([(k, v, []) for k, v in records])
+        return self.submit(records)()
+
+    def submit(self, records: Sequence[tuple[bytes, bytes]]) -> Callable[[], list[Ack]]:
+        return self._submit([(k, v, None) for k, v in records])
 
     def send_with_headers(
         self, records: Sequence[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]
@@ -97,19 +100,39 @@ class KafkaSink:
         """Like ``send_batch``, with Kafka record headers (dead letters carry
         their reason and origin in headers, the original bytes as the value).
         A None value is a tombstone: compaction drops the key."""
-        producer = self.producer
+        wait = self._submit(records)
+        self._flush()
+        return wait()
+
+    def _flush(self) -> None:
         try:
-            futures = [
-                producer.send(self.topic, key=k, value=v, headers=h) for k, v, h in records
-            ]
-            producer.flush(timeout=self._ack_timeout_s)
-            acks = []
-            for fut in futures:
-                meta = fut.get(timeout=self._ack_timeout_s)
-                acks.append(Ack(meta.topic, meta.partition, meta.offset))
+            self.producer.flush(timeout=self._ack_timeout_s)
         except KafkaError as exc:
             raise TransportError(f"publish to {self.topic} failed: {exc}") from exc
-        return acks
+
+    def _submit(
+        self, records: Sequence[tuple[bytes | None, bytes | None, list[tuple[str, bytes]] | None]]
+    ) -> Callable[[], list[Ack]]:
+        producer = self.producer
+        try:
+            futures = [producer.send(self.topic, key=k, value=v, headers=h) for k, v, h in records]
+        except KafkaError as exc:
+            raise TransportError(f"publish to {self.topic} failed: {exc}") from exc
+
+        def wait() -> list[Ack]:
+            # Each future resolves when its record batch is acknowledged (the
+            # producer's linger sends the last partial batch): no flush, so
+            # records handed over after these keep flowing meanwhile.
+            try:
+                acks = []
+                for fut in futures:
+                    meta = fut.get(timeout=self._ack_timeout_s)
+                    acks.append(Ack(meta.topic, meta.partition, meta.offset))
+            except KafkaError as exc:
+                raise TransportError(f"publish to {self.topic} failed: {exc}") from exc
+            return acks
+
+        return wait
 
     def close(self) -> None:
         if self._producer is not None:
@@ -254,8 +277,9 @@ def publish_record(
     timeout_s: float = 30.0,
 ) -> Ack:
     """Produce one record and wait for its acknowledgement (control messages)."""
-    sink = KafkaSink(bootstrap, topic, client_id="corredor-control", security=security,
-                     ack_timeout_s=timeout_s)
+    sink = KafkaSink(
+        bootstrap, topic, client_id="corredor-control", security=security, ack_timeout_s=timeout_s
+    )
     try:
         return sink.send_batch([(key, value)])[0]
     finally:

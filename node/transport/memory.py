@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from node.transport.base import Ack, Message
 
@@ -27,6 +27,10 @@ class MemorySink:
 
     def send_batch(self, records: Sequence[tuple[bytes, bytes]]) -> list[Ack]:
         return [self.topic.append(k, v) for k, v in records]
+
+    def submit(self, records: Sequence[tuple[bytes, bytes]]) -> Callable[[], list[Ack]]:
+        acks = self.send_batch(records)
+        return lambda: acks
 
     def close(self) -> None:
         pass

@@ -1,0 +1,240 @@
+"""Staging in committed chunks while another process drains (issue 8).
+
+Unit tests hold the outbox contract without a broker: chunked staging writes
+exactly what one transaction would, a crash between chunks leaves a prefix the
+next run completes, the staging lock excludes other processes, and the
+overlapping drain marks every row once. The broker tests run ``publish`` with
+the drainer process on a real Kafka and check every event arrives once, that
+no planted raw value is on the topic, and what happens when the broker is gone.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer
+
+from node import operations as ops
+from node.demo.synth import generate_encounters, plant_values, write_csv
+from node.errors import TransportError
+from node.pipeline import ENCOUNTER_KIND, drain_outbox
+from node.store.node_store import NodeStore
+from node.store.picture import PictureStore
+from node.transport.memory import MemorySink, MemoryTopic
+from tests.factories import START, aggregator_for
+
+RECORDS = 2_500
+
+
+def _usa(base: Path, n: int = RECORDS, topic: str = "t") -> tuple[ops.Home, list[dict[str, str]]]:
+    """USA shares pseudonymised encounter records: the bulk a chunked publish streams."""
+    home = ops.init_member(base / "usa", "USA", topic=topic)
+    rows = generate_encounters("USA", n, seed=11, start=START, weeks=8)
+    path = base / "usa.csv"
+    write_csv(rows, path)
+    assert ops.ingest(home, path, stage=False).stored == n
+    return home, rows
+
+
+def _ledger_and_outbox(home: ops.Home) -> tuple[dict[str, tuple[int, str | None]], list[tuple]]:
+    with NodeStore(home.store_path) as store:
+        ledger = store.ledger(ENCOUNTER_KIND)
+        rows = store.connection.execute(
+            "SELECT kind, subject, revision FROM outbox ORDER BY kind, subject, revision"
+        ).fetchall()
+    return ledger, rows
+
+
+def test_chunked_staging_writes_what_one_transaction_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serial, _ = _usa(tmp_path / "serial")
+    chunked, _ = _usa(tmp_path / "chunked")
+    with NodeStore(serial.store_path) as store:
+        plan_a, _ = ops.stage_publication(serial, store, ops.home_policy(serial))
+    chunks = []
+    with NodeStore(chunked.store_path) as store:
+        plan_b, _ = ops.stage_publication(
+            chunked,
+            store,
+            ops.home_policy(chunked),
+            commit_chunks=True,
+            after_chunk=lambda: chunks.append(store.outbox_status().pending),
+        )
+    assert plan_a.staged == plan_b.staged > RECORDS
+    assert plan_b.encounters is not None and plan_b.encounters.new == RECORDS
+    # Several chunks, each committed before the next was built.
+    assert len(chunks) >= 2 and chunks == sorted(chunks) and chunks[-1] == plan_b.staged
+    # Each home has its own pseudonym key, so compare shapes: one revision-1
+    # event per record, one ledger row each.
+    ledger_a, outbox_a = _ledger_and_outbox(serial)
+    ledger_b, outbox_b = _ledger_and_outbox(chunked)
+    assert len(ledger_a) == len(ledger_b) == RECORDS
+    assert {r for _, _, r in outbox_b} == {1}
+    assert len(outbox_a) == len(outbox_b)
+
+
+def test_a_crash_between_chunks_leaves_a_prefix_the_next_run_completes(
+    tmp_path: Path,
+) -> None:
+    home, _ = _usa(tmp_path)
+
+    class Crash(Exception):
+        pass
+
+    def crash_after_first() -> None:
+        raise Crash
+
+    with NodeStore(home.store_path) as store, pytest.raises(Crash):
+        ops.stage_publication(
+            home, store, ops.home_policy(home), commit_chunks=True, after_chunk=crash_after_first
+        )
+    ledger, outbox = _ledger_and_outbox(home)
+    committed = [s for k, s, _ in outbox if k == ENCOUNTER_KIND]
+    # The first chunk landed whole, with its ledger rows, and nothing more.
+    assert 0 < len(committed) < RECORDS
+    assert set(committed) == set(ledger)
+    with NodeStore(home.store_path) as store:
+        plan, _ = ops.stage_publication(home, store, ops.home_policy(home), commit_chunks=True)
+    assert plan.encounters is not None
+    assert plan.encounters.new == RECORDS - len(committed)
+    ledger, outbox = _ledger_and_outbox(home)
+    subjects = [s for k, s, _ in outbox if k == ENCOUNTER_KIND]
+    assert len(subjects) == len(set(subjects)) == len(ledger) == RECORDS
+
+
+def test_staging_lock_excludes_another_process(tmp_path: Path) -> None:
+    home, _ = _usa(tmp_path, n=10)
+    probe = (
+        "import fcntl, os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+        "try:\n"
+        "    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+        "except BlockingIOError:\n"
+        "    sys.exit(3)\n"
+    )
+    lock_file = str(home.store_path) + ".staging.lock"
+
+    def probe_code() -> int:
+        return subprocess.run([sys.executable, "-c", probe, lock_file], check=False).returncode
+
+    with NodeStore(home.store_path) as store:
+        with store.staging_lock():
+            with store.staging_lock():  # reentrant for the same store
+                assert probe_code() == 3
+            assert probe_code() == 3
+        assert probe_code() == 0
+
+
+def test_encounter_inputs_are_read_a_page_at_a_time_in_order(tmp_path: Path) -> None:
+    home, rows = _usa(tmp_path, n=25)
+    with NodeStore(home.store_path) as store:
+        paged = [r[0] for r in store.iter_encounter_inputs(page=4)]
+    assert paged == sorted(r["record_id"] for r in rows)
+
+
+def test_overlapping_drain_sends_each_committed_row_once(tmp_path: Path) -> None:
+    home, _ = _usa(tmp_path, n=600)
+    topic = MemoryTopic()
+    done = threading.Event()
+    results = []
+    with NodeStore(home.store_path) as drain_store:
+
+        def drain() -> None:
+            results.append(
+                drain_outbox(
+                    drain_store, MemorySink(topic), batch_size=97, staging_done=done.is_set
+                )
+            )
+
+        drainer = threading.Thread(target=drain)
+        drainer.start()
+        time.sleep(0.05)  # the drainer polls an empty outbox first
+        with NodeStore(home.store_path) as store:
+            plan, _ = ops.stage_publication(
+                home, store, ops.home_policy(home), commit_chunks=True
+            )
+        done.set()
+        drainer.join(timeout=60)
+    assert results and results[0].acknowledged == results[0].sent == plan.staged
+    values = [m.value for m in topic.records]
+    assert len(values) == len(set(values)) == plan.staged
+    with NodeStore(home.store_path) as store:
+        assert store.outbox_status().pending == 0
+
+
+# -- on the broker ---------------------------------------------------------------
+
+
+def _topic_bytes(bootstrap: str, topic: str) -> list[bytes]:
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=5000,
+    )
+    try:
+        return [x for msg in consumer for x in (msg.key, msg.value) if x]
+    finally:
+        consumer.close()
+
+
+@pytest.mark.kafka
+def test_publish_drains_from_a_second_process_on_the_broker(
+    tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str
+) -> None:
+    home = ops.init_member(tmp_path / "usa", "USA", topic=topic, bootstrap=kafka_bootstrap)
+    rows = generate_encounters("USA", 3_000, seed=12, start=START, weeks=6)
+    planted = {v for values in plant_values(rows).values() for v in values if len(v) >= 4}
+    path = tmp_path / "usa.csv"
+    write_csv(rows, path)
+    ops.ingest(home, path, stage=False)
+    agg = aggregator_for(tmp_path, [home], topic=topic)
+    agg.config.kafka.bootstrap = kafka_bootstrap
+    agg.config.kafka.group_id = group_id
+    agg.save()
+
+    progressed: list[int] = []
+    result = ops.publish(home, overlap=True, progress=progressed.append)
+    assert result.drain.acknowledged == result.drain.sent == result.plan.staged > 3_000
+    assert sum(progressed) == result.plan.staged
+    assert result.outbox.pending == 0
+
+    stats = ops.aggregate_once(agg)
+    assert stats.applied == result.plan.staged and stats.rejected_total == 0
+    with PictureStore(agg.store_path) as picture:
+        assert len(picture.view("encounter_view")) == 3_000
+
+    data = b"\n".join(_topic_bytes(kafka_bootstrap, topic))
+    assert rows[0]["record_id"].encode() not in data
+    found = [v for v in planted if v.encode() in data]
+    assert not found, f"{len(found)} raw identifying values reached the topic"
+
+    # Nothing new: a second overlapped publish sends nothing.
+    again = ops.publish(home, overlap=True)
+    assert again.drain.sent == 0 and again.plan.staged == 0
+
+
+@pytest.mark.kafka
+@pytest.mark.faults
+def test_overlapped_publish_with_the_broker_gone_keeps_everything_staged(
+    tmp_path: Path, kafka_bootstrap: str, topic: str
+) -> None:
+    home, _ = _usa(tmp_path, n=800, topic=topic)
+    home.config.kafka.bootstrap = "127.0.0.1:9"  # nothing listens on the discard port
+    home.save()
+    with pytest.raises(TransportError):
+        ops.publish(home, overlap=True)
+    with NodeStore(home.store_path) as store:
+        status = store.outbox_status()
+    assert status.acked == 0 and status.pending > 800
+    # The broker back (here: the real one), the next publish sends all of it.
+    result = ops.publish(home, bootstrap=kafka_bootstrap, overlap=True)
+    assert result.drain.acknowledged == status.pending and result.outbox.pending == 0
