@@ -13,7 +13,6 @@ from __future__ import annotations
 import itertools
 import json
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,6 +25,7 @@ from node.crypto.batch_seal import seal_batch
 from node.crypto.sealing import seal
 from node.crypto.signing import SigningKey
 from node.model.events import Envelope, PolicyRef
+from node.model.ids import new_event_id
 from node.policy.flows import BlockLedger, FlowCell, FlowRelease, release_flows
 from node.policy.guard import EgressGuard, Refusal
 from node.policy.model import Policy
@@ -169,7 +169,7 @@ class EventFactory:
         seal_to: Mapping[str, X25519PublicKey] | None,
     ) -> tuple[str, Envelope]:
         rules = self.policy.exchange(kind)
-        event_id = str(uuid.uuid4())
+        event_id = new_event_id()
         body_bytes = self.codec.encode_body(kind, body) if body is not None else None
         if body_bytes is not None and seal_to is not None:
             aad = restricted_aad(event_id, self.country, kind, subject, revision)

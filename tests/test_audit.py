@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import sqlite3
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from node import operations as ops
 from node import trust
@@ -238,3 +241,29 @@ def test_the_aggregator_logs_each_sealed_event_it_relays_once(tmp_path: Path) ->
     )
     assert entry.digest == audit.message_digest(value)
     assert audit.verify(tmp_path / "aggregator.db").ok
+
+
+_text = st.one_of(st.none(), st.text(max_size=40))
+
+
+@given(
+    seq=st.integers(min_value=1, max_value=2**62),
+    at=st.text(max_size=40),
+    entry=st.sampled_from(audit.ENTRY_KINDS),
+    digest=st.text(max_size=70),
+    event_id=_text,
+    producer=_text,
+    subject=_text,
+    revision=st.one_of(st.none(), st.integers(min_value=-(2**40), max_value=2**62)),
+    policy_version=_text,
+    reason=_text,
+)
+def test_canonical_entry_is_exactly_sorted_compact_ascii_json(
+    seq: int, at: str, entry: str, digest: str, revision: int | None, **texts: str | None
+) -> None:
+    """The chain's hashes cover these bytes: the fast template must never drift
+    from json.dumps, or logs written before would stop verifying."""
+    record = audit.AuditRecord(entry=entry, digest=digest, revision=revision, **texts)
+    body = {"seq": seq, "at": at, **dataclasses.asdict(record)}
+    expected = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    assert audit.canonical(seq, at, record) == expected.encode()

@@ -113,11 +113,16 @@ class EventCodec:
             {
                 "envelope": envelope_bytes,
                 "signature": signature,
-                "seal": {
-                    "tree_size": seal.tree_size,
-                    "leaf_index": seal.leaf_index,
-                    "path": list(seal.path),
-                },
+                # The union branch named, not inferred: fastavro would otherwise
+                # validate the record against each branch (2 µs of ~7 per event).
+                "seal": (
+                    "org.rcm.corredor.BatchSeal",
+                    {
+                        "tree_size": seal.tree_size,
+                        "leaf_index": seal.leaf_index,
+                        "path": list(seal.path),
+                    },
+                ),
             },
             self._signed,
         )
