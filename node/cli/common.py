@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from node import operations as ops
 from node.config import Home
@@ -38,6 +40,26 @@ def progress(message: str, *, stdout: bool = False, **fields: object) -> None:
         console.print(message)
     else:
         err_console.print(f"[dim]{message}[/]")
+
+
+@contextmanager
+def counting_progress(description: str, unit: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr for work whose total is not known up front:
+    the count so far and the time taken. Yields ``advance(n)``.
+    Nothing is drawn with JSON logs or when stderr is not a terminal, so
+    scripts and containers see only the command's output."""
+    if json_logs() or not err_console.is_terminal:
+        yield lambda n: None
+        return
+    columns = (
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        TextColumn("{task.completed:,} " + unit),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda n: bar.advance(task, n)
 
 
 def handle_errors(func: F) -> F:

@@ -18,6 +18,7 @@ from node.aggregator.apply import ApplyStats
 from node.cli.common import (
     bootstrap_option,
     console,
+    counting_progress,
     err_console,
     format_option,
     handle_errors,
@@ -164,6 +165,14 @@ def ingest(
               help="Keep publishing as records arrive; retry while Kafka is down; stop on SIGTERM.")
 @click.option("--interval", type=float, default=2.0, show_default=True,
               help="Seconds between cycles with --follow.")
+@click.option(
+    "--overlap",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    help="Drain from a second process while staging: 'auto' does so from "
+    "20,000 rows of work (two cores help); 'off' stages, then drains.",
+)
 @metrics_options
 @click.pass_context
 @handle_errors
@@ -173,6 +182,7 @@ def publish(
     fmt: str,
     follow: bool,
     interval: float,
+    overlap: str,
     metrics_port: int | None,
     metrics_address: str,
 ) -> None:
@@ -187,6 +197,7 @@ def publish(
     Example:
       corredor --home ./pan publish --bootstrap 127.0.0.1:9092
       corredor --home ./pan publish --follow --metrics-port 9464
+      corredor --home ./usa publish --overlap on --format json
     """
     home = home_of(ctx)
     if metrics_port is not None and not follow:
@@ -194,8 +205,13 @@ def publish(
     if follow:
         _publish_follow(home, bootstrap, interval, metrics_port, metrics_address)
         return
-    with console.status("Publishing…"):
-        result = ops.publish(home, bootstrap=bootstrap)
+    with counting_progress("Publishing", "acknowledged") as advance:
+        result = ops.publish(
+            home,
+            bootstrap=bootstrap,
+            progress=advance,
+            overlap=None if overlap == "auto" else overlap == "on",
+        )
     plan = result.plan
     summary = {
         "country": home.country,
@@ -210,6 +226,8 @@ def publish(
         "new": plan.new,
         "revised": plan.revised,
         "withdrawn": plan.withdrawn,
+        "encounter_records": plan.encounters.staged if plan.encounters is not None else 0,
+        "staged": plan.staged,
         "sent": result.drain.sent,
         "acknowledged": result.drain.acknowledged,
         "outbox_pending": result.outbox.pending,
