@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
@@ -64,6 +64,7 @@ from node.reference_pipeline import ReferencePlan, plan_with_reference
 from node.store.node_store import NodeStore, OutboxStatus, StagedEvent
 from node.store.picture import PictureStore
 from node.store.reference import ReferenceStore
+from node.transport.confluent import ConfluentSink
 from node.transport.kafka import (
     KafkaSink,
     KafkaSource,
@@ -332,14 +333,19 @@ def open_sink(home: Home, bootstrap: str | None = None, **options: Any) -> Kafka
     """The node's producer on the shared topic (created if missing)."""
     address = bootstrap or home.bootstrap
     security = home.kafka_security()
-    ensure_shared_topic(home, address, security)
-    return KafkaSink(
+    sink_class = ConfluentSink if home.config.kafka.client == "confluent" else KafkaSink
+    # Made before the topic is ensured: a missing confluent extra fails first.
+    sink = sink_class(
         address,
         home.config.kafka.topic,
         client_id=f"corredor-{home.country}",
         security=security,
         **options,
     )
+    ensure_shared_topic(home, address, security)
+    # ConfluentSink is not a KafkaSink, but both are EventSinks with the same
+    # methods, and callers use only those (the annotation stays for them).
+    return cast(KafkaSink, sink)
 
 
 #: Above this much work (outbox rows waiting plus raw records to turn into
