@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from node.model.events import Envelope, PolicyRef
 from node.pipeline import drain_outbox
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
+from node.transport.confluent import confluent_config, load_confluent
 from node.transport.kafka import KafkaSource, ensure_topic, producer_config, read_all
 
 START = date(2024, 1, 1)
@@ -61,54 +63,132 @@ def federation(base: Path, bootstrap: str, country: str, records: int, weeks: in
     return Federation(member, agg, topic)
 
 
-def node_pipeline(base: Path, bootstrap: str, records: int) -> dict[str, Any]:
-    """Stored raw records -> policy -> Avro -> sign -> outbox -> Kafka ack, against
-    raw kafka-python produce of the same bytes with the same producer settings."""
-    fed = federation(base / "node", bootstrap, "USA", records, weeks=12)
-    # ops.publish, in its two halves, so the report can say which dominates.
-    policy = ops.home_policy(fed.member)
-    with NodeStore(fed.member.store_path) as store:
-        started = time.perf_counter()
-        ops.stage_publication(fed.member, store, policy)
-        stage_s = time.perf_counter() - started
-        sink = ops.open_sink(fed.member)
-        try:
-            drained = drain_outbox(store, sink)
-        finally:
-            sink.close()
-    pipeline_s = time.perf_counter() - started
-    events = drained.acknowledged
-    with NodeStore(fed.member.store_path) as store:
-        payload = [
-            (k, v)
+def _copy_member(member: Home, path: Path, topic: str) -> Home:
+    """The same member (keys, store, ingested records) publishing to another topic,
+    so that each way of publishing starts from identical data."""
+    shutil.copytree(member.path, path)
+    home = ops.open_home(path)
+    home.config.kafka.topic = topic
+    home.save()
+    return home
+
+
+def _raw_produce(bootstrap: str, topic: str, payload: list[tuple[bytes, bytes]]) -> float:
+    """Seconds for bare kafka-python to produce ``payload`` with the node's settings."""
+    ensure_topic(bootstrap, topic, partitions=3, replication=1)
+    producer = KafkaProducer(**producer_config(bootstrap, "bench-raw"))
+    producer.send(topic, key=b"warm-up", value=b"").get(timeout=60)
+    started = time.perf_counter()
+    futures = [producer.send(topic, key=k, value=v) for k, v in payload]
+    producer.flush()
+    for f in futures:
+        f.get(timeout=60)
+    elapsed = time.perf_counter() - started
+    producer.close()
+    return elapsed
+
+
+def _raw_confluent_produce(bootstrap: str, topic: str, payload: list[tuple[bytes, bytes]]) -> float:
+    """Seconds for bare confluent-kafka to produce ``payload`` with the same guarantees."""
+    confluent = load_confluent()
+    ensure_topic(bootstrap, topic, partitions=3, replication=1)
+    producer = confluent.Producer(confluent_config(bootstrap, "bench-raw-confluent"))
+    failed: list[str] = []
+
+    def report(err: Any, _msg: Any) -> None:
+        if err is not None:
+            failed.append(str(err))
+
+    started = time.perf_counter()
+    for k, v in payload:
+        while True:
+            try:
+                producer.produce(topic, key=k, value=v, on_delivery=report)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    producer.flush(60)
+    elapsed = time.perf_counter() - started
+    assert not failed, failed[:3]
+    return elapsed
+
+
+def _outbox(home: Home) -> list[tuple[bytes, bytes]]:
+    with NodeStore(home.store_path) as store:
+        return [
+            (bytes(k), bytes(v))
             for k, v in store.connection.execute(
                 "SELECT msg_key, msg_value FROM outbox ORDER BY seq"
             )
         ]
-    baseline_topic = fed.topic + ".raw"
-    ensure_topic(bootstrap, baseline_topic, partitions=3, replication=1)
-    config = producer_config(bootstrap, "bench-raw")
-    producer = KafkaProducer(**config)
+
+
+def node_pipeline(base: Path, bootstrap: str, records: int) -> dict[str, Any]:
+    """Stored raw records -> policy -> Avro -> sign -> outbox -> Kafka ack, against
+    raw kafka-python produce of the same bytes with the same producer settings.
+
+    The node is measured as ``corredor publish`` runs it (``ops.publish``: a
+    second process drains while this one stages). A copy of the same member
+    then publishes serially, staging and draining one after the other, so the
+    report can say which half dominates."""
+    fed = federation(base / "node", bootstrap, "USA", records, weeks=12)
+    serial = _copy_member(fed.member, base / "node-serial", fed.topic + ".serial")
+    ensure_topic(bootstrap, serial.config.kafka.topic, partitions=3, replication=1)
+    fast = _copy_member(fed.member, base / "node-confluent", fed.topic + ".confluent")
+    fast.config.kafka.client = "confluent"
+    fast.save()
+    ensure_topic(bootstrap, fast.config.kafka.topic, partitions=3, replication=1)
+
     started = time.perf_counter()
-    futures = [producer.send(baseline_topic, key=k, value=v) for k, v in payload]
-    producer.flush()
-    for f in futures:
-        f.get(timeout=60)
-    raw_s = time.perf_counter() - started
-    producer.close()
+    result = ops.publish(fed.member, bootstrap=bootstrap, overlap=True)
+    pipeline_s = time.perf_counter() - started
+    events = result.drain.acknowledged
+    assert events == result.plan.staged, (events, result.plan.staged)
+    payload = _outbox(fed.member)
+    raw_s = _raw_produce(bootstrap, fed.topic + ".raw", payload)
+
+    policy = ops.home_policy(serial)
+    with NodeStore(serial.store_path) as store:
+        started = time.perf_counter()
+        ops.stage_publication(serial, store, policy)
+        stage_s = time.perf_counter() - started
+        sink = ops.open_sink(serial, bootstrap)
+        try:
+            started = time.perf_counter()
+            drain_outbox(store, sink)
+            drain_s = time.perf_counter() - started
+        finally:
+            sink.close()
+
+    # The same publish with the optional confluent-kafka producer draining
+    # (kafka.client: confluent), against the same kafka-python baseline, and
+    # bare confluent-kafka producing the same bytes for scale.
+    started = time.perf_counter()
+    fast_result = ops.publish(fast, bootstrap=bootstrap, overlap=True)
+    fast_s = time.perf_counter() - started
+    assert fast_result.drain.acknowledged == events, fast_result.drain
+    raw_fast_s = _raw_confluent_produce(bootstrap, fed.topic + ".raw-confluent", payload)
+
     node_rate = events / pipeline_s
     raw_rate = len(payload) / raw_s
     return {
         "events": events,
         "records": records,
         "mean_event_bytes": round(sum(len(v) for _, v in payload) / max(1, len(payload))),
+        "seal_batch": fed.member.config.seal_batch,
         "node_seconds": round(pipeline_s, 3),
-        "stage_seconds": round(stage_s, 3),
-        "drain_seconds": round(pipeline_s - stage_s, 3),
         "node_events_per_s": round(node_rate),
         "raw_produce_seconds": round(raw_s, 3),
         "raw_produce_per_s": round(raw_rate),
         "node_ratio": round(node_rate / raw_rate, 3),
+        "serial_stage_seconds": round(stage_s, 3),
+        "serial_drain_seconds": round(drain_s, 3),
+        "serial_ratio": round((events / (stage_s + drain_s)) / raw_rate, 3),
+        "confluent_node_seconds": round(fast_s, 3),
+        "confluent_node_events_per_s": round(events / fast_s),
+        "confluent_node_ratio": round((events / fast_s) / raw_rate, 3),
+        "raw_confluent_produce_per_s": round(len(payload) / raw_fast_s),
         "topic": fed.topic,
         "aggregator_home": str(fed.aggregator.path),
     }

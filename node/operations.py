@@ -6,8 +6,10 @@ Each function opens what it needs from a home, does one job and closes it.
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -39,7 +41,6 @@ from node.config import (
 )
 from node.crypto.linkage import KeyBundle
 from node.crypto.signing import SigningKey
-from node.drainer import BackgroundDrainer
 from node.errors import ConfigError
 from node.inbox import InboxResult, open_inbox
 from node.ingest import IngestReport, ingest_encounters
@@ -50,18 +51,21 @@ from node.model.reference import REFERENCE_MODELS
 from node.pipeline import (
     FLOW_KIND,
     DrainResult,
+    EncounterPlan,
     EncounterStream,
     EventFactory,
     PublishPlan,
     drain_outbox,
     egress_guard,
+    encounter_withdrawals,
     prepare_flow_events,
 )
 from node.policy.floor import RegionalFloor
+from node.policy.guard import EgressGuard, Refusal
 from node.policy.loader import load_floor, load_policy
 from node.policy.model import Policy
 from node.reference_pipeline import ReferencePlan, plan_with_reference
-from node.store.node_store import NodeStore, OutboxStatus, StagedEvent
+from node.store.node_store import NodeStore, OutboxStatus
 from node.store.picture import PictureStore
 from node.store.reference import ReferenceStore
 from node.transport.confluent import ConfluentSink
@@ -73,6 +77,7 @@ from node.transport.kafka import (
     read_all,
     read_latest,
 )
+from node.workers import BackgroundDrainer, StagerProcess
 
 
 @lru_cache(maxsize=1)
@@ -252,9 +257,10 @@ def stage_publication(
     *,
     commit_chunks: bool = False,
     after_chunk: Callable[[], None] | None = None,
+    stagers: int = 1,
 ) -> tuple[PublishPlan, Any]:
     """Plan what the policy lets out now and write it, with the ledger, to the
-    outbox under the home's staging lock, so two stagers never both take the
+    outbox under the home's staging lock, so two publishes never both take the
     same revision. Returns (flow plan, reference plan).
 
     By default everything lands in one transaction (joining the caller's, if
@@ -262,51 +268,118 @@ def stage_publication(
     commit first, then each chunk of encounter records in its own transaction
     with its ledger rows, so that a drainer can send what is committed while
     the rest is built; a crash between chunks leaves a consistent prefix that
-    the next run completes. ``after_chunk`` runs after each chunk is staged."""
+    the next run completes. ``after_chunk`` runs after each chunk this
+    process stages. With ``stagers`` > 1 (and ``commit_chunks``) the encounter
+    records are split into that many record-id ranges, all but the first
+    staged by worker processes (node.workers) while this one stages the first;
+    withdrawals follow once every part is in."""
     with store.staging_lock():
         if commit_chunks:
-            return _plan_and_stage(home, store, policy, after_chunk)
+            return _plan_and_stage(home, store, policy, after_chunk, stagers)
         with store.transaction():
-            return _plan_and_stage(home, store, policy, after_chunk)
+            return _plan_and_stage(home, store, policy, after_chunk, 1)
+
+
+def _encounter_stream(
+    home: Home,
+    store: NodeStore,
+    factory: EventFactory,
+    guard: EgressGuard,
+    now: datetime,
+    after: str = "",
+    upto: str | None = None,
+    withdraw: bool = True,
+) -> EncounterStream:
+    return EncounterStream(
+        store,
+        factory,
+        pseudonym_key=encounters.pseudonym_key(home),
+        linker=encounters.linker(home),
+        gazetteer=encounters.gazetteer(),
+        guard=guard,
+        now=now,
+        after=after,
+        upto=upto,
+        withdraw=withdraw,
+    )
+
+
+def stage_encounter_part(
+    home: Home, after: str, upto: str | None, now: datetime
+) -> tuple[EncounterPlan, list[str]]:
+    """Stage the encounter records with ``after`` < record id <= ``upto``, in
+    committed chunks, without withdrawals: one part of a publish staged in
+    parallel (node.workers), run while the parent holds the staging lock.
+    Returns the part's plan and the subjects the guard refused."""
+    policy = home_policy(home)
+    factory = _factory(home, policy)
+    with NodeStore(home.store_path) as store:
+        guard = egress_guard(store, policy, linkage=encounters.linker(home) is not None)
+        stream = _encounter_stream(home, store, factory, guard, now, after, upto, withdraw=False)
+        for chunk in stream.chunks():
+            store.stage(chunk)
+        return stream.plan(), stream.refused_subjects
 
 
 def _plan_and_stage(
-    home: Home, store: NodeStore, policy: Policy, after_chunk: Callable[[], None] | None
+    home: Home,
+    store: NodeStore,
+    policy: Policy,
+    after_chunk: Callable[[], None] | None,
+    stagers: int,
 ) -> tuple[PublishPlan, Any]:
     factory = _factory(home, policy)
     linking = encounters.linker(home)
     guard = egress_guard(store, policy, linkage=linking is not None)
-    plan = prepare_flow_events(store, factory, guard=guard)
+    now = datetime.now(UTC)
+    plan = prepare_flow_events(store, factory, guard=guard, now=now)
     recipients = _intelligence_recipients(home, policy)
     staged, reference = plan_with_reference(
         store, factory, plan.events, FLOW_KIND, recipients=recipients, guard=guard
     )
-    archived = False
-
-    def write(events: list[StagedEvent], suppression: Mapping[tuple[str, str], str]) -> None:
-        nonlocal archived
-        if not archived:
-            store.archive_policy(
-                policy.sha256, policy.policy_id, policy.version, policy.canonical_json()
-            )
-            archived = True
-        store.stage(events, suppression)
-
+    # The policy that lets events out is archived with the first of them.
+    store.archive_policy(policy.sha256, policy.policy_id, policy.version, policy.canonical_json())
     if staged or plan.suppression:
-        write(staged, plan.suppression)
-    stream = EncounterStream(
-        store,
-        factory,
-        pseudonym_key=encounters.pseudonym_key(home),
-        linker=linking,
-        gazetteer=encounters.gazetteer(),
-        guard=guard,
-    )
-    for chunk in stream.chunks():
-        write(chunk, {})
-        if after_chunk is not None:
-            after_chunk()
-    records = stream.plan()
+        store.stage(staged, plan.suppression)
+    shared = policy.exchanges.encounter_records.shared
+    ranges = store.encounter_split(stagers) if shared and stagers > 1 else [("", None)]
+    with ExitStack() as workers:
+        parts = [
+            workers.enter_context(StagerProcess(home.path, after, upto, now))
+            for after, upto in ranges[1:]
+        ]
+        first_after, first_upto = ranges[0]
+        stream = _encounter_stream(
+            home, store, factory, guard, now, first_after, first_upto, withdraw=len(ranges) == 1
+        )
+        for chunk in stream.chunks():
+            store.stage(chunk)
+            if after_chunk is not None:
+                after_chunk()
+        records = stream.plan()
+        if parts:
+            results = [part.finish() for part in parts]
+            withdrawals = encounter_withdrawals(
+                store,
+                factory,
+                pseudonym_key=encounters.pseudonym_key(home),
+                guard=guard,
+                refused_subjects=[
+                    s for r in results for s in r.refused_subjects
+                ] + stream.refused_subjects,
+                now=now,
+            )
+            store.stage(withdrawals)
+            records = dataclasses.replace(
+                records,
+                records=records.records + sum(r.records for r in results),
+                new=records.new + sum(r.new for r in results),
+                revised=records.revised + sum(r.revised for r in results),
+                withdrawn=len(withdrawals),
+                refused=records.refused + sum(len(r.refused) for r in results),
+                refusals=records.refusals
+                + tuple(Refusal(**d) for r in results for d in r.refused),
+            )
     plan = dataclasses.replace(
         plan,
         refused=plan.refused + records.refused,
@@ -348,6 +421,11 @@ def open_sink(home: Home, bootstrap: str | None = None, **options: Any) -> Kafka
     return cast(KafkaSink, sink)
 
 
+def _stagers() -> int:
+    """Staging processes for an overlapped publish: one per core, at most four."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 #: Above this much work (outbox rows waiting plus raw records to turn into
 #: EncounterRecord events), ``publish`` drains from a second process while it
 #: stages; below it, starting that process costs more than it saves.
@@ -367,12 +445,15 @@ def publish(
     bootstrap: str | None = None,
     progress: Callable[[int], None] | None = None,
     overlap: bool | None = None,
+    stagers: int | None = None,
 ) -> PublishResult:
     """Stage what the policy lets out, then drain the outbox to Kafka.
 
     With ``overlap`` (by default, when there is enough work: ``OVERLAP_FROM``)
     a second process drains while this one stages in committed chunks, so the
-    two halves run on two cores; the outbox is still the only hand-over."""
+    two halves run on two cores; the outbox is still the only hand-over.
+    ``stagers`` processes (by default one per core, overlapped publishes only)
+    stage the encounter records in parallel."""
     policy = home_policy(home)
     with NodeStore(home.store_path) as store:
         if overlap is None:
@@ -385,6 +466,7 @@ def publish(
                     policy,
                     commit_chunks=True,
                     after_chunk=lambda: drainer.report_progress(progress),
+                    stagers=stagers or _stagers(),
                 )
                 drained = drainer.finish(progress)
         else:

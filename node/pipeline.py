@@ -243,6 +243,8 @@ class _Diff:
     revised: int = 0
     withdrawn: int = 0
     refused: list[Refusal] = field(default_factory=list)
+    #: Subjects the guard refused (a refused subject published before is withdrawn).
+    refused_subjects: list[str] = field(default_factory=list)
 
 
 def _diff_stream(
@@ -251,9 +253,12 @@ def _diff_stream(
     ledger: Mapping[str, tuple[int, str | None]],
     guard: EgressGuard,
     tally: _Diff,
+    *,
+    withdraw: bool = True,
 ) -> Iterator[EventSpec]:
     """New subjects at revision 1, changed ones at the next revision, vanished
-    ones withdrawn (once every candidate is seen); every event through the
+    ones withdrawn (once every candidate is seen, unless ``withdraw`` is off
+    because the candidates are only part of the kind); every event through the
     egress guard first. Counts go to ``tally`` as the stream is read."""
     current: set[str] = set()
     for subject, body in candidates:
@@ -261,6 +266,7 @@ def _diff_stream(
         if refusal is not None:
             guard.admit(kind, subject, body)  # logs it, without the value
             tally.refused.append(refusal)
+            tally.refused_subjects.append(subject)
             continue
         current.add(subject)
         content = _canonical(body)
@@ -273,6 +279,18 @@ def _diff_stream(
         else:
             tally.revised += 1
             yield subject, previous[0] + 1, body, content
+    if withdraw:
+        yield from _withdrawals(kind, current, ledger, guard, tally)
+
+
+def _withdrawals(
+    kind: str,
+    current: set[str],
+    ledger: Mapping[str, tuple[int, str | None]],
+    guard: EgressGuard,
+    tally: _Diff,
+) -> Iterator[EventSpec]:
+    """A withdrawal for every live subject of the ledger no longer current."""
     for subject, (last_revision, last_content) in sorted(ledger.items()):
         if subject not in current and last_content is not None:
             if not guard.admit(kind, subject, None):
@@ -369,10 +387,13 @@ def encounter_candidates(
     pseudonym_key: bytes,
     linker: Linker | None,
     gazetteer: Gazetteer,
+    after: str = "",
+    upto: str | None = None,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(subject, body) of every raw record under the encounter-record rules, streamed."""
+    """(subject, body) of every raw record under the encounter-record rules,
+    streamed; with ``after``/``upto``, of the record ids in that range only."""
     rules = policy.exchanges.encounter_records
-    for row in store.iter_encounter_inputs():
+    for row in store.iter_encounter_inputs(after=after, upto=upto):
         record = EncounterInput(*row)
         body = transform_encounter(
             record, rules, country, pseudonym_key=pseudonym_key, linker=linker, gazetteer=gazetteer
@@ -407,7 +428,16 @@ class EncounterStream:
         guard: EgressGuard | None = None,
         now: datetime | None = None,
         chunk_size: int = 2_000,
+        after: str = "",
+        upto: str | None = None,
+        withdraw: bool = True,
     ) -> None:
+        """With ``after``/``upto``, only the records in that record-id range
+        (one part of a publish staged in parallel); ``withdraw`` off leaves
+        withdrawals to whoever sees every part (``encounter_withdrawals``)."""
+        self.after = after
+        self.upto = upto
+        self.withdraw = withdraw
         self.store = store
         self.factory = factory
         self.pseudonym_key = pseudonym_key
@@ -433,6 +463,8 @@ class EncounterStream:
             pseudonym_key=self.pseudonym_key,
             linker=self.linker,
             gazetteer=self.gazetteer,
+            after=self.after,
+            upto=self.upto,
         ):
             self._records += 1
             if len(self._samples) < 3:
@@ -441,10 +473,21 @@ class EncounterStream:
 
     def chunks(self) -> Iterator[list[StagedEvent]]:
         ledger = self.store.ledger(ENCOUNTER_KIND)
-        specs = _diff_stream(ENCOUNTER_KIND, self._candidates(), ledger, self.guard, self._tally)
+        specs = _diff_stream(
+            ENCOUNTER_KIND,
+            self._candidates(),
+            ledger,
+            self.guard,
+            self._tally,
+            withdraw=self.withdraw,
+        )
         while batch := list(itertools.islice(specs, self.chunk_size)):
             yield self.factory.build_many(ENCOUNTER_KIND, batch, self.now)
         self._done = True
+
+    @property
+    def refused_subjects(self) -> list[str]:
+        return list(self._tally.refused_subjects)
 
     def plan(self) -> EncounterPlan:
         if not self._done:
@@ -460,6 +503,30 @@ class EncounterStream:
             self.linking,
             tuple(self._samples),
         )
+
+
+def encounter_withdrawals(
+    store: NodeStore,
+    factory: EventFactory,
+    *,
+    pseudonym_key: bytes,
+    guard: EgressGuard,
+    refused_subjects: Iterable[str],
+    now: datetime,
+) -> list[StagedEvent]:
+    """Withdrawals of EncounterRecord subjects no stored record produces now,
+    for a publish whose parts were staged apart (``EncounterStream`` with
+    ``withdraw`` off): the current subjects are those of every stored record
+    (none when the policy no longer shares them) less the ones refused."""
+    current: set[str] = set()
+    if factory.policy.exchanges.encounter_records.shared:
+        current = {
+            record_subject(factory.country, pseudonym_key, rid) for rid in store.record_ids()
+        }
+        current.difference_update(refused_subjects)
+    tally = _Diff()
+    specs = list(_withdrawals(ENCOUNTER_KIND, current, store.ledger(ENCOUNTER_KIND), guard, tally))
+    return factory.build_many(ENCOUNTER_KIND, specs, now)
 
 
 @dataclass(frozen=True)

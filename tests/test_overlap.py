@@ -238,3 +238,36 @@ def test_overlapped_publish_with_the_broker_gone_keeps_everything_staged(
     # The broker back (here: the real one), the next publish sends all of it.
     result = ops.publish(home, bootstrap=kafka_bootstrap, overlap=True)
     assert result.drain.acknowledged == status.pending and result.outbox.pending == 0
+
+
+def test_parallel_stagers_split_the_records_and_the_parent_withdraws(tmp_path: Path) -> None:
+    home, rows = _usa(tmp_path, n=900)
+    policy = ops.home_policy(home)
+    with NodeStore(home.store_path) as store:
+        first, _ = ops.stage_publication(home, store, policy, commit_chunks=True, stagers=3)
+    assert first.encounters is not None
+    assert (first.encounters.records, first.encounters.new) == (900, 900)
+    ledger, outbox = _ledger_and_outbox(home)
+    assert len(ledger) == 900 and len([1 for k, _, _ in outbox if k == ENCOUNTER_KIND]) == 900
+
+    # Some records purged, some corrected: withdrawals and revisions across ranges.
+    ids = sorted(r["record_id"] for r in rows)
+    gone, changed = ids[::90], ids[45::90]
+    with NodeStore(home.store_path) as store:
+        conn = store.connection
+        conn.executemany("DELETE FROM raw_encounter WHERE record_id = ?", [(i,) for i in gone])
+        conn.executemany(
+            "UPDATE raw_encounter SET previous_country = 'ZZZ' WHERE record_id = ?",
+            [(i,) for i in changed],
+        )
+        second, _ = ops.stage_publication(home, store, policy, commit_chunks=True, stagers=3)
+    plan = second.encounters
+    assert plan is not None
+    assert (plan.records, plan.new, plan.revised, plan.withdrawn) == (
+        900 - len(gone), 0, len(changed), len(gone)
+    )
+    ledger, outbox = _ledger_and_outbox(home)
+    live = [s for s, (_, content) in ledger.items() if content is not None]
+    assert len(live) == 900 - len(gone)
+    revisions = [r for k, _, r in outbox if k == ENCOUNTER_KIND]
+    assert revisions.count(2) == len(changed) + len(gone)

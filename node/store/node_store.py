@@ -231,29 +231,48 @@ class NodeStore:
         )
 
     def iter_encounter_inputs(
-        self, page: int = 2_000
+        self, page: int = 2_000, *, after: str = "", upto: str | None = None
     ) -> Iterator[tuple[str, str, date, str, str, date, str, str | None]]:
         """(record_id, document_number, date_of_birth, sex, nationality,
         encounter_date, encounter_place, previous_country): what a pseudonymised
         EncounterRecord may draw on. Names and health notes are not read.
 
-        Read a page at a time in record-id order, with no statement left open
-        between pages, so that a publish can commit each chunk it stages while
-        it reads on."""
+        Records with ``after`` < record_id <= ``upto`` (all by default), read a
+        page at a time in record-id order with no statement left open between
+        pages, so that a publish can commit each chunk it stages while it reads on."""
         fromiso = date.fromisoformat
-        after = ""
+        bound = "" if upto is None else " AND record_id <= ?"
         while True:
             rows = self._conn.execute(
                 "SELECT record_id, document_number, date_of_birth, sex, nationality, "
                 "encounter_date, encounter_place, previous_country FROM raw_encounter "
-                "WHERE record_id > ? ORDER BY record_id LIMIT ?",
-                (after, page),
+                f"WHERE record_id > ?{bound} ORDER BY record_id LIMIT ?",
+                (after, page) if upto is None else (after, upto, page),
             ).fetchall()
             for rid, doc, born, sex, nat, met, place, previous in rows:
                 yield rid, doc, fromiso(born), sex, nat, fromiso(met), place, previous
             if len(rows) < page:
                 return
             after = rows[-1][0]
+
+    def encounter_split(self, parts: int) -> list[tuple[str, str | None]]:
+        """``parts`` record-id ranges (after, upto] of about equal size that
+        together cover every stored record, for staging in parallel."""
+        total = self.count_encounters()
+        bounds: list[str] = []
+        for i in range(1, parts):
+            row = self._conn.execute(
+                "SELECT record_id FROM raw_encounter ORDER BY record_id LIMIT 1 OFFSET ?",
+                (total * i // parts,),
+            ).fetchone()
+            if row is not None and (not bounds or row[0] > bounds[-1]):
+                bounds.append(row[0])
+        edges: list[str | None] = ["", *bounds, None]
+        return [(str(edges[i]), edges[i + 1]) for i in range(len(edges) - 1)]
+
+    def record_ids(self) -> Iterator[str]:
+        for (rid,) in self._conn.execute("SELECT record_id FROM raw_encounter"):
+            yield rid
 
     def suppression_ledger(self, kind: str) -> dict[str, str]:
         """block -> the ledger entry (JSON) of its last staged release."""

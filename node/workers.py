@@ -1,0 +1,248 @@
+"""Worker processes of a large publish: drainers and stagers.
+
+A large publish spends most of its time building events (policy transforms,
+the egress guard, Avro, signatures) and the rest handing them to Kafka. Both
+are CPU-bound Python, so threads would take turns on one core. Instead:
+
+- a **drainer** (``python -m node.workers drain HOME BOOTSTRAP``) sends what
+  the stagers commit to the outbox, marking rows acknowledged only on the
+  broker's acknowledgement, exactly as a serial publish;
+- **stagers** (``python -m node.workers stage HOME AFTER UPTO NOW``) each
+  stage one record-id range of the encounter records, in committed chunks,
+  beside the parent, which stages the first range and then the withdrawals.
+
+The outbox stays the only hand-over. Each worker is a fresh interpreter (never
+a fork of a parent that may hold threads and SQLite connections) that opens the
+home, the store and its keys itself: keys are read from the home with the
+passphrase from the environment, as the parent does, and nothing secret
+crosses a pipe.
+
+The protocol is lines of text. Parent to child, on stdin: end of input (or a
+line ``done``) tells a drainer that staging is finished. Child to parent, on
+stdout: ``acked N`` after each acknowledged batch (drainers), then one JSON
+line ``{"ok": true, ...result}`` or ``{"ok": false, "error": "<CorredorError
+subclass>", "message": "..."}``. A drainer whose parent dies sees end of
+input, drains what was committed and exits: nothing staged is ever lost, at
+worst sent by the next publish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from node import errors
+from node.errors import CorredorError, TransportError
+from node.pipeline import DrainResult
+
+
+class _Child:
+    """One worker process and the reader of its output lines."""
+
+    def __init__(self, *args: str) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "node.workers", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._acknowledged = 0
+        self._outcome: dict[str, Any] | None = None
+        self._reader = threading.Thread(target=self._read, name=f"corredor-{args[0]}", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        stdout = self._process.stdout
+        assert stdout is not None
+        for line in stdout:
+            if line.startswith("acked "):
+                self._acknowledged += int(line.split()[1])
+            elif line.startswith("{"):
+                self._outcome = json.loads(line)
+
+    def _close_stdin(self) -> None:
+        stdin = self._process.stdin
+        if stdin is not None and not stdin.closed:
+            with contextlib.suppress(BrokenPipeError):
+                stdin.close()
+
+    def __enter__(self) -> _Child:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._close_stdin()
+        try:
+            self._process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._reader.join(timeout=5)
+        if self._process.stdout is not None and not self._reader.is_alive():
+            self._process.stdout.close()
+
+    def _result(self, on_wait: Callable[[], None] = lambda: None) -> dict[str, Any]:
+        """Wait for the child's result line; raise the error it reported."""
+        while self._reader.is_alive():
+            self._reader.join(timeout=0.1)
+            on_wait()
+        code = self._process.wait()
+        on_wait()
+        outcome = self._outcome
+        if outcome is None:
+            raise TransportError(f"worker process ended without a result (exit code {code})")
+        if not outcome["ok"]:
+            error = getattr(errors, str(outcome["error"]), None)
+            if isinstance(error, type) and issubclass(error, CorredorError):
+                raise error(str(outcome["message"]))
+            raise TransportError(str(outcome["message"]))
+        return outcome
+
+
+class BackgroundDrainer(_Child):
+    """Drains a home's outbox from a child process until told staging is done.
+
+    Use as a context manager around the staging; then ``finish()`` waits for
+    the outbox to empty and returns what was sent and acknowledged, raising
+    the child's error (``TransportError`` if it could not deliver). Leaving
+    the block without ``finish()`` (staging failed) tells the child to stop
+    after draining what is committed."""
+
+    def __init__(self, home_path: Path, bootstrap: str | None) -> None:
+        super().__init__("drain", str(home_path), bootstrap or "")
+        self._reported = 0
+
+    def __enter__(self) -> BackgroundDrainer:
+        return self
+
+    def report_progress(self, progress: Callable[[int], None] | None) -> None:
+        """Pass on acknowledgements counted since the last call."""
+        now = self._acknowledged
+        if progress is not None and now > self._reported:
+            progress(now - self._reported)
+        self._reported = now
+
+    def finish(self, progress: Callable[[int], None] | None = None) -> DrainResult:
+        """Tell the child staging is done; wait until it has drained the outbox."""
+        self._close_stdin()
+        outcome = self._result(lambda: self.report_progress(progress))
+        return DrainResult(int(outcome["sent"]), int(outcome["acknowledged"]))
+
+
+@dataclass(frozen=True)
+class PartResult:
+    """What a stager staged of its record-id range."""
+
+    records: int
+    new: int
+    revised: int
+    refused: tuple[dict[str, str], ...]
+    refused_subjects: tuple[str, ...]
+
+
+class StagerProcess(_Child):
+    """Stages the encounter records in one record-id range from a child process."""
+
+    def __init__(self, home_path: Path, after: str, upto: str | None, now: datetime) -> None:
+        super().__init__("stage", str(home_path), after, upto or "", now.isoformat())
+
+    def __enter__(self) -> StagerProcess:
+        return self
+
+    def finish(self) -> PartResult:
+        self._close_stdin()
+        r = self._result()
+        return PartResult(
+            int(r["records"]),
+            int(r["new"]),
+            int(r["revised"]),
+            tuple(r["refused"]),
+            tuple(r["refused_subjects"]),
+        )
+
+
+def _drain(home_path: str, bootstrap: str | None, emit: Callable[[str], None]) -> dict[str, Any]:
+    from node import operations as ops
+    from node.pipeline import drain_outbox
+    from node.store.node_store import NodeStore
+
+    done = threading.Event()
+
+    def watch() -> None:
+        for line in sys.stdin:
+            if line.strip() == "done":
+                break
+        done.set()
+
+    threading.Thread(target=watch, name="corredor-drainer-stdin", daemon=True).start()
+    home = ops.open_home(Path(home_path))
+    with NodeStore(home.store_path) as store:
+        sink = ops.open_sink(home, bootstrap)
+        try:
+            result = drain_outbox(
+                store, sink, progress=lambda n: emit(f"acked {n}"), staging_done=done.is_set
+            )
+        finally:
+            sink.close()
+    return {"sent": result.sent, "acknowledged": result.acknowledged}
+
+
+def _stage(home_path: str, after: str, upto: str | None, now: str) -> dict[str, Any]:
+    from node import operations as ops
+
+    home = ops.open_home(Path(home_path))
+    part, refused_subjects = ops.stage_encounter_part(
+        home, after, upto, datetime.fromisoformat(now)
+    )
+    return {
+        "records": part.records,
+        "new": part.new,
+        "revised": part.revised,
+        "refused": [vars(r) for r in part.refusals],
+        "refused_subjects": refused_subjects,
+    }
+
+
+def _main(argv: list[str], stdout: IO[str]) -> int:
+    def emit(line: str) -> None:
+        stdout.write(line + "\n")
+        stdout.flush()
+
+    try:
+        if argv[0] == "drain":
+            result = _drain(argv[1], argv[2] or None, emit)
+        elif argv[0] == "stage":
+            result = _stage(argv[1], argv[2], argv[3] or None, argv[4])
+        else:
+            raise CorredorError(f"unknown worker {argv[0]!r}")
+    except CorredorError as exc:
+        emit(json.dumps({"ok": False, "error": type(exc).__name__, "message": str(exc)}))
+        return 1
+    except Exception as exc:  # reported to the parent, which raises it
+        emit(json.dumps({"ok": False, "error": type(exc).__name__, "message": repr(exc)}))
+        return 1
+    emit(json.dumps({"ok": True, **result}))
+    return 0
+
+
+if __name__ == "__main__":
+    import os
+
+    from node.logging_setup import configure_logging
+
+    # Same log format as the parent's CLI (warnings and errors to stderr).
+    configure_logging(fmt="json" if os.environ.get("CORREDOR_LOG_FORMAT") == "json" else "text")
+    sys.exit(_main(sys.argv[1:], sys.stdout))
