@@ -27,7 +27,8 @@ from node.errors import TransportError
 from node.pipeline import drain_outbox
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
-from node.transport.kafka import KafkaSink, KafkaSource
+from node.transport.base import EventSink
+from node.transport.kafka import KafkaSource
 
 log = logging.getLogger("corredor.follow")
 
@@ -92,7 +93,7 @@ def publish_follow(
     """Stage what the policy lets out and drain the outbox, until ``stop``."""
     counters = PublishCounters()
     backoff = Backoff()
-    sink: KafkaSink | None = None
+    sink: EventSink | None = None
     with NodeStore(home.store_path) as store:
         try:
             while not stop.is_set():

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
@@ -68,6 +68,7 @@ from node.reference_pipeline import ReferencePlan, plan_with_reference
 from node.store.node_store import NodeStore, OutboxStatus
 from node.store.picture import PictureStore
 from node.store.reference import ReferenceStore
+from node.transport.base import EventSink
 from node.transport.confluent import ConfluentSink
 from node.transport.kafka import (
     KafkaSink,
@@ -402,11 +403,13 @@ def ensure_shared_topic(home: Home, address: str, security: dict[str, Any] | Non
     )
 
 
-def open_sink(home: Home, bootstrap: str | None = None, **options: Any) -> KafkaSink:
+def open_sink(home: Home, bootstrap: str | None = None, **options: Any) -> EventSink:
     """The node's producer on the shared topic (created if missing)."""
     address = bootstrap or home.bootstrap
     security = home.kafka_security()
-    sink_class = ConfluentSink if home.config.kafka.client == "confluent" else KafkaSink
+    sink_class: type[KafkaSink | ConfluentSink] = (
+        ConfluentSink if home.config.kafka.client == "confluent" else KafkaSink
+    )
     # Made before the topic is ensured: a missing confluent extra fails first.
     sink = sink_class(
         address,
@@ -416,9 +419,7 @@ def open_sink(home: Home, bootstrap: str | None = None, **options: Any) -> Kafka
         **options,
     )
     ensure_shared_topic(home, address, security)
-    # ConfluentSink is not a KafkaSink, but both are EventSinks with the same
-    # methods, and callers use only those (the annotation stays for them).
-    return cast(KafkaSink, sink)
+    return sink
 
 
 def _stagers() -> int:
