@@ -145,15 +145,24 @@ class EventFactory:
         if self.seal_batch <= 0:
             return [self.build(kind, *spec, now) for spec in specs]
         out: list[StagedEvent] = []
+        # Every event of the run shares its envelope but for id, subject,
+        # revision and body: encode the rest once (node.codec.templates).
+        template = self.codec.envelope_template(self._envelope(kind, "", 0, None, now, None)[1])
+        encode_body = self.codec.encode_body
         for start in range(0, len(specs), self.seal_batch):
             batch = specs[start : start + self.seal_batch]
-            built = [
-                (spec, *self._envelope(kind, spec[0], spec[1], spec[2], now, None))
-                for spec in batch
+            ids = [new_event_id() for _ in batch]
+            env_bytes = [
+                template(
+                    event_id,
+                    subject,
+                    revision,
+                    None if body is None else encode_body(kind, body),
+                )
+                for event_id, (subject, revision, body, _) in zip(ids, batch, strict=True)
             ]
-            env_bytes = [self.codec.encode_envelope(envelope) for _, _, envelope in built]
             signature, proofs = seal_batch(self.key, env_bytes)
-            for (spec, event_id, _), data, proof in zip(built, env_bytes, proofs, strict=True):
+            for event_id, spec, data, proof in zip(ids, batch, env_bytes, proofs, strict=True):
                 subject, revision, _, content = spec
                 value = self.codec.encode_signed(data, signature, proof)
                 out.append(self._staged(event_id, kind, subject, revision, content, value))
