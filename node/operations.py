@@ -269,11 +269,12 @@ def stage_publication(
     commit first, then each chunk of encounter records in its own transaction
     with its ledger rows, so that a drainer can send what is committed while
     the rest is built; a crash between chunks leaves a consistent prefix that
-    the next run completes. ``after_chunk`` runs after each chunk this
-    process stages. With ``stagers`` > 1 (and ``commit_chunks``) the encounter
-    records are split into that many record-id ranges, all but the first
-    staged by worker processes (node.workers) while this one stages the first;
-    withdrawals follow once every part is in."""
+    the next run completes. ``after_chunk`` runs after each chunk staged (or,
+    with workers, while waiting for them). With ``stagers`` > 1 (and
+    ``commit_chunks``) the encounter records are split into that many
+    record-id ranges, each staged by a worker process (node.workers) while
+    this one stages the statistics and reference events; the withdrawals
+    follow once every range is in."""
     with store.staging_lock():
         if commit_chunks:
             return _plan_and_stage(home, store, policy, after_chunk, stagers)
@@ -331,56 +332,34 @@ def _plan_and_stage(
 ) -> tuple[PublishPlan, Any]:
     factory = _factory(home, policy)
     linking = encounters.linker(home)
-    guard = egress_guard(store, policy, linkage=linking is not None)
     now = datetime.now(UTC)
-    plan = prepare_flow_events(store, factory, guard=guard, now=now)
-    recipients = _intelligence_recipients(home, policy)
-    staged, reference = plan_with_reference(
-        store, factory, plan.events, FLOW_KIND, recipients=recipients, guard=guard
-    )
-    # The policy that lets events out is archived with the first of them.
+    # The policy that lets events out is archived before any of them.
     store.archive_policy(policy.sha256, policy.policy_id, policy.version, policy.canonical_json())
-    if staged or plan.suppression:
-        store.stage(staged, plan.suppression)
     shared = policy.exchanges.encounter_records.shared
-    ranges = store.encounter_split(stagers) if shared and stagers > 1 else [("", None)]
+    ranges = store.encounter_split(stagers) if shared and stagers > 1 else []
     with ExitStack() as workers:
+        # Started first: their start-up overlaps the statistics planned here.
         parts = [
             workers.enter_context(StagerProcess(home.path, after, upto, now))
-            for after, upto in ranges[1:]
+            for after, upto in ranges
         ]
-        first_after, first_upto = ranges[0]
-        stream = _encounter_stream(
-            home, store, factory, guard, now, first_after, first_upto, withdraw=len(ranges) == 1
+        guard = egress_guard(store, policy, linkage=linking is not None)
+        plan = prepare_flow_events(store, factory, guard=guard, now=now)
+        recipients = _intelligence_recipients(home, policy)
+        staged, reference = plan_with_reference(
+            store, factory, plan.events, FLOW_KIND, recipients=recipients, guard=guard
         )
-        for chunk in stream.chunks():
-            store.stage(chunk)
-            if after_chunk is not None:
-                after_chunk()
-        records = stream.plan()
+        if staged or plan.suppression:
+            store.stage(staged, plan.suppression)
         if parts:
-            results = [part.finish() for part in parts]
-            withdrawals = encounter_withdrawals(
-                store,
-                factory,
-                pseudonym_key=encounters.pseudonym_key(home),
-                guard=guard,
-                refused_subjects=[
-                    s for r in results for s in r.refused_subjects
-                ] + stream.refused_subjects,
-                now=now,
-            )
-            store.stage(withdrawals)
-            records = dataclasses.replace(
-                records,
-                records=records.records + sum(r.records for r in results),
-                new=records.new + sum(r.new for r in results),
-                revised=records.revised + sum(r.revised for r in results),
-                withdrawn=len(withdrawals),
-                refused=records.refused + sum(len(r.refused) for r in results),
-                refusals=records.refusals
-                + tuple(Refusal(**d) for r in results for d in r.refused),
-            )
+            records = _finish_parts(home, store, factory, guard, parts, now, after_chunk)
+        else:
+            stream = _encounter_stream(home, store, factory, guard, now)
+            for chunk in stream.chunks():
+                store.stage(chunk)
+                if after_chunk is not None:
+                    after_chunk()
+            records = stream.plan()
     plan = dataclasses.replace(
         plan,
         refused=plan.refused + records.refused,
@@ -389,6 +368,40 @@ def _plan_and_stage(
         staged=len(staged) + records.staged,
     )
     return plan, reference
+
+
+def _finish_parts(
+    home: Home,
+    store: NodeStore,
+    factory: EventFactory,
+    guard: EgressGuard,
+    parts: list[StagerProcess],
+    now: datetime,
+    after_chunk: Callable[[], None] | None,
+) -> EncounterPlan:
+    """Wait for the stagers of every record-id range, then withdraw what no
+    stored record produces any more (only the whole picture shows that)."""
+    results = [part.finish(after_chunk) for part in parts]
+    withdrawals = encounter_withdrawals(
+        store,
+        factory,
+        pseudonym_key=encounters.pseudonym_key(home),
+        guard=guard,
+        refused_subjects=[s for r in results for s in r.refused_subjects],
+        now=now,
+    )
+    store.stage(withdrawals)
+    refusals = tuple(Refusal(**d) for r in results for d in r.refused)
+    return EncounterPlan(
+        records=sum(r.records for r in results),
+        new=sum(r.new for r in results),
+        revised=sum(r.revised for r in results),
+        withdrawn=len(withdrawals),
+        refused=len(refusals),
+        refusals=refusals,
+        linkage_tokens=factory.policy.exchanges.encounter_records.linkage_tokens
+        and encounters.linker(home) is not None,
+    )
 
 
 def ensure_shared_topic(home: Home, address: str, security: dict[str, Any] | None) -> None:

@@ -9,7 +9,8 @@ are CPU-bound Python, so threads would take turns on one core. Instead:
   broker's acknowledgement, exactly as a serial publish;
 - **stagers** (``python -m node.workers stage HOME AFTER UPTO NOW``) each
   stage one record-id range of the encounter records, in committed chunks,
-  beside the parent, which stages the first range and then the withdrawals.
+  while the parent stages statistics and reference events, then the
+  withdrawals once every range is in.
 
 The outbox stays the only hand-over. Each worker is a fresh interpreter (never
 a fork of a parent that may hold threads and SQLite connections) that opens the
@@ -162,9 +163,10 @@ class StagerProcess(_Child):
     def __enter__(self) -> StagerProcess:
         return self
 
-    def finish(self) -> PartResult:
+    def finish(self, on_wait: Callable[[], None] | None = None) -> PartResult:
+        """Wait for the part's result; ``on_wait`` runs while waiting."""
         self._close_stdin()
-        r = self._result()
+        r = self._result(on_wait or (lambda: None))
         return PartResult(
             int(r["records"]),
             int(r["new"]),
