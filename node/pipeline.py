@@ -527,14 +527,19 @@ def encounter_withdrawals(
     for a publish whose parts were staged apart (``EncounterStream`` with
     ``withdraw`` off): the current subjects are those of every stored record
     (none when the policy no longer shares them) less the ones refused."""
+    live = store.live_subjects(ENCOUNTER_KIND)
+    if not live:  # nothing published, nothing to withdraw (a first publish)
+        return []
     current: set[str] = set()
     if factory.policy.exchanges.encounter_records.shared:
         current = {
             record_subject(factory.country, pseudonym_key, rid) for rid in store.record_ids()
         }
         current.difference_update(refused_subjects)
-    tally = _Diff()
-    specs = list(_withdrawals(ENCOUNTER_KIND, current, store.ledger(ENCOUNTER_KIND), guard, tally))
+    ledger: dict[str, tuple[int, str | None]] = {
+        subject: (revision, "") for subject, revision in live.items()
+    }
+    specs = list(_withdrawals(ENCOUNTER_KIND, current, ledger, guard, _Diff()))
     return factory.build_many(ENCOUNTER_KIND, specs, now)
 
 
@@ -589,7 +594,8 @@ def _record_acks(
 ) -> int:
     acks = wait()
     store.mark_acked(
-        [(r.seq, a.topic, a.partition, a.offset) for r, a in zip(rows, acks, strict=True)]
+        [(r.seq, a.topic, a.partition, a.offset) for r, a in zip(rows, acks, strict=True)],
+        rows,
     )
     if progress is not None:
         progress(len(rows))

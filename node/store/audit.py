@@ -46,7 +46,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from node.errors import StoreError
 from node.store.sqlite import connect
@@ -243,6 +243,54 @@ def record_sent(conn: sqlite3.Connection, outbox_seqs: Sequence[int]) -> tuple[i
                     policy_version=policy_version,
                 )
             )
+    return append(conn, records) if records else None
+
+
+class SentRow(Protocol):
+    """An outbox row as ``NodeStore.pending`` returns it."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def key(self) -> bytes: ...
+    @property
+    def value(self) -> bytes: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def revision(self) -> int: ...
+    @property
+    def policy_version(self) -> str: ...
+
+
+def record_sent_rows(conn: sqlite3.Connection, rows: Sequence[SentRow]) -> tuple[int, str] | None:
+    """``record_sent`` for outbox rows the caller already holds: only their
+    sequence numbers are read back, to log only rows not yet acknowledged."""
+    unacked: set[int] = set()
+    for start in range(0, len(rows), 500):
+        chunk = [r.seq for r in rows[start : start + 500]]
+        marks = ",".join("?" * len(chunk))
+        unacked.update(
+            seq
+            for (seq,) in conn.execute(
+                f"SELECT seq FROM outbox WHERE acked_at IS NULL AND seq IN ({marks})", chunk
+            )
+        )
+    records = [
+        AuditRecord(
+            entry="sent",
+            digest=message_digest(r.value),
+            event_id=r.event_id,
+            producer=bytes(r.key).decode("ascii", "replace"),
+            subject=r.subject,
+            revision=r.revision,
+            policy_version=r.policy_version,
+        )
+        for r in rows
+        if r.seq in unacked
+    ]
     return append(conn, records) if records else None
 
 

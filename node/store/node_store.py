@@ -8,7 +8,7 @@ import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -103,6 +103,9 @@ class OutboxRow:
     event_id: str
     key: bytes
     value: bytes
+    subject: str
+    revision: int
+    policy_version: str
 
 
 @dataclass(frozen=True)
@@ -290,6 +293,15 @@ class NodeStore:
         )
         return {subject: (revision, content) for subject, revision, content in cur}
 
+    def live_subjects(self, kind: str) -> dict[str, int]:
+        """subject -> last revision of the subjects of a kind not withdrawn."""
+        cur = self._conn.execute(
+            "SELECT subject, revision FROM published_subject "
+            "WHERE kind = ? AND content IS NOT NULL",
+            (kind,),
+        )
+        return dict(cur.fetchall())
+
     def stage(
         self,
         events: list[StagedEvent],
@@ -346,21 +358,27 @@ class NodeStore:
 
     def pending(self, limit: int = 10_000, after_seq: int = 0) -> list[OutboxRow]:
         cur = self._conn.execute(
-            "SELECT seq, event_id, msg_key, msg_value FROM outbox "
-            "WHERE acked_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
+            "SELECT seq, event_id, msg_key, msg_value, subject, revision, policy_version "
+            "FROM outbox WHERE acked_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
             (after_seq, limit),
         )
         return [OutboxRow(*row) for row in cur]
 
-    def mark_acked(self, acks: list[tuple[int, str, int, int]]) -> None:
+    def mark_acked(
+        self, acks: list[tuple[int, str, int, int]], rows: Sequence[OutboxRow] | None = None
+    ) -> None:
         """Record broker acknowledgements: (seq, topic, partition, offset).
 
         Each newly acknowledged row gets a ``sent`` entry in the audit log, in
-        the same transaction (node.store.audit).
+        the same transaction (node.store.audit). ``rows``, when the caller
+        holds them (``pending`` gave them), spare reading them back.
         """
         now = time.time()
         with transaction(self._conn) as conn:
-            head = audit.record_sent(conn, [seq for seq, *_ in acks])
+            if rows is None:
+                head = audit.record_sent(conn, [seq for seq, *_ in acks])
+            else:
+                head = audit.record_sent_rows(conn, rows)
             conn.executemany(
                 'UPDATE outbox SET acked_at=?, topic=?, partition=?, "offset"=? '
                 "WHERE seq=? AND acked_at IS NULL",
