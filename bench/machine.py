@@ -34,6 +34,14 @@ def crc32c_active() -> bool:
     return getattr(util, "crc32c_c", None) is not None and util._crc32c is util.crc32c_c
 
 
+def _librdkafka() -> str:
+    try:
+        import confluent_kafka
+    except ImportError:
+        return "not installed"
+    return str(confluent_kafka.libversion()[0])
+
+
 def describe() -> dict[str, Any]:
     mem_kb = 0
     try:
@@ -55,5 +63,7 @@ def describe() -> dict[str, Any]:
         "pydantic": _version("pydantic"),
         "crc32c": _version("crc32c"),
         "crc32c_active": crc32c_active(),
+        "confluent_kafka": _version("confluent-kafka"),
+        "librdkafka": _librdkafka(),
         "kafka_broker": "Apache Kafka 4.4.0 (1 broker, KRaft, local jars)",
     }
