@@ -142,7 +142,7 @@ class NodeStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._conn = connect(path, _SCHEMA + audit.SCHEMA)
+        self._conn = connect(path, _SCHEMA + audit.SCHEMA, bulk_writes=True)
         self._staging_depth = 0
         self._staging_fd: int | None = None
 

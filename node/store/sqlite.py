@@ -10,8 +10,17 @@ from pathlib import Path
 from node.errors import StoreError
 
 
-def connect(path: Path, schema: str) -> sqlite3.Connection:
-    """Open (creating if needed) a store and apply its idempotent DDL."""
+def connect(path: Path, schema: str, *, bulk_writes: bool = False) -> sqlite3.Connection:
+    """Open (creating if needed) a store and apply its idempotent DDL.
+
+    ``bulk_writes`` is for a member node's store, which a publish fills with a
+    few MB per chunk: SQLite's default checkpoint every 1,000 pages (4 MB)
+    copied the WAL back and fsynced after nearly every chunk; every 16,384
+    pages (64 MB, the WAL then truncated back to that size) and a 64 MB page
+    cache cut staging by about 10 us an event (bench/RESULTS.md). Not for the
+    aggregator: there the larger, rarer checkpoint lands on one poll's commit
+    and tripled the p99 latency (14 -> 40-50 ms). Durability is the same
+    either way: WAL with synchronous=NORMAL."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -19,15 +28,10 @@ def connect(path: Path, schema: str) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=10000")
-        # A publish writes a few MB per chunk. The default checkpoint every
-        # 1,000 pages (4 MB) copied the WAL back and fsynced after nearly
-        # every chunk; every 16,384 pages (64 MB, the WAL then truncated back
-        # to that size) and a 64 MB page cache cut staging by about 10 us an
-        # event (measured, bench/RESULTS.md). Durability is unchanged: WAL
-        # with synchronous=NORMAL, as before.
-        conn.execute("PRAGMA wal_autocheckpoint=16384")
-        conn.execute("PRAGMA journal_size_limit=67108864")
-        conn.execute("PRAGMA cache_size=-65536")
+        if bulk_writes:
+            conn.execute("PRAGMA wal_autocheckpoint=16384")
+            conn.execute("PRAGMA journal_size_limit=67108864")
+            conn.execute("PRAGMA cache_size=-65536")
         conn.executescript(schema)
     except sqlite3.Error as exc:
         raise StoreError(f"{path}: cannot open store: {exc}") from exc
