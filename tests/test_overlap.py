@@ -271,3 +271,40 @@ def test_parallel_stagers_split_the_records_and_the_parent_withdraws(tmp_path: P
     assert len(live) == 900 - len(gone)
     revisions = [r for k, _, r in outbox if k == ENCOUNTER_KIND]
     assert revisions.count(2) == len(changed) + len(gone)
+
+
+def test_a_stager_that_cannot_open_its_home_reports_the_error(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from node.errors import CorredorError
+    from node.workers import StagerProcess
+
+    with StagerProcess(tmp_path / "no-such-home", "", None, datetime.now(UTC)) as part:
+        with pytest.raises(CorredorError) as caught:
+            part.finish()
+    assert "no-such-home" in str(caught.value)
+
+
+@pytest.mark.kafka
+def test_publish_cli_overlap_on_reports_what_it_staged(
+    tmp_path: Path, kafka_bootstrap: str, topic: str
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from node.cli import main
+
+    home, _ = _usa(tmp_path, n=700, topic=topic)
+    result = CliRunner().invoke(
+        main,
+        [
+            "--home", str(home.path), "publish", "--bootstrap", kafka_bootstrap,
+            "--overlap", "on", "--format", "json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["encounter_records"] == 700
+    assert out["staged"] == out["sent"] == out["acknowledged"] > 700
+    assert out["outbox_pending"] == 0
