@@ -10,22 +10,27 @@ no planted raw value is on the topic, and what happens when the broker is gone.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from kafka import KafkaConsumer
 
 from node import operations as ops
+from node.cli import main
 from node.demo.synth import generate_encounters, plant_values, write_csv
-from node.errors import TransportError
+from node.errors import CorredorError, TransportError
 from node.pipeline import ENCOUNTER_KIND, drain_outbox
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.memory import MemorySink, MemoryTopic
+from node.workers import StagerProcess
 from tests.factories import START, aggregator_for
 
 RECORDS = 2_500
@@ -274,14 +279,11 @@ def test_parallel_stagers_split_the_records_and_the_parent_withdraws(tmp_path: P
 
 
 def test_a_stager_that_cannot_open_its_home_reports_the_error(tmp_path: Path) -> None:
-    from datetime import UTC, datetime
-
-    from node.errors import CorredorError
-    from node.workers import StagerProcess
-
-    with StagerProcess(tmp_path / "no-such-home", "", None, datetime.now(UTC)) as part:
-        with pytest.raises(CorredorError) as caught:
-            part.finish()
+    with (
+        StagerProcess(tmp_path / "no-such-home", "", None, datetime.now(UTC)) as part,
+        pytest.raises(CorredorError) as caught,
+    ):
+        part.finish()
     assert "no-such-home" in str(caught.value)
 
 
@@ -289,12 +291,6 @@ def test_a_stager_that_cannot_open_its_home_reports_the_error(tmp_path: Path) ->
 def test_publish_cli_overlap_on_reports_what_it_staged(
     tmp_path: Path, kafka_bootstrap: str, topic: str
 ) -> None:
-    import json
-
-    from click.testing import CliRunner
-
-    from node.cli import main
-
     home, _ = _usa(tmp_path, n=700, topic=topic)
     result = CliRunner().invoke(
         main,
