@@ -704,12 +704,9 @@ def _control_topic(home: Home) -> str:
     return home.config.kafka.control_topic
 
 
-def publish_manifest(home: Home, *, bootstrap: str | None = None) -> str:
-    """Put the Secretariat's current signed manifest on the compacted control topic."""
-    _aggregator(home)
-    address = bootstrap or home.bootstrap
+def _ensure_control_topic(home: Home, address: str, security: dict[str, Any] | None) -> str:
+    """The compacted control topic (manifest, linkage keys), created if missing."""
     topic = _control_topic(home)
-    security = home.kafka_security()
     ensure_topic(
         address,
         topic,
@@ -718,6 +715,15 @@ def publish_manifest(home: Home, *, bootstrap: str | None = None) -> str:
         configs={"cleanup.policy": "compact"},
         security=security,
     )
+    return topic
+
+
+def publish_manifest(home: Home, *, bootstrap: str | None = None) -> str:
+    """Put the Secretariat's current signed manifest on the compacted control topic."""
+    _aggregator(home)
+    address = bootstrap or home.bootstrap
+    security = home.kafka_security()
+    topic = _ensure_control_topic(home, address, security)
     publish_record(address, topic, MANIFEST_KEY, home.manifest_path.read_bytes(), security=security)
     return topic
 
@@ -747,15 +753,7 @@ def share_linkage_key(home: Home, *, bootstrap: str | None = None) -> list[str]:
     bundle, countries = trust.bundle_linkage_key(_member(home))
     address = bootstrap or home.bootstrap
     security = home.kafka_security()
-    topic = _control_topic(home)
-    ensure_topic(
-        address,
-        topic,
-        partitions=1,
-        replication=home.config.kafka.replication,
-        configs={"cleanup.policy": "compact"},
-        security=security,
-    )
+    topic = _ensure_control_topic(home, address, security)
     publish_record(address, topic, LINKAGE_KEY, bundle.to_json().encode("utf-8"), security=security)
     return countries
 

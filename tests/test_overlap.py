@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from kafka import KafkaConsumer
 
 from node import operations as ops
 from node.cli import main
@@ -29,6 +28,7 @@ from node.errors import CorredorError, TransportError
 from node.pipeline import ENCOUNTER_KIND, drain_outbox
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
+from node.transport.kafka import read_all
 from node.transport.memory import MemorySink, MemoryTopic
 from node.workers import StagerProcess
 from tests.factories import START, aggregator_for
@@ -176,21 +176,6 @@ def test_overlapping_drain_sends_each_committed_row_once(tmp_path: Path) -> None
 # -- on the broker ---------------------------------------------------------------
 
 
-def _topic_bytes(bootstrap: str, topic: str) -> list[bytes]:
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=5000,
-    )
-    try:
-        return [x for msg in consumer for x in (msg.key, msg.value) if x]
-    finally:
-        consumer.close()
-
-
 @pytest.mark.kafka
 def test_publish_drains_from_a_second_process_on_the_broker(
     tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str
@@ -217,7 +202,9 @@ def test_publish_drains_from_a_second_process_on_the_broker(
     with PictureStore(agg.store_path) as picture:
         assert len(picture.view("encounter_view")) == 3_000
 
-    data = b"\n".join(_topic_bytes(kafka_bootstrap, topic))
+    data = b"\n".join(
+        x for m in read_all(kafka_bootstrap, topic) for x in (m.key, m.value) if x
+    )
     assert rows[0]["record_id"].encode() not in data
     found = [v for v in planted if v.encode() in data]
     assert not found, f"{len(found)} raw identifying values reached the topic"
