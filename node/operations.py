@@ -55,6 +55,7 @@ from node.pipeline import (
     EncounterStream,
     EventFactory,
     PublishPlan,
+    allowed_by_kind,
     drain_outbox,
     egress_guard,
     encounter_withdrawals,
@@ -307,16 +308,29 @@ def _encounter_stream(
 
 
 def stage_encounter_part(
-    home: Home, after: str, upto: str | None, now: datetime
+    home: Home,
+    after: str,
+    upto: str | None,
+    now: datetime,
+    *,
+    identifying: frozenset[str] | None = None,
 ) -> tuple[EncounterPlan, list[str]]:
     """Stage the encounter records with ``after`` < record id <= ``upto``, in
     committed chunks, without withdrawals: one part of a publish staged in
     parallel (node.workers), run while the parent holds the staging lock.
-    Returns the part's plan and the subjects the guard refused."""
+    ``identifying``: the guard's normalised values, when the parent computed
+    them. Returns the part's plan and the subjects the guard refused."""
     policy = home_policy(home)
     factory = _factory(home, policy)
+    linking = encounters.linker(home) is not None
     with NodeStore(home.store_path) as store:
-        guard = egress_guard(store, policy, linkage=encounters.linker(home) is not None)
+        guard = (
+            egress_guard(store, policy, linkage=linking)
+            if identifying is None
+            else EgressGuard.from_normalised(
+                identifying, allowed_by_kind(policy, linkage=linking)
+            )
+        )
         stream = _encounter_stream(home, store, factory, guard, now, after, upto, withdraw=False)
         for chunk in stream.chunks():
             store.stage(chunk)
@@ -344,6 +358,8 @@ def _plan_and_stage(
             for after, upto in ranges
         ]
         guard = egress_guard(store, policy, linkage=linking is not None)
+        for part in parts:
+            part.send_guard(guard.normalised_values)
         plan = prepare_flow_events(store, factory, guard=guard, now=now)
         recipients = _intelligence_recipients(home, policy)
         staged, reference = plan_with_reference(

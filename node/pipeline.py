@@ -221,14 +221,18 @@ class EventFactory:
         )
 
 
-def egress_guard(store: NodeStore, policy: Policy, *, linkage: bool = False) -> EgressGuard:
-    """The guard for one publish run: the node's identifying values, normalised
-    once, and the fields the policy allows per kind."""
-    allowed = {
+def allowed_by_kind(policy: Policy, *, linkage: bool = False) -> dict[str, frozenset[str]]:
+    """The body fields the policy lets each kind carry."""
+    return {
         FLOW_KIND: policy.exchanges.flow_statistics.output_fields(),
         ENCOUNTER_KIND: allowed_fields(policy.exchanges.encounter_records, linkage),
     }
-    return EgressGuard(store.identifying_values(), allowed)
+
+
+def egress_guard(store: NodeStore, policy: Policy, *, linkage: bool = False) -> EgressGuard:
+    """The guard for one publish run: the node's identifying values, normalised
+    once, and the fields the policy allows per kind."""
+    return EgressGuard(store.identifying_values(), allowed_by_kind(policy, linkage=linkage))
 
 
 def plan_flow_release(store: NodeStore, policy: Policy) -> FlowRelease:

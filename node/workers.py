@@ -15,11 +15,15 @@ are CPU-bound Python, so threads would take turns on one core. Instead:
 The outbox stays the only hand-over. Each worker is a fresh interpreter (never
 a fork of a parent that may hold threads and SQLite connections) that opens the
 home, the store and its keys itself: keys are read from the home with the
-passphrase from the environment, as the parent does, and nothing secret
-crosses a pipe.
+passphrase from the environment, as the parent does; no key crosses a pipe.
 
 The protocol is lines of text. Parent to child, on stdin: end of input (or a
-line ``done``) tells a drainer that staging is finished. Child to parent, on
+line ``done``) tells a drainer that staging is finished. A stager reads the
+egress guard's normalised identifying values, which the parent computed once
+(``count N``, N lines, ``end``): they stay in the two processes' memory, on an
+anonymous pipe, never on disk or in a log. A stager that does not get all N
+and the ``end`` line stages nothing (a guard must never be built from a
+partial list). Child to parent, on
 stdout: ``acked N`` after each acknowledged batch (drainers), then one JSON
 line ``{"ok": true, ...result}`` or ``{"ok": false, "error": "<CorredorError
 subclass>", "message": "..."}``. A drainer whose parent dies sees end of
@@ -159,9 +163,32 @@ class StagerProcess(_Child):
 
     def __init__(self, home_path: Path, after: str, upto: str | None, now: datetime) -> None:
         super().__init__("stage", str(home_path), after, upto or "", now.isoformat())
+        self._writer: threading.Thread | None = None
 
     def __enter__(self) -> StagerProcess:
         return self
+
+    def send_guard(self, normalised: frozenset[str]) -> None:
+        """Hand the child the guard's normalised identifying values, from a
+        thread (the pipe fills faster than the child, still starting, reads)."""
+        lines = [f"count {len(normalised)}", *normalised, "end"]
+        if any("\n" in v for v in normalised):  # normalise strips whitespace
+            raise ValueError("a normalised identifying value holds a line break")
+        stdin = self._process.stdin
+        assert stdin is not None
+
+        def write() -> None:
+            with contextlib.suppress(BrokenPipeError, ValueError):
+                stdin.write("\n".join(lines) + "\n")
+                stdin.close()
+
+        self._writer = threading.Thread(target=write, name="corredor-guard-values", daemon=True)
+        self._writer.start()
+
+    def _close_stdin(self) -> None:
+        if self._writer is not None:
+            self._writer.join()
+        super()._close_stdin()
 
     def finish(self, on_wait: Callable[[], None] | None = None) -> PartResult:
         """Wait for the part's result; ``on_wait`` runs while waiting."""
@@ -202,12 +229,26 @@ def _drain(home_path: str, bootstrap: str | None, emit: Callable[[str], None]) -
     return {"sent": result.sent, "acknowledged": result.acknowledged}
 
 
+def read_guard_values(stream: IO[str]) -> frozenset[str]:
+    """The ``count N`` / N values / ``end`` block a stager's parent sends;
+    anything short of it whole is an error, never a smaller guard."""
+    header = stream.readline().rstrip("\n")
+    if not header.startswith("count "):
+        raise CorredorError("stager: no identifying values from the parent; nothing staged")
+    expected = int(header.split()[1])
+    values = [stream.readline().rstrip("\n") for _ in range(expected)]
+    if stream.readline().rstrip("\n") != "end" or len(set(values)) != expected:
+        raise CorredorError("stager: the identifying values arrived incomplete; nothing staged")
+    return frozenset(values)
+
+
 def _stage(home_path: str, after: str, upto: str | None, now: str) -> dict[str, Any]:
     from node import operations as ops
 
+    identifying = read_guard_values(sys.stdin)
     home = ops.open_home(Path(home_path))
     part, refused_subjects = ops.stage_encounter_part(
-        home, after, upto, datetime.fromisoformat(now)
+        home, after, upto, datetime.fromisoformat(now), identifying=identifying
     )
     return {
         "records": part.records,

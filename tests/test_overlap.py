@@ -270,8 +270,20 @@ def test_a_stager_that_cannot_open_its_home_reports_the_error(tmp_path: Path) ->
         StagerProcess(tmp_path / "no-such-home", "", None, datetime.now(UTC)) as part,
         pytest.raises(CorredorError) as caught,
     ):
+        part.send_guard(frozenset({"value"}))
         part.finish()
     assert "no-such-home" in str(caught.value)
+
+
+def test_a_stager_without_the_guard_values_stages_nothing(tmp_path: Path) -> None:
+    home, _ = _usa(tmp_path, n=50)
+    with (
+        StagerProcess(home.path, "", None, datetime.now(UTC)) as part,
+        pytest.raises(CorredorError, match="nothing staged"),
+    ):
+        part.finish()  # stdin closed without the values: fail closed
+    with NodeStore(home.store_path) as store:
+        assert store.outbox_status().pending == 0
 
 
 @pytest.mark.kafka

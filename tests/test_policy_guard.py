@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from datetime import UTC, datetime
@@ -19,12 +20,13 @@ from node.aggregator.apply import Aggregator
 from node.config import Home, policies_dir
 from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv
-from node.errors import EgressRefused
+from node.errors import CorredorError, EgressRefused
 from node.pipeline import EventFactory, drain_outbox
 from node.policy.guard import EgressGuard, normalise
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.memory import MemorySink, MemorySource, MemoryTopic
+from node.workers import read_guard_values
 from tests.factories import START, aggregator_for, member_with_data
 
 PLANTED_NAME = "Núñez Peña"
@@ -282,3 +284,29 @@ def test_phone_numbers_in_free_text_are_not_mistaken_for_birth_dates() -> None:
     assert guard.problem("X", "X|1", {"f": "born 2000-02-01 in Haiti"}) is not None
     assert guard.problem("X", "X|1", {"f": "passport AB1234567 seen"}) is not None
     assert guard.problem("X", "X|1", {"f": "Sra. Pierre, consul"}) is not None
+
+
+def test_parallel_stagers_refuse_what_the_guard_refuses(tmp_path: Path) -> None:
+    """Stager processes get the parent's normalised values and refuse alike."""
+    home, rows = guard_home(tmp_path)
+    policy = ops.home_policy(home)
+    with NodeStore(home.store_path) as store:
+        plan, _ = ops.stage_publication(home, store, policy, commit_chunks=True, stagers=2)
+        assert [(r.kind, r.field, r.reason) for r in plan.refusals] == [
+            ("EncounterRecord", "place", "identifying-value")
+        ]
+        topic = MemoryTopic()
+        drain_outbox(store, MemorySink(topic))
+        assert len(store.ledger("EncounterRecord")) == len(rows) - 1
+    blobs = b"".join((m.value or b"") for m in topic.records)
+    assert PLANTED_PLACE.encode() not in blobs and b"NUNEZ" not in blobs
+
+
+@pytest.mark.parametrize(
+    "sent",
+    ["", "count 3\na\nb\n", "count 2\na\nb\nc\nend\n", "count 2\na\na\nend\n", "garbage\n"],
+)
+def test_a_stager_never_builds_its_guard_from_a_partial_list(sent: str) -> None:
+    with pytest.raises(CorredorError):
+        read_guard_values(io.StringIO(sent))
+    assert read_guard_values(io.StringIO("count 2\na\nb\nend\n")) == {"a", "b"}

@@ -104,6 +104,22 @@ class EgressGuard:
     def allowed_fields(self, kind: str) -> frozenset[str]:
         return self._allowed.get(kind, frozenset())
 
+    @classmethod
+    def from_normalised(
+        cls, normalised: Iterable[str], allowed: Mapping[str, frozenset[str]]
+    ) -> EgressGuard:
+        """A guard over identifying values another guard already normalised
+        (``normalised_values``): a stager process gets them from its parent
+        instead of normalising every raw record again."""
+        guard = cls((), allowed)
+        guard._identifying = frozenset(normalised)
+        return guard
+
+    @property
+    def normalised_values(self) -> frozenset[str]:
+        """The normalised identifying values this guard refuses (never logged)."""
+        return self._identifying
+
     def __len__(self) -> int:
         return len(self._identifying)
 
