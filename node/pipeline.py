@@ -540,6 +540,7 @@ def encounter_withdrawals(
             record_subject(factory.country, pseudonym_key, rid) for rid in store.record_ids()
         }
         current.difference_update(refused_subjects)
+    # Live subjects only: any non-None content marks them live for _withdrawals.
     ledger: dict[str, tuple[int, str | None]] = {
         subject: (revision, "") for subject, revision in live.items()
     }

@@ -214,38 +214,6 @@ def append(conn: sqlite3.Connection, records: Iterable[AuditRecord]) -> tuple[in
     return seq, prev
 
 
-def record_sent(conn: sqlite3.Connection, outbox_seqs: Sequence[int]) -> tuple[int, str] | None:
-    """Append a ``sent`` entry for each outbox row about to be marked acknowledged.
-
-    Call inside the acknowledging transaction, before the UPDATE: only rows not
-    yet acknowledged are logged, so a repeated acknowledgement logs nothing.
-    """
-    if not outbox_seqs:
-        return None
-    records: list[AuditRecord] = []
-    for start in range(0, len(outbox_seqs), 500):
-        chunk = list(outbox_seqs[start : start + 500])
-        marks = ",".join("?" * len(chunk))
-        cur = conn.execute(
-            "SELECT event_id, msg_key, subject, revision, policy_version, msg_value FROM outbox "
-            f"WHERE acked_at IS NULL AND seq IN ({marks}) ORDER BY seq",
-            chunk,
-        )
-        for event_id, key, subject, revision, policy_version, value in cur:
-            records.append(
-                AuditRecord(
-                    entry="sent",
-                    digest=message_digest(value),
-                    event_id=event_id,
-                    producer=bytes(key).decode("ascii", "replace"),
-                    subject=subject,
-                    revision=revision,
-                    policy_version=policy_version,
-                )
-            )
-    return append(conn, records) if records else None
-
-
 class SentRow(Protocol):
     """An outbox row as ``NodeStore.pending`` returns it."""
 
@@ -265,9 +233,12 @@ class SentRow(Protocol):
     def policy_version(self) -> str: ...
 
 
-def record_sent_rows(conn: sqlite3.Connection, rows: Sequence[SentRow]) -> tuple[int, str] | None:
-    """``record_sent`` for outbox rows the caller already holds: only their
-    sequence numbers are read back, to log only rows not yet acknowledged."""
+def record_sent(conn: sqlite3.Connection, rows: Sequence[SentRow]) -> tuple[int, str] | None:
+    """Append a ``sent`` entry for each outbox row about to be marked acknowledged.
+
+    Call inside the acknowledging transaction, before the UPDATE. The rows are
+    the caller's (``NodeStore.pending``); only their sequence numbers are read
+    back, so that a row already acknowledged is not logged twice."""
     unacked: set[int] = set()
     for start in range(0, len(rows), 500):
         chunk = [r.seq for r in rows[start : start + 500]]

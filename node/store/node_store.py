@@ -364,21 +364,16 @@ class NodeStore:
         )
         return [OutboxRow(*row) for row in cur]
 
-    def mark_acked(
-        self, acks: list[tuple[int, str, int, int]], rows: Sequence[OutboxRow] | None = None
-    ) -> None:
-        """Record broker acknowledgements: (seq, topic, partition, offset).
+    def mark_acked(self, acks: list[tuple[int, str, int, int]], rows: Sequence[OutboxRow]) -> None:
+        """Record broker acknowledgements, (seq, topic, partition, offset), of
+        the outbox ``rows`` that ``pending`` gave.
 
         Each newly acknowledged row gets a ``sent`` entry in the audit log, in
-        the same transaction (node.store.audit). ``rows``, when the caller
-        holds them (``pending`` gave them), spare reading them back.
+        the same transaction (node.store.audit).
         """
         now = time.time()
         with transaction(self._conn) as conn:
-            if rows is None:
-                head = audit.record_sent(conn, [seq for seq, *_ in acks])
-            else:
-                head = audit.record_sent_rows(conn, rows)
+            head = audit.record_sent(conn, rows)
             conn.executemany(
                 'UPDATE outbox SET acked_at=?, topic=?, partition=?, "offset"=? '
                 "WHERE seq=? AND acked_at IS NULL",
