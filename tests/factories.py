@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
 from node import operations as ops
 from node import trust
 from node.config import Home, policies_dir
+from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv
 from node.model.codes import age_at, age_band, iso_week
+from node.pipeline import EventFactory, drain_outbox, prepare_flow_events
 from node.policy.loader import load_policy
+from node.store.node_store import NodeStore
+from node.store.picture import PictureStore
+from node.transport.memory import MemorySink, MemoryTopic
 
 START = date(2024, 1, 1)
 
@@ -62,3 +68,31 @@ def expected_flow_totals(country: str, rows: list[dict[str, str]]) -> Counter[tu
         if n >= rules.min_cell_size:
             totals[(key[0], key[nat])] += n
     return totals
+
+
+def picture_totals(agg: Home) -> Counter[tuple[str, str, str]]:
+    """(period, reporting country, nationality) -> count in the aggregator's picture."""
+    with PictureStore(agg.store_path) as store:
+        return Counter({(p, rc, n or ""): c for p, rc, n, _r, c in store.flow_totals()})
+
+
+def expected_picture(
+    rows_by_country: Iterable[tuple[str, list[dict[str, str]]]],
+) -> Counter[tuple[str, str, str]]:
+    """The picture straight from the raw rows, for data ingested in one release."""
+    out: Counter[tuple[str, str, str]] = Counter()
+    for country, rows in rows_by_country:
+        for (period, nat), n in expected_flow_totals(country, rows).items():
+            out[(period, country, nat)] = n
+    return out
+
+
+def publish_flows_to(home: Home, topic: MemoryTopic, batch_size: int = 5_000) -> int:
+    """Stage the home's flow statistics and drain them into an in-memory topic."""
+    policy = ops.home_policy(home)
+    with NodeStore(home.store_path) as store:
+        key = SigningKey.load(home.country, home.signing_key_path)
+        factory = EventFactory(home.country, policy, key, ops.event_codec())
+        plan = prepare_flow_events(store, factory)
+        store.stage(plan.events)
+        return drain_outbox(store, MemorySink(topic), batch_size=batch_size).acknowledged

@@ -18,25 +18,11 @@ from node import operations as ops
 from node import trust
 from node.aggregator.apply import Aggregator
 from node.cli import main
-from node.crypto.signing import SigningKey
 from node.demo.synth import plant_values
-from node.pipeline import EventFactory, drain_outbox, prepare_flow_events
 from node.store import audit
-from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
-from node.transport.memory import MemorySink, MemorySource, MemoryTopic
-from tests.factories import aggregator_for, member_with_data
-
-
-def _publish(home, topic: MemoryTopic) -> int:  # type: ignore[no-untyped-def]
-    policy = ops.home_policy(home)
-    with NodeStore(home.store_path) as store:
-        key = SigningKey.load(home.country, home.signing_key_path)
-        plan = prepare_flow_events(
-            store, EventFactory(home.country, policy, key, ops.event_codec())
-        )
-        store.stage(plan.events)
-        return drain_outbox(store, MemorySink(topic), batch_size=7).acknowledged
+from node.transport.memory import MemorySource, MemoryTopic
+from tests.factories import aggregator_for, member_with_data, publish_flows_to
 
 
 def _apply(agg_home, topic: MemoryTopic):  # type: ignore[no-untyped-def]
@@ -51,7 +37,7 @@ def logs(tmp_path: Path):  # type: ignore[no-untyped-def]
     topic = MemoryTopic()
     pan, rows, _ = member_with_data(tmp_path, "PAN", 400)
     agg = aggregator_for(tmp_path, [pan])
-    sent = _publish(pan, topic)
+    sent = publish_flows_to(pan, topic, batch_size=7)
     topic.append(b"PAN", b"\xc3\x01 not an event")
     topic.append(topic.records[0].key, topic.records[0].value)  # redelivery
     _apply(agg, topic)
@@ -81,7 +67,7 @@ def test_member_logs_every_acknowledged_event(logs) -> None:  # type: ignore[no-
     report = audit.verify(pan.store_path)
     assert report.ok and report.entries == sent and not report.notes
     # Draining again sends nothing and logs nothing.
-    assert _publish(pan, topic) == 0
+    assert publish_flows_to(pan, topic, batch_size=7) == 0
     assert len(audit.read_entries(pan.store_path)) == sent
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from node import operations as ops
 from node.config import Home
@@ -15,28 +15,15 @@ from node.crypto.signing import SigningKey
 from node.demo.synth import plant_values
 from node.model.events import Envelope, PolicyRef
 from node.store.picture import PictureStore
-from tests.factories import aggregator_for, expected_flow_totals, member_with_data
+from node.transport.kafka import read_all
+from tests.factories import aggregator_for, expected_picture, member_with_data, picture_totals
 
 COUNTRIES = ("PAN", "CRI", "GTM", "MEX")
 
 
 def _all_bytes(bootstrap: str, topic: str) -> list[bytes]:
     """Every key and value on the topic, read back from the broker."""
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=5000,
-    )
-    try:
-        out = []
-        for msg in consumer:
-            out.extend(x for x in (msg.key, msg.value) if x)
-        return out
-    finally:
-        consumer.close()
+    return [x for m in read_all(bootstrap, topic) for x in (m.key, m.value) if x]
 
 
 @pytest.fixture
@@ -67,14 +54,7 @@ def test_four_nodes_picture_equals_raw_counts(federation, kafka_bootstrap: str) 
     stats = ops.aggregate_once(agg)
     assert stats.rejected_total == 0
     assert stats.applied == stats.messages > 0
-    with PictureStore(agg.store_path) as store:
-        picture = {(p, rc, n): c for p, rc, n, _r, c in store.flow_totals()}
-    expected = {
-        (period, home.country, nat): n
-        for home, rows in members
-        for (period, nat), n in expected_flow_totals(home.country, rows).items()
-    }
-    assert picture == expected
+    assert picture_totals(agg) == expected_picture((h.country, rows) for h, rows in members)
     # A second pass finds nothing new; publishing again sends nothing.
     assert ops.aggregate_once(agg).messages == 0
     assert all(ops.publish(h).drain.sent == 0 for h, _ in members)

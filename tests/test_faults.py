@@ -30,25 +30,11 @@ from node.follow import PublishCounters, publish_follow, wait_until
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.kafka import read_all
-from tests.factories import START, aggregator_for, expected_flow_totals
+from tests.factories import START, aggregator_for, expected_picture, picture_totals
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _picture(agg: Home) -> Counter[tuple[str, str, str]]:
-    with PictureStore(agg.store_path) as store:
-        return Counter({(p, rc, n or ""): c for p, rc, n, _r, c in store.flow_totals()})
-
-
-def _expected(rows_by_country: dict[str, list[dict[str, str]]]) -> Counter[tuple[str, str, str]]:
-    """From the raw files, for data ingested in one release."""
-    out: Counter[tuple[str, str, str]] = Counter()
-    for country, rows in rows_by_country.items():
-        for (period, nat), n in expected_flow_totals(country, rows).items():
-            out[(period, country, nat)] = n
-    return out
 
 
 def _as_published(homes: list[Home]) -> Counter[tuple[str, str, str]]:
@@ -159,7 +145,7 @@ def test_kafka_fully_down_during_ingest_and_publish(
         thread.join(30)
     ops.aggregate_once(agg)
     _counts_line("kafka-down", [pan], agg, "faults.down", bootstrap)
-    assert _picture(agg) == _as_published([pan])
+    assert picture_totals(agg) == _as_published([pan])
 
 
 def _leader_of(bootstrap: str, topic: str, partition: int = 0) -> int:
@@ -209,7 +195,7 @@ def test_leader_killed_under_load_loses_and_doubles_nothing(
         survivors = ",".join(f"127.0.0.1:{n.port}" for n in kafka.info.nodes if n.node_id != leader)
         ops.aggregate_once(agg, bootstrap=survivors)
         _counts_line("leader-killed", members, agg, topic, survivors)
-        assert _picture(agg) == _as_published(members)
+        assert picture_totals(agg) == _as_published(members)
 
 
 def _corredor(home: Home, *args: str) -> subprocess.Popen[bytes]:
@@ -277,7 +263,7 @@ def test_node_and_aggregator_killed_mid_work_then_restarted(
     out = _finish(restart, agg, 180)
     assert restart.returncode == 0, out
     _counts_line("processes-killed", members, agg, "faults.kill", bootstrap)
-    assert _picture(agg) == _as_published(members)
+    assert picture_totals(agg) == _as_published(members)
 
 
 def test_garbage_truncated_and_oversized_messages_go_to_dead_letters(
@@ -307,7 +293,7 @@ def test_garbage_truncated_and_oversized_messages_go_to_dead_letters(
     dead = read_all(kafka_bootstrap, ops.dead_letter_topic(agg))
     assert sorted(m.value or b"" for m in dead) == sorted(bad)
     _counts_line("bad-messages", [pan], agg, topic, kafka_bootstrap)
-    assert _picture(agg) == _expected({"PAN": rows})
+    assert picture_totals(agg) == expected_picture([("PAN", rows)])
     # a second pass sends nothing twice
     ops.aggregate_once(agg)
     assert len(read_all(kafka_bootstrap, ops.dead_letter_topic(agg))) == len(bad)

@@ -22,13 +22,12 @@ from node import operations as ops
 from node.config import Home, KafkaSettings
 from node.devkafka import ClusterInfo, LocalKafka
 from node.devkafka.manage import home_settings
-from node.errors import KafkaSetupError, TransportError
+from node.errors import TransportError
 from node.store import audit
-from node.store.picture import PictureStore
 from node.transport.credentials import MASK
 from node.transport.kafka import KafkaSource, ensure_topic
-from tests.conftest import no_kafka
-from tests.factories import aggregator_for, expected_flow_totals, member_with_data
+from tests.conftest import secure_local_kafka
+from tests.factories import aggregator_for, expected_picture, member_with_data, picture_totals
 
 # kafka-python 3.0.12 leaves the TLS sockets of a client the broker refused
 # unclosed; they surface when collected. Collected here, inside this module's
@@ -46,21 +45,8 @@ FAST = {"request_timeout_ms": 3000, "bootstrap_timeout_ms": 3000}
 def secure_kafka(
     kafka_jars: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ClusterInfo]:
-    kafka = LocalKafka(
-        1,
-        jars=kafka_jars,
-        base_dir=tmp_path_factory.mktemp("secure-kafka"),
-        secure=True,
-        members=MEMBERS,
-    )
-    try:
-        kafka.start()
-    except KafkaSetupError as exc:
-        no_kafka(f"secure local broker: {exc}")
-    try:
-        yield kafka.info
-    finally:
-        kafka.stop()
+    with secure_local_kafka(kafka_jars, tmp_path_factory.mktemp("secure-kafka"), MEMBERS) as info:
+        yield info
 
 
 @pytest.fixture(autouse=True)
@@ -295,14 +281,7 @@ def test_the_slice_over_tls_and_scram_without_leaking_a_secret(
         assert stats.applied == stats.messages - 1 > 0
         assert ops.home_status(agg)["dead_lettered"] == 1
 
-        with PictureStore(agg.store_path) as store:
-            picture = {(p, rc, n): c for p, rc, n, _r, c in store.flow_totals()}
-        expected = {
-            (period, home.country, nat): n
-            for home, rows in members
-            for (period, nat), n in expected_flow_totals(home.country, rows).items()
-        }
-        assert picture == expected
+        assert picture_totals(agg) == expected_picture((h.country, rows) for h, rows in members)
         for home in (pan, gtm, agg):
             assert audit.verify(home.store_path).ok
 

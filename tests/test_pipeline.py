@@ -13,22 +13,15 @@ from node.aggregator.apply import Aggregator
 from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv
 from node.model.events import Envelope
-from node.pipeline import EventFactory, drain_outbox, prepare_flow_events
-from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
-from node.transport.memory import MemorySink, MemorySource, MemoryTopic
-from tests.factories import START, aggregator_for, expected_flow_totals, member_with_data
-
-
-def _publish(home, topic: MemoryTopic) -> None:  # type: ignore[no-untyped-def]
-    policy = ops.home_policy(home)
-    with NodeStore(home.store_path) as store:
-        key = SigningKey.load(home.country, home.signing_key_path)
-        plan = prepare_flow_events(
-            store, EventFactory(home.country, policy, key, ops.event_codec())
-        )
-        store.stage(plan.events)
-        drain_outbox(store, MemorySink(topic))
+from node.transport.memory import MemorySource, MemoryTopic
+from tests.factories import (
+    START,
+    aggregator_for,
+    expected_flow_totals,
+    member_with_data,
+    publish_flows_to,
+)
 
 
 def _apply(agg_home, topic: MemoryTopic, start: int = 0):  # type: ignore[no-untyped-def]
@@ -53,7 +46,7 @@ def test_picture_equals_counts_from_raw_files(tmp_path: Path) -> None:
     members = [member_with_data(tmp_path, c, 600, seed=3)[0:2] for c in ("PAN", "GTM")]
     agg = aggregator_for(tmp_path, [h for h, _ in members])
     for home, _ in members:
-        _publish(home, topic)
+        publish_flows_to(home, topic)
     stats = _apply(agg, topic)
     assert stats.rejected_total == 0 and stats.applied == len(topic.records)
     for home, rows in members:
@@ -64,7 +57,7 @@ def test_redelivery_changes_nothing(tmp_path: Path) -> None:
     topic = MemoryTopic()
     home, _rows, _ = member_with_data(tmp_path, "PAN", 400)
     agg = aggregator_for(tmp_path, [home])
-    _publish(home, topic)
+    publish_flows_to(home, topic)
     _apply(agg, topic)
     before = _totals(agg)
     again = _apply(agg, topic)
@@ -76,15 +69,15 @@ def test_new_records_give_revisions_not_double_counts(tmp_path: Path) -> None:
     topic = MemoryTopic()
     home, rows, _ = member_with_data(tmp_path, "PAN", 500, seed=11)
     agg = aggregator_for(tmp_path, [home])
-    _publish(home, topic)
+    publish_flows_to(home, topic)
     first = len(topic.records)
-    _publish(home, topic)
+    publish_flows_to(home, topic)
     assert len(topic.records) == first, "publishing unchanged data sends nothing"
     more = generate_encounters("PAN", 900, seed=11, start=START, weeks=6)[500:]
     extra = tmp_path / "more.csv"
     write_csv(more, extra)
     ops.ingest(home, extra)
-    _publish(home, topic)
+    publish_flows_to(home, topic)
     _apply(agg, topic)
     assert _totals(agg) == expected_flow_totals("PAN", rows + more)
 
@@ -93,12 +86,12 @@ def test_out_of_order_revisions_keep_the_latest(tmp_path: Path) -> None:
     topic = MemoryTopic()
     home, rows, _ = member_with_data(tmp_path, "PAN", 500, seed=5)
     agg = aggregator_for(tmp_path, [home])
-    _publish(home, topic)
+    publish_flows_to(home, topic)
     more = generate_encounters("PAN", 800, seed=5, start=START, weeks=6)[500:]
     extra = tmp_path / "more.csv"
     write_csv(more, extra)
     ops.ingest(home, extra)
-    _publish(home, topic)
+    publish_flows_to(home, topic)
     # deliver the second release first, then the first
     reordered = MemoryTopic()
     reordered.records = list(reversed(topic.records))
@@ -157,7 +150,7 @@ def test_forged_events_are_set_aside_with_a_reason(tmp_path: Path, case: str, re
     pan, _, _ = member_with_data(tmp_path, "PAN", 300)
     gtm, _, _ = member_with_data(tmp_path, "GTM", 300)
     agg = aggregator_for(tmp_path, [pan, gtm])
-    _publish(pan, topic)
+    publish_flows_to(pan, topic)
     honest = len(topic.records)
     pan_key_id = SigningKey.load("PAN", pan.signing_key_path).key_id
     intruder = SigningKey.generate("PAN")
@@ -182,7 +175,7 @@ def test_replay_with_different_content_is_set_aside(tmp_path: Path) -> None:
     topic = MemoryTopic()
     pan, _, _ = member_with_data(tmp_path, "PAN", 300)
     agg = aggregator_for(tmp_path, [pan])
-    _publish(pan, topic)
+    publish_flows_to(pan, topic)
     _apply(agg, topic)
     codec = ops.event_codec()
     real = codec.decode_envelope(codec.split_signed(topic.records[0].value or b"")[0])

@@ -5,28 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kafka import KafkaConsumer
-
 from node import operations as ops
 from node.policy.guard import normalise
 from node.store.picture import PictureStore
+from node.transport.kafka import read_all
 from tests.factories import aggregator_for
 from tests.test_policy_guard import PLANTED_NAME, PLANTED_PLACE, guard_home
 
 
 def _messages(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=5000,
-    )
-    try:
-        return [(m.key, m.value) for m in consumer]
-    finally:
-        consumer.close()
+    return [(m.key, m.value) for m in read_all(bootstrap, topic)]
 
 
 def test_a_refused_event_never_reaches_the_topic(
