@@ -4,6 +4,7 @@ the regional linkage key when it holds one, and a gazetteer of places."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 
 from node.config import Home, key_passphrase
@@ -64,6 +65,19 @@ def linker(home: Home) -> Linker | None:
         return linkage_token(key, document_number, nationality, date_of_birth)
 
     return token
+
+
+@dataclass(frozen=True)
+class EncounterKeys:
+    """The keys EncounterRecord events are made with, loaded once per run (or
+    per worker process): with a passphrase, each load runs scrypt."""
+
+    pseudonym_key: bytes
+    linker: Linker | None
+
+    @classmethod
+    def load(cls, home: Home) -> EncounterKeys:
+        return cls(pseudonym_key(home), linker(home))
 
 
 @lru_cache(maxsize=1)

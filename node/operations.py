@@ -284,9 +284,9 @@ def stage_publication(
 
 
 def _encounter_stream(
-    home: Home,
     store: NodeStore,
     factory: EventFactory,
+    keys: encounters.EncounterKeys,
     guard: EgressGuard,
     now: datetime,
     after: str = "",
@@ -296,8 +296,8 @@ def _encounter_stream(
     return EncounterStream(
         store,
         factory,
-        pseudonym_key=encounters.pseudonym_key(home),
-        linker=encounters.linker(home),
+        pseudonym_key=keys.pseudonym_key,
+        linker=keys.linker,
         gazetteer=encounters.gazetteer(),
         guard=guard,
         now=now,
@@ -322,7 +322,8 @@ def stage_encounter_part(
     them. Returns the part's plan and the subjects the guard refused."""
     policy = home_policy(home)
     factory = _factory(home, policy)
-    linking = encounters.linker(home) is not None
+    keys = encounters.EncounterKeys.load(home)
+    linking = keys.linker is not None
     with NodeStore(home.store_path) as store:
         guard = (
             egress_guard(store, policy, linkage=linking)
@@ -331,7 +332,7 @@ def stage_encounter_part(
                 identifying, allowed_by_kind(policy, linkage=linking)
             )
         )
-        stream = _encounter_stream(home, store, factory, guard, now, after, upto, withdraw=False)
+        stream = _encounter_stream(store, factory, keys, guard, now, after, upto, withdraw=False)
         for chunk in stream.chunks():
             store.stage(chunk)
         return stream.plan(), stream.refused_subjects
@@ -345,7 +346,7 @@ def _plan_and_stage(
     stagers: int,
 ) -> tuple[PublishPlan, Any]:
     factory = _factory(home, policy)
-    linking = encounters.linker(home)
+    keys = encounters.EncounterKeys.load(home)
     now = datetime.now(UTC)
     # The policy that lets events out is archived before any of them.
     store.archive_policy(policy.sha256, policy.policy_id, policy.version, policy.canonical_json())
@@ -357,7 +358,7 @@ def _plan_and_stage(
             workers.enter_context(StagerProcess(home.path, after, upto, now))
             for after, upto in ranges
         ]
-        guard = egress_guard(store, policy, linkage=linking is not None)
+        guard = egress_guard(store, policy, linkage=keys.linker is not None)
         for part in parts:
             part.send_guard(guard.normalised_values)
         plan = prepare_flow_events(store, factory, guard=guard, now=now)
@@ -368,9 +369,9 @@ def _plan_and_stage(
         if staged or plan.suppression:
             store.stage(staged, plan.suppression)
         if parts:
-            records = _finish_parts(home, store, factory, guard, parts, now, after_chunk)
+            records = _finish_parts(store, factory, keys, guard, parts, now, after_chunk)
         else:
-            stream = _encounter_stream(home, store, factory, guard, now)
+            stream = _encounter_stream(store, factory, keys, guard, now)
             for chunk in stream.chunks():
                 store.stage(chunk)
                 if after_chunk is not None:
@@ -387,9 +388,9 @@ def _plan_and_stage(
 
 
 def _finish_parts(
-    home: Home,
     store: NodeStore,
     factory: EventFactory,
+    keys: encounters.EncounterKeys,
     guard: EgressGuard,
     parts: list[StagerProcess],
     now: datetime,
@@ -401,7 +402,7 @@ def _finish_parts(
     withdrawals = encounter_withdrawals(
         store,
         factory,
-        pseudonym_key=encounters.pseudonym_key(home),
+        pseudonym_key=keys.pseudonym_key,
         guard=guard,
         refused_subjects=[s for r in results for s in r.refused_subjects],
         now=now,
@@ -416,7 +417,7 @@ def _finish_parts(
         refused=len(refusals),
         refusals=refusals,
         linkage_tokens=factory.policy.exchanges.encounter_records.linkage_tokens
-        and encounters.linker(home) is not None,
+        and keys.linker is not None,
     )
 
 

@@ -142,21 +142,15 @@ def guard_fields(guard: EgressGuard, kind: str) -> frozenset[str]:
     return guard.allowed_fields(kind)
 
 
-@dataclass(frozen=True)
-class _Inputs:
-    pseudonym_key: bytes
-    linker: Linker | None
-
-
-def _inputs(home: Home) -> _Inputs:
-    return _Inputs(encounters.pseudonym_key(home), encounters.linker(home))
-
-
 def preview_policy(
-    home: Home, policy: Policy, *, use_ledger: bool = True, inputs: _Inputs | None = None
+    home: Home,
+    policy: Policy,
+    *,
+    use_ledger: bool = True,
+    inputs: encounters.EncounterKeys | None = None,
 ) -> dict[str, Any]:
     """Exactly what a publish under ``policy`` would let out of this home now."""
-    inputs = inputs or _inputs(home)
+    inputs = inputs or encounters.EncounterKeys.load(home)
     with NodeStore(home.store_path) as store:
         linking = policy.exchanges.encounter_records.linkage_tokens and inputs.linker is not None
         guard = egress_guard(store, policy, linkage=linking)
@@ -224,7 +218,7 @@ def policy_diff(home: Home, old_file: Path, new_file: Path) -> dict[str, Any]:
     for policy, file in ((old, old_file), (new, new_file)):
         if policy.country != home.country:
             raise ConfigError(f"{file} is {policy.country}'s policy; this home is {home.country}")
-    inputs = _inputs(home)
+    inputs = encounters.EncounterKeys.load(home)
     before = preview_policy(home, old, use_ledger=False, inputs=inputs)
     after = preview_policy(home, new, use_ledger=False, inputs=inputs)
     exchanges = []
