@@ -9,9 +9,11 @@ fields and reasons, never the rejected values.
 from __future__ import annotations
 
 import csv
+import difflib
 import json
+import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +38,34 @@ class Rejection:
 
     def located(self) -> str:
         return InputError(self.reason, file=self.file, line=self.line, field=self.field).located()
+
+
+def describe_unknown(names: Sequence[str], known: Sequence[str], what: str) -> str:
+    """An error for unknown column (or field) names that never repeats one
+    unless it is a near-miss of a known name (a typo such as 'nationalty'):
+    a file without its header row has a data row where the names should be,
+    and that row is a person's record."""
+    hints = []
+    for name in names:
+        match = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        if match and looks_like_a_name(name):
+            hints.append(f"{name!r} (did you mean {match[0]!r}?)")
+    others = len(names) - len(hints)
+    text = f"{len(names)} unknown {what}{'s' if len(names) > 1 else ''}"
+    if hints:
+        text += ": " + ", ".join(hints) + (f" and {others} more" if others else "")
+    elif what == "column":
+        text += " (is the header row missing?)"
+    return text
+
+
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def looks_like_a_name(text: str) -> bool:
+    """A column or field name as Corredor writes them (lower_snake_case), not
+    the kind of text a person's record holds."""
+    return _NAME.fullmatch(text) is not None
 
 
 @dataclass
@@ -114,7 +144,7 @@ def _open_rows(
             if missing:
                 parts.append(f"missing columns {missing}")
             if unknown:
-                parts.append(f"unknown columns {unknown}")
+                parts.append(describe_unknown(unknown, columns, "column"))
             if len(set(header)) != len(header):
                 parts.append("repeated column names")
             raise InputError(

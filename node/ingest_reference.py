@@ -23,7 +23,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from node.errors import InputError
-from node.ingest import IngestReport, Rejection, _open_rows, _rejections_from, _write_rejects
+from node.ingest import (
+    IngestReport,
+    Rejection,
+    _open_rows,
+    _rejections_from,
+    _write_rejects,
+    describe_unknown,
+    looks_like_a_name,
+)
 from node.model.records import ENCOUNTER_COLUMNS
 from node.model.reference import BY_FILE_KIND, REFERENCE_MODELS, ReferenceItem
 from node.store.reference import ReferenceStore
@@ -179,9 +187,14 @@ def ingest_reference(
         raw = {k: v for k, v in row.items()}
         unknown = [k for k in raw if k not in model.model_fields]
         if unknown:
-            report.rejected.append(
-                Rejection(str(path), line, unknown[0], "unknown field", _safe(raw))
+            # Named only when it looks like a field name: a key can be data.
+            named = unknown[0] if looks_like_a_name(unknown[0]) else None
+            reason = (
+                "unknown field"
+                if named
+                else describe_unknown(unknown, list(model.model_fields), "field")
             )
+            report.rejected.append(Rejection(str(path), line, named, reason, _safe(raw)))
             continue
         try:
             item = model.model_validate(raw)

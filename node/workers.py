@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import subprocess
 import sys
 import threading
@@ -275,7 +276,11 @@ def _main(argv: list[str], stdout: IO[str]) -> int:
         emit(json.dumps({"ok": False, "error": type(exc).__name__, "message": str(exc)}))
         return 1
     except Exception as exc:  # reported to the parent, which raises it
-        emit(json.dumps({"ok": False, "error": type(exc).__name__, "message": repr(exc)}))
+        # Its type only, here and to the parent: an unexpected error's text
+        # may quote stored data (a date of birth that does not parse, say).
+        message = f"worker {argv[0]} failed: {type(exc).__name__}"
+        logging.getLogger(__name__).error("%s", message)
+        emit(json.dumps({"ok": False, "error": type(exc).__name__, "message": message}))
         return 1
     emit(json.dumps({"ok": True, **result}))
     return 0

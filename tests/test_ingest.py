@@ -75,11 +75,48 @@ def test_bad_rows_are_located_and_good_rows_kept(tmp_path: Path, store: NodeStor
     assert store.count_encounters() == 2
 
 
-def test_messages_never_carry_the_rejected_value(tmp_path: Path, store: NodeStore) -> None:
-    path = _write(tmp_path / "enc.csv", [_row(1, date_of_birth="1990-02-31", sex="bad")])
+#: A person's name or document number typed into the wrong column.
+MISPLACED = "Jean-Baptiste Pierre PA1234567"
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["date_of_birth", "sex", "nationality", "previous_country", "encounter_date", "record_id"],
+)
+def test_messages_never_carry_the_rejected_value(
+    tmp_path: Path, store: NodeStore, field: str
+) -> None:
+    """A value in the wrong column is rejected, by file, line and field, and
+    neither the reason nor the report repeats it."""
+    value = MISPLACED if field != "record_id" else MISPLACED + "x" * 200
+    path = _write(tmp_path / "enc.csv", [{**GOOD, field: value}])
     report = ingest_encounters(path, store, tmp_path / "rejects")
-    text = " ".join(r.located() for r in report.rejected)
-    assert "1990-02-31" not in text and "Pierre" not in text
+    assert [(r.line, r.field) for r in report.rejected] == [(2, field)]
+    shown = " ".join(r.located() for r in report.rejected) + str(report.as_dict())
+    for word in ("Pierre", "PA1234567", "Jean"):
+        assert word not in shown
+
+
+def test_a_file_without_its_header_row_does_not_echo_the_record(
+    tmp_path: Path, store: NodeStore
+) -> None:
+    path = tmp_path / "enc.csv"
+    path.write_text(",".join(GOOD.values()) + "\n", encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        ingest_encounters(path, store, tmp_path / "rejects")
+    text = str(info.value)
+    assert "header row missing" in text and "enc.csv:1" in text
+    for value in ("Pierre", "PA1234567", "1990-04-02", "Lajas"):
+        assert value not in text
+
+
+def test_a_misspelt_column_is_named_with_its_likely_meaning(
+    tmp_path: Path, store: NodeStore
+) -> None:
+    header = [c if c != "nationality" else "nationalty" for c in ENCOUNTER_COLUMNS]
+    row = {(k if k != "nationality" else "nationalty"): v for k, v in GOOD.items()}
+    with pytest.raises(InputError, match="'nationalty' \\(did you mean 'nationality'\\?\\)"):
+        ingest_encounters(_write(tmp_path / "enc.csv", [row], header), store, tmp_path / "r")
 
 
 def test_ingesting_twice_stores_nothing_twice(tmp_path: Path, store: NodeStore) -> None:

@@ -123,17 +123,18 @@ def is_iso3(code: str) -> bool:
 
 
 def iso3_code(value: str) -> str:
-    """Validate (and upper-case) an ISO 3166-1 alpha-3 code; the error names the
-    code, which is never personal data."""
+    """Validate (and upper-case) an ISO 3166-1 alpha-3 code. The error never
+    repeats the value: a shifted or swapped column puts a name or a document
+    number where a code belongs, and rejection reasons are printed and kept."""
     code = value.strip().upper()
     if not is_iso3(code):
-        raise ValueError(f"not an ISO 3166-1 alpha-3 country code: {value!r}")
+        raise ValueError("not an ISO 3166-1 alpha-3 country code")
     return code
 
 
 def _language_code(value: str) -> str:
     if len(value) != 2 or not value.isalpha() or not value.islower():
-        raise ValueError(f"not an ISO 639-1 language code: {value!r}")
+        raise ValueError("not an ISO 639-1 language code")  # never the value (see iso3_code)
     return value
 
 

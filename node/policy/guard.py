@@ -20,8 +20,9 @@ never the value.
 
 from __future__ import annotations
 
-import hashlib
+import hmac
 import logging
+import os
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -179,6 +180,14 @@ def _word_worth_checking(word: str) -> bool:
     return any(ch.isalpha() for ch in word) or _ISO_DATE.search(word) is not None
 
 
+#: Keys the subject tags of this process's logs. A plain hash of a refused
+#: subject could be reversed by hashing guesses of the value that made it
+#: refused (a date of birth has few candidates); keyed, the tag only tells two
+#: log lines of one run apart.
+_TAG_KEY = os.urandom(32)
+
+
 def _subject_tag(subject: str) -> str:
-    """A short stable tag of a subject, for logs: the subject itself may be what leaks."""
-    return "subject#" + hashlib.sha256(subject.encode()).hexdigest()[:12]
+    """A short tag of a subject for logs, stable within one process: the subject
+    itself may be what leaks."""
+    return "subject#" + hmac.digest(_TAG_KEY, subject.encode(), "sha256").hex()[:12]
