@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 
 from node import operations as ops
@@ -79,6 +80,28 @@ class PublishCounters:
     sent: int = 0  # outbox rows handed to the producer (acknowledged or not)
     outbox_pending: int = 0
     oldest_pending_at: float | None = None  # epoch seconds of the oldest unacknowledged row
+    unchanged: int = 0  # cycles that found nothing new to plan and only drained
+
+
+def _planning_inputs(home: Home, store: NodeStore, policy_sha256: str) -> tuple[object, ...]:
+    """Everything a publish plan depends on besides the clock: the policy, the
+    records and reference data other processes commit, and the files that
+    decide recipients and keys. Equal twice means the plan would be empty."""
+
+    def mtime(path: Path) -> int | None:
+        try:
+            return path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+
+    return (
+        policy_sha256,
+        store.data_version(),
+        mtime(home.manifest_path),
+        mtime(home.linkage_key_path),
+        mtime(home.pseudonym_key_path),
+        mtime(home.signing_key_path),
+    )
 
 
 def publish_follow(
@@ -96,12 +119,23 @@ def publish_follow(
     sink: EventSink | None = None
     with NodeStore(home.store_path) as store:
         try:
+            planned: tuple[object, ...] | None = None
             while not stop.is_set():
                 counters.cycles += 1
                 policy = ops.home_policy(home)
-                plan, _ = ops.stage_publication(home, store, policy)
-                counters.staged += plan.staged
-                counters.refused += plan.refused
+                # Planning reads every raw record (guard, transforms, diffs);
+                # with nothing new since the last plan, only drain.
+                inputs = _planning_inputs(home, store, policy.sha256)
+                if inputs == planned:
+                    counters.unchanged += 1
+                else:
+                    plan, _ = ops.stage_publication(home, store, policy)
+                    counters.staged += plan.staged
+                    counters.refused += plan.refused
+                    # Taken before planning: what others commit meanwhile is
+                    # planned next cycle. This connection's own commits do
+                    # not move data_version.
+                    planned = inputs
                 try:
                     if sink is None:
                         sink = ops.open_sink(

@@ -25,6 +25,7 @@ from node import operations as ops
 from node.cli import main
 from node.demo.synth import generate_encounters, plant_values, write_csv
 from node.errors import CorredorError, TransportError
+from node.follow import PublishCounters, publish_follow, wait_until
 from node.pipeline import ENCOUNTER_KIND, drain_outbox
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
@@ -303,3 +304,47 @@ def test_publish_cli_overlap_on_reports_what_it_staged(
     assert out["encounter_records"] == 700
     assert out["staged"] == out["sent"] == out["acknowledged"] > 700
     assert out["outbox_pending"] == 0
+
+
+@pytest.mark.kafka
+def test_follow_plans_again_only_when_records_change(
+    tmp_path: Path, kafka_bootstrap: str, topic: str
+) -> None:
+    """publish --follow re-plans (every raw record through the guard) only when
+    another process committed something; idle cycles only drain."""
+    home, _ = _usa(tmp_path, n=300, topic=topic)
+    home.config.kafka.bootstrap = kafka_bootstrap
+    home.save()
+    stop = threading.Event()
+    seen: list[PublishCounters] = []
+    follower = threading.Thread(
+        target=lambda: seen.append(publish_follow(home, stop, interval_s=0.05))
+    )
+    follower.start()
+    try:
+        assert wait_until(lambda: _pending_and_acked(home) == (0, 300), 60)
+        time.sleep(0.5)  # idle cycles
+        more = generate_encounters("USA", 50, seed=99, start=START, weeks=2)
+        for i, row in enumerate(more):
+            row["record_id"] = f"LATE-{i:04d}"
+        path = tmp_path / "late.csv"
+        write_csv(more, path)
+        ops.ingest(home, path, stage=False)  # another connection: follow must plan it
+        assert wait_until(lambda: _pending_and_acked(home) == (0, 350), 60)
+    finally:
+        stop.set()
+        follower.join(30)
+    (counters,) = seen
+    # Two plans: the first cycle, and the one after the late ingest committed.
+    assert counters.cycles - counters.unchanged == 2 and counters.unchanged > 0
+    assert counters.staged == counters.acknowledged > 350 and counters.errors == 0
+
+
+def _pending_and_acked(home: ops.Home) -> tuple[int, int]:
+    with NodeStore(home.store_path) as store:
+        status = store.outbox_status()
+        encounter = store.connection.execute(
+            "SELECT count(*) FROM outbox WHERE kind = ? AND acked_at IS NOT NULL",
+            (ENCOUNTER_KIND,),
+        ).fetchone()[0]
+    return status.pending, int(encounter)

@@ -293,6 +293,11 @@ class NodeStore:
         )
         return {subject: (revision, content) for subject, revision, content in cur}
 
+    def data_version(self) -> int:
+        """SQLite's count of changes other connections committed to this file
+        (ingest, reference data, holds): unchanged means nothing new to plan."""
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
     def live_subjects(self, kind: str) -> dict[str, int]:
         """subject -> last revision of the subjects of a kind not withdrawn."""
         cur = self._conn.execute(
