@@ -12,7 +12,6 @@ from node import trust
 from node.config import Home, policies_dir
 from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv
-from node.model.codes import age_at, age_band, iso_week
 from node.pipeline import EventFactory, drain_outbox, prepare_flow_events
 from node.policy.loader import load_policy
 from node.store.node_store import NodeStore
@@ -44,6 +43,25 @@ def aggregator_for(base: Path, members: list[Home], *, topic: str = "t") -> Home
     return agg
 
 
+def _age(born: date, on: date) -> int:
+    """Whole years on ``on``, worked out here rather than with the node's age_at."""
+    had_birthday = (on.month, on.day) >= (born.month, born.day)
+    return on.year - born.year - (0 if had_birthday else 1)
+
+
+def _band(age: int) -> str:
+    """The regional age bands, as the policies document them (not node.model.codes)."""
+    for label, top in (("0-17", 17), ("18-29", 29), ("30-44", 44), ("45-59", 59)):
+        if age <= top:
+            return label
+    return "60+"
+
+
+def _week(day: date) -> str:
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
 def expected_flow_totals(country: str, rows: list[dict[str, str]]) -> Counter[tuple[str, str]]:
     """(ISO week, nationality) -> count, straight from raw rows, applying the
     country's published policy rule (weekly cells by its dimensions, cells under
@@ -58,10 +76,10 @@ def expected_flow_totals(country: str, rows: list[dict[str, str]]) -> Counter[tu
         values = {
             "nationality": r["nationality"],
             "sex": r["sex"],
-            "age_band": age_band(age_at(born, met)),
+            "age_band": _band(_age(born, met)),
             "previous_country": r["previous_country"] or "_U",
         }
-        cells[(iso_week(met), *(values[d] for d in rules.dimensions))] += 1
+        cells[(_week(met), *(values[d] for d in rules.dimensions))] += 1
     totals: Counter[tuple[str, str]] = Counter()
     nat = list(rules.dimensions).index("nationality") + 1
     for key, n in cells.items():
