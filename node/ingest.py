@@ -1,31 +1,44 @@
 """Read raw encounter files, validate every row, keep the good ones.
 
 A bad row never costs the good rows: each rejected row is reported with its
-file, line, field and reason, and written to a rejects file beside the node's
-store (raw data stays home, so the rejects file stays home too). Messages name
-fields and reasons, never the rejected values.
+file, line, field and reason, and written, with the record exactly as the file
+had it, to a rejects file beside the node's store (raw data stays home, so the
+rejects file stays home too, readable by its owner only). Messages name fields
+and reasons, never the rejected values.
+
+Every record of a file is accounted for once: ``rows`` = ``stored`` +
+``duplicates`` + ``rejected`` + ``blank``; anything that is not a record (an
+unreadable file, a broken header) is one file-level ``InputError``.
 """
 
 from __future__ import annotations
 
-import csv
 import difflib
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
+from node.csvfile import MAX_FIELD_BYTES, Record, read_records
 from node.errors import InputError
 from node.model.records import ENCOUNTER_COLUMNS, REQUIRED_COLUMNS, EncounterRecord
 from node.store.node_store import IngestCounts, NodeStore
 
-#: Generous but bounded: a field larger than this is a broken file, not a name.
-MAX_FIELD_BYTES = 64 * 1024
+__all__ = ["FUTURE_SKEW", "MAX_FIELD_BYTES", "IngestReport", "Rejection", "ingest_encounters"]
+
 BATCH_SIZE = 5_000
+#: How far after the ingest time (UTC) an encounter may be dated: a day, for
+#: members whose local date is ahead of UTC's. Anything later is a mistyped
+#: date, and would publish a cell for a week that has not happened.
+FUTURE_SKEW = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,7 @@ class Rejection:
     field: str | None
     reason: str
     row: dict[str, str] | None = None
+    span: tuple[int, int] | None = None  # the record's bytes in the file
 
     def located(self) -> str:
         return InputError(self.reason, file=self.file, line=self.line, field=self.field).located()
@@ -75,8 +89,10 @@ class IngestReport:
     stored: int = 0
     duplicates: int = 0
     rejected: list[Rejection] = field(default_factory=list)
+    blank: int = 0  # records with no value in any field
     rejects_file: Path | None = None
     staged: int = 0  # events staged to the outbox in the same transaction
+    staging_waits: str | None = None  # why nothing was staged (a broken policy)
 
     @property
     def rejected_rows(self) -> int:
@@ -89,8 +105,10 @@ class IngestReport:
             "stored": self.stored,
             "duplicates": self.duplicates,
             "rejected": self.rejected_rows,
+            "blank": self.blank,
             "rejects_file": str(self.rejects_file) if self.rejects_file else None,
             "staged": self.staged,
+            "staging_waits": self.staging_waits,
             "errors": [r.located() for r in self.rejected[:50]],
         }
 
@@ -114,29 +132,48 @@ def _rejections_from(exc: ValidationError, file: str, line: int) -> list[Rejecti
     return out
 
 
+@dataclass(frozen=True)
+class Row:
+    """One record of an input file: its values, or why it was rejected, or
+    neither (a blank record: no value in any field)."""
+
+    line: int
+    span: tuple[int, int] | None  # byte offsets of the record in the file
+    values: Any = None  # dict[str, str] for CSV; any JSON value for JSON files
+    rejection: Rejection | None = None
+
+
 def _open_rows(
     path: Path,
     columns: tuple[str, ...] = ENCOUNTER_COLUMNS,
     required: tuple[str, ...] = REQUIRED_COLUMNS,
-) -> Iterator[tuple[int, dict[str, str] | None, Rejection | None]]:
-    """Yield (line, row, rejection) for each data row. Lines are physical line
-    numbers of the row's start, header is line 1. ``columns`` are those the
-    file may have, ``required`` those it must have (encounter files by default)."""
+) -> Iterator[Row]:
+    """Every data record of a CSV file, header checked first. Lines are the
+    physical line numbers of each record's start, header is line 1; records
+    are split by node.csvfile, so a broken field costs its record only.
+    ``columns`` are those the file may have, ``required`` those it must have
+    (encounter files by default)."""
     name = str(path)
-    csv.field_size_limit(MAX_FIELD_BYTES)
     try:
-        fh = path.open("r", encoding="utf-8", errors="surrogateescape", newline="")
+        fh = path.open("rb")
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", file=name) from exc
     with fh:
-        reader = csv.reader(fh)
+        if not fh.seekable():
+            raise InputError("not a regular file (ingest reads it twice)", file=name)
+        records = read_records(fh, MAX_FIELD_BYTES)
         try:
-            header = next(reader)
-        except StopIteration:
-            raise InputError("file is empty: expected a header row", file=name, line=1) from None
-        except csv.Error as exc:
-            raise InputError(f"unreadable header: {exc}", file=name, line=1) from exc
-        header = [h.strip().lstrip("\ufeff") for h in header]
+            first = next(records, None)
+        except OSError as exc:
+            raise InputError(f"cannot read: {exc.strerror}", file=name) from exc
+        if first is None:
+            raise InputError("file is empty: expected a header row", file=name, line=1)
+        if first.problem is not None:
+            raise InputError(f"unreadable header: {first.problem}", file=name, line=1)
+        try:
+            header = [f.decode("utf-8").strip().lstrip("\ufeff") for f in first.fields]
+        except UnicodeDecodeError:
+            raise InputError("header is not valid UTF-8", file=name, line=1) from None
         missing = [c for c in required if c not in header]
         unknown = [c for c in header if c not in columns]
         if missing or unknown or len(set(header)) != len(header):
@@ -150,56 +187,84 @@ def _open_rows(
             raise InputError(
                 "; ".join(parts) + f" (expected: {','.join(columns)})", file=name, line=1
             )
-        while True:
-            line = reader.line_num + 1
-            try:
-                values = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                yield line, None, Rejection(name, line, None, f"malformed CSV: {exc}")
-                continue
-            if not values or all(not v.strip() for v in values):
-                continue
-            if len(values) != len(header):
-                yield (
-                    line,
-                    None,
-                    Rejection(
-                        name, line, None, f"expected {len(header)} fields, found {len(values)}"
-                    ),
-                )
-                continue
-            row = dict(zip(header, values, strict=True))
-            bad = next((k for k, v in row.items() if _not_utf8(v)), None)
-            if bad is not None:
-                yield line, None, Rejection(name, line, bad, "not valid UTF-8")
-                continue
-            nul = next((k for k, v in row.items() if "\x00" in v), None)
-            if nul is not None:
-                yield line, None, Rejection(name, line, nul, "contains a NUL byte")
-                continue
-            yield line, row, None
+        for record in records:
+            yield _row_of(record, header, name)
 
 
-def _not_utf8(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
+def _row_of(record: Record, header: list[str], name: str) -> Row:
+    line, span = record.line, (record.start, record.end)
+
+    def reject(field: str | None, reason: str) -> Row:
+        return Row(line, span, None, Rejection(name, line, field, reason, span=span))
+
+    if record.problem is not None:
+        at = record.problem_field
+        return reject(header[at] if at is not None and at < len(header) else None, record.problem)
+    if all(not f.strip() for f in record.fields):
+        return Row(line, span)
+    if len(record.fields) != len(header):
+        return reject(None, f"expected {len(header)} fields, found {len(record.fields)}")
+    values: dict[str, str] = {}
+    for column, raw in zip(header, record.fields, strict=True):
+        try:
+            values[column] = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return reject(column, "not valid UTF-8")
+    nul = next((k for k, v in values.items() if "\x00" in v), None)
+    if nul is not None:
+        return reject(nul, "contains a NUL byte")
+    return Row(line, span, values)
 
 
 def _write_rejects(directory: Path, source: Path, rejected: list[Rejection]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    out = directory / f"{source.name}.{time.strftime('%Y%m%dT%H%M%S')}.rejects.csv"
-    with out.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["line", "field", "reason", "row"])
+    """Write every rejection, with its reason and the record exactly as the
+    file had it, to a new file that only the owner can read (it holds raw
+    records): ``line, field, reason, row, record``. ``row`` is the record's
+    values as JSON when it had any; ``record`` its bytes, UTF-8, with each
+    byte that is not UTF-8 written as ``\\xNN``."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    for n in range(1000):
+        out = directory / f"{source.name}.{stamp}{f'-{n}' if n else ''}.rejects.csv"
+        try:
+            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+        break
+    else:
+        raise InputError("cannot name a new rejects file", file=str(directory))
+    os.fchmod(fd, 0o600)  # whatever the umask
+    spans = [r.span for r in rejected if r.span is not None]
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh, _source(source, spans) as raw:
+        fh.write("line,field,reason,row,record\r\n")
         for r in rejected:
             row = json.dumps(r.row, ensure_ascii=False) if r.row is not None else ""
-            writer.writerow([r.line, r.field or "", r.reason, row])
+            record = raw(r.span) if r.span is not None else ""
+            fh.write(",".join(_quoted(v) for v in (str(r.line), r.field or "", r.reason, row)))
+            fh.write("," + _quoted(record) + "\r\n")
     return out
+
+
+def _quoted(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"'
+
+
+@contextmanager
+def _source(path: Path, spans: list[tuple[int, int]]) -> Iterator[Callable[[tuple[int, int]], str]]:
+    """A reader of the records' bytes in the source file, as text."""
+    if not spans:
+        yield lambda span: ""
+        return
+    with path.open("rb") as fh:
+
+        def read(span: tuple[int, int]) -> str:
+            fh.seek(span[0])
+            data = fh.read(span[1] - span[0])
+            data = data[:-1] if data.endswith(b"\n") else data
+            data = data[:-1] if data.endswith(b"\r") else data
+            return data.decode("utf-8", errors="backslashreplace")
+
+        yield read
 
 
 def ingest_encounters(
@@ -208,53 +273,52 @@ def ingest_encounters(
     rejects_dir: Path,
     *,
     progress: Callable[[int], None] | None = None,
+    now: datetime | None = None,
 ) -> IngestReport:
-    """Validate and store an encounter CSV file; see the module docstring."""
+    """Validate and store an encounter CSV file; see the module docstring.
+    ``now`` is the ingest time future encounter dates are measured from."""
     report = IngestReport(file=str(path))
+    name = str(path)
+    latest = ((now or datetime.now(UTC)).astimezone(UTC) + FUTURE_SKEW).date()
     batch: list[EncounterRecord] = []
-    lines: dict[str, int] = {}
+    held: dict[str, Row] = {}  # record_id -> the row of the record in the batch
+    seen: dict[str, int] = {}  # record_id -> the line it was first read on
 
     def flush() -> None:
         counts: IngestCounts = store.store_encounters(batch, path.name)
         report.stored += counts.stored
         report.duplicates += counts.duplicates
         for record_id in counts.conflicts:
+            row = held[record_id]
             report.rejected.append(
                 Rejection(
-                    str(path),
-                    lines[record_id],
+                    name,
+                    row.line,
                     "record_id",
                     "this record_id was stored before with different content",
+                    row.values,
+                    row.span,
                 )
             )
         batch.clear()
-        lines.clear()
+        held.clear()
 
-    for line, row, rejection in _open_rows(path):
+    for row in _open_rows(path):
         report.rows += 1
-        if rejection is not None:
-            report.rejected.append(rejection)
+        if row.rejection is not None:
+            report.rejected.append(row.rejection)
+        elif row.values is None:
+            report.blank += 1
         else:
-            assert row is not None
-            try:
-                record = EncounterRecord.model_validate(row)
-            except ValidationError as exc:
-                for r in _rejections_from(exc, str(path), line):
-                    report.rejected.append(Rejection(r.file, r.line, r.field, r.reason, row))
+            reason = _encounter(row, latest, seen)
+            if isinstance(reason, EncounterRecord):
+                held[reason.record_id] = row
+                seen[reason.record_id] = row.line
+                batch.append(reason)
             else:
-                if record.record_id in lines:
-                    report.rejected.append(
-                        Rejection(
-                            str(path),
-                            line,
-                            "record_id",
-                            f"record_id repeats line {lines[record.record_id]}",
-                            row,
-                        )
-                    )
-                else:
-                    lines[record.record_id] = line
-                    batch.append(record)
+                report.rejected.extend(
+                    Rejection(name, row.line, f, r, row.values, row.span) for f, r in reason
+                )
         if len(batch) >= BATCH_SIZE:
             flush()
         if progress is not None and report.rows % 1000 == 0:
@@ -264,3 +328,23 @@ def ingest_encounters(
     if report.rejected:
         report.rejects_file = _write_rejects(rejects_dir, path, report.rejected)
     return report
+
+
+def _encounter(
+    row: Row, latest: date, seen: dict[str, int]
+) -> EncounterRecord | list[tuple[str | None, str]]:
+    """The row's record, or its (field, reason) rejections."""
+    try:
+        record = EncounterRecord.model_validate(row.values)
+    except ValidationError as exc:
+        return [(r.field, r.reason) for r in _rejections_from(exc, "", row.line)]
+    if record.encounter_date > latest:
+        return [
+            (
+                "encounter_date",
+                f"encounter_date is more than {FUTURE_SKEW.days} day after the ingest time",
+            )
+        ]
+    if record.record_id in seen:
+        return [("record_id", f"record_id repeats line {seen[record.record_id]}")]
+    return record

@@ -14,7 +14,6 @@ other kind has (``entry_id``, ``mission_id``, ``advisory_id``,
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +21,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from node.csvfile import read_records
 from node.errors import InputError
 from node.ingest import (
     IngestReport,
     Rejection,
+    Row,
     _open_rows,
     _rejections_from,
     _write_rejects,
@@ -89,19 +90,21 @@ def detect_kind(path: Path) -> str:
     """The file kind of ``path``, from its CSV header or first JSON object."""
     name = str(path)
     try:
-        with path.open("r", encoding="utf-8", errors="replace", newline="") as fh:
-            if path.suffix.lower() in _JSON_SUFFIXES:
+        if path.suffix.lower() in _JSON_SUFFIXES:
+            with path.open("r", encoding="utf-8", errors="replace", newline="") as fh:
                 records = _json_records(fh.read(), name)
-                if not records:
-                    raise InputError("no records in the file", file=name, line=1)
-                first = records[0][1]
-                return _kind_of_keys(set(first) if isinstance(first, dict) else set(), name)
-            header = next(csv.reader(fh), None)
+            if not records:
+                raise InputError("no records in the file", file=name, line=1)
+            first = records[0][1]
+            return _kind_of_keys(set(first) if isinstance(first, dict) else set(), name)
+        with path.open("rb") as raw:
+            header = next(read_records(raw), None) if raw.seekable() else None
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", file=name) from exc
-    if not header:
+    if header is None or header.fields == (b"",):
         raise InputError("file is empty: expected a header row", file=name, line=1)
-    return _kind_of_keys({h.strip().lstrip("\ufeff") for h in header}, name)
+    names = {f.decode("utf-8", errors="replace").strip().lstrip("\ufeff") for f in header.fields}
+    return _kind_of_keys(names, name)
 
 
 def _json_records(text: str, file: str) -> list[tuple[int, Any]]:
@@ -148,7 +151,7 @@ def _json_records(text: str, file: str) -> list[tuple[int, Any]]:
     return out
 
 
-def _rows(path: Path, model: type[ReferenceItem]) -> list[tuple[int, Any, Rejection | None]]:
+def _rows(path: Path, model: type[ReferenceItem]) -> list[Row]:
     name = str(path)
     if path.suffix.lower() in _JSON_SUFFIXES:
         try:
@@ -157,12 +160,13 @@ def _rows(path: Path, model: type[ReferenceItem]) -> list[tuple[int, Any, Reject
             raise InputError(f"cannot read: {exc.strerror}", file=name) from exc
         except UnicodeDecodeError as exc:
             raise InputError("not valid UTF-8", file=name) from exc
-        out: list[tuple[int, Any, Rejection | None]] = []
+        out: list[Row] = []
         for line, value in _json_records(text, name):
             if not isinstance(value, dict):
-                out.append((line, None, Rejection(name, line, None, "expected a JSON object")))
+                rejection = Rejection(name, line, None, "expected a JSON object", _kept(value))
+                out.append(Row(line, None, None, rejection))
             else:
-                out.append((line, value, None))
+                out.append(Row(line, None, value))
         return out
     return list(_open_rows(path, model.columns(), model.required_columns()))
 
@@ -179,12 +183,16 @@ def ingest_reference(
     report = ReferenceIngestReport(file=str(path), kind=file_kind)
     good: list[ReferenceItem] = []
     seen: dict[str, int] = {}
-    for line, row, rejection in _rows(path, model):
+    for record in _rows(path, model):
         report.rows += 1
-        if rejection is not None:
-            report.rejected.append(rejection)
+        line, span = record.line, record.span
+        if record.rejection is not None:
+            report.rejected.append(record.rejection)
             continue
-        raw = {k: v for k, v in row.items()}
+        if record.values is None:
+            report.blank += 1
+            continue
+        raw = {k: v for k, v in record.values.items()}
         unknown = [k for k in raw if k not in model.model_fields]
         if unknown:
             # Named only when it looks like a field name: a key can be data.
@@ -194,13 +202,15 @@ def ingest_reference(
                 if named
                 else describe_unknown(unknown, list(model.model_fields), "field")
             )
-            report.rejected.append(Rejection(str(path), line, named, reason, _safe(raw)))
+            report.rejected.append(Rejection(str(path), line, named, reason, _safe(raw), span))
             continue
         try:
             item = model.model_validate(raw)
         except ValidationError as exc:
             for r in _rejections_from(exc, str(path), line):
-                report.rejected.append(Rejection(r.file, r.line, r.field, r.reason, _safe(raw)))
+                report.rejected.append(
+                    Rejection(r.file, r.line, r.field, r.reason, _safe(raw), span)
+                )
             continue
         if item.owner != country:
             report.rejected.append(
@@ -210,6 +220,7 @@ def ingest_reference(
                     model.OWNER_FIELD,
                     f"this node submits {country}'s records only",
                     _safe(raw),
+                    span,
                 )
             )
             continue
@@ -221,6 +232,7 @@ def ingest_reference(
                     model.ID_FIELD,
                     f"{model.ID_FIELD} repeats line {seen[item.item_id]}",
                     _safe(raw),
+                    span,
                 )
             )
             continue
@@ -234,6 +246,11 @@ def ingest_reference(
     if report.rejected:
         report.rejects_file = _write_rejects(rejects_dir, path, report.rejected)
     return report
+
+
+def _kept(value: Any) -> dict[str, str]:
+    """A JSON record that is not an object, kept in the rejects file as it was."""
+    return {"": json.dumps(value, ensure_ascii=False)}
 
 
 def _safe(raw: dict[str, Any]) -> dict[str, str]:

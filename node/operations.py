@@ -41,7 +41,7 @@ from node.config import (
 )
 from node.crypto.linkage import KeyBundle
 from node.crypto.signing import SigningKey
-from node.errors import ConfigError
+from node.errors import ConfigError, PolicyError
 from node.inbox import InboxResult, open_inbox
 from node.ingest import IngestReport, ingest_encounters
 from node.ingest_reference import ENCOUNTERS, detect_kind, ingest_reference
@@ -218,15 +218,26 @@ def ingest(
     if kind != ENCOUNTERS:
         with ReferenceStore(home.store_path) as references:
             return ingest_reference(file, kind, references, home.rejects_dir, home.country)
+    # Keeping raw records at home needs no policy: a broken one only holds
+    # back staging, which the next publish under a valid policy catches up.
+    policy: Policy | None = None
+    waits: str | None = None
+    if stage:
+        try:
+            policy = home_policy(home)
+        except (PolicyError, ConfigError) as exc:
+            waits = f"staging waits for a valid policy: {exc}"
     with NodeStore(home.store_path) as store, store.staging_lock(), store.transaction():
         # The records, the events they produce and their outbox rows land
         # together or not at all (a transactional outbox). The staging lock is
         # taken first: a publish staging in chunks holds it between its
         # transactions, and must not find this one holding SQLite's.
         report = ingest_encounters(file, store, home.rejects_dir, progress=progress)
-        if stage and report.stored:
-            plan, _ = stage_publication(home, store, home_policy(home))
+        if report.stored and policy is not None:
+            plan, _ = stage_publication(home, store, policy)
             report.staged = plan.staged
+        elif report.stored:
+            report.staging_waits = waits
         return report
 
 

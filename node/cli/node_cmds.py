@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from node import operations as ops
@@ -123,7 +124,8 @@ def ingest(
     Good rows are stored; each bad row is reported with its file, line, field
     and reason, and kept in a rejects file in the home. Ingesting the same file
     twice stores nothing twice; a changed reference record is a correction that
-    the next publish sends as a new revision.
+    the next publish sends as a new revision. Records are stored even when the
+    policy is broken: only staging their events waits for a valid policy.
 
     \b
     Example:
@@ -147,13 +149,16 @@ def ingest(
             f"{file}: {report.rows} rows, [green]{report.stored} stored[/], "
             f"{report.duplicates} already stored, "
             f"[{'red' if report.rejected else 'green'}]{report.rejected_rows} rejected[/]"
+            + (f", {report.blank} blank" if report.blank else "")
         )
         for rej in report.rejected[:20]:
-            err_console.print(f"  [red]{rej.located()}[/]")
+            err_console.print(f"  [red]{escape(rej.located())}[/]")
         if len(report.rejected) > 20:
             err_console.print(f"  … {len(report.rejected) - 20} more")
         if report.rejects_file:
             console.print(f"Rejected rows kept in {report.rejects_file}")
+    if report.staging_waits:
+        err_console.print(f"[yellow]Records stored; {escape(report.staging_waits)}[/]")
     if report.rejected and report.stored == 0 and report.duplicates == 0:
         ctx.exit(1)
 
