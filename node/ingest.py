@@ -17,13 +17,14 @@ import difflib
 import json
 import os
 import re
+import stat
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import ValidationError
 
@@ -154,13 +155,8 @@ def _open_rows(
     ``columns`` are those the file may have, ``required`` those it must have
     (encounter files by default)."""
     name = str(path)
-    try:
-        fh = path.open("rb")
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", file=name) from exc
+    fh = open_regular(path)
     with fh:
-        if not fh.seekable():
-            raise InputError("not a regular file (ingest reads it twice)", file=name)
         records = read_records(fh, MAX_FIELD_BYTES)
         try:
             first = next(records, None)
@@ -189,6 +185,18 @@ def _open_rows(
             )
         for record in records:
             yield _row_of(record, header, name)
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """``path`` opened to read bytes; a file-level error unless it is a regular
+    file (a pipe would block, and cannot be read twice)."""
+    name = str(path)
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise InputError("not a regular file (ingest reads it twice)", file=name)
+        return path.open("rb")
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", file=name) from exc
 
 
 def _row_of(record: Record, header: list[str], name: str) -> Row:
@@ -223,6 +231,7 @@ def _write_rejects(directory: Path, source: Path, rejected: list[Rejection]) -> 
     values as JSON when it had any; ``record`` its bytes, UTF-8, with each
     byte that is not UTF-8 written as ``\\xNN``."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)  # made before this rule, or under another umask
     stamp = time.strftime("%Y%m%dT%H%M%S")
     for n in range(1000):
         out = directory / f"{source.name}.{stamp}{f'-{n}' if n else ''}.rejects.csv"

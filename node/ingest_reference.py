@@ -32,6 +32,7 @@ from node.ingest import (
     _write_rejects,
     describe_unknown,
     looks_like_a_name,
+    open_regular,
 )
 from node.model.records import ENCOUNTER_COLUMNS
 from node.model.reference import BY_FILE_KIND, REFERENCE_MODELS, ReferenceItem
@@ -97,12 +98,14 @@ def detect_kind(path: Path) -> str:
                 raise InputError("no records in the file", file=name, line=1)
             first = records[0][1]
             return _kind_of_keys(set(first) if isinstance(first, dict) else set(), name)
-        with path.open("rb") as raw:
-            header = next(read_records(raw), None) if raw.seekable() else None
+        with open_regular(path) as raw:
+            header = next(read_records(raw), None)
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", file=name) from exc
-    if header is None or header.fields == (b"",):
+    if header is None:
         raise InputError("file is empty: expected a header row", file=name, line=1)
+    if header.fields == (b"",):
+        raise InputError("line 1 is blank: expected a header row", file=name, line=1)
     names = {f.decode("utf-8", errors="replace").strip().lstrip("\ufeff") for f in header.fields}
     return _kind_of_keys(names, name)
 

@@ -180,6 +180,20 @@ def test_two_ingests_in_one_second_keep_both_rejects_files(
     assert first.rejects_file is not None and first.rejects_file.exists()
 
 
+def test_a_rejects_directory_made_open_is_closed(tmp_path: Path, store: NodeStore) -> None:
+    (tmp_path / "rejects").mkdir(mode=0o755)
+    report = _ingest(_write(tmp_path / "e.csv", [b"PAN-1,x\n"]), store, tmp_path / "rejects")
+    assert report.rejects_file is not None
+    assert stat.S_IMODE((tmp_path / "rejects").stat().st_mode) == 0o700
+
+
+def test_a_pipe_is_a_file_level_error(tmp_path: Path, store: NodeStore) -> None:
+    fifo = tmp_path / "enc.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="not a regular file"):
+        _ingest(fifo, store, tmp_path / "rejects")
+
+
 def _write(path: Path, lines: list[bytes]) -> Path:
     path.write_bytes(HEADER + b"".join(lines))
     return path
