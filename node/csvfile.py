@@ -221,6 +221,4 @@ def _next_record(fh: BinaryIO, start: int, line: int, limit: int) -> Record | No
 
 
 def _record(fields: _Fields, line: int, start: int, end: int, lines: int) -> Record:
-    return Record(
-        line, start, end, lines, tuple(fields.done), fields.problem, fields.problem_field
-    )
+    return Record(line, start, end, lines, tuple(fields.done), fields.problem, fields.problem_field)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import shutil
 import stat
 from collections.abc import Iterator
@@ -483,3 +484,46 @@ def test_every_record_is_accounted_for_once(
         record_id, document = (f.decode() for f in r.fields[:2])
         if record_id != "PAN-1000000":
             assert stored_rows[record_id] == document
+
+
+def test_the_summary_line_adds_up_on_every_malformed_class(tmp_path: Path) -> None:
+    """The CLI's summary line, read as an operator reads it, against this
+    test's own count of the records in a file with one of each kind."""
+    home = ops.init_member(tmp_path / "pan", "PAN")
+    known = _write(tmp_path / "known.csv", [_line(_values(1_000_000))])
+    assert ops.ingest(home, known, stage=False).stored == 1
+    body = b"".join(
+        [
+            _line(_values(1)),
+            _line(_values(2, health_notes=LONG_NOTE)),
+            _line(_values(3, health_notes='two\nlines, "quoted"')),
+            _line(_values(4)).replace(b",HTI,", b",HT\nI,"),
+            _line(_values(5, given_names="Ma\x00rie")),
+            _line(_values(6)).replace(b"Lajas", b"La\xc3jas"),
+            _line(_values(7))[:-1] + b",extra\n",
+            _line(_values(1)),
+            _line(_values(1_000_000, nationality="CUB")),
+            _line(_values(1_000_000)),
+            _line(_values(8, encounter_date="2999-01-01")),
+            b",,,,\n",
+            _line(_values(9)).replace(b"Lajas Blancas", b'"Lajas" Blancas'),
+            _line(_values(10, sex="Q")),
+            _line(_values(11))[:-1] + b',"never closed\n',
+            _line(_values(12)),
+        ]
+    )
+    path = tmp_path / "enc.csv"
+    path.write_bytes(HEADER + body)
+    result = CliRunner().invoke(main, ["--home", str(home.path), "ingest", str(path)])
+    assert result.exit_code == 0, result.output
+    summary = re.search(
+        r"(\d+) rows, (\d+) stored, (\d+) already stored, (\d+) rejected(?:, (\d+) blank)?",
+        " ".join(result.stdout.split()),
+    )
+    assert summary is not None, result.stdout
+    rows, stored, already, rejected, blank = (int(n or 0) for n in summary.groups())
+    records = split_records(HEADER + body)[1:]
+    assert rows == len(records) == stored + already + rejected + blank
+    # Good rows 1, 3 and 12 (after the unclosed quote); PAN-1000000 first
+    # conflicts with the store, then repeats its line; one blank row.
+    assert (stored, already, rejected, blank) == (3, 0, len(records) - 4, 1)
