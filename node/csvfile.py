@@ -48,7 +48,7 @@ class Record(NamedTuple):
     line: int  # physical line (1-based) the record starts on
     start: int  # byte offset of its first byte
     end: int  # byte offset just past it (its line feed included)
-    lines: int  # line feeds it spans (the next record starts on line + lines)
+    lines: int  # physical lines it spans (the next record starts on line + lines)
     fields: tuple[bytes, ...]  # a field over the limit is cut at limit + 1 bytes
     problem: str | None = None  # why its fields cannot be trusted
     problem_field: int | None = None  # index of the field the problem is in
@@ -217,7 +217,7 @@ def _next_record(fh: BinaryIO, start: int, line: int, limit: int) -> Record | No
     if state == _QUOTED:
         fields.mark(UNCLOSED_QUOTE)
     fields.end(strip_cr=state == _UNQUOTED)
-    return _record(fields, line, start, pos, newlines)
+    return _record(fields, line, start, pos, newlines + 1)
 
 
 def _record(fields: _Fields, line: int, start: int, end: int, lines: int) -> Record:

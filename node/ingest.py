@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 
 from pydantic import ValidationError
 
-from node.csvfile import MAX_FIELD_BYTES, Record, read_records
+from node.csvfile import MAX_FIELD_BYTES, TEXT_AFTER_QUOTE, Record, read_records
 from node.errors import InputError
 from node.model.records import ENCOUNTER_COLUMNS, REQUIRED_COLUMNS, EncounterRecord
 from node.store.node_store import IngestCounts, NodeStore
@@ -205,13 +205,18 @@ def _row_of(record: Record, header: list[str], name: str) -> Row:
     def reject(field: str | None, reason: str) -> Row:
         return Row(line, span, None, Rejection(name, line, field, reason, span=span))
 
+    # A record over several lines that breaks is most likely a stray quote
+    # that closed far too late: say which lines it joined.
+    last = line + record.lines - 1
+    joined = f" (its quotes join lines {line}-{last})" if record.lines > 1 else ""
     if record.problem is not None:
         at = record.problem_field
-        return reject(header[at] if at is not None and at < len(header) else None, record.problem)
+        reason = record.problem + (joined if record.problem == TEXT_AFTER_QUOTE else "")
+        return reject(header[at] if at is not None and at < len(header) else None, reason)
     if all(not f.strip() for f in record.fields):
         return Row(line, span)
     if len(record.fields) != len(header):
-        return reject(None, f"expected {len(header)} fields, found {len(record.fields)}")
+        return reject(None, f"expected {len(header)} fields, found {len(record.fields)}{joined}")
     values: dict[str, str] = {}
     for column, raw in zip(header, record.fields, strict=True):
         try:

@@ -181,6 +181,30 @@ def test_two_ingests_in_one_second_keep_both_rejects_files(
     assert first.rejects_file is not None and first.rejects_file.exists()
 
 
+def test_a_quote_that_closes_late_names_the_lines_it_joined(
+    tmp_path: Path, store: NodeStore
+) -> None:
+    stray = _line(_values(2))[:-1] + b',"typo\n'
+    late = _line(_values(5, health_notes="closes, it"))
+    lines = [
+        _line(_values(1)),
+        stray,
+        _line(_values(3)),
+        _line(_values(4)),
+        late,
+        _line(_values(6)),
+    ]
+    report = _ingest(_write(tmp_path / "e.csv", lines), store, tmp_path / "rejects")
+    assert (report.rows, report.stored, report.rejected_rows) == (3, 2, 1)
+    (rejection,) = report.rejected
+    assert rejection.line == 3 and "(its quotes join lines 3-6)" in rejection.reason
+    assert _kept(report)[0]["record"].count("\n") == 3  # all four lines kept for the fix
+    # The same at the end of a file without a last line feed.
+    path = _write(tmp_path / "f.csv", [_line(_values(1)), stray, _line(_values(3)), late[:-1]])
+    (rejection,) = _ingest(path, store, tmp_path / "rejects").rejected
+    assert rejection.line == 3 and "(its quotes join lines 3-5)" in rejection.reason
+
+
 def test_a_rejects_directory_made_open_is_closed(tmp_path: Path, store: NodeStore) -> None:
     (tmp_path / "rejects").mkdir(mode=0o755)
     report = _ingest(_write(tmp_path / "e.csv", [b"PAN-1,x\n"]), store, tmp_path / "rejects")
