@@ -324,14 +324,14 @@ def ingest_encounters(
         elif row.values is None:
             report.blank += 1
         else:
-            reason = _encounter(row, latest, seen)
-            if isinstance(reason, EncounterRecord):
-                held[reason.record_id] = row
-                seen[reason.record_id] = row.line
-                batch.append(reason)
+            outcome = _encounter(row, latest, seen)
+            if isinstance(outcome, EncounterRecord):
+                held[outcome.record_id] = row
+                seen[outcome.record_id] = row.line
+                batch.append(outcome)
             else:
                 report.rejected.extend(
-                    Rejection(name, row.line, f, r, row.values, row.span) for f, r in reason
+                    Rejection(name, row.line, f, r, row.values, row.span) for f, r in outcome
                 )
         if len(batch) >= BATCH_SIZE:
             flush()
