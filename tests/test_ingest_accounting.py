@@ -551,3 +551,24 @@ def test_the_summary_line_adds_up_on_every_malformed_class(tmp_path: Path) -> No
     # Good rows 1, 3 and 12 (after the unclosed quote); PAN-1000000 first
     # conflicts with the store, then repeats its line; one blank row.
     assert (stored, already, rejected, blank) == (3, 0, len(records) - 4, 1)
+
+
+def test_reference_files_share_the_record_splitter(tmp_path: Path) -> None:
+    """A legislation file with a long quoted summary: the row after it is stored."""
+    from tests.test_reference import LEG_HEADER
+
+    home = ops.init_member(tmp_path / "pan", "PAN")
+    summary = '"' + LONG_NOTE.replace('"', '""') + '"'
+    path = tmp_path / "leg.csv"
+    path.write_text(
+        LEG_HEADER
+        + "\n"
+        + f"PAN,L-1,CARRIER_SANCTIONS,Ley 3,,{summary},,,,,,,\n"
+        + "PAN,L-2,CARRIER_SANCTIONS,Ley 3,,Fines,,,100,200,USD,,\n",
+        encoding="utf-8",
+    )
+    report = ops.ingest(home, path)
+    assert (report.rows, report.stored, report.rejected_rows) == (2, 1, 1)
+    assert [(r.line, r.field) for r in report.rejected] == [(2, "summary")]
+    (kept,) = _kept(report)
+    assert kept["record"].startswith("PAN,L-1,") and kept["record"].endswith(",,,,,,")
