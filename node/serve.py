@@ -64,8 +64,7 @@ class FolderServer:
         self.thread = threading.Thread(target=self.server.run, name="folder", daemon=True)
         self.thread.start()
         deadline = time.monotonic() + timeout_s
-        while not self.server.started and self.thread.is_alive() \
-                and time.monotonic() < deadline:
+        while not self.server.started and self.thread.is_alive() and time.monotonic() < deadline:
             time.sleep(0.02)
         if not self.server.started:
             raise ConfigError("the folder did not start (see the log)")

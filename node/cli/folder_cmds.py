@@ -26,8 +26,7 @@ def _db(ctx: click.Context) -> FolderDB:
     given: Path | None = obj.get("folder_db")
     home = home_of(ctx)
     if not home.is_aggregator:
-        raise ConfigError(f"{home.path} is a member node; the folder's users are the "
-                          "Secretariat's")
+        raise ConfigError(f"{home.path} is a member node; the folder's users are the Secretariat's")
     return FolderDB(folder_db_path(home.path, given))
 
 
@@ -44,9 +43,12 @@ def _password(confirm: bool = True) -> str:
 
 
 @click.group("users")
-@click.option("--folder-db", type=click.Path(dir_okay=False, path_type=Path),
-              envvar="CORREDOR_FOLDER_DB",
-              help="The folder's users file (default: <home>/folder.db).")
+@click.option(
+    "--folder-db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="CORREDOR_FOLDER_DB",
+    help="The folder's users file (default: <home>/folder.db).",
+)
 @click.pass_context
 def users_group(ctx: click.Context, folder_db: Path | None) -> None:
     """Accounts of the online folder (`corredor serve`), at the Secretariat.
@@ -66,8 +68,11 @@ def users_group(ctx: click.Context, folder_db: Path | None) -> None:
 
 @users_group.command("add")
 @click.argument("name")
-@click.option("--audience", required=True,
-              help="TS, a member's ISO3, IOM, UNHCR, PAHO, ICRC, UNODC or public.")
+@click.option(
+    "--audience",
+    required=True,
+    help="TS, a member's ISO3, IOM, UNHCR, PAHO, ICRC, UNODC or public.",
+)
 @click.pass_context
 @handle_errors
 def users_add(ctx: click.Context, name: str, audience: str) -> None:
@@ -88,16 +93,21 @@ def users_list(ctx: click.Context, fmt: str) -> None:
         found = db.users()
         public = db.public_enabled
     if fmt == "json":
-        click.echo(json.dumps({"public_enabled": public,
-                               "users": [u.as_dict() for u in found]}, indent=2))
+        click.echo(
+            json.dumps({"public_enabled": public, "users": [u.as_dict() for u in found]}, indent=2)
+        )
         return
     table = Table(title="Folder users", title_justify="left")
     for col in ("name", "audience", "state", "created", "changed"):
         table.add_column(col)
     for u in found:
-        table.add_row(u.name, u.audience, "disabled" if u.disabled else "active",
-                      datetime.fromtimestamp(u.created_at, UTC).isoformat(timespec="seconds"),
-                      datetime.fromtimestamp(u.changed_at, UTC).isoformat(timespec="seconds"))
+        table.add_row(
+            u.name,
+            u.audience,
+            "disabled" if u.disabled else "active",
+            datetime.fromtimestamp(u.created_at, UTC).isoformat(timespec="seconds"),
+            datetime.fromtimestamp(u.changed_at, UTC).isoformat(timespec="seconds"),
+        )
     console.print(table)
     console.print(f"anonymous visitors: {'public audience' if public else 'refused'}")
 
@@ -136,8 +146,12 @@ def users_reset(ctx: click.Context, name: str) -> None:
 
 
 @users_group.command("public")
-@click.option("--enable/--disable", "enable", required=True,
-              help="Let anonymous visitors see the public audience, or refuse them.")
+@click.option(
+    "--enable/--disable",
+    "enable",
+    required=True,
+    help="Let anonymous visitors see the public audience, or refuse them.",
+)
 @click.pass_context
 @handle_errors
 def users_public(ctx: click.Context, enable: bool) -> None:

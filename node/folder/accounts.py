@@ -174,8 +174,9 @@ class FolderDB:
             )
         except StoreError as exc:
             if "UNIQUE" in str(exc):
-                raise ConfigError(f"user {name} already exists (users reset changes the "
-                                  "password)") from exc
+                raise ConfigError(
+                    f"user {name} already exists (users reset changes the password)"
+                ) from exc
             raise
         return self.user(name)
 
@@ -244,8 +245,9 @@ class FolderDB:
         if user.disabled:
             return None
         if _HASHER.check_needs_rehash(digest):
-            self._exec("UPDATE folder_user SET hash = ? WHERE name = ?",
-                       (_HASHER.hash(password), name))
+            self._exec(
+                "UPDATE folder_user SET hash = ? WHERE name = ?", (_HASHER.hash(password), name)
+            )
         return user
 
     def session_user(self, name: str, epoch: int) -> User | None:
@@ -306,8 +308,7 @@ class FolderDB:
                         target=self._write_log, name="folder-access-log", daemon=True
                     )
                     self._writer.start()
-        row = (time.time(), user, audience, action[:40], target[:300], status,
-               (client or "")[:80])
+        row = (time.time(), user, audience, action[:40], target[:300], status, (client or "")[:80])
         # A stalled disk must not stall the answers: past 100,000 queued rows, drop.
         with contextlib.suppress(queue.Full):
             self._log_queue.put_nowait(row)

@@ -56,10 +56,13 @@ log = logging.getLogger("corredor.folder")
 
 MAX_BODY = 16 * 1024
 MAX_QUERY = 2048
+MAX_HEADERS = 16 * 1024
 SESSION_MAX_AGE_S = 8 * 3600
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 # -- limits and headers (plain ASGI middleware) -----------------------------------------
@@ -68,7 +71,8 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 class Limits:
     """Refuse oversized requests before any handler reads them: a body over
     ``MAX_BODY`` (by Content-Length, or counted as it streams) gets 413, a
-    query string over ``MAX_QUERY`` 414. Adds the security headers to every
+    query string over ``MAX_QUERY`` 414, headers over ``MAX_HEADERS`` 431 (the
+    server's own parser limits the request line and headers too). Adds the security headers to every
     response."""
 
     def __init__(self, app: ASGIApp, tls: bool) -> None:
@@ -79,7 +83,11 @@ class Limits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
+        raw_headers = scope.get("headers") or []
+        if sum(len(k) + len(v) for k, v in raw_headers) > MAX_HEADERS:
+            await self._plain(send, 431, b"request headers too large\n")
+            return
+        headers = dict(raw_headers)
         length = headers.get(b"content-length")
         too_big = False
         if length is not None:
@@ -124,13 +132,19 @@ class Limits:
         await self.app(scope, limited_receive, with_headers)
 
     async def _plain(self, send: Send, status: int, body: bytes) -> None:
-        await send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
-            (b"content-security-policy", CSP.encode()),
-            (b"x-content-type-options", b"nosniff"),
-        ]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                    (b"content-security-policy", CSP.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -158,8 +172,10 @@ class Throttle:
     def blocked(self, name: str, client: str) -> bool:
         now = time.monotonic()
         with self._lock:
-            return (self._count("u:" + name, now) >= self.per_user
-                    or self._count("c:" + client, now) >= self.per_client)
+            return (
+                self._count("u:" + name, now) >= self.per_user
+                or self._count("c:" + client, now) >= self.per_client
+            )
 
     def failed(self, name: str, client: str) -> None:
         now = time.monotonic()
@@ -195,10 +211,15 @@ class Sessions:
         return hmac.new(self._key, payload, hashlib.sha256).digest()
 
     def encode(self, session: Session) -> str:
-        payload = json.dumps({"u": session.user, "e": session.epoch, "n": session.nonce,
-                              "t": int(session.issued)}, separators=(",", ":")).encode()
-        return (base64.urlsafe_b64encode(payload).decode().rstrip("=") + "."
-                + base64.urlsafe_b64encode(self._mac(payload)).decode().rstrip("="))
+        payload = json.dumps(
+            {"u": session.user, "e": session.epoch, "n": session.nonce, "t": int(session.issued)},
+            separators=(",", ":"),
+        ).encode()
+        return (
+            base64.urlsafe_b64encode(payload).decode().rstrip("=")
+            + "."
+            + base64.urlsafe_b64encode(self._mac(payload)).decode().rstrip("=")
+        )
 
     def decode(self, value: str | None) -> Session | None:
         if not value or len(value) > 1024 or value.count(".") != 1:
@@ -227,13 +248,24 @@ class Sessions:
         return session is not None and hmac.compare_digest(self.csrf(session), token)
 
     def set(self, response: Response, session: Session) -> None:
-        response.set_cookie(self.cookie, self.encode(session), max_age=SESSION_MAX_AGE_S,
-                            path="/", secure=self.tls, httponly=True, samesite="strict")
+        response.set_cookie(
+            self.cookie,
+            self.encode(session),
+            max_age=SESSION_MAX_AGE_S,
+            path="/",
+            secure=self.tls,
+            httponly=True,
+            samesite="strict",
+        )
 
     @staticmethod
     def fresh(user: User | None = None) -> Session:
-        return Session(user.name if user else None, user.epoch if user else 0,
-                       secrets.token_urlsafe(18), time.time())
+        return Session(
+            user.name if user else None,
+            user.epoch if user else 0,
+            secrets.token_urlsafe(18),
+            time.time(),
+        )
 
 
 # -- the application ----------------------------------------------------------------------
@@ -249,8 +281,14 @@ class Who:
 class Folder:
     """The application's state: the picture snapshot, the users store, sessions."""
 
-    def __init__(self, snapshot: PictureSnapshot, db: FolderDB, *, tls: bool = False,
-                 throttle: Throttle | None = None) -> None:
+    def __init__(
+        self,
+        snapshot: PictureSnapshot,
+        db: FolderDB,
+        *,
+        tls: bool = False,
+        throttle: Throttle | None = None,
+    ) -> None:
         self.snapshot = snapshot
         self.db = db
         self.tls = tls
@@ -321,15 +359,17 @@ class Folder:
     def scope(self, who: Who) -> ExportScope:
         return ExportScope(who.audience)
 
-    def page(self, request: Request, who: Who, title: str, body: str,
-             status: int = 200) -> HTMLResponse:
+    def page(
+        self, request: Request, who: Who, title: str, body: str, status: int = 200
+    ) -> HTMLResponse:
         csrf = self.sessions.csrf(who.session) if who.session and who.user else None
         self.log(request, who, "view", status)
-        return HTMLResponse(pages.layout(title, body, user=who.user, audience=who.audience,
-                                         csrf=csrf), status_code=status)
+        return HTMLResponse(
+            pages.layout(title, body, user=who.user, audience=who.audience, csrf=csrf),
+            status_code=status,
+        )
 
-    def cached(self, who: Who, key: tuple[Any, ...],
-               compute: Callable[[Any], Any]) -> Any:
+    def cached(self, who: Who, key: tuple[Any, ...], compute: Callable[[Any], Any]) -> Any:
         return self.snapshot.cached((who.audience, *key), compute)
 
 
@@ -345,10 +385,14 @@ def _flow_filter(request: Request) -> data.FlowFilter:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    if request.headers.get("content-type", "").split(";")[0].strip() \
-            != "application/x-www-form-urlencoded":
-        raise HTTPException(415, "forms are application/x-www-form-urlencoded")
     body = await request.body()
+    if not body:
+        return {}
+    if (
+        request.headers.get("content-type", "").split(";")[0].strip()
+        != "application/x-www-form-urlencoded"
+    ):
+        raise HTTPException(415, "forms are application/x-www-form-urlencoded")
     try:
         parsed = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=10)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -382,9 +426,13 @@ def build_app(folder: Folder) -> Starlette:
 
     def signin_form(request: Request) -> Response:
         session = f.sessions.decode(request.cookies.get(f.sessions.cookie)) or f.sessions.fresh()
-        body = pages.layout("Sign in", pages.signin_page(f.sessions.csrf(session), None,
-                                                         f.db.public_enabled),
-                            user=None, audience=None, csrf=None)
+        body = pages.layout(
+            "Sign in",
+            pages.signin_page(f.sessions.csrf(session), None, f.db.public_enabled),
+            user=None,
+            audience=None,
+            csrf=None,
+        )
         response = HTMLResponse(body)
         f.sessions.set(response, session)
         return response
@@ -399,12 +447,17 @@ def build_app(folder: Folder) -> Starlette:
         try:
             from starlette.concurrency import run_in_threadpool
 
-            user = await run_in_threadpool(f.sign_in, request, form.get("username", ""),
-                                           form.get("password", ""))
+            user = await run_in_threadpool(
+                f.sign_in, request, form.get("username", ""), form.get("password", "")
+            )
         except HTTPException as exc:
-            body = pages.layout("Sign in", pages.signin_page(
-                f.sessions.csrf(session), str(exc.detail), f.db.public_enabled),
-                user=None, audience=None, csrf=None)
+            body = pages.layout(
+                "Sign in",
+                pages.signin_page(f.sessions.csrf(session), str(exc.detail), f.db.public_enabled),
+                user=None,
+                audience=None,
+                csrf=None,
+            )
             return HTMLResponse(body, status_code=exc.status_code)
         response = RedirectResponse("/", status_code=303)
         f.sessions.set(response, f.sessions.fresh(user))  # a new nonce: no fixation
@@ -443,11 +496,13 @@ def build_app(folder: Folder) -> Starlette:
             if who is None:
                 return signin_redirect()
             scope = f.scope(who)
-            doc = f.cached(who, ("view", view),
-                           lambda store: data.stat_view(store, scope, view))
+            doc = f.cached(who, ("view", view), lambda store: data.stat_view(store, scope, view))
             if view == "trends":
-                chart = f.cached(who, ("trends-chart",), lambda store: line_chart(
-                    admitted_cells(store, scope, "trends")))
+                chart = f.cached(
+                    who,
+                    ("trends-chart",),
+                    lambda store: line_chart(admitted_cells(store, scope, "trends")),
+                )
                 body = pages.trends_page(doc, chart)
             elif view == "corridors":
                 body = pages.corridors_page(doc)
@@ -466,18 +521,28 @@ def build_app(folder: Folder) -> Starlette:
             raise HTTPException(404, "no such view")
         scope = f.scope(who)
         doc = f.cached(who, ("ref", kind), lambda store: data.reference_json(store, scope, kind))
-        titles = {"legislation": "Legislation matrix", "consulates": "Consular directory",
-                  "health": "Health advisories (current)", "focal-points": "Focal points"}
+        titles = {
+            "legislation": "Legislation matrix",
+            "consulates": "Consular directory",
+            "health": "Health advisories (current)",
+            "focal-points": "Focal points",
+        }
         return f.page(request, who, titles[kind], pages.reference_page(kind, doc["rows"]))
 
     def countries(request: Request) -> Response:
         who = page_who(request)
         if who is None:
             return signin_redirect()
-        found = f.cached(who, ("producers",), lambda store: sorted(
-            {r["producer"] for r in store.restricted_events()}
-            | {c["reporting_country"] for c in store.flow_cells()}
-            | set(store.producers()), key=corridor_sort_key))
+        found = f.cached(
+            who,
+            ("producers",),
+            lambda store: sorted(
+                {r["producer"] for r in store.restricted_events()}
+                | {c["reporting_country"] for c in store.flow_cells()}
+                | set(store.producers()),
+                key=corridor_sort_key,
+            ),
+        )
         return f.page(request, who, "Countries", pages.countries_page(found))
 
     def country(request: Request) -> Response:
@@ -487,8 +552,9 @@ def build_app(folder: Folder) -> Starlette:
         iso3 = _iso3(request.path_params["country"])
         scope = f.scope(who)
         doc = f.cached(who, ("releases", iso3), lambda store: data.releases(store, scope, iso3))
-        return f.page(request, who, f"Folder of {iso3}",
-                      pages.country_page(doc, who.audience == iso3))
+        return f.page(
+            request, who, f"Folder of {iso3}", pages.country_page(doc, who.audience == iso3)
+        )
 
     def history(request: Request) -> Response:
         who = page_who(request)
@@ -498,8 +564,9 @@ def build_app(folder: Folder) -> Starlette:
         if not subject or len(subject) > 300:
             raise HTTPException(400, "subject: give a subject")
         scope = f.scope(who)
-        revs = f.cached(who, ("history", subject),
-                        lambda store: data.history(store, scope, subject))
+        revs = f.cached(
+            who, ("history", subject), lambda store: data.history(store, scope, subject)
+        )
         return f.page(request, who, f"History of {subject}", pages.history_page(subject, revs))
 
     def received(request: Request) -> Response:
@@ -539,9 +606,14 @@ def build_app(folder: Folder) -> Starlette:
         text = f.cached(who, ("download", name, flt), lambda store: make(store, scope, flt))
         f.log(request, who, "download")
         stamp = datetime.now(UTC).strftime("%Y%m%d")
-        return Response(text.encode("utf-8"), media_type=ctype, headers={
-            "content-disposition": f'attachment; filename="corredor-{who.audience}-{stamp}-'
-                                   f'{name}"'})
+        return Response(
+            text.encode("utf-8"),
+            media_type=ctype,
+            headers={
+                "content-disposition": f'attachment; filename="corredor-{who.audience}-{stamp}-'
+                f'{name}"'
+            },
+        )
 
     def access_log(request: Request) -> Response:
         who = page_who(request)
@@ -551,8 +623,12 @@ def build_app(folder: Folder) -> Starlette:
             f.log(request, who, "view", 403)
             raise HTTPException(403, "the access log is the Secretariat's")
         user = request.query_params.get("user") or None
-        return f.page(request, who, "Access log",
-                      pages.access_log_page(f.db.access_log(limit=1000, user=user)))
+        return f.page(
+            request,
+            who,
+            "Access log",
+            pages.access_log_page(f.db.access_log(limit=1000, user=user)),
+        )
 
     def static(request: Request) -> Response:
         name = request.path_params["name"]
@@ -582,31 +658,34 @@ def build_app(folder: Folder) -> Starlette:
     def api_flows(request: Request, who: Who) -> Any:
         flt = _flow_filter(request)
         scope = f.scope(who)
-        return f.cached(who, ("api-flows", flt),
-                        lambda store: _jsonable(data.flows_json(store, scope, flt)))
+        return f.cached(
+            who, ("api-flows", flt), lambda store: _jsonable(data.flows_json(store, scope, flt))
+        )
 
     def api_view(view: str) -> Callable[[Request, Who], Any]:
         def compute(request: Request, who: Who) -> Any:
             scope = f.scope(who)
-            return f.cached(who, ("api-view", view),
-                            lambda store: _jsonable(data.stat_view(store, scope, view)))
+            return f.cached(
+                who, ("api-view", view), lambda store: _jsonable(data.stat_view(store, scope, view))
+            )
 
         return compute
 
     def api_reference(request: Request, who: Who) -> Any:
         kind = request.path_params["kind"]
         if kind not in data.REFERENCE_KINDS:
-            raise HTTPException(404, f"no reference view {kind[:40]!r}: one of "
-                                     f"{', '.join(data.REFERENCE_KINDS)}")
+            raise HTTPException(
+                404, f"no reference view {kind[:40]!r}: one of {', '.join(data.REFERENCE_KINDS)}"
+            )
         scope = f.scope(who)
-        return f.cached(who, ("api-ref", kind),
-                        lambda store: data.reference_json(store, scope, kind))
+        return f.cached(
+            who, ("api-ref", kind), lambda store: data.reference_json(store, scope, kind)
+        )
 
     def api_releases(request: Request, who: Who) -> Any:
         iso3 = _iso3(request.path_params["country"])
         scope = f.scope(who)
-        return f.cached(who, ("releases", iso3),
-                        lambda store: data.releases(store, scope, iso3))
+        return f.cached(who, ("releases", iso3), lambda store: data.releases(store, scope, iso3))
 
     def openapi(request: Request) -> Response:
         return JSONResponse(OPENAPI)
@@ -616,8 +695,12 @@ def build_app(folder: Folder) -> Starlette:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return _error(request, exc.status_code, str(exc.detail),
-                      basic=exc.status_code == 401 and f.basic_allowed(request))
+        return _error(
+            request,
+            exc.status_code,
+            str(exc.detail),
+            basic=exc.status_code == 401 and f.basic_allowed(request),
+        )
 
     async def server_error(request: Request, exc: Exception) -> Response:
         log.error("folder error on %s: %s", request.url.path, type(exc).__name__)
@@ -651,8 +734,10 @@ def build_app(folder: Folder) -> Starlette:
         Route("/api/reference/{kind}", api(api_reference)),
         Route("/api/releases/{country}", api(api_releases)),
     ]
-    app = Starlette(routes=routes, exception_handlers={
-        404: not_found, HTTPException: http_error, Exception: server_error})
+    app = Starlette(
+        routes=routes,
+        exception_handlers={404: not_found, HTTPException: http_error, Exception: server_error},
+    )
     app.add_middleware(Limits, tls=folder.tls)
     return app
 
@@ -660,12 +745,20 @@ def build_app(folder: Folder) -> Starlette:
 def _error(request: Request, status: int, detail: str, basic: bool = False) -> Response:
     headers = {"www-authenticate": 'Basic realm="corredor", charset="UTF-8"'} if basic else None
     if request.url.path.startswith("/api/") or request.url.path.startswith("/download/"):
-        return JSONResponse({"error": detail, "status": status}, status_code=status,
-                            headers=headers)
-    return HTMLResponse(pages.layout("Error", f"<p class='error' id='error'>{pages.e(detail)}"
-                                     "</p><p><a href='/'>Back</a></p>",
-                                     user=None, audience=None, csrf=None),
-                        status_code=status, headers=headers)
+        return JSONResponse(
+            {"error": detail, "status": status}, status_code=status, headers=headers
+        )
+    return HTMLResponse(
+        pages.layout(
+            "Error",
+            f"<p class='error' id='error'>{pages.e(detail)}</p><p><a href='/'>Back</a></p>",
+            user=None,
+            audience=None,
+            csrf=None,
+        ),
+        status_code=status,
+        headers=headers,
+    )
 
 
 def _iso3(value: str) -> str:
@@ -704,52 +797,81 @@ DOWNLOADS: dict[str, tuple[str, Callable[[Any, ExportScope, data.FlowFilter], st
     "flows.json": ("application/json", _flows_json),
     "flows.sdmx.csv": ("text/csv; charset=utf-8", _sdmx(False)),
     "regional.sdmx.csv": ("text/csv; charset=utf-8", _sdmx(True)),
-    "sdmx-structure.json": ("application/json",
-                            lambda store, scope, flt: json.dumps(dataflow_structure(),
-                                                                 indent=2) + "\n"),
-    "report.html": ("text/html; charset=utf-8",
-                    lambda store, scope, flt: report_html(store, scope)),
+    "sdmx-structure.json": (
+        "application/json",
+        lambda store, scope, flt: json.dumps(dataflow_structure(), indent=2) + "\n",
+    ),
+    "report.html": (
+        "text/html; charset=utf-8",
+        lambda store, scope, flt: report_html(store, scope),
+    ),
 }
 STATIC: dict[str, str] = {"folder.css": "text/css; charset=utf-8"}
 
 
 def _api_path(summary: str, params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    return {"get": {
-        "summary": summary,
-        "parameters": params or [],
-        "security": [{"session": []}, {"basic": []}],
-        "responses": {
-            "200": {"description": "filtered for the caller's audience",
-                    "content": {"application/json": {"schema": {"type": "object"}}}},
-            "401": {"description": "not signed in"},
-            "403": {"description": "outside the caller's audience"},
-        },
-    }}
+    return {
+        "get": {
+            "summary": summary,
+            "parameters": params or [],
+            "security": [{"session": []}, {"basic": []}],
+            "responses": {
+                "200": {
+                    "description": "filtered for the caller's audience",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                "401": {"description": "not signed in"},
+                "403": {"description": "outside the caller's audience"},
+            },
+        }
+    }
 
 
 def _q(name: str, desc: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "description": desc,
-            "schema": {"type": "string"}}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": desc,
+        "schema": {"type": "string"},
+    }
 
 
 def _p(name: str, desc: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "description": desc,
-            "schema": {"type": "string"}}
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": desc,
+        "schema": {"type": "string"},
+    }
 
 
-_FLOW_PARAMS = [_q("from", "first period, e.g. 2026-W03"), _q("to", "last period"),
-                _q("country", "reporting country, ISO3"), _q("nationality", "ISO3"),
-                _q("region", "UN M49 sub-region of the nationality")]
+_FLOW_PARAMS = [
+    _q("from", "first period, e.g. 2026-W03"),
+    _q("to", "last period"),
+    _q("country", "reporting country, ISO3"),
+    _q("nationality", "ISO3"),
+    _q("region", "UN M49 sub-region of the nationality"),
+]
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
-    "info": {"title": "Corredor online folder API", "version": "1",
-             "description": "Every answer is filtered server-side for the caller's audience "
-                            "by the exports' admission rule (docs/folder.md)."},
-    "components": {"securitySchemes": {
-        "session": {"type": "apiKey", "in": "cookie", "name": "corredor"},
-        "basic": {"type": "http", "scheme": "basic",
-                  "description": "only over TLS or from loopback"},
-    }},
+    "info": {
+        "title": "Corredor online folder API",
+        "version": "1",
+        "description": "Every answer is filtered server-side for the caller's audience "
+        "by the exports' admission rule (docs/folder.md).",
+    },
+    "components": {
+        "securitySchemes": {
+            "session": {"type": "apiKey", "in": "cookie", "name": "corredor"},
+            "basic": {
+                "type": "http",
+                "scheme": "basic",
+                "description": "only over TLS or from loopback",
+            },
+        }
+    },
     "paths": {
         "/api/flows": _api_path("flows: the fields of `report --format json`", _FLOW_PARAMS),
         "/api/corridors": _api_path("corridors: route legs and shared routes"),
@@ -757,12 +879,16 @@ OPENAPI: dict[str, Any] = {
         "/api/trends": _api_path("weekly totals, change, top nationalities, origins"),
         "/api/reference/{kind}": _api_path(
             "a reference view: legislation, consulates, health, focal-points",
-            [_p("kind", "legislation | consulates | health | focal-points")]),
+            [_p("kind", "legislation | consulates | health | focal-points")],
+        ),
         "/api/releases/{country}": _api_path(
-            "what a country released: latest revision of each subject",
-            [_p("country", "ISO3")]),
-        "/healthz": {"get": {"summary": "200 once a snapshot of the picture is readable",
-                             "responses": {"200": {"description": "ok"},
-                                           "503": {"description": "no snapshot"}}}},
+            "what a country released: latest revision of each subject", [_p("country", "ISO3")]
+        ),
+        "/healthz": {
+            "get": {
+                "summary": "200 once a snapshot of the picture is readable",
+                "responses": {"200": {"description": "ok"}, "503": {"description": "no snapshot"}},
+            }
+        },
     },
 }

@@ -46,6 +46,7 @@ class FlowFilter:
     @classmethod
     def parse(cls, params: dict[str, str]) -> FlowFilter:
         """From query parameters; an invalid value is a ``ConfigError`` naming it."""
+
         def period(name: str) -> str | None:
             v = (params.get(name) or "").strip()
             if not v:
@@ -67,8 +68,7 @@ class FlowFilter:
             raise ConfigError("region: not a UN M49 sub-region name")
         return cls(period("from"), period("to"), iso3("country"), iso3("nationality"), region)
 
-    def keeps(self, period: str, country: str, nationality: str | None,
-              region: str | None) -> bool:
+    def keeps(self, period: str, country: str, nationality: str | None, region: str | None) -> bool:
         if self.period_from and period < self.period_from:
             return False
         if self.period_to and period[: len(self.period_to)] > self.period_to:
@@ -87,8 +87,13 @@ class FlowFilter:
         return [c for c in cells if self.keeps(c.period, c.country, c.nationality, c.region)]
 
     def as_query(self) -> dict[str, str]:
-        out = {"from": self.period_from, "to": self.period_to, "country": self.country,
-               "nationality": self.nationality, "region": self.region}
+        out = {
+            "from": self.period_from,
+            "to": self.period_to,
+            "country": self.country,
+            "nationality": self.nationality,
+            "region": self.region,
+        }
         return {k: v for k, v in out.items() if v}
 
 
@@ -96,9 +101,9 @@ def flows_json(store: PictureStore, scope: Scope, flt: FlowFilter) -> dict[str, 
     """``report --format json`` for the audience (``picture_json_for``), flows filtered."""
     doc = picture_json_for(store, scope)
     doc["flows"] = [
-        f for f in doc["flows"]
-        if flt.keeps(f["period"], f["reporting_country"], f["nationality"],
-                     f["nationality_region"])
+        f
+        for f in doc["flows"]
+        if flt.keeps(f["period"], f["reporting_country"], f["nationality"], f["nationality_region"])
     ]
     return doc
 
@@ -117,8 +122,12 @@ def flow_page(store: PictureStore, scope: Scope, flt: FlowFilter) -> FlowPage:
     for c in cells:
         estimated[(c.period, c.country, c.nationality, c.region)] |= c.estimated
     rows = [
-        (r, "E" if estimated[(r.period, r.reporting_country, r.nationality,
-                              r.nationality_region)] else "A")
+        (
+            r,
+            "E"
+            if estimated[(r.period, r.reporting_country, r.nationality, r.nationality_region)]
+            else "A",
+        )
         for r in rows_of(cells)
     ]
     countries = sorted({c.country for c in cells})
@@ -145,8 +154,9 @@ def reference_json(store: PictureStore, scope: Scope, kind: str) -> dict[str, An
     }
 
 
-def _admitted_event(uses: dict[str, dict[str, Any]], event_id: str, kind: str,
-                    scope: Scope) -> bool:
+def _admitted_event(
+    uses: dict[str, dict[str, Any]], event_id: str, kind: str, scope: Scope
+) -> bool:
     view = KIND_VIEW.get(kind)
     if view is None:  # a kind with no export (intelligence reports): never admitted
         return False
@@ -160,7 +170,8 @@ def releases(store: PictureStore, scope: Scope, country: str) -> dict[str, Any]:
     uses = store.uses()
     own = scope.audience == country
     revisions = [
-        r for r in store.revisions_by(country)
+        r
+        for r in store.revisions_by(country)
         if own or _admitted_event(uses, r["event_id"], r["kind"], scope)
     ]
     by_subject: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -169,16 +180,18 @@ def releases(store: PictureStore, scope: Scope, country: str) -> dict[str, Any]:
     latest = []
     for subject, revs in by_subject.items():
         top = max(revs, key=lambda r: (r["revision"], r["produced_at"]))
-        latest.append({
-            "subject": subject,
-            "kind": top["kind"],
-            "revision": top["revision"],
-            "action": "withdrawal" if top["withdrawn"] else "publication",
-            "produced_at": top["produced_at"],
-            "current": bool(top["current"]),
-            "event_id": top["event_id"],
-            "revisions": len(revs),
-        })
+        latest.append(
+            {
+                "subject": subject,
+                "kind": top["kind"],
+                "revision": top["revision"],
+                "action": "withdrawal" if top["withdrawn"] else "publication",
+                "produced_at": top["produced_at"],
+                "current": bool(top["current"]),
+                "event_id": top["event_id"],
+                "revisions": len(revs),
+            }
+        )
     latest.sort(key=lambda r: (r["produced_at"], r["subject"]), reverse=True)
     kinds: dict[str, int] = defaultdict(int)
     for r in latest:
@@ -226,16 +239,19 @@ def intelligence(store: PictureStore, audience: str) -> list[dict[str, Any]]:
     for r in store.restricted_events():
         recipients = sorted({k.split(":", 1)[0] for k in r["recipients"].split(",") if k})
         if audience == "TS" or audience == r["producer"] or audience in recipients:
-            out.append({
-                "event_id": r["event_id"],
-                "producer": r["producer"],
-                "subject": r["subject"],
-                "revision": r["revision"],
-                "recipients": recipients,
-                "received_at": datetime.fromtimestamp(r["created_at"], UTC).isoformat(
-                    timespec="seconds"),
-                "relayed": r["relayed_at"] is not None,
-            })
+            out.append(
+                {
+                    "event_id": r["event_id"],
+                    "producer": r["producer"],
+                    "subject": r["subject"],
+                    "revision": r["revision"],
+                    "recipients": recipients,
+                    "received_at": datetime.fromtimestamp(r["created_at"], UTC).isoformat(
+                        timespec="seconds"
+                    ),
+                    "relayed": r["relayed_at"] is not None,
+                }
+            )
     return out
 
 

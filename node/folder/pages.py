@@ -45,23 +45,31 @@ NAV: tuple[tuple[str, str], ...] = (
 )
 
 
-def layout(title: str, body: str, *, user: str | None, audience: str | None,
-           csrf: str | None) -> str:
+def layout(
+    title: str, body: str, *, user: str | None, audience: str | None, csrf: str | None
+) -> str:
     links = [*NAV]
     if audience is not None and audience not in ("TS", "public") and len(audience) == 3:
         links.append((f"/received/{audience}", "Received from us"))
     if audience == "TS":
         links.append(("/access-log", "Access log"))
-    nav = "".join(f'<a href="{e(href)}">{e(label)}</a>' for href, label in links) \
-        if audience is not None else ""
+    nav = (
+        "".join(f'<a href="{e(href)}">{e(label)}</a>' for href, label in links)
+        if audience is not None
+        else ""
+    )
     if user is not None and csrf is not None:
-        who = (f'<span id="who">{e(user)} · <b id="audience">{e(audience)}</b></span>'
-               f'<form method="post" action="/signout" class="inline">'
-               f'<input type="hidden" name="csrf" value="{e(csrf)}">'
-               f'<button type="submit" id="signout">Sign out</button></form>')
+        who = (
+            f'<span id="who">{e(user)} · <b id="audience">{e(audience)}</b></span>'
+            f'<form method="post" action="/signout" class="inline">'
+            f'<input type="hidden" name="csrf" value="{e(csrf)}">'
+            f'<button type="submit" id="signout">Sign out</button></form>'
+        )
     elif audience == "public":
-        who = ('<span id="who">public visitor · <b id="audience">public</b></span>'
-               '<a href="/signin" id="signin-link">Sign in</a>')
+        who = (
+            '<span id="who">public visitor · <b id="audience">public</b></span>'
+            '<a href="/signin" id="signin-link">Sign in</a>'
+        )
     else:
         who = ""
     return (
@@ -79,8 +87,9 @@ def table(head: list[str], rows: list[list[Any]], cls: str = "", tid: str = "") 
     th = "".join(f"<th>{e(h)}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td>{e(v)}</td>" for v in r) + "</tr>" for r in rows)
     ident = f' id="{e(tid)}"' if tid else ""
-    return (f'<table class="{e(cls)}"{ident}><thead><tr>{th}</tr></thead>'
-            f"<tbody>{body}</tbody></table>")
+    return (
+        f'<table class="{e(cls)}"{ident}><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
+    )
 
 
 def message(text: str, cls: str = "note") -> str:
@@ -106,9 +115,14 @@ def overview(audience: str, counts: dict[str, int], cells: int) -> str:
         f"<p>You see the regional picture as released to <b>{e(audience)}</b>: only what "
         "the reporting countries released to this audience, for the view's purpose, past "
         "any embargo and within its retention period.</p>"
-        + table(["", ""], [["Flow cells you may see", f"{cells:,}"],
-                           ["Events applied by the Secretariat", f"{counts['events_applied']:,}"]],
-                tid="overview")
+        + table(
+            ["", ""],
+            [
+                ["Flow cells you may see", f"{cells:,}"],
+                ["Events applied by the Secretariat", f"{counts['events_applied']:,}"],
+            ],
+            tid="overview",
+        )
     )
 
 
@@ -120,8 +134,9 @@ def _period_options(periods: list[str], chosen: str | None) -> str:
     return "".join(opts)
 
 
-def flows_page(page: FlowPage, flt: FlowFilter, all_periods: list[str],
-               all_countries: list[str]) -> str:
+def flows_page(
+    page: FlowPage, flt: FlowFilter, all_periods: list[str], all_countries: list[str]
+) -> str:
     country_opts = "<option value=''>all</option>" + "".join(
         f"<option value='{e(c)}'{' selected' if c == flt.country else ''}>{e(c)}</option>"
         for c in all_countries
@@ -143,39 +158,63 @@ def flows_page(page: FlowPage, flt: FlowFilter, all_periods: list[str],
     for c in page.cells:
         totals[c.country] += c.count
     query = urlencode(flt.as_query())
-    dl = (f"<p class='downloads'>This selection: <a href='/download/flows.csv?{e(query)}'>CSV"
-          f"</a> · <a href='/download/flows.json?{e(query)}'>JSON</a></p>")
+    dl = (
+        f"<p class='downloads'>This selection: <a href='/download/flows.csv?{e(query)}'>CSV"
+        f"</a> · <a href='/download/flows.json?{e(query)}'>JSON</a></p>"
+    )
     if not page.rows:
         return form + message("No flows released to this audience match the filters.")
     charts = (
-        "<h2>By reporting country</h2>" + bar_chart(dict(totals))
-        + ("<h2>Weekly, by nationality</h2>" + line_chart(page.cells)
-           if weekly(page.cells) else "")
+        "<h2>By reporting country</h2>"
+        + bar_chart(dict(totals))
+        + ("<h2>Weekly, by nationality</h2>" + line_chart(page.cells) if weekly(page.cells) else "")
     )
-    rows = [[r.period, r.reporting_country, r.nationality or "",
-             r.nationality_region or "", f"{r.count:,}", status]
-            for r, status in page.rows]
+    rows = [
+        [
+            r.period,
+            r.reporting_country,
+            r.nationality or "",
+            r.nationality_region or "",
+            f"{r.count:,}",
+            status,
+        ]
+        for r, status in page.rows
+    ]
     return (
-        form + dl + charts
+        form
+        + dl
+        + charts
         + f"<h2>Table</h2><p class='note'>{len(rows):,} rows, {sum(totals.values()):,} "
         "encounters. Status A: as published; E: estimated (rounded by the country). A "
         "combination not shown was not published: none, suppressed by the country, or not "
         "released to this audience.</p>"
-        + table(["Period", "Reporting country", "Nationality", "Region", "Count", "Status"],
-                rows[:5000], "num", "flows-table")
+        + table(
+            ["Period", "Reporting country", "Nationality", "Region", "Count", "Status"],
+            rows[:5000],
+            "num",
+            "flows-table",
+        )
     )
 
 
 def trends_page(data: dict[str, Any], cells_chart: str) -> str:
-    tot = [[r["period"], "Region" if r["reporting_country"] == "_T" else r["reporting_country"],
-            f"{r['count']:,}", "" if r["change"] is None else f"{r['change']:+,}",
-            "" if r["change_pct"] is None else f"{r['change_pct']:+.1f}%"]
-           for r in data["totals"]]
-    top = [[r["nationality"], f"{r['count']:,}",
-            "" if r["change"] is None else f"{r['change']:+,}"]
-           for r in data["top_nationalities"]]
-    org = [[r["period"], r["extracontinental"], r["caribbean"], r["other"]]
-           for r in data["origins"]]
+    tot = [
+        [
+            r["period"],
+            "Region" if r["reporting_country"] == "_T" else r["reporting_country"],
+            f"{r['count']:,}",
+            "" if r["change"] is None else f"{r['change']:+,}",
+            "" if r["change_pct"] is None else f"{r['change_pct']:+.1f}%",
+        ]
+        for r in data["totals"]
+    ]
+    top = [
+        [r["nationality"], f"{r['count']:,}", "" if r["change"] is None else f"{r['change']:+,}"]
+        for r in data["top_nationalities"]
+    ]
+    org = [
+        [r["period"], r["extracontinental"], r["caribbean"], r["other"]] for r in data["origins"]
+    ]
     return (
         cells_chart
         + "<h2>Weekly totals and change</h2>"
@@ -192,23 +231,44 @@ def corridors_page(data: dict[str, Any]) -> str:
     routes = [[" → ".join(r["route"]), r["people"]] for r in data["routes"]]
     return (
         corridor_diagram(data["legs"])
-        + "<h2>Route legs</h2>" + table(["From", "To", "Count"], legs, "num", "legs")
+        + "<h2>Route legs</h2>"
+        + table(["From", "To", "Count"], legs, "num", "legs")
         + f"<h2>Multi-country routes (k ≥ {e(data['k'])})</h2>"
-        + (table(["Route", "People"], routes, "num") if routes
-           else message("No route shared by enough people for this audience."))
+        + (
+            table(["Route", "People"], routes, "num")
+            if routes
+            else message("No route shared by enough people for this audience.")
+        )
     )
 
 
 def alerts_page(data: dict[str, Any]) -> str:
     m = data["method"]
-    rows = [[a["kind"], a["series"], a["period"], f"{a['count']:,}", a["baseline_mean"],
-             f"{a['ratio']}×", p_text(a)] for a in data["alerts"]]
-    return (
-        message(f"Latest week against the mean of the previous {m['baseline_periods']}; an "
-                f"alert needs at least {m['min_count']}, {m['min_ratio']}× the mean and a "
-                f"Poisson upper tail below {m['p_value']}.")
-        + (table(["Kind", "Series", "Week", "Count", "Baseline mean", "Ratio", "p"], rows,
-                 "num", "alerts") if rows else "<p id='alerts'>No alerts.</p>")
+    rows = [
+        [
+            a["kind"],
+            a["series"],
+            a["period"],
+            f"{a['count']:,}",
+            a["baseline_mean"],
+            f"{a['ratio']}×",
+            p_text(a),
+        ]
+        for a in data["alerts"]
+    ]
+    return message(
+        f"Latest week against the mean of the previous {m['baseline_periods']}; an "
+        f"alert needs at least {m['min_count']}, {m['min_ratio']}× the mean and a "
+        f"Poisson upper tail below {m['p_value']}."
+    ) + (
+        table(
+            ["Kind", "Series", "Week", "Count", "Baseline mean", "Ratio", "p"],
+            rows,
+            "num",
+            "alerts",
+        )
+        if rows
+        else "<p id='alerts'>No alerts.</p>"
     )
 
 
@@ -223,19 +283,39 @@ def legislation_page(rows: list[dict[str, Any]]) -> str:
             entries = [r for r in rows if r["country"] == c and r["topic"] == t]
             line.append("; ".join(legislation_cell(x) for x in entries) or "·")
         out.append(line)
-    return table(["Country", *(t.replace("_", " ").title() for t in LEGISLATION_TOPICS)],
-                 out, "matrix", "legislation")
+    return table(
+        ["Country", *(t.replace("_", " ").title() for t in LEGISLATION_TOPICS)],
+        out,
+        "matrix",
+        "legislation",
+    )
 
 
 _REF_COLUMNS: dict[str, list[tuple[str, str]]] = {
-    "consulates": [("sending_country", "Of"), ("host_country", "In"),
-                   ("mission_type", "Type"), ("city", "City"), ("phone", "Phone"),
-                   ("email", "Email")],
-    "health": [("country_of_origin", "Origin"), ("disease", "Disease"), ("impact", "Impact"),
-               ("confidence", "Confidence"), ("issuer", "Issuer"), ("valid_from", "From"),
-               ("valid_until", "Until")],
-    "focal-points": [("country", "Country"), ("name", "Name"), ("role", "Role"),
-                     ("institution", "Institution"), ("email", "Email")],
+    "consulates": [
+        ("sending_country", "Of"),
+        ("host_country", "In"),
+        ("mission_type", "Type"),
+        ("city", "City"),
+        ("phone", "Phone"),
+        ("email", "Email"),
+    ],
+    "health": [
+        ("country_of_origin", "Origin"),
+        ("disease", "Disease"),
+        ("impact", "Impact"),
+        ("confidence", "Confidence"),
+        ("issuer", "Issuer"),
+        ("valid_from", "From"),
+        ("valid_until", "Until"),
+    ],
+    "focal-points": [
+        ("country", "Country"),
+        ("name", "Name"),
+        ("role", "Role"),
+        ("institution", "Institution"),
+        ("email", "Email"),
+    ],
 }
 
 
@@ -245,37 +325,77 @@ def reference_page(kind: str, rows: list[dict[str, Any]]) -> str:
     cols = _REF_COLUMNS[kind]
     if not rows:
         return message("Nothing in this view for this audience.")
-    return table([label for _, label in cols],
-                 [[r.get(k) or "" for k, _ in cols] for r in rows], "text", kind)
+    return table(
+        [label for _, label in cols],
+        [[r.get(k) or "" for k, _ in cols] for r in rows],
+        "text",
+        kind,
+    )
 
 
 def countries_page(countries: list[str]) -> str:
-    items = "".join(f"<li><a href='/countries/{e(c)}'>{e(COUNTRY_NAMES.get(c, c))} "
-                    f"({e(c)})</a></li>" for c in countries)
+    items = "".join(
+        f"<li><a href='/countries/{e(c)}'>{e(COUNTRY_NAMES.get(c, c))} ({e(c)})</a></li>"
+        for c in countries
+    )
     return f"<ul id='countries'>{items}</ul>"
 
 
 def country_page(doc: dict[str, Any], own: bool) -> str:
     c = doc["country"]
     kinds = [[k, n] for k, n in doc["subjects_by_kind"].items()]
-    rows = [[r["kind"], r["subject"], r["revision"], r["revisions"], r["action"],
-             r["produced_at"], "yes" if r["current"] else "no"]
-            for r in doc["releases"][:500]]
+    rows = [
+        [
+            r["kind"],
+            r["subject"],
+            r["revision"],
+            r["revisions"],
+            r["action"],
+            r["produced_at"],
+            "yes" if r["current"] else "no",
+        ]
+        for r in doc["releases"][:500]
+    ]
     links = "".join(
         f"<li><a href='/history?subject={e(r['subject'])}'>{e(r['subject'])}</a></li>"
         for r in doc["releases"][:20]
     )
-    own_note = (f"<p><a href='/received/{e(c)}'>What the Secretariat received from "
-                f"{e(c)}, and what it set aside</a></p>") if own else ""
+    own_note = (
+        (
+            f"<p><a href='/received/{e(c)}'>What the Secretariat received from "
+            f"{e(c)}, and what it set aside</a></p>"
+        )
+        if own
+        else ""
+    )
     return (
         f"<p>What {e(COUNTRY_NAMES.get(c, c))} released"
         + (" (all of your own releases)" if own else ", as far as it was released to you")
         + ": the latest revision of each subject and how many revisions it had.</p>"
         + own_note
-        + (table(["Kind", "Subjects"], kinds, "", "kinds") if kinds
-           else message("Nothing released to this audience."))
-        + (table(["Kind", "Subject", "Latest revision", "Revisions", "Action", "Produced",
-                  "Current"], rows, "text", "releases") if rows else "")
+        + (
+            table(["Kind", "Subjects"], kinds, "", "kinds")
+            if kinds
+            else message("Nothing released to this audience.")
+        )
+        + (
+            table(
+                [
+                    "Kind",
+                    "Subject",
+                    "Latest revision",
+                    "Revisions",
+                    "Action",
+                    "Produced",
+                    "Current",
+                ],
+                rows,
+                "text",
+                "releases",
+            )
+            if rows
+            else ""
+        )
         + (f"<h2>History of the latest subjects</h2><ul>{links}</ul>" if links else "")
     )
 
@@ -283,43 +403,84 @@ def country_page(doc: dict[str, Any], own: bool) -> str:
 def history_page(subject: str, revisions: list[dict[str, Any]]) -> str:
     if not revisions:
         return message("No revision of this subject was released to this audience.")
-    rows = [[r["revision"], r["action"], r["produced_at"], r["producer"],
-             "yes" if r["applied"] else "no", "yes" if r["current"] else "no",
-             "" if r["body"] is None else ", ".join(f"{k}={v}" for k, v in
-                                                   sorted(r["body"].items()))]
-            for r in revisions]
-    return table(["Revision", "Action", "Produced", "Producer", "Applied", "Current",
-                  "Content"], rows, "text", "history")
+    rows = [
+        [
+            r["revision"],
+            r["action"],
+            r["produced_at"],
+            r["producer"],
+            "yes" if r["applied"] else "no",
+            "yes" if r["current"] else "no",
+            ""
+            if r["body"] is None
+            else ", ".join(f"{k}={v}" for k, v in sorted(r["body"].items())),
+        ]
+        for r in revisions
+    ]
+    return table(
+        ["Revision", "Action", "Produced", "Producer", "Applied", "Current", "Content"],
+        rows,
+        "text",
+        "history",
+    )
 
 
 def received_page(doc: dict[str, Any]) -> str:
-    events = [[r["kind"], r["subject"], r["revision"], "applied" if r["applied"]
-               else "superseded", r["policy_id"] + " " + r["policy_version"],
-               _ts(r["received_at"])] for r in doc["events"]]
-    aside = [[r["reason"], r["detail"], r["event_id"] or "", _ts(r["received_at"])]
-             for r in doc["set_aside"]]
+    events = [
+        [
+            r["kind"],
+            r["subject"],
+            r["revision"],
+            "applied" if r["applied"] else "superseded",
+            r["policy_id"] + " " + r["policy_version"],
+            _ts(r["received_at"]),
+        ]
+        for r in doc["events"]
+    ]
+    aside = [
+        [r["reason"], r["detail"], r["event_id"] or "", _ts(r["received_at"])]
+        for r in doc["set_aside"]
+    ]
     return (
         f"<p>{doc['received']:,} events received from {e(doc['country'])}, "
         f"{doc['applied']:,} applied.</p>"
         "<h2>Set aside (quarantined), with the reason</h2>"
-        + (table(["Reason", "Detail", "Event", "Received"], aside, "text", "set-aside")
-           if aside else "<p id='set-aside'>Nothing set aside.</p>")
+        + (
+            table(["Reason", "Detail", "Event", "Received"], aside, "text", "set-aside")
+            if aside
+            else "<p id='set-aside'>Nothing set aside.</p>"
+        )
         + "<h2>Received (latest 500)</h2>"
-        + table(["Kind", "Subject", "Revision", "State", "Policy", "Received"], events,
-                "text", "received")
+        + table(
+            ["Kind", "Subject", "Revision", "State", "Policy", "Received"],
+            events,
+            "text",
+            "received",
+        )
     )
 
 
 def intelligence_page(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return message("No intelligence report addressed to you.", "note")
-    return (
-        message("Metadata only: the content is sealed to its recipients end to end and is "
-                "read with `corredor inbox` at the recipient's node.")
-        + table(["Producer", "Subject", "Revision", "Recipients", "Received", "Relayed"],
-                [[r["producer"], r["subject"], r["revision"], " ".join(r["recipients"]),
-                  r["received_at"], "yes" if r["relayed"] else "not yet"] for r in rows],
-                "text", "intelligence")
+    return message(
+        "Metadata only: the content is sealed to its recipients end to end and is "
+        "read with `corredor inbox` at the recipient's node."
+    ) + table(
+        ["Producer", "Subject", "Revision", "Recipients", "Received", "Relayed"],
+        [
+            [
+                r["producer"],
+                r["subject"],
+                r["revision"],
+                " ".join(r["recipients"]),
+                r["received_at"],
+                "yes" if r["relayed"] else "not yet",
+            ]
+            for r in rows
+        ],
+        "text",
+        "intelligence",
     )
 
 
@@ -329,16 +490,33 @@ def downloads_page(audience: str) -> str:
         ("flows.json", "Flows, JSON (report --format json)"),
         ("flows.sdmx.csv", "Flows, SDMX-CSV 2.0"),
         ("regional.sdmx.csv", "Regional totals, SDMX-CSV 2.0 (with _T totals)"),
-        ("sdmx-structure.json", "The SDMX dataflow's structure (dimensions, measure, "
-                                "attributes, codes)"),
+        (
+            "sdmx-structure.json",
+            "The SDMX dataflow's structure (dimensions, measure, attributes, codes)",
+        ),
         ("report.html", "The HTML report (self-contained file)"),
     ]
-    lis = "".join(f"<li><a href='/download/{e(n)}' download>{e(n)}</a>: {e(d)}</li>"
-                  for n, d in items)
+    lis = "".join(
+        f"<li><a href='/download/{e(n)}' download>{e(n)}</a>: {e(d)}</li>" for n, d in items
+    )
     return f"<p>Each file is made for <b>{e(audience)}</b> only.</p><ul id='downloads'>{lis}</ul>"
 
 
 def access_log_page(rows: list[dict[str, Any]]) -> str:
-    return table(["When", "User", "Audience", "Action", "What", "Status", "Client"],
-                 [[_ts(r["at"]), r["user"] or "(public)", r["audience"] or "", r["action"],
-                   r["target"], r["status"], r["client"]] for r in rows], "text", "access-log")
+    return table(
+        ["When", "User", "Audience", "Action", "What", "Status", "Client"],
+        [
+            [
+                _ts(r["at"]),
+                r["user"] or "(public)",
+                r["audience"] or "",
+                r["action"],
+                r["target"],
+                r["status"],
+                r["client"],
+            ]
+            for r in rows
+        ],
+        "text",
+        "access-log",
+    )

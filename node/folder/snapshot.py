@@ -64,12 +64,20 @@ class PictureSnapshot:
 
     def refresh(self, force: bool = False) -> None:
         """Take a new copy when the current one is older than ``refresh_s``."""
-        if not force and self._store is not None and self.age_s is not None \
-                and self.age_s < self.refresh_s:
+        if (
+            not force
+            and self._store is not None
+            and self.age_s is not None
+            and self.age_s < self.refresh_s
+        ):
             return
         with self._refresh_lock:
-            if not force and self._store is not None and self.age_s is not None \
-                    and self.age_s < self.refresh_s:
+            if (
+                not force
+                and self._store is not None
+                and self.age_s is not None
+                and self.age_s < self.refresh_s
+            ):
                 return
             copy = Path(self._dir.name) / f"picture-{self._generation + 1}.db"
             snapshot_store(self.store_path, copy)
