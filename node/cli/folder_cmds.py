@@ -77,7 +77,12 @@ def users_group(ctx: click.Context, folder_db: Path | None) -> None:
 @handle_errors
 def users_add(ctx: click.Context, name: str, audience: str) -> None:
     """Add user NAME who sees the folder as AUDIENCE; the password from stdin
-    (at least 12 characters)."""
+    (at least 12 characters).
+
+    \b
+    Example:
+      corredor --home ./ts users add pan-stats --audience PAN < pan.pw
+    """
     with _db(ctx) as db:
         user = db.add_user(name, audience, _password())
     console.print(f"added {user.name} ({user.audience})")
@@ -88,7 +93,12 @@ def users_add(ctx: click.Context, name: str, audience: str) -> None:
 @click.pass_context
 @handle_errors
 def users_list(ctx: click.Context, fmt: str) -> None:
-    """List the folder's users: name, audience, disabled, created, changed."""
+    """List the folder's users: name, audience, disabled, created, changed.
+
+    \b
+    Example:
+      corredor --home ./ts users list --format json
+    """
     with _db(ctx) as db:
         found = db.users()
         public = db.public_enabled
@@ -117,7 +127,12 @@ def users_list(ctx: click.Context, fmt: str) -> None:
 @click.pass_context
 @handle_errors
 def users_disable(ctx: click.Context, name: str) -> None:
-    """Disable user NAME: no sign-in, and every open session ends."""
+    """Disable user NAME: no sign-in, and every open session ends.
+
+    \b
+    Example:
+      corredor --home ./ts users disable pan-stats
+    """
     with _db(ctx) as db:
         db.disable(name)
     console.print(f"disabled {name}")
@@ -128,7 +143,12 @@ def users_disable(ctx: click.Context, name: str) -> None:
 @click.pass_context
 @handle_errors
 def users_enable(ctx: click.Context, name: str) -> None:
-    """Enable a disabled user NAME again."""
+    """Enable a disabled user NAME again.
+
+    \b
+    Example:
+      corredor --home ./ts users enable pan-stats
+    """
     with _db(ctx) as db:
         db.enable(name)
     console.print(f"enabled {name}")
@@ -139,7 +159,12 @@ def users_enable(ctx: click.Context, name: str) -> None:
 @click.pass_context
 @handle_errors
 def users_reset(ctx: click.Context, name: str) -> None:
-    """Set a new password for NAME (from stdin); every open session ends."""
+    """Set a new password for NAME (from stdin); every open session ends.
+
+    \b
+    Example:
+      corredor --home ./ts users reset pan-stats < new.pw
+    """
     with _db(ctx) as db:
         db.reset(name, _password())
     console.print(f"reset the password of {name}")
@@ -156,7 +181,12 @@ def users_reset(ctx: click.Context, name: str) -> None:
 @handle_errors
 def users_public(ctx: click.Context, enable: bool) -> None:
     """Whether visitors who do not sign in see the folder as the public audience
-    (off until the Secretariat turns it on)."""
+    (off until the Secretariat turns it on).
+
+    \b
+    Example:
+      corredor --home ./ts users public --enable
+    """
     from node.folder.accounts import PUBLIC_SETTING
 
     with _db(ctx) as db:
