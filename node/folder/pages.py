@@ -76,6 +76,7 @@ def layout(
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{e(title)} · Corredor</title>"
+        "<link rel='icon' href='data:,'>"
         "<link rel='stylesheet' href='/static/folder.css'></head><body>"
         f"<header><b>Corredor</b> · the RCM online folder <nav>{nav}</nav>"
         f"<div class='who'>{who}</div></header>"
