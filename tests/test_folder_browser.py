@@ -113,19 +113,28 @@ def _count(text: str) -> int:
     return int(text.replace(",", ""))
 
 
-def _bars(page: Any) -> dict[str, int]:
-    """Bar chart marks: reporting country -> value, from the drawn SVG."""
-    titles = page.eval_on_selector_all(
-        "svg#chart-countries rect.bar",
-        "bars => bars.map(b => [b.querySelector('title').textContent, "
-        "b.getBoundingClientRect().width])",
+def _labels(page: Any, selector: str) -> list[dict[str, str]]:
+    """The ARIA labels Vega gives each drawn mark ("Week: 2024-W03; Encounters: 45;
+    ..."), for marks with a size on the page."""
+    marks = page.eval_on_selector_all(
+        selector,
+        "ms => ms.map(m => [m.getAttribute('aria-label'), "
+        "m.getBoundingClientRect().width + m.getBoundingClientRect().height])",
     )
-    out = {}
-    for title, width in titles:
-        country, value = title.split(": ")
-        assert width > 0, title  # drawn, not just present
-        out[country] = _count(value)
+    out = []
+    for label, size in marks:
+        assert size > 0, label  # drawn, not just present
+        out.append(dict(part.split(": ", 1) for part in label.split("; ")))
     return out
+
+
+def _bars(page: Any) -> dict[str, int]:
+    """The bar chart (Vega-Lite, drawn in the browser): country -> value."""
+    page.wait_for_selector("#chart-by-country[data-rendered=true]")
+    return {
+        m["country"]: _count(m["Encounters"])
+        for m in _labels(page, "#chart-by-country svg .mark-rect path")
+    }
 
 
 def test_sign_in_filter_chart_download_and_sign_out(page: Any, base: str) -> None:
@@ -136,12 +145,29 @@ def test_sign_in_filter_chart_download_and_sign_out(page: Any, base: str) -> Non
     page.goto("/flows")
     every = _table(page, "#flows-table")
     totals: Counter[str] = Counter()
-    for period, country, _nat, _region, count, status in every:
+    for _period, country, _nat, _region, count, status in every:
         totals[country] += _count(count)
         assert status in ("A", "E")
     assert set(totals) == {"PAN", "CRI", "GTM", "MEX"}
     assert _bars(page) == dict(totals)  # the chart shows the table's numbers
-    assert page.locator("svg#chart-flows polyline.series").count() >= 3
+    # The weekly chart: each point is a week's sum of the table's rows for a nationality.
+    page.wait_for_selector("#chart-by-nationality[data-rendered=true]")
+    points = _labels(page, "#chart-by-nationality svg .mark-symbol.role-mark path")
+    weekly: Counter[tuple[str, str]] = Counter()
+    for period, _c, nat, region, count, _s in every:
+        weekly[(period, nat or f"[{region}]")] += _count(count)
+    assert len(points) >= 20
+    for p in points:
+        assert weekly[(p["Week"], p["Nationality"])] == _count(p["Encounters"]), p
+    # Interactive: a click on a legend entry picks its line out, the others fade.
+    lines = "#chart-by-nationality svg .mark-line path"
+    page.locator("#chart-by-nationality svg .role-legend-symbol path").nth(0).click()
+    page.wait_for_function(f"document.querySelectorAll(\"{lines}[opacity='0.15']\").length > 0")
+    opacity = page.eval_on_selector_all(lines, "ps => ps.map(p => p.getAttribute('opacity'))")
+    assert opacity.count("1") == 1 and opacity.count("0.15") == len(opacity) - 1
+    page.hover("#chart-by-country svg .mark-rect path >> nth=0")
+    page.wait_for_selector("#vg-tooltip-element.visible")
+    assert "Panama" in page.inner_text("#vg-tooltip-element")
     _shot(page, "02-flows-all")
 
     # Filter: one reporting country and a period range, through the form.

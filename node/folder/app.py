@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -122,8 +123,10 @@ class Limits:
                     (b"cross-origin-opener-policy", b"same-origin"),
                     (b"cross-origin-resource-policy", b"same-origin"),
                     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
-                    (b"cache-control", b"no-store"),
                 ]
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                if b"cache-control" not in present:  # static files say their own
+                    extra.append((b"cache-control", b"no-store"))
                 if self.tls:
                     extra.append((b"strict-transport-security", b"max-age=31536000"))
                 message["headers"] = [*message.get("headers", []), *extra]
@@ -634,8 +637,9 @@ def build_app(folder: Folder) -> Starlette:
         name = request.path_params["name"]
         if name not in STATIC:
             raise HTTPException(404, "not found")
-        body = (resources.files("node.folder") / "static" / name).read_bytes()
-        return Response(body, media_type=STATIC[name])
+        body = _static_body(name)  # only the names in STATIC: no path from the request
+        return Response(body, media_type=STATIC[name],
+                        headers={"cache-control": "public, max-age=3600"})
 
     def healthz(request: Request) -> Response:
         try:
@@ -724,7 +728,7 @@ def build_app(folder: Folder) -> Starlette:
         Route("/downloads", downloads),
         Route("/download/{name}", download),
         Route("/access-log", access_log),
-        Route("/static/{name}", static),
+        Route("/static/{name:path}", static),
         Route("/healthz", healthz),
         Route("/api/openapi.json", openapi),
         Route("/api/flows", api(api_flows)),
@@ -759,6 +763,14 @@ def _error(request: Request, status: int, detail: str, basic: bool = False) -> R
         status_code=status,
         headers=headers,
     )
+
+
+@functools.cache
+def _static_body(name: str) -> bytes:
+    folder = resources.files("node.folder") / "static"
+    for part in name.split("/"):
+        folder = folder / part
+    return folder.read_bytes()
 
 
 def _iso3(value: str) -> str:
@@ -806,7 +818,15 @@ DOWNLOADS: dict[str, tuple[str, Callable[[Any, ExportScope, data.FlowFilter], st
         lambda store, scope, flt: report_html(store, scope),
     ),
 }
-STATIC: dict[str, str] = {"folder.css": "text/css; charset=utf-8"}
+_JS = "text/javascript; charset=utf-8"
+STATIC: dict[str, str] = {
+    "folder.css": "text/css; charset=utf-8",
+    "folder.js": _JS,
+    "vendor/vega.min.js": _JS,
+    "vendor/vega-lite.min.js": _JS,
+    "vendor/vega-embed.min.js": _JS,
+    "vendor/vega-interpreter.js": _JS,
+}
 
 
 def _api_path(summary: str, params: list[dict[str, Any]] | None = None) -> dict[str, Any]:

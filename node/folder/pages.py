@@ -6,6 +6,7 @@ cells as the tables beside them, with a tooltip (``<title>``) per mark."""
 from __future__ import annotations
 
 import html
+import json
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +46,32 @@ NAV: tuple[tuple[str, str], ...] = (
 )
 
 
+#: The vendored chart library (deploy/vendor_charts.py) and the folder's own
+#: script that draws each ``.vl-chart``; only pages with charts load them.
+CHART_SCRIPTS = "".join(
+    f"<script src='/static/{name}'></script>"
+    for name in (
+        "vendor/vega.min.js",
+        "vendor/vega-lite.min.js",
+        "vendor/vega-embed.min.js",
+        "vendor/vega-interpreter.js",
+        "folder.js",
+    )
+)
+
+
+def vl_chart(chart_id: str, spec: dict[str, Any], fallback: str = "") -> str:
+    """A Vega-Lite chart: its spec in a JSON block (not executed; '<' escaped
+    so no value can close the block), drawn by folder.js; ``fallback`` (the
+    server-drawn SVG) for browsers without scripts."""
+    text = json.dumps(spec, separators=(",", ":")).replace("<", "\\u003c")
+    return (
+        f"<script type='application/json' id='{e(chart_id)}-spec'>{text}</script>"
+        f"<div class='vl-chart' id='{e(chart_id)}' data-spec='{e(chart_id)}-spec'></div>"
+        + (f"<noscript>{fallback}</noscript>" if fallback else "")
+    )
+
+
 def layout(
     title: str, body: str, *, user: str | None, audience: str | None, csrf: str | None
 ) -> str:
@@ -80,7 +107,9 @@ def layout(
         "<link rel='stylesheet' href='/static/folder.css'></head><body>"
         f"<header><b>Corredor</b> · the RCM online folder <nav>{nav}</nav>"
         f"<div class='who'>{who}</div></header>"
-        f"<main><h1>{e(title)}</h1>{body}</main></body></html>"
+        f"<main><h1>{e(title)}</h1>{body}</main>"
+        + (CHART_SCRIPTS if "class='vl-chart'" in body else "")
+        + "</body></html>"
     )
 
 
@@ -165,11 +194,15 @@ def flows_page(
     )
     if not page.rows:
         return form + message("No flows released to this audience match the filters.")
-    charts = (
-        "<h2>By reporting country</h2>"
-        + bar_chart(dict(totals))
-        + ("<h2>Weekly, by nationality</h2>" + line_chart(page.cells) if weekly(page.cells) else "")
+    charts = "<h2>By reporting country</h2>" + vl_chart(
+        "chart-by-country", country_spec(dict(totals)), bar_chart(dict(totals))
     )
+    if weekly(page.cells):
+        charts += (
+            "<h2>Weekly, by nationality</h2><p class='note'>Click a nationality in the "
+            "legend to pick it out; hover a point for its numbers.</p>"
+            + vl_chart("chart-by-nationality", nationality_spec(page.cells), line_chart(page.cells))
+        )
     rows = [
         [
             r.period,
@@ -196,6 +229,71 @@ def flows_page(
             "flows-table",
         )
     )
+
+
+def country_spec(totals: dict[str, int]) -> dict[str, Any]:
+    """Bars: encounters by reporting country (corridor order), with tooltips."""
+    order = sorted(totals, key=corridor_sort_key)
+    return {
+        "description": "Encounters by reporting country",
+        "width": 900,
+        "height": {"step": 28},
+        "data": {
+            "values": [
+                {"country": c, "name": COUNTRY_NAMES.get(c, c), "count": totals[c]} for c in order
+            ]
+        },
+        "mark": {"type": "bar", "tooltip": True, "color": "#1b6ca8"},
+        "encoding": {
+            "y": {"field": "country", "type": "nominal", "sort": order, "title": None},
+            "x": {"field": "count", "type": "quantitative", "title": "Encounters"},
+            "tooltip": [
+                {"field": "name", "title": "Country"},
+                {"field": "count", "title": "Encounters", "format": ","},
+            ],
+        },
+    }
+
+
+def nationality_spec(cells: list[Any], top: int = 8) -> dict[str, Any]:
+    """Lines: weekly encounters of the top nationalities; the legend picks one."""
+    series: dict[tuple[str, str], int] = Counter()
+    for c in weekly(cells):
+        series[(c.period, c.label)] += c.count
+    by_label: Counter[str] = Counter()
+    for (_, label), n in series.items():
+        by_label[label] += n
+    keep = {label for label, _ in sorted(by_label.items(), key=lambda kv: (-kv[1], kv[0]))[:top]}
+    values = [
+        {"period": p, "nationality": label, "count": n}
+        for (p, label), n in sorted(series.items())
+        if label in keep
+    ]
+    return {
+        "description": "Weekly encounters by nationality",
+        "width": 900,
+        "height": 320,
+        "data": {"values": values},
+        "params": [
+            {
+                "name": "pick",
+                "select": {"type": "point", "fields": ["nationality"]},
+                "bind": "legend",
+            }
+        ],
+        "mark": {"type": "line", "point": True, "tooltip": True},
+        "encoding": {
+            "x": {"field": "period", "type": "ordinal", "title": "Week"},
+            "y": {"field": "count", "type": "quantitative", "title": "Encounters"},
+            "color": {"field": "nationality", "type": "nominal", "title": "Nationality"},
+            "opacity": {"condition": {"param": "pick", "value": 1}, "value": 0.15},
+            "tooltip": [
+                {"field": "period", "title": "Week"},
+                {"field": "nationality", "title": "Nationality"},
+                {"field": "count", "title": "Encounters", "format": ","},
+            ],
+        },
+    }
 
 
 def trends_page(data: dict[str, Any], cells_chart: str) -> str:
