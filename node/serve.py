@@ -22,7 +22,7 @@ from pathlib import Path
 
 import uvicorn
 
-from node.config import Home
+from node.config import ENV_FOLDER_DB, Home
 from node.errors import ConfigError
 from node.folder.accounts import FolderDB, default_path
 from node.folder.app import Folder, Throttle, build_app
@@ -30,14 +30,13 @@ from node.folder.snapshot import PictureSnapshot
 
 log = logging.getLogger("corredor.serve")
 
-FOLDER_DB_ENV = "CORREDOR_FOLDER_DB"
 
 
 def folder_db_path(home_path: Path, given: Path | None = None) -> Path:
     """``given``, else ``$CORREDOR_FOLDER_DB``, else ``<home>/folder.db``."""
     if given is not None:
         return given
-    env = os.environ.get(FOLDER_DB_ENV)
+    env = os.environ.get(ENV_FOLDER_DB)
     return Path(env) if env else default_path(home_path)
 
 
