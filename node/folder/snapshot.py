@@ -101,6 +101,20 @@ class PictureSnapshot:
             assert self._store is not None
             yield self._store
 
+    def peek(self, key: tuple[Any, ...]) -> Any | None:
+        """The cached value for ``key`` when it is current (the copy need not be
+        refreshed and no admission change is due), else None: a cheap check an
+        event-loop handler can make before handing the work to a thread."""
+        if self._store is None or (self.age_s or 0.0) >= self.refresh_s:
+            return None
+        with self._lock:
+            if self._changes_at is not None and datetime.now(UTC) >= self._changes_at:
+                return None
+            hit = self._cache.get(key)
+            if hit is None or hit[0] != self._generation:
+                return None
+            return hit[1]
+
     def cached(self, key: tuple[Any, ...], compute: Callable[[PictureStore], Any]) -> Any:
         """``compute(store)`` for this copy, from the cache while it is valid."""
         self.refresh()
