@@ -524,3 +524,75 @@ def test_users_commands(fed: Federation, tmp_path: Path) -> None:
     assert users("disable", "nobody").startswith("1:")
     assert users("public", "--enable") == "0:anonymous visitors: public audience\n"
     assert json.loads(users("list", "--format", "json").split(":", 1)[1])["public_enabled"]
+
+
+def test_country_history_shows_only_admitted_revisions(fed: Federation, base: str) -> None:
+    ts = sign_in(base, "ana")
+    mex = ts.get("/api/releases/MEX").json()["releases"]
+    subject = next(r["subject"] for r in mex if r["kind"] == "FlowStatistic")
+    assert "history" in ts.get("/history", params={"subject": subject}).text
+    assert "<table" in ts.get("/history", params={"subject": subject}).text
+    # MEX's cells are for the Secretariat only: PAN sees no revision of them.
+    pan = sign_in(base, "pan-stats")
+    page = pan.get("/history", params={"subject": subject}).text
+    assert "No revision of this subject was released to this audience" in page
+    assert "<table" not in page.split("<main>", 1)[1]
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    from datetime import UTC, datetime, timedelta
+    from ipaddress import IPv4Address
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))]), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp / "folder.crt", tmp / "folder.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+def test_tls_sessions_are_secure_host_cookies(fed: Federation, tmp_path: Path) -> None:
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    context = ssl.create_default_context(cafile=str(cert))
+    with served(fed, tls=(cert, key)) as url:
+        assert url.startswith("https://")
+        first = client(url, verify=context).get("/signin")
+        cookie = first.headers["set-cookie"]
+        assert cookie.startswith("__Host-corredor=") and "Secure" in cookie
+        assert "max-age=31536000" in first.headers["strict-transport-security"]
+        signed = sign_in(url, "ana", verify=context)
+        assert signed.get("/api/flows").json()["audience"] == "TS"
+        assert (
+            client(url, verify=context).get("/api/alerts", auth=("ana", PASSWORD)).status_code
+            == 200
+        )
+        # Plain HTTP to the TLS port gets no answer from the folder.
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(url.replace("https://", "http://") + "/api/flows", timeout=5)
