@@ -107,13 +107,18 @@ class PictureSnapshot:
         event-loop handler can make before handing the work to a thread."""
         if self._store is None or (self.age_s or 0.0) >= self.refresh_s:
             return None
-        with self._lock:
+        # Never wait on the event loop: while another thread computes, say "not cached".
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
             if self._changes_at is not None and datetime.now(UTC) >= self._changes_at:
                 return None
             hit = self._cache.get(key)
             if hit is None or hit[0] != self._generation:
                 return None
             return hit[1]
+        finally:
+            self._lock.release()
 
     def cached(self, key: tuple[Any, ...], compute: Callable[[PictureStore], Any]) -> Any:
         """``compute(store)`` for this copy, from the cache while it is valid."""
