@@ -913,7 +913,12 @@ OPENAPI: dict[str, Any] = {
     },
     "components": {
         "securitySchemes": {
-            "session": {"type": "apiKey", "in": "cookie", "name": "corredor"},
+            "session": {
+                "type": "apiKey",
+                "in": "cookie",
+                "name": "corredor",
+                "description": "set by signing in at /signin; named __Host-corredor under TLS",
+            },
             "basic": {
                 "type": "http",
                 "scheme": "basic",
