@@ -602,3 +602,43 @@ def test_tls_sessions_are_secure_host_cookies(fed: Federation, tmp_path: Path) -
         # Plain HTTP to the TLS port gets no answer from the folder.
         with pytest.raises(httpx.HTTPError):
             httpx.get(url.replace("https://", "http://") + "/api/flows", timeout=5)
+
+
+def test_basic_credentials_from_another_host_without_tls_are_refused(fed: Federation) -> None:
+    """The rule itself, on a request as uvicorn hands it over from a remote client
+    (no test may listen beyond loopback)."""
+    from starlette.exceptions import HTTPException
+    from starlette.requests import Request
+
+    from node.folder.app import Folder
+    from node.folder.snapshot import PictureSnapshot
+
+    token = base64.b64encode(f"ana:{PASSWORD}".encode())
+
+    def request(client: str, scheme: str) -> Request:
+        return Request(
+            {
+                "type": "http",
+                "method": "GET",
+                "path": "/api/flows",
+                "scheme": scheme,
+                "query_string": b"",
+                "server": ("folder.example", 443),
+                "client": (client, 50000),
+                "headers": [(b"authorization", b"Basic " + token)],
+            }
+        )
+
+    snapshot = PictureSnapshot(fed.home.store_path)
+    with FolderDB(fed.folder_db) as db:
+        folder = Folder(snapshot, db)
+        try:
+            with pytest.raises(HTTPException) as refused:
+                folder.who(request("192.0.2.10", "http"))
+            assert refused.value.status_code == 401
+            assert "only over TLS or from loopback" in str(refused.value.detail)
+            for client, scheme in (("192.0.2.10", "https"), ("127.0.0.1", "http"), ("::1", "http")):
+                who = folder.who(request(client, scheme))
+                assert who is not None and who.audience == "TS"
+        finally:
+            snapshot.close()

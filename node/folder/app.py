@@ -15,6 +15,7 @@ import binascii
 import functools
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import secrets
@@ -60,7 +61,6 @@ MAX_BODY = 16 * 1024
 MAX_QUERY = 2048
 MAX_HEADERS = 16 * 1024
 SESSION_MAX_AGE_S = 8 * 3600
-LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -305,7 +305,12 @@ class Folder:
         return request.client.host if request.client else "?"
 
     def basic_allowed(self, request: Request) -> bool:
-        return request.url.scheme == "https" or self.client(request) in LOOPBACK
+        if request.url.scheme == "https":
+            return True
+        try:
+            return ipaddress.ip_address(self.client(request)).is_loopback
+        except ValueError:
+            return False
 
     def who(self, request: Request) -> Who | None:
         session = self.sessions.decode(request.cookies.get(self.sessions.cookie))
