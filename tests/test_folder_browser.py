@@ -256,6 +256,19 @@ def test_a_public_visitor_sees_only_public_numbers(page: Any, fed: Federation, b
             db.set_setting("public_enabled", "0")
 
 
+def test_the_trends_chart_draws_the_trends_table(page: Any) -> None:
+    _sign_in(page, "ana")
+    page.goto("/trends")
+    page.wait_for_selector("#chart-trends[data-rendered=true]")
+    points = _labels(page, "#chart-trends svg .mark-symbol.role-mark path")
+    rows = _table(page, "#trends-table")
+    assert len(points) == len(rows) and rows
+    assert {(p["Week"], p["Series"], _count(p["Encounters"])) for p in points} == {
+        (r[0], r[1], _count(r[2])) for r in rows
+    }
+    _shot(page, "10-trends")
+
+
 def test_the_api_in_the_browser_matches_the_page(page: Any, base: str) -> None:
     client = sign_in(base, "iom-desk")
     api = client.get("/api/flows").json()["flows"]

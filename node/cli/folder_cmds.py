@@ -115,8 +115,8 @@ def users_list(ctx: click.Context, fmt: str) -> None:
             u.name,
             u.audience,
             "disabled" if u.disabled else "active",
-            datetime.fromtimestamp(u.created_at, UTC).isoformat(timespec="seconds"),
-            datetime.fromtimestamp(u.changed_at, UTC).isoformat(timespec="seconds"),
+            datetime.fromtimestamp(u.created_at, UTC).strftime("%Y-%m-%d %H:%M"),
+            datetime.fromtimestamp(u.changed_at, UTC).strftime("%Y-%m-%d %H:%M"),
         )
     console.print(table)
     console.print(f"anonymous visitors: {'public audience' if public else 'refused'}")

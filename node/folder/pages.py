@@ -296,6 +296,41 @@ def nationality_spec(cells: list[Any], top: int = 8) -> dict[str, Any]:
     }
 
 
+def trends_spec(totals: list[dict[str, Any]]) -> dict[str, Any]:
+    """Lines: weekly encounters of the region and of each reporting country."""
+    values = [
+        {
+            "period": r["period"],
+            "series": "Region" if r["reporting_country"] == "_T" else r["reporting_country"],
+            "count": r["count"],
+            "change": r["change"],
+        }
+        for r in totals
+    ]
+    return {
+        "description": "Weekly encounters: the region and each reporting country",
+        "width": 900,
+        "height": 300,
+        "data": {"values": values},
+        "params": [
+            {"name": "pick", "select": {"type": "point", "fields": ["series"]}, "bind": "legend"}
+        ],
+        "mark": {"type": "line", "point": True, "tooltip": True},
+        "encoding": {
+            "x": {"field": "period", "type": "ordinal", "title": "Week"},
+            "y": {"field": "count", "type": "quantitative", "title": "Encounters"},
+            "color": {"field": "series", "type": "nominal", "title": "Series"},
+            "opacity": {"condition": {"param": "pick", "value": 1}, "value": 0.15},
+            "tooltip": [
+                {"field": "period", "title": "Week"},
+                {"field": "series", "title": "Series"},
+                {"field": "count", "title": "Encounters", "format": ","},
+                {"field": "change", "title": "Change", "format": "+,"},
+            ],
+        },
+    }
+
+
 def trends_page(data: dict[str, Any], cells_chart: str) -> str:
     tot = [
         [
@@ -315,7 +350,9 @@ def trends_page(data: dict[str, Any], cells_chart: str) -> str:
         [r["period"], r["extracontinental"], r["caribbean"], r["other"]] for r in data["origins"]
     ]
     return (
-        cells_chart
+        "<h2>Weekly totals, the region and each country</h2><p class='note'>Click a line's "
+        "name in the legend to pick it out; hover a point for the week's count and change.</p>"
+        + vl_chart("chart-trends", trends_spec(data["totals"]), cells_chart)
         + "<h2>Weekly totals and change</h2>"
         + table(["Week", "Country", "Count", "Change", "%"], tot, "num", "trends-table")
         + "<h2>Top nationalities, latest week</h2>"
