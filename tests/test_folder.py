@@ -642,3 +642,18 @@ def test_basic_credentials_from_another_host_without_tls_are_refused(fed: Federa
                 assert who is not None and who.audience == "TS"
         finally:
             snapshot.close()
+
+
+def test_the_vendored_chart_library_is_what_was_recorded(base: str) -> None:
+    vendor = Path(__file__).resolve().parents[1] / "node" / "folder" / "static" / "vendor"
+    record = json.loads((vendor / "VENDORED.json").read_text())
+    assert set(record) == {"vega", "vega-lite", "vega-embed", "vega-interpreter"}
+    for name, entry in record.items():
+        body = (vendor / entry["file"]).read_bytes()
+        assert hashlib.sha256(body).hexdigest() == entry["sha256"], name
+        assert "Redistribution" in (vendor / f"LICENSE-{name}.txt").read_text()
+        served_body = httpx.get(f"{base}/static/vendor/{entry['file']}").content
+        assert served_body == body  # served by the folder itself, no sign-in needed
+    page = sign_in(base, "ana").get("/flows").text
+    scripts = re.findall(r"<script src='([^']+)'", page)
+    assert scripts and all(s.startswith("/static/") for s in scripts)
