@@ -29,6 +29,8 @@ ENV_BOOTSTRAP = "CORREDOR_KAFKA_BOOTSTRAP"
 ENV_CACHE_DIR = "CORREDOR_CACHE_DIR"
 ENV_KEY_PASSPHRASE = "CORREDOR_KEY_PASSPHRASE"
 ENV_LOG_FORMAT = "CORREDOR_LOG_FORMAT"
+#: The online folder's users, settings and access log (node.folder.accounts).
+ENV_FOLDER_DB = "CORREDOR_FOLDER_DB"
 
 #: The repository checkout this package runs from (schemas/, policies/, deploy/).
 REPO_ROOT = Path(__file__).resolve().parent.parent

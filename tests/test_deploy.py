@@ -10,7 +10,6 @@ answers. The init steps themselves run here against real brokers.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import httpx
 import pytest
 import yaml
 from kafka import KafkaAdminClient, KafkaProducer
@@ -203,7 +203,7 @@ def test_environment_names_match_the_code(services: dict[str, dict[str, Any]]) -
                 assert var == "KAFKA_HEAP_OPTS" or f"{var}" in START.read_text(), var
             else:
                 pytest.fail(f"{name}: unexpected environment variable {var}")
-    assert seen == {"CORREDOR_HOME", "CORREDOR_LOG_FORMAT"}
+    assert seen == {"CORREDOR_HOME", "CORREDOR_LOG_FORMAT", "CORREDOR_FOLDER_DB"}
     dockerfile_env = set(re.findall(r"\b(CORREDOR_[A-Z_]+)=", DOCKERFILE.read_text()))
     assert dockerfile_env and dockerfile_env <= known
     # The wrong name would be caught:
@@ -265,16 +265,45 @@ def test_stores_on_named_volumes_and_only_read_only_binds(
     for name, service in services.items():
         for volume in service.get("volumes", []):
             source, target, *mode = volume.split(":")
+            mode = [m for m in mode if m != "ro"] if not source.startswith(("./", "/")) \
+                else mode
             if source.startswith(("./", "/")):
                 assert mode == ["ro"], f"{name}: bind mount {volume} must be read-only"
             else:
                 assert source in named, f"{name}: {source} is not a declared named volume"
             if target == "/var/lib/corredor":
                 homes.add(source)
-    assert {"kafka-data", "secretariat-home", "pan-home", "cri-home"} <= named
+    assert {"kafka-data", "secretariat-home", "pan-home", "cri-home", "folder-state"} <= named
     assert homes == {"secretariat-home", "pan-home", "cri-home"}
     kafka_mounts = {v.split(":")[1]: v.split(":")[0] for v in services["kafka"]["volumes"]}
     assert kafka_mounts["/var/lib/kafka/data"] == "kafka-data"
+
+
+def test_the_report_service_runs_the_folder_read_only_without_keys(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    report = services["report"]
+    args = _command(report)
+    assert args[0] == "serve"
+    _parse(args)
+    home = report["environment"]["CORREDOR_HOME"]
+    folder_db = report["environment"]["CORREDOR_FOLDER_DB"]
+    mounts = {v.split(":")[1]: v.split(":") for v in report["volumes"]}
+    # The Secretariat's home: read-only. The folder's own file: on its own volume,
+    # outside the home, the only writable mount.
+    assert mounts["/var/lib/corredor"] == ["secretariat-home", "/var/lib/corredor", "ro"]
+    writable = [t for t, v in mounts.items() if v[2:] != ["ro"]]
+    assert writable == ["/var/lib/corredor-folder"]
+    assert folder_db.startswith("/var/lib/corredor-folder/")
+    assert not folder_db.startswith(home)
+    assert report["read_only"] is True  # the container's own file system too
+    # The keys directory is covered by an empty tmpfs: no key file is visible.
+    tmpfs = {t.split(":")[0]: t for t in report["tmpfs"]}
+    assert f"{home}/keys" in tmpfs and "ro" in tmpfs[f"{home}/keys"]
+    assert "secrets" not in report
+    assert not any("key" in a.lower() for a in args)
+    # The image creates the folder volume's mount point for the unprivileged user.
+    assert "/var/lib/corredor-folder" in DOCKERFILE.read_text()
 
 
 def test_secrets_come_from_files(
@@ -514,16 +543,34 @@ def test_the_stack_runs_the_demo(tmp_path: Path) -> None:
             inbox = REPO_ROOT / "deploy" / "inbox" / country
             write_csv(rows, inbox / "demo.csv")
             run("exec", "-T", f"node-{country.lower()}", "corredor", "ingest", "/inbox/demo.csv")
+        # The folder: a user added inside the report container, signed in from the host.
+        done = subprocess.run(
+            [*compose, "exec", "-T", "report", "corredor", "users", "add", "ops",
+             "--audience", "TS"], input="compose test password\n", capture_output=True,
+            text=True, timeout=120, cwd=REPO_ROOT)
+        assert done.returncode == 0, done.stdout + done.stderr
+        folder = httpx.Client(base_url="http://127.0.0.1:8080")
+        token = re.search(r"name='csrf' value='([^']+)'", folder.get("/signin").text)
+        assert token
+        signed = folder.post("/signin", data={"csrf": token.group(1), "username": "ops",
+                                              "password": "compose test password"})
+        assert signed.status_code == 303
+        # No key visible, and the home cannot be written from the folder's container.
+        assert run("exec", "-T", "report", "ls", "-A", "/var/lib/corredor/home/keys") == ""
+        denied = subprocess.run(
+            [*compose, "exec", "-T", "report", "python", "-c",
+             "open('/var/lib/corredor/home/x', 'w')"], capture_output=True, cwd=REPO_ROOT)
+        assert denied.returncode != 0
         deadline = time.monotonic() + 300
         producers: set[str] = set()
         while time.monotonic() < deadline and producers != {"PAN", "CRI"}:
             time.sleep(5)
             try:
-                with urllib.request.urlopen("http://127.0.0.1:8080/picture.json", timeout=5) as r:
-                    picture = json.load(r)
-            except (OSError, ValueError):
+                picture = folder.get("/api/flows", timeout=5).json()
+            except (httpx.HTTPError, ValueError):
                 continue
             producers = {row["reporting_country"] for row in picture["flows"]}
+        folder.close()
         assert producers == {"PAN", "CRI"}
         assert picture["rejected"] == 0
         run("exec", "-T", "node-pan", "corredor", "doctor")

@@ -732,3 +732,52 @@ class PictureStore:
         finally:
             self._conn.row_factory = None
         return [dict(r) for r in rows]
+
+    # -- what the folder lists per producer ---------------------------------------------
+
+    def revisions_by(self, producer: str, limit: int = 5000) -> list[dict[str, Any]]:
+        """A producer's accepted revisions (metadata only, newest first)."""
+        self._conn.row_factory = sqlite3.Row
+        try:
+            rows = self._conn.execute(
+                "SELECT r.event_id, r.subject, r.kind, r.revision, r.withdrawn, r.produced_at, "
+                "r.applied, (h.revision = r.revision) AS current FROM event_revision r "
+                "LEFT JOIN subject_head h ON h.subject = r.subject WHERE r.producer = ? "
+                "ORDER BY r.produced_at DESC, r.subject, r.revision DESC LIMIT ?",
+                (producer, limit),
+            ).fetchall()
+        finally:
+            self._conn.row_factory = None
+        return [dict(r) for r in rows]
+
+    def received_by(self, producer: str, limit: int = 5000) -> list[dict[str, Any]]:
+        """What the aggregator received from a producer (metadata, newest first)."""
+        self._conn.row_factory = sqlite3.Row
+        try:
+            rows = self._conn.execute(
+                "SELECT event_id, kind, subject, revision, key_id, policy_id, policy_version, "
+                "applied, received_at FROM received_event WHERE producer = ? "
+                "ORDER BY received_at DESC LIMIT ?",
+                (producer, limit),
+            ).fetchall()
+        finally:
+            self._conn.row_factory = None
+        return [dict(r) for r in rows]
+
+    def rejected_from(self, producer: str, limit: int = 1000) -> list[dict[str, Any]]:
+        """Messages set aside that name this producer, with the reason."""
+        self._conn.row_factory = sqlite3.Row
+        try:
+            rows = self._conn.execute(
+                "SELECT id, reason, detail, event_id, received_at FROM rejected_message "
+                "WHERE producer = ? ORDER BY id DESC LIMIT ?",
+                (producer, limit),
+            ).fetchall()
+        finally:
+            self._conn.row_factory = None
+        return [dict(r) for r in rows]
+
+    def producers(self) -> list[str]:
+        """Every producer the aggregator accepted an event from."""
+        return [p for (p,) in self._conn.execute(
+            "SELECT DISTINCT producer FROM received_event ORDER BY producer")]
