@@ -21,8 +21,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
-from node.errors import ConfigError
+from node.errors import ConfigError, ConfigFileError
 from node.transport.credentials import security_settings
+from node.yamlsafe import load_yaml
 
 ENV_HOME = "CORREDOR_HOME"
 ENV_BOOTSTRAP = "CORREDOR_KAFKA_BOOTSTRAP"
@@ -304,11 +305,9 @@ def load_home(path: Path) -> Home:
     file = path / CONFIG_FILE
     if not file.is_file():
         raise ConfigError(f"{path} is not a Corredor home (no {CONFIG_FILE}); run `corredor init`")
+    data = load_yaml(file, error=ConfigFileError, what="a home's corredor.yaml")
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
         config = HomeConfig.model_validate(data)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
