@@ -277,6 +277,116 @@ def test_stores_on_named_volumes_and_only_read_only_binds(
     assert kafka_mounts["/var/lib/kafka/data"] == "kafka-data"
 
 
+def _mounts(service: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """(source, target, read_only) of each volume, short or long syntax."""
+    out = []
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            out.append((volume["source"], volume["target"], bool(volume.get("read_only"))))
+        else:
+            source, target, *mode = volume.split(":")
+            out.append((source, target, "ro" in ",".join(mode).split(",")))
+    return out
+
+
+def _report_mount_problems(compose: dict[str, Any]) -> list[str]:
+    """What is wrong with the report's mounts: anything writable, and any key
+    material it could read. Key material is the home's keys/ directory: a volume
+    the report mounts carries the keys unless every service that uses that
+    volume as its home puts <home>/keys on a volume of its own."""
+    services = compose["services"]
+    report = services["report"]
+    home = report["environment"]["CORREDOR_HOME"]
+    problems = []
+    if not report.get("read_only"):
+        problems.append("the report's own filesystem is writable")
+    if report.get("secrets"):
+        problems.append(f"the report gets secrets {report['secrets']}")
+    mine = _mounts(report)
+    for source, target, read_only in mine:
+        if not read_only:
+            problems.append(f"{source}:{target} is mounted read-write")
+    for source, _target, _ in mine:
+        for name, other in services.items():
+            if name == "report":
+                continue
+            theirs = _mounts(other)
+            if not any(s == source for s, _, _ in theirs):
+                continue
+            their_home = other.get("environment", {}).get("CORREDOR_HOME", home)
+            keys = f"{their_home}/keys"
+            if any(t == keys for _, t, _ in theirs):
+                keys_volume = next(s for s, t, _ in theirs if t == keys)
+                if keys_volume == source or any(s == keys_volume for s, _, _ in mine):
+                    problems.append(f"the report mounts {name}'s keys volume {keys_volume}")
+            elif any(keys.startswith(t.rstrip("/") + "/") for s, t, _ in theirs if s == source):
+                problems.append(f"{name} keeps its keys ({keys}) on {source}, the report's")
+    return problems
+
+
+def test_the_report_mounts_the_home_read_only_and_no_key_material(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    assert _report_mount_problems(compose) == []
+    # It still has what it reads: the home, whose corredor.yaml and
+    # aggregator.db (with -wal and -shm beside it) are on that volume.
+    home = services["report"]["environment"]["CORREDOR_HOME"]
+    assert any(home.startswith(t + "/") for _, t, _ in _mounts(services["report"]))
+    assert services["report"]["tmpfs"] == ["/tmp"]  # where serve's snapshots go
+    # The TS's keys volume is the same one wherever the TS's home is used.
+    keys = {
+        name: s
+        for name, svc in services.items()
+        for s, t, _ in _mounts(svc)
+        if t == "/var/lib/corredor/home/keys"
+    }
+    assert keys == {"secretariat-init": "secretariat-keys", "aggregator": "secretariat-keys"}
+    assert "secretariat-keys" in compose["volumes"]
+    # The image makes the keys directory, so a fresh keys volume is the
+    # corredor user's and private (a volume on a path the image lacks is root's).
+    dockerfile = DOCKERFILE.read_text()
+    assert "mkdir -p /var/lib/corredor/home/keys" in dockerfile
+    assert "chmod 0700 /var/lib/corredor/home /var/lib/corredor/home/keys" in dockerfile
+
+
+def test_the_report_mount_check_catches_the_old_layout(compose: dict[str, Any]) -> None:
+    """The check above can fail: the layout before (the whole home read-write,
+    the keys on it) and a keys volume handed to the report are both caught."""
+    old = json.loads(json.dumps(compose))
+    old["services"]["report"]["volumes"] = ["secretariat-home:/var/lib/corredor"]
+    del old["services"]["report"]["read_only"]
+    for name in ("secretariat-init", "aggregator"):
+        old["services"][name]["volumes"] = [
+            v for v in old["services"][name]["volumes"] if "keys" not in v
+        ]
+    problems = _report_mount_problems(old)
+    assert any("read-write" in p for p in problems)
+    assert any("keeps its keys" in p for p in problems)
+    assert any("filesystem is writable" in p for p in problems)
+    leaked = json.loads(json.dumps(compose))
+    leaked["services"]["report"]["volumes"].append(
+        "secretariat-keys:/var/lib/corredor/home/keys:ro"
+    )
+    assert any("keys volume" in p for p in _report_mount_problems(leaked))
+
+
+def test_compose_v2_is_required_where_users_install_it(compose: dict[str, Any]) -> None:
+    """The file keeps the top-level ``name:`` (it pins the volume names), which
+    Compose 1.x rejects; so the README and the runbook must say Compose v2 is
+    needed and how to install it, and no instruction may use the v1 command."""
+    assert compose["name"] == "corredor"
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    runbook = (REPO_ROOT / "deploy" / "README.md").read_text(encoding="utf-8")
+    for text in (readme, runbook, COMPOSE.read_text(encoding="utf-8")):
+        assert "Compose v2" in text
+        assert "docker-compose-plugin" in text
+    assert "docker compose version" in runbook
+    for path in [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "deploy").rglob("*.md"))]:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if re.search(r"^\s*(sudo\s+)?docker-compose\s", line):
+                pytest.fail(f"{path}:{number}: a v1 command: {line.strip()}")
+
+
 def test_secrets_come_from_files(
     compose: dict[str, Any], services: dict[str, dict[str, Any]]
 ) -> None:

@@ -11,6 +11,7 @@ the code under test.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -255,11 +256,9 @@ def test_a_stream_without_a_size_is_cut_at_the_limit(tmp_path: Path) -> None:
     body = PAN.read_bytes() + b"# padding\n" * (2 * MAX_YAML_BYTES // 10)
 
     def write() -> None:
-        with fifo.open("wb") as handle:
-            try:
-                handle.write(body)
-            except BrokenPipeError:
-                pass  # the reader stopped early, as it should
+        # The reader stops early, as it should: the rest of the pipe breaks.
+        with fifo.open("wb") as handle, contextlib.suppress(BrokenPipeError):
+            handle.write(body)
 
     writer = threading.Thread(target=write, daemon=True)
     writer.start()
