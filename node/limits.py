@@ -35,11 +35,9 @@ MAX_SCHEMA_BYTES = 1 * MIB
 MAX_MANIFEST_BYTES = 4 * MIB
 #: A PEM key, a pseudonym or linkage key file, or a key bundle.
 MAX_KEY_BYTES = 64 * KIB
-#: A JSON reference file (consular missions, focal points, legislation...) read
-#: whole; JSON Lines files are read a line at a time and bounded per line.
+#: A JSON or JSON Lines reference file (consular missions, focal points,
+#: legislation...), which is read whole.
 MAX_REFERENCE_JSON_BYTES = 64 * MIB
-#: One line of a JSON Lines reference file.
-MAX_REFERENCE_LINE_BYTES = 1 * MIB
 
 
 def _human(n: int) -> str:
@@ -64,13 +62,16 @@ def read_limited(
 ) -> bytes:
     """The whole of ``path``, or ``error`` naming the file when it holds more
     than ``limit`` bytes or cannot be read. Memory use is bounded by ``limit``
-    whatever the file is (a regular file, a pipe, a device)."""
+    whatever the file is (a regular file, a pipe, a device). A missing file
+    raises ``FileNotFoundError`` unchanged."""
     try:
         with path.open("rb") as handle:
             info = os.fstat(handle.fileno())
             if stat.S_ISREG(info.st_mode) and info.st_size > limit:
                 raise error(too_large(what, limit), file=str(path))
             data = handle.read(limit + 1)
+    except FileNotFoundError:
+        raise  # a missing file is the caller's to explain ("no manifest at ...")
     except OSError as exc:
         raise error(f"cannot read: {exc.strerror or exc}", file=str(path)) from exc
     if len(data) > limit:
