@@ -170,7 +170,11 @@ def parse_yaml(
 ) -> Any:
     """One YAML document from ``text`` (``None`` when empty), under the rules in
     the module docstring; ``source`` names it in errors."""
-    loader = _BoundedLoader(text, max_depth, max_nodes)
+    try:
+        loader = _BoundedLoader(text, max_depth, max_nodes)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+        at = text[: exc.position].count("\n") + 1
+        raise error(f"not valid YAML: {exc.reason}", file=source, line=at) from exc
     try:
         node = loader.get_single_node()
         if node is None:

@@ -311,3 +311,11 @@ def test_every_error_is_a_corredor_error_with_the_file() -> None:
     assert issubclass(PolicyFileError, FileFormatError)
     err = PolicyFileError("duplicate key", file="p.yaml", line=3, key="a.b")
     assert str(err) == "p.yaml:3: key 'a.b': duplicate key"
+
+
+def test_a_character_yaml_does_not_allow_is_located(tmp_path: Path) -> None:
+    path = tmp_path / "NUL.yaml"
+    path.write_bytes(b"country: PAN\nname: Pa\x00nama\n")
+    with pytest.raises(PolicyFileError) as caught:
+        load_policy(path)
+    assert caught.value.line == 2 and "not valid YAML" in str(caught.value)
