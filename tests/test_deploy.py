@@ -638,6 +638,21 @@ def test_the_stack_runs_the_demo(tmp_path: Path) -> None:
         assert picture["rejected"] == 0
         run("exec", "-T", "node-pan", "corredor", "doctor")
         run("exec", "-T", "aggregator", "corredor", "doctor")
+        # The report sees no key and writes nothing in the home; the aggregator
+        # does have its keys (on the secretariat-keys volume).
+        seen = run("exec", "-T", "report", "sh", "-c", "ls -A /var/lib/corredor/home/keys")
+        assert seen.strip() == ""
+        assert "secretariat.key" in run(
+            "exec", "-T", "aggregator", "sh", "-c", "ls /var/lib/corredor/home/keys"
+        )
+        probe = subprocess.run(
+            [*compose, "exec", "-T", "report", "sh", "-c", "touch /var/lib/corredor/home/x"],
+            capture_output=True,
+            text=True,
+            cwd=REPO_ROOT,
+            timeout=60,
+        )
+        assert probe.returncode != 0 and "Read-only" in probe.stderr
         with urllib.request.urlopen("http://127.0.0.1:9465/metrics", timeout=5) as r:
             assert "corredor_acknowledged_total" in r.read().decode()
     finally:
