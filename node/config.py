@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from node.errors import ConfigError, ConfigFileError
+from node.limits import MAX_KEY_BYTES, read_limited
 from node.transport.credentials import security_settings
 from node.yamlsafe import load_yaml
 
@@ -144,7 +145,10 @@ def kafka_password(settings: KafkaSettings, base: Path) -> SecretStr | None:
         mode = path.stat().st_mode
         if mode & 0o077:
             raise ConfigError(f"{path}: a password file must be private; run chmod 600 on it")
-        value = path.read_text(encoding="utf-8").strip()
+        data = read_limited(
+            path, limit=MAX_KEY_BYTES, what="a password file", error=ConfigFileError
+        )
+        value = data.decode("utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read kafka.password_file {path}: {type(exc).__name__}") from exc
     if not value:

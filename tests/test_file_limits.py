@@ -113,3 +113,16 @@ def test_json_nested_too_deeply_is_a_located_error(tmp_path: Path, suffix: str) 
     assert result.exit_code == 1, result.output
     assert str(path) in result.output and "nested too deeply" in result.output
     assert "RecursionError" not in result.output
+
+
+def test_an_oversized_password_file_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    from node.config import KafkaSettings, kafka_password
+    from node.deploy import read_secret
+
+    path = _sparse(tmp_path / "password", MAX_KEY_BYTES + 1, b"hunter2-secret")
+    path.chmod(0o600)
+    settings = KafkaSettings(password_file=str(path))
+    for call in (lambda: kafka_password(settings, tmp_path), lambda: read_secret(path)):
+        err = _bounded(call, MAX_KEY_BYTES)
+        assert isinstance(err, ConfigFileError) and "limit" in str(err)
+        assert "hunter2" not in str(err)
