@@ -11,7 +11,8 @@ strict where PyYAML is lenient, and bounded where PyYAML is not:
 - **Size** is checked before parsing (``node.limits.MAX_YAML_BYTES``).
 - **Depth** is counted while the document is composed, with an explicit counter,
   so 100,000 nested lists stop at level ``MAX_YAML_DEPTH`` with a located error
-  instead of a ``RecursionError`` deep inside PyYAML.
+  instead of a ``RecursionError`` deep inside PyYAML. An alias counts as deep
+  as its anchor goes, so aliases of aliases cannot build a deeper value either.
 - **Nodes** are counted too, each alias as the nodes it repeats, so a small
   file of aliases of aliases ("billion laughs") cannot expand into gigabytes.
   An alias inside its own anchor (a cycle) is refused.
@@ -61,7 +62,9 @@ class _BoundedLoader(yaml.SafeLoader):
         self._max_nodes = max_nodes
         self._depth = 0
         self._nodes = 0
+        self._deepest = 0  # the deepest level reached in the node being composed
         self._sizes: dict[str, int] = {}
+        self._heights: dict[str, int] = {}
         self._open: set[str] = set()
 
     def _count(self, n: int, event: Any) -> None:
@@ -78,8 +81,17 @@ class _BoundedLoader(yaml.SafeLoader):
             alias = str(event.anchor)
             if alias in self._open:
                 raise _Refused(f"alias *{alias} inside its own anchor makes a cycle", _line(event))
+            # An alias repeats its anchor here: as deep as the anchor goes, from here.
+            reach = self._depth + self._heights.get(alias, 0)
+            if reach > self._max_depth:
+                raise _Refused(
+                    f"alias *{alias} here nests deeper than {self._max_depth} mappings and lists",
+                    _line(event),
+                )
+            self._deepest = max(self._deepest, reach)
             self._count(self._sizes.get(alias, 1), event)
             return super().compose_node(parent, index)
+        base = self._depth
         collection = isinstance(event, (MappingStartEvent, SequenceStartEvent))
         if collection:
             self._depth += 1
@@ -87,6 +99,7 @@ class _BoundedLoader(yaml.SafeLoader):
                 raise _Refused(
                     f"nested deeper than {self._max_depth} mappings and lists", _line(event)
                 )
+        outer_deepest, self._deepest = self._deepest, self._depth
         before = self._nodes
         self._count(1, event)
         anchor = event.anchor
@@ -96,6 +109,8 @@ class _BoundedLoader(yaml.SafeLoader):
         if anchor is not None:
             self._open.discard(anchor)
             self._sizes[anchor] = self._nodes - before
+            self._heights[anchor] = self._deepest - base
+        self._deepest = max(outer_deepest, self._deepest)
         if collection:
             self._depth -= 1
         return node

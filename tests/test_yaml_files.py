@@ -247,6 +247,7 @@ def test_a_100_mb_policy_is_refused_before_parsing(tmp_path: Path) -> None:
     assert "limit" in str(caught.value) and str(path) in str(caught.value)
     assert elapsed < 1.0, elapsed
     assert peak < 1_000_000, peak  # nothing of the file was read into memory
+    path.unlink()  # 100 MB of disk back now, not when pytest prunes old runs
 
 
 def test_a_stream_without_a_size_is_cut_at_the_limit(tmp_path: Path) -> None:
@@ -319,3 +320,18 @@ def test_a_character_yaml_does_not_allow_is_located(tmp_path: Path) -> None:
     with pytest.raises(PolicyFileError) as caught:
         load_policy(path)
     assert caught.value.line == 2 and "not valid YAML" in str(caught.value)
+
+
+def test_aliases_cannot_stack_depth_past_the_limit(tmp_path: Path) -> None:
+    from node.yamlsafe import parse_yaml
+
+    def nest(n: int, inner: str) -> str:
+        return "[" * n + inner + "]" * n
+
+    # Each anchor alone is 21 levels deep; the alias puts it 5 levels further in.
+    doc = "a: &a " + nest(20, "1") + "\nb: " + nest(5, "*a") + "\n"
+    parse_yaml(doc, "ok.yaml", error=PolicyFileError)
+    chained = "a: &a " + nest(20, "1") + "\nb: &b " + nest(5, "*a") + "\nc: " + nest(8, "*b") + "\n"
+    with pytest.raises(PolicyFileError, match=r"alias \*b here nests deeper") as caught:
+        parse_yaml(chained, "deep.yaml", error=PolicyFileError)
+    assert caught.value.line == 3
