@@ -32,7 +32,8 @@ from node.devkafka.secure import (
     SECRETARIAT_USER,
     federation_grants,
 )
-from node.errors import ConfigError, CorredorError
+from node.errors import ConfigError, ConfigFileError, CorredorError
+from node.limits import MAX_KEY_BYTES, read_limited
 from node.transport.credentials import security_settings
 from node.transport.provision import AclSpec, ProvisionResult, TopicSpec, provision
 
@@ -63,7 +64,8 @@ def init_pki(directory: Path, sans: Sequence[str], owner: tuple[int, int] | None
 def read_secret(path: Path) -> str:
     """A password from a secret file; errors name the file, never the content."""
     try:
-        value = path.read_text(encoding="utf-8").strip()
+        data = read_limited(path, limit=MAX_KEY_BYTES, what="a secret file", error=ConfigFileError)
+        value = data.decode("utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the secret {path}: {type(exc).__name__}") from exc
     if not value:

@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from node.crypto.keys import load_x25519_public_pem, x25519_key_id
 from node.crypto.signing import SigningKey, key_id_for, load_public_pem, verify
-from node.errors import ConfigError, CryptoError, SignatureInvalid
+from node.errors import ConfigError, ConfigFileError, CryptoError, SignatureInvalid
+from node.limits import MAX_MANIFEST_BYTES, read_limited
 from node.model.manifest import KeyEntry, Manifest, Member, SignedManifest
 
 
@@ -55,7 +56,10 @@ def verify_manifest(signed: SignedManifest, pinned: Ed25519PublicKey, pinned_id:
 
 def read_signed(path: Path) -> SignedManifest:
     try:
-        return SignedManifest.model_validate_json(path.read_text(encoding="utf-8"))
+        data = read_limited(
+            path, limit=MAX_MANIFEST_BYTES, what="a manifest", error=ConfigFileError
+        )
+        return SignedManifest.model_validate_json(data)
     except FileNotFoundError as exc:
         raise ConfigError(f"no manifest at {path}") from exc
     except ValueError as exc:

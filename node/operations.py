@@ -39,6 +39,7 @@ from node.config import (
     regional_policy_path,
     schemas_dir,
 )
+from node.crypto.keys import read_key_text
 from node.crypto.linkage import KeyBundle
 from node.crypto.signing import SigningKey
 from node.errors import ConfigError, PolicyError
@@ -176,10 +177,7 @@ def add_member(
     _aggregator(home)
 
     def read(path: Path) -> str:
-        try:
-            return path.read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read public key {path}: {exc}") from exc
+        return read_key_text(path)
 
     key_id = trust.add_member(
         home,

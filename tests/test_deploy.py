@@ -10,6 +10,7 @@ answers. The init steps themselves run here against real brokers.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -304,6 +305,116 @@ def test_the_report_service_runs_the_folder_read_only_without_keys(
     assert not any("key" in a.lower() for a in args)
     # The image creates the folder volume's mount point for the unprivileged user.
     assert "/var/lib/corredor-folder" in DOCKERFILE.read_text()
+def _mounts(service: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """(source, target, read_only) of each volume, short or long syntax."""
+    out = []
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            out.append((volume["source"], volume["target"], bool(volume.get("read_only"))))
+        else:
+            source, target, *mode = volume.split(":")
+            out.append((source, target, "ro" in ",".join(mode).split(",")))
+    return out
+
+
+def _report_mount_problems(compose: dict[str, Any]) -> list[str]:
+    """What is wrong with the report's mounts: anything writable, and any key
+    material it could read. Key material is the home's keys/ directory: a volume
+    the report mounts carries the keys unless every service that uses that
+    volume as its home puts <home>/keys on a volume of its own."""
+    services = compose["services"]
+    report = services["report"]
+    home = report["environment"]["CORREDOR_HOME"]
+    problems = []
+    if not report.get("read_only"):
+        problems.append("the report's own filesystem is writable")
+    if report.get("secrets"):
+        problems.append(f"the report gets secrets {report['secrets']}")
+    mine = _mounts(report)
+    for source, target, read_only in mine:
+        # The one writable mount it may have: the folder's own state (users,
+        # settings, the access log), a volume no other service mounts.
+        if not read_only and target != "/var/lib/corredor-folder":
+            problems.append(f"{source}:{target} is mounted read-write")
+    for source, _target, _ in mine:
+        for name, other in services.items():
+            if name == "report":
+                continue
+            theirs = _mounts(other)
+            if not any(s == source for s, _, _ in theirs):
+                continue
+            their_home = other.get("environment", {}).get("CORREDOR_HOME", home)
+            keys = f"{their_home}/keys"
+            if any(t == keys for _, t, _ in theirs):
+                keys_volume = next(s for s, t, _ in theirs if t == keys)
+                if keys_volume == source or any(s == keys_volume for s, _, _ in mine):
+                    problems.append(f"the report mounts {name}'s keys volume {keys_volume}")
+            elif any(keys.startswith(t.rstrip("/") + "/") for s, t, _ in theirs if s == source):
+                problems.append(f"{name} keeps its keys ({keys}) on {source}, the report's")
+    return problems
+
+
+def test_the_report_mounts_the_home_read_only_and_no_key_material(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    assert _report_mount_problems(compose) == []
+    # It still has what it reads: the home, whose corredor.yaml and
+    # aggregator.db (with -wal and -shm beside it) are on that volume.
+    home = services["report"]["environment"]["CORREDOR_HOME"]
+    assert any(home.startswith(t + "/") for _, t, _ in _mounts(services["report"]))
+    assert "/tmp" in services["report"]["tmpfs"]  # where serve's snapshots go
+    # The TS's keys volume is the same one wherever the TS's home is used.
+    keys = {
+        name: s
+        for name, svc in services.items()
+        for s, t, _ in _mounts(svc)
+        if t == "/var/lib/corredor/home/keys"
+    }
+    assert keys == {"secretariat-init": "secretariat-keys", "aggregator": "secretariat-keys"}
+    assert "secretariat-keys" in compose["volumes"]
+    # The image makes the keys directory, so a fresh keys volume is the
+    # corredor user's and private (a volume on a path the image lacks is root's).
+    dockerfile = DOCKERFILE.read_text()
+    assert "mkdir -p /var/lib/corredor/home/keys" in dockerfile
+    assert "chmod 0700 /var/lib/corredor/home /var/lib/corredor/home/keys" in dockerfile
+
+
+def test_the_report_mount_check_catches_the_old_layout(compose: dict[str, Any]) -> None:
+    """The check above can fail: the layout before (the whole home read-write,
+    the keys on it) and a keys volume handed to the report are both caught."""
+    old = json.loads(json.dumps(compose))
+    old["services"]["report"]["volumes"] = ["secretariat-home:/var/lib/corredor"]
+    del old["services"]["report"]["read_only"]
+    for name in ("secretariat-init", "aggregator"):
+        old["services"][name]["volumes"] = [
+            v for v in old["services"][name]["volumes"] if "keys" not in v
+        ]
+    problems = _report_mount_problems(old)
+    assert any("read-write" in p for p in problems)
+    assert any("keeps its keys" in p for p in problems)
+    assert any("filesystem is writable" in p for p in problems)
+    leaked = json.loads(json.dumps(compose))
+    leaked["services"]["report"]["volumes"].append(
+        "secretariat-keys:/var/lib/corredor/home/keys:ro"
+    )
+    assert any("keys volume" in p for p in _report_mount_problems(leaked))
+
+
+def test_compose_v2_is_required_where_users_install_it(compose: dict[str, Any]) -> None:
+    """The file keeps the top-level ``name:`` (it pins the volume names), which
+    Compose 1.x rejects; so the README and the runbook must say Compose v2 is
+    needed and how to install it, and no instruction may use the v1 command."""
+    assert compose["name"] == "corredor"
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    runbook = (REPO_ROOT / "deploy" / "README.md").read_text(encoding="utf-8")
+    for text in (readme, runbook, COMPOSE.read_text(encoding="utf-8")):
+        assert "Compose v2" in text
+        assert "docker-compose-plugin" in text
+    assert "docker compose version" in runbook
+    for path in [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "deploy").rglob("*.md"))]:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if re.search(r"^\s*(sudo\s+)?docker-compose\s", line):
+                pytest.fail(f"{path}:{number}: a v1 command: {line.strip()}")
 
 
 def test_secrets_come_from_files(
@@ -575,6 +686,21 @@ def test_the_stack_runs_the_demo(tmp_path: Path) -> None:
         assert picture["rejected"] == 0
         run("exec", "-T", "node-pan", "corredor", "doctor")
         run("exec", "-T", "aggregator", "corredor", "doctor")
+        # The report sees no key and writes nothing in the home; the aggregator
+        # does have its keys (on the secretariat-keys volume).
+        seen = run("exec", "-T", "report", "sh", "-c", "ls -A /var/lib/corredor/home/keys")
+        assert seen.strip() == ""
+        assert "secretariat.key" in run(
+            "exec", "-T", "aggregator", "sh", "-c", "ls /var/lib/corredor/home/keys"
+        )
+        probe = subprocess.run(
+            [*compose, "exec", "-T", "report", "sh", "-c", "touch /var/lib/corredor/home/x"],
+            capture_output=True,
+            text=True,
+            cwd=REPO_ROOT,
+            timeout=60,
+        )
+        assert probe.returncode != 0 and "Read-only" in probe.stderr
         with urllib.request.urlopen("http://127.0.0.1:9465/metrics", timeout=5) as r:
             assert "corredor_acknowledged_total" in r.read().decode()
     finally:

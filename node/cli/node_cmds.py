@@ -29,6 +29,7 @@ from node.cli.common import (
 )
 from node.cli.report_cmds import REPORT_FORMATS, REPORT_VIEWS, purge, run_report
 from node.config import DEFAULT_TOPIC, Home
+from node.crypto.keys import read_key_text
 from node.follow import PublishCounters, aggregate_follow, publish_follow, stop_on_signals
 from node.ingest_reference import ENCOUNTERS, FILE_KINDS
 from node.ingest_reference import template_header as reference_template
@@ -92,7 +93,7 @@ def init(
         policy=policy,
         bootstrap=bootstrap,
         topic=topic,
-        secretariat_pem=secretariat_key.read_text(encoding="ascii") if secretariat_key else None,
+        secretariat_pem=read_key_text(secretariat_key) if secretariat_key else None,
     )
     console.print(f"Created {home.country}'s node home at [bold]{home.path}[/]")
     console.print(f"Policy: {home.policy_path}")

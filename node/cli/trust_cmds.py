@@ -11,6 +11,7 @@ from rich.table import Table
 from node import operations as ops
 from node import trust
 from node.cli.common import bootstrap_option, console, format_option, handle_errors, home_of
+from node.crypto.keys import read_key_file, read_key_text
 
 
 @click.group()
@@ -164,8 +165,8 @@ def federation_add_member(
     key_id = trust.add_member(
         home_of(ctx),
         country,
-        signing_key.read_text(encoding="ascii"),
-        encryption_pem=encryption_key.read_text(encoding="ascii") if encryption_key else None,
+        read_key_text(signing_key),
+        encryption_pem=read_key_text(encryption_key) if encryption_key else None,
         name=name,
         status="observer" if status == "observer" else "member",
         principal=principal,
@@ -457,7 +458,7 @@ def linkage_sync(ctx: click.Context, file: Path | None, bootstrap: str | None) -
     home = home_of(ctx)
     if file is not None:
         fingerprint, stored = trust.accept_linkage_bundle(
-            home, KeyBundle.from_json(file.read_bytes())
+            home, KeyBundle.from_json(read_key_file(file))
         )
     else:
         fingerprint, stored = ops.sync_linkage_key(home, bootstrap=bootstrap)

@@ -14,6 +14,8 @@ period runs out), so a cached answer is never one the exports would not give.
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import tempfile
 import threading
 import time
@@ -24,12 +26,56 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from node.backup import snapshot_store
+from node.backup import check_store, snapshot_store
 from node.errors import ConfigError
 from node.report.audience import admission_changes_at
 from node.store.picture import PictureStore
 
 _CACHE_ENTRIES = 512
+
+
+def _identity(path: Path) -> tuple[int, int, int, int]:
+    info = path.stat()
+    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def snapshot_read_only(source: Path, dest: Path) -> None:
+    """Copy the aggregator's store into ``dest`` even when it sits on a
+    read-only mount (the compose stack's report service).
+
+    Normally through ``snapshot_store``: a read-only connection that reads the
+    WAL the running aggregator keeps beside the store. When the aggregator is
+    stopped, it has closed the store cleanly and removed the -wal and -shm
+    files, and SQLite cannot open a WAL store read-only without them on a
+    directory it cannot write. Then no writer has the store open, so the file
+    alone is the whole store: copy it as immutable, and keep the copy only if
+    no writer appeared meanwhile (no -wal, the file unchanged).
+    """
+    wal = source.with_name(source.name + "-wal")
+    try:
+        snapshot_store(source, dest)
+        return
+    except ConfigError:
+        if wal.exists() or os.access(source.parent, os.W_OK):
+            raise
+    dest.unlink(missing_ok=True)
+    before = _identity(source)
+    try:
+        src = sqlite3.connect(f"file:{source}?mode=ro&immutable=1", uri=True)
+        try:
+            dst = sqlite3.connect(dest)
+            try:
+                src.backup(dst)
+            finally:
+                dst.close()
+        finally:
+            src.close()
+    except sqlite3.Error as exc:
+        raise ConfigError(f"cannot copy {source} read-only: {exc}") from exc
+    if wal.exists() or _identity(source) != before:
+        dest.unlink(missing_ok=True)
+        raise ConfigError(f"{source} changed while it was copied; the next request retries")
+    check_store(dest)
 
 
 class PictureSnapshot:
@@ -80,7 +126,7 @@ class PictureSnapshot:
             ):
                 return
             copy = Path(self._dir.name) / f"picture-{self._generation + 1}.db"
-            snapshot_store(self.store_path, copy)
+            snapshot_read_only(self.store_path, copy)
             fresh = PictureStore(copy)
             changes_at = admission_changes_at(fresh.uses(), datetime.now(UTC))
             with self._lock:
