@@ -363,9 +363,13 @@ def _plan_and_stage(
             part.send_guard(guard.normalised_values)
         plan = prepare_flow_events(store, factory, guard=guard, now=now)
         recipients = _intelligence_recipients(home, policy)
+        # The guard keeps every refusal it makes: those past this mark are the
+        # reference items', which count in the publish's ``refused`` too.
+        mark = len(guard.refusals)
         staged, reference = plan_with_reference(
             store, factory, plan.events, FLOW_KIND, recipients=recipients, guard=guard
         )
+        reference_refusals = tuple(guard.refusals[mark:])
         if staged or plan.suppression:
             store.stage(staged, plan.suppression)
         if parts:
@@ -379,8 +383,8 @@ def _plan_and_stage(
             records = stream.plan()
     plan = dataclasses.replace(
         plan,
-        refused=plan.refused + records.refused,
-        refusals=plan.refusals + records.refusals,
+        refused=plan.refused + len(reference_refusals) + records.refused,
+        refusals=plan.refusals + reference_refusals + records.refusals,
         encounters=records,
         staged=len(staged) + records.staged,
     )
