@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -99,6 +100,57 @@ def test_aggregator_batches_add_up() -> None:
     assert _value(samples, "corredor_apply_latency_seconds_bucket", le="0.025") == 1
 
 
+def _reasons_raised_in_node() -> set[str]:
+    """Every literal reason node/ raises MessageRejected with, read from the
+    source (not from the list the metrics use)."""
+    pattern = re.compile(r'MessageRejected\(\s*"([a-z-]+)"')
+    return {
+        m.group(1)
+        for path in (REPO_ROOT / "node").rglob("*.py")
+        for m in pattern.finditer(path.read_text(encoding="utf-8"))
+    }
+
+
+def _series(samples: Samples, name: str, label: str) -> dict[str, float]:
+    return {dict(labels)[label]: v for (n, labels), v in samples.items() if n == name}
+
+
+def test_every_rejection_reason_is_scraped_at_zero_before_the_first_message() -> None:
+    """An alert on one reason must read 0, not "no data", until it happens."""
+    raised = _reasons_raised_in_node()
+    assert {"bad-signature", "below-regional-floor", "undecodable"} <= raised  # the scan works
+    metrics = FollowMetrics("aggregator")
+    with MetricsServer(metrics, 0) as server:
+        before = _series(_scrape(server.port), "corredor_rejected_total", "reason")
+        metrics.on_report(BatchReport(ApplyStats(messages=1, rejected={"unsigned": 1}), 0.01, 0, 0))
+        after = _series(_scrape(server.port), "corredor_rejected_total", "reason")
+    missing = raised - before.keys()
+    assert not missing, f"reasons with no series before their first message: {sorted(missing)}"
+    assert set(before.values()) == {0.0}
+    assert after["unsigned"] == 1 and after["bad-signature"] == 0
+    # every unlabelled counter is there at zero as well
+    members = _scrape_fresh(FollowMetrics("member", "PAN"))
+    for name in (
+        "corredor_staged_total",
+        "corredor_published_total",
+        "corredor_acknowledged_total",
+        "corredor_refused_total",
+        "corredor_publish_errors_total",
+    ):
+        assert members[(name, ())] == 0
+
+
+def test_docs_list_every_rejection_reason() -> None:
+    text = (REPO_ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    listed = text.split("Reasons: `", 1)[1].split("`", 1)[0]
+    assert {r.strip() for r in listed.split(",")} >= _reasons_raised_in_node()
+
+
+def _scrape_fresh(metrics: FollowMetrics) -> Samples:
+    with MetricsServer(metrics, 0) as server:
+        return _scrape(server.port)
+
+
 def test_metrics_port_needs_follow(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
@@ -171,6 +223,9 @@ def test_follow_loops_serve_moving_counters(
         ), (agg.path / "process.log").read_text()
         seen = _scrape(p_agg)
         assert _value(seen, "corredor_consumer_lag") == 0
+        # nothing refused yet, and yet each reason has its series at 0
+        assert ("corredor_rejected_total", (("reason", "bad-signature"),)) in seen
+        assert sum(_series(seen, "corredor_rejected_total", "reason").values()) == 0
         assert _value(seen, "corredor_apply_latency_seconds_count") >= 1
         assert _value(seen, "corredor_apply_latency_seconds_sum") > 0
 
