@@ -27,6 +27,7 @@ import pytest
 
 from node import config
 from node.errors import KafkaSetupError
+from tests.patience import PATIENCE_S
 
 # Known kafka-python 3.0.12 warnings, ignored because warnings are errors here:
 # - it loads protocol schemas with importlib.resources.read_text/open_text,
@@ -186,7 +187,7 @@ def topic(kafka_admin: KafkaAdminClient, request: pytest.FixtureRequest) -> Iter
     # A single replica must satisfy acks=all even on a cluster with min ISR 2.
     new = NewTopic(name, 3, 1, topic_configs={"min.insync.replicas": "1"})
     kafka_admin.create_topics([new])
-    kafka_admin.wait_for_topics([name], timeout_ms=30_000)
+    kafka_admin.wait_for_topics([name], timeout_ms=int(PATIENCE_S * 1000))
     yield name
     # A leftover topic has a unique name and harms no other test.
     with contextlib.suppress(KafkaError):

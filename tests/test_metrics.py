@@ -11,7 +11,6 @@ import sys
 import urllib.request
 from pathlib import Path
 
-import pytest
 from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -22,6 +21,7 @@ from node.demo.synth import generate_encounters, write_csv
 from node.follow import BatchReport, PublishCounters, wait_until
 from node.metrics import FollowMetrics, MetricsServer
 from tests.factories import START, aggregator_for, member_with_data
+from tests.patience import PATIENCE_S
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -179,13 +179,12 @@ def _corredor(home: Home, *args: str) -> subprocess.Popen[bytes]:
 
 def _stop(proc: subprocess.Popen[bytes], home: Home) -> str:
     proc.send_signal(signal.SIGTERM)
-    code = proc.wait(60)
+    code = proc.wait(PATIENCE_S)
     log = (home.path / "process.log").read_text(encoding="utf-8", errors="replace")
     assert code == 0, log
     return log
 
 
-@pytest.mark.timeout(240)
 def test_follow_loops_serve_moving_counters(
     tmp_path: Path, kafka_bootstrap: str, topic: str
 ) -> None:
@@ -210,16 +209,19 @@ def test_follow_loops_serve_moving_counters(
                 return {}
 
         assert wait_until(
-            lambda: _value(scrape_or_empty(p_pub), "corredor_acknowledged_total") > 0, 60
+            lambda: _value(scrape_or_empty(p_pub), "corredor_acknowledged_total") > 0,
+            PATIENCE_S,
         ), (pan.path / "process.log").read_text()
         assert wait_until(
-            lambda: _value(scrape_or_empty(p_pub), "corredor_outbox_pending") == 0, 30
+            lambda: _value(scrape_or_empty(p_pub), "corredor_outbox_pending") == 0,
+            PATIENCE_S,
         )
         first = _scrape(p_pub)
         acked = _value(first, "corredor_acknowledged_total")
         assert _value(first, "corredor_published_total") == acked
         assert wait_until(
-            lambda: _value(scrape_or_empty(p_agg), "corredor_applied_total") == acked, 60
+            lambda: _value(scrape_or_empty(p_agg), "corredor_applied_total") == acked,
+            PATIENCE_S,
         ), (agg.path / "process.log").read_text()
         seen = _scrape(p_agg)
         assert _value(seen, "corredor_consumer_lag") == 0
@@ -235,21 +237,25 @@ def test_follow_loops_serve_moving_counters(
         write_csv(more, tmp_path / "more.csv")
         assert ops.ingest(pan, tmp_path / "more.csv").stored > 0
         assert wait_until(
-            lambda: _value(scrape_or_empty(p_pub), "corredor_acknowledged_total") > acked, 60
+            lambda: _value(scrape_or_empty(p_pub), "corredor_acknowledged_total") > acked,
+            PATIENCE_S,
         )
         producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
         producer.send(topic, key=b"PAN", value=b"not an event").get(30)
         producer.close()
         assert wait_until(
-            lambda: _value(scrape_or_empty(p_agg), "corredor_quarantined_total") >= 1, 60
+            lambda: _value(scrape_or_empty(p_agg), "corredor_quarantined_total") >= 1,
+            PATIENCE_S,
         )
         assert wait_until(
-            lambda: _value(scrape_or_empty(p_agg), "corredor_dead_lettered_total") >= 1, 30
+            lambda: _value(scrape_or_empty(p_agg), "corredor_dead_lettered_total") >= 1,
+            PATIENCE_S,
         )
         later_pub = _scrape(p_pub)
         total = _value(later_pub, "corredor_acknowledged_total")
         assert wait_until(
-            lambda: _value(scrape_or_empty(p_agg), "corredor_applied_total") == total, 60
+            lambda: _value(scrape_or_empty(p_agg), "corredor_applied_total") == total,
+            PATIENCE_S,
         )
         later = _scrape(p_agg)
         assert _value(later, "corredor_apply_latency_seconds_count") > _value(

@@ -51,6 +51,11 @@ from node.errors import KafkaSetupError
 
 log = logging.getLogger(__name__)
 
+#: How long a start waits for its brokers to answer. Generous: the wait ends as
+#: soon as every broker is in the metadata (or fails at once if a JVM exits),
+#: and a JVM starting on a busy 2-core machine can take minutes.
+BROKER_READY_WAIT_S = 300.0
+
 #: Per-attempt client timeouts while polling for readiness: short, so the
 #: overall deadline is what bounds the wait.
 _PROBE_TIMEOUT_MS = 2000
@@ -79,7 +84,7 @@ def start_cluster(
     *,
     base_dir: Path,
     jars: Path,
-    timeout: float = 90.0,
+    timeout: float = BROKER_READY_WAIT_S,
     secure: bool = False,
     members: Sequence[str] = RCM_COUNTRIES,
     shared_topic: str = DEFAULT_SHARED_TOPIC,
@@ -307,7 +312,9 @@ def kill_broker(
         raise KafkaSetupError(f"Kafka node {node_id} still runs {timeout:.0f}s after signal {sig}")
 
 
-def restart_broker(info: ClusterInfo, node_id: int, *, timeout: float = 90.0) -> None:
+def restart_broker(
+    info: ClusterInfo, node_id: int, *, timeout: float = BROKER_READY_WAIT_S
+) -> None:
     """Start a node again from its existing properties and data (no reformat).
 
     Stops it first if it still runs, waits until it is back in the metadata, and

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import TracebackType
 
 from node.devkafka.cluster import (
+    BROKER_READY_WAIT_S,
     NodeStatus,
     cluster_status,
     kill_broker,
@@ -44,7 +45,7 @@ class LocalKafka:
         *,
         jars: Path,
         base_dir: Path | None = None,
-        timeout: float = 90.0,
+        timeout: float = BROKER_READY_WAIT_S,
         stop_timeout: float = 30.0,
         secure: bool = False,
         members: Sequence[str] = RCM_COUNTRIES,
