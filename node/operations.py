@@ -79,6 +79,7 @@ from node.transport.kafka import (
     read_all,
     read_latest,
 )
+from node.transport.topic_config import shared_topic_configs
 from node.workers import BackgroundDrainer, StagerProcess
 
 
@@ -426,13 +427,15 @@ def _finish_parts(
 
 
 def ensure_shared_topic(home: Home, address: str, security: dict[str, Any] | None) -> None:
-    """Create the shared topic with the home's partitions and replication if missing."""
+    """Create the shared topic with the home's partitions and replication if missing,
+    keeping messages as long as the regional floor lets any policy retain them."""
     settings = home.config.kafka
     ensure_topic(
         address,
         settings.topic,
         partitions=settings.partitions,
         replication=settings.replication,
+        configs=shared_topic_configs(regional_floor().max_retention_days),
         security=security,
     )
 

@@ -23,6 +23,7 @@ from node import operations as ops
 from node.config import Home, KafkaSettings
 from node.devkafka import ClusterInfo, LocalKafka
 from node.devkafka.manage import home_settings
+from node.doctor import diagnose
 from node.errors import TransportError
 from node.store import audit
 from node.transport.credentials import MASK
@@ -295,6 +296,14 @@ def test_the_slice_over_tls_and_scram_without_leaking_a_secret(
         assert picture_totals(agg) == expected_picture((h.country, rows) for h, rows in members)
         for home in (pan, gtm, agg):
             assert audit.verify(home.store_path).ok
+
+        # The Secretariat may read the shared topic's settings: doctor checks that
+        # its retention serves a rebuild. A member may not, and doctor says so.
+        checks = {c.name: c for c in diagnose(agg).checks}
+        assert checks["retention"].ok is True, checks["retention"].detail
+        checks = {c.name: c for c in diagnose(pan).checks}
+        assert checks["retention"].ok is None, checks["retention"].detail
+        assert "DESCRIBE_CONFIGS" in checks["retention"].detail
 
         # A member's credentials cannot aggregate: the shared topic is not theirs.
         _connect(agg, info, "PAN")
