@@ -226,3 +226,21 @@ def test_the_credentials_file_is_private_while_the_tool_runs(
     assert info.security.password("secretariat") not in out + err
     assert "Processed a total of 0 messages" in err
     assert list(tmp.iterdir()) == []  # removed once the tool exited
+
+
+def test_the_pom_brings_kafka_tools_and_a_changed_pom_is_fetched_anew(tmp_path: Path) -> None:
+    """The jar cache is keyed by the pom's content: the pom that added
+    kafka-tools cannot be served the older cached set that lacks it."""
+    from node.config import kafka_pom
+    from node.devkafka.jars import jars_dir
+
+    text = kafka_pom().read_text(encoding="utf-8")
+    assert "<artifactId>kafka-tools</artifactId>" in text
+    start = text.index(
+        "<dependency>\n      <groupId>org.apache.kafka</groupId>\n      <artifactId>kafka-tools"
+    )
+    end = text.index("</dependency>", start) + len("</dependency>")
+    older = tmp_path / "pom.xml"
+    older.write_text(text[:start] + text[end:], encoding="utf-8")
+    assert "kafka-tools" not in older.read_text(encoding="utf-8").split("-->")[-1]
+    assert jars_dir(older, tmp_path) != jars_dir(kafka_pom(), tmp_path)
