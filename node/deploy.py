@@ -36,6 +36,7 @@ from node.errors import ConfigError, ConfigFileError, CorredorError
 from node.limits import MAX_KEY_BYTES, read_limited
 from node.transport.credentials import security_settings
 from node.transport.provision import AclSpec, ProvisionResult, TopicSpec, provision
+from node.transport.topic_config import shared_topic_configs
 
 SECRETARIAT_PUB = "secretariat.pub"
 
@@ -84,7 +85,8 @@ def federation_acls(members: Sequence[str], shared_topic: str) -> list[AclSpec]:
 def federation_topics(shared_topic: str, partitions: int, replication: int) -> list[TopicSpec]:
     compacted = {"cleanup.policy": "compact"}
     return [
-        TopicSpec(shared_topic, partitions, replication),
+        # Kept as long as the regional floor lets any policy retain an event.
+        TopicSpec(shared_topic, partitions, replication, shared_topic_configs()),
         TopicSpec(CONTROL_TOPIC, 1, replication, compacted),
         TopicSpec(PICTURE_TOPIC, 1, replication, compacted),
         TopicSpec(dead_letter_topic_for(shared_topic), 1, replication),

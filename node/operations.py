@@ -80,6 +80,7 @@ from node.transport.kafka import (
     read_all,
     read_latest,
 )
+from node.transport.topic_config import shared_topic_configs
 from node.workers import BackgroundDrainer, StagerProcess
 
 
@@ -372,9 +373,13 @@ def _plan_and_stage(
             part.send_guard(guard.normalised_values)
         plan = prepare_flow_events(store, factory, guard=guard, now=now)
         recipients = _intelligence_recipients(home, policy)
+        # The guard keeps every refusal it makes: those past this mark are the
+        # reference items', which count in the publish's ``refused`` too.
+        mark = len(guard.refusals)
         staged, reference = plan_with_reference(
             store, factory, plan.events, FLOW_KIND, recipients=recipients, guard=guard
         )
+        reference_refusals = tuple(guard.refusals[mark:])
         if staged or plan.suppression:
             store.stage(staged, plan.suppression)
         if parts:
@@ -388,8 +393,8 @@ def _plan_and_stage(
             records = stream.plan()
     plan = dataclasses.replace(
         plan,
-        refused=plan.refused + records.refused,
-        refusals=plan.refusals + records.refusals,
+        refused=plan.refused + len(reference_refusals) + records.refused,
+        refusals=plan.refusals + reference_refusals + records.refusals,
         encounters=records,
         staged=len(staged) + records.staged,
     )
@@ -431,13 +436,15 @@ def _finish_parts(
 
 
 def ensure_shared_topic(home: Home, address: str, security: dict[str, Any] | None) -> None:
-    """Create the shared topic with the home's partitions and replication if missing."""
+    """Create the shared topic with the home's partitions and replication if missing,
+    keeping messages as long as the regional floor lets any policy retain them."""
     settings = home.config.kafka
     ensure_topic(
         address,
         settings.topic,
         partitions=settings.partitions,
         replication=settings.replication,
+        configs=shared_topic_configs(regional_floor().max_retention_days),
         security=security,
     )
 

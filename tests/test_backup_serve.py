@@ -26,6 +26,7 @@ from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.memory import MemorySink, MemorySource, MemoryTopic
 from tests.factories import aggregator_for, member_with_data
+from tests.patience import PATIENCE_S
 
 
 def _outbox_rows(path: Path) -> int:
@@ -194,7 +195,7 @@ def test_serve_command_answers_and_stops_on_sigterm(served: tuple[str, Home]) ->
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + PATIENCE_S
         while True:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz") as resp:
@@ -205,6 +206,6 @@ def test_serve_command_answers_and_stops_on_sigterm(served: tuple[str, Home]) ->
                 time.sleep(0.2)
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
+        out, _ = proc.communicate(timeout=PATIENCE_S)
     assert proc.returncode == 0, out
     assert b"stopped" in out

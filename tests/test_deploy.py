@@ -35,6 +35,7 @@ from node.config import REPO_ROOT, KafkaSettings, load_home
 from node.devkafka.state import ClusterInfo
 from node.errors import ConfigError
 from tests.conftest import secure_local_kafka
+from tests.patience import PATIENCE_S
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 DOCKERFILE = REPO_ROOT / "deploy" / "Dockerfile"
@@ -512,14 +513,14 @@ def test_init_kafka_adds_a_country_and_the_dead_letter_topic(
         users=files,
         admin_mechanism="SCRAM-SHA-512",
         cafile=sec.ca_file,
-        timeout_s=60,
+        timeout_s=PATIENCE_S,
     )
     # The local secure cluster makes the dead-letter topic itself; remove it so
     # that init-kafka has to create what a fresh production cluster lacks.
     admin = KafkaAdminClient(**secure.client_config("admin"))
     try:
         admin.delete_topics(["corredor.events.dlq"])
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + PATIENCE_S
         while "corredor.events.dlq" in admin.list_topics() and time.monotonic() < deadline:
             time.sleep(0.2)
     finally:
@@ -572,7 +573,7 @@ def test_init_home_trades_keys_and_members_sync_the_manifest(
 
     def run(**kw: Any) -> None:
         try:
-            deploy.init_home(kafka=kafka, exchange=exchange, timeout_s=90, **kw)
+            deploy.init_home(kafka=kafka, exchange=exchange, timeout_s=PATIENCE_S, **kw)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -584,10 +585,11 @@ def test_init_home_trades_keys_and_members_sync_the_manifest(
         t.start()
     time.sleep(1)  # members wait for the Secretariat's key
     ts = deploy.init_home(
-        tmp_path / "ts", kafka=kafka, exchange=exchange, enrol=["PAN", "CRI"], timeout_s=90
+        tmp_path / "ts", kafka=kafka, exchange=exchange, enrol=["PAN", "CRI"], timeout_s=PATIENCE_S
     )
     for t in threads:
-        t.join(120)
+        t.join(PATIENCE_S)
+    assert not any(t.is_alive() for t in threads)
     assert not errors, errors
     assert ts.created and sorted(ts.enrolled) == ["CRI", "PAN"]
     for c in ("pan", "cri"):
@@ -596,7 +598,7 @@ def test_init_home_trades_keys_and_members_sync_the_manifest(
         assert home.config.kafka.bootstrap == kafka_bootstrap
     # Running again changes nothing and enrols nobody twice.
     again = deploy.init_home(
-        tmp_path / "ts", kafka=kafka, exchange=exchange, enrol=["PAN", "CRI"], timeout_s=30
+        tmp_path / "ts", kafka=kafka, exchange=exchange, enrol=["PAN", "CRI"], timeout_s=PATIENCE_S
     )
     assert not again.created and again.enrolled == []
     assert not list(exchange.rglob("*.key"))  # public material only

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -41,7 +42,7 @@ from node.codec.events import EventCodec
 from node.crypto.batch_seal import SealVerifier
 from node.crypto.sealing import SealedBox
 from node.crypto.signing import verify
-from node.errors import CodecError, CryptoError, SignatureInvalid
+from node.errors import CodecError, CryptoError, SignatureInvalid, TransportError
 from node.federation import KeyDirectory
 from node.model.events import RESTRICTED_KINDS, Envelope, Event
 from node.policy.floor import RegionalFloor
@@ -363,25 +364,30 @@ def consume_until_caught_up(
     *,
     max_records: int = 2_000,
     poll_timeout_ms: int = 500,
-    idle_polls: int = 3,
+    stall_s: float = 600.0,
     progress: Callable[[int], None] | None = None,
 ) -> ApplyStats:
     """Apply everything on the topic when reading started; commit offsets only
-    after each batch's SQLite transaction has committed."""
+    after each batch's SQLite transaction has committed.
+
+    It returns when caught up, never before: a source that yields nothing for
+    ``stall_s`` while still behind raises TransportError rather than passing a
+    partial read off as the whole topic."""
     total = ApplyStats()
-    idle = 0
+    last_progress = time.monotonic()
     while True:
         batch = source.poll_batch(poll_timeout_ms, max_records)
         if batch:
-            idle = 0
+            last_progress = time.monotonic()
             total.add(aggregator.apply_batch(batch))
             source.commit()
             if progress is not None:
                 progress(len(batch))
         elif source.caught_up():
             break
-        else:
-            idle += 1
-            if idle > idle_polls * 20:
-                break
+        elif time.monotonic() - last_progress > stall_s:
+            raise TransportError(
+                f"no message for {stall_s:.0f} s while still behind the topic's end "
+                f"({total.messages} read so far)"
+            )
     return total

@@ -6,6 +6,8 @@ constructor's caller's back: clients are created by explicit ``open`` calls.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -18,6 +20,8 @@ from node.errors import TransportError
 from node.transport.base import Ack, Message
 from node.transport.credentials import describe
 
+log = logging.getLogger("corredor.transport")
+
 #: Producer settings that must hold for Corredor's delivery guarantees. Setting
 #: a conflicting option silently disables idempotence in kafka-python, so the
 #: caller's extras may not override these.
@@ -26,6 +30,20 @@ PRODUCER_GUARANTEES: dict[str, Any] = {
     "enable_idempotence": True,
     "max_in_flight_requests_per_connection": 5,
 }
+
+
+#: How long a consumer waits for its group to assign it partitions. Generous on
+#: purpose: the wait ends the moment the assignment arrives, but a rebalance may
+#: first wait out a departed member's session (10 s) and the rebalance timeout
+#: (the members' max poll interval, 60 s), and a busy 2-core machine stretches
+#: every step of it. Only a group that never assigns waits the whole bound.
+ASSIGNMENT_WAIT_S = 600.0
+
+#: How long a topic just created may take to show in the broker's metadata.
+TOPIC_VISIBLE_WAIT_S = 120.0
+
+#: How often a long wait says, at INFO, what it still waits for.
+_WAIT_NOTE_S = 30.0
 
 
 def _hint(settings: dict[str, Any]) -> str:
@@ -151,7 +169,7 @@ class KafkaSource:
         *,
         client_id: str = "corredor-aggregator",
         security: dict[str, Any] | None = None,
-        assignment_timeout_s: float = 90.0,
+        assignment_timeout_s: float = ASSIGNMENT_WAIT_S,
     ) -> None:
         self.topic = topic
         self._config: dict[str, Any] = {
@@ -178,11 +196,10 @@ class KafkaSource:
             return self
         try:
             consumer = KafkaConsumer(self.topic, **self._config)
-            deadline = time.monotonic() + self._assignment_timeout_s
-            while not consumer.assignment():
-                if time.monotonic() > deadline:
-                    raise TransportError(f"no partitions of {self.topic} assigned in time")
-                consumer.poll(timeout_ms=200, max_records=1, update_offsets=False)
+        except KafkaError as exc:
+            raise TransportError(f"cannot consume {self.topic}: {exc}") from exc
+        try:
+            self._await_assignment(consumer)
             # poll(update_offsets=False) fetched nothing we keep: rewind to committed.
             for tp in consumer.assignment():
                 committed = consumer.committed(tp)
@@ -191,10 +208,39 @@ class KafkaSource:
                 else:
                     consumer.seek(tp, committed)
             self._end = consumer.end_offsets(list(consumer.assignment()))
-        except KafkaError as exc:
+        except (KafkaError, TransportError) as exc:
+            # A consumer left open would stay in the group and stall its next rebalance.
+            with contextlib.suppress(Exception):
+                consumer.close()
+            if isinstance(exc, TransportError):
+                raise
             raise TransportError(f"cannot consume {self.topic}: {exc}") from exc
         self._consumer = consumer
         return self
+
+    def _await_assignment(self, consumer: KafkaConsumer) -> None:
+        """Poll until the group assigns this member partitions: a condition,
+        bounded only by ``assignment_timeout_s``. A topic that is not there at
+        all fails early instead, once it has had time to show."""
+        group = self._config["group_id"]
+        started = time.monotonic()
+        noted = started
+        while not consumer.assignment():
+            waited = time.monotonic() - started
+            if waited > self._assignment_timeout_s:
+                raise TransportError(
+                    f"no partitions of {self.topic} assigned to group {group} after "
+                    f"{waited:.0f} s; does another process of this group hold them?"
+                )
+            if time.monotonic() - noted > _WAIT_NOTE_S:
+                noted = time.monotonic()
+                if waited > TOPIC_VISIBLE_WAIT_S and self.topic not in consumer.topics():
+                    raise TransportError(f"topic {self.topic} does not exist")
+                log.info(
+                    "group %s: still waiting for partitions of %s (%.0f s)",
+                    group, self.topic, waited,
+                )
+            consumer.poll(timeout_ms=500, max_records=1, update_offsets=False)
 
     @property
     def consumer(self) -> KafkaConsumer:
@@ -310,7 +356,9 @@ def read_all(
     timeout_s: float = 60.0,
 ) -> list[Message]:
     """Every record on ``topic`` from the start to its current end, without a
-    consumer group (a reader that keeps no position, e.g. a member's inbox)."""
+    consumer group (a reader that keeps no position, e.g. a member's inbox).
+    ``timeout_s`` bounds a stall, not the read: a long topic on a busy machine
+    is read to its end as long as records keep coming."""
     try:
         consumer = KafkaConsumer(
             bootstrap_servers=bootstrap.split(","),
@@ -332,8 +380,10 @@ def read_all(
         deadline = time.monotonic() + timeout_s
         while any(consumer.position(tp) < end[tp] for tp in tps):
             if time.monotonic() > deadline:
-                raise TransportError(f"timed out reading {topic}")
+                raise TransportError(f"reading {topic} made no progress for {timeout_s:.0f} s")
             for records in consumer.poll(timeout_ms=500).values():
+                if records:
+                    deadline = time.monotonic() + timeout_s
                 out.extend(
                     Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
                     for r in records
