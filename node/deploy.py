@@ -34,7 +34,13 @@ from node.devkafka.secure import (
 )
 from node.errors import ConfigError, CorredorError
 from node.transport.credentials import security_settings
-from node.transport.provision import AclSpec, ProvisionResult, TopicSpec, provision
+from node.transport.provision import (
+    SHARED_TOPIC_CONFIGS,
+    AclSpec,
+    ProvisionResult,
+    TopicSpec,
+    provision,
+)
 
 SECRETARIAT_PUB = "secretariat.pub"
 
@@ -82,7 +88,7 @@ def federation_acls(members: Sequence[str], shared_topic: str) -> list[AclSpec]:
 def federation_topics(shared_topic: str, partitions: int, replication: int) -> list[TopicSpec]:
     compacted = {"cleanup.policy": "compact"}
     return [
-        TopicSpec(shared_topic, partitions, replication),
+        TopicSpec(shared_topic, partitions, replication, dict(SHARED_TOPIC_CONFIGS)),
         TopicSpec(CONTROL_TOPIC, 1, replication, compacted),
         TopicSpec(PICTURE_TOPIC, 1, replication, compacted),
         TopicSpec(dead_letter_topic_for(shared_topic), 1, replication),

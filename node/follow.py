@@ -22,7 +22,8 @@ from types import FrameType
 
 from node import operations as ops
 from node import trust
-from node.aggregator.apply import Aggregator, ApplyStats
+from node.aggregator.apply import ApplyStats
+from node.aggregator.run import build_aggregator
 from node.config import Home
 from node.errors import TransportError
 from node.pipeline import drain_outbox
@@ -197,7 +198,7 @@ def aggregate_follow(
     source: KafkaSource | None = None
     manifest_mtime = 0.0
     with PictureStore(home.store_path) as store:
-        aggregator = Aggregator(store, ops.event_codec(), trust.key_directory(home))
+        aggregator = build_aggregator(home, store, ops.event_codec(), floor=ops.regional_floor())
         try:
             while not stop.is_set():
                 mtime = home.manifest_path.stat().st_mtime if home.manifest_path.exists() else 0

@@ -20,11 +20,12 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from node import encounters, trust
 from node.aggregator.apply import (
+    APPENDED_AT_HEADER,
     DEAD_LETTER_REASONS,
-    Aggregator,
     ApplyStats,
     consume_until_caught_up,
 )
+from node.aggregator.run import build_aggregator
 from node.codec.events import EventCodec
 from node.codec.registry import SchemaRegistry
 from node.config import (
@@ -79,6 +80,7 @@ from node.transport.kafka import (
     read_all,
     read_latest,
 )
+from node.transport.provision import SHARED_TOPIC_CONFIGS
 from node.workers import BackgroundDrainer, StagerProcess
 
 
@@ -422,13 +424,15 @@ def _finish_parts(
 
 
 def ensure_shared_topic(home: Home, address: str, security: dict[str, Any] | None) -> None:
-    """Create the shared topic with the home's partitions and replication if missing."""
+    """Create the shared topic with the home's partitions and replication if
+    missing, stamped with the broker's append time (``SHARED_TOPIC_CONFIGS``)."""
     settings = home.config.kafka
     ensure_topic(
         address,
         settings.topic,
         partitions=settings.partitions,
         replication=settings.replication,
+        configs=dict(SHARED_TOPIC_CONFIGS),
         security=security,
     )
 
@@ -540,9 +544,7 @@ def aggregate_once(
     security = home.kafka_security()
     ensure_shared_topic(home, address, security)
     with PictureStore(home.store_path) as store:
-        aggregator = Aggregator(
-            store, event_codec(), trust.key_directory(home), floor=regional_floor()
-        )
+        aggregator = build_aggregator(home, store, event_codec(), floor=regional_floor())
         source = KafkaSource(address, settings.topic, settings.group_id, security=security)
         try:
             stats = consume_until_caught_up(
@@ -620,12 +622,22 @@ def publish_picture(
         return 0
     sink = _side_topic_sink(home, _picture_topic(home), address, security, "picture")
     try:
-        sink.send_batch([(subject.encode("utf-8"), value) for _, subject, value in pending])
+        # With the shared topic's append time: members judge keys against it.
+        sink.send_with_headers(
+            [
+                (
+                    subject.encode("utf-8"),
+                    value,
+                    [] if at is None else [(APPENDED_AT_HEADER, str(at).encode("ascii"))],
+                )
+                for _, subject, value, at in pending
+            ]
+        )
         # Purged subjects: the key with no value, so compaction removes them.
         sink.send_with_headers([(s.encode("utf-8"), None, []) for s in tombstones])
     finally:
         sink.close()
-    store.mark_picture_published([seq for seq, _, _ in pending])
+    store.mark_picture_published([seq for seq, _, _, _ in pending])
     store.mark_tombstoned(tombstones)
     return len(pending)
 

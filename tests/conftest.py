@@ -54,6 +54,7 @@ with warnings.catch_warnings():
     from kafka.errors import KafkaError
 
     from node.devkafka import LocalKafka, ensure_jars
+    from node.transport.provision import SHARED_TOPIC_CONFIGS
 
 ENV_REQUIRE_KAFKA = "CORREDOR_REQUIRE_KAFKA"
 
@@ -181,10 +182,12 @@ def _unique(prefix: str, request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def topic(kafka_admin: KafkaAdminClient, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh topic (3 partitions, replication 1), deleted afterwards."""
+    """A fresh topic (3 partitions, replication 1), deleted afterwards, set up
+    as the shared topic is provisioned (the broker stamps its append time)."""
     name = _unique("test", request)
     # A single replica must satisfy acks=all even on a cluster with min ISR 2.
-    new = NewTopic(name, 3, 1, topic_configs={"min.insync.replicas": "1"})
+    configs = {"min.insync.replicas": "1", **SHARED_TOPIC_CONFIGS}
+    new = NewTopic(name, 3, 1, topic_configs=configs)
     kafka_admin.create_topics([new])
     kafka_admin.wait_for_topics([name], timeout_ms=30_000)
     yield name

@@ -110,7 +110,9 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Home]]:
 
     with PictureStore(agg.store_path) as store:
         consume_until_caught_up(
-            Aggregator(store, ops.event_codec(), trust.key_directory(agg)), MemorySource(topic)
+            Aggregator(
+                store, ops.event_codec(), trust.key_directory(agg), floor=ops.regional_floor()
+            ), MemorySource(topic)
         )
     server, snapshots = make_server(agg, "127.0.0.1", 0, refresh_s=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -51,6 +51,7 @@ from node.config import dead_letter_topic_for
 from node.devkafka.pki import init_ca, issue, write_private
 from node.devkafka.state import ClusterInfo, SecurityInfo
 from node.errors import KafkaSetupError
+from node.transport.provision import SHARED_TOPIC_CONFIGS
 
 ADMIN_USER = "admin"
 SECRETARIAT_USER = "secretariat"
@@ -265,7 +266,7 @@ def _create_topics(admin: KafkaAdminClient, sec: SecurityInfo, nodes: int, timeo
     replication = 1 if nodes == 1 else 3
     compacted = {"cleanup.policy": "compact"}
     wanted = [
-        NewTopic(sec.shared_topic, 3, replication),
+        NewTopic(sec.shared_topic, 3, replication, topic_configs=dict(SHARED_TOPIC_CONFIGS)),
         NewTopic(sec.control_topic, 1, replication, topic_configs=compacted),
         NewTopic(sec.picture_topic, 1, replication, topic_configs=compacted),
         NewTopic(dead_letter_topic_for(sec.shared_topic), 1, replication),

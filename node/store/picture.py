@@ -142,6 +142,12 @@ CREATE TABLE IF NOT EXISTS event_use (
     embargo_until TEXT,               -- ISO timestamp; NULL: no embargo
     purged_at     REAL
 );
+-- The broker's append time of each accepted event on the shared topic: the
+-- time every judgement of time uses (never the signer's produced_at).
+CREATE TABLE IF NOT EXISTS event_time (
+    event_id      TEXT PRIMARY KEY,
+    appended_at   REAL NOT NULL        -- epoch seconds, the broker's clock
+);
 -- The picture published back: original signed events every member may see
 -- (audiences name members or the public), sent to the picture topic once any
 -- embargo has passed, so each member's node verifies and applies them itself.
@@ -364,8 +370,15 @@ class PictureStore:
 
     # -- usage rules: audiences, purposes, retention, embargo ------------------
 
-    def record_use(self, conn: sqlite3.Connection, envelope: Envelope) -> None:
-        """Keep an accepted event's usage rules (from its signed envelope)."""
+    def record_use(
+        self, conn: sqlite3.Connection, envelope: Envelope, appended_at: datetime
+    ) -> None:
+        """Keep an accepted event's usage rules (from its signed envelope) and
+        the broker's append time they are judged against."""
+        conn.execute(
+            "INSERT OR IGNORE INTO event_time (event_id, appended_at) VALUES (?,?)",
+            (envelope.event_id, appended_at.timestamp()),
+        )
         conn.execute(
             "INSERT OR IGNORE INTO event_use (event_id, audiences, purposes, retain_until, "
             "embargo_until) VALUES (?,?,?,?,?)",
@@ -449,17 +462,24 @@ class PictureStore:
             (event_id, subject, value, time.time()),
         )
 
-    def pending_picture(self, now: datetime, limit: int = 5000) -> list[tuple[int, str, bytes]]:
-        """(seq, subject, signed bytes) not yet published whose embargo has passed
-        and which are not purged."""
+    def pending_picture(
+        self, now: datetime, limit: int = 5000
+    ) -> list[tuple[int, str, bytes, int | None]]:
+        """(seq, subject, signed bytes, broker append time in ms) not yet
+        published whose embargo has passed (by the aggregator's clock, which
+        the signer does not control) and which are not purged."""
         cur = self._conn.execute(
-            "SELECT p.seq, p.subject, p.msg_value FROM picture_outbox p "
-            "JOIN event_use u ON u.event_id = p.event_id WHERE p.published_at IS NULL "
+            "SELECT p.seq, p.subject, p.msg_value, t.appended_at FROM picture_outbox p "
+            "JOIN event_use u ON u.event_id = p.event_id "
+            "LEFT JOIN event_time t ON t.event_id = p.event_id WHERE p.published_at IS NULL "
             "AND u.purged_at IS NULL AND (u.embargo_until IS NULL OR u.embargo_until <= ?) "
             "ORDER BY p.seq LIMIT ?",
             (now.isoformat(timespec="seconds"), limit),
         )
-        return [(int(seq), str(subject), bytes(value)) for seq, subject, value in cur]
+        return [
+            (int(seq), str(subject), bytes(value), None if at is None else round(at * 1000))
+            for seq, subject, value, at in cur
+        ]
 
     def pending_tombstones(self) -> list[str]:
         """Subjects to tombstone on the picture topic (see ``purge_expired``)."""

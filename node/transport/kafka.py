@@ -140,6 +140,23 @@ class KafkaSink:
             self._producer = None
 
 
+#: kafka-python's ``ConsumerRecord.timestamp_type`` for a broker-assigned time.
+LOG_APPEND_TIME = 1
+
+
+def _message(record: Any) -> Message:
+    return Message(
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key,
+        record.value,
+        record.timestamp,
+        log_append_time=record.timestamp_type == LOG_APPEND_TIME,
+        headers=tuple((str(k), bytes(v or b"")) for k, v in (record.headers or ())),
+    )
+
+
 class KafkaSource:
     """Reads one topic as a member of a consumer group; commits explicitly."""
 
@@ -208,7 +225,7 @@ class KafkaSource:
         out: list[Message] = []
         for records in polled.values():
             for r in records:
-                out.append(Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp))
+                out.append(_message(r))
         return out
 
     def caught_up(self) -> bool:
@@ -334,10 +351,7 @@ def read_all(
             if time.monotonic() > deadline:
                 raise TransportError(f"timed out reading {topic}")
             for records in consumer.poll(timeout_ms=500).values():
-                out.extend(
-                    Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
-                    for r in records
-                )
+                out.extend(_message(r) for r in records)
         return out
     except KafkaError as exc:
         raise TransportError(f"cannot read {topic}: {exc}") from exc
