@@ -6,6 +6,7 @@ constructor's caller's back: clients are created by explicit ``open`` calls.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,6 +18,11 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from node.errors import TransportError
 from node.transport.base import Ack, Message
 from node.transport.credentials import describe
+
+log = logging.getLogger("corredor.transport")
+
+#: How long ``KafkaSink.close`` first waits for records still in flight.
+CLOSE_TIMEOUT_S = 10.0
 
 #: Producer settings that must hold for Corredor's delivery guarantees. Setting
 #: a conflicting option silently disables idempotence in kafka-python, so the
@@ -135,9 +141,32 @@ class KafkaSink:
         return wait
 
     def close(self) -> None:
-        if self._producer is not None:
-            self._producer.close(timeout=10)
-            self._producer = None
+        """Close the producer; never raises a Kafka client error.
+
+        kafka-python's ``close`` flushes first and raises ``KafkaTimeoutError``
+        when records are still unacknowledged (the broker is away). Nothing is
+        lost by giving up on them: a record counts as sent only once its
+        acknowledgement is recorded (the outbox marks rows on ack), so the next
+        producer sends them again. Every record expires by the delivery
+        timeout, so a second close bounded by it finishes; if even that fails,
+        a (retriable) ``TransportError`` says so."""
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        try:
+            producer.close(timeout=CLOSE_TIMEOUT_S)
+            return
+        except KafkaError as exc:
+            log.warning(
+                "closing the producer on %s: %s; waiting for records to expire", self.topic, exc
+            )
+        expiry_s = self._config["delivery_timeout_ms"] / 1000 + 1
+        try:
+            producer.close(timeout=expiry_s)
+        except KafkaError as exc:
+            raise TransportError(
+                f"producer on {self.topic} did not close within {expiry_s:.0f} s: {exc}"
+            ) from exc
 
 
 #: kafka-python's ``ConsumerRecord.timestamp_type`` for a broker-assigned time.
