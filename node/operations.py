@@ -691,6 +691,8 @@ def home_status(home: Home) -> dict[str, object]:
                 "topic": home.config.kafka.topic,
                 **counts,
                 "dead_lettered": store.dead_letter_count(),
+                "revoked_events": store.revoked_count(),
+                "revocations": store.revocations(),
                 "restricted_relayed": store.restricted_count(),
                 "reference": store.view_counts(),
                 "rejected_by_reason": store.rejected_by_reason(),

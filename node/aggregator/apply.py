@@ -46,11 +46,13 @@ Secretariat runs the broker, so that is the same clock.
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from node.aggregator.revocation import RevocationChange, enforce_revocations
 from node.aggregator.views import APPLIERS, body_problem, subject_problem
 from node.codec.events import EventCodec
 from node.crypto.batch_seal import SealVerifier
@@ -96,6 +98,8 @@ class ApplyStats:
             "rejected_by_reason": dict(sorted(self.rejected.items())),
         }
 
+
+log = logging.getLogger("corredor.aggregator")
 
 #: Reasons a message goes to the dead-letter topic too: it could not be read at
 #: all. Messages that decode but fail trust checks stay in quarantine only.
@@ -247,9 +251,21 @@ class Aggregator:
         #: Secretariat); a member applying the picture it reads does not.
         self.publish_back = publish_back
 
-    def use_keys(self, keys: KeyDirectory) -> None:
-        """Trust a newer manifest's keys from the next message on."""
+    def use_keys(self, keys: KeyDirectory) -> list[RevocationChange]:
+        """Trust a newer manifest's keys from the next message on, and take out
+        of the picture what its revoked keys signed after their compromise."""
         self.keys = keys
+        return self.enforce_revocations()
+
+    def enforce_revocations(self) -> list[RevocationChange]:
+        changes = enforce_revocations(self.store, self.keys, republish=self.publish_back)
+        for c in changes:
+            log.warning(
+                "revoked key %s of %s: %d events out of the picture, %d subjects restored to "
+                "an earlier revision, %d removed",
+                c.key_id, c.producer, c.events, c.restored, c.removed,
+            )
+        return changes
 
     def _apply_one(self, conn: sqlite3.Connection, msg: Message, stats: ApplyStats) -> Envelope:
         """Verify and apply one message; returns its envelope (for the audit log)."""

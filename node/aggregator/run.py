@@ -36,7 +36,8 @@ def build_aggregator(
     mode: Mode = "secretariat",
 ) -> Aggregator:
     """An aggregator over ``store`` that trusts the keys of the home's current
-    manifest and enforces ``floor`` on every event."""
+    manifest and enforces ``floor`` on every event. Revocations in that
+    manifest are carried out in the picture first (``node.aggregator.revocation``)."""
     member_copy = mode == "member-copy"
     aggregator = Aggregator(
         store,
@@ -46,4 +47,5 @@ def build_aggregator(
         publish_back=not member_copy,
         time_of=relayed_time if member_copy else append_time,
     )
+    aggregator.enforce_revocations()
     return aggregator
