@@ -143,6 +143,14 @@ CREATE TABLE IF NOT EXISTS event_use (
     embargo_until TEXT,               -- ISO timestamp; NULL: no embargo
     purged_at     REAL
 );
+-- Dead letters too large to copy: set aside on the dead-letter topic by
+-- reference (origin, size, digest) instead of their bytes, which stay here.
+CREATE TABLE IF NOT EXISTS dead_letter_reference (
+    rejected_id INTEGER PRIMARY KEY,   -- rejected_message.id
+    size        INTEGER NOT NULL,      -- bytes of the original value
+    sha256      TEXT NOT NULL,         -- of the original value
+    created_at  REAL NOT NULL
+);
 -- The broker's append time of each accepted event on the shared topic: the
 -- time every judgement of time uses (never the signer's produced_at).
 CREATE TABLE IF NOT EXISTS event_time (
@@ -381,6 +389,24 @@ class PictureStore:
                 "UPDATE rejected_message SET dead_lettered_at = ? WHERE id = ?",
                 [(now, i) for i in ids],
             )
+
+    def mark_dead_lettered_by_reference(self, refs: list[tuple[int, int, str]]) -> None:
+        """(rejected id, size, SHA-256) of dead letters sent as references."""
+        now = time.time()
+        with transaction(self._conn) as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO dead_letter_reference (rejected_id, size, sha256, "
+                "created_at) VALUES (?,?,?,?)",
+                [(i, size, digest, now) for i, size, digest in refs],
+            )
+            conn.executemany(
+                "UPDATE rejected_message SET dead_lettered_at = ? WHERE id = ?",
+                [(now, i) for i, _, _ in refs],
+            )
+
+    def dead_letter_reference_count(self) -> int:
+        row = self._conn.execute("SELECT count(*) FROM dead_letter_reference").fetchone()
+        return int(row[0])
 
     def dead_letter_count(self) -> int:
         row = self._conn.execute(

@@ -13,9 +13,9 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 
-from node.errors import TransportError
+from node.errors import RecordTooLarge, TransportError
 from node.transport.base import Ack, Message
 from node.transport.credentials import describe
 
@@ -55,6 +55,13 @@ def producer_config(
     }
     config.update(PRODUCER_GUARANTEES)
     return config
+
+
+def _publish_error(topic: str, exc: KafkaError) -> TransportError:
+    """The Corredor error for a failed send: a record that can never fit says so."""
+    if isinstance(exc, MessageSizeTooLargeError):
+        return RecordTooLarge(f"publish to {topic} failed: a record is too large: {exc}")
+    return TransportError(f"publish to {topic} failed: {exc}")
 
 
 class KafkaSink:
@@ -123,7 +130,7 @@ class KafkaSink:
         try:
             futures = [producer.send(self.topic, key=k, value=v, headers=h) for k, v, h in records]
         except KafkaError as exc:
-            raise TransportError(f"publish to {self.topic} failed: {exc}") from exc
+            raise _publish_error(self.topic, exc) from exc
 
         def wait() -> list[Ack]:
             # Each future resolves when its record batch is acknowledged (the
@@ -135,7 +142,7 @@ class KafkaSink:
                     meta = fut.get(timeout=self._ack_timeout_s)
                     acks.append(Ack(meta.topic, meta.partition, meta.offset))
             except KafkaError as exc:
-                raise TransportError(f"publish to {self.topic} failed: {exc}") from exc
+                raise _publish_error(self.topic, exc) from exc
             return acks
 
         return wait
