@@ -250,6 +250,9 @@ def test_a_topic_stamped_with_the_producers_time_is_not_trusted(
     _produce(kafka_bootstrap, name, [_signed(pan)])
     stats = ops.aggregate_once(agg)
     assert stats.rejected == {"untrusted-time": 1}
+    with PictureStore(agg.store_path) as store:
+        (row,) = store.rejected()
+    assert row["producer"] == "PAN" and "LogAppendTime" in row["detail"]
 
 
 def test_the_floor_states_its_clock_skew() -> None:

@@ -196,7 +196,13 @@ def verify_message(
             f"key {envelope.key_id} belongs to {known.country}, event claims {envelope.producer}",
             envelope,
         )
-    when = at() if callable(at) else at if at is not None else datetime.now(UTC)
+    if callable(at):
+        try:
+            when = at()
+        except MessageRejected as rej:  # no trusted time: name the event it was for
+            raise MessageRejected(rej.reason, rej.detail, envelope) from None
+    else:
+        when = at if at is not None else datetime.now(UTC)
     state = known.entry.state_at(when)
     stamp = when.isoformat(timespec="seconds")
     if state == "revoked":
