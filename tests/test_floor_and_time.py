@@ -27,6 +27,7 @@ from node.model.manifest import Topics
 from node.picture_sync import picture_path, sync_picture
 from node.store.picture import PictureStore
 from node.transport.kafka import ensure_topic
+from node.transport.provision import SHARED_TOPIC_CONFIGS, TopicSpec, provision
 from tests.factories import aggregator_for
 
 NOW = datetime.now(UTC)
@@ -263,3 +264,24 @@ def test_the_floor_states_its_clock_skew() -> None:
     assert floor.time_problem(at + timedelta(seconds=301), at) is not None
     assert floor.time_problem(at - timedelta(days=30), at) is None
     assert floor.time_problem(at - timedelta(days=31), at) is not None
+
+
+def test_provisioning_sets_the_brokers_append_time_on_an_existing_shared_topic(
+    kafka_bootstrap: str, group_id: str
+) -> None:
+    """`deploy init-kafka` runs on every start of the stack: a shared topic made
+    before this setting existed gets it too."""
+    name = f"provisioned-{group_id}"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(name, 1, 1, topic_configs={})])
+        admin.wait_for_topics([name], timeout_ms=30_000)
+    finally:
+        admin.close()
+    assert _timestamp_type(kafka_bootstrap, name) == "CreateTime"
+    spec = TopicSpec(name, 1, 1, dict(SHARED_TOPIC_CONFIGS))
+    result = provision(
+        {"bootstrap_servers": kafka_bootstrap.split(",")}, users={}, topics=[spec], acls=[]
+    )
+    assert result.topics_created == []
+    assert _timestamp_type(kafka_bootstrap, name) == "LogAppendTime"
