@@ -124,9 +124,7 @@ def test_every_run_mode_quarantines_events_below_the_floor(
         # there) putting these on it must not get them into the member's copy.
         draft = trust.load_draft(agg)
         picture_topic = f"{topic}.picture"
-        trust.save_draft(
-            agg, draft.model_copy(update={"topics": Topics(picture=picture_topic)})
-        )
+        trust.save_draft(agg, draft.model_copy(update={"topics": Topics(picture=picture_topic)}))
         trust.accept_manifest(pan, trust.sign_draft(agg))
         ensure_topic(kafka_bootstrap, picture_topic, partitions=1)
         _produce(kafka_bootstrap, picture_topic, events)
