@@ -10,6 +10,8 @@
     │   └── SignatureInvalid     a signature does not verify
     ├── StoreError               SQLite stores
     ├── TransportError           Kafka client failures (retriable)
+    │   └── RecordTooLarge       a record over the producer's or topic's size limit
+                                 (not retriable: it will never fit)
     └── KafkaSetupError          the local development broker cannot be set up
 
 The FileFormatError leaves also derive from the error of the file's kind, so a
@@ -88,6 +90,12 @@ class TransportError(CorredorError):
     """The Kafka client failed; usually worth retrying."""
 
     retriable = True
+
+
+class RecordTooLarge(TransportError):
+    """A record is over the producer's or the topic's message size limit."""
+
+    retriable = False
 
 
 class KafkaSetupError(CorredorError):

@@ -161,8 +161,17 @@ def add_member(
     return key_id
 
 
-def revoke(home: Home, country: str, key_id: str | None = None) -> list[str]:
-    draft, revoked = fed.revoke(load_draft(home), country.upper(), key_id)
+def revoke(
+    home: Home,
+    country: str,
+    key_id: str | None = None,
+    *,
+    compromised_at: datetime | None = None,
+) -> list[str]:
+    """Revoke a member's key(s) in the draft (see ``federation.revoke``)."""
+    draft, revoked = fed.revoke(
+        load_draft(home), country.upper(), key_id, compromised_at=compromised_at
+    )
     save_draft(home, draft)
     return revoked
 

@@ -116,7 +116,9 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Home]]:
 
     with PictureStore(agg.store_path) as store:
         consume_until_caught_up(
-            Aggregator(store, ops.event_codec(), trust.key_directory(agg)), MemorySource(topic)
+            Aggregator(
+                store, ops.event_codec(), trust.key_directory(agg), floor=ops.regional_floor()
+            ), MemorySource(topic)
         )
     with FolderDB(agg.path / "folder.db") as db:
         db.add_user("ana", "TS", PASSWORD)

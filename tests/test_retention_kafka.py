@@ -162,8 +162,16 @@ def test_a_rebuild_from_the_topic_equals_the_picture_after_retention_ran(
 def test_rebuild_problems_name_each_setting_that_loses_messages() -> None:
     ten_years = 3650
     enough = str((ten_years + 30) * DAY_MS)
-    good = {"cleanup.policy": "delete", "retention.ms": enough, "retention.bytes": "-1"}
+    good = {
+        "cleanup.policy": "delete",
+        "retention.ms": enough,
+        "retention.bytes": "-1",
+        "message.timestamp.type": "LogAppendTime",
+    }
     assert rebuild_problems(good, ten_years) == []
+    # A topic stamped by its producers: every record would be set aside as untrusted-time.
+    (stamped,) = rebuild_problems({**good, "message.timestamp.type": "CreateTime"}, ten_years)
+    assert "LogAppendTime" in stamped
     assert rebuild_problems({**good, "retention.ms": "-1"}, ten_years) == []  # forever
     week = {**good, "retention.ms": str(7 * DAY_MS)}
     (problem,) = rebuild_problems(week, ten_years)

@@ -403,6 +403,16 @@ def status(ctx: click.Context, fmt: str) -> None:
             continue
         table.add_row(k.replace("_", " "), str(v))
     console.print(table)
+    revocations = data.get("revocations")
+    if isinstance(revocations, list) and revocations:
+        columns = ("key_id", "producer", "compromised_at", "events", "restored", "removed")
+        vt = Table(title="Revocations carried out in the picture", title_justify="left")
+        for col in columns:
+            vt.add_column(col.replace("_", " "))
+        for r in revocations:
+            # No compromise time: nothing the key ever signed is trusted.
+            vt.add_row(*(str(r[c]) if r[c] is not None else "ever" for c in columns))
+        console.print(vt)
     rejected = data.get("rejected_messages")
     if isinstance(rejected, list) and rejected:
         rt = Table(title="Set aside (never applied)", title_justify="left")

@@ -14,13 +14,16 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 
-from node.errors import TransportError
+from node.errors import RecordTooLarge, TransportError
 from node.transport.base import Ack, Message
 from node.transport.credentials import describe
 
 log = logging.getLogger("corredor.transport")
+
+#: How long ``KafkaSink.close`` first waits for records still in flight.
+CLOSE_TIMEOUT_S = 10.0
 
 #: Producer settings that must hold for Corredor's delivery guarantees. Setting
 #: a conflicting option silently disables idempotence in kafka-python, so the
@@ -67,6 +70,13 @@ def producer_config(
     }
     config.update(PRODUCER_GUARANTEES)
     return config
+
+
+def _publish_error(topic: str, exc: KafkaError) -> TransportError:
+    """The Corredor error for a failed send: a record that can never fit says so."""
+    if isinstance(exc, MessageSizeTooLargeError):
+        return RecordTooLarge(f"publish to {topic} failed: a record is too large: {exc}")
+    return TransportError(f"publish to {topic} failed: {exc}")
 
 
 class KafkaSink:
@@ -135,7 +145,7 @@ class KafkaSink:
         try:
             futures = [producer.send(self.topic, key=k, value=v, headers=h) for k, v, h in records]
         except KafkaError as exc:
-            raise TransportError(f"publish to {self.topic} failed: {exc}") from exc
+            raise _publish_error(self.topic, exc) from exc
 
         def wait() -> list[Ack]:
             # Each future resolves when its record batch is acknowledged (the
@@ -147,15 +157,55 @@ class KafkaSink:
                     meta = fut.get(timeout=self._ack_timeout_s)
                     acks.append(Ack(meta.topic, meta.partition, meta.offset))
             except KafkaError as exc:
-                raise TransportError(f"publish to {self.topic} failed: {exc}") from exc
+                raise _publish_error(self.topic, exc) from exc
             return acks
 
         return wait
 
     def close(self) -> None:
-        if self._producer is not None:
-            self._producer.close(timeout=10)
-            self._producer = None
+        """Close the producer; never raises a Kafka client error.
+
+        kafka-python's ``close`` flushes first and raises ``KafkaTimeoutError``
+        when records are still unacknowledged (the broker is away). Nothing is
+        lost by giving up on them: a record counts as sent only once its
+        acknowledgement is recorded (the outbox marks rows on ack), so the next
+        producer sends them again. Every record expires by the delivery
+        timeout, so a second close bounded by it finishes; if even that fails,
+        a (retriable) ``TransportError`` says so."""
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        try:
+            producer.close(timeout=CLOSE_TIMEOUT_S)
+            return
+        except KafkaError as exc:
+            log.warning(
+                "closing the producer on %s: %s; waiting for records to expire", self.topic, exc
+            )
+        expiry_s = self._config["delivery_timeout_ms"] / 1000 + 1
+        try:
+            producer.close(timeout=expiry_s)
+        except KafkaError as exc:
+            raise TransportError(
+                f"producer on {self.topic} did not close within {expiry_s:.0f} s: {exc}"
+            ) from exc
+
+
+#: kafka-python's ``ConsumerRecord.timestamp_type`` for a broker-assigned time.
+LOG_APPEND_TIME = 1
+
+
+def _message(record: Any) -> Message:
+    return Message(
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key,
+        record.value,
+        record.timestamp,
+        log_append_time=record.timestamp_type == LOG_APPEND_TIME,
+        headers=tuple((str(k), bytes(v or b"")) for k, v in (record.headers or ())),
+    )
 
 
 class KafkaSource:
@@ -254,7 +304,7 @@ class KafkaSource:
         out: list[Message] = []
         for records in polled.values():
             for r in records:
-                out.append(Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp))
+                out.append(_message(r))
         return out
 
     def caught_up(self) -> bool:
@@ -384,10 +434,7 @@ def read_all(
             for records in consumer.poll(timeout_ms=500).values():
                 if records:
                     deadline = time.monotonic() + timeout_s
-                out.extend(
-                    Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
-                    for r in records
-                )
+                out.extend(_message(r) for r in records)
         return out
     except KafkaError as exc:
         raise TransportError(f"cannot read {topic}: {exc}") from exc

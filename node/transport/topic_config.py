@@ -23,6 +23,11 @@ from node.policy.loader import load_floor
 
 DAY_MS = 86_400_000
 
+#: ``LogAppendTime``: the broker stamps every record with its own clock when it
+#: appends it, so the aggregator judges key validity, revocation and retention
+#: against a time no signer chose (docs/guarantees.md, *Time model*).
+BROKER_TIME_CONFIGS: dict[str, str] = {"message.timestamp.type": "LogAppendTime"}
+
 #: Days a message stays beyond the longest retention a policy may state:
 #: ``retain_until`` is a date (the event lives to its end), the outbox may hold
 #: an event for a while before the broker appends it, and clocks differ.
@@ -45,6 +50,7 @@ def shared_topic_configs(max_retention_days: int | None = None) -> dict[str, str
     compaction by default). ``max_retention_days``: the floor's by default."""
     days = federation_max_retention_days() if max_retention_days is None else max_retention_days
     return {
+        **BROKER_TIME_CONFIGS,
         "cleanup.policy": "delete",
         "retention.ms": str(required_retention_ms(days)),
         "retention.bytes": "-1",
@@ -81,6 +87,13 @@ def rebuild_problems(
                 f"retention.bytes={size}: Kafka deletes the oldest messages past that size, "
                 "whatever their retention (set it to -1)"
             )
+    stamp = configs.get("message.timestamp.type", "CreateTime")
+    if stamp != "LogAppendTime":
+        problems.append(
+            f"message.timestamp.type={stamp}: the aggregator judges events on the broker's "
+            "append time and sets aside every record stamped by its producer "
+            "(set it to LogAppendTime)"
+        )
     if log_start_offsets > 0:
         problems.append(
             f"{log_start_offsets} messages at the start of the topic are already deleted: "
