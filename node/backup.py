@@ -8,8 +8,10 @@ keep writing. Each copied store passes ``PRAGMA integrity_check`` before the
 backup is declared done.
 
 The audit chain's head file (``<db>.audit-head``) is copied before its store:
-a head that lags the table is normal after a crash (``audit verify`` notes it),
-a head ahead of the table would look like entries cut off.
+a head ahead of the table would look like entries cut off. A member's store is
+snapshot under its drain lock (nothing is acknowledged meanwhile), so its
+head and table agree; an aggregator's head may lag its snapshot, and
+``audit verify`` on the restored home then needs ``--accept-behind``.
 
 Not copied: ``rejects/`` (rejected input rows, raw data kept only for the
 operator to fix the file; re-ingesting the source regenerates them).

@@ -145,6 +145,8 @@ class NodeStore:
         self._conn = connect(path, _SCHEMA + audit.SCHEMA, bulk_writes=True)
         self._staging_depth = 0
         self._staging_fd: int | None = None
+        self._drain_depth = 0
+        self._drain_fd: int | None = None
 
     def close(self) -> None:
         self._conn.close()
@@ -178,6 +180,36 @@ class NodeStore:
                 fcntl.flock(self._staging_fd, fcntl.LOCK_UN)
                 os.close(self._staging_fd)
                 self._staging_fd = None
+
+    @contextmanager
+    def drain_lock(self) -> Iterator[None]:
+        """Hold the home's drain lock: one drainer at a time reads the outbox
+        and sends it. Without it two publishes (or a publish and ``publish
+        --follow``) each read the same unacknowledged rows and each sent them,
+        so every event reached the topic twice. An advisory ``flock`` on a file
+        beside the store, separate from the staging lock so that a drainer
+        sends what a stager commits while it stages; reentrant for this store
+        object and released if the process dies. A second drainer waits, then
+        finds only what is still unacknowledged."""
+        if self._drain_depth == 0:
+            fd = os.open(
+                self.path.with_name(self.path.name + ".drain.lock"), os.O_RDWR | os.O_CREAT, 0o600
+            )
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._drain_fd = fd
+        self._drain_depth += 1
+        try:
+            yield
+        finally:
+            self._drain_depth -= 1
+            if self._drain_depth == 0 and self._drain_fd is not None:
+                fcntl.flock(self._drain_fd, fcntl.LOCK_UN)
+                os.close(self._drain_fd)
+                self._drain_fd = None
 
     def __enter__(self) -> NodeStore:
         return self
