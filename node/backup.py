@@ -22,9 +22,13 @@ that is not yet a home.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,6 +88,22 @@ def _stores(home: Path) -> list[Path]:
     return sorted(p for p in home.glob("*.db") if p.is_file())
 
 
+@contextmanager
+def _drain_locked(store: Path) -> Iterator[None]:
+    """Hold a member store's drain lock (``NodeStore.drain_lock``) if it has
+    one: no acknowledgement, so no audit entry, lands while it is copied."""
+    lock = store.with_name(store.name + ".drain.lock")
+    if not lock.is_file():
+        yield
+        return
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def backup_home(home: Home, dest: Path) -> BackupResult:
     """Write a consistent copy of ``home`` to ``dest`` (which must not exist or be empty)."""
     if dest.exists() and any(dest.iterdir()):
@@ -102,10 +122,11 @@ def backup_home(home: Home, dest: Path) -> BackupResult:
     stores: dict[str, int] = {}
     for store in _stores(home.path):
         head = store.with_name(store.name + _HEAD_SUFFIX)
-        if head.is_file():
-            shutil.copy2(head, dest / head.name)  # before the store: never ahead of it
-            files.append(head.name)
-        stores[store.name] = snapshot_store(store, dest / store.name)
+        with _drain_locked(store):
+            if head.is_file():
+                shutil.copy2(head, dest / head.name)  # before the store: never ahead of it
+                files.append(head.name)
+            stores[store.name] = snapshot_store(store, dest / store.name)
     if not stores:
         raise ConfigError(f"{home.path} holds no store to back up")
     (dest / MANIFEST).write_text(
