@@ -35,6 +35,8 @@ from pathlib import Path
 
 from node.config import CONFIG_FILE, Home, load_home
 from node.errors import ConfigError
+from node.files import create_private
+from node.store.identity import IDENTITY_SUFFIX
 
 MANIFEST = "backup.json"
 _HEAD_SUFFIX = ".audit-head"
@@ -55,6 +57,7 @@ def snapshot_store(source: Path, dest: Path) -> int:
     except sqlite3.Error as exc:
         raise ConfigError(f"cannot open {source} to back it up: {exc}") from exc
     try:
+        create_private(dest)  # raw data: 0600 whatever the umask
         dst = sqlite3.connect(dest)
         try:
             src.backup(dst, pages=1024)
@@ -122,6 +125,10 @@ def backup_home(home: Home, dest: Path) -> BackupResult:
     stores: dict[str, int] = {}
     for store in _stores(home.path):
         head = store.with_name(store.name + _HEAD_SUFFIX)
+        identity = store.with_name(store.name + IDENTITY_SUFFIX)
+        if identity.is_file():
+            shutil.copy2(identity, dest / identity.name)
+            files.append(identity.name)
         with _drain_locked(store):
             if head.is_file():
                 shutil.copy2(head, dest / head.name)  # before the store: never ahead of it
@@ -147,7 +154,11 @@ def backup_home(home: Home, dest: Path) -> BackupResult:
 
 
 def restore_home(backup: Path, dest: Path) -> Home:
-    """Check a backup's stores and copy it to ``dest``, which must not be a home."""
+    """Check a backup's stores and copy it to ``dest``, which must not be a home.
+
+    A member's restored store may be behind what it published after the
+    backup: it is marked to wait for ``recover-revisions``
+    (node.revisions), and staging or publishing is refused until then."""
     if not (backup / MANIFEST).is_file():
         raise ConfigError(f"{backup} is not a Corredor backup (no {MANIFEST})")
     if (dest / CONFIG_FILE).exists():
@@ -170,4 +181,18 @@ def restore_home(backup: Path, dest: Path) -> Home:
             shutil.copytree(item, target)
         else:
             shutil.copy2(item, target)
-    return load_home(dest)
+    home = load_home(dest)
+    if not home.is_aggregator and home.store_path.is_file():
+        _mark_restored(home, json.loads((backup / MANIFEST).read_text(encoding="utf-8")))
+    return home
+
+
+def _mark_restored(home: Home, manifest: dict[str, object]) -> None:
+    from node.store.identity import set_pending_recovery
+    from node.store.node_store import NodeStore
+
+    with NodeStore(home.store_path) as store:
+        store.verify_identity(home.country, staging=False)  # a legacy store gets one
+        with store.transaction() as conn:
+            reason = f"restored from the backup made at {manifest.get('created_at')}"
+            set_pending_recovery(conn, reason)

@@ -11,6 +11,12 @@ Checks, each passing or failing with a message that says what to do:
     policy       the national policy loads and passes the regional floor
                  (members); the regional floor itself loads (aggregator)
     outbox       (members) the oldest unacknowledged row is younger than the limit
+    store        (members) the store is this home's, with its history: not emptied
+                 or replaced, its audit log as long as the head file says, not
+                 waiting for recover-revisions after a restore, and (online) no
+                 revision of this country on the picture topic above its ledger
+    files        the home is 0700 and its stores, their -wal/-shm files, audit
+                 head and rejects files are not readable by group or others
     lag          (aggregator) the consumer group is within the limit of the
                  shared topic's end
 
@@ -103,8 +109,81 @@ def diagnose(
         _aggregator_figures(report, home, address, online, max_lag, timeout_ms)
     else:
         _outbox_check(report, home, max_outbox_age_s)
+        _store_check(report, home, address, online)
+    _files_check(report, home)
     report.figures["topic"] = settings.topic
     return report
+
+
+def _store_check(report: DoctorReport, home: Home, address: str, online: bool) -> None:
+    """Is the member's store this home's, with its history (node.store.identity)?"""
+    from node import revisions
+    from node.store import identity as ident
+
+    try:
+        with NodeStore(home.store_path) as store:
+            conn = store.connection
+            found, identity = ident.problems(conn, home.store_path, "member", home.country)
+            ledger = {
+                s: int(r)
+                for s, r in conn.execute("SELECT subject, revision FROM published_subject")
+            }
+            version = store.schema_version
+    except CorredorError as exc:
+        report.add("store", False, f"{exc}")
+        return
+    report.figures.update(
+        store_id=identity.store_id if identity is not None else None, schema_version=version
+    )
+    if found:
+        report.add("store", False, f"{'; '.join(found)}; {ident.RECOVER_HINT}")
+        return
+    if identity is not None and identity.pending_recovery:
+        report.add(
+            "store",
+            False,
+            f"{identity.pending_recovery}: nothing is staged or published until "
+            "`corredor recover-revisions` raises its revisions above the federation's",
+        )
+        return
+    notes = [f"store {identity.store_id if identity else '(no identity yet)'}, schema v{version}"]
+    if online:
+        try:
+            known = revisions.from_picture_topic(home, address)
+        except CorredorError as exc:
+            report.add("store", False, f"cannot read the picture topic: {exc}")
+            return
+        ahead = {s: r for s, r in known.items() if r > ledger.get(s, 0)}
+        if ahead:
+            top = max(ahead.values())
+            report.add(
+                "store",
+                False,
+                f"the picture topic holds {len(ahead)} of {home.country}'s subjects at "
+                f"revisions this store never staged (up to {top}): it lost history, and its "
+                "next revisions would be stale; run `corredor recover-revisions`",
+            )
+            return
+        notes.append(f"no revision on the picture topic above its ledger ({len(known)} subjects)")
+    report.add("store", True, "; ".join(notes))
+
+
+def _files_check(report: DoctorReport, home: Home) -> None:
+    """Raw data (stores, their WAL files, rejects) readable by no one else."""
+    from node.files import loose_files
+
+    loose = loose_files(home.path)
+    if loose:
+        listed = ", ".join(f"{p.name} {oct(mode)[2:]}" for p, mode in loose[:8])
+        more = f" and {len(loose) - 8} more" if len(loose) > 8 else ""
+        report.add(
+            "files",
+            False,
+            f"readable or writable by others: {listed}{more}; these hold raw data: "
+            f"chmod 700 {home.path} and chmod 600 the files",
+        )
+    else:
+        report.add("files", True, "the home is 0700; stores, WAL files and rejects are 0600")
 
 
 def _broker_checks(report: DoctorReport, home: Home, address: str, timeout_ms: int) -> bool:

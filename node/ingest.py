@@ -20,6 +20,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from node.errors import InputError
+from node.files import open_private, private_dir
 from node.model.records import ENCOUNTER_COLUMNS, REQUIRED_COLUMNS, EncounterRecord
 from node.store.node_store import IngestCounts, NodeStore
 
@@ -191,9 +192,9 @@ def _not_utf8(value: str) -> bool:
 
 
 def _write_rejects(directory: Path, source: Path, rejected: list[Rejection]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)  # rejected rows are raw data: 0700 directory, 0600 files
     out = directory / f"{source.name}.{time.strftime('%Y%m%dT%H%M%S')}.rejects.csv"
-    with out.open("w", encoding="utf-8", newline="") as fh:
+    with open_private(out, newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["line", "field", "reason", "row"])
         for r in rejected:

@@ -42,6 +42,7 @@ from node.config import (
 from node.crypto.linkage import KeyBundle
 from node.crypto.signing import SigningKey
 from node.errors import ConfigError
+from node.files import private_dir
 from node.inbox import InboxResult, open_inbox
 from node.ingest import IngestReport, ingest_encounters
 from node.ingest_reference import ENCOUNTERS, detect_kind, ingest_reference
@@ -93,7 +94,7 @@ def event_codec() -> EventCodec:
 def _fresh_home(path: Path) -> None:
     if (path / "corredor.yaml").exists():
         raise ConfigError(f"{path} is already a Corredor home")
-    path.mkdir(parents=True, exist_ok=True)
+    private_dir(path)  # raw data and keys live here: 0700 whatever the umask
 
 
 def init_member(
@@ -128,7 +129,8 @@ def init_member(
     encounters.create_pseudonym_key(home)
     if secretariat_pem is not None:
         trust.pin_secretariat(home, secretariat_pem)
-    NodeStore(home.store_path).close()
+    with NodeStore(home.store_path) as store:
+        store.assign_identity(country)
     ReferenceStore(home.store_path).close()
     home.save()
     return home
@@ -153,6 +155,19 @@ def _member(home: Home) -> Home:
     if home.is_aggregator:
         raise ConfigError(f"{home.path} is the aggregator's home; this needs a member node")
     return home
+
+
+def member_store(home: Home, *, staging: bool = True) -> NodeStore:
+    """The member's store, refused (``StoreLostHistory``) if it is not this
+    home's or lost its history (node.store.identity); with ``staging``, also
+    while a restored store waits for ``recover-revisions``."""
+    store = NodeStore(_member(home).store_path)
+    try:
+        store.verify_identity(home.country, staging=staging)
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
 def _aggregator(home: Home) -> Home:
@@ -218,7 +233,7 @@ def ingest(
     if kind != ENCOUNTERS:
         with ReferenceStore(home.store_path) as references:
             return ingest_reference(file, kind, references, home.rejects_dir, home.country)
-    with NodeStore(home.store_path) as store, store.staging_lock(), store.transaction():
+    with member_store(home) as store, store.staging_lock(), store.transaction():
         # The records, the events they produce and their outbox rows land
         # together or not at all (a transactional outbox). The staging lock is
         # taken first: a publish staging in chunks holds it between its
@@ -238,7 +253,7 @@ def _factory(home: Home, policy: Policy) -> EventFactory:
 def plan_publication(home: Home) -> PublishPlan:
     """The events a publish would stage now, without writing anything."""
     policy = home_policy(home)
-    with NodeStore(home.store_path) as store:
+    with member_store(home, staging=False) as store:
         return prepare_flow_events(store, _factory(home, policy))
 
 
@@ -275,7 +290,11 @@ def stage_publication(
     ``commit_chunks``) the encounter records are split into that many
     record-id ranges, each staged by a worker process (node.workers) while
     this one stages the statistics and reference events; the withdrawals
-    follow once every range is in."""
+    follow once every range is in.
+
+    Refused (``StoreLostHistory``) on a store that lost its history: its
+    revisions would start again below what the aggregator has seen."""
+    store.verify_identity(home.country)
     with store.staging_lock():
         if commit_chunks:
             return _plan_and_stage(home, store, policy, after_chunk, stagers)
@@ -486,7 +505,7 @@ def publish(
     ``stagers`` processes (by default one per core, overlapped publishes only)
     stage the encounter records in parallel."""
     policy = home_policy(home)
-    with NodeStore(home.store_path) as store:
+    with member_store(home) as store:
         if overlap is None:
             overlap = _worth_overlapping(store, policy)
         if overlap:
@@ -684,11 +703,15 @@ def home_status(home: Home) -> dict[str, object]:
                 "rejected_by_reason": store.rejected_by_reason(),
                 "rejected_messages": store.rejected(limit=50),
             }
-    with NodeStore(home.store_path) as store:
+    with member_store(home, staging=False) as store:
         outbox = store.outbox_status()
+        identity = store.identity()
         return {
             "role": "member",
             "country": home.country,
+            "store_id": identity.store_id if identity is not None else None,
+            "schema_version": store.schema_version,
+            "revisions_pending_recovery": identity.pending_recovery if identity else None,
             "topic": home.config.kafka.topic,
             "policy_version": home_policy(home).version,
             "records": store.count_encounters(),

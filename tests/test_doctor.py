@@ -68,6 +68,8 @@ def test_a_healthy_member_and_aggregator(federation: tuple[Home, Home]) -> None:
         "manifest",
         "policy",
         "outbox",
+        "store",
+        "files",
     }
     assert report.figures["outbox_pending"] == 0
     assert report.figures["outbox_acknowledged"] > 0

@@ -22,6 +22,7 @@ from node.cli import (
     policy_cmds,
     reference_cmds,
     schema_cmds,
+    store_cmds,
     trust_cmds,
 )
 from node.config import ENV_HOME, ENV_LOG_FORMAT
@@ -78,6 +79,7 @@ for _module in (
     reference_cmds,
     policy_cmds,
     deploy_cmds,
+    store_cmds,
 ):
     for _command in _module.COMMANDS:
         main.add_command(_command)

@@ -45,7 +45,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -54,6 +53,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from node.errors import StoreError
+from node.files import write_private_text
 from node.store.sqlite import connect
 
 SCHEMA = """
@@ -302,10 +302,10 @@ def save_head(db_path: Path, head: tuple[int, str] | None) -> None:
         return
     seq, digest = head
     path = head_path(db_path)
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_text(json.dumps({"seq": seq, "entry_hash": digest}) + "\n", encoding="ascii")
-        os.replace(tmp, path)
+        write_private_text(
+            path, json.dumps({"seq": seq, "entry_hash": digest}) + "\n", encoding="ascii"
+        )
     except OSError as exc:
         raise StoreError(f"cannot write the audit head {path}: {exc}") from exc
 
@@ -436,6 +436,11 @@ def verify(
     elif count:
         notes.append("no head file: truncation at the end cannot be detected")
     return VerifyReport(count, count, prev, True, None, None, tuple(notes))
+
+
+def read_head(db_path: Path) -> tuple[int, str] | None:
+    """(seq, entry_hash) the head file records, or None without one."""
+    return _read_head(db_path)
 
 
 def _read_head(db_path: Path) -> tuple[int, str] | None:

@@ -15,7 +15,8 @@ from datetime import date
 from pathlib import Path
 
 from node.model.records import ENCOUNTER_COLUMNS, EncounterRecord
-from node.store import audit
+from node.store import audit, identity
+from node.store.identity import Migration, StoreIdentity
 from node.store.sqlite import connect, transaction
 
 _SCHEMA = """
@@ -87,6 +88,15 @@ CREATE TABLE IF NOT EXISTS suppression_ledger (
 );
 """
 
+#: The store's schema, one versioned step at a time (node.store.identity.migrate).
+#: Version 1 is the schema every store had before versions were recorded (all
+#: ``IF NOT EXISTS``, so a store from then is taken as version 1 as it is).
+MIGRATIONS = (
+    Migration(1, "baseline", _SCHEMA + audit.SCHEMA),
+    Migration(2, "store identity", identity.IDENTITY_SCHEMA),
+)
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
 _RAW_COLUMNS = ENCOUNTER_COLUMNS
 
 
@@ -142,7 +152,12 @@ class NodeStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._conn = connect(path, _SCHEMA + audit.SCHEMA, bulk_writes=True)
+        self._conn = connect(path, "", bulk_writes=True)
+        try:
+            self.schema_version = identity.migrate(self._conn, path, MIGRATIONS)
+        except BaseException:
+            self._conn.close()
+            raise
         self._staging_depth = 0
         self._staging_fd: int | None = None
         self._drain_depth = 0
@@ -150,6 +165,22 @@ class NodeStore:
 
     def close(self) -> None:
         self._conn.close()
+
+    # -- identity --------------------------------------------------------------
+
+    def identity(self) -> StoreIdentity | None:
+        return identity.read_identity(self._conn)
+
+    def assign_identity(self, country: str) -> StoreIdentity:
+        """Give a new member store its identity (``init``)."""
+        return identity.assign(self._conn, self.path, "member", country)
+
+    def verify_identity(self, country: str, *, staging: bool = True) -> StoreIdentity:
+        """Refuse (``StoreLostHistory``) a store that is not this home's or lost
+        its history; with ``staging``, also one waiting for recover-revisions."""
+        return identity.verify_identity(
+            self._conn, self.path, "member", country, staging=staging
+        )
 
     @contextmanager
     def staging_lock(self) -> Iterator[None]:
