@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 
 from node.model.records import ENCOUNTER_COLUMNS, EncounterRecord
-from node.store import audit, identity
+from node.store import audit, identity, reference
 from node.store.identity import Migration, StoreIdentity
 from node.store.sqlite import connect, transaction
 
@@ -92,7 +92,7 @@ CREATE TABLE IF NOT EXISTS suppression_ledger (
 #: Version 1 is the schema every store had before versions were recorded (all
 #: ``IF NOT EXISTS``, so a store from then is taken as version 1 as it is).
 MIGRATIONS = (
-    Migration(1, "baseline", _SCHEMA + audit.SCHEMA),
+    Migration(1, "baseline", _SCHEMA + audit.SCHEMA + reference.SCHEMA),
     Migration(2, "store identity", identity.IDENTITY_SCHEMA),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
