@@ -247,7 +247,7 @@ def _mode(path: Path) -> int:
 def test_raw_data_files_are_private_whatever_the_umask(tmp_path: Path, umask: int) -> None:
     previous = os.umask(umask)
     try:
-        home, rows, csv = member_with_data(tmp_path, "PAN", 200)
+        home, _rows, csv = member_with_data(tmp_path, "PAN", 200)
         bad = tmp_path / "bad.csv"
         lines = csv.read_text(encoding="utf-8").splitlines()
         bad.write_text("\n".join([lines[0], "only,three,fields", *lines[1:3]]) + "\n")
