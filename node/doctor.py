@@ -15,6 +15,9 @@ Checks, each passing or failing with a message that says what to do:
                  or replaced, its audit log as long as the head file says, not
                  waiting for recover-revisions after a restore, and (online) no
                  revision of this country on the picture topic above its ledger
+    signing_key  (members) the newest manifest (the control topic's when online,
+                 else the home's) does not revoke this node's key nor has it
+                 expired: publish refuses to sign with such a key
     files        the home is 0700 and its stores, their -wal/-shm files, audit
                  head and rejects files are not readable by group or others
     lag          (aggregator) the consumer group is within the limit of the
@@ -110,6 +113,7 @@ def diagnose(
     else:
         _outbox_check(report, home, max_outbox_age_s)
         _store_check(report, home, address, online)
+        _signing_key_check(report, home, address, online)
     _files_check(report, home)
     report.figures["topic"] = settings.topic
     return report
@@ -166,6 +170,59 @@ def _store_check(report: DoctorReport, home: Home, address: str, online: bool) -
             return
         notes.append(f"no revision on the picture topic above its ledger ({len(known)} subjects)")
     report.add("store", True, "; ".join(notes))
+
+
+def _signing_key_check(report: DoctorReport, home: Home, address: str, online: bool) -> None:
+    """Does the federation still trust this node's own signing key?"""
+    try:
+        public = load_public_pem(home.public_key_path.read_bytes())
+    except (OSError, CorredorError) as exc:
+        report.add("signing_key", False, f"cannot read this node's public key: {exc}")
+        return
+    key_id = key_id_for(home.country, public)
+    manifest = None
+    source = "the home's manifest"
+    if online and home.secretariat_pub_path.is_file():
+        try:
+            value = read_latest(
+                address,
+                home.config.kafka.control_topic,
+                ops.MANIFEST_KEY,
+                security=home.kafka_security(),
+                timeout_s=10,
+            )
+            if value is not None:
+                manifest = fed.verify_manifest(
+                    SignedManifest.model_validate_json(value), *_pinned(home)
+                )
+                source = "the control topic's manifest"
+        except (CorredorError, ValueError):
+            manifest = None  # the manifest check names it
+    if manifest is None and home.manifest_path.exists():
+        try:
+            manifest = trust.current_manifest(home)
+        except CorredorError:
+            manifest = None
+    if manifest is None:
+        report.add("signing_key", None, f"skipped: no manifest to check {key_id} against")
+        return
+    found = manifest.signing_key(key_id)
+    if found is None:
+        report.add(
+            "signing_key", None, f"{key_id} is not in {source} (serial {manifest.serial}) yet"
+        )
+        return
+    state = found[1].state_at(datetime.now(UTC))
+    if state != "valid":
+        report.add(
+            "signing_key",
+            False,
+            f"{key_id} is {state} in {source} (serial {manifest.serial}): publish refuses to "
+            "sign with it; rotate it (`corredor keys rotate`), send keys/signing.pub to the "
+            "Secretariat, then `corredor federation sync`",
+        )
+        return
+    report.add("signing_key", True, f"{key_id} is valid in {source} (serial {manifest.serial})")
 
 
 def _files_check(report: DoctorReport, home: Home) -> None:

@@ -76,6 +76,10 @@ class SignatureInvalid(CryptoError):
     """A signature does not verify against the claimed key."""
 
 
+class KeyNotUsable(CryptoError):
+    """The federation's manifest says this node's own signing key is revoked or expired."""
+
+
 class StoreError(CorredorError):
     """A local SQLite store could not be read or written."""
 

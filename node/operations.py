@@ -6,6 +6,7 @@ Each function opens what it needs from a home, does one job and closes it.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import shutil
 from collections.abc import Callable
@@ -40,8 +41,8 @@ from node.config import (
     schemas_dir,
 )
 from node.crypto.linkage import KeyBundle
-from node.crypto.signing import SigningKey
-from node.errors import ConfigError
+from node.crypto.signing import SigningKey, key_id_for, load_public_pem
+from node.errors import ConfigError, CorredorError, KeyNotUsable
 from node.files import private_dir
 from node.inbox import InboxResult, open_inbox
 from node.ingest import IngestReport, ingest_encounters
@@ -81,6 +82,8 @@ from node.transport.kafka import (
     read_latest,
 )
 from node.workers import BackgroundDrainer, StagerProcess
+
+log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=1)
@@ -239,10 +242,65 @@ def ingest(
         # taken first: a publish staging in chunks holds it between its
         # transactions, and must not find this one holding SQLite's.
         report = ingest_encounters(file, store, home.rejects_dir, progress=progress)
-        if stage and report.stored:
+        # Raw records are stored whatever the key's state; nothing is signed
+        # with a revoked or expired key (publish refuses, saying why).
+        if stage and report.stored and own_key_problem(home) is None:
             plan, _ = stage_publication(home, store, home_policy(home))
             report.staged = plan.staged
         return report
+
+
+def own_key_problem(home: Home) -> str | None:
+    """Why this node must not sign with its key, from the manifest it holds
+    (revoked, or expired now), or None. A home with no manifest, or one that
+    does not list the key (not enrolled yet), has nothing to say here:
+    ``doctor`` reports those."""
+    if not home.manifest_path.exists() or not home.public_key_path.is_file():
+        return None
+    try:
+        manifest = trust.current_manifest(home)
+        key_id = key_id_for(home.country, load_public_pem(home.public_key_path.read_bytes()))
+    except CorredorError:
+        return None  # doctor names a manifest that does not verify
+    found = manifest.signing_key(key_id)
+    if found is None:
+        return None
+    entry = found[1]
+    state = entry.state_at(datetime.now(UTC))
+    if state == "valid":
+        return None
+    when = entry.revoked_at if state == "revoked" else entry.valid_until
+    stamp = when.isoformat(timespec="seconds") if when is not None else "?"
+    return (
+        f"this node's signing key {key_id} is {state} (since {stamp}) in the federation's "
+        f"manifest, serial {manifest.serial}: the aggregator trusts nothing it signs. "
+        "Refusing to publish with it: rotate it (`corredor keys rotate`), send "
+        "keys/signing.pub to the Secretariat, and run `corredor federation sync` once the "
+        "new key is in the manifest"
+    )
+
+
+def check_own_key(home: Home) -> None:
+    """Raise ``KeyNotUsable`` if the manifest revoked or expired this node's key."""
+    problem = own_key_problem(home)
+    if problem is not None:
+        raise KeyNotUsable(problem)
+
+
+def refresh_manifest(home: Home, bootstrap: str | None = None) -> None:
+    """Take a newer manifest from the control topic, if the home pins the
+    Secretariat's key to verify it: a revocation reaches the node before it
+    publishes. A missing, unreadable or unverifiable one leaves the home's
+    manifest as it is (``doctor`` reports it)."""
+    if not home.secretariat_pub_path.is_file():
+        return
+    try:
+        _, updated = sync_manifest(home, bootstrap=bootstrap)
+    except CorredorError as exc:
+        log.debug("manifest not refreshed from the control topic: %s", exc)
+        return
+    if updated:
+        log.info("took a newer manifest from %s", home.config.kafka.control_topic)
 
 
 def _factory(home: Home, policy: Policy) -> EventFactory:
@@ -293,8 +351,10 @@ def stage_publication(
     follow once every range is in.
 
     Refused (``StoreLostHistory``) on a store that lost its history: its
-    revisions would start again below what the aggregator has seen."""
+    revisions would start again below what the aggregator has seen; and
+    (``KeyNotUsable``) when the manifest revoked or expired this node's key."""
     store.verify_identity(home.country)
+    check_own_key(home)
     with store.staging_lock():
         if commit_chunks:
             return _plan_and_stage(home, store, policy, after_chunk, stagers)
@@ -503,8 +563,14 @@ def publish(
     a second process drains while this one stages in committed chunks, so the
     two halves run on two cores; the outbox is still the only hand-over.
     ``stagers`` processes (by default one per core, overlapped publishes only)
-    stage the encounter records in parallel."""
+    stage the encounter records in parallel.
+
+    First it takes a newer manifest from the control topic, if there is one,
+    and refuses (``KeyNotUsable``) to publish with a key that it revokes or
+    that has expired: nothing is staged or sent."""
     policy = home_policy(home)
+    refresh_manifest(home, bootstrap)
+    check_own_key(home)
     with member_store(home) as store:
         if overlap is None:
             overlap = _worth_overlapping(store, policy)

@@ -69,6 +69,7 @@ def test_a_healthy_member_and_aggregator(federation: tuple[Home, Home]) -> None:
         "policy",
         "outbox",
         "store",
+        "signing_key",
         "files",
     }
     assert report.figures["outbox_pending"] == 0
