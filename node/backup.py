@@ -16,8 +16,14 @@ head and table agree; an aggregator's head may lag its snapshot, and
 Not copied: ``rejects/`` (rejected input rows, raw data kept only for the
 operator to fix the file; re-ingesting the source regenerates them).
 
+The store identity file (``<db>.identity``) is copied with its store, so
+the restored store is still this home's (node.store.identity).
+
 ``restore_home`` checks every store of a backup, then copies it to a directory
-that is not yet a home.
+that is not yet a home. A member's restored store may be behind what it
+published after the backup, so it is marked to stage nothing until
+``recover-revisions`` (node.revisions) has raised its revisions above what
+the federation has seen.
 """
 
 from __future__ import annotations
