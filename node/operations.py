@@ -71,6 +71,7 @@ from node.reference_pipeline import ReferencePlan, plan_with_reference
 from node.store.node_store import NodeStore, OutboxStatus
 from node.store.picture import PictureStore
 from node.store.reference import ReferenceStore
+from node.transport import health
 from node.transport.base import EventSink
 from node.transport.confluent import ConfluentSink
 from node.transport.kafka import (
@@ -291,10 +292,13 @@ def refresh_manifest(home: Home, bootstrap: str | None = None) -> None:
     """Take a newer manifest from the control topic, if the home pins the
     Secretariat's key to verify it: a revocation reaches the node before it
     publishes. A missing, unreadable or unverifiable one leaves the home's
-    manifest as it is (``doctor`` reports it)."""
+    manifest as it is (``doctor`` reports it); so does a broker that does not
+    accept a connection at once (the publish then stages and waits, as ever,
+    rather than spend the client's bootstrap timeout here first)."""
     if not home.secretariat_pub_path.is_file():
         return
     try:
+        health.reachable(bootstrap or home.bootstrap, timeout_s=2.0)
         _, updated = sync_manifest(home, bootstrap=bootstrap)
     except CorredorError as exc:
         log.debug("manifest not refreshed from the control topic: %s", exc)
