@@ -133,6 +133,7 @@ def _store_check(report: DoctorReport, home: Home, address: str, online: bool) -
                 for s, r in conn.execute("SELECT subject, revision FROM published_subject")
             }
             version = store.schema_version
+            never_sent = not store.outbox_status().acked and not store.has_recovered_revisions()
     except CorredorError as exc:
         report.add("store", False, f"{exc}")
         return
@@ -156,6 +157,16 @@ def _store_check(report: DoctorReport, home: Home, address: str, online: bool) -
             known = revisions.from_picture_topic(home, address)
         except CorredorError as exc:
             report.add("store", False, f"cannot read the picture topic: {exc}")
+            return
+        if known and never_sent:
+            report.add(
+                "store",
+                False,
+                f"this store has never published, but the picture topic holds {len(known)} "
+                f"of {home.country}'s subjects (up to revision {max(known.values())}): it "
+                "lost its history, and its revisions would start again at 1; run "
+                "`corredor recover-revisions`",
+            )
             return
         ahead = {s: r for s, r in known.items() if r > ledger.get(s, 0)}
         if ahead:

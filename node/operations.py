@@ -307,6 +307,32 @@ def refresh_manifest(home: Home, bootstrap: str | None = None) -> None:
         log.info("took a newer manifest from %s", home.config.kafka.control_topic)
 
 
+def check_federation_history(home: Home, store: NodeStore, bootstrap: str | None = None) -> None:
+    """Refuse (``StoreLostHistory``) a store that never had an event
+    acknowledged nor recovered its revisions while the picture topic holds
+    this country's subjects: it lost its history with every file beside it
+    (only the federation remembers), and its revisions would start again at 1.
+    Read once per store, until its first acknowledgement; skipped when the
+    broker does not answer at once (the publish cannot send either)."""
+    from node import revisions
+    from node.store.identity import RECOVER_HINT, StoreLostHistory
+
+    if store.outbox_status().acked or store.has_recovered_revisions():
+        return
+    address = bootstrap or home.bootstrap
+    try:
+        health.reachable(address, timeout_s=2.0)
+    except CorredorError:
+        return
+    known = revisions.from_picture_topic(home, address)
+    if known:
+        raise StoreLostHistory(
+            f"{home.store_path}: this store has never published, but the picture topic "
+            f"holds {len(known)} of {home.country}'s subjects, up to revision "
+            f"{max(known.values())}: it lost its history. Refusing to publish: {RECOVER_HINT}"
+        )
+
+
 def _factory(home: Home, policy: Policy) -> EventFactory:
     key = SigningKey.load(home.country, home.signing_key_path, key_passphrase())
     return EventFactory(home.country, policy, key, event_codec(), seal_batch=home.config.seal_batch)
@@ -576,6 +602,7 @@ def publish(
     refresh_manifest(home, bootstrap)
     check_own_key(home)
     with member_store(home) as store:
+        check_federation_history(home, store, bootstrap)
         if overlap is None:
             overlap = _worth_overlapping(store, policy)
         if overlap:

@@ -42,8 +42,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from node import operations as ops
+from node import trust
 from node.config import Home
-from node.errors import CodecError, InputError, StoreError
+from node.crypto.signing import key_id_for, load_public_pem
+from node.errors import CodecError, CorredorError, InputError, StoreError
 from node.store import audit
 from node.store import identity as ident
 from node.store.node_store import NodeStore
@@ -72,9 +74,34 @@ def _kind_of(subject: str) -> str:
     return subject.split("|", 1)[0]
 
 
+def own_key_ids(home: Home) -> set[str]:
+    """The ids of every signing key this country has signed with: the current
+    one, the retired ones kept in ``keys/retired/``, and this country's keys in
+    the home's manifest."""
+    ids: set[str] = set()
+    publics = [home.public_key_path, *sorted(home.retired_keys_dir.glob("*.pub"))]
+    for path in publics:
+        try:
+            ids.add(key_id_for(home.country, load_public_pem(path.read_bytes())))
+        except (OSError, CorredorError, ValueError):
+            continue
+    if home.manifest_path.exists():
+        try:
+            member = trust.current_manifest(home).member(home.country)
+        except CorredorError:
+            member = None
+        if member is not None:
+            ids.update(k.key_id for k in member.signing_keys)
+    return ids
+
+
 def from_picture_topic(home: Home, bootstrap: str | None = None) -> dict[str, int]:
-    """subject -> highest revision of this country's events on the picture topic."""
+    """subject -> highest revision of this country's events on the picture
+    topic: produced by this country and signed by one of its keys
+    (``own_key_ids``), so another federation's events on a shared broker, or
+    another home of the same country, do not count."""
     codec = ops.event_codec()
+    keys = own_key_ids(home)
     floors: dict[str, int] = {}
     topic = ops._picture_topic(home)
     for msg in read_all(bootstrap or home.bootstrap, topic, security=home.kafka_security()):
@@ -84,7 +111,7 @@ def from_picture_topic(home: Home, bootstrap: str | None = None) -> dict[str, in
             envelope = codec.decode_envelope(codec.split_signed(msg.value)[0])
         except CodecError:
             continue
-        if envelope.producer == home.country:
+        if envelope.producer == home.country and envelope.key_id in keys:
             floors[envelope.subject] = max(floors.get(envelope.subject, 0), envelope.revision)
     return floors
 
@@ -157,14 +184,23 @@ def recover_revisions(
         _merge(floors, found)
         result.subjects = len(floors)
         result.highest_revision = max(floors.values(), default=0)
+        # subject -> (revision, whether the broker acknowledged that event).
         ledger = {
-            s: int(r) for s, r in conn.execute("SELECT subject, revision FROM published_subject")
+            s: (int(r), acked is not None)
+            for s, r, acked in conn.execute(
+                "SELECT p.subject, p.revision, o.acked_at FROM published_subject p "
+                "LEFT JOIN outbox o ON o.event_id = p.event_id"
+            )
         }
         now = time.time()
+        # Raised: a subject the store knows a lower revision of, or none, or the
+        # same revision only as an event it never sent (another event than the
+        # federation's, which would be stale).
         raise_rows = [
             (subject, _kind_of(subject), revision, RECOVERED_CONTENT, "recovered", now)
             for subject, revision in sorted(floors.items())
-            if revision > ledger.get(subject, 0)
+            if revision > ledger.get(subject, (0, False))[0]
+            or (revision == ledger[subject][0] and not ledger[subject][1])
         ]
         conn.executemany(
             "INSERT INTO published_subject (subject, kind, revision, content, event_id, "
@@ -193,8 +229,7 @@ def recover_revisions(
             old = recorded["store_id"] if recorded is not None else None
             identity = ident.assign(conn, db, "member", home.country, recovered_from=old)
             result.recovered_from = old
-        else:
-            ident.set_pending_recovery(conn, None)
+        ident.mark_recovered(conn)
         result.store_id = identity.store_id
     return result
 

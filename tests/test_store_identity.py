@@ -114,7 +114,8 @@ def test_an_emptied_store_is_refused_until_revisions_are_recovered(
     assert diagnose(pan).healthy, diagnose(pan).as_dict()
 
     assert _cli(pan, "ingest", str(csv)).exit_code == 0
-    assert _cli(pan, "publish").exit_code == 0
+    published_again = _cli(pan, "publish")
+    assert published_again.exit_code == 0, published_again.output
     stats = ops.aggregate_once(agg)
     assert stats.stale == 0 and stats.applied > 0, stats
     again = _sent_revisions(pan.store_path)
@@ -279,3 +280,32 @@ def test_raw_data_files_are_private_whatever_the_umask(tmp_path: Path, umask: in
         assert str(home.path.name) in _check(diagnose(home, bootstrap=offline), "files")[1]
     finally:
         os.umask(previous)
+
+
+def test_a_store_lost_with_every_file_beside_it_is_refused_by_what_the_federation_knows(
+    federation: tuple[Home, Home], tmp_path: Path
+) -> None:
+    """node.db, its identity file and its audit head all gone: only the
+    picture topic remembers PAN's revisions, and publish asks it."""
+    pan, agg = federation
+    before = picture_totals(agg)
+    published = _sent_revisions(pan.store_path)
+    for name in ("node.db", "node.db-wal", "node.db-shm", "node.db.identity", "node.db.audit-head"):
+        (pan.path / name).unlink(missing_ok=True)
+    csv = tmp_path / "PAN.csv"
+    assert _cli(pan, "ingest", str(csv)).exit_code == 0  # a new store, adopted
+
+    refused = _cli(pan, "publish")
+    assert refused.exit_code != 0 and "picture topic" in refused.output, refused.output
+    assert "recover-revisions" in refused.output
+    assert ops.aggregate_once(agg).messages == 0
+    status, detail = _check(diagnose(pan), "store")
+    assert status == "problem" and "picture topic" in detail
+
+    assert _cli(pan, "recover-revisions").exit_code == 0
+    assert _cli(pan, "publish").exit_code == 0
+    stats = ops.aggregate_once(agg)
+    assert stats.stale == 0 and stats.applied > 0, stats
+    again = _sent_revisions(pan.store_path)
+    assert all(again[s] > r for s, r in published.items())
+    assert picture_totals(agg) == before

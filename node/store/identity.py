@@ -8,6 +8,7 @@ Every member store carries, in the table ``store_identity``:
     recovered_from    the id of the store this one replaced after a loss
     pending_recovery  why publishing waits for ``corredor recover-revisions``
                       (set by ``corredor restore``), else NULL
+    revisions_recovered_at  when ``recover-revisions`` last raised its ledger
 
 and the same identity in a file beside it, ``<db>.identity`` (mode 0600). The
 schema is versioned: ``schema_migration`` lists the migrations applied, each
@@ -54,7 +55,8 @@ CREATE TABLE IF NOT EXISTS store_identity (
     country          TEXT,
     created_at       TEXT NOT NULL,
     recovered_from   TEXT,
-    pending_recovery TEXT
+    pending_recovery TEXT,
+    revisions_recovered_at TEXT
 );
 """
 
@@ -82,6 +84,7 @@ class StoreIdentity:
     created_at: str
     recovered_from: str | None = None
     pending_recovery: str | None = None
+    revisions_recovered_at: str | None = None
 
     def as_file(self) -> dict[str, str | None]:
         return {
@@ -137,8 +140,8 @@ def identity_path(db_path: Path) -> Path:
 
 def read_identity(conn: sqlite3.Connection) -> StoreIdentity | None:
     row = conn.execute(
-        "SELECT store_id, role, country, created_at, recovered_from, pending_recovery "
-        "FROM store_identity WHERE one = 1"
+        "SELECT store_id, role, country, created_at, recovered_from, pending_recovery, "
+        "revisions_recovered_at FROM store_identity WHERE one = 1"
     ).fetchone()
     return None if row is None else StoreIdentity(*row)
 
@@ -197,6 +200,15 @@ def assign(
 
 def set_pending_recovery(conn: sqlite3.Connection, reason: str | None) -> None:
     conn.execute("UPDATE store_identity SET pending_recovery = ? WHERE one = 1", (reason,))
+
+
+def mark_recovered(conn: sqlite3.Connection) -> None:
+    """Record that recover-revisions raised the ledger; clears a pending restore."""
+    conn.execute(
+        "UPDATE store_identity SET pending_recovery = NULL, revisions_recovered_at = ? "
+        "WHERE one = 1",
+        (datetime.now(UTC).isoformat(timespec="seconds"),),
+    )
 
 
 def _audit_extent(conn: sqlite3.Connection) -> int:

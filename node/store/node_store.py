@@ -175,6 +175,11 @@ class NodeStore:
         """Give a new member store its identity (``init``)."""
         return identity.assign(self._conn, self.path, "member", country)
 
+    def has_recovered_revisions(self) -> bool:
+        """Whether ``recover-revisions`` has run on this store."""
+        found = self.identity()
+        return found is not None and found.revisions_recovered_at is not None
+
     def verify_identity(self, country: str, *, staging: bool = True) -> StoreIdentity:
         """Refuse (``StoreLostHistory``) a store that is not this home's or lost
         its history; with ``staging``, also one waiting for recover-revisions."""
