@@ -173,7 +173,13 @@ def recover_revisions(
         result.sources[str(path)] = len(found)
         _merge(floors, found)
     db = home.store_path
-    with NodeStore(db) as store, store.staging_lock(), store.transaction() as conn:
+    lost_head: Path | None = None
+    with (
+        NodeStore(db) as store,
+        store.staging_lock(),
+        store.drain_lock(),  # no drainer sends the rows dropped here
+        store.transaction() as conn,
+    ):
         problems, identity = ident.problems(conn, db, "member", home.country)
         if identity is not None and identity.country not in (None, home.country):
             raise StoreError(
@@ -219,11 +225,10 @@ def recover_revisions(
         head = audit.read_head(db)
         last = conn.execute("SELECT max(seq) FROM audit_log").fetchone()[0] or 0
         if head is not None and head[0] > last:
-            kept = db.with_name(
+            lost_head = db.with_name(
                 f"{db.name}{audit.HEAD_SUFFIX}.lost-{time.strftime('%Y%m%dT%H%M%S')}"
             )
-            os.replace(audit.head_path(db), kept)
-            result.head_kept_as = kept.name
+            result.head_kept_as = lost_head.name
         if problems or identity is None:
             recorded = ident.read_identity_file(db)
             old = recorded["store_id"] if recorded is not None else None
@@ -231,6 +236,8 @@ def recover_revisions(
             result.recovered_from = old
         ident.mark_recovered(conn)
         result.store_id = identity.store_id
+    if lost_head is not None:  # once the recovery committed
+        os.replace(audit.head_path(db), lost_head)
     return result
 
 

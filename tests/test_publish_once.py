@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -85,7 +86,7 @@ def test_two_concurrent_publishes_send_each_event_once(
     home.config.kafka.bootstrap = kafka_bootstrap
     home.save()
     # Ingest staged the outbox; nothing is sent yet.
-    with sqlite3.connect(home.store_path) as conn:
+    with closing(sqlite3.connect(home.store_path)) as conn, conn:
         staged = [bytes(v) for (v,) in conn.execute("SELECT msg_value FROM outbox")]
     assert len(staged) > 20
     expected = Counter(hashlib.sha256(v).hexdigest() for v in staged)
@@ -129,6 +130,6 @@ def test_two_concurrent_publishes_send_each_event_once(
     end = _topic_end(kafka_bootstrap, topic)
     assert end == len(staged), f"{end} messages on the topic for {len(staged)} events"
     assert _topic_digests(kafka_bootstrap, topic, end) == expected
-    with sqlite3.connect(home.store_path) as conn:
+    with closing(sqlite3.connect(home.store_path)) as conn, conn:
         pending = conn.execute("SELECT count(*) FROM outbox WHERE acked_at IS NULL").fetchone()[0]
     assert pending == 0

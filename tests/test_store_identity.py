@@ -16,6 +16,7 @@ import socket
 import sqlite3
 import stat
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import date
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def _cli(home: Home, *args: str) -> Result:
 
 def _sent_revisions(db: Path) -> dict[str, int]:
     """subject -> highest revision in a store's audit log, read with sqlite3."""
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn, conn:
         rows = conn.execute(
             "SELECT subject, max(revision) FROM audit_log WHERE entry = 'sent' GROUP BY subject"
         ).fetchall()
@@ -146,7 +147,7 @@ def test_a_restored_backup_publishes_only_after_recovery_and_never_goes_back(
     assert restored_cli.exit_code == 0, restored_cli.output
     assert "recover-revisions" in restored_cli.output
     home = ops.open_home(restored.path)
-    with sqlite3.connect(home.store_path) as conn:
+    with closing(sqlite3.connect(home.store_path)) as conn, conn:
         restored_seq = conn.execute("SELECT max(seq) FROM audit_log").fetchone()[0]
     refused = _cli(home, "publish")
     assert refused.exit_code != 0 and "restored from the backup" in refused.output
@@ -160,7 +161,7 @@ def test_a_restored_backup_publishes_only_after_recovery_and_never_goes_back(
     assert _cli(home, "publish").exit_code == 0
     stats = ops.aggregate_once(agg)
     assert stats.stale == 0 and stats.applied > 0, stats
-    with sqlite3.connect(home.store_path) as conn:
+    with closing(sqlite3.connect(home.store_path)) as conn, conn:
         resent = conn.execute(
             "SELECT subject, revision FROM audit_log WHERE entry = 'sent' AND seq > ?",
             (restored_seq,),
@@ -181,7 +182,7 @@ def test_a_store_that_lost_entries_after_the_head_or_was_replaced_is_refused(
     assert _check(diagnose(pan, bootstrap=offline), "store")[0] == "ok"
 
     # The audit log cut back: the head file knows more than the store.
-    with sqlite3.connect(pan.store_path) as conn:
+    with closing(sqlite3.connect(pan.store_path)) as conn, conn:
         conn.execute("DELETE FROM audit_log WHERE seq > 2")
     status, detail = _check(diagnose(pan, bootstrap=offline), "store")
     assert status == "problem" and "lost its history" in detail
@@ -201,7 +202,7 @@ def test_a_store_that_lost_entries_after_the_head_or_was_replaced_is_refused(
 
 def test_a_store_carries_its_identity_and_schema_version(tmp_path: Path) -> None:
     pan, _rows, _ = member_with_data(tmp_path, "PAN", 50)
-    with sqlite3.connect(pan.store_path) as conn:
+    with closing(sqlite3.connect(pan.store_path)) as conn, conn:
         store_id, country, role = conn.execute(
             "SELECT store_id, country, role FROM store_identity"
         ).fetchone()
@@ -214,7 +215,7 @@ def test_a_store_carries_its_identity_and_schema_version(tmp_path: Path) -> None
     assert status["store_id"] == store_id and status["schema_version"] == SCHEMA_VERSION
 
     # A store written by a newer release is refused, never downgraded.
-    with sqlite3.connect(pan.store_path) as conn:
+    with closing(sqlite3.connect(pan.store_path)) as conn, conn:
         conn.execute(
             "INSERT INTO schema_migration VALUES (?, 'from the future', '2030-01-01')",
             (SCHEMA_VERSION + 1,),
@@ -225,12 +226,12 @@ def test_a_store_carries_its_identity_and_schema_version(tmp_path: Path) -> None
 
 def test_a_store_from_before_identities_is_adopted(tmp_path: Path) -> None:
     pan, _rows, _ = member_with_data(tmp_path, "PAN", 50)
-    with sqlite3.connect(pan.store_path) as conn:
+    with closing(sqlite3.connect(pan.store_path)) as conn, conn:
         conn.execute("DROP TABLE store_identity")
         conn.execute("DROP TABLE schema_migration")
     (tmp_path / "pan" / "node.db.identity").unlink()
     assert _cli(pan, "status").exit_code == 0
-    with sqlite3.connect(pan.store_path) as conn:
+    with closing(sqlite3.connect(pan.store_path)) as conn, conn:
         assert conn.execute("SELECT country FROM store_identity").fetchone() == ("PAN",)
         assert conn.execute("SELECT max(version) FROM schema_migration").fetchone() == (
             SCHEMA_VERSION,
@@ -309,3 +310,38 @@ def test_a_store_lost_with_every_file_beside_it_is_refused_by_what_the_federatio
     again = _sent_revisions(pan.store_path)
     assert all(again[s] > r for s, r in published.items())
     assert picture_totals(agg) == before
+
+
+def test_recovery_from_an_audit_export_alone_raises_every_revision(tmp_path: Path) -> None:
+    """Broker unreachable: an auditor's `audit export` is enough to go on above."""
+    pan, _rows, csv = member_with_data(tmp_path, "PAN", 600)
+    publish_flows_to(pan, MemoryTopic())
+    export = tmp_path / "pan-audit.jsonl"
+    assert _cli(pan, "audit", "export", "-o", str(export)).exit_code == 0
+    published = _sent_revisions(pan.store_path)
+    assert published
+    _empty_the_store(pan)
+    assert _cli(pan, "status").exit_code != 0
+
+    recovered = _cli(
+        pan, "recover-revisions", "--offline", "--audit", str(export), "--format", "json"
+    )
+    assert recovered.exit_code == 0, recovered.output
+    outcome = json.loads(recovered.stdout)
+    assert outcome["raised"] == len(published) and outcome["head_kept_as"]
+    assert "picture_topic" not in outcome["sources"]
+    assert (pan.path / outcome["head_kept_as"]).is_file()  # kept for the auditors
+    assert _cli(pan, "audit", "verify").exit_code == 0  # the new log, from nothing
+
+    assert ops.ingest(pan, csv).stored == 600
+    publish_flows_to(pan, MemoryTopic())
+    again = _sent_revisions(pan.store_path)
+    assert all(again[s] > r for s, r in published.items())
+
+
+def test_a_bad_audit_export_is_a_located_error(tmp_path: Path) -> None:
+    pan, _rows, _ = member_with_data(tmp_path, "PAN", 50)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"entry": "sent"}\nnot json\n', encoding="utf-8")
+    result = _cli(pan, "recover-revisions", "--offline", "--audit", str(bad))
+    assert result.exit_code != 0 and "bad.jsonl, line 2" in result.output

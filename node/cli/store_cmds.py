@@ -43,19 +43,37 @@ def print_recovery(result: revisions.RecoveryResult, fmt: str) -> None:
         )
 
 
-def recover(home: Home, bootstrap: str | None, audit_exports: tuple[Path, ...], fmt: str) -> None:
-    result = revisions.recover_revisions(home, bootstrap=bootstrap, audit_exports=audit_exports)
+def recover(
+    home: Home,
+    bootstrap: str | None,
+    audit_exports: tuple[Path, ...],
+    fmt: str,
+    *,
+    offline: bool = False,
+) -> None:
+    result = revisions.recover_revisions(
+        home, bootstrap=bootstrap, audit_exports=audit_exports, picture_topic=not offline
+    )
     print_recovery(result, fmt)
 
 
 @click.command("recover-revisions")
 @bootstrap_option
 @audit_option
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Do not read the picture topic: only the store's audit log and --audit files.",
+)
 @format_option("table", "json")
 @click.pass_context
 @handle_errors
 def recover_revisions(
-    ctx: click.Context, bootstrap: str | None, audit_exports: tuple[Path, ...], fmt: str
+    ctx: click.Context,
+    bootstrap: str | None,
+    audit_exports: tuple[Path, ...],
+    offline: bool,
+    fmt: str,
 ) -> None:
     """Raise this member store's revisions above every revision of this country
     on the picture topic (and in the audit logs given), so that the next
@@ -67,8 +85,9 @@ def recover_revisions(
     Example:
       corredor --home ./pan recover-revisions
       corredor --home ./pan recover-revisions --audit /backups/pan-audit.jsonl
+      corredor --home ./pan recover-revisions --offline --audit pan-audit.jsonl
     """
-    recover(home_of(ctx), bootstrap, audit_exports, fmt)
+    recover(home_of(ctx), bootstrap, audit_exports, fmt, offline=offline)
 
 
 COMMANDS: tuple[click.Command, ...] = (recover_revisions,)
