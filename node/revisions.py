@@ -176,8 +176,10 @@ def recover_revisions(
     lost_head: Path | None = None
     with (
         NodeStore(db) as store,
-        store.staging_lock(),
+        # The drain lock first: an overlapped publish's drainer holds it while
+        # its parent waits for the staging lock, never the other way round.
         store.drain_lock(),  # no drainer sends the rows dropped here
+        store.staging_lock(),
         store.transaction() as conn,
     ):
         problems, identity = ident.problems(conn, db, "member", home.country)
