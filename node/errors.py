@@ -7,8 +7,10 @@
     │   └── EgressRefused        the egress guard refused an event
     ├── CodecError               Avro encoding/decoding, unknown fingerprint
     ├── CryptoError              keys, signatures, encryption
-    │   └── SignatureInvalid     a signature does not verify
+    │   ├── SignatureInvalid     a signature does not verify
+    │   └── KeyNotUsable         the manifest revoked or expired this node's own key
     ├── StoreError               SQLite stores
+    │   └── StoreLostHistory     a store emptied, replaced or behind its audit head
     ├── TransportError           Kafka client failures (retriable)
     └── KafkaSetupError          the local development broker cannot be set up
 
@@ -82,6 +84,10 @@ class KeyNotUsable(CryptoError):
 
 class StoreError(CorredorError):
     """A local SQLite store could not be read or written."""
+
+
+class StoreLostHistory(StoreError):
+    """The store is not the one this home's records say it had, or lost history."""
 
 
 class TransportError(CorredorError):

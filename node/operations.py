@@ -42,7 +42,7 @@ from node.config import (
 )
 from node.crypto.linkage import KeyBundle
 from node.crypto.signing import SigningKey, key_id_for, load_public_pem
-from node.errors import ConfigError, CorredorError, KeyNotUsable
+from node.errors import ConfigError, CorredorError, KeyNotUsable, StoreLostHistory
 from node.files import private_dir
 from node.inbox import InboxResult, open_inbox
 from node.ingest import IngestReport, ingest_encounters
@@ -68,6 +68,7 @@ from node.policy.guard import EgressGuard, Refusal
 from node.policy.loader import load_floor, load_policy
 from node.policy.model import Policy
 from node.reference_pipeline import ReferencePlan, plan_with_reference
+from node.store.identity import RECOVER_HINT
 from node.store.node_store import NodeStore, OutboxStatus
 from node.store.picture import PictureStore
 from node.store.reference import ReferenceStore
@@ -314,8 +315,7 @@ def check_federation_history(home: Home, store: NodeStore, bootstrap: str | None
     (only the federation remembers), and its revisions would start again at 1.
     Read once per store, until its first acknowledgement; skipped when the
     broker does not answer at once (the publish cannot send either)."""
-    from node import revisions
-    from node.store.identity import RECOVER_HINT, StoreLostHistory
+    from node import revisions  # it builds on this module
 
     if store.outbox_status().acked or store.has_recovered_revisions():
         return

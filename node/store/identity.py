@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from node.errors import StoreError
+from node.errors import StoreError, StoreLostHistory
 from node.files import write_private_text
 from node.store import audit
 
@@ -59,10 +59,6 @@ CREATE TABLE IF NOT EXISTS store_identity (
     revisions_recovered_at TEXT
 );
 """
-
-
-class StoreLostHistory(StoreError):
-    """The store is not the one this home's records say it had, or lost history."""
 
 
 @dataclass(frozen=True)
