@@ -15,6 +15,8 @@ import os
 import socket
 import sqlite3
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import date
@@ -322,6 +324,15 @@ def test_recovery_from_an_audit_export_alone_raises_every_revision(tmp_path: Pat
     assert published
     _empty_the_store(pan)
     assert _cli(pan, "status").exit_code != 0
+    # The long-running publisher refuses too, at its first cycle.
+    follow = subprocess.run(
+        [sys.executable, "-m", "node.cli", "--home", str(pan.path), "publish", "--follow"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert follow.returncode == 1 and "lost its identity" in follow.stderr, follow.stderr
 
     recovered = _cli(
         pan, "recover-revisions", "--offline", "--audit", str(export), "--format", "json"
