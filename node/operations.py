@@ -18,7 +18,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from node import encounters, trust
+from node import encounters, membership, trust, trust_ledger
 from node.aggregator.apply import (
     DEAD_LETTER_REASONS,
     Aggregator,
@@ -539,6 +539,9 @@ def aggregate_once(
     address = bootstrap or home.bootstrap
     security = home.kafka_security()
     ensure_shared_topic(home, address, security)
+    if trust_ledger.load_founders(home) is not None:
+        # Members' approvals decide who counts, here as on every node.
+        refresh_approvals(home, address, security)
     with PictureStore(home.store_path) as store:
         aggregator = Aggregator(
             store, event_codec(), trust.key_directory(home), floor=regional_floor()
@@ -741,22 +744,106 @@ def publish_manifest(home: Home, *, bootstrap: str | None = None) -> str:
     address = bootstrap or home.bootstrap
     security = home.kafka_security()
     topic = _ensure_control_topic(home, address, security)
-    publish_record(address, topic, MANIFEST_KEY, home.manifest_path.read_bytes(), security=security)
+    value = home.manifest_path.read_bytes()
+    serial = trust.current_manifest(home).serial
+    # The history stays on the compacted topic (one key per serial), so a node
+    # that missed serials walks the hash chain from its last head.
+    publish_record(address, topic, history_key(serial), value, security=security)
+    publish_record(address, topic, MANIFEST_KEY, value, security=security)
     return topic
+
+
+def history_key(serial: int) -> bytes:
+    return f"manifest/{serial:012d}".encode("ascii")
+
+
+APPROVAL_PREFIX = b"approval/"
+
+
+@dataclass
+class SyncResult:
+    manifest: Manifest
+    updated: bool
+    changes: list[str]  # the diff against the manifest held before
+    view: membership.TrustView
+    approvals_read: int = 0
 
 
 def sync_manifest(home: Home, *, bootstrap: str | None = None) -> tuple[Manifest, bool]:
     """Take the newest manifest from the control topic if the pinned key signed it."""
+    result = sync_federation(home, bootstrap=bootstrap)
+    return result.manifest, result.updated
+
+
+def _signed(value: bytes | None, topic: str, key: bytes) -> SignedManifest:
+    try:
+        return SignedManifest.model_validate_json(value or b"")
+    except ValueError as exc:
+        raise ConfigError(f"the record {key.decode()} on {topic} is malformed: {exc}") from exc
+
+
+def sync_federation(home: Home, *, bootstrap: str | None = None) -> SyncResult:
+    """Read the control topic: approvals, the manifest history from this home's
+    last head to the newest, each verified (pinned key, hash chain); then the
+    trust view and what changed. An equivocation raises ManifestAlarm and
+    leaves the last good manifest current."""
     address = bootstrap or home.bootstrap
     topic = _control_topic(home)
-    value = read_latest(address, topic, MANIFEST_KEY, security=home.kafka_security())
-    if value is None:
+    records = read_all(address, topic, security=home.kafka_security())
+    latest: dict[bytes, bytes | None] = {}
+    for msg in records:
+        if msg.key is not None:
+            latest[msg.key] = msg.value
+    old = trust.current_manifest(home) if home.manifest_path.exists() else None
+    old_view = trust.trust_view(home, old) if old is not None else None
+    read = 0
+    for key, value in latest.items():
+        if key.startswith(APPROVAL_PREFIX) and value:
+            try:
+                approval = membership.Approval.model_validate_json(value)
+            except ValueError:
+                continue
+            read += trust_ledger.store_approval(home, approval)
+    if MANIFEST_KEY not in latest or not latest[MANIFEST_KEY]:
         raise ConfigError(f"no manifest on {topic} yet")
-    try:
-        signed = SignedManifest.model_validate_json(value)
-    except ValueError as exc:
-        raise ConfigError(f"the manifest on {topic} is malformed: {exc}") from exc
-    return trust.accept_manifest(home, signed)
+    newest = _signed(latest[MANIFEST_KEY], topic, MANIFEST_KEY)
+    history = sorted(k for k in latest if k.startswith(b"manifest/"))
+    updated = False
+    for key in history:
+        signed = _signed(latest[key], topic, key)
+        updated |= trust.accept_manifest(home, signed)[1]
+    updated |= trust.accept_manifest(home, newest)[1]
+    manifest = trust.current_manifest(home)
+    view = trust.trust_view(home, manifest)
+    changes = membership.diff(old, old_view, manifest, view) if updated or read else []
+    if not updated and not read and not view.enforced:
+        changes = membership.diff(manifest, view, manifest, view)
+    return SyncResult(manifest, updated, changes, view, read)
+
+
+def refresh_approvals(home: Home, address: str, security: dict[str, Any] | None) -> int:
+    """Keep the approvals on the control topic in this home; returns how many were new."""
+    new = 0
+    for msg in read_all(address, _control_topic(home), security=security):
+        if msg.key is not None and msg.key.startswith(APPROVAL_PREFIX) and msg.value:
+            try:
+                approval = membership.Approval.model_validate_json(msg.value)
+            except ValueError:
+                continue
+            new += trust_ledger.store_approval(home, approval)
+    return new
+
+
+def approve_change(home: Home, change_id: str, *, bootstrap: str | None = None) -> Any:
+    """Sign this member's approval of a pending change and put it on the control
+    topic, where every node (and the Secretariat) reads it."""
+    approval = trust.approve(_member(home), change_id)
+    address = bootstrap or home.bootstrap
+    security = home.kafka_security()
+    topic = _ensure_control_topic(home, address, security)
+    key = APPROVAL_PREFIX + f"{approval.change_id}/{approval.approver}".encode("ascii")
+    publish_record(address, topic, key, approval.to_json().encode("utf-8"), security=security)
+    return approval
 
 
 # -- the regional linkage key on the control topic ------------------------------------

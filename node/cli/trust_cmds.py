@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from node import membership, trust, trust_ledger
 from node import operations as ops
-from node import trust
 from node.cli.common import bootstrap_option, console, format_option, handle_errors, home_of
 
 
@@ -74,8 +74,13 @@ def keys_rotate(ctx: click.Context) -> None:
       corredor --home ./pan keys rotate
       corredor --home ./pan keys export-public > pan-2.pub
     """
-    old, new = trust.rotate_signing_key(home_of(ctx))
+    home = home_of(ctx)
+    old, new = trust.rotate_signing_key(home)
     console.print(f"retired {old}; current signing key is now {new}")
+    console.print(
+        f"rotation statement (signed by {old}): {trust.rotation_statement_path(home, new)}; "
+        "give it to the Secretariat with the new public key"
+    )
 
 
 @click.group()
@@ -142,6 +147,13 @@ def federation() -> None:
 )
 @click.option("--principal", help="Kafka principal (default User:<ISO3>).")
 @click.option("--valid-days", type=int, help="Keys expire after this many days.")
+@click.option(
+    "--statement",
+    "statements",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A rotation statement the member signed for a new key (repeatable).",
+)
 @click.pass_context
 @handle_errors
 def federation_add_member(
@@ -153,16 +165,24 @@ def federation_add_member(
     status: str,
     principal: str | None,
     valid_days: int | None,
+    statements: tuple[Path, ...],
 ) -> None:
     """Add a member, or a new key of a member, to the draft manifest.
+
+    A new member counts on the nodes only once a quorum of members approved it
+    (`federation approve`); a member's new key only with the member's own
+    rotation statement (`keys rotate` writes it).
 
     \b
     Example:
       corredor --home ./ts federation add-member BRA --status observer \\
           --signing-key bra.pub --encryption-key bra.x25519.pub
+      corredor --home ./ts federation add-member PAN --signing-key pan-2.pub \\
+          --statement rotation-PAN-0123456789abcdef.json
     """
+    home = home_of(ctx)
     key_id = trust.add_member(
-        home_of(ctx),
+        home,
         country,
         signing_key.read_text(encoding="ascii"),
         encryption_pem=encryption_key.read_text(encoding="ascii") if encryption_key else None,
@@ -171,6 +191,10 @@ def federation_add_member(
         principal=principal,
         valid_days=valid_days,
     )
+    if statements:
+        trust.add_key_statements(
+            home, country, [trust.read_key_statement(p) for p in statements]
+        )
     console.print(f"draft: {country.upper()} key {key_id}; run `federation sign` to publish it")
 
 
@@ -233,16 +257,89 @@ def federation_sign(ctx: click.Context, publish: bool, bootstrap: str | None) ->
 @click.pass_context
 @handle_errors
 def federation_sync(ctx: click.Context, bootstrap: str | None) -> None:
-    """Fetch the newest manifest from the control topic; keep it only if the
-    pinned Secretariat key signed it and its serial is newer.
+    """Fetch the manifest history and approvals from the control topic; keep a
+    manifest only if the pinned Secretariat key signed it, its serial is newer
+    and it extends the hash chain. Prints what changed: members added or
+    removed, keys and who signed them, approvals, and what lacks quorum.
 
     \b
     Example:
       corredor --home ./pan federation sync
     """
-    manifest, updated = ops.sync_manifest(home_of(ctx), bootstrap=bootstrap)
-    state = "updated to" if updated else "already at"
-    console.print(f"manifest {state} serial {manifest.serial}")
+    result = ops.sync_federation(home_of(ctx), bootstrap=bootstrap)
+    state = "updated to" if result.updated else "already at"
+    console.print(f"manifest {state} serial {result.manifest.serial}")
+    for line in result.changes:
+        # click, not rich: key ids such as GTM:x:... must not turn into emoji.
+        click.echo(click.style(line, fg="red", bold=True) if line.startswith("!") else line)
+
+
+@federation.command("approve")
+@click.argument("change_id")
+@bootstrap_option
+@click.pass_context
+@handle_errors
+def federation_approve(ctx: click.Context, change_id: str, bootstrap: str | None) -> None:
+    """Sign this member's approval of a pending membership change (CHANGE_ID as
+    `federation sync` prints it) and publish it on the control topic.
+
+    \b
+    Example:
+      corredor --home ./pan federation sync
+      corredor --home ./pan federation approve 3f9c0a6b1d2e4f5a6b7c
+    """
+    approval = ops.approve_change(home_of(ctx), change_id, bootstrap=bootstrap)
+    click.echo(
+        f"approved {approval.change_id}: {membership.describe(approval.change)} "
+        f"(signed by {approval.key_id})"
+    )
+
+
+@federation.command("founders")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write it here."
+)
+@click.option("--pin", is_flag=True, help="Also pin it in this home (the Secretariat's).")
+@click.pass_context
+@handle_errors
+def federation_founders(ctx: click.Context, output: Path | None, pin: bool) -> None:
+    """Print the founding members list from the current manifest and its digest,
+    for the founding members to compare out of band before pinning it.
+
+    \b
+    Example:
+      corredor --home ./ts federation founders -o founders.json --pin
+    """
+    home = home_of(ctx)
+    founders = trust.founders_from_manifest(home)
+    text = founders.model_dump_json(indent=2)
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+    else:
+        click.echo(text)
+    if pin:
+        trust_ledger.pin_founders(home, founders)
+    click.echo(f"founders digest {founders.digest()}", err=output is None)
+
+
+@federation.command("pin-founders")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--digest", help="The digest agreed out of band; refuse the file if it differs.")
+@click.pass_context
+@handle_errors
+def federation_pin_founders(ctx: click.Context, file: Path, digest: str | None) -> None:
+    """Pin the founding members list: the root of trust from which membership
+    changes need a quorum and keys need their member's signature.
+
+    \b
+    Example:
+      corredor --home ./pan federation pin-founders founders.json --digest 9a1f...
+    """
+    home = home_of(ctx)
+    founders = trust_ledger.read_founders_file(file)
+    pinned = trust_ledger.pin_founders(home, founders, digest)
+    countries = ", ".join(f.country for f in founders.members)
+    console.print(f"pinned founders {countries} (digest {pinned})")
 
 
 @federation.command("import")
@@ -416,11 +513,17 @@ def linkage_init(ctx: click.Context) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the signed, sealed bundle to a file instead of the control topic.",
 )
+@click.option("--yes", is_flag=True, help="Do not ask before sealing to a new member.")
 @bootstrap_option
 @click.pass_context
 @handle_errors
-def linkage_share(ctx: click.Context, output: Path | None, bootstrap: str | None) -> None:
-    """Seal the linkage key to every other member's encryption key and publish it.
+def linkage_share(
+    ctx: click.Context, output: Path | None, bootstrap: str | None, yes: bool
+) -> None:
+    """Seal the linkage key to every other member whose membership and encryption
+    key verify under quorum, naming them first, and publish it. With
+    `confirm_new_linkage_recipients: true` in corredor.yaml it asks before
+    sealing to a member it never sealed to.
 
     \b
     Example:
@@ -428,11 +531,19 @@ def linkage_share(ctx: click.Context, output: Path | None, bootstrap: str | None
       corredor --home ./pan linkage share -o linkage-bundle.json
     """
     home = home_of(ctx)
+    recipients = trust.linkage_recipients(home)
+    console.print(f"sealing the linkage key to: {', '.join(recipients) or 'nobody'}")
+    new = trust.new_linkage_recipients(home, recipients)
+    if new and home.config.confirm_new_linkage_recipients and not yes:
+        click.confirm(
+            f"{', '.join(new)} never received it from this node: seal to them?", abort=True
+        )
     if output is not None:
         bundle, countries = trust.bundle_linkage_key(home)
         output.write_text(bundle.to_json(), encoding="utf-8")
     else:
         countries = ops.share_linkage_key(home, bootstrap=bootstrap)
+    trust.remember_linkage_recipients(home, countries)
     console.print(f"linkage key sealed to {', '.join(countries)}")
 
 
