@@ -66,6 +66,7 @@ def test_a_healthy_member_and_aggregator(federation: tuple[Home, Home]) -> None:
         "credentials",
         "topic",
         "manifest",
+        "membership",
         "policy",
         "outbox",
     }
