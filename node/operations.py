@@ -6,6 +6,7 @@ Each function opens what it needs from a home, does one job and closes it.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import shutil
 from collections.abc import Callable
@@ -41,7 +42,7 @@ from node.config import (
 )
 from node.crypto.linkage import KeyBundle
 from node.crypto.signing import SigningKey
-from node.errors import ConfigError
+from node.errors import ConfigError, SignatureInvalid
 from node.inbox import InboxResult, open_inbox
 from node.ingest import IngestReport, ingest_encounters
 from node.ingest_reference import ENCOUNTERS, detect_kind, ingest_reference
@@ -80,6 +81,8 @@ from node.transport.kafka import (
     read_latest,
 )
 from node.workers import BackgroundDrainer, StagerProcess
+
+log = logging.getLogger("corredor.federation")
 
 
 @lru_cache(maxsize=1)
@@ -790,29 +793,34 @@ def sync_federation(home: Home, *, bootstrap: str | None = None) -> SyncResult:
     address = bootstrap or home.bootstrap
     topic = _control_topic(home)
     records = read_all(address, topic, security=home.kafka_security())
-    latest: dict[bytes, bytes | None] = {}
-    for msg in records:
-        if msg.key is not None:
-            latest[msg.key] = msg.value
     old = trust.current_manifest(home) if home.manifest_path.exists() else None
     old_view = trust.trust_view(home, old) if old is not None else None
     read = 0
-    for key, value in latest.items():
-        if key.startswith(APPROVAL_PREFIX) and value:
+    for msg in records:
+        if msg.key is not None and msg.key.startswith(APPROVAL_PREFIX) and msg.value:
             try:
-                approval = membership.Approval.model_validate_json(value)
+                approval = membership.Approval.model_validate_json(msg.value)
             except ValueError:
                 continue
             read += trust_ledger.store_approval(home, approval)
-    if MANIFEST_KEY not in latest or not latest[MANIFEST_KEY]:
+    # Every manifest record, in the order written (not only the newest per
+    # key): two manifests with one serial are seen even before compaction, and
+    # a record someone without the Secretariat's key wrote is skipped.
+    found = updated = False
+    for msg in records:
+        if msg.key is None or not msg.value:
+            continue
+        if msg.key != MANIFEST_KEY and not msg.key.startswith(b"manifest/"):
+            continue
+        try:
+            signed = _signed(msg.value, topic, msg.key)
+            updated |= trust.accept_manifest(home, signed)[1]
+            found = True
+        except (ConfigError, SignatureInvalid, ValueError) as exc:
+            key = msg.key.decode("utf-8", "replace")
+            log.warning("skipped %s at offset %d on %s: %s", key, msg.offset, topic, exc)
+    if not found:
         raise ConfigError(f"no manifest on {topic} yet")
-    newest = _signed(latest[MANIFEST_KEY], topic, MANIFEST_KEY)
-    history = sorted(k for k in latest if k.startswith(b"manifest/"))
-    updated = False
-    for key in history:
-        signed = _signed(latest[key], topic, key)
-        updated |= trust.accept_manifest(home, signed)[1]
-    updated |= trust.accept_manifest(home, newest)[1]
     manifest = trust.current_manifest(home)
     view = trust.trust_view(home, manifest)
     changes = membership.diff(old, old_view, manifest, view) if updated or read else []
