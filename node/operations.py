@@ -19,7 +19,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from node import encounters, membership, trust, trust_ledger
+from node import anchors, encounters, membership, trust, trust_ledger
 from node.aggregator.apply import (
     DEAD_LETTER_REASONS,
     Aggregator,
@@ -821,6 +821,7 @@ def sync_federation(home: Home, *, bootstrap: str | None = None) -> SyncResult:
             log.warning("skipped %s at offset %d on %s: %s", key, msg.offset, topic, exc)
     if not found:
         raise ConfigError(f"no manifest on {topic} yet")
+    anchors.collect(home, anchors.parse(records))
     manifest = trust.current_manifest(home)
     view = trust.trust_view(home, manifest)
     changes = membership.diff(old, old_view, manifest, view) if updated or read else []
@@ -881,3 +882,27 @@ def sync_linkage_key(home: Home, *, bootstrap: str | None = None) -> tuple[str, 
     if value is None:
         raise ConfigError("no linkage key has been shared on the control topic yet")
     return trust.accept_linkage_bundle(_member(home), KeyBundle.from_json(value))
+
+
+# -- audit heads anchored on the control topic ---------------------------------------
+
+
+def publish_audit_head(home: Home, *, bootstrap: str | None = None) -> anchors.HeadStatement:
+    """Sign this home's audit head (with the heads it witnessed of others) and
+    put it on the control topic."""
+    statement = anchors.own_statement(home)
+    address = bootstrap or home.bootstrap
+    security = home.kafka_security()
+    topic = _ensure_control_topic(home, address, security)
+    key = anchors.HEAD_PREFIX + statement.party.encode("ascii")
+    publish_record(address, topic, key, statement.model_dump_json().encode(), security=security)
+    return statement
+
+
+def federation_anchors(home: Home, *, bootstrap: str | None = None) -> list[tuple[str, str]]:
+    """(witness, "seq:hash") of this home's audit head as other parties signed it."""
+    address = bootstrap or home.bootstrap
+    records = read_all(address, _control_topic(home), security=home.kafka_security())
+    statements = anchors.parse(records)
+    anchors.collect(home, statements)
+    return anchors.witnessed_anchors(home, statements)
