@@ -149,6 +149,66 @@ class Approval(_Strict):
         return self.model_dump_json()
 
 
+class SelfRevocation(_Strict):
+    """A member revoking one of its own keys: needs no quorum (``federation
+    revoke-own``). Signed by one of the member's counted signing keys."""
+
+    country: str
+    key_id: str
+    signed_by: str
+    signature: str  # base64 Ed25519 over canonical_bytes(revocation_body(...))
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+
+def revocation_body(federation: str, country: str, key_id: str, signed_by: str) -> Any:
+    return {
+        "type": "corredor.self-revocation.v1",
+        "federation": federation,
+        "country": country,
+        "key_id": key_id,
+        "signed_by": signed_by,
+    }
+
+
+def sign_revocation(signer: SigningKey, federation: str, key_id: str) -> SelfRevocation:
+    body = revocation_body(federation, signer.country, key_id, signer.key_id)
+    signature = base64.b64encode(signer.sign(canonical_bytes(body))).decode("ascii")
+    return SelfRevocation(
+        country=signer.country, key_id=key_id, signed_by=signer.key_id, signature=signature
+    )
+
+
+def _apply_revocations(
+    manifest: Manifest, view: TrustView, revocations: Iterable[SelfRevocation]
+) -> tuple[Manifest, list[str]]:
+    """The manifest with each verified self-revocation applied (revoked_at set)."""
+    revoked: list[str] = []
+    members = [m.model_copy(deep=True) for m in manifest.members]
+    for r in revocations:
+        member = next((m for m in members if m.country == r.country), None)
+        signer = manifest.signing_key(r.signed_by)
+        if member is None or signer is None or signer[0].country != r.country:
+            continue
+        if not view.signing_key_ok(r.country, r.signed_by):
+            continue
+        body = revocation_body(manifest.federation, r.country, r.key_id, r.signed_by)
+        try:
+            verify(
+                load_public_pem(signer[1].public_pem),
+                base64.b64decode(r.signature, validate=True),
+                canonical_bytes(body),
+            )
+        except (SignatureInvalid, ValueError):
+            continue
+        for entry in [*member.signing_keys, *member.encryption_keys]:
+            if entry.key_id == r.key_id and entry.revoked_at is None:
+                entry.revoked_at = manifest.issued_at
+                revoked.append(r.key_id)
+    return manifest.model_copy(update={"members": members}), revoked
+
+
 def change_id(change: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_bytes(change)).hexdigest()[:20]
 
@@ -270,6 +330,9 @@ class TrustView:
     rejected: list[RejectedKey] = field(default_factory=list)
     approved: dict[str, tuple[str, ...]] = field(default_factory=dict)  # change id -> countries
     missing_founders: list[str] = field(default_factory=list)
+    self_revoked: list[str] = field(default_factory=list)  # by the member itself
+    #: The manifest with the members' own revocations applied, when there were any.
+    effective: Manifest | None = None
 
     def counts(self, country: str) -> bool:
         return country in self.status
@@ -335,6 +398,8 @@ def _continuity(
                 good.add(st.key_id)
                 vouched[st.key_id] = st.signed_by
                 changed = True
+    # A revoked key stays counted as the member's (its events before a
+    # compromise may stay valid; the key's state decides), but vouches for nothing.
     return good_sign, good_enc, vouched
 
 
@@ -364,9 +429,28 @@ def _valid_approvals(
 
 
 def evaluate(
-    manifest: Manifest, founders: Founders | None, approvals: Iterable[Approval] = ()
+    manifest: Manifest,
+    founders: Founders | None,
+    approvals: Iterable[Approval] = (),
+    revocations: Iterable[SelfRevocation] = (),
 ) -> TrustView:
-    """The trust view of ``manifest`` from ``founders`` and the ``approvals`` held."""
+    """The trust view of ``manifest`` from ``founders``, the ``approvals`` held
+    and the members' own ``revocations`` (applied without quorum)."""
+    approvals = list(approvals)
+    revocations = list(revocations)
+    if revocations:
+        first = _evaluate(manifest, founders, approvals)
+        manifest, revoked = _apply_revocations(manifest, first, revocations)
+        view = _evaluate(manifest, founders, approvals)
+        view.self_revoked = revoked
+        view.effective = manifest
+        return view
+    return _evaluate(manifest, founders, approvals)
+
+
+def _evaluate(
+    manifest: Manifest, founders: Founders | None, approvals: list[Approval]
+) -> TrustView:
     if founders is None:
         view = TrustView(enforced=False)
         for m in manifest.members:
@@ -374,7 +458,6 @@ def evaluate(
             view.signing[m.country] = {k.key_id for k in m.signing_keys}
             view.encryption[m.country] = {k.key_id for k in m.encryption_keys}
         return view
-    approvals = list(approvals)
     view = TrustView(enforced=True)
     fed = manifest.federation
     roots: dict[str, tuple[set[str], set[str], str]] = {}  # country -> roots, enc, status

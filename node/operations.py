@@ -543,7 +543,7 @@ def aggregate_once(
     security = home.kafka_security()
     ensure_shared_topic(home, address, security)
     if trust_ledger.load_founders(home) is not None:
-        # Members' approvals decide who counts, here as on every node.
+        # Members' approvals and own revocations decide, here as on every node.
         refresh_approvals(home, address, security)
     with PictureStore(home.store_path) as store:
         aggregator = Aggregator(
@@ -795,14 +795,7 @@ def sync_federation(home: Home, *, bootstrap: str | None = None) -> SyncResult:
     records = read_all(address, topic, security=home.kafka_security())
     old = trust.current_manifest(home) if home.manifest_path.exists() else None
     old_view = trust.trust_view(home, old) if old is not None else None
-    read = 0
-    for msg in records:
-        if msg.key is not None and msg.key.startswith(APPROVAL_PREFIX) and msg.value:
-            try:
-                approval = membership.Approval.model_validate_json(msg.value)
-            except ValueError:
-                continue
-            read += trust_ledger.store_approval(home, approval)
+    read = _store_statements(home, records)
     # Every manifest record, in the order written (not only the newest per
     # key): two manifests with one serial are seen even before compaction, and
     # a record someone without the Secretariat's key wrote is skipped.
@@ -830,17 +823,44 @@ def sync_federation(home: Home, *, bootstrap: str | None = None) -> SyncResult:
     return SyncResult(manifest, updated, changes, view, read)
 
 
-def refresh_approvals(home: Home, address: str, security: dict[str, Any] | None) -> int:
-    """Keep the approvals on the control topic in this home; returns how many were new."""
+REVOCATION_PREFIX = b"revocation/"
+
+
+def _store_statements(home: Home, records: list[Any]) -> int:
+    """Keep the approvals and self-revocations read (verified when the trust
+    view is computed); returns how many were new."""
     new = 0
-    for msg in read_all(address, _control_topic(home), security=security):
-        if msg.key is not None and msg.key.startswith(APPROVAL_PREFIX) and msg.value:
-            try:
+    for msg in records:
+        if msg.key is None or not msg.value:
+            continue
+        try:
+            if msg.key.startswith(APPROVAL_PREFIX):
                 approval = membership.Approval.model_validate_json(msg.value)
-            except ValueError:
-                continue
-            new += trust_ledger.store_approval(home, approval)
+                new += trust_ledger.store_approval(home, approval)
+            elif msg.key.startswith(REVOCATION_PREFIX):
+                revocation = membership.SelfRevocation.model_validate_json(msg.value)
+                new += trust_ledger.store_revocation(home, revocation)
+        except ValueError:
+            continue
     return new
+
+
+def refresh_approvals(home: Home, address: str, security: dict[str, Any] | None) -> int:
+    """Keep the approvals and revocations on the control topic in this home."""
+    return _store_statements(home, read_all(address, _control_topic(home), security=security))
+
+
+def revoke_own_key(
+    home: Home, key_id: str | None = None, *, bootstrap: str | None = None
+) -> membership.SelfRevocation:
+    """A member revokes its own key, on the control topic: no quorum needed."""
+    revocation = trust.revoke_own(_member(home), key_id)
+    address = bootstrap or home.bootstrap
+    security = home.kafka_security()
+    topic = _ensure_control_topic(home, address, security)
+    key = REVOCATION_PREFIX + f"{revocation.country}/{revocation.key_id}".encode("ascii")
+    publish_record(address, topic, key, revocation.to_json().encode("utf-8"), security=security)
+    return revocation
 
 
 def approve_change(home: Home, change_id: str, *, bootstrap: str | None = None) -> Any:

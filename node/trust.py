@@ -249,15 +249,22 @@ def accept_manifest(home: Home, signed: SignedManifest) -> tuple[Manifest, bool]
 def trust_view(home: Home, manifest: Manifest | None = None) -> membership.TrustView:
     """What this home trusts in its current manifest (see ``node.membership``)."""
     manifest = manifest if manifest is not None else current_manifest(home)
-    return membership.evaluate(manifest, ledger.load_founders(home), ledger.load_approvals(home))
+    return membership.evaluate(
+        manifest,
+        ledger.load_founders(home),
+        ledger.load_approvals(home),
+        ledger.load_revocations(home),
+    )
 
 
 def key_directory(home: Home) -> fed.KeyDirectory:
-    """Signing keys for verifying events: only those the trust view counts."""
+    """Signing keys for verifying events: only those the trust view counts, with
+    the members' own revocations applied."""
     if not home.manifest_path.exists():
         return fed.KeyDirectory(None)
     manifest = current_manifest(home)
-    return fed.KeyDirectory(manifest, trust_view(home, manifest).trusted_signing_ids())
+    view = trust_view(home, manifest)
+    return fed.KeyDirectory(view.effective or manifest, view.trusted_signing_ids())
 
 
 def _sealing_targets(
@@ -266,6 +273,7 @@ def _sealing_targets(
     """Country -> (key id, key) of its newest valid encryption key that the trust
     view counts; a country whose membership does not verify gets nothing."""
     view = trust_view(home, manifest)
+    manifest = view.effective or manifest
     now = datetime.now(UTC)
     out: dict[str, tuple[str, X25519PublicKey]] = {}
     for country in sorted(countries):
@@ -460,3 +468,20 @@ def remember_linkage_recipients(home: Home, countries: list[str]) -> None:
     path = ledger.linkage_recipients_path(home)
     before = set(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else set()
     fed.write_json(path, json.dumps(sorted(before | set(countries))))
+
+
+def revoke_own(home: Home, key_id: str | None = None) -> membership.SelfRevocation:
+    """This member revokes one of its own keys (default: its current signing
+    key), signed with its current signing key. Needs no quorum."""
+    if home.is_aggregator:
+        raise ConfigError("the Secretariat revokes with `federation revoke`")
+    signer = load_signing_key(home)
+    manifest = current_manifest(home)
+    target = key_id or signer.key_id
+    member = manifest.member(home.country)
+    keys = [*member.signing_keys, *member.encryption_keys] if member else []
+    if all(k.key_id != target for k in keys):
+        raise ConfigError(f"no key {target} of {home.country} in the manifest")
+    revocation = membership.sign_revocation(signer, manifest.federation, target)
+    ledger.store_revocation(home, revocation)
+    return revocation

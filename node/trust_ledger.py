@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from node import federation as fed
 from node.config import Home
 from node.errors import ConfigError, CorredorError
-from node.membership import Approval, Founders
+from node.membership import Approval, Founders, SelfRevocation
 
 log = logging.getLogger("corredor.trust")
 
@@ -130,6 +130,35 @@ def load_approvals(home: Home) -> list[Approval]:
             out.append(Approval.model_validate_json(path.read_text(encoding="utf-8")))
         except ValidationError:
             log.warning("approval file %s is malformed; ignored", path.name)
+    return out
+
+
+def revocations_dir(home: Home) -> Path:
+    return trust_dir(home) / "revocations"
+
+
+def store_revocation(home: Home, revocation: SelfRevocation) -> bool:
+    name = f"{revocation.country}.{revocation.key_id.replace(':', '-')}.json"
+    if not all(c.isalnum() or c in ".-" for c in name):
+        return False
+    path = revocations_dir(home) / name
+    text = revocation.to_json()
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return False
+    fed.write_json(path, text)
+    return True
+
+
+def load_revocations(home: Home) -> list[SelfRevocation]:
+    folder = revocations_dir(home)
+    if not folder.is_dir():
+        return []
+    out = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            out.append(SelfRevocation.model_validate_json(path.read_text(encoding="utf-8")))
+        except ValidationError:
+            log.warning("revocation file %s is malformed; ignored", path.name)
     return out
 
 

@@ -296,3 +296,23 @@ def test_rotation_signed_by_the_member_is_accepted(federation: dict[str, Home]) 
         out = ok(federation[country], "federation", "sync")
         assert f"~ GTM new signing key {new_id}: signed by {old_id}" in out, out
     assert trust.key_directory(agg).get(new_id) is not None
+
+
+def test_a_member_revokes_its_own_key_without_quorum_or_secretariat(
+    federation: dict[str, Home], tmp_path: Path
+) -> None:
+    """GTM revokes its own signing key on the control topic; the Secretariat signs
+    nothing, and the aggregator then refuses what that key signs."""
+    agg, gtm, cri = federation["TS"], federation["GTM"], federation["CRI"]
+    key_id = trust.load_signing_key(gtm).key_id
+    out = ok(gtm, "federation", "revoke-own", "--key", key_id)
+    assert f"revoked {key_id}" in out
+    csv = tmp_path / "gtm-own.csv"
+    write_csv(generate_encounters("GTM", 800, seed=5, start=START, weeks=2), csv)
+    assert ops.ingest(gtm, csv).stored == 800
+    sent = ops.publish(gtm).drain.acknowledged
+    assert sent > 0
+    stats = ops.aggregate_once(agg)
+    assert stats.applied == 0 and stats.rejected.get("revoked-key") == sent, stats.rejected
+    ok(cri, "federation", "sync")
+    assert trust.key_directory(cri).get(key_id).entry.revoked_at is not None  # type: ignore[union-attr]

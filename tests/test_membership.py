@@ -148,3 +148,27 @@ def test_a_version_1_manifest_is_still_read() -> None:
     assert fed.canonical(read) == json.dumps(
         read.model_dump(mode="json"), sort_keys=True, separators=(",", ":")
     )
+
+
+def test_a_member_revokes_its_own_key_and_nobody_else_can() -> None:
+    keys = {c: _keys(c) for c in ("CRI", "GTM", "MEX")}
+    manifest = _manifest(keys)
+    founders = mb.founders_of(manifest)
+    gtm = keys["GTM"][0]
+    own = mb.sign_revocation(gtm, FED, keys["GTM"][1].key_id)
+    view = mb.evaluate(manifest, founders, revocations=[own])
+    assert view.self_revoked == [keys["GTM"][1].key_id]
+    assert view.effective is not None
+    entry = view.effective.member("GTM").encryption_keys[0]  # type: ignore[union-attr]
+    assert entry.revoked_at is not None
+    # A key the Secretariat slipped in as GTM's cannot revoke GTM's real keys,
+    # nor can another member.
+    injected = SigningKey.generate("GTM")
+    with_injected = fed.add_member(
+        manifest, "GTM", name="GTM", signing_pem=public_pem(injected.public)
+    )[0]
+    forged = [
+        mb.sign_revocation(injected, FED, gtm.key_id),
+        mb.sign_revocation(keys["CRI"][0], FED, gtm.key_id).model_copy(update={"country": "GTM"}),
+    ]
+    assert mb.evaluate(with_injected, founders, revocations=forged).self_revoked == []

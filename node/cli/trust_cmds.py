@@ -295,6 +295,24 @@ def federation_approve(ctx: click.Context, change_id: str, bootstrap: str | None
     )
 
 
+@federation.command("revoke-own")
+@click.option("--key", "key_id", help="This member's key id (default: its current signing key).")
+@bootstrap_option
+@click.pass_context
+@handle_errors
+def federation_revoke_own(ctx: click.Context, key_id: str | None, bootstrap: str | None) -> None:
+    """Revoke one of this member's own keys, signed with its current signing key,
+    on the control topic. Every node applies it without a quorum and without
+    waiting for the Secretariat.
+
+    \b
+    Example:
+      corredor --home ./pan federation revoke-own --key PAN:0123456789abcdef
+    """
+    revocation = ops.revoke_own_key(home_of(ctx), key_id, bootstrap=bootstrap)
+    click.echo(f"revoked {revocation.key_id} (signed by {revocation.signed_by})")
+
+
 @federation.command("founders")
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write it here."
