@@ -296,8 +296,16 @@ def describe(change: dict[str, Any]) -> str:
 # -- the trust view ------------------------------------------------------------------
 
 
-def quorum_needed(voters: int) -> int:
-    """A majority of the counted members (the regional rule)."""
+QuorumRule = Literal["majority", "two-thirds", "unanimity"]
+
+
+def quorum_needed(voters: int, rule: QuorumRule = "majority") -> int:
+    """Approvals needed among ``voters`` counted members, by the regional
+    floor's ``membership_quorum``."""
+    if rule == "unanimity":
+        return voters
+    if rule == "two-thirds":
+        return -(-2 * voters // 3)
     return voters // 2 + 1
 
 
@@ -433,23 +441,24 @@ def evaluate(
     founders: Founders | None,
     approvals: Iterable[Approval] = (),
     revocations: Iterable[SelfRevocation] = (),
+    rule: QuorumRule = "majority",
 ) -> TrustView:
     """The trust view of ``manifest`` from ``founders``, the ``approvals`` held
     and the members' own ``revocations`` (applied without quorum)."""
     approvals = list(approvals)
     revocations = list(revocations)
     if revocations:
-        first = _evaluate(manifest, founders, approvals)
+        first = _evaluate(manifest, founders, approvals, rule)
         manifest, revoked = _apply_revocations(manifest, first, revocations)
-        view = _evaluate(manifest, founders, approvals)
+        view = _evaluate(manifest, founders, approvals, rule)
         view.self_revoked = revoked
         view.effective = manifest
         return view
-    return _evaluate(manifest, founders, approvals)
+    return _evaluate(manifest, founders, approvals, rule)
 
 
 def _evaluate(
-    manifest: Manifest, founders: Founders | None, approvals: list[Approval]
+    manifest: Manifest, founders: Founders | None, approvals: list[Approval], rule: QuorumRule
 ) -> TrustView:
     if founders is None:
         view = TrustView(enforced=False)
@@ -492,7 +501,7 @@ def _evaluate(
                 if change is None:
                     continue
                 yes = _valid_approvals(change, approvals, view, manifest)
-                if voters and len(yes) >= quorum_needed(voters):
+                if voters and len(yes) >= quorum_needed(voters, rule):
                     sign = {change["signing_key_id"]}
                     enc = {change["encryption_key_id"]} if change["encryption_key_id"] else set()
                     roots[m.country] = (sign, enc, status)
@@ -502,7 +511,7 @@ def _evaluate(
                     progress = True
                     break
     voters = sum(1 for s in view.status.values() if s == "member")
-    need = quorum_needed(voters) if voters else 1
+    need = quorum_needed(voters, rule) if voters else 1
     for m in outsiders:
         change = admit_change(fed, m, m.status)
         if change is not None:

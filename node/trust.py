@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -19,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from node import federation as fed
 from node import membership
 from node import trust_ledger as ledger
-from node.config import Home, key_passphrase
+from node.config import Home, key_passphrase, regional_policy_path
 from node.crypto import linkage
 from node.crypto.keys import EncryptionKey, load_x25519_public_pem, x25519_public_pem
 from node.crypto.sealing import SealedBox, open_sealed, seal
@@ -27,6 +28,7 @@ from node.crypto.signing import SigningKey, key_id_for, load_public_pem, public_
 from node.errors import ConfigError, CryptoError, SignatureInvalid
 from node.model.codes import COUNTRY_NAMES, is_iso3
 from node.model.manifest import MANIFEST_VERSION, KeyStatement, Manifest, SignedManifest
+from node.policy.loader import load_floor
 
 SECRETARIAT = "TS"
 
@@ -254,7 +256,19 @@ def trust_view(home: Home, manifest: Manifest | None = None) -> membership.Trust
         ledger.load_founders(home),
         ledger.load_approvals(home),
         ledger.load_revocations(home),
+        _quorum_rule(),
     )
+
+
+def _quorum_rule() -> membership.QuorumRule:
+    """The regional floor's quorum (every node runs the floor the manifest names)."""
+    path = regional_policy_path()
+    return _floor_quorum(str(path), path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=4)
+def _floor_quorum(path: str, _mtime: int) -> membership.QuorumRule:
+    return load_floor(Path(path)).membership_quorum
 
 
 def key_directory(home: Home) -> fed.KeyDirectory:

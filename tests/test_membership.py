@@ -172,3 +172,20 @@ def test_a_member_revokes_its_own_key_and_nobody_else_can() -> None:
         mb.sign_revocation(keys["CRI"][0], FED, gtm.key_id).model_copy(update={"country": "GTM"}),
     ]
     assert mb.evaluate(with_injected, founders, revocations=forged).self_revoked == []
+
+
+def test_the_floor_sets_the_quorum() -> None:
+    assert [mb.quorum_needed(n) for n in (1, 2, 3, 4, 5)] == [1, 2, 2, 3, 3]
+    assert [mb.quorum_needed(n, "two-thirds") for n in (3, 4, 6)] == [2, 3, 4]
+    assert mb.quorum_needed(4, "unanimity") == 4
+    keys = {c: _keys(c) for c in ("CRI", "GTM", "MEX")}
+    manifest = _manifest(keys)
+    founders = mb.founders_of(manifest)
+    outsider = _keys("HND")
+    manifest = fed.add_member(
+        manifest, "HND", name="HND", signing_pem=public_pem(outsider[0].public)
+    )[0]
+    (pending,) = mb.evaluate(manifest, founders).pending
+    yes = [mb.sign_approval(keys[c][0], pending.change) for c in ("CRI", "GTM")]
+    assert mb.evaluate(manifest, founders, yes).counts("HND")
+    assert not mb.evaluate(manifest, founders, yes, rule="unanimity").counts("HND")

@@ -19,7 +19,7 @@ those need the raw data and stay the node's job.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -66,6 +66,10 @@ class RegionalFloor(_Strict):
     )
     purposes: list[str]
     max_retention_days: int = Field(gt=0, le=36500)
+    #: Who must approve admitting a member, changing a member's status or
+    #: replacing a member's root key (node.membership): a majority, two
+    #: thirds, or every counted member.
+    membership_quorum: Literal["majority", "two-thirds", "unanimity"] = "majority"
 
     @field_validator("audiences")
     @classmethod
