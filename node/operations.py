@@ -817,9 +817,9 @@ def sync_federation(home: Home, *, bootstrap: str | None = None) -> SyncResult:
     anchors.collect(home, anchors.parse(records))
     manifest = trust.current_manifest(home)
     view = trust.trust_view(home, manifest)
-    changes = membership.diff(old, old_view, manifest, view) if updated or read else []
-    if not updated and not read and not view.enforced:
-        changes = membership.diff(manifest, view, manifest, view)
+    # What changed since the manifest held before, then what still lacks
+    # quorum (printed on every sync until it is resolved).
+    changes = membership.diff(old, old_view, manifest, view)
     return SyncResult(manifest, updated, changes, view, read)
 
 

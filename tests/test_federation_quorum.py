@@ -316,3 +316,21 @@ def test_a_member_revokes_its_own_key_without_quorum_or_secretariat(
     assert stats.applied == 0 and stats.rejected.get("revoked-key") == sent, stats.rejected
     ok(cri, "federation", "sync")
     assert trust.key_directory(cri).get(key_id).entry.revoked_at is not None  # type: ignore[union-attr]
+
+
+def test_linkage_share_asks_before_sealing_to_a_new_member(
+    federation: dict[str, Home], tmp_path: Path, kafka_bootstrap: str, topic: str
+) -> None:
+    usa = federation["USA"]
+    usa.config.confirm_new_linkage_recipients = True
+    usa.save()
+    ok(usa, "linkage", "init")
+    first = cli(usa, "linkage", "share", input="n\n")
+    assert first.exit_code != 0 and "never received it from this node" in first.output
+    assert "CRI, GTM, MEX never received" in first.output, first.output
+    values = [m.key for m in read_all(kafka_bootstrap, f"{topic}.control")]
+    assert b"linkage-key" not in values  # nothing was sealed
+    assert "linkage key sealed to CRI, GTM, MEX" in cli(usa, "linkage", "share", input="y\n").output
+    # Known recipients: no question the next time.
+    again = cli(usa, "linkage", "share")
+    assert again.exit_code == 0 and "never received" not in again.output
