@@ -148,8 +148,20 @@ def collect(home: Home, statements: Iterable[HeadStatement]) -> int:
     kept = load_peer_heads(home)
     me = party_of(home)
     new = 0
+    heads = ledger.load_heads(home)
     for st in statements:
-        if st.party == me or st.audit is None or not _verify(home, st):
+        if st.party == me or not _verify(home, st):
+            continue
+        mine = heads.get(st.manifest_serial) if st.manifest_serial is not None else None
+        if mine is not None and st.manifest_sha256 and st.manifest_sha256 != mine:
+            # A split view: the Secretariat showed another manifest to that party.
+            ledger.note(
+                home,
+                "equivocation",
+                f"{st.party} holds manifest serial {st.manifest_serial} as "
+                f"{st.manifest_sha256[:16]}, this home as {mine[:16]}",
+            )
+        if st.audit is None:
             continue
         old = kept.get(st.party)
         if old is not None and old.audit is not None:

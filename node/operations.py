@@ -750,10 +750,29 @@ def publish_manifest(home: Home, *, bootstrap: str | None = None) -> str:
     value = home.manifest_path.read_bytes()
     serial = trust.current_manifest(home).serial
     # The history stays on the compacted topic (one key per serial), so a node
-    # that missed serials walks the hash chain from its last head.
+    # that missed serials walks the hash chain from its last head. Serials
+    # signed but never published go out too (the same bytes again are harmless).
+    published = set(_published_serials(address, topic, security))
+    for signed in trust.signed_history(home):
+        older = Manifest.model_validate_json(signed.payload).serial
+        if older < serial and older not in published:
+            data = signed.model_dump_json(indent=2).encode("utf-8")
+            publish_record(address, topic, history_key(older), data, security=security)
     publish_record(address, topic, history_key(serial), value, security=security)
     publish_record(address, topic, MANIFEST_KEY, value, security=security)
     return topic
+
+
+def _published_serials(
+    address: str, topic: str, security: dict[str, Any] | None
+) -> list[int]:
+    out = []
+    for msg in read_all(address, topic, security=security):
+        if msg.key is not None and msg.key.startswith(b"manifest/"):
+            tail = msg.key.split(b"/", 1)[1]
+            if tail.isdigit():
+                out.append(int(tail))
+    return out
 
 
 def history_key(serial: int) -> bytes:

@@ -196,7 +196,19 @@ def sign_draft(home: Home) -> SignedManifest:
     save_draft(home, manifest)
     signed = fed.sign_manifest(manifest, key)
     fed.write_json(home.manifest_path, signed.model_dump_json(indent=2))
+    # Every serial is kept, so publishing puts the whole chain on the topic.
+    fed.write_json(history_path(home, serial), signed.model_dump_json(indent=2))
     return signed
+
+
+def history_path(home: Home, serial: int) -> Path:
+    return home.federation_dir / "history" / f"{serial:012d}.json"
+
+
+def signed_history(home: Home) -> list[SignedManifest]:
+    """The Secretariat's signed manifests, oldest first (from ``sign_draft``)."""
+    folder = home.federation_dir / "history"
+    return [fed.read_signed(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
 
 
 # -- any home: the current manifest ---------------------------------------------------
@@ -232,6 +244,13 @@ def accept_manifest(home: Home, signed: SignedManifest) -> tuple[Manifest, bool]
         current = current_manifest(home)
         if manifest.serial <= current.serial:
             return current, False
+        if manifest.version >= 2 and current.version >= 2 and manifest.serial > current.serial + 1:
+            # The serials between are on the control topic (one key each): a
+            # manifest that skips them cannot be checked against this head.
+            raise ConfigError(
+                f"manifest serial {manifest.serial} does not follow serial {current.serial} "
+                "here: take the serials between first (`federation sync` reads them all)"
+            )
         if (
             manifest.version >= 2
             and manifest.serial == current.serial + 1

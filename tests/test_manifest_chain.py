@@ -109,4 +109,53 @@ def test_a_node_that_missed_serials_walks_the_chain(
     assert _served_serial(late) == _served_serial(agg)
     assert _served_serial(late)[0] == first + 3
     heads = json.loads((late.path / "trust" / "manifest-heads.json").read_text(encoding="utf-8"))
-    assert sorted(int(s) for s in heads) == list(range(first, first + 4))
+    # Every serial from the first the Secretariat signed: the chain, unbroken.
+    assert sorted(int(s) for s in heads) == list(range(1, first + 4))
+
+
+def test_a_split_view_is_caught_through_the_heads_nodes_sign(
+    tmp_path: Path, kafka_bootstrap: str, topic: str
+) -> None:
+    """The Secretariat hands GTM one serial N+1 (by file) and puts another on
+    the topic for the rest: CRI sees GTM's signed manifest head differ."""
+    agg, members = _setup(tmp_path, kafka_bootstrap, topic)
+    cri, gtm, _ = members
+    assert cli(agg, "federation", "sign", "--publish").exit_code == 0
+    for m in members:
+        assert cli(m, "federation", "sync").exit_code == 0
+    backup = tmp_path / "before.json"
+    shutil.copy(agg.manifest_path, backup)
+    assert cli(agg, "federation", "sign").exit_code == 0
+    for_gtm = tmp_path / "for-gtm.json"
+    shutil.copy(agg.manifest_path, for_gtm)
+    shutil.copy(backup, agg.manifest_path)
+    assert cli(agg, "federation", "revoke", "PAN").exit_code == 0
+    assert cli(agg, "federation", "sign", "--publish").exit_code == 0
+    assert cli(gtm, "federation", "import", str(for_gtm)).exit_code == 0
+    assert cli(cri, "federation", "sync").exit_code == 0
+    assert _served_serial(gtm)[0] == _served_serial(cri)[0]
+    assert _served_serial(gtm)[1] != _served_serial(cri)[1]
+    assert cli(gtm, "audit", "publish-head").exit_code == 0
+    assert cli(cri, "federation", "sync").exit_code == 0
+    doctor = cli(cri, "doctor", "--format", "json")
+    checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
+    assert checks["federation-alarms"]["status"] == "problem"
+    assert "GTM holds manifest serial" in checks["federation-alarms"]["detail"]
+
+
+def test_a_manifest_that_skips_serials_is_not_taken(tmp_path: Path) -> None:
+    """Without the serials between, a newer manifest cannot be checked against
+    the head: refused, and the node stays where it was."""
+    pan = ops.init_member(tmp_path / "pan", "PAN")
+    agg = aggregator_for(tmp_path, [pan])
+    assert cli(pan, "federation", "import", str(agg.manifest_path)).exit_code == 0
+    held = _served_serial(pan)
+    for _ in range(2):
+        assert cli(agg, "federation", "sign").exit_code == 0
+    result = cli(pan, "federation", "import", str(agg.manifest_path))
+    assert result.exit_code != 0 and "does not follow serial" in result.output
+    assert _served_serial(pan) == held
+    for serial in (held[0] + 1, held[0] + 2):
+        path = trust.history_path(agg, serial)
+        assert cli(pan, "federation", "import", str(path)).exit_code == 0
+    assert _served_serial(pan) == _served_serial(agg)
