@@ -238,6 +238,9 @@ def test_replaced_key_without_members_signature_is_refused_everywhere(
         out = ok(federation[country], "federation", "sync")
         assert f"~ GTM new signing key {evil_sign}: REJECTED" in out, out
         assert f"~ GTM new encryption key {evil_enc.key_id}: REJECTED" in out, out
+    shown = json.loads(ok(cri, "federation", "show", "--format", "json"))
+    assert {evil_sign, evil_enc.key_id} <= set(shown["trust_view"]["rejected_keys"])
+    assert shown["trust_view"]["counted"]["GTM"] == "member"
 
     # Reports keep going to GTM's real key; the substituted key opens nothing.
     cri_policy = yaml.safe_load(cri.policy_path.read_text(encoding="utf-8"))

@@ -392,8 +392,17 @@ def federation_show(ctx: click.Context, fmt: str, draft: bool) -> None:
     """
     home = home_of(ctx)
     manifest = trust.load_draft(home) if draft else trust.current_manifest(home)
+    view = None if draft else trust.trust_view(home, manifest)
     if fmt == "json":
-        click.echo(json.dumps(manifest.model_dump(mode="json"), indent=2))
+        data = manifest.model_dump(mode="json")
+        if view is not None:
+            data["trust_view"] = {
+                "enforced": view.enforced,
+                "counted": view.status,
+                "pending": [p.change_id for p in view.pending],
+                "rejected_keys": [r.key_id for r in view.rejected],
+            }
+        click.echo(json.dumps(data, indent=2))
         return
     console.print(
         f"Manifest serial {manifest.serial}, issued {manifest.issued_at:%Y-%m-%d %H:%M} UTC, "
@@ -410,6 +419,7 @@ def federation_show(ctx: click.Context, fmt: str, draft: bool) -> None:
         "valid from",
         "valid until",
         "revoked",
+        "counted",
     ):
         table.add_column(col)
     for m in manifest.members:
@@ -425,8 +435,21 @@ def federation_show(ctx: click.Context, fmt: str, draft: bool) -> None:
                     f"{k.valid_from:%Y-%m-%d %H:%M}",
                     f"{k.valid_until:%Y-%m-%d %H:%M}" if k.valid_until else "",
                     f"[red]{k.revoked_at:%Y-%m-%d %H:%M}[/]" if k.revoked_at else "",
+                    _counted(view, m.country, kind, k.key_id),
                 )
     console.print(table)
+
+
+def _counted(view: membership.TrustView | None, country: str, kind: str, key_id: str) -> str:
+    """Whether this home counts the key (under quorum), for `federation show`."""
+    if view is None:
+        return ""
+    ok = (
+        view.signing_key_ok(country, key_id)
+        if kind == "signing"
+        else view.encryption_key_ok(country, key_id)
+    )
+    return "yes" if ok and view.counts(country) else "[red]NO[/]"
 
 
 @click.command()
