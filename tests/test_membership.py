@@ -6,12 +6,19 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime
+from pathlib import Path
+
+from click.testing import CliRunner
 
 from node import federation as fed
 from node import membership as mb
+from node import operations as ops
+from node import trust
+from node.cli import main
 from node.crypto.keys import EncryptionKey, x25519_public_pem
 from node.crypto.signing import SigningKey, public_pem
 from node.model.manifest import Manifest
+from tests.factories import aggregator_for
 
 FED = "RCM"
 
@@ -189,3 +196,15 @@ def test_the_floor_sets_the_quorum() -> None:
     yes = [mb.sign_approval(keys[c][0], pending.change) for c in ("CRI", "GTM")]
     assert mb.evaluate(manifest, founders, yes).counts("HND")
     assert not mb.evaluate(manifest, founders, yes, rule="unanimity").counts("HND")
+
+
+def test_federation_show_prints_encryption_key_ids_as_they_are(tmp_path: Path) -> None:
+    """`GTM:x:...` once printed as an emoji (rich's :x: code)."""
+    gtm = ops.init_member(tmp_path / "gtm", "GTM")
+    agg = aggregator_for(tmp_path, [gtm])
+    result = CliRunner(env={"COLUMNS": "250"}).invoke(
+        main, ["--home", str(agg.path), "federation", "show"]
+    )
+    assert result.exit_code == 0, result.output
+    enc_id = trust.load_encryption_key(gtm).key_id
+    assert enc_id in result.output and "\u274c" not in result.output
