@@ -195,6 +195,9 @@ class HomeConfig(BaseModel):
     #: every event on its own, for a Secretariat that does not yet read
     #: SignedEvent v2.
     seal_batch: int = Field(default=64, ge=0, le=65_536)
+    #: `linkage share` asks the operator before sealing the regional linkage
+    #: key to a member it has not sealed it to before (docs/security.md).
+    confirm_new_linkage_recipients: bool = False
 
 
 class Home:

@@ -41,7 +41,7 @@ from typing import Any
 
 from node import federation as fed
 from node import operations as ops
-from node import trust
+from node import trust, trust_ledger
 from node.aggregator.apply import DEAD_LETTER_REASONS
 from node.config import Home, regional_policy_path
 from node.crypto.signing import key_id_for, load_public_pem
@@ -111,6 +111,7 @@ def diagnose(
     settings = home.config.kafka
     online = _broker_checks(report, home, address, timeout_ms)
     _manifest_check(report, home, address, online)
+    _membership_check(report, home)
     _policy_check(report, home)
     if home.is_aggregator:
         _aggregator_figures(report, home, address, online, max_lag, timeout_ms)
@@ -433,6 +434,46 @@ def _manifest_check(report: DoctorReport, home: Home, address: str, online: bool
                 return
             notes.append("same as the control topic")
     report.add("manifest", True, "; ".join(notes))
+
+
+def _membership_check(report: DoctorReport, home: Home) -> None:
+    """Whether the manifest holds under quorum, not only under the Secretariat's
+    key; and any equivocation this home has seen."""
+    seen = trust_ledger.alarms(home)
+    if seen:
+        last = seen[-1]
+        report.add(
+            "federation-alarms",
+            False,
+            f"{len(seen)} alarm(s); last {last['kind']} at {last['at']}: {last['detail']}",
+        )
+    if not home.manifest_path.exists():
+        return
+    try:
+        manifest = trust.current_manifest(home)
+        view = trust.trust_view(home, manifest)
+    except CorredorError as exc:
+        report.add("membership", False, f"cannot evaluate membership: {exc}")
+        return
+    if not view.enforced:
+        report.add(
+            "membership",
+            None,
+            "no founders pinned: membership and keys are the Secretariat's word alone; "
+            "pin the founding list (`corredor federation pin-founders FILE --digest HEX`)",
+        )
+        return
+    problems = view.problems
+    if problems:
+        report.add(
+            "membership",
+            False,
+            f"manifest serial {manifest.serial} verifies under the Secretariat's key but "
+            f"not under quorum: {'; '.join(problems)}",
+        )
+        return
+    counted = sum(1 for s in view.status.values() if s == "member")
+    report.add("membership", True, f"{counted} members counted under quorum")
 
 
 def _pinned(home: Home) -> tuple[Any, str]:

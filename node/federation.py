@@ -10,23 +10,35 @@ newer one.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
+import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from node.crypto.keys import load_x25519_public_pem, x25519_key_id
 from node.crypto.signing import SigningKey, key_id_for, load_public_pem, verify
 from node.errors import ConfigError, ConfigFileError, CryptoError, SignatureInvalid
 from node.limits import MAX_MANIFEST_BYTES, read_limited
-from node.model.manifest import KeyEntry, Manifest, Member, SignedManifest
+from node.model.manifest import KeyEntry, KeyStatement, Manifest, Member, SignedManifest
 
 
 def canonical(manifest: Manifest) -> str:
-    return json.dumps(manifest.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """The signed payload: RFC 8785 (JCS) from version 2, so a verifier in any
+    language reproduces its bytes and hash; version 1 kept its sorted-keys form."""
+    data = manifest.model_dump(mode="json")
+    if manifest.version >= 2:
+        return rfc8785.dumps(data).decode("utf-8")
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def payload_sha256(signed: SignedManifest) -> str:
+    """The manifest's hash: SHA-256 of its signed payload bytes (the chain link)."""
+    return hashlib.sha256(signed.payload.encode("utf-8")).hexdigest()
 
 
 def sign_manifest(manifest: Manifest, key: SigningKey) -> SignedManifest:
@@ -171,6 +183,21 @@ def expire(draft: Manifest, country: str, key_id: str, until: datetime) -> Manif
     raise ConfigError(f"no key {key_id} of {country} in the manifest")
 
 
+def add_key_statements(draft: Manifest, country: str, statements: list[KeyStatement]) -> Manifest:
+    """Carry a member's rotation statements (its own signatures over its new
+    keys) in the draft; nodes check them, the Secretariat only relays them."""
+    members = [m.model_copy(deep=True) for m in draft.members]
+    member = next((m for m in members if m.country == country), None)
+    if member is None:
+        raise ConfigError(f"{country} is not in the manifest")
+    for st in statements:
+        if all(
+            (k.key_id, k.signed_by) != (st.key_id, st.signed_by) for k in member.key_statements
+        ):
+            member.key_statements.append(st)
+    return draft.model_copy(update={"members": members})
+
+
 @dataclass(frozen=True)
 class TrustedKey:
     country: str
@@ -181,11 +208,14 @@ class TrustedKey:
 class KeyDirectory:
     """Signing keys by id, from a verified manifest, for the aggregator's checks."""
 
-    def __init__(self, manifest: Manifest | None) -> None:
+    def __init__(self, manifest: Manifest | None, trusted: set[str] | None = None) -> None:
+        """``trusted``: only these key ids (the trust view's), when given."""
         self.manifest = manifest
         self._keys: dict[str, TrustedKey] = {}
         for m in manifest.members if manifest else []:
             for entry in m.signing_keys:
+                if trusted is not None and entry.key_id not in trusted:
+                    continue
                 self._keys[entry.key_id] = TrustedKey(
                     m.country, load_public_pem(entry.public_pem), entry
                 )

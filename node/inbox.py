@@ -15,7 +15,7 @@ from node.codec.events import EventCodec
 from node.codec.single_object import decode
 from node.crypto.batch_seal import SealVerifier
 from node.crypto.keys import EncryptionKey
-from node.crypto.sealing import SealedBox, open_sealed
+from node.crypto.sealing import NotAddressed, SealedBox, open_sealed
 from node.errors import CodecError, CryptoError
 from node.federation import KeyDirectory
 from node.model.events import RESTRICTED_KINDS
@@ -66,9 +66,6 @@ def open_inbox(
             except CryptoError:
                 result.rejected += 1
                 continue
-            if mine.key_id not in box.wrapped:
-                result.not_addressed += 1
-                continue
             aad = restricted_aad(
                 envelope.event_id,
                 envelope.producer,
@@ -76,11 +73,19 @@ def open_inbox(
                 envelope.subject,
                 envelope.revision,
             )
-            addressed.add(envelope.subject)
             try:
                 plain = open_sealed(box, mine.key_id, mine.private, aad)
+            except NotAddressed:
+                # The box names nobody: only trying our key tells.
+                result.not_addressed += 1
+                continue
+            except CryptoError:
+                result.rejected += 1
+                continue
+            addressed.add(envelope.subject)
+            try:
                 _, body = decode(plain, codec.registry, codec.registry.latest(envelope.kind))
-            except (CryptoError, CodecError):
+            except CodecError:
                 result.rejected += 1
                 continue
         item = InboxItem(

@@ -24,7 +24,8 @@ from node.codec.events import EventCodec
 from node.crypto.batch_seal import seal_batch
 from node.crypto.sealing import seal
 from node.crypto.signing import SigningKey
-from node.model.events import Envelope, PolicyRef
+from node.model.codes import is_iso3
+from node.model.events import RESTRICTED_KINDS, Envelope, PolicyRef
 from node.model.ids import new_event_id
 from node.policy.flows import BlockLedger, FlowCell, FlowRelease, release_flows
 from node.policy.guard import EgressGuard, Refusal
@@ -180,6 +181,11 @@ class EventFactory:
         rules = self.policy.exchange(kind)
         event_id = new_event_id()
         body_bytes = self.codec.encode_body(kind, body) if body is not None else None
+        audiences = tuple(rules.audiences)
+        if seal_to is not None or kind in RESTRICTED_KINDS:
+            # Who a sealed report is for stays inside the box: named countries
+            # travel as "members" (the floor's group for them), not by code.
+            audiences = tuple(sorted({"members" if is_iso3(a) else a for a in audiences}))
         if body_bytes is not None and seal_to is not None:
             aad = restricted_aad(event_id, self.country, kind, subject, revision)
             body_bytes = seal(body_bytes, dict(seal_to), aad).to_bytes()
@@ -191,7 +197,7 @@ class EventFactory:
             revision=revision,
             produced_at=now,
             policy=self.policy_ref,
-            audiences=tuple(rules.audiences),
+            audiences=audiences,
             purposes=tuple(rules.purposes),
             key_id=self.key.key_id,
             retain_until=rules.retain_until(now.date()),

@@ -8,7 +8,9 @@ manifest-signing key, the draft manifest and the current signed manifest.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -16,7 +18,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from node import federation as fed
-from node.config import Home, key_passphrase
+from node import membership
+from node import trust_ledger as ledger
+from node.config import Home, key_passphrase, regional_policy_path
 from node.crypto import linkage
 from node.crypto.keys import EncryptionKey, load_x25519_public_pem, x25519_public_pem
 from node.crypto.sealing import SealedBox, open_sealed, seal
@@ -24,7 +28,8 @@ from node.crypto.signing import SigningKey, key_id_for, load_public_pem, public_
 from node.errors import ConfigError, ConfigFileError, CryptoError, SignatureInvalid
 from node.limits import MAX_MANIFEST_BYTES, read_limited
 from node.model.codes import COUNTRY_NAMES, is_iso3
-from node.model.manifest import Manifest, SignedManifest
+from node.model.manifest import MANIFEST_VERSION, KeyStatement, Manifest, SignedManifest
+from node.policy.loader import load_floor
 
 SECRETARIAT = "TS"
 
@@ -74,7 +79,13 @@ def rotate_signing_key(home: Home) -> tuple[str, str]:
     home.public_key_path.replace(retired.with_suffix(".pub"))
     new = SigningKey.generate(home.country)
     new.save(home.signing_key_path, key_passphrase())
-    _write_public(home.public_key_path, public_pem(new.public))
+    pem = public_pem(new.public)
+    _write_public(home.public_key_path, pem)
+    # The old key vouches for the new one: nodes accept the new key only along
+    # such statements from the key pinned when this member joined.
+    federation = current_manifest(home).federation if home.manifest_path.exists() else "RCM"
+    statement = membership.sign_key_statement(old, federation, "signing", new.key_id, pem)
+    fed.write_json(rotation_statement_path(home, new.key_id), statement.model_dump_json(indent=2))
     return old.key_id, new.key_id
 
 
@@ -189,11 +200,31 @@ def sign_draft(home: Home) -> SignedManifest:
     draft = load_draft(home)
     current = current_manifest(home) if home.manifest_path.exists() else None
     serial = (current.serial if current else 0) + 1
-    manifest = draft.model_copy(update={"serial": serial, "issued_at": datetime.now(UTC)})
+    prev = fed.payload_sha256(fed.read_signed(home.manifest_path)) if current else None
+    manifest = draft.model_copy(
+        update={
+            "serial": serial,
+            "issued_at": datetime.now(UTC),
+            "version": MANIFEST_VERSION,
+            "prev_sha256": prev,
+        }
+    )
     save_draft(home, manifest)
     signed = fed.sign_manifest(manifest, key)
     fed.write_json(home.manifest_path, signed.model_dump_json(indent=2))
+    # Every serial is kept, so publishing puts the whole chain on the topic.
+    fed.write_json(history_path(home, serial), signed.model_dump_json(indent=2))
     return signed
+
+
+def history_path(home: Home, serial: int) -> Path:
+    return home.federation_dir / "history" / f"{serial:012d}.json"
+
+
+def signed_history(home: Home) -> list[SignedManifest]:
+    """The Secretariat's signed manifests, oldest first (from ``sign_draft``)."""
+    folder = home.federation_dir / "history"
+    return [fed.read_signed(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
 
 
 # -- any home: the current manifest ---------------------------------------------------
@@ -206,19 +237,108 @@ def current_manifest(home: Home) -> Manifest:
 
 
 def accept_manifest(home: Home, signed: SignedManifest) -> tuple[Manifest, bool]:
-    """Verify a manifest with the pinned key; keep it if newer. (manifest, updated)."""
+    """Verify a manifest with the pinned key; keep it if newer. (manifest, updated).
+
+    Every manifest seen is recorded as a head (serial, hash). Another manifest
+    with a serial already seen, or a next serial whose ``prev_sha256`` is not
+    the current one's hash, is an equivocation: it is recorded as an alarm,
+    logged, refused (``ManifestAlarm``), and the last good manifest stays."""
     key_id, public = pinned_secretariat(home)
     manifest = fed.verify_manifest(signed, public, key_id)
+    digest = fed.payload_sha256(signed)
+    heads = ledger.load_heads(home)
+    seen = heads.get(manifest.serial)
+    if seen is not None and seen != digest:
+        ledger.alarm(
+            home,
+            "equivocation",
+            f"two different manifests with serial {manifest.serial}: "
+            f"{seen[:16]} kept, {digest[:16]} refused",
+        )
     if home.manifest_path.exists():
+        current_signed = fed.read_signed(home.manifest_path)
         current = current_manifest(home)
         if manifest.serial <= current.serial:
             return current, False
+        if manifest.version >= 2 and current.version >= 2 and manifest.serial > current.serial + 1:
+            # The serials between are on the control topic (one key each): a
+            # manifest that skips them cannot be checked against this head.
+            raise ConfigError(
+                f"manifest serial {manifest.serial} does not follow serial {current.serial} "
+                "here: take the serials between first (`federation sync` reads them all)"
+            )
+        if (
+            manifest.version >= 2
+            and manifest.serial == current.serial + 1
+            and manifest.prev_sha256 != fed.payload_sha256(current_signed)
+        ):
+            ledger.alarm(
+                home,
+                "fork",
+                f"manifest serial {manifest.serial} does not extend the last head "
+                f"(serial {current.serial}, {fed.payload_sha256(current_signed)[:16]})",
+            )
+    ledger.record_head(home, manifest.serial, digest)
     fed.write_json(home.manifest_path, signed.model_dump_json(indent=2))
     return manifest, True
 
 
+def trust_view(home: Home, manifest: Manifest | None = None) -> membership.TrustView:
+    """What this home trusts in its current manifest (see ``node.membership``)."""
+    manifest = manifest if manifest is not None else current_manifest(home)
+    return membership.evaluate(
+        manifest,
+        ledger.load_founders(home),
+        ledger.load_approvals(home),
+        ledger.load_revocations(home),
+        _quorum_rule(),
+    )
+
+
+def _quorum_rule() -> membership.QuorumRule:
+    """The regional floor's quorum (every node runs the floor the manifest names)."""
+    path = regional_policy_path()
+    return _floor_quorum(str(path), path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=4)
+def _floor_quorum(path: str, _mtime: int) -> membership.QuorumRule:
+    return load_floor(Path(path)).membership_quorum
+
+
 def key_directory(home: Home) -> fed.KeyDirectory:
-    return fed.KeyDirectory(current_manifest(home) if home.manifest_path.exists() else None)
+    """Signing keys for verifying events: only those the trust view counts, with
+    the members' own revocations applied."""
+    if not home.manifest_path.exists():
+        return fed.KeyDirectory(None)
+    manifest = current_manifest(home)
+    view = trust_view(home, manifest)
+    return fed.KeyDirectory(view.effective or manifest, view.trusted_signing_ids())
+
+
+def _sealing_targets(
+    home: Home, manifest: Manifest, countries: set[str], *, members_only: bool
+) -> dict[str, tuple[str, X25519PublicKey]]:
+    """Country -> (key id, key) of its newest valid encryption key that the trust
+    view counts; a country whose membership does not verify gets nothing."""
+    view = trust_view(home, manifest)
+    manifest = view.effective or manifest
+    now = datetime.now(UTC)
+    out: dict[str, tuple[str, X25519PublicKey]] = {}
+    for country in sorted(countries):
+        member = manifest.member(country)
+        counted = view.is_member(country) if members_only else view.counts(country)
+        if member is None or not counted:
+            continue
+        valid = [
+            k
+            for k in member.encryption_keys
+            if k.state_at(now) == "valid" and view.encryption_key_ok(country, k.key_id)
+        ]
+        if valid:
+            entry = max(valid, key=lambda k: k.valid_from)
+            out[country] = (entry.key_id, load_x25519_public_pem(entry.public_pem))
+    return out
 
 
 def restricted_recipients(home: Home, audiences: list[str]) -> dict[str, X25519PublicKey]:
@@ -231,17 +351,22 @@ def restricted_recipients(home: Home, audiences: list[str]) -> dict[str, X25519P
     manifest = current_manifest(home)
     now = datetime.now(UTC)
     countries = {a for a in audiences if is_iso3(a)}
+    view = trust_view(home, manifest)
     if "members" in audiences:
-        countries |= {m.country for m in manifest.members if m.status == "member"}
+        # Every member whose membership verifies under quorum, and no other.
+        countries |= {m.country for m in manifest.members if view.is_member(m.country)}
     countries.discard(home.country)
-    out: dict[str, X25519PublicKey] = {}
+    targets = _sealing_targets(home, manifest, countries, members_only=False)
     for country in sorted(countries):
         member = manifest.member(country)
-        entry = member.current_encryption_key(now) if member else None
-        if entry is None:
+        if member is None or member.current_encryption_key(now) is None:
             raise ConfigError(f"the manifest has no valid encryption key for {country}")
-        out[entry.key_id] = load_x25519_public_pem(entry.public_pem)
-    return out
+        if country not in targets:
+            raise ConfigError(
+                f"{country}'s membership or encryption key does not verify under quorum: "
+                "nothing is sealed to it (see `corredor doctor`)"
+            )
+    return {key_id: key for key_id, key in targets.values()}
 
 
 # -- the regional linkage key ---------------------------------------------------------
@@ -272,16 +397,10 @@ def bundle_linkage_key(home: Home) -> tuple[linkage.KeyBundle, list[str]]:
     if key is None:
         raise ConfigError("this node holds no linkage key: `linkage init` or `linkage sync`")
     manifest = current_manifest(home)
-    now = datetime.now(UTC)
-    recipients: dict[str, X25519PublicKey] = {}
-    countries = []
-    for m in manifest.members:
-        if m.country == home.country or m.status != "member":
-            continue
-        entry = m.current_encryption_key(now)
-        if entry is not None:
-            recipients[entry.key_id] = load_x25519_public_pem(entry.public_pem)
-            countries.append(m.country)
+    others = {m.country for m in manifest.members if m.country != home.country}
+    targets = _sealing_targets(home, manifest, others, members_only=True)
+    recipients = {key_id: key for key_id, key in targets.values()}
+    countries = sorted(targets)
     if not recipients:
         raise ConfigError("no other member in the manifest has a valid encryption key")
     fingerprint = linkage.key_fingerprint(key)
@@ -305,8 +424,16 @@ def accept_linkage_bundle(home: Home, bundle: linkage.KeyBundle) -> tuple[str, b
         raise ConfigError("the Secretariat never holds the linkage key")
     manifest = current_manifest(home)
     found = manifest.signing_key(bundle.signing_key_id)
-    if found is None or found[0].country != bundle.distributor or found[0].status != "member":
-        raise SignatureInvalid("linkage key bundle not signed by a member in the manifest")
+    view = trust_view(home, manifest)
+    if (
+        found is None
+        or found[0].country != bundle.distributor
+        or not view.is_member(bundle.distributor)
+        or not view.signing_key_ok(bundle.distributor, bundle.signing_key_id)
+    ):
+        raise SignatureInvalid(
+            "linkage key bundle not signed by a member whose membership verifies"
+        )
     _, entry = found
     if entry.state_at(datetime.now(UTC)) != "valid":
         raise SignatureInvalid("linkage key bundle signed with a key that is not valid now")
@@ -325,3 +452,85 @@ def accept_linkage_bundle(home: Home, bundle: linkage.KeyBundle) -> tuple[str, b
         return bundle.fingerprint, False
     linkage.save_linkage_key(home.linkage_key_path, key, key_passphrase())
     return bundle.fingerprint, True
+
+
+# -- membership by quorum ---------------------------------------------------------------
+
+
+def founders_from_manifest(home: Home) -> membership.Founders:
+    """The founding list as the current manifest states it (for out-of-band checks)."""
+    return membership.founders_of(current_manifest(home))
+
+
+def approve(home: Home, change_id: str) -> membership.Approval:
+    """Sign this member's approval of a change its trust view shows as pending."""
+    if home.is_aggregator:
+        raise ConfigError("only a member approves changes: the Secretariat alone decides nothing")
+    view = trust_view(home)
+    pending = next((p for p in view.pending if p.change_id == change_id), None)
+    if pending is None:
+        known = ", ".join(p.change_id for p in view.pending) or "none"
+        raise ConfigError(
+            f"no pending change {change_id} in this node's manifest (pending: {known})"
+        )
+    signer = load_signing_key(home)
+    if not view.signing_key_ok(home.country, signer.key_id):
+        raise ConfigError(f"this node's key {signer.key_id} is not counted: it cannot approve")
+    approval = membership.sign_approval(signer, pending.change)
+    ledger.store_approval(home, approval)
+    return approval
+
+
+def add_key_statements(home: Home, country: str, statements: list[KeyStatement]) -> None:
+    save_draft(home, fed.add_key_statements(load_draft(home), country.upper(), statements))
+
+
+def read_key_statement(path: Path) -> KeyStatement:
+    try:
+        return KeyStatement.model_validate_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"no key statement at {path}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not a key statement: {exc}") from exc
+
+
+def rotation_statement_path(home: Home, key_id: str) -> Path:
+    return home.path / "keys" / f"rotation-{key_id.replace(':', '-')}.json"
+
+
+def linkage_recipients(home: Home) -> list[str]:
+    """The members `linkage share` would seal to now: those whose membership
+    and encryption key verify under quorum."""
+    manifest = current_manifest(home)
+    others = {m.country for m in manifest.members if m.country != home.country}
+    return sorted(_sealing_targets(home, manifest, others, members_only=True))
+
+
+def new_linkage_recipients(home: Home, countries: list[str]) -> list[str]:
+    """Those of ``countries`` this node never sealed the linkage key to."""
+    path = ledger.linkage_recipients_path(home)
+    before = set(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else set()
+    return sorted(set(countries) - before)
+
+
+def remember_linkage_recipients(home: Home, countries: list[str]) -> None:
+    path = ledger.linkage_recipients_path(home)
+    before = set(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else set()
+    fed.write_json(path, json.dumps(sorted(before | set(countries))))
+
+
+def revoke_own(home: Home, key_id: str | None = None) -> membership.SelfRevocation:
+    """This member revokes one of its own keys (default: its current signing
+    key), signed with its current signing key. Needs no quorum."""
+    if home.is_aggregator:
+        raise ConfigError("the Secretariat revokes with `federation revoke`")
+    signer = load_signing_key(home)
+    manifest = current_manifest(home)
+    target = key_id or signer.key_id
+    member = manifest.member(home.country)
+    keys = [*member.signing_keys, *member.encryption_keys] if member else []
+    if all(k.key_id != target for k in keys):
+        raise ConfigError(f"no key {target} of {home.country} in the manifest")
+    revocation = membership.sign_revocation(signer, manifest.federation, target)
+    ledger.store_revocation(home, revocation)
+    return revocation

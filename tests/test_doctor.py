@@ -67,6 +67,7 @@ def test_a_healthy_member_and_aggregator(federation: tuple[Home, Home]) -> None:
         "topic",
         "retention",
         "manifest",
+        "membership",
         "policy",
         "outbox",
         "store",

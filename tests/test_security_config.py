@@ -198,9 +198,12 @@ def test_only_the_secretariat_may_read_the_shared_topic() -> None:
     }
     assert readers == {"User:secretariat"}
     assert writers == {"User:PAN", "User:GTM"}
-    for topic in ("corredor.control", "corredor.picture"):
-        pan = {g.operation for g in grants if g.principal == "User:PAN" and g.name == topic}
-        assert pan == {"READ", "DESCRIBE"}  # members read, never write, the TS's topics
+    def pan_on(topic: str) -> set[str]:
+        return {g.operation for g in grants if g.principal == "User:PAN" and g.name == topic}
+
+    assert pan_on("corredor.picture") == {"READ", "DESCRIBE"}  # members never write it
+    # Members write signed statements (approvals, audit heads) on the control topic.
+    assert pan_on("corredor.control") == {"READ", "WRITE", "DESCRIBE"}
     dead_letters = {(g.principal, g.operation) for g in grants if g.name == "corredor.events.dlq"}
     assert dead_letters == {("User:secretariat", op) for op in ("READ", "WRITE", "DESCRIBE")}
     groups = {(g.principal, g.name, g.pattern) for g in grants if g.resource == "group"}

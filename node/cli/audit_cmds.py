@@ -8,7 +8,15 @@ from pathlib import Path
 
 import click
 
-from node.cli.common import console, err_console, format_option, handle_errors, home_of
+from node import operations as ops
+from node.cli.common import (
+    bootstrap_option,
+    console,
+    err_console,
+    format_option,
+    handle_errors,
+    home_of,
+)
 from node.store import audit
 
 
@@ -40,11 +48,22 @@ def audit_group() -> None:
     help="Accept entries after the head file's (left by a crash between a commit and "
     "the head-file write) instead of failing on them.",
 )
+@click.option(
+    "--against-federation",
+    is_flag=True,
+    help="Also check the heads of this log that other nodes signed on the control topic.",
+)
+@bootstrap_option
 @format_option("table", "json")
 @click.pass_context
 @handle_errors
 def audit_verify(
-    ctx: click.Context, anchors: tuple[str, ...], accept_behind: bool, fmt: str
+    ctx: click.Context,
+    anchors: tuple[str, ...],
+    accept_behind: bool,
+    against_federation: bool,
+    bootstrap: str | None,
+    fmt: str,
 ) -> None:
     """Recompute the chain; exit 1 naming the first edited, missing, reordered or
     truncated entry, or entries appended after the head file's (which anyone
@@ -56,8 +75,16 @@ def audit_verify(
       corredor --home ./ts audit verify
       corredor --home ./ts audit verify --anchor 1200:3f5a...e9
       corredor --home ./pan audit verify --accept-behind
+      corredor --home ./pan audit verify --against-federation
     """
     home = home_of(ctx)
+    if against_federation:
+        witnessed = ops.federation_anchors(home, bootstrap=bootstrap)
+        if not witnessed:
+            err_console.print("note: no other party has witnessed this log's head yet")
+        for witness, anchor in witnessed:
+            err_console.print(f"note: {witness} witnessed head {anchor}", soft_wrap=True)
+        anchors = (*anchors, *(a for _, a in witnessed))
     report = audit.verify(home.store_path, anchors, accept_behind=accept_behind)
     if fmt == "json":
         click.echo(json.dumps(report.as_dict(), indent=2))
@@ -101,6 +128,25 @@ def audit_export(ctx: click.Context, output: Path | None, fmt: str) -> None:
     with output.open("w", encoding="utf-8", newline="") as handle:
         count = audit.export(home.store_path, handle, fmt)
     err_console.print(f"{count} entries written to {output}")
+
+
+@audit_group.command("publish-head")
+@bootstrap_option
+@click.pass_context
+@handle_errors
+def audit_publish_head(ctx: click.Context, bootstrap: str | None) -> None:
+    """Sign this log's head, with the heads this node has seen of the others, and
+    publish it on the control topic, so a rewrite of this log is caught against
+    the copies other nodes keep. Run it at intervals (e.g. from cron).
+
+    \b
+    Example:
+      corredor --home ./pan audit publish-head
+    """
+    statement = ops.publish_audit_head(home_of(ctx), bootstrap=bootstrap)
+    head = f"{statement.audit.seq}:{statement.audit.entry_hash}" if statement.audit else "empty"
+    witnessed = ", ".join(sorted(statement.witnessed)) or "none"
+    click.echo(f"published {statement.party} audit head {head}; witnessed: {witnessed}")
 
 
 COMMANDS: tuple[click.Command, ...] = (audit_group,)

@@ -19,8 +19,9 @@ from node.errors import CorredorError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# No emoji codes: an encryption key id such as GTM:x:... must print as it is.
+console = Console(highlight=False, emoji=False)
+err_console = Console(stderr=True, highlight=False, emoji=False)
 progress_log = logging.getLogger("corredor.progress")
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from node import membership, trust, trust_ledger
 from node import operations as ops
-from node import trust
 from node.cli.common import bootstrap_option, console, format_option, handle_errors, home_of
 from node.crypto.keys import read_key_file, read_key_text
 
@@ -76,8 +76,13 @@ def keys_rotate(ctx: click.Context) -> None:
       corredor --home ./pan keys rotate
       corredor --home ./pan keys export-public > pan-2.pub
     """
-    old, new = trust.rotate_signing_key(home_of(ctx))
+    home = home_of(ctx)
+    old, new = trust.rotate_signing_key(home)
     console.print(f"retired {old}; current signing key is now {new}")
+    console.print(
+        f"rotation statement (signed by {old}): {trust.rotation_statement_path(home, new)}; "
+        "give it to the Secretariat with the new public key"
+    )
 
 
 @click.group()
@@ -144,6 +149,13 @@ def federation() -> None:
 )
 @click.option("--principal", help="Kafka principal (default User:<ISO3>).")
 @click.option("--valid-days", type=int, help="Keys expire after this many days.")
+@click.option(
+    "--statement",
+    "statements",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A rotation statement the member signed for a new key (repeatable).",
+)
 @click.pass_context
 @handle_errors
 def federation_add_member(
@@ -155,16 +167,24 @@ def federation_add_member(
     status: str,
     principal: str | None,
     valid_days: int | None,
+    statements: tuple[Path, ...],
 ) -> None:
     """Add a member, or a new key of a member, to the draft manifest.
+
+    A new member counts on the nodes only once a quorum of members approved it
+    (`federation approve`); a member's new key only with the member's own
+    rotation statement (`keys rotate` writes it).
 
     \b
     Example:
       corredor --home ./ts federation add-member BRA --status observer \\
           --signing-key bra.pub --encryption-key bra.x25519.pub
+      corredor --home ./ts federation add-member PAN --signing-key pan-2.pub \\
+          --statement rotation-PAN-0123456789abcdef.json
     """
+    home = home_of(ctx)
     key_id = trust.add_member(
-        home_of(ctx),
+        home,
         country,
         read_key_text(signing_key),
         encryption_pem=read_key_text(encryption_key) if encryption_key else None,
@@ -173,6 +193,10 @@ def federation_add_member(
         principal=principal,
         valid_days=valid_days,
     )
+    if statements:
+        trust.add_key_statements(
+            home, country, [trust.read_key_statement(p) for p in statements]
+        )
     console.print(f"draft: {country.upper()} key {key_id}; run `federation sign` to publish it")
 
 
@@ -270,16 +294,107 @@ def federation_sign(ctx: click.Context, publish: bool, bootstrap: str | None) ->
 @click.pass_context
 @handle_errors
 def federation_sync(ctx: click.Context, bootstrap: str | None) -> None:
-    """Fetch the newest manifest from the control topic; keep it only if the
-    pinned Secretariat key signed it and its serial is newer.
+    """Fetch the manifest history and approvals from the control topic; keep a
+    manifest only if the pinned Secretariat key signed it, its serial is newer
+    and it extends the hash chain. Prints what changed: members added or
+    removed, keys and who signed them, approvals, and what lacks quorum.
 
     \b
     Example:
       corredor --home ./pan federation sync
     """
-    manifest, updated = ops.sync_manifest(home_of(ctx), bootstrap=bootstrap)
-    state = "updated to" if updated else "already at"
-    console.print(f"manifest {state} serial {manifest.serial}")
+    result = ops.sync_federation(home_of(ctx), bootstrap=bootstrap)
+    state = "updated to" if result.updated else "already at"
+    console.print(f"manifest {state} serial {result.manifest.serial}")
+    for line in result.changes:
+        # click, not rich: key ids such as GTM:x:... must not turn into emoji.
+        click.echo(click.style(line, fg="red", bold=True) if line.startswith("!") else line)
+
+
+@federation.command("approve")
+@click.argument("change_id")
+@bootstrap_option
+@click.pass_context
+@handle_errors
+def federation_approve(ctx: click.Context, change_id: str, bootstrap: str | None) -> None:
+    """Sign this member's approval of a pending membership change (CHANGE_ID as
+    `federation sync` prints it) and publish it on the control topic.
+
+    \b
+    Example:
+      corredor --home ./pan federation sync
+      corredor --home ./pan federation approve 3f9c0a6b1d2e4f5a6b7c
+    """
+    approval = ops.approve_change(home_of(ctx), change_id, bootstrap=bootstrap)
+    click.echo(
+        f"approved {approval.change_id}: {membership.describe(approval.change)} "
+        f"(signed by {approval.key_id})"
+    )
+
+
+@federation.command("revoke-own")
+@click.option("--key", "key_id", help="This member's key id (default: its current signing key).")
+@bootstrap_option
+@click.pass_context
+@handle_errors
+def federation_revoke_own(ctx: click.Context, key_id: str | None, bootstrap: str | None) -> None:
+    """Revoke one of this member's own keys, signed with its current signing key,
+    on the control topic. Every node applies it without a quorum and without
+    waiting for the Secretariat.
+
+    \b
+    Example:
+      corredor --home ./pan federation revoke-own --key PAN:0123456789abcdef
+    """
+    revocation = ops.revoke_own_key(home_of(ctx), key_id, bootstrap=bootstrap)
+    click.echo(f"revoked {revocation.key_id} (signed by {revocation.signed_by})")
+
+
+@federation.command("founders")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write it here."
+)
+@click.option("--pin", is_flag=True, help="Also pin it in this home (the Secretariat's).")
+@click.pass_context
+@handle_errors
+def federation_founders(ctx: click.Context, output: Path | None, pin: bool) -> None:
+    """Print the founding members list from the current manifest and its digest,
+    for the founding members to compare out of band before pinning it.
+
+    \b
+    Example:
+      corredor --home ./ts federation founders -o founders.json --pin
+    """
+    home = home_of(ctx)
+    founders = trust.founders_from_manifest(home)
+    text = founders.model_dump_json(indent=2)
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+    else:
+        click.echo(text)
+    if pin:
+        trust_ledger.pin_founders(home, founders)
+    click.echo(f"founders digest {founders.digest()}", err=output is None)
+
+
+@federation.command("pin-founders")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--digest", help="The digest agreed out of band; refuse the file if it differs.")
+@click.pass_context
+@handle_errors
+def federation_pin_founders(ctx: click.Context, file: Path, digest: str | None) -> None:
+    """Pin the founding members list: the root of trust from which membership
+    changes need a quorum and keys need their member's signature.
+
+    \b
+    Example:
+      corredor --home ./pan federation pin-founders founders.json --digest 9a1f...
+    """
+    home = home_of(ctx)
+    founders = trust_ledger.read_founders_file(file)
+    pinned = trust_ledger.pin_founders(home, founders, digest)
+    countries = ", ".join(f.country for f in founders.members)
+    console.print(f"pinned founders {countries} (digest {pinned})")
 
 
 @federation.command("import")
@@ -314,8 +429,17 @@ def federation_show(ctx: click.Context, fmt: str, draft: bool) -> None:
     """
     home = home_of(ctx)
     manifest = trust.load_draft(home) if draft else trust.current_manifest(home)
+    view = None if draft else trust.trust_view(home, manifest)
     if fmt == "json":
-        click.echo(json.dumps(manifest.model_dump(mode="json"), indent=2))
+        data = manifest.model_dump(mode="json")
+        if view is not None:
+            data["trust_view"] = {
+                "enforced": view.enforced,
+                "counted": view.status,
+                "pending": [p.change_id for p in view.pending],
+                "rejected_keys": [r.key_id for r in view.rejected],
+            }
+        click.echo(json.dumps(data, indent=2))
         return
     console.print(
         f"Manifest serial {manifest.serial}, issued {manifest.issued_at:%Y-%m-%d %H:%M} UTC, "
@@ -333,6 +457,7 @@ def federation_show(ctx: click.Context, fmt: str, draft: bool) -> None:
         "valid until",
         "revoked",
         "compromised from",
+        "counted",
     ):
         table.add_column(col)
     for m in manifest.members:
@@ -350,8 +475,21 @@ def federation_show(ctx: click.Context, fmt: str, draft: bool) -> None:
                     f"[red]{k.revoked_at:%Y-%m-%d %H:%M}[/]" if k.revoked_at else "",
                     (f"[red]{k.compromised_at:%Y-%m-%d %H:%M}[/]" if k.compromised_at
                      else "[red]ever[/]" if k.revoked_at else ""),
+                    _counted(view, m.country, kind, k.key_id),
                 )
     console.print(table)
+
+
+def _counted(view: membership.TrustView | None, country: str, kind: str, key_id: str) -> str:
+    """Whether this home counts the key (under quorum), for `federation show`."""
+    if view is None:
+        return ""
+    ok = (
+        view.signing_key_ok(country, key_id)
+        if kind == "signing"
+        else view.encryption_key_ok(country, key_id)
+    )
+    return "yes" if ok and view.counts(country) else "[red]NO[/]"
 
 
 @click.command()
@@ -456,11 +594,17 @@ def linkage_init(ctx: click.Context) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the signed, sealed bundle to a file instead of the control topic.",
 )
+@click.option("--yes", is_flag=True, help="Do not ask before sealing to a new member.")
 @bootstrap_option
 @click.pass_context
 @handle_errors
-def linkage_share(ctx: click.Context, output: Path | None, bootstrap: str | None) -> None:
-    """Seal the linkage key to every other member's encryption key and publish it.
+def linkage_share(
+    ctx: click.Context, output: Path | None, bootstrap: str | None, yes: bool
+) -> None:
+    """Seal the linkage key to every other member whose membership and encryption
+    key verify under quorum, naming them first, and publish it. With
+    `confirm_new_linkage_recipients: true` in corredor.yaml it asks before
+    sealing to a member it never sealed to.
 
     \b
     Example:
@@ -468,11 +612,19 @@ def linkage_share(ctx: click.Context, output: Path | None, bootstrap: str | None
       corredor --home ./pan linkage share -o linkage-bundle.json
     """
     home = home_of(ctx)
+    recipients = trust.linkage_recipients(home)
+    console.print(f"sealing the linkage key to: {', '.join(recipients) or 'nobody'}")
+    new = trust.new_linkage_recipients(home, recipients)
+    if new and home.config.confirm_new_linkage_recipients and not yes:
+        click.confirm(
+            f"{', '.join(new)} never received it from this node: seal to them?", abort=True
+        )
     if output is not None:
         bundle, countries = trust.bundle_linkage_key(home)
         output.write_text(bundle.to_json(), encoding="utf-8")
     else:
         countries = ops.share_linkage_key(home, bootstrap=bootstrap)
+    trust.remember_linkage_recipients(home, countries)
     console.print(f"linkage key sealed to {', '.join(countries)}")
 
 

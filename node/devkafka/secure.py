@@ -102,6 +102,10 @@ def federation_grants(
             Grant(who, "topic", shared_topic, "literal", "WRITE"),
             Grant(who, "topic", shared_topic, "literal", "DESCRIBE"),
             Grant(who, "topic", control_topic, "literal", "READ"),
+            # Members' signed statements (approvals, audit heads, linkage
+            # bundles) travel here too; every record is signed, so a member
+            # can add or shadow records, never forge one (docs/security.md).
+            Grant(who, "topic", control_topic, "literal", "WRITE"),
             Grant(who, "topic", control_topic, "literal", "DESCRIBE"),
             Grant(who, "topic", picture_topic, "literal", "READ"),
             Grant(who, "topic", picture_topic, "literal", "DESCRIBE"),

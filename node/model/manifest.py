@@ -75,6 +75,21 @@ class KeyEntry(_Frozen):
         return "valid"
 
 
+class KeyStatement(_Frozen):
+    """A member's own signature over one of its new keys: a rotation.
+
+    ``signature`` is Ed25519, by the member's signing key ``signed_by``, over
+    the RFC 8785 bytes of ``node.membership.key_statement_body``. Nodes accept
+    a key only along a chain of these from the key pinned when the member
+    joined (manifest version 2)."""
+
+    kind: Literal["signing", "encryption"]
+    key_id: str
+    public_sha256: str  # SHA-256 of the new key's PEM text (stripped)
+    signed_by: str
+    signature: str  # base64
+
+
 class Member(_Frozen):
     country: str
     name: str
@@ -82,6 +97,8 @@ class Member(_Frozen):
     kafka_principal: str
     signing_keys: list[KeyEntry] = Field(default_factory=list)
     encryption_keys: list[KeyEntry] = Field(default_factory=list)
+    #: Rotation statements the member signed (manifest version 2).
+    key_statements: list[KeyStatement] = Field(default_factory=list)
 
     @field_validator("country")
     @classmethod
@@ -101,7 +118,15 @@ class Topics(_Frozen):
     picture: str = "corredor.picture"
 
 
+#: Version 2: RFC 8785 canonical payload, ``prev_sha256`` chain, key statements.
+MANIFEST_VERSION = 2
+
+
 class Manifest(_Frozen):
+    #: 1 for manifests written before RFC 8785 and the hash chain (still read).
+    version: int = Field(default=1, ge=1, le=MANIFEST_VERSION)
+    #: SHA-256 of the previous manifest's signed payload (version 2).
+    prev_sha256: str | None = None
     federation: str = "RCM"
     serial: int = Field(ge=0)
     issued_at: datetime

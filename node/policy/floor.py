@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -83,6 +83,10 @@ class RegionalFloor(_Strict):
         description="How far produced_at may be behind the broker's append time: the longest "
         "an event may wait in a node's outbox (an outage) before it reaches the topic.",
     )
+    #: Who must approve admitting a member, changing a member's status or
+    #: replacing a member's root key (node.membership): a majority, two
+    #: thirds, or every counted member.
+    membership_quorum: Literal["majority", "two-thirds", "unanimity"] = "majority"
 
     @field_validator("audiences")
     @classmethod

@@ -1,0 +1,90 @@
+"""Rewritten history: an audit log and its head file rewritten together pass
+`audit verify` alone, and are caught against the heads other nodes signed on
+the control topic (real broker)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+from node import operations as ops
+from node.cli import main
+from node.config import Home
+from node.store import audit
+from tests.factories import aggregator_for, member_with_data
+
+
+def cli(home: Home, *args: str) -> Result:
+    return CliRunner().invoke(main, ["--home", str(home.path), *args])
+
+
+def _rewrite_everything(home: Home) -> None:
+    """What a node's operator with write access can do: change an early entry,
+    re-hash the whole chain after it, and rewrite the head file to match."""
+    entries = audit.read_entries(home.store_path)
+    prev = entries[0].prev_hash
+    conn = sqlite3.connect(home.store_path)
+    for e in entries:
+        subject = (e.subject or "") + "!" if e.seq == 2 else e.subject
+        record = audit.AuditRecord(
+            e.entry, e.digest, e.event_id, e.producer, subject, e.revision, e.policy_version
+        )
+        digest = audit.entry_hash(prev, e.seq, e.at, record)
+        conn.execute(
+            "UPDATE audit_log SET subject=?, prev_hash=?, entry_hash=? WHERE seq=?",
+            (subject, prev, digest, e.seq),
+        )
+        prev = digest
+    conn.commit()
+    conn.close()
+    audit.head_path(home.store_path).write_text(
+        json.dumps({"seq": entries[-1].seq, "entry_hash": prev}) + "\n", encoding="ascii"
+    )
+
+
+def test_a_log_rewritten_with_its_head_is_caught_against_the_federation(
+    tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str
+) -> None:
+    pan, _, _ = member_with_data(tmp_path, "PAN", 300, topic=topic)
+    cri = ops.init_member(tmp_path / "cri", "CRI", topic=topic)
+    agg = aggregator_for(tmp_path, [pan, cri], topic=topic)
+    for home in (pan, cri, agg):
+        home.config.kafka.bootstrap = kafka_bootstrap
+        home.config.kafka.control_topic = f"{topic}.control"
+        home.save()
+    agg.config.kafka.group_id = group_id
+    agg.save()
+    ops.publish_manifest(agg)
+    for home in (pan, cri):
+        ops.sync_manifest(home)
+    assert ops.publish(pan).drain.acknowledged > 0
+    ops.aggregate_once(agg)
+
+    out = cli(pan, "audit", "publish-head")
+    assert out.exit_code == 0 and "published PAN audit head" in out.output, out.output
+    # CRI and the Secretariat read it and sign what they saw.
+    for witness in (cri, agg):
+        assert cli(witness, "federation", "sync").exit_code == 0
+        result = cli(witness, "audit", "publish-head")
+        assert "witnessed: PAN" in result.output, result.output
+
+    honest = cli(pan, "audit", "verify", "--against-federation")
+    assert honest.exit_code == 0, honest.output
+    assert "CRI witnessed head" in honest.output and "TS witnessed head" in honest.output
+
+    _rewrite_everything(pan)
+    alone = cli(pan, "audit", "verify")
+    assert alone.exit_code == 0, alone.output  # chain and head file agree
+    # Even a fresh signed head from the rewriter does not replace the others' copies.
+    assert cli(pan, "audit", "publish-head").exit_code == 0
+    caught = cli(pan, "audit", "verify", "--against-federation")
+    assert caught.exit_code == 1, caught.output
+    assert "BROKEN" in caught.output and "anchor" in caught.output, caught.output
+
+    # Every witness also notices PAN's head changed under the same seq.
+    assert cli(cri, "federation", "sync").exit_code == 0
+    alarms = (cri.path / "trust" / "alarms.jsonl").read_text(encoding="utf-8")
+    assert "audit-head" in alarms and "PAN" in alarms
