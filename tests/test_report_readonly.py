@@ -98,7 +98,10 @@ def _aggregator_with_picture(tmp_path: Path) -> Home:
         drain_outbox(store, MemorySink(topic))
     with PictureStore(agg.store_path) as store:
         consume_until_caught_up(
-            Aggregator(store, ops.event_codec(), trust.key_directory(agg)), MemorySource(topic)
+            Aggregator(
+                store, ops.event_codec(), trust.key_directory(agg), floor=ops.regional_floor()
+            ),
+            MemorySource(topic),
         )
     return agg
 
