@@ -41,9 +41,7 @@ def _documented_option(option: click.Option) -> bool:
 
 @pytest.mark.parametrize(("name", "cmd"), COMMANDS, ids=[n for n, _ in COMMANDS])
 def test_every_command_and_option_is_in_cli_md(name: str, cmd: click.Command) -> None:
-    assert _written(name), (
-        f"`corredor {name}` is not in docs/cli.md"
-    )
+    assert _written(name), f"`corredor {name}` is not in docs/cli.md"
     undocumented = [
         p.opts[0]
         for p in cmd.params
