@@ -203,6 +203,13 @@ class FlowStatisticsRules(UseRules):
     rounding: int = Field(
         default=1, ge=1, le=100, description="Publish counts rounded to this base; 1 = exact."
     )
+    protection: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Width every hidden count's feasible interval keeps, given every "
+        "release, margin and exchange its audience sees; min_cell_size if absent.",
+    )
 
     @field_validator("dimensions")
     @classmethod
