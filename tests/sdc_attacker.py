@@ -77,10 +77,14 @@ class Bounds_:
         return self.high - self.low
 
 
+_OPTIONS = {"presolve": False}
+
+
 def attack(
     releases: Sequence[Seen], names: Sequence[str], *, rounding: int = 1, minimum: int = 1
 ) -> dict[tuple[int, Atom], Bounds_]:
-    """Tightest integer bounds of every hidden fine cell of every release."""
+    """Tightest integer bounds of every sensitive fine cell of every release:
+    below ``minimum`` and not published as a cell of its own."""
     index: dict[tuple[int, Atom], int] = {}
     for t, seen in enumerate(releases):
         for atom in seen.atoms:
@@ -114,13 +118,10 @@ def attack(
                 add(((t, a) for a in members), count, count)
             if len(members) == 1:
                 alone.add(members[0])
-            else:
-                # inside a coarsened cell: what the engine promises for these
-                # is that a small one keeps its width (docs/policies.md)
-                alone |= {a for a in members if seen.atoms[a] >= minimum}
         for members, total in (*seen.margins, *seen.other):
             add(((t, a) for a in members if a in seen.atoms), total, total)
-        hidden |= {(t, a) for a in seen.atoms if a not in alone}
+        # the sensitive counts: below the minimum and not published alone
+        hidden |= {(t, a) for a, k in seen.atoms.items() if a not in alone and k < minimum}
         if t:
             for atom in seen.atoms:
                 if atom in releases[t - 1].atoms:
@@ -136,13 +137,18 @@ def attack(
         c = np.zeros(n)
         c[index[var]] = 1.0
         bounds = Bounds(np.zeros(n), np.full(n, np.inf))
-        low = milp(c, constraints=constraints, integrality=np.ones(n), bounds=bounds)
+        # presolve off: HiGHS's MIP presolve returned a wrong optimum on one of
+        # these small models (a minimum of 2 where the truth, feasible, is 1)
+        low = milp(
+            c, constraints=constraints, integrality=np.ones(n), bounds=bounds, options=_OPTIONS
+        )
         assert low.status == 0, low.message
-        high = milp(-c, constraints=constraints, integrality=np.ones(n), bounds=bounds)
-        top = float("inf") if high.status == 3 else -round(high.fun)
-        if high.status not in (0, 3):
-            # HiGHS may say "infeasible or unbounded" for an unbounded maximum.
-            top = float("inf")
+        high = milp(
+            -c, constraints=constraints, integrality=np.ones(n), bounds=bounds, options=_OPTIONS
+        )
+        # milp reports an unbounded maximum as "infeasible or unbounded" (the
+        # minimum just proved the model feasible)
+        top = -round(high.fun) if high.status == 0 else float("inf")
         out[var] = Bounds_(round(low.fun), top)
     return out
 

@@ -135,7 +135,6 @@ def test_the_ledger_keeps_a_coarsened_group_together_on_republishing() -> None:
 
 def test_republishing_does_not_reveal_a_hidden_cell_by_difference() -> None:
     rules = _rules(margins=[[]])
-    cub_f = (("nationality", "CUB"), ("sex", "F"))
     first_rows = _rows({("CUB", "F", 0): 6, ("CUB", "M", 0): 3, ("HTI", "F", 0): 9})
     first = release_flows(first_rows, rules)
     # CUB,M (3) is suppressed and CUB,F (6) hidden with it against the public total

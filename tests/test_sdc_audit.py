@@ -57,7 +57,9 @@ def _atoms(rows: list[Row], rules: FlowStatisticsRules) -> dict[Atom, int]:
     return dict(out)
 
 
-def _margins(atoms: dict[Atom, int], rules: FlowStatisticsRules) -> list[tuple[frozenset[Atom], int]]:
+def _margins(
+    atoms: dict[Atom, int], rules: FlowStatisticsRules
+) -> list[tuple[frozenset[Atom], int]]:
     out = []
     for margin in rules.margins:
         pos = [list(rules.dimensions).index(d) for d in margin]
@@ -194,9 +196,7 @@ def _batches(draw: st.DrawFn) -> list[list[Row]]:
     return out
 
 
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     batches=_batches(),
     margins=st.sampled_from([[], [[]], [["nationality"]], [[], ["nationality"]]]),
@@ -211,7 +211,5 @@ def test_no_sequence_of_releases_narrows_a_hidden_cell(
     minimum: int,
     protection: int | None,
 ) -> None:
-    rules = _rules(
-        margins=margins, coarsen=coarsen, min_cell_size=minimum, protection=protection
-    )
+    rules = _rules(margins=margins, coarsen=coarsen, min_cell_size=minimum, protection=protection)
     assert_resists(batches, rules)

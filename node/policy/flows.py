@@ -541,9 +541,10 @@ def attacker_model(
     """What ``audience`` knows of a block's counts after ``releases``: each
     release's published cells and public margins, counts that only grow from
     one release to the next, and the sums the encounter records sent to that
-    audience reveal. Its targets are the hidden counts: every atom of a release
-    not published (hidden), and every atom below the minimum inside a published
-    coarsened cell."""
+    audience reveal. Its targets are the sensitive counts: every atom of a
+    release below the minimum cell size and not published as a cell of its own
+    (hidden, or inside a coarsened cell). A hidden count at or above the
+    minimum may be narrowed (it could have been published as it is)."""
     items = list(releases)
     facts: list[list[tuple[list[AtomKey], int, int]]] = []
     targets: set[Var] = set()
@@ -561,12 +562,14 @@ def attacker_model(
         covered: set[AtomKey] = set()
         for _level, members in release.cells:
             fact(members, *published_range(sum(release.atoms[a] for a in members), rules))
-            if len(members) > 1:
-                # inside a coarsened cell: a target when small on its own
-                covered |= {a for a in members if release.atoms[a] >= rules.min_cell_size}
-            else:
+            if len(members) == 1:
                 covered |= members
-        targets |= {(t, a) for a in release.atoms if a not in covered}
+        # the sensitive counts: below the minimum, hidden or inside a coarsened cell
+        targets |= {
+            (t, a)
+            for a, n in release.atoms.items()
+            if a not in covered and n < rules.min_cell_size
+        }
         for group in shape.margin_groups(release.atoms):
             total = sum(release.atoms[a] for a in group)
             fact(group, total, total)
