@@ -27,10 +27,16 @@ from node.pipeline import (
     flow_body,
     plan_flow_release,
 )
-from node.policy.flows import FlowRelease, release_flows
+from node.policy.flows import (
+    BlockLedger,
+    FlowRelease,
+    audit_releases,
+    protection_level,
+    release_flows,
+)
 from node.policy.guard import EgressGuard
 from node.policy.loader import load_floor, load_policy
-from node.policy.model import KIND_EXCHANGE, Policy
+from node.policy.model import KIND_EXCHANGE, FlowStatisticsRules, Policy
 from node.policy.records import Linker
 from node.store.node_store import NodeStore
 
@@ -378,3 +384,90 @@ def check_policies(files: Iterable[Path] | None = None) -> list[CheckResult]:
             )
         )
     return results
+
+
+# -- audit ------------------------------------------------------------------------------
+
+
+def _rules_of_shape(rules: FlowStatisticsRules, shape: tuple[str, ...]) -> FlowStatisticsRules:
+    """The flow rules a ledger entry was made under (its shape), the rest current."""
+    minimum, period, dimensions, coarsen, margins = shape
+    return rules.model_copy(
+        update={
+            "min_cell_size": int(minimum),
+            "period": period,
+            "dimensions": dimensions.split(",") if dimensions else [],
+            "coarsen": coarsen.split(",") if coarsen else [],
+            "margins": [m.split(",") if m else [] for m in margins.split(";")] if margins else [],
+        }
+    )
+
+
+def audit(home: Home) -> dict[str, Any]:
+    """The attacker's model run on everything this node already published: per
+    exchange and audience, the narrowest interval of a hidden count and the cell
+    it belongs to, how many hidden counts keep the protection level, and
+    whether the published state passes. Reads the suppression ledger (every
+    release of every block, with the counts behind it); sends nothing."""
+    policy = home_policy(home)
+    rules = policy.exchanges.flow_statistics
+    with NodeStore(home.store_path) as store:
+        entries = store.suppression_ledger(FLOW_KIND)
+    blocks = []
+    narrowest: dict[str, Any] | None = None
+    hidden = protected = 0
+    failing: list[str] = []
+    for block, text in sorted(entries.items()):
+        ledger = BlockLedger.from_json(text)
+        block_rules = _rules_of_shape(rules, ledger.shape)
+        result = audit_releases(ledger.releases(), block_rules)
+        hidden += result.hidden
+        protected += result.protected
+        if not result.passes:
+            failing.append(block)
+        entry: dict[str, Any] = {
+            "block": block,
+            "releases": len(ledger.releases()),
+            "hidden": result.hidden,
+            "protected": result.protected,
+            "passes": result.passes,
+            "frozen": ledger.frozen,
+        }
+        if result.narrowest is not None:
+            (t, (period, values)), interval = result.narrowest
+            cell = {
+                "block": block,
+                "release": t + 1,
+                "period": period,
+                "dimensions": dict(zip(block_rules.dimensions, values, strict=True)),
+                "low": int(interval.low),
+                "high": None if interval.high == float("inf") else int(interval.high),
+                "width": None if interval.high == float("inf") else int(interval.width),
+            }
+            entry["narrowest"] = cell
+            if narrowest is None or (
+                cell["width"] is not None
+                and (narrowest["width"] is None or cell["width"] < narrowest["width"])
+            ):
+                narrowest = cell
+        blocks.append(entry)
+    flows = {
+        "exchange": KIND_EXCHANGE[FLOW_KIND],
+        "kind": FLOW_KIND,
+        "shared": rules.shared,
+        "audiences": list(rules.audiences),
+        "protection": protection_level(rules),
+        "blocks": len(blocks),
+        "hidden": hidden,
+        "protected": protected,
+        "narrowest": narrowest,
+        "passes": not failing,
+        "failing_blocks": failing,
+        "per_block": blocks,
+    }
+    return {
+        "country": home.country,
+        "policy": _policy_ref(policy),
+        "exchanges": [flows],
+        "passes": not failing,
+    }

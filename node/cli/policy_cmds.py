@@ -157,6 +157,53 @@ def policy_diff(ctx: click.Context, old: Path, new: Path, fmt: str) -> None:
     click.echo(json.dumps(data, indent=2) if fmt == "json" else render_diff(data))
 
 
+def render_audit(data: dict[str, Any]) -> str:
+    lines = [f"{data['country']}: audit of what was published under {data['policy']['id']} "
+             f"{data['policy']['version']}"]
+    for ex in data["exchanges"]:
+        lines.append("")
+        lines.append(f"{ex['exchange']} ({ex['kind']}) to {_fmt(ex['audiences'])}")
+        lines.append(f"  protection level   {ex['protection']}")
+        lines.append(f"  blocks             {ex['blocks']}")
+        lines.append(f"  hidden counts      {ex['hidden']}, {ex['protected']} protected")
+        n = ex["narrowest"]
+        if n is None:
+            lines.append("  narrowest          - (nothing hidden)")
+        else:
+            dims = ", ".join(f"{k}={v}" for k, v in n["dimensions"].items())
+            high = "inf" if n["high"] is None else n["high"]
+            lines.append(
+                f"  narrowest          {n['period']} {dims} (block {n['block']}, release "
+                f"{n['release']}): {n['low']}..{high}"
+            )
+        lines.append(f"  passes             {_fmt(ex['passes'])}")
+        for block in ex["failing_blocks"]:
+            lines.append(f"  FAILS              block {block}")
+    return "\n".join(lines)
+
+
+@policy.command("audit")
+@format_option("table", "json")
+@click.pass_context
+@handle_errors
+def policy_audit(ctx: click.Context, fmt: str) -> None:
+    """Run the attacker's model on everything this node already published
+    (every release of every block in the suppression ledger, margins, counts
+    that only grow): the narrowest interval of a hidden count and its cell, how
+    many hidden counts keep the protection level, and whether all pass. Exit
+    status 1 if anything already published fails.
+
+    \b
+    Example:
+      corredor --home ./hnd policy audit
+      corredor --home ./hnd policy audit --format json
+    """
+    data = lib.audit(home_of(ctx))
+    click.echo(json.dumps(data, indent=2) if fmt == "json" else render_audit(data))
+    if not data["passes"]:
+        ctx.exit(1)
+
+
 @policy.command("explain")
 @click.argument("event_id")
 @format_option("table", "json")
