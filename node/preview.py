@@ -30,6 +30,7 @@ from node.pipeline import (
 from node.policy.flows import (
     BlockLedger,
     FlowRelease,
+    _shape_of,
     audit_releases,
     protection_level,
     release_flows,
@@ -392,13 +393,16 @@ def check_policies(files: Iterable[Path] | None = None) -> list[CheckResult]:
 def _rules_of_shape(rules: FlowStatisticsRules, shape: tuple[str, ...]) -> FlowStatisticsRules:
     """The flow rules a ledger entry was made under (its shape), the rest current."""
     minimum, period, dimensions, coarsen, margins = shape
+    if tuple(shape) == _shape_of(rules):
+        return rules
     return rules.model_copy(
         update={
             "min_cell_size": int(minimum),
             "period": period,
             "dimensions": dimensions.split(",") if dimensions else [],
             "coarsen": coarsen.split(",") if coarsen else [],
-            "margins": [m.split(",") if m else [] for m in margins.split(";")] if margins else [],
+            # "" is both [] and [[]]: the stricter reading (a public total)
+            "margins": [m.split(",") if m else [] for m in margins.split(";")],
         }
     )
 
