@@ -226,7 +226,7 @@ def test_policy_audit_passes_on_what_the_engine_published_and_fails_on_a_leak(
     # A release as the old engine could make it (issue 15, case 1): a hidden 4
     # beside a published complement and the public monthly total pins it.
     with NodeStore(home.store_path) as store:
-        block, text = sorted(store.suppression_ledger("FlowStatistic").items())[0]
+        _, text = sorted(store.suppression_ledger("FlowStatistic").items())[0]
         ledger = BlockLedger.from_json(text)
         period = "2099-01"
         small, big = (period, ("Caribbean",)), (period, ("Central America",))

@@ -314,7 +314,13 @@ class Policy(_Strict):
         return f"{self.country}-policy"
 
     def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        data = self.model_dump(mode="json")
+        flows = data["exchanges"]["flow_statistics"]
+        if flows.get("protection") is None:
+            # absent = the minimum cell size: a policy that does not state it
+            # keeps the hash it had before the setting existed
+            flows.pop("protection", None)
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @property
     def sha256(self) -> str:
