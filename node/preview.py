@@ -25,6 +25,8 @@ from node.pipeline import (
     egress_guard,
     encounter_candidates,
     flow_body,
+    held_back_records,
+    k_anonymity,
     plan_flow_release,
 )
 from node.policy.flows import (
@@ -116,6 +118,7 @@ def _records(
         linkage = "allowed, but this home holds no regional linkage key: sent without tokens"
     if not rules.shared:
         return out | {"fields": [], "events": 0, "linkage_tokens": linkage}
+    held = held_back_records(store, policy, encounters.gazetteer())
     candidates = list(
         encounter_candidates(
             store,
@@ -124,6 +127,7 @@ def _records(
             pseudonym_key=pseudonym_key,
             linker=linker,
             gazetteer=encounters.gazetteer(),
+            held=held,
         )
     )
     admitted = [b for s, b in candidates if guard.problem(ENCOUNTER_KIND, s, b) is None]
@@ -137,7 +141,9 @@ def _records(
             name: rule.action + (f" to {rule.to}" if rule.to else "")
             for name, rule in sorted(rules.fields.items())
         },
-        "records": len(candidates),
+        "records": len(candidates) + len(held),
+        "k_anonymity": k_anonymity(policy),
+        "held_back": len(held),
         "events": len(admitted),
         "refused": len(candidates) - len(admitted),
         "linkage_tokens": linkage,

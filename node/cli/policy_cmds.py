@@ -56,6 +56,10 @@ def render_preview(data: dict[str, Any]) -> str:
             lines.append(f"  total published   {ex['published_total']}")
         else:
             lines.append(f"  records           {ex['records']}")
+            lines.append(
+                f"  held back         {ex['held_back']} (groups below k={ex['k_anonymity']} "
+                "on the published quasi-identifiers)"
+            )
             lines.append(f"  linkage tokens    {ex['linkage_tokens']}")
             for name, rule in ex["field_rules"].items():
                 lines.append(f"  rule              {name}: {rule}")

@@ -135,6 +135,14 @@ class EncounterRecordRules(UseRules):
     transformed by its rule. A field without a rule is dropped."""
 
     fields: dict[str, FieldRule] = Field(default_factory=dict)
+    k_anonymity: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="A record leaves only when at least this many records share its "
+        "published quasi-identifiers (period, age, sex, nationality, place, previous "
+        "country); 1 (every record leaves) if absent.",
+    )
     linkage_tokens: bool = Field(
         default=False,
         description="Add a linkage token (HMAC under the regional linkage key) so that "
@@ -315,11 +323,12 @@ class Policy(_Strict):
 
     def canonical_json(self) -> str:
         data = self.model_dump(mode="json")
-        flows = data["exchanges"]["flow_statistics"]
-        if flows.get("protection") is None:
-            # absent = the minimum cell size: a policy that does not state it
-            # keeps the hash it had before the setting existed
-            flows.pop("protection", None)
+        # absent = the minimum cell size: a policy that does not state these
+        # keeps the hash it had before the settings existed
+        if data["exchanges"]["flow_statistics"].get("protection") is None:
+            data["exchanges"]["flow_statistics"].pop("protection", None)
+        if data["exchanges"]["encounter_records"].get("k_anonymity") is None:
+            data["exchanges"]["encounter_records"].pop("k_anonymity", None)
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @property
