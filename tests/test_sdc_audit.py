@@ -125,8 +125,21 @@ def test_three_release_differencing_under_hnd_policy() -> None:
     assert_resists([first, late1, late2, late3], rules)
 
 
-def test_an_interval_of_width_one_or_two_is_refused() -> None:
-    """Issue 15, case 6: a hidden 1 that two releases would pin within 1..2."""
+def test_an_interval_of_width_three_is_refused() -> None:
+    """Issue 15, case 6: a hidden 1 and a hidden 2 beside published cells and a
+    public total: exactness alone let both out within 0..3."""
+    rules = _rules(margins=[[]], min_cell_size=5)
+    rows = _rows(
+        {("CUB", "F", JAN): 1, ("CUB", "M", JAN): 2, ("HTI", "F", JAN): 9, ("HTI", "M", JAN): 8}
+    )
+    seen, bare = run_releases([rows], rules)
+    found = attack(seen, ["nationality", "sex"], minimum=5)
+    assert found and all(b.width >= 5 for b in found.values()), found
+    assert narrow(found, 5, attack(bare, ["nationality", "sex"], minimum=5)) == []
+
+
+def test_an_interval_over_three_releases_is_refused() -> None:
+    """Issue 15, case 6, over time: a hidden 1 that later releases would narrow."""
     rules = _rules(margins=[[]], min_cell_size=5)
     first = _rows({("CUB", "F", JAN): 1, ("CUB", "M", JAN): 6, ("HTI", "F", JAN): 9})
     second = _rows({("HTI", "M", JAN): 6, ("CUB", "M", JAN): 1})
