@@ -262,7 +262,31 @@ def policy_diff(home: Home, old_file: Path, new_file: Path) -> dict[str, Any]:
         "old": {**before["policy"], "file": str(old_file)},
         "new": {**after["policy"], "file": str(new_file)},
         "exchanges": exchanges,
+        "warnings": _shape_warnings(home, old, new),
     }
+
+
+def _shape_warnings(home: Home, old: Policy, new: Policy) -> list[str]:
+    """A warning when the new flow shape differs from the one blocks were
+    published under: releases under two shapes are not checked against each
+    other yet (docs/policies.md), so a cell the old releases hid may become
+    determinable from the new ones (e.g. dropping ``sex``)."""
+    rules = new.exchanges.flow_statistics
+    if not rules.shared:
+        return []
+    with NodeStore(home.store_path) as store:
+        entries = store.suppression_ledger(FLOW_KIND)
+    shape = _shape_of(rules)
+    other = sorted(b for b, text in entries.items() if BlockLedger.from_json(text).shape != shape)
+    if not other or _shape_of(old.exchanges.flow_statistics) == shape:
+        return []
+    return [
+        f"WARNING: flow_statistics changes shape (period, dimensions, ladders, margins or "
+        f"minimum) while {len(other)} block(s) were published under another: "
+        f"{', '.join(other[:5])}{' ...' if len(other) > 5 else ''}. The new releases are "
+        "NOT checked against those: a cell they hid may become determinable or narrower "
+        "than the protection level by subtraction. Review before publishing."
+    ]
 
 
 # -- explain ----------------------------------------------------------------------------

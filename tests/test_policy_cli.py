@@ -241,3 +241,18 @@ def test_policy_audit_passes_on_what_the_engine_published_and_fails_on_a_leak(
     flows = data["exchanges"][0]
     assert flows["failing_blocks"] == ["2099-Q1"]
     assert flows["narrowest"]["width"] == 0 and flows["narrowest"]["period"] == period
+
+
+def test_policy_diff_warns_when_the_shape_changes_after_publishing(tmp_path: Path) -> None:
+    """Issue 15, case 3 (partly): dropping a dimension after publishing by it is
+    named in the diff with a warning (the cross-shape check itself is not built)."""
+    old, new = GOLDEN_POLICIES / "PAN.yaml", GOLDEN_POLICIES / "PAN-draft.yaml"
+    home = _home(tmp_path, "PAN", n=300, policy=old)
+    args = ["--home", str(home.path), "policy", "diff", str(old), str(new), "--format", "json"]
+    assert json.loads(_cli(*args))["warnings"] == []  # nothing published yet
+    with NodeStore(home.store_path) as store:
+        ops.stage_publication(home, store, ops.home_policy(home))
+        drain_outbox(store, MemorySink(MemoryTopic()))
+    warnings = json.loads(_cli(*args))["warnings"]
+    assert len(warnings) == 1 and "NOT checked against those" in warnings[0]
+    assert "WARNING: flow_statistics changes shape" in _cli(*args[:-2])

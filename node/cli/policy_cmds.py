@@ -71,6 +71,7 @@ def render_preview(data: dict[str, Any]) -> str:
 
 def render_diff(data: dict[str, Any]) -> str:
     lines = [f"{data['country']}: {data['records']} raw records under two policies"]
+    lines += data.get("warnings", [])
     for side in ("old", "new"):
         p = data[side]
         lines.append(f"  {side}  {p['file']}: {p['id']} {p['version']} sha256 {p['sha256'][:16]}")
