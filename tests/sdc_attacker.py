@@ -124,7 +124,11 @@ def attack(
         hidden |= {(t, a) for a, k in seen.atoms.items() if a not in alone and k < minimum}
         if t:
             for atom in seen.atoms:
-                if atom in releases[t - 1].atoms:
+                # a count that went down (a corrected record) gives no order
+                if (
+                    atom in releases[t - 1].atoms
+                    and releases[t - 1].atoms[atom] <= seen.atoms[atom]
+                ):
                     row = np.zeros(n)
                     row[index[(t - 1, atom)]] = 1.0
                     row[index[(t, atom)]] = -1.0

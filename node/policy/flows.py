@@ -576,8 +576,16 @@ def attacker_model(
         for members, lo, hi in release.known.get(audience, ()):
             fact(members, lo, hi)
         facts.append(here)
+        before = items[t - 1].atoms if t > 0 else {}
         for atom in set(signature) | set(release.atoms):
-            signature[atom].append(tuple(rows[atom]) if atom in release.atoms else None)
+            if atom not in release.atoms:
+                signature[atom].append(None)
+                continue
+            # whether the count grew (or stayed): a correction that removed a
+            # record breaks "counts only grow" for that atom, and no fact false
+            # of the data may enter the model
+            grew = atom in before and before[atom] <= release.atoms[atom]
+            signature[atom].append((tuple(rows[atom]), grew))
     by_signature: dict[tuple[Any, ...], list[AtomKey]] = defaultdict(list)
     for atom, sig in signature.items():
         # an atom first seen late has fewer entries: pad to tell it apart
@@ -591,10 +599,13 @@ def attacker_model(
     model: LinearModel[tuple[int, int]] = LinearModel()
     truth: dict[Var, int] = {}
     for t, release in enumerate(items):
-        present = {class_of[a] for a in release.atoms}
-        for c in present:
+        before = items[t - 1].atoms if t > 0 else {}
+        grows = {
+            class_of[a]: a in before and before[a] <= n for a, n in release.atoms.items()
+        }
+        for c, grew in grows.items():
             model.add_var((t, c))
-            if t > 0 and (t - 1, c) in model:
+            if grew and (t - 1, c) in model:
                 model.add_order((t - 1, c), (t, c))
         for members_of_fact, lo, hi in facts[t]:
             model.add_sum_range(sorted({(t, class_of[a]) for a in members_of_fact}), lo, hi)
