@@ -399,5 +399,13 @@ def test_guard_issue_15_spellings(text: str) -> None:
 
 def test_guard_still_lets_phone_numbers_and_codes_through() -> None:
     guard = EgressGuard(_GUARD_ROWS, {"FocalPoint": frozenset({"role"})})
-    for text in ("Tel. (507) 2000-0201", "CUB; HTI; VEN", "2024-W03 (month)", "Annapolis office"):
+    texts = (
+        "Tel. (507) 2000-0201",
+        "CUB; HTI; VEN",
+        "2024-W03 (month)",
+        "Annapolis office",
+        "1990",  # the year of a raw date of birth is not identifying on its own
+        "fine of 1990 USD",
+    )
+    for text in texts:
         assert guard.problem("FocalPoint", "FocalPoint|PAN|x", {"role": text}) is None, text

@@ -117,7 +117,9 @@ class EgressGuard:
                 # each word of a multi-word name too ("Núñez" of "Núñez Peña"),
                 # when long enough not to match codes such as CUB or F
                 for word in words(text):
-                    if len(word) >= MIN_WORD:
+                    # a word with a letter: the year of a date of birth is
+                    # not a name, and would refuse every amount of 2000
+                    if len(word) >= MIN_WORD and any(ch.isalpha() for ch in word):
                         values.add(word)
         values.discard("")
         self._identifying = frozenset(values)
@@ -186,7 +188,10 @@ class EgressGuard:
                 letters = letters or lettered[j]
                 # digit groups alone are compared only as written dates: phone
                 # numbers such as "2000-0201" would match a birth on 2000-02-01
-                if letters and joined in self._identifying:
+                # a match shorter than MIN_WORD (a two-letter given name, a
+                # code) counts only as the whole value, as "CUB" or "F" would
+                # otherwise refuse every text
+                if letters and len(joined) >= MIN_WORD and joined in self._identifying:
                     return True
         return any(normalise(d) in self._identifying for d in _ISO_DATE.findall(text))
 
