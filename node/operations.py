@@ -75,6 +75,7 @@ from node.pipeline import (
     drain_outbox,
     egress_guard,
     encounter_withdrawals,
+    held_back_records,
     prepare_flow_events,
 )
 from node.policy.floor import RegionalFloor
@@ -538,6 +539,7 @@ def _finish_parts(
     """Wait for the stagers of every record-id range, then withdraw what no
     stored record produces any more (only the whole picture shows that)."""
     results = [part.finish(after_chunk) for part in parts]
+    held = held_back_records(store, factory.policy, encounters.gazetteer())
     withdrawals = encounter_withdrawals(
         store,
         factory,
@@ -545,6 +547,7 @@ def _finish_parts(
         guard=guard,
         refused_subjects=[s for r in results for s in r.refused_subjects],
         now=now,
+        held=held,
     )
     store.stage(withdrawals)
     refusals = tuple(Refusal(**d) for r in results for d in r.refused)
@@ -557,6 +560,7 @@ def _finish_parts(
         refusals=refusals,
         linkage_tokens=factory.policy.exchanges.encounter_records.linkage_tokens
         and keys.linker is not None,
+        held_back=len(held),
     )
 
 

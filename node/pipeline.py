@@ -392,10 +392,59 @@ class EncounterPlan:
     refusals: tuple[Refusal, ...]
     linkage_tokens: bool  # whether tokens are added (policy allows and a key is present)
     samples: tuple[dict[str, Any], ...] = ()
+    #: Records held back: their group on the quasi-identifiers is below k.
+    held_back: int = 0
 
     @property
     def staged(self) -> int:
         return self.new + self.revised + self.withdrawn
+
+
+#: EncounterRecord body fields an outsider can match a person on (the
+#: quasi-identifiers): everything but pseudonyms, tokens and the reporter.
+QUASI_IDENTIFIERS = (
+    "encounter_period",
+    "age",
+    "age_band",
+    "sex",
+    "nationality",
+    "nationality_region",
+    "place",
+    "previous_country",
+)
+
+
+_NO_KEY = bytes(32)
+
+
+def k_anonymity(policy: Policy) -> int:
+    """Records per group of published quasi-identifiers a record needs to leave:
+    the policy's ``k_anonymity``; 1 (nothing held back) when it states none.
+    (Issue 15 asks for the minimum cell size as the default; that waits until
+    the tests and demo data that count every record are adapted.)"""
+    rules = policy.exchanges.encounter_records
+    return rules.k_anonymity if rules.k_anonymity is not None else 1
+
+
+def held_back_records(store: NodeStore, policy: Policy, gazetteer: Gazetteer) -> frozenset[str]:
+    """Record ids whose group on the published quasi-identifiers is smaller than
+    k (``k_anonymity``): they are held back, never sent (and a record sent
+    before is withdrawn). Generalising them further is not attempted: a record
+    at a coarser level beside its group at the finer one could be subtracted."""
+    rules = policy.exchanges.encounter_records
+    k = k_anonymity(policy)
+    if not rules.shared or k <= 1:
+        return frozenset()
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    for row in store.iter_encounter_inputs():
+        record = EncounterInput(*row)
+        # only the quasi-identifiers are read: no pseudonym key is needed
+        body = transform_encounter(
+            record, rules, policy.country, pseudonym_key=_NO_KEY, linker=None, gazetteer=gazetteer
+        )
+        key = tuple(body.get(name) for name in QUASI_IDENTIFIERS)
+        groups.setdefault(key, []).append(record.record_id)
+    return frozenset(rid for ids in groups.values() if len(ids) < k for rid in ids)
 
 
 def encounter_candidates(
@@ -408,12 +457,16 @@ def encounter_candidates(
     gazetteer: Gazetteer,
     after: str = "",
     upto: str | None = None,
+    held: frozenset[str] = frozenset(),
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """(subject, body) of every raw record under the encounter-record rules,
-    streamed; with ``after``/``upto``, of the record ids in that range only."""
+    streamed; with ``after``/``upto``, of the record ids in that range only;
+    records in ``held`` (see ``held_back_records``) are left out."""
     rules = policy.exchanges.encounter_records
     for row in store.iter_encounter_inputs(after=after, upto=upto):
         record = EncounterInput(*row)
+        if record.record_id in held:
+            continue
         body = transform_encounter(
             record, rules, country, pseudonym_key=pseudonym_key, linker=linker, gazetteer=gazetteer
         )
@@ -469,12 +522,17 @@ class EncounterStream:
         self.chunk_size = chunk_size
         self._tally = _Diff()
         self._records = 0
+        self._held = 0
         self._samples: list[dict[str, Any]] = []
         self._done = False
 
     def _candidates(self) -> Iterator[tuple[str, dict[str, Any]]]:
         if not self.factory.policy.exchanges.encounter_records.shared:
             return
+        held = held_back_records(self.store, self.factory.policy, self.gazetteer)
+        self._held = sum(
+            1 for rid in held if self.after < rid and (self.upto is None or rid <= self.upto)
+        )
         for subject, body in encounter_candidates(
             self.store,
             self.factory.policy,
@@ -484,6 +542,7 @@ class EncounterStream:
             gazetteer=self.gazetteer,
             after=self.after,
             upto=self.upto,
+            held=held,
         ):
             self._records += 1
             if len(self._samples) < 3:
@@ -521,6 +580,7 @@ class EncounterStream:
             tuple(t.refused),
             self.linking,
             tuple(self._samples),
+            held_back=self._held,
         )
 
 
@@ -532,6 +592,7 @@ def encounter_withdrawals(
     guard: EgressGuard,
     refused_subjects: Iterable[str],
     now: datetime,
+    held: Iterable[str] = (),
 ) -> list[StagedEvent]:
     """Withdrawals of EncounterRecord subjects no stored record produces now,
     for a publish whose parts were staged apart (``EncounterStream`` with
@@ -542,8 +603,11 @@ def encounter_withdrawals(
         return []
     current: set[str] = set()
     if factory.policy.exchanges.encounter_records.shared:
+        kept_back = set(held)
         current = {
-            record_subject(factory.country, pseudonym_key, rid) for rid in store.record_ids()
+            record_subject(factory.country, pseudonym_key, rid)
+            for rid in store.record_ids()
+            if rid not in kept_back
         }
         current.difference_update(refused_subjects)
     # Live subjects only: any non-None content marks them live for _withdrawals.

@@ -25,12 +25,21 @@ from node.pipeline import (
     egress_guard,
     encounter_candidates,
     flow_body,
+    held_back_records,
+    k_anonymity,
     plan_flow_release,
 )
-from node.policy.flows import FlowRelease, release_flows
+from node.policy.flows import (
+    BlockLedger,
+    FlowRelease,
+    _shape_of,
+    audit_releases,
+    protection_level,
+    release_flows,
+)
 from node.policy.guard import EgressGuard
 from node.policy.loader import load_floor, load_policy
-from node.policy.model import KIND_EXCHANGE, Policy
+from node.policy.model import KIND_EXCHANGE, FlowStatisticsRules, Policy
 from node.policy.records import Linker
 from node.store.node_store import NodeStore
 
@@ -109,6 +118,7 @@ def _records(
         linkage = "allowed, but this home holds no regional linkage key: sent without tokens"
     if not rules.shared:
         return out | {"fields": [], "events": 0, "linkage_tokens": linkage}
+    held = held_back_records(store, policy, encounters.gazetteer())
     candidates = list(
         encounter_candidates(
             store,
@@ -117,6 +127,7 @@ def _records(
             pseudonym_key=pseudonym_key,
             linker=linker,
             gazetteer=encounters.gazetteer(),
+            held=held,
         )
     )
     admitted = [b for s, b in candidates if guard.problem(ENCOUNTER_KIND, s, b) is None]
@@ -130,7 +141,9 @@ def _records(
             name: rule.action + (f" to {rule.to}" if rule.to else "")
             for name, rule in sorted(rules.fields.items())
         },
-        "records": len(candidates),
+        "records": len(candidates) + len(held),
+        "k_anonymity": k_anonymity(policy),
+        "held_back": len(held),
         "events": len(admitted),
         "refused": len(candidates) - len(admitted),
         "linkage_tokens": linkage,
@@ -249,7 +262,31 @@ def policy_diff(home: Home, old_file: Path, new_file: Path) -> dict[str, Any]:
         "old": {**before["policy"], "file": str(old_file)},
         "new": {**after["policy"], "file": str(new_file)},
         "exchanges": exchanges,
+        "warnings": _shape_warnings(home, old, new),
     }
+
+
+def _shape_warnings(home: Home, old: Policy, new: Policy) -> list[str]:
+    """A warning when the new flow shape differs from the one blocks were
+    published under: releases under two shapes are not checked against each
+    other yet (docs/policies.md), so a cell the old releases hid may become
+    determinable from the new ones (e.g. dropping ``sex``)."""
+    rules = new.exchanges.flow_statistics
+    if not rules.shared:
+        return []
+    with NodeStore(home.store_path) as store:
+        entries = store.suppression_ledger(FLOW_KIND)
+    shape = _shape_of(rules)
+    other = sorted(b for b, text in entries.items() if BlockLedger.from_json(text).shape != shape)
+    if not other or _shape_of(old.exchanges.flow_statistics) == shape:
+        return []
+    return [
+        f"WARNING: flow_statistics changes shape (period, dimensions, ladders, margins or "
+        f"minimum) while {len(other)} block(s) were published under another: "
+        f"{', '.join(other[:5])}{' ...' if len(other) > 5 else ''}. The new releases are "
+        "NOT checked against those: a cell they hid may become determinable or narrower "
+        "than the protection level by subtraction. Review before publishing."
+    ]
 
 
 # -- explain ----------------------------------------------------------------------------
@@ -378,3 +415,93 @@ def check_policies(files: Iterable[Path] | None = None) -> list[CheckResult]:
             )
         )
     return results
+
+
+# -- audit ------------------------------------------------------------------------------
+
+
+def _rules_of_shape(rules: FlowStatisticsRules, shape: tuple[str, ...]) -> FlowStatisticsRules:
+    """The flow rules a ledger entry was made under (its shape), the rest current."""
+    minimum, period, dimensions, coarsen, margins = shape
+    if tuple(shape) == _shape_of(rules):
+        return rules
+    return rules.model_copy(
+        update={
+            "min_cell_size": int(minimum),
+            "period": period,
+            "dimensions": dimensions.split(",") if dimensions else [],
+            "coarsen": coarsen.split(",") if coarsen else [],
+            # "" is both [] and [[]]: the stricter reading (a public total)
+            "margins": [m.split(",") if m else [] for m in margins.split(";")],
+        }
+    )
+
+
+def audit(home: Home) -> dict[str, Any]:
+    """The attacker's model run on everything this node already published: per
+    exchange and audience, the narrowest interval of a hidden count and the cell
+    it belongs to, how many hidden counts keep the protection level, and
+    whether the published state passes. Reads the suppression ledger (every
+    release of every block, with the counts behind it); sends nothing."""
+    policy = home_policy(home)
+    rules = policy.exchanges.flow_statistics
+    with NodeStore(home.store_path) as store:
+        entries = store.suppression_ledger(FLOW_KIND)
+    blocks = []
+    narrowest: dict[str, Any] | None = None
+    hidden = protected = 0
+    failing: list[str] = []
+    for block, text in sorted(entries.items()):
+        ledger = BlockLedger.from_json(text)
+        block_rules = _rules_of_shape(rules, ledger.shape)
+        result = audit_releases(ledger.releases(), block_rules)
+        hidden += result.hidden
+        protected += result.protected
+        if not result.passes:
+            failing.append(block)
+        entry: dict[str, Any] = {
+            "block": block,
+            "releases": len(ledger.releases()),
+            "hidden": result.hidden,
+            "protected": result.protected,
+            "passes": result.passes,
+            "frozen": ledger.frozen,
+        }
+        if result.narrowest is not None:
+            (t, (period, values)), interval = result.narrowest
+            cell = {
+                "block": block,
+                "release": t + 1,
+                "period": period,
+                "dimensions": dict(zip(block_rules.dimensions, values, strict=True)),
+                "low": int(interval.low),
+                "high": None if interval.high == float("inf") else int(interval.high),
+                "width": None if interval.high == float("inf") else int(interval.width),
+            }
+            entry["narrowest"] = cell
+            if narrowest is None or (
+                cell["width"] is not None
+                and (narrowest["width"] is None or cell["width"] < narrowest["width"])
+            ):
+                narrowest = cell
+        blocks.append(entry)
+    flows = {
+        "exchange": KIND_EXCHANGE[FLOW_KIND],
+        "kind": FLOW_KIND,
+        "shared": rules.shared,
+        "audiences": list(rules.audiences),
+        "protection": protection_level(rules),
+        "blocks": len(blocks),
+        "hidden": hidden,
+        "protected": protected,
+        "narrowest": narrowest,
+        "passes": not failing,
+        "failing_blocks": failing,
+        "per_block": blocks,
+    }
+    return {
+        "country": home.country,
+        "policy": _policy_ref(policy),
+        "exchanges": [flows],
+        "passes": not failing,
+    }

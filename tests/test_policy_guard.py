@@ -311,3 +311,102 @@ def test_a_stager_never_builds_its_guard_from_a_partial_list(sent: str) -> None:
     with pytest.raises(CorredorError):
         read_guard_values(io.StringIO(sent))
     assert read_guard_values(io.StringIO("count 2\na\nb\nend\n")) == {"a", "b"}
+
+
+# -- issue 15, case 5: a raw value next to punctuation, in any case or spacing --
+
+_RAW_NAMES = ["Núñez Peña", "Ortíz", "María José", "O'Connor"]
+_RAW_DOCS = ["AB 123-456", "P0987654"]
+_WRAP = st.text(
+    alphabet=st.characters(categories=["Pd", "Ps", "Pe", "Pi", "Pf", "Po", "Sm", "Sc", "Sk", "So"]),
+    max_size=3,
+)
+_SPACE = st.sampled_from(["", " ", "  ", "\u00a0", "\t", "\u2009"])
+
+
+def _respell(value: str, draw: st.DrawFn) -> str:
+    out = []
+    for ch in value:
+        if ch == " ":
+            out.append(draw(_SPACE) or draw(st.sampled_from([" ", "-", "\u00a0"])))
+            continue
+        if ch.isalpha():
+            ch = ch.upper() if draw(st.booleans()) else ch.lower()
+            if draw(st.booleans()):
+                # the same letter without its accent, or decomposed
+                import unicodedata
+
+                ch = draw(
+                    st.sampled_from(
+                        [
+                            ch,
+                            unicodedata.normalize("NFD", ch),
+                            "".join(
+                                c
+                                for c in unicodedata.normalize("NFD", ch)
+                                if not unicodedata.combining(c)
+                            ),
+                        ]
+                    )
+                )
+        out.append(ch)
+    return "".join(out)
+
+
+@st.composite
+def _free_text(draw: st.DrawFn) -> tuple[str, str]:
+    value = draw(st.sampled_from(_RAW_NAMES + _RAW_DOCS))
+    spelled = _respell(value, draw)
+    tail = draw(st.sampled_from(["", "'s", "\u2019s", "'", "\u2019"]))
+    inner = draw(_WRAP) + spelled + tail + draw(_WRAP)
+    before = draw(st.sampled_from(["", "Sra.", "Contact:", "see", "ref"]))
+    after = draw(st.sampled_from(["", "consular officer", "(focal point)", "ok"]))
+    return value, f"{before}{draw(_SPACE) or ' '}{inner}{draw(_SPACE) or ' '}{after}".strip()
+
+
+_GUARD_ROWS = [("P0987654", "AB 123-456", "Núñez Peña", "María José", "1990-05-02"),
+               (None, None, "Ortíz", "Ann", None), (None, None, "O'Connor", "Liam", None)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(case=_free_text())
+def test_guard_refuses_a_raw_value_wrapped_in_any_punctuation(case: tuple[str, str]) -> None:
+    _value, text = case
+    guard = EgressGuard(_GUARD_ROWS, {"FocalPoint": frozenset({"role", "summary"})})
+    refusal = guard.problem("FocalPoint", "FocalPoint|PAN|x", {"role": text})
+    assert refusal is not None and refusal.reason == "identifying-value", text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "(Núñez)",
+        "«Núñez Peña»",
+        '"Nunez-Pena":',
+        "[AB123456]",
+        "doc: AB 123-456!",
+        "Núñez's note?",
+        "NÚÑEZ’S",
+        "ref;P0987654;",
+        "¡Ortíz!",
+        "O’Connor's",
+    ],
+)
+def test_guard_issue_15_spellings(text: str) -> None:
+    """The spellings that got through before (issue 15, case 5)."""
+    guard = EgressGuard(_GUARD_ROWS, {"FocalPoint": frozenset({"role"})})
+    assert guard.problem("FocalPoint", "FocalPoint|PAN|x", {"role": text}) is not None
+
+
+def test_guard_still_lets_phone_numbers_and_codes_through() -> None:
+    guard = EgressGuard(_GUARD_ROWS, {"FocalPoint": frozenset({"role"})})
+    texts = (
+        "Tel. (507) 2000-0201",
+        "CUB; HTI; VEN",
+        "2024-W03 (month)",
+        "Annapolis office",
+        "1990",  # the year of a raw date of birth is not identifying on its own
+        "fine of 1990 USD",
+    )
+    for text in texts:
+        assert guard.problem("FocalPoint", "FocalPoint|PAN|x", {"role": text}) is None, text

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from node.policy.flows import AtomKey, BlockRelease, FlowRelease, _Shape, release_flows
 from node.policy.model import FlowStatisticsRules
+from tests.test_sdc_audit import assert_resists
 
 NATIONALITIES = ("CUB", "HTI", "CHN", "IND", "AFG")
 START = date(2024, 1, 22)  # weeks 4-6 straddle January and February
@@ -146,30 +147,11 @@ def test_no_suppressed_cell_derivable_from_published_cells_and_margins(case: Any
 
 @_settings
 @given(scenario())
-def test_no_suppressed_cell_derivable_from_two_successive_releases(case: Any) -> None:
+def test_no_suppressed_cell_narrowed_by_two_successive_releases(case: Any) -> None:
+    """The second release, read with the first, the margins and counts that only
+    grow, by the test's own MILP attacker (tests/sdc_attacker.py): no small
+    hidden count is exact or narrower than the protection level, unless the
+    margins alone pin it. (This replaced a rank check that assumed an outsider
+    knows which hidden counts did not change between releases: it cannot.)"""
     rules, first_rows, rows = case
-    first = release_flows(first_rows, rules)
-    ledger = {b: r.ledger for b, r in first.blocks.items() if r.ledger is not None}
-    second = release_flows(rows, rules, ledger)
-    for name, now in second.blocks.items():
-        before = first.blocks.get(name)
-        old_atoms = before.atoms if before else {}
-
-        def var(
-            atom: AtomKey,
-            atoms_now: dict[AtomKey, int] = now.atoms,
-            atoms_then: dict[AtomKey, int] = old_atoms,
-        ) -> tuple[int, AtomKey]:
-            return (0, atom) if atoms_then.get(atom) == atoms_now[atom] else (1, atom)
-
-        equations: list[frozenset[Any]] = []
-        margins: list[frozenset[Any]] = []
-        targets: set[Any] = set()
-        if before is not None:
-            equations += [frozenset((0, a) for a in m) for m in _cells(before)]
-            margins += [frozenset((0, a) for a in g) for g in _margins(rules, old_atoms)]
-            targets |= {(0, a) for a, n in old_atoms.items() if n < rules.min_cell_size}
-        equations += [frozenset(var(a) for a in m) for m in _cells(now)]
-        margins += [frozenset(var(a) for a in g) for g in _margins(rules, now.atoms)]
-        targets |= {var(a) for a, n in now.atoms.items() if n < rules.min_cell_size}
-        assert not _leaks(equations + margins, margins, targets)
+    assert_resists([first_rows, rows[len(first_rows) :]], rules)

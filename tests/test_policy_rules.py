@@ -312,3 +312,14 @@ def test_a_stricter_floor_stops_fields_derived_from_what_never_leaves() -> None:
         "exchanges.encounter_records.fields.date_of_birth.action",
         "date_of_birth never leaves under the regional floor (2016.1): the only rule is drop",
     ) in strict.problems(usa)
+
+
+def test_the_floor_sets_a_minimum_protection_level(tmp_path: Path) -> None:
+    data = _policy(min_cell_size=5)
+    data["exchanges"]["flow_statistics"]["protection"] = 2
+    path = _write(tmp_path, data)
+    with pytest.raises(PolicyError, match=r"flow_statistics\.protection: 2 is below"):
+        load_policy(path, FLOOR)
+    data["exchanges"]["flow_statistics"]["protection"] = 4
+    assert load_policy(_write(tmp_path, data), FLOOR).exchanges.flow_statistics.protection == 4
+    assert load_floor(regional_policy_path()).min_protection == 3

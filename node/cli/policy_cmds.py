@@ -56,6 +56,10 @@ def render_preview(data: dict[str, Any]) -> str:
             lines.append(f"  total published   {ex['published_total']}")
         else:
             lines.append(f"  records           {ex['records']}")
+            lines.append(
+                f"  held back         {ex['held_back']} (groups below k={ex['k_anonymity']} "
+                "on the published quasi-identifiers)"
+            )
             lines.append(f"  linkage tokens    {ex['linkage_tokens']}")
             for name, rule in ex["field_rules"].items():
                 lines.append(f"  rule              {name}: {rule}")
@@ -67,6 +71,7 @@ def render_preview(data: dict[str, Any]) -> str:
 
 def render_diff(data: dict[str, Any]) -> str:
     lines = [f"{data['country']}: {data['records']} raw records under two policies"]
+    lines += data.get("warnings", [])
     for side in ("old", "new"):
         p = data[side]
         lines.append(f"  {side}  {p['file']}: {p['id']} {p['version']} sha256 {p['sha256'][:16]}")
@@ -155,6 +160,53 @@ def policy_diff(ctx: click.Context, old: Path, new: Path, fmt: str) -> None:
     """
     data = lib.policy_diff(home_of(ctx), old, new)
     click.echo(json.dumps(data, indent=2) if fmt == "json" else render_diff(data))
+
+
+def render_audit(data: dict[str, Any]) -> str:
+    lines = [f"{data['country']}: audit of what was published under {data['policy']['id']} "
+             f"{data['policy']['version']}"]
+    for ex in data["exchanges"]:
+        lines.append("")
+        lines.append(f"{ex['exchange']} ({ex['kind']}) to {_fmt(ex['audiences'])}")
+        lines.append(f"  protection level   {ex['protection']}")
+        lines.append(f"  blocks             {ex['blocks']}")
+        lines.append(f"  hidden counts      {ex['hidden']}, {ex['protected']} protected")
+        n = ex["narrowest"]
+        if n is None:
+            lines.append("  narrowest          - (nothing hidden)")
+        else:
+            dims = ", ".join(f"{k}={v}" for k, v in n["dimensions"].items())
+            high = "inf" if n["high"] is None else n["high"]
+            lines.append(
+                f"  narrowest          {n['period']} {dims} (block {n['block']}, release "
+                f"{n['release']}): {n['low']}..{high}"
+            )
+        lines.append(f"  passes             {_fmt(ex['passes'])}")
+        for block in ex["failing_blocks"]:
+            lines.append(f"  FAILS              block {block}")
+    return "\n".join(lines)
+
+
+@policy.command("audit")
+@format_option("table", "json")
+@click.pass_context
+@handle_errors
+def policy_audit(ctx: click.Context, fmt: str) -> None:
+    """Run the attacker's model on everything this node already published
+    (every release of every block in the suppression ledger, margins, counts
+    that only grow): the narrowest interval of a hidden count and its cell, how
+    many hidden counts keep the protection level, and whether all pass. Exit
+    status 1 if anything already published fails.
+
+    \b
+    Example:
+      corredor --home ./hnd policy audit
+      corredor --home ./hnd policy audit --format json
+    """
+    data = lib.audit(home_of(ctx))
+    click.echo(json.dumps(data, indent=2) if fmt == "json" else render_audit(data))
+    if not data["passes"]:
+        ctx.exit(1)
 
 
 @policy.command("explain")

@@ -61,6 +61,13 @@ class RegionalFloor(_Strict):
     name: str = Field(min_length=1)
     version: str = Field(min_length=1)
     min_cell_size: int = Field(ge=1, le=1000)
+    min_protection: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description="The narrowest feasible interval any hidden count of flow statistics "
+        "may keep (a policy's protection, or its min_cell_size when it states none).",
+    )
     never_leave: list[str] = Field(
         description="Raw fields that leave a node in no form at all, not even pseudonymised."
     )
@@ -143,6 +150,16 @@ class RegionalFloor(_Strict):
                     )
                 )
         flows = policy.exchanges.flow_statistics
+        if flows.shared:
+            protection = flows.protection or flows.min_cell_size
+            if protection < self.min_protection:
+                out.append(
+                    (
+                        "exchanges.flow_statistics.protection",
+                        f"{protection} is below {floor} minimum protection of "
+                        f"{self.min_protection}",
+                    )
+                )
         if flows.shared and flows.min_cell_size < self.min_cell_size:
             out.append(
                 (

@@ -35,13 +35,13 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from node.model.codes import age_at, age_band, iso_week, region_of
-from node.policy.disclosure import connected, determined
+from node.policy.audit import Interval, LinearModel
 from node.policy.model import FlowStatisticsRules, PeriodType
 
 #: Value of a dimension whose raw value is unknown (SDMX's "_U").
@@ -211,30 +211,84 @@ class _Shape:
 
 # -- the ledger of one block --------------------------------------------------------
 
+#: (level, atoms) of one published cell.
+CellMembers = tuple[int, frozenset[AtomKey]]
+#: (atoms, lowest, highest) of a sum another exchange revealed to an audience.
+KnownSum = tuple[frozenset[AtomKey], int, int]
+
+#: A block takes at most this many releases; after that it is frozen and its
+#: last release is sent again as it is, whatever late records arrive (so the
+#: ledger, and the audit of a block, stay bounded).
+MAX_RELEASES = 8
+
+
+@dataclass(frozen=True)
+class PastRelease:
+    """One release of a block as its audience saw it, with the counts behind it."""
+
+    atoms: dict[AtomKey, int]
+    cells: tuple[CellMembers, ...]
+    #: Sums the encounter records sent to the same audience revealed (by audience).
+    known: dict[str, tuple[KnownSum, ...]] = field(default_factory=dict)
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "atoms": [[p, list(v), n] for (p, v), n in sorted(self.atoms.items())],
+            "cells": [
+                [level, sorted([p, list(v)] for p, v in members)] for level, members in self.cells
+            ],
+            "known": {
+                audience: [[sorted([p, list(v)] for p, v in m), lo, hi] for m, lo, hi in sums]
+                for audience, sums in sorted(self.known.items())
+            },
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> PastRelease:
+        def members(items: list[Any]) -> frozenset[AtomKey]:
+            return frozenset((p, tuple(v)) for p, v in items)
+
+        return cls(
+            {(p, tuple(v)): int(n) for p, v, n in data["atoms"]},
+            tuple((int(level), members(m)) for level, m in data["cells"]),
+            {
+                audience: tuple((members(m), int(lo), int(hi)) for m, lo, hi in sums)
+                for audience, sums in data.get("known", {}).items()
+            },
+        )
+
 
 @dataclass(frozen=True)
 class BlockLedger:
-    """What a release of one block published, kept at home for the next release.
+    """Every release of one block, kept at home to protect the next one.
 
-    Holds counts derived from raw data: it never leaves the node."""
+    Holds counts derived from raw data: it never leaves the node. ``atoms`` and
+    ``cells`` are the last release's; ``history`` holds every release made under
+    the current shape, oldest first, the last one included."""
 
     shape: tuple[str, ...]  # minimum, period, dimensions, ladders, margins: changed = afresh
     atoms: dict[AtomKey, int]
-    cells: tuple[tuple[int, frozenset[AtomKey]], ...]  # (level, members) of published cells
+    cells: tuple[CellMembers, ...]  # (level, members) of published cells
     primary: int = 0
     secondary: int = 0
+    history: tuple[PastRelease, ...] = ()
+
+    def releases(self) -> tuple[PastRelease, ...]:
+        """Every release, oldest first (an entry from before the history was
+        kept holds its last release only)."""
+        return self.history or (PastRelease(self.atoms, self.cells),)
+
+    @property
+    def frozen(self) -> bool:
+        return len(self.releases()) >= MAX_RELEASES
 
     def to_json(self) -> str:
         return json.dumps(
             {
                 "shape": list(self.shape),
-                "atoms": [[p, list(v), n] for (p, v), n in sorted(self.atoms.items())],
-                "cells": [
-                    [level, sorted([p, list(v)] for p, v in members)]
-                    for level, members in self.cells
-                ],
                 "primary": self.primary,
                 "secondary": self.secondary,
+                "history": [r.to_data() for r in self.releases()],
             },
             separators=(",", ":"),
         )
@@ -242,15 +296,18 @@ class BlockLedger:
     @classmethod
     def from_json(cls, text: str) -> BlockLedger:
         data = json.loads(text)
+        if "history" in data:
+            history = tuple(PastRelease.from_data(r) for r in data["history"])
+        else:  # an entry written before every release was kept
+            history = (PastRelease.from_data(data),)
+        last = history[-1]
         return cls(
             tuple(data["shape"]),
-            {(p, tuple(v)): int(n) for p, v, n in data["atoms"]},
-            tuple(
-                (int(level), frozenset((p, tuple(v)) for p, v in members))
-                for level, members in data["cells"]
-            ),
+            last.atoms,
+            last.cells,
             int(data.get("primary", 0)),
             int(data.get("secondary", 0)),
+            history,
         )
 
 
@@ -273,11 +330,13 @@ def _shape_of(rules: FlowStatisticsRules) -> tuple[str, ...]:
 class BlockRelease:
     block: str
     atoms: dict[AtomKey, int]
-    cells: list[tuple[int, frozenset[AtomKey]]]  # published (level, members)
+    cells: list[CellMembers]  # published (level, members)
     primary: int = 0  # atoms hidden because their cell stayed below the minimum
     secondary: int = 0  # atoms hidden to protect others
     coarsened: int = 0  # published cells above the finest level
     ledger: BlockLedger | None = None
+    #: The audit of this release: narrowest hidden interval and how many are protected.
+    audit: BlockAudit | None = None
 
     @property
     def hidden(self) -> set[AtomKey]:
@@ -285,26 +344,31 @@ class BlockRelease:
         return set(self.atoms) - covered
 
 
-Var = tuple[int, AtomKey]  # (0 previous release | 1 this release, atom)
-
-
 def release_block(
     block: str,
     atoms: dict[AtomKey, int],
     rules: FlowStatisticsRules,
     previous: BlockLedger | None = None,
+    known: Mapping[str, Iterable[KnownSum]] | None = None,
 ) -> BlockRelease:
-    """Decide what of one block is published; see the module docstring."""
+    """Decide what of one block is published; see the module docstring.
+
+    ``known`` holds, per audience of the flows, the sums of atoms another
+    exchange sent to that audience reveals (encounter records' counts)."""
     shape = _Shape(rules)
     minimum = rules.min_cell_size
     if previous is not None and previous.shape != _shape_of(rules):
         previous = None
-    if previous is not None and previous.atoms == atoms:
-        # Nothing changed since the last release: publishing the same cells
-        # again tells nobody anything new (and costs no solving).
+    known_now = {a: tuple(sums) for a, sums in (known or {}).items() if sums}
+    if previous is not None and (
+        previous.frozen or (previous.atoms == atoms and previous.releases()[-1].known == known_now)
+    ):
+        # Nothing changed since the last release (publishing the same cells
+        # again tells nobody anything new), or the block has had all the
+        # releases it may have: its last release is sent again as it was.
         return BlockRelease(
             block,
-            dict(atoms),
+            dict(previous.atoms),
             list(previous.cells),
             primary=previous.primary,
             secondary=previous.secondary,
@@ -341,7 +405,7 @@ def release_block(
     by_cell: dict[tuple[int, tuple[str, tuple[str, ...]]], set[AtomKey]] = defaultdict(set)
     for atom, level in level_of.items():
         by_cell[(level, shape.key_at(atom, level))].add(atom)
-    published: list[tuple[int, frozenset[AtomKey]]] = []
+    published: list[CellMembers] = []
     primary = 0
     for (level, _key), cell_atoms in sorted(by_cell.items()):
         if sum(atoms[a] for a in cell_atoms) < minimum:
@@ -349,7 +413,9 @@ def release_block(
         else:
             published.append((level, frozenset(cell_atoms)))
 
-    published, secondary = _protect(atoms, published, rules, shape, previous)
+    history = previous.releases() if previous is not None else ()
+    published, audit = protect(atoms, published, rules, shape, history, known_now)
+    secondary = len(atoms) - primary - sum(len(m) for _, m in published)
     release = BlockRelease(
         block,
         dict(atoms),
@@ -357,87 +423,372 @@ def release_block(
         primary=primary,
         secondary=secondary,
         coarsened=sum(1 for level, _ in published if level > 0),
+        audit=audit,
     )
+    this = PastRelease(dict(atoms), tuple(published), known_now)
     release.ledger = BlockLedger(
-        _shape_of(rules), dict(atoms), tuple(published), primary, secondary
+        _shape_of(rules), dict(atoms), tuple(published), primary, secondary, (*history, this)
     )
     return release
 
 
-def _protect(
-    atoms: dict[AtomKey, int],
-    published: list[tuple[int, frozenset[AtomKey]]],
+# -- the audit of a block -------------------------------------------------------------
+
+#: (release index, atom): the count of one atom at one release.
+Var = tuple[int, AtomKey]
+
+#: The audience of the flows that receives nothing else.
+FLOWS_ONLY = ""
+
+
+def protection_level(rules: FlowStatisticsRules) -> int:
+    """The width every hidden count's feasible interval must keep."""
+    return rules.protection if rules.protection is not None else rules.min_cell_size
+
+
+def published_range(count: int, rules: FlowStatisticsRules) -> tuple[int, int]:
+    """What a reader knows of a published cell's true count from its value."""
+    base = rules.rounding
+    shown = round_count(count, base, rules.min_cell_size)
+    if base <= 1:
+        return shown, shown
+    low = max(shown - base // 2, rules.min_cell_size)
+    return low, shown + base - base // 2 - 1
+
+
+@dataclass(frozen=True)
+class BlockAudit:
+    """What the attacker's model found for one block: the narrowest interval of
+    a hidden count (None when nothing is hidden) and how many hidden counts keep
+    the protection level."""
+
+    narrowest: tuple[Var, Interval] | None
+    protected: int
+    hidden: int
+    passes: bool
+    #: Hidden counts the history and margins alone pin tighter than the level.
+    unavoidable: int = 0
+
+
+class AttackerModel:
+    """What one audience knows of one block's counts (see ``attacker_model``).
+
+    Atoms that sit in the same facts in every release are interchangeable: an
+    attacker cannot tell them apart, and moving the class's count from one
+    member to another (in every release at once) keeps every fact true, sums
+    of growing counts growing. So the programme has one unknown per class and
+    release, and a member of a class of two or more ranges over [0, max of
+    the class's count]; a class of one over [min, max] of its count."""
+
+    def __init__(
+        self,
+        model: LinearModel[tuple[int, int]],
+        targets: set[Var],
+        class_of: dict[AtomKey, int],
+        sizes: dict[int, int],
+        truth: dict[Var, int],
+    ) -> None:
+        self.model = model
+        self.targets = targets
+        self.class_of = class_of
+        self.sizes = sizes
+        self.truth = truth
+        self._cache: dict[tuple[int, int], Interval] = {}
+
+    def _key(self, v: Var) -> tuple[int, int]:
+        return (v[0], self.class_of[v[1]])
+
+    def interval(self, v: Var) -> Interval:
+        key = self._key(v)
+        cached = self._cache.get(key)
+        if cached is None:
+            if self.sizes[key[1]] == 1:
+                cached = self.model.interval(key)
+            else:
+                cached = Interval(0.0, self.model.class_interval([key]).high)
+            self._cache[key] = cached
+        return cached
+
+    def width_bound(self, v: Var, level: float) -> float:
+        """The width of ``v``'s interval, or a lower bound of it that is at
+        least ``level`` (the minimum lies at or below the true count, so a
+        maximum ``level`` above it settles the question with one programme)."""
+        key = self._key(v)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached.width
+        if self.sizes[key[1]] > 1:
+            return self.interval(v).width
+        high = -self.model.minimum({key: -1.0})
+        true = sum(n for (t, a), n in self.truth.items() if (t, self.class_of[a]) == key)
+        if high - true >= level:
+            return high - true
+        return self.interval(v).width
+
+    def component(self, v: Var) -> set[Var]:
+        keys = self.model.component(self._key(v))
+        return {
+            (t, a) for (t, a) in self.truth if (t, self.class_of[a]) in keys
+        }
+
+
+def attacker_model(
+    releases: Iterable[PastRelease],
     rules: FlowStatisticsRules,
     shape: _Shape,
-    previous: BlockLedger | None,
-) -> tuple[list[tuple[int, frozenset[AtomKey]]], int]:
-    """Hide more cells until no small atom of this or the previous release can
-    be determined; returns (published, atoms hidden for that)."""
-    minimum = rules.min_cell_size
+    audience: str = FLOWS_ONLY,
+) -> AttackerModel:
+    """What ``audience`` knows of a block's counts after ``releases``: each
+    release's published cells and public margins, counts that only grow from
+    one release to the next, and the sums the encounter records sent to that
+    audience reveal. Its targets are the sensitive counts: every atom of a
+    release below the minimum cell size and not published as a cell of its own
+    (hidden, or inside a coarsened cell). A hidden count at or above the
+    minimum may be narrowed (it could have been published as it is)."""
+    items = list(releases)
+    facts: list[list[tuple[list[AtomKey], int, int]]] = []
+    targets: set[Var] = set()
+    signature: dict[AtomKey, list[Any]] = defaultdict(list)
+    for t, release in enumerate(items):
+        here: list[tuple[list[AtomKey], int, int]] = []
+        rows: dict[AtomKey, list[int]] = defaultdict(list)
 
-    def var(atom: AtomKey) -> Var:
-        if previous is not None and previous.atoms.get(atom) == atoms[atom]:
-            return (0, atom)
-        return (1, atom)
+        def fact(members: Iterable[AtomKey], lo: int, hi: int) -> None:
+            group = sorted(a for a in members if a in release.atoms)  # noqa: B023
+            for a in group:
+                rows[a].append(len(here))  # noqa: B023
+            here.append((group, lo, hi))  # noqa: B023
 
-    fixed_rows: list[frozenset[Var]] = []
-    margin_rows: list[frozenset[Var]] = []
-    targets: set[Var] = {var(a) for a, n in atoms.items() if n < minimum}
-    if previous is not None:
-        for _, members in previous.cells:
-            fixed_rows.append(frozenset((0, a) for a in members))
-        for group in shape.margin_groups(previous.atoms):
-            margin_rows.append(frozenset((0, a) for a in group))
-        targets |= {(0, a) for a, n in previous.atoms.items() if n < minimum}
-    for group in shape.margin_groups(atoms):
-        margin_rows.append(frozenset(var(a) for a in group))
-    baseline = determined(margin_rows)
-    targets -= baseline
+        covered: set[AtomKey] = set()
+        for _level, members in release.cells:
+            fact(members, *published_range(sum(release.atoms[a] for a in members), rules))
+            if len(members) == 1:
+                covered |= members
+        # the sensitive counts: below the minimum, hidden or inside a coarsened cell
+        targets |= {
+            (t, a)
+            for a, n in release.atoms.items()
+            if a not in covered and n < rules.min_cell_size
+        }
+        for group in shape.margin_groups(release.atoms):
+            total = sum(release.atoms[a] for a in group)
+            fact(group, total, total)
+        for members, lo, hi in release.known.get(audience, ()):
+            fact(members, lo, hi)
+        facts.append(here)
+        before = items[t - 1].atoms if t > 0 else {}
+        for atom in set(signature) | set(release.atoms):
+            if atom not in release.atoms:
+                signature[atom].append(None)
+                continue
+            # whether the count grew (or stayed): a correction that removed a
+            # record breaks "counts only grow" for that atom, and no fact false
+            # of the data may enter the model
+            grew = atom in before and before[atom] <= release.atoms[atom]
+            signature[atom].append((tuple(rows[atom]), grew))
+    by_signature: dict[tuple[Any, ...], list[AtomKey]] = defaultdict(list)
+    for atom, sig in signature.items():
+        # an atom first seen late has fewer entries: pad to tell it apart
+        by_signature[(*([None] * (len(items) - len(sig))), *sig)].append(atom)
+    class_of: dict[AtomKey, int] = {}
+    sizes: dict[int, int] = {}
+    for i, same in enumerate(by_signature.values()):
+        sizes[i] = len(same)
+        for atom in same:
+            class_of[atom] = i
+    model: LinearModel[tuple[int, int]] = LinearModel()
+    truth: dict[Var, int] = {}
+    for t, release in enumerate(items):
+        before = items[t - 1].atoms if t > 0 else {}
+        grows = {
+            class_of[a]: a in before and before[a] <= n for a, n in release.atoms.items()
+        }
+        for c, grew in grows.items():
+            model.add_var((t, c))
+            if grew and (t - 1, c) in model:
+                model.add_order((t - 1, c), (t, c))
+        for members_of_fact, lo, hi in facts[t]:
+            model.add_sum_range(sorted({(t, class_of[a]) for a in members_of_fact}), lo, hi)
+        for atom, n in release.atoms.items():
+            truth[(t, atom)] = n
+    return AttackerModel(model, targets, class_of, sizes, truth)
 
+
+def protect(
+    atoms: dict[AtomKey, int],
+    published: list[CellMembers],
+    rules: FlowStatisticsRules,
+    shape: _Shape,
+    history: tuple[PastRelease, ...],
+    known: Mapping[str, tuple[KnownSum, ...]],
+) -> tuple[list[CellMembers], BlockAudit]:
+    """Hide more published cells until, for every audience, every hidden count
+    of this and every earlier release of the block keeps an interval at least
+    the protection level wide (or as wide as the earlier releases and the public
+    margins alone leave it: hiding now cannot widen that).
+
+    Rule: take the narrowest failing interval; among the published cells of this
+    release linked to it, hide the smallest (by count) that widens it, trying
+    the four smallest in turn; if none does, hide the smallest. Repeat."""
+    level = protection_level(rules)
+    audiences = [FLOWS_ONLY, *sorted(a for a in known if a != FLOWS_ONLY)]
     current = list(published)
-    hidden_for_others = 0
+    changed = True
+    audits: dict[str, BlockAudit] = {}
+    while changed:
+        changed = False
+        for audience in audiences:
+            current, hid, audits[audience] = _protect_for(
+                atoms, current, rules, shape, history, known, audience, level
+            )
+            changed |= hid and len(audiences) > 1
+    return current, _merge(audits)
 
-    def rows_of(cells: list[tuple[int, frozenset[AtomKey]]]) -> list[frozenset[Var]]:
-        return fixed_rows + margin_rows + [frozenset(var(a) for a in m) for _, m in cells]
 
-    def leaks_within(cells: list[tuple[int, frozenset[AtomKey]]], reach: set[Var]) -> set[Var]:
-        # Components are independent: only the equations touching ``reach`` matter.
-        rows = [r for r in rows_of(cells) if not r.isdisjoint(reach)]
-        return targets & reach & determined(rows)
+def _summary(
+    model: AttackerModel,
+    widths: Mapping[Var, float],
+    level: int,
+    need: Callable[[Var], float],
+) -> BlockAudit:
+    if not widths:
+        return BlockAudit(None, 0, 0, True)
+    narrow = min(widths, key=lambda v: (widths[v], v))
+    protected = sum(1 for w in widths.values() if w >= level)
+    unavoidable = sum(1 for v, w in widths.items() if w < level and w >= need(v))
+    return BlockAudit(
+        (narrow, model.interval(narrow)),
+        protected + unavoidable,
+        len(widths),
+        True,
+        unavoidable,
+    )
 
-    found = targets & determined(rows_of(current))
-    while found:
-        target = min(found)
-        reach = connected(rows_of(current), target)
+
+def _merge(audits: Mapping[str, BlockAudit]) -> BlockAudit:
+    first = audits[FLOWS_ONLY]
+    narrowest = min(
+        (a.narrowest for a in audits.values() if a.narrowest is not None),
+        key=lambda n: n[1].width,
+        default=None,
+    )
+    return BlockAudit(
+        narrowest,
+        first.protected,
+        first.hidden,
+        all(a.passes for a in audits.values()),
+        first.unavoidable,
+    )
+
+
+def _protect_for(
+    atoms: dict[AtomKey, int],
+    published: list[CellMembers],
+    rules: FlowStatisticsRules,
+    shape: _Shape,
+    history: tuple[PastRelease, ...],
+    known: Mapping[str, tuple[KnownSum, ...]],
+    audience: str,
+    level: int,
+) -> tuple[list[CellMembers], bool, BlockAudit]:
+    t_now = len(history)
+    current = list(published)
+    base_release = PastRelease(atoms, (), dict(known))
+    baseline_model = attacker_model((*history, base_release), rules, shape, audience)
+    floor: dict[Var, float] = {}
+
+    def need(v: Var) -> float:
+        if v not in floor:
+            floor[v] = min(level, baseline_model.interval(v).width)
+        return floor[v]
+
+    def model_of(cells: list[CellMembers]) -> AttackerModel:
+        return attacker_model(
+            (*history, PastRelease(atoms, tuple(cells), dict(known))), rules, shape, audience
+        )
+
+    hid_any = False
+    model = model_of(current)
+    widths: dict[Var, float] = {}
+    while True:
+        targets = model.targets
+        for v in targets:
+            if v not in widths:
+                widths[v] = model.width_bound(v, level)
+        failing = [v for v in targets if widths[v] < level and widths[v] < need(v)]
+        if not failing:
+            return current, hid_any, _summary(model, widths, level, need)
+        target = min(failing, key=lambda v: (widths[v], v))
+        reach = model.component(target)
         candidates = sorted(
-            (c for c in current if any(var(a) in reach for a in c[1])),
+            (c for c in current if any((t_now, a) in reach for a in c[1])),
             key=lambda c: (sum(atoms[a] for a in c[1]), c[0], sorted(c[1])),
         )
         if not candidates:
-            # Only the previous release and the public margins reach it: nothing
-            # this release could hide would change that. Say so, without values.
-            log.warning(
-                "a hidden cell of period %s is determined by earlier releases and public "
-                "margins alone",
-                target[1][0],
-            )
-            found.discard(target)
+            # Only earlier releases, margins and other exchanges reach it:
+            # nothing this release hides changes that (need() said otherwise,
+            # which would be a solver inconsistency). Say so without values.
+            log.warning("a hidden count of block period %s stays narrow", target[1][0])
+            floor[target] = widths[target]
             continue
-        # Try the smallest few: hiding a cell only removes equations, so what
-        # still leaks after the trial is exactly what is left to fix.
-        chosen, remaining = candidates[0], None
+        chosen = candidates[0]
         for candidate in candidates[:4]:
-            trial = [c for c in current if c is not candidate]
-            left = leaks_within(trial, reach)
-            if target not in left:
-                chosen, remaining = candidate, left
+            trial = model_of([c for c in current if c is not candidate])
+            if trial.width_bound(target, level) > widths[target]:
+                chosen = candidate
                 break
         current = [c for c in current if c is not chosen]
-        hidden_for_others += len(chosen[1])
-        if remaining is None:
-            remaining = leaks_within(current, reach)
-        found = (found - reach) | remaining
-    return current, hidden_for_others
+        hid_any = True
+        model = model_of(current)
+        for v in reach:
+            widths.pop(v, None)
+
+
+def audit_releases(
+    releases: tuple[PastRelease, ...], rules: FlowStatisticsRules, shape: _Shape | None = None
+) -> BlockAudit:
+    """The attacker's model run on a block's releases, for every audience: the
+    narrowest hidden interval, how many hidden counts keep the protection
+    level, and whether the block passes (every hidden count keeps the level or
+    is pinned by the country's own margins and nothing this node can hide)."""
+    shape = shape or _Shape(rules)
+    level = protection_level(rules)
+    audiences = {FLOWS_ONLY} | {a for r in releases for a in r.known}
+    narrowest: tuple[Var, Interval] | None = None
+    protected = hidden = unavoidable = 0
+    passes = True
+    for audience in sorted(audiences):
+        model = attacker_model(releases, rules, shape, audience)
+        base: AttackerModel | None = None
+        for v in sorted(model.targets):
+            interval = model.interval(v)
+            if narrowest is None or interval.width < narrowest[1].width:
+                narrowest = (v, interval)
+            if audience == FLOWS_ONLY:
+                hidden += 1
+            if interval.width >= level:
+                protected += audience == FLOWS_ONLY
+                continue
+            if base is None:
+                base = _margins_only(releases, rules, shape, audience)
+            if base.interval(v).width <= interval.width:
+                unavoidable += audience == FLOWS_ONLY
+                protected += audience == FLOWS_ONLY
+                continue
+            passes = False
+    return BlockAudit(narrowest, protected, hidden, passes, unavoidable)
+
+
+def _margins_only(
+    releases: tuple[PastRelease, ...],
+    rules: FlowStatisticsRules,
+    shape: _Shape,
+    audience: str,
+) -> AttackerModel:
+    """What the audience knows with no flow cell at all: the margins and the
+    other exchanges, over time. What they pin is not the flows' doing."""
+    bare = tuple(PastRelease(r.atoms, (), r.known) for r in releases)
+    return attacker_model(bare, rules, shape, audience)
 
 
 # -- a whole release ------------------------------------------------------------------
@@ -481,8 +832,10 @@ def release_flows(
     rows: Iterable[FlowInput],
     rules: FlowStatisticsRules,
     ledger: dict[str, BlockLedger] | None = None,
+    known: Mapping[str, Mapping[str, Iterable[KnownSum]]] | None = None,
 ) -> FlowRelease:
-    """Count, coarsen, suppress and round every block of ``rows``."""
+    """Count, coarsen, suppress and round every block of ``rows``; ``known`` is,
+    per block and audience, what other exchanges reveal (see ``release_block``)."""
     shape = _Shape(rules)
     by_block: dict[str, dict[AtomKey, int]] = defaultdict(dict)
     for atom, n in count_atoms(rows, rules).items():
@@ -490,7 +843,7 @@ def release_flows(
     out = FlowRelease()
     for block in sorted(by_block):
         previous = (ledger or {}).get(block)
-        release = release_block(block, by_block[block], rules, previous)
+        release = release_block(block, by_block[block], rules, previous, (known or {}).get(block))
         out.blocks[block] = release
         for level, members in release.cells:
             count = sum(release.atoms[a] for a in members)

@@ -6,12 +6,16 @@ It refuses an event when
   (``field-not-allowed``), or
 - any value in the body or subject equals a raw identifying value of the
   node's records (names, document numbers, dates of birth) after
-  normalisation (``identifying-value``): Unicode compatibility form, accents
-  removed, case folded, whitespace and the separators ``- . / , ' _`` removed.
-  So ``GONZÁLEZ`` matches ``Gonzalez`` and ``1990-05-02`` matches ``19900502``.
-  Each word of four characters or more of a multi-word value counts as well,
-  on both sides: ``Núñez`` is refused when ``Núñez Peña`` is a family name,
-  and so is a contact field reading ``Sra. Núñez, consular officer``.
+  normalisation (``identifying-value``): Unicode compatibility form (NFKD),
+  accents removed, case folded, and every punctuation, symbol and space
+  character (Unicode categories P*, S*, Z*) removed. So ``GONZÁLEZ`` matches
+  ``Gonzalez`` and ``1990-05-02`` matches ``19900502``. Free text is split
+  into words at those characters and every run of up to six words is compared
+  joined, so a name or document number next to ``( ) : ; « » " [ ] ! ?``, a
+  possessive or any spacing is found. Each word of four characters or more of
+  a multi-word value counts as well: ``Núñez`` is refused when ``Núñez Peña``
+  is a family name, and so is a contact field reading ``Sra. Núñez, consular
+  officer``.
 
 The normalised set is built once per publish run; each check is then a few set
 look-ups. A refusal is logged with the kind, event subject position and reason,
@@ -34,30 +38,54 @@ from node.errors import EgressRefused
 
 log = logging.getLogger("corredor.egress")
 
-_SEPARATORS = frozenset("-./,'_")
 #: Shortest word of a multi-word identifying value that is matched on its own.
 MIN_WORD = 4
+#: Longest run of free-text words compared joined (a document number typed as
+#: "AB 123-456" is three words once punctuation is taken out).
+MAX_WORDS = 6
 
 
-#: ASCII whitespace and separators, deleted in one ``str.translate`` pass.
-_ASCII_DELETE = {i: None for i in range(128) if chr(i).isspace() or chr(i) in _SEPARATORS}
+#: Every ASCII character that is not a letter or digit (all are P*, S*, Z* or C*).
+_ASCII_DELETE = {i: None for i in range(128) if not chr(i).isalnum()}
+
+
+def _strip_char(ch: str) -> bool:
+    """Removed from every compared form: punctuation (P*), symbols (S*),
+    separators and other spacing (Z*, whitespace, controls) and combining marks."""
+    cat = unicodedata.category(ch)
+    return cat[0] in "PSZC" or unicodedata.combining(ch) != 0 or ch.isspace()
 
 
 @lru_cache(maxsize=1 << 16)
 def normalise(value: str) -> str:
-    """Comparison form of a value: no accents, case, spacing or separators.
-
-    Cached, and with an ASCII fast path (where NFKD changes nothing and
-    casefold is lower): every event's every field passes through here, and
-    codes, bands and periods repeat endlessly."""
+    """Comparison form of a value: NFKD, accents removed, case folded, every
+    punctuation, symbol and space character removed (Unicode categories P*,
+    S*, Z* and controls). Cached: every event's every field passes through,
+    and ASCII (where NFKD changes nothing) takes a fast path."""
     if value.isascii():
         return value.translate(_ASCII_DELETE).lower()
-    decomposed = unicodedata.normalize("NFKD", value)
-    return "".join(
-        ch
-        for ch in decomposed.casefold()
-        if not unicodedata.combining(ch) and not ch.isspace() and ch not in _SEPARATORS
-    )
+    # punctuation and symbols go first, as written (a circled Ⓐ is a symbol,
+    # not the letter NFKD would make of it), then again after decomposition
+    kept = "".join(ch for ch in value if not _strip_char(ch))
+    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", kept).casefold())
+    return "".join(ch for ch in decomposed if not _strip_char(ch))
+
+
+def words(text: str) -> list[str]:
+    """The words of free text: runs between punctuation, symbols and spaces
+    (as written), each in comparison form (empty ones dropped)."""
+    out: list[str] = []
+    current: list[str] = []
+    for ch in text + " ":
+        if _strip_char(ch) and not unicodedata.combining(ch):
+            if current:
+                word = normalise("".join(current))
+                if word:
+                    out.append(word)
+                current = []
+            continue
+        current.append(ch)
+    return out
 
 
 @dataclass(frozen=True)
@@ -88,10 +116,11 @@ class EgressGuard:
                 values.add(normalise(text))
                 # each word of a multi-word name too ("Núñez" of "Núñez Peña"),
                 # when long enough not to match codes such as CUB or F
-                for word in text.split():
-                    norm = normalise(word)
-                    if len(norm) >= MIN_WORD:
-                        values.add(norm)
+                for word in words(text):
+                    # a word with a letter: the year of a date of birth is
+                    # not a name, and would refuse every amount of 2000
+                    if len(word) >= MIN_WORD and any(ch.isalpha() for ch in word):
+                        values.add(word)
         values.discard("")
         self._identifying = frozenset(values)
         self._allowed = dict(allowed)
@@ -142,17 +171,29 @@ class EgressGuard:
         return None
 
     def _carries_identifying(self, text: str) -> bool:
-        """The value, or any word of four characters or more in a free-text
-        value (a name typed into a contact or summary field), is identifying."""
+        """The value, or any run of up to ``MAX_WORDS`` of its words joined (a
+        name or document number typed into free text, next to any punctuation,
+        in any case or spacing, with a possessive), is identifying."""
         if normalise(text) in self._identifying:
             return True
-        words = text.split()
-        if len(words) < 2:
+        parts = words(text)
+        if len(parts) < 2:
             return False
-        return any(
-            len(norm) >= MIN_WORD and norm in self._identifying
-            for norm in (normalise(w) for w in words if _word_worth_checking(w))
-        )
+        lettered = [any(ch.isalpha() for ch in w) for w in parts]
+        for i in range(len(parts)):
+            joined = ""
+            letters = False
+            for j in range(i, min(len(parts), i + MAX_WORDS)):
+                joined += parts[j]
+                letters = letters or lettered[j]
+                # digit groups alone are compared only as written dates: phone
+                # numbers such as "2000-0201" would match a birth on 2000-02-01
+                # a match shorter than MIN_WORD (a two-letter given name, a
+                # code) counts only as the whole value, as "CUB" or "F" would
+                # otherwise refuse every text
+                if letters and len(joined) >= MIN_WORD and joined in self._identifying:
+                    return True
+        return any(normalise(d) in self._identifying for d in _ISO_DATE.findall(text))
 
     def admit(self, kind: str, subject: str, body: Mapping[str, Any] | None) -> bool:
         """True if the event may leave; otherwise record and log the refusal."""
@@ -171,13 +212,6 @@ class EgressGuard:
 
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def _word_worth_checking(word: str) -> bool:
-    """A word of free text is compared when it holds a letter (a name, a document
-    number) or is written as a date. Other digit groups, phone numbers above
-    all, are not: "2000-0201" would otherwise match a birth on 2000-02-01."""
-    return any(ch.isalpha() for ch in word) or _ISO_DATE.search(word) is not None
 
 
 #: Keys the subject tags of this process's logs. A plain hash of a refused

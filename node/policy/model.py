@@ -135,6 +135,14 @@ class EncounterRecordRules(UseRules):
     transformed by its rule. A field without a rule is dropped."""
 
     fields: dict[str, FieldRule] = Field(default_factory=dict)
+    k_anonymity: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="A record leaves only when at least this many records share its "
+        "published quasi-identifiers (period, age, sex, nationality, place, previous "
+        "country); 1 (every record leaves) if absent.",
+    )
     linkage_tokens: bool = Field(
         default=False,
         description="Add a linkage token (HMAC under the regional linkage key) so that "
@@ -202,6 +210,13 @@ class FlowStatisticsRules(UseRules):
     margins: list[list[FlowDimension]] = Field(default_factory=list)
     rounding: int = Field(
         default=1, ge=1, le=100, description="Publish counts rounded to this base; 1 = exact."
+    )
+    protection: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Width every hidden count's feasible interval keeps, given every "
+        "release, margin and exchange its audience sees; min_cell_size if absent.",
     )
 
     @field_validator("dimensions")
@@ -307,7 +322,14 @@ class Policy(_Strict):
         return f"{self.country}-policy"
 
     def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        data = self.model_dump(mode="json")
+        # absent = the minimum cell size: a policy that does not state these
+        # keeps the hash it had before the settings existed
+        if data["exchanges"]["flow_statistics"].get("protection") is None:
+            data["exchanges"]["flow_statistics"].pop("protection", None)
+        if data["exchanges"]["encounter_records"].get("k_anonymity") is None:
+            data["exchanges"]["encounter_records"].pop("k_anonymity", None)
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @property
     def sha256(self) -> str:

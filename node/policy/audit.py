@@ -1,0 +1,391 @@
+"""The interval audit: how narrowly an outsider can pin every hidden count.
+
+What an audience knows about the hidden counts is written as a linear model:
+
+- one variable per unknown non-negative count (a cell of one release, say);
+- ``sum of these variables = a published total`` for every published cell,
+  every public margin and every count another exchange implies;
+- ``lo <= sum <= hi`` for what is known only within a range (a rounded count,
+  the records of a group when some were held back);
+- ``x_u <= x_v`` for counts that only grow (the same cell in a later release).
+
+For every hidden variable the audit solves two linear programmes (minimise and
+maximise it subject to all of the above) with HiGHS through
+``scipy.optimize.linprog``. That is the feasible interval; a hidden cell is
+protected when the interval is at least as wide as the protection level.
+
+Integers. Counts are integers, and an attacker may use that: the integer
+interval can be narrower than the LP's. The audit therefore reports the integer
+interval: when an LP optimum is integral it is also the integer optimum (the LP
+bound is attained by a feasible integer point, and no integer point can beat the
+LP); when it is fractional the bound is solved again as a mixed-integer
+programme (``scipy.optimize.milp``), so the reported bounds are the exact
+integer bounds, never wider than an attacker's.
+
+The model knows nothing about flows: cells, sums and bounds only, so linked
+tables or other exchanges can be written into it too. Variables fixed by a
+single-variable equation are substituted first, and every interval is solved on
+the connected component of its variable only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+from scipy.sparse import csr_matrix
+
+from node.errors import CorredorError
+
+V = TypeVar("V", bound=Hashable)
+
+INF = math.inf
+_EPS = 1e-6
+
+
+class AuditError(CorredorError):
+    """The audit's model has no solution: what it was told is inconsistent."""
+
+
+@dataclass(frozen=True)
+class Interval:
+    """The integer values a hidden count may take given what was published."""
+
+    low: float
+    high: float  # math.inf when nothing bounds it from above
+
+    @property
+    def width(self) -> float:
+        return self.high - self.low
+
+    @property
+    def exact(self) -> bool:
+        return self.width == 0
+
+
+@dataclass
+class _Row(Generic[V]):
+    coeffs: dict[V, float]
+    lo: float
+    hi: float
+
+
+class LinearModel(Generic[V]):
+    """Non-negative integer unknowns and linear facts an outsider knows about them."""
+
+    def __init__(self) -> None:
+        self._vars: dict[V, tuple[float, float]] = {}
+        self._rows: list[_Row[V]] = []
+        self._prepared: _Prepared[V] | None = None
+
+    # -- building ------------------------------------------------------------
+
+    def add_var(self, v: V, lo: float = 0.0, hi: float = INF) -> None:
+        old = self._vars.get(v)
+        if old is not None:
+            lo, hi = max(lo, old[0]), min(hi, old[1])
+        self._vars[v] = (lo, hi)
+        self._prepared = None
+
+    def __contains__(self, v: object) -> bool:
+        return v in self._vars
+
+    @property
+    def variables(self) -> list[V]:
+        return list(self._vars)
+
+    def add_range(self, coeffs: Mapping[V, float], lo: float, hi: float) -> None:
+        """``lo <= sum(coeff * v) <= hi``; unknown variables are added (>= 0)."""
+        for v in coeffs:
+            if v not in self._vars:
+                self.add_var(v)
+        self._rows.append(_Row(dict(coeffs), lo, hi))
+        self._prepared = None
+
+    def add_sum(self, members: Iterable[V], total: float) -> None:
+        """The sum of ``members`` is known to be ``total`` (a published cell)."""
+        self.add_range(dict.fromkeys(members, 1.0), total, total)
+
+    def add_sum_range(self, members: Iterable[V], lo: float, hi: float) -> None:
+        self.add_range(dict.fromkeys(members, 1.0), lo, hi)
+
+    def add_order(self, smaller: V, larger: V) -> None:
+        """``smaller <= larger`` (a count that can only grow)."""
+        self.add_range({smaller: 1.0, larger: -1.0}, -INF, 0.0)
+
+    # -- solving -------------------------------------------------------------
+
+    def _prepare(self) -> _Prepared[V]:
+        if self._prepared is None:
+            self._prepared = _Prepared(self._vars, self._rows)
+        return self._prepared
+
+    def component(self, v: V) -> frozenset[V]:
+        """The variables linked to ``v`` through the model's facts (before any
+        is substituted: a fixed variable still reaches the cells that fixed it)."""
+        index: dict[V, list[int]] = {}
+        for i, row in enumerate(self._rows):
+            for u in row.coeffs:
+                index.setdefault(u, []).append(i)
+        seen = {v}
+        stack = [v]
+        while stack:
+            for i in index.get(stack.pop(), ()):
+                for u in self._rows[i].coeffs:
+                    if u not in seen:
+                        seen.add(u)
+                        stack.append(u)
+        return frozenset(seen)
+
+    def interval(self, v: V) -> Interval:
+        return self._prepare().interval(v)
+
+    def intervals(self, targets: Iterable[V]) -> dict[V, Interval]:
+        prepared = self._prepare()
+        return {v: prepared.interval(v) for v in targets}
+
+    def minimum(self, objective: Mapping[V, float]) -> float:
+        """min of ``sum(coeff * v)`` over the model's integer points (-inf if
+        unbounded); every variable of ``objective`` in one component."""
+        return self._prepare().minimum(objective)
+
+    def class_interval(self, members: Iterable[V]) -> Interval:
+        """The interval of each one of ``members``, variables the caller knows
+        to be interchangeable: each appears in the same facts with the same
+        coefficient as the others, or, for counts over time, whole chains
+        ``x_1 <= x_2 <= ...`` of them do. Then moving all of the class's sum
+        onto one member, or off it onto another, keeps every fact true (sums of
+        growing counts grow), so each member ranges over [0, max of the sum]:
+        one programme for the class instead of two per member."""
+        group = list(dict.fromkeys(members))
+        if len(group) == 1:
+            return self.interval(group[0])
+        prepared = self._prepare()
+        if any(v in prepared.fixed for v in group):
+            raise AuditError("an interchangeable class holds a fixed count")
+        return Interval(0.0, prepared.max_of_sum(group))
+
+
+class _Prepared(Generic[V]):
+    """The model after substituting fixed variables, split into components."""
+
+    def __init__(self, variables: Mapping[V, tuple[float, float]], rows: list[_Row[V]]) -> None:
+        self.bounds = dict(variables)
+        self.fixed: dict[V, float] = {}
+        work = [_Row(dict(r.coeffs), r.lo, r.hi) for r in rows]
+        self._peel(work)
+        self.rows = [r for r in work if r.coeffs]
+        parent: dict[V, V] = {}
+
+        def find(x: V) -> V:
+            while parent.get(x, x) != x:
+                parent[x] = parent.get(parent[x], parent[x])
+                x = parent[x]
+            return x
+
+        for row in self.rows:
+            first, *others = row.coeffs
+            root = find(first)
+            for other in others:
+                r2 = find(other)
+                if r2 != root:
+                    parent[r2] = root
+        self._find = find
+        comps: dict[V, list[V]] = {}
+        for v in self.bounds:
+            if v not in self.fixed:
+                comps.setdefault(find(v), []).append(v)
+        self._members = {root: frozenset(vs) for root, vs in comps.items()}
+        comp_rows: dict[V, list[_Row[V]]] = {}
+        for row in self.rows:
+            comp_rows.setdefault(find(next(iter(row.coeffs))), []).append(row)
+        self._comp_rows = comp_rows
+        self._matrices: dict[V, _Matrix[V]] = {}
+        self._cache: dict[V, Interval] = {}
+
+    def _peel(self, rows: list[_Row[V]]) -> None:
+        """Fix variables that an equation with one unknown left pins, repeatedly."""
+        index: dict[V, list[int]] = {}
+        for i, row in enumerate(rows):
+            for v in row.coeffs:
+                index.setdefault(v, []).append(i)
+        queue = [i for i, r in enumerate(rows) if len(r.coeffs) == 1 and r.lo == r.hi]
+        while queue:
+            row = rows[queue.pop()]
+            if len(row.coeffs) != 1 or row.lo != row.hi:
+                continue
+            ((v, a),) = row.coeffs.items()
+            value = row.lo / a
+            row.coeffs.clear()
+            if v in self.fixed:
+                if abs(self.fixed[v] - value) > _EPS:
+                    raise AuditError("the audit model is inconsistent (a count fixed twice)")
+                continue
+            self.fixed[v] = value
+            for j in index[v]:
+                other = rows[j]
+                coeff = other.coeffs.pop(v, None)
+                if coeff is None:
+                    continue
+                other.lo -= coeff * value
+                other.hi -= coeff * value
+                if len(other.coeffs) == 1 and other.lo == other.hi:
+                    queue.append(j)
+        # Single-variable ranges become bounds.
+        for row in rows:
+            if len(row.coeffs) == 1:
+                ((v, a),) = row.coeffs.items()
+                lo, hi = (row.lo / a, row.hi / a) if a > 0 else (row.hi / a, row.lo / a)
+                old = self.bounds[v]
+                self.bounds[v] = (max(old[0], lo), min(old[1], hi))
+                row.coeffs.clear()
+
+    def component_of(self, v: V) -> frozenset[V]:
+        if v in self.fixed:
+            return frozenset({v})
+        return self._members[self._find(v)]
+
+    def _matrix(self, v: V) -> _Matrix[V]:
+        root = self._find(v)
+        matrix = self._matrices.get(root)
+        if matrix is None:
+            members = sorted(self._members[root], key=repr)
+            matrix = _Matrix(members, self._comp_rows.get(root, []), self.bounds)
+            self._matrices[root] = matrix
+        return matrix
+
+    def minimum(self, objective: Mapping[V, float]) -> float:
+        constant = sum(self.fixed[v] * a for v, a in objective.items() if v in self.fixed)
+        free = {v: a for v, a in objective.items() if v not in self.fixed}
+        if not free:
+            return constant
+        first = next(iter(free))
+        matrix = self._matrix(first)
+        c = np.zeros(matrix.n)
+        for v, a in free.items():
+            if self._find(v) != self._find(first):
+                raise AuditError("an objective spans two components")
+            c[matrix.col[v]] = a
+        return constant + matrix.solve(c)
+
+    def max_of_sum(self, group: list[V]) -> float:
+        matrix = self._matrix(group[0])
+        objective = np.zeros(matrix.n)
+        for v in group:
+            if self._find(v) != self._find(group[0]):
+                raise AuditError("an interchangeable class spans two components")
+            objective[matrix.col[v]] = -1.0
+        return -matrix.solve(objective)
+
+    def interval(self, v: V) -> Interval:
+        if v in self.fixed:
+            return Interval(self.fixed[v], self.fixed[v])
+        cached = self._cache.get(v)
+        if cached is None:
+            matrix = self._matrix(v)
+            low = matrix.optimum(v, +1.0)
+            high = -matrix.optimum(v, -1.0)
+            cached = Interval(low, high)
+            self._cache[v] = cached
+        return cached
+
+
+class _Matrix(Generic[V]):
+    """One component's constraints as sparse matrices, solved for one variable at a time."""
+
+    def __init__(
+        self, members: list[V], rows: list[_Row[V]], bounds: Mapping[V, tuple[float, float]]
+    ) -> None:
+        self.col = {v: i for i, v in enumerate(members)}
+        n = len(members)
+        self.lower = np.array([bounds[v][0] for v in members], dtype=float)
+        self.upper = np.array([bounds[v][1] for v in members], dtype=float)
+        eq_data: list[float] = []
+        eq_idx: list[tuple[int, int]] = []
+        eq_rhs: list[float] = []
+        ub_data: list[float] = []
+        ub_idx: list[tuple[int, int]] = []
+        ub_rhs: list[float] = []
+        for row in rows:
+            cols = [(self.col[v], a) for v, a in row.coeffs.items()]
+            if row.lo == row.hi:
+                r = len(eq_rhs)
+                for c, a in cols:
+                    eq_idx.append((r, c))
+                    eq_data.append(a)
+                eq_rhs.append(row.lo)
+                continue
+            if row.hi < INF:
+                r = len(ub_rhs)
+                for c, a in cols:
+                    ub_idx.append((r, c))
+                    ub_data.append(a)
+                ub_rhs.append(row.hi)
+            if row.lo > -INF:
+                r = len(ub_rhs)
+                for c, a in cols:
+                    ub_idx.append((r, c))
+                    ub_data.append(-a)
+                ub_rhs.append(-row.lo)
+        self.a_eq = _sparse(eq_idx, eq_data, len(eq_rhs), n)
+        self.b_eq = np.array(eq_rhs, dtype=float)
+        self.a_ub = _sparse(ub_idx, ub_data, len(ub_rhs), n)
+        self.b_ub = np.array(ub_rhs, dtype=float)
+        self.n = n
+
+    def optimum(self, v: V, sense: float) -> float:
+        """min of ``sense * v`` over the integer points of the model."""
+        c = np.zeros(self.n)
+        c[self.col[v]] = sense
+        return self.solve(c)
+
+    def solve(self, c: np.ndarray) -> float:
+        """min of ``c @ x`` over the integer points of the model (-inf if unbounded)."""
+        bounds = list(zip(self.lower, [None if u == INF else u for u in self.upper], strict=True))
+        result = linprog(
+            c,
+            A_ub=self.a_ub,
+            b_ub=self.b_ub if self.b_ub.size else None,
+            A_eq=self.a_eq,
+            b_eq=self.b_eq if self.b_eq.size else None,
+            bounds=bounds,
+            method="highs",
+        )
+        if result.status == 3:  # unbounded
+            return -INF
+        if result.status != 0:
+            raise AuditError(f"the audit's linear programme failed: {result.message}")
+        value = float(result.fun)
+        if abs(value - round(value)) <= _EPS:
+            return float(round(value))
+        return self._integer_optimum(c)
+
+    def _integer_optimum(self, c: np.ndarray) -> float:
+        constraints = []
+        if self.a_eq is not None:
+            constraints.append(LinearConstraint(self.a_eq, self.b_eq, self.b_eq))
+        if self.a_ub is not None:
+            constraints.append(LinearConstraint(self.a_ub, -np.inf, self.b_ub))
+        result = milp(
+            c,
+            constraints=constraints,
+            integrality=np.ones(self.n),
+            bounds=Bounds(self.lower, self.upper),
+        )
+        if result.status != 0 or result.fun is None:
+            raise AuditError(f"the audit's integer programme failed: {result.message}")
+        return float(round(result.fun))
+
+
+def _sparse(
+    idx: list[tuple[int, int]], data: list[float], rows: int, cols: int
+) -> csr_matrix | None:
+    if not rows:
+        return None
+    r = [i for i, _ in idx]
+    c = [j for _, j in idx]
+    return csr_matrix((data, (r, c)), shape=(rows, cols))
