@@ -22,7 +22,11 @@ class Ack:
 
 @dataclass(frozen=True)
 class Message:
-    """One record read from a topic."""
+    """One record read from a topic.
+
+    ``timestamp_ms`` is the broker's append time when ``log_append_time`` is
+    true (the topic has ``message.timestamp.type=LogAppendTime``); otherwise it
+    is whatever the producer's client stamped, which the producer controls."""
 
     topic: str
     partition: int
@@ -30,6 +34,8 @@ class Message:
     key: bytes | None
     value: bytes | None
     timestamp_ms: int
+    log_append_time: bool = False
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class EventSink(Protocol):
