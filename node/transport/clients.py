@@ -1,0 +1,56 @@
+"""Which Kafka library a home's consumers use (``kafka.client`` in its config).
+
+``kafka-python`` (the default) or ``confluent`` (confluent-kafka, on
+librdkafka). Both give the same ``Message`` records with the same group and
+commit semantics, so the aggregator, its follow loop and a member's copy of
+the picture never know which one reads for them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol
+
+from node.transport.base import EventSource, Message
+from node.transport.confluent import ConfluentSource, confluent_read_all
+from node.transport.kafka import KafkaSource, read_all
+
+Client = Literal["kafka-python", "confluent"]
+
+
+class GroupSource(EventSource, Protocol):
+    """A consumer-group reader: ``EventSource`` plus its lag (for metrics)."""
+
+    def lag(self) -> int:
+        """Messages on the assigned partitions not yet returned."""
+        ...
+
+
+def group_source(
+    client: Client,
+    bootstrap: str,
+    topic: str,
+    group_id: str,
+    *,
+    security: dict[str, Any] | None = None,
+    client_id: str = "corredor-aggregator",
+) -> KafkaSource | ConfluentSource:
+    """A reader of ``topic`` in ``group_id`` on the chosen library; it connects
+    on ``open`` (or its first poll)."""
+    if client == "confluent":
+        return ConfluentSource(bootstrap, topic, group_id, client_id=client_id, security=security)
+    return KafkaSource(bootstrap, topic, group_id, client_id=client_id, security=security)
+
+
+def read_topic(
+    client: Client,
+    bootstrap: str,
+    topic: str,
+    *,
+    security: dict[str, Any] | None = None,
+    timeout_s: float = 60.0,
+) -> list[Message]:
+    """Every record on ``topic`` from its start to its current end, without a
+    consumer group, on the chosen library."""
+    if client == "confluent":
+        return confluent_read_all(bootstrap, topic, security=security, timeout_s=timeout_s)
+    return read_all(bootstrap, topic, security=security, timeout_s=timeout_s)
