@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any, Literal, Protocol
 
 from node.transport.base import EventSource, Message
-from node.transport.confluent import ConfluentSource, confluent_read_all
-from node.transport.kafka import KafkaSource, read_all
+from node.transport.confluent import ConfluentReplay, ConfluentSource, confluent_read_all
+from node.transport.kafka import KafkaReplay, KafkaSource, read_all
 
 Client = Literal["kafka-python", "confluent"]
 
@@ -54,3 +54,28 @@ def read_topic(
     if client == "confluent":
         return confluent_read_all(bootstrap, topic, security=security, timeout_s=timeout_s)
     return read_all(bootstrap, topic, security=security, timeout_s=timeout_s)
+
+
+class ReplaySource(EventSource, Protocol):
+    """A group-less reader from the beginning of a topic (``aggregate --rebuild``)."""
+
+    def total(self) -> int:
+        """Messages on the topic, first offset to end, when it was opened."""
+        ...
+
+    def positions(self) -> dict[int, int]:
+        """Per partition, one past the last message returned."""
+        ...
+
+
+def replay_source(
+    client: Client,
+    bootstrap: str,
+    topic: str,
+    *,
+    security: dict[str, Any] | None = None,
+) -> KafkaReplay | ConfluentReplay:
+    """A reader of ``topic`` from its beginning, in no group, on the chosen library."""
+    if client == "confluent":
+        return ConfluentReplay(bootstrap, topic, security=security)
+    return KafkaReplay(bootstrap, topic, security=security)

@@ -647,3 +647,87 @@ def confluent_read_all(
         return out
     finally:
         consumer.close()
+
+
+class ConfluentReplay(_ConsumerBase):
+    """Reads one topic from its beginning without a consumer group (a rebuild):
+    every partition from its first offset up to its end when opened. It
+    commits nothing; ``positions`` says how far it got."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        *,
+        client_id: str = "corredor-rebuild",
+        security: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            topic, consumer_config(bootstrap, None, client_id, security), dict(security or {})
+        )
+        self._position: dict[int, int] = {}
+        self._end: dict[int, int] = {}
+        self._start: dict[int, int] = {}
+
+    def open(self) -> ConfluentReplay:
+        if self._consumer is not None:
+            return self
+        consumer = self._make()
+        try:
+            try:
+                meta = consumer.list_topics(self.topic, timeout=_METADATA_TIMEOUT_S)
+            except self._module.KafkaException as exc:
+                raise self._failed("cannot read", exc) from exc
+            self._check("read of")
+            described = meta.topics.get(self.topic)
+            partitions = sorted(described.partitions) if described is not None else []
+            tps = []
+            for p in partitions:
+                low, high = self._watermarks(consumer, self._module.TopicPartition(self.topic, p))
+                self._start[p], self._end[p], self._position[p] = low, high, low
+                tps.append(self._module.TopicPartition(self.topic, p, low))
+            if tps:
+                consumer.assign(tps)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                consumer.close()
+            raise
+        self._consumer = consumer
+        return self
+
+    @property
+    def consumer(self) -> Consumer:
+        consumer = self.open()._consumer
+        assert consumer is not None
+        return consumer
+
+    def poll_batch(self, timeout_ms: int, max_records: int) -> list[Message]:
+        consumer = self.consumer
+        if not self._end:
+            return []
+        out = self._consume(consumer, max_records, timeout_ms / 1000)
+        for msg in out:
+            self._position[msg.partition] = msg.offset + 1
+        return out
+
+    def caught_up(self) -> bool:
+        self.open()
+        return all(self._position[p] >= end for p, end in self._end.items())
+
+    def total(self) -> int:
+        """Messages between each partition's first offset and its end at open."""
+        self.open()
+        return sum(self._end[p] - self._start[p] for p in self._end)
+
+    def positions(self) -> dict[int, int]:
+        """The next offset of every partition: one past the last message returned."""
+        self.open()
+        return dict(self._position)
+
+    def commit(self) -> None:
+        """Nothing: a replay keeps no group position."""
+
+    def close(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            consumer.close()
