@@ -370,8 +370,8 @@ def active_group_members(
     except KafkaError as exc:
         raise TransportError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
     try:
-        (group,) = admin.describe_consumer_groups([group_id])
-        return len(group.members)
+        described = admin.describe_groups([group_id]).get(group_id) or {}
+        return len(described.get("members") or ())
     except KafkaError as exc:
         raise TransportError(f"cannot describe consumer group {group_id}: {exc}") from exc
     finally:
