@@ -198,3 +198,35 @@ def test_rebuild_refuses_while_an_aggregator_runs_in_the_group(
         running.close()
     assert _picture(agg) == before
     assert not (agg.store_path.parent / (agg.store_path.name + REBUILD_SUFFIX)).exists()
+
+
+@pytest.mark.kafka
+def test_a_purged_picture_is_rebuilt_purged_and_its_tombstones_not_sent_again(
+    tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str
+) -> None:
+    _, agg, _ = _federation(tmp_path, kafka_bootstrap, topic, group_id, "confluent")
+    ops.aggregate_once(agg)
+    retain = _rows(agg.store_path, "SELECT min(retain_until) FROM event_use")[0][0]
+    assert retain is not None, "the policies give flows a retention"
+    # Purge as of the day after the earliest retain_until: some events go.
+    done = CliRunner().invoke(
+        main, ["--home", str(agg.path), "purge", "--as-of", _next_day(retain)]
+    )
+    assert done.exit_code == 0, done.output
+    purged = _rows(agg.store_path, "SELECT count(*) FROM event_use WHERE purged_at IS NOT NULL")
+    assert purged[0][0] > 0
+    ops.aggregate_once(agg)  # sends the tombstones
+    picture_topic = ops._picture_topic(agg)
+    published = len(read_all(kafka_bootstrap, picture_topic))
+    before = _picture(agg)
+    rebuild_picture(agg)
+    assert _picture(agg) == before
+    again = _rows(agg.store_path, "SELECT count(*) FROM event_use WHERE purged_at IS NOT NULL")
+    assert again == purged
+    assert len(read_all(kafka_bootstrap, picture_topic)) == published
+
+
+def _next_day(iso: str) -> str:
+    from datetime import date, timedelta
+
+    return (date.fromisoformat(iso[:10]) + timedelta(days=1)).isoformat()

@@ -30,6 +30,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,20 @@ def carry_over_sent(fresh: Path, live: Path) -> None:
         conn.close()
 
 
+def _purged_through(live: Path) -> date | None:
+    """The latest ``retain_until`` among the events the live store purged."""
+    conn = sqlite3.connect(live)
+    try:
+        row = conn.execute(
+            "SELECT max(retain_until) FROM event_use WHERE purged_at IS NOT NULL"
+        ).fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+    return date.fromisoformat(str(row[0])[:10]) if row and row[0] else None
+
+
 def _copy_store(source: Path, target: Path) -> None:
     """Copy ``source`` over ``target`` with SQLite's backup API in one step:
     one write transaction on ``target``, so its readers see all or nothing."""
@@ -259,6 +274,13 @@ def rebuild_picture(
                 source.close()
         if live.exists():
             carry_over_sent(fresh, live)
+            purged_through = _purged_through(live)
+            if purged_through is not None:
+                # What the live picture purged is purged again (tombstones
+                # included), then marked sent where the live store sent it.
+                with PictureStore(fresh) as store:
+                    store.purge_expired(purged_through + timedelta(days=1))
+                carry_over_sent(fresh, live)
         _refuse_if_running(address, settings.group_id, security)
         previous = swap_in(fresh, live)
     except BaseException:
