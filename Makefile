@@ -6,6 +6,7 @@
 #   make demo    the end-to-end demo
 #   make lint    ruff + strict mypy
 #   make bench   benchmarks
+#   make vendor-charts   refresh the folder's vendored chart library from npm
 
 PYTHON ?= python3
 VENV   := .venv
@@ -14,7 +15,7 @@ STAMP  := $(VENV)/.corredor-installed
 # e.g. make test PYTEST_ARGS="tests/test_devkafka.py -x"
 PYTEST_ARGS ?=
 
-.PHONY: test demo lint bench jars install
+.PHONY: test demo lint bench jars install vendor-charts
 
 install: $(STAMP)
 
@@ -42,3 +43,8 @@ lint: $(STAMP)
 
 bench: $(STAMP) jars
 	$(PY) -m bench
+
+# The folder's chart library (vega, vega-lite, vega-embed, vega-interpreter)
+# from npm into node/folder/static/vendor/ with licences; the result is committed.
+vendor-charts:
+	python3 deploy/vendor_charts.py

@@ -106,7 +106,12 @@ def main() -> None:
     results["headline"] = headline
     if not args.quick and only == {"node", "aggregator", "backfill", "latency"}:
         (HERE / "results.json").write_text(json.dumps({**headline, "details": results}, indent=2))
-        (HERE / "RESULTS.md").write_text(_markdown(results, headline))
+        # Keep the online folder's section (python -m bench.folder_load writes it).
+        old = (HERE / "RESULTS.md").read_text() if (HERE / "RESULTS.md").exists() else ""
+        folder = old[old.find("<!-- folder-load -->"):] if "<!-- folder-load -->" in old else ""
+        text = _markdown(results, headline)
+        (HERE / "RESULTS.md").write_text(text.rstrip("\n") + "\n\n" + folder if folder
+                                         else text)
     _table(console, headline)
 
 

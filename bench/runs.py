@@ -21,7 +21,8 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from node import operations as ops
 from node import trust
-from node.aggregator.apply import Aggregator, consume_until_caught_up
+from node.aggregator.apply import consume_until_caught_up
+from node.aggregator.run import build_aggregator
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.federation import read_signed
@@ -31,6 +32,7 @@ from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.confluent import confluent_config, load_confluent
 from node.transport.kafka import KafkaSource, ensure_topic, producer_config, read_all
+from node.transport.provision import SHARED_TOPIC_CONFIGS
 
 START = date(2024, 1, 1)
 
@@ -59,7 +61,9 @@ def federation(base: Path, bootstrap: str, country: str, records: int, weeks: in
     path = base / f"{country}.csv"
     write_csv(rows, path)
     ops.ingest(member, path, stage=False)
-    ensure_topic(bootstrap, topic, partitions=3, replication=1)
+    ensure_topic(
+        bootstrap, topic, partitions=3, replication=1, configs=dict(SHARED_TOPIC_CONFIGS)
+    )
     return Federation(member, agg, topic)
 
 
@@ -75,7 +79,9 @@ def _copy_member(member: Home, path: Path, topic: str) -> Home:
 
 def _raw_produce(bootstrap: str, topic: str, payload: list[tuple[bytes, bytes]]) -> float:
     """Seconds for bare kafka-python to produce ``payload`` with the node's settings."""
-    ensure_topic(bootstrap, topic, partitions=3, replication=1)
+    ensure_topic(
+        bootstrap, topic, partitions=3, replication=1, configs=dict(SHARED_TOPIC_CONFIGS)
+    )
     producer = KafkaProducer(**producer_config(bootstrap, "bench-raw"))
     producer.send(topic, key=b"warm-up", value=b"").get(timeout=60)
     started = time.perf_counter()
@@ -91,7 +97,9 @@ def _raw_produce(bootstrap: str, topic: str, payload: list[tuple[bytes, bytes]])
 def _raw_confluent_produce(bootstrap: str, topic: str, payload: list[tuple[bytes, bytes]]) -> float:
     """Seconds for bare confluent-kafka to produce ``payload`` with the same guarantees."""
     confluent = load_confluent()
-    ensure_topic(bootstrap, topic, partitions=3, replication=1)
+    ensure_topic(
+        bootstrap, topic, partitions=3, replication=1, configs=dict(SHARED_TOPIC_CONFIGS)
+    )
     producer = confluent.Producer(confluent_config(bootstrap, "bench-raw-confluent"))
     failed: list[str] = []
 
@@ -134,11 +142,23 @@ def node_pipeline(base: Path, bootstrap: str, records: int) -> dict[str, Any]:
     report can say which half dominates."""
     fed = federation(base / "node", bootstrap, "USA", records, weeks=12)
     serial = _copy_member(fed.member, base / "node-serial", fed.topic + ".serial")
-    ensure_topic(bootstrap, serial.config.kafka.topic, partitions=3, replication=1)
+    ensure_topic(
+        bootstrap,
+        serial.config.kafka.topic,
+        partitions=3,
+        replication=1,
+        configs=dict(SHARED_TOPIC_CONFIGS),
+    )
     fast = _copy_member(fed.member, base / "node-confluent", fed.topic + ".confluent")
     fast.config.kafka.client = "confluent"
     fast.save()
-    ensure_topic(bootstrap, fast.config.kafka.topic, partitions=3, replication=1)
+    ensure_topic(
+        bootstrap,
+        fast.config.kafka.topic,
+        partitions=3,
+        replication=1,
+        configs=dict(SHARED_TOPIC_CONFIGS),
+    )
 
     # A broker fresh from its jars compiles its hot paths during the first
     # seconds of load (JIT), on the same two cores: warm it up with the same
@@ -220,7 +240,7 @@ def aggregator(bootstrap: str, node_result: dict[str, Any]) -> dict[str, Any]:
     raw_s = time.perf_counter() - started
     consumer.close()
     with PictureStore(agg.store_path) as store:
-        agg_obj = Aggregator(store, ops.event_codec(), trust.key_directory(agg))
+        agg_obj = build_aggregator(agg, store, ops.event_codec(), floor=ops.regional_floor())
         source = KafkaSource(bootstrap, topic, f"bench-agg-{uuid.uuid4().hex[:6]}")
         started = time.perf_counter()
         stats = consume_until_caught_up(agg_obj, source)

@@ -144,7 +144,13 @@ def restore_home(backup: Path, dest: Path) -> Home:
             continue
         target = dest / item.name
         if item.is_dir():
-            shutil.copytree(item, target)
+            # An empty directory may already be there: the compose stack mounts
+            # the Secretariat's keys volume on <home>/keys. Never merge into one
+            # that holds something.
+            empty = target.is_dir() and not any(target.iterdir())
+            if target.exists() and not empty:
+                raise ConfigError(f"{target} is already there; restore into an empty home")
+            shutil.copytree(item, target, dirs_exist_ok=empty)
         else:
             shutil.copy2(item, target)
     return load_home(dest)

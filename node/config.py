@@ -21,14 +21,18 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
-from node.errors import ConfigError
+from node.errors import ConfigError, ConfigFileError
+from node.limits import MAX_KEY_BYTES, read_limited
 from node.transport.credentials import security_settings
+from node.yamlsafe import load_yaml
 
 ENV_HOME = "CORREDOR_HOME"
 ENV_BOOTSTRAP = "CORREDOR_KAFKA_BOOTSTRAP"
 ENV_CACHE_DIR = "CORREDOR_CACHE_DIR"
 ENV_KEY_PASSPHRASE = "CORREDOR_KEY_PASSPHRASE"
 ENV_LOG_FORMAT = "CORREDOR_LOG_FORMAT"
+#: The online folder's users, settings and access log (node.folder.accounts).
+ENV_FOLDER_DB = "CORREDOR_FOLDER_DB"
 
 #: The repository checkout this package runs from (schemas/, policies/, deploy/).
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -143,7 +147,10 @@ def kafka_password(settings: KafkaSettings, base: Path) -> SecretStr | None:
         mode = path.stat().st_mode
         if mode & 0o077:
             raise ConfigError(f"{path}: a password file must be private; run chmod 600 on it")
-        value = path.read_text(encoding="utf-8").strip()
+        data = read_limited(
+            path, limit=MAX_KEY_BYTES, what="a password file", error=ConfigFileError
+        )
+        value = data.decode("utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read kafka.password_file {path}: {type(exc).__name__}") from exc
     if not value:
@@ -304,11 +311,9 @@ def load_home(path: Path) -> Home:
     file = path / CONFIG_FILE
     if not file.is_file():
         raise ConfigError(f"{path} is not a Corredor home (no {CONFIG_FILE}); run `corredor init`")
+    data = load_yaml(file, error=ConfigFileError, what="a home's corredor.yaml")
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
         config = HomeConfig.model_validate(data)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()

@@ -32,9 +32,11 @@ from node.devkafka.secure import (
     SECRETARIAT_USER,
     federation_grants,
 )
-from node.errors import ConfigError, CorredorError
+from node.errors import ConfigError, ConfigFileError, CorredorError
+from node.limits import MAX_KEY_BYTES, read_limited
 from node.transport.credentials import security_settings
 from node.transport.provision import AclSpec, ProvisionResult, TopicSpec, provision
+from node.transport.topic_config import shared_topic_configs
 
 SECRETARIAT_PUB = "secretariat.pub"
 
@@ -63,7 +65,8 @@ def init_pki(directory: Path, sans: Sequence[str], owner: tuple[int, int] | None
 def read_secret(path: Path) -> str:
     """A password from a secret file; errors name the file, never the content."""
     try:
-        value = path.read_text(encoding="utf-8").strip()
+        data = read_limited(path, limit=MAX_KEY_BYTES, what="a secret file", error=ConfigFileError)
+        value = data.decode("utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the secret {path}: {type(exc).__name__}") from exc
     if not value:
@@ -82,7 +85,8 @@ def federation_acls(members: Sequence[str], shared_topic: str) -> list[AclSpec]:
 def federation_topics(shared_topic: str, partitions: int, replication: int) -> list[TopicSpec]:
     compacted = {"cleanup.policy": "compact"}
     return [
-        TopicSpec(shared_topic, partitions, replication),
+        # Kept as long as the regional floor lets any policy retain an event.
+        TopicSpec(shared_topic, partitions, replication, shared_topic_configs()),
         TopicSpec(CONTROL_TOPIC, 1, replication, compacted),
         TopicSpec(PICTURE_TOPIC, 1, replication, compacted),
         TopicSpec(dead_letter_topic_for(shared_topic), 1, replication),

@@ -5,6 +5,9 @@ Checks, each passing or failing with a message that says what to do:
     broker       a bootstrap address accepts TCP connections
     credentials  TLS and SASL accept this home's identity (topics are visible)
     topic        the shared topic exists
+    retention    the shared topic keeps messages as long as the regional floor
+                 lets a policy retain them, and none is deleted yet: a rebuild
+                 of the picture from its beginning misses nothing
     manifest     a manifest is present, verifies against the pinned Secretariat
                  key, is the newest on the control topic, lists this member's
                  current signing key (members) and names this regional floor
@@ -39,6 +42,7 @@ from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport import health
 from node.transport.kafka import read_latest
+from node.transport.topic_config import rebuild_problems, required_retention_ms
 
 DEFAULT_MAX_OUTBOX_AGE_S = 3600.0
 DEFAULT_MAX_LAG = 10_000
@@ -114,6 +118,7 @@ def _broker_checks(report: DoctorReport, home: Home, address: str, timeout_ms: i
         report.add("broker", False, f"{exc}; is Kafka up, and is kafka.bootstrap right?")
         report.add("credentials", None, "skipped: no broker")
         report.add("topic", None, "skipped: no broker")
+        report.add("retention", None, "skipped: no broker")
         return False
     report.add("broker", True, f"{answered} accepts connections")
     settings = home.config.kafka
@@ -129,10 +134,12 @@ def _broker_checks(report: DoctorReport, home: Home, address: str, timeout_ms: i
             "kafka.username, the password file, kafka.ssl_cafile and the listener's protocol",
         )
         report.add("topic", None, "skipped: not logged in")
+        report.add("retention", None, "skipped: not logged in")
         return False
     report.add("credentials", True, f"{settings.security_protocol} as {who}")
     if settings.topic in topics:
         report.add("topic", True, f"{settings.topic} exists")
+        _retention_check(report, home, address, security, timeout_ms)
     else:
         report.add(
             "topic",
@@ -140,7 +147,50 @@ def _broker_checks(report: DoctorReport, home: Home, address: str, timeout_ms: i
             f"the shared topic {settings.topic} does not exist or this principal may not "
             "describe it; `corredor deploy init-kafka` creates it and its ACLs",
         )
+        report.add("retention", None, "skipped: no shared topic")
     return True
+
+
+def _retention_check(
+    report: DoctorReport,
+    home: Home,
+    address: str,
+    security: dict[str, Any] | None,
+    timeout_ms: int,
+) -> None:
+    """Can the shared topic serve a full rebuild of the picture?"""
+    topic = home.config.kafka.topic
+    try:
+        days = ops.regional_floor().max_retention_days
+    except CorredorError as exc:
+        report.add("retention", None, f"skipped: the regional floor does not load ({exc})")
+        return
+    try:
+        found = health.topic_retention(address, topic, security, timeout_ms=timeout_ms)
+    except CorredorError as exc:
+        # Members may not read topic configurations; the Secretariat and the
+        # cluster admin may.
+        report.add("retention", None, f"not checked: {exc}")
+        return
+    report.figures["topic_retention_ms"] = int(found.configs.get("retention.ms", "-1"))
+    report.figures["topic_log_start"] = found.log_start
+    problems = rebuild_problems(found.configs, days, found.log_start)
+    if problems:
+        required = required_retention_ms(days)
+        report.add(
+            "retention",
+            False,
+            f"{topic} cannot serve a full rebuild: " + "; ".join(problems) + ". As the "
+            f"cluster admin: `corredor kafka tool kafka-configs --alter --entity-type topics "
+            f"--entity-name {topic} --add-config retention.ms={required},retention.bytes=-1`",
+        )
+    else:
+        report.add(
+            "retention",
+            True,
+            f"{topic} keeps every message at least {days} days (the regional floor's "
+            "longest retention) and has lost none",
+        )
 
 
 def _manifest_check(report: DoctorReport, home: Home, address: str, online: bool) -> None:

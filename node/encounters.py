@@ -16,7 +16,8 @@ from node.crypto.linkage import (
     load_secret_key,
     save_secret_key,
 )
-from node.errors import ConfigError, CryptoError
+from node.errors import ConfigError, CryptoError, KeyFileError
+from node.limits import MAX_KEY_BYTES, read_limited
 from node.policy.records import Gazetteer, Linker
 
 PSEUDONYM_KEY_BYTES = 32
@@ -40,7 +41,7 @@ def pseudonym_key(home: Home) -> bytes:
     if not path.exists():
         create_pseudonym_key(home)
     try:
-        data = path.read_bytes()
+        data = read_limited(path, limit=MAX_KEY_BYTES, what="a key file", error=KeyFileError)
         if data.startswith(SECRET_KEY_MAGIC):
             key = load_secret_key(path, key_passphrase())
         else:  # plain hex, as written without a passphrase

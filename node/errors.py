@@ -10,7 +10,13 @@
     │   └── SignatureInvalid     a signature does not verify
     ├── StoreError               SQLite stores
     ├── TransportError           Kafka client failures (retriable)
+    │   └── RecordTooLarge       a record over the producer's or topic's size limit
+                                 (not retriable: it will never fit)
     └── KafkaSetupError          the local development broker cannot be set up
+
+The FileFormatError leaves also derive from the error of the file's kind, so a
+caller that catches PolicyError for a policy file still catches a duplicate key
+in it, and one that wants the location reads ``file``, ``line`` and ``key``.
 
 Third-party errors are wrapped at the boundary with ``raise X(...) from exc`` so
 callers (and the CLI) catch one thing. Whether an error is worth retrying is a
@@ -86,5 +92,50 @@ class TransportError(CorredorError):
     retriable = True
 
 
+class RecordTooLarge(TransportError):
+    """A record is over the producer's or the topic's message size limit."""
+
+    retriable = False
+
+
 class KafkaSetupError(CorredorError):
     """The local development Kafka could not be fetched, formatted or started."""
+
+
+class FileFormatError(CorredorError):
+    """A file a person wrote or handed over is unusable as a whole: too large, too
+    deeply nested, a duplicate key, or not parseable. Carries where: the file,
+    the line (1-based) when known, and the key when one is to blame."""
+
+    def __init__(
+        self, reason: str, *, file: str, line: int | None = None, key: str | None = None
+    ) -> None:
+        self.reason = reason
+        self.file = file
+        self.line = line
+        self.key = key
+        super().__init__(self.located())
+
+    def located(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        parts = [where]
+        if self.key:
+            parts.append(f"key {self.key!r}")
+        parts.append(self.reason)
+        return ": ".join(parts)
+
+
+class ConfigFileError(FileFormatError, ConfigError):
+    """A home's config file (corredor.yaml) is unusable as a file."""
+
+
+class PolicyFileError(FileFormatError, PolicyError):
+    """A policy or the regional floor is unusable as a file."""
+
+
+class SchemaFileError(FileFormatError, CodecError):
+    """A schema file or schemas/compatibility.yaml is unusable as a file."""
+
+
+class KeyFileError(FileFormatError, CryptoError):
+    """A key, key bundle or signed manifest file is unusable as a file."""

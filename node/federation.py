@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from node.crypto.keys import load_x25519_public_pem, x25519_key_id
 from node.crypto.signing import SigningKey, key_id_for, load_public_pem, verify
-from node.errors import ConfigError, CryptoError, SignatureInvalid
+from node.errors import ConfigError, ConfigFileError, CryptoError, SignatureInvalid
+from node.limits import MAX_MANIFEST_BYTES, read_limited
 from node.model.manifest import KeyEntry, Manifest, Member, SignedManifest
 
 
@@ -55,7 +56,10 @@ def verify_manifest(signed: SignedManifest, pinned: Ed25519PublicKey, pinned_id:
 
 def read_signed(path: Path) -> SignedManifest:
     try:
-        return SignedManifest.model_validate_json(path.read_text(encoding="utf-8"))
+        data = read_limited(
+            path, limit=MAX_MANIFEST_BYTES, what="a manifest", error=ConfigFileError
+        )
+        return SignedManifest.model_validate_json(data)
     except FileNotFoundError as exc:
         raise ConfigError(f"no manifest at {path}") from exc
     except ValueError as exc:
@@ -121,10 +125,26 @@ def add_member(
 
 
 def revoke(
-    draft: Manifest, country: str, key_id: str | None = None, at: datetime | None = None
+    draft: Manifest,
+    country: str,
+    key_id: str | None = None,
+    at: datetime | None = None,
+    *,
+    compromised_at: datetime | None = None,
 ) -> tuple[Manifest, list[str]]:
-    """Revoke one key of a member, or all its keys. Returns (draft, revoked ids)."""
+    """Revoke one key of a member, or all its keys. Returns (draft, revoked ids).
+
+    ``compromised_at``: from when the key may have been in other hands; events
+    the broker appended from then on leave the picture, earlier ones stay.
+    Without it nothing the key ever signed is trusted."""
     when = at or datetime.now(UTC)
+    if compromised_at is not None:
+        if compromised_at.tzinfo is None:
+            raise ConfigError("the compromise time needs a time zone (e.g. 2026-11-30T08:00Z)")
+        if compromised_at > when:
+            raise ConfigError(
+                f"the compromise time {compromised_at.isoformat()} is after the revocation"
+            )
     members = [m.model_copy(deep=True) for m in draft.members]
     member = next((m for m in members if m.country == country), None)
     if member is None:
@@ -133,6 +153,7 @@ def revoke(
     for entry in [*member.signing_keys, *member.encryption_keys]:
         if (key_id is None or entry.key_id == key_id) and entry.revoked_at is None:
             entry.revoked_at = when
+            entry.compromised_at = compromised_at
             revoked.append(entry.key_id)
     if not revoked:
         raise ConfigError(f"no unrevoked key {key_id or ''} of {country} in the manifest".strip())
@@ -171,6 +192,10 @@ class KeyDirectory:
 
     def get(self, key_id: str) -> TrustedKey | None:
         return self._keys.get(key_id)
+
+    def revoked(self) -> list[TrustedKey]:
+        """The signing keys the manifest revoked, in key id order."""
+        return [k for _, k in sorted(self._keys.items()) if k.entry.revoked_at is not None]
 
     def __len__(self) -> int:
         return len(self._keys)

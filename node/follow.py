@@ -22,9 +22,10 @@ from types import FrameType
 
 from node import operations as ops
 from node import trust
-from node.aggregator.apply import Aggregator, ApplyStats
+from node.aggregator.apply import ApplyStats
+from node.aggregator.run import build_aggregator
 from node.config import Home
-from node.errors import TransportError
+from node.errors import CorredorError
 from node.pipeline import drain_outbox
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
@@ -146,12 +147,16 @@ def publish_follow(
                     counters.sent += result.sent
                     backoff.reset()
                     wait = interval_s
-                except TransportError as exc:
+                except CorredorError as exc:
+                    # The error says whether it is worth retrying (a broker
+                    # away, a timeout); anything else is for a person.
+                    if not exc.retriable:
+                        raise
                     counters.errors += 1
                     counters.last_error = str(exc)
                     log.warning("publish failed, will retry: %s", exc)
                     if sink is not None:
-                        sink.close()
+                        _close_quietly(sink)
                         sink = None
                     wait = backoff.next()
                 outbox = store.outbox_status()
@@ -162,8 +167,17 @@ def publish_follow(
                 stop.wait(wait)
         finally:
             if sink is not None:
-                sink.close()
+                _close_quietly(sink)
     return counters
+
+
+def _close_quietly(sink: EventSink) -> None:
+    """Close a producer that may be broken: what it still held is unmarked in
+    the outbox and goes again with the next one."""
+    try:
+        sink.close()
+    except CorredorError as exc:
+        log.warning("closing the producer failed: %s", exc)
 
 
 @dataclass(frozen=True)
@@ -196,7 +210,7 @@ def aggregate_follow(
     source: GroupSource | None = None
     manifest_mtime = 0.0
     with PictureStore(home.store_path) as store:
-        aggregator = Aggregator(store, ops.event_codec(), trust.key_directory(home))
+        aggregator = build_aggregator(home, store, ops.event_codec(), floor=ops.regional_floor())
         try:
             while not stop.is_set():
                 mtime = home.manifest_path.stat().st_mtime if home.manifest_path.exists() else 0
@@ -223,7 +237,9 @@ def aggregate_follow(
                         if on_report is not None:
                             on_report(BatchReport(stats, apply_seconds, source.lag(), dead))
                     backoff.reset()
-                except TransportError as exc:
+                except CorredorError as exc:
+                    if not exc.retriable:
+                        raise
                     log.warning("consume failed, will retry: %s", exc)
                     if source is not None:
                         # The connection is already broken; closing may complain too.

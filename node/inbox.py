@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from node.aggregator.apply import MessageRejected, verify_message
+from node.aggregator.apply import MessageRejected, relayed_time, verify_message
 from node.codec.events import EventCodec
 from node.codec.single_object import decode
 from node.crypto.batch_seal import SealVerifier
@@ -52,7 +52,8 @@ def open_inbox(
     seals = SealVerifier()  # per read: a batch's seal is verified once
     for msg in messages:
         try:
-            envelope, _ = verify_message(codec, keys, msg.value, seals)
+            # Keys judged at the shared topic's append time, as the Secretariat relays it.
+            envelope, _ = verify_message(codec, keys, msg.value, seals, at=relayed_time(msg))
         except MessageRejected:
             result.rejected += 1
             continue

@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from node.csvfile import read_records
-from node.errors import InputError
+from node.errors import FileFormatError, InputError
 from node.ingest import (
     IngestReport,
     Rejection,
@@ -34,6 +34,7 @@ from node.ingest import (
     looks_like_a_name,
     open_regular,
 )
+from node.limits import MAX_REFERENCE_JSON_BYTES, read_limited
 from node.model.records import ENCOUNTER_COLUMNS
 from node.model.reference import BY_FILE_KIND, REFERENCE_MODELS, ReferenceItem
 from node.store.reference import ReferenceStore
@@ -92,8 +93,7 @@ def detect_kind(path: Path) -> str:
     name = str(path)
     try:
         if path.suffix.lower() in _JSON_SUFFIXES:
-            with path.open("r", encoding="utf-8", errors="replace", newline="") as fh:
-                records = _json_records(fh.read(), name)
+            records = _json_records(_json_text(path, errors="replace"), name)
             if not records:
                 raise InputError("no records in the file", file=name, line=1)
             first = records[0][1]
@@ -110,8 +110,35 @@ def detect_kind(path: Path) -> str:
     return _kind_of_keys(names, name)
 
 
+def _json_text(path: Path, errors: str = "strict") -> str:
+    """A JSON reference file, read whole: refused over MAX_REFERENCE_JSON_BYTES
+    before any of it is parsed."""
+    name = str(path)
+    try:
+        data = read_limited(
+            path, limit=MAX_REFERENCE_JSON_BYTES, what="a reference file", error=FileFormatError
+        )
+    except FileFormatError as exc:
+        raise InputError(exc.reason, file=name) from exc
+    except FileNotFoundError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", file=name) from exc
+    try:
+        return data.decode("utf-8", errors=errors)
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError("not valid UTF-8", file=name, line=line) from exc
+
+
 def _json_records(text: str, file: str) -> list[tuple[int, Any]]:
-    """(line, value) of each record of a JSON array or a JSON Lines file."""
+    """(line, value) of each record of a JSON array or a JSON Lines file.
+    A value nested too deeply for Python's JSON parser is a located error."""
+    try:
+        return _json_records_unguarded(text, file)
+    except RecursionError as exc:
+        raise InputError("JSON nested too deeply to read", file=file) from exc
+
+
+def _json_records_unguarded(text: str, file: str) -> list[tuple[int, Any]]:
     decoder = json.JSONDecoder()
     text = text.lstrip("\ufeff")
     start = len(text) - len(text.lstrip())
@@ -157,12 +184,7 @@ def _json_records(text: str, file: str) -> list[tuple[int, Any]]:
 def _rows(path: Path, model: type[ReferenceItem]) -> list[Row]:
     name = str(path)
     if path.suffix.lower() in _JSON_SUFFIXES:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"cannot read: {exc.strerror}", file=name) from exc
-        except UnicodeDecodeError as exc:
-            raise InputError("not valid UTF-8", file=name) from exc
+        text = _json_text(path)
         out: list[Row] = []
         for line, value in _json_records(text, name):
             if not isinstance(value, dict):

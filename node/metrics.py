@@ -22,7 +22,8 @@ Aggregator (``aggregate --follow``)::
     corredor_consumed_total                   messages read from the shared topic
     corredor_applied_total                    events applied to the picture
     corredor_duplicates_total                 redeliveries recognised by event id
-    corredor_rejected_total{reason}           messages refused, by reason
+    corredor_rejected_total{reason}           messages refused, by reason (every reason
+                                              of node.aggregator.reasons from 0)
     corredor_quarantined_total                messages set aside in quarantine (all reasons)
     corredor_dead_lettered_total              messages copied to the dead-letter topic
     corredor_consumer_lag                     messages behind the shared topic's end
@@ -41,6 +42,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from node.aggregator.apply import ApplyStats
+from node.aggregator.reasons import REJECTION_REASONS
 from node.follow import BatchReport, PublishCounters
 
 #: Batch apply latencies from a handful of messages to a full 2,000-message batch.
@@ -96,6 +98,10 @@ class FollowMetrics:
             self.rejected = Counter(
                 "corredor_rejected", "Messages refused, by reason.", ["reason"], registry=r
             )
+            # A labelled counter has no series before its first increment: an
+            # alert on one reason would read "no data" instead of 0.
+            for reason in REJECTION_REASONS:
+                self.rejected.labels(reason)
             self.quarantined = Counter(
                 "corredor_quarantined", "Messages set aside in quarantine.", registry=r
             )

@@ -5,7 +5,10 @@ Each function opens what it needs from a home, does one job and closes it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -20,11 +23,12 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from node import encounters, trust
 from node.aggregator.apply import (
+    APPENDED_AT_HEADER,
     DEAD_LETTER_REASONS,
-    Aggregator,
     ApplyStats,
     consume_until_caught_up,
 )
+from node.aggregator.run import build_aggregator
 from node.codec.events import EventCodec
 from node.codec.registry import SchemaRegistry
 from node.config import (
@@ -39,9 +43,10 @@ from node.config import (
     regional_policy_path,
     schemas_dir,
 )
+from node.crypto.keys import read_key_text
 from node.crypto.linkage import KeyBundle
 from node.crypto.signing import SigningKey
-from node.errors import ConfigError, PolicyError
+from node.errors import ConfigError, PolicyError, RecordTooLarge, TransportError
 from node.inbox import InboxResult, open_inbox
 from node.ingest import IngestReport, ingest_encounters
 from node.ingest_reference import ENCOUNTERS, detect_kind, ingest_reference
@@ -67,7 +72,7 @@ from node.policy.loader import load_floor, load_policy
 from node.policy.model import Policy
 from node.reference_pipeline import ReferencePlan, plan_with_reference
 from node.store.node_store import NodeStore, OutboxStatus
-from node.store.picture import PictureStore
+from node.store.picture import PictureStore, Rejected
 from node.store.reference import ReferenceStore
 from node.transport.base import EventSink, Message
 from node.transport.clients import group_source, read_topic
@@ -79,6 +84,7 @@ from node.transport.kafka import (
     publish_record,
     read_latest,
 )
+from node.transport.topic_config import shared_topic_configs
 from node.workers import BackgroundDrainer, StagerProcess
 
 
@@ -176,10 +182,7 @@ def add_member(
     _aggregator(home)
 
     def read(path: Path) -> str:
-        try:
-            return path.read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read public key {path}: {exc}") from exc
+        return read_key_text(path)
 
     key_id = trust.add_member(
         home,
@@ -374,9 +377,13 @@ def _plan_and_stage(
             part.send_guard(guard.normalised_values)
         plan = prepare_flow_events(store, factory, guard=guard, now=now)
         recipients = _intelligence_recipients(home, policy)
+        # The guard keeps every refusal it makes: those past this mark are the
+        # reference items', which count in the publish's ``refused`` too.
+        mark = len(guard.refusals)
         staged, reference = plan_with_reference(
             store, factory, plan.events, FLOW_KIND, recipients=recipients, guard=guard
         )
+        reference_refusals = tuple(guard.refusals[mark:])
         if staged or plan.suppression:
             store.stage(staged, plan.suppression)
         if parts:
@@ -390,8 +397,8 @@ def _plan_and_stage(
             records = stream.plan()
     plan = dataclasses.replace(
         plan,
-        refused=plan.refused + records.refused,
-        refusals=plan.refusals + records.refusals,
+        refused=plan.refused + len(reference_refusals) + records.refused,
+        refusals=plan.refusals + reference_refusals + records.refusals,
         encounters=records,
         staged=len(staged) + records.staged,
     )
@@ -433,13 +440,16 @@ def _finish_parts(
 
 
 def ensure_shared_topic(home: Home, address: str, security: dict[str, Any] | None) -> None:
-    """Create the shared topic with the home's partitions and replication if missing."""
+    """Create the shared topic with the home's partitions and replication if missing,
+    stamped with the broker's append time and keeping messages as long as the
+    regional floor lets any policy retain them (``shared_topic_configs``)."""
     settings = home.config.kafka
     ensure_topic(
         address,
         settings.topic,
         partitions=settings.partitions,
         replication=settings.replication,
+        configs=shared_topic_configs(regional_floor().max_retention_days),
         security=security,
     )
 
@@ -573,9 +583,7 @@ def aggregate_once(
     security = home.kafka_security()
     ensure_shared_topic(home, address, security)
     with PictureStore(home.store_path) as store:
-        aggregator = Aggregator(
-            store, event_codec(), trust.key_directory(home), floor=regional_floor()
-        )
+        aggregator = build_aggregator(home, store, event_codec(), floor=regional_floor())
         source = open_source(home, address)
         try:
             stats = consume_until_caught_up(
@@ -593,34 +601,104 @@ def dead_letter_topic(home: Home) -> str:
     return dead_letter_topic_for(home.config.kafka.topic)
 
 
+#: Dead letters up to this size (value and key) are copied to the dead-letter
+#: topic; larger ones go there by reference. Under Kafka's default message size
+#: limit (1 MiB, headers and framing included), which the dead-letter topic and
+#: its producer keep even when the shared topic's limit is raised.
+DEAD_LETTER_COPY_LIMIT = 1_000_000
+
+
+def _dead_letter_headers(r: Rejected, extra: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    return [
+        ("corredor.reason", r.reason.encode()),
+        ("corredor.detail", r.detail.encode()[:1000]),
+        ("corredor.origin", f"{r.topic}/{r.partition}/{r.offset}".encode()),
+        *extra,
+    ]
+
+
+def _reference(r: Rejected) -> tuple[bytes | None, bytes, list[tuple[str, bytes]], int, str]:
+    """A dead letter set aside by reference: where the original is on the topic
+    (and in quarantine), how big it is and its SHA-256, as a small JSON value."""
+    raw = r.raw or b""
+    digest = hashlib.sha256(raw).hexdigest()
+    where = {
+        "topic": r.topic,
+        "partition": r.partition,
+        "offset": r.offset,
+        "size": len(raw),
+        "sha256": digest,
+        "reason": r.reason,
+    }
+    headers = _dead_letter_headers(
+        r,
+        [
+            ("corredor.by-reference", b"1"),
+            ("corredor.size", str(len(raw)).encode()),
+            ("corredor.sha256", digest.encode()),
+        ],
+    )
+    key = r.key if r.key is not None and len(r.key) <= 1024 else None
+    value = json.dumps(where, sort_keys=True).encode()
+    return key, value, headers, len(raw), digest
+
+
 def dead_letter(
     home: Home, store: PictureStore, address: str, security: dict[str, Any] | None
 ) -> int:
     """Copy undecodable messages, original bytes and key, to the dead-letter
-    topic with their reason and origin in headers. They stay quarantined too."""
+    topic with their reason and origin in headers. They stay quarantined too.
+
+    A message too large to copy (over ``DEAD_LETTER_COPY_LIMIT``, or refused by
+    the broker as too large) goes by reference instead: origin, size and
+    SHA-256, with the bytes kept in quarantine, so one oversized message never
+    jams the step for every later one."""
     pending = store.pending_dead_letters(DEAD_LETTER_REASONS)
     if not pending:
         return 0
+
+    def fits(r: Rejected) -> bool:
+        return len(r.raw or b"") + len(r.key or b"") <= DEAD_LETTER_COPY_LIMIT
+
+    copies = [(i, r) for i, r in pending if fits(r)]
+    large = [(i, r) for i, r in pending if not fits(r)]
     sink = _side_topic_sink(home, dead_letter_topic(home), address, security, "dead-letters")
+    copied: list[int] = []
     try:
-        sink.send_with_headers(
-            [
-                (
-                    r.key,
-                    r.raw or b"",
-                    [
-                        ("corredor.reason", r.reason.encode()),
-                        ("corredor.detail", r.detail.encode()[:1000]),
-                        ("corredor.origin", f"{r.topic}/{r.partition}/{r.offset}".encode()),
-                    ],
+        batches = [copies] if copies else []
+        while batches:
+            batch = batches.pop()
+            try:
+                sink.send_with_headers(
+                    [(r.key, r.raw or b"", _dead_letter_headers(r, [])) for _, r in batch]
                 )
-                for _, r in pending
-            ]
-        )
+                copied.extend(i for i, _ in batch)
+            except RecordTooLarge:
+                # The broker's limit is lower than ours: find the ones it refuses
+                # (a half already acknowledged may then be copied twice).
+                if len(batch) == 1:
+                    large.extend(batch)
+                else:
+                    batches.extend([batch[len(batch) // 2 :], batch[: len(batch) // 2]])
+                _close_quietly(sink)
+                sink = _side_topic_sink(
+                    home, dead_letter_topic(home), address, security, "dead-letters"
+                )
+        references = [(i, _reference(r)) for i, r in large]
+        if references:
+            sink.send_with_headers([(k, v, h) for _, (k, v, h, _, _) in references])
     finally:
-        sink.close()
-    store.mark_dead_lettered([i for i, _ in pending])
+        _close_quietly(sink)
+    store.mark_dead_lettered(copied)
+    store.mark_dead_lettered_by_reference(
+        [(i, size, digest) for i, (_, _, _, size, digest) in references]
+    )
     return len(pending)
+
+
+def _close_quietly(sink: KafkaSink) -> None:
+    with contextlib.suppress(TransportError):
+        sink.close()
 
 
 def relay_restricted(
@@ -653,12 +731,22 @@ def publish_picture(
         return 0
     sink = _side_topic_sink(home, _picture_topic(home), address, security, "picture")
     try:
-        sink.send_batch([(subject.encode("utf-8"), value) for _, subject, value in pending])
+        # With the shared topic's append time: members judge keys against it.
+        sink.send_with_headers(
+            [
+                (
+                    subject.encode("utf-8"),
+                    value,
+                    [] if at is None else [(APPENDED_AT_HEADER, str(at).encode("ascii"))],
+                )
+                for _, subject, value, at in pending
+            ]
+        )
         # Purged subjects: the key with no value, so compaction removes them.
         sink.send_with_headers([(s.encode("utf-8"), None, []) for s in tombstones])
     finally:
         sink.close()
-    store.mark_picture_published([seq for seq, _, _ in pending])
+    store.mark_picture_published([seq for seq, _, _, _ in pending])
     store.mark_tombstoned(tombstones)
     return len(pending)
 
@@ -710,6 +798,9 @@ def home_status(home: Home) -> dict[str, object]:
                 "topic": home.config.kafka.topic,
                 **counts,
                 "dead_lettered": store.dead_letter_count(),
+                "dead_lettered_by_reference": store.dead_letter_reference_count(),
+                "revoked_events": store.revoked_count(),
+                "revocations": store.revocations(),
                 "restricted_relayed": store.restricted_count(),
                 "reference": store.view_counts(),
                 "rejected_by_reason": store.rejected_by_reason(),

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from node import operations as ops
-from node import trust
-from node.aggregator.apply import Aggregator, ApplyStats
+from node.aggregator.apply import ApplyStats
+from node.aggregator.run import build_aggregator
 from node.config import Home
 from node.errors import CodecError
 from node.model.events import RESTRICTED_KINDS
@@ -44,12 +44,8 @@ def apply_picture(home: Home, messages: Iterable[Message]) -> ApplyStats:
         if kind not in RESTRICTED_KINDS:
             wanted.append(msg)
     with PictureStore(picture_path(home)) as store:
-        aggregator = Aggregator(
-            store,
-            codec,
-            trust.key_directory(home),
-            floor=ops.regional_floor(),
-            publish_back=False,
+        aggregator = build_aggregator(
+            home, store, codec, floor=ops.regional_floor(), mode="member-copy"
         )
         return aggregator.apply_batch(wanted)
 

@@ -1,183 +1,122 @@
-"""``corredor serve``: the aggregator's regional picture over HTTP, read-only.
+"""``corredor serve``: the online folder (``node.folder``) on uvicorn.
 
-A stdlib ``ThreadingHTTPServer`` answering GET and HEAD only:
+The process reads a private snapshot of the aggregator's picture
+(``node.folder.snapshot``: the live store is only ever opened ``mode=ro`` to
+copy it), keeps users, settings and the access log in the folder's own file
+(``node.folder.accounts``, ``<home>/folder.db`` or ``--folder-db``) and opens
+no key: a compose service can mount the Secretariat's store read-only and
+nothing else of the home (docker-compose.yml).
 
-    /               a small index of what is served
-    /picture.json   the flows picture (``report --format json``)
-    /flows.csv      the flows picture as CSV (``report --format csv``)
-    /healthz        200 with the snapshot's age once a snapshot exists, else 503
-
-Why not open the live store: a second process opening the aggregator's SQLite
-file through ``PictureStore`` would create tables and change journal settings.
-Instead the server copies the store with SQLite's online backup API from a
-read-only connection (``node.backup.snapshot_store``) into a private temporary
-file at most every ``refresh_s`` seconds, and reads that. The live store is
-never written by this process, and a slow reader never holds the aggregator's
-writer back.
-
-Why not nginx: the picture is in SQLite, not in files; a web server in front
-would need a second process to render files anyway. This process is that
-renderer and the server in one, in the image the Secretariat already runs.
+Why uvicorn, not the stdlib server it replaces: sessions, TLS, request limits,
+keep-alive and concurrency from a maintained server rather than our own loop.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
-import tempfile
+import os
 import threading
 import time
-from dataclasses import asdict, fields
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from node.backup import snapshot_store
-from node.config import Home
-from node.errors import ConfigError, CorredorError
-from node.report.flows import FlowRow, flow_rows, picture_json
-from node.store.picture import PictureStore
+import uvicorn
+
+from node.config import ENV_FOLDER_DB, Home
+from node.errors import ConfigError
+from node.folder.accounts import FolderDB, default_path
+from node.folder.app import Folder, Throttle, build_app
+from node.folder.snapshot import PictureSnapshot
 
 log = logging.getLogger("corredor.serve")
 
-INDEX = """<!doctype html>
-<html><head><meta charset="utf-8"><title>Corredor: regional picture</title></head>
-<body><h1>Corredor: regional picture</h1>
-<ul><li><a href="picture.json">picture.json</a></li><li><a href="flows.csv">flows.csv</a></li>
-<li><a href="healthz">healthz</a></li></ul></body></html>
-"""
 
 
-class PictureSnapshots:
-    """Rendered documents from a private copy of the aggregator's store."""
+def folder_db_path(home_path: Path, given: Path | None = None) -> Path:
+    """``given``, else ``$CORREDOR_FOLDER_DB``, else ``<home>/folder.db``."""
+    if given is not None:
+        return given
+    env = os.environ.get(ENV_FOLDER_DB)
+    return Path(env) if env else default_path(home_path)
 
-    def __init__(self, store_path: Path, refresh_s: float = 10.0) -> None:
-        if not store_path.is_file():
-            raise ConfigError(f"no aggregator store at {store_path}")
-        self.store_path = store_path
-        self.refresh_s = refresh_s
-        self._dir = tempfile.TemporaryDirectory(prefix="corredor-serve-")
-        self._lock = threading.Lock()
-        self._taken_at = 0.0
-        self._docs: dict[str, bytes] = {}
 
-    def close(self) -> None:
-        self._dir.cleanup()
+@dataclass
+class FolderServer:
+    """A configured uvicorn server over the folder; ``run`` blocks, ``start``
+    runs it in a thread (tests), ``stop`` ends either."""
 
-    def document(self, name: str) -> bytes:
-        with self._lock:
-            if not self._docs or time.monotonic() - self._taken_at >= self.refresh_s:
-                self._docs = self._render()
-                self._taken_at = time.monotonic()
-            return self._docs[name]
+    server: uvicorn.Server
+    folder: Folder
+    thread: threading.Thread | None = None
 
     @property
-    def age_s(self) -> float | None:
-        return None if not self._docs else time.monotonic() - self._taken_at
+    def port(self) -> int:
+        for s in self.server.servers:
+            for sock in s.sockets:
+                return int(sock.getsockname()[1])
+        return int(self.server.config.port)
 
-    def _render(self) -> dict[str, bytes]:
-        copy = Path(self._dir.name) / "picture.db"
-        copy.unlink(missing_ok=True)
-        snapshot_store(self.store_path, copy)
-        with PictureStore(copy) as store:
-            picture = picture_json(store)
-            rows = flow_rows(store)
-        out = io.StringIO()
-        columns = [f.name for f in fields(FlowRow)]
-        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(asdict(row))
-        return {
-            "picture.json": json.dumps(picture, indent=2, default=str).encode("utf-8"),
-            "flows.csv": out.getvalue().encode("utf-8"),
-        }
+    def run(self) -> None:
+        self.server.run()
 
+    def start(self, timeout_s: float = 30.0) -> None:
+        self.thread = threading.Thread(target=self.server.run, name="folder", daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self.server.started and self.thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not self.server.started:
+            raise ConfigError("the folder did not start (see the log)")
 
-_ROUTES = {
-    "/picture.json": ("picture.json", "application/json"),
-    "/flows.csv": ("flows.csv", "text/csv; charset=utf-8"),
-}
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self.thread is not None:
+            self.thread.join(timeout=30)
+        self.close()
 
-
-def make_handler(snapshots: PictureSnapshots) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "corredor"
-
-        def _send(self, status: HTTPStatus, body: bytes, ctype: str, head: bool) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.send_header("X-Content-Type-Options", "nosniff")
-            self.end_headers()
-            if not head:
-                self.wfile.write(body)
-
-        def _get(self, head: bool) -> None:
-            path = self.path.split("?", 1)[0]
-            if path in ("/", "/index.html"):
-                self._send(HTTPStatus.OK, INDEX.encode(), "text/html; charset=utf-8", head)
-            elif path == "/healthz":
-                try:
-                    snapshots.document("picture.json")
-                except CorredorError as exc:
-                    self._send(
-                        HTTPStatus.SERVICE_UNAVAILABLE, f"{exc}\n".encode(), "text/plain", head
-                    )
-                    return
-                age = snapshots.age_s or 0.0
-                self._send(
-                    HTTPStatus.OK, f"ok snapshot_age_s={age:.1f}\n".encode(), "text/plain", head
-                )
-            elif path in _ROUTES:
-                name, ctype = _ROUTES[path]
-                try:
-                    body = snapshots.document(name)
-                except CorredorError as exc:
-                    log.warning("snapshot failed: %s", exc)
-                    self._send(
-                        HTTPStatus.SERVICE_UNAVAILABLE, b"picture unavailable\n", "text/plain", head
-                    )
-                    return
-                self._send(HTTPStatus.OK, body, ctype, head)
-            else:
-                self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain", head)
-
-        def do_GET(self) -> None:
-            self._get(head=False)
-
-        def do_HEAD(self) -> None:
-            self._get(head=True)
-
-        def _refuse(self) -> None:
-            self.send_response(HTTPStatus.METHOD_NOT_ALLOWED)
-            self.send_header("Allow", "GET, HEAD")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        do_POST = do_PUT = do_DELETE = do_PATCH = _refuse
-
-        def log_message(self, format: str, *args: Any) -> None:
-            log.info("%s %s", self.address_string(), format % args)
-
-    return Handler
+    def close(self) -> None:
+        self.folder.db.close()
+        self.folder.snapshot.close()
 
 
 def make_server(
-    home: Home, address: str = "127.0.0.1", port: int = 8080, refresh_s: float = 10.0
-) -> tuple[ThreadingHTTPServer, PictureSnapshots]:
-    """The server, not yet serving (call ``serve_forever``); close both after."""
+    home: Home,
+    address: str = "127.0.0.1",
+    port: int = 8080,
+    refresh_s: float = 10.0,
+    *,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+    folder_db: Path | None = None,
+    throttle: Throttle | None = None,
+) -> FolderServer:
+    """The folder's server, not yet serving."""
     if not home.is_aggregator:
         raise ConfigError(f"{home.path} is a member node; serve runs at the aggregator")
-    snapshots = PictureSnapshots(home.store_path, refresh_s)
+    if (tls_cert is None) != (tls_key is None):
+        raise ConfigError("give both --tls-cert and --tls-key, or neither")
+    for f in (tls_cert, tls_key):
+        if f is not None and not f.is_file():
+            raise ConfigError(f"no such file: {f}")
+    snapshot = PictureSnapshot(home.store_path, refresh_s)
     try:
-        server = ThreadingHTTPServer((address, port), make_handler(snapshots))
-    except OSError as exc:
-        snapshots.close()
-        raise ConfigError(f"cannot listen on {address}:{port}: {exc.strerror or exc}") from exc
-    server.daemon_threads = True
-    return server, snapshots
+        db = FolderDB(folder_db_path(home.path, folder_db))
+    except Exception:
+        snapshot.close()
+        raise
+    folder = Folder(snapshot, db, tls=tls_cert is not None, throttle=throttle)
+    config = uvicorn.Config(
+        build_app(folder),
+        host=address,
+        port=port,
+        ssl_certfile=str(tls_cert) if tls_cert else None,
+        ssl_keyfile=str(tls_key) if tls_key else None,
+        log_config=None,
+        access_log=False,  # the folder keeps its own access log (who, not just where)
+        server_header=False,
+        proxy_headers=False,
+        timeout_keep_alive=5,
+        h11_max_incomplete_event_size=16 * 1024,  # request line and headers
+        limit_concurrency=500,
+    )
+    return FolderServer(uvicorn.Server(config), folder)

@@ -21,7 +21,8 @@ from node.crypto import linkage
 from node.crypto.keys import EncryptionKey, load_x25519_public_pem, x25519_public_pem
 from node.crypto.sealing import SealedBox, open_sealed, seal
 from node.crypto.signing import SigningKey, key_id_for, load_public_pem, public_pem, verify
-from node.errors import ConfigError, CryptoError, SignatureInvalid
+from node.errors import ConfigError, ConfigFileError, CryptoError, SignatureInvalid
+from node.limits import MAX_MANIFEST_BYTES, read_limited
 from node.model.codes import COUNTRY_NAMES, is_iso3
 from node.model.manifest import Manifest, SignedManifest
 
@@ -116,7 +117,13 @@ def _secretariat_key(home: Home) -> SigningKey:
 
 def load_draft(home: Home) -> Manifest:
     try:
-        return Manifest.model_validate_json(home.manifest_draft_path.read_text(encoding="utf-8"))
+        data = read_limited(
+            home.manifest_draft_path,
+            limit=MAX_MANIFEST_BYTES,
+            what="a manifest draft",
+            error=ConfigFileError,
+        )
+        return Manifest.model_validate_json(data)
     except FileNotFoundError as exc:
         raise ConfigError(f"no draft manifest at {home.manifest_draft_path}") from exc
 
@@ -154,8 +161,17 @@ def add_member(
     return key_id
 
 
-def revoke(home: Home, country: str, key_id: str | None = None) -> list[str]:
-    draft, revoked = fed.revoke(load_draft(home), country.upper(), key_id)
+def revoke(
+    home: Home,
+    country: str,
+    key_id: str | None = None,
+    *,
+    compromised_at: datetime | None = None,
+) -> list[str]:
+    """Revoke a member's key(s) in the draft (see ``federation.revoke``)."""
+    draft, revoked = fed.revoke(
+        load_draft(home), country.upper(), key_id, compromised_at=compromised_at
+    )
     save_draft(home, draft)
     return revoked
 

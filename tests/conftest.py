@@ -27,6 +27,7 @@ import pytest
 
 from node import config
 from node.errors import KafkaSetupError
+from tests.patience import PATIENCE_S
 
 # Known kafka-python 3.0.12 warnings, ignored because warnings are errors here:
 # - it loads protocol schemas with importlib.resources.read_text/open_text,
@@ -54,6 +55,7 @@ with warnings.catch_warnings():
     from kafka.errors import KafkaError
 
     from node.devkafka import LocalKafka, ensure_jars
+    from node.transport.topic_config import shared_topic_configs
 
 ENV_REQUIRE_KAFKA = "CORREDOR_REQUIRE_KAFKA"
 
@@ -181,12 +183,14 @@ def _unique(prefix: str, request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def topic(kafka_admin: KafkaAdminClient, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh topic (3 partitions, replication 1), deleted afterwards."""
+    """A fresh topic (3 partitions, replication 1) configured as Corredor
+    configures the shared topic, deleted afterwards."""
     name = _unique("test", request)
     # A single replica must satisfy acks=all even on a cluster with min ISR 2.
-    new = NewTopic(name, 3, 1, topic_configs={"min.insync.replicas": "1"})
+    configs = {**shared_topic_configs(), "min.insync.replicas": "1"}
+    new = NewTopic(name, 3, 1, topic_configs=configs)
     kafka_admin.create_topics([new])
-    kafka_admin.wait_for_topics([name], timeout_ms=30_000)
+    kafka_admin.wait_for_topics([name], timeout_ms=int(PATIENCE_S * 1000))
     yield name
     # A leftover topic has a unique name and harms no other test.
     with contextlib.suppress(KafkaError):

@@ -43,7 +43,9 @@ def build_picture(base: Path, volumes: dict[str, int] | None = None) -> Home:
     for home in homes:
         _publish(home, topic)
     with PictureStore(agg.store_path) as store:
-        aggregator = Aggregator(store, ops.event_codec(), trust.key_directory(agg))
+        aggregator = Aggregator(
+            store, ops.event_codec(), trust.key_directory(agg), floor=ops.regional_floor()
+        )
         stats = aggregator.apply_batch(MemorySource(topic).poll_batch(0, 10**9))
     assert stats.rejected_total == 0, stats.as_dict()
     return agg

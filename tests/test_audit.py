@@ -28,7 +28,9 @@ from tests.factories import aggregator_for, member_with_data, publish_flows_to
 
 def _apply(agg_home, topic: MemoryTopic):  # type: ignore[no-untyped-def]
     with PictureStore(agg_home.store_path) as store:
-        aggregator = Aggregator(store, ops.event_codec(), trust.key_directory(agg_home))
+        aggregator = Aggregator(
+            store, ops.event_codec(), trust.key_directory(agg_home), floor=ops.regional_floor()
+        )
         return aggregator.apply_batch(MemorySource(topic).poll_batch(0, 10**9))
 
 

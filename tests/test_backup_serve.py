@@ -1,4 +1,5 @@
-"""Online backup and restore of a home, and the read-only picture server."""
+"""Online backup and restore of a home, and `corredor serve` (the folder) reading
+the picture read-only; the folder itself: test_folder.py."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.memory import MemorySink, MemorySource, MemoryTopic
 from tests.factories import aggregator_for, member_with_data
+from tests.patience import PATIENCE_S
 
 
 def _outbox_rows(path: Path) -> int:
@@ -98,6 +100,9 @@ def test_backup_and_restore_through_the_cli(tmp_path: Path) -> None:
     assert ops.home_status(ops.open_home(tmp_path / "r"))["records"] == 50
 
 
+PASSWORD = "a password for the tests"
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, Home]]:
     pan, _rows, _ = member_with_data(tmp_path, "PAN", 300)
@@ -107,39 +112,52 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Home]]:
         drain_outbox(store, MemorySink(topic))
     from node import trust
     from node.aggregator.apply import Aggregator, consume_until_caught_up
+    from node.folder.accounts import FolderDB
 
     with PictureStore(agg.store_path) as store:
         consume_until_caught_up(
-            Aggregator(store, ops.event_codec(), trust.key_directory(agg)), MemorySource(topic)
+            Aggregator(
+                store, ops.event_codec(), trust.key_directory(agg), floor=ops.regional_floor()
+            ), MemorySource(topic)
         )
-    server, snapshots = make_server(agg, "127.0.0.1", 0, refresh_s=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    with FolderDB(agg.path / "folder.db") as db:
+        db.add_user("ana", "TS", PASSWORD)
+    server = make_server(agg, "127.0.0.1", 0, refresh_s=0)
+    server.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", agg
+        yield f"http://127.0.0.1:{server.port}", agg
     finally:
-        server.shutdown()
-        server.server_close()
-        snapshots.close()
+        server.stop()
+
+
+def _basic(url: str, method: str = "GET", data: bytes | None = None) -> urllib.request.Request:
+    import base64
+
+    token = base64.b64encode(f"ana:{PASSWORD}".encode()).decode()
+    return urllib.request.Request(url, data=data, method=method,
+                                  headers={"Authorization": f"Basic {token}"})
 
 
 def test_serve_answers_the_picture_read_only(served: tuple[str, Home]) -> None:
     base, agg = served
     mtime = agg.store_path.stat().st_mtime_ns
-    with urllib.request.urlopen(base + "/picture.json") as resp:
+    with urllib.request.urlopen(_basic(base + "/api/flows")) as resp:
         assert resp.headers["Content-Type"] == "application/json"
         picture = json.load(resp)
     with PictureStore(agg.store_path) as store:
-        from node.report.flows import picture_json
+        from node.report.audience import Scope
+        from node.report.flows import picture_json_for
 
-        assert picture == json.loads(json.dumps(picture_json(store), default=str))
-    with urllib.request.urlopen(base + "/flows.csv") as resp:
-        lines = resp.read().decode().splitlines()
-    assert len(lines) > 1 and "PAN" in "\n".join(lines)
+        want = json.loads(json.dumps(picture_json_for(store, Scope("TS")), default=str))
+    assert picture["flows"] == want["flows"] and picture["flows"]
+    with pytest.raises(urllib.error.HTTPError) as err:  # Basic is for /api/ only
+        urllib.request.urlopen(_basic(base + "/download/flows.csv"))
+    assert err.value.code == 401
+    err.value.close()
     with urllib.request.urlopen(base + "/healthz") as resp:
         assert resp.read().startswith(b"ok")
     for method in ("POST", "PUT", "DELETE"):
-        req = urllib.request.Request(base + "/picture.json", data=b"x", method=method)
+        req = _basic(base + "/api/flows", method, b"x")
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(req)
         assert err.value.code == 405
@@ -179,17 +197,17 @@ def test_serve_command_answers_and_stops_on_sigterm(served: tuple[str, Home]) ->
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + PATIENCE_S
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/picture.json") as resp:
-                    assert json.load(resp)["events_applied"] > 0
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz") as resp:
+                    assert resp.read().startswith(b"ok")
                 break
             except OSError:
                 assert time.monotonic() < deadline and proc.poll() is None
                 time.sleep(0.2)
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
+        out, _ = proc.communicate(timeout=PATIENCE_S)
     assert proc.returncode == 0, out
     assert b"stopped" in out

@@ -380,7 +380,7 @@ def test_the_aggregator_applies_sealed_events_with_one_verification_per_batch(
     assert n >= 4
     sealed = _reseal(signed, trust.load_signing_key(pan), batch=2)
     with PictureStore(agg.store_path) as store:
-        aggregator = Aggregator(store, CODEC, trust.key_directory(agg))
+        aggregator = Aggregator(store, CODEC, trust.key_directory(agg), floor=ops.regional_floor())
         messages = MemorySource(sealed).poll_batch(0, 10**9)
         # two polls, the second sealed batch straddling them
         stats = aggregator.apply_batch(messages[:3])
@@ -392,7 +392,7 @@ def test_the_aggregator_applies_sealed_events_with_one_verification_per_batch(
     # the same picture as from the individually signed events
     reference = tmp_path / "reference.db"
     with PictureStore(reference) as store:
-        Aggregator(store, CODEC, trust.key_directory(agg)).apply_batch(
+        Aggregator(store, CODEC, trust.key_directory(agg), floor=ops.regional_floor()).apply_batch(
             MemorySource(signed).poll_batch(0, 10**9)
         )
         assert store.flow_cells() == cells

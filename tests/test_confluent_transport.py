@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from node.transport.credentials import MASK, Redacted, security_settings
 from node.transport.kafka import PRODUCER_GUARANTEES
 from tests.conftest import secure_local_kafka
 from tests.factories import START, aggregator_for
+from tests.patience import PATIENCE_S
 
 PASSWORD = "s3cret-Never-Logged"
 
@@ -50,14 +52,22 @@ def _read(bootstrap: str, topic: str, expected: int) -> list[tuple[int, int, obj
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
-        consumer_timeout_ms=5000,
     )
+    out: list[tuple[int, int, object]] = []
     try:
-        out = [(m.partition, m.offset, m) for m in consumer]
+        # Until every expected record is in, not until a fixed quiet spell: a
+        # busy machine can be quiet for seconds before the first fetch returns.
+        deadline = time.monotonic() + PATIENCE_S
+        while len(out) < expected and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=1000).values():
+                out += [(r.partition, r.offset, r) for r in records]
+        # then one more poll: nothing beyond the expected records is there
+        for records in consumer.poll(timeout_ms=1000).values():
+            out += [(r.partition, r.offset, r) for r in records]
     finally:
         consumer.close()
     assert len(out) == expected
-    return out
+    return sorted(out, key=lambda t: (t[0], t[1]))
 
 
 def _records(n: int, tag: str) -> list[tuple[bytes, bytes]]:

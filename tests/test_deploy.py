@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import httpx
 import pytest
 import yaml
 from kafka import KafkaAdminClient, KafkaProducer
@@ -34,6 +35,7 @@ from node.config import REPO_ROOT, KafkaSettings, load_home
 from node.devkafka.state import ClusterInfo
 from node.errors import ConfigError
 from tests.conftest import secure_local_kafka
+from tests.patience import PATIENCE_S
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 DOCKERFILE = REPO_ROOT / "deploy" / "Dockerfile"
@@ -203,7 +205,7 @@ def test_environment_names_match_the_code(services: dict[str, dict[str, Any]]) -
                 assert var == "KAFKA_HEAP_OPTS" or f"{var}" in START.read_text(), var
             else:
                 pytest.fail(f"{name}: unexpected environment variable {var}")
-    assert seen == {"CORREDOR_HOME", "CORREDOR_LOG_FORMAT"}
+    assert seen == {"CORREDOR_HOME", "CORREDOR_LOG_FORMAT", "CORREDOR_FOLDER_DB"}
     dockerfile_env = set(re.findall(r"\b(CORREDOR_[A-Z_]+)=", DOCKERFILE.read_text()))
     assert dockerfile_env and dockerfile_env <= known
     # The wrong name would be caught:
@@ -265,16 +267,155 @@ def test_stores_on_named_volumes_and_only_read_only_binds(
     for name, service in services.items():
         for volume in service.get("volumes", []):
             source, target, *mode = volume.split(":")
+            mode = [m for m in mode if m != "ro"] if not source.startswith(("./", "/")) \
+                else mode
             if source.startswith(("./", "/")):
                 assert mode == ["ro"], f"{name}: bind mount {volume} must be read-only"
             else:
                 assert source in named, f"{name}: {source} is not a declared named volume"
             if target == "/var/lib/corredor":
                 homes.add(source)
-    assert {"kafka-data", "secretariat-home", "pan-home", "cri-home"} <= named
+    assert {"kafka-data", "secretariat-home", "pan-home", "cri-home", "folder-state"} <= named
     assert homes == {"secretariat-home", "pan-home", "cri-home"}
     kafka_mounts = {v.split(":")[1]: v.split(":")[0] for v in services["kafka"]["volumes"]}
     assert kafka_mounts["/var/lib/kafka/data"] == "kafka-data"
+
+
+def test_the_report_service_runs_the_folder_read_only_without_keys(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    report = services["report"]
+    args = _command(report)
+    assert args[0] == "serve"
+    _parse(args)
+    home = report["environment"]["CORREDOR_HOME"]
+    folder_db = report["environment"]["CORREDOR_FOLDER_DB"]
+    mounts = {v.split(":")[1]: v.split(":") for v in report["volumes"]}
+    # The Secretariat's home: read-only. The folder's own file: on its own volume,
+    # outside the home, the only writable mount.
+    assert mounts["/var/lib/corredor"] == ["secretariat-home", "/var/lib/corredor", "ro"]
+    writable = [t for t, v in mounts.items() if v[2:] != ["ro"]]
+    assert writable == ["/var/lib/corredor-folder"]
+    assert folder_db.startswith("/var/lib/corredor-folder/")
+    assert not folder_db.startswith(home)
+    assert report["read_only"] is True  # the container's own file system too
+    # The keys directory is covered by an empty tmpfs: no key file is visible.
+    tmpfs = {t.split(":")[0]: t for t in report["tmpfs"]}
+    assert f"{home}/keys" in tmpfs and "ro" in tmpfs[f"{home}/keys"]
+    assert "secrets" not in report
+    assert not any("key" in a.lower() for a in args)
+    # The image creates the folder volume's mount point for the unprivileged user.
+    assert "/var/lib/corredor-folder" in DOCKERFILE.read_text()
+def _mounts(service: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """(source, target, read_only) of each volume, short or long syntax."""
+    out = []
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            out.append((volume["source"], volume["target"], bool(volume.get("read_only"))))
+        else:
+            source, target, *mode = volume.split(":")
+            out.append((source, target, "ro" in ",".join(mode).split(",")))
+    return out
+
+
+def _report_mount_problems(compose: dict[str, Any]) -> list[str]:
+    """What is wrong with the report's mounts: anything writable, and any key
+    material it could read. Key material is the home's keys/ directory: a volume
+    the report mounts carries the keys unless every service that uses that
+    volume as its home puts <home>/keys on a volume of its own."""
+    services = compose["services"]
+    report = services["report"]
+    home = report["environment"]["CORREDOR_HOME"]
+    problems = []
+    if not report.get("read_only"):
+        problems.append("the report's own filesystem is writable")
+    if report.get("secrets"):
+        problems.append(f"the report gets secrets {report['secrets']}")
+    mine = _mounts(report)
+    for source, target, read_only in mine:
+        # The one writable mount it may have: the folder's own state (users,
+        # settings, the access log), a volume no other service mounts.
+        if not read_only and target != "/var/lib/corredor-folder":
+            problems.append(f"{source}:{target} is mounted read-write")
+    for source, _target, _ in mine:
+        for name, other in services.items():
+            if name == "report":
+                continue
+            theirs = _mounts(other)
+            if not any(s == source for s, _, _ in theirs):
+                continue
+            their_home = other.get("environment", {}).get("CORREDOR_HOME", home)
+            keys = f"{their_home}/keys"
+            if any(t == keys for _, t, _ in theirs):
+                keys_volume = next(s for s, t, _ in theirs if t == keys)
+                if keys_volume == source or any(s == keys_volume for s, _, _ in mine):
+                    problems.append(f"the report mounts {name}'s keys volume {keys_volume}")
+            elif any(keys.startswith(t.rstrip("/") + "/") for s, t, _ in theirs if s == source):
+                problems.append(f"{name} keeps its keys ({keys}) on {source}, the report's")
+    return problems
+
+
+def test_the_report_mounts_the_home_read_only_and_no_key_material(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    assert _report_mount_problems(compose) == []
+    # It still has what it reads: the home, whose corredor.yaml and
+    # aggregator.db (with -wal and -shm beside it) are on that volume.
+    home = services["report"]["environment"]["CORREDOR_HOME"]
+    assert any(home.startswith(t + "/") for _, t, _ in _mounts(services["report"]))
+    assert "/tmp" in services["report"]["tmpfs"]  # where serve's snapshots go
+    # The TS's keys volume is the same one wherever the TS's home is used.
+    keys = {
+        name: s
+        for name, svc in services.items()
+        for s, t, _ in _mounts(svc)
+        if t == "/var/lib/corredor/home/keys"
+    }
+    assert keys == {"secretariat-init": "secretariat-keys", "aggregator": "secretariat-keys"}
+    assert "secretariat-keys" in compose["volumes"]
+    # The image makes the keys directory, so a fresh keys volume is the
+    # corredor user's and private (a volume on a path the image lacks is root's).
+    dockerfile = DOCKERFILE.read_text()
+    assert "mkdir -p /var/lib/corredor/home/keys" in dockerfile
+    assert "chmod 0700 /var/lib/corredor/home /var/lib/corredor/home/keys" in dockerfile
+
+
+def test_the_report_mount_check_catches_the_old_layout(compose: dict[str, Any]) -> None:
+    """The check above can fail: the layout before (the whole home read-write,
+    the keys on it) and a keys volume handed to the report are both caught."""
+    old = json.loads(json.dumps(compose))
+    old["services"]["report"]["volumes"] = ["secretariat-home:/var/lib/corredor"]
+    del old["services"]["report"]["read_only"]
+    for name in ("secretariat-init", "aggregator"):
+        old["services"][name]["volumes"] = [
+            v for v in old["services"][name]["volumes"] if "keys" not in v
+        ]
+    problems = _report_mount_problems(old)
+    assert any("read-write" in p for p in problems)
+    assert any("keeps its keys" in p for p in problems)
+    assert any("filesystem is writable" in p for p in problems)
+    leaked = json.loads(json.dumps(compose))
+    leaked["services"]["report"]["volumes"].append(
+        "secretariat-keys:/var/lib/corredor/home/keys:ro"
+    )
+    assert any("keys volume" in p for p in _report_mount_problems(leaked))
+
+
+def test_compose_v2_is_required_where_users_install_it(compose: dict[str, Any]) -> None:
+    """The file keeps the top-level ``name:`` (it pins the volume names), which
+    Compose 1.x rejects; so the README and the runbook must say Compose v2 is
+    needed and how to install it, and no instruction may use the v1 command."""
+    assert compose["name"] == "corredor"
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    runbook = (REPO_ROOT / "deploy" / "README.md").read_text(encoding="utf-8")
+    for text in (readme, runbook, COMPOSE.read_text(encoding="utf-8")):
+        assert "Compose v2" in text
+        assert "docker-compose-plugin" in text
+    assert "docker compose version" in runbook
+    for path in [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "deploy").rglob("*.md"))]:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if re.search(r"^\s*(sudo\s+)?docker-compose\s", line):
+                pytest.fail(f"{path}:{number}: a v1 command: {line.strip()}")
 
 
 def test_secrets_come_from_files(
@@ -372,14 +513,14 @@ def test_init_kafka_adds_a_country_and_the_dead_letter_topic(
         users=files,
         admin_mechanism="SCRAM-SHA-512",
         cafile=sec.ca_file,
-        timeout_s=60,
+        timeout_s=PATIENCE_S,
     )
     # The local secure cluster makes the dead-letter topic itself; remove it so
     # that init-kafka has to create what a fresh production cluster lacks.
     admin = KafkaAdminClient(**secure.client_config("admin"))
     try:
         admin.delete_topics(["corredor.events.dlq"])
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + PATIENCE_S
         while "corredor.events.dlq" in admin.list_topics() and time.monotonic() < deadline:
             time.sleep(0.2)
     finally:
@@ -432,7 +573,7 @@ def test_init_home_trades_keys_and_members_sync_the_manifest(
 
     def run(**kw: Any) -> None:
         try:
-            deploy.init_home(kafka=kafka, exchange=exchange, timeout_s=90, **kw)
+            deploy.init_home(kafka=kafka, exchange=exchange, timeout_s=PATIENCE_S, **kw)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -444,10 +585,11 @@ def test_init_home_trades_keys_and_members_sync_the_manifest(
         t.start()
     time.sleep(1)  # members wait for the Secretariat's key
     ts = deploy.init_home(
-        tmp_path / "ts", kafka=kafka, exchange=exchange, enrol=["PAN", "CRI"], timeout_s=90
+        tmp_path / "ts", kafka=kafka, exchange=exchange, enrol=["PAN", "CRI"], timeout_s=PATIENCE_S
     )
     for t in threads:
-        t.join(120)
+        t.join(PATIENCE_S)
+    assert not any(t.is_alive() for t in threads)
     assert not errors, errors
     assert ts.created and sorted(ts.enrolled) == ["CRI", "PAN"]
     for c in ("pan", "cri"):
@@ -456,7 +598,7 @@ def test_init_home_trades_keys_and_members_sync_the_manifest(
         assert home.config.kafka.bootstrap == kafka_bootstrap
     # Running again changes nothing and enrols nobody twice.
     again = deploy.init_home(
-        tmp_path / "ts", kafka=kafka, exchange=exchange, enrol=["PAN", "CRI"], timeout_s=30
+        tmp_path / "ts", kafka=kafka, exchange=exchange, enrol=["PAN", "CRI"], timeout_s=PATIENCE_S
     )
     assert not again.created and again.enrolled == []
     assert not list(exchange.rglob("*.key"))  # public material only
@@ -514,20 +656,53 @@ def test_the_stack_runs_the_demo(tmp_path: Path) -> None:
             inbox = REPO_ROOT / "deploy" / "inbox" / country
             write_csv(rows, inbox / "demo.csv")
             run("exec", "-T", f"node-{country.lower()}", "corredor", "ingest", "/inbox/demo.csv")
+        # The folder: a user added inside the report container, signed in from the host.
+        done = subprocess.run(
+            [*compose, "exec", "-T", "report", "corredor", "users", "add", "ops",
+             "--audience", "TS"], input="compose test password\n", capture_output=True,
+            text=True, timeout=120, cwd=REPO_ROOT)
+        assert done.returncode == 0, done.stdout + done.stderr
+        folder = httpx.Client(base_url="http://127.0.0.1:8080")
+        token = re.search(r"name='csrf' value='([^']+)'", folder.get("/signin").text)
+        assert token
+        signed = folder.post("/signin", data={"csrf": token.group(1), "username": "ops",
+                                              "password": "compose test password"})
+        assert signed.status_code == 303
+        # No key visible, and the home cannot be written from the folder's container.
+        assert run("exec", "-T", "report", "ls", "-A", "/var/lib/corredor/home/keys") == ""
+        denied = subprocess.run(
+            [*compose, "exec", "-T", "report", "python", "-c",
+             "open('/var/lib/corredor/home/x', 'w')"], capture_output=True, cwd=REPO_ROOT)
+        assert denied.returncode != 0
         deadline = time.monotonic() + 300
         producers: set[str] = set()
         while time.monotonic() < deadline and producers != {"PAN", "CRI"}:
             time.sleep(5)
             try:
-                with urllib.request.urlopen("http://127.0.0.1:8080/picture.json", timeout=5) as r:
-                    picture = json.load(r)
-            except (OSError, ValueError):
+                picture = folder.get("/api/flows", timeout=5).json()
+            except (httpx.HTTPError, ValueError):
                 continue
             producers = {row["reporting_country"] for row in picture["flows"]}
+        folder.close()
         assert producers == {"PAN", "CRI"}
         assert picture["rejected"] == 0
         run("exec", "-T", "node-pan", "corredor", "doctor")
         run("exec", "-T", "aggregator", "corredor", "doctor")
+        # The report sees no key and writes nothing in the home; the aggregator
+        # does have its keys (on the secretariat-keys volume).
+        seen = run("exec", "-T", "report", "sh", "-c", "ls -A /var/lib/corredor/home/keys")
+        assert seen.strip() == ""
+        assert "secretariat.key" in run(
+            "exec", "-T", "aggregator", "sh", "-c", "ls /var/lib/corredor/home/keys"
+        )
+        probe = subprocess.run(
+            [*compose, "exec", "-T", "report", "sh", "-c", "touch /var/lib/corredor/home/x"],
+            capture_output=True,
+            text=True,
+            cwd=REPO_ROOT,
+            timeout=60,
+        )
+        assert probe.returncode != 0 and "Read-only" in probe.stderr
         with urllib.request.urlopen("http://127.0.0.1:9465/metrics", timeout=5) as r:
             assert "corredor_acknowledged_total" in r.read().decode()
     finally:

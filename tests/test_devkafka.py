@@ -36,6 +36,7 @@ from node.devkafka.properties import (
     render_properties,
 )
 from node.errors import KafkaSetupError
+from tests.patience import PATIENCE_S
 
 ONE = [NodeAddress(1, 19092, 19093)]
 THREE = [NodeAddress(1, 19092, 19093), NodeAddress(2, 29092, 29093), NodeAddress(3, 39092, 39093)]
@@ -308,7 +309,7 @@ def test_produce_and_consume_one_message(
         # A conflicting option silently turns idempotence off in kafka-python 3.0.
         assert producer.config["enable_idempotence"] is True
         assert producer.config["acks"] in (-1, "all")
-        sent = producer.send(topic, key=b"k", value=b"hola").get(timeout=30)
+        sent = producer.send(topic, key=b"k", value=b"hola").get(timeout=PATIENCE_S)
     finally:
         producer.close()
 
@@ -320,7 +321,7 @@ def test_produce_and_consume_one_message(
         enable_auto_commit=False,
     )
     try:
-        received = _poll_values(consumer, want=1, timeout=60)
+        received = _poll_values(consumer, want=1, timeout=PATIENCE_S)
     finally:
         consumer.close()
 
@@ -345,7 +346,7 @@ def test_three_node_cluster_survives_a_killed_broker(kafka_jars: Path, tmp_path:
         admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap)
         try:
             admin.create_topics([NewTopic("replicated", 1, 3)])
-            admin.wait_for_topics(["replicated"], timeout_ms=30_000)
+            admin.wait_for_topics(["replicated"], timeout_ms=int(PATIENCE_S * 1000))
         finally:
             admin.close()
 
@@ -355,7 +356,7 @@ def test_three_node_cluster_survives_a_killed_broker(kafka_jars: Path, tmp_path:
         producer = KafkaProducer(bootstrap_servers=kafka.bootstrap)
         try:
             # acks=all with min ISR 2: still writable with one of three brokers down.
-            producer.send("replicated", b"while-down").get(timeout=60)
+            producer.send("replicated", b"while-down").get(timeout=PATIENCE_S)
         finally:
             producer.close()
 
@@ -368,7 +369,9 @@ def test_three_node_cluster_survives_a_killed_broker(kafka_jars: Path, tmp_path:
             "replicated", bootstrap_servers=kafka.bootstrap, auto_offset_reset="earliest"
         )
         try:
-            assert [v for _, _, v in _poll_values(consumer, want=1, timeout=60)] == [b"while-down"]
+            assert [v for _, _, v in _poll_values(consumer, want=1, timeout=PATIENCE_S)] == [
+                b"while-down"
+            ]
         finally:
             consumer.close()
         pids = [n.pid for n in kafka.info.nodes]

@@ -65,6 +65,7 @@ def test_a_healthy_member_and_aggregator(federation: tuple[Home, Home]) -> None:
         "broker",
         "credentials",
         "topic",
+        "retention",
         "manifest",
         "policy",
         "outbox",

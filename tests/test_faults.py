@@ -32,6 +32,7 @@ from node.store.picture import PictureStore
 from node.transport.clients import Client
 from node.transport.kafka import read_all
 from tests.factories import START, aggregator_for, expected_picture, picture_totals
+from tests.patience import PATIENCE_S
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -144,16 +145,17 @@ def test_kafka_fully_down_during_ingest_and_publish(
     stop = threading.Event()
     thread, _ = _follow(pan, stop)
     try:
-        assert wait_until(lambda: _drained(pan), 60)
+        assert wait_until(lambda: _drained(pan), PATIENCE_S)
         single_broker.kill_broker(1)  # Kafka fully down
         _ingest(pan, rows[3000:], tmp_path / "b.csv")  # ingest goes on meanwhile
         time.sleep(8)
         assert _pending(pan) > 0, "events waited in the outbox while Kafka was down"
         single_broker.restart_broker(1)
-        assert wait_until(lambda: _pending(pan) == 0, 120), "outbox drained after recovery"
+        assert wait_until(lambda: _pending(pan) == 0, PATIENCE_S), "outbox drained after recovery"
     finally:
         stop.set()
-        thread.join(30)
+        thread.join(PATIENCE_S)
+        assert not thread.is_alive(), "the follow loop did not stop"
     ops.aggregate_once(agg)
     _counts_line("kafka-down", [pan], agg, "faults.down", bootstrap)
     assert picture_totals(agg) == _as_published([pan])
@@ -189,7 +191,7 @@ def test_leader_killed_under_load_loses_and_doubles_nothing(
             _ingest(h, rows[h.country][:1000], tmp_path / f"{h.country}-0.csv")
             followers.append(_follow(h, stop))
         try:
-            assert wait_until(lambda: all(_drained(h) for h in members), 60)
+            assert wait_until(lambda: all(_drained(h) for h in members), PATIENCE_S)
             leader = _leader_of(kafka.bootstrap, topic)
             for step in range(1, 4):
                 for h in members:
@@ -198,11 +200,11 @@ def test_leader_killed_under_load_loses_and_doubles_nothing(
                 if step == 1:
                     kafka.kill_broker(leader)  # SIGKILL the partition leader mid-stream
                 time.sleep(0.5)
-            assert wait_until(lambda: all(_pending(h) == 0 for h in members), 120)
+            assert wait_until(lambda: all(_pending(h) == 0 for h in members), PATIENCE_S)
         finally:
             stop.set()
             for thread, _ in followers:
-                thread.join(30)
+                thread.join(PATIENCE_S)
         survivors = ",".join(f"127.0.0.1:{n.port}" for n in kafka.info.nodes if n.node_id != leader)
         ops.aggregate_once(agg, bootstrap=survivors)
         _counts_line("leader-killed", members, agg, topic, survivors)
@@ -253,9 +255,9 @@ def test_node_and_aggregator_killed_mid_work_then_restarted(
             proc.wait(10)
     assert _pending(pan) > 0
     proc = _corredor(pan, "publish", "--follow", "--interval", "0.2")
-    assert wait_until(lambda: _pending(pan) == 0, 60)
+    assert wait_until(lambda: _pending(pan) == 0, PATIENCE_S)
     proc.send_signal(signal.SIGTERM)  # graceful: finishes the batch, exits 0
-    out = _finish(proc, pan, 30)
+    out = _finish(proc, pan, PATIENCE_S)
     assert proc.returncode == 0, out
     assert "stopped:" in out
     # The aggregator: SIGKILL between batches of its apply, then restart.
@@ -266,13 +268,13 @@ def test_node_and_aggregator_killed_mid_work_then_restarted(
         with PictureStore(agg.store_path) as store:
             return store.counts()["events_received"]
 
-    assert wait_until(lambda: applied() > 0, 60)
+    assert wait_until(lambda: applied() > 0, PATIENCE_S)
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     at_kill = applied()
     assert 0 < at_kill < total, (at_kill, total)
     restart = _corredor(agg, "aggregate", "--once")
-    out = _finish(restart, agg, 180)
+    out = _finish(restart, agg, PATIENCE_S)
     assert restart.returncode == 0, out
     _counts_line("processes-killed", members, agg, "faults.kill", bootstrap)
     assert picture_totals(agg) == _as_published(members)

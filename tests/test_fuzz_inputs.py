@@ -130,7 +130,9 @@ def test_garbage_messages_never_stop_the_aggregator(tmp_path: Path) -> None:
         if valid:
             mixed.append(b"PAN", (valid[0] or b"")[:cut])
         with PictureStore(agg.store_path) as store:
-            stats = Aggregator(store, ops.event_codec(), ops.trust.key_directory(agg)).apply_batch(
+            stats = Aggregator(
+                store, ops.event_codec(), ops.trust.key_directory(agg), floor=ops.regional_floor()
+            ).apply_batch(
                 MemorySource(mixed).poll_batch(0, 10**6)
             )
         assert stats.messages == len(mixed.records)

@@ -63,7 +63,9 @@ def _aggregate(agg: Home, codec: EventCodec, bootstrap: str, topic: str, group: 
         source = KafkaSource(bootstrap, topic, group)
         try:
             return consume_until_caught_up(
-                Aggregator(store, codec, trust.key_directory(agg)), source
+                Aggregator(
+                    store, codec, trust.key_directory(agg), floor=ops.regional_floor()
+                ), source
             )
         finally:
             source.close()

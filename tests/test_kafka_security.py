@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,12 +23,14 @@ from node import operations as ops
 from node.config import Home, KafkaSettings
 from node.devkafka import ClusterInfo, LocalKafka
 from node.devkafka.manage import home_settings
+from node.doctor import diagnose
 from node.errors import TransportError
 from node.store import audit
 from node.transport.credentials import MASK
 from node.transport.kafka import KafkaSource, ensure_topic
 from tests.conftest import secure_local_kafka
 from tests.factories import aggregator_for, expected_picture, member_with_data, picture_totals
+from tests.patience import PATIENCE_S
 
 # kafka-python 3.0.12 leaves the TLS sockets of a client the broker refused
 # unclosed; they surface when collected. Collected here, inside this module's
@@ -161,7 +164,7 @@ def test_country_writes_the_shared_topic_and_only_the_secretariat_reads_it(
     marker = f"ping-{uuid.uuid4().hex}".encode()
     producer = KafkaProducer(**_config(secure_kafka, "PAN"))
     try:
-        meta = producer.send(topic, key=b"PAN", value=marker).get(timeout=30)
+        meta = producer.send(topic, key=b"PAN", value=marker).get(timeout=PATIENCE_S)
     finally:
         producer.close()
     tp = TopicPartition(topic, meta.partition)
@@ -171,8 +174,15 @@ def test_country_writes_the_shared_topic_and_only_the_secretariat_reads_it(
         try:
             consumer.assign([tp])
             consumer.seek(tp, meta.offset)
-            polled = consumer.poll(timeout_ms=10_000, max_records=10)
-            return [r.value for records in polled.values() for r in records]
+            # Until a record comes (or a refusal is raised): one poll may
+            # return empty on a busy machine.
+            deadline = time.monotonic() + PATIENCE_S
+            while time.monotonic() < deadline:
+                polled = consumer.poll(timeout_ms=1000, max_records=10)
+                values = [r.value for records in polled.values() for r in records]
+                if values:
+                    return values
+            return []
         finally:
             consumer.close()
 
@@ -191,7 +201,7 @@ def test_country_cannot_consume_the_shared_topic_with_its_own_group(
         "corredor.events",
         "GTM.snoop",
         security=security,
-        assignment_timeout_s=10,
+        assignment_timeout_s=PATIENCE_S,
     )
     try:
         # It may join its group and see the partitions (DESCRIBE lets it produce);
@@ -217,12 +227,14 @@ def test_country_may_not_write_the_picture_nor_use_another_countrys_group(
     for group, allowed in (("PAN.control", True), ("GTM.control", False)):
         consumer = KafkaConsumer("corredor.control", **_config(secure_kafka, "PAN", group_id=group))
         try:
+            deadline = time.monotonic() + PATIENCE_S
             if allowed:
-                consumer.poll(timeout_ms=3000)
+                while not consumer.assignment() and time.monotonic() < deadline:
+                    consumer.poll(timeout_ms=500)
                 assert consumer.assignment()
             else:
                 with pytest.raises(KafkaError):
-                    for _ in range(20):
+                    while time.monotonic() < deadline:
                         consumer.poll(timeout_ms=500)
         finally:
             consumer.close()
@@ -274,7 +286,7 @@ def test_the_slice_over_tls_and_scram_without_leaking_a_secret(
             assert result.drain.acknowledged == result.plan.published_cells > 0
         # A member's garbage goes, with ACLs on, to the Secretariat's dead letters.
         producer = KafkaProducer(**_config(info, "PAN"))
-        producer.send("corredor.events", key=b"PAN", value=b"not an event").get(timeout=30)
+        producer.send("corredor.events", key=b"PAN", value=b"not an event").get(timeout=PATIENCE_S)
         producer.close()
         stats = ops.aggregate_once(agg)
         assert stats.rejected == {"undecodable": 1}
@@ -284,6 +296,14 @@ def test_the_slice_over_tls_and_scram_without_leaking_a_secret(
         assert picture_totals(agg) == expected_picture((h.country, rows) for h, rows in members)
         for home in (pan, gtm, agg):
             assert audit.verify(home.store_path).ok
+
+        # The Secretariat may read the shared topic's settings: doctor checks that
+        # its retention serves a rebuild. A member may not, and doctor says so.
+        checks = {c.name: c for c in diagnose(agg).checks}
+        assert checks["retention"].ok is True, checks["retention"].detail
+        checks = {c.name: c for c in diagnose(pan).checks}
+        assert checks["retention"].ok is None, checks["retention"].detail
+        assert "DESCRIBE_CONFIGS" in checks["retention"].detail
 
         # A member's credentials cannot aggregate: the shared topic is not theirs.
         _connect(agg, info, "PAN")
@@ -324,7 +344,8 @@ def test_three_secure_brokers_replicate_over_sasl_ssl(kafka_jars: Path, tmp_path
             consumer.assign([tp])
             consumer.seek(tp, meta.offset)
             values: list[bytes] = []
-            for _ in range(30):
+            deadline = time.monotonic() + PATIENCE_S
+            while time.monotonic() < deadline:
                 polled = consumer.poll(timeout_ms=1000)
                 values += [r.value for records in polled.values() for r in records]
                 if values:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -10,7 +11,6 @@ import sys
 import urllib.request
 from pathlib import Path
 
-import pytest
 from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -21,6 +21,7 @@ from node.demo.synth import generate_encounters, write_csv
 from node.follow import BatchReport, PublishCounters, wait_until
 from node.metrics import FollowMetrics, MetricsServer
 from tests.factories import START, aggregator_for, member_with_data
+from tests.patience import PATIENCE_S
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -99,6 +100,57 @@ def test_aggregator_batches_add_up() -> None:
     assert _value(samples, "corredor_apply_latency_seconds_bucket", le="0.025") == 1
 
 
+def _reasons_raised_in_node() -> set[str]:
+    """Every literal reason node/ raises MessageRejected with, read from the
+    source (not from the list the metrics use)."""
+    pattern = re.compile(r'MessageRejected\(\s*"([a-z-]+)"')
+    return {
+        m.group(1)
+        for path in (REPO_ROOT / "node").rglob("*.py")
+        for m in pattern.finditer(path.read_text(encoding="utf-8"))
+    }
+
+
+def _series(samples: Samples, name: str, label: str) -> dict[str, float]:
+    return {dict(labels)[label]: v for (n, labels), v in samples.items() if n == name}
+
+
+def test_every_rejection_reason_is_scraped_at_zero_before_the_first_message() -> None:
+    """An alert on one reason must read 0, not "no data", until it happens."""
+    raised = _reasons_raised_in_node()
+    assert {"bad-signature", "below-regional-floor", "undecodable"} <= raised  # the scan works
+    metrics = FollowMetrics("aggregator")
+    with MetricsServer(metrics, 0) as server:
+        before = _series(_scrape(server.port), "corredor_rejected_total", "reason")
+        metrics.on_report(BatchReport(ApplyStats(messages=1, rejected={"unsigned": 1}), 0.01, 0, 0))
+        after = _series(_scrape(server.port), "corredor_rejected_total", "reason")
+    missing = raised - before.keys()
+    assert not missing, f"reasons with no series before their first message: {sorted(missing)}"
+    assert set(before.values()) == {0.0}
+    assert after["unsigned"] == 1 and after["bad-signature"] == 0
+    # every unlabelled counter is there at zero as well
+    members = _scrape_fresh(FollowMetrics("member", "PAN"))
+    for name in (
+        "corredor_staged_total",
+        "corredor_published_total",
+        "corredor_acknowledged_total",
+        "corredor_refused_total",
+        "corredor_publish_errors_total",
+    ):
+        assert members[(name, ())] == 0
+
+
+def test_docs_list_every_rejection_reason() -> None:
+    text = (REPO_ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    listed = text.split("Reasons: `", 1)[1].split("`", 1)[0]
+    assert {r.strip() for r in listed.split(",")} >= _reasons_raised_in_node()
+
+
+def _scrape_fresh(metrics: FollowMetrics) -> Samples:
+    with MetricsServer(metrics, 0) as server:
+        return _scrape(server.port)
+
+
 def test_metrics_port_needs_follow(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
@@ -127,13 +179,12 @@ def _corredor(home: Home, *args: str) -> subprocess.Popen[bytes]:
 
 def _stop(proc: subprocess.Popen[bytes], home: Home) -> str:
     proc.send_signal(signal.SIGTERM)
-    code = proc.wait(60)
+    code = proc.wait(PATIENCE_S)
     log = (home.path / "process.log").read_text(encoding="utf-8", errors="replace")
     assert code == 0, log
     return log
 
 
-@pytest.mark.timeout(240)
 def test_follow_loops_serve_moving_counters(
     tmp_path: Path, kafka_bootstrap: str, topic: str
 ) -> None:
@@ -158,19 +209,25 @@ def test_follow_loops_serve_moving_counters(
                 return {}
 
         assert wait_until(
-            lambda: _value(scrape_or_empty(p_pub), "corredor_acknowledged_total") > 0, 60
+            lambda: _value(scrape_or_empty(p_pub), "corredor_acknowledged_total") > 0,
+            PATIENCE_S,
         ), (pan.path / "process.log").read_text()
         assert wait_until(
-            lambda: _value(scrape_or_empty(p_pub), "corredor_outbox_pending") == 0, 30
+            lambda: _value(scrape_or_empty(p_pub), "corredor_outbox_pending") == 0,
+            PATIENCE_S,
         )
         first = _scrape(p_pub)
         acked = _value(first, "corredor_acknowledged_total")
         assert _value(first, "corredor_published_total") == acked
         assert wait_until(
-            lambda: _value(scrape_or_empty(p_agg), "corredor_applied_total") == acked, 60
+            lambda: _value(scrape_or_empty(p_agg), "corredor_applied_total") == acked,
+            PATIENCE_S,
         ), (agg.path / "process.log").read_text()
         seen = _scrape(p_agg)
         assert _value(seen, "corredor_consumer_lag") == 0
+        # nothing refused yet, and yet each reason has its series at 0
+        assert ("corredor_rejected_total", (("reason", "bad-signature"),)) in seen
+        assert sum(_series(seen, "corredor_rejected_total", "reason").values()) == 0
         assert _value(seen, "corredor_apply_latency_seconds_count") >= 1
         assert _value(seen, "corredor_apply_latency_seconds_sum") > 0
 
@@ -180,21 +237,25 @@ def test_follow_loops_serve_moving_counters(
         write_csv(more, tmp_path / "more.csv")
         assert ops.ingest(pan, tmp_path / "more.csv").stored > 0
         assert wait_until(
-            lambda: _value(scrape_or_empty(p_pub), "corredor_acknowledged_total") > acked, 60
+            lambda: _value(scrape_or_empty(p_pub), "corredor_acknowledged_total") > acked,
+            PATIENCE_S,
         )
         producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
         producer.send(topic, key=b"PAN", value=b"not an event").get(30)
         producer.close()
         assert wait_until(
-            lambda: _value(scrape_or_empty(p_agg), "corredor_quarantined_total") >= 1, 60
+            lambda: _value(scrape_or_empty(p_agg), "corredor_quarantined_total") >= 1,
+            PATIENCE_S,
         )
         assert wait_until(
-            lambda: _value(scrape_or_empty(p_agg), "corredor_dead_lettered_total") >= 1, 30
+            lambda: _value(scrape_or_empty(p_agg), "corredor_dead_lettered_total") >= 1,
+            PATIENCE_S,
         )
         later_pub = _scrape(p_pub)
         total = _value(later_pub, "corredor_acknowledged_total")
         assert wait_until(
-            lambda: _value(scrape_or_empty(p_agg), "corredor_applied_total") == total, 60
+            lambda: _value(scrape_or_empty(p_agg), "corredor_applied_total") == total,
+            PATIENCE_S,
         )
         later = _scrape(p_agg)
         assert _value(later, "corredor_apply_latency_seconds_count") > _value(

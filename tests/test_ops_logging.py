@@ -16,6 +16,7 @@ from node.cli import main
 from node.demo.synth import generate_encounters, plant_values, write_csv
 from node.logging_setup import JsonFormatter, configure_logging
 from tests.factories import START, aggregator_for
+from tests.patience import PATIENCE_S
 
 
 @pytest.fixture
@@ -145,27 +146,31 @@ def test_follow_output_in_json_mode_is_one_object_per_line(
     write_csv(rows, tmp_path / "pan.csv")
     assert ops.ingest(pan, tmp_path / "pan.csv").stored == 200
     env = {k: v for k, v in os.environ.items() if k != "CORREDOR_LOG_FORMAT"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "node.cli",
-            "--home",
-            str(pan.path),
-            "publish",
-            "--follow",
-            "--interval",
-            "0.3",
-            "--metrics-port",
-            "0",
-        ],
-        cwd=REPO_ROOT,
-        env={**env, "CORREDOR_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    # A file, not a pipe: a loop slowed down by a busy machine logs more cycles
+    # than a pipe buffer holds, and would block on a full pipe.
+    output = tmp_path / "follow.log"
+    with output.open("wb") as sink:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "node.cli",
+                "--home",
+                str(pan.path),
+                "publish",
+                "--follow",
+                "--interval",
+                "0.3",
+                "--metrics-port",
+                "0",
+            ],
+            cwd=REPO_ROOT,
+            env={**env, "CORREDOR_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + PATIENCE_S
         from node.store.node_store import NodeStore
 
         while time.monotonic() < deadline:
@@ -175,9 +180,10 @@ def test_follow_output_in_json_mode_is_one_object_per_line(
             time.sleep(0.3)
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
+        proc.wait(timeout=PATIENCE_S)
+    out = output.read_text(encoding="utf-8")
     assert proc.returncode == 0, out
-    entries = _lines(out.decode())  # every line is JSON
+    entries = _lines(out)  # every line is JSON
     messages = [str(e["message"]) for e in entries]
     assert any(m.startswith("metrics on http://127.0.0.1:") for m in messages), messages
     cycles = [e for e in entries if str(e["message"]).startswith("cycle ")]
@@ -185,4 +191,4 @@ def test_follow_output_in_json_mode_is_one_object_per_line(
     stopped = [e for e in entries if str(e["message"]).startswith("stopped:")]
     assert len(stopped) == 1 and int(str(stopped[0]["acknowledged"])) > 0
     planted = {v for values in plant_values(rows).values() for v in values if len(v) >= 4}
-    assert [v for v in planted if v in out.decode()] == []
+    assert [v for v in planted if v in out] == []

@@ -33,6 +33,7 @@ from node.transport.kafka import read_all
 from node.transport.memory import MemorySink, MemoryTopic
 from node.workers import StagerProcess
 from tests.factories import START, aggregator_for
+from tests.patience import PATIENCE_S
 
 RECORDS = 2_500
 
@@ -166,7 +167,7 @@ def test_overlapping_drain_sends_each_committed_row_once(tmp_path: Path) -> None
                 home, store, ops.home_policy(home), commit_chunks=True
             )
         done.set()
-        drainer.join(timeout=60)
+        drainer.join(timeout=PATIENCE_S)
     assert results and results[0].acknowledged == results[0].sent == plan.staged
     values = [m.value for m in topic.records]
     assert len(values) == len(set(values)) == plan.staged
@@ -322,7 +323,7 @@ def test_follow_plans_again_only_when_records_change(
     )
     follower.start()
     try:
-        assert wait_until(lambda: _pending_and_acked(home) == (0, 300), 60)
+        assert wait_until(lambda: _pending_and_acked(home) == (0, 300), PATIENCE_S)
         time.sleep(0.5)  # idle cycles
         more = generate_encounters("USA", 50, seed=99, start=START, weeks=2)
         for i, row in enumerate(more):
@@ -330,7 +331,7 @@ def test_follow_plans_again_only_when_records_change(
         path = tmp_path / "late.csv"
         write_csv(more, path)
         ops.ingest(home, path, stage=False)  # another connection: follow must plan it
-        assert wait_until(lambda: _pending_and_acked(home) == (0, 350), 60)
+        assert wait_until(lambda: _pending_and_acked(home) == (0, 350), PATIENCE_S)
     finally:
         stop.set()
         follower.join(30)

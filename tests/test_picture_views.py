@@ -495,6 +495,7 @@ def test_members_get_the_picture_back_signed_by_its_producers(tmp_path: Path) ->
     member's node verifies and applies them, and its report equals the
     Secretariat's export for that member."""
     from node import trust
+    from node.aggregator.apply import APPENDED_AT_HEADER
     from node.config import load_home
     from node.picture_sync import apply_picture, picture_path
     from node.transport.base import Message
@@ -512,9 +513,14 @@ def test_members_get_the_picture_back_signed_by_its_producers(tmp_path: Path) ->
         conn.close()
     for_members = {e for e, u in uses.items() if {"members", "public"} & set(u["audiences"])}
     assert queued == for_members and len(pending) == len(queued) > 0
+    # As the Secretariat publishes them: the shared topic's append time in a header.
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
     messages = [
-        Message("picture", 0, i, subject.encode(), value, 0)
-        for i, (_, subject, value) in enumerate(pending)
+        Message(
+            "picture", 0, i, subject.encode(), value, now_ms, True,
+            ((APPENDED_AT_HEADER, str(at).encode()),),
+        )
+        for i, (_, subject, value, at) in enumerate(pending)
     ]
     stats = apply_picture(pan, messages)
     assert stats.rejected_total == 0 and stats.applied == len(pending)
@@ -528,7 +534,7 @@ def test_members_get_the_picture_back_signed_by_its_producers(tmp_path: Path) ->
     # A forged picture message (altered after signing) is set aside, not applied.
     forged = bytearray(pending[0][2])
     forged[-1] ^= 0x01
-    bad = apply_picture(pan, [Message("picture", 0, 99, b"x", bytes(forged), 0)])
+    bad = apply_picture(pan, [Message("picture", 0, 99, b"x", bytes(forged), now_ms)])
     assert bad.applied == 0 and bad.rejected_total == 1
     assert picture_path(pan) == pan.path / "picture.db"
 
@@ -565,8 +571,8 @@ def test_the_picture_topic_waits_for_an_embargo(picture: Home, tmp_path: Path) -
                                (event,)).fetchone()[0]
     conn.close()
     with PictureStore(db) as store:
-        before = {seq for seq, _, _ in store.pending_picture(NOW)}
-        after = {seq for seq, _, _ in store.pending_picture(NOW + timedelta(days=4))}
+        before = {seq for seq, _, _, _ in store.pending_picture(NOW)}
+        after = {seq for seq, _, _, _ in store.pending_picture(NOW + timedelta(days=4))}
         assert waiting not in before and after == before | {waiting}
         store.mark_picture_published(sorted(after))
         assert store.pending_picture(NOW + timedelta(days=4)) == []
@@ -623,7 +629,9 @@ def test_routes_from_linked_encounter_records_end_to_end(tmp_path: Path) -> None
         from node import trust
         from node.aggregator.apply import Aggregator
 
-        stats = Aggregator(store, ops.event_codec(), trust.key_directory(agg)).apply_batch(
+        stats = Aggregator(
+            store, ops.event_codec(), trust.key_directory(agg), floor=ops.regional_floor()
+        ).apply_batch(
             MemorySource(topic).poll_batch(0, 10**9)
         )
         assert stats.rejected_total == 0
@@ -645,8 +653,8 @@ def test_purge_tombstones_the_purged_subjects_on_the_picture_topic(
     db.write_bytes(picture.store_path.read_bytes())
     with PictureStore(db) as store:
         pending = store.pending_picture(NOW)
-        store.mark_picture_published([seq for seq, _, _ in pending])
-        published = {subject for _, subject, _ in pending}
+        store.mark_picture_published([seq for seq, _, _, _ in pending])
+        published = {subject for _, subject, _, _ in pending}
         uses = store.uses()
         conn = sqlite3.connect(db)
         try:

@@ -26,7 +26,9 @@ from tests.factories import (
 
 def _apply(agg_home, topic: MemoryTopic, start: int = 0):  # type: ignore[no-untyped-def]
     with PictureStore(agg_home.store_path) as store:
-        aggregator = Aggregator(store, ops.event_codec(), trust.key_directory(agg_home))
+        aggregator = Aggregator(
+            store, ops.event_codec(), trust.key_directory(agg_home), floor=ops.regional_floor()
+        )
         source = MemorySource(topic, committed=start)
         return aggregator.apply_batch(source.poll_batch(0, 10**9))
 

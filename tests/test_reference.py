@@ -58,7 +58,9 @@ def _publish(home: Home, topic: MemoryTopic) -> ReferencePlan:
 
 def _apply(agg: Home, topic: MemoryTopic, start: int = 0) -> ApplyStats:
     with PictureStore(agg.store_path) as store:
-        aggregator = Aggregator(store, ops.event_codec(), trust.key_directory(agg))
+        aggregator = Aggregator(
+            store, ops.event_codec(), trust.key_directory(agg), floor=ops.regional_floor()
+        )
         return aggregator.apply_batch(MemorySource(topic, committed=start).poll_batch(0, 10**9))
 
 

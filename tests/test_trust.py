@@ -34,7 +34,9 @@ def _publish(home, topic: MemoryTopic, now: datetime | None = None) -> None:  # 
 
 def _apply(agg, topic: MemoryTopic):  # type: ignore[no-untyped-def]
     with PictureStore(agg.store_path) as store:
-        aggregator = Aggregator(store, ops.event_codec(), trust.key_directory(agg))
+        aggregator = Aggregator(
+            store, ops.event_codec(), trust.key_directory(agg), floor=ops.regional_floor()
+        )
         return aggregator.apply_batch(MemorySource(topic).poll_batch(0, 10**9))
 
 

@@ -7,8 +7,12 @@ a reason (never applied, never silently dropped):
     unsigned            no signature
     unknown-key         signed with a key the manifest does not list
     producer-mismatch   the key belongs to another country than the producer
-    revoked-key         the key was revoked (nothing it signed is trusted)
-    expired-key         the key was not valid when the event says it was produced
+    untrusted-time      the record carries no broker append time (the topic is
+                        not ``message.timestamp.type=LogAppendTime``), so the
+                        only time it has is one its producer chose
+    revoked-key         the key was revoked before the broker appended the event
+                        (for a compromise: at or after the compromise time)
+    expired-key         the key's validity had ended when the broker appended it
     bad-signature       the signature does not verify (forged or altered); for
                         a batch-sealed event, also a malformed inclusion proof
                         or one that does not lead to the signed root
@@ -17,31 +21,45 @@ a reason (never applied, never silently dropped):
     subject-mismatch    the subject (or a reference body) names another producer
     invalid-body        a reference body breaks the code lists or rules its
                         producer's node validates (e.g. not an ISO 3166 code)
+    clock-skew          ``produced_at`` is further from the broker's append time
+                        than the regional floor allows (``RegionalFloor.time_problem``)
     below-regional-floor  the event breaks the regional floor: an audience or
-                        purpose it does not allow for the kind, a longer retention,
+                        purpose it does not allow for the kind, a longer retention
+                        (counted from the broker's append date),
                         a FlowStatistic count below the floor's minimum cell size,
                         an EncounterRecord field the floor says never leaves
-                        (``node.policy.floor``; checked when the aggregator has a floor)
+                        (``node.policy.floor``)
     replay-conflict     an event id applied before, now with different content
 
-A message that passes is recorded with the key that verified it and the policy
-version it names, then applied if its revision is newer than the subject's.
-Applying the same event again changes nothing.
+A message that passes is recorded with the key that verified it, the policy
+version it names and the broker's append time, then applied if its revision is
+newer than the subject's. Applying the same event again changes nothing.
+
+Time: every judgement of time (key validity, revocation, retention, the skew
+of ``produced_at``) uses the broker's append time of the record on the shared
+topic, never the signer's clock. A member's copy of the picture reads the
+picture topic, where the Secretariat republishes each event with its original
+append time in the ``corredor.appended-at`` header (``relayed_time``); the
+Secretariat runs the broker, so that is the same clock.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
+from node.aggregator.revocation import RevocationChange, enforce_revocations
 from node.aggregator.views import APPLIERS, body_problem, subject_problem
 from node.codec.events import EventCodec
 from node.crypto.batch_seal import SealVerifier
 from node.crypto.sealing import SealedBox
 from node.crypto.signing import verify
-from node.errors import CodecError, CryptoError, SignatureInvalid
+from node.errors import CodecError, CryptoError, SignatureInvalid, TransportError
 from node.federation import KeyDirectory
 from node.model.events import RESTRICTED_KINDS, Envelope, Event
 from node.policy.floor import RegionalFloor
@@ -82,6 +100,8 @@ class ApplyStats:
         }
 
 
+log = logging.getLogger("corredor.aggregator")
+
 #: Reasons a message goes to the dead-letter topic too: it could not be read at
 #: all. Messages that decode but fail trust checks stay in quarantine only.
 DEAD_LETTER_REASONS: frozenset[str] = frozenset({"undecodable", "undecodable-body"})
@@ -101,13 +121,55 @@ class MessageRejected(Exception):
         self.envelope = envelope
 
 
+#: The header the Secretariat puts on picture-topic records: the shared
+#: topic's append time of the event, in milliseconds since the epoch (ASCII).
+APPENDED_AT_HEADER = "corredor.appended-at"
+
+
+def _from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def append_time(msg: Message) -> datetime:
+    """The broker's append time of a shared-topic record; a record without one
+    carries only its producer's clock and is not judged at all."""
+    if not msg.log_append_time:
+        raise MessageRejected(
+            "untrusted-time",
+            f"{msg.topic} stamps records with the producer's time; the shared topic "
+            "needs message.timestamp.type=LogAppendTime",
+        )
+    return _from_ms(msg.timestamp_ms)
+
+
+def relayed_time(msg: Message) -> datetime:
+    """The shared topic's append time of a picture-topic record, from the
+    Secretariat's header, never later than the record's own timestamp there
+    (the Secretariat's clock either way); without the header, that timestamp."""
+    own = msg.timestamp_ms
+    for name, value in msg.headers:
+        if name == APPENDED_AT_HEADER:
+            try:
+                return _from_ms(min(own, int(value.decode("ascii"))))
+            except (UnicodeDecodeError, ValueError):
+                break
+    return _from_ms(own)
+
+
 def verify_message(
     codec: EventCodec,
     keys: KeyDirectory,
     value: bytes | None,
     seals: SealVerifier | None = None,
+    *,
+    at: datetime | Callable[[], datetime] | None = None,
 ) -> tuple[Envelope, bytes]:
     """Decode a signed event and check its signature against the manifest's keys.
+
+    ``at`` is the time the key must have been valid at: the broker's append
+    time of the record (default: now, the reader's clock), or a callable giving
+    it, asked only once the event has decoded. Never the event's own
+    ``produced_at``, which its signer chose.
 
     A batch-sealed event is checked through ``seals`` (a fresh verifier if
     none is given), which verifies each distinct seal once; pass the same one
@@ -135,14 +197,22 @@ def verify_message(
             f"key {envelope.key_id} belongs to {known.country}, event claims {envelope.producer}",
             envelope,
         )
-    state = known.entry.state_at(envelope.produced_at)
+    if callable(at):
+        try:
+            when = at()
+        except MessageRejected as rej:  # no trusted time: name the event it was for
+            raise MessageRejected(rej.reason, rej.detail, envelope) from None
+    else:
+        when = at if at is not None else datetime.now(UTC)
+    state = known.entry.state_at(when)
+    stamp = when.isoformat(timespec="seconds")
     if state == "revoked":
-        raise MessageRejected("revoked-key", f"key {envelope.key_id} was revoked", envelope)
+        raise MessageRejected(
+            "revoked-key", f"key {envelope.key_id} was revoked at broker time {stamp}", envelope
+        )
     if state != "valid":
         raise MessageRejected(
-            "expired-key",
-            f"key {envelope.key_id} is {state} at {envelope.produced_at.isoformat()}",
-            envelope,
+            "expired-key", f"key {envelope.key_id} is {state} at broker time {stamp}", envelope
         )
     try:
         if seal is None:
@@ -159,21 +229,28 @@ def verify_message(
 
 
 class Aggregator:
-    """Applies messages to a PictureStore. One instance per consuming process."""
+    """Applies messages to a PictureStore. One instance per consuming process.
+
+    The regional floor is required: no run mode applies events without it.
+    Build one with ``node.aggregator.run.build_aggregator``."""
 
     def __init__(
         self,
         store: PictureStore,
         codec: EventCodec,
         keys: KeyDirectory,
-        floor: RegionalFloor | None = None,
         *,
+        floor: RegionalFloor,
         publish_back: bool = True,
+        time_of: Callable[[Message], datetime] = append_time,
     ) -> None:
         self.store = store
         self.codec = codec
         self.keys = keys
         self.floor = floor
+        #: The trusted time of a message (``append_time``; a member's picture
+        #: copy: ``relayed_time``).
+        self.time_of = time_of
         #: One for the aggregator's lifetime: a batch's events usually arrive in
         #: one poll, but may straddle two, and the seal is checked once for all.
         self.seals = SealVerifier()
@@ -181,16 +258,37 @@ class Aggregator:
         #: Secretariat); a member applying the picture it reads does not.
         self.publish_back = publish_back
 
-    def use_keys(self, keys: KeyDirectory) -> None:
-        """Trust a newer manifest's keys from the next message on."""
+    def use_keys(self, keys: KeyDirectory) -> list[RevocationChange]:
+        """Trust a newer manifest's keys from the next message on, and take out
+        of the picture what its revoked keys signed after their compromise."""
         self.keys = keys
+        return self.enforce_revocations()
 
-    def _verify(self, msg: Message) -> tuple[Envelope, bytes]:
-        return verify_message(self.codec, self.keys, msg.value, self.seals)
+    def enforce_revocations(self) -> list[RevocationChange]:
+        changes = enforce_revocations(self.store, self.keys, republish=self.publish_back)
+        for c in changes:
+            log.warning(
+                "revoked key %s of %s: %d events out of the picture, %d subjects restored to "
+                "an earlier revision, %d removed",
+                c.key_id, c.producer, c.events, c.restored, c.removed,
+            )
+        return changes
 
     def _apply_one(self, conn: sqlite3.Connection, msg: Message, stats: ApplyStats) -> Envelope:
         """Verify and apply one message; returns its envelope (for the audit log)."""
-        envelope, env_bytes = self._verify(msg)
+        times: list[datetime] = []
+
+        def appended() -> datetime:
+            times.append(self.time_of(msg))
+            return times[0]
+
+        envelope, env_bytes = verify_message(
+            self.codec, self.keys, msg.value, self.seals, at=appended
+        )
+        appended_at = times[0]
+        skew = self.floor.time_problem(envelope.produced_at, appended_at)
+        if skew is not None:
+            raise MessageRejected("clock-skew", skew, envelope)
         restricted = envelope.kind in RESTRICTED_KINDS
         if not restricted and envelope.kind not in APPLIERS:
             raise MessageRejected(
@@ -216,17 +314,18 @@ class Aggregator:
         invalid = body_problem(envelope, event.body)
         if invalid is not None:
             raise MessageRejected("invalid-body", invalid, envelope)
-        if self.floor is not None:
-            retention = (
-                (envelope.retain_until - envelope.produced_at.date()).days
-                if envelope.retain_until is not None
-                else None
-            )
-            problem = self.floor.event_problem(
-                envelope.kind, envelope.audiences, envelope.purposes, retention, event.body
-            )
-            if problem is not None:
-                raise MessageRejected("below-regional-floor", problem, envelope)
+        # Counted from the broker's append date: a produced_at set years ahead
+        # cannot shorten it.
+        retention = (
+            (envelope.retain_until - appended_at.date()).days
+            if envelope.retain_until is not None
+            else None
+        )
+        problem = self.floor.event_problem(
+            envelope.kind, envelope.audiences, envelope.purposes, retention, event.body
+        )
+        if problem is not None:
+            raise MessageRejected("below-regional-floor", problem, envelope)
         digest = hashlib.sha256(env_bytes).hexdigest()
         seen = self.store.digest_of(envelope.event_id)
         if seen is not None:
@@ -259,7 +358,7 @@ class Aggregator:
             ),
             applied=newer,
         )
-        self.store.record_use(conn, envelope)
+        self.store.record_use(conn, envelope, appended_at)
         self.store.record_revision(conn, envelope, event.body, event.body_schema_version, newer)
         if not newer:
             stats.stale += 1
@@ -363,25 +462,30 @@ def consume_until_caught_up(
     *,
     max_records: int = 2_000,
     poll_timeout_ms: int = 500,
-    idle_polls: int = 3,
+    stall_s: float = 600.0,
     progress: Callable[[int], None] | None = None,
 ) -> ApplyStats:
     """Apply everything on the topic when reading started; commit offsets only
-    after each batch's SQLite transaction has committed."""
+    after each batch's SQLite transaction has committed.
+
+    It returns when caught up, never before: a source that yields nothing for
+    ``stall_s`` while still behind raises TransportError rather than passing a
+    partial read off as the whole topic."""
     total = ApplyStats()
-    idle = 0
+    last_progress = time.monotonic()
     while True:
         batch = source.poll_batch(poll_timeout_ms, max_records)
         if batch:
-            idle = 0
+            last_progress = time.monotonic()
             total.add(aggregator.apply_batch(batch))
             source.commit()
             if progress is not None:
                 progress(len(batch))
         elif source.caught_up():
             break
-        else:
-            idle += 1
-            if idle > idle_polls * 20:
-                break
+        elif time.monotonic() - last_progress > stall_s:
+            raise TransportError(
+                f"no message for {stall_s:.0f} s while still behind the topic's end "
+                f"({total.messages} read so far)"
+            )
     return total

@@ -42,6 +42,10 @@ def _reference_applier(table: str, keys: Callable[[dict[str, Any]], dict[str, An
 
 
 def _date(value: object) -> str | None:
+    # A body read back from the history (a revocation restoring a revision)
+    # holds its dates as ISO strings already.
+    if isinstance(value, str):
+        return value
     return value.isoformat() if isinstance(value, date) else None
 
 

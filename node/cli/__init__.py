@@ -16,6 +16,7 @@ import click
 from node.cli import (
     audit_cmds,
     deploy_cmds,
+    folder_cmds,
     kafka_cmds,
     node_cmds,
     pki_cmds,
@@ -78,6 +79,7 @@ for _module in (
     reference_cmds,
     policy_cmds,
     deploy_cmds,
+    folder_cmds,
 ):
     for _command in _module.COMMANDS:
         main.add_command(_command)

@@ -134,32 +134,43 @@ def restore(ctx: click.Context, source: Path) -> None:
     default=10.0,
     show_default=True,
     metavar="SECONDS",
-    help="How old a served snapshot of the picture may get.",
+    help="How old the folder's snapshot of the picture may get.",
 )
+@click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=Path),
+              help="Serve HTTPS with this certificate chain (PEM); with --tls-key.")
+@click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path),
+              help="The certificate's private key (PEM).")
+@click.option("--folder-db", type=click.Path(dir_okay=False, path_type=Path),
+              envvar="CORREDOR_FOLDER_DB",
+              help="Users, settings and access log (default: <home>/folder.db).")
 @click.pass_context
 @handle_errors
-def serve(ctx: click.Context, address: str, port: int, refresh: float) -> None:
-    """Serve the aggregator's regional picture read-only over HTTP: /picture.json,
-    /flows.csv and /healthz. Only GET and HEAD; the live store is never written.
+def serve(ctx: click.Context, address: str, port: int, refresh: float, tls_cert: Path | None,
+          tls_key: Path | None, folder_db: Path | None) -> None:
+    """Serve the online folder: the regional picture for signed-in users, each
+    seeing only what their audience is admitted to (docs/folder.md), with a
+    JSON API under /api/ and /healthz. Reads a snapshot of the picture; the
+    live store is never written and no key is opened. Users: `corredor users`.
 
     \b
     Example:
-      corredor --home ./ts serve --address 0.0.0.0 --port 8080
+      corredor --home ./ts users add ana --audience TS < password.txt
+      corredor --home ./ts serve --address 0.0.0.0 --port 8443 \\
+        --tls-cert /etc/corredor/folder.crt --tls-key /etc/corredor/folder.key
     """
     from node.serve import make_server
 
-    server, snapshots = make_server(home_of(ctx), address, port, refresh)
-    url = f"http://{address}:{server.server_address[1]}/"
-    progress(f"serving the picture on {url}", stdout=True, url=url)
-    worker = threading.Thread(target=server.serve_forever, name="serve", daemon=True)
-    worker.start()
+    server = make_server(home_of(ctx), address, port, refresh, tls_cert=tls_cert,
+                         tls_key=tls_key, folder_db=folder_db)
+    server.start()
+    scheme = "https" if tls_cert else "http"
+    url = f"{scheme}://{address}:{server.port}/"
+    progress(f"serving the folder on {url}", stdout=True, url=url)
     try:
         with stop_on_signals(threading.Event()) as stop:
             stop.wait()  # SIGTERM (docker stop) or Ctrl-C
     finally:
-        server.shutdown()
-        server.server_close()
-        snapshots.close()
+        server.stop()
     progress("stopped", stdout=True)
 
 

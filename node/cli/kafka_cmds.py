@@ -1,4 +1,4 @@
-"""`corredor kafka up|status|down` and `corredor demo`."""
+"""`corredor kafka up|connect|status|tool|down` and `corredor demo`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import click
 from rich.table import Table
 
 from node import config
-from node.cli.common import console, err_console, handle_errors, home_of
+from node.cli.common import bootstrap_option, console, err_console, handle_errors, home_of
+from node.devkafka.jars import ensure_jars
 from node.devkafka.manage import home_settings, local_down, local_status, local_up, running_cluster
 from node.devkafka.secure import DEFAULT_SHARED_TOPIC, RCM_COUNTRIES
+from node.devkafka.tools import run_tool
 from node.errors import ConfigError
 
 
@@ -42,7 +44,7 @@ def kafka() -> None:
 @click.option(
     "--timeout",
     type=float,
-    default=90.0,
+    default=300.0,
     show_default=True,
     help="Seconds to wait until a client can fetch metadata.",
 )
@@ -158,6 +160,47 @@ def kafka_status() -> None:
     console.print(table)
     if not all(s.alive for s in statuses):
         raise SystemExit(1)
+
+
+@kafka.command(
+    "tool",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@click.argument("name", metavar="NAME")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[ARGS]...")
+@bootstrap_option
+@click.pass_context
+@handle_errors
+def kafka_tool(
+    ctx: click.Context, name: str, args: tuple[str, ...], bootstrap: str | None
+) -> None:
+    """Run one of Kafka's own tools with this home's broker and credentials.
+
+    NAME is a tool of Kafka's bin/ (kafka-topics, kafka-acls, kafka-configs,
+    kafka-console-consumer, kafka-consumer-groups, kafka-get-offsets, ...; the
+    `kafka-` prefix and `.sh` may be left out). ARGS go to the tool as they are;
+    --bootstrap-server is the home's unless given, and on a SASL home the
+    credentials reach the tool in a private --command-config file, removed when
+    it exits. Exit code: the tool's. Options of this command come before NAME.
+
+    \b
+    Example:
+      corredor --home ./ts kafka tool kafka-topics --list
+      corredor --home ./ts kafka tool kafka-topics --describe --topic corredor.events
+      corredor --home ./admin kafka tool kafka-acls --list
+      corredor --home ./ts kafka tool kafka-console-consumer --topic corredor.events \\
+          --from-beginning --max-messages 5 --formatter-property print.key=true
+    """
+    home = home_of(ctx)
+    jars = ensure_jars(config.kafka_pom(), config.kafka_dir(), echo=_echo)
+    code = run_tool(
+        name,
+        args,
+        jars=jars,
+        bootstrap=bootstrap or home.bootstrap,
+        security=home.kafka_security(),
+    )
+    ctx.exit(code)
 
 
 @kafka.command("down")

@@ -31,6 +31,7 @@ from node.cli.common import (
 from node.cli.rebuild_view import rebuild_progress
 from node.cli.report_cmds import REPORT_FORMATS, REPORT_VIEWS, purge, run_report
 from node.config import DEFAULT_TOPIC, Home
+from node.crypto.keys import read_key_text
 from node.follow import PublishCounters, aggregate_follow, publish_follow, stop_on_signals
 from node.ingest_reference import ENCOUNTERS, FILE_KINDS
 from node.ingest_reference import template_header as reference_template
@@ -94,7 +95,7 @@ def init(
         policy=policy,
         bootstrap=bootstrap,
         topic=topic,
-        secretariat_pem=secretariat_key.read_text(encoding="ascii") if secretariat_key else None,
+        secretariat_pem=read_key_text(secretariat_key) if secretariat_key else None,
     )
     console.print(f"Created {home.country}'s node home at [bold]{home.path}[/]")
     console.print(f"Policy: {home.policy_path}")
@@ -436,6 +437,16 @@ def status(ctx: click.Context, fmt: str) -> None:
             continue
         table.add_row(k.replace("_", " "), str(v))
     console.print(table)
+    revocations = data.get("revocations")
+    if isinstance(revocations, list) and revocations:
+        columns = ("key_id", "producer", "compromised_at", "events", "restored", "removed")
+        vt = Table(title="Revocations carried out in the picture", title_justify="left")
+        for col in columns:
+            vt.add_column(col.replace("_", " "))
+        for r in revocations:
+            # No compromise time: nothing the key ever signed is trusted.
+            vt.add_row(*(str(r[c]) if r[c] is not None else "ever" for c in columns))
+        console.print(vt)
     rejected = data.get("rejected_messages")
     if isinstance(rejected, list) and rejected:
         rt = Table(title="Set aside (never applied)", title_justify="left")

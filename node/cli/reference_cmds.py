@@ -157,7 +157,10 @@ def history(ctx: click.Context, target: str, fmt: str) -> None:
         return
     table = Table(title=f"History of {data['subject']}", title_justify="left")
     if home.is_aggregator:
-        for col in ("rev", "action", "produced at", "schema", "applied", "current", "changes"):
+        for col in (
+            "rev", "action", "produced at", "appended at", "schema", "applied", "current",
+            "changes",
+        ):
             table.add_column(col, overflow="fold")
         previous = None
         for r in data["revisions"]:
@@ -165,7 +168,9 @@ def history(ctx: click.Context, target: str, fmt: str) -> None:
                 str(r["revision"]),
                 r["action"],
                 r["produced_at"],
+                r.get("appended_at") or "",
                 f"v{r['schema_version']}" if r["schema_version"] else "",
+                "[red]revoked key[/]" if r.get("revoked") else
                 "yes" if r["applied"] else "superseded",
                 "◀" if r["current"] else "",
                 _changes(previous, r["body"]),

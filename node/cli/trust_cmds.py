@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -11,6 +12,7 @@ from rich.table import Table
 from node import operations as ops
 from node import trust
 from node.cli.common import bootstrap_option, console, format_option, handle_errors, home_of
+from node.crypto.keys import read_key_file, read_key_text
 
 
 @click.group()
@@ -164,8 +166,8 @@ def federation_add_member(
     key_id = trust.add_member(
         home_of(ctx),
         country,
-        signing_key.read_text(encoding="ascii"),
-        encryption_pem=encryption_key.read_text(encoding="ascii") if encryption_key else None,
+        read_key_text(signing_key),
+        encryption_pem=read_key_text(encryption_key) if encryption_key else None,
         name=name,
         status="observer" if status == "observer" else "member",
         principal=principal,
@@ -183,28 +185,63 @@ def federation_add_member(
     metavar="HOURS",
     help="Not a revocation: end the key's validity after this overlap (rotation).",
 )
+@click.option(
+    "--compromised-at",
+    "compromised_at",
+    metavar="TIME",
+    help="ISO 8601 time with zone (e.g. 2026-11-30T08:00Z) from which the key may have "
+    "been in other hands: events the broker appended from then on leave the picture, "
+    "earlier ones stay. Default: nothing the key ever signed is trusted.",
+)
 @click.pass_context
 @handle_errors
 def federation_revoke(
-    ctx: click.Context, country: str, key_id: str | None, retire_after: float | None
+    ctx: click.Context,
+    country: str,
+    key_id: str | None,
+    retire_after: float | None,
+    compromised_at: str | None,
 ) -> None:
-    """Revoke a member's key(s) in the draft: nothing they signed is trusted any
-    more. With --retire-after, end a rotated key's validity instead.
+    """Revoke a member's key(s) in the draft. With --compromised-at, what they
+    signed from that time on is not trusted (judged by the broker's append
+    time); without it, nothing they ever signed. With --retire-after, end a
+    rotated key's validity instead (its events stay valid).
 
     \b
     Example:
       corredor --home ./ts federation revoke PAN --key PAN:0123456789abcdef
+      corredor --home ./ts federation revoke PAN --key PAN:0123456789abcdef \\
+          --compromised-at 2026-11-30T08:00Z
       corredor --home ./ts federation revoke PAN --key PAN:0123456789abcdef --retire-after 48
     """
     home = home_of(ctx)
     if retire_after is not None:
         if key_id is None:
             raise click.UsageError("--retire-after needs --key")
+        if compromised_at is not None:
+            raise click.UsageError("--retire-after is a rotation: it takes no --compromised-at")
         until = trust.retire_key(home, country, key_id, retire_after)
         console.print(f"draft: {key_id} valid until {until.isoformat(timespec='seconds')}")
         return
-    for revoked in trust.revoke(home, country, key_id):
-        console.print(f"draft: revoked {revoked}")
+    since = None
+    if compromised_at is not None:
+        try:
+            since = datetime.fromisoformat(compromised_at)
+        except ValueError as exc:
+            raise click.BadParameter(
+                f"not an ISO 8601 time: {compromised_at!r}", param_hint="--compromised-at"
+            ) from exc
+        if since.tzinfo is None:
+            raise click.BadParameter(
+                "give a time zone (e.g. 2026-11-30T08:00Z)", param_hint="--compromised-at"
+            )
+    for revoked in trust.revoke(home, country, key_id, compromised_at=since):
+        scope = (
+            f"events appended from {since.isoformat()} on leave the picture"
+            if since is not None
+            else "nothing it signed is trusted"
+        )
+        console.print(f"draft: revoked {revoked} ({scope}); `federation sign` to publish it")
 
 
 @federation.command("sign")
@@ -295,6 +332,7 @@ def federation_show(ctx: click.Context, fmt: str, draft: bool) -> None:
         "valid from",
         "valid until",
         "revoked",
+        "compromised from",
     ):
         table.add_column(col)
     for m in manifest.members:
@@ -310,6 +348,8 @@ def federation_show(ctx: click.Context, fmt: str, draft: bool) -> None:
                     f"{k.valid_from:%Y-%m-%d %H:%M}",
                     f"{k.valid_until:%Y-%m-%d %H:%M}" if k.valid_until else "",
                     f"[red]{k.revoked_at:%Y-%m-%d %H:%M}[/]" if k.revoked_at else "",
+                    (f"[red]{k.compromised_at:%Y-%m-%d %H:%M}[/]" if k.compromised_at
+                     else "[red]ever[/]" if k.revoked_at else ""),
                 )
     console.print(table)
 
@@ -457,7 +497,7 @@ def linkage_sync(ctx: click.Context, file: Path | None, bootstrap: str | None) -
     home = home_of(ctx)
     if file is not None:
         fingerprint, stored = trust.accept_linkage_bundle(
-            home, KeyBundle.from_json(file.read_bytes())
+            home, KeyBundle.from_json(read_key_file(file))
         )
     else:
         fingerprint, stored = ops.sync_linkage_key(home, bootstrap=bootstrap)

@@ -28,10 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from node.codec.registry import SchemaRegistry, SchemaVersion
-from node.errors import CodecError
+from node.errors import CodecError, SchemaFileError
+from node.yamlsafe import load_yaml
 
 Mode = Literal["BACKWARD", "FORWARD", "FULL", "NONE"]
 MODES: tuple[str, ...] = ("BACKWARD", "FORWARD", "FULL", "NONE")
@@ -259,12 +258,7 @@ def check_history(name: str, mode: str, history: list[SchemaVersion]) -> SchemaC
 def load_modes(directory: Path) -> dict[str, str]:
     """Compatibility mode per schema name from ``<directory>/compatibility.yaml``."""
     path = directory / COMPATIBILITY_FILE
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CodecError(f"{path}: cannot read: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise CodecError(f"{path}: not valid YAML: {exc}") from exc
+    data = load_yaml(path, error=SchemaFileError, what="schemas/compatibility.yaml")
     schemas = data.get("schemas") if isinstance(data, dict) else None
     if not isinstance(schemas, dict):
         raise CodecError(f"{path}: expected a 'schemas:' mapping of name to mode")

@@ -15,7 +15,8 @@ from typing import Any
 from fastavro import parse_schema
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-from node.errors import CodecError
+from node.errors import CodecError, SchemaFileError
+from node.limits import MAX_SCHEMA_BYTES, read_limited
 
 _FILENAME = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)\.v(?P<version>[0-9]+)\.avsc$")
 NAMESPACE = "org.rcm.corredor"
@@ -44,7 +45,9 @@ def load_schema_version(path: Path) -> SchemaVersion:
     if match is None:
         raise CodecError(f"{path}: schema files are named <Name>.v<N>.avsc")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(
+            read_limited(path, limit=MAX_SCHEMA_BYTES, what="a schema", error=SchemaFileError)
+        )
         # The canonical form is taken from a plain parse; readers and writers get
         # the hinted parse, which fastavro recognises and does not parse again on
         # every call (2-3x faster encoding and decoding here).

@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from node.crypto.sealing import x25519_public_bytes
-from node.errors import CryptoError
+from node.errors import CryptoError, KeyFileError
+from node.limits import MAX_KEY_BYTES, read_limited
 
 
 def write_private_pem(path: Path, pem: bytes) -> None:
@@ -39,10 +40,30 @@ def private_pem(key: X25519PrivateKey | Ed25519PrivateKey, passphrase: bytes | N
     )
 
 
+def read_key_file(path: Path) -> bytes:
+    """A key, PEM or key bundle file someone hands over, whole, refused over
+    ``MAX_KEY_BYTES`` before it is parsed. Missing or unreadable is a
+    KeyFileError naming the file."""
+    try:
+        return read_limited(path, limit=MAX_KEY_BYTES, what="a key file", error=KeyFileError)
+    except FileNotFoundError as exc:
+        raise KeyFileError("no such file", file=str(path)) from exc
+
+
+def read_key_text(path: Path) -> str:
+    """``read_key_file`` as ASCII text (PEM)."""
+    data = read_key_file(path)
+    try:
+        return data.decode("ascii")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise KeyFileError("not ASCII: not a PEM key", file=str(path), line=line) from exc
+
+
 def load_private_pem(path: Path, passphrase: bytes | None) -> object:
     """Load a PEM private key; errors say what to do, never echo key material."""
     try:
-        data = path.read_bytes()
+        data = read_limited(path, limit=MAX_KEY_BYTES, what="a key file", error=KeyFileError)
     except FileNotFoundError as exc:
         raise CryptoError(f"private key not found: {path}") from exc
     if b"ENCRYPTED PRIVATE KEY" in data[:64] and not passphrase:

@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from node.crypto.keys import write_private_pem
-from node.errors import CryptoError
+from node.errors import CryptoError, KeyFileError
+from node.limits import MAX_KEY_BYTES, read_limited
 
 KEY_BYTES = 32
 _MAGIC_PLAIN = b"corredor-linkage-key/v1 plain\n"
@@ -88,7 +89,7 @@ def save_linkage_key(path: Path, key: bytes, passphrase: bytes | None) -> None:
 
 def load_linkage_key(path: Path, passphrase: bytes | None) -> bytes:
     try:
-        data = path.read_bytes()
+        data = read_limited(path, limit=MAX_KEY_BYTES, what="a key file", error=KeyFileError)
     except FileNotFoundError as exc:
         raise CryptoError(f"no linkage key at {path}") from exc
     if data.startswith(_MAGIC_PLAIN):

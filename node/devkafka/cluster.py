@@ -17,7 +17,7 @@ import shutil
 import signal
 import socket
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import NamedTuple
@@ -51,6 +51,11 @@ from node.errors import KafkaSetupError
 
 log = logging.getLogger(__name__)
 
+#: How long a start waits for its brokers to answer. Generous: the wait ends as
+#: soon as every broker is in the metadata (or fails at once if a JVM exits),
+#: and a JVM starting on a busy 2-core machine can take minutes.
+BROKER_READY_WAIT_S = 300.0
+
 #: Per-attempt client timeouts while polling for readiness: short, so the
 #: overall deadline is what bounds the wait.
 _PROBE_TIMEOUT_MS = 2000
@@ -79,12 +84,16 @@ def start_cluster(
     *,
     base_dir: Path,
     jars: Path,
-    timeout: float = 90.0,
+    timeout: float = BROKER_READY_WAIT_S,
     secure: bool = False,
     members: Sequence[str] = RCM_COUNTRIES,
     shared_topic: str = DEFAULT_SHARED_TOPIC,
+    broker_properties: Mapping[str, str] | None = None,
 ) -> ClusterInfo:
     """Format and start ``nodes`` (1 or 3) brokers under ``base_dir``; wait until ready.
+
+    ``broker_properties`` are added to every node's server.properties (tests
+    use it for tiny segments and fast retention checks).
 
     Each node lives in ``base_dir/node-<id>``, which must not hold a node already.
     Ready means a client sees all ``nodes`` brokers in the cluster metadata. On
@@ -112,7 +121,10 @@ def start_cluster(
         prepare_security(base_dir, members=members, shared_topic=shared_topic) if secure else None
     )
     listener = _listener_security(security)
-    brokers = [_prepare_node(base_dir, address, voters, listener) for address in voters]
+    brokers = [
+        _prepare_node(base_dir, address, voters, listener, broker_properties or {})
+        for address in voters
+    ]
     info = ClusterInfo(
         cluster_id=cluster_id,
         bootstrap=_bootstrap_of(brokers),
@@ -165,6 +177,7 @@ def _prepare_node(
     address: NodeAddress,
     voters: Sequence[NodeAddress],
     security: ListenerSecurity | None,
+    extra: Mapping[str, str],
 ) -> NodeInfo:
     node_dir = base_dir / f"node-{address.node_id}"
     node = NodeInfo(
@@ -183,6 +196,7 @@ def _prepare_node(
     props = server_properties(
         address, voters, node.data_dir, secure=security is not None, security=security
     )
+    props.update(extra)
     # Mode 0600 always: a secure node's file holds the admin and controller passwords.
     write_private(node.props_file, render_properties(props).encode("utf-8"))
     process.log4j_config_file(node).write_text(log4j2_properties(node.log_file), encoding="utf-8")
@@ -307,7 +321,9 @@ def kill_broker(
         raise KafkaSetupError(f"Kafka node {node_id} still runs {timeout:.0f}s after signal {sig}")
 
 
-def restart_broker(info: ClusterInfo, node_id: int, *, timeout: float = 90.0) -> None:
+def restart_broker(
+    info: ClusterInfo, node_id: int, *, timeout: float = BROKER_READY_WAIT_S
+) -> None:
     """Start a node again from its existing properties and data (no reformat).
 
     Stops it first if it still runs, waits until it is back in the metadata, and

@@ -83,12 +83,15 @@ def jars_dir(pom: Path, cache: Path) -> Path:
     return cache / f"jars-{digest}"
 
 
-def ensure_jars(pom: Path, cache: Path, echo: Echo | None = None) -> Path:
+def ensure_jars(
+    pom: Path, cache: Path, echo: Echo | None = None, *, expect: str = "kafka_*.jar"
+) -> Path:
     """Return a directory holding the broker's runtime classpath, fetching it once.
 
     Checks that ``java`` (17+) is installed, and ``mvn`` too when a fetch is
     needed, so a missing tool is reported by name rather than as a failed
     subprocess. Output goes to ``echo`` (progress for humans), if given.
+    ``expect``: a jar the fetch must have brought (another pom, another jar).
     """
     say: Echo = echo or (lambda _msg: None)
     java = require_tool("java")
@@ -111,8 +114,8 @@ def ensure_jars(pom: Path, cache: Path, echo: Echo | None = None) -> Path:
         say(f"Fetching the Kafka broker jars with Maven into {target} (first run only)...")
         assert mvn is not None  # found above whenever the marker was missing
         _copy_dependencies(mvn, pom, target)
-        if not any(target.glob("kafka_*.jar")):
-            raise KafkaSetupError(f"Maven finished but no Kafka broker jar is in {target}")
+        if not any(target.glob(expect)):
+            raise KafkaSetupError(f"Maven finished but no {expect} is in {target}")
         (target / COMPLETE_MARKER).write_text(pom.read_text(encoding="utf-8"), encoding="utf-8")
     say(f"Kafka jars ready in {target}")
     return target

@@ -5,11 +5,12 @@ from __future__ import annotations
 import shutil
 import signal
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
 from node.devkafka.cluster import (
+    BROKER_READY_WAIT_S,
     NodeStatus,
     cluster_status,
     kill_broker,
@@ -30,7 +31,8 @@ class LocalKafka:
     directories (and their logs) are kept for inspection. Nothing happens in the
     constructor. ``secure`` starts it with SASL_SSL, SCRAM users and the
     federation's ACLs (node.devkafka.secure); ``kafka.info.client_config(user)``
-    then gives a client's settings::
+    then gives a client's settings. ``broker_properties`` are added to every
+    node's server.properties (tests: tiny segments, fast retention checks)::
 
         with LocalKafka(3, jars=jars) as kafka:
             kafka.kill_broker(2)
@@ -44,16 +46,18 @@ class LocalKafka:
         *,
         jars: Path,
         base_dir: Path | None = None,
-        timeout: float = 90.0,
+        timeout: float = BROKER_READY_WAIT_S,
         stop_timeout: float = 30.0,
         secure: bool = False,
         members: Sequence[str] = RCM_COUNTRIES,
         shared_topic: str = DEFAULT_SHARED_TOPIC,
+        broker_properties: Mapping[str, str] | None = None,
     ) -> None:
         self.nodes = nodes
         self.secure = secure
         self.members = tuple(members)
         self.shared_topic = shared_topic
+        self.broker_properties = dict(broker_properties or {})
         self.jars = jars
         self.base_dir = base_dir
         self.timeout = timeout
@@ -86,6 +90,7 @@ class LocalKafka:
                 secure=self.secure,
                 members=self.members,
                 shared_topic=self.shared_topic,
+                broker_properties=self.broker_properties,
             )
         except BaseException:
             self._remove_tmp()

@@ -11,7 +11,13 @@ import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from node.devkafka.cluster import NodeStatus, cluster_status, start_cluster, stop_cluster
+from node.devkafka.cluster import (
+    BROKER_READY_WAIT_S,
+    NodeStatus,
+    cluster_status,
+    start_cluster,
+    stop_cluster,
+)
 from node.devkafka.jars import ensure_jars
 from node.devkafka.secure import DEFAULT_SHARED_TOPIC, RCM_COUNTRIES
 from node.devkafka.state import ClusterInfo, load_state, remove_state, save_state
@@ -39,7 +45,7 @@ def local_up(
     pom: Path,
     *,
     nodes: int = 1,
-    timeout: float = 90.0,
+    timeout: float = BROKER_READY_WAIT_S,
     echo: Echo = _quiet,
     secure: bool = False,
     members: Sequence[str] = RCM_COUNTRIES,

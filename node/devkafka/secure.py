@@ -51,6 +51,7 @@ from node.config import dead_letter_topic_for
 from node.devkafka.pki import init_ca, issue, write_private
 from node.devkafka.state import ClusterInfo, SecurityInfo
 from node.errors import KafkaSetupError
+from node.transport.topic_config import shared_topic_configs
 
 ADMIN_USER = "admin"
 SECRETARIAT_USER = "secretariat"
@@ -110,6 +111,8 @@ def federation_grants(
     grants += [
         Grant(ts, "topic", shared_topic, "literal", "READ"),
         Grant(ts, "topic", shared_topic, "literal", "DESCRIBE"),
+        # `doctor` checks that the topic's retention can serve a full rebuild.
+        Grant(ts, "topic", shared_topic, "literal", "DESCRIBE_CONFIGS"),
     ]
     # The dead-letter topic (<shared>.dlq) is the Secretariat's alone.
     for topic in (control_topic, picture_topic, dead_letter_topic_for(shared_topic)):
@@ -265,7 +268,7 @@ def _create_topics(admin: KafkaAdminClient, sec: SecurityInfo, nodes: int, timeo
     replication = 1 if nodes == 1 else 3
     compacted = {"cleanup.policy": "compact"}
     wanted = [
-        NewTopic(sec.shared_topic, 3, replication),
+        NewTopic(sec.shared_topic, 3, replication, topic_configs=shared_topic_configs()),
         NewTopic(sec.control_topic, 1, replication, topic_configs=compacted),
         NewTopic(sec.picture_topic, 1, replication, topic_configs=compacted),
         NewTopic(dead_letter_topic_for(sec.shared_topic), 1, replication),

@@ -2,16 +2,24 @@
 
 The Secretariat signs it; nodes pin the Secretariat's key at ``init`` and
 accept only manifests that key signed. The aggregator checks every event's
-signing key against it, at the time the event says it was produced, so that a
-rotated key's events stay valid while a revoked key's never are.
+signing key against it at the broker's append time of the event (never the
+time the event says it was produced, which its signer chose):
+
+- a rotated key (``valid_until``) signs validly until then, and the events it
+  signed before stay valid;
+- a compromised key (``revoked_at`` with ``compromised_at``) signs nothing
+  validly from ``compromised_at`` on: events the broker appended from then on
+  leave the picture, and earlier ones stay;
+- a revoked key with no compromise time is treated as compromised since it
+  was enrolled: nothing it signed is trusted.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from node.model.codes import is_iso3
 
@@ -30,18 +38,37 @@ class KeyEntry(_Frozen):
     valid_from: datetime
     valid_until: datetime | None = None
     revoked_at: datetime | None = None
+    #: With ``revoked_at``: from when the key may have been in other hands.
+    compromised_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _compromise_before_revocation(self) -> KeyEntry:
+        if self.compromised_at is not None:
+            if self.revoked_at is None:
+                raise ValueError("compromised_at needs revoked_at")
+            if self.compromised_at > self.revoked_at:
+                raise ValueError("compromised_at is after revoked_at")
+        return self
+
+    def untrusted_from(self) -> datetime | None:
+        """From when nothing this key signed is trusted (None: not revoked;
+        ``datetime.min`` in UTC: since ever)."""
+        if self.revoked_at is None:
+            return None
+        return self.compromised_at or datetime.min.replace(tzinfo=UTC)
 
     def state_at(self, when: datetime) -> KeyState:
-        """Whether an event produced at ``when`` may carry this key's signature.
+        """Whether an event the broker appended at ``when`` may carry this key's
+        signature. ``when`` must be a time the signer does not control.
 
         ``valid_from`` records when the Secretariat enrolled the key; events a
         node produced with it before enrolment (it may stage before it joins)
         are accepted. What ends trust is the end of validity (a rotation's
-        overlap) and revocation.
+        overlap) and revocation: from the compromise time, or from the start
+        when the revocation names none.
         """
-        if self.revoked_at is not None:
-            # A revoked key may be in an attacker's hands, and its holder can
-            # backdate produced_at: nothing it signed is trusted any more.
+        since = self.untrusted_from()
+        if since is not None and when >= since:
             return "revoked"
         if self.valid_until is not None and when > self.valid_until:
             return "expired"

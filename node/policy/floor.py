@@ -8,7 +8,10 @@ What the aggregator can check of an incoming event, without the member's
 policy text (it has only the event's ``PolicyRef``):
 
 - the envelope's audiences and purposes are within the floor's for the kind;
-- its retention (``retain_until`` - ``produced_at``) is within the floor's maximum;
+- its retention (``retain_until`` - the broker's append date) is within the
+  floor's maximum;
+- its ``produced_at`` is within the floor's clock skew of the broker's append
+  time (``time_problem``): the signer's clock decides nothing;
 - a FlowStatistic's count is at least the floor's minimum cell size;
 - an EncounterRecord carries no field the floor says never leaves.
 
@@ -19,6 +22,7 @@ those need the raw data and stay the node's job.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -66,6 +70,19 @@ class RegionalFloor(_Strict):
     )
     purposes: list[str]
     max_retention_days: int = Field(gt=0, le=36500)
+    max_clock_skew_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=86_400,
+        description="How far an event's produced_at may be ahead of the broker's append time.",
+    )
+    max_publish_delay_days: int = Field(
+        default=30,
+        ge=0,
+        le=3650,
+        description="How far produced_at may be behind the broker's append time: the longest "
+        "an event may wait in a node's outbox (an outage) before it reaches the topic.",
+    )
 
     @field_validator("audiences")
     @classmethod
@@ -149,6 +166,23 @@ class RegionalFloor(_Strict):
         return out
 
     # -- incoming events -------------------------------------------------------
+
+    def time_problem(self, produced_at: datetime, appended_at: datetime) -> str | None:
+        """Why a signer's ``produced_at`` cannot be believed next to the broker's
+        append time, or None. Ahead: a clock (or a forger) in the future; behind
+        by more than an outbox could have held it: a backdated event."""
+        ahead = (produced_at - appended_at).total_seconds()
+        if ahead > self.max_clock_skew_seconds:
+            return (
+                f"produced_at is {ahead:.0f} s after the broker's append time, more than "
+                f"the floor's clock skew of {self.max_clock_skew_seconds} s"
+            )
+        if -ahead > self.max_publish_delay_days * 86_400:
+            return (
+                f"produced_at is {-ahead / 86_400:.1f} days before the broker's append time, "
+                f"more than the floor's publish delay of {self.max_publish_delay_days} days"
+            )
+        return None
 
     def event_problem(
         self,

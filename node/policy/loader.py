@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from node.errors import PolicyError
+from node.errors import PolicyError, PolicyFileError
 from node.policy.floor import RegionalFloor
 from node.policy.model import Policy
+from node.yamlsafe import load_yaml
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:
@@ -63,18 +63,6 @@ def load_floor(path: Path) -> RegionalFloor:
 
 
 def _read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolicyError(f"{path}: cannot read: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        line = exc.object[: exc.start].count(b"\n") + 1
-        raise PolicyError(f"{path}:{line}: not valid UTF-8 (byte {exc.start})") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise PolicyError(f"{path}{where}: not valid YAML: {problem}") from exc
-    return data
+    """Through the one YAML loader: size, depth and duplicate keys are refused
+    with the file, line and key (node/yamlsafe.py)."""
+    return load_yaml(path, error=PolicyFileError, what="a policy file")

@@ -19,7 +19,7 @@ it is admitted to the Secretariat only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from node.errors import ConfigError
@@ -97,3 +97,26 @@ def admits(use: dict[str, Any] | None, audience: str, purpose: str, now: datetim
     if audience in audiences or PUBLIC in audiences:
         return True
     return "members" in audiences and audience in (*RCM_MEMBERS, *RCM_INVITED)
+
+
+def admission_changes_at(uses: dict[str, dict[str, Any]], now: datetime) -> datetime | None:
+    """The first moment after ``now`` at which ``admits`` may answer otherwise
+    for any of these events (an embargo ends, a retention period runs out), or
+    None: a cache of what the events admit is good until then."""
+    moments: list[datetime] = []
+    for use in uses.values():
+        if use["purged"]:
+            continue
+        embargo = use["embargo_until"]
+        if embargo is not None:
+            if embargo.tzinfo is None:
+                embargo = embargo.replace(tzinfo=UTC)
+            if embargo > now:
+                moments.append(embargo)
+        retain = use["retain_until"]
+        if retain is not None:
+            # admits() refuses once retain_until < today: from the next midnight UTC.
+            end = datetime.combine(retain + timedelta(days=1), time.min, UTC)
+            if end > now:
+                moments.append(end)
+    return min(moments) if moments else None

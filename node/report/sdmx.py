@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
 from node.report.regional import FlowCell, regional_rows
 
@@ -76,3 +77,50 @@ def flows_sdmx_csv(cells: list[FlowCell], audience: str, totals: bool = True) ->
                 )
             )
     return buf.getvalue()
+
+
+def dataflow_structure() -> dict[str, Any]:
+    """The structure of ``DATAFLOW`` that every SDMX-CSV file here follows: its
+    dimensions, measure and attributes with their roles, types and codes (what
+    ``tests/test_picture_views.py`` gives pysdmx to write the file back)."""
+
+    def comp(cid: str, role: str, required: bool, dtype: str, desc: str,
+             level: str | None = None, codes: dict[str, str] | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": cid, "role": role, "required": required,
+                               "type": dtype, "description": desc}
+        if level:
+            out["attachment_level"] = level
+        if codes:
+            out["codes"] = codes
+        return out
+
+    agency, rest = DATAFLOW.split(":", 1)
+    flow_id, version = rest.rstrip(")").split("(")
+    return {
+        "structure": "dataflow",
+        "urn": DATAFLOW,
+        "agency": agency,
+        "id": flow_id,
+        "version": version,
+        "format": "SDMX-CSV 2.0",
+        "columns": list(COLUMNS),
+        "components": [
+            comp("REF_AREA", "dimension", True, "String",
+                 "reporting country (ISO 3166 alpha-3); _T: the regional total",
+                 codes={"_T": "regional total"}),
+            comp("CITIZENSHIP", "dimension", True, "String",
+                 "nationality (ISO 3166 alpha-3); _Z: only the region was published",
+                 codes={"_Z": "not applicable: see CITIZENSHIP_REGION"}),
+            comp("CITIZENSHIP_REGION", "dimension", False, "String",
+                 "UN M49 sub-region when CITIZENSHIP is _Z"),
+            comp("TIME_PERIOD", "dimension", True, "ObservationalTimePeriod",
+                 "ISO 8601 week (2024-W03), month (2024-01) or quarter (2024-Q1)"),
+            comp("OBS_VALUE", "measure", False, "Integer", "encounters"),
+            comp("OBS_STATUS", "attribute", True, "String", "observation status", "O",
+                 {"A": "normal", "E": "estimated (rounded by the country)"}),
+            comp("CONF_STATUS", "attribute", True, "String", "confidentiality status", "O",
+                 {"F": "free for the file's audience"}),
+            comp("AUDIENCE", "attribute", True, "String",
+                 "the audience the file was made for", "D"),
+        ],
+    }

@@ -72,7 +72,18 @@ GENESIS = "0" * 64
 #: "published" is for the aggregator's picture sent back to members: append it
 #: with ``append(conn, [AuditRecord("published", ...)])`` where the picture
 #: outbox records the broker's acknowledgement.
-ENTRY_KINDS = ("sent", "applied", "stale", "duplicate", "quarantined", "relayed", "published")
+#: "revoked" is an applied event a key revocation took out of the picture
+#: (node.aggregator.revocation); its digest is of the signed envelope.
+ENTRY_KINDS = (
+    "sent",
+    "applied",
+    "stale",
+    "duplicate",
+    "quarantined",
+    "relayed",
+    "published",
+    "revoked",
+)
 HEAD_SUFFIX = ".audit-head"
 
 #: Columns in chain order; ``export`` writes them in this order too.

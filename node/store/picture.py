@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS received_event (
     received_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS received_subject ON received_event(subject, revision);
+CREATE INDEX IF NOT EXISTS received_key ON received_event(key_id);
 CREATE TABLE IF NOT EXISTS relay_outbox (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id    TEXT NOT NULL UNIQUE,  -- restricted events, relayed sealed to members
@@ -141,6 +142,39 @@ CREATE TABLE IF NOT EXISTS event_use (
     retain_until  TEXT,               -- ISO date; NULL: no limit stated
     embargo_until TEXT,               -- ISO timestamp; NULL: no embargo
     purged_at     REAL
+);
+-- Dead letters too large to copy: set aside on the dead-letter topic by
+-- reference (origin, size, digest) instead of their bytes, which stay here.
+CREATE TABLE IF NOT EXISTS dead_letter_reference (
+    rejected_id INTEGER PRIMARY KEY,   -- rejected_message.id
+    size        INTEGER NOT NULL,      -- bytes of the original value
+    sha256      TEXT NOT NULL,         -- of the original value
+    created_at  REAL NOT NULL
+);
+-- The broker's append time of each accepted event on the shared topic: the
+-- time every judgement of time uses (never the signer's produced_at).
+CREATE TABLE IF NOT EXISTS event_time (
+    event_id      TEXT PRIMARY KEY,
+    appended_at   REAL NOT NULL        -- epoch seconds, the broker's clock
+);
+-- Events a revocation took out of the picture: signed by a key the manifest
+-- revoked, appended at or after its compromise time (or ever, with none).
+CREATE TABLE IF NOT EXISTS revoked_event (
+    event_id      TEXT PRIMARY KEY,
+    key_id        TEXT NOT NULL,
+    revoked_at    REAL NOT NULL        -- when this store took it out
+);
+-- Each revocation as the aggregator carried it out, for `status`.
+CREATE TABLE IF NOT EXISTS key_revocation (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    key_id         TEXT NOT NULL,
+    producer       TEXT NOT NULL,
+    compromised_at TEXT,               -- ISO; NULL: nothing the key signed is trusted
+    revoked_at     TEXT,               -- ISO, from the manifest
+    events         INTEGER NOT NULL,   -- events taken out
+    restored       INTEGER NOT NULL,   -- subjects back at an earlier good revision
+    removed        INTEGER NOT NULL,   -- subjects with no good revision left
+    applied_at     REAL NOT NULL
 );
 -- The picture published back: original signed events every member may see
 -- (audiences name members or the public), sent to the picture topic once any
@@ -356,6 +390,24 @@ class PictureStore:
                 [(now, i) for i in ids],
             )
 
+    def mark_dead_lettered_by_reference(self, refs: list[tuple[int, int, str]]) -> None:
+        """(rejected id, size, SHA-256) of dead letters sent as references."""
+        now = time.time()
+        with transaction(self._conn) as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO dead_letter_reference (rejected_id, size, sha256, "
+                "created_at) VALUES (?,?,?,?)",
+                [(i, size, digest, now) for i, size, digest in refs],
+            )
+            conn.executemany(
+                "UPDATE rejected_message SET dead_lettered_at = ? WHERE id = ?",
+                [(now, i) for i, _, _ in refs],
+            )
+
+    def dead_letter_reference_count(self) -> int:
+        row = self._conn.execute("SELECT count(*) FROM dead_letter_reference").fetchone()
+        return int(row[0])
+
     def dead_letter_count(self) -> int:
         row = self._conn.execute(
             "SELECT count(*) FROM rejected_message WHERE dead_lettered_at IS NOT NULL"
@@ -364,8 +416,15 @@ class PictureStore:
 
     # -- usage rules: audiences, purposes, retention, embargo ------------------
 
-    def record_use(self, conn: sqlite3.Connection, envelope: Envelope) -> None:
-        """Keep an accepted event's usage rules (from its signed envelope)."""
+    def record_use(
+        self, conn: sqlite3.Connection, envelope: Envelope, appended_at: datetime
+    ) -> None:
+        """Keep an accepted event's usage rules (from its signed envelope) and
+        the broker's append time they are judged against."""
+        conn.execute(
+            "INSERT OR IGNORE INTO event_time (event_id, appended_at) VALUES (?,?)",
+            (envelope.event_id, appended_at.timestamp()),
+        )
         conn.execute(
             "INSERT OR IGNORE INTO event_use (event_id, audiences, purposes, retain_until, "
             "embargo_until) VALUES (?,?,?,?,?)",
@@ -449,17 +508,24 @@ class PictureStore:
             (event_id, subject, value, time.time()),
         )
 
-    def pending_picture(self, now: datetime, limit: int = 5000) -> list[tuple[int, str, bytes]]:
-        """(seq, subject, signed bytes) not yet published whose embargo has passed
-        and which are not purged."""
+    def pending_picture(
+        self, now: datetime, limit: int = 5000
+    ) -> list[tuple[int, str, bytes, int | None]]:
+        """(seq, subject, signed bytes, broker append time in ms) not yet
+        published whose embargo has passed (by the aggregator's clock, which
+        the signer does not control) and which are not purged."""
         cur = self._conn.execute(
-            "SELECT p.seq, p.subject, p.msg_value FROM picture_outbox p "
-            "JOIN event_use u ON u.event_id = p.event_id WHERE p.published_at IS NULL "
+            "SELECT p.seq, p.subject, p.msg_value, t.appended_at FROM picture_outbox p "
+            "JOIN event_use u ON u.event_id = p.event_id "
+            "LEFT JOIN event_time t ON t.event_id = p.event_id WHERE p.published_at IS NULL "
             "AND u.purged_at IS NULL AND (u.embargo_until IS NULL OR u.embargo_until <= ?) "
             "ORDER BY p.seq LIMIT ?",
             (now.isoformat(timespec="seconds"), limit),
         )
-        return [(int(seq), str(subject), bytes(value)) for seq, subject, value in cur]
+        return [
+            (int(seq), str(subject), bytes(value), None if at is None else round(at * 1000))
+            for seq, subject, value, at in cur
+        ]
 
     def pending_tombstones(self) -> list[str]:
         """Subjects to tombstone on the picture topic (see ``purge_expired``)."""
@@ -510,6 +576,142 @@ class PictureStore:
                 [(now, s) for s in seqs],
             )
         audit.save_head(self.path, head)
+
+    # -- revocation: a compromised key's events leave the picture ---------------
+
+    def events_to_revoke(
+        self, conn: sqlite3.Connection, key_id: str, since: datetime | None
+    ) -> list[tuple[str, str, int, str]]:
+        """(event id, subject, revision, envelope digest) of the accepted events
+        signed by ``key_id`` that
+        the broker appended at or after ``since`` (None: all of them), not yet
+        revoked. An event with no recorded append time counts as after."""
+        cur = conn.execute(
+            "SELECT r.event_id, r.subject, r.revision, r.digest FROM received_event r "
+            "LEFT JOIN event_time t ON t.event_id = r.event_id "
+            "WHERE r.key_id = ? AND r.event_id NOT IN (SELECT event_id FROM revoked_event) "
+            "AND (? IS NULL OR t.appended_at IS NULL OR t.appended_at >= ?) ORDER BY r.rowid",
+            (key_id, *(2 * [None if since is None else since.timestamp()])),
+        )
+        return [(str(e), str(s), int(r), str(d)) for e, s, r, d in cur]
+
+    def mark_revoked(self, conn: sqlite3.Connection, event_ids: list[str], key_id: str) -> None:
+        """Take events out: never applied again, never sent on to members."""
+        now = time.time()
+        rows = [(e,) for e in event_ids]
+        conn.executemany(
+            "INSERT OR IGNORE INTO revoked_event (event_id, key_id, revoked_at) VALUES (?,?,?)",
+            [(e, key_id, now) for e in event_ids],
+        )
+        conn.executemany("UPDATE received_event SET applied = 0 WHERE event_id = ?", rows)
+        conn.executemany("UPDATE event_revision SET applied = 0 WHERE event_id = ?", rows)
+        conn.executemany(
+            "DELETE FROM picture_outbox WHERE event_id = ? AND published_at IS NULL", rows
+        )
+        conn.executemany("DELETE FROM relay_outbox WHERE event_id = ? AND relayed_at IS NULL", rows)
+
+    def head_event(self, conn: sqlite3.Connection, subject: str) -> tuple[str, bool] | None:
+        """(event id, revoked) of a subject's current head, or None."""
+        row = conn.execute(
+            "SELECT h.event_id, v.event_id FROM subject_head h LEFT JOIN revoked_event v "
+            "ON v.event_id = h.event_id WHERE h.subject = ?",
+            (subject,),
+        ).fetchone()
+        return None if row is None else (str(row[0]), row[1] is not None)
+
+    def best_revision(self, conn: sqlite3.Connection, subject: str) -> dict[str, Any] | None:
+        """The newest revision of a subject that is neither revoked nor purged,
+        with what it takes to apply it again, or None."""
+        conn.row_factory = sqlite3.Row
+        try:
+            row = conn.execute(
+                "SELECT e.event_id, e.kind, e.producer, e.revision, e.withdrawn, e.body, "
+                "e.produced_at, r.key_id, r.policy_id, r.policy_version, r.policy_sha256, "
+                "u.audiences, u.purposes, u.retain_until, u.embargo_until "
+                "FROM event_revision e JOIN received_event r ON r.event_id = e.event_id "
+                "LEFT JOIN event_use u ON u.event_id = e.event_id WHERE e.subject = ? "
+                "AND e.event_id NOT IN (SELECT event_id FROM revoked_event) "
+                "AND u.purged_at IS NULL ORDER BY e.revision DESC LIMIT 1",
+                (subject,),
+            ).fetchone()
+        finally:
+            conn.row_factory = None
+        return None if row is None else dict(row)
+
+    def restore_head(
+        self, conn: sqlite3.Connection, subject: str, event_id: str, *, republish: bool
+    ) -> None:
+        """Mark an earlier revision applied again; with ``republish``, send it
+        to the members' picture topic again (the newest of its key there)."""
+        conn.execute("UPDATE received_event SET applied = 1 WHERE event_id = ?", (event_id,))
+        conn.execute("UPDATE event_revision SET applied = 1 WHERE event_id = ?", (event_id,))
+        if republish:
+            conn.execute(
+                "UPDATE picture_outbox SET published_at = NULL WHERE event_id = ?", (event_id,)
+            )
+
+    def clear_subject(self, conn: sqlite3.Connection, subject: str, *, republish: bool) -> None:
+        """A subject with no good revision left leaves the picture (and, with
+        ``republish``, the members' picture topic: a tombstone)."""
+        conn.execute("DELETE FROM flow_cell WHERE subject = ?", (subject,))
+        for table in VIEW_COLUMNS:
+            conn.execute(f"DELETE FROM {table} WHERE subject = ?", (subject,))
+        conn.execute("DELETE FROM subject_head WHERE subject = ?", (subject,))
+        if republish:
+            conn.execute(
+                "INSERT OR REPLACE INTO picture_tombstone (subject, created_at) "
+                "SELECT subject, ? FROM picture_outbox WHERE subject = ? "
+                "AND published_at IS NOT NULL LIMIT 1",
+                (time.time(), subject),
+            )
+
+    def record_revocation(
+        self,
+        conn: sqlite3.Connection,
+        key_id: str,
+        producer: str,
+        compromised_at: datetime | None,
+        revoked_at: datetime | None,
+        events: int,
+        restored: int,
+        removed: int,
+    ) -> None:
+        conn.execute(
+            "INSERT INTO key_revocation (key_id, producer, compromised_at, revoked_at, events, "
+            "restored, removed, applied_at) VALUES (?,?,?,?,?,?,?,?)",
+            (
+                key_id,
+                producer,
+                None if compromised_at is None else compromised_at.isoformat(),
+                None if revoked_at is None else revoked_at.isoformat(),
+                events,
+                restored,
+                removed,
+                time.time(),
+            ),
+        )
+
+    def revocations(self) -> list[dict[str, Any]]:
+        """Every revocation carried out, oldest first, for ``status``."""
+        self._conn.row_factory = sqlite3.Row
+        try:
+            rows = self._conn.execute(
+                "SELECT key_id, producer, compromised_at, revoked_at, events, restored, removed, "
+                "applied_at FROM key_revocation ORDER BY id"
+            ).fetchall()
+        finally:
+            self._conn.row_factory = None
+        out = []
+        for r in rows:
+            item = dict(r)
+            item["applied_at"] = datetime.fromtimestamp(item["applied_at"], UTC).isoformat(
+                timespec="seconds"
+            )
+            out.append(item)
+        return out
+
+    def revoked_count(self) -> int:
+        return int(self._conn.execute("SELECT count(*) FROM revoked_event").fetchone()[0])
 
     # -- reading the picture -------------------------------------------------
 
@@ -602,13 +804,18 @@ class PictureStore:
             "SELECT revision FROM subject_head WHERE subject = ?", (subject,)
         ).fetchone()
         cur = self._conn.execute(
-            "SELECT event_id, subject, kind, producer, revision, withdrawn, body, schema_version, "
-            "produced_at, applied FROM event_revision WHERE subject = ? ORDER BY revision, "
-            "produced_at",
+            "SELECT e.event_id, e.subject, e.kind, e.producer, e.revision, e.withdrawn, e.body, "
+            "e.schema_version, e.produced_at, e.applied, t.appended_at, v.event_id "
+            "FROM event_revision e LEFT JOIN event_time t ON t.event_id = e.event_id "
+            "LEFT JOIN revoked_event v ON v.event_id = e.event_id "
+            "WHERE e.subject = ? ORDER BY e.revision, e.produced_at",
             (subject,),
         )
         out = []
-        for event_id, subj, kind, producer, revision, withdrawn, body, version, at, applied in cur:
+        for (
+            event_id, subj, kind, producer, revision, withdrawn, body, version, at, applied,
+            appended, revoked,
+        ) in cur:
             out.append(
                 {
                     "event_id": event_id,
@@ -618,8 +825,13 @@ class PictureStore:
                     "revision": revision,
                     "action": "withdrawal" if withdrawn else "publication",
                     "produced_at": at,
+                    "appended_at": None
+                    if appended is None
+                    else datetime.fromtimestamp(appended, UTC).isoformat(timespec="seconds"),
                     "schema_version": version,
                     "applied": bool(applied),
+                    # Signed by a revoked key after its compromise: out of the picture.
+                    "revoked": revoked is not None,
                     "current": head is not None and head[0] == revision,
                     "body": None if body is None else json.loads(body),
                 }
@@ -732,3 +944,52 @@ class PictureStore:
         finally:
             self._conn.row_factory = None
         return [dict(r) for r in rows]
+
+    # -- what the folder lists per producer ---------------------------------------------
+
+    def revisions_by(self, producer: str, limit: int = 5000) -> list[dict[str, Any]]:
+        """A producer's accepted revisions (metadata only, newest first)."""
+        self._conn.row_factory = sqlite3.Row
+        try:
+            rows = self._conn.execute(
+                "SELECT r.event_id, r.subject, r.kind, r.revision, r.withdrawn, r.produced_at, "
+                "r.applied, (h.revision = r.revision) AS current FROM event_revision r "
+                "LEFT JOIN subject_head h ON h.subject = r.subject WHERE r.producer = ? "
+                "ORDER BY r.produced_at DESC, r.subject, r.revision DESC LIMIT ?",
+                (producer, limit),
+            ).fetchall()
+        finally:
+            self._conn.row_factory = None
+        return [dict(r) for r in rows]
+
+    def received_by(self, producer: str, limit: int = 5000) -> list[dict[str, Any]]:
+        """What the aggregator received from a producer (metadata, newest first)."""
+        self._conn.row_factory = sqlite3.Row
+        try:
+            rows = self._conn.execute(
+                "SELECT event_id, kind, subject, revision, key_id, policy_id, policy_version, "
+                "applied, received_at FROM received_event WHERE producer = ? "
+                "ORDER BY received_at DESC LIMIT ?",
+                (producer, limit),
+            ).fetchall()
+        finally:
+            self._conn.row_factory = None
+        return [dict(r) for r in rows]
+
+    def rejected_from(self, producer: str, limit: int = 1000) -> list[dict[str, Any]]:
+        """Messages set aside that name this producer, with the reason."""
+        self._conn.row_factory = sqlite3.Row
+        try:
+            rows = self._conn.execute(
+                "SELECT id, reason, detail, event_id, received_at FROM rejected_message "
+                "WHERE producer = ? ORDER BY id DESC LIMIT ?",
+                (producer, limit),
+            ).fetchall()
+        finally:
+            self._conn.row_factory = None
+        return [dict(r) for r in rows]
+
+    def producers(self) -> list[str]:
+        """Every producer the aggregator accepted an event from."""
+        return [p for (p,) in self._conn.execute(
+            "SELECT DISTINCT producer FROM received_event ORDER BY producer")]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import KafkaError
 
 from node.errors import TransportError
@@ -118,3 +119,52 @@ def group_lag(
         partitions=len(tps),
         uncommitted_partitions=sum(1 for tp in tps if committed.get(tp, -1) < 0),
     )
+
+
+@dataclass(frozen=True)
+class TopicRetention:
+    """What decides how long a topic keeps its messages, read from the broker."""
+
+    configs: dict[str, str]  # effective settings, broker defaults included
+    log_start: int  # first offsets still held, summed over partitions (0: nothing deleted)
+
+
+def topic_retention(
+    bootstrap: str,
+    topic: str,
+    security: dict[str, Any] | None,
+    *,
+    timeout_ms: int = 10_000,
+) -> TopicRetention:
+    """The topic's effective configuration (needs DESCRIBE_CONFIGS on it) and
+    how much of its beginning is already gone."""
+    config = _client_config(bootstrap, security, timeout_ms)
+    try:
+        admin = KafkaAdminClient(**config)
+        try:
+            described = admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, topic)], config_filter="all"
+            )
+        finally:
+            admin.close()
+        entries = described.get("topic", {}).get(topic, {})
+        if not entries:
+            raise TransportError(
+                f"this principal may not read the configuration of {topic} (DESCRIBE_CONFIGS)"
+            )
+        settings = {
+            name: str(entry["value"]) for name, entry in entries.items() if entry.get("value")
+        }
+        consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, **config)
+        try:
+            parts = consumer.partitions_for_topic(topic)
+            if parts is None:
+                raise TransportError(f"topic {topic} does not exist")
+            starts = consumer.beginning_offsets([TopicPartition(topic, p) for p in parts])
+        finally:
+            consumer.close()
+    except KafkaError as exc:
+        raise TransportError(
+            f"cannot read the configuration of {topic}: {type(exc).__name__}: {exc}"
+        ) from exc
+    return TopicRetention(settings, sum(starts.values()))

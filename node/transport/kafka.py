@@ -6,17 +6,24 @@ constructor's caller's back: clients are created by explicit ``open`` calls.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 
-from node.errors import TransportError
+from node.errors import RecordTooLarge, TransportError
 from node.transport.base import Ack, Message
 from node.transport.credentials import describe
+
+log = logging.getLogger("corredor.transport")
+
+#: How long ``KafkaSink.close`` first waits for records still in flight.
+CLOSE_TIMEOUT_S = 10.0
 
 #: Producer settings that must hold for Corredor's delivery guarantees. Setting
 #: a conflicting option silently disables idempotence in kafka-python, so the
@@ -26,6 +33,20 @@ PRODUCER_GUARANTEES: dict[str, Any] = {
     "enable_idempotence": True,
     "max_in_flight_requests_per_connection": 5,
 }
+
+
+#: How long a consumer waits for its group to assign it partitions. Generous on
+#: purpose: the wait ends the moment the assignment arrives, but a rebalance may
+#: first wait out a departed member's session (10 s) and the rebalance timeout
+#: (the members' max poll interval, 60 s), and a busy 2-core machine stretches
+#: every step of it. Only a group that never assigns waits the whole bound.
+ASSIGNMENT_WAIT_S = 600.0
+
+#: How long a topic just created may take to show in the broker's metadata.
+TOPIC_VISIBLE_WAIT_S = 120.0
+
+#: How often a long wait says, at INFO, what it still waits for.
+_WAIT_NOTE_S = 30.0
 
 
 def _hint(settings: dict[str, Any]) -> str:
@@ -49,6 +70,13 @@ def producer_config(
     }
     config.update(PRODUCER_GUARANTEES)
     return config
+
+
+def _publish_error(topic: str, exc: KafkaError) -> TransportError:
+    """The Corredor error for a failed send: a record that can never fit says so."""
+    if isinstance(exc, MessageSizeTooLargeError):
+        return RecordTooLarge(f"publish to {topic} failed: a record is too large: {exc}")
+    return TransportError(f"publish to {topic} failed: {exc}")
 
 
 class KafkaSink:
@@ -117,7 +145,7 @@ class KafkaSink:
         try:
             futures = [producer.send(self.topic, key=k, value=v, headers=h) for k, v, h in records]
         except KafkaError as exc:
-            raise TransportError(f"publish to {self.topic} failed: {exc}") from exc
+            raise _publish_error(self.topic, exc) from exc
 
         def wait() -> list[Ack]:
             # Each future resolves when its record batch is acknowledged (the
@@ -129,15 +157,55 @@ class KafkaSink:
                     meta = fut.get(timeout=self._ack_timeout_s)
                     acks.append(Ack(meta.topic, meta.partition, meta.offset))
             except KafkaError as exc:
-                raise TransportError(f"publish to {self.topic} failed: {exc}") from exc
+                raise _publish_error(self.topic, exc) from exc
             return acks
 
         return wait
 
     def close(self) -> None:
-        if self._producer is not None:
-            self._producer.close(timeout=10)
-            self._producer = None
+        """Close the producer; never raises a Kafka client error.
+
+        kafka-python's ``close`` flushes first and raises ``KafkaTimeoutError``
+        when records are still unacknowledged (the broker is away). Nothing is
+        lost by giving up on them: a record counts as sent only once its
+        acknowledgement is recorded (the outbox marks rows on ack), so the next
+        producer sends them again. Every record expires by the delivery
+        timeout, so a second close bounded by it finishes; if even that fails,
+        a (retriable) ``TransportError`` says so."""
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        try:
+            producer.close(timeout=CLOSE_TIMEOUT_S)
+            return
+        except KafkaError as exc:
+            log.warning(
+                "closing the producer on %s: %s; waiting for records to expire", self.topic, exc
+            )
+        expiry_s = self._config["delivery_timeout_ms"] / 1000 + 1
+        try:
+            producer.close(timeout=expiry_s)
+        except KafkaError as exc:
+            raise TransportError(
+                f"producer on {self.topic} did not close within {expiry_s:.0f} s: {exc}"
+            ) from exc
+
+
+#: kafka-python's ``ConsumerRecord.timestamp_type`` for a broker-assigned time.
+LOG_APPEND_TIME = 1
+
+
+def _message(record: Any) -> Message:
+    return Message(
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key,
+        record.value,
+        record.timestamp,
+        log_append_time=record.timestamp_type == LOG_APPEND_TIME,
+        headers=tuple((str(k), bytes(v or b"")) for k, v in (record.headers or ())),
+    )
 
 
 class KafkaSource:
@@ -151,7 +219,7 @@ class KafkaSource:
         *,
         client_id: str = "corredor-aggregator",
         security: dict[str, Any] | None = None,
-        assignment_timeout_s: float = 90.0,
+        assignment_timeout_s: float = ASSIGNMENT_WAIT_S,
     ) -> None:
         self.topic = topic
         self._config: dict[str, Any] = {
@@ -178,11 +246,10 @@ class KafkaSource:
             return self
         try:
             consumer = KafkaConsumer(self.topic, **self._config)
-            deadline = time.monotonic() + self._assignment_timeout_s
-            while not consumer.assignment():
-                if time.monotonic() > deadline:
-                    raise TransportError(f"no partitions of {self.topic} assigned in time")
-                consumer.poll(timeout_ms=200, max_records=1, update_offsets=False)
+        except KafkaError as exc:
+            raise TransportError(f"cannot consume {self.topic}: {exc}") from exc
+        try:
+            self._await_assignment(consumer)
             # poll(update_offsets=False) fetched nothing we keep: rewind to committed.
             for tp in consumer.assignment():
                 committed = consumer.committed(tp)
@@ -191,10 +258,39 @@ class KafkaSource:
                 else:
                     consumer.seek(tp, committed)
             self._end = consumer.end_offsets(list(consumer.assignment()))
-        except KafkaError as exc:
+        except (KafkaError, TransportError) as exc:
+            # A consumer left open would stay in the group and stall its next rebalance.
+            with contextlib.suppress(Exception):
+                consumer.close()
+            if isinstance(exc, TransportError):
+                raise
             raise TransportError(f"cannot consume {self.topic}: {exc}") from exc
         self._consumer = consumer
         return self
+
+    def _await_assignment(self, consumer: KafkaConsumer) -> None:
+        """Poll until the group assigns this member partitions: a condition,
+        bounded only by ``assignment_timeout_s``. A topic that is not there at
+        all fails early instead, once it has had time to show."""
+        group = self._config["group_id"]
+        started = time.monotonic()
+        noted = started
+        while not consumer.assignment():
+            waited = time.monotonic() - started
+            if waited > self._assignment_timeout_s:
+                raise TransportError(
+                    f"no partitions of {self.topic} assigned to group {group} after "
+                    f"{waited:.0f} s; does another process of this group hold them?"
+                )
+            if time.monotonic() - noted > _WAIT_NOTE_S:
+                noted = time.monotonic()
+                if waited > TOPIC_VISIBLE_WAIT_S and self.topic not in consumer.topics():
+                    raise TransportError(f"topic {self.topic} does not exist")
+                log.info(
+                    "group %s: still waiting for partitions of %s (%.0f s)",
+                    group, self.topic, waited,
+                )
+            consumer.poll(timeout_ms=500, max_records=1, update_offsets=False)
 
     @property
     def consumer(self) -> KafkaConsumer:
@@ -208,7 +304,7 @@ class KafkaSource:
         out: list[Message] = []
         for records in polled.values():
             for r in records:
-                out.append(Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp))
+                out.append(_message(r))
         return out
 
     def caught_up(self) -> bool:
@@ -299,11 +395,7 @@ class KafkaReplay:
             polled = consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
         except KafkaError as exc:
             raise TransportError(f"poll of {self.topic} failed: {exc}") from exc
-        return [
-            Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
-            for records in polled.values()
-            for r in records
-        ]
+        return [_message(r) for records in polled.values() for r in records]
 
     def caught_up(self) -> bool:
         positions = self.positions()
@@ -451,7 +543,9 @@ def read_all(
     timeout_s: float = 60.0,
 ) -> list[Message]:
     """Every record on ``topic`` from the start to its current end, without a
-    consumer group (a reader that keeps no position, e.g. a member's inbox)."""
+    consumer group (a reader that keeps no position, e.g. a member's inbox).
+    ``timeout_s`` bounds a stall, not the read: a long topic on a busy machine
+    is read to its end as long as records keep coming."""
     try:
         consumer = KafkaConsumer(
             bootstrap_servers=bootstrap.split(","),
@@ -473,12 +567,11 @@ def read_all(
         deadline = time.monotonic() + timeout_s
         while any(consumer.position(tp) < end[tp] for tp in tps):
             if time.monotonic() > deadline:
-                raise TransportError(f"timed out reading {topic}")
+                raise TransportError(f"reading {topic} made no progress for {timeout_s:.0f} s")
             for records in consumer.poll(timeout_ms=500).values():
-                out.extend(
-                    Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
-                    for r in records
-                )
+                if records:
+                    deadline = time.monotonic() + timeout_s
+                out.extend(_message(r) for r in records)
         return out
     except KafkaError as exc:
         raise TransportError(f"cannot read {topic}: {exc}") from exc

@@ -9,14 +9,17 @@ from node.transport.base import Ack, Message
 
 
 class MemoryTopic:
-    """A single-partition topic in a list."""
+    """A single-partition topic in a list. It stamps each record with its own
+    append time, as a broker with ``LogAppendTime`` does."""
 
     def __init__(self, name: str = "memory") -> None:
         self.name = name
         self.records: list[Message] = []
 
     def append(self, key: bytes | None, value: bytes | None) -> Ack:
-        msg = Message(self.name, 0, len(self.records), key, value, int(time.time() * 1000))
+        msg = Message(
+            self.name, 0, len(self.records), key, value, int(time.time() * 1000), True
+        )
         self.records.append(msg)
         return Ack(self.name, 0, msg.offset)
 

@@ -2,8 +2,9 @@
 
 Used by ``corredor deploy init-kafka`` (the compose stack's init service, or an
 operator adding a country). Every step is idempotent: users are upserted,
-existing topics and ACLs are left as they are, so the command can run on every
-start of the stack. Errors name users and topics, never passwords.
+existing topics and ACLs are left as they are (except the settings in
+``ENFORCED_ON_EXISTING``, set again), so the command can run on every start of
+the stack. Errors name users and topics, never passwords.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from kafka.admin import (
     ACLOperation,
     ACLPermissionType,
     ACLResourcePatternType,
+    ConfigResource,
+    ConfigResourceType,
     NewTopic,
     ResourcePattern,
     ResourceType,
@@ -29,6 +32,15 @@ from kafka.admin import (
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from node.errors import TransportError
+from node.transport.topic_config import BROKER_TIME_CONFIGS
+
+#: The shared topic's time stamping (``node.transport.topic_config``, which
+#: holds all of its settings): the broker's own clock, never the producer's.
+SHARED_TOPIC_CONFIGS: dict[str, str] = dict(BROKER_TIME_CONFIGS)
+
+#: Settings provisioning applies to a topic that exists already, too: without
+#: them the aggregator refuses what the topic holds.
+ENFORCED_ON_EXISTING: frozenset[str] = frozenset({"message.timestamp.type"})
 
 
 @dataclass(frozen=True)
@@ -115,6 +127,17 @@ def provision(
             raise TransportError(f"creating ACLs failed: {result['failed'][:3]}")
         existing = set(admin.list_topics())
         missing = [t for t in topics if t.name not in existing]
+        enforced = [
+            ConfigResource(
+                ConfigResourceType.TOPIC,
+                t.name,
+                {k: v for k, v in t.configs.items() if k in ENFORCED_ON_EXISTING},
+            )
+            for t in topics
+            if t.name in existing and ENFORCED_ON_EXISTING & t.configs.keys()
+        ]
+        if enforced:
+            admin.alter_configs(enforced, incremental=True)
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(
