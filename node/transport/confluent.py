@@ -482,7 +482,8 @@ class ConfluentSource(_ConsumerBase):
         self._assignment_timeout_s = assignment_timeout_s
         self._assigned: set[int] = set()
         # Next offset to return, per partition: the committed (or first) offset
-        # at assignment, then one past each message returned.
+        # at assignment, then one past each message returned (not each one
+        # merely fetched: what ``open`` holds back is not committed).
         self._position: dict[int, int] = {}
         self._end: dict[int, int] = {}
         # Messages ``open`` consumed while it waited for the assignment.
@@ -522,7 +523,13 @@ class ConfluentSource(_ConsumerBase):
         return self
 
     def _start_positions(self, consumer: Consumer) -> None:
-        tps = [self._module.TopicPartition(self.topic, p) for p in sorted(self._assigned)]
+        """Where each newly assigned partition starts, and its end now. After a
+        rebalance librdkafka resumes a partition at its committed offset, so a
+        partition assigned again starts there again."""
+        fresh = sorted(p for p in self._assigned if p not in self._end)
+        if not fresh:
+            return
+        tps = [self._module.TopicPartition(self.topic, p) for p in fresh]
         try:
             committed = consumer.committed(tps, timeout=_METADATA_TIMEOUT_S)
         except self._module.KafkaException as exc:
@@ -534,8 +541,6 @@ class ConfluentSource(_ConsumerBase):
             start = tp.offset if tp.offset >= low else low
             self._position.setdefault(tp.partition, start)
             self._end[tp.partition] = high
-        for msg in self._buffer:
-            self._position[msg.partition] = msg.offset + 1
 
     @property
     def consumer(self) -> Consumer:
@@ -549,12 +554,15 @@ class ConfluentSource(_ConsumerBase):
             out, self._buffer = self._buffer[:max_records], self._buffer[max_records:]
         else:
             out = self._consume(consumer, max_records, timeout_ms / 1000)
+            # A rebalance during the call may have assigned partitions again.
+            self._start_positions(consumer)
         for msg in out:
-            self._position[msg.partition] = msg.offset + 1
-        return out
+            if msg.partition in self._assigned:
+                self._position[msg.partition] = msg.offset + 1
+        return [m for m in out if m.partition in self._assigned]
 
     def caught_up(self) -> bool:
-        self.open()
+        self._start_positions(self.consumer)
         return not self._buffer and all(
             self._position.get(p, 0) >= end for p, end in self._end.items()
         )
@@ -562,6 +570,7 @@ class ConfluentSource(_ConsumerBase):
     def lag(self) -> int:
         """Messages on the assigned partitions not yet consumed: end offset - position."""
         consumer = self.consumer
+        self._start_positions(consumer)
         total = 0
         for p in sorted(self._assigned):
             _, high = self._watermarks(consumer, self._module.TopicPartition(self.topic, p))
