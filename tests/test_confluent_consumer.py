@@ -24,9 +24,10 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
 from node import operations as ops
-from node.config import Home
+from node.config import Home, KafkaSettings
 from node.demo.synth import generate_encounters, write_csv
 from node.devkafka import ClusterInfo, LocalKafka
+from node.devkafka.manage import home_settings
 from node.errors import TransportError
 from node.follow import aggregate_follow, wait_until
 from node.store.picture import PictureStore
@@ -426,3 +427,39 @@ def test_sasl_ssl_scram_with_the_ca_file(
     assert "authentication" in message.lower() and "password" in message
     secrets = ["not-the-password", sec.password(sec.secretariat), sec.password("PAN")]
     assert [s for s in secrets if s in message or s in caplog.text] == []
+
+
+@pytest.mark.kafka
+def test_a_whole_aggregation_over_sasl_ssl_from_the_homes_settings(
+    secure: ClusterInfo, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The homes name a password file and the CA, as `kafka connect` writes
+    them; the Secretariat consumes with confluent-kafka and its picture is exact."""
+    caplog.set_level(logging.DEBUG)
+    sec = secure.security
+    assert sec is not None
+    rows = generate_encounters("PAN", 700, seed=61, start=START, weeks=3)
+    home, agg = _member_and_aggregator(
+        tmp_path, secure.bootstrap, sec.shared_topic, "corredor-aggregator.sasl", rows
+    )
+    for h, user in ((home, "PAN"), (agg, sec.secretariat)):
+        settings = {**h.config.kafka.model_dump(), **home_settings(secure, user)}
+        h.config.kafka = KafkaSettings.model_validate(settings)
+        h.save()
+    agg = ops.open_home(agg.path)
+    assert agg.config.kafka.client == "confluent"
+    assert agg.config.kafka.security_protocol == "SASL_SSL"
+    published = ops.publish(ops.open_home(home.path)).drain.acknowledged
+    source = ops.open_source(agg)
+    assert isinstance(source, ConfluentSource)
+    source.close()
+    stats = ops.aggregate_once(agg)
+    # The shared topic is the secure cluster's, used by other tests of this
+    # module too: this member's events are all applied, and only others' plain
+    # test messages are set aside.
+    assert stats.applied == published > 0
+    assert set(stats.rejected) <= {"undecodable"}
+    assert stats.rejected_total == stats.messages - published
+    assert picture_totals(agg) == expected_picture([("PAN", rows)])
+    secrets = [sec.password(u) for u in sec.users]
+    assert [s for s in secrets if s in caplog.text] == []
