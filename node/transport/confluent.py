@@ -1,14 +1,23 @@
-"""An optional producer on confluent-kafka (librdkafka), behind ``EventSink``.
+"""The optional confluent-kafka (librdkafka) client, behind ``EventSink`` and
+``EventSource``.
 
 ``kafka.client: confluent`` in a home's config makes ``operations.open_sink``
 return a :class:`ConfluentSink` instead of ``kafka.KafkaSink``. It keeps the
 same delivery guarantees (idempotent, acks=all, at most five requests in
 flight) under librdkafka's names, takes the same kafka-python style security
-dict, and gives the same acknowledgements and errors. kafka-python stays the
-default and is still used for every consumer and admin client.
+dict, and gives the same acknowledgements and errors.
+
+It also makes the aggregator's consumer (``operations.open_source``) a
+:class:`ConfluentSource` instead of ``kafka.KafkaSource``, with the same group
+semantics: a partition starts at the committed offset (the beginning if none),
+and offsets are committed only by ``commit``, only for what was returned.
+:func:`confluent_read_all` and :class:`ConfluentReplay` read a topic without a
+group (a member's picture copy and inbox, ``aggregate --rebuild``).
+kafka-python stays the default, and is still used for the control topic, the
+aggregator's side-topic producers and every admin client.
 
 confluent-kafka is an optional extra (``pip install 'corredor[confluent]'``),
-imported only when a ``ConfluentSink`` is made.
+imported only when one of these clients is made.
 """
 
 from __future__ import annotations
