@@ -14,6 +14,15 @@ Checks, each passing or failing with a message that says what to do:
     policy       the national policy loads and passes the regional floor
                  (members); the regional floor itself loads (aggregator)
     outbox       (members) the oldest unacknowledged row is younger than the limit
+    store        (members) the store is this home's, with its history: not emptied
+                 or replaced, its audit log as long as the head file says, not
+                 waiting for recover-revisions after a restore, and (online) no
+                 revision of this country on the picture topic above its ledger
+    signing_key  (members) the newest manifest (the control topic's when online,
+                 else the home's) does not revoke this node's key nor has it
+                 expired: publish refuses to sign with such a key
+    files        the home is 0700 and its stores, their -wal/-shm files, audit
+                 head and rejects files are not readable by group or others
     lag          (aggregator) the consumer group is within the limit of the
                  shared topic's end
 
@@ -107,8 +116,146 @@ def diagnose(
         _aggregator_figures(report, home, address, online, max_lag, timeout_ms)
     else:
         _outbox_check(report, home, max_outbox_age_s)
+        _store_check(report, home, address, online)
+        _signing_key_check(report, home, address, online)
+    _files_check(report, home)
     report.figures["topic"] = settings.topic
     return report
+
+
+def _store_check(report: DoctorReport, home: Home, address: str, online: bool) -> None:
+    """Is the member's store this home's, with its history (node.store.identity)?"""
+    from node import revisions
+    from node.store import identity as ident
+
+    try:
+        with NodeStore(home.store_path) as store:
+            conn = store.connection
+            found, identity = ident.problems(conn, home.store_path, "member", home.country)
+            ledger = {
+                s: int(r)
+                for s, r in conn.execute("SELECT subject, revision FROM published_subject")
+            }
+            version = store.schema_version
+            never_sent = not store.outbox_status().acked and not store.has_recovered_revisions()
+    except CorredorError as exc:
+        report.add("store", False, f"{exc}")
+        return
+    report.figures.update(
+        store_id=identity.store_id if identity is not None else None, schema_version=version
+    )
+    if found:
+        report.add("store", False, f"{'; '.join(found)}; {ident.RECOVER_HINT}")
+        return
+    if identity is not None and identity.pending_recovery:
+        report.add(
+            "store",
+            False,
+            f"{identity.pending_recovery}: nothing is staged or published until "
+            "`corredor recover-revisions` raises its revisions above the federation's",
+        )
+        return
+    notes = [f"store {identity.store_id if identity else '(no identity yet)'}, schema v{version}"]
+    if online:
+        try:
+            known = revisions.from_picture_topic(home, address)
+        except CorredorError as exc:
+            report.add("store", False, f"cannot read the picture topic: {exc}")
+            return
+        if known and never_sent:
+            report.add(
+                "store",
+                False,
+                f"this store has never published, but the picture topic holds {len(known)} "
+                f"of {home.country}'s subjects (up to revision {max(known.values())}): it "
+                "lost its history, and its revisions would start again at 1; run "
+                "`corredor recover-revisions`",
+            )
+            return
+        ahead = {s: r for s, r in known.items() if r > ledger.get(s, 0)}
+        if ahead:
+            top = max(ahead.values())
+            report.add(
+                "store",
+                False,
+                f"the picture topic holds {len(ahead)} of {home.country}'s subjects at "
+                f"revisions this store never staged (up to {top}): it lost history, and its "
+                "next revisions would be stale; run `corredor recover-revisions`",
+            )
+            return
+        notes.append(f"no revision on the picture topic above its ledger ({len(known)} subjects)")
+    report.add("store", True, "; ".join(notes))
+
+
+def _signing_key_check(report: DoctorReport, home: Home, address: str, online: bool) -> None:
+    """Does the federation still trust this node's own signing key?"""
+    try:
+        public = load_public_pem(home.public_key_path.read_bytes())
+    except (OSError, CorredorError) as exc:
+        report.add("signing_key", False, f"cannot read this node's public key: {exc}")
+        return
+    key_id = key_id_for(home.country, public)
+    manifest = None
+    source = "the home's manifest"
+    if online and home.secretariat_pub_path.is_file():
+        try:
+            value = read_latest(
+                address,
+                home.config.kafka.control_topic,
+                ops.MANIFEST_KEY,
+                security=home.kafka_security(),
+                timeout_s=10,
+            )
+            if value is not None:
+                manifest = fed.verify_manifest(
+                    SignedManifest.model_validate_json(value), *_pinned(home)
+                )
+                source = "the control topic's manifest"
+        except (CorredorError, ValueError):
+            manifest = None  # the manifest check names it
+    if manifest is None and home.manifest_path.exists():
+        try:
+            manifest = trust.current_manifest(home)
+        except CorredorError:
+            manifest = None
+    if manifest is None:
+        report.add("signing_key", None, f"skipped: no manifest to check {key_id} against")
+        return
+    found = manifest.signing_key(key_id)
+    if found is None:
+        report.add(
+            "signing_key", None, f"{key_id} is not in {source} (serial {manifest.serial}) yet"
+        )
+        return
+    state = found[1].state_at(datetime.now(UTC))
+    if state != "valid":
+        report.add(
+            "signing_key",
+            False,
+            f"{key_id} is {state} in {source} (serial {manifest.serial}): publish refuses to "
+            "sign with it; rotate it (`corredor keys rotate`), send keys/signing.pub to the "
+            "Secretariat, then `corredor federation sync`",
+        )
+        return
+    report.add("signing_key", True, f"{key_id} is valid in {source} (serial {manifest.serial})")
+
+
+def _files_check(report: DoctorReport, home: Home) -> None:
+    """Raw data (stores, their WAL files, rejects) readable by no one else."""
+    from node.files import loose_files
+
+    loose = loose_files(home.path)
+    if loose:
+        listed = ", ".join(f"{p.name} {oct(mode)[2:]}" for p, mode in loose[:8])
+        more = f" and {len(loose) - 8} more" if len(loose) > 8 else ""
+        report.add(
+            "files",
+            False,
+            f"readable or writable by others: {listed}{more}; these hold raw data: "
+            f"chmod 700 {home.path} and chmod 600 the files",
+        )
+    else:
+        report.add("files", True, "the home is 0700; stores, WAL files and rejects are 0600")
 
 
 def _broker_checks(report: DoctorReport, home: Home, address: str, timeout_ms: int) -> bool:

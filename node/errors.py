@@ -7,8 +7,10 @@
     │   └── EgressRefused        the egress guard refused an event
     ├── CodecError               Avro encoding/decoding, unknown fingerprint
     ├── CryptoError              keys, signatures, encryption
-    │   └── SignatureInvalid     a signature does not verify
+    │   ├── SignatureInvalid     a signature does not verify
+    │   └── KeyNotUsable         the manifest revoked or expired this node's own key
     ├── StoreError               SQLite stores
+    │   └── StoreLostHistory     a store emptied, replaced or behind its audit head
     ├── TransportError           Kafka client failures (retriable)
     │   └── RecordTooLarge       a record over the producer's or topic's size limit
                                  (not retriable: it will never fit)
@@ -82,8 +84,16 @@ class SignatureInvalid(CryptoError):
     """A signature does not verify against the claimed key."""
 
 
+class KeyNotUsable(CryptoError):
+    """The federation's manifest says this node's own signing key is revoked or expired."""
+
+
 class StoreError(CorredorError):
     """A local SQLite store could not be read or written."""
+
+
+class StoreLostHistory(StoreError):
+    """The store is not the one this home's records say it had, or lost history."""
 
 
 class TransportError(CorredorError):

@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from node.csvfile import MAX_FIELD_BYTES, TEXT_AFTER_QUOTE, Record, read_records
 from node.errors import InputError
+from node.files import private_dir
 from node.model.records import ENCOUNTER_COLUMNS, REQUIRED_COLUMNS, EncounterRecord
 from node.store.node_store import IngestCounts, NodeStore
 
@@ -235,8 +236,7 @@ def _write_rejects(directory: Path, source: Path, rejected: list[Rejection]) -> 
     records): ``line, field, reason, row, record``. ``row`` is the record's
     values as JSON when it had any; ``record`` its bytes, UTF-8, with each
     byte that is not UTF-8 written as ``\\xNN``."""
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(directory, 0o700)  # made before this rule, or under another umask
+    private_dir(directory)  # rejected rows are raw data: 0700 directory, 0600 files
     stamp = time.strftime("%Y%m%dT%H%M%S")
     for n in range(1000):
         out = directory / f"{source.name}.{stamp}{f'-{n}' if n else ''}.rejects.csv"

@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import shutil
 from collections.abc import Callable
@@ -45,8 +46,17 @@ from node.config import (
 )
 from node.crypto.keys import read_key_text
 from node.crypto.linkage import KeyBundle
-from node.crypto.signing import SigningKey
-from node.errors import ConfigError, PolicyError, RecordTooLarge, TransportError
+from node.crypto.signing import SigningKey, key_id_for, load_public_pem
+from node.errors import (
+    ConfigError,
+    CorredorError,
+    KeyNotUsable,
+    PolicyError,
+    RecordTooLarge,
+    StoreLostHistory,
+    TransportError,
+)
+from node.files import private_dir
 from node.inbox import InboxResult, open_inbox
 from node.ingest import IngestReport, ingest_encounters
 from node.ingest_reference import ENCOUNTERS, detect_kind, ingest_reference
@@ -71,9 +81,11 @@ from node.policy.guard import EgressGuard, Refusal
 from node.policy.loader import load_floor, load_policy
 from node.policy.model import Policy
 from node.reference_pipeline import ReferencePlan, plan_with_reference
+from node.store.identity import RECOVER_HINT
 from node.store.node_store import NodeStore, OutboxStatus
 from node.store.picture import PictureStore, Rejected
 from node.store.reference import ReferenceStore
+from node.transport import health
 from node.transport.base import EventSink, Message
 from node.transport.clients import group_source, read_topic
 from node.transport.confluent import ConfluentSink, ConfluentSource
@@ -87,6 +99,8 @@ from node.transport.kafka import (
 from node.transport.topic_config import shared_topic_configs
 from node.workers import BackgroundDrainer, StagerProcess
 
+log = logging.getLogger(__name__)
+
 
 @lru_cache(maxsize=1)
 def event_codec() -> EventCodec:
@@ -99,7 +113,7 @@ def event_codec() -> EventCodec:
 def _fresh_home(path: Path) -> None:
     if (path / "corredor.yaml").exists():
         raise ConfigError(f"{path} is already a Corredor home")
-    path.mkdir(parents=True, exist_ok=True)
+    private_dir(path)  # raw data and keys live here: 0700 whatever the umask
 
 
 def init_member(
@@ -134,7 +148,8 @@ def init_member(
     encounters.create_pseudonym_key(home)
     if secretariat_pem is not None:
         trust.pin_secretariat(home, secretariat_pem)
-    NodeStore(home.store_path).close()
+    with NodeStore(home.store_path) as store:
+        store.assign_identity(country)
     ReferenceStore(home.store_path).close()
     home.save()
     return home
@@ -159,6 +174,19 @@ def _member(home: Home) -> Home:
     if home.is_aggregator:
         raise ConfigError(f"{home.path} is the aggregator's home; this needs a member node")
     return home
+
+
+def member_store(home: Home, *, staging: bool = True) -> NodeStore:
+    """The member's store, refused (``StoreLostHistory``) if it is not this
+    home's or lost its history (node.store.identity); with ``staging``, also
+    while a restored store waits for ``recover-revisions``."""
+    store = NodeStore(_member(home).store_path)
+    try:
+        store.verify_identity(home.country, staging=staging)
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
 def _aggregator(home: Home) -> Home:
@@ -230,18 +258,104 @@ def ingest(
             policy = home_policy(home)
         except (PolicyError, ConfigError) as exc:
             waits = f"staging waits for a valid policy: {exc}"
-    with NodeStore(home.store_path) as store, store.staging_lock(), store.transaction():
+    with member_store(home) as store, store.staging_lock(), store.transaction():
         # The records, the events they produce and their outbox rows land
         # together or not at all (a transactional outbox). The staging lock is
         # taken first: a publish staging in chunks holds it between its
         # transactions, and must not find this one holding SQLite's.
         report = ingest_encounters(file, store, home.rejects_dir, progress=progress)
-        if report.stored and policy is not None:
+        # Raw records are stored whatever the policy's or the key's state;
+        # nothing is staged under a broken policy (the next publish under a
+        # valid one catches up) or signed with a revoked or expired key
+        # (publish refuses, saying why).
+        key_problem = own_key_problem(home) if policy is not None else None
+        if report.stored and policy is not None and key_problem is None:
             plan, _ = stage_publication(home, store, policy)
             report.staged = plan.staged
-        elif report.stored:
-            report.staging_waits = waits
+        elif report.stored and stage:
+            report.staging_waits = waits or f"staging waits for a usable signing key: {key_problem}"
         return report
+
+
+def own_key_problem(home: Home) -> str | None:
+    """Why this node must not sign with its key, from the manifest it holds
+    (revoked, or expired now), or None. A home with no manifest, or one that
+    does not list the key (not enrolled yet), has nothing to say here:
+    ``doctor`` reports those."""
+    if not home.manifest_path.exists() or not home.public_key_path.is_file():
+        return None
+    try:
+        manifest = trust.current_manifest(home)
+        key_id = key_id_for(home.country, load_public_pem(home.public_key_path.read_bytes()))
+    except CorredorError:
+        return None  # doctor names a manifest that does not verify
+    found = manifest.signing_key(key_id)
+    if found is None:
+        return None
+    entry = found[1]
+    state = entry.state_at(datetime.now(UTC))
+    if state == "valid":
+        return None
+    when = entry.revoked_at if state == "revoked" else entry.valid_until
+    stamp = when.isoformat(timespec="seconds") if when is not None else "?"
+    return (
+        f"this node's signing key {key_id} is {state} (since {stamp}) in the federation's "
+        f"manifest, serial {manifest.serial}: the aggregator trusts nothing it signs. "
+        "Refusing to publish with it: rotate it (`corredor keys rotate`), send "
+        "keys/signing.pub to the Secretariat, and run `corredor federation sync` once the "
+        "new key is in the manifest"
+    )
+
+
+def check_own_key(home: Home) -> None:
+    """Raise ``KeyNotUsable`` if the manifest revoked or expired this node's key."""
+    problem = own_key_problem(home)
+    if problem is not None:
+        raise KeyNotUsable(problem)
+
+
+def refresh_manifest(home: Home, bootstrap: str | None = None) -> None:
+    """Take a newer manifest from the control topic, if the home pins the
+    Secretariat's key to verify it: a revocation reaches the node before it
+    publishes. A missing, unreadable or unverifiable one leaves the home's
+    manifest as it is (``doctor`` reports it); so does a broker that does not
+    accept a connection at once (the publish then stages and waits, as ever,
+    rather than spend the client's bootstrap timeout here first)."""
+    if not home.secretariat_pub_path.is_file():
+        return
+    try:
+        health.reachable(bootstrap or home.bootstrap, timeout_s=2.0)
+        _, updated = sync_manifest(home, bootstrap=bootstrap)
+    except CorredorError as exc:
+        log.debug("manifest not refreshed from the control topic: %s", exc)
+        return
+    if updated:
+        log.info("took a newer manifest from %s", home.config.kafka.control_topic)
+
+
+def check_federation_history(home: Home, store: NodeStore, bootstrap: str | None = None) -> None:
+    """Refuse (``StoreLostHistory``) a store that never had an event
+    acknowledged nor recovered its revisions while the picture topic holds
+    this country's subjects: it lost its history with every file beside it
+    (only the federation remembers), and its revisions would start again at 1.
+    Read once per store, until its first acknowledgement; skipped when the
+    broker does not answer at once (the publish cannot send either)."""
+    from node import revisions  # it builds on this module
+
+    if store.outbox_status().acked or store.has_recovered_revisions():
+        return
+    address = bootstrap or home.bootstrap
+    try:
+        health.reachable(address, timeout_s=2.0)
+    except CorredorError:
+        return
+    known = revisions.from_picture_topic(home, address)
+    if known:
+        raise StoreLostHistory(
+            f"{home.store_path}: this store has never published, but the picture topic "
+            f"holds {len(known)} of {home.country}'s subjects, up to revision "
+            f"{max(known.values())}: it lost its history. Refusing to publish: {RECOVER_HINT}"
+        )
 
 
 def _factory(home: Home, policy: Policy) -> EventFactory:
@@ -252,7 +366,7 @@ def _factory(home: Home, policy: Policy) -> EventFactory:
 def plan_publication(home: Home) -> PublishPlan:
     """The events a publish would stage now, without writing anything."""
     policy = home_policy(home)
-    with NodeStore(home.store_path) as store:
+    with member_store(home, staging=False) as store:
         return prepare_flow_events(store, _factory(home, policy))
 
 
@@ -289,7 +403,13 @@ def stage_publication(
     ``commit_chunks``) the encounter records are split into that many
     record-id ranges, each staged by a worker process (node.workers) while
     this one stages the statistics and reference events; the withdrawals
-    follow once every range is in."""
+    follow once every range is in.
+
+    Refused (``StoreLostHistory``) on a store that lost its history: its
+    revisions would start again below what the aggregator has seen; and
+    (``KeyNotUsable``) when the manifest revoked or expired this node's key."""
+    store.verify_identity(home.country)
+    check_own_key(home)
     with store.staging_lock():
         if commit_chunks:
             return _plan_and_stage(home, store, policy, after_chunk, stagers)
@@ -528,9 +648,16 @@ def publish(
     a second process drains while this one stages in committed chunks, so the
     two halves run on two cores; the outbox is still the only hand-over.
     ``stagers`` processes (by default one per core, overlapped publishes only)
-    stage the encounter records in parallel."""
+    stage the encounter records in parallel.
+
+    First it takes a newer manifest from the control topic, if there is one,
+    and refuses (``KeyNotUsable``) to publish with a key that it revokes or
+    that has expired: nothing is staged or sent."""
     policy = home_policy(home)
-    with NodeStore(home.store_path) as store:
+    refresh_manifest(home, bootstrap)
+    check_own_key(home)
+    with member_store(home) as store:
+        check_federation_history(home, store, bootstrap)
         if overlap is None:
             overlap = _worth_overlapping(store, policy)
         if overlap:
@@ -806,11 +933,15 @@ def home_status(home: Home) -> dict[str, object]:
                 "rejected_by_reason": store.rejected_by_reason(),
                 "rejected_messages": store.rejected(limit=50),
             }
-    with NodeStore(home.store_path) as store:
+    with member_store(home, staging=False) as store:
         outbox = store.outbox_status()
+        identity = store.identity()
         return {
             "role": "member",
             "country": home.country,
+            "store_id": identity.store_id if identity is not None else None,
+            "schema_version": store.schema_version,
+            "revisions_pending_recovery": identity.pending_recovery if identity else None,
             "topic": home.config.kafka.topic,
             "policy_version": home_policy(home).version,
             "records": store.count_encounters(),

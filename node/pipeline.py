@@ -569,7 +569,23 @@ def drain_outbox(
     previous one's acknowledgements are awaited and recorded, so the producer
     is never left idle while SQLite works. With ``staging_done``, keep
     draining what a concurrent stager commits until it reports done and the
-    outbox is empty."""
+    outbox is empty.
+
+    The whole drain holds the home's drain lock (``NodeStore.drain_lock``):
+    a second drainer waits for it, then sends only what is still unacknowledged,
+    so no row is sent by two drainers at once."""
+    with store.drain_lock():
+        return _drain_locked(store, sink, batch_size, progress, staging_done, idle_s)
+
+
+def _drain_locked(
+    store: NodeStore,
+    sink: EventSink,
+    batch_size: int,
+    progress: Callable[[int], None] | None,
+    staging_done: Callable[[], bool] | None,
+    idle_s: float,
+) -> DrainResult:
     sent = acked = 0
     after = 0
     inflight: tuple[list[OutboxRow], Callable[[], list[Ack]]] | None = None

@@ -256,3 +256,66 @@ def test_canonical_entry_is_exactly_sorted_compact_ascii_json(
     body = {"seq": seq, "at": at, **dataclasses.asdict(record)}
     expected = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     assert audit.canonical(seq, at, record) == expected.encode()
+
+
+def _forge_append(db: Path) -> int:
+    """Append one entry that chains correctly, as someone who can write the
+    database but not the head file would: hashed here with hashlib and
+    json.dumps, not with node.store.audit. Returns its seq."""
+    conn = sqlite3.connect(db)
+    try:
+        seq, prev = conn.execute(
+            "SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        fields = {
+            "seq": seq + 1,
+            "at": "2026-01-01T00:00:00.000000+00:00",
+            "entry": "sent",
+            "event_id": "forged",
+            "producer": "PAN",
+            "subject": "forged-subject",
+            "revision": 1,
+            "policy_version": "x",
+            "digest": hashlib.sha256(b"forged").hexdigest(),
+            "reason": None,
+        }
+        body = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        digest = hashlib.sha256(bytes.fromhex(prev) + body.encode("ascii")).hexdigest()
+        conn.execute(
+            "INSERT INTO audit_log (seq, at, entry, event_id, producer, subject, revision, "
+            "policy_version, digest, reason, prev_hash, entry_hash) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (*fields.values(), prev, digest),
+        )
+        conn.commit()
+    finally:
+        conn.close()
+    return int(seq) + 1
+
+
+def test_entries_appended_after_the_head_fail_verification(logs) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14 item 5: forged entries that chain correctly, appended by
+    someone with write access to node.db alone, are a failure, not a note."""
+    pan, *_ = logs
+    forged = _forge_append(pan.store_path)
+    report = audit.verify(pan.store_path)
+    assert (report.ok, report.first_bad_seq) == (False, forged)
+    assert "head file" in (report.problem or "")
+    accepted = audit.verify(pan.store_path, accept_behind=True)
+    assert accepted.ok and accepted.entries == forged
+    assert any("accepted" in n for n in accepted.notes)
+
+
+def test_cli_verify_fails_behind_the_head_unless_accepted(logs) -> None:  # type: ignore[no-untyped-def]
+    pan, *_ = logs
+    _forge_append(pan.store_path)
+    _forge_append(pan.store_path)
+    runner = CliRunner()
+    refused = runner.invoke(main, ["--home", str(pan.path), "audit", "verify"])
+    assert refused.exit_code == 1, refused.output
+    assert "BROKEN" in refused.output and "--accept-behind" in refused.output
+    as_json = runner.invoke(main, ["--home", str(pan.path), "audit", "verify", "--format", "json"])
+    assert as_json.exit_code == 1 and json.loads(as_json.stdout)["ok"] is False
+    accepted = runner.invoke(main, ["--home", str(pan.path), "audit", "verify", "--accept-behind"])
+    assert accepted.exit_code == 0, accepted.output
+    assert "2 entries behind" in accepted.output

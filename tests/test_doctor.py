@@ -69,6 +69,9 @@ def test_a_healthy_member_and_aggregator(federation: tuple[Home, Home]) -> None:
         "manifest",
         "policy",
         "outbox",
+        "store",
+        "signing_key",
+        "files",
     }
     assert report.figures["outbox_pending"] == 0
     assert report.figures["outbox_acknowledged"] > 0

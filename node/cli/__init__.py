@@ -23,6 +23,7 @@ from node.cli import (
     policy_cmds,
     reference_cmds,
     schema_cmds,
+    store_cmds,
     trust_cmds,
 )
 from node.config import ENV_HOME, ENV_LOG_FORMAT
@@ -80,6 +81,7 @@ for _module in (
     policy_cmds,
     deploy_cmds,
     folder_cmds,
+    store_cmds,
 ):
     for _command in _module.COMMANDS:
         main.add_command(_command)

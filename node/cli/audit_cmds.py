@@ -34,20 +34,31 @@ def audit_group() -> None:
     metavar="SEQ:HASH",
     help="An entry hash recorded earlier (e.g. by an auditor); it must still be in the log.",
 )
+@click.option(
+    "--accept-behind",
+    is_flag=True,
+    help="Accept entries after the head file's (left by a crash between a commit and "
+    "the head-file write) instead of failing on them.",
+)
 @format_option("table", "json")
 @click.pass_context
 @handle_errors
-def audit_verify(ctx: click.Context, anchors: tuple[str, ...], fmt: str) -> None:
+def audit_verify(
+    ctx: click.Context, anchors: tuple[str, ...], accept_behind: bool, fmt: str
+) -> None:
     """Recompute the chain; exit 1 naming the first edited, missing, reordered or
-    truncated entry. Prints the head (seq and hash) to record as an anchor.
+    truncated entry, or entries appended after the head file's (which anyone
+    able to write the database alone could forge) unless --accept-behind.
+    Prints the head (seq and hash) to record as an anchor.
 
     \b
     Example:
       corredor --home ./ts audit verify
       corredor --home ./ts audit verify --anchor 1200:3f5a...e9
+      corredor --home ./pan audit verify --accept-behind
     """
     home = home_of(ctx)
-    report = audit.verify(home.store_path, anchors)
+    report = audit.verify(home.store_path, anchors, accept_behind=accept_behind)
     if fmt == "json":
         click.echo(json.dumps(report.as_dict(), indent=2))
     elif report.ok:

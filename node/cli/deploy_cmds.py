@@ -12,6 +12,7 @@ from rich.table import Table
 
 from node import backup as backups
 from node import deploy
+from node.cli import store_cmds
 from node.cli.common import (
     bootstrap_option,
     console,
@@ -108,21 +109,49 @@ def backup(ctx: click.Context, dest: Path) -> None:
 
 @click.command()
 @click.argument("source", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--recover-revisions",
+    "recover",
+    is_flag=True,
+    help="Then raise the store's revisions above what the federation has seen "
+    "(`corredor recover-revisions`): needs the broker.",
+)
+@bootstrap_option
+@store_cmds.audit_option
 @click.pass_context
 @handle_errors
-def restore(ctx: click.Context, source: Path) -> None:
+def restore(
+    ctx: click.Context,
+    source: Path,
+    recover: bool,
+    bootstrap: str | None,
+    audit_exports: tuple[Path, ...],
+) -> None:
     """Check the stores of a backup at SOURCE and copy it to --home, which must
     not be a home yet (stop the node and move the damaged home aside first).
 
+    A member's restored store may be behind what it published after the
+    backup: it stages and publishes nothing until its revisions are recovered,
+    with --recover-revisions here or `corredor recover-revisions` later.
+
     \b
     Example:
-      corredor --home ./pan restore /backups/pan-2026-11-27
+      corredor --home ./pan restore /backups/pan-2026-11-27 --recover-revisions
     """
     target = ctx.find_root().obj.get("home") if ctx.find_root().obj else None
     if target is None:
         raise ConfigError("give the home to restore into: --home DIR")
     home = backups.restore_home(source, target)
-    console.print(f"restored {source} to {home.path}; run `corredor --home {home.path} doctor`")
+    console.print(f"restored {source} to {home.path}")
+    if home.is_aggregator:
+        console.print(f"run `corredor --home {home.path} doctor`")
+    elif recover:
+        store_cmds.recover(home, bootstrap, audit_exports, "table")
+    else:
+        console.print(
+            f"it publishes nothing until `corredor --home {home.path} recover-revisions` "
+            "has raised its revisions above what the federation has seen"
+        )
 
 
 @click.command()

@@ -26,12 +26,17 @@ to a small file next to the database (``<db>.audit-head``). ``verify`` finds:
   the previous entry's hash);
 - entries cut off the end (the head file names a seq the table no longer has).
 
+- entries appended after the head (the head file names an earlier entry than
+  the table's last): a failure, since anyone able to write the database alone
+  can append forged entries that chain correctly. A crash between a commit and
+  the head-file write leaves the same picture; an operator who knows that
+  happened accepts it explicitly (``verify(accept_behind=True)``, ``audit
+  verify --accept-behind``), and the next append brings the head up to date.
+
 Limits: the chain has no secret in it. Someone able to rewrite both the table
 and the head file can recompute every hash after the point they changed; only
 a head recorded elsewhere (an auditor's note of ``seq:hash``, checked with
-``verify(anchors=...)``) exposes that. The head file may lag one batch behind
-the table after a crash between commit and file write; ``verify`` reports that
-as a note, not as tampering.
+``verify(anchors=...)``) exposes that.
 """
 
 from __future__ import annotations
@@ -40,7 +45,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -49,6 +53,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from node.errors import StoreError
+from node.files import write_private_text
 from node.store.sqlite import connect
 
 SCHEMA = """
@@ -308,10 +313,10 @@ def save_head(db_path: Path, head: tuple[int, str] | None) -> None:
         return
     seq, digest = head
     path = head_path(db_path)
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_text(json.dumps({"seq": seq, "entry_hash": digest}) + "\n", encoding="ascii")
-        os.replace(tmp, path)
+        write_private_text(
+            path, json.dumps({"seq": seq, "entry_hash": digest}) + "\n", encoding="ascii"
+        )
     except OSError as exc:
         raise StoreError(f"cannot write the audit head {path}: {exc}") from exc
 
@@ -378,11 +383,15 @@ def _parse_anchor(anchor: str) -> tuple[int, str]:
     return int(seq), digest.lower()
 
 
-def verify(db_path: Path, anchors: Sequence[str] = ()) -> VerifyReport:
+def verify(
+    db_path: Path, anchors: Sequence[str] = (), *, accept_behind: bool = False
+) -> VerifyReport:
     """Check the whole chain; the report names the first bad entry, if any.
 
     ``anchors`` are ``seq:entry_hash`` pairs recorded earlier (e.g. by an
-    auditor from a previous verify): each must still be in the chain.
+    auditor from a previous verify): each must still be in the chain. Entries
+    after the head file's are a failure (they may be forged) unless
+    ``accept_behind``: then they are a note.
     """
     expected = dict(_parse_anchor(a) for a in anchors)
     conn = _open(db_path)
@@ -425,10 +434,24 @@ def verify(db_path: Path, anchors: Sequence[str] = ()) -> VerifyReport:
         if at_head != head_hash:
             return bad(head_seq, f"entry {head_seq} differs from the head file")
         if head_seq < count:
-            notes.append(f"head file is {count - head_seq} entries behind (crash after commit?)")
+            behind = count - head_seq
+            if not accept_behind:
+                return bad(
+                    head_seq + 1,
+                    f"{behind} entries after the head file's entry {head_seq}: appended by "
+                    "someone who could write the database but not the head file, or left by "
+                    "a crash between a commit and the head-file write; if you know it was a "
+                    "crash, accept them with --accept-behind",
+                )
+            notes.append(f"head file is {behind} entries behind; accepted (--accept-behind)")
     elif count:
         notes.append("no head file: truncation at the end cannot be detected")
     return VerifyReport(count, count, prev, True, None, None, tuple(notes))
+
+
+def read_head(db_path: Path) -> tuple[int, str] | None:
+    """(seq, entry_hash) the head file records, or None without one."""
+    return _read_head(db_path)
 
 
 def _read_head(db_path: Path) -> tuple[int, str] | None:

@@ -15,7 +15,8 @@ from datetime import date
 from pathlib import Path
 
 from node.model.records import ENCOUNTER_COLUMNS, EncounterRecord
-from node.store import audit
+from node.store import audit, identity, reference
+from node.store.identity import Migration, StoreIdentity
 from node.store.sqlite import connect, transaction
 
 _SCHEMA = """
@@ -87,6 +88,15 @@ CREATE TABLE IF NOT EXISTS suppression_ledger (
 );
 """
 
+#: The store's schema, one versioned step at a time (node.store.identity.migrate).
+#: Version 1 is the schema every store had before versions were recorded (all
+#: ``IF NOT EXISTS``, so a store from then is taken as version 1 as it is).
+MIGRATIONS = (
+    Migration(1, "baseline", _SCHEMA + audit.SCHEMA + reference.SCHEMA),
+    Migration(2, "store identity", identity.IDENTITY_SCHEMA),
+)
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
 _RAW_COLUMNS = ENCOUNTER_COLUMNS
 
 
@@ -142,12 +152,40 @@ class NodeStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._conn = connect(path, _SCHEMA + audit.SCHEMA, bulk_writes=True)
+        self._conn = connect(path, "", bulk_writes=True)
+        try:
+            self.schema_version = identity.migrate(self._conn, path, MIGRATIONS)
+        except BaseException:
+            self._conn.close()
+            raise
         self._staging_depth = 0
         self._staging_fd: int | None = None
+        self._drain_depth = 0
+        self._drain_fd: int | None = None
 
     def close(self) -> None:
         self._conn.close()
+
+    # -- identity --------------------------------------------------------------
+
+    def identity(self) -> StoreIdentity | None:
+        return identity.read_identity(self._conn)
+
+    def assign_identity(self, country: str) -> StoreIdentity:
+        """Give a new member store its identity (``init``)."""
+        return identity.assign(self._conn, self.path, "member", country)
+
+    def has_recovered_revisions(self) -> bool:
+        """Whether ``recover-revisions`` has run on this store."""
+        found = self.identity()
+        return found is not None and found.revisions_recovered_at is not None
+
+    def verify_identity(self, country: str, *, staging: bool = True) -> StoreIdentity:
+        """Refuse (``StoreLostHistory``) a store that is not this home's or lost
+        its history; with ``staging``, also one waiting for recover-revisions."""
+        return identity.verify_identity(
+            self._conn, self.path, "member", country, staging=staging
+        )
 
     @contextmanager
     def staging_lock(self) -> Iterator[None]:
@@ -178,6 +216,36 @@ class NodeStore:
                 fcntl.flock(self._staging_fd, fcntl.LOCK_UN)
                 os.close(self._staging_fd)
                 self._staging_fd = None
+
+    @contextmanager
+    def drain_lock(self) -> Iterator[None]:
+        """Hold the home's drain lock: one drainer at a time reads the outbox
+        and sends it. Without it two publishes (or a publish and ``publish
+        --follow``) each read the same unacknowledged rows and each sent them,
+        so every event reached the topic twice. An advisory ``flock`` on a file
+        beside the store, separate from the staging lock so that a drainer
+        sends what a stager commits while it stages; reentrant for this store
+        object and released if the process dies. A second drainer waits, then
+        finds only what is still unacknowledged."""
+        if self._drain_depth == 0:
+            fd = os.open(
+                self.path.with_name(self.path.name + ".drain.lock"), os.O_RDWR | os.O_CREAT, 0o600
+            )
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._drain_fd = fd
+        self._drain_depth += 1
+        try:
+            yield
+        finally:
+            self._drain_depth -= 1
+            if self._drain_depth == 0 and self._drain_fd is not None:
+                fcntl.flock(self._drain_fd, fcntl.LOCK_UN)
+                os.close(self._drain_fd)
+                self._drain_fd = None
 
     def __enter__(self) -> NodeStore:
         return self

@@ -54,6 +54,8 @@ CREATE TABLE IF NOT EXISTS correction_note (
 );
 CREATE INDEX IF NOT EXISTS correction_note_subject ON correction_note(subject);
 """
+#: The tables this store keeps in the member's node.db (its migrations list them).
+SCHEMA = _SCHEMA
 
 
 def canonical(record: dict[str, Any]) -> str:
