@@ -13,6 +13,7 @@ through the code under test.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -234,3 +235,39 @@ def _next_day(iso: str) -> str:
     from datetime import date, timedelta
 
     return (date.fromisoformat(iso[:10]) + timedelta(days=1)).isoformat()
+
+
+class _Interrupted(Exception):
+    pass
+
+
+@pytest.mark.kafka
+def test_an_interrupted_rebuild_leaves_the_live_picture_as_it_was(
+    tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str
+) -> None:
+    _, agg, _ = _federation(tmp_path, kafka_bootstrap, topic, group_id, "confluent")
+    ops.aggregate_once(agg)
+    before = _picture(agg)
+    calls = []
+
+    def stop_half_way(p: RebuildProgress) -> None:
+        calls.append(p)
+        if p.done > p.total // 2:
+            raise _Interrupted
+
+    with pytest.raises(_Interrupted):
+        rebuild_picture(agg, max_records=20, progress=stop_half_way)
+    assert 0 < calls[-1].done < calls[-1].total
+    assert _picture(agg) == before
+    assert not (agg.store_path.parent / (agg.store_path.name + REBUILD_SUFFIX)).exists()
+    # The group was not moved: nothing new, nothing lost for the live aggregator.
+    assert ops.aggregate_once(agg).messages == 0
+    # The next rebuild starts over and completes.
+    out = CliRunner().invoke(
+        main, ["--home", str(agg.path), "aggregate", "--rebuild", "--format", "json"]
+    )
+    assert out.exit_code == 0, out.output
+    summary = json.loads(out.stdout)
+    assert summary["messages"] == summary["topic_messages"] > 0
+    assert summary["previous"] and summary["events_per_s"] >= 0
+    assert _picture(agg) == before
