@@ -25,6 +25,7 @@ from kafka import KafkaProducer
 from node import operations as ops
 from node.aggregator.rebuild import REBUILD_SUFFIX, RebuildProgress, rebuild_picture
 from node.cli import main
+from node.cli.rebuild_view import plain_line
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.errors import ConfigError
@@ -271,3 +272,11 @@ def test_an_interrupted_rebuild_leaves_the_live_picture_as_it_was(
     assert summary["messages"] == summary["topic_messages"] > 0
     assert summary["previous"] and summary["events_per_s"] >= 0
     assert _picture(agg) == before
+
+
+def test_plain_progress_line_says_rate_and_eta() -> None:
+    line = plain_line(RebuildProgress(done=1_200, total=5_000, elapsed_s=0.4))
+    assert line == "rebuild: 1,200/5,000 messages (24%), 3,000 ev/s, ETA 0m01s"
+    assert plain_line(RebuildProgress(0, 10_000_000, 0.0)).endswith("0 ev/s, ETA ?")
+    long = RebuildProgress(done=1_000_000, total=10_000_000, elapsed_s=500.0)
+    assert long.eta_s == 4_500 and plain_line(long).endswith("ETA 1h15m00s")
