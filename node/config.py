@@ -111,9 +111,9 @@ class KafkaSettings(BaseModel):
     password_file: str | None = None  # a file holding only the password, mode 0600
     password_env: str | None = None  # or the NAME of an environment variable holding it
     ssl_cafile: str | None = None  # PEM CA that signed the brokers' certificates
-    # The producer library (docs/cli.md). kafka-python is the default; "confluent"
-    # produces through librdkafka (pip install 'corredor[confluent]'). Consumers
-    # and admin clients use kafka-python either way.
+    # The Kafka library (docs/cli.md). kafka-python is the default; "confluent"
+    # produces and consumes through librdkafka (pip install 'corredor[confluent]'); the
+    # control topic, side-topic producers and admin clients stay on kafka-python.
     client: Literal["kafka-python", "confluent"] = "kafka-python"
 
     @model_validator(mode="after")

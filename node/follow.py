@@ -30,7 +30,7 @@ from node.pipeline import drain_outbox
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.base import EventSink
-from node.transport.kafka import KafkaSource
+from node.transport.clients import GroupSource
 
 log = logging.getLogger("corredor.follow")
 
@@ -203,12 +203,11 @@ def aggregate_follow(
     on_report: Callable[[BatchReport], None] | None = None,
 ) -> ApplyStats:
     """Consume, verify and apply as events arrive, until ``stop``."""
-    settings = home.config.kafka
     address = bootstrap or home.bootstrap
     security = home.kafka_security()
     total = ApplyStats()
     backoff = Backoff()
-    source: KafkaSource | None = None
+    source: GroupSource | None = None
     manifest_mtime = 0.0
     with PictureStore(home.store_path) as store:
         aggregator = build_aggregator(home, store, ops.event_codec(), floor=ops.regional_floor())
@@ -222,9 +221,7 @@ def aggregate_follow(
                 try:
                     if source is None:
                         ops.ensure_shared_topic(home, address, security)
-                        source = KafkaSource(
-                            address, settings.topic, settings.group_id, security=security
-                        ).open()
+                        source = ops.open_source(home, address).open()
                     batch = source.poll_batch(poll_timeout_ms, max_records)
                     if batch:
                         started = time.monotonic()

@@ -88,14 +88,14 @@ from node.store.node_store import NodeStore, OutboxStatus
 from node.store.picture import PictureStore, Rejected
 from node.store.reference import ReferenceStore
 from node.transport import health
-from node.transport.base import EventSink
-from node.transport.confluent import ConfluentSink
+from node.transport.base import EventSink, Message
+from node.transport.clients import group_source, read_topic
+from node.transport.confluent import ConfluentSink, ConfluentSource
 from node.transport.kafka import (
     KafkaSink,
     KafkaSource,
     ensure_topic,
     publish_record,
-    read_all,
     read_latest,
 )
 from node.transport.topic_config import shared_topic_configs
@@ -598,6 +598,29 @@ def open_sink(home: Home, bootstrap: str | None = None, **options: Any) -> Event
     return sink
 
 
+def open_source(home: Home, bootstrap: str | None = None) -> KafkaSource | ConfluentSource:
+    """The aggregator's consumer of the shared topic, in its group, on the
+    library ``kafka.client`` names; it connects when opened or first polled."""
+    settings = home.config.kafka
+    return group_source(
+        settings.client,
+        bootstrap or home.bootstrap,
+        settings.topic,
+        settings.group_id,
+        security=home.kafka_security(),
+    )
+
+
+def read_home_topic(home: Home, topic: str, bootstrap: str | None = None) -> list[Message]:
+    """Every record on ``topic`` (no group), read with the home's ``kafka.client``."""
+    return read_topic(
+        home.config.kafka.client,
+        bootstrap or home.bootstrap,
+        topic,
+        security=home.kafka_security(),
+    )
+
+
 def _stagers() -> int:
     """Staging processes for an overlapped publish: one per core, at most four."""
     return max(1, min(4, os.cpu_count() or 1))
@@ -688,7 +711,6 @@ def aggregate_once(
 ) -> ApplyStats:
     """Consume the shared topic up to its current end and apply it."""
     _aggregator(home)
-    settings = home.config.kafka
     address = bootstrap or home.bootstrap
     security = home.kafka_security()
     ensure_shared_topic(home, address, security)
@@ -697,7 +719,7 @@ def aggregate_once(
         refresh_approvals(home, address, security)
     with PictureStore(home.store_path) as store:
         aggregator = build_aggregator(home, store, event_codec(), floor=regional_floor())
-        source = KafkaSource(address, settings.topic, settings.group_id, security=security)
+        source = open_source(home, address)
         try:
             stats = consume_until_caught_up(
                 aggregator, source, progress=progress, max_records=max_records
@@ -883,9 +905,7 @@ def _picture_topic(home: Home) -> str:
 def read_inbox(home: Home, *, bootstrap: str | None = None) -> InboxResult:
     """Restricted events addressed to this member, verified and decrypted."""
     _member(home)
-    messages = read_all(
-        bootstrap or home.bootstrap, _picture_topic(home), security=home.kafka_security()
-    )
+    messages = read_home_topic(home, _picture_topic(home), bootstrap)
     return open_inbox(
         messages, event_codec(), trust.key_directory(home), trust.load_encryption_key(home)
     )

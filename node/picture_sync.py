@@ -23,7 +23,6 @@ from node.errors import CodecError
 from node.model.events import RESTRICTED_KINDS
 from node.store.picture import PictureStore
 from node.transport.base import Message
-from node.transport.kafka import read_all
 
 
 def picture_path(home: Home) -> Path:
@@ -56,5 +55,5 @@ def sync_picture(home: Home, *, bootstrap: str | None = None) -> ApplyStats:
     if home.is_aggregator:
         return ApplyStats()
     topic = ops._picture_topic(home)
-    messages = read_all(bootstrap or home.bootstrap, topic, security=home.kafka_security())
+    messages = ops.read_home_topic(home, topic, bootstrap)
     return apply_picture(home, messages)

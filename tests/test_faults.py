@@ -29,6 +29,7 @@ from node.devkafka import LocalKafka
 from node.follow import PublishCounters, publish_follow, wait_until
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
+from node.transport.clients import Client
 from node.transport.kafka import read_all
 from tests.factories import START, aggregator_for, expected_picture, picture_totals
 from tests.patience import PATIENCE_S
@@ -36,6 +37,10 @@ from tests.patience import PATIENCE_S
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parent.parent
+
+#: The aggregator's consumer library (``kafka.client``) in the tests that
+#: involve its consumer: the guarantees hold with either.
+CLIENTS: tuple[Client, ...] = ("kafka-python", "confluent")
 
 
 def _as_published(homes: list[Home]) -> Counter[tuple[str, str, str]]:
@@ -91,7 +96,12 @@ def _counts_line(label: str, homes: list[Home], agg: Home, topic: str, bootstrap
 
 
 def _homes(
-    tmp: Path, bootstrap: str, countries: tuple[str, ...], topic: str, replication: int = 1
+    tmp: Path,
+    bootstrap: str,
+    countries: tuple[str, ...],
+    topic: str,
+    replication: int = 1,
+    client: Client = "kafka-python",
 ) -> tuple[list[Home], Home]:
     members = []
     for c in countries:
@@ -102,6 +112,7 @@ def _homes(
     agg = aggregator_for(tmp, members, topic=topic)
     agg.config.kafka.bootstrap = bootstrap
     agg.config.kafka.replication = replication
+    agg.config.kafka.client = client  # the library the aggregator consumes with
     agg.save()
     return members, agg
 
@@ -221,12 +232,13 @@ def _finish(proc: subprocess.Popen[bytes], home: Home, timeout: float) -> str:
     return (home.path / "process.log").read_text(encoding="utf-8", errors="replace")
 
 
+@pytest.mark.parametrize("client", CLIENTS)
 def test_node_and_aggregator_killed_mid_work_then_restarted(
-    single_broker: LocalKafka, tmp_path: Path
+    single_broker: LocalKafka, tmp_path: Path, client: Client
 ) -> None:
     bootstrap = single_broker.bootstrap
     countries = ("PAN", "CRI")
-    members, agg = _homes(tmp_path, bootstrap, countries, "faults.kill")
+    members, agg = _homes(tmp_path, bootstrap, countries, "faults.kill", client=client)
     rows = {
         c: generate_encounters(c, 20000, seed=80 + i, start=START, weeks=8)
         for i, c in enumerate(countries)
@@ -268,10 +280,11 @@ def test_node_and_aggregator_killed_mid_work_then_restarted(
     assert picture_totals(agg) == _as_published(members)
 
 
+@pytest.mark.parametrize("client", CLIENTS)
 def test_garbage_truncated_and_oversized_messages_go_to_dead_letters(
-    kafka_bootstrap: str, topic: str, group_id: str, tmp_path: Path
+    kafka_bootstrap: str, topic: str, group_id: str, tmp_path: Path, client: Client
 ) -> None:
-    (pan,), agg = _homes(tmp_path, kafka_bootstrap, ("PAN",), topic)
+    (pan,), agg = _homes(tmp_path, kafka_bootstrap, ("PAN",), topic, client=client)
     agg.config.kafka.group_id = group_id
     agg.save()
     rows = generate_encounters("PAN", 3000, seed=90, start=date(2024, 1, 1), weeks=4)

@@ -20,6 +20,7 @@ from node import federation as fed
 from node import operations as ops
 from node import trust
 from node.aggregator.apply import ApplyStats
+from node.aggregator.rebuild import rebuild_picture
 from node.config import Home
 from node.follow import aggregate_follow, wait_until
 from node.model.events import Envelope, PolicyRef
@@ -113,7 +114,7 @@ def _cells(path: Path) -> list[str]:
         return [c["nationality"] for c in store.flow_cells()]
 
 
-@pytest.mark.parametrize("mode", ["once", "follow", "picture-copy"])
+@pytest.mark.parametrize("mode", ["once", "follow", "rebuild", "picture-copy"])
 def test_every_run_mode_quarantines_events_below_the_floor(
     mode: str, kafka_bootstrap: str, topic: str, group_id: str, tmp_path: Path
 ) -> None:
@@ -134,6 +135,10 @@ def test_every_run_mode_quarantines_events_below_the_floor(
     elif mode == "once":
         _produce(kafka_bootstrap, topic, events)
         ops.aggregate_once(agg)
+        where = agg.store_path
+    elif mode == "rebuild":
+        _produce(kafka_bootstrap, topic, events)
+        rebuild_picture(agg)
         where = agg.store_path
     else:
         _produce(kafka_bootstrap, topic, events)

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from node import operations as ops
 from node.aggregator.apply import ApplyStats
+from node.aggregator.rebuild import rebuild_picture
 from node.cli.common import (
     bootstrap_option,
     console,
@@ -27,6 +28,7 @@ from node.cli.common import (
     metrics_options,
     progress,
 )
+from node.cli.rebuild_view import rebuild_progress
 from node.cli.report_cmds import REPORT_FORMATS, REPORT_VIEWS, purge, run_report
 from node.config import DEFAULT_TOPIC, Home
 from node.crypto.keys import read_key_text
@@ -271,6 +273,9 @@ def _render_exchanges(exchanges: dict[str, dict[str, object]]) -> None:
 @click.command()
 @click.option("--once", is_flag=True, help="Consume up to the topic's end, then stop.")
 @click.option("--follow", is_flag=True, help="Keep consuming until SIGTERM or Ctrl-C.")
+@click.option("--rebuild", is_flag=True,
+              help="Build the picture again from the beginning of the topic in a new "
+              "store file; swap it in once caught up.")
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=2000, show_default=True,
               help="Messages applied per SQLite transaction (and offset commit).")
 @bootstrap_option
@@ -282,6 +287,7 @@ def aggregate(
     ctx: click.Context,
     once: bool,
     follow: bool,
+    rebuild: bool,
     batch_size: int,
     bootstrap: str | None,
     fmt: str,
@@ -294,16 +300,24 @@ def aggregate(
     reason and never applied. Offsets are committed only after the picture's
     transaction, so a restart resumes exactly where it stopped.
 
+    --rebuild reads the topic again from its beginning into a new store file
+    and swaps it in only once caught up: the live picture is never half-built.
+    Stop a running aggregate --follow first; it resumes where the rebuild ended.
+
     \b
     Example:
       corredor --home ./ts aggregate --once
       corredor --home ./ts aggregate --follow --metrics-port 9464
+      corredor --home ./ts aggregate --rebuild
     """
-    if once == follow:
-        raise click.UsageError("give exactly one of --once or --follow")
+    if once + follow + rebuild != 1:
+        raise click.UsageError("give exactly one of --once, --follow or --rebuild")
     if metrics_port is not None and not follow:
         raise click.UsageError("--metrics-port needs --follow")
     home = home_of(ctx)
+    if rebuild:
+        _aggregate_rebuild(home, bootstrap, batch_size, fmt)
+        return
     if follow:
         _aggregate_follow(home, bootstrap, batch_size, metrics_port, metrics_address)
         return
@@ -319,6 +333,26 @@ def aggregate(
     )
     for reason, n in sorted(stats.rejected.items()):
         console.print(f"  [red]{reason}[/]: {n}")
+
+
+def _aggregate_rebuild(home: Home, bootstrap: str | None, batch_size: int, fmt: str) -> None:
+    with rebuild_progress() as show:
+        result = rebuild_picture(home, bootstrap=bootstrap, max_records=batch_size, progress=show)
+    if fmt == "json":
+        click.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    stats = result.stats
+    rate = result.as_dict()["events_per_s"]
+    console.print(
+        f"rebuilt {result.picture} from {stats.messages} messages in {result.seconds:.1f} s "
+        f"({rate} ev/s): [green]{stats.applied} applied[/], {stats.duplicates} duplicates, "
+        f"{stats.stale} superseded, "
+        f"[{'red' if stats.rejected_total else 'green'}]{stats.rejected_total} rejected[/]"
+    )
+    for reason, n in sorted(stats.rejected.items()):
+        console.print(f"  [red]{reason}[/]: {n}")
+    if result.previous is not None:
+        console.print(f"The picture it replaced is kept in {result.previous}")
 
 
 @click.command()

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 
@@ -331,6 +331,143 @@ class KafkaSource:
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
+
+
+class KafkaReplay:
+    """Reads one topic from its beginning without a consumer group (a rebuild):
+    every partition from its first offset up to its end when opened. It
+    commits nothing; ``positions`` says how far it got."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        *,
+        client_id: str = "corredor-rebuild",
+        security: dict[str, Any] | None = None,
+    ) -> None:
+        self.topic = topic
+        self._config: dict[str, Any] = {
+            "bootstrap_servers": bootstrap.split(","),
+            "group_id": None,
+            "client_id": client_id,
+            "enable_auto_commit": False,
+            "max_partition_fetch_bytes": 4 * 1024 * 1024,
+            **(security or {}),
+        }
+        self._consumer: KafkaConsumer | None = None
+        self._tps: list[TopicPartition] = []
+        self._start: dict[int, int] = {}
+        self._end: dict[int, int] = {}
+
+    def open(self) -> KafkaReplay:
+        if self._consumer is not None:
+            return self
+        try:
+            consumer = KafkaConsumer(**self._config)
+        except KafkaError as exc:
+            raise TransportError(f"cannot consume {self.topic}: {exc}") from exc
+        try:
+            parts = sorted(consumer.partitions_for_topic(self.topic) or ())
+            self._tps = [TopicPartition(self.topic, p) for p in parts]
+            if self._tps:
+                consumer.assign(self._tps)
+                consumer.seek_to_beginning(*self._tps)
+                starts = consumer.beginning_offsets(self._tps)
+                ends = consumer.end_offsets(self._tps)
+                self._start = {tp.partition: starts[tp] for tp in self._tps}
+                self._end = {tp.partition: ends[tp] for tp in self._tps}
+        except KafkaError as exc:
+            consumer.close()
+            raise TransportError(f"cannot consume {self.topic}: {exc}") from exc
+        self._consumer = consumer
+        return self
+
+    @property
+    def consumer(self) -> KafkaConsumer:
+        return self.open()._consumer
+
+    def poll_batch(self, timeout_ms: int, max_records: int) -> list[Message]:
+        consumer = self.consumer
+        if not self._tps:
+            return []
+        try:
+            polled = consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        except KafkaError as exc:
+            raise TransportError(f"poll of {self.topic} failed: {exc}") from exc
+        return [_message(r) for records in polled.values() for r in records]
+
+    def caught_up(self) -> bool:
+        positions = self.positions()
+        return all(positions[p] >= end for p, end in self._end.items())
+
+    def total(self) -> int:
+        """Messages between each partition's first offset and its end at open."""
+        self.open()
+        return sum(self._end[p] - self._start[p] for p in self._end)
+
+    def positions(self) -> dict[int, int]:
+        """The next offset of every partition: one past the last message returned."""
+        consumer = self.consumer
+        try:
+            return {tp.partition: consumer.position(tp) for tp in self._tps}
+        except KafkaError as exc:
+            raise TransportError(f"cannot read the position on {self.topic}: {exc}") from exc
+
+    def commit(self) -> None:
+        """Nothing: a replay keeps no group position."""
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+
+
+def commit_group_offsets(
+    bootstrap: str,
+    topic: str,
+    group_id: str,
+    offsets: dict[int, int],
+    *,
+    security: dict[str, Any] | None = None,
+) -> None:
+    """Set ``group_id``'s committed offsets on ``topic`` (partition -> next
+    offset) from outside the group; the group must have no active member."""
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap.split(","),
+            group_id=group_id,
+            enable_auto_commit=False,
+            client_id="corredor-rebuild",
+            **(security or {}),
+        )
+    except KafkaError as exc:
+        raise TransportError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    try:
+        tps = {TopicPartition(topic, p): o for p, o in offsets.items()}
+        consumer.assign(list(tps))
+        consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in tps.items()})
+    except KafkaError as exc:
+        raise TransportError(f"offset commit for group {group_id} failed: {exc}") from exc
+    finally:
+        consumer.close()
+
+
+def active_group_members(
+    bootstrap: str, group_id: str, *, security: dict[str, Any] | None = None
+) -> int:
+    """How many consumers are members of ``group_id`` right now."""
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), **(security or {}))
+    except KafkaError as exc:
+        raise TransportError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    try:
+        described = admin.describe_groups([group_id]).get(group_id) or {}
+        return len(described.get("members") or ())
+    except KafkaError as exc:
+        raise TransportError(f"cannot describe consumer group {group_id}: {exc}") from exc
+    finally:
+        admin.close()
 
 
 def ensure_topic(
