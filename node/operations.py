@@ -96,6 +96,7 @@ from node.transport.kafka import (
     KafkaSource,
     ensure_topic,
     publish_record,
+    read_all,
     read_latest,
 )
 from node.transport.topic_config import shared_topic_configs
