@@ -23,11 +23,16 @@ from click.testing import CliRunner
 
 from node.cli import main
 from node.config import load_home
+from node.crypto.keys import EncryptionKey
+from node.crypto.sealing import seal
 from node.errors import ConfigError
+from node.folder import data as folder_data
 from node.folder.accounts import FolderDB
 from node.folder.app import Throttle
+from node.folder.pages import intelligence_page
 from node.report.sdmx import COLUMNS
 from node.serve import make_server
+from node.store.picture import PictureStore
 from tests.factories import member_with_data
 from tests.folder_support import (
     GTM_REPORT,
@@ -657,3 +662,36 @@ def test_the_vendored_chart_library_is_what_was_recorded(base: str) -> None:
     page = sign_in(base, "ana").get("/flows").text
     scripts = re.findall(r"<script src='([^']+)'", page)
     assert scripts and all(s.startswith("/static/") for s in scripts)
+
+
+def test_an_hpke_report_is_shown_to_its_producer_and_the_ts_only(tmp_path: Path) -> None:
+    """An HPKE box names nobody, so the folder cannot give it to its recipients:
+    it never guesses, shows it to its producer and the TS, and says the
+    recipients are not named."""
+    keys = [EncryptionKey.generate(c) for c in ("GTM", "PAN")]
+    box = seal(b"route alert", {k.key_id: k.public for k in keys}, b"aad")
+    assert not any(k.key_id in label for k in keys for label in box.recipients)
+    path = tmp_path / "aggregator.db"
+    PictureStore(path).close()  # the schema
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO relay_outbox (event_id, producer, subject, revision, "
+            "recipients, msg_key, msg_value, created_at) VALUES (?,?,?,?,?,?,?,?)",
+            (
+                "e1",
+                "MEX",
+                "IntelligenceReport:MEX:x",
+                1,
+                ",".join(box.recipients),
+                None,
+                b"sealed",
+                time.time(),
+            ),
+        )
+    with PictureStore(path) as store:
+        for audience in ("GTM", "PAN", "IOM", "public"):
+            assert folder_data.intelligence(store, audience) == []
+        (row,) = folder_data.intelligence(store, "MEX")
+        assert folder_data.intelligence(store, "TS") == [row]
+    assert row["recipients"] == [] and row["sealed_entries"] == 2
+    assert "not named (2 sealed entries)" in intelligence_page([row])

@@ -237,7 +237,11 @@ def intelligence(store: PictureStore, audience: str) -> list[dict[str, Any]]:
     Secretariat, which relays them, sees the metadata of all."""
     out = []
     for r in store.restricted_events():
-        recipients = sorted({k.split(":", 1)[0] for k in r["recipients"].split(",") if k})
+        labels = [k for k in r["recipients"].split(",") if k]
+        # A v1 box names its recipients' key ids (ISO3:...); an HPKE box (v2)
+        # carries an opaque label per entry and names nobody, so only its
+        # producer and the TS, which relays it, see that it exists.
+        recipients = sorted({k.split(":", 1)[0] for k in labels if not k.startswith("hpke:")})
         if audience == "TS" or audience == r["producer"] or audience in recipients:
             out.append(
                 {
@@ -246,6 +250,7 @@ def intelligence(store: PictureStore, audience: str) -> list[dict[str, Any]]:
                     "subject": r["subject"],
                     "revision": r["revision"],
                     "recipients": recipients,
+                    "sealed_entries": len(labels),
                     "received_at": datetime.fromtimestamp(r["created_at"], UTC).isoformat(
                         timespec="seconds"
                     ),

@@ -609,7 +609,7 @@ def intelligence_page(rows: list[dict[str, Any]]) -> str:
                 r["producer"],
                 r["subject"],
                 r["revision"],
-                " ".join(r["recipients"]),
+                " ".join(r["recipients"]) or f"not named ({r['sealed_entries']} sealed entries)",
                 r["received_at"],
                 "yes" if r["relayed"] else "not yet",
             ]
