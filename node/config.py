@@ -198,6 +198,10 @@ class HomeConfig(BaseModel):
     #: `linkage share` asks the operator before sealing the regional linkage
     #: key to a member it has not sealed it to before (docs/security.md).
     confirm_new_linkage_recipients: bool = False
+    #: Seconds between the signed audit heads `publish --follow` and
+    #: `aggregate --follow` put on the control topic, so that the other parties
+    #: hold an anchor of this log outside its writer (docs/security.md). 0: never.
+    audit_head_interval_s: int = Field(default=3600, ge=0, le=7 * 86_400)
 
 
 class Home:

@@ -105,6 +105,36 @@ def _planning_inputs(home: Home, store: NodeStore, policy_sha256: str) -> tuple[
     )
 
 
+class HeadAnchor:
+    """Puts this home's signed audit head on the control topic every
+    ``audit_head_interval_s`` (docs/security.md, *Audit heads anchored outside
+    the writer*). A failure is logged and tried again a minute later: a
+    missed anchor must never stop a loop that moves data."""
+
+    RETRY_S = 60.0
+
+    def __init__(self, home: Home, bootstrap: str | None) -> None:
+        self.home = home
+        self.bootstrap = bootstrap
+        self.interval_s = float(home.config.audit_head_interval_s)
+        self.published = 0
+        self._due = time.monotonic()  # the first one as soon as the loop runs
+
+    def tick(self) -> None:
+        if self.interval_s <= 0 or time.monotonic() < self._due:
+            return
+        try:
+            statement = ops.publish_audit_head(self.home, bootstrap=self.bootstrap)
+        except CorredorError as exc:
+            log.warning("could not publish the audit head, will retry: %s", exc)
+            self._due = time.monotonic() + min(self.interval_s, self.RETRY_S)
+            return
+        self.published += 1
+        head = statement.audit
+        log.info("published the audit head %s", f"{head.seq}:{head.entry_hash}" if head else "-")
+        self._due = time.monotonic() + self.interval_s
+
+
 def publish_follow(
     home: Home,
     stop: threading.Event,
@@ -118,6 +148,7 @@ def publish_follow(
     counters = PublishCounters()
     backoff = Backoff()
     sink: EventSink | None = None
+    anchor = HeadAnchor(home, bootstrap)
     with NodeStore(home.store_path) as store:
         try:
             planned: tuple[object, ...] | None = None
@@ -146,6 +177,7 @@ def publish_follow(
                     counters.acknowledged += result.acknowledged
                     counters.sent += result.sent
                     backoff.reset()
+                    anchor.tick()
                     wait = interval_s
                 except CorredorError as exc:
                     # The error says whether it is worth retrying (a broker
@@ -209,6 +241,7 @@ def aggregate_follow(
     backoff = Backoff()
     source: GroupSource | None = None
     manifest_mtime = 0.0
+    anchor = HeadAnchor(home, bootstrap)
     with PictureStore(home.store_path) as store:
         aggregator = build_aggregator(home, store, ops.event_codec(), floor=ops.regional_floor())
         try:
@@ -237,6 +270,7 @@ def aggregate_follow(
                         if on_report is not None:
                             on_report(BatchReport(stats, apply_seconds, source.lag(), dead))
                     backoff.reset()
+                    anchor.tick()
                 except CorredorError as exc:
                     if not exc.retriable:
                         raise

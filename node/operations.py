@@ -496,8 +496,6 @@ def _plan_and_stage(
             for after, upto in ranges
         ]
         guard = egress_guard(store, policy, linkage=keys.linker is not None)
-        for part in parts:
-            part.send_guard(guard.normalised_values)
         plan = prepare_flow_events(store, factory, guard=guard, now=now)
         recipients = _intelligence_recipients(home, policy)
         # The guard keeps every refusal it makes: those past this mark are the
@@ -509,6 +507,10 @@ def _plan_and_stage(
         reference_refusals = tuple(guard.refusals[mark:])
         if staged or plan.suppression:
             store.stage(staged, plan.suppression)
+        # The records held back depend on the flow release just staged (see
+        # held_back_records): a worker starts reading only once it is committed.
+        for part in parts:
+            part.send_guard(guard.normalised_values)
         if parts:
             records = _finish_parts(store, factory, keys, guard, parts, now, after_chunk)
         else:

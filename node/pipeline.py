@@ -27,7 +27,7 @@ from node.crypto.signing import SigningKey
 from node.model.codes import is_iso3
 from node.model.events import RESTRICTED_KINDS, Envelope, PolicyRef
 from node.model.ids import new_event_id
-from node.policy.flows import BlockLedger, FlowCell, FlowRelease, release_flows
+from node.policy.flows import AtomKey, BlockLedger, FlowCell, FlowRelease, atom_of, release_flows
 from node.policy.guard import EgressGuard, Refusal
 from node.policy.model import Policy
 from node.policy.records import (
@@ -426,25 +426,96 @@ def k_anonymity(policy: Policy) -> int:
     return rules.k_anonymity if rules.k_anonymity is not None else 1
 
 
-def held_back_records(store: NodeStore, policy: Policy, gazetteer: Gazetteer) -> frozenset[str]:
-    """Record ids whose group on the published quasi-identifiers is smaller than
-    k (``k_anonymity``): they are held back, never sent (and a record sent
-    before is withdrawn). Generalising them further is not attempted: a record
-    at a coarser level beside its group at the finer one could be subtracted."""
+def records_see_flows(policy: Policy) -> bool:
+    """Whether an audience of the encounter records also receives the flow
+    statistics (named countries are among "members"; "public" is everyone)."""
+    flows = policy.exchanges.flow_statistics
+    records = policy.exchanges.encounter_records
+    if not (flows.shared and records.shared and records.audiences):
+        return False
+
+    def group(audiences: Iterable[str]) -> set[str]:
+        return {a for a in audiences} | {"members" for a in audiences if is_iso3(a)}
+
+    flow_audiences = group(flows.audiences)
+    return "public" in flow_audiences or bool(flow_audiences & group(records.audiences))
+
+
+def published_alone(
+    store: NodeStore, policy: Policy, flows: FlowRelease | None = None
+) -> dict[AtomKey, int]:
+    """Fine flow cells published as a cell of their own, with their count: of
+    ``flows`` when given (a release not yet staged), else of the release the
+    suppression ledger holds (the one staged last)."""
+    out: dict[AtomKey, int] = {}
+    if flows is not None:
+        blocks = [(b.atoms, b.cells) for b in flows.blocks.values()]
+    else:
+        ledgers = [BlockLedger.from_json(e) for e in store.suppression_ledger(FLOW_KIND).values()]
+        blocks = [(entry.atoms, list(entry.cells)) for entry in ledgers]
+    for atoms, cells in blocks:
+        for _level, members in cells:
+            if len(members) == 1:
+                (atom,) = members
+                out[atom] = atoms[atom]
+    return out
+
+
+def held_back_records(
+    store: NodeStore,
+    policy: Policy,
+    gazetteer: Gazetteer,
+    flows: FlowRelease | None = None,
+) -> frozenset[str]:
+    """Record ids held back, never sent (and a record sent before is withdrawn):
+
+    1. when an audience of the records also receives the flow statistics
+       (``records_see_flows``), every record whose fine flow cell is not
+       published as a cell of its own with its current, exact count: counting
+       the records sent would otherwise give that audience a hidden count, or
+       a sum over hidden counts. So the records sent tell the audience nothing
+       about the flow cells it did not already read in the flows (with
+       rounding above 1 no published count is exact: every record is held);
+    2. of the rest, every record whose group on the published quasi-identifiers
+       is smaller than k (``k_anonymity``). Generalising them further is not
+       attempted: a record at a coarser level beside its group at the finer
+       one could be subtracted.
+
+    ``flows`` is the flow release this publish stages (see ``published_alone``)."""
     rules = policy.exchanges.encounter_records
     k = k_anonymity(policy)
-    if not rules.shared or k <= 1:
+    if not rules.shared:
         return frozenset()
+    flow_rules = policy.exchanges.flow_statistics
+    pinned: set[str] = set()
+    if records_see_flows(policy):
+        alone = published_alone(store, policy, flows) if flow_rules.rounding <= 1 else {}
+        atom_of_record: dict[str, AtomKey] = {}
+        current: dict[AtomKey, int] = {}
+        for rid, _doc, born, sex, nat, met, _place, previous in store.iter_encounter_inputs():
+            atom = atom_of((nat, sex, born, met, previous), flow_rules)
+            atom_of_record[rid] = atom
+            current[atom] = current.get(atom, 0) + 1
+        pinned = {
+            rid
+            for rid, atom in atom_of_record.items()
+            if atom not in alone or alone[atom] != current[atom]
+        }
+    if k <= 1:
+        return frozenset(pinned)
     groups: dict[tuple[Any, ...], list[str]] = {}
     for row in store.iter_encounter_inputs():
         record = EncounterInput(*row)
+        if record.record_id in pinned:
+            continue
         # only the quasi-identifiers are read: no pseudonym key is needed
         body = transform_encounter(
             record, rules, policy.country, pseudonym_key=_NO_KEY, linker=None, gazetteer=gazetteer
         )
         key = tuple(body.get(name) for name in QUASI_IDENTIFIERS)
         groups.setdefault(key, []).append(record.record_id)
-    return frozenset(rid for ids in groups.values() if len(ids) < k for rid in ids)
+    small = {rid for ids in groups.values() if len(ids) < k for rid in ids}
+    return frozenset(pinned | small)
 
 
 def encounter_candidates(

@@ -107,6 +107,7 @@ def _records(
     pseudonym_key: bytes,
     has_linkage_key: bool,
     linker: Linker | None,
+    flows: FlowRelease | None = None,
 ) -> dict[str, Any]:
     rules = policy.exchanges.encounter_records
     out = _use(policy, ENCOUNTER_KIND)
@@ -118,7 +119,7 @@ def _records(
         linkage = "allowed, but this home holds no regional linkage key: sent without tokens"
     if not rules.shared:
         return out | {"fields": [], "events": 0, "linkage_tokens": linkage}
-    held = held_back_records(store, policy, encounters.gazetteer())
+    held = held_back_records(store, policy, encounters.gazetteer(), flows)
     candidates = list(
         encounter_candidates(
             store,
@@ -183,6 +184,7 @@ def preview_policy(
                 pseudonym_key=inputs.pseudonym_key,
                 has_linkage_key=inputs.linker is not None,
                 linker=inputs.linker if linking else None,
+                flows=release,
             ),
         ]
         for kind in KIND_EXCHANGE:

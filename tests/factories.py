@@ -22,6 +22,21 @@ from node.transport.memory import MemorySink, MemoryTopic
 START = date(2024, 1, 1)
 
 
+def records_only_policy(base: Path, country: str = "USA") -> Path:
+    """The country's shipped policy with TS taken off the flows' audiences, so
+    that encounter records to TS all leave (but for k): with TS reading the
+    flows too, the records of flow cells not published alone stay home
+    (tests/test_sdc_records.py). For tests about the records' pipeline."""
+    import yaml
+
+    data = yaml.safe_load((policies_dir() / f"{country}.yaml").read_text(encoding="utf-8"))
+    data["exchanges"]["flow_statistics"]["audiences"] = ["members", "UNHCR"]
+    base.mkdir(parents=True, exist_ok=True)
+    path = base / f"{country}-records-only.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
 def member_with_data(
     base: Path, country: str, n: int, *, seed: int = 7, weeks: int = 6, topic: str = "t"
 ) -> tuple[Home, list[dict[str, str]], Path]:

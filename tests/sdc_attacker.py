@@ -65,6 +65,8 @@ class Seen:
     cells: list[tuple[str, dict[str, str], int]]  # (period, dims, published count)
     margins: list[tuple[frozenset[Atom], int]] = field(default_factory=list)
     other: list[tuple[frozenset[Atom], int]] = field(default_factory=list)  # e.g. records
+    #: sums known from below only: records seen, when some may have been held back
+    at_least: list[tuple[frozenset[Atom], int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,8 @@ def attack(
                 alone.add(members[0])
         for members, total in (*seen.margins, *seen.other):
             add(((t, a) for a in members if a in seen.atoms), total, total)
+        for members, total in seen.at_least:
+            add(((t, a) for a in members if a in seen.atoms), total, np.inf)
         # the sensitive counts: below the minimum and not published alone
         hidden |= {(t, a) for a, k in seen.atoms.items() if a not in alone and k < minimum}
         if t:

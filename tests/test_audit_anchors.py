@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from pathlib import Path
 
 from click.testing import CliRunner, Result
 
+from node import anchors, follow
 from node import operations as ops
 from node.cli import main
 from node.config import Home
 from node.store import audit
 from tests.factories import aggregator_for, member_with_data
+from tests.patience import PATIENCE_S
 
 
 def cli(home: Home, *args: str) -> Result:
@@ -88,3 +91,61 @@ def test_a_log_rewritten_with_its_head_is_caught_against_the_federation(
     assert cli(cri, "federation", "sync").exit_code == 0
     alarms = (cri.path / "trust" / "alarms.jsonl").read_text(encoding="utf-8")
     assert "audit-head" in alarms and "PAN" in alarms
+
+
+def test_follow_loops_anchor_their_heads_at_intervals(
+    tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str
+) -> None:
+    """`publish --follow` and `aggregate --follow` put their signed heads on the
+    control topic by themselves, every `audit_head_interval_s`, so the anchor
+    does not wait for an operator's cron job."""
+    pan, _, _ = member_with_data(tmp_path, "PAN", 200, topic=topic)
+    cri = ops.init_member(tmp_path / "cri", "CRI", topic=topic)
+    agg = aggregator_for(tmp_path, [pan, cri], topic=topic)
+    for home in (pan, cri, agg):
+        home.config.kafka.bootstrap = kafka_bootstrap
+        home.config.kafka.control_topic = f"{topic}.control"
+        home.config.audit_head_interval_s = 1
+        home.save()
+    agg.config.kafka.group_id = group_id
+    agg.save()
+    ops.publish_manifest(agg)
+    for home in (pan, cri):
+        ops.sync_manifest(home)
+
+    def heads_seen_by_cri() -> dict[str, anchors.HeadStatement]:
+        ops.federation_anchors(cri)  # reads the control topic, keeps verified heads
+        return anchors.load_peer_heads(cri)
+
+    stop = threading.Event()
+    loops = [
+        threading.Thread(target=follow.publish_follow, args=(pan, stop), daemon=True),
+        threading.Thread(target=follow.aggregate_follow, args=(agg, stop), daemon=True),
+    ]
+    for loop in loops:
+        loop.start()
+    try:
+
+        def anchored() -> bool:
+            seen = heads_seen_by_cri()
+            pan_head = seen.get("PAN")
+            return (
+                pan_head is not None
+                and pan_head.audit is not None
+                and pan_head.audit.seq == audit.verify(pan.store_path).head_seq
+                and "TS" in seen
+            )
+
+        assert follow.wait_until(anchored, PATIENCE_S, interval_s=1.0)
+    finally:
+        stop.set()
+        for loop in loops:
+            loop.join(PATIENCE_S)
+
+
+def test_an_interval_of_zero_publishes_no_head(tmp_path: Path) -> None:
+    pan, _, _ = member_with_data(tmp_path, "PAN", 10)
+    pan.config.audit_head_interval_s = 0
+    anchor = follow.HeadAnchor(pan, None)
+    anchor.tick()  # no broker is configured: a publish would fail and be logged
+    assert anchor.published == 0

@@ -37,7 +37,7 @@ from node.transport.confluent import (
 from node.transport.credentials import MASK, Redacted, security_settings
 from node.transport.kafka import PRODUCER_GUARANTEES
 from tests.conftest import secure_local_kafka
-from tests.factories import START, aggregator_for
+from tests.factories import START, aggregator_for, records_only_policy
 from tests.patience import PATIENCE_S
 
 PASSWORD = "s3cret-Never-Logged"
@@ -213,7 +213,13 @@ def test_headers_and_tombstones(kafka_bootstrap: str, topic: str) -> None:
 def test_member_publishing_with_the_confluent_client_is_aggregated_whole(
     tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str, overlap: bool
 ) -> None:
-    home = ops.init_member(tmp_path / "usa", "USA", topic=topic, bootstrap=kafka_bootstrap)
+    home = ops.init_member(
+        tmp_path / "usa",
+        "USA",
+        topic=topic,
+        bootstrap=kafka_bootstrap,
+        policy=records_only_policy(tmp_path),
+    )
     home.config.kafka.client = "confluent"
     home.save()
     assert ops.open_home(home.path).config.kafka.client == "confluent"

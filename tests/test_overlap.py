@@ -32,7 +32,7 @@ from node.store.picture import PictureStore
 from node.transport.kafka import read_all
 from node.transport.memory import MemorySink, MemoryTopic
 from node.workers import StagerProcess
-from tests.factories import START, aggregator_for
+from tests.factories import START, aggregator_for, records_only_policy
 from tests.patience import PATIENCE_S
 
 RECORDS = 2_500
@@ -40,7 +40,7 @@ RECORDS = 2_500
 
 def _usa(base: Path, n: int = RECORDS, topic: str = "t") -> tuple[ops.Home, list[dict[str, str]]]:
     """USA shares pseudonymised encounter records: the bulk a chunked publish streams."""
-    home = ops.init_member(base / "usa", "USA", topic=topic)
+    home = ops.init_member(base / "usa", "USA", topic=topic, policy=records_only_policy(base))
     rows = generate_encounters("USA", n, seed=11, start=START, weeks=8)
     path = base / "usa.csv"
     write_csv(rows, path)
@@ -182,7 +182,13 @@ def test_overlapping_drain_sends_each_committed_row_once(tmp_path: Path) -> None
 def test_publish_drains_from_a_second_process_on_the_broker(
     tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str
 ) -> None:
-    home = ops.init_member(tmp_path / "usa", "USA", topic=topic, bootstrap=kafka_bootstrap)
+    home = ops.init_member(
+        tmp_path / "usa",
+        "USA",
+        topic=topic,
+        bootstrap=kafka_bootstrap,
+        policy=records_only_policy(tmp_path),
+    )
     rows = generate_encounters("USA", 3_000, seed=12, start=START, weeks=6)
     planted = {v for values in plant_values(rows).values() for v in values if len(v) >= 4}
     path = tmp_path / "usa.csv"

@@ -599,14 +599,17 @@ def test_routes_from_linked_encounter_records_end_to_end(tmp_path: Path) -> None
     from node.pipeline import drain_outbox
     from node.store.node_store import NodeStore
     from node.transport.memory import MemorySink, MemorySource, MemoryTopic
-    from tests.factories import START, aggregator_for
+    from tests.factories import START, aggregator_for, records_only_policy
 
     usa_policy = yaml.safe_load((policies_dir() / "USA.yaml").read_text())
     mex_policy = yaml.safe_load((policies_dir() / "MEX.yaml").read_text())
     mex_policy["exchanges"]["encounter_records"] = usa_policy["exchanges"]["encounter_records"]
+    # TS off the flows' audiences: records of flow cells not published alone
+    # would stay home (tests/test_sdc_records.py)
+    mex_policy["exchanges"]["flow_statistics"]["audiences"] = ["members", "UNHCR"]
     mex_file = tmp_path / "MEX-linking.yaml"
     mex_file.write_text(yaml.safe_dump(mex_policy))
-    usa = ops.init_member(tmp_path / "usa", "USA")
+    usa = ops.init_member(tmp_path / "usa", "USA", policy=records_only_policy(tmp_path))
     mex = ops.init_member(tmp_path / "mex", "MEX", policy=mex_file)
     regional = new_linkage_key()
     for home in (usa, mex):

@@ -31,6 +31,7 @@ from node import trust
 from node.config import Home, policies_dir
 from node.crypto.keys import EncryptionKey
 from node.crypto.sealing import seal_v1
+from node.policy.loader import load_policy
 from node.transport.kafka import read_all
 from tests.factories import aggregator_for
 
@@ -309,3 +310,15 @@ def test_manifest_hash_is_reproduced_by_an_independent_rfc8785(tmp_path: Path) -
     assert hashlib.sha256(jcs(data).encode("utf-8")).hexdigest() == fed.payload_sha256(
         fed.read_signed(agg.manifest_path)
     )
+
+
+@pytest.mark.parametrize("country", ["PAN", "MEX", "USA"])
+def test_policy_hash_is_reproduced_by_an_independent_rfc8785(country: str) -> None:
+    """The `sha256` every event names for its policy: the RFC 8785 form of the
+    policy's data, reproduced here without Corredor's canonicaliser. PAN's and
+    MEX's legal texts hold accented letters, where RFC 8785 and Python's
+    default JSON (which escapes them) part ways."""
+    policy = load_policy(policies_dir() / f"{country}.yaml")
+    data = json.loads(policy.canonical_json())
+    assert jcs(data) == policy.canonical_json()
+    assert hashlib.sha256(jcs(data).encode("utf-8")).hexdigest() == policy.sha256

@@ -57,8 +57,8 @@ def render_preview(data: dict[str, Any]) -> str:
         else:
             lines.append(f"  records           {ex['records']}")
             lines.append(
-                f"  held back         {ex['held_back']} (groups below k={ex['k_anonymity']} "
-                "on the published quasi-identifiers)"
+                f"  held back         {ex['held_back']} (flow cell not published alone, or "
+                f"group below k={ex['k_anonymity']} on the published quasi-identifiers)"
             )
             lines.append(f"  linkage tokens    {ex['linkage_tokens']}")
             for name, rule in ex["field_rules"].items():

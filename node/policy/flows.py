@@ -110,6 +110,12 @@ def _dimension_value(name: str, row: FlowInput) -> str:
     raise ValueError(f"unknown flow dimension {name}")
 
 
+def atom_of(row: FlowInput, rules: FlowStatisticsRules) -> AtomKey:
+    """The finest flow cell one raw record counts in."""
+    values = tuple(_dimension_value(name, row) for name in rules.dimensions)
+    return (period_label(row[3], rules.period), values)
+
+
 def count_atoms(rows: Iterable[FlowInput], rules: FlowStatisticsRules) -> Counter[AtomKey]:
     """Count rows into the finest cells of the policy's period and dimensions."""
     names = tuple(rules.dimensions)

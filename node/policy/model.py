@@ -8,10 +8,10 @@ holds the shape; ``loader`` reads files and reports located errors.
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import date, timedelta
 from typing import Literal
 
+import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from node.model.codes import is_iso3
@@ -329,9 +329,14 @@ class Policy(_Strict):
             data["exchanges"]["flow_statistics"].pop("protection", None)
         if data["exchanges"]["encounter_records"].get("k_anonymity") is None:
             data["exchanges"]["encounter_records"].pop("k_anonymity", None)
-        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+        # RFC 8785 (JSON Canonicalization Scheme), so a verifier in any language
+        # reproduces the hash; the same canonical form signs the manifest.
+        return rfc8785.dumps(data).decode("utf-8")
 
     @property
     def sha256(self) -> str:
-        """Hash of the canonical form: what an auditor compares, not the YAML bytes."""
+        """Hash of the canonical form: what an auditor compares, not the YAML bytes.
+        An event names the hash of the policy that let it out; the node archives
+        each canonical form it used (``policy explain``), so a hash from before
+        the move to RFC 8785 still resolves to the text it was made from."""
         return hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest()
