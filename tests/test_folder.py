@@ -329,6 +329,22 @@ def test_wrong_passwords_are_throttled_and_logged_without_the_password(
     assert "guess-number" not in dump and PASSWORD not in dump
 
 
+def test_a_password_typed_as_the_user_name_is_never_logged(
+    fed: Federation, base: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="corredor.folder")
+    typed = "Correct-Horse-Battery-9"  # a password in the user name field
+    browser = client(base)
+    token = re.search(r"name='csrf' value='([^']+)'", browser.get("/signin").text).group(1)
+    resp = browser.post("/signin", data={"csrf": token, "username": typed, "password": "x"})
+    assert resp.status_code == 401
+    assert typed not in caplog.text and "(unknown user)" in caplog.text
+    conn = sqlite3.connect(fed.folder_db)
+    dump = "\n".join(conn.iterdump())
+    conn.close()
+    assert typed not in dump
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 

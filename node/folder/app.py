@@ -339,7 +339,9 @@ class Folder:
     def sign_in(self, request: Request, name: str, password: str) -> User:
         """The user, or HTTPException 401/429; failures logged without the password."""
         client = self.client(request)
-        shown = name[:64] if name.isprintable() else "(unprintable)"
+        # A password typed into the name field must not reach the logs: only a
+        # name that is an account is written down.
+        shown = name[:64] if name.isprintable() and self._is_account(name) else "(unknown user)"
         if self.throttle.blocked(name[:64], client):
             self.db.log_access(shown, None, "signin-throttled", request.url.path, 429, client)
             log.warning("sign-in throttled for user %r from %s", shown, client)
@@ -352,6 +354,13 @@ class Folder:
             raise HTTPException(401, "wrong user name or password")
         self.db.log_access(user.name, user.audience, "signin", request.url.path, 200, client)
         return user
+
+    def _is_account(self, name: str) -> bool:
+        try:
+            self.db.user(name)
+        except ConfigError:
+            return False
+        return True
 
     def require(self, request: Request) -> Who:
         who = self.who(request)
