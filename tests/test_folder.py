@@ -711,3 +711,63 @@ def test_an_hpke_report_is_shown_to_its_producer_and_the_ts_only(tmp_path: Path)
         assert folder_data.intelligence(store, "TS") == [row]
     assert row["recipients"] == [] and row["sealed_entries"] == 2
     assert "not named (2 sealed entries)" in intelligence_page([row])
+
+
+def _raw_values(fed: Federation) -> set[str]:
+    """Document numbers and full names of every member's raw records, read
+    straight from their stores: what must never appear in the folder."""
+    values: set[str] = set()
+    for store in sorted(fed.home.path.parent.glob("*/node.db")):
+        conn = sqlite3.connect(store)
+        try:
+            for doc, family, given in conn.execute(
+                "SELECT document_number, family_name, given_names FROM raw_encounter"
+            ):
+                values.add(doc.casefold())
+                values.add(f"{given} {family}".casefold())
+        finally:
+            conn.close()
+    return values
+
+
+def _leaks(text: str, values: set[str]) -> list[str]:
+    folded = text.casefold()
+    return sorted(v for v in values if v in folded)
+
+
+def test_no_raw_value_in_any_page_download_or_api_answer(fed: Federation, base: str) -> None:
+    """Crawl the folder as the Secretariat (the widest audience) from its home
+    page, plus every API route and download, and scan each answer for the
+    members' planted raw values."""
+    values = _raw_values(fed)
+    assert len(values) > 100
+    some = next(iter(values))
+    assert _leaks(f"<td>{some.upper()}</td>", values) == [some]  # the scan finds things
+    ts = sign_in(base, "ana")
+    todo = [
+        "/",
+        "/api/flows",
+        "/api/corridors",
+        "/api/alerts",
+        "/api/trends",
+        "/api/openapi.json",
+        "/api/releases/PAN",
+        "/api/releases/MEX",
+    ]
+    todo += [f"/api/reference/{k}" for k in ("legislation", "consulates", "health", "focal-points")]
+    seen: set[str] = set()
+    while todo and len(seen) < 300:
+        path = todo.pop()
+        if path in seen or path.startswith("/signout"):
+            continue
+        seen.add(path)
+        resp = ts.get(path)
+        assert _leaks(resp.text, values) == [], path
+        if "html" in resp.headers.get("content-type", ""):
+            todo += [
+                href
+                for href in re.findall(r"href=['\"](/[^'\"#?]*)", resp.text)
+                if not href.startswith("/static/") and href not in seen
+            ]
+    assert any(p.startswith("/download/") for p in seen), sorted(seen)
+    assert len(seen) > 20, sorted(seen)
