@@ -147,6 +147,37 @@ def _raw_tuple(record: EncounterRecord) -> tuple[str | None, ...]:
     )
 
 
+
+class _ReentrantFileLock:
+    """An advisory ``flock`` on a file beside the store: exclusive across
+    processes, reentrant for the store object that holds it, and released by
+    the kernel if the process dies."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._depth = 0
+        self._fd: int | None = None
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        if self._depth == 0:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._fd = fd
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if self._depth == 0 and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                os.close(self._fd)
+                self._fd = None
+
 class NodeStore:
     """The SQLite store of one member node."""
 
@@ -158,10 +189,8 @@ class NodeStore:
         except BaseException:
             self._conn.close()
             raise
-        self._staging_depth = 0
-        self._staging_fd: int | None = None
-        self._drain_depth = 0
-        self._drain_fd: int | None = None
+        self._staging = _ReentrantFileLock(path.with_name(path.name + ".staging.lock"))
+        self._drain = _ReentrantFileLock(path.with_name(path.name + ".drain.lock"))
 
     def close(self) -> None:
         self._conn.close()
@@ -197,25 +226,8 @@ class NodeStore:
 
         Take it before opening a write transaction that will stage, so that a
         stager waiting on the lock never holds SQLite's write lock."""
-        if self._staging_depth == 0:
-            fd = os.open(
-                self.path.with_name(self.path.name + ".staging.lock"), os.O_RDWR | os.O_CREAT, 0o600
-            )
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            except BaseException:
-                os.close(fd)
-                raise
-            self._staging_fd = fd
-        self._staging_depth += 1
-        try:
+        with self._staging.held():
             yield
-        finally:
-            self._staging_depth -= 1
-            if self._staging_depth == 0 and self._staging_fd is not None:
-                fcntl.flock(self._staging_fd, fcntl.LOCK_UN)
-                os.close(self._staging_fd)
-                self._staging_fd = None
 
     @contextmanager
     def drain_lock(self) -> Iterator[None]:
@@ -227,25 +239,8 @@ class NodeStore:
         sends what a stager commits while it stages; reentrant for this store
         object and released if the process dies. A second drainer waits, then
         finds only what is still unacknowledged."""
-        if self._drain_depth == 0:
-            fd = os.open(
-                self.path.with_name(self.path.name + ".drain.lock"), os.O_RDWR | os.O_CREAT, 0o600
-            )
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            except BaseException:
-                os.close(fd)
-                raise
-            self._drain_fd = fd
-        self._drain_depth += 1
-        try:
+        with self._drain.held():
             yield
-        finally:
-            self._drain_depth -= 1
-            if self._drain_depth == 0 and self._drain_fd is not None:
-                fcntl.flock(self._drain_fd, fcntl.LOCK_UN)
-                os.close(self._drain_fd)
-                self._drain_fd = None
 
     def __enter__(self) -> NodeStore:
         return self
