@@ -392,6 +392,16 @@ class _ConsumerBase:
             self._module.KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
         }
 
+    def open(self) -> _ConsumerBase:
+        raise NotImplementedError
+
+    @property
+    def consumer(self) -> Consumer:
+        """The client, opened on first use."""
+        consumer = self.open()._consumer
+        assert consumer is not None
+        return consumer
+
     def _on_error(self, err: KafkaError) -> None:
         # librdkafka's client-level errors carry no configuration values.
         self._last_error = err.str()
@@ -551,12 +561,6 @@ class ConfluentSource(_ConsumerBase):
             self._position.setdefault(tp.partition, start)
             self._end[tp.partition] = high
 
-    @property
-    def consumer(self) -> Consumer:
-        consumer = self.open()._consumer
-        assert consumer is not None
-        return consumer
-
     def poll_batch(self, timeout_ms: int, max_records: int) -> list[Message]:
         consumer = self.consumer
         if self._buffer:
@@ -712,12 +716,6 @@ class ConfluentReplay(_ConsumerBase):
             raise
         self._consumer = consumer
         return self
-
-    @property
-    def consumer(self) -> Consumer:
-        consumer = self.open()._consumer
-        assert consumer is not None
-        return consumer
 
     def poll_batch(self, timeout_ms: int, max_records: int) -> list[Message]:
         consumer = self.consumer
