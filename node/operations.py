@@ -505,8 +505,8 @@ def _plan_and_stage(
             store, factory, plan.events, FLOW_KIND, recipients=recipients, guard=guard
         )
         reference_refusals = tuple(guard.refusals[mark:])
-        if staged or plan.suppression:
-            store.stage(staged, plan.suppression)
+        if staged or plan.suppression or plan.privacy:
+            store.stage(staged, plan.suppression, plan.privacy)
         # The records held back depend on the flow release just staged (see
         # held_back_records): a worker starts reading only once it is committed.
         for part in parts:

@@ -15,7 +15,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
@@ -27,6 +27,7 @@ from node.crypto.signing import SigningKey
 from node.model.codes import is_iso3
 from node.model.events import RESTRICTED_KINDS, Envelope, PolicyRef
 from node.model.ids import new_event_id
+from node.policy import privacy
 from node.policy.flows import AtomKey, BlockLedger, FlowCell, FlowRelease, atom_of, release_flows
 from node.policy.guard import EgressGuard, Refusal
 from node.policy.model import Policy
@@ -38,7 +39,7 @@ from node.policy.records import (
     record_subject,
     transform_encounter,
 )
-from node.store.node_store import NodeStore, OutboxRow, StagedEvent
+from node.store.node_store import NodeStore, OutboxRow, PrivacyStaging, StagedEvent
 from node.transport.base import Ack, EventSink
 
 FLOW_KIND = "FlowStatistic"
@@ -66,6 +67,9 @@ class PublishPlan:
     release: FlowRelease | None = None
     #: The encounter records staged with this plan (set by a publish).
     encounters: EncounterPlan | None = None
+    #: Noisy trees and privacy budget spent, staged with the events
+    #: (method: differential_privacy); None under suppression.
+    privacy: PrivacyStaging | None = None
     #: Every event a publish staged: statistics after holds, reference items
     #: and encounter records (set by a publish; ``events`` holds only the first).
     staged: int = 0
@@ -84,6 +88,22 @@ def flow_body(cell: FlowCell, country: str, policy: Policy) -> dict[str, Any]:
         "previous_country": dims.get("previous_country"),
         "count": cell.count,
         "obs_status": "E" if cell.estimated else "A",
+    } | _noise_fields(cell)
+
+
+def _noise_fields(cell: FlowCell) -> dict[str, Any]:
+    """FlowStatistic v2's fields of a noisy cell (obs_status N); none for an
+    exact or rounded one, whose body stays as v1 wrote it (same content, so no
+    revision is sent for it on upgrade)."""
+    if cell.ci95 is None:
+        return {}
+    return {
+        "obs_status": "N",
+        "ci95_low": cell.ci95[0],
+        "ci95_high": cell.ci95[1],
+        "noise_mechanism": "discrete_laplace",
+        "noise_scale": cell.noise_scale,
+        "epsilon": cell.epsilon,
     }
 
 
@@ -241,13 +261,36 @@ def egress_guard(store: NodeStore, policy: Policy, *, linkage: bool = False) -> 
     return EgressGuard(store.identifying_values(), allowed_by_kind(policy, linkage=linkage))
 
 
-def plan_flow_release(store: NodeStore, policy: Policy) -> FlowRelease:
+def plan_flow_release(
+    store: NodeStore, policy: Policy, today: date | None = None
+) -> FlowRelease:
     """What the flow-statistics rules publish and hide now, against the last release."""
+    rules = policy.exchanges.flow_statistics
+    if rules.method == "differential_privacy":
+        states = store.privacy_states(privacy.EXCHANGE)
+        return release_flows(
+            store.iter_flow_inputs(), rules, privacy_states=states, today=today
+        )
     ledger = {
         block: BlockLedger.from_json(entry)
         for block, entry in store.suppression_ledger(FLOW_KIND).items()
     }
-    return release_flows(store.iter_flow_inputs(), policy.exchanges.flow_statistics, ledger)
+    return release_flows(store.iter_flow_inputs(), rules, ledger)
+
+
+def privacy_staging(store: NodeStore, policy: Policy, release: FlowRelease) -> PrivacyStaging:
+    """What a noisy release writes to the privacy ledger, once the budget of
+    every audience is checked (``privacy.PrivacyBudgetExceeded`` otherwise)."""
+    assert release.private is not None
+    rules = policy.exchanges.flow_statistics
+    new = privacy.check_budget(
+        rules, release.private.spends, store.privacy_charged(privacy.EXCHANGE)
+    )
+    return PrivacyStaging(
+        privacy.EXCHANGE,
+        dict(release.private.states),
+        [(s.audience, s.period, s.measurement, s.epsilon) for s in new],
+    )
 
 
 #: (subject, revision, body, content) of one event to build; body and content
@@ -353,7 +396,8 @@ def prepare_flow_events(
     if not rules.shared:
         diff = _against_ledger(FLOW_KIND, [], ledger, factory, guard, now)
         return PublishPlan(diff.events, 0, 0, 0, 0, 0, diff.withdrawn)
-    release = plan_flow_release(store, policy)
+    release = plan_flow_release(store, policy, now.date())
+    staging = privacy_staging(store, policy, release) if release.private is not None else None
     candidates = [
         (cell.subject(country), flow_body(cell, country, policy)) for cell in release.cells
     ]
@@ -377,6 +421,7 @@ def prepare_flow_events(
             if b.ledger is not None
         },
         release=release,
+        privacy=staging,
     )
 
 
@@ -448,6 +493,8 @@ def published_alone(
     ``flows`` when given (a release not yet staged), else of the release the
     suppression ledger holds (the one staged last)."""
     out: dict[AtomKey, int] = {}
+    if policy.exchanges.flow_statistics.method == "differential_privacy":
+        return out  # no count is published exact (an old suppression ledger is stale)
     if flows is not None:
         blocks = [(b.atoms, b.cells) for b in flows.blocks.values()]
     else:

@@ -26,7 +26,9 @@ a reason (never applied, never silently dropped):
     below-regional-floor  the event breaks the regional floor: an audience or
                         purpose it does not allow for the kind, a longer retention
                         (counted from the broker's append date),
-                        a FlowStatistic count below the floor's minimum cell size,
+                        a FlowStatistic count below the floor's minimum cell size
+                        (a noisy one, obs_status N: a measurement beyond the
+                        floor's differential privacy, or no 95% interval),
                         an EncounterRecord field the floor says never leaves
                         (``node.policy.floor``)
     replay-conflict     an event id applied before, now with different content

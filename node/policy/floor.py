@@ -12,7 +12,10 @@ policy text (it has only the event's ``PolicyRef``):
   floor's maximum;
 - its ``produced_at`` is within the floor's clock skew of the broker's append
   time (``time_problem``): the signer's clock decides nothing;
-- a FlowStatistic's count is at least the floor's minimum cell size;
+- a FlowStatistic's count is at least the floor's minimum cell size, unless
+  it is a noisy count (obs_status ``N``, differential privacy): that one is
+  judged on its noise instead (``differential_privacy`` below): it carries its
+  95% interval and a measurement epsilon within the floor's;
 - an EncounterRecord carries no field the floor says never leaves.
 
 It cannot check secondary suppression, coarsening or pseudonymisation keys:
@@ -55,6 +58,25 @@ ENCOUNTER_FIELD_SOURCE: dict[str, str] = {
 }
 
 
+class PrivacyFloor(_Strict):
+    """The regional ceiling on differential privacy: the most one release of a
+    period may cost, and each audience's total privacy-loss budget (a ceiling:
+    a national policy's budget may be lower, never higher)."""
+
+    max_epsilon_per_release: float = Field(gt=0, le=10)
+    budget: dict[str, float] = Field(
+        description="Audience group -> the most privacy loss (epsilon) it may accumulate "
+        "on any period; an ISO3 audience takes the 'members' budget."
+    )
+
+    def budget_of(self, audience: str) -> float | None:
+        if audience in self.budget:
+            return self.budget[audience]
+        if audience in FEDERATION:
+            return self.budget.get("members")
+        return None
+
+
 class RegionalFloor(_Strict):
     """The minimum every national policy keeps to."""
 
@@ -94,6 +116,8 @@ class RegionalFloor(_Strict):
     #: replacing a member's root key (node.membership): a majority, two
     #: thirds, or every counted member.
     membership_quorum: Literal["majority", "two-thirds", "unanimity"] = "majority"
+    #: Differential privacy (a flow-statistics method); absent: no policy may use it.
+    differential_privacy: PrivacyFloor | None = None
 
     @field_validator("audiences")
     @classmethod
@@ -160,6 +184,9 @@ class RegionalFloor(_Strict):
                         f"{self.min_protection}",
                     )
                 )
+        if flows.shared and flows.privacy is not None:
+            privacy = flows.privacy
+            out.extend(self._privacy_problems(privacy.epsilon_per_release, privacy.budget))
         if flows.shared and flows.min_cell_size < self.min_cell_size:
             out.append(
                 (
@@ -184,6 +211,32 @@ class RegionalFloor(_Strict):
                             f"{name} identifies a person and may not be kept",
                         )
                     )
+        return out
+
+    def _privacy_problems(
+        self, epsilon: float, budget: Mapping[str, float]
+    ) -> list[tuple[str, str]]:
+        key = "exchanges.flow_statistics.privacy"
+        floor = f"the regional floor ({self.version})"
+        ceiling = self.differential_privacy
+        if ceiling is None:
+            return [(key, f"{floor} allows no differential privacy: use suppression")]
+        out: list[tuple[str, str]] = []
+        if epsilon > ceiling.max_epsilon_per_release:
+            out.append(
+                (
+                    f"{key}.epsilon_per_release",
+                    f"{epsilon} exceeds {floor} maximum of {ceiling.max_epsilon_per_release}",
+                )
+            )
+        for audience, eps in sorted(budget.items()):
+            top = ceiling.budget_of(audience)
+            if top is None:
+                out.append((f"{key}.budget.{audience}", f"{floor} sets no budget for {audience}"))
+            elif eps > top:
+                out.append(
+                    (f"{key}.budget.{audience}", f"{eps} exceeds {floor} budget of {top}")
+                )
         return out
 
     # -- incoming events -------------------------------------------------------
@@ -231,10 +284,36 @@ class RegionalFloor(_Strict):
             return None
         if kind == "FlowStatistic":
             count = body.get("count")
+            if body.get("obs_status") == "N":
+                return self._noisy_problem(body)
             if isinstance(count, int) and count < self.min_cell_size:
                 return f"count below the floor's minimum cell size {self.min_cell_size}"
         if kind == "EncounterRecord":
             for name, source in ENCOUNTER_FIELD_SOURCE.items():
                 if body.get(name) is not None and source in self.never_leave:
                     return f"field {name} derives from {source}, which never leaves"
+        return None
+
+    def _noisy_problem(self, body: Mapping[str, Any]) -> str | None:
+        """Why a noisy FlowStatistic (obs_status N) breaks the floor, or None: it
+        is judged on its noise, not on the minimum cell size. Never quotes a value."""
+        ceiling = self.differential_privacy
+        if ceiling is None:
+            return "noisy count (obs_status N), but the floor allows no differential privacy"
+        count, low, high = body.get("count"), body.get("ci95_low"), body.get("ci95_high")
+        epsilon, scale = body.get("epsilon"), body.get("noise_scale")
+        if not all(isinstance(v, int) for v in (count, low, high)):
+            return "noisy count without its 95% interval (ci95_low, ci95_high)"
+        if not (isinstance(epsilon, float) and isinstance(scale, float)):
+            return "noisy count without its epsilon and noise scale"
+        assert isinstance(count, int) and isinstance(low, int) and isinstance(high, int)
+        if not 0 <= low <= count <= high:
+            return "noisy count outside its own 95% interval"
+        if not 0 < epsilon <= ceiling.max_epsilon_per_release:
+            return (
+                "noisy count measured with an epsilon above the floor's "
+                f"{ceiling.max_epsilon_per_release}"
+            )
+        if scale * epsilon < 1.0 - 1e-9:
+            return "noise scale below 1/epsilon: not a differentially private count"
         return None

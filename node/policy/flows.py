@@ -43,6 +43,7 @@ from typing import Any
 from node.model.codes import age_at, age_band, iso_week, region_of
 from node.policy.audit import Interval, LinearModel
 from node.policy.model import FlowStatisticsRules, PeriodType
+from node.policy.privacy import PrivateRelease, release_private
 
 #: Value of a dimension whose raw value is unknown (SDMX's "_U").
 UNKNOWN = "_U"
@@ -69,6 +70,11 @@ class FlowCell:
     period_type: str = "iso_week"
     estimated: bool = False  # rounded
     coarsened: bool = False
+    #: A noisy count (differential privacy, node.policy.privacy): its 95%
+    #: interval, the noise scale and the measurement's epsilon.
+    ci95: tuple[int, int] | None = None
+    noise_scale: float | None = None
+    epsilon: float | None = None
 
     def subject(self, country: str) -> str:
         dims = ",".join(f"{name}={value}" for name, value in self.dimensions)
@@ -806,6 +812,9 @@ class FlowRelease:
 
     blocks: dict[str, BlockRelease] = field(default_factory=dict)
     cells: list[FlowCell] = field(default_factory=list)
+    #: Set when the policy's method is differential_privacy: the noisy release,
+    #: its periods' new states and its spends (blocks then stay empty).
+    private: PrivateRelease | None = None
 
     @property
     def atoms(self) -> int:
@@ -824,6 +833,8 @@ class FlowRelease:
         return sum(b.coarsened for b in self.blocks.values())
 
     def summary(self) -> dict[str, Any]:
+        if self.private is not None:
+            return self.private.summary()
         return {
             "cells": self.atoms,
             "published_cells": len(self.cells),
@@ -839,9 +850,18 @@ def release_flows(
     rules: FlowStatisticsRules,
     ledger: dict[str, BlockLedger] | None = None,
     known: Mapping[str, Mapping[str, Iterable[KnownSum]]] | None = None,
+    *,
+    privacy_states: Mapping[str, str] | None = None,
+    today: date | None = None,
 ) -> FlowRelease:
     """Count, coarsen, suppress and round every block of ``rows``; ``known`` is,
-    per block and audience, what other exchanges reveal (see ``release_block``)."""
+    per block and audience, what other exchanges reveal (see ``release_block``).
+
+    Under ``method: differential_privacy`` every count is noisy instead
+    (``node.policy.privacy``; ``privacy_states``: period -> its stored state,
+    ``today`` the day that dates the release)."""
+    if rules.method == "differential_privacy":
+        return _release_noisy(rows, rules, privacy_states or {}, today or date.today())
     shape = _Shape(rules)
     by_block: dict[str, dict[AtomKey, int]] = defaultdict(dict)
     for atom, n in count_atoms(rows, rules).items():
@@ -855,4 +875,28 @@ def release_flows(
             count = sum(release.atoms[a] for a in members)
             out.cells.append(shape.cell(level, shape.key_at(next(iter(members)), level), count))
     out.cells.sort()
+    return out
+
+
+def _release_noisy(
+    rows: Iterable[FlowInput],
+    rules: FlowStatisticsRules,
+    states: Mapping[str, str],
+    today: date,
+) -> FlowRelease:
+    """The differentially private release, as published cells (obs_status N)."""
+    private = release_private(rows, rules, states, today)
+    out = FlowRelease(private=private)
+    out.cells = sorted(
+        FlowCell(
+            c.period,
+            c.dimensions,
+            c.count,
+            rules.period,
+            ci95=c.ci95,
+            noise_scale=c.scale,
+            epsilon=c.epsilon,
+        )
+        for c in private.cells
+    )
     return out

@@ -190,6 +190,47 @@ class EncounterRecordRules(UseRules):
 _DROP = FieldRule(action="drop")
 
 
+#: How a flow-statistics exchange protects small counts (``node.policy.privacy``).
+FlowMethod = Literal["suppression", "differential_privacy"]
+
+
+class PrivacyRules(_Strict):
+    """Differential privacy for one flow-statistics exchange: every count gets
+    calibrated integer noise (OpenDP's discrete Laplace) instead of being
+    suppressed. ``epsilon_per_release`` is what one period's measurement costs
+    every audience (its later revisions included, up to ``revisions``);
+    ``budget`` is the total privacy loss each audience may accumulate on any
+    one period (periods are disjoint, so they compose in parallel)."""
+
+    mechanism: Literal["discrete_laplace"] = "discrete_laplace"
+    epsilon_per_release: float = Field(gt=0, le=10)
+    budget: dict[str, float] = Field(
+        description="Audience -> the privacy-loss budget (epsilon) it may accumulate."
+    )
+    revisions: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Releases of a period (one per period of age) sharing one measurement, "
+        "by a binary-tree counter; later records are not counted.",
+    )
+    domain: dict[FlowDimension, list[str]] = Field(
+        default_factory=dict,
+        description="The public values of a dimension; a value outside them counts as "
+        "'_O' (other). Needed for nationality and previous_country.",
+    )
+
+    @field_validator("budget")
+    @classmethod
+    def _budgets(cls, value: dict[str, float]) -> dict[str, float]:
+        for audience, eps in value.items():
+            if audience not in AUDIENCE_GROUPS and not is_iso3(audience):
+                raise ValueError(f"unknown audience {audience!r}")
+            if not eps > 0:
+                raise ValueError(f"{audience}: a budget is a positive epsilon")
+        return value
+
+
 class FlowStatisticsRules(UseRules):
     """Counts of encounters by period and dimensions, small cells suppressed.
 
@@ -219,6 +260,13 @@ class FlowStatisticsRules(UseRules):
         "release, margin and exchange its audience sees; min_cell_size if absent.",
     )
 
+    method: FlowMethod = Field(
+        default="suppression",
+        description="suppression (small cells hidden) or differential_privacy (every "
+        "count noisy; see privacy).",
+    )
+    privacy: PrivacyRules | None = None
+
     @field_validator("dimensions")
     @classmethod
     def _unique(cls, value: list[str]) -> list[str]:
@@ -247,12 +295,39 @@ class FlowStatisticsRules(UseRules):
             )
         if self.rounding > self.min_cell_size:
             raise ValueError("rounding: the base must not exceed min_cell_size")
+        self._privacy_settings()
         return self
+
+    def _privacy_settings(self) -> None:
+        if self.method != "differential_privacy":
+            if self.privacy is not None:
+                raise ValueError("privacy: applies only to method differential_privacy")
+            return
+        if self.privacy is None:
+            raise ValueError(
+                "method differential_privacy needs privacy: {epsilon_per_release, budget}"
+            )
+        if self.coarsen or self.rounding > 1:
+            raise ValueError("differential_privacy: coarsen and rounding do not apply; remove them")
+        missing = [a for a in self.audiences if a not in self.privacy.budget]
+        if missing:
+            raise ValueError(f"privacy.budget: no budget for audience(s) {missing}")
+        for audience, eps in self.privacy.budget.items():
+            if eps < self.privacy.epsilon_per_release:
+                raise ValueError(
+                    f"privacy.budget.{audience}: {eps} is less than one release "
+                    f"(epsilon_per_release {self.privacy.epsilon_per_release})"
+                )
+        for dim in ("nationality", "previous_country"):
+            if dim in self.dimensions and dim not in self.privacy.domain:
+                raise ValueError(f"privacy.domain: list the public values of {dim}")
 
     def output_fields(self) -> frozenset[str]:
         """The FlowStatistic body fields this policy lets carry a value."""
         fields = {"reporting_country", "period", "period_type", "count", "obs_status"}
         fields |= set(self.dimensions)
+        if self.method == "differential_privacy":
+            fields |= {"ci95_low", "ci95_high", "noise_mechanism", "noise_scale", "epsilon"}
         if "nationality" in self.coarsen:
             fields.add("nationality_region")
         return frozenset(fields)
@@ -327,6 +402,10 @@ class Policy(_Strict):
         # keeps the hash it had before the settings existed
         if data["exchanges"]["flow_statistics"].get("protection") is None:
             data["exchanges"]["flow_statistics"].pop("protection", None)
+        flows = data["exchanges"]["flow_statistics"]
+        if flows.get("method") == "suppression" and flows.get("privacy") is None:
+            flows.pop("method", None)
+            flows.pop("privacy", None)
         if data["exchanges"]["encounter_records"].get("k_anonymity") is None:
             data["exchanges"]["encounter_records"].pop("k_anonymity", None)
         # RFC 8785 (JSON Canonicalization Scheme), so a verifier in any language

@@ -88,12 +88,35 @@ CREATE TABLE IF NOT EXISTS suppression_ledger (
 );
 """
 
+#: The differential-privacy ledger (node.policy.privacy): each period's noisy
+#: tree (derived from raw data: never leaves) and every measurement charged to
+#: an audience, which the budget of the policy and the regional floor bound.
+_PRIVACY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS privacy_state (
+    exchange    TEXT NOT NULL,
+    period      TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (exchange, period)
+);
+CREATE TABLE IF NOT EXISTS privacy_spend (
+    exchange    TEXT NOT NULL,
+    audience    TEXT NOT NULL,
+    period      TEXT NOT NULL,
+    measurement TEXT NOT NULL,
+    epsilon     REAL NOT NULL,
+    spent_at    REAL NOT NULL,
+    PRIMARY KEY (exchange, audience, period, measurement)
+);
+"""
+
 #: The store's schema, one versioned step at a time (node.store.identity.migrate).
 #: Version 1 is the schema every store had before versions were recorded (all
 #: ``IF NOT EXISTS``, so a store from then is taken as version 1 as it is).
 MIGRATIONS = (
     Migration(1, "baseline", _SCHEMA + audit.SCHEMA + reference.SCHEMA),
     Migration(2, "store identity", identity.IDENTITY_SCHEMA),
+    Migration(3, "privacy ledger", _PRIVACY_SCHEMA),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -130,6 +153,19 @@ class StagedEvent:
     policy_version: str
     key: bytes
     value: bytes
+
+
+@dataclass(frozen=True)
+class PrivacyStaging:
+    """What a differentially private release writes with its events: period ->
+    new tree state, and (audience, period, measurement, epsilon) spends."""
+
+    exchange: str
+    states: Mapping[str, str]
+    spends: Sequence[tuple[str, str, str, float]]
+
+    def __bool__(self) -> bool:
+        return bool(self.states or self.spends)
 
 
 @dataclass(frozen=True)
@@ -347,6 +383,23 @@ class NodeStore:
         )
         return {block: entry for block, entry in cur}
 
+    def privacy_states(self, exchange: str) -> dict[str, str]:
+        """period -> the stored state (JSON) of its noisy tree."""
+        cur = self._conn.execute(
+            "SELECT period, state FROM privacy_state WHERE exchange = ?", (exchange,)
+        )
+        return {period: state for period, state in cur}
+
+    def privacy_charged(self, exchange: str) -> dict[tuple[str, str], dict[str, float]]:
+        """(audience, period) -> measurement -> epsilon charged to that audience."""
+        out: dict[tuple[str, str], dict[str, float]] = {}
+        for audience, period, measurement, epsilon in self._conn.execute(
+            "SELECT audience, period, measurement, epsilon FROM privacy_spend WHERE exchange = ?",
+            (exchange,),
+        ):
+            out.setdefault((audience, period), {})[measurement] = float(epsilon)
+        return out
+
     # -- ledger and outbox ---------------------------------------------------
 
     def ledger(self, kind: str) -> dict[str, tuple[int, str | None]]:
@@ -374,11 +427,25 @@ class NodeStore:
         self,
         events: list[StagedEvent],
         suppression: Mapping[tuple[str, str], str] | None = None,
+        privacy: PrivacyStaging | None = None,
     ) -> None:
         """Advance the ledger and fill the outbox in one transaction; with
-        ``suppression`` ((kind, block) -> entry), record what each block's release hid."""
+        ``suppression`` ((kind, block) -> entry), record what each block's release
+        hid; with ``privacy``, the noisy trees and the budget spent."""
         now = time.time()
         with transaction(self._conn) as conn:
+            if privacy is not None:
+                conn.executemany(
+                    "INSERT INTO privacy_state (exchange, period, state, updated_at) "
+                    "VALUES (?,?,?,?) ON CONFLICT(exchange, period) DO UPDATE SET "
+                    "state=excluded.state, updated_at=excluded.updated_at",
+                    [(privacy.exchange, p, st, now) for p, st in privacy.states.items()],
+                )
+                conn.executemany(
+                    "INSERT OR IGNORE INTO privacy_spend (exchange, audience, period, "
+                    "measurement, epsilon, spent_at) VALUES (?,?,?,?,?,?)",
+                    [(privacy.exchange, *spend, now) for spend in privacy.spends],
+                )
             conn.executemany(
                 "INSERT INTO suppression_ledger (kind, block, entry, updated_at) VALUES (?,?,?,?) "
                 "ON CONFLICT(kind, block) DO UPDATE SET entry=excluded.entry, "

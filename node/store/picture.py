@@ -76,7 +76,9 @@ CREATE TABLE IF NOT EXISTS flow_cell (
     count              INTEGER,      -- NULL once withdrawn
     obs_status         TEXT,
     revision           INTEGER NOT NULL,
-    event_id           TEXT NOT NULL
+    event_id           TEXT NOT NULL,
+    ci95_low           INTEGER,      -- noisy counts (obs_status N): the 95% interval
+    ci95_high          INTEGER
 );
 CREATE TABLE IF NOT EXISTS rejected_message (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -236,12 +238,22 @@ class Rejected:
     key: bytes | None = None
 
 
+def _add_columns(conn: sqlite3.Connection, table: str, columns: dict[str, str]) -> None:
+    """Columns a picture made before they existed lacks (FlowStatistic v2's
+    interval): added, empty, so the store opens as it is."""
+    have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+    for name, kind in columns.items():
+        if name not in have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
+
 class PictureStore:
     """The SQLite store of the Secretariat's aggregator."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn = connect(path, _SCHEMA)
+        _add_columns(self._conn, "flow_cell", {"ci95_low": "INTEGER", "ci95_high": "INTEGER"})
 
     def close(self) -> None:
         self._conn.close()
@@ -327,13 +339,15 @@ class PictureStore:
         conn.execute(
             "INSERT INTO flow_cell (subject, reporting_country, period, period_type, nationality, "
             "nationality_region, sex, age_band, previous_country, count, obs_status, revision, "
-            "event_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(subject) DO UPDATE SET "
+            "event_id, ci95_low, ci95_high) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT(subject) DO UPDATE SET "
             "period=excluded.period, period_type=excluded.period_type, "
             "nationality=excluded.nationality, nationality_region=excluded.nationality_region, "
             "sex=excluded.sex, age_band=excluded.age_band, "
             "previous_country=excluded.previous_country, count=excluded.count, "
             "obs_status=excluded.obs_status, revision=excluded.revision, "
-            "event_id=excluded.event_id",
+            "event_id=excluded.event_id, ci95_low=excluded.ci95_low, "
+            "ci95_high=excluded.ci95_high",
             (
                 subject,
                 producer,
@@ -348,6 +362,8 @@ class PictureStore:
                 b.get("obs_status"),
                 revision,
                 event_id,
+                b.get("ci95_low"),
+                b.get("ci95_high"),
             ),
         )
 

@@ -1,0 +1,553 @@
+"""Differential privacy for flow statistics: noisy counts instead of suppression.
+
+A policy whose ``flow_statistics.method`` is ``differential_privacy`` publishes
+every cell of a public key domain (the product of each dimension's public
+values, ``privacy.domain``; a value outside them counts as ``_O``) with
+calibrated integer noise from OpenDP's discrete Laplace mechanism, and no
+cell is hidden. Who may learn what is then bounded by the privacy loss
+(epsilon) each audience accumulates, not by a minimum cell size.
+
+Accounting (the neighbouring data sets differ by one encounter record):
+
+- a record counts in one period, and in one cell of each released table of
+  it: periods are disjoint, so they compose in parallel, and an audience's
+  loss is the largest sum of the measurements of any one period it received;
+- one *measurement* of a period is a binary-tree counter (Chan, Shi and Song
+  2011; Dwork, Naor, Pitassi and Rothblum 2010) over its releases: release
+  ``t`` (1, 2, ... ``revisions``) adds a leaf, the records that arrived since
+  the previous release; each node of the tree (a dyadic range of leaves) is
+  noised once, when it is complete, and release ``t`` publishes the sum of
+  the nodes that make up leaves 1..t. A record is in one leaf, so in one node
+  per level: ``levels = revisions.bit_length()`` nodes per table. The scale
+  ``levels * tables / epsilon`` makes the whole tree, every revision
+  included, cost ``epsilon_per_release`` (OpenDP's privacy map says so).
+  A revision therefore spends nothing more, whatever changed, and publishing
+  again a release already made repeats the same noisy values (no new noise);
+- releases follow the calendar, not the data: a period gets a new leaf only
+  when it has grown a period older (at most one per week of age for weekly
+  statistics), so that whether a revision happens says nothing of late records;
+- after ``revisions`` releases the period is frozen: its last noisy values
+  are sent again, later records are not counted. A measurement is charged
+  again only when the policy changes what is measured (dimensions, domain,
+  epsilon, revisions): then the new tree is refused if an audience's budget
+  would be exceeded.
+
+Post-processing (free under DP): a noisy sum ``S`` is published as ``max(0, S)``
+with the interval ``[max(0, S - h), max(0, S + h)]``, ``h`` the exact 95%
+half-width of the sum of the noise draws (the true count, never negative, is
+in it whenever it is in ``[S - h, S + h]``). A cell is first published when its
+value is above 0 and stays published after that; an unpublished cell of the
+domain is a noisy 0.
+
+The state of each period's tree (the true counts at each leaf and the noisy
+nodes) is derived from raw data and stays on the node (``privacy_state``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
+from itertools import product
+from typing import Any
+
+import numpy as np
+
+from node.errors import PolicyError
+from node.model.codes import AGE_BAND_LABELS, SEXES, SUBREGION, age_at, age_band, iso_week
+from node.model.codes import region_of as _region_of
+from node.policy.model import FlowStatisticsRules, PeriodType, PrivacyRules
+
+#: A value outside a dimension's public domain (SDMX's "_O", other).
+OTHER = "_O"
+#: A dimension a table sums over (SDMX's "_T", total).
+TOTAL = "_T"
+#: A previous country that is not known (SDMX's "_U").
+UNKNOWN = "_U"
+#: The exchange the ledger keys its rows by.
+EXCHANGE = "flow_statistics"
+#: The confidence of every published interval.
+CONFIDENCE = 0.95
+
+#: (nationality, sex, date_of_birth, encounter_date, previous_country), as flows.FlowInput.
+Row = tuple[str, str, date, date, str | None]
+#: Integer noise for a vector of true values at a scale: OpenDP's by default.
+NoiseSource = Callable[[list[int], float], list[int]]
+
+
+class PrivacyBudgetExceeded(PolicyError):
+    """A release would take an audience past its privacy-loss budget."""
+
+
+# -- the mechanism ---------------------------------------------------------------
+
+
+def levels(revisions: int) -> int:
+    """Nodes of the tree a leaf belongs to (one per level)."""
+    return revisions.bit_length()
+
+
+def scale_for(rules: FlowStatisticsRules) -> float:
+    """The discrete Laplace scale that makes one period's tree, every table and
+    revision included, cost ``epsilon_per_release``."""
+    privacy = _privacy(rules)
+    return levels(privacy.revisions) * len(tables_of(rules)) / privacy.epsilon_per_release
+
+
+def _measurement(scale: float) -> Any:
+    import opendp.prelude as dp
+
+    dp.enable_features("contrib")
+    return dp.m.make_laplace(
+        dp.vector_domain(dp.atom_domain(T=int)), dp.l1_distance(T=int), scale=scale
+    )
+
+
+def epsilon_of(rules: FlowStatisticsRules) -> float:
+    """OpenDP's privacy map of one period's tree: the epsilon an L1 change of
+    ``levels * tables`` (one record, every node it is in) costs at the scale."""
+    privacy = _privacy(rules)
+    sensitivity = levels(privacy.revisions) * len(tables_of(rules))
+    return float(_measurement(scale_for(rules)).map(sensitivity))
+
+
+def opendp_noise(values: list[int], scale: float) -> list[int]:
+    """``values`` with OpenDP's discrete Laplace noise of ``scale`` added."""
+    if not values:
+        return []
+    return [int(v) for v in _measurement(scale)(values)]
+
+
+@lru_cache(maxsize=256)
+def _sum_pmf(draws: int, scale: float) -> tuple[int, np.ndarray]:
+    """(offset, pmf) of the sum of ``draws`` independent discrete Laplace
+    draws of ``scale``, truncated where the tail is below 1e-13."""
+    q = math.exp(-1.0 / scale)
+    reach = math.ceil(30.0 * scale) + 1
+    xs = np.arange(-reach, reach + 1)
+    one = (1 - q) / (1 + q) * q ** np.abs(xs)
+    pmf = one
+    for _ in range(draws - 1):
+        pmf = np.convolve(pmf, one)
+    return (len(pmf) - 1) // 2, pmf
+
+
+def half_width(draws: int, scale: float, confidence: float = CONFIDENCE) -> int:
+    """The smallest ``h`` with P(|noise| <= h) >= ``confidence`` for the sum of
+    ``draws`` discrete Laplace draws of ``scale`` (exact, from the pmf)."""
+    if draws <= 0:
+        return 0
+    mid, pmf = _sum_pmf(draws, scale)
+    mass = float(pmf[mid])
+    h = 0
+    while mass < confidence:
+        h += 1
+        mass += float(pmf[mid - h] + pmf[mid + h])
+    return h
+
+
+def coverage(draws: int, scale: float, h: int) -> float:
+    """P(|noise| <= h) for the sum of ``draws`` draws of ``scale``."""
+    mid, pmf = _sum_pmf(draws, scale)
+    return float(pmf[max(0, mid - h) : mid + h + 1].sum())
+
+
+def prefix_nodes(t: int) -> list[tuple[int, int]]:
+    """The tree nodes (level, index) whose ranges make up leaves 1..t; node
+    (j, i) covers leaves (i - 1) * 2**j + 1 .. i * 2**j."""
+    out: list[tuple[int, int]] = []
+    start = 0
+    for j in reversed(range(t.bit_length())):
+        if t >> j & 1:
+            out.append((j, (start >> j) + 1))
+            start += 1 << j
+    return out
+
+
+# -- the domain --------------------------------------------------------------------
+
+
+def _privacy(rules: FlowStatisticsRules) -> PrivacyRules:
+    if rules.privacy is None:
+        raise PolicyError("flow_statistics: method differential_privacy needs privacy settings")
+    return rules.privacy
+
+
+def tables_of(rules: FlowStatisticsRules) -> list[tuple[str, ...]]:
+    """The tables a policy releases, each the dimensions it keeps: the
+    policy's ``tables`` when it states them, else its one finest table."""
+    declared = getattr(rules, "tables", None)
+    if declared:
+        return [tuple(t) for t in declared]
+    return [tuple(rules.dimensions)]
+
+
+def domain_of(rules: FlowStatisticsRules, dimension: str) -> tuple[str, ...]:
+    """The public values of a dimension: the policy's list (with ``_O``, and
+    ``_U`` for an unknown previous country), else the code list."""
+    declared = {str(k): v for k, v in _privacy(rules).domain.items()}.get(dimension)
+    if declared is not None:
+        extra = [OTHER] + ([UNKNOWN] if dimension == "previous_country" else [])
+        return tuple(dict.fromkeys([*declared, *extra]))
+    if dimension == "sex":
+        return SEXES
+    if dimension == "age_band":
+        return AGE_BAND_LABELS
+    if dimension == "nationality_region":
+        return (*sorted(set(SUBREGION.values())), OTHER)
+    raise PolicyError(f"flow_statistics.privacy.domain: list the public values of {dimension}")
+
+
+def _value(name: str, row: Row, domain: frozenset[str]) -> str:
+    nationality, sex, born, encountered, previous = row
+    if name == "nationality":
+        raw = nationality
+    elif name == "nationality_region":
+        raw = _region_of(nationality)
+    elif name == "sex":
+        raw = sex
+    elif name == "age_band":
+        raw = age_band(age_at(born, encountered))
+    else:
+        raw = previous or UNKNOWN
+    return raw if raw in domain else OTHER
+
+
+def cell_keys(rules: FlowStatisticsRules) -> list[str]:
+    """Every cell of every table, as a key (the policy's dimensions in order,
+    ``_T`` where the table sums over one)."""
+    names = tuple(rules.dimensions)
+    out: list[str] = []
+    for table in tables_of(rules):
+        axes = [domain_of(rules, n) if n in table else (TOTAL,) for n in names]
+        out.extend("|".join(values) for values in product(*axes))
+    return out
+
+
+# -- periods ---------------------------------------------------------------------------
+
+
+def period_label(day: date, period: PeriodType) -> str:
+    if period == "iso_week":
+        return iso_week(day)
+    if period == "month":
+        return f"{day.year}-{day.month:02d}"
+    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+
+
+def period_index(label: str, period: PeriodType) -> int:
+    """Consecutive integers for consecutive periods."""
+    if period == "iso_week":
+        year, week = label.split("-W")
+        return (date.fromisocalendar(int(year), int(week), 1).toordinal() - 1) // 7
+    if period == "month":
+        year, month = label.split("-")
+        return int(year) * 12 + int(month) - 1
+    year, quarter = label.split("-Q")
+    return int(year) * 4 + int(quarter) - 1
+
+
+def label_of(index: int, period: PeriodType) -> str:
+    if period == "iso_week":
+        return iso_week(date.fromordinal(index * 7 + 1))
+    if period == "month":
+        return f"{index // 12}-{index % 12 + 1:02d}"
+    return f"{index // 4}-Q{index % 4 + 1}"
+
+
+# -- the state of one period -------------------------------------------------------------
+
+
+@dataclass
+class PeriodState:
+    """One period's tree, kept on the node (counts derived from raw data)."""
+
+    shape: str
+    measurement: str
+    epsilon: float
+    scale: float
+    revisions: int
+    #: the period's age (in periods) at each release made, oldest first
+    ages: list[int] = field(default_factory=list)
+    #: cell -> its true count at each release (cumulative)
+    counts: dict[str, list[int]] = field(default_factory=dict)
+    #: cell -> "level:index" -> the noisy value of that node
+    nodes: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: cells published once (they stay published)
+    shown: set[str] = field(default_factory=set)
+    serial: int = 1
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "shape": self.shape,
+                "measurement": self.measurement,
+                "epsilon": self.epsilon,
+                "scale": self.scale,
+                "revisions": self.revisions,
+                "ages": self.ages,
+                "counts": {k: v for k, v in sorted(self.counts.items()) if any(v)},
+                "nodes": dict(sorted(self.nodes.items())),
+                "shown": sorted(self.shown),
+                "serial": self.serial,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> PeriodState:
+        d = json.loads(text)
+        return cls(
+            d["shape"],
+            d["measurement"],
+            float(d["epsilon"]),
+            float(d["scale"]),
+            int(d["revisions"]),
+            [int(a) for a in d["ages"]],
+            {k: [int(n) for n in v] for k, v in d["counts"].items()},
+            {k: {n: int(x) for n, x in v.items()} for k, v in d["nodes"].items()},
+            set(d["shown"]),
+            int(d.get("serial", 1)),
+        )
+
+
+def shape_of(rules: FlowStatisticsRules) -> str:
+    """What a measurement depends on besides the data: changed = measured afresh."""
+    privacy = _privacy(rules)
+    text = json.dumps(
+        [
+            rules.period,
+            list(rules.dimensions),
+            [list(t) for t in tables_of(rules)],
+            {k: list(v) for k, v in sorted(privacy.domain.items())},
+            privacy.mechanism,
+            privacy.epsilon_per_release,
+            privacy.revisions,
+        ],
+        sort_keys=True,
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+# -- a release ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NoisyCell:
+    """One published noisy cell."""
+
+    period: str
+    dimensions: tuple[tuple[str, str], ...]
+    count: int
+    ci95: tuple[int, int]
+    scale: float
+    epsilon: float
+    true_count: int  # stays home: for tests and the bench, never published
+
+
+@dataclass(frozen=True)
+class Spend:
+    """One measurement charged to one audience on one period."""
+
+    audience: str
+    period: str
+    measurement: str
+    epsilon: float
+
+
+@dataclass
+class PrivateRelease:
+    cells: list[NoisyCell] = field(default_factory=list)
+    #: period -> its state after this release (only those that changed)
+    states: dict[str, str] = field(default_factory=dict)
+    #: every measurement the audiences receive in this release
+    spends: list[Spend] = field(default_factory=list)
+    domain_cells: int = 0
+    frozen: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "cells": self.domain_cells,
+            "published_cells": len(self.cells),
+            "suppressed_cells": 0,
+            "primary_suppressed": 0,
+            "secondary_suppressed": 0,
+            "coarsened_cells": 0,
+            "noisy_cells": len(self.cells),
+        }
+
+
+def count_cells(rows: Iterable[Row], rules: FlowStatisticsRules) -> dict[str, Counter[str]]:
+    """period -> cell key -> true count, in every table."""
+    names = tuple(rules.dimensions)
+    domains = {n: frozenset(domain_of(rules, n)) for n in names}
+    tables = [[n in t for n in names] for t in tables_of(rules)]
+    out: dict[str, Counter[str]] = {}
+    for row in rows:
+        values = [_value(n, row, domains[n]) for n in names]
+        counter = out.setdefault(period_label(row[3], rules.period), Counter())
+        for keep in tables:
+            counter["|".join(v if k else TOTAL for v, k in zip(values, keep, strict=True))] += 1
+    return out
+
+
+def release_private(
+    rows: Iterable[Row],
+    rules: FlowStatisticsRules,
+    states: Mapping[str, str],
+    today: date,
+    noise: NoiseSource | None = None,
+) -> PrivateRelease:
+    """Release every period from the first with data to the last (a period
+    with no record is released as well, as noisy zeros); see the module doc."""
+    privacy = _privacy(rules)
+    noise = noise or opendp_noise
+    counted = count_cells(rows, rules)
+    shape = shape_of(rules)
+    scale = scale_for(rules)
+    epsilon = epsilon_of(rules)
+    if epsilon > privacy.epsilon_per_release * (1 + 1e-9):
+        raise PolicyError(
+            f"flow_statistics.privacy: the tree would cost epsilon {epsilon}, more than "
+            f"epsilon_per_release {privacy.epsilon_per_release}"
+        )
+    keys = cell_keys(rules)
+    names = tuple(rules.dimensions)
+    indices = [period_index(p, rules.period) for p in (*counted, *states)]
+    today_index = period_index(period_label(today, rules.period), rules.period)
+    out = PrivateRelease()
+    if not indices:
+        return out
+    for index in range(min(indices), max(indices) + 1):
+        period = label_of(index, rules.period)
+        old = PeriodState.from_json(states[period]) if period in states else None
+        state = old
+        if state is None or state.shape != shape:
+            serial = state.serial + 1 if state is not None else 1
+            state = PeriodState(
+                shape,
+                f"{shape}:{period}:{serial}",
+                epsilon,
+                scale,
+                privacy.revisions,
+                serial=serial,
+            )
+        age = max(0, today_index - index)
+        grows = not state.ages or (len(state.ages) < state.revisions and age > state.ages[-1])
+        dirty = grows
+        if grows:
+            _add_leaf(state, counted.get(period, Counter()), keys, age, noise)
+        elif len(state.ages) >= state.revisions:
+            out.frozen += 1
+        for audience in rules.audiences:
+            out.spends.append(Spend(audience, period, state.measurement, state.epsilon))
+        out.domain_cells += len(keys)
+        t = len(state.ages)
+        nodes = prefix_nodes(t)
+        h = half_width(len(nodes), state.scale)
+        for key in keys:
+            noisy = sum(state.nodes.get(key, {}).get(f"{j}:{i}", 0) for j, i in nodes)
+            value = max(0, noisy)
+            if value <= 0 and key not in state.shown:
+                continue
+            if key not in state.shown:
+                state.shown.add(key)
+                dirty = True
+            counts = state.counts.get(key)
+            out.cells.append(
+                NoisyCell(
+                    period,
+                    tuple(zip(names, key.split("|"), strict=True)),
+                    value,
+                    (max(0, noisy - h), max(0, noisy + h)),
+                    state.scale,
+                    state.epsilon,
+                    counts[-1] if counts else 0,
+                )
+            )
+        if dirty:
+            out.states[period] = state.to_json()
+    return out
+
+
+def _add_leaf(
+    state: PeriodState,
+    now: Mapping[str, int],
+    keys: Sequence[str],
+    age: int,
+    noise: NoiseSource,
+) -> None:
+    """Release ``t`` = one more leaf: record every cell's count, then noise every
+    node the leaf completes (one vector, one OpenDP call)."""
+    state.ages.append(age)
+    t = len(state.ages)
+    for key in keys:
+        history = state.counts.setdefault(key, [0] * (t - 1))
+        history.extend([history[-1] if history else 0] * (t - 1 - len(history)))
+        history.append(int(now.get(key, 0)))
+    complete = [(j, t >> j) for j in range(levels(state.revisions)) if t % (1 << j) == 0]
+    wanted: list[tuple[str, str]] = []
+    true: list[int] = []
+    for key in keys:
+        history = state.counts[key]
+        for j, i in complete:
+            end = i << j
+            start = end - (1 << j)
+            before = history[start - 1] if start > 0 else 0
+            wanted.append((key, f"{j}:{i}"))
+            true.append(history[end - 1] - before)
+    for (key, node), value in zip(wanted, noise(true, state.scale), strict=True):
+        state.nodes.setdefault(key, {})[node] = value
+    # counts of cells never seen stay implicit (zeros) in the stored state
+    for key in keys:
+        if not any(state.counts[key]):
+            del state.counts[key]
+
+
+# -- the budget --------------------------------------------------------------------------
+
+
+def check_budget(
+    rules: FlowStatisticsRules,
+    spends: Iterable[Spend],
+    charged: Mapping[tuple[str, str], Mapping[str, float]],
+) -> list[Spend]:
+    """The spends not yet in the ledger, after checking that no audience goes
+    past its budget on any period with them (``charged``: (audience, period) ->
+    measurement -> epsilon, from the ledger). Raises ``PrivacyBudgetExceeded``,
+    naming the exchange, audience, period, spent and remaining budget."""
+    privacy = _privacy(rules)
+    new: list[Spend] = []
+    totals: dict[tuple[str, str], dict[str, float]] = {k: dict(v) for k, v in charged.items()}
+    for spend in spends:
+        have = totals.setdefault((spend.audience, spend.period), {})
+        if spend.measurement in have:
+            continue
+        spent = sum(have.values())
+        budget = float(privacy.budget[spend.audience])
+        if spent + spend.epsilon > budget * (1 + 1e-9):
+            raise PrivacyBudgetExceeded(
+                f"{EXCHANGE} to audience {spend.audience!r}, period {spend.period}: a new "
+                f"measurement (epsilon {spend.epsilon:g}) would overspend the privacy budget: "
+                f"spent {spent:g} of {budget:g}, remaining {max(0.0, budget - spent):g}. "
+                "Refused; nothing was staged. A policy change re-measures periods already "
+                "released: keep their settings, or raise the budget within the regional floor."
+            )
+        have[spend.measurement] = spend.epsilon
+        new.append(spend)
+    return new
+
+
+def spent_by_audience(
+    charged: Mapping[tuple[str, str], Mapping[str, float]],
+) -> dict[str, float]:
+    """audience -> its privacy loss: the largest sum over any one period."""
+    out: dict[str, float] = {}
+    for (audience, _period), measurements in charged.items():
+        out[audience] = max(out.get(audience, 0.0), sum(measurements.values()))
+    return out
