@@ -44,7 +44,7 @@ def test_every_schema_fingerprint_matches_the_reference(registry: SchemaRegistry
 
 
 def test_flow_statistic_encodes_to_exact_bytes(registry: SchemaRegistry) -> None:
-    schema = registry.latest("FlowStatistic")
+    schema = registry.history("FlowStatistic")[0]  # v1
     record = {
         "reporting_country": "PAN",
         "period": "2024-W01",
@@ -64,10 +64,13 @@ def test_flow_statistic_encodes_to_exact_bytes(registry: SchemaRegistry) -> None
         + b"\x02A"  # obs_status default "A"
     )
     assert encode(record, schema) == expected
+    # v2 appends five null branches (the interval and noise of a noisy count)
+    v2 = registry.history("FlowStatistic")[1]
+    assert encode(record, v2) == expected.replace(schema.fingerprint, v2.fingerprint) + b"\x00" * 5
 
 
 def test_round_trip_and_writer_lookup(registry: SchemaRegistry) -> None:
-    schema = registry.latest("FlowStatistic")
+    schema = registry.history("FlowStatistic")[0]  # v1: every field named below
     record = {
         "reporting_country": "GTM",
         "period": "2024-Q2",
