@@ -1,0 +1,397 @@
+"""Differential privacy for flow statistics (issue 16): calibrated intervals,
+the budget ledger and its refusals, continual release that does not spend
+again, the floor on noisy events, and the whole path on a real broker."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+from collections import Counter
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import numpy as np
+import pytest
+import yaml
+
+from node import operations as ops
+from node.config import policies_dir
+from node.crypto.signing import SigningKey
+from node.demo.synth import generate_encounters, write_csv
+from node.model.codes import iso_week
+from node.pipeline import EventFactory, prepare_flow_events
+from node.policy import privacy
+from node.policy.flows import release_flows
+from node.policy.loader import load_floor, load_policy
+from node.policy.model import FlowStatisticsRules
+from node.policy.privacy import PrivacyBudgetExceeded
+from node.store.node_store import NodeStore
+from node.store.picture import PictureStore
+from node.transport.kafka import read_all
+from tests.factories import START, aggregator_for
+
+NATIONALITIES = ["HTI", "CHN", "CMR", "AFG", "AGO", "IND", "COD", "CUB"]
+UTC_NOON = "T12:00:00+00:00"
+
+
+def _rules(**privacy_kw: Any) -> FlowStatisticsRules:
+    settings: dict[str, Any] = {
+        "epsilon_per_release": 1.0,
+        "budget": {"TS": 2.0},
+        "revisions": 4,
+        "domain": {"nationality": NATIONALITIES},
+    } | privacy_kw
+    return FlowStatisticsRules(
+        shared=True,
+        audiences=["TS"],
+        purposes=["statistics"],
+        dimensions=["nationality", "sex"],
+        min_cell_size=5,
+        method="differential_privacy",
+        privacy=settings,
+    )
+
+
+def _seeded_noise(seed: int) -> privacy.NoiseSource:
+    """Discrete Laplace written here, independently of the module: the
+    difference of two geometric draws (P(X=k) proportional to exp(-|k|/scale))."""
+    rng = np.random.default_rng(seed)
+
+    def noise(values: list[int], scale: float) -> list[int]:
+        p = 1.0 - math.exp(-1.0 / scale)
+        a = rng.geometric(p, len(values)) - rng.geometric(p, len(values))
+        return [int(v + d) for v, d in zip(values, a, strict=True)]
+
+    return noise
+
+
+def _rows(n: int, seed: int, weeks: int = 6) -> list[tuple[str, str, date, date, str | None]]:
+    out = []
+    for r in generate_encounters("PAN", n, seed=seed, start=START, weeks=weeks):
+        out.append(
+            (
+                r["nationality"],
+                r["sex"],
+                date.fromisoformat(r["date_of_birth"]),
+                date.fromisoformat(r["encounter_date"]),
+                r["previous_country"] or None,
+            )
+        )
+    return out
+
+
+def _truth(rows: list[tuple[str, str, date, date, str | None]]) -> Counter[tuple[str, str, str]]:
+    """(week, nationality or _O, sex) -> count, from the rows directly."""
+    out: Counter[tuple[str, str, str]] = Counter()
+    for nat, sex, _born, met, _prev in rows:
+        out[(iso_week(met), nat if nat in NATIONALITIES else "_O", sex)] += 1
+    return out
+
+
+# -- the intervals ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.5, 4.0, 12.0])
+def test_the_interval_is_the_calibrated_95_percent_one(scale: float) -> None:
+    import opendp.prelude as dp
+
+    h = privacy.half_width(1, scale)
+    # OpenDP's own accuracy for one draw: P(|X| >= a) <= 0.05, so h = floor(a)
+    assert h == math.floor(dp.discrete_laplacian_scale_to_accuracy(scale, 0.05))
+    # the narrowest integer half-width that holds 95%, for sums of draws too
+    for draws in (1, 2, 3):
+        hw = privacy.half_width(draws, scale)
+        q = math.exp(-1 / scale)
+        xs = np.arange(-600, 601)
+        one = (1 - q) / (1 + q) * q ** np.abs(xs)
+        pmf = one
+        for _ in range(draws - 1):
+            pmf = np.convolve(pmf, one)
+        mid = len(pmf) // 2
+        assert pmf[mid - hw : mid + hw + 1].sum() >= 0.95
+        assert pmf[mid - hw + 1 : mid + hw].sum() < 0.95
+
+
+def test_noisy_values_stay_in_their_interval_in_95_percent_of_a_seeded_sample() -> None:
+    rows = _rows(4000, seed=11, weeks=12)
+    truth = _truth(rows)
+    rules = _rules()
+    inside = total = 0
+    widths: Counter[int] = Counter()
+    for seed in range(12):  # twelve independent releases of the same data
+        release = privacy.release_private(rows, rules, {}, date(2024, 6, 1), _seeded_noise(seed))
+        h = privacy.half_width(1, privacy.scale_for(rules))
+        for cell in release.cells:
+            dims = dict(cell.dimensions)
+            true = truth[(cell.period, dims["nationality"], dims["sex"])]
+            assert cell.true_count == true
+            lo, hi = cell.ci95
+            inside += lo <= true <= hi
+            total += 1
+            if lo > 0:
+                widths[hi - lo] += 1
+    assert total > 2000
+    share = inside / total
+    assert share >= 0.95, share
+    # not trivially wide: every unclamped interval is exactly 2h wide, h the
+    # calibrated half-width of scale levels * tables / epsilon = 3
+    assert privacy.scale_for(rules) == 3.0
+    assert set(widths) == {2 * h} and h == privacy.half_width(1, 3.0) == 9
+    assert share < 0.995, share
+
+
+def test_opendp_noise_has_the_distribution_the_interval_assumes() -> None:
+    """The noise actually drawn (OpenDP) covers as often as the pmf says: the
+    empirical share within h is within 5 standard errors of the exact one."""
+    scale = 3.0
+    h = privacy.half_width(1, scale)
+    n = 40_000
+    draws = privacy.opendp_noise([0] * n, scale)
+    share = sum(abs(d) <= h for d in draws) / n
+    exact = privacy.coverage(1, scale, h)
+    assert abs(share - exact) < 5 * math.sqrt(exact * (1 - exact) / n), (share, exact)
+    assert sum(abs(d) <= h - 1 for d in draws) / n < 0.95
+
+
+def test_release_flows_dispatches_to_noise_and_publishes_no_negative_count() -> None:
+    rows = _rows(300, seed=3)
+    release = release_flows(rows, _rules(), privacy_states={}, today=date(2024, 3, 1))
+    assert release.private is not None and release.cells
+    assert all(c.ci95 is not None and c.noise_scale == 3.0 for c in release.cells)
+    assert all(0 <= c.ci95[0] <= c.count <= c.ci95[1] for c in release.cells if c.ci95)
+    assert release.summary()["suppressed_cells"] == 0
+    assert release.summary()["noisy_cells"] == len(release.cells)
+
+
+# -- continual release ------------------------------------------------------------
+
+
+def test_prefix_nodes_cover_each_leaf_once() -> None:
+    for t in range(1, 33):
+        covered: list[int] = []
+        for j, i in privacy.prefix_nodes(t):
+            covered += list(range((i - 1) * 2**j + 1, i * 2**j + 1))
+        assert covered == list(range(1, t + 1))
+
+
+def test_a_revision_spends_nothing_again_and_unchanged_data_repeats_its_values() -> None:
+    rules = _rules(epsilon_per_release=1.0, budget={"TS": 1.0}, revisions=4)
+    rows = _rows(600, seed=5, weeks=2)
+    first = privacy.release_private(rows[:400], rules, {}, date(2024, 1, 14))
+    charged: dict[tuple[str, str], dict[str, float]] = {}
+    for s in privacy.check_budget(rules, first.spends, charged):
+        charged.setdefault((s.audience, s.period), {})[s.measurement] = s.epsilon
+    assert privacy.spent_by_audience(charged) == {"TS": 1.0}  # the whole budget
+    states = dict(first.states)
+    # the same day again: no new leaf, no new noise, the same values
+    again = privacy.release_private(rows[:400], rules, states, date(2024, 1, 14))
+    assert not again.states or all(
+        json.loads(again.states[p])["nodes"] == json.loads(states[p])["nodes"] for p in again.states
+    )
+    assert [(c.period, c.dimensions, c.count) for c in again.cells] == [
+        (c.period, c.dimensions, c.count) for c in first.cells
+    ]
+    # a week later, with late records: a new leaf per period, revised values,
+    # and nothing more spent (the budget is already full, and this passes)
+    later = privacy.release_private(rows, rules, states, date(2024, 1, 21))
+    assert privacy.check_budget(rules, later.spends, charged) == []
+    assert all(len(json.loads(s)["ages"]) == 2 for s in later.states.values())
+    assert {c.true_count for c in later.cells} != {c.true_count for c in first.cells}
+
+
+def test_a_frozen_period_keeps_its_values() -> None:
+    rules = _rules(revisions=2)
+    rows = _rows(300, seed=9, weeks=1)
+    states: dict[str, str] = {}
+    for week in range(4):
+        out = privacy.release_private(rows, rules, states, date(2024, 1, 7) + timedelta(weeks=week))
+        states |= out.states
+    assert out.frozen == 1 and all(len(json.loads(s)["ages"]) == 2 for s in states.values())
+
+
+# -- the budget ---------------------------------------------------------------------
+
+
+def _dp_policy(base: Path, *, epsilon: float = 1.0, budget: float = 2.0) -> Path:
+    data = yaml.safe_load((policies_dir() / "PAN.yaml").read_text(encoding="utf-8"))
+    flows = data["exchanges"]["flow_statistics"]
+    flows.update(
+        {
+            "dimensions": ["nationality", "sex"],
+            "audiences": ["TS"],
+            "coarsen": [],
+            "margins": [],
+            "method": "differential_privacy",
+            "privacy": {
+                "epsilon_per_release": epsilon,
+                "budget": {"TS": budget},
+                "revisions": 4,
+                "domain": {"nationality": NATIONALITIES},
+            },
+        }
+    )
+    base.mkdir(parents=True, exist_ok=True)
+    path = base / f"PAN-dp-{epsilon}-{budget}.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def _member(tmp_path: Path, policy: Path, n: int, *, topic: str = "t") -> Any:
+    home = ops.init_member(tmp_path / "pan", "PAN", policy=policy, topic=topic)
+    rows = generate_encounters("PAN", n, seed=7, start=START, weeks=6)
+    csv = tmp_path / "pan.csv"
+    write_csv(rows, csv)
+    assert ops.ingest(home, csv, stage=False).stored == n  # staged below, on a chosen day
+    return home, rows
+
+
+def _stage(home: Any, day: date, policy: Path | None = None) -> Any:
+    pol = load_policy(policy or home.policy_path, ops.regional_floor())
+    with NodeStore(home.store_path) as store:
+        key = SigningKey.load(home.country, home.signing_key_path)
+        factory = EventFactory(home.country, pol, key, ops.event_codec())
+        now = datetime.fromisoformat(day.isoformat() + UTC_NOON)
+        plan = prepare_flow_events(store, factory, now=now)
+        store.stage(plan.events, plan.suppression, plan.privacy)
+        return plan
+
+
+def test_the_ledger_is_kept_in_node_db_and_an_overspend_is_refused(tmp_path: Path) -> None:
+    policy = _dp_policy(tmp_path, epsilon=1.0, budget=1.5)
+    home, _ = _member(tmp_path, policy, 400)
+    plan = _stage(home, date(2024, 2, 20))
+    assert plan.events and plan.privacy is not None and plan.privacy.spends
+    with NodeStore(home.store_path) as store:
+        charged = store.privacy_charged(privacy.EXCHANGE)
+        pending = store.outbox_status().pending
+        states = store.privacy_states(privacy.EXCHANGE)
+    assert privacy.spent_by_audience(charged) == {"TS": 1.0}
+    assert len(states) == 6 and all(len(v) == 1 for v in charged.values())
+    # a policy that measures the same periods again (another epsilon) would
+    # spend 1.0 + 0.9 on each of them, past the budget of 1.5: refused
+    other = _dp_policy(tmp_path / "v2", epsilon=0.9, budget=1.5)
+    with pytest.raises(PrivacyBudgetExceeded) as info:
+        _stage(home, date(2024, 2, 21), other)
+    message = str(info.value)
+    assert "flow_statistics" in message and "'TS'" in message
+    assert "spent 1 of 1.5, remaining 0.5" in message and "epsilon 0.9" in message
+    assert re.search(r"period 2024-W\d\d", message)
+    with NodeStore(home.store_path) as store:  # nothing staged, nothing spent
+        assert store.privacy_charged(privacy.EXCHANGE) == charged
+        assert store.outbox_status().pending == pending
+        assert store.privacy_states(privacy.EXCHANGE) == states
+
+
+def test_the_same_policy_publishing_again_spends_nothing(tmp_path: Path) -> None:
+    policy = _dp_policy(tmp_path, epsilon=1.0, budget=1.0)
+    home, _ = _member(tmp_path, policy, 400)
+    _stage(home, date(2024, 2, 20))
+    second = _stage(home, date(2024, 2, 20))
+    assert second.events == [] and second.privacy is not None and not second.privacy.spends
+    third = _stage(home, date(2024, 2, 27))  # a week older: revisions, still nothing spent
+    assert third.privacy is not None and not third.privacy.spends
+    with NodeStore(home.store_path) as store:
+        assert privacy.spent_by_audience(store.privacy_charged(privacy.EXCHANGE)) == {"TS": 1.0}
+
+
+def test_the_floor_caps_epsilon_and_budgets(tmp_path: Path) -> None:
+    floor = ops.regional_floor()
+    assert floor.differential_privacy is not None
+    too_much = _dp_policy(tmp_path, epsilon=1.0, budget=9.0)
+    problems = floor.problems(load_policy(too_much))
+    assert any(k == "exchanges.flow_statistics.privacy.budget.TS" for k, _ in problems)
+    hot = _dp_policy(tmp_path, epsilon=3.0, budget=3.0)
+    problems = floor.problems(load_policy(hot))
+    assert any(k.endswith("epsilon_per_release") for k, _ in problems)
+    assert floor.problems(load_policy(_dp_policy(tmp_path))) == []
+
+
+def test_the_aggregator_floor_judges_noisy_cells_on_their_noise() -> None:
+    floor = load_floor(policies_dir() / "regional.yaml")
+    base = {"count": 1, "obs_status": "N", "ci95_low": 0, "ci95_high": 10}
+    good = base | {"epsilon": 1.0, "noise_scale": 3.0}
+
+    def problem(body: dict[str, Any]) -> str | None:
+        return floor.event_problem("FlowStatistic", ("TS",), ("statistics",), 30, body)
+
+    assert problem(good) is None  # a noisy 1: judged on its budget, not min_cell_size
+    assert problem({"count": 1, "obs_status": "A"}) is not None  # an exact 1 is not
+    assert "interval" in (problem(good | {"ci95_high": None}) or "")
+    assert "epsilon" in (problem(good | {"epsilon": 5.0}) or "")
+    assert "scale" in (problem(good | {"noise_scale": 0.5}) or "")
+    assert "outside" in (problem(good | {"count": 11}) or "")
+
+
+def test_a_suppression_policy_keeps_its_hash_and_bodies() -> None:
+    policy = load_policy(policies_dir() / "PAN.yaml")
+    assert "privacy" not in policy.canonical_json() and "method" not in policy.canonical_json()
+
+
+# -- end to end ------------------------------------------------------------------------
+
+
+def _body_decoder() -> Any:
+    """FlowStatistic v2 read from the schema file, by fastavro directly."""
+    raw = json.loads(Path("schemas/FlowStatistic.v2.avsc").read_text(encoding="utf-8"))
+    return fastavro.parse_schema(raw)
+
+
+def test_a_dp_policy_end_to_end_on_a_real_broker(
+    tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str
+) -> None:
+    policy = _dp_policy(tmp_path)
+    home, rows = _member(tmp_path, policy, 500, topic=topic)
+    home.config.kafka.bootstrap = kafka_bootstrap
+    home.save()
+    agg = aggregator_for(tmp_path, [home], topic=topic)
+    agg.config.kafka.bootstrap = kafka_bootstrap
+    agg.config.kafka.group_id = group_id
+    agg.save()
+    result = ops.publish(home)  # the real path: plan, budget, stage, drain
+    assert result.drain.acknowledged > 0 and result.plan.privacy is not None
+    assert result.plan.privacy.spends and result.plan.suppressed_cells == 0
+
+    # the topic, read by a decoder of our own: every flow body is noisy, with
+    # its calibrated interval; no exact count of any size is there
+    codec = ops.event_codec()
+    schema = _body_decoder()
+    h = privacy.half_width(1, 3.0)
+    bodies = []
+    raw_values = {r[k] for r in rows for k in ("family_name", "document_number")}
+    for message in read_all(kafka_bootstrap, topic):
+        assert message.value is not None
+        assert not any(v.encode("utf-8") in message.value for v in raw_values)
+        env = codec.decode_envelope(codec.split_signed(message.value)[0])
+        if env.kind != "FlowStatistic" or env.body is None:
+            continue
+        body = fastavro.schemaless_reader(io.BytesIO(env.body[10:]), schema, schema)
+        bodies.append(body)
+    assert bodies and all(b["obs_status"] == "N" for b in bodies)
+    assert all(b["ci95_high"] - b["ci95_low"] == 2 * h for b in bodies if b["ci95_low"] > 0)
+    assert all(b["epsilon"] == 1.0 and b["noise_mechanism"] == "discrete_laplace" for b in bodies)
+    # and the values are noisy: few equal the true count (P(noise = 0) is 0.17
+    # at scale 3), where an exact release would match every one
+    truth = Counter(
+        (
+            iso_week(date.fromisoformat(r["encounter_date"])),
+            r["nationality"] if r["nationality"] in NATIONALITIES else "_O",
+            r["sex"],
+        )
+        for r in rows
+    )
+    same = sum(b["count"] == truth[(b["period"], b["nationality"], b["sex"])] for b in bodies)
+    assert same < 0.4 * len(bodies), (same, len(bodies))
+
+    stats = ops.aggregate_once(agg)
+    assert stats.rejected_total == 0 and stats.applied >= len(bodies)
+    with PictureStore(agg.store_path) as store:
+        cells = [c for c in store.flow_cells() if c["obs_status"] == "N"]
+    assert len(cells) == len(bodies)
+    assert all(c["ci95_low"] <= c["count"] <= c["ci95_high"] for c in cells)
+    small = [c for c in cells if c["count"] < 5]
+    assert small  # noisy small numbers reach the picture, each with its interval
+    assert all(c["ci95_low"] is not None for c in small)
