@@ -114,6 +114,13 @@ def test_the_interval_is_the_calibrated_95_percent_one(scale: float) -> None:
         mid = len(pmf) // 2
         assert pmf[mid - hw : mid + hw + 1].sum() >= 0.95
         assert pmf[mid - hw + 1 : mid + hw].sum() < 0.95
+        # published intervals hold 95% even for a true 0 published because its
+        # noise came out above 0: P(0 < X <= h) / P(X > 0) >= 0.95, narrowest such h
+        hp = privacy.published_half_width(draws, scale)
+
+        positive = pmf[mid + 1 :]
+        assert positive[:hp].sum() / positive.sum() >= 0.95
+        assert positive[: hp - 1].sum() / positive.sum() < 0.95
 
 
 def test_noisy_values_stay_in_their_interval_in_95_percent_of_a_seeded_sample() -> None:
@@ -124,7 +131,7 @@ def test_noisy_values_stay_in_their_interval_in_95_percent_of_a_seeded_sample() 
     widths: Counter[int] = Counter()
     for seed in range(12):  # twelve independent releases of the same data
         release = privacy.release_private(rows, rules, {}, date(2024, 6, 1), _seeded_noise(seed))
-        h = privacy.half_width(1, privacy.scale_for(rules))
+        h = privacy.published_half_width(1, privacy.scale_for(rules))
         for cell in release.cells:
             dims = dict(cell.dimensions)
             true = truth[(cell.period, dims["nationality"], dims["sex"])]
@@ -140,7 +147,7 @@ def test_noisy_values_stay_in_their_interval_in_95_percent_of_a_seeded_sample() 
     # not trivially wide: every unclamped interval is exactly 2h wide, h the
     # calibrated half-width of scale levels * tables / epsilon = 3
     assert privacy.scale_for(rules) == 3.0
-    assert set(widths) == {2 * h} and h == privacy.half_width(1, 3.0) == 9
+    assert set(widths) == {2 * h} and h == privacy.published_half_width(1, 3.0) == 9
     assert share < 0.995, share
 
 
@@ -359,7 +366,7 @@ def test_a_dp_policy_end_to_end_on_a_real_broker(
     # its calibrated interval; no exact count of any size is there
     codec = ops.event_codec()
     schema = _body_decoder()
-    h = privacy.half_width(1, 3.0)
+    h = privacy.published_half_width(1, 3.0)
     bodies = []
     raw_values = {r[k] for r in rows for k in ("family_name", "document_number")}
     for message in read_all(kafka_bootstrap, topic):

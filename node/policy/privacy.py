@@ -33,11 +33,13 @@ Accounting (the neighbouring data sets differ by one encounter record):
   would be exceeded.
 
 Post-processing (free under DP): a noisy sum ``S`` is published as ``max(0, S)``
-with the interval ``[max(0, S - h), max(0, S + h)]``, ``h`` the exact 95%
-half-width of the sum of the noise draws (the true count, never negative, is
-in it whenever it is in ``[S - h, S + h]``). A cell is first published when its
-value is above 0 and stays published after that; an unpublished cell of the
-domain is a noisy 0.
+with the interval ``[max(0, S - h), max(0, S + h)]`` (the true count, never
+negative, is in it whenever it is in ``[S - h, S + h]``). A cell is first
+published when its value is above 0 and stays published after that; an
+unpublished cell of the domain is a noisy 0. ``h`` comes from the exact
+distribution of the sum of the noise draws, wide enough to hold 95% also for
+a cell published only because its noise came out above 0
+(``published_half_width``).
 
 The state of each period's tree (the true counts at each leaf and the noisy
 nodes) is derived from raw data and stays on the node (``privacy_state``).
@@ -149,6 +151,19 @@ def half_width(draws: int, scale: float, confidence: float = CONFIDENCE) -> int:
         h += 1
         mass += float(pmf[mid - h] + pmf[mid + h])
     return h
+
+
+def published_half_width(draws: int, scale: float, confidence: float = CONFIDENCE) -> int:
+    """The half-width of a published interval: the smallest ``h`` that keeps
+    ``confidence`` also for a cell published only because its noisy value is
+    above 0 (true count 0: covered unless the noise is above ``h``, given that
+    it is above 0), i.e. two-sided tail <= (1 - confidence) * (1 - P(noise = 0)).
+    For every other published cell that is at least as safe."""
+    if draws <= 0:
+        return 0
+    mid, pmf = _sum_pmf(draws, scale)
+    zero = float(pmf[mid])
+    return half_width(draws, scale, 1.0 - (1.0 - confidence) * (1.0 - zero))
 
 
 def coverage(draws: int, scale: float, h: int) -> float:
@@ -449,7 +464,7 @@ def release_private(
         out.domain_cells += len(keys)
         t = len(state.ages)
         nodes = prefix_nodes(t)
-        h = half_width(len(nodes), state.scale)
+        h = published_half_width(len(nodes), state.scale)
         for key in keys:
             noisy = sum(state.nodes.get(key, {}).get(f"{j}:{i}", 0) for j, i in nodes)
             value = max(0, noisy)
