@@ -78,6 +78,7 @@ from node.pipeline import (
     held_back_records,
     prepare_flow_events,
 )
+from node.policy import privacy
 from node.policy.floor import RegionalFloor
 from node.policy.guard import EgressGuard, Refusal
 from node.policy.loader import load_floor, load_policy
@@ -371,6 +372,26 @@ def plan_publication(home: Home) -> PublishPlan:
     policy = home_policy(home)
     with member_store(home, staging=False) as store:
         return prepare_flow_events(store, _factory(home, policy))
+
+
+def privacy_budget(home: Home, policy: Policy | None = None) -> dict[str, dict[str, float]]:
+    """Per audience of a differentially private flow exchange: the privacy loss
+    spent (the largest sum over any one period, from the ledger in node.db),
+    the policy's budget and what remains. Empty under suppression."""
+    policy = policy or home_policy(home)
+    rules = policy.exchanges.flow_statistics
+    if rules.privacy is None:
+        return {}
+    with member_store(home, staging=False) as store:
+        spent = privacy.spent_by_audience(store.privacy_charged(privacy.EXCHANGE))
+    return {
+        audience: {
+            "spent": round(spent.get(audience, 0.0), 6),
+            "budget": budget,
+            "remaining": round(max(0.0, budget - spent.get(audience, 0.0)), 6),
+        }
+        for audience, budget in sorted(rules.privacy.budget.items())
+    }
 
 
 @dataclass(frozen=True)

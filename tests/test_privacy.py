@@ -361,6 +361,7 @@ def test_a_dp_policy_end_to_end_on_a_real_broker(
     result = ops.publish(home)  # the real path: plan, budget, stage, drain
     assert result.drain.acknowledged > 0 and result.plan.privacy is not None
     assert result.plan.privacy.spends and result.plan.suppressed_cells == 0
+    assert ops.privacy_budget(home) == {"TS": {"spent": 1.0, "budget": 2.0, "remaining": 1.0}}
 
     # the topic, read by a decoder of our own: every flow body is noisy, with
     # its calibrated interval; no exact count of any size is there

@@ -240,6 +240,8 @@ def publish(
         "acknowledged": result.drain.acknowledged,
         "outbox_pending": result.outbox.pending,
     }
+    if plan.privacy is not None:
+        summary["privacy"] = ops.privacy_budget(home)
     exchanges = result.reference.as_dict() if result.reference is not None else {}
     if fmt == "json":
         click.echo(json.dumps({**summary, "exchanges": exchanges}, indent=2))
