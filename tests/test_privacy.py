@@ -403,3 +403,64 @@ def test_a_dp_policy_end_to_end_on_a_real_broker(
     small = [c for c in cells if c["count"] < 5]
     assert small  # noisy small numbers reach the picture, each with its interval
     assert all(c["ci95_low"] is not None for c in small)
+
+
+def test_tables_measure_their_totals_and_split_the_epsilon() -> None:
+    """With the issue-16 tables (national total, per nationality, detail) each
+    record is in three cells: the scale triples, the tree still costs epsilon,
+    and the `_T` total is published with an interval that holds the truth."""
+    from pydantic import Field
+
+    from node.policy.model import FlowDimension
+
+    class Tabled(FlowStatisticsRules):
+        tables: list[list[FlowDimension]] = Field(default_factory=list)
+
+    base = _rules().model_dump()
+    rules = Tabled(**base, tables=[[], ["nationality"], ["nationality", "sex"]])
+    assert privacy.scale_for(rules) == 9.0 and privacy.epsilon_of(rules) == pytest.approx(1.0)
+    rows = _rows(2000, seed=21, weeks=4)
+    truth = Counter(iso_week(r[3]) for r in rows)
+    inside = 0
+    for seed in range(150):  # seeded: the outcome is fixed
+        out = privacy.release_private(rows, rules, {}, date(2024, 3, 1), _seeded_noise(seed))
+        totals = {
+            c.period: c
+            for c in out.cells
+            if dict(c.dimensions) == {"nationality": "_T", "sex": "_T"}
+        }
+        for week, n in truth.items():
+            cell = totals[week]  # a total of hundreds is never a noisy 0
+            assert cell.true_count == n
+            inside += cell.ci95[0] <= n <= cell.ci95[1]
+    assert inside >= 0.94 * 150 * len(truth)
+
+
+def test_a_picture_made_before_v2_gains_the_interval_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "picture.db"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE flow_cell (subject TEXT PRIMARY KEY, reporting_country TEXT NOT NULL, "
+        "period TEXT NOT NULL, period_type TEXT NOT NULL, nationality TEXT, "
+        "nationality_region TEXT, sex TEXT, age_band TEXT, previous_country TEXT, "
+        "count INTEGER, obs_status TEXT, revision INTEGER NOT NULL, event_id TEXT NOT NULL)"
+    )
+    conn.commit()
+    conn.close()
+    body = {"period": "2024-W02", "period_type": "ISO_WEEK", "nationality": "CUB"}
+    with PictureStore(path) as store, store.transaction() as tx:
+        store.upsert_flow(
+            tx,
+            "s1",
+            1,
+            "e1",
+            "PAN",
+            body | {"count": 2, "obs_status": "N", "ci95_low": 0, "ci95_high": 11},
+        )
+        store.upsert_flow(tx, "s2", 1, "e2", "PAN", body | {"count": 40, "obs_status": "A"})
+    with PictureStore(path) as store:
+        cells = {c["subject"]: c for c in store.flow_cells()}
+    assert (cells["s1"]["ci95_low"], cells["s1"]["ci95_high"]) == (0, 11)
+    assert cells["s2"]["ci95_low"] is None and cells["s2"]["obs_status"] == "A"
