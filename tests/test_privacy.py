@@ -464,3 +464,21 @@ def test_a_picture_made_before_v2_gains_the_interval_columns(tmp_path: Path) -> 
         cells = {c["subject"]: c for c in store.flow_cells()}
     assert (cells["s1"]["ci95_low"], cells["s1"]["ci95_high"]) == (0, 11)
     assert cells["s2"]["ci95_low"] is None and cells["s2"]["obs_status"] == "A"
+
+
+def test_weeks_and_months_overlap_so_their_losses_add() -> None:
+    """A policy that moves from weekly to monthly periods measures every record
+    again: the month's spend adds to the weeks' (periods of one type are
+    disjoint, of two types not), and a budget of 1.5 refuses the second 1.0."""
+    weekly = _rules(budget={"TS": 1.5})
+    monthly = FlowStatisticsRules(**(weekly.model_dump() | {"period": "month"}))
+    rows = _rows(200, seed=4, weeks=2)
+    first = privacy.release_private(rows, weekly, {}, date(2024, 1, 20))
+    charged: dict[tuple[str, str], dict[str, float]] = {}
+    for s in privacy.check_budget(weekly, first.spends, charged):
+        charged.setdefault((s.audience, s.period), {})[s.measurement] = s.epsilon
+    assert privacy.spent_by_audience(charged) == {"TS": 1.0}
+    second = privacy.release_private(rows, monthly, first.states, date(2024, 1, 20))
+    assert {s.period for s in second.spends} == {"2024-01"}
+    with pytest.raises(PrivacyBudgetExceeded, match=r"period 2024-01: .* spent 1 of 1.5"):
+        privacy.check_budget(monthly, second.spends, charged)

@@ -433,6 +433,9 @@ def release_private(
         )
     keys = cell_keys(rules)
     names = tuple(rules.dimensions)
+    # a state of another period type (the policy changed it) is not read: its
+    # periods are measured afresh, and the budget counts both (check_budget)
+    states = {p: st for p, st in states.items() if _period_type(p) == _TYPE[rules.period]}
     indices = [period_index(p, rules.period) for p in (*counted, *states)]
     today_index = period_index(period_label(today, rules.period), rules.period)
     out = PrivateRelease()
@@ -543,7 +546,7 @@ def check_budget(
         have = totals.setdefault((spend.audience, spend.period), {})
         if spend.measurement in have:
             continue
-        spent = sum(have.values())
+        spent = sum(have.values()) + _other_types(totals, spend.audience, spend.period)
         budget = float(privacy.budget[spend.audience])
         if spent + spend.epsilon > budget * (1 + 1e-9):
             raise PrivacyBudgetExceeded(
@@ -558,11 +561,39 @@ def check_budget(
     return new
 
 
+_TYPE = {"iso_week": "week", "month": "month", "quarter": "quarter"}
+
+
+def _period_type(label: str) -> str:
+    return "week" if "-W" in label else "quarter" if "-Q" in label else "month"
+
+
+def _other_types(
+    charged: Mapping[tuple[str, str], Mapping[str, float]], audience: str, period: str
+) -> float:
+    """What measurements under another period type (a policy that moved from
+    weeks to months) cost the audience: a week overlaps a month, so their
+    losses add. Counted conservatively: the largest over each other type."""
+    mine = _period_type(period)
+    worst: dict[str, float] = {}
+    for (who, label), measurements in charged.items():
+        kind = _period_type(label)
+        if who == audience and kind != mine:
+            worst[kind] = max(worst.get(kind, 0.0), sum(measurements.values()))
+    return sum(worst.values())
+
+
 def spent_by_audience(
     charged: Mapping[tuple[str, str], Mapping[str, float]],
 ) -> dict[str, float]:
-    """audience -> its privacy loss: the largest sum over any one period."""
+    """audience -> its privacy loss: the largest sum over any one period
+    (periods of one type are disjoint), added up over period types (which
+    overlap), an upper bound."""
+    per_type: dict[tuple[str, str], float] = {}
+    for (audience, period), measurements in charged.items():
+        key = (audience, _period_type(period))
+        per_type[key] = max(per_type.get(key, 0.0), sum(measurements.values()))
     out: dict[str, float] = {}
-    for (audience, _period), measurements in charged.items():
-        out[audience] = max(out.get(audience, 0.0), sum(measurements.values()))
+    for (audience, _kind), spent in per_type.items():
+        out[audience] = out.get(audience, 0.0) + spent
     return out
