@@ -548,3 +548,33 @@ def test_the_release_schedule_does_not_depend_on_late_records() -> None:
             seen.append({p: json.loads(s)["ages"] for p, s in states.items()})
         schedules.append(seen)
     assert schedules[0] == schedules[1]
+
+
+def test_publish_refuses_an_overspend_on_the_broker_and_sends_nothing(
+    tmp_path: Path, kafka_bootstrap: str, topic: str
+) -> None:
+    from click.testing import CliRunner
+
+    from node.cli import main
+
+    home, _ = _member(tmp_path, _dp_policy(tmp_path, epsilon=1.0, budget=1.5), 300, topic=topic)
+    home.config.kafka.bootstrap = kafka_bootstrap
+    home.save()
+    runner = CliRunner()
+    first = runner.invoke(main, ["--home", str(home.path), "publish", "--format", "json"])
+    assert first.exit_code == 0, first.output
+    summary = json.loads(first.output)
+    assert summary["privacy"] == {"TS": {"spent": 1.0, "budget": 1.5, "remaining": 0.5}}
+    on_topic = len(read_all(kafka_bootstrap, topic))
+    assert on_topic == summary["acknowledged"] > 0
+    # the operator edits the policy: every period released would be measured again
+    home.config.policy = str(_dp_policy(tmp_path / "v2", epsilon=0.9, budget=1.5))
+    home.save()
+    second = runner.invoke(main, ["--home", str(home.path), "publish", "--format", "json"])
+    assert second.exit_code == 1
+    assert "flow_statistics to audience 'TS'" in second.output
+    assert "spent 1 of 1.5, remaining 0.5" in second.output
+    assert len(read_all(kafka_bootstrap, topic)) == on_topic
+    with NodeStore(home.store_path) as store:
+        assert store.outbox_status().pending == 0
+        assert privacy.spent_by_audience(store.privacy_charged(privacy.EXCHANGE)) == {"TS": 1.0}
