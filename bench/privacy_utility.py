@@ -140,13 +140,10 @@ def _measure(country: str, rows: list[FlowInput], rules: FlowStatisticsRules) ->
     # a table the release publishes answers for itself: a cell of it that is
     # absent is a noisy 0, never the (biased) sum of the detail below it
     err_total = [
-        abs((total_cell.get(w, 0) if total_cell else sum_total[w]) - truth_total[w])
-        for w in weeks
+        abs((total_cell.get(w, 0) if total_cell else sum_total[w]) - truth_total[w]) for w in weeks
     ]
     keys = sorted(truth_nat)
-    err_nat = [
-        abs((nat_cell.get(k, 0) if nat_cell else sum_nat[k]) - truth_nat[k]) for k in keys
-    ]
+    err_nat = [abs((nat_cell.get(k, 0) if nat_cell else sum_nat[k]) - truth_nat[k]) for k in keys]
     with_data = [a for a, n in atoms.items() if n > 0]
     return {
         "err_total": err_total,
