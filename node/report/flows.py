@@ -146,7 +146,8 @@ def render_flow_tables(
     console.print(
         f"[dim]Unit: {UNIT} (not persons). · no published cell: none reported, or every cell "
         "suppressed by the reporting country. ≥ lower bound (a sum of detail cells: protected "
-        "cells are missing), ~ rounded, ± noisy (95% interval); other numbers are exact.[/]"
+        "cells are missing), ~ rounded, ± noisy (95% interval; ≈ noisy, no interval "
+        "published); other numbers are exact.[/]"
     )
 
 

@@ -80,12 +80,15 @@ class Number:
         }
 
     def text(self) -> str:
-        """The count as a table shows it: ``≥`` a lower bound, ``~`` rounded, ``±`` noisy."""
+        """The count as a table shows it: ``≥`` a lower bound, ``~`` rounded, ``±`` noisy
+        (with the half-width of its 95% interval; ``≈`` when it came without one)."""
         if self.status == "lower-bound":
             return f"≥{self.count}"
         if self.status == "rounded":
             return f"~{self.count}"
-        if self.status == "noisy" and self.ci95 is not None:
+        if self.status == "noisy":
+            if self.ci95 is None:
+                return f"≈{self.count}"
             return f"{self.count}±{max(self.count - self.ci95[0], self.ci95[1] - self.count)}"
         return str(self.count)
 
@@ -100,7 +103,8 @@ def combine(numbers: Iterable[Number]) -> Number:
     count = sum(n.count for n in parts)
     status = max((n.status for n in parts), key=lambda s: _RANK[s])
     ci95 = None
-    if status == "noisy":
+    noisy = [n for n in parts if n.status == "noisy"]
+    if status == "noisy" and all(n.ci95 is not None for n in noisy):
         half2 = 0.0
         for n in parts:
             if n.ci95 is not None:
@@ -159,8 +163,9 @@ class Answer:
         return self.cells[0]
 
 
-def _choose(tables: dict[frozenset[str], list[FlowCell]], want: frozenset[str]
-            ) -> frozenset[str] | None:
+def _choose(
+    tables: dict[frozenset[str], list[FlowCell]], want: frozenset[str]
+) -> frozenset[str] | None:
     if want in tables:
         return want
     finer = [s for s in tables if s > want]
@@ -221,7 +226,8 @@ def _complete_from_totals(
         if number_of(total).status != "exact":
             continue
         under = [
-            key for key in rows
+            key
+            for key in rows
             if all(dimension_value(total, d) == key[i] for i, d in enumerate(keep) if d in above)
         ]
         shown = sum(numbers[k].count for k in under)

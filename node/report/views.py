@@ -178,7 +178,8 @@ def render_coverage(console: Console, rows: list[dict[str, Any]]) -> None:
 
 STATUS_NOTE = (
     "[dim]Unit: encounters (not persons). ≥ lower bound (a sum of detail cells: protected "
-    "cells are missing), ~ rounded, ± noisy (95% interval); other numbers are exact.[/]"
+    "cells are missing), ~ rounded, ± noisy (95% interval; ≈ noisy, no interval "
+    "published); other numbers are exact.[/]"
 )
 
 
