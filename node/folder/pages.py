@@ -210,8 +210,9 @@ def flows_page(
             r.reporting_country,
             r.nationality or "",
             r.nationality_region or "",
-            _text(r.count, r.status, r.ci95),
-            f"{status} · {r.status}",
+            f"{r.count:,}",
+            status,
+            _text(r.count, r.status, r.ci95) + f" ({r.status})",
         ]
         for r, status in page.rows
     ]
@@ -226,7 +227,8 @@ def flows_page(
         "A combination not shown was not published: none, suppressed by the country, or not "
         "released to this audience.</p>"
         + table(
-            ["Period", "Reporting country", "Nationality", "Region", "Count", "Status"],
+            ["Period", "Reporting country", "Nationality", "Region", "Count", "Status",
+             "Number"],
             rows[:5000],
             "num",
             "flows-table",
@@ -347,15 +349,17 @@ def trends_page(data: dict[str, Any], cells_chart: str) -> str:
         [
             r["period"],
             total_short(audience) if r["reporting_country"] == "_T" else r["reporting_country"],
-            _text(r["count"], r.get("status", "exact"), r.get("ci95")),
+            f"{r['count']:,}",
             "" if r["change"] is None else f"{r['change']:+,}",
             "" if r["change_pct"] is None else f"{r['change_pct']:+.1f}%",
+            _text(r["count"], r.get("status", "exact"), r.get("ci95"))
+            + f" ({r.get('status', 'exact')})",
         ]
         for r in data["totals"]
     ]
     top = [
-        [r["nationality"], _text(r["count"], r.get("status", "exact"), r.get("ci95")),
-         "" if r["change"] is None else f"{r['change']:+,}"]
+        [r["nationality"], f"{r['count']:,}", "" if r["change"] is None else f"{r['change']:+,}",
+         r.get("status", "exact")]
         for r in data["top_nationalities"]
     ]
     org = [
@@ -366,22 +370,23 @@ def trends_page(data: dict[str, Any], cells_chart: str) -> str:
         "name in the legend to pick it out; hover a point for the week's count and change.</p>"
         + vl_chart("chart-trends", trends_spec(data["totals"]), cells_chart)
         + "<h2>Weekly totals and change</h2>"
-        + table(["Week", "Country", "Count", "Change", "%"], tot, "num", "trends-table")
+        + table(["Week", "Country", "Count", "Change", "%", "Status"], tot, "num",
+                "trends-table")
         + "<h2>Top nationalities, latest week</h2>"
-        + table(["Nationality", "Count", "Change"], top, "num")
+        + table(["Nationality", "Count", "Change", "Status"], top, "num")
         + "<h2>Africa and Asia vs Cuba and Haiti</h2>"
         + table(["Week", "Extracontinental", "Caribbean", "Other"], org, "num")
     )
 
 
 def corridors_page(data: dict[str, Any]) -> str:
-    legs = [[g["from"], g["to"], _text(g["count"], g.get("status", "exact"), g.get("ci95"))]
+    legs = [[g["from"], g["to"], f"{g['count']:,}", g.get("status", "exact")]
             for g in data["legs"]]
     routes = [[" → ".join(r["route"]), r["people"]] for r in data["routes"]]
     return (
         corridor_diagram(data["legs"])
         + "<h2>Route legs</h2>"
-        + table(["From", "To", "Count"], legs, "num", "legs")
+        + table(["From", "To", "Count", "Status"], legs, "num", "legs")
         + f"<h2>Multi-country routes (k ≥ {e(data['k'])})</h2>"
         + (
             table(["Route", "People"], routes, "num")
