@@ -414,16 +414,26 @@ def poisson_upper_tail(x: int, mean: float) -> float:
     return math.exp(poisson_log_upper_tail(x, mean))
 
 
-def _alert_series(cells: list[FlowCell]) -> dict[tuple[str, str], Counter[str]]:
+def _alert_series(
+    cells: list[FlowCell], numbers: dict[tuple[str, str, str], list[Number]] | None = None
+) -> dict[tuple[str, str], Counter[str]]:
     """Weekly counts of each nationality and corridor leg, each country's from
-    its most precise table (a total is never added to the cells it sums)."""
+    its most precise table (a total is never added to the cells it sums);
+    ``numbers`` collects each (kind, series, period)'s numbers, for their status."""
     series: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     week_cells = weekly(cells)
-    for a in nationality_answers(week_cells):
-        series[("nationality", a.first.label)][a.period] += a.number.count
-    for a in resolve(week_cells, ("previous_country",)):
-        if a.key[0]:
-            series[("corridor", f"{a.key[0]}>{a.country}")][a.period] += a.number.count
+    found: list[tuple[str, str, Answer]] = [
+        ("nationality", a.first.label, a) for a in nationality_answers(week_cells)
+    ]
+    found += [
+        ("corridor", f"{a.key[0]}>{a.country}", a)
+        for a in resolve(week_cells, ("previous_country",))
+        if a.key[0]
+    ]
+    for kind, name, a in found:
+        series[(kind, name)][a.period] += a.number.count
+        if numbers is not None:
+            numbers.setdefault((kind, name, a.period), []).append(a.number)
     return series
 
 
@@ -451,7 +461,8 @@ def alerts(cells: list[FlowCell], method: AlertMethod | None = None) -> dict[str
     out["countries"] = steady
     out["countries_left_out"] = sorted(set(reported) - set(steady), key=corridor_sort_key)
     found: list[dict[str, Any]] = []
-    series = _alert_series([c for c in cells if c.country in set(steady)])
+    numbers: dict[tuple[str, str, str], list[Number]] = {}
+    series = _alert_series([c for c in cells if c.country in set(steady)], numbers)
     for (kind, name), counts in series.items():
         x = counts.get(latest, 0)
         base = [counts.get(p, 0) for p in window]
@@ -472,6 +483,7 @@ def alerts(cells: list[FlowCell], method: AlertMethod | None = None) -> dict[str
                     "ratio": round(ratio, 2),
                     "p_value": float(f"{p:.3g}"),
                     "log10_p_value": round(log_p / math.log(10), 1),
+                    **combine(numbers.get((kind, name, latest), [])).fields(),
                 }
             )
     found.sort(key=lambda a: (a["log10_p_value"], -a["ratio"], a["kind"], a["series"]))
