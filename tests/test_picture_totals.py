@@ -374,3 +374,31 @@ def test_the_folder_api_gives_each_flow_row_its_status(totals: Home) -> None:
     assert by[("2024-W10", "MEX", "CHN")]["status"] == "lower-bound"
     assert by[("2024-W11", "PAN", "CHN")]["obs_status"] == "N"
     assert all(r["unit"] == "encounters" for r in rows)
+
+
+def test_no_protected_count_from_rounded_or_noisy_rows() -> None:
+    """An exact total over rounded rows: the difference is rounding, not protected cells."""
+    from node.report.regional import FlowCell
+
+    def cell(nat: str, n: int, status: str) -> FlowCell:
+        return FlowCell(
+            "2024-W10",
+            "ISO_WEEK",
+            "PAN",
+            nat,
+            None,
+            "_T" if nat else None,
+            n,
+            status == "E",
+            "_T",
+            "_T",
+            status,
+        )
+
+    for status in ("E", "N"):
+        cells = [cell("_T", 100, "A"), cell("CHN", 55, status), cell("HTI", 30, "A")]
+        (row,) = country_total_rows(cells, rows_of(cells))
+        assert (row["count"], row["status"], row["protected"]) == (100, "exact", None)
+    cells = [cell("_T", 100, "A"), cell("CHN", 55, "A"), cell("HTI", 30, "A")]
+    (row,) = country_total_rows(cells, rows_of(cells))
+    assert row["protected"] == 15

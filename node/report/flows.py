@@ -20,7 +20,7 @@ from node.report.regional import (
     held_cells,
     nationality_answers,
 )
-from node.report.tables import UNIT, Number, combine, total_label, total_short
+from node.report.tables import UNIT, Number, combine, number_of, total_label, total_short
 from node.store.picture import PictureStore
 
 
@@ -55,12 +55,23 @@ def country_total_rows(cells: list[FlowCell], rows: list[FlowRow]) -> list[dict[
     shown: dict[tuple[str, str], int] = defaultdict(int)
     for r in rows:
         shown[(r.period, r.reporting_country)] += r.count
+    # The difference means something only when every cell under the rows is
+    # exact too (a rounded or noisy row would make it rounding or noise).
+    inexact = {
+        (a.period, a.country)
+        for a in nationality_answers(cells)
+        if any(number_of(c).status != "exact" for c in a.cells)
+    }
     out = []
     for (period, country), n in sorted(
         country_totals(cells).items(), key=lambda kv: (kv[0][0], corridor_sort_key(kv[0][1]))
     ):
         rows_sum = shown.get((period, country), 0)
-        protected = n.count - rows_sum if n.status == "exact" and n.count >= rows_sum else None
+        protected = (
+            n.count - rows_sum
+            if n.status == "exact" and n.count >= rows_sum and (period, country) not in inexact
+            else None
+        )
         out.append({"period": period, "reporting_country": country, "count": n.count,
                     **n.fields(), "protected": protected, "in_rows": rows_sum})
     return out
