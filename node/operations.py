@@ -964,6 +964,9 @@ def home_status(home: Home) -> dict[str, object]:
                 "reference": store.view_counts(),
                 "rejected_by_reason": store.rejected_by_reason(),
                 "rejected_messages": store.rejected(limit=50),
+                # Per country and view: the share of its encounters in exact
+                # numbers of the Secretariat's own picture (issue 16).
+                "coverage": _coverage(store),
             }
     with member_store(home, staging=False) as store:
         outbox = store.outbox_status()
@@ -983,6 +986,13 @@ def home_status(home: Home) -> dict[str, object]:
             "last_acknowledged_at": _iso(outbox.last_acked_at),
             "reference_items": _reference_items(home),
         }
+
+
+def _coverage(store: PictureStore) -> list[dict[str, Any]]:
+    from node.report.audience import Scope
+    from node.report.regional import admitted_cells, coverage
+
+    return coverage(admitted_cells(store, Scope("TS")))
 
 
 def _reference_items(home: Home) -> dict[str, int]:

@@ -47,7 +47,11 @@ def test_demo_runs_the_federation_and_prints_the_picture(
         "nationality",
         "nationality_region",
         "count",
+        "status",
+        "ci95",
+        "protected",
     }
+    assert picture["unit"] == "encounters"
     assert picture["rejected"] == 0
     # The picture published back: Mexico's node reads it from the picture topic,
     # verifies each producer's signature, and sees what the Secretariat's export

@@ -239,7 +239,8 @@ def test_downloads_are_for_the_audience_and_logged(fed: Federation, base: str) -
     assert [c["id"] for c in structure["components"]] == list(COLUMNS[3:])
     csv_text = client.get("/download/flows.csv", params={"country": "CRI"}).text
     assert (
-        csv_text.splitlines()[0] == "period,reporting_country,nationality,nationality_region,count"
+        csv_text.splitlines()[0] == "period,reporting_country,nationality,nationality_region,count,"
+        "status,ci95,protected,unit"
     )
     assert {line.split(",")[1] for line in csv_text.splitlines()[1:]} == {"CRI"}
     deadline = time.monotonic() + 10

@@ -145,7 +145,7 @@ def test_sign_in_filter_chart_download_and_sign_out(page: Any, base: str) -> Non
     page.goto("/flows")
     every = _table(page, "#flows-table")
     totals: Counter[str] = Counter()
-    for _period, country, _nat, _region, count, status in every:
+    for _period, country, _nat, _region, count, status, _number in every:
         totals[country] += _count(count)
         assert status in ("A", "E")
     assert set(totals) == {"PAN", "CRI", "GTM", "MEX"}
@@ -154,7 +154,7 @@ def test_sign_in_filter_chart_download_and_sign_out(page: Any, base: str) -> Non
     page.wait_for_selector("#chart-by-nationality[data-rendered=true]")
     points = _labels(page, "#chart-by-nationality svg .mark-symbol.role-mark path")
     weekly: Counter[tuple[str, str]] = Counter()
-    for period, _c, nat, region, count, _s in every:
+    for period, _c, nat, region, count, _s, _n in every:
         weekly[(period, nat or f"[{region}]")] += _count(count)
     assert len(points) >= 20
     for p in points:

@@ -456,11 +456,14 @@ def test_flows_json_keeps_its_documented_fields(picture: Home) -> None:
     doc = json.loads(_cli(picture, "--format", "json"))
     assert {"generated_at", "flows", "events_applied", "rejected",
             "rejected_by_reason"} <= set(doc)
+    # The fields scripts read stay; issue 16 adds each number's status.
     assert set(doc["flows"][0]) == {"period", "reporting_country", "nationality",
-                                    "nationality_region", "count"}
+                                    "nationality_region", "count", "status", "ci95",
+                                    "protected"}
+    assert doc["unit"] == "encounters"
     csv_out = _cli(picture, "--format", "csv")
     assert csv_out.splitlines()[0] == "period,reporting_country,nationality," \
-        "nationality_region,count"
+        "nationality_region,count,status,ci95,protected,unit"
     for view in STAT_VIEWS:
         assert json.loads(_cli(picture, view, "--format", "json"))["view"] == view
         assert _cli(picture, view, "--format", "csv").count("\n") > 1

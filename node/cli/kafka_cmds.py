@@ -259,7 +259,8 @@ def demo(directory: Path, bootstrap: str | None, seed: int, scale: float, last: 
     from node.report.audience import Scope
     from node.report.flows import flow_rows, render_flow_tables
     from node.report.reference import VIEWS, ViewFilter
-    from node.report.views import render_view, view_data
+    from node.report.regional import coverage, held_cells
+    from node.report.views import render_coverage, render_view, view_data
     from node.store.picture import PictureStore
 
     address = bootstrap or config.bootstrap_override()
@@ -281,6 +282,7 @@ def demo(directory: Path, bootstrap: str | None, seed: int, scale: float, last: 
     )
     with PictureStore(result.aggregator.store_path) as store:
         render_flow_tables(console, flow_rows(store), last=last)
+        render_coverage(console, coverage(held_cells(store)))
         render_view(console, "alerts", view_data("alerts", store, Scope("TS")))
         console.print(
             "[bold]Reference views[/] [dim](illustrative sample data, not official legal "

@@ -449,6 +449,11 @@ def status(ctx: click.Context, fmt: str) -> None:
             # No compromise time: nothing the key ever signed is trusted.
             vt.add_row(*(str(r[c]) if r[c] is not None else "ever" for c in columns))
         console.print(vt)
+    coverage = data.get("coverage")
+    if isinstance(coverage, list) and coverage:
+        from node.report.views import render_coverage
+
+        render_coverage(console, coverage)
     rejected = data.get("rejected_messages")
     if isinstance(rejected, list) and rejected:
         rt = Table(title="Set aside (never applied)", title_justify="left")

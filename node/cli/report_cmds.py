@@ -56,18 +56,21 @@ def run_report(
     from node.picture_sync import picture_path, sync_picture
     from node.report.flows import (
         FlowRow,
+        country_total_rows,
         picture_json_for,
         render_flow_tables,
         rows_of,
     )
     from node.report.html import report_html
     from node.report.reference import VIEWS, ViewFilter, rows_csv
-    from node.report.regional import admitted_cells
+    from node.report.regional import admitted_cells, coverage
     from node.report.sdmx import flows_sdmx_csv
+    from node.report.tables import UNIT
     from node.report.views import (
         CSV_COLUMNS,
         STAT_VIEWS,
         admitted_view_rows,
+        render_coverage,
         render_view,
         view_csv_rows,
         view_data,
@@ -104,12 +107,16 @@ def run_report(
             if fmt == "json":
                 _emit(json.dumps(picture_json_for(store, scope), indent=2) + "\n", output)
             elif fmt == "csv":
-                columns = [f.name for f in fields(FlowRow)]
+                columns = [f.name for f in fields(FlowRow)] + ["unit"]
                 flows = rows_of(admitted_cells(store, scope, "flows"))
-                _emit(rows_csv([asdict(r) for r in flows], columns), output)
+                _emit(rows_csv([{**asdict(r), "unit": UNIT} for r in flows], columns), output)
             else:
-                render_flow_tables(console, rows_of(admitted_cells(store, scope, "flows")),
-                                   last=last)
+                cells = admitted_cells(store, scope, "flows")
+                flows = rows_of(cells)
+                render_flow_tables(console, flows, last=last,
+                                   totals=country_total_rows(cells, flows),
+                                   audience=scope.audience)
+                render_coverage(console, coverage(cells))
             return
         if view in STAT_VIEWS:
             data = view_data(view, store, scope, last=last, k=k)

@@ -831,7 +831,8 @@ def _flows_csv(store: Any, scope: ExportScope, flt: data.FlowFilter) -> str:
     from dataclasses import fields
 
     doc = data.flows_json(store, scope, flt)
-    return rows_csv(doc["flows"], [x.name for x in fields(FlowRow)])
+    rows = [{**r, "unit": doc["unit"]} for r in doc["flows"]]
+    return rows_csv(rows, [x.name for x in fields(FlowRow)] + ["unit"])
 
 
 def _flows_json(store: Any, scope: ExportScope, flt: data.FlowFilter) -> str:

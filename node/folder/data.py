@@ -19,6 +19,7 @@ from node.report.audience import Scope, admits
 from node.report.flows import FlowRow, picture_json_for, rows_of
 from node.report.reference import VIEWS, ViewFilter
 from node.report.regional import FlowCell, admitted_cells
+from node.report.tables import UNIT
 from node.report.views import admitted_view_rows, view_data
 from node.store.picture import PictureStore
 
@@ -118,16 +119,10 @@ class FlowPage:
 
 def flow_page(store: PictureStore, scope: Scope, flt: FlowFilter) -> FlowPage:
     cells = flt.cells(admitted_cells(store, scope, "flows"))
-    estimated: dict[tuple[str, str, str | None, str | None], bool] = defaultdict(bool)
-    for c in cells:
-        estimated[(c.period, c.country, c.nationality, c.region)] |= c.estimated
+    # Each row's status (exact, rounded, noisy, lower-bound) comes with it;
+    # OBS_STATUS keeps the SDMX letter: N noisy, E rounded, A otherwise.
     rows = [
-        (
-            r,
-            "E"
-            if estimated[(r.period, r.reporting_country, r.nationality, r.nationality_region)]
-            else "A",
-        )
+        (r, "N" if r.status == "noisy" else "E" if r.status == "rounded" else "A")
         for r in rows_of(cells)
     ]
     countries = sorted({c.country for c in cells})
@@ -261,4 +256,4 @@ def intelligence(store: PictureStore, audience: str) -> list[dict[str, Any]]:
 
 
 def flow_rows_dicts(page: FlowPage) -> list[dict[str, Any]]:
-    return [{**asdict(r), "obs_status": s} for r, s in page.rows]
+    return [{**asdict(r), "obs_status": s, "unit": UNIT} for r, s in page.rows]

@@ -16,7 +16,8 @@ from node.folder.data import FlowFilter, FlowPage
 from node.model.codes import COUNTRY_NAMES, corridor_sort_key
 from node.report.html import bar_chart, corridor_diagram, line_chart
 from node.report.reference import LEGISLATION_TOPICS, legislation_cell
-from node.report.regional import weekly
+from node.report.regional import country_totals, nationality_answers, weekly
+from node.report.tables import Number, total_short
 from node.report.views import p_text
 
 
@@ -185,8 +186,8 @@ def flows_page(
         "<button type='submit'>Filter</button></form>"
     )
     totals: Counter[str] = Counter()
-    for c in page.cells:
-        totals[c.country] += c.count
+    for (_, country), n in country_totals(page.cells).items():
+        totals[country] += n.count
     query = urlencode(flt.as_query())
     dl = (
         f"<p class='downloads'>This selection: <a href='/download/flows.csv?{e(query)}'>CSV"
@@ -211,6 +212,7 @@ def flows_page(
             r.nationality_region or "",
             f"{r.count:,}",
             status,
+            _text(r.count, r.status, r.ci95) + f" ({r.status})",
         ]
         for r, status in page.rows
     ]
@@ -219,11 +221,14 @@ def flows_page(
         + dl
         + charts
         + f"<h2>Table</h2><p class='note'>{len(rows):,} rows, {sum(totals.values()):,} "
-        "encounters. Status A: as published; E: estimated (rounded by the country). A "
-        "combination not shown was not published: none, suppressed by the country, or not "
+        "encounters (the unit: not persons). Status A: as published; E: estimated (rounded "
+        "by the country); N: noisy (± its 95% interval); then the number's status: exact, "
+        "rounded, noisy, or lower-bound (≥: a sum of detail cells, protected cells missing). "
+        "A combination not shown was not published: none, suppressed by the country, or not "
         "released to this audience.</p>"
         + table(
-            ["Period", "Reporting country", "Nationality", "Region", "Count", "Status"],
+            ["Period", "Reporting country", "Nationality", "Region", "Count", "Status",
+             "Number"],
             rows[:5000],
             "num",
             "flows-table",
@@ -258,8 +263,8 @@ def country_spec(totals: dict[str, int]) -> dict[str, Any]:
 def nationality_spec(cells: list[Any], top: int = 8) -> dict[str, Any]:
     """Lines: weekly encounters of the top nationalities; the legend picks one."""
     series: dict[tuple[str, str], int] = Counter()
-    for c in weekly(cells):
-        series[(c.period, c.label)] += c.count
+    for a in nationality_answers(weekly(cells)):
+        series[(a.period, a.first.label)] += a.number.count
     by_label: Counter[str] = Counter()
     for (_, label), n in series.items():
         by_label[label] += n
@@ -304,6 +309,7 @@ def trends_spec(totals: list[dict[str, Any]]) -> dict[str, Any]:
             "series": "Region" if r["reporting_country"] == "_T" else r["reporting_country"],
             "count": r["count"],
             "change": r["change"],
+            "status": r.get("status", "exact"),
         }
         for r in totals
     ]
@@ -331,19 +337,29 @@ def trends_spec(totals: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _text(count: int, status: str, ci95: list[int] | None) -> str:
+    """A number with its status mark: ≥ lower bound, ~ rounded, ± noisy."""
+    n = Number(count, status, (ci95[0], ci95[1]) if ci95 else None)
+    return n.text() if status != "exact" else f"{count:,}"
+
+
 def trends_page(data: dict[str, Any], cells_chart: str) -> str:
+    audience = data.get("audience", "TS")
     tot = [
         [
             r["period"],
-            "Region" if r["reporting_country"] == "_T" else r["reporting_country"],
+            total_short(audience) if r["reporting_country"] == "_T" else r["reporting_country"],
             f"{r['count']:,}",
             "" if r["change"] is None else f"{r['change']:+,}",
             "" if r["change_pct"] is None else f"{r['change_pct']:+.1f}%",
+            _text(r["count"], r.get("status", "exact"), r.get("ci95"))
+            + f" ({r.get('status', 'exact')})",
         ]
         for r in data["totals"]
     ]
     top = [
-        [r["nationality"], f"{r['count']:,}", "" if r["change"] is None else f"{r['change']:+,}"]
+        [r["nationality"], f"{r['count']:,}", "" if r["change"] is None else f"{r['change']:+,}",
+         r.get("status", "exact")]
         for r in data["top_nationalities"]
     ]
     org = [
@@ -354,21 +370,23 @@ def trends_page(data: dict[str, Any], cells_chart: str) -> str:
         "name in the legend to pick it out; hover a point for the week's count and change.</p>"
         + vl_chart("chart-trends", trends_spec(data["totals"]), cells_chart)
         + "<h2>Weekly totals and change</h2>"
-        + table(["Week", "Country", "Count", "Change", "%"], tot, "num", "trends-table")
+        + table(["Week", "Country", "Count", "Change", "%", "Status"], tot, "num",
+                "trends-table")
         + "<h2>Top nationalities, latest week</h2>"
-        + table(["Nationality", "Count", "Change"], top, "num")
+        + table(["Nationality", "Count", "Change", "Status"], top, "num")
         + "<h2>Africa and Asia vs Cuba and Haiti</h2>"
         + table(["Week", "Extracontinental", "Caribbean", "Other"], org, "num")
     )
 
 
 def corridors_page(data: dict[str, Any]) -> str:
-    legs = [[g["from"], g["to"], f"{g['count']:,}"] for g in data["legs"]]
+    legs = [[g["from"], g["to"], f"{g['count']:,}", g.get("status", "exact")]
+            for g in data["legs"]]
     routes = [[" → ".join(r["route"]), r["people"]] for r in data["routes"]]
     return (
         corridor_diagram(data["legs"])
         + "<h2>Route legs</h2>"
-        + table(["From", "To", "Count"], legs, "num", "legs")
+        + table(["From", "To", "Count", "Status"], legs, "num", "legs")
         + f"<h2>Multi-country routes (k ≥ {e(data['k'])})</h2>"
         + (
             table(["Route", "People"], routes, "num")

@@ -19,12 +19,16 @@ from node.report.regional import (
     FlowCell,
     admitted_cells,
     alerts,
+    country_totals,
+    coverage,
+    nationality_answers,
     regional_rows,
     route_legs,
     routes,
     trends,
     weekly,
 )
+from node.report.tables import Number, total_label, total_short
 from node.report.views import DEFAULT_ROUTE_K, admitted_view_rows, p_text
 from node.store.picture import PictureStore
 
@@ -42,7 +46,7 @@ th,td{border:1px solid #cfd8e3;padding:3px 7px;text-align:right;vertical-align:t
 th{background:#eef3f8}td.l,th.l{text-align:left}
 td.supp{background:repeating-linear-gradient(45deg,#f6e3e3,#f6e3e3 4px,#fff 4px,#fff 8px);
 color:#a02b2b;font-weight:bold;text-align:center}
-td.est{font-style:italic}.alert{color:#a02b2b;font-weight:bold}
+td.est{font-style:italic}td.lb{color:#7a5a00}td.noisy{color:#5a3d8a}.alert{color:#a02b2b;font-weight:bold}
 .matrix td{text-align:left;max-width:260px}.text th,.matrix th{text-align:left}
 .note{font-size:12px;color:#5b6b7b}
 svg text{font-family:system-ui,sans-serif}
@@ -63,8 +67,8 @@ def _name(code: str) -> str:
 def line_chart(cells: list[FlowCell], top: int = 6, width: int = 1100, height: int = 360) -> str:
     """Weekly regional encounters of the top nationalities, one line each."""
     series: dict[str, Counter[str]] = defaultdict(Counter)
-    for c in weekly(cells):
-        series[c.label][c.period] += c.count
+    for a in nationality_answers(weekly(cells)):
+        series[a.first.label][a.period] += a.number.count
     periods = sorted({c.period for c in weekly(cells)})
     if not periods:
         return "<p class='note'>No weekly flows for this audience.</p>"
@@ -192,21 +196,59 @@ def _td(value: object, left: bool = False) -> str:
     return f'<td class="l">{_e(value)}</td>' if left else f"<td>{_e(value)}</td>"
 
 
-def _regional_table(cells: list[FlowCell], period: str) -> str:
+#: CSS class of a number's status in the report's tables.
+_STATUS_CLASS = {"exact": "", "rounded": "est", "noisy": "noisy", "lower-bound": "lb"}
+
+
+def _num_td(n: Number, bold: bool = False) -> str:
+    """A number's cell: its status as a class, a mark (≥, ~, ±) and a tooltip."""
+    tip = {"exact": "exact", "rounded": "rounded by the country",
+           "lower-bound": "lower bound: a sum of published detail cells; protected cells "
+           "are missing" + (f" ({n.protected:,} encounters)" if n.protected else ""),
+           "noisy": "noisy (differential privacy)"
+           + (f", 95% interval {n.ci95[0]:,}–{n.ci95[1]:,}" if n.ci95 else "")}[n.status]
+    text = _e(n.text())
+    if bold:
+        text = f"<b>{text}</b>"
+    return (f'<td class="{_STATUS_CLASS[n.status]}" data-status="{n.status}" '
+            f'title="{_e(tip)}">{text}</td>')
+
+
+def _row_td(row: dict[str, Any], key: str = "count") -> str:
+    ci = row.get("ci95")
+    return _num_td(Number(row[key], row.get("status", "exact"), (ci[0], ci[1]) if ci else None,
+                          row.get("protected")))
+
+
+def _coverage_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "<p class='note'>No flows for this audience.</p>"
+    views = list(rows[0]["views"])
+    return _table(["Country", "Encounters", *(f"exact in {v}" for v in views)], [
+        [_td(r["country"], True),
+         _num_td(Number(r["encounters"], r["encounters_status"])),
+         *(_td("" if r["views"][v]["share"] is None else f"{100 * r['views'][v]['share']:.1f}%")
+           for v in views)]
+        for r in rows
+    ])
+
+
+def _regional_table(cells: list[FlowCell], period: str, audience: str = "TS") -> str:
     countries, rows = regional_rows([c for c in cells if c.period == period])
     out = []
     for r in rows:
         tds = [_td(r.nationality, True)]
         for c in countries:
-            v = r.by_country.get(c)
-            if v is None:
-                tds.append(f'<td class="supp" title="no published count: none, suppressed by '
-                           f'{_e(c)}, or not released to this audience">{SUPPRESSED_MARK}</td>')
+            n = r.numbers.get(c)
+            if n is None:
+                tds.append(f'<td class="supp" data-status="suppressed" title="no published '
+                           f'count: none, suppressed by {_e(c)}, or not released to this '
+                           f'audience">{SUPPRESSED_MARK}</td>')
             else:
-                tds.append(f'<td class="{"est" if r.estimated else ""}">{v:,}</td>')
-        tds.append(f"<td><b>{r.total:,}</b></td>")
+                tds.append(_num_td(n))
+        tds.append(_num_td(r.total_number, bold=True))
         out.append(tds)
-    return _table(["Nationality", *countries, "Region"], out)
+    return _table(["Nationality", *countries, total_short(audience)], out)
 
 
 def _reference_tables(store: PictureStore, scope: Scope) -> str:
@@ -263,8 +305,8 @@ def report_html(store: PictureStore, scope: Scope, *, last: int = 12,
     legs = route_legs(shown)
     linked = routes(store, scope, k)
     by_country: Counter[str] = Counter()
-    for c in shown:
-        by_country[c.country] += c.count
+    for (_, country), n in country_totals(weekly(shown)).items():
+        by_country[country] += n.count
     latest = window[-1] if window else None
     generated = scope.now.astimezone(UTC).isoformat(timespec="seconds")
     body = [
@@ -272,10 +314,17 @@ def report_html(store: PictureStore, scope: Scope, *, last: int = 12,
         f"<p class='meta'>Regional Conference on Migration · made for <b>{_e(scope.audience)}"
         f"</b>, purpose {_e(scope.purpose_for('flows'))} · generated {_e(generated)} · "
         f"weeks {_e(window[0] if window else '–')} to {_e(latest or '–')}</p>",
-        "<p class='note'>Every number is a sum of cells the reporting countries published "
-        "to this audience. Cells marked <b>s</b> have no published count: none, suppressed by "
-        "the reporting country (small cells), or not released to this audience. Regional "
-        "totals add exactly the counts shown. Italic counts were rounded by the country.</p>",
+        "<p class='note'>Unit: <b>encounters</b>, not persons (one person crossing several "
+        "countries is counted by each). Every number is a cell the reporting countries "
+        "published to this audience, or a sum of them, each country's taken from its most "
+        "precise table. Cells marked <b>s</b> have no published count: none, suppressed by "
+        "the reporting country (small cells), or not released to this audience. Totals over "
+        f"countries add exactly the counts shown and cover {_e(total_label(scope.audience))}."
+        " Exact numbers are plain; <b>≥</b> marks a lower bound (a sum of detail cells whose "
+        "protected cells are missing), italic <b>~</b> a count rounded by the country, "
+        "<b>±</b> a noisy count with its 95% interval.</p>",
+        "<h2>Coverage: encounters in exact numbers</h2>",
+        _coverage_table(coverage(shown)),
         "<h2>Alerts</h2>",
     ]
     if al["alerts"]:
@@ -301,16 +350,16 @@ def report_html(store: PictureStore, scope: Scope, *, last: int = 12,
              "<p class='note'>Weekly cells only: a country that coarsened small weeks to "
              "a month shows those in the tables, not here.</p>"]
     body.append("<h2>Weekly totals and change</h2>")
-    body.append(_table(["Week", "Country", "Count", "Change", "%"], [
-        [_td(r["period"], True), _td("Region" if r["reporting_country"] == "_T"
-                                     else r["reporting_country"], True),
-         _td(f"{r['count']:,}"), _td("" if r["change"] is None else f"{r['change']:+,}"),
+    body.append(_table(["Week", "Countries", "Encounters", "Change", "%"], [
+        [_td(r["period"], True), _td(total_short(scope.audience) + ": "
+                                     + ", ".join(r.get("countries", [])), True),
+         _row_td(r), _td("" if r["change"] is None else f"{r['change']:+,}"),
          _td("" if r["change_pct"] is None else f"{r['change_pct']:+.1f}%")]
         for r in tr["totals"] if r["reporting_country"] == "_T"
     ]))
     body.append("<h2>Top nationalities, latest week</h2>")
     body.append(_table(["Nationality", "Count", "Change"], [
-        [_td(r["nationality"], True), _td(f"{r['count']:,}"),
+        [_td(r["nationality"], True), _row_td(r),
          _td("" if r["change"] is None else f"{r['change']:+,}")]
         for r in tr["top_nationalities"]
     ]))
@@ -320,7 +369,8 @@ def report_html(store: PictureStore, scope: Scope, *, last: int = 12,
          _td(f"{r['caribbean']:,}"), _td(f"{r['other']:,}")] for r in tr["origins"]
     ]))
     if latest is not None:
-        body += [f"<h2>Regional totals, {_e(latest)}</h2>", _regional_table(cells, latest)]
+        body += [f"<h2>Regional totals, {_e(latest)}</h2>",
+                 _regional_table(cells, latest, scope.audience)]
     body.append(_reference_tables(store, scope))
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from node.model.codes import CONTINENT, SUBREGION, corridor_sort_key
 from node.report.audience import Scope, admits
+from node.report.tables import Answer, Number, combine, resolve
 from node.store.picture import PictureStore
 
 #: Origins the 2016 conclusions single out: from other continents, and from
@@ -47,6 +49,12 @@ class FlowCell:
     previous_country: str | None
     count: int
     estimated: bool
+    sex: str | None = None
+    age_band: str | None = None
+    #: SDMX OBS_STATUS: A normal, E rounded, N noisy (differential privacy).
+    obs_status: str = "A"
+    #: The 95% interval of a noisy count, as the country published it.
+    ci95: tuple[int, int] | None = None
 
     @property
     def label(self) -> str:
@@ -64,6 +72,16 @@ def admitted_cells(store: PictureStore, scope: Scope, view: str = "flows") -> li
     """The current flow cells whose events admit the scope's audience and purpose."""
     uses = store.uses()
     purpose = scope.purpose_for(view)
+    return held_cells(
+        store, lambda event_id: admits(uses.get(event_id), scope.audience, purpose, scope.now)
+    )
+
+
+def held_cells(
+    store: PictureStore, keep: Callable[[str], bool] = lambda event_id: True
+) -> list[FlowCell]:
+    """The current flow cells of the picture whose event ids ``keep`` accepts."""
+    intervals = store.noisy_intervals()
     return [
         FlowCell(
             r["period"],
@@ -74,9 +92,13 @@ def admitted_cells(store: PictureStore, scope: Scope, view: str = "flows") -> li
             r["previous_country"],
             int(r["count"]),
             r["obs_status"] == "E",
+            r["sex"],
+            r["age_band"],
+            r["obs_status"] or "A",
+            intervals.get(r["event_id"]),
         )
         for r in store.flow_cells()
-        if admits(uses.get(r["event_id"]), scope.audience, purpose, scope.now)
+        if keep(r["event_id"])
     ]
 
 
@@ -104,34 +126,55 @@ class RegionalRow:
     by_country: dict[str, int]
     total: int
     estimated: bool
+    #: Each country's number with its status (the counts of ``by_country``).
+    numbers: dict[str, Number] = field(default_factory=dict)
+    #: The total with its status: the least exact of the numbers it adds.
+    total_number: Number = field(default_factory=lambda: Number(0))
 
     def as_dict(self, countries: list[str]) -> dict[str, Any]:
+        status = self.total_number.status
         return {
             "period": self.period,
             "nationality": self.nationality,
             "countries": {c: self.by_country.get(c) for c in countries},
             "total": self.total,
-            "obs_status": "E" if self.estimated else "A",
+            "obs_status": "N" if status == "noisy" else "E" if self.estimated else "A",
+            "numbers": {
+                c: ({"count": self.numbers[c].count, **self.numbers[c].fields()}
+                    if c in self.numbers else None)
+                for c in countries
+            },
+            **self.total_number.fields(),
+            "total_countries": [c for c in countries if c in self.numbers],
         }
+
+
+def nationality_answers(cells: list[FlowCell]) -> list[Answer]:
+    """Period × country × nationality, each from the most precise table published."""
+    return resolve(cells, ("nationality",))
 
 
 def regional_rows(cells: list[FlowCell]) -> tuple[list[str], list[RegionalRow]]:
     """(countries in corridor order, rows by period then descending total).
 
-    A country with no published cell in a row shows None: it reported none, or
-    suppressed them, or did not release them to this audience; the total is
-    over the shown counts only, so it never carries what a country held back."""
-    grid: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-    estimated: set[tuple[str, str]] = set()
-    for c in cells:
-        grid[(c.period, c.label)][c.country] += c.count
-        if c.estimated:
-            estimated.add((c.period, c.label))
+    Each country's count is its most precise published number for the period
+    and nationality (``node.report.tables``). A country with no published cell
+    in a row shows None: it reported none, or suppressed them, or did not
+    release them to this audience; the total is over the shown counts only, so
+    it never carries what a country held back."""
+    grid: dict[tuple[str, str], dict[str, Number]] = defaultdict(dict)
+    for a in nationality_answers(cells):
+        grid[(a.period, a.first.label)][a.country] = a.number
     countries = sorted({c.country for c in cells}, key=corridor_sort_key)
-    rows = [
-        RegionalRow(period, label, dict(counts), sum(counts.values()), (period, label) in estimated)
-        for (period, label), counts in grid.items()
-    ]
+    rows = []
+    for (period, label), numbers in grid.items():
+        total = combine(numbers.values())
+        rows.append(
+            RegionalRow(
+                period, label, {c: n.count for c, n in numbers.items()}, total.count,
+                any(n.status == "rounded" for n in numbers.values()), dict(numbers), total,
+            )
+        )
     rows.sort(key=lambda r: (r.period, -r.total, r.nationality))
     return countries, rows
 
@@ -155,6 +198,12 @@ def origin_group(cell: FlowCell) -> str:
     return "other"
 
 
+def country_totals(cells: list[FlowCell]) -> dict[tuple[str, str], Number]:
+    """(period, country) -> the country's total: its national total where it
+    published one, else the sum of its least detailed table (a lower bound)."""
+    return {(a.period, a.country): a.number for a in resolve(cells, ())}
+
+
 def trends(cells: list[FlowCell], last: int = 0, top: int = 5) -> dict[str, Any]:
     """Weekly totals with the change from the previous week, regionally and by
     country; the top nationalities of the latest week; and extracontinental
@@ -162,50 +211,60 @@ def trends(cells: list[FlowCell], last: int = 0, top: int = 5) -> dict[str, Any]
     series = weekly(cells)
     all_periods = sorted({c.period for c in series})
     periods = all_periods[-last:] if last > 0 else all_periods
-    total: Counter[str] = Counter()
-    by_country: dict[str, Counter[str]] = defaultdict(Counter)
-    by_nat: dict[str, Counter[str]] = defaultdict(Counter)
-    groups: dict[str, Counter[str]] = defaultdict(Counter)
-    for c in series:
-        total[c.period] += c.count
-        by_country[c.country][c.period] += c.count
-        by_nat[c.period][c.label] += c.count
-        groups[c.period][origin_group(c)] += c.count
+    by_country: dict[str, dict[str, Number]] = defaultdict(dict)
+    for (p, country), n in country_totals(series).items():
+        by_country[country][p] = n
+    region: dict[str, Number] = {}
+    region_countries: dict[str, list[str]] = {}
+    for p in all_periods:
+        members = [c for c in sorted(by_country, key=corridor_sort_key) if p in by_country[c]]
+        region[p] = combine(by_country[c][p] for c in members)
+        region_countries[p] = members
+    by_nat: dict[str, dict[str, list[Number]]] = defaultdict(lambda: defaultdict(list))
+    groups: dict[str, dict[str, list[Number]]] = defaultdict(lambda: defaultdict(list))
+    for a in nationality_answers(series):
+        by_nat[a.period][a.first.label].append(a.number)
+        groups[a.period][origin_group(a.first)].append(a.number)
 
     def previous(p: str) -> str | None:
         i = all_periods.index(p)
         return all_periods[i - 1] if i > 0 else None
 
-    def prev_value(counter: Counter[str], p: str) -> int | None:
+    def prev_value(numbers: dict[str, Number], p: str) -> int | None:
         q = previous(p)
-        return None if q is None else counter.get(q, 0)
+        if q is None:
+            return None
+        return numbers[q].count if q in numbers else 0
 
     rows = []
     for p in periods:
-        rows.append({"period": p, "reporting_country": "_T", "count": total[p],
-                     **_change(total[p], prev_value(total, p))})
+        rows.append({"period": p, "reporting_country": "_T", "count": region[p].count,
+                     **_change(region[p].count, prev_value(region, p)),
+                     **region[p].fields(), "countries": region_countries[p]})
         for country in sorted(by_country, key=corridor_sort_key):
             if p in by_country[country]:
                 n = by_country[country][p]
-                rows.append({"period": p, "reporting_country": country, "count": n,
-                             **_change(n, prev_value(by_country[country], p))})
+                rows.append({"period": p, "reporting_country": country, "count": n.count,
+                             **_change(n.count, prev_value(by_country[country], p)),
+                             **n.fields()})
     latest = periods[-1] if periods else None
     top_rows = []
     if latest is not None:
         before = previous(latest)
-        for label, n in sorted(by_nat[latest].items(), key=lambda kv: (-kv[1], kv[0]))[:top]:
-            prev = None if before is None else by_nat[before].get(label, 0)
-            top_rows.append({"period": latest, "nationality": label, "count": n,
-                             **_change(n, prev)})
-    origin_rows = [
-        {
-            "period": p,
-            "extracontinental": groups[p]["extracontinental"],
-            "caribbean": groups[p]["caribbean"],
-            "other": groups[p]["other"],
-        }
-        for p in periods
-    ]
+        now = {label: combine(ns) for label, ns in by_nat[latest].items()}
+        for label, n in sorted(now.items(), key=lambda kv: (-kv[1].count, kv[0]))[:top]:
+            prev = None if before is None else combine(by_nat[before].get(label, [])).count
+            top_rows.append({"period": latest, "nationality": label, "count": n.count,
+                             **_change(n.count, prev), **n.fields()})
+    origin_rows = []
+    for p in periods:
+        row: dict[str, Any] = {"period": p}
+        status: dict[str, Any] = {}
+        for g in ("extracontinental", "caribbean", "other"):
+            n = combine(groups[p].get(g, []))
+            row[g] = n.count
+            status[f"{g}_status"] = n.status
+        origin_rows.append({**row, **status})
     return {"totals": rows, "top_nationalities": top_rows, "origins": origin_rows}
 
 
@@ -213,19 +272,46 @@ def trends(cells: list[FlowCell], last: int = 0, top: int = 5) -> dict[str, Any]
 
 
 def route_legs(cells: list[FlowCell], periods: list[str] | None = None) -> list[dict[str, Any]]:
-    """(previous country → reporting country) with the count over ``periods``."""
+    """(previous country → reporting country) with the count over ``periods``,
+    from each country's most precise table that keeps the previous country."""
     wanted = set(periods) if periods is not None else None
-    legs: Counter[tuple[str, str]] = Counter()
-    for c in cells:
-        if c.previous_country and (wanted is None or c.period in wanted):
-            legs[(c.previous_country, c.country)] += c.count
+    legs: dict[tuple[str, str], list[Number]] = defaultdict(list)
+    for a in resolve(cells, ("previous_country",)):
+        previous = a.key[0]
+        if previous and (wanted is None or a.period in wanted):
+            legs[(previous, a.country)].append(a.number)
+    summed = {leg: combine(ns) for leg, ns in legs.items()}
     return [
-        {"from": a, "to": b, "count": n}
+        {"from": a, "to": b, "count": n.count, **n.fields()}
         for (a, b), n in sorted(
-            legs.items(),
-            key=lambda kv: (corridor_sort_key(kv[0][1]), -kv[1], kv[0][0]),
+            summed.items(),
+            key=lambda kv: (corridor_sort_key(kv[0][1]), -kv[1].count, kv[0][0]),
         )
     ]
+
+
+def leg_people(
+    store: PictureStore, scope: Scope, k: int, periods: list[str] | None = None
+) -> dict[tuple[str, str], int | None]:
+    """(previous country, reporting country) -> distinct linked people with an
+    encounter record on that leg (linkage tokens), or None when fewer than
+    ``k`` share it: encounters are not persons, and a small count of people is
+    as identifying as a small cell."""
+    uses = store.uses()
+    purpose = scope.purpose_for("corridors")
+    wanted = set(periods) if periods is not None else None
+    people: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for r in store.view("encounter_view"):
+        token = r.get("linkage_token")
+        previous = r.get("previous_country")
+        if not token or not previous or not admits(
+            uses.get(r["_event_id"]), scope.audience, purpose, scope.now
+        ):
+            continue
+        if wanted is not None and str(r.get("encounter_period") or "") not in wanted:
+            continue
+        people[(str(previous), r["reporting_country"])].add(str(token))
+    return {leg: (len(ts) if len(ts) >= k else None) for leg, ts in people.items()}
 
 
 def routes(store: PictureStore, scope: Scope, k: int) -> dict[str, Any]:
@@ -328,12 +414,26 @@ def poisson_upper_tail(x: int, mean: float) -> float:
     return math.exp(poisson_log_upper_tail(x, mean))
 
 
-def _alert_series(cells: list[FlowCell]) -> dict[tuple[str, str], Counter[str]]:
+def _alert_series(
+    cells: list[FlowCell], numbers: dict[tuple[str, str, str], list[Number]] | None = None
+) -> dict[tuple[str, str], Counter[str]]:
+    """Weekly counts of each nationality and corridor leg, each country's from
+    its most precise table (a total is never added to the cells it sums);
+    ``numbers`` collects each (kind, series, period)'s numbers, for their status."""
     series: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-    for c in weekly(cells):
-        series[("nationality", c.label)][c.period] += c.count
-        if c.previous_country:
-            series[("corridor", f"{c.previous_country}>{c.country}")][c.period] += c.count
+    week_cells = weekly(cells)
+    found: list[tuple[str, str, Answer]] = [
+        ("nationality", a.first.label, a) for a in nationality_answers(week_cells)
+    ]
+    found += [
+        ("corridor", f"{a.key[0]}>{a.country}", a)
+        for a in resolve(week_cells, ("previous_country",))
+        if a.key[0]
+    ]
+    for kind, name, a in found:
+        series[(kind, name)][a.period] += a.number.count
+        if numbers is not None:
+            numbers.setdefault((kind, name, a.period), []).append(a.number)
     return series
 
 
@@ -361,7 +461,8 @@ def alerts(cells: list[FlowCell], method: AlertMethod | None = None) -> dict[str
     out["countries"] = steady
     out["countries_left_out"] = sorted(set(reported) - set(steady), key=corridor_sort_key)
     found: list[dict[str, Any]] = []
-    series = _alert_series([c for c in cells if c.country in set(steady)])
+    numbers: dict[tuple[str, str, str], list[Number]] = {}
+    series = _alert_series([c for c in cells if c.country in set(steady)], numbers)
     for (kind, name), counts in series.items():
         x = counts.get(latest, 0)
         base = [counts.get(p, 0) for p in window]
@@ -382,8 +483,43 @@ def alerts(cells: list[FlowCell], method: AlertMethod | None = None) -> dict[str
                     "ratio": round(ratio, 2),
                     "p_value": float(f"{p:.3g}"),
                     "log10_p_value": round(log_p / math.log(10), 1),
+                    **combine(numbers.get((kind, name, latest), [])).fields(),
                 }
             )
     found.sort(key=lambda a: (a["log10_p_value"], -a["ratio"], a["kind"], a["series"]))
     out["alerts"] = found
+    return out
+
+
+# -- coverage -----------------------------------------------------------------------
+
+#: The question each view asks of a country's tables: the dimensions it keeps.
+COVERAGE_VIEWS: dict[str, tuple[str, ...]] = {
+    "flows": ("nationality",),
+    "trends": (),
+    "corridors": ("previous_country",),
+}
+
+
+def coverage(cells: list[FlowCell]) -> list[dict[str, Any]]:
+    """For each country, its encounters (the sum of its totals per period: exact
+    where it published national totals) and, per view, how many of them the
+    view shows as exact numbers, and their share."""
+    totals = country_totals(cells)
+    answers = {view: resolve(cells, keep) for view, keep in COVERAGE_VIEWS.items()}
+    out = []
+    for country in sorted({c.country for c in cells}, key=corridor_sort_key):
+        own = combine(n for (_, c), n in totals.items() if c == country)
+        views = {}
+        for view, found in answers.items():
+            exact = sum(
+                a.number.count for a in found
+                if a.country == country and a.number.status == "exact"
+            )
+            views[view] = {
+                "exact": exact,
+                "share": round(exact / own.count, 4) if own.count else None,
+            }
+        out.append({"country": country, "encounters": own.count,
+                    "encounters_status": own.status, "views": views})
     return out

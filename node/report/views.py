@@ -19,12 +19,15 @@ from node.report.regional import (
     AlertMethod,
     admitted_cells,
     alerts,
+    coverage,
     last_periods,
+    leg_people,
     regional_rows,
     route_legs,
     routes,
     trends,
 )
+from node.report.tables import UNIT, Number, total_label, total_short
 from node.store.picture import PictureStore
 
 STAT_VIEWS: tuple[str, ...] = ("trends", "corridors", "alerts", "regional")
@@ -61,16 +64,24 @@ def view_data(
         "view": view,
         "audience": scope.audience,
         "purpose": scope.purpose_for(view),
+        "unit": UNIT,
+        "total_label": total_label(scope.audience),
     }
     if view == "trends":
-        return {**head, **trends(cells, last=last)}
+        return {**head, **trends(cells, last=last), "coverage": coverage(cells)}
     if view == "corridors":
         periods = last_periods(cells, last)
+        legs = route_legs(cells, periods)
+        people = leg_people(store, scope, k, periods)
+        if people:
+            for leg in legs:
+                leg["people"] = people.get((leg["from"], leg["to"]))
         return {
             **head,
             "periods": [periods[0], periods[-1]] if periods else [],
-            "legs": route_legs(cells, periods),
+            "legs": legs,
             **routes(store, scope, k),
+            "coverage": coverage(cells),
         }
     if view == "alerts":
         return {**head, **alerts(cells, method)}
@@ -81,6 +92,7 @@ def view_data(
             **head,
             "countries": countries,
             "rows": [r.as_dict(countries) for r in rows],
+            "coverage": coverage(cells),
             "rule": "total = sum of the country counts shown; a missing count is none, "
             "suppressed by the country, or not released to this audience",
         }
@@ -89,23 +101,28 @@ def view_data(
 
 def view_csv_rows(view: str, data: dict[str, Any]) -> list[dict[str, Any]]:
     """Flat rows of a view for CSV."""
+    unit = {"unit": data.get("unit", UNIT)}
     if view == "trends":
-        return [{"table": "totals", **r} for r in data["totals"]] + [
-            {"table": "top_nationalities", **r} for r in data["top_nationalities"]
-        ] + [{"table": "origins", **r} for r in data["origins"]]
+        return [{"table": "totals", **r, **unit} for r in data["totals"]] + [
+            {"table": "top_nationalities", **r, **unit} for r in data["top_nationalities"]
+        ] + [{"table": "origins", **r, **unit} for r in data["origins"]]
     if view == "corridors":
-        return [{"table": "legs", **r} for r in data["legs"]] + [
+        return [{"table": "legs", **r, **unit} for r in data["legs"]] + [
             {"table": "routes", "route": ">".join(r["route"]), "count": r["people"],
-             "k": data["k"]}
+             "k": data["k"], "unit": "people"}
             for r in data["routes"]
         ]
     if view == "alerts":
-        return list(data["alerts"])
+        return [{**a, **unit} for a in data["alerts"]]
     if view == "regional":
         return [
             {"period": r["period"], "nationality": r["nationality"],
              **{c: r["countries"][c] for c in data["countries"]}, "total": r["total"],
-             "obs_status": r["obs_status"]}
+             "obs_status": r["obs_status"], "status": r["status"], "ci95": r["ci95"],
+             "protected": r["protected"], "total_countries": r["total_countries"],
+             **{f"status_{c}": (r["numbers"][c] or {}).get("status")
+                for c in data["countries"]},
+             **unit}
             for r in data["rows"]
         ]
     raise KeyError(view)
@@ -133,16 +150,50 @@ def _pct(value: float | None) -> str:
     return "" if value is None else f"{value:+.1f}%"
 
 
+def _num(row: dict[str, Any], key: str = "count") -> str:
+    """A row's number with its status mark (``Number.text``)."""
+    ci = row.get("ci95")
+    return Number(row[key], row.get("status", "exact"),
+                  (ci[0], ci[1]) if ci else None).text()
+
+
+def render_coverage(console: Console, rows: list[dict[str, Any]]) -> None:
+    """Per country and view: the share of its encounters shown as exact numbers."""
+    if not rows:
+        return
+    table = Table(title="Coverage: share of each country's encounters in exact numbers",
+                  title_justify="left")
+    table.add_column("Country")
+    table.add_column("Encounters", justify="right")
+    views = list(rows[0]["views"])
+    for v in views:
+        table.add_column(v, justify="right")
+    for r in rows:
+        enc = Number(r["encounters"], r["encounters_status"]).text()
+        table.add_row(r["country"], enc, *(
+            "" if r["views"][v]["share"] is None else f"{100 * r['views'][v]['share']:.1f}%"
+            for v in views))
+    console.print(table)
+
+
+STATUS_NOTE = (
+    "[dim]Unit: encounters (not persons). ≥ lower bound (a sum of detail cells: protected "
+    "cells are missing), ~ rounded, ± noisy (95% interval; ≈ noisy, no interval "
+    "published); other numbers are exact.[/]"
+)
+
+
 def render_view(console: Console, view: str, data: dict[str, Any]) -> None:
     who = f"[dim]for {data['audience']}, purpose {data['purpose']}[/]"
+    region = total_short(data["audience"])
     if view == "trends":
         table = Table(title="Encounters per week and change from the previous week",
                       title_justify="left")
         for col in ("Week", "Country", "Count", "Change", "%"):
             table.add_column(col, justify="left" if col in ("Week", "Country") else "right")
         for r in data["totals"]:
-            table.add_row(r["period"], "Region" if r["reporting_country"] == "_T"
-                          else r["reporting_country"], str(r["count"]),
+            table.add_row(r["period"], region if r["reporting_country"] == "_T"
+                          else r["reporting_country"], _num(r),
                           "" if r["change"] is None else f"{r['change']:+d}",
                           _pct(r["change_pct"]))
         console.print(table)
@@ -150,7 +201,7 @@ def render_view(console: Console, view: str, data: dict[str, Any]) -> None:
         for col in ("Nationality", "Count", "Change", "%"):
             top.add_column(col, justify="left" if col == "Nationality" else "right")
         for r in data["top_nationalities"]:
-            top.add_row(r["nationality"], str(r["count"]),
+            top.add_row(r["nationality"], _num(r),
                         "" if r["change"] is None else f"{r['change']:+d}", _pct(r["change_pct"]))
         console.print(top)
         origins = Table(title="Extracontinental (Africa, Asia) vs extraregional Caribbean "
@@ -164,11 +215,17 @@ def render_view(console: Console, view: str, data: dict[str, Any]) -> None:
     elif view == "corridors":
         table = Table(title="Route legs: previous country → reporting country",
                       title_justify="left")
-        for col in ("From", "To", "Count"):
-            table.add_column(col, justify="right" if col == "Count" else "left")
+        linked = any("people" in r for r in data["legs"])
+        for col in ("From", "To", "Encounters") + (("People",) if linked else ()):
+            table.add_column(col, justify="left" if col in ("From", "To") else "right")
         for r in data["legs"]:
-            table.add_row(r["from"], r["to"], str(r["count"]))
+            people = (() if not linked else
+                      (f"<{data['k']}" if r.get("people") is None else str(r["people"]),))
+            table.add_row(r["from"], r["to"], _num(r), *people)
         console.print(table)
+        if linked:
+            console.print(f"[dim]People: distinct linked persons (linkage tokens) on the leg; "
+                          f"fewer than k={data['k']} are not shown.[/]")
         if data["records"]:
             routes_t = Table(title=f"Multi-country routes shared by at least k={data['k']} "
                              "people (linkage tokens)", title_justify="left")
@@ -204,14 +261,17 @@ def render_view(console: Console, view: str, data: dict[str, Any]) -> None:
             table.add_column("Nationality")
             for c in countries:
                 table.add_column(c, justify="right")
-            table.add_column("Region", justify="right", style="bold")
+            table.add_column(region, justify="right", style="bold")
             for r in data["rows"]:
                 if r["period"] == period:
                     table.add_row(r["nationality"],
-                                  *(("·" if r["countries"][c] is None
-                                     else str(r["countries"][c])) for c in countries),
-                                  str(r["total"]))
+                                  *(("·" if r["numbers"][c] is None
+                                     else _num(r["numbers"][c])) for c in countries),
+                                  _num(r, "total"))
             console.print(table)
         console.print("[dim]· no published count: none, suppressed by the reporting country, "
                       "or not released to this audience. Totals add the counts shown.[/]")
+    if view in ("trends", "corridors", "regional"):
+        render_coverage(console, data.get("coverage", []))
+        console.print(STATUS_NOTE)
     console.print(who)
