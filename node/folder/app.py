@@ -54,6 +54,7 @@ from node.report.html import line_chart, report_html
 from node.report.reference import rows_csv
 from node.report.regional import admitted_cells
 from node.report.sdmx import dataflow_structure, flows_sdmx_csv
+from node.report.sdmx_structure import structure_xml
 
 log = logging.getLogger("corredor.folder")
 
@@ -855,6 +856,10 @@ DOWNLOADS: dict[str, tuple[str, Callable[[Any, ExportScope, data.FlowFilter], st
     "sdmx-structure.json": (
         "application/json",
         lambda store, scope, flt: json.dumps(dataflow_structure(), indent=2) + "\n",
+    ),
+    "sdmx-structure.xml": (
+        "application/xml; charset=utf-8",
+        lambda store, scope, flt: structure_xml(),
     ),
     "report.html": (
         "text/html; charset=utf-8",

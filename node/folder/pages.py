@@ -630,6 +630,10 @@ def downloads_page(audience: str) -> str:
             "sdmx-structure.json",
             "The SDMX dataflow's structure (dimensions, measure, attributes, codes)",
         ),
+        (
+            "sdmx-structure.xml",
+            "The SDMX-ML 3.0 structure message: dataflow, DSD and code lists (1.0.0)",
+        ),
         ("report.html", "The HTML report (self-contained file)"),
     ]
     lis = "".join(
