@@ -276,6 +276,35 @@ def test_a_published_total_is_used_and_its_detail_never_added_to_it() -> None:
     assert got[("_T", "CHN")].countries == ("PAN", "CRI")  # corridor order, south first
 
 
+def test_a_country_total_says_how_many_encounters_are_in_protected_cells() -> None:
+    # PAN's national total (nationality _T) is 100; its published nationality
+    # cells account for 85: 15 encounters are in cells it protected. That is
+    # shown to TS and members (both numbers are theirs already), not the public.
+    cells = [
+        _cell("PAN", "_T", 100),
+        _cell("PAN", "CHN", 60),
+        _cell("PAN", "HTI", 25),
+        _cell("CRI", "_T", 40),
+        _cell("CRI", "CHN", 40),
+        _cell("GTM", "_T", 50),
+        _cell("GTM", "VEN", 20, status="rounded"),
+        StatusCell("2024-W03", "ISO_WEEK", "MEX", None, "_T", None, 70, False),
+    ]
+    got = {(o.area, o.citizenship): o for o in observations(cells)}
+    assert got[("PAN", "_T")].protected == 15 and got[("PAN", "_T")].status == "exact"
+    assert got[("CRI", "_T")].protected is None  # nothing protected
+    assert got[("GTM", "_T")].protected is None  # a rounded part: no honest difference
+    assert got[("_T", "_T")].value == 260 and got[("_T", "_T")].protected == 15
+    ts = {(r["REF_AREA"], r["CITIZENSHIP"]): r for r in _rows(flows_sdmx_csv(cells, "TS"))}
+    assert ts[("PAN", "_T")]["PROTECTED"] == "15"
+    # A total over regions of nationality is a _T too, not a region named "_T".
+    assert (ts[("MEX", "_T")]["CITIZENSHIP_REGION"], ts[("MEX", "_T")]["OBS_VALUE"]) == (
+        "_Z", "70")
+    public = {(r["REF_AREA"], r["CITIZENSHIP"]): r
+              for r in _rows(flows_sdmx_csv(cells, "public"))}
+    assert public[("PAN", "_T")]["PROTECTED"] == "" and public[("PAN", "_T")]["OBS_VALUE"] == "100"
+
+
 def test_a_sdmx_export_says_which_dimension_does_not_apply_with_z() -> None:
     region = StatusCell("2024-W03", "ISO_WEEK", "PAN", None, "Eastern Asia", None, 9, True)
     (row, _total) = sorted(_rows(flows_sdmx_csv([region], "TS")), key=lambda r: r["REF_AREA"])

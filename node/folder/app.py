@@ -53,7 +53,7 @@ from node.report.flows import FlowRow
 from node.report.html import line_chart, report_html
 from node.report.reference import rows_csv
 from node.report.regional import admitted_cells
-from node.report.sdmx import dataflow_structure, flows_sdmx_csv
+from node.report.sdmx import admitted_withdrawn, dataflow_structure, flows_sdmx_csv
 from node.report.sdmx_structure import structure_xml
 
 log = logging.getLogger("corredor.folder")
@@ -843,7 +843,8 @@ def _sdmx(totals: bool) -> Callable[[Any, ExportScope, data.FlowFilter], str]:
     def make(store: Any, scope: ExportScope, flt: data.FlowFilter) -> str:
         view = "regional" if totals else "flows"
         cells = flt.cells(admitted_cells(store, scope, view))
-        return flows_sdmx_csv(cells, scope.audience, totals=totals)
+        withdrawn = flt.cells(admitted_withdrawn(store, scope, view))
+        return flows_sdmx_csv(cells, scope.audience, totals=totals, withdrawn=withdrawn)
 
     return make
 

@@ -22,7 +22,9 @@ One row per observation of the dataflow ``RCM:DF_EXTRAREGIONAL_FLOWS(1.0.0)``:
                   (a protected cell, shown only to audiences that may know the
                   cell exists: the Secretariat and the members)
     VALUE_STATUS  the picture's status: exact, lower-bound, rounded, noisy, suppressed
-    PROTECTED     encounters in protected cells below a lower bound, where safe
+    PROTECTED     encounters in protected cells below the observation (a lower
+                  bound's missing part; a country total's encounters in no
+                  published nationality cell), where safe; TS and members only
     CI95_LOWER, CI95_UPPER  the 95% interval of a noisy number
     COUNTRIES     on a ``_T`` observation: the countries it sums
     UNIT_MEASURE, AUDIENCE  dataset attributes
@@ -38,7 +40,7 @@ import csv
 import io
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from node.errors import CorredorError
@@ -132,7 +134,11 @@ def _combined(statuses: Iterable[str]) -> str:
 
 
 def _label(cell: Any) -> str:
-    return cell.nationality or f"[{cell.region}]"
+    """ISO3, ``_T`` for a total over nationalities (or over regions), else
+    ``[region]`` for a cell whose country published only the region."""
+    if cell.nationality:
+        return str(cell.nationality)
+    return "_T" if cell.region == "_T" else f"[{cell.region}]"
 
 
 def _finer(cell: Any) -> int:
@@ -182,7 +188,27 @@ def observations(cells: Sequence[FlowCell], totals: bool = True) -> list[Observa
                 str(getattr(chosen[0], "conf", None) or "confidential"),
             )
         )
-    out = list(per_country)
+    # A country's total over nationalities, beside its nationality observations:
+    # what they do not account for is in protected cells (both numbers are in
+    # the file, so the difference tells its audience nothing new).
+    # Only exact numbers: a rounded or noisy part would make the gap a
+    # rounding or noise difference, not encounters.
+    accounted: dict[tuple[str, str], int] = defaultdict(int)
+    inexact: set[tuple[str, str]] = set()
+    for o in per_country:
+        if o.citizenship != "_T" and o.value is not None:
+            accounted[(o.period, o.area)] += o.value
+            if o.status not in ("exact", "lower-bound"):
+                inexact.add((o.period, o.area))
+    out = []
+    for o in per_country:
+        key = (o.period, o.area)
+        if (o.citizenship == "_T" and o.value is not None and o.protected is None
+                and o.status == "exact" and key not in inexact
+                and 0 < accounted[key] < o.value):
+            o = replace(o, protected=o.value - accounted[key])
+        out.append(o)
+    per_country = list(out)
     if totals:
         by_key: dict[tuple[str, str], list[Observation]] = defaultdict(list)
         for o in per_country:

@@ -127,7 +127,7 @@ COMPONENTS: tuple[Comp, ...] = (
         "attribute",
         False,
         "INTEGER",
-        "Encounters in protected cells below a lower bound, where safe to show",
+        "Encounters in protected cells below this observation, where safe to show",
         "O",
     ),
     Comp("CI95_LOWER", "attribute", False, "INTEGER", "95% interval of a noisy count: lower", "O"),
