@@ -252,6 +252,8 @@ def test_each_status_has_its_sdmx_codes_and_protected_cells_reach_only_who_may_k
         assert {r["CONF_STATUS"] for r in seen.values()} == {"F"}
         assert seen[("CRI", "CHN")]["PROTECTED"] == ""
         assert ("_T", "HTI") in seen and seen[("_T", "HTI")]["OBS_VALUE"] == "30"
+        # Not even the regional total's status hints at CRI's protected HTI cell.
+        assert seen[("_T", "HTI")]["VALUE_STATUS"] == "noisy"
 
 
 def test_a_published_total_is_used_and_its_detail_never_added_to_it() -> None:

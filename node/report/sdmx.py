@@ -148,12 +148,18 @@ def _finer(cell: Any) -> int:
     return sum(1 for v in dims if v not in (None, "_T"))
 
 
-def observations(cells: Sequence[FlowCell], totals: bool = True) -> list[Observation]:
+def observations(
+    cells: Sequence[FlowCell], totals: bool = True, knows: bool = True
+) -> list[Observation]:
     """Per period × reporting country × nationality, the observation the most
     precise published table gives: the nationality total when the country
     published one, else the sum of its finest table's cells (never both, so no
     encounter counts twice); then, with ``totals``, the regional ``_T`` sum of
-    exactly the country observations shown."""
+    exactly the country observations shown. Without ``knows`` (an audience
+    that may not learn a protected cell exists) suppressed cells are left out
+    before anything is summed, so no total's status hints at them."""
+    if not knows:
+        cells = [c for c in cells if _status_of(c) != "suppressed" and c.count is not None]
     groups: dict[tuple[str, str, str], list[Any]] = defaultdict(list)
     for c in cells:
         groups[(c.period, c.country, _label(c))].append(c)
@@ -328,7 +334,7 @@ def flows_sdmx_csv(
 ) -> str:
     """The SDMX-CSV 2.0 text of the cells: per country, plus regional totals,
     plus a ``D`` row for each withdrawn cell's key no current cell carries."""
-    obs = observations(cells, totals)
+    obs = observations(cells, totals, knows=knows_cells_exist(audience))
     return sdmx_csv([*obs, *withdrawals(withdrawn, obs)], audience)
 
 
