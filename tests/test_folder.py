@@ -238,6 +238,10 @@ def test_downloads_are_for_the_audience_and_logged(fed: Federation, base: str) -
     assert "MEX" not in {line.split(",")[3] for line in lines[1:]}
     structure = client.get("/download/sdmx-structure.json").json()
     assert [c["id"] for c in structure["components"]] == list(COLUMNS[3:])
+    # A selection with nothing released in it: a refusal that says so, no empty file.
+    empty = client.get("/download/flows.sdmx.csv", params={"country": "USA"})
+    assert empty.status_code == 422
+    assert "no flow statistics released to audience 'PAN' match this selection" in empty.text
     message = client.get("/download/sdmx-structure.xml")
     assert message.status_code == 200
     assert message.text == structure_xml()  # the SDMX-ML 3.0 structure the CSV follows
