@@ -268,12 +268,15 @@ def test_a_published_total_is_used_and_its_detail_never_added_to_it() -> None:
         _cell("CRI", "HTI", 12, prev="PAN"),
         _cell("GTM", "VEN", 7, prev="MEX"),
         _cell("GTM", "VEN", 8, prev="HND"),
+        _cell("GTM", "_T", 15),
     ]
     got = {(o.area, o.citizenship): o for o in observations(cells)}
     assert got[("PAN", "CHN")].value == 100 and got[("PAN", "CHN")].status == "exact"
     assert got[("CRI", "HTI")].value == 12 and got[("CRI", "HTI")].status == "lower-bound"
-    # GTM published no nationality table: its detail sums are all it has.
+    # GTM published no nationality table (only its national total): its detail
+    # sums are all it has, and nothing says a nationality's total was hidden.
     assert got[("GTM", "VEN")].value == 15 and got[("GTM", "VEN")].status == "exact"
+    assert got[("GTM", "_T")].value == 15
     assert got[("_T", "CHN")].value == 190
     assert got[("_T", "CHN")].countries == ("PAN", "CRI")  # corridor order, south first
 

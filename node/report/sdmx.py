@@ -165,7 +165,9 @@ def observations(
         groups[(c.period, c.country, _label(c))].append(c)
     # (period, country) pairs where the country published a nationality table:
     # there, a nationality with only finer cells had its total protected.
-    with_totals = {(p, c) for (p, c, _), ms in groups.items() if min(map(_finer, ms)) == 0}
+    # (A national total, CITIZENSHIP _T, is not a nationality table.)
+    with_totals = {(p, c) for (p, c, label), ms in groups.items()
+                   if label != "_T" and min(map(_finer, ms)) == 0}
     per_country: list[Observation] = []
     for (period, country, label), members in groups.items():
         depth = min(_finer(c) for c in members)
