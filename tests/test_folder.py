@@ -31,6 +31,7 @@ from node.folder.accounts import FolderDB
 from node.folder.app import Throttle
 from node.folder.pages import intelligence_page
 from node.report.sdmx import COLUMNS
+from node.report.sdmx_structure import structure_xml
 from node.serve import make_server
 from node.store.picture import PictureStore
 from tests.factories import member_with_data
@@ -237,6 +238,13 @@ def test_downloads_are_for_the_audience_and_logged(fed: Federation, base: str) -
     assert "MEX" not in {line.split(",")[3] for line in lines[1:]}
     structure = client.get("/download/sdmx-structure.json").json()
     assert [c["id"] for c in structure["components"]] == list(COLUMNS[3:])
+    # A selection with nothing released in it: a refusal that says so, no empty file.
+    empty = client.get("/download/flows.sdmx.csv", params={"country": "USA"})
+    assert empty.status_code == 422
+    assert "no flow statistics released to audience 'PAN' match this selection" in empty.text
+    message = client.get("/download/sdmx-structure.xml")
+    assert message.status_code == 200
+    assert message.text == structure_xml()  # the SDMX-ML 3.0 structure the CSV follows
     csv_text = client.get("/download/flows.csv", params={"country": "CRI"}).text
     assert (
         csv_text.splitlines()[0] == "period,reporting_country,nationality,nationality_region,count,"

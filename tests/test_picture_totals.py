@@ -92,7 +92,7 @@ def test_noisy_cells_say_so(totals: Home) -> None:
     flows = _flows(totals)
     row = flows[("2024-W11", "PAN", "CHN")]
     assert (row["count"], row["status"]) == (130, "noisy")
-    assert row["ci95"] is None  # these v1 events carry no interval
+    assert row["ci95"] == [121, 139]  # the interval its v2 event carries
 
 
 def test_country_week_takes_the_national_total(totals: Home) -> None:

@@ -16,7 +16,6 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, getcontext
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -269,8 +268,12 @@ def test_one_event_in_the_iom_export_and_not_in_the_public_one(picture: Home) ->
     assert key in iom and key not in public
     assert {k[1] for k in iom} == {"CRI"}  # the others do not name IOM
     assert public == set()
-    sdmx = _cli(picture, "regional", "--format", "sdmx", "--audience", "public")
-    assert sdmx.strip().splitlines() == [",".join(COLUMNS)]
+    # Nothing released to the public: a clear refusal, not a header-only file.
+    refused = CliRunner().invoke(main, ["--home", str(picture.path), "report", "regional",
+                                        "--format", "sdmx", "--audience", "public"])
+    assert refused.exit_code == 1
+    assert "no flow statistics were released to audience 'public'" in refused.output
+    assert ",".join(COLUMNS) not in refused.output
     # Legislation is public: the public legislation matrix still has every member.
     rows = json.loads(_cli(picture, "legislation", "--format", "json", "--audience", "public"))
     assert {r["country"] for r in rows["rows"]} == {"PAN", "CRI", "GTM", "MEX"}
@@ -350,8 +353,6 @@ def test_embargoed_events_wait(picture: Home, tmp_path: Path) -> None:
 
 def test_sdmx_csv_follows_the_specification_and_loads_in_pysdmx(picture: Home) -> None:
     from pysdmx.io.csv.sdmx20.reader import read
-    from pysdmx.io.csv.sdmx20.writer import write
-    from pysdmx.io.pd import PandasDataset
 
     text = flows_sdmx_csv(_cells(picture), "TS")
     rows = list(csv.DictReader(io.StringIO(text)))
@@ -362,53 +363,35 @@ def test_sdmx_csv_follows_the_specification_and_loads_in_pysdmx(picture: Home) -
     assert header[:3] == ["STRUCTURE", "STRUCTURE_ID", "ACTION"]
     assert len(header) == len(set(header))
     assert all(r["STRUCTURE"] == "dataflow" and r["STRUCTURE_ID"] == DATAFLOW for r in rows)
-    assert re.fullmatch(r"[A-Za-z][\w.-]*:[A-Za-z][\w-]*\(\d+(\.\d+)*\)", DATAFLOW)
+    assert re.fullmatch(r"[A-Za-z][\w.-]*:[A-Za-z][\w-]*\(\d+\.\d+\.\d+\)", DATAFLOW)
     assert {r["ACTION"] for r in rows} == {"I"}
     assert {r["OBS_STATUS"] for r in rows} <= {"A", "E"}
     assert {r["CONF_STATUS"] for r in rows} == {"F"}
-    keys = [(r["REF_AREA"], r["CITIZENSHIP"], r["CITIZENSHIP_REGION"], r["TIME_PERIOD"])
-            for r in rows]
+    # No dimension cell is ever empty: _Z where a dimension does not apply.
+    dims = ("REF_AREA", "CITIZENSHIP", "CITIZENSHIP_REGION", "TIME_PERIOD")
+    assert all(r[d] for r in rows for d in dims)
+    assert {r["CITIZENSHIP_REGION"] for r in rows if r["CITIZENSHIP"] != "_Z"} == {"_Z"}
+    keys = [tuple(r[d] for d in dims) for r in rows]
     assert len(keys) == len(set(keys))  # one observation per series key and period
     assert all(re.fullmatch(r"\d{4}-(W\d{2}|\d{2}|Q[1-4])", r["TIME_PERIOD"]) for r in rows)
     totals: Counter[tuple[str, str]] = Counter()
+    members: dict[tuple[str, str], set[str]] = {}
     for r in rows:
         if r["REF_AREA"] != "_T":
-            totals[(r["CITIZENSHIP"] + r["CITIZENSHIP_REGION"], r["TIME_PERIOD"])] += int(
-                r["OBS_VALUE"]
-            )
+            key = (r["CITIZENSHIP"] + r["CITIZENSHIP_REGION"], r["TIME_PERIOD"])
+            totals[key] += int(r["OBS_VALUE"])
+            members.setdefault(key, set()).add(r["REF_AREA"])
     for r in rows:
         if r["REF_AREA"] == "_T":
             key = (r["CITIZENSHIP"] + r["CITIZENSHIP_REGION"], r["TIME_PERIOD"])
             assert int(r["OBS_VALUE"]) == totals[key]
+            assert set(r["COUNTRIES"].split()) == members[key]
     (dataset,) = read(text)
-    assert dataset.short_urn == "Dataflow=RCM:DF_EXTRAREGIONAL_FLOWS(1.0)"
+    assert dataset.short_urn == "Dataflow=RCM:DF_EXTRAREGIONAL_FLOWS(1.0.0)"
     assert len(dataset.data) == len(rows)
     assert set(dataset.data.columns) == set(COLUMNS) - {"STRUCTURE", "STRUCTURE_ID",
                                                         "ACTION"}
-    # pysdmx, given the dataflow's structure, writes exactly our file.
-    assert write([PandasDataset(structure=_dataflow_schema(), data=dataset.data)]) == text
-
-
-def _dataflow_schema() -> Any:
-    """The dataflow's structure as pysdmx models it (docs/picture.md)."""
-    from pysdmx.model import Concept, DataType
-    from pysdmx.model.dataflow import Component, Components, Role, Schema
-
-    def comp(cid: str, role: Role, required: bool = True, level: str | None = None,
-             dtype: DataType = DataType.STRING) -> Component:
-        return Component(cid, required, role, Concept(cid, dtype=dtype), local_dtype=dtype,
-                         attachment_level=level)
-
-    return Schema("dataflow", "RCM", "DF_EXTRAREGIONAL_FLOWS", Components([
-        comp("REF_AREA", Role.DIMENSION),
-        comp("CITIZENSHIP", Role.DIMENSION),
-        comp("CITIZENSHIP_REGION", Role.DIMENSION, required=False),
-        comp("TIME_PERIOD", Role.DIMENSION),
-        comp("OBS_VALUE", Role.MEASURE, required=False, dtype=DataType.INTEGER),
-        comp("OBS_STATUS", Role.ATTRIBUTE, level="O"),
-        comp("CONF_STATUS", Role.ATTRIBUTE, level="O"),
-        comp("AUDIENCE", Role.ATTRIBUTE, level="D"),
-    ]), "1.0")
+    # Loading it with its structure, and writing it back: tests/test_sdmx_structure.py.
 
 
 # -- golden files ----------------------------------------------------------------------

@@ -79,6 +79,19 @@ def body(cell: tuple[str, str, str, str, str, str, int, str]) -> dict[str, Any]:
         "previous_country": prev,
         "count": count,
         "obs_status": status,
+        # A noisy cell carries what the floor judges it on (FlowStatistic v2):
+        # its 95% interval, the mechanism, its scale and epsilon.
+        **(
+            {
+                "ci95_low": count - 9,
+                "ci95_high": count + 9,
+                "noise_mechanism": "discrete_laplace",
+                "noise_scale": 3.0,
+                "epsilon": 0.5,
+            }
+            if status == "N"
+            else {}
+        ),
     }
 
 

@@ -25,7 +25,7 @@ REPORT_VIEWS: tuple[str, ...] = (
     "health",
     "focal-points",
 )
-REPORT_FORMATS: tuple[str, ...] = ("table", "json", "csv", "sdmx", "html")
+REPORT_FORMATS: tuple[str, ...] = ("table", "json", "csv", "sdmx", "sdmx-structure", "html")
 
 
 def _emit(text: str, output: Path | None) -> None:
@@ -64,7 +64,8 @@ def run_report(
     from node.report.html import report_html
     from node.report.reference import VIEWS, ViewFilter, rows_csv
     from node.report.regional import admitted_cells, coverage
-    from node.report.sdmx import flows_sdmx_csv
+    from node.report.sdmx import admitted_withdrawn, flows_sdmx_csv, require_released
+    from node.report.sdmx_structure import structure_xml
     from node.report.tables import UNIT
     from node.report.views import (
         CSV_COLUMNS,
@@ -77,6 +78,10 @@ def run_report(
     )
     from node.store.picture import PictureStore
 
+    if fmt == "sdmx-structure":
+        # The dataflow's structure is the same for every audience and picture.
+        _emit(structure_xml(), output)
+        return
     home = home_of(ctx)
     if audience is None:
         audience = "TS" if home.is_aggregator else home.country
@@ -101,7 +106,13 @@ def run_report(
             if view not in ("flows", "regional"):
                 raise click.UsageError("--format sdmx is for the flows and regional views")
             cells = admitted_cells(store, scope, view)
-            _emit(flows_sdmx_csv(cells, scope.audience, totals=view == "regional"), output)
+            withdrawn = admitted_withdrawn(store, scope, view)
+            require_released(cells, withdrawn, scope.audience, scope.purpose_for(view))
+            _emit(
+                flows_sdmx_csv(cells, scope.audience, totals=view == "regional",
+                               withdrawn=withdrawn),
+                output,
+            )
             return
         if view == "flows":
             if fmt == "json":

@@ -53,7 +53,13 @@ from node.report.flows import FlowRow
 from node.report.html import line_chart, report_html
 from node.report.reference import rows_csv
 from node.report.regional import admitted_cells
-from node.report.sdmx import dataflow_structure, flows_sdmx_csv
+from node.report.sdmx import (
+    NothingReleased,
+    admitted_withdrawn,
+    dataflow_structure,
+    flows_sdmx_csv,
+)
+from node.report.sdmx_structure import structure_xml
 
 log = logging.getLogger("corredor.folder")
 
@@ -619,7 +625,13 @@ def build_app(folder: Folder) -> Starlette:
         flt = _flow_filter(request)
         scope = f.scope(who)
         ctype, make = DOWNLOADS[name]
-        text = f.cached(who, ("download", name, flt), lambda store: make(store, scope, flt))
+        try:
+            text = f.cached(who, ("download", name, flt), lambda store: make(store, scope, flt))
+        except NothingReleased as exc:
+            # 422: understood, but there is nothing to make a file of (a 404's
+            # page would hide the reason).
+            f.log(request, who, "download", 422)
+            raise HTTPException(422, str(exc)) from exc
         f.log(request, who, "download")
         stamp = datetime.now(UTC).strftime("%Y%m%d")
         return Response(
@@ -843,7 +855,14 @@ def _sdmx(totals: bool) -> Callable[[Any, ExportScope, data.FlowFilter], str]:
     def make(store: Any, scope: ExportScope, flt: data.FlowFilter) -> str:
         view = "regional" if totals else "flows"
         cells = flt.cells(admitted_cells(store, scope, view))
-        return flows_sdmx_csv(cells, scope.audience, totals=totals)
+        withdrawn = flt.cells(admitted_withdrawn(store, scope, view))
+        if not cells and not withdrawn:
+            # A file with a header only would read as a region with no encounters.
+            raise NothingReleased(
+                f"no flow statistics released to audience {scope.audience!r} match this "
+                "selection: no SDMX file made"
+            )
+        return flows_sdmx_csv(cells, scope.audience, totals=totals, withdrawn=withdrawn)
 
     return make
 
@@ -856,6 +875,10 @@ DOWNLOADS: dict[str, tuple[str, Callable[[Any, ExportScope, data.FlowFilter], st
     "sdmx-structure.json": (
         "application/json",
         lambda store, scope, flt: json.dumps(dataflow_structure(), indent=2) + "\n",
+    ),
+    "sdmx-structure.xml": (
+        "application/xml; charset=utf-8",
+        lambda store, scope, flt: structure_xml(),
     ),
     "report.html": (
         "text/html; charset=utf-8",

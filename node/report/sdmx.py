@@ -1,33 +1,59 @@
-"""Flow statistics as SDMX-CSV 2.0, for statistics offices' and IOM's SDMX tools.
+"""Flow statistics as SDMX-CSV 2.0, for statistics offices' and IOM's SDMX tools,
+with the structure (dataflow, data structure definition, code lists) the files
+follow, as an SDMX-ML 3.0 structure message (``node.report.sdmx_structure``).
 
-One row per observation of the dataflow ``RCM:DF_EXTRAREGIONAL_FLOWS(1.0)``:
+One row per observation of the dataflow ``RCM:DF_EXTRAREGIONAL_FLOWS(1.0.0)``:
 
     STRUCTURE     ``dataflow``
-    STRUCTURE_ID  ``RCM:DF_EXTRAREGIONAL_FLOWS(1.0)``
-    ACTION        ``I`` (information: the current picture, not a change set)
-    dimensions    REF_AREA (reporting country, ``_T`` for the regional total),
-                  CITIZENSHIP (ISO3, or ``_Z`` with the UN M49 region in
-                  CITIZENSHIP_REGION when only the region was published),
+    STRUCTURE_ID  ``RCM:DF_EXTRAREGIONAL_FLOWS(1.0.0)``
+    ACTION        ``I`` (information: the current picture), ``D`` (delete: a
+                  cell the country withdrew, the key only)
+    dimensions    REF_AREA (reporting country; ``_T``: the total of the
+                  countries releasing to this audience, named in COUNTRIES),
+                  CITIZENSHIP (ISO3; ``_T`` a country's total over every
+                  nationality; ``_U`` unknown; ``_Z`` when only the region was
+                  published), CITIZENSHIP_REGION (UN M49 sub-region code when
+                  CITIZENSHIP is ``_Z``, else ``_Z``: never an empty cell),
                   TIME_PERIOD (ISO 8601: 2024-W03, 2024-01, 2024-Q1)
-    OBS_VALUE     the count; empty when not published
-    OBS_STATUS    ``A`` normal, ``E`` estimated (rounded by the country)
-    CONF_STATUS   ``F`` free for this export's audience
-    AUDIENCE      attribute: the audience the file was made for
+    OBS_VALUE     the count of encounters (UNIT_MEASURE ``ENC``)
+    OBS_STATUS    ``A`` normal, ``E`` estimated (rounded, noisy, or a lower
+                  bound), ``Q`` missing value: suppressed
+    CONF_STATUS   ``F`` free; ``A`` primary, ``D`` secondary, ``C`` confidential
+                  (a protected cell, shown only to audiences that may know the
+                  cell exists: the Secretariat and the members)
+    VALUE_STATUS  the picture's status: exact, lower-bound, rounded, noisy, suppressed
+    PROTECTED     encounters in protected cells below the observation (a lower
+                  bound's missing part; a country total's encounters in no
+                  published nationality cell), where safe; TS and members only
+    CI95_LOWER, CI95_UPPER  the 95% interval of a noisy number
+    COUNTRIES     on a ``_T`` observation: the countries it sums
+    UNIT_MEASURE, AUDIENCE  dataset attributes
 
-Every observation is a sum of published cells the audience is admitted to
+Every value is a sum of published cells the audience is admitted to
 (``node.report.regional``); a regional total (``_T``) is the sum of exactly the
-country observations in the same file.
+country observations with a value in the same file.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from node.report.regional import FlowCell, regional_rows
+from node.errors import CorredorError
+from node.model.codes import RCM_INVITED, RCM_MEMBERS, corridor_sort_key
+from node.report.audience import Scope, admits
+from node.report.regional import FlowCell
+from node.store.picture import PictureStore
 
-DATAFLOW = "RCM:DF_EXTRAREGIONAL_FLOWS(1.0)"
+AGENCY = "RCM"
+FLOW_ID = "DF_EXTRAREGIONAL_FLOWS"
+VERSION = "1.0.0"
+DATAFLOW = f"{AGENCY}:{FLOW_ID}({VERSION})"
+UNIT = "ENC"
 COLUMNS: tuple[str, ...] = (
     "STRUCTURE",
     "STRUCTURE_ID",
@@ -39,88 +65,318 @@ COLUMNS: tuple[str, ...] = (
     "OBS_VALUE",
     "OBS_STATUS",
     "CONF_STATUS",
+    "VALUE_STATUS",
+    "PROTECTED",
+    "CI95_LOWER",
+    "CI95_UPPER",
+    "COUNTRIES",
+    "UNIT_MEASURE",
     "AUDIENCE",
 )
 
+#: The picture's statuses (issue 16's contract), most to least precise.
+STATUSES: tuple[str, ...] = ("exact", "rounded", "noisy", "lower-bound", "suppressed")
+#: status -> SDMX OBS_STATUS (CL_OBS_STATUS): a rounded count, a noisy one and a
+#: lower bound are all estimates of the true count (``E``); which kind, and how
+#: far off it may be, is in VALUE_STATUS, CI95_* and PROTECTED. ``U`` (low
+#: reliability) would misstate a noisy count whose interval is narrow.
+OBS_STATUS: dict[str, str] = {
+    "exact": "A",
+    "rounded": "E",
+    "noisy": "E",
+    "lower-bound": "E",
+    "suppressed": "Q",
+}
+#: Why a protected cell is hidden -> SDMX CONF_STATUS (CL_CONF_STATUS).
+CONF_REASONS: dict[str, str] = {"primary": "A", "secondary": "D", "confidential": "C"}
+
+
+class NothingReleased(CorredorError):
+    """An SDMX export for an audience no flow cell was released to."""
+
+
+def knows_cells_exist(audience: str) -> bool:
+    """Whether an export's audience may learn that a protected cell exists (the
+    Secretariat, and the members and invitees, who see the countries' own
+    statements of what they protected); never the public or a partner."""
+    return audience in ("TS", *RCM_MEMBERS, *RCM_INVITED)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One SDMX observation: the key, the value and how exact it is."""
+
+    area: str
+    citizenship: str  # ISO3, ``_T``, ``_U``, or ``[Region name]``
+    period: str
+    value: int | None
+    status: str = "exact"
+    protected: int | None = None
+    ci95: tuple[int, int] | None = None
+    conf: str = "confidential"
+    countries: tuple[str, ...] = ()
+    action: str = "I"
+
+
+def _status_of(cell: Any) -> str:
+    """A cell's status (issue 16's ``status``, default exact); a cell the
+    country rounded (``estimated``, OBS_STATUS E) is at least ``rounded``."""
+    status = getattr(cell, "status", None)
+    status = str(status) if status in STATUSES else "exact"
+    if status == "exact" and getattr(cell, "estimated", False):
+        return "rounded"
+    return status
+
+
+def _combined(statuses: Iterable[str]) -> str:
+    """The status of a sum: as imprecise as its least precise part."""
+    return max(statuses, key=STATUSES.index, default="exact")
+
+
+def _label(cell: Any) -> str:
+    """ISO3, ``_T`` for a total over nationalities (or over regions), else
+    ``[region]`` for a cell whose country published only the region."""
+    if cell.nationality:
+        return str(cell.nationality)
+    return "_T" if cell.region == "_T" else f"[{cell.region}]"
+
+
+def _finer(cell: Any) -> int:
+    """How many dimensions below nationality a cell breaks down (0: a
+    nationality total, every finer dimension ``_T`` or not published)."""
+    dims = (getattr(cell, d, None) for d in ("sex", "age_band", "previous_country"))
+    return sum(1 for v in dims if v not in (None, "_T"))
+
+
+def observations(
+    cells: Sequence[FlowCell], totals: bool = True, knows: bool = True
+) -> list[Observation]:
+    """Per period × reporting country × nationality, the observation the most
+    precise published table gives: the nationality total when the country
+    published one, else the sum of its finest table's cells (never both, so no
+    encounter counts twice); then, with ``totals``, the regional ``_T`` sum of
+    exactly the country observations shown. Without ``knows`` (an audience
+    that may not learn a protected cell exists) suppressed cells are left out
+    before anything is summed, so no total's status hints at them."""
+    if not knows:
+        cells = [c for c in cells if _status_of(c) != "suppressed" and c.count is not None]
+    groups: dict[tuple[str, str, str], list[Any]] = defaultdict(list)
+    for c in cells:
+        groups[(c.period, c.country, _label(c))].append(c)
+    # (period, country) pairs where the country published a nationality table:
+    # there, a nationality with only finer cells had its total protected.
+    # (A national total, CITIZENSHIP _T, is not a nationality table.)
+    with_totals = {(p, c) for (p, c, label), ms in groups.items()
+                   if label != "_T" and min(map(_finer, ms)) == 0}
+    per_country: list[Observation] = []
+    for (period, country, label), members in groups.items():
+        depth = min(_finer(c) for c in members)
+        finest = max(_finer(c) for c in members)
+        chosen = [c for c in members if _finer(c) == (0 if depth == 0 else finest)]
+        status = _combined(_status_of(c) for c in chosen)
+        if depth > 0 and (period, country) in with_totals:
+            status = _combined((status, "lower-bound"))
+        shown = [c for c in chosen if c.count is not None and _status_of(c) != "suppressed"]
+        value = sum(int(c.count) for c in shown) if shown else None
+        protected = [getattr(c, "protected", None) for c in chosen]
+        intervals = [getattr(c, "ci95", None) for c in chosen if _status_of(c) == "noisy"]
+        ci: tuple[int, int] | None = None
+        if status == "noisy" and intervals and all(intervals):
+            # Conservative: the sum of the intervals contains the sum's interval.
+            ci = (sum(int(i[0]) for i in intervals if i), sum(int(i[1]) for i in intervals if i))
+        per_country.append(
+            Observation(
+                country,
+                label,
+                period,
+                value,
+                status,
+                sum(p for p in protected if p) or None,
+                ci,
+                str(getattr(chosen[0], "conf", None) or "confidential"),
+            )
+        )
+    # A country's total over nationalities, beside its nationality observations:
+    # what they do not account for is in protected cells (both numbers are in
+    # the file, so the difference tells its audience nothing new).
+    # Only exact numbers: a rounded or noisy part would make the gap a
+    # rounding or noise difference, not encounters.
+    accounted: dict[tuple[str, str], int] = defaultdict(int)
+    inexact: set[tuple[str, str]] = set()
+    for o in per_country:
+        if o.citizenship != "_T" and o.value is not None:
+            accounted[(o.period, o.area)] += o.value
+            if o.status not in ("exact", "lower-bound"):
+                inexact.add((o.period, o.area))
+    out = []
+    for o in per_country:
+        key = (o.period, o.area)
+        if (o.citizenship == "_T" and o.value is not None and o.protected is None
+                and o.status == "exact" and key not in inexact
+                and 0 < accounted[key] < o.value):
+            o = replace(o, protected=o.value - accounted[key])
+        out.append(o)
+    per_country = list(out)
+    if totals:
+        by_key: dict[tuple[str, str], list[Observation]] = defaultdict(list)
+        for o in per_country:
+            by_key[(o.period, o.citizenship)].append(o)
+        for (period, label), obs in by_key.items():
+            valued = [o for o in obs if o.value is not None]
+            if not valued:
+                continue
+            status = _combined(
+                ["lower-bound" if o.status == "suppressed" else o.status for o in obs]
+            )
+            cis = [o.ci95 for o in valued if o.status == "noisy"]
+            ci = None
+            if status == "noisy" and cis and all(cis):
+                ci = (sum(c[0] for c in cis if c), sum(c[1] for c in cis if c))
+            prot = sum(o.protected or 0 for o in obs) or None
+            out.append(
+                Observation(
+                    "_T",
+                    label,
+                    period,
+                    sum(int(o.value or 0) for o in valued),
+                    status,
+                    prot,
+                    ci,
+                    countries=tuple(sorted({o.area for o in valued}, key=corridor_sort_key)),
+                )
+            )
+    return out
+
+
+def admitted_withdrawn(store: PictureStore, scope: Scope, view: str = "flows") -> list[FlowCell]:
+    """The withdrawn cells whose last publication admitted the scope's audience
+    and purpose: that audience saw them, so naming their keys tells it nothing new."""
+    uses = store.uses()
+    purpose = scope.purpose_for(view)
+    return [
+        FlowCell(
+            r.get("period", ""),
+            r.get("period_type", ""),
+            r.get("reporting_country", ""),
+            r.get("nationality"),
+            r.get("nationality_region"),
+            r.get("previous_country"),
+            int(r.get("count") or 0),
+            r.get("obs_status") == "E",
+        )
+        for r in store.withdrawn_flow_cells()
+        if admits(uses.get(r["event_id"]), scope.audience, purpose, scope.now)
+    ]
+
+
+def withdrawals(cells: Sequence[FlowCell], current: Sequence[Observation]) -> list[Observation]:
+    """``D`` observations for the keys of withdrawn cells (the audience saw them
+    published) that no current cell gives a value any more."""
+    live = {(o.area, o.citizenship, o.period) for o in current}
+    keys = sorted({(c.country, _label(c), c.period) for c in cells} - live)
+    return [Observation(a, n, p, None, action="D") for a, n, p in keys]
+
 
 def _citizenship(label: str) -> tuple[str, str]:
+    from node.report.sdmx_structure import M49_REGION_CODES
+
     if label.startswith("["):
-        return "_Z", label.strip("[]")
-    return label, ""
+        name = label.strip("[]")
+        return "_Z", M49_REGION_CODES.get(name, "_X")
+    return label, "_Z"
 
 
-def flows_sdmx_csv(cells: list[FlowCell], audience: str, totals: bool = True) -> str:
-    """The SDMX-CSV 2.0 text of the cells: per country, plus regional totals."""
-    countries, rows = regional_rows(cells)
+def _order(o: Observation) -> tuple[Any, ...]:
+    return (o.period, o.citizenship, o.area == "_T", corridor_sort_key(o.area), o.action)
+
+
+def sdmx_csv(obs: Iterable[Observation], audience: str) -> str:
+    """The SDMX-CSV 2.0 text of the observations for ``audience``: protected
+    (suppressed) cells are flagged only for audiences that may know a cell
+    exists (``knows_cells_exist``), and dropped for every other."""
+    knows = knows_cells_exist(audience)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(COLUMNS)
-    for row in rows:
-        citizenship, region = _citizenship(row.nationality)
-        areas = [(c, row.by_country[c]) for c in countries if c in row.by_country]
-        if totals:
-            areas.append(("_T", row.total))
-        for area, value in areas:
-            writer.writerow(
-                (
-                    "dataflow",
-                    DATAFLOW,
-                    "I",
-                    area,
-                    citizenship,
-                    region,
-                    row.period,
-                    value,
-                    "E" if row.estimated else "A",
-                    "F",
-                    audience,
-                )
+    for o in sorted(obs, key=_order):
+        citizenship, region = _citizenship(o.citizenship)
+        lead = ("dataflow", DATAFLOW, o.action, o.area, citizenship, region, o.period)
+        if o.action == "D":
+            writer.writerow((*lead, *[""] * 8, UNIT, audience))
+            continue
+        if o.status == "suppressed" or o.value is None:
+            if not knows:
+                continue
+            writer.writerow((*lead, "", "Q", CONF_REASONS.get(o.conf, "C"), "suppressed",
+                             "", "", "", "", UNIT, audience))
+            continue
+        writer.writerow(
+            (
+                *lead,
+                o.value,
+                OBS_STATUS[o.status],
+                "F",
+                o.status,
+                o.protected if (o.protected and knows) else "",
+                o.ci95[0] if o.ci95 else "",
+                o.ci95[1] if o.ci95 else "",
+                " ".join(o.countries),
+                UNIT,
+                audience,
             )
+        )
     return buf.getvalue()
 
 
+def flows_sdmx_csv(
+    cells: list[FlowCell],
+    audience: str,
+    totals: bool = True,
+    withdrawn: Sequence[FlowCell] = (),
+) -> str:
+    """The SDMX-CSV 2.0 text of the cells: per country, plus regional totals,
+    plus a ``D`` row for each withdrawn cell's key no current cell carries."""
+    obs = observations(cells, totals, knows=knows_cells_exist(audience))
+    return sdmx_csv([*obs, *withdrawals(withdrawn, obs)], audience)
+
+
+def require_released(cells: Sequence[FlowCell], withdrawn: Sequence[FlowCell], audience: str,
+                     purpose: str) -> None:
+    """Refuse an SDMX export with nothing in it, rather than write a file with a
+    header only that a reader would take for a region with no encounters."""
+    if not cells and not withdrawn:
+        raise NothingReleased(
+            f"no flow statistics were released to audience {audience!r} for purpose "
+            f"{purpose!r}: no SDMX file written (the countries' envelopes name other "
+            "audiences, or nothing was published yet)"
+        )
+
+
 def dataflow_structure() -> dict[str, Any]:
-    """The structure of ``DATAFLOW`` that every SDMX-CSV file here follows: its
-    dimensions, measure and attributes with their roles, types and codes (what
-    ``tests/test_picture_views.py`` gives pysdmx to write the file back)."""
+    """A JSON summary of the structure of ``DATAFLOW`` (the SDMX-ML 3.0
+    structure message itself: ``node.report.sdmx_structure.structure_xml``)."""
+    from node.report.sdmx_structure import COMPONENTS
 
-    def comp(cid: str, role: str, required: bool, dtype: str, desc: str,
-             level: str | None = None, codes: dict[str, str] | None = None) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": cid, "role": role, "required": required,
-                               "type": dtype, "description": desc}
-        if level:
-            out["attachment_level"] = level
-        if codes:
-            out["codes"] = codes
-        return out
-
-    agency, rest = DATAFLOW.split(":", 1)
-    flow_id, version = rest.rstrip(")").split("(")
     return {
         "structure": "dataflow",
         "urn": DATAFLOW,
-        "agency": agency,
-        "id": flow_id,
-        "version": version,
+        "agency": AGENCY,
+        "id": FLOW_ID,
+        "version": VERSION,
         "format": "SDMX-CSV 2.0",
+        "structure_message": "SDMX-ML 3.0: corredor report regional --format sdmx-structure",
         "columns": list(COLUMNS),
+        "unit": "encounters",
         "components": [
-            comp("REF_AREA", "dimension", True, "String",
-                 "reporting country (ISO 3166 alpha-3); _T: the regional total",
-                 codes={"_T": "regional total"}),
-            comp("CITIZENSHIP", "dimension", True, "String",
-                 "nationality (ISO 3166 alpha-3); _Z: only the region was published",
-                 codes={"_Z": "not applicable: see CITIZENSHIP_REGION"}),
-            comp("CITIZENSHIP_REGION", "dimension", False, "String",
-                 "UN M49 sub-region when CITIZENSHIP is _Z"),
-            comp("TIME_PERIOD", "dimension", True, "ObservationalTimePeriod",
-                 "ISO 8601 week (2024-W03), month (2024-01) or quarter (2024-Q1)"),
-            comp("OBS_VALUE", "measure", False, "Integer", "encounters"),
-            comp("OBS_STATUS", "attribute", True, "String", "observation status", "O",
-                 {"A": "normal", "E": "estimated (rounded by the country)"}),
-            comp("CONF_STATUS", "attribute", True, "String", "confidentiality status", "O",
-                 {"F": "free for the file's audience"}),
-            comp("AUDIENCE", "attribute", True, "String",
-                 "the audience the file was made for", "D"),
+            {
+                "id": c.id,
+                "role": c.role,
+                "required": c.required,
+                "type": c.dtype,
+                "description": c.description,
+                **({"attachment_level": c.level} if c.level else {}),
+                **({"codelist": c.codelist} if c.codelist else {}),
+            }
+            for c in COMPONENTS
         ],
     }

@@ -764,6 +764,20 @@ class PictureStore:
             if interval is not None:
                 out[str(event_id)] = interval
         return out
+    def withdrawn_flow_cells(self) -> list[dict[str, Any]]:
+        """The cells whose country withdrew them: each subject withdrawn now,
+        with the body and event id of its last publication (what its readers
+        saw), so an export can name the key it deletes."""
+        cur = self._conn.execute(
+            "SELECT e.subject, e.event_id, e.body FROM subject_head h "
+            "JOIN event_revision e ON e.subject = h.subject "
+            "WHERE h.withdrawn = 1 AND h.kind = 'FlowStatistic' AND e.withdrawn = 0 "
+            "AND e.body IS NOT NULL AND e.revision = (SELECT max(revision) FROM event_revision "
+            "WHERE subject = h.subject AND withdrawn = 0 AND body IS NOT NULL) "
+            "ORDER BY e.subject"
+        )
+        return [{**json.loads(body), "subject": subject, "event_id": event_id}
+                for subject, event_id, body in cur]
 
     def rejected(self, limit: int = 1000) -> list[dict[str, Any]]:
         self._conn.row_factory = sqlite3.Row
