@@ -34,7 +34,7 @@ from node.policy.model import (
     KIND_EXCHANGE,
     PURPOSES,
     Policy,
-    _Strict,
+    StrictModel,
 )
 
 #: Countries a policy may name as an audience when the floor allows ``members``.
@@ -55,7 +55,7 @@ ENCOUNTER_FIELD_SOURCE: dict[str, str] = {
 }
 
 
-class RegionalFloor(_Strict):
+class RegionalFloor(StrictModel):
     """The minimum every national policy keeps to."""
 
     name: str = Field(min_length=1)
