@@ -21,9 +21,7 @@ from typing import Any
 from node.model.codes import age_at, age_band, region_of
 from node.policy.flows import period_label
 from node.policy.model import EncounterRecordRules
-
-#: A place name -> (province, border sector). Places not listed generalise to _U.
-from node.policy.places import Gazetteer as Gazetteer
+from node.policy.places import Gazetteer as Gazetteer  # places not listed generalise to _U
 
 #: Output body field -> the raw field whose rule governs it.
 BODY_SOURCE: dict[str, str] = {
