@@ -110,6 +110,15 @@ class IngestReport:
         return len({r.line for r in self.rejected})
 
     def as_dict(self) -> dict[str, object]:
+        places: dict[str, object] = (
+            {}
+            if self.unknown_places is None  # not looked up: a reference file
+            else {
+                "unknown_places": self.unknown_places,
+                "unknown_place_lines": self.unknown_place_lines,
+                "places_file": self.places_file,
+            }
+        )
         return {
             "file": self.file,
             "rows": self.rows,
@@ -120,9 +129,7 @@ class IngestReport:
             "rejects_file": str(self.rejects_file) if self.rejects_file else None,
             "staged": self.staged,
             "staging_waits": self.staging_waits,
-            "unknown_places": self.unknown_places,
-            "unknown_place_lines": self.unknown_place_lines,
-            "places_file": self.places_file,
+            **places,
             "errors": [r.located() for r in self.rejected[:50]],
         }
 

@@ -161,3 +161,18 @@ def test_the_gazetteer_is_the_countrys_own(tmp_path: Path) -> None:
     pan = encounters.gazetteer("PAN")
     assert "Lajas Blancas" in pan and OTHER_COUNTRY not in pan
     assert encounters.gazetteer("MEX")[OTHER_COUNTRY] == ("Chiapas", "Southern border (GTM)")
+
+
+def test_a_reference_file_report_keeps_its_fields(tmp_path: Path) -> None:
+    """Places are looked up in encounter files only: a reference file's JSON
+    report has exactly the fields it had."""
+    home = ops.init_member(tmp_path / "pan", "PAN")
+    sample = Path(__file__).resolve().parent.parent / "node/demo/samples/pan/legislation.csv"
+    done = CliRunner().invoke(
+        main, ["--home", str(home.path), "ingest", str(sample), "--format", "json"]
+    )
+    assert done.exit_code == 0, done.output
+    assert set(json.loads(done.output)) == {
+        "file", "rows", "stored", "duplicates", "rejected", "blank", "rejects_file",
+        "staged", "staging_waits", "errors", "kind", "updated",
+    }  # fmt: skip
