@@ -7,4 +7,11 @@ Technical Secretariat's aggregator verifies and applies them into the regional
 picture.
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    #: The version is written once, in pyproject.toml; this reads the installed
+    #: package's metadata (what `corredor --version` prints too).
+    __version__ = version("corredor")
+except PackageNotFoundError:  # a checkout on sys.path without `pip install`
+    __version__ = "0+unknown"

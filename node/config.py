@@ -23,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 
 from node.errors import ConfigError, ConfigFileError
 from node.limits import MAX_KEY_BYTES, read_limited
+from node.topics import AGGREGATOR_GROUP, CONTROL_TOPIC, EVENTS_TOPIC
+from node.topics import dead_letter_topic_for as dead_letter_topic_for  # where callers found it
 from node.transport.credentials import security_settings
 from node.yamlsafe import load_yaml
 
@@ -84,13 +86,8 @@ def kafka_pom() -> Path:
 # -- node homes ----------------------------------------------------------------
 
 CONFIG_FILE = "corredor.yaml"
-DEFAULT_TOPIC = "corredor.events"
-DEFAULT_GROUP = "corredor-aggregator"
-
-
-def dead_letter_topic_for(shared_topic: str) -> str:
-    """Where the aggregator copies undecodable messages of ``shared_topic``."""
-    return f"{shared_topic}.dlq"
+DEFAULT_TOPIC = EVENTS_TOPIC
+DEFAULT_GROUP = AGGREGATOR_GROUP
 
 
 class KafkaSettings(BaseModel):
@@ -99,7 +96,7 @@ class KafkaSettings(BaseModel):
     bootstrap: str = "127.0.0.1:9092"
     topic: str = DEFAULT_TOPIC
     # Where the signed manifest is published; needed before any manifest is known.
-    control_topic: str = "corredor.control"
+    control_topic: str = CONTROL_TOPIC
     group_id: str = DEFAULT_GROUP
     partitions: int = Field(default=3, ge=1)
     replication: int = Field(default=1, ge=1)

@@ -24,19 +24,15 @@ from pathlib import Path
 
 from node import operations as ops
 from node import trust
-from node.config import CONFIG_FILE, Home, KafkaSettings, dead_letter_topic_for, load_home
+from node.config import CONFIG_FILE, Home, KafkaSettings, load_home
 from node.devkafka.pki import CA_CERT, init_ca, issue
-from node.devkafka.secure import (
-    CONTROL_TOPIC,
-    PICTURE_TOPIC,
-    SECRETARIAT_USER,
-    federation_grants,
-)
+from node.devkafka.secure import SECRETARIAT_USER, federation_grants
+from node.devkafka.secure import federation_topics as federation_topic_table
 from node.errors import ConfigError, ConfigFileError, CorredorError
 from node.limits import MAX_KEY_BYTES, read_limited
+from node.topics import EVENTS_TOPIC
 from node.transport.credentials import security_settings
 from node.transport.provision import AclSpec, ProvisionResult, TopicSpec, provision
-from node.transport.topic_config import shared_topic_configs
 
 SECRETARIAT_PUB = "secretariat.pub"
 
@@ -79,18 +75,14 @@ def read_secret(path: Path) -> str:
 def federation_acls(members: Sequence[str], shared_topic: str) -> list[AclSpec]:
     """The federation's ACL table: the one the local secure cluster uses
     (node.devkafka.secure, docs/security.md), dead-letter topic included."""
-    return [AclSpec(*g) for g in federation_grants(members, shared_topic=shared_topic)]
+    return federation_grants(members, shared_topic=shared_topic)
 
 
 def federation_topics(shared_topic: str, partitions: int, replication: int) -> list[TopicSpec]:
-    compacted = {"cleanup.policy": "compact"}
-    return [
-        # Kept as long as the regional floor lets any policy retain an event.
-        TopicSpec(shared_topic, partitions, replication, shared_topic_configs()),
-        TopicSpec(CONTROL_TOPIC, 1, replication, compacted),
-        TopicSpec(PICTURE_TOPIC, 1, replication, compacted),
-        TopicSpec(dead_letter_topic_for(shared_topic), 1, replication),
-    ]
+    """The federation's topics (the local secure cluster's table, node.devkafka.secure)."""
+    return federation_topic_table(
+        shared_topic=shared_topic, partitions=partitions, replication=replication
+    )
 
 
 def init_kafka(
@@ -102,7 +94,7 @@ def init_kafka(
     protocol: str = "SASL_SSL",
     admin_mechanism: str = "PLAIN",
     cafile: Path | None = None,
-    shared_topic: str = "corredor.events",
+    shared_topic: str = EVENTS_TOPIC,
     partitions: int = 3,
     replication: int = 1,
     timeout_s: float = 180.0,

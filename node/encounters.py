@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
-from node.config import Home, key_passphrase
+from node.config import REPO_ROOT, Home, key_passphrase, policies_dir
 from node.crypto.keys import write_private_pem
 from node.crypto.linkage import (
     SECRET_KEY_MAGIC,
@@ -18,6 +18,7 @@ from node.crypto.linkage import (
 )
 from node.errors import ConfigError, CryptoError, KeyFileError
 from node.limits import MAX_KEY_BYTES, read_limited
+from node.policy.places import country_gazetteer, places_file
 from node.policy.records import Gazetteer, Linker
 
 PSEUDONYM_KEY_BYTES = 32
@@ -81,11 +82,16 @@ class EncounterKeys:
         return cls(pseudonym_key(home), linker(home))
 
 
-@lru_cache(maxsize=1)
-def gazetteer() -> Gazetteer:
-    """Place -> (province, border sector) for the places the demo data uses.
+@lru_cache(maxsize=16)
+def gazetteer(country: str) -> Gazetteer:
+    """Place -> (province, border sector) for ``country``'s places, from its data
+    file ``policies/places/<ISO3>.csv`` (node.policy.places); empty, and every
+    place counted as unknown, for a country that ships none."""
+    return country_gazetteer(policies_dir(), country)
 
-    Reference data for every member's places would replace this table."""
-    from node.demo.synth import PLACES
 
-    return {p.name: (p.province, p.border_sector) for places in PLACES.values() for p in places}
+def gazetteer_file(country: str) -> str:
+    """The file ``gazetteer(country)`` reads (which may not exist), as outputs
+    name it: relative to the checkout (``policies/places/PAN.csv``)."""
+    path = places_file(policies_dir(), country)
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)

@@ -32,11 +32,14 @@ from node.csvfile import MAX_FIELD_BYTES, TEXT_AFTER_QUOTE, Record, read_records
 from node.errors import InputError
 from node.files import private_dir
 from node.model.records import ENCOUNTER_COLUMNS, REQUIRED_COLUMNS, EncounterRecord
+from node.policy.places import Gazetteer
 from node.store.node_store import IngestCounts, NodeStore
 
 __all__ = ["FUTURE_SKEW", "MAX_FIELD_BYTES", "IngestReport", "Rejection", "ingest_encounters"]
 
 BATCH_SIZE = 5_000
+#: How many lines of records at unknown places a report lists.
+UNKNOWN_PLACE_LINES = 20
 #: How far after the ingest time (UTC) an encounter may be dated: a day, for
 #: members whose local date is ahead of UTC's. Anything later is a mistyped
 #: date, and would publish a cell for a week that has not happened.
@@ -95,12 +98,27 @@ class IngestReport:
     rejects_file: Path | None = None
     staged: int = 0  # events staged to the outbox in the same transaction
     staging_waits: str | None = None  # why nothing was staged (a broken policy)
+    #: Records (stored or stored before) at a place the country's gazetteer does
+    #: not list, so a policy publishing their province or border sector sends
+    #: ``_U``; None when no gazetteer was given (reference files).
+    unknown_places: int | None = None
+    unknown_place_lines: list[int] = field(default_factory=list)  # the first few
+    places_file: str | None = None  # the gazetteer the places were looked up in
 
     @property
     def rejected_rows(self) -> int:
         return len({r.line for r in self.rejected})
 
     def as_dict(self) -> dict[str, object]:
+        places: dict[str, object] = (
+            {}
+            if self.unknown_places is None  # not looked up: a reference file
+            else {
+                "unknown_places": self.unknown_places,
+                "unknown_place_lines": self.unknown_place_lines,
+                "places_file": self.places_file,
+            }
+        )
         return {
             "file": self.file,
             "rows": self.rows,
@@ -111,15 +129,28 @@ class IngestReport:
             "rejects_file": str(self.rejects_file) if self.rejects_file else None,
             "staged": self.staged,
             "staging_waits": self.staging_waits,
+            **places,
             "errors": [r.located() for r in self.rejected[:50]],
         }
+
+
+def unknown_places_note(report: IngestReport) -> str:
+    """One line for the operator: how many records are at places the gazetteer
+    does not list, and where in the file (line numbers, never the places)."""
+    lines = ", ".join(str(n) for n in report.unknown_place_lines)
+    more = "" if len(report.unknown_place_lines) >= (report.unknown_places or 0) else ", …"
+    return (
+        f"{report.unknown_places} record(s) at a place {report.places_file} does not list "
+        f"(lines {lines}{more}): stored; a policy publishing the province or border "
+        "sector sends _U for them. Add the places to the gazetteer."
+    )
 
 
 def template_header() -> str:
     return ",".join(ENCOUNTER_COLUMNS)
 
 
-def _rejections_from(exc: ValidationError, file: str, line: int) -> list[Rejection]:
+def rejections_from(exc: ValidationError, file: str, line: int) -> list[Rejection]:
     out = []
     for err in exc.errors():
         loc = err["loc"]
@@ -145,7 +176,7 @@ class Row:
     rejection: Rejection | None = None
 
 
-def _open_rows(
+def open_rows(
     path: Path,
     columns: tuple[str, ...] = ENCOUNTER_COLUMNS,
     required: tuple[str, ...] = REQUIRED_COLUMNS,
@@ -230,7 +261,7 @@ def _row_of(record: Record, header: list[str], name: str) -> Row:
     return Row(line, span, values)
 
 
-def _write_rejects(directory: Path, source: Path, rejected: list[Rejection]) -> Path:
+def write_rejects(directory: Path, source: Path, rejected: list[Rejection]) -> Path:
     """Write every rejection, with its reason and the record exactly as the
     file had it, to a new file that only the owner can read (it holds raw
     records): ``line, field, reason, row, record``. ``row`` is the record's
@@ -288,10 +319,18 @@ def ingest_encounters(
     *,
     progress: Callable[[int], None] | None = None,
     now: datetime | None = None,
+    places: Gazetteer | None = None,
+    places_file: str | None = None,
 ) -> IngestReport:
     """Validate and store an encounter CSV file; see the module docstring.
-    ``now`` is the ingest time future encounter dates are measured from."""
+    ``now`` is the ingest time future encounter dates are measured from.
+    With ``places`` (the country's gazetteer, read from ``places_file``), the
+    records at a place it does not list are counted (``unknown_places``)."""
     report = IngestReport(file=str(path))
+    if places is not None:
+        report.unknown_places = 0
+        report.places_file = places_file
+    unknown: dict[str, int] = {}  # record_id -> line, of the batch's records at unknown places
     name = str(path)
     latest = ((now or datetime.now(UTC)).astimezone(UTC) + FUTURE_SKEW).date()
     batch: list[EncounterRecord] = []
@@ -303,6 +342,7 @@ def ingest_encounters(
         report.stored += counts.stored
         report.duplicates += counts.duplicates
         for record_id in counts.conflicts:
+            unknown.pop(record_id, None)  # rejected: not a record of this node
             row = held[record_id]
             report.rejected.append(
                 Rejection(
@@ -314,10 +354,15 @@ def ingest_encounters(
                     row.span,
                 )
             )
+        if report.unknown_places is not None:
+            report.unknown_places += len(unknown)
+            room = UNKNOWN_PLACE_LINES - len(report.unknown_place_lines)
+            report.unknown_place_lines += sorted(unknown.values())[: max(room, 0)]
         batch.clear()
         held.clear()
+        unknown.clear()
 
-    for row in _open_rows(path):
+    for row in open_rows(path):
         report.rows += 1
         if row.rejection is not None:
             report.rejected.append(row.rejection)
@@ -328,6 +373,8 @@ def ingest_encounters(
             if isinstance(outcome, EncounterRecord):
                 held[outcome.record_id] = row
                 seen[outcome.record_id] = row.line
+                if places is not None and outcome.encounter_place not in places:
+                    unknown[outcome.record_id] = row.line
                 batch.append(outcome)
             else:
                 report.rejected.extend(
@@ -340,7 +387,7 @@ def ingest_encounters(
     if batch:
         flush()
     if report.rejected:
-        report.rejects_file = _write_rejects(rejects_dir, path, report.rejected)
+        report.rejects_file = write_rejects(rejects_dir, path, report.rejected)
     return report
 
 
@@ -351,7 +398,7 @@ def _encounter(
     try:
         record = EncounterRecord.model_validate(row.values)
     except ValidationError as exc:
-        return [(r.field, r.reason) for r in _rejections_from(exc, "", row.line)]
+        return [(r.field, r.reason) for r in rejections_from(exc, "", row.line)]
     if record.encounter_date > latest:
         return [
             (

@@ -27,12 +27,12 @@ from node.ingest import (
     IngestReport,
     Rejection,
     Row,
-    _open_rows,
-    _rejections_from,
-    _write_rejects,
     describe_unknown,
     looks_like_a_name,
     open_regular,
+    open_rows,
+    rejections_from,
+    write_rejects,
 )
 from node.limits import MAX_REFERENCE_JSON_BYTES, read_limited
 from node.model.records import ENCOUNTER_COLUMNS
@@ -193,7 +193,7 @@ def _rows(path: Path, model: type[ReferenceItem]) -> list[Row]:
             else:
                 out.append(Row(line, None, value))
         return out
-    return list(_open_rows(path, model.columns(), model.required_columns()))
+    return list(open_rows(path, model.columns(), model.required_columns()))
 
 
 def ingest_reference(
@@ -232,7 +232,7 @@ def ingest_reference(
         try:
             item = model.model_validate(raw)
         except ValidationError as exc:
-            for r in _rejections_from(exc, str(path), line):
+            for r in rejections_from(exc, str(path), line):
                 report.rejected.append(
                     Rejection(r.file, r.line, r.field, r.reason, _safe(raw), span)
                 )
@@ -269,7 +269,7 @@ def ingest_reference(
         report.updated = counts.updated
         report.duplicates = counts.unchanged
     if report.rejected:
-        report.rejects_file = _write_rejects(rejects_dir, path, report.rejected)
+        report.rejects_file = write_rejects(rejects_dir, path, report.rejected)
     return report
 
 

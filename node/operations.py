@@ -16,13 +16,12 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from node import anchors, encounters, membership, trust, trust_ledger
+from node import anchors, encounters, membership, revisions, trust, trust_ledger
 from node.aggregator.apply import (
     APPENDED_AT_HEADER,
     DEAD_LETTER_REASONS,
@@ -30,8 +29,6 @@ from node.aggregator.apply import (
     consume_until_caught_up,
 )
 from node.aggregator.run import build_aggregator
-from node.codec.events import EventCodec
-from node.codec.registry import SchemaRegistry
 from node.config import (
     DEFAULT_TOPIC,
     Home,
@@ -42,7 +39,6 @@ from node.config import (
     load_home,
     policies_dir,
     regional_policy_path,
-    schemas_dir,
 )
 from node.crypto.keys import read_key_text
 from node.crypto.linkage import KeyBundle
@@ -58,6 +54,10 @@ from node.errors import (
     TransportError,
 )
 from node.files import private_dir
+from node.home import event_codec as event_codec
+from node.home import picture_topic as _picture_topic
+from node.home import require_aggregator as _aggregator
+from node.home import require_member as _member
 from node.inbox import InboxResult, open_inbox
 from node.ingest import IngestReport, ingest_encounters
 from node.ingest_reference import ENCOUNTERS, detect_kind, ingest_reference
@@ -104,11 +104,6 @@ from node.transport.topic_config import shared_topic_configs
 from node.workers import BackgroundDrainer, StagerProcess
 
 log = logging.getLogger(__name__)
-
-
-@lru_cache(maxsize=1)
-def event_codec() -> EventCodec:
-    return EventCodec(SchemaRegistry.from_directory(schemas_dir()))
 
 
 # -- set-up --------------------------------------------------------------------
@@ -174,12 +169,6 @@ def init_aggregator(
     return home
 
 
-def _member(home: Home) -> Home:
-    if home.is_aggregator:
-        raise ConfigError(f"{home.path} is the aggregator's home; this needs a member node")
-    return home
-
-
 def member_store(home: Home, *, staging: bool = True) -> NodeStore:
     """The member's store, refused (``StoreLostHistory``) if it is not this
     home's or lost its history (node.store.identity); with ``staging``, also
@@ -191,12 +180,6 @@ def member_store(home: Home, *, staging: bool = True) -> NodeStore:
         store.close()
         raise
     return store
-
-
-def _aggregator(home: Home) -> Home:
-    if not home.is_aggregator:
-        raise ConfigError(f"{home.path} is a member node; this needs the aggregator's home")
-    return home
 
 
 def export_public_key(home: Home) -> str:
@@ -267,7 +250,14 @@ def ingest(
         # together or not at all (a transactional outbox). The staging lock is
         # taken first: a publish staging in chunks holds it between its
         # transactions, and must not find this one holding SQLite's.
-        report = ingest_encounters(file, store, home.rejects_dir, progress=progress)
+        report = ingest_encounters(
+            file,
+            store,
+            home.rejects_dir,
+            progress=progress,
+            places=encounters.gazetteer(home.country),
+            places_file=encounters.gazetteer_file(home.country),
+        )
         # Raw records are stored whatever the policy's or the key's state;
         # nothing is staged under a broken policy (the next publish under a
         # valid one catches up) or signed with a revoked or expired key
@@ -344,8 +334,6 @@ def check_federation_history(home: Home, store: NodeStore, bootstrap: str | None
     (only the federation remembers), and its revisions would start again at 1.
     Read once per store, until its first acknowledgement; skipped when the
     broker does not answer at once (the publish cannot send either)."""
-    from node import revisions  # it builds on this module
-
     if store.outbox_status().acked or store.has_recovered_revisions():
         return
     address = bootstrap or home.bootstrap
@@ -456,7 +444,7 @@ def _encounter_stream(
         factory,
         pseudonym_key=keys.pseudonym_key,
         linker=keys.linker,
-        gazetteer=encounters.gazetteer(),
+        gazetteer=encounters.gazetteer(factory.policy.country),
         guard=guard,
         now=now,
         after=after,
@@ -563,7 +551,7 @@ def _finish_parts(
     """Wait for the stagers of every record-id range, then withdraw what no
     stored record produces any more (only the whole picture shows that)."""
     results = [part.finish(after_chunk) for part in parts]
-    held = held_back_records(store, factory.policy, encounters.gazetteer())
+    held = held_back_records(store, factory.policy, encounters.gazetteer(factory.policy.country))
     withdrawals = encounter_withdrawals(
         store,
         factory,
@@ -918,12 +906,6 @@ def _side_topic_sink(
         address, topic, partitions=1, replication=home.config.kafka.replication, security=security
     )
     return KafkaSink(address, topic, client_id=f"corredor-{role}", security=security)
-
-
-def _picture_topic(home: Home) -> str:
-    if home.manifest_path.exists():
-        return trust.current_manifest(home).topics.picture
-    return "corredor.picture"
 
 
 def read_inbox(home: Home, *, bootstrap: str | None = None) -> InboxResult:

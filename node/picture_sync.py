@@ -20,6 +20,7 @@ from node.aggregator.apply import ApplyStats
 from node.aggregator.run import build_aggregator
 from node.config import Home
 from node.errors import CodecError
+from node.home import picture_topic
 from node.model.events import RESTRICTED_KINDS
 from node.store.picture import PictureStore
 from node.transport.base import Message
@@ -54,6 +55,6 @@ def sync_picture(home: Home, *, bootstrap: str | None = None) -> ApplyStats:
     """Read the whole picture topic and apply what is new to the member's copy."""
     if home.is_aggregator:
         return ApplyStats()
-    topic = ops._picture_topic(home)
+    topic = picture_topic(home)
     messages = ops.read_home_topic(home, topic, bootstrap)
     return apply_picture(home, messages)

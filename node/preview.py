@@ -32,14 +32,15 @@ from node.pipeline import (
 from node.policy.flows import (
     BlockLedger,
     FlowRelease,
-    _shape_of,
     audit_releases,
     protection_level,
     release_flows,
+    shape_of,
 )
 from node.policy.guard import EgressGuard
 from node.policy.loader import load_floor, load_policy
 from node.policy.model import KIND_EXCHANGE, FlowStatisticsRules, Policy
+from node.policy.places import unknown_places
 from node.policy.records import Linker
 from node.store.node_store import NodeStore
 
@@ -119,7 +120,7 @@ def _records(
         linkage = "allowed, but this home holds no regional linkage key: sent without tokens"
     if not rules.shared:
         return out | {"fields": [], "events": 0, "linkage_tokens": linkage}
-    held = held_back_records(store, policy, encounters.gazetteer(), flows)
+    held = held_back_records(store, policy, encounters.gazetteer(country), flows)
     candidates = list(
         encounter_candidates(
             store,
@@ -127,7 +128,7 @@ def _records(
             country,
             pseudonym_key=pseudonym_key,
             linker=linker,
-            gazetteer=encounters.gazetteer(),
+            gazetteer=encounters.gazetteer(country),
             held=held,
         )
     )
@@ -192,10 +193,14 @@ def preview_policy(
                 exchanges.append(
                     _use(policy, kind) | {"note": "reference data: see `corredor reference`"}
                 )
+        places = encounters.gazetteer(home.country)
         return {
             "country": home.country,
             "policy": _policy_ref(policy),
             "records": store.count_encounters(),
+            # Records whose place generalises to _U (node.policy.places).
+            "unknown_places": unknown_places(places, store.encounter_places()),
+            "places_file": encounters.gazetteer_file(home.country),
             "exchanges": exchanges,
         }
 
@@ -278,9 +283,9 @@ def _shape_warnings(home: Home, old: Policy, new: Policy) -> list[str]:
         return []
     with NodeStore(home.store_path) as store:
         entries = store.suppression_ledger(FLOW_KIND)
-    shape = _shape_of(rules)
+    shape = shape_of(rules)
     other = sorted(b for b, text in entries.items() if BlockLedger.from_json(text).shape != shape)
-    if not other or _shape_of(old.exchanges.flow_statistics) == shape:
+    if not other or shape_of(old.exchanges.flow_statistics) == shape:
         return []
     return [
         f"WARNING: flow_statistics changes shape (period, dimensions, ladders, margins or "
@@ -425,7 +430,7 @@ def check_policies(files: Iterable[Path] | None = None) -> list[CheckResult]:
 def _rules_of_shape(rules: FlowStatisticsRules, shape: tuple[str, ...]) -> FlowStatisticsRules:
     """The flow rules a ledger entry was made under (its shape), the rest current."""
     minimum, period, dimensions, coarsen, margins = shape
-    if tuple(shape) == _shape_of(rules):
+    if tuple(shape) == shape_of(rules):
         return rules
     return rules.model_copy(
         update={

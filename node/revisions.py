@@ -41,11 +41,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from node import operations as ops
 from node import trust
 from node.config import Home
 from node.crypto.signing import key_id_for, load_public_pem
 from node.errors import CodecError, CorredorError, InputError, StoreError
+from node.home import event_codec, picture_topic, require_member
 from node.store import audit
 from node.store import identity as ident
 from node.store.node_store import NodeStore
@@ -100,10 +100,10 @@ def from_picture_topic(home: Home, bootstrap: str | None = None) -> dict[str, in
     topic: produced by this country and signed by one of its keys
     (``own_key_ids``), so another federation's events on a shared broker, or
     another home of the same country, do not count."""
-    codec = ops.event_codec()
+    codec = event_codec()
     keys = own_key_ids(home)
     floors: dict[str, int] = {}
-    topic = ops._picture_topic(home)
+    topic = picture_topic(home)
     for msg in read_all(bootstrap or home.bootstrap, topic, security=home.kafka_security()):
         if msg.value is None:
             continue
@@ -161,7 +161,7 @@ def recover_revisions(
 ) -> RecoveryResult:
     """Raise the store's ledger above every revision the sources know, and
     accept the store as this home's (see the module docstring)."""
-    ops._member(home)
+    require_member(home)
     result = RecoveryResult()
     floors: dict[str, int] = {}
     if picture_topic:

@@ -4,10 +4,10 @@ A large publish spends most of its time building events (policy transforms,
 the egress guard, Avro, signatures) and the rest handing them to Kafka. Both
 are CPU-bound Python, so threads would take turns on one core. Instead:
 
-- a **drainer** (``python -m node.workers drain HOME BOOTSTRAP``) sends what
+- a **drainer** (``python -m node.worker_main drain HOME BOOTSTRAP``) sends what
   the stagers commit to the outbox, marking rows acknowledged only on the
   broker's acknowledgement, exactly as a serial publish;
-- **stagers** (``python -m node.workers stage HOME AFTER UPTO NOW``) each
+- **stagers** (``python -m node.worker_main stage HOME AFTER UPTO NOW``) each
   stage one record-id range of the encounter records, in committed chunks,
   while the parent stages statistics and reference events, then the
   withdrawals once every range is in.
@@ -29,13 +29,16 @@ line ``{"ok": true, ...result}`` or ``{"ok": false, "error": "<CorredorError
 subclass>", "message": "..."}``. A drainer whose parent dies sees end of
 input, drains what was committed and exits: nothing staged is ever lost, at
 worst sent by the next publish.
+
+This module is the parent's side; the children run ``node.worker_main``,
+which builds on ``node.operations`` (which uses this module: so the two sides
+live apart, and nothing imports in a circle).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import subprocess
 import sys
 import threading
@@ -56,7 +59,7 @@ class _Child:
 
     def __init__(self, *args: str) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "node.workers", *args],
+            [sys.executable, "-m", "node.worker_main", *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -204,32 +207,6 @@ class StagerProcess(_Child):
         )
 
 
-def _drain(home_path: str, bootstrap: str | None, emit: Callable[[str], None]) -> dict[str, Any]:
-    from node import operations as ops
-    from node.pipeline import drain_outbox
-    from node.store.node_store import NodeStore
-
-    done = threading.Event()
-
-    def watch() -> None:
-        for line in sys.stdin:
-            if line.strip() == "done":
-                break
-        done.set()
-
-    threading.Thread(target=watch, name="corredor-drainer-stdin", daemon=True).start()
-    home = ops.open_home(Path(home_path))
-    with NodeStore(home.store_path) as store:
-        sink = ops.open_sink(home, bootstrap)
-        try:
-            result = drain_outbox(
-                store, sink, progress=lambda n: emit(f"acked {n}"), staging_done=done.is_set
-            )
-        finally:
-            sink.close()
-    return {"sent": result.sent, "acknowledged": result.acknowledged}
-
-
 def read_guard_values(stream: IO[str]) -> frozenset[str]:
     """The ``count N`` / N values / ``end`` block a stager's parent sends;
     anything short of it whole is an error, never a smaller guard."""
@@ -241,56 +218,3 @@ def read_guard_values(stream: IO[str]) -> frozenset[str]:
     if stream.readline().rstrip("\n") != "end" or len(set(values)) != expected:
         raise CorredorError("stager: the identifying values arrived incomplete; nothing staged")
     return frozenset(values)
-
-
-def _stage(home_path: str, after: str, upto: str | None, now: str) -> dict[str, Any]:
-    from node import operations as ops
-
-    identifying = read_guard_values(sys.stdin)
-    home = ops.open_home(Path(home_path))
-    part, refused_subjects = ops.stage_encounter_part(
-        home, after, upto, datetime.fromisoformat(now), identifying=identifying
-    )
-    return {
-        "records": part.records,
-        "new": part.new,
-        "revised": part.revised,
-        "refused": [vars(r) for r in part.refusals],
-        "refused_subjects": refused_subjects,
-    }
-
-
-def _main(argv: list[str], stdout: IO[str]) -> int:
-    def emit(line: str) -> None:
-        stdout.write(line + "\n")
-        stdout.flush()
-
-    try:
-        if argv[0] == "drain":
-            result = _drain(argv[1], argv[2] or None, emit)
-        elif argv[0] == "stage":
-            result = _stage(argv[1], argv[2], argv[3] or None, argv[4])
-        else:
-            raise CorredorError(f"unknown worker {argv[0]!r}")
-    except CorredorError as exc:
-        emit(json.dumps({"ok": False, "error": type(exc).__name__, "message": str(exc)}))
-        return 1
-    except Exception as exc:  # reported to the parent, which raises it
-        # Its type only, here and to the parent: an unexpected error's text
-        # may quote stored data (a date of birth that does not parse, say).
-        message = f"worker {argv[0]} failed: {type(exc).__name__}"
-        logging.getLogger(__name__).error("%s", message)
-        emit(json.dumps({"ok": False, "error": type(exc).__name__, "message": message}))
-        return 1
-    emit(json.dumps({"ok": True, **result}))
-    return 0
-
-
-if __name__ == "__main__":
-    import os
-
-    from node.logging_setup import configure_logging
-
-    # Same log format as the parent's CLI (warnings and errors to stderr).
-    configure_logging(fmt="json" if os.environ.get("CORREDOR_LOG_FORMAT") == "json" else "text")
-    sys.exit(_main(sys.argv[1:], sys.stdout))

@@ -54,7 +54,9 @@ with warnings.catch_warnings():
     from kafka.admin import NewTopic
     from kafka.errors import KafkaError
 
+    from node.config import regional_policy_path
     from node.devkafka import LocalKafka, ensure_jars
+    from node.policy.loader import load_floor
     from node.transport.topic_config import shared_topic_configs
 
 ENV_REQUIRE_KAFKA = "CORREDOR_REQUIRE_KAFKA"
@@ -187,7 +189,8 @@ def topic(kafka_admin: KafkaAdminClient, request: pytest.FixtureRequest) -> Iter
     configures the shared topic, deleted afterwards."""
     name = _unique("test", request)
     # A single replica must satisfy acks=all even on a cluster with min ISR 2.
-    configs = {**shared_topic_configs(), "min.insync.replicas": "1"}
+    floor_days = load_floor(regional_policy_path()).max_retention_days
+    configs = {**shared_topic_configs(floor_days), "min.insync.replicas": "1"}
     new = NewTopic(name, 3, 1, topic_configs=configs)
     kafka_admin.create_topics([new])
     kafka_admin.wait_for_topics([name], timeout_ms=int(PATIENCE_S * 1000))

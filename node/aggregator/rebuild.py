@@ -39,6 +39,7 @@ from node.aggregator.apply import ApplyStats, consume_until_caught_up
 from node.aggregator.run import build_aggregator
 from node.config import Home
 from node.errors import ConfigError, StoreError, TransportError
+from node.home import require_aggregator
 from node.store import audit
 from node.store.picture import PictureStore
 from node.transport.clients import replay_source
@@ -232,7 +233,7 @@ def rebuild_picture(
 ) -> RebuildResult:
     """Build the picture again from the beginning of the shared topic and swap
     it in once caught up (see the module's docstring)."""
-    ops._aggregator(home)
+    require_aggregator(home)
     settings = home.config.kafka
     address = bootstrap or home.bootstrap
     security = home.kafka_security()

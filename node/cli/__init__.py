@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from node import __version__
 from node.cli import (
     audit_cmds,
     deploy_cmds,
@@ -46,7 +47,7 @@ from node.logging_setup import LOG_FORMATS, configure_logging
     show_default=True,
     help="Log lines as text, or as one JSON object per line (or set CORREDOR_LOG_FORMAT).",
 )
-@click.version_option(package_name="corredor")
+@click.version_option(version=__version__, prog_name="corredor")
 @click.pass_context
 def main(ctx: click.Context, home: Path | None, verbose: bool, log_format: str) -> None:
     """Corredor: share what your law allows about extraregional migration flows,

@@ -25,6 +25,7 @@ from node.config import KafkaSettings
 from node.doctor import DEFAULT_MAX_LAG, DEFAULT_MAX_OUTBOX_AGE_S, diagnose
 from node.errors import ConfigError
 from node.follow import stop_on_signals
+from node.topics import EVENTS_TOPIC
 
 _STATUS_STYLE = {"ok": "green", "problem": "red", "skipped": "yellow"}
 
@@ -283,7 +284,7 @@ def _user_files(values: tuple[str, ...]) -> dict[str, Path]:
     metavar="NAME=PASSWORD_FILE",
     help="A SCRAM user and the file holding its password (repeat): secretariat and each ISO3.",
 )
-@click.option("--topic", default="corredor.events", show_default=True)
+@click.option("--topic", default=EVENTS_TOPIC, show_default=True)
 @click.option("--partitions", type=click.IntRange(1), default=3, show_default=True)
 @click.option("--replication", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--timeout", type=float, default=180.0, show_default=True, metavar="SECONDS")
@@ -343,7 +344,7 @@ def init_kafka(
     help="Secretariat: members to add to the manifest once their keys arrive.",
 )
 @click.option("--bootstrap", required=True, metavar="HOST:PORT")
-@click.option("--topic", default="corredor.events", show_default=True)
+@click.option("--topic", default=EVENTS_TOPIC, show_default=True)
 @click.option(
     "--security-protocol",
     default="SASL_SSL",

@@ -33,6 +33,7 @@ from node.cli.report_cmds import REPORT_FORMATS, REPORT_VIEWS, purge, run_report
 from node.config import DEFAULT_TOPIC, Home
 from node.crypto.keys import read_key_text
 from node.follow import PublishCounters, aggregate_follow, publish_follow, stop_on_signals
+from node.ingest import unknown_places_note
 from node.ingest_reference import ENCOUNTERS, FILE_KINDS
 from node.ingest_reference import template_header as reference_template
 from node.metrics import FollowMetrics, MetricsServer
@@ -160,6 +161,8 @@ def ingest(
             err_console.print(f"  … {len(report.rejected) - 20} more")
         if report.rejects_file:
             console.print(f"Rejected rows kept in {report.rejects_file}")
+        if report.unknown_places:
+            err_console.print(f"[yellow]{escape(unknown_places_note(report))}[/]")
     if report.staging_waits:
         err_console.print(f"[yellow]Records stored; {escape(report.staging_waits)}[/]")
     if report.rejected and report.stored == 0 and report.duplicates == 0:

@@ -28,8 +28,13 @@ def render_preview(data: dict[str, Any]) -> str:
     lines = [
         f"{data['country']}: what would leave under {p['id']} {p['version']} "
         f"(sha256 {p['sha256'][:16]}), from {data['records']} raw records",
-        "",
     ]
+    if data.get("unknown_places"):
+        lines.append(
+            f"{data['unknown_places']} of them at a place {data['places_file']} does not list: "
+            "their province and border sector leave as _U"
+        )
+    lines.append("")
     for ex in data["exchanges"]:
         head = f"{ex['exchange']} ({ex['kind']})"
         if not ex["shared"]:

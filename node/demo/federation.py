@@ -25,6 +25,7 @@ from node.aggregator.apply import ApplyStats
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.errors import ConfigError
+from node.topics import DEMO_TOPIC_PREFIX
 
 DEMO_COUNTRIES: tuple[str, ...] = ("PAN", "CRI", "GTM", "MEX")
 #: Records per country over the demo's twelve weeks. Panama's Darién crossing is
@@ -122,7 +123,7 @@ def run_demo(
     """Run the demo federation against ``bootstrap``; see the module docstring."""
     console = console or Console()
     _reset(directory)
-    topic = f"corredor.demo.{int(time.time())}"
+    topic = f"{DEMO_TOPIC_PREFIX}{int(time.time())}"
     result = DemoResult(directory, topic, bootstrap)
     progress = Progress(
         TextColumn("{task.description:<34}"),

@@ -39,7 +39,10 @@ from datetime import date, timedelta
 from itertools import accumulate
 from os import PathLike
 
+from node.config import policies_dir
+from node.errors import ConfigError
 from node.model.records import ENCOUNTER_COLUMNS
+from node.policy.places import country_gazetteer, places_file
 
 #: The raw encounter file's columns (the node's own definition).
 COLUMNS: tuple[str, ...] = ENCOUNTER_COLUMNS
@@ -87,77 +90,47 @@ class Place:
     country: str
 
 
-def _route_places(country: str, rows: Sequence[tuple[str, str, str]]) -> list[Place]:
-    return [Place(name, province, sector, country) for name, province, sector in rows]
-
-
-_CAPITALS: dict[str, tuple[str, str]] = {
-    "BLZ": ("Belmopan", "Cayo"),
-    "BRA": ("Brasília", "Distrito Federal"),
-    "CAN": ("Ottawa", "Ontario"),
-    "COL": ("Bogotá", "Bogotá D.C."),
-    "DOM": ("Santo Domingo", "Distrito Nacional"),
-    "ECU": ("Quito", "Pichincha"),
-    "SLV": ("San Salvador", "San Salvador"),
-    "USA": ("Washington", "District of Columbia"),
+#: The places the demo draws its encounters at, by country: the Darién
+#: reception stations and the border posts north along the route. Their
+#: province and border sector are not written here: they are rows of the
+#: country's gazetteer (policies/places/<ISO3>.csv), as a real node reads them.
+_ROUTE_PLACES: dict[str, tuple[str, ...]] = {
+    "PAN": ("Bajo Chiquito", "Lajas Blancas", "San Vicente", "Metetí", "Tocumen"),
+    "CRI": ("Paso Canoas", "La Cruz", "Los Chiles"),
+    "NIC": ("Peñas Blancas", "El Guasaule", "Managua"),
+    "HND": ("Danlí", "Trojes", "Choluteca", "San Pedro Sula"),
+    "GTM": ("Esquipulas", "Agua Caliente", "Tecún Umán", "Ciudad de Guatemala"),
+    "MEX": ("Tapachula", "Ciudad Hidalgo", "Tenosique", "Ciudad Juárez"),
 }
 
+#: Countries off the route record their (few) encounters at the capital.
+_CAPITALS: dict[str, str] = {
+    "BLZ": "Belmopan",
+    "BRA": "Brasília",
+    "CAN": "Ottawa",
+    "COL": "Bogotá",
+    "DOM": "Santo Domingo",
+    "ECU": "Quito",
+    "SLV": "San Salvador",
+    "USA": "Washington",
+}
+
+
+def _places_from_gazetteer(country: str, names: Sequence[str]) -> list[Place]:
+    gazetteer = country_gazetteer(policies_dir(), country)
+    missing = [name for name in names if name not in gazetteer]
+    if missing:
+        raise ConfigError(
+            f"{places_file(policies_dir(), country)}: the demo's places {missing} are not listed"
+        )
+    return [Place(name, *gazetteer[name], country) for name in names]
+
+
 PLACES: dict[str, list[Place]] = {
-    "PAN": _route_places(
-        "PAN",
-        [
-            ("Bajo Chiquito", "Comarca Emberá-Wounaan", "Darién gap (COL border)"),
-            ("Lajas Blancas", "Darién", "Darién gap (COL border)"),
-            ("San Vicente", "Darién", "Darién gap (COL border)"),
-            ("Metetí", "Darién", "Darién gap (COL border)"),
-            ("Tocumen", "Panamá", "Interior"),
-        ],
-    ),
-    "CRI": _route_places(
-        "CRI",
-        [
-            ("Paso Canoas", "Puntarenas", "Southern border (PAN)"),
-            ("La Cruz", "Guanacaste", "Northern border (NIC)"),
-            ("Los Chiles", "Alajuela", "Northern border (NIC)"),
-        ],
-    ),
-    "NIC": _route_places(
-        "NIC",
-        [
-            ("Peñas Blancas", "Rivas", "Southern border (CRI)"),
-            ("El Guasaule", "Chinandega", "Northern border (HND)"),
-            ("Managua", "Managua", "Interior"),
-        ],
-    ),
-    "HND": _route_places(
-        "HND",
-        [
-            ("Danlí", "El Paraíso", "Southern border (NIC)"),
-            ("Trojes", "El Paraíso", "Southern border (NIC)"),
-            ("Choluteca", "Choluteca", "Southern border (NIC)"),
-            ("San Pedro Sula", "Cortés", "Interior"),
-        ],
-    ),
-    "GTM": _route_places(
-        "GTM",
-        [
-            ("Esquipulas", "Chiquimula", "Eastern border (HND)"),
-            ("Agua Caliente", "Chiquimula", "Eastern border (HND)"),
-            ("Tecún Umán", "San Marcos", "Western border (MEX)"),
-            ("Ciudad de Guatemala", "Guatemala", "Interior"),
-        ],
-    ),
-    "MEX": _route_places(
-        "MEX",
-        [
-            ("Tapachula", "Chiapas", "Southern border (GTM)"),
-            ("Ciudad Hidalgo", "Chiapas", "Southern border (GTM)"),
-            ("Tenosique", "Tabasco", "Southern border (GTM)"),
-            ("Ciudad Juárez", "Chihuahua", "Northern border (USA)"),
-        ],
-    ),
-} | {
-    code: [Place(city, province, "Interior", code)] for code, (city, province) in _CAPITALS.items()
+    country: _places_from_gazetteer(country, names)
+    for country, names in (
+        _ROUTE_PLACES | {code: (city,) for code, city in _CAPITALS.items()}
+    ).items()
 }
 
 

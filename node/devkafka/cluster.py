@@ -22,9 +22,6 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import NamedTuple
 
-from kafka import KafkaAdminClient
-from kafka.errors import KafkaError
-
 from node.devkafka import process
 from node.devkafka.jars import find_java
 from node.devkafka.pki import write_private
@@ -48,6 +45,7 @@ from node.devkafka.secure import (
 )
 from node.devkafka.state import ClusterInfo, NodeInfo, SecurityInfo, remove_state, save_state
 from node.errors import KafkaSetupError
+from node.transport.health import live_brokers
 
 log = logging.getLogger(__name__)
 
@@ -263,19 +261,7 @@ def _visible_brokers(info: ClusterInfo, bootstrap: str) -> set[int]:
         request_timeout_ms=_PROBE_TIMEOUT_MS,
         bootstrap_timeout_ms=_PROBE_TIMEOUT_MS,
     )
-    try:
-        admin = KafkaAdminClient(**config)
-    except (KafkaError, OSError):
-        return set()
-    try:
-        metadata = admin.describe_cluster()
-        # kafka-python asks DescribeCluster to include fenced brokers: skip them.
-        brokers = metadata["brokers"]
-        return {int(b["broker_id"]) for b in brokers if not b.get("is_fenced", False)}
-    except (KafkaError, OSError):
-        return set()
-    finally:
-        admin.close()
+    return live_brokers(config)
 
 
 def stop_cluster(info: ClusterInfo, timeout: float = 30.0, *, remove_data: bool = False) -> None:

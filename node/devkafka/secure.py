@@ -26,32 +26,46 @@ broker is up, the way an operator adds a member to a running federation.
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from kafka import KafkaAdminClient
-from kafka.admin import (
-    ACL,
-    ACLOperation,
-    ACLPermissionType,
-    ACLResourcePatternType,
-    NewTopic,
-    ResourcePattern,
-    ResourceType,
-    ScramMechanism,
-    UserScramCredentialUpsertion,
-)
-from kafka.errors import KafkaError, TopicAlreadyExistsError
-
-from node.config import dead_letter_topic_for
+from node.config import regional_policy_path
 from node.devkafka.pki import init_ca, issue, write_private
 from node.devkafka.state import ClusterInfo, SecurityInfo
-from node.errors import KafkaSetupError
+from node.errors import KafkaSetupError, TransportError
+from node.policy.loader import load_floor
+from node.topics import (
+    AGGREGATOR_GROUP,
+    CONTROL_TOPIC,
+    EVENTS_TOPIC,
+    PICTURE_TOPIC,
+    dead_letter_topic_for,
+    group_prefix,
+)
+from node.transport.provision import AclSpec, TopicSpec, topics_seen
+from node.transport.provision import provision as provision_cluster
 from node.transport.topic_config import shared_topic_configs
+
+__all__ = [
+    "ADMIN_USER",
+    "AGGREGATOR_GROUP",
+    "CONTROLLER_USER",
+    "CONTROL_TOPIC",
+    "DEFAULT_SHARED_TOPIC",
+    "PICTURE_TOPIC",
+    "RCM_COUNTRIES",
+    "SECRETARIAT_USER",
+    "Grant",
+    "controller_password",
+    "federation_grants",
+    "federation_topics",
+    "group_prefix",
+    "prepare_security",
+    "provision",
+]
 
 ADMIN_USER = "admin"
 SECRETARIAT_USER = "secretariat"
@@ -59,11 +73,8 @@ SECRETARIAT_USER = "secretariat"
 CONTROLLER_USER = "controller"
 SCRAM_MECHANISM = "SCRAM-SHA-512"
 
-DEFAULT_SHARED_TOPIC = "corredor.events"
-CONTROL_TOPIC = "corredor.control"
-PICTURE_TOPIC = "corredor.picture"
-#: The aggregator's default consumer group (node.config.DEFAULT_GROUP).
-AGGREGATOR_GROUP = "corredor-aggregator"
+#: The shared topic a local cluster is made with (the names are node.topics').
+DEFAULT_SHARED_TOPIC = EVENTS_TOPIC
 
 #: RCM members and invited countries (DESIGN.md section 1): Belize, Canada,
 #: Costa Rica, Dominican Republic, El Salvador, Guatemala, Honduras, Mexico,
@@ -71,19 +82,9 @@ AGGREGATOR_GROUP = "corredor-aggregator"
 RCM_COUNTRIES = ("BLZ", "CAN", "CRI", "DOM", "GTM", "HND", "MEX", "NIC", "PAN", "SLV", "USA")
 
 
-class Grant(NamedTuple):
-    """One ALLOW rule: ``principal`` may do ``operation`` on a resource."""
-
-    principal: str
-    resource: str  # "topic" | "group"
-    name: str
-    pattern: str  # "literal" | "prefixed"
-    operation: str  # "READ" | "WRITE" | "DESCRIBE"
-
-
-def group_prefix(user: str) -> str:
-    """Consumer groups a principal may use start with this."""
-    return f"{user}."
+#: One ALLOW rule: ``principal`` may do ``operation`` on a topic or group
+#: (transport's own ACL record: the one provisioner creates them).
+Grant = AclSpec
 
 
 def federation_grants(
@@ -128,20 +129,30 @@ def federation_grants(
     return grants
 
 
-def _acl(grant: Grant) -> ACL:
-    resource = ResourceType.TOPIC if grant.resource == "topic" else ResourceType.GROUP
-    pattern = (
-        ACLResourcePatternType.PREFIXED
-        if grant.pattern == "prefixed"
-        else ACLResourcePatternType.LITERAL
+def federation_topics(
+    *,
+    shared_topic: str = DEFAULT_SHARED_TOPIC,
+    control_topic: str = CONTROL_TOPIC,
+    picture_topic: str = PICTURE_TOPIC,
+    partitions: int = 3,
+    replication: int = 1,
+    max_retention_days: int | None = None,
+) -> list[TopicSpec]:
+    """The federation's topics: the shared topic, kept as long as the regional
+    floor lets any policy retain an event (``max_retention_days``, the floor's
+    by default), the compacted control and picture topics, the dead letters."""
+    days = (
+        load_floor(regional_policy_path()).max_retention_days
+        if max_retention_days is None
+        else max_retention_days
     )
-    return ACL(
-        principal=grant.principal,
-        host="*",
-        operation=ACLOperation[grant.operation],
-        permission_type=ACLPermissionType.ALLOW,
-        resource_pattern=ResourcePattern(resource, grant.name, pattern),
-    )
+    compacted = {"cleanup.policy": "compact"}
+    return [
+        TopicSpec(shared_topic, partitions, replication, shared_topic_configs(days)),
+        TopicSpec(control_topic, 1, replication, compacted),
+        TopicSpec(picture_topic, 1, replication, compacted),
+        TopicSpec(dead_letter_topic_for(shared_topic), 1, replication),
+    ]
 
 
 def new_password() -> str:
@@ -196,35 +207,41 @@ def controller_password(info: SecurityInfo) -> str:
 
 
 def provision(info: ClusterInfo, *, timeout_ms: int = 30_000) -> None:
-    """As the admin: create the other SCRAM users, the federation's topics and ACLs."""
+    """As the admin: create the other SCRAM users, the federation's topics and
+    ACLs, through transport's one provisioner (``node.transport.provision``,
+    which ``deploy init-kafka`` uses on a production cluster too)."""
     sec = info.security
     if sec is None:
         raise KafkaSetupError("provision() is for a secure cluster")
     config: dict[str, Any] = info.client_config()
-    config.update(client_id="corredor-devkafka-setup", request_timeout_ms=timeout_ms)
+    config.update(request_timeout_ms=timeout_ms)
+    grants = federation_grants(
+        sec.members,
+        shared_topic=sec.shared_topic,
+        control_topic=sec.control_topic,
+        picture_topic=sec.picture_topic,
+        secretariat=sec.secretariat,
+    )
+    topics = federation_topics(
+        shared_topic=sec.shared_topic,
+        control_topic=sec.control_topic,
+        picture_topic=sec.picture_topic,
+        replication=1 if len(info.nodes) == 1 else 3,
+    )
     try:
-        admin = KafkaAdminClient(**config)
-    except KafkaError as exc:
-        raise KafkaSetupError(f"cannot connect to the secure local Kafka as admin: {exc}") from exc
-    try:
-        # Order matters: brokers apply metadata in log order, so a broker that
-        # knows the topics (created last) also knows the users and the ACLs.
-        _create_users(admin, sec)
-        grants = federation_grants(
-            sec.members,
-            shared_topic=sec.shared_topic,
-            control_topic=sec.control_topic,
-            picture_topic=sec.picture_topic,
-            secretariat=sec.secretariat,
+        # The provisioner keeps Kafka's order: users, then ACLs, then topics, so
+        # a broker that knows the topics also knows the users and the ACLs.
+        provision_cluster(
+            config,
+            users={u: sec.password(u) for u in sec.users if u != sec.admin},
+            topics=topics,
+            acls=grants,
+            mechanism=sec.mechanism,
+            timeout_s=timeout_ms / 1000,
+            client_id="corredor-devkafka-setup",
         )
-        result = admin.create_acls([_acl(g) for g in grants])
-        if result["failed"]:
-            raise KafkaSetupError(f"creating ACLs failed: {result['failed'][:3]}")
-        _create_topics(admin, sec, len(info.nodes), timeout_ms)
-    except KafkaError as exc:
+    except TransportError as exc:
         raise KafkaSetupError(f"setting up users, topics and ACLs failed: {exc}") from exc
-    finally:
-        admin.close()
     if len(info.nodes) > 1:
         _settle(config, sec, len(info.nodes), timeout_ms)
 
@@ -243,43 +260,7 @@ def _settle(config: dict[str, Any], sec: SecurityInfo, nodes: int, timeout_ms: i
     while streak < 4 * nodes:
         if time.monotonic() > deadline:
             raise KafkaSetupError("brokers did not all apply the users, ACLs and topics in time")
-        try:
-            admin = KafkaAdminClient(**config)
-            try:
-                known = set(admin.list_topics())
-            finally:
-                admin.close()
-        except KafkaError:
-            known = set()
+        known = topics_seen(config, client_id="corredor-devkafka-setup")
         streak = streak + 1 if known.issuperset(topics) else 0
         if streak == 0:
             time.sleep(0.2)
-
-
-def _create_users(admin: KafkaAdminClient, sec: SecurityInfo) -> None:
-    users = [u for u in sec.users if u != sec.admin]
-    upserts = [
-        UserScramCredentialUpsertion(u, ScramMechanism.SCRAM_SHA_512, sec.password(u))
-        for u in users
-    ]
-    errors = {u: e for u, e in admin.alter_user_scram_credentials(upserts).items() if e}
-    if errors:
-        # Error messages name the user and the problem, never the password.
-        raise KafkaSetupError(f"creating SCRAM users failed: {errors}")
-
-
-def _create_topics(admin: KafkaAdminClient, sec: SecurityInfo, nodes: int, timeout_ms: int) -> None:
-    replication = 1 if nodes == 1 else 3
-    compacted = {"cleanup.policy": "compact"}
-    wanted = [
-        NewTopic(sec.shared_topic, 3, replication, topic_configs=shared_topic_configs()),
-        NewTopic(sec.control_topic, 1, replication, topic_configs=compacted),
-        NewTopic(sec.picture_topic, 1, replication, topic_configs=compacted),
-        NewTopic(dead_letter_topic_for(sec.shared_topic), 1, replication),
-    ]
-    existing = set(admin.list_topics())
-    missing = [t for t in wanted if t.name not in existing]
-    if missing:
-        with contextlib.suppress(TopicAlreadyExistsError):
-            admin.create_topics(missing)
-    admin.wait_for_topics([t.name for t in wanted], timeout_ms=timeout_ms)

@@ -22,6 +22,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from node.model.codes import is_iso3
+from node.topics import CONTROL_TOPIC, EVENTS_TOPIC, PICTURE_TOPIC
 
 KeyState = Literal["valid", "expired", "revoked"]
 
@@ -113,9 +114,9 @@ class Member(_Frozen):
 
 
 class Topics(_Frozen):
-    events: str = "corredor.events"
-    control: str = "corredor.control"
-    picture: str = "corredor.picture"
+    events: str = EVENTS_TOPIC
+    control: str = CONTROL_TOPIC
+    picture: str = PICTURE_TOPIC
 
 
 #: Version 2: RFC 8785 canonical payload, ``prev_sha256`` chain, key statements.

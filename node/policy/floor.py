@@ -37,7 +37,7 @@ from node.policy.model import (
     KIND_EXCHANGE,
     PURPOSES,
     Policy,
-    _Strict,
+    StrictModel,
 )
 
 #: Countries a policy may name as an audience when the floor allows ``members``.
@@ -58,7 +58,7 @@ ENCOUNTER_FIELD_SOURCE: dict[str, str] = {
 }
 
 
-class PrivacyFloor(_Strict):
+class PrivacyFloor(StrictModel):
     """The regional ceiling on differential privacy: the most one release of a
     period may cost, and each audience's total privacy-loss budget (a ceiling:
     a national policy's budget may be lower, never higher)."""
@@ -77,7 +77,7 @@ class PrivacyFloor(_Strict):
         return None
 
 
-class RegionalFloor(_Strict):
+class RegionalFloor(StrictModel):
     """The minimum every national policy keeps to."""
 
     name: str = Field(min_length=1)

@@ -323,7 +323,7 @@ class BlockLedger:
         )
 
 
-def _shape_of(rules: FlowStatisticsRules) -> tuple[str, ...]:
+def shape_of(rules: FlowStatisticsRules) -> tuple[str, ...]:
     """What a release's cells depend on besides the counts; a ledger entry made
     under another shape is not reused."""
     return (
@@ -369,7 +369,7 @@ def release_block(
     exchange sent to that audience reveals (encounter records' counts)."""
     shape = _Shape(rules)
     minimum = rules.min_cell_size
-    if previous is not None and previous.shape != _shape_of(rules):
+    if previous is not None and previous.shape != shape_of(rules):
         previous = None
     known_now = {a: tuple(sums) for a, sums in (known or {}).items() if sums}
     if previous is not None and (
@@ -439,7 +439,7 @@ def release_block(
     )
     this = PastRelease(dict(atoms), tuple(published), known_now)
     release.ledger = BlockLedger(
-        _shape_of(rules), dict(atoms), tuple(published), primary, secondary, (*history, this)
+        shape_of(rules), dict(atoms), tuple(published), primary, secondary, (*history, this)
     )
     return release
 

@@ -66,11 +66,11 @@ FIELD_ACTIONS: dict[str, frozenset[str]] = {
 }
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class UseRules(_Strict):
+class UseRules(StrictModel):
     """Whether an exchange is shared, on what basis, to whom, for what, how long."""
 
     shared: bool = False
@@ -113,7 +113,7 @@ class UseRules(_Strict):
         return today + timedelta(days=self.retention_days)
 
 
-class FieldRule(_Strict):
+class FieldRule(StrictModel):
     """What happens to one raw field before anything leaves: ``drop``, ``keep``,
     ``generalise`` (to the ladder level ``to``) or ``pseudonymise`` (keyed
     HMAC-SHA256 under the node's own key; never a plain hash)."""
@@ -194,7 +194,7 @@ _DROP = FieldRule(action="drop")
 FlowMethod = Literal["suppression", "differential_privacy"]
 
 
-class PrivacyRules(_Strict):
+class PrivacyRules(StrictModel):
     """Differential privacy for one flow-statistics exchange: every count gets
     calibrated integer noise (OpenDP's discrete Laplace) instead of being
     suppressed. ``epsilon_per_release`` is what one period's measurement costs
@@ -333,7 +333,7 @@ class FlowStatisticsRules(UseRules):
         return frozenset(fields)
 
 
-class Exchanges(_Strict):
+class Exchanges(StrictModel):
     """One entry per exchange in the 2016 conclusions. An exchange a policy does
     not list is not shared."""
 
@@ -358,7 +358,7 @@ KIND_EXCHANGE: dict[str, str] = {
 }
 
 
-class Policy(_Strict):
+class Policy(StrictModel):
     """One country's policy, one version of it."""
 
     country: str

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hmac
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 from node.model.codes import age_at, age_band, region_of
 from node.policy.flows import period_label
 from node.policy.model import EncounterRecordRules
+from node.policy.places import Gazetteer as Gazetteer  # places not listed generalise to _U
 
 #: Output body field -> the raw field whose rule governs it.
 BODY_SOURCE: dict[str, str] = {
@@ -47,8 +48,6 @@ _PLACE_LEVELS = {
 }
 UNKNOWN = "_U"
 
-#: A place name -> (province, border sector). Places not listed generalise to _U.
-Gazetteer = Mapping[str, tuple[str, str]]
 
 
 @dataclass(frozen=True)

@@ -315,6 +315,13 @@ class NodeStore:
     def count_encounters(self) -> int:
         return int(self._conn.execute("SELECT count(*) FROM raw_encounter").fetchone()[0])
 
+    def encounter_places(self) -> dict[str, int]:
+        """How many stored records name each place (the gazetteer's check)."""
+        cur = self._conn.execute(
+            "SELECT encounter_place, count(*) FROM raw_encounter GROUP BY encounter_place"
+        )
+        return {place: int(n) for place, n in cur}
+
     def iter_flow_inputs(self) -> Iterator[tuple[str, str, date, date, str | None]]:
         """Only the fields flow statistics need; no identifying values."""
         cur = self._conn.execute(

@@ -40,6 +40,25 @@ def reachable(bootstrap: str, timeout_s: float = 3.0) -> str:
     raise TransportError("no broker answers: " + "; ".join(reasons))
 
 
+def live_brokers(config: dict[str, Any]) -> set[int]:
+    """The ids of the brokers the cluster reports and has not fenced, as seen by
+    a client with ``config`` (kafka-python settings, bootstrap included); none
+    when no broker answers. The local cluster polls this until all are up."""
+    try:
+        admin = KafkaAdminClient(**config)
+    except (KafkaError, OSError):
+        return set()
+    try:
+        metadata = admin.describe_cluster()
+        # kafka-python asks DescribeCluster to include fenced brokers: skip them.
+        brokers = metadata["brokers"]
+        return {int(b["broker_id"]) for b in brokers if not b.get("is_fenced", False)}
+    except (KafkaError, OSError):
+        return set()
+    finally:
+        admin.close()
+
+
 def _client_config(
     bootstrap: str, security: dict[str, Any] | None, timeout_ms: int
 ) -> dict[str, Any]:

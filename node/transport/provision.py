@@ -69,13 +69,15 @@ class ProvisionResult:
     acls: int
 
 
-def connect_admin(config: Mapping[str, Any], timeout_s: float) -> KafkaAdminClient:
+def connect_admin(
+    config: Mapping[str, Any], timeout_s: float, *, client_id: str = "corredor-init-kafka"
+) -> KafkaAdminClient:
     """An admin client, retrying until the broker answers or ``timeout_s`` passes
     (the init service starts while the broker is still coming up)."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            return KafkaAdminClient(client_id="corredor-init-kafka", **config)
+            return KafkaAdminClient(client_id=client_id, **config)
         except KafkaError as exc:
             if time.monotonic() > deadline:
                 raise TransportError(
@@ -108,14 +110,18 @@ def provision(
     acls: Sequence[AclSpec],
     mechanism: str = "SCRAM-SHA-512",
     timeout_s: float = 120.0,
+    client_id: str = "corredor-init-kafka",
 ) -> ProvisionResult:
-    """Upsert SCRAM ``users`` (name -> password), then the ACLs, then the topics."""
+    """Upsert SCRAM ``users`` (name -> password), then the ACLs, then the topics.
+
+    The one provisioner: ``deploy init-kafka`` on a production cluster and the
+    local secure broker (``node.devkafka.secure``) both create theirs here."""
     scram = (
         ScramMechanism.SCRAM_SHA_512
         if mechanism == "SCRAM-SHA-512"
         else ScramMechanism.SCRAM_SHA_256
     )
-    admin = connect_admin(config, timeout_s)
+    admin = connect_admin(config, timeout_s, client_id=client_id)
     try:
         if users:
             upserts = [UserScramCredentialUpsertion(u, scram, p) for u, p in users.items()]
@@ -152,3 +158,18 @@ def provision(
     finally:
         admin.close()
     return ProvisionResult(sorted(users), [t.name for t in missing], len(acls))
+
+
+def topics_seen(config: Mapping[str, Any], *, client_id: str = "corredor-init-kafka") -> set[str]:
+    """The topics a fresh admin client sees, or none when no broker answers
+    (the caller polls: a broker that just started may not have caught up)."""
+    try:
+        admin = KafkaAdminClient(client_id=client_id, **config)
+    except KafkaError:
+        return set()
+    try:
+        return set(admin.list_topics())
+    except KafkaError:
+        return set()
+    finally:
+        admin.close()

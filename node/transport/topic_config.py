@@ -18,9 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from node.config import regional_policy_path
-from node.policy.loader import load_floor
-
 DAY_MS = 86_400_000
 
 #: ``LogAppendTime``: the broker stamps every record with its own clock when it
@@ -34,21 +31,17 @@ BROKER_TIME_CONFIGS: dict[str, str] = {"message.timestamp.type": "LogAppendTime"
 RETENTION_MARGIN_DAYS = 30
 
 
-def federation_max_retention_days() -> int:
-    """The longest retention any national policy may state: the floor's maximum."""
-    return load_floor(regional_policy_path()).max_retention_days
-
-
 def required_retention_ms(max_retention_days: int) -> int:
     """How long the shared topic must keep a message for a full rebuild."""
     return (max_retention_days + RETENTION_MARGIN_DAYS) * DAY_MS
 
 
-def shared_topic_configs(max_retention_days: int | None = None) -> dict[str, str]:
+def shared_topic_configs(max_retention_days: int) -> dict[str, str]:
     """Topic settings for the shared topic, whatever the broker's defaults
     (Kafka's own is 7 days of retention; a cluster may set size limits or
-    compaction by default). ``max_retention_days``: the floor's by default."""
-    days = federation_max_retention_days() if max_retention_days is None else max_retention_days
+    compaction by default). ``max_retention_days``: the regional floor's (the
+    caller reads it: transport takes plain arguments)."""
+    days = max_retention_days
     return {
         **BROKER_TIME_CONFIGS,
         "cleanup.policy": "delete",
