@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BeforeValidator
 
 # UN M49: continent -> sub-region -> ISO 3166-1 alpha-3 codes.
-_M49: dict[str, dict[str, str]] = {
+M49: dict[str, dict[str, str]] = {
     "Africa": {
         "Northern Africa": "DZA EGY LBY MAR SDN TUN ESH",
         "Eastern Africa": (
@@ -57,7 +57,7 @@ _M49: dict[str, dict[str, str]] = {
 
 SUBREGION: dict[str, str] = {}
 CONTINENT: dict[str, str] = {}
-for _continent, _subregions in _M49.items():
+for _continent, _subregions in M49.items():
     for _subregion, _codes in _subregions.items():
         for _code in _codes.split():
             SUBREGION[_code] = _subregion

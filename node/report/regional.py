@@ -25,47 +25,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from node.model.codes import CONTINENT, SUBREGION, corridor_sort_key
+from node.model.codes import corridor_sort_key
 from node.report.audience import Scope, admits
 from node.report.tables import Answer, Number, combine, resolve
+from node.report.tables import FlowCell as FlowCell
 from node.store.picture import PictureStore
 
 #: Origins the 2016 conclusions single out: from other continents, and from
 #: the Caribbean outside the RCM.
 EXTRACONTINENTAL: tuple[str, ...] = ("Africa", "Asia")
 CARIBBEAN_EXTRAREGIONAL: tuple[str, ...] = ("CUB", "HTI")
-_REGION_CONTINENT: dict[str, str] = {SUBREGION[c]: CONTINENT[c] for c in SUBREGION}
-
-
-@dataclass(frozen=True)
-class FlowCell:
-    """One published cell an export may use."""
-
-    period: str
-    period_type: str
-    country: str
-    nationality: str | None
-    region: str | None
-    previous_country: str | None
-    count: int
-    estimated: bool
-    sex: str | None = None
-    age_band: str | None = None
-    #: SDMX OBS_STATUS: A normal, E rounded, N noisy (differential privacy).
-    obs_status: str = "A"
-    #: The 95% interval of a noisy count, as the country published it.
-    ci95: tuple[int, int] | None = None
-
-    @property
-    def label(self) -> str:
-        """Nationality, or ``[region]`` when the country published only the region."""
-        return self.nationality or f"[{self.region}]"
-
-    @property
-    def continent(self) -> str | None:
-        if self.nationality:
-            return CONTINENT.get(self.nationality)
-        return _REGION_CONTINENT.get(self.region or "")
 
 
 def admitted_cells(store: PictureStore, scope: Scope, view: str = "flows") -> list[FlowCell]:

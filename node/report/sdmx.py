@@ -47,13 +47,18 @@ from node.errors import CorredorError
 from node.model.codes import RCM_INVITED, RCM_MEMBERS, corridor_sort_key
 from node.report.audience import Scope, admits
 from node.report.regional import FlowCell
+from node.report.sdmx_structure import (
+    AGENCY,
+    COMPONENTS,
+    FLOW_ID,
+    M49_REGION_CODES,
+    STATUSES,
+    UNIT,
+    VERSION,
+)
 from node.store.picture import PictureStore
 
-AGENCY = "RCM"
-FLOW_ID = "DF_EXTRAREGIONAL_FLOWS"
-VERSION = "1.0.0"
 DATAFLOW = f"{AGENCY}:{FLOW_ID}({VERSION})"
-UNIT = "ENC"
 COLUMNS: tuple[str, ...] = (
     "STRUCTURE",
     "STRUCTURE_ID",
@@ -74,8 +79,6 @@ COLUMNS: tuple[str, ...] = (
     "AUDIENCE",
 )
 
-#: The picture's statuses (issue 16's contract), most to least precise.
-STATUSES: tuple[str, ...] = ("exact", "rounded", "noisy", "lower-bound", "suppressed")
 #: status -> SDMX OBS_STATUS (CL_OBS_STATUS): a rounded count, a noisy one and a
 #: lower bound are all estimates of the true count (``E``); which kind, and how
 #: far off it may be, is in VALUE_STATUS, CI95_* and PROTECTED. ``U`` (low
@@ -278,7 +281,6 @@ def withdrawals(cells: Sequence[FlowCell], current: Sequence[Observation]) -> li
 
 
 def _citizenship(label: str) -> tuple[str, str]:
-    from node.report.sdmx_structure import M49_REGION_CODES
 
     if label.startswith("["):
         name = label.strip("[]")
@@ -355,7 +357,6 @@ def require_released(cells: Sequence[FlowCell], withdrawn: Sequence[FlowCell], a
 def dataflow_structure() -> dict[str, Any]:
     """A JSON summary of the structure of ``DATAFLOW`` (the SDMX-ML 3.0
     structure message itself: ``node.report.sdmx_structure.structure_xml``)."""
-    from node.report.sdmx_structure import COMPONENTS
 
     return {
         "structure": "dataflow",

@@ -16,8 +16,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from node.model.codes import _M49, COUNTRY_NAMES, ISO3
-from node.report.sdmx import AGENCY, FLOW_ID, STATUSES, UNIT, VERSION
+from node.model.codes import COUNTRY_NAMES, ISO3, M49
+
+#: The dataflow this structure defines, and its version.
+AGENCY = "RCM"
+FLOW_ID = "DF_EXTRAREGIONAL_FLOWS"
+VERSION = "1.0.0"
+#: SDMX UNIT_MEASURE of every observation: encounters (not persons).
+UNIT = "ENC"
+#: The picture's statuses (issue 16's contract), most to least precise.
+STATUSES: tuple[str, ...] = ("exact", "rounded", "noisy", "lower-bound", "suppressed")
 
 DSD_ID = "DSD_EXTRAREGIONAL_FLOWS"
 SCHEME_ID = "CS_EXTRAREGIONAL_FLOWS"
@@ -148,7 +156,7 @@ COMPONENTS: tuple[Comp, ...] = (
 def _codes() -> dict[str, dict[str, str]]:
     areas = {code: COUNTRY_NAMES.get(code, code) for code in sorted(ISO3)}
     regions = {code: name for name, code in sorted(M49_REGION_CODES.items(), key=lambda kv: kv[1])}
-    assert set(M49_REGION_CODES) == {r for subs in _M49.values() for r in subs}
+    assert set(M49_REGION_CODES) == {r for subs in M49.values() for r in subs}
     return {
         "CL_AREA": {**areas, **SPECIAL_AREAS},
         "CL_M49_REGION": {**regions, "_X": "Not allocated", "_Z": "Not applicable"},

@@ -30,10 +30,43 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from node.report.regional import FlowCell
+from node.model.codes import CONTINENT, SUBREGION
+
+_REGION_CONTINENT: dict[str, str] = {SUBREGION[c]: CONTINENT[c] for c in SUBREGION}
+
+
+@dataclass(frozen=True)
+class FlowCell:
+    """One published cell an export may use (``node.report.regional.admitted_cells``)."""
+
+    period: str
+    period_type: str
+    country: str
+    nationality: str | None
+    region: str | None
+    previous_country: str | None
+    count: int
+    estimated: bool
+    sex: str | None = None
+    age_band: str | None = None
+    #: SDMX OBS_STATUS: A normal, E rounded, N noisy (differential privacy).
+    obs_status: str = "A"
+    #: The 95% interval of a noisy count, as the country published it.
+    ci95: tuple[int, int] | None = None
+
+    @property
+    def label(self) -> str:
+        """Nationality, or ``[region]`` when the country published only the region."""
+        return self.nationality or f"[{self.region}]"
+
+    @property
+    def continent(self) -> str | None:
+        if self.nationality:
+            return CONTINENT.get(self.nationality)
+        return _REGION_CONTINENT.get(self.region or "")
+
 
 #: The unit of every number in the picture: one record of one encounter, not a person.
 UNIT = "encounters"
