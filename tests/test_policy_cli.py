@@ -251,7 +251,9 @@ def test_policy_diff_names_the_cells_a_shape_change_would_expose(tmp_path: Path)
     or narrower than the protection level, and the cells publish holds back;
     publishing then sends none of those cells, and the old releases' counts
     stay protected (the engine's own audit model across shapes)."""
-    old, new = GOLDEN_POLICIES / "PAN.yaml", GOLDEN_POLICIES / "PAN-draft.yaml"
+    new = GOLDEN_POLICIES / "PAN-draft.yaml"
+    old = tmp_path / "PAN.yaml"  # a copy: the home's policy file is replaced below
+    old.write_text((GOLDEN_POLICIES / "PAN.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     home = _home(tmp_path, "PAN", n=300, policy=old)
     args = ["--home", str(home.path), "policy", "diff", str(old), str(new), "--format", "json"]
     data = json.loads(_cli(*args))
@@ -272,6 +274,7 @@ def test_policy_diff_names_the_cells_a_shape_change_would_expose(tmp_path: Path)
     assert "would expose" in _cli(*args[:-2])
     # publish under the new policy: the cells held back are not sent
     held = {(c["period"], tuple(sorted(c["dimensions"].items()))) for c in check["held_back"]}
+    assert home.policy_path.resolve() != (GOLDEN_POLICIES / "PAN.yaml").resolve()
     home.policy_path.write_text(new.read_text(encoding="utf-8"), encoding="utf-8")
     with NodeStore(home.store_path) as store:
         ops.stage_publication(home, store, ops.home_policy(home))
