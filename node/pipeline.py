@@ -464,11 +464,12 @@ _NO_KEY = bytes(32)
 
 def k_anonymity(policy: Policy) -> int:
     """Records per group of published quasi-identifiers a record needs to leave:
-    the policy's ``k_anonymity``; 1 (nothing held back) when it states none.
-    (Issue 15 asks for the minimum cell size as the default; that waits until
-    the tests and demo data that count every record are adapted.)"""
+    the policy's ``k_anonymity``, by default its minimum cell size (that of the
+    flow statistics: a group smaller than it is a cell the flows never show)."""
     rules = policy.exchanges.encounter_records
-    return rules.k_anonymity if rules.k_anonymity is not None else 1
+    if rules.k_anonymity is not None:
+        return rules.k_anonymity
+    return policy.exchanges.flow_statistics.min_cell_size
 
 
 def records_see_flows(policy: Policy) -> bool:

@@ -239,6 +239,7 @@ def policy_diff(home: Home, old_file: Path, new_file: Path) -> dict[str, Any]:
         if policy.country != home.country:
             raise ConfigError(f"{file} is {policy.country}'s policy; this home is {home.country}")
     inputs = encounters.EncounterKeys.load(home)
+    warnings, shape_check = _shape_check(home, old, new)
     before = preview_policy(home, old, use_ledger=False, inputs=inputs)
     after = preview_policy(home, new, use_ledger=False, inputs=inputs)
     exchanges = []
@@ -269,31 +270,63 @@ def policy_diff(home: Home, old_file: Path, new_file: Path) -> dict[str, Any]:
         "old": {**before["policy"], "file": str(old_file)},
         "new": {**after["policy"], "file": str(new_file)},
         "exchanges": exchanges,
-        "warnings": _shape_warnings(home, old, new),
+        "warnings": warnings,
+        "shape_check": shape_check,
     }
 
 
-def _shape_warnings(home: Home, old: Policy, new: Policy) -> list[str]:
-    """A warning when the new flow shape differs from the one blocks were
-    published under: releases under two shapes are not checked against each
-    other yet (docs/policies.md), so a cell the old releases hid may become
-    determinable from the new ones (e.g. dropping ``sex``)."""
+def _shape_check(home: Home, old: Policy, new: Policy) -> tuple[list[str], dict[str, Any] | None]:
+    """The release ``publish`` would make under the new policy, with the
+    suppression ledger, checked against every release made under another flow
+    shape (``node.policy.shapes``): the hidden counts it would have made
+    determinable or narrower than their protection level, named, and the cells
+    ``publish`` holds back for them."""
     rules = new.exchanges.flow_statistics
     if not rules.shared:
-        return []
+        return [], None
     with NodeStore(home.store_path) as store:
-        entries = store.suppression_ledger(FLOW_KIND)
-    shape = shape_of(rules)
-    other = sorted(b for b, text in entries.items() if BlockLedger.from_json(text).shape != shape)
-    if not other or shape_of(old.exchanges.flow_statistics) == shape:
-        return []
-    return [
-        f"WARNING: flow_statistics changes shape (period, dimensions, ladders, margins or "
-        f"minimum) while {len(other)} block(s) were published under another: "
-        f"{', '.join(other[:5])}{' ...' if len(other) > 5 else ''}. The new releases are "
-        "NOT checked against those: a cell they hid may become determinable or narrower "
-        "than the protection level by subtraction. Review before publishing."
+        release = plan_flow_release(store, new)
+    check = release.shapes
+    if check is None or not check.foreign_blocks:
+        return [], None
+    data = {
+        "foreign_blocks": check.foreign_blocks,
+        "exposed": check.exposed,
+        "held_back": [
+            {"period": c.period, "dimensions": dict(c.dimensions), "count": c.count}
+            for c in check.held_back
+        ],
+    }
+    if not check.exposed:
+        return [], data
+    lines = [
+        f"WARNING: {check.foreign_blocks} block(s) were published under another "
+        "flow_statistics shape; read with those releases (still on the topics), the new "
+        f"policy's release would expose {len(check.exposed)} hidden count(s):"
     ]
+    for e in check.exposed:
+        dims = ", ".join(f"{k}={v}" for k, v in e["dimensions"].items())
+        when = (
+            "now" if e["release"] == "now" else f"release {e['release']} of block {e['block']}"
+        )
+        high = "inf" if e["high"] is None else e["high"]
+        what = (
+            "DETERMINABLE"
+            if e["determinable"]
+            else f"narrower than protection {e['protection']}"
+        )
+        lines.append(
+            f"  - {e['period']} {dims} ({e['shape']} shape, {when}): {what}, "
+            f"interval [{e['low']}, {high}]"
+        )
+    held = ", ".join(
+        f"{c.period} " + ",".join(f"{k}={v}" for k, v in c.dimensions) for c in check.held_back
+    )
+    lines.append(
+        f"  publish holds back {len(check.held_back)} cell(s) of the new shape for them"
+        + (f": {held}" if held else "")
+    )
+    return lines, data
 
 
 # -- explain ----------------------------------------------------------------------------

@@ -22,15 +22,19 @@ from node.transport.memory import MemorySink, MemoryTopic
 START = date(2024, 1, 1)
 
 
-def records_only_policy(base: Path, country: str = "USA") -> Path:
+def records_only_policy(base: Path, country: str = "USA", k_anonymity: int | None = 1) -> Path:
     """The country's shipped policy with TS taken off the flows' audiences, so
     that encounter records to TS all leave (but for k): with TS reading the
     flows too, the records of flow cells not published alone stay home
-    (tests/test_sdc_records.py). For tests about the records' pipeline."""
+    (tests/test_sdc_records.py). For tests about the records' pipeline, so k
+    is 1 unless asked (None: the default, the minimum cell size; k has its
+    own tests in tests/test_records_k_anonymity.py)."""
     import yaml
 
     data = yaml.safe_load((policies_dir() / f"{country}.yaml").read_text(encoding="utf-8"))
     data["exchanges"]["flow_statistics"]["audiences"] = ["members", "UNHCR"]
+    if k_anonymity is not None:
+        data["exchanges"]["encounter_records"]["k_anonymity"] = k_anonymity
     base.mkdir(parents=True, exist_ok=True)
     path = base / f"{country}-records-only.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")

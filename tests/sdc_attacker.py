@@ -175,3 +175,150 @@ def narrow(
             continue
         out.append((var, b))
     return out
+
+
+# -- releases under several policy shapes --------------------------------------------
+
+#: The finest count a test knows: (ISO week, calendar month, nationality, sex,
+#: age band, previous country) of the records. Every shape's cell is a sum of these.
+Joint = tuple[str, str, str, str, str, str]
+
+_JOINT_NAMES = ("nationality", "sex", "age_band", "previous_country")
+
+
+@dataclass
+class ShapeSeen:
+    """What the audience saw in one release made under one policy shape."""
+
+    joint: dict[Joint, int]  # the truth at that release, known to the test
+    period: str  # the policy's period: iso_week, month or quarter
+    names: Sequence[str]  # the policy's dimensions, in order
+    cells: list[tuple[str, dict[str, str], int]]
+    margins: Sequence[Sequence[str]] = ()
+    minimum: int = 1
+    rounding: int = 1
+
+
+def _own_period(j: Joint, period: str) -> str:
+    week, month = j[0], j[1]
+    if period == "iso_week":
+        return week
+    if period == "month":
+        return month
+    return _quarter_of_month(month)
+
+
+def _value(j: Joint, name: str) -> str:
+    if name == "nationality_region":
+        return region_of(j[2])
+    return j[2 + _JOINT_NAMES.index(name)]
+
+
+def own_atom(j: Joint, seen: ShapeSeen) -> Atom:
+    """The fine cell of ``seen``'s shape a joint count sits in."""
+    return (_own_period(j, seen.period), tuple(_value(j, n) for n in seen.names))
+
+
+def _covers_joint(period: str, dims: Mapping[str, str], j: Joint, seen: ShapeSeen) -> bool:
+    own = _own_period(j, seen.period)
+    ups = [own]
+    if seen.period == "iso_week":
+        ups += [_month_of_week(own), _quarter_of_month(_month_of_week(own))]
+    elif seen.period == "month":
+        ups.append(_quarter_of_month(own))
+    if period not in ups:
+        return False
+    return all(_value(j, name) == value for name, value in dims.items())
+
+
+def attack_shapes(releases: Sequence[ShapeSeen]) -> dict[tuple[int, Atom], Bounds_]:
+    """Tightest integer bounds of every sensitive fine cell of every release
+    (below its policy's minimum and not published alone), each release read
+    under its own policy shape, over the joint counts of every release (a
+    count of one joint key only grows). Like the engine's model, the attacker
+    knows which fine cells *of each release's shape* are non-empty, not which
+    joint keys are: at release ``t`` every joint key whose cell of ``t``'s
+    shape is non-empty is an unknown (perhaps 0)."""
+    keys = sorted({j for seen in releases for j in seen.joint})
+    present: list[dict[Joint, int]] = []
+    for seen in releases:
+        cells = {own_atom(j, seen) for j, k in seen.joint.items() if k > 0}
+        present.append({j: seen.joint.get(j, 0) for j in keys if own_atom(j, seen) in cells})
+    index: dict[tuple[int, Joint], int] = {}
+    for t, here in enumerate(present):
+        for j in here:
+            index[(t, j)] = len(index)
+    n = len(index)
+    rows: list[np.ndarray] = []
+    lo: list[float] = []
+    hi: list[float] = []
+
+    def add(members: Iterable[tuple[int, Joint]], low: float, high: float) -> None:
+        row = np.zeros(n)
+        for m in members:
+            row[index[m]] += 1.0
+        rows.append(row)
+        lo.append(low)
+        hi.append(high)
+
+    targets: dict[tuple[int, Atom], list[tuple[int, Joint]]] = {}
+    last: dict[Joint, int] = {}
+    for t, seen in enumerate(releases):
+        here = present[t]
+        groups: dict[Atom, list[Joint]] = {}
+        for j in here:
+            groups.setdefault(own_atom(j, seen), []).append(j)
+        alone: set[Atom] = set()
+        for period, dims, count in seen.cells:
+            members = [j for j in here if _covers_joint(period, dims, j, seen)]
+            assert members, f"a published cell covers nothing: {period} {dims}"
+            if seen.rounding > 1:
+                r = seen.rounding
+                add(
+                    ((t, j) for j in members),
+                    max(count - r // 2, seen.minimum),
+                    count + r - r // 2 - 1,
+                )
+            else:
+                add(((t, j) for j in members), count, count)
+            atoms = {own_atom(j, seen) for j in members}
+            if len(atoms) == 1:
+                alone |= atoms
+        for margin in seen.margins:
+            by: dict[tuple[str, ...], list[Joint]] = {}
+            for j in here:
+                key = (_own_period(j, seen.period), *(_value(j, d) for d in margin))
+                by.setdefault(key, []).append(j)
+            for members in by.values():
+                add(((t, j) for j in members), *([sum(here[j] for j in members)] * 2))
+        for atom, members in groups.items():
+            if atom not in alone and sum(here[j] for j in members) < seen.minimum:
+                targets[(t, atom)] = [(t, j) for j in members]
+        for j, k in here.items():
+            # a count only grows since the last release where it was an unknown
+            # (a count that went down, a corrected record, gives no order)
+            if j in last and present[last[j]][j] <= k:
+                row = np.zeros(n)
+                row[index[(last[j], j)]] = 1.0
+                row[index[(t, j)]] = -1.0
+                rows.append(row)
+                lo.append(-np.inf)
+                hi.append(0.0)
+            last[j] = t
+    constraints = [LinearConstraint(np.array(rows), lo, hi)] if rows else []
+    out: dict[tuple[int, Atom], Bounds_] = {}
+    for var, members in sorted(targets.items()):
+        c = np.zeros(n)
+        for m in members:
+            c[index[m]] = 1.0
+        bounds = Bounds(np.zeros(n), np.full(n, np.inf))
+        low = milp(
+            c, constraints=constraints, integrality=np.ones(n), bounds=bounds, options=_OPTIONS
+        )
+        assert low.status == 0, low.message
+        high = milp(
+            -c, constraints=constraints, integrality=np.ones(n), bounds=bounds, options=_OPTIONS
+        )
+        top = -round(high.fun) if high.status == 0 else float("inf")
+        out[var] = Bounds_(round(low.fun), top)
+    return out

@@ -593,6 +593,7 @@ def test_routes_from_linked_encounter_records_end_to_end(tmp_path: Path) -> None
     # TS off the flows' audiences: records of flow cells not published alone
     # would stay home (tests/test_sdc_records.py)
     mex_policy["exchanges"]["flow_statistics"]["audiences"] = ["members", "UNHCR"]
+    mex_policy["exchanges"]["encounter_records"]["k_anonymity"] = 1  # every record: routes
     mex_file = tmp_path / "MEX-linking.yaml"
     mex_file.write_text(yaml.safe_dump(mex_policy))
     usa = ops.init_member(tmp_path / "usa", "USA", policy=records_only_policy(tmp_path))

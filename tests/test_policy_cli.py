@@ -19,7 +19,7 @@ from node import operations as ops
 from node.cli import main
 from node.config import Home, policies_dir
 from node.demo.synth import generate_encounters, write_csv
-from node.pipeline import drain_outbox
+from node.pipeline import drain_outbox, plan_flow_release
 from node.store.node_store import NodeStore
 from node.transport.memory import MemorySink, MemoryTopic
 from tests.factories import START
@@ -245,16 +245,39 @@ def test_policy_audit_passes_on_what_the_engine_published_and_fails_on_a_leak(
     assert flows["narrowest"]["width"] == 0 and flows["narrowest"]["period"] == period
 
 
-def test_policy_diff_warns_when_the_shape_changes_after_publishing(tmp_path: Path) -> None:
-    """Issue 15, case 3 (partly): dropping a dimension after publishing by it is
-    named in the diff with a warning (the cross-shape check itself is not built)."""
-    old, new = GOLDEN_POLICIES / "PAN.yaml", GOLDEN_POLICIES / "PAN-draft.yaml"
+def test_policy_diff_names_the_cells_a_shape_change_would_expose(tmp_path: Path) -> None:
+    """Issue 15, case 3: dropping ``sex`` after publishing by it. The diff names
+    each hidden count of the old releases the new shape would make determinable
+    or narrower than the protection level, and the cells publish holds back;
+    publishing then sends none of those cells, and the old releases' counts
+    stay protected (the engine's own audit model across shapes)."""
+    new = GOLDEN_POLICIES / "PAN-draft.yaml"
+    old = tmp_path / "PAN.yaml"  # a copy: the home's policy file is replaced below
+    old.write_text((GOLDEN_POLICIES / "PAN.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     home = _home(tmp_path, "PAN", n=300, policy=old)
     args = ["--home", str(home.path), "policy", "diff", str(old), str(new), "--format", "json"]
-    assert json.loads(_cli(*args))["warnings"] == []  # nothing published yet
+    data = json.loads(_cli(*args))
+    assert data["warnings"] == [] and data["shape_check"] is None  # nothing published yet
     with NodeStore(home.store_path) as store:
         ops.stage_publication(home, store, ops.home_policy(home))
         drain_outbox(store, MemorySink(MemoryTopic()))
-    warnings = json.loads(_cli(*args))["warnings"]
-    assert len(warnings) == 1 and "NOT checked against those" in warnings[0]
-    assert "WARNING: flow_statistics changes shape" in _cli(*args[:-2])
+    data = json.loads(_cli(*args))
+    check = data["shape_check"]
+    assert check["foreign_blocks"] > 0 and check["exposed"] and check["held_back"]
+    named = {(e["period"], tuple(sorted(e["dimensions"]))) for e in check["exposed"]}
+    assert all("sex" in dims for _, dims in named)  # the dimension dropped
+    warnings = data["warnings"]
+    assert warnings[0].startswith("WARNING: ") and "would expose" in warnings[0]
+    first = check["exposed"][0]
+    assert any(first["period"] in line and "interval" in line for line in warnings[1:])
+    assert "publish holds back" in warnings[-1]
+    assert "would expose" in _cli(*args[:-2])
+    # publish under the new policy: the cells held back are not sent
+    held = {(c["period"], tuple(sorted(c["dimensions"].items()))) for c in check["held_back"]}
+    assert home.policy_path.resolve() != (GOLDEN_POLICIES / "PAN.yaml").resolve()
+    home.policy_path.write_text(new.read_text(encoding="utf-8"), encoding="utf-8")
+    with NodeStore(home.store_path) as store:
+        ops.stage_publication(home, store, ops.home_policy(home))
+        release = plan_flow_release(store, ops.home_policy(home))
+    sent = {(c.period, tuple(sorted(c.dimensions))) for c in release.cells}
+    assert not held & sent

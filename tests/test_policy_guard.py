@@ -75,6 +75,9 @@ def _guard_policy(tmp_path: Path) -> Path:
     # of flow cells not published alone are held back (tests/test_sdc_records.py)
     # and the record planted for the guard might never be tried
     data["exchanges"]["flow_statistics"]["audiences"] = ["members", "UNHCR"]
+    # and every record is tried, whatever its group's size (k-anonymity has
+    # its own tests: tests/test_records_k_anonymity.py)
+    data["exchanges"]["encounter_records"]["k_anonymity"] = 1
     path = tmp_path / "USA-keep-place.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path

@@ -71,7 +71,7 @@ def test_records_in_groups_below_k_are_held_back(tmp_path: Path, stagers: int) -
 
 
 def test_a_record_sent_before_is_withdrawn_once_its_group_falls_below_k(tmp_path: Path) -> None:
-    home = ops.init_member(tmp_path / "usa", "USA", policy=_policy(tmp_path, None))
+    home = ops.init_member(tmp_path / "usa", "USA", policy=_policy(tmp_path, 1))
     rows = generate_encounters("USA", 60, seed=5, start=START, weeks=1)
     write_csv(rows, tmp_path / "usa.csv")
     ops.ingest(home, tmp_path / "usa.csv")
@@ -87,3 +87,27 @@ def test_a_record_sent_before_is_withdrawn_once_its_group_falls_below_k(tmp_path
         drain_outbox(store, MemorySink(topic))
     groups = _published_groups(topic)
     assert groups and min(groups.values()) >= 2
+
+
+def test_k_defaults_to_the_minimum_cell_size(tmp_path: Path) -> None:
+    """Issue 15: with no ``k_anonymity`` in the policy, k is the minimum cell
+    size (USA's 10), not 1: no group smaller than a flow cell may leave."""
+    home = ops.init_member(tmp_path / "usa", "USA", policy=_policy(tmp_path, None))
+    rows = generate_encounters("USA", 400, seed=4, start=START, weeks=2)
+    for i in range(10):  # a group of ten identical people: it may leave
+        rows.append(rows[0] | {"record_id": f"USA-K-{i}", "document_number": f"K{i:07d}"})
+    write_csv(rows, tmp_path / "usa.csv")
+    assert ops.ingest(home, tmp_path / "usa.csv").stored == len(rows)
+    policy = ops.home_policy(home)
+    minimum = policy.exchanges.flow_statistics.min_cell_size
+    assert policy.exchanges.encounter_records.k_anonymity is None and minimum == 10
+    records = next(e for e in lib.preview(home)["exchanges"] if e["kind"] == "EncounterRecord")
+    assert records["k_anonymity"] == minimum and records["held_back"] > 0
+    topic = MemoryTopic()
+    with NodeStore(home.store_path) as store:
+        ops.stage_publication(home, store, policy)
+        drain_outbox(store, MemorySink(topic))
+    groups = _published_groups(topic)
+    assert groups, "no record left: the test would prove nothing"
+    assert min(groups.values()) >= minimum, groups.most_common()[-3:]
+    assert sum(groups.values()) + records["held_back"] == len(rows)

@@ -38,12 +38,15 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from node.model.codes import age_at, age_band, iso_week, region_of
 from node.policy.audit import Interval, LinearModel
 from node.policy.model import FlowStatisticsRules, PeriodType
 from node.policy.privacy import PrivateRelease, release_private
+
+if TYPE_CHECKING:
+    from node.policy.shapes import ShapeCheck
 
 #: Value of a dimension whose raw value is unknown (SDMX's "_U").
 UNKNOWN = "_U"
@@ -271,6 +274,42 @@ class PastRelease:
 
 
 @dataclass(frozen=True)
+class ForeignBlock:
+    """Every release of one block made under an older policy shape, kept in the
+    ledger entries of the blocks of the current shape it overlaps so that their
+    releases are checked against it (``node.policy.shapes``)."""
+
+    shape: tuple[str, ...]  # see ``shape_of``
+    rounding: int
+    protection: int
+    block: str  # its block under that shape
+    releases: tuple[PastRelease, ...]
+    #: Order of the shape changes: a block of era 2 was released after those of era 1.
+    era: int = 1
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "era": self.era,
+            "shape": list(self.shape),
+            "rounding": self.rounding,
+            "protection": self.protection,
+            "block": self.block,
+            "history": [r.to_data() for r in self.releases],
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> ForeignBlock:
+        return cls(
+            tuple(data["shape"]),
+            int(data["rounding"]),
+            int(data["protection"]),
+            str(data["block"]),
+            tuple(PastRelease.from_data(r) for r in data["history"]),
+            int(data.get("era", 1)),
+        )
+
+
+@dataclass(frozen=True)
 class BlockLedger:
     """Every release of one block, kept at home to protect the next one.
 
@@ -284,6 +323,8 @@ class BlockLedger:
     primary: int = 0
     secondary: int = 0
     history: tuple[PastRelease, ...] = ()
+    #: Blocks released under older shapes that this block overlaps.
+    foreign: tuple[ForeignBlock, ...] = ()
 
     def releases(self) -> tuple[PastRelease, ...]:
         """Every release, oldest first (an entry from before the history was
@@ -295,15 +336,15 @@ class BlockLedger:
         return len(self.releases()) >= MAX_RELEASES
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "shape": list(self.shape),
-                "primary": self.primary,
-                "secondary": self.secondary,
-                "history": [r.to_data() for r in self.releases()],
-            },
-            separators=(",", ":"),
-        )
+        data: dict[str, Any] = {
+            "shape": list(self.shape),
+            "primary": self.primary,
+            "secondary": self.secondary,
+            "history": [r.to_data() for r in self.releases()],
+        }
+        if self.foreign:
+            data["foreign"] = [f.to_data() for f in self.foreign]
+        return json.dumps(data, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> BlockLedger:
@@ -320,6 +361,7 @@ class BlockLedger:
             int(data.get("primary", 0)),
             int(data.get("secondary", 0)),
             history,
+            tuple(ForeignBlock.from_data(f) for f in data.get("foreign", ())),
         )
 
 
@@ -439,7 +481,13 @@ def release_block(
     )
     this = PastRelease(dict(atoms), tuple(published), known_now)
     release.ledger = BlockLedger(
-        shape_of(rules), dict(atoms), tuple(published), primary, secondary, (*history, this)
+        shape_of(rules),
+        dict(atoms),
+        tuple(published),
+        primary,
+        secondary,
+        (*history, this),
+        previous.foreign if previous is not None else (),
     )
     return release
 
@@ -815,6 +863,8 @@ class FlowRelease:
     #: Set when the policy's method is differential_privacy: the noisy release,
     #: its periods' new states and its spends (blocks then stay empty).
     private: PrivateRelease | None = None
+    #: The check against releases under older policy shapes (None: there were none).
+    shapes: ShapeCheck | None = None
 
     @property
     def atoms(self) -> int:
@@ -862,7 +912,13 @@ def release_flows(
     ``today`` the day that dates the release)."""
     if rules.method == "differential_privacy":
         return _release_noisy(rows, rules, privacy_states or {}, today or date.today())
+
+    from node.policy.shapes import foreign_blocks, protect_across_shapes
+
     shape = _Shape(rules)
+    foreign = foreign_blocks(rules, ledger or {})
+    if foreign:
+        rows = list(rows)  # counted twice: here and at every shape's joint key
     by_block: dict[str, dict[AtomKey, int]] = defaultdict(dict)
     for atom, n in count_atoms(rows, rules).items():
         by_block[shape.block_of(atom)][atom] = n
@@ -871,6 +927,10 @@ def release_flows(
         previous = (ledger or {}).get(block)
         release = release_block(block, by_block[block], rules, previous, (known or {}).get(block))
         out.blocks[block] = release
+    if foreign:
+        fresh = {b for b, r in out.blocks.items() if r.audit is not None}
+        out.shapes = protect_across_shapes(list(rows), rules, out.blocks, foreign, fresh)
+    for release in out.blocks.values():
         for level, members in release.cells:
             count = sum(release.atoms[a] for a in members)
             out.cells.append(shape.cell(level, shape.key_at(next(iter(members)), level), count))

@@ -141,7 +141,7 @@ class EncounterRecordRules(UseRules):
         le=1000,
         description="A record leaves only when at least this many records share its "
         "published quasi-identifiers (period, age, sex, nationality, place, previous "
-        "country); 1 (every record leaves) if absent.",
+        "country); the flow statistics' min_cell_size if absent.",
     )
     linkage_tokens: bool = Field(
         default=False,

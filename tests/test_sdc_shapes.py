@@ -1,0 +1,264 @@
+"""Issue 15, case 3: a policy shape change must not undo what earlier releases
+hid. Checked with the attacker written in the test (tests/sdc_attacker.py,
+``attack_shapes``: its own decoding of every shape's labels over the joint
+counts, its own MILP), never with the engine's audit."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from node.model.codes import age_at, age_band, iso_week
+from node.policy.flows import MAX_RELEASES, BlockLedger, release_flows
+from node.policy.loader import load_policy
+from node.policy.model import FlowStatisticsRules
+from tests.sdc_attacker import Bounds_, Joint, ShapeSeen, attack_shapes
+
+POLICIES = Path(__file__).resolve().parents[1] / "policies"
+Row = tuple[str, str, date, date, str | None]
+
+
+def _joint(rows: list[Row]) -> dict[Joint, int]:
+    """The test's own count of the finest keys every shape is a sum of."""
+    out: Counter[Joint] = Counter()
+    for nat, sex, born, met, prev in rows:
+        week = iso_week(met)
+        out[
+            (
+                week,
+                f"{met.year}-{met.month:02d}",
+                nat,
+                sex,
+                age_band(age_at(born, met)),
+                prev or "_U",
+            )
+        ] += 1
+    return dict(out)
+
+
+def _rows(spec: dict[tuple[str, str, date], int]) -> list[Row]:
+    out: list[Row] = []
+    for (nat, sex, day), n in spec.items():
+        out += [(nat, sex, date(1990, 1, 1), day, None)] * n
+    return out
+
+
+def run(
+    steps: list[tuple[FlowStatisticsRules, list[Row]]],
+) -> tuple[list[ShapeSeen], list[ShapeSeen], list[Any]]:
+    """Publish after each (rules, new records) step with the ledger carried over;
+    what the audience saw, the same with no flow cell, and each release."""
+    rows: list[Row] = []
+    ledger: dict[str, BlockLedger] = {}
+    seen: list[ShapeSeen] = []
+    bare: list[ShapeSeen] = []
+    releases = []
+    for rules, batch in steps:
+        rows = rows + batch
+        release = release_flows(rows, rules, ledger)
+        # the ledger goes through its stored form, as between two publishes
+        ledger = {
+            b: BlockLedger.from_json(r.ledger.to_json())
+            for b, r in release.blocks.items()
+            if r.ledger is not None
+        }
+        cells = [(c.period, dict(c.dimensions), c.count) for c in release.cells]
+        for _, _, count in cells:
+            assert count >= rules.min_cell_size
+        common = {
+            "period": rules.period,
+            "names": list(rules.dimensions),
+            "margins": rules.margins,
+            "minimum": rules.min_cell_size,
+            "rounding": rules.rounding,
+        }
+        seen.append(ShapeSeen(_joint(rows), cells=cells, **common))
+        bare.append(ShapeSeen(_joint(rows), cells=[], **common))
+        releases.append(release)
+    return seen, bare, releases
+
+
+def narrow_across(
+    steps: list[tuple[FlowStatisticsRules, list[Row]]],
+) -> list[tuple[Any, Bounds_]]:
+    seen, bare, _ = run(steps)
+    found = attack_shapes(seen)
+    baseline = attack_shapes(bare)
+    out = []
+    for (t, atom), b in sorted(found.items()):
+        rules = steps[t][0]
+        level = rules.protection or rules.min_cell_size
+        if b.width < level and baseline[(t, atom)].width > b.width:
+            out.append(((t, atom), b))
+    return out
+
+
+W2, W3, W4 = date(2024, 1, 10), date(2024, 1, 17), date(2024, 1, 24)
+
+
+def _dom() -> tuple[FlowStatisticsRules, FlowStatisticsRules]:
+    old = load_policy(POLICIES / "DOM.yaml").exchanges.flow_statistics
+    return old, old.model_copy(update={"dimensions": ["nationality"]})
+
+
+DOM_ROWS = _rows(
+    {
+        ("HTI", "F", W2): 2,
+        ("HTI", "F", W3): 4,
+        ("HTI", "F", W4): 5,
+        ("HTI", "M", W2): 6,
+        ("HTI", "M", W3): 6,
+        ("HTI", "M", W4): 6,
+        ("VEN", "F", W2): 7,
+        ("VEN", "M", W2): 8,
+    }
+)
+
+
+def test_dropping_sex_does_not_reveal_a_week_coarsening_hid() -> None:
+    """Issue 15, case 3: DOM publishes by week and sex, and coarsens HTI women's
+    January into one month cell (11) because week 2 holds 2. A version that
+    drops ``sex`` would publish HTI's week totals; with the weekly HTI men
+    still on the topic, week 2's women are 8 - 6 = 2, W3's and W4's follow
+    from theirs. The engine holds back what would pin it."""
+    old, new = _dom()
+    steps = [(old, DOM_ROWS), (new, [])]
+    seen, _, releases = run(steps)
+    month = [c for c in seen[0].cells if c[0] == "2024-01"]
+    assert month == [("2024-01", {"nationality": "HTI", "sex": "F"}, 11)], seen[0].cells
+    assert narrow_across(steps) == []
+    week2 = attack_shapes(seen)[(0, ("2024-W02", ("HTI", "F")))]
+    assert week2.width >= old.min_cell_size, week2
+    check = releases[1].shapes
+    assert check is not None and check.held_back
+    assert any(
+        e["period"] == "2024-W02"
+        and e["dimensions"] == {"nationality": "HTI", "sex": "F"}
+        and e["determinable"]
+        for e in check.exposed
+    ), check.exposed
+
+
+def test_late_records_after_the_change_are_checked_against_the_old_shape() -> None:
+    """The old shape's releases stay in the model of every later release, not
+    only the first one after the change (they travel in the ledger)."""
+    old, new = _dom()
+    late = _rows({("HTI", "M", W3): 1, ("VEN", "F", W3): 6, ("VEN", "M", W3): 6})
+    steps = [(old, DOM_ROWS), (new, []), (new, late), (new, _rows({("VEN", "M", W4): 4}))]
+    assert narrow_across(steps) == []
+    _, _, releases = run(steps)
+    for release in releases[1:]:
+        assert release.shapes is not None and release.shapes.foreign_blocks >= 1
+    ledger = releases[-1].blocks["2024-01"].ledger
+    assert ledger is not None and ledger.foreign and len(ledger.releases()) <= MAX_RELEASES
+
+
+def test_back_to_the_old_shape_keeps_both() -> None:
+    """Old -> new -> old again: each shape's releases stay in the model."""
+    old, new = _dom()
+    more = _rows({("HTI", "F", W3): 1, ("VEN", "M", W3): 9})
+    assert narrow_across([(old, DOM_ROWS), (new, []), (old, more), (new, [])]) == []
+
+
+_NATS = ["CUB", "HTI", "VEN"]
+JAN = date(2024, 1, 10)
+
+
+@st.composite
+def _batches(draw: st.DrawFn) -> list[list[Row]]:
+    n = draw(st.integers(4, 5))
+    out = []
+    for i in range(n):
+        spec: dict[tuple[str, str, date], int] = {}
+        cells = draw(
+            st.dictionaries(
+                st.tuples(st.sampled_from(_NATS), st.sampled_from("FM"), st.integers(0, 2)),
+                st.integers(1, 9 if i == 0 else 3),
+                min_size=1 if i else 3,
+                max_size=6,
+            )
+        )
+        for (nat, sex, week), k in cells.items():
+            spec[(nat, sex, JAN + timedelta(weeks=week))] = k
+        out.append(_rows(spec))
+    return out
+
+
+def _shape(kind: str, base: dict[str, Any]) -> FlowStatisticsRules:
+    kw = dict(base)
+    if kind == "no-sex":
+        kw["dimensions"] = ["nationality"]
+        kw["margins"] = [[d for d in m if d != "sex"] for m in kw["margins"]]
+    elif kind == "region":
+        kw["dimensions"] = ["nationality_region", "sex"]
+        kw["coarsen"] = [c for c in kw["coarsen"] if c != "nationality"]
+        kw["margins"] = [
+            ["nationality_region" if d == "nationality" else d for d in m] for m in kw["margins"]
+        ]
+    elif kind == "monthly":
+        kw["period"] = "month"
+        kw["coarsen"] = []
+    elif kind == "smaller-minimum":
+        kw["min_cell_size"] = max(2, kw["min_cell_size"] - 2)
+    elif kind == "no-margin":
+        # (adding a public margin is the statistics office's act, not the
+        # node's: with earlier cells it can pin what they left open, and no
+        # later suppression undoes that)
+        kw["margins"] = []
+    return FlowStatisticsRules(**kw)
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    # no shrinking: each example solves dozens of MILPs, and shrinking one ran
+    # past five minutes; a failure is reported as generated (and replayed from
+    # the example database on the next run)
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
+@given(
+    batches=_batches(),
+    change_at=st.integers(1, 3),
+    kind=st.sampled_from(["no-sex", "region", "monthly", "smaller-minimum", "no-margin"]),
+    coarsen=st.sampled_from([[], ["period"]]),
+    margins=st.sampled_from([[], [["nationality"]]]),
+    minimum=st.integers(3, 5),
+    back=st.booleans(),
+)
+def test_no_sequence_with_a_shape_change_narrows_a_hidden_cell(
+    batches: list[list[Row]],
+    change_at: int,
+    kind: str,
+    coarsen: list[str],
+    margins: list[list[str]],
+    minimum: int,
+    back: bool,
+) -> None:
+    """At least four releases with late records and margins; the shape changes
+    at one of them (and, with ``back``, returns at the last). No hidden count of
+    any release, read under its own shape, is narrower than its protection
+    level unless the margins alone pin it."""
+    base: dict[str, Any] = {
+        "shared": True,
+        "audiences": ["TS"],
+        "purposes": ["statistics"],
+        "dimensions": ["nationality", "sex"],
+        "min_cell_size": minimum,
+        "coarsen": coarsen,
+        "margins": margins,
+    }
+    first = FlowStatisticsRules(**base)
+    second = _shape(kind, base)
+    steps = []
+    for i, batch in enumerate(batches):
+        rules = first if i < change_at else second
+        if back and i == len(batches) - 1:
+            rules = first
+        steps.append((rules, batch))
+    assert narrow_across(steps) == []
