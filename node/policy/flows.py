@@ -46,6 +46,11 @@ from node.policy.model import FlowStatisticsRules, PeriodType
 
 #: Value of a dimension whose raw value is unknown (SDMX's "_U").
 UNKNOWN = "_U"
+#: Value of a dimension a table cell sums over (SDMX's "_T", total).
+TOTAL = "_T"
+#: Inside the engine only: a table cell's key holds this prefix and the region
+#: in the nationality position of a table by region of nationality.
+_REGION_TOTAL = "_T/"
 
 #: What the engine needs of a raw record: nothing identifying.
 #: (nationality, sex, date_of_birth, encounter_date, previous_country)
@@ -69,6 +74,8 @@ class FlowCell:
     period_type: str = "iso_week"
     estimated: bool = False  # rounded
     coarsened: bool = False
+    #: A cell of a table other than the detail (it carries _T where it sums).
+    table: bool = False
 
     def subject(self, country: str) -> str:
         dims = ",".join(f"{name}={value}" for name, value in self.dimensions)
@@ -167,13 +174,47 @@ class _Shape:
         self.ladders = tuple(rules.coarsen)
         self._nat = self.names.index("nationality") if "nationality" in self.names else -1
         self._memo: dict[tuple[AtomKey, int], tuple[str, tuple[str, ...]]] = {}
+        #: The tables other than the detail: cell level -(i + 1) is tables[i].
+        self.tables = rules.table_list()
+        self._table_pos: list[tuple[tuple[int, ...], bool]] = []
+        for table in self.tables:
+            positions: list[int] = []
+            by_region = False
+            for d in table:
+                if d == "nationality_region" and d not in self.names:
+                    by_region = True  # the region of the nationality dimension
+                else:
+                    positions.append(self.names.index(d))
+            self._table_pos.append((tuple(positions), by_region))
 
     def block_of(self, atom: AtomKey) -> str:
         if "period" in self.ladders:
             return coarser_period(atom[0], self.rules.period)
         return atom[0]
 
+    def table_key(self, atom: AtomKey, table: int) -> AtomKey:
+        """The key of the cell of ``tables[table]`` that counts ``atom``: TOTAL in
+        the positions it sums over (a region, marked, for a table by region)."""
+        positions, by_region = self._table_pos[table]
+        period, values = atom
+        out = [TOTAL] * len(values)
+        for p in positions:
+            out[p] = values[p]
+        if by_region:
+            out[self._nat] = _REGION_TOTAL + region_of(values[self._nat])
+        return (period, tuple(out))
+
+    def table_cells(self, atoms: Iterable[AtomKey]) -> dict[tuple[int, AtomKey], set[AtomKey]]:
+        """(table, key) -> the atoms each table cell sums."""
+        out: dict[tuple[int, AtomKey], set[AtomKey]] = defaultdict(set)
+        for atom in atoms:
+            for i in range(len(self.tables)):
+                out[(i, self.table_key(atom, i))].add(atom)
+        return out
+
     def key_at(self, atom: AtomKey, level: int) -> tuple[str, tuple[str, ...]]:
+        if level < 0:
+            return self.table_key(atom, -level - 1)
         memo = self._memo.get((atom, level))
         if memo is not None:
             return memo
@@ -188,6 +229,22 @@ class _Shape:
         return key
 
     def cell(self, level: int, key: tuple[str, tuple[str, ...]], count: int) -> FlowCell:
+        rounded = round_count(count, self.rules.rounding, self.rules.min_cell_size)
+        if level < 0:
+            dims: list[tuple[str, str]] = []
+            for name, value in zip(self.names, key[1], strict=True):
+                if value.startswith(_REGION_TOTAL):
+                    dims.append(("nationality_region", value[len(_REGION_TOTAL) :]))
+                else:
+                    dims.append((name, value))
+            return FlowCell(
+                key[0],
+                tuple(dims),
+                rounded,
+                self.rules.period,
+                estimated=self.rules.rounding > 1,
+                table=True,
+            )
         steps = self.ladders[:level]
         period_type: str = self.rules.period
         if "period" in steps:
@@ -196,7 +253,6 @@ class _Shape:
             "nationality_region" if (n == "nationality" and "nationality" in steps) else n
             for n in self.names
         )
-        rounded = round_count(count, self.rules.rounding, self.rules.min_cell_size)
         return FlowCell(
             key[0],
             tuple(zip(names, key[1], strict=True)),
@@ -320,13 +376,17 @@ class BlockLedger:
 def _shape_of(rules: FlowStatisticsRules) -> tuple[str, ...]:
     """What a release's cells depend on besides the counts; a ledger entry made
     under another shape is not reused."""
-    return (
+    shape: tuple[str, ...] = (
         str(rules.min_cell_size),
         rules.period,
         ",".join(rules.dimensions),
         ",".join(rules.coarsen),
         ";".join(",".join(m) for m in rules.margins),
     )
+    tables = rules.table_list()
+    if tables:  # a policy without tables keeps the shape it had before them
+        shape += ("tables:" + ";".join(",".join(t) for t in tables),)
+    return shape
 
 
 # -- one block ------------------------------------------------------------------------
@@ -340,14 +400,22 @@ class BlockRelease:
     primary: int = 0  # atoms hidden because their cell stayed below the minimum
     secondary: int = 0  # atoms hidden to protect others
     coarsened: int = 0  # published cells above the finest level
+    #: Cells of the tables other than the detail: published ones are in
+    #: ``cells`` at a negative level; these are the hidden ones.
+    table_primary: int = 0  # below the minimum
+    table_secondary: int = 0  # hidden to protect others
     ledger: BlockLedger | None = None
     #: The audit of this release: narrowest hidden interval and how many are protected.
     audit: BlockAudit | None = None
 
     @property
     def hidden(self) -> set[AtomKey]:
-        covered = {a for _, members in self.cells for a in members}
+        covered = {a for level, members in self.cells if level >= 0 for a in members}
         return set(self.atoms) - covered
+
+    @property
+    def table_cells(self) -> int:
+        return sum(1 for level, _ in self.cells if level < 0)
 
 
 def release_block(
@@ -372,6 +440,10 @@ def release_block(
         # Nothing changed since the last release (publishing the same cells
         # again tells nobody anything new), or the block has had all the
         # releases it may have: its last release is sent again as it was.
+        table_sums = [
+            sum(previous.atoms[a] for a in m) for m in shape.table_cells(previous.atoms).values()
+        ]
+        table_primary = sum(1 for n in table_sums if n < minimum)
         return BlockRelease(
             block,
             dict(previous.atoms),
@@ -379,11 +451,17 @@ def release_block(
             primary=previous.primary,
             secondary=previous.secondary,
             coarsened=sum(1 for level, _ in previous.cells if level > 0),
+            table_primary=table_primary,
+            table_secondary=len(table_sums)
+            - table_primary
+            - sum(1 for level, _ in previous.cells if level < 0),
             ledger=previous,
         )
     prev_level: dict[AtomKey, int] = {}
     if previous is not None:
         for level, members in previous.cells:
+            if level < 0:
+                continue  # a table cell: not a level of the detail's ladders
             for atom in members:
                 prev_level[atom] = level
     forced = {
@@ -418,10 +496,18 @@ def release_block(
             primary += len(cell_atoms)
         else:
             published.append((level, frozenset(cell_atoms)))
+    # the other tables: a cell below the minimum is hidden like an atom
+    table_primary = 0
+    for (table, _key), table_atoms in sorted(shape.table_cells(atoms).items()):
+        if sum(atoms[a] for a in table_atoms) < minimum:
+            table_primary += 1
+        else:
+            published.append((-table - 1, frozenset(table_atoms)))
+    table_candidates = sum(1 for level, _ in published if level < 0)
 
     history = previous.releases() if previous is not None else ()
     published, audit = protect(atoms, published, rules, shape, history, known_now)
-    secondary = len(atoms) - primary - sum(len(m) for _, m in published)
+    secondary = len(atoms) - primary - sum(len(m) for lv, m in published if lv >= 0)
     release = BlockRelease(
         block,
         dict(atoms),
@@ -429,6 +515,8 @@ def release_block(
         primary=primary,
         secondary=secondary,
         coarsened=sum(1 for level, _ in published if level > 0),
+        table_primary=table_primary,
+        table_secondary=table_candidates - sum(1 for level, _ in published if level < 0),
         audit=audit,
     )
     this = PastRelease(dict(atoms), tuple(published), known_now)
@@ -493,18 +581,32 @@ class AttackerModel:
         class_of: dict[AtomKey, int],
         sizes: dict[int, int],
         truth: dict[Var, int],
+        sums: Mapping[Var, frozenset[AtomKey]] | None = None,
     ) -> None:
         self.model = model
         self.targets = targets
         self.class_of = class_of
         self.sizes = sizes
         self.truth = truth
+        #: Sensitive table cells among the targets: (release, key) -> its atoms.
+        #: Every class lies wholly inside or outside each of them.
+        self.sums = dict(sums or {})
         self._cache: dict[tuple[int, int], Interval] = {}
+        self._sum_cache: dict[Var, Interval] = {}
 
     def _key(self, v: Var) -> tuple[int, int]:
         return (v[0], self.class_of[v[1]])
 
+    def _sum_keys(self, v: Var) -> list[tuple[int, int]]:
+        return sorted({(v[0], self.class_of[a]) for a in self.sums[v]})
+
     def interval(self, v: Var) -> Interval:
+        if v in self.sums:
+            found = self._sum_cache.get(v)
+            if found is None:
+                found = self.model.sum_interval(self._sum_keys(v))
+                self._sum_cache[v] = found
+            return found
         key = self._key(v)
         cached = self._cache.get(key)
         if cached is None:
@@ -519,6 +621,8 @@ class AttackerModel:
         """The width of ``v``'s interval, or a lower bound of it that is at
         least ``level`` (the minimum lies at or below the true count, so a
         maximum ``level`` above it settles the question with one programme)."""
+        if v in self.sums:
+            return self.interval(v).width
         key = self._key(v)
         cached = self._cache.get(key)
         if cached is not None:
@@ -532,7 +636,12 @@ class AttackerModel:
         return self.interval(v).width
 
     def component(self, v: Var) -> set[Var]:
-        keys = self.model.component(self._key(v))
+        if v in self.sums:
+            keys: frozenset[tuple[int, int]] = frozenset()
+            for k in self._sum_keys(v):
+                keys |= self.model.component(k)
+        else:
+            keys = self.model.component(self._key(v))
         return {
             (t, a) for (t, a) in self.truth if (t, self.class_of[a]) in keys
         }
@@ -545,17 +654,27 @@ def attacker_model(
     audience: str = FLOWS_ONLY,
 ) -> AttackerModel:
     """What ``audience`` knows of a block's counts after ``releases``: each
-    release's published cells and public margins, counts that only grow from
-    one release to the next, and the sums the encounter records sent to that
-    audience reveal. Its targets are the sensitive counts: every atom of a
-    release below the minimum cell size and not published as a cell of its own
-    (hidden, or inside a coarsened cell). A hidden count at or above the
+    release's published cells (of every table) and public margins, counts that
+    only grow from one release to the next, and the sums the encounter records
+    sent to that audience reveal. Its targets are the sensitive counts: every
+    atom of a release below the minimum cell size and not published as a cell
+    of its own (hidden, or inside a coarsened cell), and every cell of another
+    table below the minimum (a sum of atoms). A hidden count at or above the
     minimum may be narrowed (it could have been published as it is)."""
     items = list(releases)
     facts: list[list[tuple[list[AtomKey], int, int]]] = []
     targets: set[Var] = set()
+    sums: dict[Var, frozenset[AtomKey]] = {}
     signature: dict[AtomKey, list[Any]] = defaultdict(list)
     for t, release in enumerate(items):
+        # the sensitive table cells: classes must not straddle them
+        inside: dict[AtomKey, list[int]] = defaultdict(list)
+        for (_table, key), table_atoms in sorted(shape.table_cells(release.atoms).items()):
+            if sum(release.atoms[a] for a in table_atoms) < rules.min_cell_size:
+                sums[(t, key)] = frozenset(table_atoms)
+                targets.add((t, key))
+                for a in table_atoms:
+                    inside[a].append(len(sums))
         here: list[tuple[list[AtomKey], int, int]] = []
         rows: dict[AtomKey, list[int]] = defaultdict(list)
 
@@ -591,7 +710,7 @@ def attacker_model(
             # record breaks "counts only grow" for that atom, and no fact false
             # of the data may enter the model
             grew = atom in before and before[atom] <= release.atoms[atom]
-            signature[atom].append((tuple(rows[atom]), grew))
+            signature[atom].append((tuple(rows[atom]), grew, tuple(inside[atom])))
     by_signature: dict[tuple[Any, ...], list[AtomKey]] = defaultdict(list)
     for atom, sig in signature.items():
         # an atom first seen late has fewer entries: pad to tell it apart
@@ -617,7 +736,7 @@ def attacker_model(
             model.add_sum_range(sorted({(t, class_of[a]) for a in members_of_fact}), lo, hi)
         for atom, n in release.atoms.items():
             truth[(t, atom)] = n
-    return AttackerModel(model, targets, class_of, sizes, truth)
+    return AttackerModel(model, targets, class_of, sizes, truth, sums)
 
 
 def protect(
@@ -824,6 +943,10 @@ class FlowRelease:
         return sum(b.coarsened for b in self.blocks.values())
 
     def summary(self) -> dict[str, Any]:
+        """Counts of cells: ``cells``, the suppressed and coarsened ones are the
+        detail's (atoms); ``published_cells`` every cell published, table cells
+        included; ``table_cells`` the published cells of the other tables and
+        ``table_suppressed`` their hidden ones."""
         return {
             "cells": self.atoms,
             "published_cells": len(self.cells),
@@ -831,6 +954,10 @@ class FlowRelease:
             "primary_suppressed": self.primary,
             "secondary_suppressed": self.secondary,
             "coarsened_cells": self.coarsened,
+            "table_cells": sum(b.table_cells for b in self.blocks.values()),
+            "table_suppressed": sum(
+                b.table_primary + b.table_secondary for b in self.blocks.values()
+            ),
         }
 
 
