@@ -82,6 +82,18 @@ class FlowCell:
         return f"FlowStatistic|{country}|{self.period}|{dims}"
 
 
+def cell_dimensions(names: Iterable[str], values: Iterable[str]) -> dict[str, str]:
+    """The dimensions of an atom's or a table cell's key by name, as a label
+    carries them (a table by region of nationality names nationality_region)."""
+    out: dict[str, str] = {}
+    for name, value in zip(names, values, strict=True):
+        if value.startswith(_REGION_TOTAL):
+            out["nationality_region"] = value[len(_REGION_TOTAL) :]
+        else:
+            out[name] = value
+    return out
+
+
 def period_label(day: date, period: PeriodType) -> str:
     if period == "iso_week":
         return iso_week(day)
@@ -582,6 +594,7 @@ class AttackerModel:
         sizes: dict[int, int],
         truth: dict[Var, int],
         sums: Mapping[Var, frozenset[AtomKey]] | None = None,
+        sum_levels: Mapping[Var, int] | None = None,
     ) -> None:
         self.model = model
         self.targets = targets
@@ -591,11 +604,20 @@ class AttackerModel:
         #: Sensitive table cells among the targets: (release, key) -> its atoms.
         #: Every class lies wholly inside or outside each of them.
         self.sums = dict(sums or {})
+        self.sum_levels = dict(sum_levels or {})
         self._cache: dict[tuple[int, int], Interval] = {}
         self._sum_cache: dict[Var, Interval] = {}
 
     def _key(self, v: Var) -> tuple[int, int]:
         return (v[0], self.class_of[v[1]])
+
+    def members_of(self, v: Var) -> frozenset[AtomKey]:
+        """The atoms a target counts: itself, or a table cell's."""
+        return self.sums.get(v, frozenset({v[1]}))
+
+    def level_of(self, v: Var) -> int:
+        """The cell level a target belongs to: 0 for an atom, a table's below 0."""
+        return self.sum_levels.get(v, 0)
 
     def _sum_keys(self, v: Var) -> list[tuple[int, int]]:
         return sorted({(v[0], self.class_of[a]) for a in self.sums[v]})
@@ -665,13 +687,15 @@ def attacker_model(
     facts: list[list[tuple[list[AtomKey], int, int]]] = []
     targets: set[Var] = set()
     sums: dict[Var, frozenset[AtomKey]] = {}
+    sum_levels: dict[Var, int] = {}
     signature: dict[AtomKey, list[Any]] = defaultdict(list)
     for t, release in enumerate(items):
         # the sensitive table cells: classes must not straddle them
         inside: dict[AtomKey, list[int]] = defaultdict(list)
-        for (_table, key), table_atoms in sorted(shape.table_cells(release.atoms).items()):
+        for (table, key), table_atoms in sorted(shape.table_cells(release.atoms).items()):
             if sum(release.atoms[a] for a in table_atoms) < rules.min_cell_size:
                 sums[(t, key)] = frozenset(table_atoms)
+                sum_levels[(t, key)] = -table - 1
                 targets.add((t, key))
                 for a in table_atoms:
                     inside[a].append(len(sums))
@@ -736,7 +760,7 @@ def attacker_model(
             model.add_sum_range(sorted({(t, class_of[a]) for a in members_of_fact}), lo, hi)
         for atom, n in release.atoms.items():
             truth[(t, atom)] = n
-    return AttackerModel(model, targets, class_of, sizes, truth, sums)
+    return AttackerModel(model, targets, class_of, sizes, truth, sums, sum_levels)
 
 
 def protect(
@@ -856,8 +880,9 @@ def _protect_for(
             log.warning("a hidden count of block period %s stays narrow", target[1][0])
             floor[target] = widths[target]
             continue
+        candidates = _complement_order(model.members_of(target), model.level_of(target), candidates)
         chosen = candidates[0]
-        for candidate in candidates[:4]:
+        for candidate in candidates[:_TRIALS]:
             trial = model_of([c for c in current if c is not candidate])
             if trial.width_bound(target, level) > widths[target]:
                 chosen = candidate
@@ -867,6 +892,39 @@ def _protect_for(
         model = model_of(current)
         for v in reach:
             widths.pop(v, None)
+
+
+#: How many cells, best first, are tried for the one that widens a narrow count
+#: (when none does, the first is hidden).
+_TRIALS = 40
+
+
+def _complement_order(
+    target: frozenset[AtomKey], level: int, candidates: list[CellMembers]
+) -> list[CellMembers]:
+    """The published cells to try hiding for a narrow ``target`` (its atoms and
+    its table's level), best first. A count is pinned through the published
+    cells that overlap it (its parents: a nationality's total, the national
+    total, a coarsened month): hiding a sibling, a cell apart from the target
+    that overlaps one of its parents, is what widens it, preferably a sibling
+    in the target's own table (another nationality's total, or the same
+    nationality's in another week; another detail cell beside a detail cell).
+    Then the other siblings, then the parents themselves, then whatever else
+    is linked; smallest first within each."""
+    parents = [c[1] for c in candidates if c[1] & target]
+    near: set[AtomKey] = set().union(*parents) if parents else set()
+
+    def rank(c: CellMembers) -> int:
+        sibling = not (c[1] & target) and bool(c[1] & near)
+        if sibling and (c[0] == level or (c[0] >= 0 and level >= 0)):
+            return 0
+        if sibling:
+            return 1
+        if c[1] & target:
+            return 2
+        return 3
+
+    return sorted(candidates, key=rank)  # stable: smallest first within a rank
 
 
 def audit_releases(
@@ -982,4 +1040,55 @@ def release_flows(
             count = sum(release.atoms[a] for a in members)
             out.cells.append(shape.cell(level, shape.key_at(next(iter(members)), level), count))
     out.cells.sort()
+    return out
+
+
+# -- coverage -------------------------------------------------------------------------
+
+#: The questions coverage is measured for: the period total, the period by
+#: nationality (by region where the policy publishes only the region), and the
+#: detail (every dimension of the policy).
+COVERAGE_VIEWS = ("total", "nationality", "detail")
+
+
+def coverage(release: FlowRelease, rules: FlowStatisticsRules) -> dict[str, float | None]:
+    """The share of encounters that exact published numbers account for, per
+    view (``COVERAGE_VIEWS``): a view's cell (one fine period and the view's
+    dimensions) is exact when published cells lying wholly inside it, of any
+    table, cover every one of its atoms, so its count is read or added up
+    without an unknown. Rounded counts are not exact. None when there is nothing
+    to count (or, for ``nationality``, no nationality dimension)."""
+    names = list(rules.dimensions)
+    nat = next((names.index(d) for d in ("nationality", "nationality_region") if d in names), -1)
+    views: dict[str, tuple[int, ...] | None] = {
+        "total": (),
+        "nationality": (nat,) if nat >= 0 else None,
+        "detail": tuple(range(len(names))),
+    }
+    total = sum(n for b in release.blocks.values() for n in b.atoms.values())
+    out: dict[str, float | None] = {}
+    for view, positions in views.items():
+        if positions is None or total == 0:
+            out[view] = None
+            continue
+
+        def key(atom: AtomKey, at: tuple[int, ...] = positions) -> AtomKey:
+            return (atom[0], tuple(atom[1][p] for p in at))
+
+        exact = 0
+        for block in release.blocks.values():
+            if rules.rounding > 1:
+                break
+            covered: dict[AtomKey, set[AtomKey]] = defaultdict(set)
+            for _level, members in block.cells:
+                keys = {key(a) for a in members}
+                if len(keys) == 1:
+                    covered[keys.pop()] |= members
+            wanted: dict[AtomKey, set[AtomKey]] = defaultdict(set)
+            for atom in block.atoms:
+                wanted[key(atom)].add(atom)
+            for k, atoms in wanted.items():
+                if covered.get(k, set()) >= atoms:
+                    exact += sum(block.atoms[a] for a in atoms)
+        out[view] = round(exact / total, 4)
     return out
