@@ -892,6 +892,8 @@ def _protect_for(
         model = model_of(current)
         for v in reach:
             widths.pop(v, None)
+        for v in model.sums:  # table cells: not atoms of ``reach``, solved again
+            widths.pop(v, None)
 
 
 #: How many cells, best first, are tried for the one that widens a narrow count
