@@ -77,7 +77,18 @@ def admitted_cells(store: PictureStore, scope: Scope, view: str = "flows") -> li
         )
         for r in store.flow_cells()
         if admits(uses.get(r["event_id"]), scope.audience, purpose, scope.now)
+        # table cells (issue 16: "_T" where they sum) are left to the views
+        # that answer from tables; these views add up the detail, as before
+        and not is_table_cell(r)
     ]
+
+
+_DIMENSIONS = ("nationality", "nationality_region", "sex", "age_band", "previous_country")
+
+
+def is_table_cell(row: dict[str, Any]) -> bool:
+    """Whether a flow cell is a table's total (``_T`` in a dimension it sums over)."""
+    return any(row.get(d) == "_T" for d in _DIMENSIONS)
 
 
 def weekly(cells: list[FlowCell]) -> list[FlowCell]:
