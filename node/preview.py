@@ -33,6 +33,8 @@ from node.policy.flows import (
     BlockLedger,
     FlowRelease,
     audit_releases,
+    cell_dimensions,
+    coverage,
     protection_level,
     release_flows,
     shape_of,
@@ -74,10 +76,12 @@ def _flows(
         return out | {"fields": [], "events": 0}
     admitted: list[dict[str, Any]] = []
     refused = 0
+    detail_total = 0
     for cell in release.cells:
         body = flow_body(cell, country, policy)
         if guard.problem(FLOW_KIND, cell.subject(country), body) is None:
             admitted.append({k: v for k, v in body.items() if v is not None})
+            detail_total += 0 if cell.table else cell.count
         else:
             refused += 1
     summary = release.summary()
@@ -85,6 +89,7 @@ def _flows(
         "fields": sorted(rules.output_fields()),
         "period": rules.period,
         "dimensions": list(rules.dimensions),
+        "tables": [list(t) for t in rules.tables] if rules.tables else [list(rules.dimensions)],
         "min_cell_size": rules.min_cell_size,
         "events": len(admitted),
         "cells": summary["cells"],
@@ -93,8 +98,11 @@ def _flows(
         "primary_suppressed": summary["primary_suppressed"],
         "secondary_suppressed": summary["secondary_suppressed"],
         "coarsened_cells": summary["coarsened_cells"],
+        "table_cells": summary["table_cells"],
+        "table_suppressed": summary["table_suppressed"],
+        "coverage": coverage(release, rules),
         "refused": refused,
-        "published_total": sum(c["count"] for c in admitted),
+        "published_total": detail_total,
         "samples": admitted[:SAMPLES],
     }
 
@@ -220,6 +228,10 @@ _METRICS = (
     "primary_suppressed",
     "secondary_suppressed",
     "coarsened_cells",
+    "table_cells",
+    "table_suppressed",
+    "tables",
+    "coverage",
     "refused",
     "published_total",
     "records",
@@ -462,11 +474,17 @@ def check_policies(files: Iterable[Path] | None = None) -> list[CheckResult]:
 
 def _rules_of_shape(rules: FlowStatisticsRules, shape: tuple[str, ...]) -> FlowStatisticsRules:
     """The flow rules a ledger entry was made under (its shape), the rest current."""
-    minimum, period, dimensions, coarsen, margins = shape
+    minimum, period, dimensions, coarsen, margins = shape[:5]
     if tuple(shape) == shape_of(rules):
         return rules
+    tables = None
+    if len(shape) > 5 and shape[5].startswith("tables:"):
+        detail = dimensions.split(",") if dimensions else []
+        tables = [t.split(",") if t else [] for t in shape[5][len("tables:") :].split(";")]
+        tables.append(detail)
     return rules.model_copy(
         update={
+            "tables": tables,
             "min_cell_size": int(minimum),
             "period": period,
             "dimensions": dimensions.split(",") if dimensions else [],
@@ -513,7 +531,7 @@ def audit(home: Home) -> dict[str, Any]:
                 "block": block,
                 "release": t + 1,
                 "period": period,
-                "dimensions": dict(zip(block_rules.dimensions, values, strict=True)),
+                "dimensions": cell_dimensions(block_rules.dimensions, values),
                 "low": int(interval.low),
                 "high": None if interval.high == float("inf") else int(interval.high),
                 "width": None if interval.high == float("inf") else int(interval.width),

@@ -49,6 +49,8 @@ def covers(period: str, dims: Mapping[str, str], atom: Atom, names: Sequence[str
             return False
     by_name = dict(zip(names, values, strict=True))
     for name, value in dims.items():
+        if value == "_T":  # SDMX total: the cell sums over this dimension
+            continue
         if name == "nationality_region" and "nationality" in by_name:
             if region_of(by_name["nationality"]) != value:
                 return False
@@ -82,11 +84,42 @@ class Bounds_:
 _OPTIONS = {"presolve": False}
 
 
+def table_groups(
+    atoms: Iterable[Atom], names: Sequence[str], tables: Sequence[Sequence[str]]
+) -> dict[Atom, frozenset[Atom]]:
+    """The cells of the tables a policy publishes beside the detail, each
+    labelled as the test reads it, ``_T`` where it sums (nationality_region
+    standing for the region of nationality), with the fine cells it counts."""
+    out: dict[Atom, set[Atom]] = {}
+    for table in tables:
+        if set(table) == set(names):
+            continue
+        for atom in atoms:
+            label, values = atom
+            by_name = dict(zip(names, values, strict=True))
+            key = []
+            for name in names:
+                if name in table:
+                    key.append(by_name[name])
+                elif name == "nationality" and "nationality_region" in table:
+                    key.append("region:" + region_of(by_name[name]))
+                else:
+                    key.append("_T")
+            out.setdefault((label, tuple(key)), set()).add(atom)
+    return {k: frozenset(v) for k, v in out.items()}
+
+
 def attack(
-    releases: Sequence[Seen], names: Sequence[str], *, rounding: int = 1, minimum: int = 1
+    releases: Sequence[Seen],
+    names: Sequence[str],
+    *,
+    rounding: int = 1,
+    minimum: int = 1,
+    tables: Sequence[Sequence[str]] = (),
 ) -> dict[tuple[int, Atom], Bounds_]:
-    """Tightest integer bounds of every sensitive fine cell of every release:
-    below ``minimum`` and not published as a cell of its own."""
+    """Tightest integer bounds of every sensitive count of every release: a fine
+    cell below ``minimum`` and not published as a cell of its own, and a cell
+    of one of the other ``tables`` below ``minimum`` (a sum of fine cells)."""
     index: dict[tuple[int, Atom], int] = {}
     for t, seen in enumerate(releases):
         for atom in seen.atoms:
@@ -105,6 +138,7 @@ def attack(
         hi.append(high)
 
     hidden: set[tuple[int, Atom]] = set()
+    sums: dict[tuple[int, Atom], frozenset[Atom]] = {}
     for t, seen in enumerate(releases):
         alone: set[Atom] = set()
         for period, dims, count in seen.cells:
@@ -126,6 +160,9 @@ def attack(
             add(((t, a) for a in members if a in seen.atoms), total, np.inf)
         # the sensitive counts: below the minimum and not published alone
         hidden |= {(t, a) for a, k in seen.atoms.items() if a not in alone and k < minimum}
+        for key, members in table_groups(seen.atoms, names, tables).items():
+            if sum(seen.atoms[a] for a in members) < minimum:
+                sums[(t, key)] = members
         if t:
             for atom in seen.atoms:
                 # a count that went down (a corrected record) gives no order
@@ -141,9 +178,10 @@ def attack(
                     hi.append(0.0)
     constraints = [LinearConstraint(np.array(rows), lo, hi)] if rows else []
     out: dict[tuple[int, Atom], Bounds_] = {}
-    for var in sorted(hidden):
+    for var in sorted(hidden | set(sums)):
         c = np.zeros(n)
-        c[index[var]] = 1.0
+        for atom in sums.get(var, frozenset({var[1]})):
+            c[index[(var[0], atom)]] = 1.0
         bounds = Bounds(np.zeros(n), np.full(n, np.inf))
         # presolve off: HiGHS's MIP presolve returned a wrong optimum on one of
         # these small models (a minimum of 2 where the truth, feasible, is 1)

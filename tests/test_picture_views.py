@@ -72,6 +72,9 @@ def test_regional_totals_are_the_sum_of_the_country_counts_shown(picture: Home) 
         raw = store.flow_cells()
     expected: Counter[tuple[str, str, str]] = Counter()
     for r in raw:
+        if "_T" in (r["nationality"], r["nationality_region"], r["sex"], r["age_band"],
+                    r["previous_country"]):
+            continue  # a table's total: the detail views add up the detail only
         label = r["nationality"] or f"[{r['nationality_region']}]"
         expected[(r["period"], label, r["reporting_country"])] += r["count"]
     countries, rows = regional_rows(_cells(picture))

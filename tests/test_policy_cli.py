@@ -226,13 +226,16 @@ def test_policy_audit_passes_on_what_the_engine_published_and_fails_on_a_leak(
     table = _cli("--home", str(home.path), "policy", "audit")
     assert "protection level   5" in table and "passes             yes" in table
     # A release as the old engine could make it (issue 15, case 1): a hidden 4
-    # beside a published complement and the public monthly total pins it.
+    # beside a published complement and the monthly national total (a margin
+    # then, a table now: level -1) pins it.
     with NodeStore(home.store_path) as store:
         _, text = sorted(store.suppression_ledger("FlowStatistic").items())[0]
         ledger = BlockLedger.from_json(text)
         period = "2099-01"
         small, big = (period, ("Caribbean",)), (period, ("Central America",))
-        leak = PastRelease({small: 4, big: 40}, ((0, frozenset({big})),))
+        leak = PastRelease(
+            {small: 4, big: 40}, ((0, frozenset({big})), (-1, frozenset({small, big})))
+        )
         leaked = BlockLedger(ledger.shape, leak.atoms, leak.cells, history=(leak,))
         store.stage([], {("FlowStatistic", "2099-Q1"): leaked.to_json()})
     result = CliRunner().invoke(

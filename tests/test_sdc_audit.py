@@ -9,8 +9,10 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from node.model.codes import age_at, age_band, iso_week, region_of
 from node.policy.audit import LinearModel
@@ -96,8 +98,13 @@ def assert_resists(batches: list[list[Row]], rules: FlowStatisticsRules) -> None
     seen, bare = run_releases(batches, rules)
     level = rules.protection or rules.min_cell_size
     names = list(rules.dimensions)
-    found = attack(seen, names, rounding=rules.rounding, minimum=rules.min_cell_size)
-    baseline = attack(bare, names, rounding=rules.rounding, minimum=rules.min_cell_size)
+    tables = rules.tables or ()
+    found = attack(
+        seen, names, rounding=rules.rounding, minimum=rules.min_cell_size, tables=tables
+    )
+    baseline = attack(
+        bare, names, rounding=rules.rounding, minimum=rules.min_cell_size, tables=tables
+    )
     assert narrow(found, level, baseline) == []
 
 
@@ -225,4 +232,77 @@ def test_no_sequence_of_releases_narrows_a_hidden_cell(
     protection: int | None,
 ) -> None:
     rules = _rules(margins=margins, coarsen=coarsen, min_cell_size=minimum, protection=protection)
+    assert_resists(batches, rules)
+
+
+# -- linked tables (issue 16) ----------------------------------------------------
+
+
+def test_a_small_nationality_total_is_not_the_national_total_minus_the_others() -> None:
+    """Week x nationality published beside the national total: HTI's total of 2
+    is hidden, and so is a complement (else the total minus the others gives
+    it); the test's attacker finds no narrow interval."""
+    rules = _rules(tables=[[], ["nationality"], ["nationality", "sex"]], min_cell_size=3)
+    spec = {("CUB", "F", JAN): 9, ("CUB", "M", JAN): 7, ("VEN", "F", JAN): 6}
+    spec |= {("VEN", "M", JAN): 8, ("HTI", "F", JAN): 1, ("HTI", "M", JAN): 1}
+    rows = _rows(spec)
+    release = release_flows(rows, rules)
+    week = iso_week(JAN)
+    labels = {(c.period, tuple(sorted(c.dimensions))): c.count for c in release.cells}
+    totals = {(week, (("nationality", n), ("sex", "_T"))) for n in ("CUB", "VEN", "_T")}
+    assert (week, (("nationality", "HTI"), ("sex", "_T"))) not in labels
+    assert not totals <= set(labels)  # a complement is hidden
+    assert all(labels[k] == 16 for k in labels if k[1] == (("nationality", "CUB"), ("sex", "_T")))
+    assert_resists([rows], rules)
+
+
+def test_tables_need_the_detail_and_known_dimensions() -> None:
+    with pytest.raises(ValidationError, match="list the detail"):
+        _rules(tables=[[], ["nationality"]])
+    with pytest.raises(ValidationError, match=r"tables\[1\]: \['age_band'\] not among"):
+        _rules(tables=[[], ["age_band"], ["nationality", "sex"]])
+    with pytest.raises(ValidationError, match=r"tables\[2\]: the same table as tables\[0\]"):
+        _rules(tables=[["sex"], ["nationality", "sex"], ["sex"]])
+    with pytest.raises(ValidationError, match="coarsen: \\[nationality\\] instead"):
+        _rules(tables=[["nationality_region", "sex"], ["nationality", "sex"]])
+    ok = _rules(tables=[[], ["nationality_region"], ["sex", "nationality"]])
+    assert ok.table_list() == [(), ("nationality_region",)]
+
+
+_TABLES = [
+    [[], ["nationality"], ["nationality", "sex"]],
+    [[], ["nationality", "sex"]],
+    [["sex"], ["nationality"], ["nationality", "sex"]],
+    [[], ["nationality_region"], ["nationality", "sex"]],
+]
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    batches=_batches(),
+    tables=st.sampled_from(_TABLES),
+    margins=st.sampled_from([[], [[]]]),
+    coarsen=st.sampled_from([[], ["period"], ["nationality"]]),
+    minimum=st.integers(3, 5),
+    protection=st.sampled_from([None, 2, 6]),
+)
+def test_no_sequence_of_releases_with_tables_narrows_a_hidden_cell(
+    batches: list[list[Row]],
+    tables: list[list[str]],
+    margins: list[list[str]],
+    coarsen: list[str],
+    minimum: int,
+    protection: int | None,
+) -> None:
+    """Four or five releases with late records, the detail published beside
+    its tables (national total, week x nationality, by sex, by region): the
+    test's own MILP, decoding the _T labels itself, finds no hidden atom and no
+    hidden table cell below the minimum narrower than the protection level."""
+    rules = _rules(
+        tables=tables,
+        margins=margins,
+        coarsen=coarsen,
+        min_cell_size=minimum,
+        protection=protection,
+    )
     assert_resists(batches, rules)

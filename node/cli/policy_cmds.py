@@ -58,7 +58,20 @@ def render_preview(data: dict[str, Any]) -> str:
                 f"  suppressed        {ex['suppressed_cells']} "
                 f"({ex['primary_suppressed']} primary, {ex['secondary_suppressed']} secondary)"
             )
-            lines.append(f"  total published   {ex['published_total']}")
+            tables = "; ".join("[" + ", ".join(t) + "]" for t in ex["tables"])
+            lines.append(f"  tables            {tables}")
+            lines.append(
+                f"  table cells       {ex['table_cells']} published, "
+                f"{ex['table_suppressed']} suppressed"
+            )
+            lines.append(f"  total published   {ex['published_total']} (in detail cells)")
+            lines.append(
+                "  coverage (exact)  "
+                + ", ".join(
+                    f"{view} {'-' if share is None else f'{share:.1%}'}"
+                    for view, share in ex["coverage"].items()
+                )
+            )
         else:
             lines.append(f"  records           {ex['records']}")
             lines.append(

@@ -153,6 +153,11 @@ class LinearModel(Generic[V]):
         unbounded); every variable of ``objective`` in one component."""
         return self._prepare().minimum(objective)
 
+    def sum_interval(self, members: Iterable[V]) -> Interval:
+        """The integer interval of the sum of ``members`` (a hidden table cell, a
+        sum of counts), whatever components they lie in."""
+        return self._prepare().sum_interval(list(dict.fromkeys(members)))
+
     def class_interval(self, members: Iterable[V]) -> Interval:
         """The interval of each one of ``members``, variables the caller knows
         to be interchangeable: each appears in the same facts with the same
@@ -280,6 +285,23 @@ class _Prepared(Generic[V]):
                 raise AuditError("an interchangeable class spans two components")
             objective[matrix.col[v]] = -1.0
         return -matrix.solve(objective)
+
+    def sum_interval(self, group: list[V]) -> Interval:
+        # components are independent: the bounds of the sum are the sums of
+        # each component's bounds
+        low = high = sum(self.fixed[v] for v in group if v in self.fixed)
+        by_component: dict[V, list[V]] = {}
+        for v in group:
+            if v not in self.fixed:
+                by_component.setdefault(self._find(v), []).append(v)
+        for members in by_component.values():
+            matrix = self._matrix(members[0])
+            c = np.zeros(matrix.n)
+            for v in members:
+                c[matrix.col[v]] = 1.0
+            low += matrix.solve(c)
+            high -= matrix.solve(-c)
+        return Interval(low, high)
 
     def interval(self, v: V) -> Interval:
         if v in self.fixed:

@@ -50,6 +50,11 @@ if TYPE_CHECKING:
 
 #: Value of a dimension whose raw value is unknown (SDMX's "_U").
 UNKNOWN = "_U"
+#: Value of a dimension a table cell sums over (SDMX's "_T", total).
+TOTAL = "_T"
+#: Inside the engine only: a table cell's key holds this prefix and the region
+#: in the nationality position of a table by region of nationality.
+_REGION_TOTAL = "_T/"
 
 #: What the engine needs of a raw record: nothing identifying.
 #: (nationality, sex, date_of_birth, encounter_date, previous_country)
@@ -78,10 +83,24 @@ class FlowCell:
     ci95: tuple[int, int] | None = None
     noise_scale: float | None = None
     epsilon: float | None = None
+    #: A cell of a table other than the detail (it carries _T where it sums).
+    table: bool = False
 
     def subject(self, country: str) -> str:
         dims = ",".join(f"{name}={value}" for name, value in self.dimensions)
         return f"FlowStatistic|{country}|{self.period}|{dims}"
+
+
+def cell_dimensions(names: Iterable[str], values: Iterable[str]) -> dict[str, str]:
+    """The dimensions of an atom's or a table cell's key by name, as a label
+    carries them (a table by region of nationality names nationality_region)."""
+    out: dict[str, str] = {}
+    for name, value in zip(names, values, strict=True):
+        if value.startswith(_REGION_TOTAL):
+            out["nationality_region"] = value[len(_REGION_TOTAL) :]
+        else:
+            out[name] = value
+    return out
 
 
 def period_label(day: date, period: PeriodType) -> str:
@@ -176,13 +195,47 @@ class _Shape:
         self.ladders = tuple(rules.coarsen)
         self._nat = self.names.index("nationality") if "nationality" in self.names else -1
         self._memo: dict[tuple[AtomKey, int], tuple[str, tuple[str, ...]]] = {}
+        #: The tables other than the detail: cell level -(i + 1) is tables[i].
+        self.tables = rules.table_list()
+        self._table_pos: list[tuple[tuple[int, ...], bool]] = []
+        for table in self.tables:
+            positions: list[int] = []
+            by_region = False
+            for d in table:
+                if d == "nationality_region" and d not in self.names:
+                    by_region = True  # the region of the nationality dimension
+                else:
+                    positions.append(self.names.index(d))
+            self._table_pos.append((tuple(positions), by_region))
 
     def block_of(self, atom: AtomKey) -> str:
         if "period" in self.ladders:
             return coarser_period(atom[0], self.rules.period)
         return atom[0]
 
+    def table_key(self, atom: AtomKey, table: int) -> AtomKey:
+        """The key of the cell of ``tables[table]`` that counts ``atom``: TOTAL in
+        the positions it sums over (a region, marked, for a table by region)."""
+        positions, by_region = self._table_pos[table]
+        period, values = atom
+        out = [TOTAL] * len(values)
+        for p in positions:
+            out[p] = values[p]
+        if by_region:
+            out[self._nat] = _REGION_TOTAL + region_of(values[self._nat])
+        return (period, tuple(out))
+
+    def table_cells(self, atoms: Iterable[AtomKey]) -> dict[tuple[int, AtomKey], set[AtomKey]]:
+        """(table, key) -> the atoms each table cell sums."""
+        out: dict[tuple[int, AtomKey], set[AtomKey]] = defaultdict(set)
+        for atom in atoms:
+            for i in range(len(self.tables)):
+                out[(i, self.table_key(atom, i))].add(atom)
+        return out
+
     def key_at(self, atom: AtomKey, level: int) -> tuple[str, tuple[str, ...]]:
+        if level < 0:
+            return self.table_key(atom, -level - 1)
         memo = self._memo.get((atom, level))
         if memo is not None:
             return memo
@@ -197,6 +250,22 @@ class _Shape:
         return key
 
     def cell(self, level: int, key: tuple[str, tuple[str, ...]], count: int) -> FlowCell:
+        rounded = round_count(count, self.rules.rounding, self.rules.min_cell_size)
+        if level < 0:
+            dims: list[tuple[str, str]] = []
+            for name, value in zip(self.names, key[1], strict=True):
+                if value.startswith(_REGION_TOTAL):
+                    dims.append(("nationality_region", value[len(_REGION_TOTAL) :]))
+                else:
+                    dims.append((name, value))
+            return FlowCell(
+                key[0],
+                tuple(dims),
+                rounded,
+                self.rules.period,
+                estimated=self.rules.rounding > 1,
+                table=True,
+            )
         steps = self.ladders[:level]
         period_type: str = self.rules.period
         if "period" in steps:
@@ -205,7 +274,6 @@ class _Shape:
             "nationality_region" if (n == "nationality" and "nationality" in steps) else n
             for n in self.names
         )
-        rounded = round_count(count, self.rules.rounding, self.rules.min_cell_size)
         return FlowCell(
             key[0],
             tuple(zip(names, key[1], strict=True)),
@@ -368,13 +436,17 @@ class BlockLedger:
 def shape_of(rules: FlowStatisticsRules) -> tuple[str, ...]:
     """What a release's cells depend on besides the counts; a ledger entry made
     under another shape is not reused."""
-    return (
+    shape: tuple[str, ...] = (
         str(rules.min_cell_size),
         rules.period,
         ",".join(rules.dimensions),
         ",".join(rules.coarsen),
         ";".join(",".join(m) for m in rules.margins),
     )
+    tables = rules.table_list()
+    if tables:  # a policy without tables keeps the shape it had before them
+        shape += ("tables:" + ";".join(",".join(t) for t in tables),)
+    return shape
 
 
 # -- one block ------------------------------------------------------------------------
@@ -388,14 +460,22 @@ class BlockRelease:
     primary: int = 0  # atoms hidden because their cell stayed below the minimum
     secondary: int = 0  # atoms hidden to protect others
     coarsened: int = 0  # published cells above the finest level
+    #: Cells of the tables other than the detail: published ones are in
+    #: ``cells`` at a negative level; these are the hidden ones.
+    table_primary: int = 0  # below the minimum
+    table_secondary: int = 0  # hidden to protect others
     ledger: BlockLedger | None = None
     #: The audit of this release: narrowest hidden interval and how many are protected.
     audit: BlockAudit | None = None
 
     @property
     def hidden(self) -> set[AtomKey]:
-        covered = {a for _, members in self.cells for a in members}
+        covered = {a for level, members in self.cells if level >= 0 for a in members}
         return set(self.atoms) - covered
+
+    @property
+    def table_cells(self) -> int:
+        return sum(1 for level, _ in self.cells if level < 0)
 
 
 def release_block(
@@ -420,6 +500,10 @@ def release_block(
         # Nothing changed since the last release (publishing the same cells
         # again tells nobody anything new), or the block has had all the
         # releases it may have: its last release is sent again as it was.
+        table_sums = [
+            sum(previous.atoms[a] for a in m) for m in shape.table_cells(previous.atoms).values()
+        ]
+        table_primary = sum(1 for n in table_sums if n < minimum)
         return BlockRelease(
             block,
             dict(previous.atoms),
@@ -427,11 +511,17 @@ def release_block(
             primary=previous.primary,
             secondary=previous.secondary,
             coarsened=sum(1 for level, _ in previous.cells if level > 0),
+            table_primary=table_primary,
+            table_secondary=len(table_sums)
+            - table_primary
+            - sum(1 for level, _ in previous.cells if level < 0),
             ledger=previous,
         )
     prev_level: dict[AtomKey, int] = {}
     if previous is not None:
         for level, members in previous.cells:
+            if level < 0:
+                continue  # a table cell: not a level of the detail's ladders
             for atom in members:
                 prev_level[atom] = level
     forced = {
@@ -466,10 +556,18 @@ def release_block(
             primary += len(cell_atoms)
         else:
             published.append((level, frozenset(cell_atoms)))
+    # the other tables: a cell below the minimum is hidden like an atom
+    table_primary = 0
+    for (table, _key), table_atoms in sorted(shape.table_cells(atoms).items()):
+        if sum(atoms[a] for a in table_atoms) < minimum:
+            table_primary += 1
+        else:
+            published.append((-table - 1, frozenset(table_atoms)))
+    table_candidates = sum(1 for level, _ in published if level < 0)
 
     history = previous.releases() if previous is not None else ()
     published, audit = protect(atoms, published, rules, shape, history, known_now)
-    secondary = len(atoms) - primary - sum(len(m) for _, m in published)
+    secondary = len(atoms) - primary - sum(len(m) for lv, m in published if lv >= 0)
     release = BlockRelease(
         block,
         dict(atoms),
@@ -477,6 +575,8 @@ def release_block(
         primary=primary,
         secondary=secondary,
         coarsened=sum(1 for level, _ in published if level > 0),
+        table_primary=table_primary,
+        table_secondary=table_candidates - sum(1 for level, _ in published if level < 0),
         audit=audit,
     )
     this = PastRelease(dict(atoms), tuple(published), known_now)
@@ -547,18 +647,42 @@ class AttackerModel:
         class_of: dict[AtomKey, int],
         sizes: dict[int, int],
         truth: dict[Var, int],
+        sums: Mapping[Var, frozenset[AtomKey]] | None = None,
+        sum_levels: Mapping[Var, int] | None = None,
     ) -> None:
         self.model = model
         self.targets = targets
         self.class_of = class_of
         self.sizes = sizes
         self.truth = truth
+        #: Sensitive table cells among the targets: (release, key) -> its atoms.
+        #: Every class lies wholly inside or outside each of them.
+        self.sums = dict(sums or {})
+        self.sum_levels = dict(sum_levels or {})
         self._cache: dict[tuple[int, int], Interval] = {}
+        self._sum_cache: dict[Var, Interval] = {}
 
     def _key(self, v: Var) -> tuple[int, int]:
         return (v[0], self.class_of[v[1]])
 
+    def members_of(self, v: Var) -> frozenset[AtomKey]:
+        """The atoms a target counts: itself, or a table cell's."""
+        return self.sums.get(v, frozenset({v[1]}))
+
+    def level_of(self, v: Var) -> int:
+        """The cell level a target belongs to: 0 for an atom, a table's below 0."""
+        return self.sum_levels.get(v, 0)
+
+    def _sum_keys(self, v: Var) -> list[tuple[int, int]]:
+        return sorted({(v[0], self.class_of[a]) for a in self.sums[v]})
+
     def interval(self, v: Var) -> Interval:
+        if v in self.sums:
+            found = self._sum_cache.get(v)
+            if found is None:
+                found = self.model.sum_interval(self._sum_keys(v))
+                self._sum_cache[v] = found
+            return found
         key = self._key(v)
         cached = self._cache.get(key)
         if cached is None:
@@ -573,6 +697,8 @@ class AttackerModel:
         """The width of ``v``'s interval, or a lower bound of it that is at
         least ``level`` (the minimum lies at or below the true count, so a
         maximum ``level`` above it settles the question with one programme)."""
+        if v in self.sums:
+            return self.interval(v).width
         key = self._key(v)
         cached = self._cache.get(key)
         if cached is not None:
@@ -586,7 +712,12 @@ class AttackerModel:
         return self.interval(v).width
 
     def component(self, v: Var) -> set[Var]:
-        keys = self.model.component(self._key(v))
+        if v in self.sums:
+            keys: frozenset[tuple[int, int]] = frozenset()
+            for k in self._sum_keys(v):
+                keys |= self.model.component(k)
+        else:
+            keys = self.model.component(self._key(v))
         return {
             (t, a) for (t, a) in self.truth if (t, self.class_of[a]) in keys
         }
@@ -599,17 +730,29 @@ def attacker_model(
     audience: str = FLOWS_ONLY,
 ) -> AttackerModel:
     """What ``audience`` knows of a block's counts after ``releases``: each
-    release's published cells and public margins, counts that only grow from
-    one release to the next, and the sums the encounter records sent to that
-    audience reveal. Its targets are the sensitive counts: every atom of a
-    release below the minimum cell size and not published as a cell of its own
-    (hidden, or inside a coarsened cell). A hidden count at or above the
+    release's published cells (of every table) and public margins, counts that
+    only grow from one release to the next, and the sums the encounter records
+    sent to that audience reveal. Its targets are the sensitive counts: every
+    atom of a release below the minimum cell size and not published as a cell
+    of its own (hidden, or inside a coarsened cell), and every cell of another
+    table below the minimum (a sum of atoms). A hidden count at or above the
     minimum may be narrowed (it could have been published as it is)."""
     items = list(releases)
     facts: list[list[tuple[list[AtomKey], int, int]]] = []
     targets: set[Var] = set()
+    sums: dict[Var, frozenset[AtomKey]] = {}
+    sum_levels: dict[Var, int] = {}
     signature: dict[AtomKey, list[Any]] = defaultdict(list)
     for t, release in enumerate(items):
+        # the sensitive table cells: classes must not straddle them
+        inside: dict[AtomKey, list[int]] = defaultdict(list)
+        for (table, key), table_atoms in sorted(shape.table_cells(release.atoms).items()):
+            if sum(release.atoms[a] for a in table_atoms) < rules.min_cell_size:
+                sums[(t, key)] = frozenset(table_atoms)
+                sum_levels[(t, key)] = -table - 1
+                targets.add((t, key))
+                for a in table_atoms:
+                    inside[a].append(len(sums))
         here: list[tuple[list[AtomKey], int, int]] = []
         rows: dict[AtomKey, list[int]] = defaultdict(list)
 
@@ -645,7 +788,7 @@ def attacker_model(
             # record breaks "counts only grow" for that atom, and no fact false
             # of the data may enter the model
             grew = atom in before and before[atom] <= release.atoms[atom]
-            signature[atom].append((tuple(rows[atom]), grew))
+            signature[atom].append((tuple(rows[atom]), grew, tuple(inside[atom])))
     by_signature: dict[tuple[Any, ...], list[AtomKey]] = defaultdict(list)
     for atom, sig in signature.items():
         # an atom first seen late has fewer entries: pad to tell it apart
@@ -671,7 +814,7 @@ def attacker_model(
             model.add_sum_range(sorted({(t, class_of[a]) for a in members_of_fact}), lo, hi)
         for atom, n in release.atoms.items():
             truth[(t, atom)] = n
-    return AttackerModel(model, targets, class_of, sizes, truth)
+    return AttackerModel(model, targets, class_of, sizes, truth, sums, sum_levels)
 
 
 def protect(
@@ -791,8 +934,9 @@ def _protect_for(
             log.warning("a hidden count of block period %s stays narrow", target[1][0])
             floor[target] = widths[target]
             continue
+        candidates = _complement_order(model.members_of(target), model.level_of(target), candidates)
         chosen = candidates[0]
-        for candidate in candidates[:4]:
+        for candidate in candidates[:_TRIALS]:
             trial = model_of([c for c in current if c is not candidate])
             if trial.width_bound(target, level) > widths[target]:
                 chosen = candidate
@@ -802,6 +946,41 @@ def _protect_for(
         model = model_of(current)
         for v in reach:
             widths.pop(v, None)
+        for v in model.sums:  # table cells: not atoms of ``reach``, solved again
+            widths.pop(v, None)
+
+
+#: How many cells, best first, are tried for the one that widens a narrow count
+#: (when none does, the first is hidden).
+_TRIALS = 40
+
+
+def _complement_order(
+    target: frozenset[AtomKey], level: int, candidates: list[CellMembers]
+) -> list[CellMembers]:
+    """The published cells to try hiding for a narrow ``target`` (its atoms and
+    its table's level), best first. A count is pinned through the published
+    cells that overlap it (its parents: a nationality's total, the national
+    total, a coarsened month): hiding a sibling, a cell apart from the target
+    that overlaps one of its parents, is what widens it, preferably a sibling
+    in the target's own table (another nationality's total, or the same
+    nationality's in another week; another detail cell beside a detail cell).
+    Then the other siblings, then the parents themselves, then whatever else
+    is linked; smallest first within each."""
+    parents = [c[1] for c in candidates if c[1] & target]
+    near: set[AtomKey] = set().union(*parents) if parents else set()
+
+    def rank(c: CellMembers) -> int:
+        sibling = not (c[1] & target) and bool(c[1] & near)
+        if sibling and (c[0] == level or (c[0] >= 0 and level >= 0)):
+            return 0
+        if sibling:
+            return 1
+        if c[1] & target:
+            return 2
+        return 3
+
+    return sorted(candidates, key=rank)  # stable: smallest first within a rank
 
 
 def audit_releases(
@@ -883,6 +1062,10 @@ class FlowRelease:
         return sum(b.coarsened for b in self.blocks.values())
 
     def summary(self) -> dict[str, Any]:
+        """Counts of cells: ``cells``, the suppressed and coarsened ones are the
+        detail's (atoms); ``published_cells`` every cell published, table cells
+        included; ``table_cells`` the published cells of the other tables and
+        ``table_suppressed`` their hidden ones."""
         if self.private is not None:
             return self.private.summary()
         return {
@@ -892,6 +1075,10 @@ class FlowRelease:
             "primary_suppressed": self.primary,
             "secondary_suppressed": self.secondary,
             "coarsened_cells": self.coarsened,
+            "table_cells": sum(b.table_cells for b in self.blocks.values()),
+            "table_suppressed": sum(
+                b.table_primary + b.table_secondary for b in self.blocks.values()
+            ),
         }
 
 
@@ -959,4 +1146,55 @@ def _release_noisy(
         )
         for c in private.cells
     )
+    return out
+
+
+# -- coverage -------------------------------------------------------------------------
+
+#: The questions coverage is measured for: the period total, the period by
+#: nationality (by region where the policy publishes only the region), and the
+#: detail (every dimension of the policy).
+COVERAGE_VIEWS = ("total", "nationality", "detail")
+
+
+def coverage(release: FlowRelease, rules: FlowStatisticsRules) -> dict[str, float | None]:
+    """The share of encounters that exact published numbers account for, per
+    view (``COVERAGE_VIEWS``): a view's cell (one fine period and the view's
+    dimensions) is exact when published cells lying wholly inside it, of any
+    table, cover every one of its atoms, so its count is read or added up
+    without an unknown. Rounded counts are not exact. None when there is nothing
+    to count (or, for ``nationality``, no nationality dimension)."""
+    names = list(rules.dimensions)
+    nat = next((names.index(d) for d in ("nationality", "nationality_region") if d in names), -1)
+    views: dict[str, tuple[int, ...] | None] = {
+        "total": (),
+        "nationality": (nat,) if nat >= 0 else None,
+        "detail": tuple(range(len(names))),
+    }
+    total = sum(n for b in release.blocks.values() for n in b.atoms.values())
+    out: dict[str, float | None] = {}
+    for view, positions in views.items():
+        if positions is None or total == 0:
+            out[view] = None
+            continue
+
+        def key(atom: AtomKey, at: tuple[int, ...] = positions) -> AtomKey:
+            return (atom[0], tuple(atom[1][p] for p in at))
+
+        exact = 0
+        for block in release.blocks.values():
+            if rules.rounding > 1:
+                break
+            covered: dict[AtomKey, set[AtomKey]] = defaultdict(set)
+            for _level, members in block.cells:
+                keys = {key(a) for a in members}
+                if len(keys) == 1:
+                    covered[keys.pop()] |= members
+            wanted: dict[AtomKey, set[AtomKey]] = defaultdict(set)
+            for atom in block.atoms:
+                wanted[key(atom)].add(atom)
+            for k, atoms in wanted.items():
+                if covered.get(k, set()) >= atoms:
+                    exact += sum(block.atoms[a] for a in atoms)
+        out[view] = round(exact / total, 4)
     return out

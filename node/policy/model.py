@@ -32,6 +32,9 @@ PURPOSES: frozenset[str] = frozenset(
     }
 )
 FlowDimension = Literal["nationality", "nationality_region", "sex", "age_band", "previous_country"]
+#: A dimension a table keeps: one of the policy's, or nationality_region for a
+#: policy that publishes nationality (totals per region of nationality).
+TableDimension = FlowDimension
 PeriodType = Literal["iso_week", "month", "quarter"]
 #: Ladders a small cell may climb before it is suppressed ("coarsen before suppress").
 CoarsenLadder = Literal["period", "nationality"]
@@ -259,6 +262,13 @@ class FlowStatisticsRules(UseRules):
         description="Width every hidden count's feasible interval keeps, given every "
         "release, margin and exchange its audience sees; min_cell_size if absent.",
     )
+    tables: list[list[TableDimension]] | None = Field(
+        default=None,
+        description="The tables released, each a list of the dimensions it keeps "
+        "(``[]`` the period total; the dimensions themselves the detail, which must be "
+        "listed); a cell of a table carries _T in the dimensions it sums over. Only the "
+        "detail if absent.",
+    )
 
     method: FlowMethod = Field(
         default="suppression",
@@ -296,6 +306,7 @@ class FlowStatisticsRules(UseRules):
         if self.rounding > self.min_cell_size:
             raise ValueError("rounding: the base must not exceed min_cell_size")
         self._privacy_settings()
+        self._check_tables()
         return self
 
     def _privacy_settings(self) -> None:
@@ -322,13 +333,74 @@ class FlowStatisticsRules(UseRules):
             if dim in self.dimensions and dim not in self.privacy.domain:
                 raise ValueError(f"privacy.domain: list the public values of {dim}")
 
+    def _check_tables(self) -> None:
+        if self.tables is None:
+            return
+        dims = set(self.dimensions)
+        seen: dict[frozenset[str], int] = {}
+        for i, table in enumerate(self.tables):
+            where = f"tables[{i}]"
+            if len(set(table)) != len(table):
+                raise ValueError(f"{where}: a dimension is listed more than once")
+            kept = set(table)
+            if "nationality_region" in kept and "nationality_region" not in dims:
+                if "nationality" not in dims:
+                    raise ValueError(
+                        f"{where}: nationality_region needs nationality or "
+                        "nationality_region among the dimensions"
+                    )
+                if "nationality" in kept:
+                    raise ValueError(
+                        f"{where}: nationality and nationality_region cannot both be kept"
+                    )
+                if kept - {"nationality_region"} == dims - {"nationality"}:
+                    raise ValueError(
+                        f"{where}: the detail by region of nationality is the detail "
+                        "coarsened: use coarsen: [nationality] instead"
+                    )
+                kept = (kept - {"nationality_region"}) | {"nationality"}
+            extra = kept - dims
+            if extra:
+                raise ValueError(
+                    f"{where}: {sorted(extra)} not among the dimensions {self.dimensions}"
+                )
+            key = frozenset(table)
+            if key in seen:
+                raise ValueError(f"{where}: the same table as tables[{seen[key]}]")
+            seen[key] = i
+        if frozenset(self.dimensions) not in seen:
+            raise ValueError(
+                f"tables: list the detail {self.dimensions} too (the finest table is the "
+                "policy's dimensions; to publish less detail, drop dimensions)"
+            )
+        if len(self.tables) > 1 and self.secondary_suppression == "none":
+            raise ValueError(
+                "tables are published but secondary_suppression is none: a suppressed "
+                "cell could be recovered from a table"
+            )
+
+    def table_list(self) -> list[tuple[str, ...]]:
+        """The tables other than the detail, each as the dimensions it keeps in the
+        order of ``dimensions`` (nationality_region standing for nationality)."""
+        order: dict[str, int] = {name: i for i, name in enumerate(self.dimensions)}
+        if "nationality" in order:
+            order.setdefault("nationality_region", order["nationality"])
+        out: list[tuple[str, ...]] = []
+        for table in self.tables or ():
+            if set(table) == set(self.dimensions):
+                continue
+            out.append(tuple(sorted(table, key=lambda d: order[d])))
+        return out
+
     def output_fields(self) -> frozenset[str]:
         """The FlowStatistic body fields this policy lets carry a value."""
         fields = {"reporting_country", "period", "period_type", "count", "obs_status"}
         fields |= set(self.dimensions)
         if self.method == "differential_privacy":
             fields |= {"ci95_low", "ci95_high", "noise_mechanism", "noise_scale", "epsilon"}
-        if "nationality" in self.coarsen:
+        if "nationality" in self.coarsen or any(
+            "nationality_region" in t for t in self.tables or ()
+        ):
             fields.add("nationality_region")
         return frozenset(fields)
 
@@ -406,6 +478,8 @@ class Policy(StrictModel):
         if flows.get("method") == "suppression" and flows.get("privacy") is None:
             flows.pop("method", None)
             flows.pop("privacy", None)
+        if data["exchanges"]["flow_statistics"].get("tables") is None:
+            data["exchanges"]["flow_statistics"].pop("tables", None)
         if data["exchanges"]["encounter_records"].get("k_anonymity") is None:
             data["exchanges"]["encounter_records"].pop("k_anonymity", None)
         # RFC 8785 (JSON Canonicalization Scheme), so a verifier in any language

@@ -71,6 +71,14 @@ def held_cells(
     ]
 
 
+_DIMENSIONS = ("nationality", "nationality_region", "sex", "age_band", "previous_country")
+
+
+def is_table_cell(row: dict[str, Any]) -> bool:
+    """Whether a flow cell is a table's total (``_T`` in a dimension it sums over)."""
+    return any(row.get(d) == "_T" for d in _DIMENSIONS)
+
+
 def weekly(cells: list[FlowCell]) -> list[FlowCell]:
     """Cells of ISO-week periods: trends and alerts compare like with like (a
     cell coarsened to a month or quarter stays in the tables, not the series)."""

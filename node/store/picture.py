@@ -733,10 +733,13 @@ class PictureStore:
 
     def flow_totals(self) -> Iterator[tuple[str, str, str | None, str | None, int]]:
         """(period, reporting_country, nationality, nationality_region, count),
-        summed over the other dimensions of the current, non-withdrawn cells."""
+        summed over the other dimensions of the current, non-withdrawn detail
+        cells (table cells, ``_T`` where they sum, are not added in)."""
         yield from self._conn.execute(
             "SELECT period, reporting_country, nationality, nationality_region, sum(count) "
-            "FROM flow_cell WHERE count IS NOT NULL "
+            "FROM flow_cell WHERE count IS NOT NULL AND '_T' NOT IN (coalesce(nationality, ''), "
+            "coalesce(nationality_region, ''), coalesce(sex, ''), coalesce(age_band, ''), "
+            "coalesce(previous_country, '')) "
             "GROUP BY period, reporting_country, nationality, nationality_region "
             "ORDER BY period, reporting_country, nationality, nationality_region"
         )
