@@ -39,9 +39,10 @@ from node.config import policies_dir
 from node.demo.synth import generate_encounters
 from node.model.codes import RCM_MEMBERS, iso_week
 from node.policy import privacy
-from node.policy.flows import FlowInput, release_flows
+from node.policy.flows import FlowInput
 from node.policy.loader import load_policy
 from node.policy.model import FlowDimension, FlowStatisticsRules
+from node.policy.release import release_flows
 
 HERE = Path(__file__).resolve().parent
 BEGIN, END = "<!-- privacy-utility -->", "<!-- /privacy-utility -->"

@@ -28,7 +28,7 @@ from node.model.codes import is_iso3
 from node.model.events import RESTRICTED_KINDS, Envelope, PolicyRef
 from node.model.ids import new_event_id
 from node.policy import privacy
-from node.policy.flows import AtomKey, BlockLedger, FlowCell, FlowRelease, atom_of, release_flows
+from node.policy.flows import AtomKey, BlockLedger, FlowCell, atom_of
 from node.policy.guard import EgressGuard, Refusal
 from node.policy.model import Policy
 from node.policy.records import (
@@ -39,6 +39,7 @@ from node.policy.records import (
     record_subject,
     transform_encounter,
 )
+from node.policy.release import FlowRelease, release_flows
 from node.store.node_store import NodeStore, OutboxRow, PrivacyStaging, StagedEvent
 from node.transport.base import Ack, EventSink
 

@@ -31,12 +31,9 @@ from node.pipeline import (
 )
 from node.policy.flows import (
     BlockLedger,
-    FlowRelease,
     audit_releases,
     cell_dimensions,
-    coverage,
     protection_level,
-    release_flows,
     shape_of,
 )
 from node.policy.guard import EgressGuard
@@ -44,6 +41,7 @@ from node.policy.loader import load_floor, load_policy
 from node.policy.model import KIND_EXCHANGE, FlowStatisticsRules, Policy
 from node.policy.places import unknown_places
 from node.policy.records import Linker
+from node.policy.release import FlowRelease, coverage, release_flows
 from node.store.node_store import NodeStore
 
 SAMPLES = 3

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from node.policy.disclosure import determined
-from node.policy.flows import BlockLedger, coarser_period, release_flows, round_count
+from node.policy.flows import BlockLedger, coarser_period, round_count
 from node.policy.model import FlowStatisticsRules
+from node.policy.release import release_flows
 
 MONDAY = date(2024, 1, 8)  # 2024-W02
 

@@ -18,8 +18,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.policy.flows import AtomKey, BlockRelease, FlowRelease, _Shape, release_flows
+from node.policy.flows import AtomKey, BlockRelease, Shape
 from node.policy.model import FlowStatisticsRules
+from node.policy.release import FlowRelease, release_flows
 from tests.test_sdc_audit import assert_resists
 
 NATIONALITIES = ("CUB", "HTI", "CHN", "IND", "AFG")
@@ -94,7 +95,7 @@ def _cells(release: BlockRelease) -> list[frozenset[AtomKey]]:
 
 
 def _margins(rules: FlowStatisticsRules, atoms: dict[AtomKey, int]) -> list[frozenset[AtomKey]]:
-    return _Shape(rules).margin_groups(atoms)
+    return Shape(rules).margin_groups(atoms)
 
 
 def _leaks(

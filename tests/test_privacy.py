@@ -25,10 +25,10 @@ from node.demo.synth import generate_encounters, write_csv
 from node.model.codes import iso_week
 from node.pipeline import EventFactory, prepare_flow_events
 from node.policy import privacy
-from node.policy.flows import release_flows
 from node.policy.loader import load_floor, load_policy
 from node.policy.model import FlowStatisticsRules
 from node.policy.privacy import PrivacyBudgetExceeded
+from node.policy.release import release_flows
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.kafka import read_all

@@ -14,9 +14,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from node.model.codes import age_at, age_band, iso_week
-from node.policy.flows import MAX_RELEASES, BlockLedger, release_flows
+from node.policy.flows import MAX_RELEASES, BlockLedger
 from node.policy.loader import load_policy
 from node.policy.model import FlowStatisticsRules
+from node.policy.release import release_flows
 from tests.sdc_attacker import Bounds_, Joint, ShapeSeen, attack_shapes
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"

@@ -38,15 +38,11 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from node.model.codes import age_at, age_band, iso_week, region_of
 from node.policy.audit import Interval, LinearModel
 from node.policy.model import FlowStatisticsRules, PeriodType
-from node.policy.privacy import PrivateRelease, release_private
-
-if TYPE_CHECKING:
-    from node.policy.shapes import ShapeCheck
 
 #: Value of a dimension whose raw value is unknown (SDMX's "_U").
 UNKNOWN = "_U"
@@ -186,7 +182,7 @@ def round_count(count: int, base: int, minimum: int) -> int:
 # -- the ladders ----------------------------------------------------------------
 
 
-class _Shape:
+class Shape:
     """Keys of an atom at each ladder level, and the labels of coarse cells."""
 
     def __init__(self, rules: FlowStatisticsRules) -> None:
@@ -489,7 +485,7 @@ def release_block(
 
     ``known`` holds, per audience of the flows, the sums of atoms another
     exchange sent to that audience reveals (encounter records' counts)."""
-    shape = _Shape(rules)
+    shape = Shape(rules)
     minimum = rules.min_cell_size
     if previous is not None and previous.shape != shape_of(rules):
         previous = None
@@ -726,7 +722,7 @@ class AttackerModel:
 def attacker_model(
     releases: Iterable[PastRelease],
     rules: FlowStatisticsRules,
-    shape: _Shape,
+    shape: Shape,
     audience: str = FLOWS_ONLY,
 ) -> AttackerModel:
     """What ``audience`` knows of a block's counts after ``releases``: each
@@ -821,7 +817,7 @@ def protect(
     atoms: dict[AtomKey, int],
     published: list[CellMembers],
     rules: FlowStatisticsRules,
-    shape: _Shape,
+    shape: Shape,
     history: tuple[PastRelease, ...],
     known: Mapping[str, tuple[KnownSum, ...]],
 ) -> tuple[list[CellMembers], BlockAudit]:
@@ -888,7 +884,7 @@ def _protect_for(
     atoms: dict[AtomKey, int],
     published: list[CellMembers],
     rules: FlowStatisticsRules,
-    shape: _Shape,
+    shape: Shape,
     history: tuple[PastRelease, ...],
     known: Mapping[str, tuple[KnownSum, ...]],
     audience: str,
@@ -984,13 +980,13 @@ def _complement_order(
 
 
 def audit_releases(
-    releases: tuple[PastRelease, ...], rules: FlowStatisticsRules, shape: _Shape | None = None
+    releases: tuple[PastRelease, ...], rules: FlowStatisticsRules, shape: Shape | None = None
 ) -> BlockAudit:
     """The attacker's model run on a block's releases, for every audience: the
     narrowest hidden interval, how many hidden counts keep the protection
     level, and whether the block passes (every hidden count keeps the level or
     is pinned by the country's own margins and nothing this node can hide)."""
-    shape = shape or _Shape(rules)
+    shape = shape or Shape(rules)
     level = protection_level(rules)
     audiences = {FLOWS_ONLY} | {a for r in releases for a in r.known}
     narrowest: tuple[Var, Interval] | None = None
@@ -1021,180 +1017,10 @@ def audit_releases(
 def _margins_only(
     releases: tuple[PastRelease, ...],
     rules: FlowStatisticsRules,
-    shape: _Shape,
+    shape: Shape,
     audience: str,
 ) -> AttackerModel:
     """What the audience knows with no flow cell at all: the margins and the
     other exchanges, over time. What they pin is not the flows' doing."""
     bare = tuple(PastRelease(r.atoms, (), r.known) for r in releases)
     return attacker_model(bare, rules, shape, audience)
-
-
-# -- a whole release ------------------------------------------------------------------
-
-
-@dataclass
-class FlowRelease:
-    """Every block's release, and the published cells with their labels."""
-
-    blocks: dict[str, BlockRelease] = field(default_factory=dict)
-    cells: list[FlowCell] = field(default_factory=list)
-    #: Set when the policy's method is differential_privacy: the noisy release,
-    #: its periods' new states and its spends (blocks then stay empty).
-    private: PrivateRelease | None = None
-    #: The check against releases under older policy shapes (None: there were none).
-    shapes: ShapeCheck | None = None
-
-    @property
-    def atoms(self) -> int:
-        return sum(len(b.atoms) for b in self.blocks.values())
-
-    @property
-    def primary(self) -> int:
-        return sum(b.primary for b in self.blocks.values())
-
-    @property
-    def secondary(self) -> int:
-        return sum(b.secondary for b in self.blocks.values())
-
-    @property
-    def coarsened(self) -> int:
-        return sum(b.coarsened for b in self.blocks.values())
-
-    def summary(self) -> dict[str, Any]:
-        """Counts of cells: ``cells``, the suppressed and coarsened ones are the
-        detail's (atoms); ``published_cells`` every cell published, table cells
-        included; ``table_cells`` the published cells of the other tables and
-        ``table_suppressed`` their hidden ones."""
-        if self.private is not None:
-            return self.private.summary()
-        return {
-            "cells": self.atoms,
-            "published_cells": len(self.cells),
-            "suppressed_cells": self.primary + self.secondary,
-            "primary_suppressed": self.primary,
-            "secondary_suppressed": self.secondary,
-            "coarsened_cells": self.coarsened,
-            "table_cells": sum(b.table_cells for b in self.blocks.values()),
-            "table_suppressed": sum(
-                b.table_primary + b.table_secondary for b in self.blocks.values()
-            ),
-        }
-
-
-def release_flows(
-    rows: Iterable[FlowInput],
-    rules: FlowStatisticsRules,
-    ledger: dict[str, BlockLedger] | None = None,
-    known: Mapping[str, Mapping[str, Iterable[KnownSum]]] | None = None,
-    *,
-    privacy_states: Mapping[str, str] | None = None,
-    today: date | None = None,
-) -> FlowRelease:
-    """Count, coarsen, suppress and round every block of ``rows``; ``known`` is,
-    per block and audience, what other exchanges reveal (see ``release_block``).
-
-    Under ``method: differential_privacy`` every count is noisy instead
-    (``node.policy.privacy``; ``privacy_states``: period -> its stored state,
-    ``today`` the day that dates the release)."""
-    if rules.method == "differential_privacy":
-        return _release_noisy(rows, rules, privacy_states or {}, today or date.today())
-
-    from node.policy.shapes import foreign_blocks, protect_across_shapes
-
-    shape = _Shape(rules)
-    foreign = foreign_blocks(rules, ledger or {})
-    if foreign:
-        rows = list(rows)  # counted twice: here and at every shape's joint key
-    by_block: dict[str, dict[AtomKey, int]] = defaultdict(dict)
-    for atom, n in count_atoms(rows, rules).items():
-        by_block[shape.block_of(atom)][atom] = n
-    out = FlowRelease()
-    for block in sorted(by_block):
-        previous = (ledger or {}).get(block)
-        release = release_block(block, by_block[block], rules, previous, (known or {}).get(block))
-        out.blocks[block] = release
-    if foreign:
-        fresh = {b for b, r in out.blocks.items() if r.audit is not None}
-        out.shapes = protect_across_shapes(list(rows), rules, out.blocks, foreign, fresh)
-    for release in out.blocks.values():
-        for level, members in release.cells:
-            count = sum(release.atoms[a] for a in members)
-            out.cells.append(shape.cell(level, shape.key_at(next(iter(members)), level), count))
-    out.cells.sort()
-    return out
-
-
-def _release_noisy(
-    rows: Iterable[FlowInput],
-    rules: FlowStatisticsRules,
-    states: Mapping[str, str],
-    today: date,
-) -> FlowRelease:
-    """The differentially private release, as published cells (obs_status N)."""
-    private = release_private(rows, rules, states, today)
-    out = FlowRelease(private=private)
-    out.cells = sorted(
-        FlowCell(
-            c.period,
-            c.dimensions,
-            c.count,
-            rules.period,
-            ci95=c.ci95,
-            noise_scale=c.scale,
-            epsilon=c.epsilon,
-        )
-        for c in private.cells
-    )
-    return out
-
-
-# -- coverage -------------------------------------------------------------------------
-
-#: The questions coverage is measured for: the period total, the period by
-#: nationality (by region where the policy publishes only the region), and the
-#: detail (every dimension of the policy).
-COVERAGE_VIEWS = ("total", "nationality", "detail")
-
-
-def coverage(release: FlowRelease, rules: FlowStatisticsRules) -> dict[str, float | None]:
-    """The share of encounters that exact published numbers account for, per
-    view (``COVERAGE_VIEWS``): a view's cell (one fine period and the view's
-    dimensions) is exact when published cells lying wholly inside it, of any
-    table, cover every one of its atoms, so its count is read or added up
-    without an unknown. Rounded counts are not exact. None when there is nothing
-    to count (or, for ``nationality``, no nationality dimension)."""
-    names = list(rules.dimensions)
-    nat = next((names.index(d) for d in ("nationality", "nationality_region") if d in names), -1)
-    views: dict[str, tuple[int, ...] | None] = {
-        "total": (),
-        "nationality": (nat,) if nat >= 0 else None,
-        "detail": tuple(range(len(names))),
-    }
-    total = sum(n for b in release.blocks.values() for n in b.atoms.values())
-    out: dict[str, float | None] = {}
-    for view, positions in views.items():
-        if positions is None or total == 0:
-            out[view] = None
-            continue
-
-        def key(atom: AtomKey, at: tuple[int, ...] = positions) -> AtomKey:
-            return (atom[0], tuple(atom[1][p] for p in at))
-
-        exact = 0
-        for block in release.blocks.values():
-            if rules.rounding > 1:
-                break
-            covered: dict[AtomKey, set[AtomKey]] = defaultdict(set)
-            for _level, members in block.cells:
-                keys = {key(a) for a in members}
-                if len(keys) == 1:
-                    covered[keys.pop()] |= members
-            wanted: dict[AtomKey, set[AtomKey]] = defaultdict(set)
-            for atom in block.atoms:
-                wanted[key(atom)].add(atom)
-            for k, atoms in wanted.items():
-                if covered.get(k, set()) >= atoms:
-                    exact += sum(block.atoms[a] for a in atoms)
-        out[view] = round(exact / total, 4)
-    return out

@@ -56,7 +56,7 @@ from node.policy.flows import (
     FlowInput,
     ForeignBlock,
     PastRelease,
-    _Shape,
+    Shape,
     atom_of,
     protection_level,
     published_range,
@@ -230,7 +230,7 @@ class _JointModel:
             self._static.append(
                 (dict.fromkeys(self._sum(r, members), 1.0), *published_range(count, rules))
             )
-        for group in _Shape(rules).margin_groups(step.atoms):
+        for group in Shape(rules).margin_groups(step.atoms):
             total = sum(step.atoms[a] for a in group)
             self._static.append((dict.fromkeys(self._sum(r, group), 1.0), total, total))
         alone = {a for _lv, m in step.cells if len(m) == 1 for a in m}
@@ -317,7 +317,7 @@ def protect_across_shapes(
     for s in shapes:
         fbs = [fb for fb in foreign if fb.shape == s]
         old_rules[s] = old_rules[s].model_copy(update={"protection": fbs[0].protection})
-    shape_now = _Shape(rules)
+    shape_now = Shape(rules)
     atom_to_foreign: dict[tuple[int, AtomKey], int] = {}
     for i, fb in enumerate(foreign):
         si = shapes.index(fb.shape)
@@ -404,7 +404,7 @@ def _hide_until_safe(
     jm: _JointModel,
     cells: dict[str, list[CellMembers]],
     fresh: set[str],
-    shape_now: _Shape,
+    shape_now: Shape,
     check: ShapeCheck,
 ) -> None:
     """Hide cells of ``cells`` (of the blocks in ``fresh``) until every target
