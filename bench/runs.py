@@ -287,22 +287,24 @@ def _raw_confluent_consume(bootstrap: str, topic: str, expected: int) -> float:
 
 def _aggregate(
     agg: Home, bootstrap: str, topic: str, client: Client, workers: int, store_path: Path
-) -> tuple[float, int]:
+) -> tuple[float, int, float]:
     """Seconds to consume, check and apply the whole topic into a new store, in
-    a new group, on ``client`` with ``workers`` check processes."""
+    a new group, on ``client`` with ``workers`` check processes; the events
+    applied; and the CPU seconds of this process (the writer's: what bounds
+    the aggregator on a machine with no core to spare)."""
     with PictureStore(store_path) as store:
         agg_obj = build_aggregator(
             agg, store, ops.event_codec(), floor=ops.regional_floor(), workers=workers
         )
         source = group_source(client, bootstrap, topic, f"bench-agg-{uuid.uuid4().hex[:6]}")
         try:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             stats = consume_until_caught_up(agg_obj, source)
-            elapsed = time.perf_counter() - started
+            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         finally:
             source.close()
             agg_obj.close()
-    return elapsed, stats.applied
+    return elapsed, stats.applied, cpu
 
 
 def aggregator(bootstrap: str, node_result: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -320,7 +322,7 @@ def aggregator(bootstrap: str, node_result: dict[str, Any], base: Path) -> dict[
         raw_s = (_raw_consume if client == "kafka-python" else _raw_confluent_consume)(
             bootstrap, topic, expected
         )
-        agg_s, applied = _aggregate(
+        agg_s, applied, cpu = _aggregate(
             agg, bootstrap, topic, client, workers, base / f"agg-{client}.db"
         )
         assert applied == expected, (client, applied, expected)
@@ -330,8 +332,12 @@ def aggregator(bootstrap: str, node_result: dict[str, Any], base: Path) -> dict[
         out[f"raw_{prefix}consume_seconds"] = round(raw_s, 3)
         out[f"raw_{prefix}consume_per_s"] = round(raw_rate)
         out[f"{prefix}aggregator_ratio"] = round(agg_rate / raw_rate, 3)
-    serial_s, applied = _aggregate(agg, bootstrap, topic, default, 0, base / "agg-serial.db")
+        out[f"{prefix}aggregator_writer_cpu_us"] = round(cpu / applied * 1e6, 1)
+    serial_s, applied, cpu = _aggregate(
+        agg, bootstrap, topic, default, 0, base / "agg-serial.db"
+    )
     assert applied == expected
+    out["serial_aggregator_cpu_us"] = round(cpu / applied * 1e6, 1)
     out["serial_aggregator_seconds"] = round(serial_s, 3)
     out["serial_aggregator_events_per_s"] = round(applied / serial_s)
     if default == "confluent":
