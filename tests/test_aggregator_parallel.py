@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -235,3 +236,37 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
     killed, serial = _dump(tmp_path / "killed.db"), _dump(tmp_path / "serial.db")
     for table in TABLES:
         assert killed[table] == serial[table], table
+
+
+@pytest.mark.kafka
+def test_a_new_manifest_reaches_the_workers_at_the_next_batch(
+    tmp_path: Path, published: tuple[Any, list[Message]]
+) -> None:
+    """A key revoked mid-run (compromised an hour ago) is refused by the
+    workers from the next batch on, exactly as a serial aggregator refuses it;
+    stale workers holding the old manifest would apply them."""
+    agg, messages = published
+    first, rest = messages[:300], messages[300:]
+    with (
+        PictureStore(tmp_path / "parallel.db") as p_store,
+        PictureStore(tmp_path / "serial.db") as s_store,
+    ):
+        both = [
+            build_aggregator(agg, store, ops.event_codec(), floor=ops.regional_floor(), workers=w)
+            for store, w in ((p_store, 2), (s_store, 0))
+        ]
+        try:
+            for aggregator in both:
+                aggregator.apply_batch(first)
+            trust.revoke(agg, "USA", compromised_at=datetime.now(UTC) - timedelta(hours=1))
+            trust.sign_draft(agg)
+            for aggregator in both:
+                aggregator.use_keys(trust.key_directory(agg))
+                stats = aggregator.apply_batch(rest)
+                assert stats.rejected.get("revoked-key", 0) >= len(rest) - 3, stats.as_dict()
+        finally:
+            for aggregator in both:
+                aggregator.close()
+    parallel, serial = _dump(tmp_path / "parallel.db"), _dump(tmp_path / "serial.db")
+    for table in TABLES:
+        assert parallel[table] == serial[table], table
