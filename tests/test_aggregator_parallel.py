@@ -42,8 +42,9 @@ TABLES: dict[str, str] = {
     "flow_cell": "subject, reporting_country, period, nationality, sex, age_band, "
     "previous_country, count, revision, event_id",
     "encounter_view": "*",
-    "event_revision": "event_id, subject, revision, body, applied",
-    "event_use": "event_id, audiences, purposes, retain_until",
+    "event_revision": "event_id, subject, revision, body, schema_version, produced_at, applied",
+    "event_use": "event_id, audiences, purposes, retain_until, embargo_until",
+    "event_time": "event_id, appended_at",
     "picture_outbox": "event_id, subject, msg_value",
     "audit_log": "seq, entry, event_id, producer, subject, revision, digest, reason",
 }

@@ -34,12 +34,13 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from node.codec.events import EventCodec
 from node.crypto.batch_seal import SealVerifier
 from node.federation import KeyDirectory
-from node.model.events import Envelope
+from node.model.events import Envelope, Event, PolicyRef
 from node.model.manifest import Manifest
 from node.policy.floor import RegionalFloor
 from node.transport.base import Message
@@ -86,6 +87,55 @@ class KeySnapshot:
         return KeyDirectory(self.manifest, set(self.trusted))
 
 
+# -- results as plain data ---------------------------------------------------------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+
+def _time_out(when: datetime | None) -> int | datetime | None:
+    """A UTC time as integer microseconds (exact, and cheap to unpickle)."""
+    if when is not None and when.utcoffset() == timedelta(0):
+        return (when - _EPOCH) // _MICRO
+    return when
+
+
+def _time_in(value: Any) -> Any:
+    return _EPOCH + value * _MICRO if isinstance(value, int) else value
+
+
+def to_wire(checked: Any) -> tuple[Any, ...]:
+    """A ``Checked`` as a tuple of plain values: unpickling dataclasses and
+    aware datetimes cost the writer about as much as the checks themselves
+    (27 against 3 us an event, measured), so workers send this instead."""
+    e = checked.envelope
+    return (
+        e.event_id, e.producer, e.kind, e.subject, e.revision, _time_out(e.produced_at),
+        e.policy.id, e.policy.version, e.policy.sha256, e.audiences, e.purposes, e.key_id,
+        e.retain_until, _time_out(e.embargo_until), e.body,
+        checked.event.body, checked.event.body_schema_version, checked.digest,
+        _time_out(checked.appended_at), checked.restricted, checked.recipients,
+    )  # fmt: skip
+
+
+def from_wire(wire: tuple[Any, ...]) -> object:
+    """The ``Checked`` that ``to_wire`` was made from."""
+    from node.aggregator.apply import Checked
+
+    (event_id, producer, kind, subject, revision, produced_at, policy_id, policy_version,
+     policy_sha, audiences, purposes, key_id, retain_until, embargo_until, env_body,
+     body, body_version, digest, appended_at, restricted, recipients) = wire  # fmt: skip
+    envelope = Envelope(
+        event_id, producer, kind, subject, revision, _time_in(produced_at),
+        PolicyRef(policy_id, policy_version, policy_sha), audiences, purposes, key_id,
+        retain_until, _time_in(embargo_until), env_body,
+    )  # fmt: skip
+    return Checked(
+        envelope, Event(envelope, body, body_version), digest,
+        _time_in(appended_at), restricted, recipients,
+    )  # fmt: skip
+
+
 # -- in the worker ------------------------------------------------------------------
 
 
@@ -121,9 +171,10 @@ def _check_chunk(snapshot: KeySnapshot, messages: list[Message]) -> list[object]
     out: list[object] = []
     for msg in messages:
         try:
-            out.append(
-                check_message(state.codec, state.keys, state.floor, state.time_of, msg, state.seals)
+            checked = check_message(
+                state.codec, state.keys, state.floor, state.time_of, msg, state.seals
             )
+            out.append(to_wire(checked))
         except MessageRejected as rej:
             out.append(Rejection(rej.reason, rej.detail, rej.envelope))
     return out
@@ -208,7 +259,8 @@ class CheckPool:
                 continue
             futures.pop(0)
             done += 1
-            yield from results
+            for r in results:
+                yield from_wire(r) if isinstance(r, tuple) else r
 
     def close(self) -> None:
         if self._pool is not None:
