@@ -305,6 +305,33 @@ NOTES = """\
   a drainer process sends what is committed. Baseline: the same bytes, read
   back from the outbox, produced by bare kafka-python with the same producer
   settings. Each variant publishes a copy of the same member to its own topic.
+- **Issue 20, measured on the way** (CPU time, so that the load of the
+  other work on the machine counts less than in the wall-clock figures;
+  2026-12-02, load average about 15 on the 2 cores):
+  - The egress guard split every value into words one character at a time
+    through `unicodedata`. ASCII text now splits with one regex, with the
+    same words (property-tested). Staging 8,000 USA record events: 141 ->
+    110 us of CPU per event. What is left of staging: the guard's checks of
+    each field (~35 us), building the guard over every raw record once per
+    run, the record transform (~6 us), Avro (~2 us), the outbox
+    `executemany`.
+  - The aggregator's check workers take decode, keys, seal and floor off
+    the writer's process: 229.7 -> 176.9 us of that process's CPU per event
+    in the run above. Returning plain tuples instead of `Checked` dataclasses
+    (committed after that run) cut the writer's unpickling from 27 to 3 us an
+    event. A profile of the writer with workers then shows what bounds it:
+    SQLite `execute` (eight statements an event: the duplicate and head
+    lookups, `received_event`, `event_time`, `event_use`, `event_revision`,
+    `subject_head`, the view) about 40% of its time, JSON encoding of bodies
+    and use rules about 15%, the audit chain about 10%. Applying those rows
+    with `executemany` per batch is the next step and is not done.
+  - Targets missed here: node and aggregator against raw produce and
+    consume (Python CPU in staging and in the writer, on cores shared with
+    other work). The 10M rebuild is extrapolated linearly from the run's
+    topic, not measured (`rebuild_10m_measured`). The 1,000 events/s latency
+    run: the aggregator under this load applies fewer than 1,000 events/s,
+    so the queue grows. On a quiet machine the same test measured 12.7 ms
+    p99 (2026-11-28).
 - **Measured on the way** (per event, 100k-event staging): per-event Ed25519
   signatures (~21 us) became batch seals (~2 us); fastavro re-encoded the
   envelope's shared fields for every event (template: 7 -> 1 us) and inferred
