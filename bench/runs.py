@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -355,16 +354,27 @@ def rebuild(bootstrap: str, node_result: dict[str, Any], *, big: bool) -> dict[s
     home = Path(node_result["aggregator_home"])
     events = int(node_result["events"])
     repo = Path(__file__).resolve().parent.parent
+    # A child of its own, which reports the peak RSS of itself and of what it
+    # started (the check workers): this process's other children (stagers,
+    # drainers) must not count.
+    script = (
+        "import json, resource, subprocess, sys\n"
+        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)\n"
+        "own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+        "print(json.dumps(max(own, kids)))\n"
+    )
     started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "node.cli", "--home", str(home), "aggregate", "--rebuild",
-         "--bootstrap", bootstrap],
+    done = subprocess.run(
+        [sys.executable, "-c", script, sys.executable, "-m", "node.cli", "--home", str(home),
+         "aggregate", "--rebuild", "--bootstrap", bootstrap],
         check=True,
         cwd=repo,
-        stdout=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
     )
     seconds = time.perf_counter() - started
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    peak_kb = int(json.loads(done.stdout.strip().splitlines()[-1]))
     measured_10m = events >= 10_000_000
     return {
         "rebuild_events": events,
