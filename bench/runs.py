@@ -370,7 +370,7 @@ def rebuild(bootstrap: str, node_result: dict[str, Any], *, big: bool) -> dict[s
          "aggregate", "--rebuild", "--bootstrap", bootstrap],
         check=True,
         cwd=repo,
-        capture_output=True,
+        stdout=subprocess.PIPE,  # the peak; the rebuild's errors go to stderr
         text=True,
     )
     seconds = time.perf_counter() - started
