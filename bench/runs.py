@@ -17,21 +17,23 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kafka import KafkaConsumer, KafkaProducer
 
 from node import operations as ops
 from node import trust
 from node.aggregator.apply import consume_until_caught_up
 from node.aggregator.run import build_aggregator
-from node.config import Home
+from node.config import Home, KafkaSettings, policies_dir
 from node.demo.synth import generate_encounters, write_csv
 from node.federation import read_signed
 from node.model.events import Envelope, PolicyRef
 from node.pipeline import drain_outbox
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
-from node.transport.confluent import confluent_config, load_confluent
-from node.transport.kafka import KafkaSource, ensure_topic, producer_config, read_all
+from node.transport.clients import Client, group_source
+from node.transport.confluent import confluent_config, consumer_config, load_confluent
+from node.transport.kafka import ensure_topic, producer_config, read_all
 from node.transport.provision import SHARED_TOPIC_CONFIGS
 
 START = date(2024, 1, 1)
@@ -44,7 +46,29 @@ class Federation:
     topic: str
 
 
-def federation(base: Path, bootstrap: str, country: str, records: int, weeks: int) -> Federation:
+def records_only_policy(base: Path, country: str = "USA") -> Path:
+    """The country's shipped policy sharing its encounter records only (no
+    flow statistics), as tests.factories.records_only_policy does for the
+    records' tests: the node benchmark measures record throughput, one event
+    per record, not the release of flow tables (whose disclosure audit is a
+    per-release cost that does not grow with the events sent)."""
+    data = yaml.safe_load((policies_dir() / f"{country}.yaml").read_text(encoding="utf-8"))
+    data["exchanges"]["flow_statistics"]["shared"] = False
+    base.mkdir(parents=True, exist_ok=True)
+    path = base / f"{country}-records-only.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def federation(
+    base: Path,
+    bootstrap: str,
+    country: str,
+    records: int,
+    weeks: int,
+    *,
+    records_only: bool = False,
+) -> Federation:
     """A member with ``records`` ingested (staged to its outbox) and an aggregator."""
     topic = f"bench.{country.lower()}.{uuid.uuid4().hex[:8]}"
     agg = ops.init_aggregator(base / "ts", bootstrap=bootstrap, topic=topic)
@@ -54,6 +78,7 @@ def federation(base: Path, bootstrap: str, country: str, records: int, weeks: in
         bootstrap=bootstrap,
         topic=topic,
         secretariat_pem=agg.secretariat_pub_path.read_text(encoding="ascii"),
+        policy=records_only_policy(base, country) if records_only else None,
     )
     ops.add_member(agg, country, member.public_key_path, member.encryption_pub_path)
     trust.accept_manifest(member, read_signed(agg.manifest_path))
@@ -140,7 +165,7 @@ def node_pipeline(base: Path, bootstrap: str, records: int) -> dict[str, Any]:
     second process drains while this one stages). A copy of the same member
     then publishes serially, staging and draining one after the other, so the
     report can say which half dominates."""
-    fed = federation(base / "node", bootstrap, "USA", records, weeks=12)
+    fed = federation(base / "node", bootstrap, "USA", records, weeks=12, records_only=True)
     serial = _copy_member(fed.member, base / "node-serial", fed.topic + ".serial")
     ensure_topic(
         bootstrap,
@@ -213,16 +238,15 @@ def node_pipeline(base: Path, bootstrap: str, records: int) -> dict[str, Any]:
         "confluent_node_events_per_s": round(events / fast_s),
         "confluent_node_ratio": round((events / fast_s) / raw_rate, 3),
         "raw_confluent_produce_per_s": round(len(payload) / raw_fast_s),
+        # Against bare confluent-kafka: the target for a node on that client.
+        "confluent_node_ratio_own": round((events / fast_s) / (len(payload) / raw_fast_s), 3),
         "topic": fed.topic,
         "aggregator_home": str(fed.aggregator.path),
     }
 
 
-def aggregator(bootstrap: str, node_result: dict[str, Any]) -> dict[str, Any]:
-    """Consume, verify, decode and apply to SQLite, against raw kafka-python
-    consume of the same messages."""
-    topic = node_result["topic"]
-    agg = ops.open_home(Path(node_result["aggregator_home"]))
+def _raw_consume(bootstrap: str, topic: str, expected: int) -> float:
+    """Seconds for bare kafka-python to read ``expected`` messages of ``topic``."""
     consumer = KafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -231,31 +255,135 @@ def aggregator(bootstrap: str, node_result: dict[str, Any]) -> dict[str, Any]:
         enable_auto_commit=False,
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
-    expected = node_result["events"]
     seen = 0
     started = time.perf_counter()
     while seen < expected:
         for records in consumer.poll(timeout_ms=500, max_records=2000).values():
             seen += len(records)
-    raw_s = time.perf_counter() - started
+    elapsed = time.perf_counter() - started
     consumer.close()
-    with PictureStore(agg.store_path) as store:
-        agg_obj = build_aggregator(agg, store, ops.event_codec(), floor=ops.regional_floor())
-        source = KafkaSource(bootstrap, topic, f"bench-agg-{uuid.uuid4().hex[:6]}")
-        started = time.perf_counter()
-        stats = consume_until_caught_up(agg_obj, source)
-        agg_s = time.perf_counter() - started
-        source.close()
-    assert stats.applied == expected, stats.as_dict()
-    agg_rate = stats.applied / agg_s
-    raw_rate = seen / raw_s
+    return elapsed
+
+
+def _raw_confluent_consume(bootstrap: str, topic: str, expected: int) -> float:
+    """Seconds for bare confluent-kafka to read ``expected`` messages of ``topic``
+    with the aggregator's consumer settings."""
+    confluent = load_confluent()
+    consumer = confluent.Consumer(
+        consumer_config(bootstrap, f"bench-raw-c-{uuid.uuid4().hex[:6]}", "bench-raw-c")
+    )
+    consumer.subscribe([topic])
+    seen = 0
+    started = time.perf_counter()
+    while seen < expected:
+        for m in consumer.consume(num_messages=2000, timeout=0.5):
+            if m.error() is None:
+                seen += 1
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    return elapsed
+
+
+def _aggregate(
+    agg: Home, bootstrap: str, topic: str, client: Client, workers: int, store_path: Path
+) -> tuple[float, int, float]:
+    """Seconds to consume, check and apply the whole topic into a new store, in
+    a new group, on ``client`` with ``workers`` check processes; the events
+    applied; and the CPU seconds of this process (the writer's: what bounds
+    the aggregator on a machine with no core to spare)."""
+    with PictureStore(store_path) as store:
+        agg_obj = build_aggregator(
+            agg, store, ops.event_codec(), floor=ops.regional_floor(), workers=workers
+        )
+        source = group_source(client, bootstrap, topic, f"bench-agg-{uuid.uuid4().hex[:6]}")
+        try:
+            started, cpu = time.perf_counter(), time.process_time()
+            stats = consume_until_caught_up(agg_obj, source)
+            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        finally:
+            source.close()
+            agg_obj.close()
+    return elapsed, stats.applied, cpu
+
+
+def aggregator(bootstrap: str, node_result: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Consume, verify, decode and apply to SQLite, against raw consume of the
+    same messages, with each client; and the serial aggregator (no check
+    workers) on the default client, for what the workers gain."""
+    topic = node_result["topic"]
+    agg = ops.open_home(Path(node_result["aggregator_home"]))
+    expected = node_result["events"]
+    default: Client = KafkaSettings().client
+    workers = agg.config.aggregator_workers
+    out: dict[str, Any] = {"events": expected, "client": default, "workers": workers}
+    clients: tuple[tuple[Client, str], ...] = (("kafka-python", ""), ("confluent", "confluent_"))
+    for client, prefix in clients:
+        raw_s = (_raw_consume if client == "kafka-python" else _raw_confluent_consume)(
+            bootstrap, topic, expected
+        )
+        agg_s, applied, cpu = _aggregate(
+            agg, bootstrap, topic, client, workers, base / f"agg-{client}.db"
+        )
+        assert applied == expected, (client, applied, expected)
+        agg_rate, raw_rate = applied / agg_s, expected / raw_s
+        out[f"{prefix}aggregator_seconds"] = round(agg_s, 3)
+        out[f"{prefix}aggregator_events_per_s"] = round(agg_rate)
+        out[f"raw_{prefix}consume_seconds"] = round(raw_s, 3)
+        out[f"raw_{prefix}consume_per_s"] = round(raw_rate)
+        out[f"{prefix}aggregator_ratio"] = round(agg_rate / raw_rate, 3)
+        out[f"{prefix}aggregator_writer_cpu_us"] = round(cpu / applied * 1e6, 1)
+    serial_s, applied, cpu = _aggregate(
+        agg, bootstrap, topic, default, 0, base / "agg-serial.db"
+    )
+    assert applied == expected
+    out["serial_aggregator_cpu_us"] = round(cpu / applied * 1e6, 1)
+    out["serial_aggregator_seconds"] = round(serial_s, 3)
+    out["serial_aggregator_events_per_s"] = round(applied / serial_s)
+    if default == "confluent":
+        out["default_aggregator_ratio"] = out["confluent_aggregator_ratio"]
+    else:
+        out["default_aggregator_ratio"] = out["aggregator_ratio"]
+    return out
+
+
+def rebuild(bootstrap: str, node_result: dict[str, Any], *, big: bool) -> dict[str, Any]:
+    """``corredor aggregate --rebuild`` of the node benchmark's topic, in a child
+    process whose peak memory (its own and its check workers', the largest) is
+    reported; the time for 10,000,000 events is extrapolated linearly from it
+    unless the topic holds that many (``--big``)."""
+    home = Path(node_result["aggregator_home"])
+    events = int(node_result["events"])
+    repo = Path(__file__).resolve().parent.parent
+    # A child of its own, which reports the peak RSS of itself and of what it
+    # started (the check workers): this process's other children (stagers,
+    # drainers) must not count.
+    script = (
+        "import json, resource, subprocess, sys\n"
+        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)\n"
+        "own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+        "print(json.dumps(max(own, kids)))\n"
+    )
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", script, sys.executable, "-m", "node.cli", "--home", str(home),
+         "aggregate", "--rebuild", "--bootstrap", bootstrap],
+        check=True,
+        cwd=repo,
+        stdout=subprocess.PIPE,  # the peak; the rebuild's errors go to stderr
+        text=True,
+    )
+    seconds = time.perf_counter() - started
+    peak_kb = int(json.loads(done.stdout.strip().splitlines()[-1]))
+    measured_10m = events >= 10_000_000
     return {
-        "events": stats.applied,
-        "aggregator_seconds": round(agg_s, 3),
-        "aggregator_events_per_s": round(agg_rate),
-        "raw_consume_seconds": round(raw_s, 3),
-        "raw_consume_per_s": round(raw_rate),
-        "aggregator_ratio": round(agg_rate / raw_rate, 3),
+        "rebuild_events": events,
+        "rebuild_seconds": round(seconds, 1),
+        "rebuild_events_per_s": round(events / seconds),
+        "rebuild_10m_seconds": round(seconds * 10_000_000 / events, 1),
+        "rebuild_10m_measured": measured_10m,
+        "rebuild_peak_mb": round(peak_kb / 1024),
+        "big": big,
     }
 
 

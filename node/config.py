@@ -199,6 +199,10 @@ class HomeConfig(BaseModel):
     #: `aggregate --follow` put on the control topic, so that the other parties
     #: hold an anchor of this log outside its writer (docs/security.md). 0: never.
     audit_head_interval_s: int = Field(default=3600, ge=0, le=7 * 86_400)
+    #: Processes an aggregator checks (decodes, verifies) events in while its
+    #: one writer applies them in order (node/aggregator/parallel.py). 0:
+    #: check in the writer's process.
+    aggregator_workers: int = Field(default=2, ge=0, le=64)
 
 
 class Home:

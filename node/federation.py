@@ -223,6 +223,11 @@ class KeyDirectory:
     def get(self, key_id: str) -> TrustedKey | None:
         return self._keys.get(key_id)
 
+    def key_ids(self) -> list[str]:
+        """The ids of the keys trusted here (``KeyDirectory(manifest, set(ids))``
+        rebuilds the same directory, as the aggregator's check workers do)."""
+        return sorted(self._keys)
+
     def revoked(self) -> list[TrustedKey]:
         """The signing keys the manifest revoked, in key id order."""
         return [k for _, k in sorted(self._keys.items()) if k.entry.revoked_at is not None]

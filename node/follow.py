@@ -284,6 +284,7 @@ def aggregate_follow(
         finally:
             if source is not None:
                 source.close()
+            aggregator.close()
     return total
 
 

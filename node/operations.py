@@ -738,6 +738,7 @@ def aggregate_once(
             )
         finally:
             source.close()
+            aggregator.close()
         relay_restricted(home, store, address, security)
         publish_picture(home, store, address, security)
         dead_letter(home, store, address, security)

@@ -48,7 +48,10 @@ def apply_picture(home: Home, messages: Iterable[Message]) -> ApplyStats:
         aggregator = build_aggregator(
             home, store, codec, floor=ops.regional_floor(), mode="member-copy"
         )
-        return aggregator.apply_batch(wanted)
+        try:
+            return aggregator.apply_batch(wanted)
+        finally:
+            aggregator.close()
 
 
 def sync_picture(home: Home, *, bootstrap: str | None = None) -> ApplyStats:

@@ -417,3 +417,37 @@ def test_guard_still_lets_phone_numbers_and_codes_through() -> None:
     )
     for text in texts:
         assert guard.problem("FocalPoint", "FocalPoint|PAN|x", {"role": text}) is None, text
+
+
+def _reference_words(text: str) -> list[str]:
+    """Words of free text as the guard's docs define them, written here from
+    Unicode categories: runs between P*, S*, Z*, C* characters and spaces,
+    each NFKD-decomposed, case-folded and stripped of marks and separators."""
+    import unicodedata
+
+    def cut(ch: str) -> bool:
+        return unicodedata.category(ch)[0] in "PSZC" or ch.isspace()
+
+    out, run = [], ""
+    for ch in text + " ":
+        if cut(ch):
+            if run:
+                form = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", run).casefold())
+                form = "".join(
+                    c for c in form if not cut(c) and not unicodedata.combining(c)
+                )
+                if form:
+                    out.append(form)
+            run = ""
+        else:
+            run += ch
+    return out
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=60))
+def test_words_of_ascii_text_take_the_fast_path_with_the_same_result(text: str) -> None:
+    from node.policy.guard import words
+
+    assert words(text) == _reference_words(text)
+

@@ -51,10 +51,11 @@ import hashlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from node.aggregator.parallel import MIN_PARALLEL, CheckPool, KeySnapshot, Rejection
 from node.aggregator.revocation import RevocationChange, enforce_revocations
 from node.aggregator.views import APPLIERS, body_problem, subject_problem
 from node.codec.events import EventCodec
@@ -230,6 +231,84 @@ def verify_message(
     return envelope, env_bytes
 
 
+@dataclass(frozen=True)
+class Checked:
+    """A message that passed every check that needs no picture: its envelope,
+    decoded event, the digest of its signed bytes and the broker's time."""
+
+    envelope: Envelope
+    event: Event
+    digest: str
+    appended_at: datetime
+    restricted: bool
+    recipients: tuple[str, ...] = ()
+
+
+def check_message(
+    codec: EventCodec,
+    keys: KeyDirectory,
+    floor: RegionalFloor,
+    time_of: Callable[[Message], datetime],
+    msg: Message,
+    seals: SealVerifier,
+) -> Checked:
+    """Every check of one message that does not read the picture, in the
+    order of the module's docstring up to the regional floor: decode, key,
+    time, signature or seal, kind, body, subject, floor. Raises
+    ``MessageRejected``. Pure: worker processes run it too
+    (``node.aggregator.parallel``)."""
+    times: list[datetime] = []
+
+    def appended() -> datetime:
+        times.append(time_of(msg))
+        return times[0]
+
+    envelope, env_bytes = verify_message(codec, keys, msg.value, seals, at=appended)
+    appended_at = times[0]
+    skew = floor.time_problem(envelope.produced_at, appended_at)
+    if skew is not None:
+        raise MessageRejected("clock-skew", skew, envelope)
+    restricted = envelope.kind in RESTRICTED_KINDS
+    if not restricted and envelope.kind not in APPLIERS:
+        raise MessageRejected(
+            "unknown-kind", f"no view applies events of kind {envelope.kind!r}", envelope
+        )
+    recipients: list[str] = []
+    if restricted:
+        # Sealed to named members: the Secretariat relays it, cannot read it.
+        event = Event(envelope, None)
+        if envelope.body is not None:
+            try:
+                recipients = SealedBox.from_bytes(envelope.body).recipients
+            except CryptoError as exc:
+                raise MessageRejected("undecodable-body", str(exc), envelope) from exc
+    else:
+        try:
+            event = codec.decode_event(envelope)
+        except CodecError as exc:
+            raise MessageRejected("undecodable-body", str(exc), envelope) from exc
+    problem = subject_problem(envelope, event.body)
+    if problem is not None:
+        raise MessageRejected("subject-mismatch", problem, envelope)
+    invalid = body_problem(envelope, event.body)
+    if invalid is not None:
+        raise MessageRejected("invalid-body", invalid, envelope)
+    # Counted from the broker's append date: a produced_at set years ahead
+    # cannot shorten it.
+    retention = (
+        (envelope.retain_until - appended_at.date()).days
+        if envelope.retain_until is not None
+        else None
+    )
+    problem = floor.event_problem(
+        envelope.kind, envelope.audiences, envelope.purposes, retention, event.body
+    )
+    if problem is not None:
+        raise MessageRejected("below-regional-floor", problem, envelope)
+    digest = hashlib.sha256(env_bytes).hexdigest()
+    return Checked(envelope, event, digest, appended_at, restricted, tuple(recipients))
+
+
 class Aggregator:
     """Applies messages to a PictureStore. One instance per consuming process.
 
@@ -245,7 +324,11 @@ class Aggregator:
         floor: RegionalFloor,
         publish_back: bool = True,
         time_of: Callable[[Message], datetime] = append_time,
+        workers: int = 0,
     ) -> None:
+        """``workers``: processes checking (decoding, verifying) the messages
+        of a batch while this one writes them (``node.aggregator.parallel``);
+        0 checks them here."""
         self.store = store
         self.codec = codec
         self.keys = keys
@@ -259,11 +342,25 @@ class Aggregator:
         #: Queue events every member may see for the picture topic (the
         #: Secretariat); a member applying the picture it reads does not.
         self.publish_back = publish_back
+        self.pool: CheckPool | None = None
+        if workers > 0:
+            self.pool = CheckPool(
+                workers, codec, floor, time_of, check_here=self._check_result
+            )
+        self._generation = 0
+        self._snapshot: KeySnapshot | None = None
+
+    def close(self) -> None:
+        """Stop the check workers, if any."""
+        if self.pool is not None:
+            self.pool.close()
 
     def use_keys(self, keys: KeyDirectory) -> list[RevocationChange]:
         """Trust a newer manifest's keys from the next message on, and take out
         of the picture what its revoked keys signed after their compromise."""
         self.keys = keys
+        self._generation += 1
+        self._snapshot = None
         return self.enforce_revocations()
 
     def enforce_revocations(self) -> list[RevocationChange]:
@@ -276,59 +373,30 @@ class Aggregator:
             )
         return changes
 
-    def _apply_one(self, conn: sqlite3.Connection, msg: Message, stats: ApplyStats) -> Envelope:
-        """Verify and apply one message; returns its envelope (for the audit log)."""
-        times: list[datetime] = []
+    def _check_result(self, msg: Message) -> object:
+        """``check_message`` here, a rejection as data (as workers return it)."""
+        try:
+            return check_message(self.codec, self.keys, self.floor, self.time_of, msg, self.seals)
+        except MessageRejected as rej:
+            return Rejection(rej.reason, rej.detail, rej.envelope)
 
-        def appended() -> datetime:
-            times.append(self.time_of(msg))
-            return times[0]
+    def _checks(self, batch: list[Message]) -> Iterator[object]:
+        """One ``Checked`` or ``Rejection`` per message of ``batch``, in order."""
+        if self.pool is None or len(batch) < MIN_PARALLEL:
+            return (self._check_result(m) for m in batch)
+        if self._snapshot is None:
+            self._snapshot = KeySnapshot.of(self.keys, self._generation)
+        return self.pool.check(batch, self._snapshot)
 
-        envelope, env_bytes = verify_message(
-            self.codec, self.keys, msg.value, self.seals, at=appended
+    def _write_one(
+        self, conn: sqlite3.Connection, msg: Message, checked: Checked, stats: ApplyStats
+    ) -> Envelope:
+        """Apply one checked message: the part that needs the picture (replays,
+        revision order) and writes it. Only ever one writer, in message order."""
+        envelope, event, digest = checked.envelope, checked.event, checked.digest
+        appended_at, restricted, recipients = (
+            checked.appended_at, checked.restricted, list(checked.recipients)
         )
-        appended_at = times[0]
-        skew = self.floor.time_problem(envelope.produced_at, appended_at)
-        if skew is not None:
-            raise MessageRejected("clock-skew", skew, envelope)
-        restricted = envelope.kind in RESTRICTED_KINDS
-        if not restricted and envelope.kind not in APPLIERS:
-            raise MessageRejected(
-                "unknown-kind", f"no view applies events of kind {envelope.kind!r}", envelope
-            )
-        recipients: list[str] = []
-        if restricted:
-            # Sealed to named members: the Secretariat relays it, cannot read it.
-            event = Event(envelope, None)
-            if envelope.body is not None:
-                try:
-                    recipients = SealedBox.from_bytes(envelope.body).recipients
-                except CryptoError as exc:
-                    raise MessageRejected("undecodable-body", str(exc), envelope) from exc
-        else:
-            try:
-                event = self.codec.decode_event(envelope)
-            except CodecError as exc:
-                raise MessageRejected("undecodable-body", str(exc), envelope) from exc
-        problem = subject_problem(envelope, event.body)
-        if problem is not None:
-            raise MessageRejected("subject-mismatch", problem, envelope)
-        invalid = body_problem(envelope, event.body)
-        if invalid is not None:
-            raise MessageRejected("invalid-body", invalid, envelope)
-        # Counted from the broker's append date: a produced_at set years ahead
-        # cannot shorten it.
-        retention = (
-            (envelope.retain_until - appended_at.date()).days
-            if envelope.retain_until is not None
-            else None
-        )
-        problem = self.floor.event_problem(
-            envelope.kind, envelope.audiences, envelope.purposes, retention, event.body
-        )
-        if problem is not None:
-            raise MessageRejected("below-regional-floor", problem, envelope)
-        digest = hashlib.sha256(env_bytes).hexdigest()
         seen = self.store.digest_of(envelope.event_id)
         if seen is not None:
             if seen == digest:
@@ -399,13 +467,18 @@ class Aggregator:
         """Apply a batch in one SQLite transaction."""
         stats = ApplyStats()
         trail: list[AuditRecord] = []
+        batch = list(messages)
+        checks = self._checks(batch)
         with self.store.transaction() as conn:
             audit.ensure_schema(conn)
-            for msg in messages:
+            for msg, result in zip(batch, checks, strict=True):
                 stats.messages += 1
                 before = (stats.applied, stats.stale)
                 try:
-                    envelope = self._apply_one(conn, msg, stats)
+                    if isinstance(result, Rejection):
+                        raise MessageRejected(result.reason, result.detail, result.envelope)
+                    assert isinstance(result, Checked)
+                    envelope = self._write_one(conn, msg, result, stats)
                 except MessageRejected as rej:
                     trail.append(self._audit_record(msg, "quarantined", rej.envelope, rej.reason))
                     env = rej.envelope

@@ -273,6 +273,7 @@ def rebuild_picture(
                 positions = source.positions()
             finally:
                 source.close()
+                aggregator.close()
         if live.exists():
             carry_over_sent(fresh, live)
             purged_through = _purged_through(live)

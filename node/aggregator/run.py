@@ -34,10 +34,14 @@ def build_aggregator(
     *,
     floor: RegionalFloor,
     mode: Mode = "secretariat",
+    workers: int | None = None,
 ) -> Aggregator:
     """An aggregator over ``store`` that trusts the keys of the home's current
     manifest and enforces ``floor`` on every event. Revocations in that
-    manifest are carried out in the picture first (``node.aggregator.revocation``)."""
+    manifest are carried out in the picture first (``node.aggregator.revocation``).
+
+    ``workers``: check processes (``node.aggregator.parallel``); by default the
+    home's ``aggregator_workers``. Close the aggregator to stop them."""
     member_copy = mode == "member-copy"
     aggregator = Aggregator(
         store,
@@ -46,6 +50,7 @@ def build_aggregator(
         floor=floor,
         publish_back=not member_copy,
         time_of=relayed_time if member_copy else append_time,
+        workers=home.config.aggregator_workers if workers is None else workers,
     )
     aggregator.enforce_revocations()
     return aggregator

@@ -2,4 +2,6 @@
 
 from node.cli import main
 
-main(prog_name="corredor")
+# Guarded: the aggregator's check workers (forkserver) import the main module.
+if __name__ == "__main__":
+    main(prog_name="corredor")

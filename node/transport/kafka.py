@@ -454,18 +454,32 @@ def commit_group_offsets(
 
 
 def active_group_members(
-    bootstrap: str, group_id: str, *, security: dict[str, Any] | None = None
+    bootstrap: str,
+    group_id: str,
+    *,
+    security: dict[str, Any] | None = None,
+    coordinator_wait_s: float = 60.0,
 ) -> int:
     """How many consumers are members of ``group_id`` right now."""
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), **(security or {}))
     except KafkaError as exc:
         raise TransportError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    # A broker on which no group has ever committed has no group coordinator
+    # yet (its offsets topic is created on first use): that answer is
+    # retriable, and comes within seconds.
+    deadline = time.monotonic() + coordinator_wait_s
     try:
-        described = admin.describe_groups([group_id]).get(group_id) or {}
-        return len(described.get("members") or ())
-    except KafkaError as exc:
-        raise TransportError(f"cannot describe consumer group {group_id}: {exc}") from exc
+        while True:
+            try:
+                described = admin.describe_groups([group_id]).get(group_id) or {}
+                return len(described.get("members") or ())
+            except KafkaError as exc:
+                if not getattr(exc, "retriable", False) or time.monotonic() > deadline:
+                    raise TransportError(
+                        f"cannot describe consumer group {group_id}: {exc}"
+                    ) from exc
+                time.sleep(0.5)
     finally:
         admin.close()
 
