@@ -500,6 +500,10 @@ class AttackerModel:
         self.sizes = sizes
         self.truth = truth
         self._cache: dict[tuple[int, int], Interval] = {}
+        #: the true count of each (release, class): a feasible point of the model
+        self._true: dict[tuple[int, int], int] = defaultdict(int)
+        for (t, a), n in truth.items():
+            self._true[(t, class_of[a])] += n
 
     def _key(self, v: Var) -> tuple[int, int]:
         return (v[0], self.class_of[v[1]])
@@ -523,10 +527,18 @@ class AttackerModel:
         cached = self._cache.get(key)
         if cached is not None:
             return cached.width
+        # the true counts and every integer point the solver met are feasible
+        # points: the range of values seen lies inside the interval
+        true = self._true[key]
+        seen_lo, seen_hi = self.model.seen_range(key)
         if self.sizes[key[1]] > 1:
+            if max(seen_hi, true) >= level:
+                return max(seen_hi, true)  # the interval is [0, max]
             return self.interval(v).width
+        spread = max(seen_hi, true) - min(seen_lo, true)
+        if spread >= level:
+            return spread
         high = -self.model.minimum({key: -1.0})
-        true = sum(n for (t, a), n in self.truth.items() if (t, self.class_of[a]) == key)
         if high - true >= level:
             return high - true
         return self.interval(v).width
