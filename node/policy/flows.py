@@ -550,11 +550,64 @@ class AttackerModel:
         }
 
 
+#: What one release tells an audience, before classes are formed: its facts
+#: (members, lowest, highest), its sensitive atoms, and each atom's entry in
+#: the signature (the facts it is in and whether it grew; None if absent).
+_ReleaseFacts = tuple[
+    list[tuple[list[AtomKey], int, int]], set[AtomKey], list[tuple[AtomKey, Any]]
+]
+
+
+def _release_facts(
+    release: PastRelease,
+    before: Mapping[AtomKey, int],
+    seen: Iterable[AtomKey],
+    rules: FlowStatisticsRules,
+    shape: _Shape,
+    audience: str,
+) -> _ReleaseFacts:
+    here: list[tuple[list[AtomKey], int, int]] = []
+    rows: dict[AtomKey, list[int]] = defaultdict(list)
+
+    def fact(members: Iterable[AtomKey], lo: int, hi: int) -> None:
+        group = sorted(a for a in members if a in release.atoms)
+        for a in group:
+            rows[a].append(len(here))
+        here.append((group, lo, hi))
+
+    covered: set[AtomKey] = set()
+    for _level, members in release.cells:
+        fact(members, *published_range(sum(release.atoms[a] for a in members), rules))
+        if len(members) == 1:
+            covered |= members
+    # the sensitive counts: below the minimum, hidden or inside a coarsened cell
+    sensitive = {
+        a for a, n in release.atoms.items() if a not in covered and n < rules.min_cell_size
+    }
+    for group in shape.margin_groups(release.atoms):
+        total = sum(release.atoms[a] for a in group)
+        fact(group, total, total)
+    for members, lo, hi in release.known.get(audience, ()):
+        fact(members, lo, hi)
+    entries: list[tuple[AtomKey, Any]] = []
+    for atom in set(seen) | set(release.atoms):
+        if atom not in release.atoms:
+            entries.append((atom, None))
+            continue
+        # whether the count grew (or stayed): a correction that removed a
+        # record breaks "counts only grow" for that atom, and no fact false
+        # of the data may enter the model
+        grew = atom in before and before[atom] <= release.atoms[atom]
+        entries.append((atom, (tuple(rows[atom]), grew)))
+    return here, sensitive, entries
+
+
 def attacker_model(
     releases: Iterable[PastRelease],
     rules: FlowStatisticsRules,
     shape: _Shape,
     audience: str = FLOWS_ONLY,
+    memo: dict[int, _ReleaseFacts] | None = None,
 ) -> AttackerModel:
     """What ``audience`` knows of a block's counts after ``releases``: each
     release's published cells and public margins, counts that only grow from
@@ -562,48 +615,28 @@ def attacker_model(
     audience reveal. Its targets are the sensitive counts: every atom of a
     release below the minimum cell size and not published as a cell of its own
     (hidden, or inside a coarsened cell). A hidden count at or above the
-    minimum may be narrowed (it could have been published as it is)."""
+    minimum may be narrowed (it could have been published as it is).
+
+    ``memo`` keeps what each release told, by index, for a caller that builds
+    models again with the same earlier releases and only the last one changed
+    (the last release is never taken from it or put into it)."""
     items = list(releases)
     facts: list[list[tuple[list[AtomKey], int, int]]] = []
     targets: set[Var] = set()
     signature: dict[AtomKey, list[Any]] = defaultdict(list)
     for t, release in enumerate(items):
-        here: list[tuple[list[AtomKey], int, int]] = []
-        rows: dict[AtomKey, list[int]] = defaultdict(list)
-
-        def fact(members: Iterable[AtomKey], lo: int, hi: int) -> None:
-            group = sorted(a for a in members if a in release.atoms)  # noqa: B023
-            for a in group:
-                rows[a].append(len(here))  # noqa: B023
-            here.append((group, lo, hi))  # noqa: B023
-
-        covered: set[AtomKey] = set()
-        for _level, members in release.cells:
-            fact(members, *published_range(sum(release.atoms[a] for a in members), rules))
-            if len(members) == 1:
-                covered |= members
-        # the sensitive counts: below the minimum, hidden or inside a coarsened cell
-        targets |= {
-            (t, a)
-            for a, n in release.atoms.items()
-            if a not in covered and n < rules.min_cell_size
-        }
-        for group in shape.margin_groups(release.atoms):
-            total = sum(release.atoms[a] for a in group)
-            fact(group, total, total)
-        for members, lo, hi in release.known.get(audience, ()):
-            fact(members, lo, hi)
+        last = t == len(items) - 1
+        told = None if memo is None or last else memo.get(t)
+        if told is None:
+            before = items[t - 1].atoms if t > 0 else {}
+            told = _release_facts(release, before, signature, rules, shape, audience)
+            if memo is not None and not last:
+                memo[t] = told
+        here, sensitive, entries = told
+        targets |= {(t, a) for a in sensitive}
         facts.append(here)
-        before = items[t - 1].atoms if t > 0 else {}
-        for atom in set(signature) | set(release.atoms):
-            if atom not in release.atoms:
-                signature[atom].append(None)
-                continue
-            # whether the count grew (or stayed): a correction that removed a
-            # record breaks "counts only grow" for that atom, and no fact false
-            # of the data may enter the model
-            grew = atom in before and before[atom] <= release.atoms[atom]
-            signature[atom].append((tuple(rows[atom]), grew))
+        for atom, entry in entries:
+            signature[atom].append(entry)
     by_signature: dict[tuple[Any, ...], list[AtomKey]] = defaultdict(list)
     for atom, sig in signature.items():
         # an atom first seen late has fewer entries: pad to tell it apart
@@ -720,23 +753,54 @@ def _protect_for(
             floor[v] = min(level, baseline_model.interval(v).width)
         return floor[v]
 
+    memo: dict[int, _ReleaseFacts] = {}
+
     def model_of(cells: list[CellMembers]) -> AttackerModel:
         return attacker_model(
-            (*history, PastRelease(atoms, tuple(cells), dict(known))), rules, shape, audience
+            (*history, PastRelease(atoms, tuple(cells), dict(known))),
+            rules,
+            shape,
+            audience,
+            memo,
         )
 
     hid_any = False
     model = model_of(current)
     widths: dict[Var, float] = {}
+    # Hiding a cell only takes a fact away, so every interval can only widen: a
+    # width measured on an earlier model is a lower bound of the width now.
+    # ``fresh`` holds the widths measured on the current model. The narrowest
+    # failing count is found by measuring again the lowest stale one until the
+    # lowest is fresh: the same target as measuring every width again, since a
+    # fresh width below every stale lower bound is below every width.
+    fresh: set[Var] = set()
+
+    def fails(v: Var) -> bool:
+        return widths[v] < level and widths[v] < need(v)
+
     while True:
         targets = model.targets
         for v in targets:
             if v not in widths:
                 widths[v] = model.width_bound(v, level)
-        failing = [v for v in targets if widths[v] < level and widths[v] < need(v)]
-        if not failing:
+                fresh.add(v)
+        target: Var | None = None
+        while True:
+            failing = [v for v in targets if fails(v)]
+            if not failing:
+                break
+            lowest = min(failing, key=lambda v: (widths[v], v))
+            if lowest in fresh:
+                target = lowest
+                break
+            widths[lowest] = model.width_bound(lowest, level)
+            fresh.add(lowest)
+        if target is None:
+            # counts pinned by what this release cannot hide: measured now
+            for v in targets:
+                if v not in fresh and widths[v] < level:
+                    widths[v] = model.width_bound(v, level)
             return current, hid_any, _summary(model, widths, level, need)
-        target = min(failing, key=lambda v: (widths[v], v))
         reach = model.component(target)
         candidates = sorted(
             (c for c in current if any((t_now, a) in reach for a in c[1])),
@@ -758,8 +822,7 @@ def _protect_for(
         current = [c for c in current if c is not chosen]
         hid_any = True
         model = model_of(current)
-        for v in reach:
-            widths.pop(v, None)
+        fresh -= reach
 
 
 def audit_releases(
