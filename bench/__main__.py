@@ -281,7 +281,7 @@ def audit_markdown(a: dict[str, Any], machine: dict[str, Any] | None = None) -> 
         "the interval audit) and their ledger entries staged (`NodeStore.stage`). "
         "300,000 records a year, 30% registered 1 to 8 weeks late (bench/audit.py). "
         "Times are per release, in seconds. The default run is HND one year and USA "
-        "four weeks; `python -m bench --only audit --big` runs five years of each. "
+        "two weeks; `python -m bench --only audit --big` runs five years of each. "
         f"Load average on the shared machine: {a['load_average_at_start']} at the "
         f"start, {a['load_average_at_end']} at the end.",
         "",
@@ -300,10 +300,10 @@ def audit_markdown(a: dict[str, Any], machine: dict[str, Any] | None = None) -> 
     if machine is not None:
         cpu = f"{machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']} GB"
         lines += ["", f"Machine: {cpu}; {machine['os']}; Python {machine['python']}."]
-    cmp = a["compare_usa_50k_3_weeks"]
+    cmp = a["compare_usa_50k_2_weeks"]
     lines += [
         "",
-        "The same three weeks of USA at 50,000 records a year, solved both ways in this "
+        "The same two weeks of USA at 50,000 records a year, solved both ways in this "
         "run: `plain` (every programme from scratch through scipy's linprog/milp, as "
         f"before) {cmp['plain']['times']} s ({cmp['plain']['programmes']:,} programmes); "
         f"`fast` (one warm-started highspy model per component) {cmp['fast']['times']} s "
