@@ -10,17 +10,28 @@ What an audience knows about the hidden counts is written as a linear model:
 - ``x_u <= x_v`` for counts that only grow (the same cell in a later release).
 
 For every hidden variable the audit solves two linear programmes (minimise and
-maximise it subject to all of the above) with HiGHS through
-``scipy.optimize.linprog``. That is the feasible interval; a hidden cell is
-protected when the interval is at least as wide as the protection level.
+maximise it subject to all of the above) with HiGHS. That is the feasible
+interval; a hidden cell is protected when the interval is at least as wide as
+the protection level.
 
 Integers. Counts are integers, and an attacker may use that: the integer
 interval can be narrower than the LP's. The audit therefore reports the integer
-interval: when an LP optimum is integral it is also the integer optimum (the LP
-bound is attained by a feasible integer point, and no integer point can beat the
-LP); when it is fractional the bound is solved again as a mixed-integer
-programme (``scipy.optimize.milp``), so the reported bounds are the exact
-integer bounds, never wider than an attacker's.
+interval: when the LP's optimal point is integral its value is also the integer
+optimum (the LP bound is attained by a feasible integer point, and no integer
+point can beat the LP); otherwise the bound is solved again as a mixed-integer
+programme, so the reported bounds are the exact integer bounds, never wider
+than an attacker's.
+
+Speed. Each component is one HiGHS model (``highspy``), built once and solved
+again with only the objective changed, so every programme after the first
+starts from the previous optimal basis (a few simplex pivots instead of a solve
+from scratch); the mixed-integer model of a component is built only when an LP
+optimum is fractional. Every integral optimal point found is a feasible integer
+point of the model, so the spread of the values a count took over those points
+is a lower bound of its interval's width that costs nothing
+(``LinearModel.seen_range``). ``SOLVER = "plain"`` solves every programme from
+scratch with ``scipy.optimize.linprog`` / ``milp`` as before, for the
+benchmarks and for the tests that compare the two.
 
 The model knows nothing about flows: cells, sums and bounds only, so linked
 tables or other exchanges can be written into it too. Variables fixed by a
@@ -36,6 +47,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import numpy as np
+from highspy import _core as highs
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 from scipy.sparse import csr_matrix
 
@@ -45,6 +57,21 @@ V = TypeVar("V", bound=Hashable)
 
 INF = math.inf
 _EPS = 1e-6
+
+#: "fast": one warm-started HiGHS model per component; "plain": every programme
+#: from scratch through scipy (the reference the tests and benchmarks compare with).
+SOLVER = "fast"
+
+
+@dataclass
+class SolveStats:
+    """Programmes solved in this process (for the benchmarks)."""
+
+    solves: int = 0
+    integer_solves: int = 0
+
+
+STATS = SolveStats()
 
 
 class AuditError(CorredorError):
@@ -157,6 +184,12 @@ class LinearModel(Generic[V]):
         """The integer interval of the sum of ``members`` (a hidden table cell, a
         sum of counts), whatever components they lie in."""
         return self._prepare().sum_interval(list(dict.fromkeys(members)))
+    def seen_range(self, v: V) -> tuple[float, float]:
+        """The lowest and highest value ``v`` took over the integer points of
+        the model the solver met so far ((inf, -inf) if none): the interval of
+        ``v`` holds this range, so a caller may settle "at least this wide"
+        without a programme."""
+        return self._prepare().seen_range(v)
 
     def class_interval(self, members: Iterable[V]) -> Interval:
         """The interval of each one of ``members``, variables the caller knows
@@ -209,7 +242,7 @@ class _Prepared(Generic[V]):
         for row in self.rows:
             comp_rows.setdefault(find(next(iter(row.coeffs))), []).append(row)
         self._comp_rows = comp_rows
-        self._matrices: dict[V, _Matrix[V]] = {}
+        self._matrices: dict[V, _Matrix[V] | _HighsMatrix[V]] = {}
         self._cache: dict[V, Interval] = {}
 
     def _peel(self, rows: list[_Row[V]]) -> None:
@@ -249,17 +282,30 @@ class _Prepared(Generic[V]):
                 self.bounds[v] = (max(old[0], lo), min(old[1], hi))
                 row.coeffs.clear()
 
+    def seen_range(self, v: V) -> tuple[float, float]:
+        if v in self.fixed:
+            return self.fixed[v], self.fixed[v]
+        matrix = self._matrices.get(self._find(v))
+        if matrix is None:
+            return INF, -INF
+        i = matrix.col[v]
+        return float(matrix.seen_lo[i]), float(matrix.seen_hi[i])
+
     def component_of(self, v: V) -> frozenset[V]:
         if v in self.fixed:
             return frozenset({v})
         return self._members[self._find(v)]
 
-    def _matrix(self, v: V) -> _Matrix[V]:
+    def _matrix(self, v: V) -> _Matrix[V] | _HighsMatrix[V]:
         root = self._find(v)
         matrix = self._matrices.get(root)
         if matrix is None:
             members = sorted(self._members[root], key=repr)
-            matrix = _Matrix(members, self._comp_rows.get(root, []), self.bounds)
+            rows = self._comp_rows.get(root, [])
+            if SOLVER == "fast":
+                matrix = _HighsMatrix(members, rows, self.bounds)
+            else:
+                matrix = _Matrix(members, rows, self.bounds)
             self._matrices[root] = matrix
         return matrix
 
@@ -358,6 +404,9 @@ class _Matrix(Generic[V]):
         self.a_ub = _sparse(ub_idx, ub_data, len(ub_rhs), n)
         self.b_ub = np.array(ub_rhs, dtype=float)
         self.n = n
+        # the plain solver records no points (it is the reference)
+        self.seen_lo = np.full(n, INF)
+        self.seen_hi = np.full(n, -INF)
 
     def optimum(self, v: V, sense: float) -> float:
         """min of ``sense * v`` over the integer points of the model."""
@@ -368,6 +417,7 @@ class _Matrix(Generic[V]):
     def solve(self, c: np.ndarray) -> float:
         """min of ``c @ x`` over the integer points of the model (-inf if unbounded)."""
         bounds = list(zip(self.lower, [None if u == INF else u for u in self.upper], strict=True))
+        STATS.solves += 1
         result = linprog(
             c,
             A_ub=self.a_ub,
@@ -387,6 +437,7 @@ class _Matrix(Generic[V]):
         return self._integer_optimum(c)
 
     def _integer_optimum(self, c: np.ndarray) -> float:
+        STATS.integer_solves += 1
         constraints = []
         if self.a_eq is not None:
             constraints.append(LinearConstraint(self.a_eq, self.b_eq, self.b_eq))
@@ -401,6 +452,120 @@ class _Matrix(Generic[V]):
         if result.status != 0 or result.fun is None:
             raise AuditError(f"the audit's integer programme failed: {result.message}")
         return float(round(result.fun))
+
+
+class _HighsMatrix(Generic[V]):
+    """One component as one HiGHS model, solved again and again with only the
+    objective changed (each solve starts from the last optimal basis)."""
+
+    def __init__(
+        self, members: list[V], rows: list[_Row[V]], bounds: Mapping[V, tuple[float, float]]
+    ) -> None:
+        self.col = {v: i for i, v in enumerate(members)}
+        n = self.n = len(members)
+        inf = highs.kHighsInf
+        lp = highs.HighsLp()
+        lp.num_col_ = n
+        lp.num_row_ = len(rows)
+        lp.col_cost_ = np.zeros(n)
+        lp.col_lower_ = np.array([bounds[v][0] for v in members], dtype=float)
+        lp.col_upper_ = np.array([min(bounds[v][1], inf) for v in members], dtype=float)
+        lp.row_lower_ = np.array([max(r.lo, -inf) for r in rows], dtype=float)
+        lp.row_upper_ = np.array([min(r.hi, inf) for r in rows], dtype=float)
+        starts = [0]
+        index: list[int] = []
+        value: list[float] = []
+        for row in rows:
+            for v, a in row.coeffs.items():
+                index.append(self.col[v])
+                value.append(a)
+            starts.append(len(index))
+        lp.a_matrix_.format_ = highs.MatrixFormat.kRowwise
+        lp.a_matrix_.num_col_ = n
+        lp.a_matrix_.num_row_ = len(rows)
+        lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
+        lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
+        lp.a_matrix_.value_ = np.array(value, dtype=float)
+        self._lp = lp
+        self._linear = self._solver(lp, integer=False)
+        self._integer: highs._Highs | None = None
+        self._costs: dict[str, np.ndarray] = {}
+        self.seen_lo = np.full(n, INF)
+        self.seen_hi = np.full(n, -INF)
+
+    def _solver(self, lp: highs.HighsLp, *, integer: bool) -> highs._Highs:
+        h = highs._Highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("threads", 1)
+        if not integer:
+            # after a change of objective the last basis stays primal feasible:
+            # the primal simplex goes on from it in a few pivots, where the dual
+            # simplex (HiGHS's default) measured ~600 pivots a solve, as from scratch
+            h.setOptionValue("simplex_strategy", 4)
+            # warm starts skip presolve anyway; the first solve of a component
+            # is small enough that presolve costs more than it saves
+            h.setOptionValue("presolve", "off")
+        status = h.passModel(lp)
+        if status == highs.HighsStatus.kError:
+            raise AuditError("the audit's model could not be built")
+        if integer:
+            cols = np.arange(self.n, dtype=np.int32)
+            kinds = np.array([highs.HighsVarType.kInteger] * self.n)
+            h.changeColsIntegrality(self.n, cols, kinds)
+        return h
+
+    def optimum(self, v: V, sense: float) -> float:
+        """min of ``sense * v`` over the integer points of the model."""
+        c = np.zeros(self.n)
+        c[self.col[v]] = sense
+        return self.solve(c)
+
+    def _set_cost(self, h: highs._Highs, key: str, c: np.ndarray) -> None:
+        old = self._costs.get(key)
+        changed = np.arange(self.n, dtype=np.int32) if old is None else np.flatnonzero(old != c)
+        if changed.size:
+            h.changeColsCost(changed.size, changed.astype(np.int32), c[changed])
+        self._costs[key] = c.copy()
+
+    def _see(self, x: np.ndarray) -> None:
+        np.minimum(self.seen_lo, x, out=self.seen_lo)
+        np.maximum(self.seen_hi, x, out=self.seen_hi)
+
+    def solve(self, c: np.ndarray) -> float:
+        """min of ``c @ x`` over the integer points of the model (-inf if unbounded)."""
+        STATS.solves += 1
+        h = self._linear
+        self._set_cost(h, "lp", c)
+        h.run()
+        status = h.getModelStatus()
+        if status == highs.HighsModelStatus.kUnbounded:
+            return -INF
+        if status == highs.HighsModelStatus.kUnboundedOrInfeasible:
+            # presolve is off, so the simplex tells the two apart; be sure
+            raise AuditError("the audit's linear programme is infeasible or unbounded")
+        if status != highs.HighsModelStatus.kOptimal:
+            raise AuditError(f"the audit's linear programme failed: {status.name}")
+        x = np.asarray(h.getSolution().col_value, dtype=float)
+        rounded = np.round(x)
+        if np.all(np.abs(x - rounded) <= _EPS):
+            # an integral optimal point: the LP bound is attained by an integer point
+            self._see(rounded)
+            return float(round(float(c @ rounded)))
+        return self._integer_optimum(c)
+
+    def _integer_optimum(self, c: np.ndarray) -> float:
+        STATS.integer_solves += 1
+        if self._integer is None:
+            self._integer = self._solver(self._lp, integer=True)
+        h = self._integer
+        self._set_cost(h, "mip", c)
+        h.run()
+        status = h.getModelStatus()
+        if status != highs.HighsModelStatus.kOptimal:
+            raise AuditError(f"the audit's integer programme failed: {status.name}")
+        x = np.round(np.asarray(h.getSolution().col_value, dtype=float))
+        self._see(x)
+        return float(round(float(c @ x)))
 
 
 def _sparse(

@@ -657,6 +657,10 @@ class AttackerModel:
         self.sum_levels = dict(sum_levels or {})
         self._cache: dict[tuple[int, int], Interval] = {}
         self._sum_cache: dict[Var, Interval] = {}
+        #: the true count of each (release, class): a feasible point of the model
+        self._true: dict[tuple[int, int], int] = defaultdict(int)
+        for (t, a), n in truth.items():
+            self._true[(t, class_of[a])] += n
 
     def _key(self, v: Var) -> tuple[int, int]:
         return (v[0], self.class_of[v[1]])
@@ -699,10 +703,18 @@ class AttackerModel:
         cached = self._cache.get(key)
         if cached is not None:
             return cached.width
+        # the true counts and every integer point the solver met are feasible
+        # points: the range of values seen lies inside the interval
+        true = self._true[key]
+        seen_lo, seen_hi = self.model.seen_range(key)
         if self.sizes[key[1]] > 1:
+            if max(seen_hi, true) >= level:
+                return max(seen_hi, true)  # the interval is [0, max]
             return self.interval(v).width
+        spread = max(seen_hi, true) - min(seen_lo, true)
+        if spread >= level:
+            return spread
         high = -self.model.minimum({key: -1.0})
-        true = sum(n for (t, a), n in self.truth.items() if (t, self.class_of[a]) == key)
         if high - true >= level:
             return high - true
         return self.interval(v).width
@@ -719,11 +731,77 @@ class AttackerModel:
         }
 
 
+#: What one release tells an audience, before classes are formed: its facts
+#: (members, lowest, highest), its sensitive atoms, and each atom's entry in
+#: the signature (the facts it is in and whether it grew; None if absent).
+#: What one release tells: its facts (members, low, high), its sensitive atoms,
+#: each atom's signature entry, and its sensitive table cells (key, atoms, level).
+_ReleaseFacts = tuple[
+    list[tuple[list[AtomKey], int, int]],
+    set[AtomKey],
+    list[tuple[AtomKey, Any]],
+    list[tuple[AtomKey, frozenset[AtomKey], int]],
+]
+
+
+def _release_facts(
+    release: PastRelease,
+    before: Mapping[AtomKey, int],
+    seen: Iterable[AtomKey],
+    rules: FlowStatisticsRules,
+    shape: Shape,
+    audience: str,
+) -> _ReleaseFacts:
+    # the sensitive table cells: classes must not straddle them
+    table_sums: list[tuple[AtomKey, frozenset[AtomKey], int]] = []
+    inside: dict[AtomKey, list[AtomKey]] = defaultdict(list)
+    for (table, key), table_atoms in sorted(shape.table_cells(release.atoms).items()):
+        if sum(release.atoms[a] for a in table_atoms) < rules.min_cell_size:
+            table_sums.append((key, frozenset(table_atoms), -table - 1))
+            for a in table_atoms:
+                inside[a].append(key)
+    here: list[tuple[list[AtomKey], int, int]] = []
+    rows: dict[AtomKey, list[int]] = defaultdict(list)
+
+    def fact(members: Iterable[AtomKey], lo: int, hi: int) -> None:
+        group = sorted(a for a in members if a in release.atoms)
+        for a in group:
+            rows[a].append(len(here))
+        here.append((group, lo, hi))
+
+    covered: set[AtomKey] = set()
+    for _level, members in release.cells:
+        fact(members, *published_range(sum(release.atoms[a] for a in members), rules))
+        if len(members) == 1:
+            covered |= members
+    # the sensitive counts: below the minimum, hidden or inside a coarsened cell
+    sensitive = {
+        a for a, n in release.atoms.items() if a not in covered and n < rules.min_cell_size
+    }
+    for group in shape.margin_groups(release.atoms):
+        total = sum(release.atoms[a] for a in group)
+        fact(group, total, total)
+    for members, lo, hi in release.known.get(audience, ()):
+        fact(members, lo, hi)
+    entries: list[tuple[AtomKey, Any]] = []
+    for atom in set(seen) | set(release.atoms):
+        if atom not in release.atoms:
+            entries.append((atom, None))
+            continue
+        # whether the count grew (or stayed): a correction that removed a
+        # record breaks "counts only grow" for that atom, and no fact false
+        # of the data may enter the model
+        grew = atom in before and before[atom] <= release.atoms[atom]
+        entries.append((atom, (tuple(rows[atom]), grew, tuple(inside[atom]))))
+    return here, sensitive, entries, table_sums
+
+
 def attacker_model(
     releases: Iterable[PastRelease],
     rules: FlowStatisticsRules,
     shape: Shape,
     audience: str = FLOWS_ONLY,
+    memo: dict[int, _ReleaseFacts] | None = None,
 ) -> AttackerModel:
     """What ``audience`` knows of a block's counts after ``releases``: each
     release's published cells (of every table) and public margins, counts that
@@ -732,7 +810,11 @@ def attacker_model(
     atom of a release below the minimum cell size and not published as a cell
     of its own (hidden, or inside a coarsened cell), and every cell of another
     table below the minimum (a sum of atoms). A hidden count at or above the
-    minimum may be narrowed (it could have been published as it is)."""
+    minimum may be narrowed (it could have been published as it is).
+
+    ``memo`` keeps what each release told, by index, for a caller that builds
+    models again with the same earlier releases and only the last one changed
+    (the last release is never taken from it or put into it)."""
     items = list(releases)
     facts: list[list[tuple[list[AtomKey], int, int]]] = []
     targets: set[Var] = set()
@@ -740,51 +822,22 @@ def attacker_model(
     sum_levels: dict[Var, int] = {}
     signature: dict[AtomKey, list[Any]] = defaultdict(list)
     for t, release in enumerate(items):
-        # the sensitive table cells: classes must not straddle them
-        inside: dict[AtomKey, list[int]] = defaultdict(list)
-        for (table, key), table_atoms in sorted(shape.table_cells(release.atoms).items()):
-            if sum(release.atoms[a] for a in table_atoms) < rules.min_cell_size:
-                sums[(t, key)] = frozenset(table_atoms)
-                sum_levels[(t, key)] = -table - 1
-                targets.add((t, key))
-                for a in table_atoms:
-                    inside[a].append(len(sums))
-        here: list[tuple[list[AtomKey], int, int]] = []
-        rows: dict[AtomKey, list[int]] = defaultdict(list)
-
-        def fact(members: Iterable[AtomKey], lo: int, hi: int) -> None:
-            group = sorted(a for a in members if a in release.atoms)  # noqa: B023
-            for a in group:
-                rows[a].append(len(here))  # noqa: B023
-            here.append((group, lo, hi))  # noqa: B023
-
-        covered: set[AtomKey] = set()
-        for _level, members in release.cells:
-            fact(members, *published_range(sum(release.atoms[a] for a in members), rules))
-            if len(members) == 1:
-                covered |= members
-        # the sensitive counts: below the minimum, hidden or inside a coarsened cell
-        targets |= {
-            (t, a)
-            for a, n in release.atoms.items()
-            if a not in covered and n < rules.min_cell_size
-        }
-        for group in shape.margin_groups(release.atoms):
-            total = sum(release.atoms[a] for a in group)
-            fact(group, total, total)
-        for members, lo, hi in release.known.get(audience, ()):
-            fact(members, lo, hi)
+        last = t == len(items) - 1
+        told = None if memo is None or last else memo.get(t)
+        if told is None:
+            before = items[t - 1].atoms if t > 0 else {}
+            told = _release_facts(release, before, signature, rules, shape, audience)
+            if memo is not None and not last:
+                memo[t] = told
+        here, sensitive, entries, table_sums = told
+        targets |= {(t, a) for a in sensitive}
+        for key, table_atoms, table_level in table_sums:
+            sums[(t, key)] = table_atoms
+            sum_levels[(t, key)] = table_level
+            targets.add((t, key))
         facts.append(here)
-        before = items[t - 1].atoms if t > 0 else {}
-        for atom in set(signature) | set(release.atoms):
-            if atom not in release.atoms:
-                signature[atom].append(None)
-                continue
-            # whether the count grew (or stayed): a correction that removed a
-            # record breaks "counts only grow" for that atom, and no fact false
-            # of the data may enter the model
-            grew = atom in before and before[atom] <= release.atoms[atom]
-            signature[atom].append((tuple(rows[atom]), grew, tuple(inside[atom])))
+        for atom, entry in entries:
+            signature[atom].append(entry)
     by_signature: dict[tuple[Any, ...], list[AtomKey]] = defaultdict(list)
     for atom, sig in signature.items():
         # an atom first seen late has fewer entries: pad to tell it apart
@@ -901,23 +954,54 @@ def _protect_for(
             floor[v] = min(level, baseline_model.interval(v).width)
         return floor[v]
 
+    memo: dict[int, _ReleaseFacts] = {}
+
     def model_of(cells: list[CellMembers]) -> AttackerModel:
         return attacker_model(
-            (*history, PastRelease(atoms, tuple(cells), dict(known))), rules, shape, audience
+            (*history, PastRelease(atoms, tuple(cells), dict(known))),
+            rules,
+            shape,
+            audience,
+            memo,
         )
 
     hid_any = False
     model = model_of(current)
     widths: dict[Var, float] = {}
+    # Hiding a cell only takes a fact away, so every interval can only widen: a
+    # width measured on an earlier model is a lower bound of the width now.
+    # ``fresh`` holds the widths measured on the current model. The narrowest
+    # failing count is found by measuring again the lowest stale one until the
+    # lowest is fresh: the same target as measuring every width again, since a
+    # fresh width below every stale lower bound is below every width.
+    fresh: set[Var] = set()
+
+    def fails(v: Var) -> bool:
+        return widths[v] < level and widths[v] < need(v)
+
     while True:
         targets = model.targets
         for v in targets:
             if v not in widths:
                 widths[v] = model.width_bound(v, level)
-        failing = [v for v in targets if widths[v] < level and widths[v] < need(v)]
-        if not failing:
+                fresh.add(v)
+        target: Var | None = None
+        while True:
+            failing = [v for v in targets if fails(v)]
+            if not failing:
+                break
+            lowest = min(failing, key=lambda v: (widths[v], v))
+            if lowest in fresh:
+                target = lowest
+                break
+            widths[lowest] = model.width_bound(lowest, level)
+            fresh.add(lowest)
+        if target is None:
+            # counts pinned by what this release cannot hide: measured now
+            for v in targets:
+                if v not in fresh and widths[v] < level:
+                    widths[v] = model.width_bound(v, level)
             return current, hid_any, _summary(model, widths, level, need)
-        target = min(failing, key=lambda v: (widths[v], v))
         reach = model.component(target)
         candidates = sorted(
             (c for c in current if any((t_now, a) in reach for a in c[1])),
@@ -940,10 +1024,9 @@ def _protect_for(
         current = [c for c in current if c is not chosen]
         hid_any = True
         model = model_of(current)
-        for v in reach:
-            widths.pop(v, None)
-        for v in model.sums:  # table cells: not atoms of ``reach``, solved again
-            widths.pop(v, None)
+        # table cells are not atoms of ``reach``: their widths are stale too
+        fresh -= reach
+        fresh -= set(model.sums)
 
 
 #: How many cells, best first, are tried for the one that widens a narrow count
