@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from node.aggregator.apply import MessageRejected, relayed_time, verify_message
+from node.aggregator.checks import MessageRejected, relayed_time, verify_message
 from node.codec.events import EventCodec
 from node.codec.single_object import decode
 from node.crypto.batch_seal import SealVerifier

@@ -23,11 +23,11 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from node import anchors, encounters, membership, revisions, trust, trust_ledger
 from node.aggregator.apply import (
-    APPENDED_AT_HEADER,
     DEAD_LETTER_REASONS,
     ApplyStats,
     consume_until_caught_up,
 )
+from node.aggregator.checks import APPENDED_AT_HEADER
 from node.aggregator.run import build_aggregator
 from node.config import (
     DEFAULT_TOPIC,

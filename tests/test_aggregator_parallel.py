@@ -22,7 +22,8 @@ from kafka import KafkaProducer
 
 from node import operations as ops
 from node import trust
-from node.aggregator.apply import Aggregator, Checked, MessageRejected, append_time
+from node.aggregator.apply import Aggregator
+from node.aggregator.checks import Checked, MessageRejected, append_time
 from node.aggregator.parallel import CheckPool, KeySnapshot, Rejection
 from node.aggregator.run import build_aggregator
 from node.crypto.batch_seal import SealVerifier
@@ -173,7 +174,7 @@ def _serial_results(agg: Any, messages: list[Message]) -> list[object]:
 
 
 def check_message_here(codec: Any, keys: Any, floor: Any, m: Message, seals: Any) -> Checked:
-    from node.aggregator.apply import check_message
+    from node.aggregator.checks import check_message
 
     return check_message(codec, keys, floor, append_time, m, seals)
 

@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from node import federation as fed
 from node import operations as ops
 from node import trust
-from node.aggregator.apply import Aggregator, MessageRejected, verify_message
+from node.aggregator.apply import Aggregator
+from node.aggregator.checks import MessageRejected, verify_message
 from node.codec.events import EventCodec
 from node.crypto import batch_seal, merkle, signing
 from node.crypto.batch_seal import SealProof, SealVerifier, seal_batch, seal_statement

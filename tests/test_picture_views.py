@@ -484,7 +484,7 @@ def test_members_get_the_picture_back_signed_by_its_producers(tmp_path: Path) ->
     member's node verifies and applies them, and its report equals the
     Secretariat's export for that member."""
     from node import trust
-    from node.aggregator.apply import APPENDED_AT_HEADER
+    from node.aggregator.checks import APPENDED_AT_HEADER
     from node.config import load_home
     from node.picture_sync import apply_picture, picture_path
     from node.transport.base import Message

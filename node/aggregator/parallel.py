@@ -2,7 +2,7 @@
 
 The CPU of an aggregator goes to three things per event: reading it off the
 broker, checking it (Avro decode, key and time, seal or signature, body
-models, the regional floor: ``node.aggregator.apply.check_message``) and
+models, the regional floor: ``node.aggregator.checks.check_message``) and
 writing it to SQLite. Checking needs nothing from the picture, so it runs in
 worker processes here, a batch cut into contiguous chunks; the results come
 back in message order and the aggregator's single writer applies them in that
@@ -120,7 +120,7 @@ def to_wire(checked: Any) -> tuple[Any, ...]:
 
 def from_wire(wire: tuple[Any, ...]) -> object:
     """The ``Checked`` that ``to_wire`` was made from."""
-    from node.aggregator.apply import Checked
+    from node.aggregator.checks import Checked
 
     (event_id, producer, kind, subject, revision, produced_at, policy_id, policy_version,
      policy_sha, audiences, purposes, key_id, retain_until, embargo_until, env_body,
@@ -161,7 +161,7 @@ def _init_worker(
 
 def _check_chunk(snapshot: KeySnapshot, messages: list[Message]) -> list[object]:
     """Check a chunk in a worker: one ``Checked`` or ``Rejection`` per message."""
-    from node.aggregator.apply import MessageRejected, check_message
+    from node.aggregator.checks import MessageRejected, check_message
 
     state = _state
     assert state is not None, "worker not initialised"

@@ -18,7 +18,8 @@ from __future__ import annotations
 from typing import Literal
 
 from node import trust
-from node.aggregator.apply import Aggregator, append_time, relayed_time
+from node.aggregator.apply import Aggregator
+from node.aggregator.checks import append_time, relayed_time
 from node.codec.events import EventCodec
 from node.config import Home
 from node.policy.floor import RegionalFloor
