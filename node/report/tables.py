@@ -30,6 +30,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from node.model.codes import CONTINENT, SUBREGION
@@ -238,7 +239,34 @@ def resolve(cells: Sequence[FlowCell], keep: Sequence[str]) -> list[Answer]:
             Answer(period, group[0].period_type, country, key, numbers[key], tuple(rows[key]))
             for key in rows
         )
-    return out
+    return _without_overlaps(out)
+
+
+def containing_periods(period: str) -> tuple[str, ...]:
+    """The coarser periods a period label lies in: an ISO week's month (the
+    month of its Thursday, as ISO 8601 puts a week in a year) and quarter; a
+    month's quarter; none for a quarter."""
+    if "-W" in period:
+        year, week = period.split("-W")
+        thursday = date.fromisocalendar(int(year), int(week), 4)
+        month = f"{thursday.year}-{thursday.month:02d}"
+        return (month, *containing_periods(month))
+    if "-Q" in period:
+        return ()
+    year, month = period.split("-")
+    return (f"{year}-Q{(int(month) - 1) // 3 + 1}",)
+
+
+def _without_overlaps(answers: list[Answer]) -> list[Answer]:
+    """A country's answer for a coarse period (a month its detail was coarsened
+    to) is left out where the same country answers the same row for a finer
+    period inside it (a week of its week x nationality table): the two overlap,
+    and a reader adding rows would count those encounters twice."""
+    fine: set[tuple[str, str, tuple[str | None, ...]]] = set()
+    for a in answers:
+        for coarse in containing_periods(a.period):
+            fine.add((a.country, coarse, a.key))
+    return [a for a in answers if (a.country, a.period, a.key) not in fine]
 
 
 def _complete_from_totals(
