@@ -654,11 +654,24 @@ def test_preview_of_a_dp_policy_reports_no_exact_coverage(tmp_path: Path) -> Non
     the table cells are counted apart (it crashed on the summary before)."""
     from node.preview import preview
 
-    home, _ = _member(tmp_path, _dp_policy(tmp_path), 300)
+    home, rows = _member(tmp_path, _dp_policy(tmp_path), 300)
     flows = next(e for e in preview(home)["exchanges"] if e["kind"] == "FlowStatistic")
     assert flows["coverage"] == {"total": 0.0, "nationality": 0.0, "detail": 0.0}
     assert flows["suppressed_cells"] == 0 and flows["tables"] == DP_TABLES
     assert 0 < flows["table_cells"] < flows["published_cells"]
+    # the finest cells are the detail's domain, 9 nationalities x 3 sexes a week;
+    # a sum of noisy counts is no number of encounters
+    weeks = len({iso_week(date.fromisoformat(r["encounter_date"])) for r in rows})
+    assert flows["cells"] == weeks * (len(NATIONALITIES) + 1) * 3
+    assert flows["published_total"] is None
+    from click.testing import CliRunner
+
+    from node.cli import main
+
+    shown = CliRunner().invoke(main, ["--home", str(home.path), "preview"])
+    assert shown.exit_code == 0, shown.output
+    assert "coverage (exact)  total 0.0%, nationality 0.0%, detail 0.0%" in shown.output
+    assert "every count noisy: no exact total" in shown.output
     assert flows["events"] == flows["published_cells"]
     # nothing was spent or stored by looking
     with NodeStore(home.store_path) as store:

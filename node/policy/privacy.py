@@ -430,16 +430,19 @@ class PrivateRelease:
     states: dict[str, str] = field(default_factory=dict)
     #: every measurement the audiences receive in this release
     spends: list[Spend] = field(default_factory=list)
+    #: cells of the domain released, every table's, and the detail's alone
     domain_cells: int = 0
+    detail_cells: int = 0
     frozen: int = 0
     #: The records counted (stays home: whether there was anything to count).
     records: int = 0
 
     def summary(self) -> dict[str, Any]:
-        """The counts a suppression release's summary has (nothing is hidden:
-        every cell of the domain is published or a noisy 0), and noisy_cells."""
+        """The counts a suppression release's summary has (``cells`` the detail's
+        cells of the domain; nothing is hidden: every cell is published or a
+        noisy 0), and noisy_cells (every published cell, table cells included)."""
         return {
-            "cells": self.domain_cells,
+            "cells": self.detail_cells,
             "published_cells": len(self.cells),
             "suppressed_cells": 0,
             "primary_suppressed": 0,
@@ -492,6 +495,7 @@ def release_private(
             f"epsilon_per_release {privacy.epsilon_per_release}"
         )
     keys = cell_keys(rules)
+    detail_keys = sum(not is_table_key(k) for k in keys)
     # a state of another period type (the policy changed it) is not read: its
     # periods are measured afresh, and the budget counts both (check_budget)
     states = {p: st for p, st in states.items() if _period_type(p) == _TYPE[rules.period]}
@@ -527,6 +531,7 @@ def release_private(
         for audience in rules.audiences:
             out.spends.append(Spend(audience, period, state.measurement, state.epsilon))
         out.domain_cells += len(keys)
+        out.detail_cells += detail_keys
         t = len(state.ages)
         nodes = prefix_nodes(t)
         h = published_half_width(len(nodes), state.scale)
