@@ -10,8 +10,10 @@ cell is hidden. Who may learn what is then bounded by the privacy loss
 Accounting (the neighbouring data sets differ by one encounter record):
 
 - a record counts in one period, and in one cell of each released table of
-  it: periods are disjoint, so they compose in parallel, and an audience's
-  loss is the largest sum of the measurements of any one period it received;
+  it (``flow_statistics.tables``, read as suppression reads them: the detail
+  and each table it lists, ``_T`` where a table sums): periods are disjoint,
+  so they compose in parallel, and an audience's loss is the largest sum of
+  the measurements of any one period it received;
 - one *measurement* of a period is a binary-tree counter (Chan, Shi and Song
   2011; Dwork, Naor, Pitassi and Rothblum 2010) over its releases: release
   ``t`` (1, 2, ... ``revisions``) adds a leaf, the records that arrived since
