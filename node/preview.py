@@ -100,7 +100,8 @@ def _flows(
         "table_suppressed": summary["table_suppressed"],
         "coverage": coverage(release, rules),
         "refused": refused,
-        "published_total": detail_total,
+        # noisy counts (max(0, noise) included) do not add up to encounters
+        "published_total": None if release.private is not None else detail_total,
         "samples": admitted[:SAMPLES],
     }
 

@@ -223,12 +223,24 @@ def test_a_frozen_period_keeps_its_values() -> None:
 # -- the budget ---------------------------------------------------------------------
 
 
-def _dp_policy(base: Path, *, epsilon: float = 1.0, budget: float = 2.0) -> Path:
+#: PAN's three tables (national total, per nationality, detail) on the DP
+#: policy's dimensions: each record is in one cell of each.
+DP_TABLES: list[list[str]] = [[], ["nationality"], ["nationality", "sex"]]
+
+
+def _dp_policy(
+    base: Path,
+    *,
+    epsilon: float = 1.0,
+    budget: float = 2.0,
+    tables: list[list[str]] | None = DP_TABLES,
+) -> Path:
     data = yaml.safe_load((policies_dir() / "PAN.yaml").read_text(encoding="utf-8"))
     flows = data["exchanges"]["flow_statistics"]
     flows.update(
         {
             "dimensions": ["nationality", "sex"],
+            "tables": tables,
             "audiences": ["TS"],
             "coarsen": [],
             "margins": [],
@@ -364,10 +376,11 @@ def test_a_dp_policy_end_to_end_on_a_real_broker(
     assert ops.privacy_budget(home) == {"TS": {"spent": 1.0, "budget": 2.0, "remaining": 1.0}}
 
     # the topic, read by a decoder of our own: every flow body is noisy, with
-    # its calibrated interval; no exact count of any size is there
+    # its calibrated interval; no exact count of any size is there. The three
+    # tables put each record in three cells: scale levels(4) * 3 / epsilon = 9
     codec = ops.event_codec()
     schema = _body_decoder()
-    h = privacy.published_half_width(1, 3.0)
+    h = privacy.published_half_width(1, 9.0)
     bodies = []
     raw_values = {r[k] for r in rows for k in ("family_name", "document_number")}
     for message in read_all(kafka_bootstrap, topic):
@@ -381,18 +394,30 @@ def test_a_dp_policy_end_to_end_on_a_real_broker(
     assert bodies and all(b["obs_status"] == "N" for b in bodies)
     assert all(b["ci95_high"] - b["ci95_low"] == 2 * h for b in bodies if b["ci95_low"] > 0)
     assert all(b["epsilon"] == 1.0 and b["noise_mechanism"] == "discrete_laplace" for b in bodies)
-    # and the values are noisy: few equal the true count (P(noise = 0) is 0.17
-    # at scale 3), where an exact release would match every one
-    truth = Counter(
-        (
-            iso_week(date.fromisoformat(r["encounter_date"])),
-            r["nationality"] if r["nationality"] in NATIONALITIES else "_O",
-            r["sex"],
-        )
-        for r in rows
-    )
+    assert all(b["noise_scale"] == 9.0 for b in bodies)
+    # the tables' cells carry _T where they sum, as under suppression; the
+    # dimensions the policy does not publish stay null
+    assert all(b["age_band"] is None and b["previous_country"] is None for b in bodies)
+    weeks = {iso_week(date.fromisoformat(r["encounter_date"])) for r in rows}
+    shapes = Counter((b["nationality"] == "_T", b["sex"] == "_T") for b in bodies)
+    assert shapes[(True, False)] == 0  # no table keeps sex without nationality
+    assert shapes[(True, True)] == len(weeks)  # a national total per week, never a noisy 0
+    assert shapes[(False, True)] > 0 and shapes[(False, False)] > 0
+    # and the values are noisy: few equal the true count (P(noise = 0) is 0.06
+    # at scale 9), where an exact release would match every one
+    truth: Counter[tuple[str, str, str]] = Counter()
+    for r in rows:
+        week = iso_week(date.fromisoformat(r["encounter_date"]))
+        nat = r["nationality"] if r["nationality"] in NATIONALITIES else "_O"
+        for key in ((nat, r["sex"]), (nat, "_T"), ("_T", "_T")):
+            truth[(week, *key)] += 1
     same = sum(b["count"] == truth[(b["period"], b["nationality"], b["sex"])] for b in bodies)
     assert same < 0.4 * len(bodies), (same, len(bodies))
+    inside = sum(
+        b["ci95_low"] <= truth[(b["period"], b["nationality"], b["sex"])] <= b["ci95_high"]
+        for b in bodies
+    )
+    assert inside >= 0.85 * len(bodies), (inside, len(bodies))
 
     stats = ops.aggregate_once(agg)
     assert stats.rejected_total == 0 and stats.applied >= len(bodies)
@@ -409,15 +434,7 @@ def test_tables_measure_their_totals_and_split_the_epsilon() -> None:
     """With the issue-16 tables (national total, per nationality, detail) each
     record is in three cells: the scale triples, the tree still costs epsilon,
     and the `_T` total is published with an interval that holds the truth."""
-    from pydantic import Field
-
-    from node.policy.model import FlowDimension
-
-    class Tabled(FlowStatisticsRules):
-        tables: list[list[FlowDimension]] = Field(default_factory=list)
-
-    base = _rules().model_dump()
-    rules = Tabled(**base, tables=[[], ["nationality"], ["nationality", "sex"]])
+    rules = FlowStatisticsRules(**(_rules().model_dump() | {"tables": DP_TABLES}))
     assert privacy.scale_for(rules) == 9.0 and privacy.epsilon_of(rules) == pytest.approx(1.0)
     rows = _rows(2000, seed=21, weeks=4)
     truth = Counter(iso_week(r[3]) for r in rows)
@@ -578,3 +595,105 @@ def test_publish_refuses_an_overspend_on_the_broker_and_sends_nothing(
     with NodeStore(home.store_path) as store:
         assert store.outbox_status().pending == 0
         assert privacy.spent_by_audience(store.privacy_charged(privacy.EXCHANGE)) == {"TS": 1.0}
+
+
+# -- tables: the same field and semantics as suppression ------------------------------
+
+
+def test_a_dp_table_by_region_of_nationality_counts_each_record_once_per_table() -> None:
+    """A table may keep the region of the nationality dimension, as under
+    suppression: its cells name nationality_region (nationality absent), carry
+    _T where they sum, are flagged as table cells, and count what an
+    independent tally by region counts."""
+    from node.model.codes import SEXES, SUBREGION
+
+    tables = [[], ["nationality_region"], ["nationality", "sex"]]
+    rules = FlowStatisticsRules(**(_rules().model_dump() | {"tables": tables}))
+    assert privacy.scale_for(rules) == 9.0 and privacy.epsilon_of(rules) == pytest.approx(1.0)
+    rows = _rows(1500, seed=31, weeks=3)
+    out = privacy.release_private(rows, rules, {}, date(2024, 2, 1), _seeded_noise(5))
+    tally: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
+    for nat, sex, _born, met, _prev in rows:
+        week = iso_week(met)
+        tally[(week, (("nationality", nat if nat in NATIONALITIES else "_O"), ("sex", sex)))] += 1
+        tally[(week, (("nationality_region", SUBREGION[nat]), ("sex", "_T")))] += 1
+        tally[(week, (("nationality", "_T"), ("sex", "_T")))] += 1
+    regions = [c for c in out.cells if dict(c.dimensions).get("nationality_region")]
+    assert regions and all(c.table for c in regions)
+    assert all("nationality" not in dict(c.dimensions) for c in regions)
+    assert all(not c.table for c in out.cells if "_T" not in dict(c.dimensions).values())
+    for c in out.cells:
+        assert c.true_count == tally[(c.period, c.dimensions)], c
+    # every region of the code list is a cell of the domain, published or a noisy 0
+    per_week = 1 + (len(set(SUBREGION.values())) + 1) + (len(NATIONALITIES) + 1) * len(SEXES)
+    assert out.domain_cells == len({c.period for c in out.cells}) * per_week
+
+
+def test_dp_tables_are_checked_as_suppression_tables_are() -> None:
+    base = _rules().model_dump()
+    with pytest.raises(ValueError, match=r"tables\[1\]: \['age_band'\] not among the dimensions"):
+        FlowStatisticsRules(**(base | {"tables": [[], ["age_band"], ["nationality", "sex"]]}))
+    with pytest.raises(ValueError, match="list the detail"):
+        FlowStatisticsRules(**(base | {"tables": [[], ["nationality"]]}))
+    # nothing is suppressed under noise: tables need no complementary suppression
+    rules = FlowStatisticsRules(**(base | {"tables": DP_TABLES, "secondary_suppression": "none"}))
+    assert privacy.tables_of(rules) == [("nationality", "sex"), (), ("nationality",)]
+    # the order a policy lists its tables in measures the same thing: the same
+    # shape (no new measurement, nothing charged again), the same cells
+    again = FlowStatisticsRules(
+        **(base | {"tables": [["sex", "nationality"], ["nationality"], []]})
+    )
+    assert privacy.shape_of(again) == privacy.shape_of(rules)
+    assert privacy.shape_of(rules) != privacy.shape_of(_rules())
+    assert privacy.cell_keys(again) == privacy.cell_keys(rules)
+
+
+def test_preview_of_a_dp_policy_reports_no_exact_coverage(tmp_path: Path) -> None:
+    """preview runs the noisy release: no number it would publish is exact, so
+    coverage is 0 of every view (not None, not the share the cells reach), and
+    the table cells are counted apart (it crashed on the summary before)."""
+    from node.preview import preview
+
+    home, rows = _member(tmp_path, _dp_policy(tmp_path), 300)
+    flows = next(e for e in preview(home)["exchanges"] if e["kind"] == "FlowStatistic")
+    assert flows["coverage"] == {"total": 0.0, "nationality": 0.0, "detail": 0.0}
+    assert flows["suppressed_cells"] == 0 and flows["tables"] == DP_TABLES
+    assert 0 < flows["table_cells"] < flows["published_cells"]
+    # the finest cells are the detail's domain, 9 nationalities x 3 sexes a week;
+    # a sum of noisy counts is no number of encounters
+    weeks = len({iso_week(date.fromisoformat(r["encounter_date"])) for r in rows})
+    assert flows["cells"] == weeks * (len(NATIONALITIES) + 1) * 3
+    assert flows["published_total"] is None
+    from click.testing import CliRunner
+
+    from node.cli import main
+
+    shown = CliRunner().invoke(main, ["--home", str(home.path), "preview"])
+    assert shown.exit_code == 0, shown.output
+    assert "coverage (exact)  total 0.0%, nationality 0.0%, detail 0.0%" in shown.output
+    assert "every count noisy: no exact total" in shown.output
+    assert flows["events"] == flows["published_cells"]
+    # nothing was spent or stored by looking
+    with NodeStore(home.store_path) as store:
+        assert store.privacy_charged(privacy.EXCHANGE) == {}
+        assert store.privacy_states(privacy.EXCHANGE) == {}
+
+
+def test_coverage_of_a_noisy_release_is_zero_or_none() -> None:
+    from node.policy.release import coverage
+
+    rules = FlowStatisticsRules(**(_rules().model_dump() | {"tables": DP_TABLES}))
+    release = release_flows(_rows(200, seed=2), rules, privacy_states={}, today=date(2024, 3, 1))
+    assert release.cells and coverage(release, rules) == {
+        "total": 0.0,
+        "nationality": 0.0,
+        "detail": 0.0,
+    }
+    by_sex = _rules().model_dump()
+    by_sex["dimensions"] = ["sex"]
+    by_sex["privacy"]["domain"] = {}
+    detail_only = FlowStatisticsRules(**by_sex)
+    empty = release_flows([], detail_only, privacy_states={}, today=date(2024, 3, 1))
+    assert coverage(empty, detail_only) == {"total": None, "nationality": None, "detail": None}
+    some = release_flows(_rows(50, seed=2), detail_only, privacy_states={}, today=date(2024, 3, 1))
+    assert coverage(some, detail_only) == {"total": 0.0, "nationality": None, "detail": 0.0}

@@ -64,7 +64,10 @@ def render_preview(data: dict[str, Any]) -> str:
                 f"  table cells       {ex['table_cells']} published, "
                 f"{ex['table_suppressed']} suppressed"
             )
-            lines.append(f"  total published   {ex['published_total']} (in detail cells)")
+            if ex["published_total"] is None:
+                lines.append("  total published   - (every count noisy: no exact total)")
+            else:
+                lines.append(f"  total published   {ex['published_total']} (in detail cells)")
             lines.append(
                 "  coverage (exact)  "
                 + ", ".join(

@@ -373,7 +373,11 @@ class FlowStatisticsRules(UseRules):
                 f"tables: list the detail {self.dimensions} too (the finest table is the "
                 "policy's dimensions; to publish less detail, drop dimensions)"
             )
-        if len(self.tables) > 1 and self.secondary_suppression == "none":
+        if (
+            len(self.tables) > 1
+            and self.secondary_suppression == "none"
+            and self.method != "differential_privacy"  # nothing is suppressed
+        ):
             raise ValueError(
                 "tables are published but secondary_suppression is none: a suppressed "
                 "cell could be recovered from a table"

@@ -10,8 +10,10 @@ cell is hidden. Who may learn what is then bounded by the privacy loss
 Accounting (the neighbouring data sets differ by one encounter record):
 
 - a record counts in one period, and in one cell of each released table of
-  it: periods are disjoint, so they compose in parallel, and an audience's
-  loss is the largest sum of the measurements of any one period it received;
+  it (``flow_statistics.tables``, read as suppression reads them: the detail
+  and each table it lists, ``_T`` where a table sums): periods are disjoint,
+  so they compose in parallel, and an audience's loss is the largest sum of
+  the measurements of any one period it received;
 - one *measurement* of a period is a binary-tree counter (Chan, Shi and Song
   2011; Dwork, Naor, Pitassi and Rothblum 2010) over its releases: release
   ``t`` (1, 2, ... ``revisions``) adds a leaf, the records that arrived since
@@ -69,6 +71,9 @@ from node.policy.model import FlowStatisticsRules, PeriodType, PrivacyRules
 OTHER = "_O"
 #: A dimension a table sums over (SDMX's "_T", total).
 TOTAL = "_T"
+#: Inside a cell key only: the nationality position of a table by region of
+#: nationality holds this prefix and the region.
+_REGION = "_T/"
 #: A previous country that is not known (SDMX's "_U").
 UNKNOWN = "_U"
 #: The exchange the ledger keys its rows by.
@@ -194,12 +199,22 @@ def _privacy(rules: FlowStatisticsRules) -> PrivacyRules:
 
 
 def tables_of(rules: FlowStatisticsRules) -> list[tuple[str, ...]]:
-    """The tables a policy releases, each the dimensions it keeps: the
-    policy's ``tables`` when it states them, else its one finest table."""
-    declared = getattr(rules, "tables", None)
-    if declared:
-        return [tuple(t) for t in declared]
-    return [tuple(rules.dimensions)]
+    """The tables a policy releases, each the dimensions it keeps in the order
+    of ``dimensions`` (``nationality_region`` standing where nationality is):
+    the policy's ``flow_statistics.tables`` (the detail among them, as the
+    model checks), the detail first, then the others from the coarsest (the
+    order they are listed in changes nothing); only the detail when it states
+    none."""
+    order: dict[str, int] = {name: i for i, name in enumerate(rules.dimensions)}
+    if "nationality" in order:
+        order.setdefault("nationality_region", order["nationality"])
+    others = sorted(rules.table_list(), key=lambda t: (len(t), [order[d] for d in t], t))
+    return [tuple(rules.dimensions), *others]
+
+
+def _region_table(rules: FlowStatisticsRules, table: tuple[str, ...]) -> bool:
+    """Whether ``table`` keeps the region of the policy's nationality dimension."""
+    return "nationality_region" in table and "nationality_region" not in rules.dimensions
 
 
 def domain_of(rules: FlowStatisticsRules, dimension: str) -> tuple[str, ...]:
@@ -233,15 +248,48 @@ def _value(name: str, row: Row, domain: frozenset[str]) -> str:
     return raw if raw in domain else OTHER
 
 
+def _axes(rules: FlowStatisticsRules, table: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The values of each of the policy's dimensions in one table's cells:
+    its public domain where the table keeps it, ``_T`` where it sums over it,
+    ``_T/<region>`` in the nationality position of a table by region."""
+    by_region = _region_table(rules, table)
+    out: list[tuple[str, ...]] = []
+    for name in rules.dimensions:
+        if name == "nationality" and by_region:
+            regions = domain_of(rules, "nationality_region")
+            out.append(tuple(_REGION + r for r in regions))
+        elif name in table:
+            out.append(domain_of(rules, name))
+        else:
+            out.append((TOTAL,))
+    return out
+
+
 def cell_keys(rules: FlowStatisticsRules) -> list[str]:
     """Every cell of every table, as a key (the policy's dimensions in order,
-    ``_T`` where the table sums over one)."""
-    names = tuple(rules.dimensions)
+    ``_T`` where the table sums over one), the detail's first."""
     out: list[str] = []
     for table in tables_of(rules):
-        axes = [domain_of(rules, n) if n in table else (TOTAL,) for n in names]
-        out.extend("|".join(values) for values in product(*axes))
+        out.extend("|".join(values) for values in product(*_axes(rules, table)))
     return out
+
+
+def key_dimensions(rules: FlowStatisticsRules, key: str) -> tuple[tuple[str, str], ...]:
+    """A cell key as the dimensions a FlowStatistic carries (a table by region
+    names nationality_region where the key holds ``_T/<region>``)."""
+    out: list[tuple[str, str]] = []
+    for name, value in zip(rules.dimensions, key.split("|"), strict=True):
+        if value.startswith(_REGION):
+            out.append(("nationality_region", value[len(_REGION) :]))
+        else:
+            out.append((name, value))
+    return tuple(out)
+
+
+def is_table_key(key: str) -> bool:
+    """Whether a cell key is of a table other than the detail (it sums over a
+    dimension: the detail's keys hold public values, never ``_T``)."""
+    return any(v == TOTAL or v.startswith(_REGION) for v in key.split("|"))
 
 
 # -- periods ---------------------------------------------------------------------------
@@ -363,6 +411,8 @@ class NoisyCell:
     scale: float
     epsilon: float
     true_count: int  # stays home: for tests and the bench, never published
+    #: A cell of a table other than the detail (it carries _T where it sums).
+    table: bool = False
 
 
 @dataclass(frozen=True)
@@ -382,17 +432,26 @@ class PrivateRelease:
     states: dict[str, str] = field(default_factory=dict)
     #: every measurement the audiences receive in this release
     spends: list[Spend] = field(default_factory=list)
+    #: cells of the domain released, every table's, and the detail's alone
     domain_cells: int = 0
+    detail_cells: int = 0
     frozen: int = 0
+    #: The records counted (stays home: whether there was anything to count).
+    records: int = 0
 
     def summary(self) -> dict[str, Any]:
+        """The counts a suppression release's summary has (``cells`` the detail's
+        cells of the domain; nothing is hidden: every cell is published or a
+        noisy 0), and noisy_cells (every published cell, table cells included)."""
         return {
-            "cells": self.domain_cells,
+            "cells": self.detail_cells,
             "published_cells": len(self.cells),
             "suppressed_cells": 0,
             "primary_suppressed": 0,
             "secondary_suppressed": 0,
             "coarsened_cells": 0,
+            "table_cells": sum(c.table for c in self.cells),
+            "table_suppressed": 0,
             "noisy_cells": len(self.cells),
         }
 
@@ -401,13 +460,19 @@ def count_cells(rows: Iterable[Row], rules: FlowStatisticsRules) -> dict[str, Co
     """period -> cell key -> true count, in every table."""
     names = tuple(rules.dimensions)
     domains = {n: frozenset(domain_of(rules, n)) for n in names}
-    tables = [[n in t for n in names] for t in tables_of(rules)]
+    nat = names.index("nationality") if "nationality" in names else -1
+    regions = frozenset(domain_of(rules, "nationality_region")) if nat >= 0 else frozenset()
+    tables = [([n in t for n in names], _region_table(rules, t)) for t in tables_of(rules)]
     out: dict[str, Counter[str]] = {}
     for row in rows:
         values = [_value(n, row, domains[n]) for n in names]
+        region = _value("nationality_region", row, regions) if nat >= 0 else ""
         counter = out.setdefault(period_label(row[3], rules.period), Counter())
-        for keep in tables:
-            counter["|".join(v if k else TOTAL for v, k in zip(values, keep, strict=True))] += 1
+        for keep, by_region in tables:
+            key = [v if k else TOTAL for v, k in zip(values, keep, strict=True)]
+            if by_region:
+                key[nat] = _REGION + region
+            counter["|".join(key)] += 1
     return out
 
 
@@ -432,13 +497,16 @@ def release_private(
             f"epsilon_per_release {privacy.epsilon_per_release}"
         )
     keys = cell_keys(rules)
-    names = tuple(rules.dimensions)
+    detail_keys = sum(not is_table_key(k) for k in keys)
     # a state of another period type (the policy changed it) is not read: its
     # periods are measured afresh, and the budget counts both (check_budget)
     states = {p: st for p, st in states.items() if _period_type(p) == _TYPE[rules.period]}
     indices = [period_index(p, rules.period) for p in (*counted, *states)]
     today_index = period_index(period_label(today, rules.period), rules.period)
     out = PrivateRelease()
+    out.records = sum(
+        n for counter in counted.values() for k, n in counter.items() if not is_table_key(k)
+    )
     if not indices:
         return out
     for index in range(min(indices), max(indices) + 1):
@@ -465,6 +533,7 @@ def release_private(
         for audience in rules.audiences:
             out.spends.append(Spend(audience, period, state.measurement, state.epsilon))
         out.domain_cells += len(keys)
+        out.detail_cells += detail_keys
         t = len(state.ages)
         nodes = prefix_nodes(t)
         h = published_half_width(len(nodes), state.scale)
@@ -480,12 +549,13 @@ def release_private(
             out.cells.append(
                 NoisyCell(
                     period,
-                    tuple(zip(names, key.split("|"), strict=True)),
+                    key_dimensions(rules, key),
                     value,
                     (max(0, noisy - h), max(0, noisy + h)),
                     state.scale,
                     state.epsilon,
                     counts[-1] if counts else 0,
+                    table=is_table_key(key),
                 )
             )
         if dirty:

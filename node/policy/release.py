@@ -141,6 +141,7 @@ def _release_noisy(
             ci95=c.ci95,
             noise_scale=c.scale,
             epsilon=c.epsilon,
+            table=c.table,
         )
         for c in private.cells
     )
@@ -160,8 +161,9 @@ def coverage(release: FlowRelease, rules: FlowStatisticsRules) -> dict[str, floa
     view (``COVERAGE_VIEWS``): a view's cell (one fine period and the view's
     dimensions) is exact when published cells lying wholly inside it, of any
     table, cover every one of its atoms, so its count is read or added up
-    without an unknown. Rounded counts are not exact. None when there is nothing
-    to count (or, for ``nationality``, no nationality dimension)."""
+    without an unknown. Rounded counts are not exact, nor are noisy ones: a
+    differentially private release covers 0 of every view. None when there is
+    nothing to count (or, for ``nationality``, no nationality dimension)."""
     names = list(rules.dimensions)
     nat = next((names.index(d) for d in ("nationality", "nationality_region") if d in names), -1)
     views: dict[str, tuple[int, ...] | None] = {
@@ -169,6 +171,9 @@ def coverage(release: FlowRelease, rules: FlowStatisticsRules) -> dict[str, floa
         "nationality": (nat,) if nat >= 0 else None,
         "detail": tuple(range(len(names))),
     }
+    if release.private is not None:
+        counted = release.private.records > 0
+        return {v: 0.0 if counted and p is not None else None for v, p in views.items()}
     total = sum(n for b in release.blocks.values() for n in b.atoms.values())
     out: dict[str, float | None] = {}
     for view, positions in views.items():
