@@ -41,11 +41,41 @@ def records_only_policy(base: Path, country: str = "USA", k_anonymity: int | Non
     return path
 
 
+def detail_policy(base: Path, country: str) -> Path:
+    """The country's shipped policy publishing only its detail cells, each small
+    one suppressed: no tables, no coarsening, no margins, no complementary
+    suppression. For tests of delivery (exactly once, faults, security,
+    rebuilds) that check the picture against ``expected_picture``, an
+    expectation written independently of node.policy; what the shipped policies
+    release (tables, linked protection) has its own tests (test_flow_tables_kafka,
+    test_picture_coverage_kafka, test_sdc_*)."""
+    import yaml
+
+    data = yaml.safe_load((policies_dir() / f"{country}.yaml").read_text(encoding="utf-8"))
+    flows = data["exchanges"]["flow_statistics"]
+    for key in ("tables", "protection"):
+        flows.pop(key, None)
+    flows.update(coarsen=[], margins=[], secondary_suppression="none", rounding=1)
+    base.mkdir(parents=True, exist_ok=True)
+    path = base / f"{country}-detail.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
 def member_with_data(
-    base: Path, country: str, n: int, *, seed: int = 7, weeks: int = 6, topic: str = "t"
+    base: Path,
+    country: str,
+    n: int,
+    *,
+    seed: int = 7,
+    weeks: int = 6,
+    topic: str = "t",
+    detail_only: bool = False,
 ) -> tuple[Home, list[dict[str, str]], Path]:
-    """A member home with n synthetic records ingested; returns (home, rows, csv)."""
-    home = ops.init_member(base / country.lower(), country, topic=topic)
+    """A member home with n synthetic records ingested; returns (home, rows, csv).
+    ``detail_only``: under ``detail_policy`` instead of the shipped policy."""
+    policy = detail_policy(base / "policies", country) if detail_only else None
+    home = ops.init_member(base / country.lower(), country, topic=topic, policy=policy)
     rows = generate_encounters(country, n, seed=seed, start=START, weeks=weeks)
     path = base / f"{country}.csv"
     write_csv(rows, path)
@@ -88,8 +118,8 @@ def _week(day: date) -> str:
 
 def expected_flow_totals(country: str, rows: list[dict[str, str]]) -> Counter[tuple[str, str]]:
     """(ISO week, nationality) -> count, straight from raw rows, applying the
-    country's published policy rule (weekly cells by its dimensions, cells under
-    the minimum suppressed). Written independently of node.policy.flows."""
+    rule of the country's ``detail_policy`` (weekly cells by its dimensions,
+    cells under the minimum suppressed). Written independently of node.policy.flows."""
     policy = load_policy(policies_dir() / f"{country}.yaml")
     rules = policy.exchanges.flow_statistics
     assert rules.period == "iso_week"

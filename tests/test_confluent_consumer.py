@@ -36,7 +36,7 @@ from node.transport.confluent import ConfluentSource, confluent_read_all, consum
 from node.transport.credentials import MASK, Redacted, security_settings
 from node.transport.kafka import KafkaSink, KafkaSource, read_all
 from tests.conftest import secure_local_kafka
-from tests.factories import START, aggregator_for, expected_picture, picture_totals
+from tests.factories import START, aggregator_for, detail_policy, expected_picture, picture_totals
 
 PASSWORD = "s3cret-Never-Logged"
 
@@ -272,7 +272,13 @@ def _member_and_aggregator(
 ) -> tuple[Home, Home]:
     """PAN with ``rows`` ingested (not staged) and an aggregator that consumes
     with confluent-kafka."""
-    home = ops.init_member(tmp_path / "pan", "PAN", topic=topic, bootstrap=bootstrap)
+    home = ops.init_member(
+        tmp_path / "pan",
+        "PAN",
+        topic=topic,
+        bootstrap=bootstrap,
+        policy=detail_policy(tmp_path / "policies", "PAN"),
+    )
     path = tmp_path / "pan.csv"
     write_csv(rows, path)
     ops.ingest(home, path, stage=False)

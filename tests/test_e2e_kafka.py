@@ -33,7 +33,7 @@ def federation(
     members = []
     for i, country in enumerate(COUNTRIES):
         home, rows, _ = member_with_data(
-            tmp_path, country, 2500, seed=100 + i, weeks=4, topic=topic
+            tmp_path, country, 2500, seed=100 + i, weeks=4, topic=topic, detail_only=True
         )
         home.config.kafka.bootstrap = kafka_bootstrap
         home.save()

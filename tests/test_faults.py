@@ -31,7 +31,7 @@ from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.clients import Client
 from node.transport.kafka import read_all
-from tests.factories import START, aggregator_for, expected_picture, picture_totals
+from tests.factories import START, aggregator_for, detail_policy, expected_picture, picture_totals
 from tests.patience import PATIENCE_S
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -105,7 +105,13 @@ def _homes(
 ) -> tuple[list[Home], Home]:
     members = []
     for c in countries:
-        h = ops.init_member(tmp / c.lower(), c, bootstrap=bootstrap, topic=topic)
+        h = ops.init_member(
+            tmp / c.lower(),
+            c,
+            bootstrap=bootstrap,
+            topic=topic,
+            policy=detail_policy(tmp / "policies", c),
+        )
         h.config.kafka.replication = replication
         h.save()
         members.append(h)

@@ -32,7 +32,7 @@ from node.errors import ConfigError
 from node.store import audit
 from node.transport.clients import Client, group_source
 from node.transport.kafka import read_all
-from tests.factories import START, aggregator_for, expected_picture, picture_totals
+from tests.factories import START, aggregator_for, detail_policy, expected_picture, picture_totals
 
 CLIENTS: tuple[Client, ...] = ("kafka-python", "confluent")
 
@@ -87,7 +87,11 @@ def _federation(
     members, data = [], {}
     for i, country in enumerate(("PAN", "CRI")):
         home = ops.init_member(
-            tmp_path / country.lower(), country, topic=topic, bootstrap=bootstrap
+            tmp_path / country.lower(),
+            country,
+            topic=topic,
+            bootstrap=bootstrap,
+            policy=detail_policy(tmp_path / "policies", country),
         )
         rows = generate_encounters(country, 1_600, seed=50 + i, start=START, weeks=5)
         data[country] = rows

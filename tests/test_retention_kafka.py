@@ -85,7 +85,9 @@ def test_a_rebuild_from_the_topic_equals_the_picture_after_retention_ran(
 ) -> None:
     bootstrap = deleting_broker
     topic = "retention.shared"
-    pan, rows, _ = member_with_data(tmp_path, "PAN", 400, seed=21, weeks=4, topic=topic)
+    pan, rows, _ = member_with_data(
+        tmp_path, "PAN", 400, seed=21, weeks=4, topic=topic, detail_only=True
+    )
     pan.config.kafka.bootstrap = bootstrap
     pan.save()
     agg = aggregator_for(tmp_path, [pan], topic=topic)
