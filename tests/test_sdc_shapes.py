@@ -213,6 +213,36 @@ def test_back_to_the_old_shape_keeps_both() -> None:
     assert narrow_across([(old, DOM_ROWS), (new, []), (old, more), (new, [])]) == []
 
 
+def _weekly(margins: list[list[str]]) -> FlowStatisticsRules:
+    return FlowStatisticsRules(
+        shared=True,
+        audiences=["TS"],
+        purposes=["statistics"],
+        dimensions=["nationality", "sex"],
+        min_cell_size=5,
+        margins=margins,
+        tables=[["nationality", "sex"], []],
+    )
+
+
+def test_a_return_to_a_shape_with_margins_does_not_pin_what_came_between() -> None:
+    """Weekly totals by nationality are public under the first shape; the
+    second drops them and publishes week 3's national total (5: HTI women 2,
+    VEN men 3, a week first released after the change); the third returns to
+    the first, whose margins now give HTI 2 and VEN 3 in week 3: with counts
+    that only grow, the second release's hidden cells are pinned. The engine
+    checks the second release with the first shape's margins as facts an
+    audience may learn later."""
+    with_margins, without = _weekly([["nationality"]]), _weekly([])
+    first = _rows({("CUB", "F", W2): 5, ("CUB", "M", W2): 6})
+    between = _rows({("HTI", "F", W3): 2, ("VEN", "M", W3): 3})
+    steps = [(with_margins, first), (without, between), (with_margins, [])]
+    assert narrow_across(steps) == []
+    seen, _, _ = run(steps[:2])
+    week3 = [c for c in seen[1].cells if c[0] == "2024-W03"]
+    assert week3 == [], week3
+
+
 _NATS = ["CUB", "HTI", "VEN"]
 JAN = date(2024, 1, 10)
 

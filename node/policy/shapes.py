@@ -390,8 +390,14 @@ def protect_across_shapes(
     check.foreign_blocks = len(used)
     if not used:
         return check
-    # only the joint atoms of blocks that overlap an old release take part
+    # only the joint atoms of blocks that overlap an old release take part;
+    # every block when an older shape has margins the current one does not
+    # publish: a return to that shape publishes them over blocks first released
+    # since, and they must not pin what those releases leave open
     linked = set(overlaps)
+    current = shape_of(rules)
+    if any(old_rules[s].margins and s[4] != current[4] for s in shapes if s != current):
+        linked = {shape_now.block_of(k[0]) for k in joint}
     # (shape, atom) of the older shapes' atoms some of whose records lie outside
     partial = frozenset(
         (si, old)
