@@ -231,8 +231,10 @@ class _JointModel:
         # counts that only grow, they pin what a release in between left
         # open). Only whole margins: one whose atoms lie partly in blocks
         # outside the check is left out (a part of a total is no public fact).
+        # (A shape's margins "" read as [[]], the stricter reading, for its own
+        # releases; as a later fact it is left out: no margin is as likely.)
         for position, old_rules in older.items():
-            if position < 0 or not old_rules.margins:
+            if position < 0 or old_rules.margins in ([], [[]]):
                 continue
             old_now = {a: n for (p, a), n in self.counts_now.items() if p == position}
             by_old: dict[AtomKey, list[Var]] = defaultdict(list)
@@ -396,7 +398,7 @@ def protect_across_shapes(
     # since, and they must not pin what those releases leave open
     linked = set(overlaps)
     current = shape_of(rules)
-    if any(old_rules[s].margins and s[4] != current[4] for s in shapes if s != current):
+    if any(s[4] and s[4] != current[4] for s in shapes if s != current):
         linked = {shape_now.block_of(k[0]) for k in joint}
     # (shape, atom) of the older shapes' atoms some of whose records lie outside
     partial = frozenset(
