@@ -235,6 +235,9 @@ class ShapeSeen:
     margins: Sequence[Sequence[str]] = ()
     minimum: int = 1
     rounding: int = 1
+    #: The tables the policy publishes, as its ``tables`` lists them (the
+    #: detail among them); a cell of one carries ``_T`` where it sums.
+    tables: Sequence[Sequence[str]] = ()
 
 
 def _own_period(j: Joint, period: str) -> str:
@@ -266,12 +269,14 @@ def _covers_joint(period: str, dims: Mapping[str, str], j: Joint, seen: ShapeSee
         ups.append(_quarter_of_month(own))
     if period not in ups:
         return False
-    return all(_value(j, name) == value for name, value in dims.items())
+    # "_T" (SDMX total): the cell sums over that dimension
+    return all(value == "_T" or _value(j, name) == value for name, value in dims.items())
 
 
 def attack_shapes(releases: Sequence[ShapeSeen]) -> dict[tuple[int, Atom], Bounds_]:
-    """Tightest integer bounds of every sensitive fine cell of every release
-    (below its policy's minimum and not published alone), each release read
+    """Tightest integer bounds of every sensitive count of every release (a
+    fine cell below its policy's minimum and not published alone, a cell of
+    one of its other ``tables`` below the minimum), each release read
     under its own policy shape, over the joint counts of every release (a
     count of one joint key only grows). Like the engine's model, the attacker
     knows which fine cells *of each release's shape* are non-empty, not which
@@ -332,6 +337,18 @@ def attack_shapes(releases: Sequence[ShapeSeen]) -> dict[tuple[int, Atom], Bound
         for atom, members in groups.items():
             if atom not in alone and sum(here[j] for j in members) < seen.minimum:
                 targets[(t, atom)] = [(t, j) for j in members]
+        # a cell of another table below the minimum is sensitive too (never
+        # published): labelled ("table", "dimension:value", ...)
+        for table in seen.tables:
+            if set(table) == set(seen.names):
+                continue
+            cells: dict[Atom, list[Joint]] = {}
+            for j in here:
+                label = ("table", *(f"{d}:{_value(j, d)}" for d in table))
+                cells.setdefault((_own_period(j, seen.period), label), []).append(j)
+            for key, members in cells.items():
+                if sum(here[j] for j in members) < seen.minimum:
+                    targets[(t, key)] = [(t, j) for j in members]
         for j, k in here.items():
             # a count only grows since the last release where it was an unknown
             # (a count that went down, a corrected record, gives no order)

@@ -14,10 +14,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from node.model.codes import age_at, age_band, iso_week
-from node.policy.flows import MAX_RELEASES, BlockLedger
+from node.policy.flows import MAX_RELEASES, BlockLedger, shape_of
 from node.policy.loader import load_policy
 from node.policy.model import FlowStatisticsRules
 from node.policy.release import release_flows
+from node.policy.shapes import rules_of_shape
 from tests.sdc_attacker import Bounds_, Joint, ShapeSeen, attack_shapes
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"
@@ -77,6 +78,7 @@ def run(
             "margins": rules.margins,
             "minimum": rules.min_cell_size,
             "rounding": rules.rounding,
+            "tables": rules.tables or (),
         }
         seen.append(ShapeSeen(_joint(rows), cells=cells, **common))
         bare.append(ShapeSeen(_joint(rows), cells=[], **common))
@@ -102,9 +104,24 @@ def narrow_across(
 W2, W3, W4 = date(2024, 1, 10), date(2024, 1, 17), date(2024, 1, 24)
 
 
-def _dom() -> tuple[FlowStatisticsRules, FlowStatisticsRules]:
-    old = load_policy(POLICIES / "DOM.yaml").exchanges.flow_statistics
-    return old, old.model_copy(update={"dimensions": ["nationality"]})
+def _dom(tables: bool = False) -> tuple[FlowStatisticsRules, FlowStatisticsRules]:
+    """DOM's rules, and a version that drops ``sex`` and publishes its national
+    total beside the nationalities (tables ``[[], [nationality]]``): the weekly
+    national total is a table cell over every nationality.
+
+    ``tables``: the old version as shipped, its tables (the national total, by
+    nationality, by sex, the detail) protected with it; else the old version
+    publishes the detail only, as DOM did before it declared tables (then the
+    coarsened month below is published and the change must not undo it)."""
+    shipped = load_policy(POLICIES / "DOM.yaml").exchanges.flow_statistics
+    data = shipped.model_dump()
+    if not tables:
+        data["tables"] = None
+    old = FlowStatisticsRules.model_validate(data)
+    data["dimensions"] = ["nationality"]
+    # a policy naming a table by sex without the dimension does not load
+    data["tables"] = [[], ["nationality"]]
+    return old, FlowStatisticsRules.model_validate(data)
 
 
 DOM_ROWS = _rows(
@@ -145,6 +162,36 @@ def test_dropping_sex_does_not_reveal_a_week_coarsening_hid() -> None:
     ), check.exposed
 
 
+def test_dropping_sex_with_the_shipped_tables_reveals_nothing() -> None:
+    """The same change from DOM as shipped: its weekly tables (total, by
+    nationality, by sex) already make the first release hide more, and the
+    release after the change is checked against every table cell of the old
+    one (a cell of a table below the minimum is a sensitive count too)."""
+    old, new = _dom(tables=True)
+    steps = [(old, DOM_ROWS), (new, [])]
+    seen, _, releases = run(steps)
+    assert any("_T" in dims.values() for _, dims, _ in seen[0].cells), seen[0].cells
+    assert any("_T" in dims.values() for _, dims, _ in seen[1].cells), seen[1].cells
+    assert narrow_across(steps) == []
+    check = releases[1].shapes
+    assert check is not None and check.foreign_blocks >= 1
+    late = _rows({("HTI", "F", W3): 1, ("VEN", "M", W3): 1})
+    assert narrow_across([*steps, (new, late), (old, [])]) == []
+
+
+def test_a_shape_with_tables_reads_back_from_its_ledger_entry() -> None:
+    """A ledger entry's shape names the tables beside the detail; the rules
+    read back from it publish the same tables (an older shape with tables is
+    modelled with them, not refused)."""
+    old, new = _dom(tables=True)
+    back = rules_of_shape(new, shape_of(old))
+    assert shape_of(back) == shape_of(old)
+    assert back.table_list() == old.table_list()
+    assert rules_of_shape(old, shape_of(new)).table_list() == new.table_list()
+    bare, _ = _dom()
+    assert rules_of_shape(old, shape_of(bare)).table_list() == []
+
+
 def test_late_records_after_the_change_are_checked_against_the_old_shape() -> None:
     """The old shape's releases stay in the model of every later release, not
     only the first one after the change (they travel in the ledger)."""
@@ -164,6 +211,36 @@ def test_back_to_the_old_shape_keeps_both() -> None:
     old, new = _dom()
     more = _rows({("HTI", "F", W3): 1, ("VEN", "M", W3): 9})
     assert narrow_across([(old, DOM_ROWS), (new, []), (old, more), (new, [])]) == []
+
+
+def _weekly(margins: list[list[str]]) -> FlowStatisticsRules:
+    return FlowStatisticsRules(
+        shared=True,
+        audiences=["TS"],
+        purposes=["statistics"],
+        dimensions=["nationality", "sex"],
+        min_cell_size=5,
+        margins=margins,
+        tables=[["nationality", "sex"], []],
+    )
+
+
+def test_a_return_to_a_shape_with_margins_does_not_pin_what_came_between() -> None:
+    """Weekly totals by nationality are public under the first shape; the
+    second drops them and publishes week 3's national total (5: HTI women 2,
+    VEN men 3, a week first released after the change); the third returns to
+    the first, whose margins now give HTI 2 and VEN 3 in week 3: with counts
+    that only grow, the second release's hidden cells are pinned. The engine
+    checks the second release with the first shape's margins as facts an
+    audience may learn later."""
+    with_margins, without = _weekly([["nationality"]]), _weekly([])
+    first = _rows({("CUB", "F", W2): 5, ("CUB", "M", W2): 6})
+    between = _rows({("HTI", "F", W3): 2, ("VEN", "M", W3): 3})
+    steps = [(with_margins, first), (without, between), (with_margins, [])]
+    assert narrow_across(steps) == []
+    seen, _, _ = run(steps[:2])
+    week3 = [c for c in seen[1].cells if c[0] == "2024-W03"]
+    assert week3 == [], week3
 
 
 _NATS = ["CUB", "HTI", "VEN"]
@@ -206,7 +283,18 @@ def _shape(kind: str, base: dict[str, Any]) -> FlowStatisticsRules:
         kw["coarsen"] = []
     elif kind == "smaller-minimum":
         kw["min_cell_size"] = max(2, kw["min_cell_size"] - 2)
-    elif kind == "no-margin":
+    if kind in ("no-sex", "region") and kw.get("tables") is not None:
+        # the tables follow the dimensions (a policy naming a dropped one does not load)
+        tables: list[list[str]] = []
+        for t in kw["tables"]:
+            if kind == "no-sex":
+                kept = [d for d in t if d != "sex"]
+            else:
+                kept = ["nationality_region" if d == "nationality" else d for d in t]
+            if set(kept) not in [set(u) for u in tables]:
+                tables.append(kept)
+        kw["tables"] = tables
+    if kind == "no-margin":
         # (adding a public margin is the statistics office's act, not the
         # node's: with earlier cells it can pin what they left open, and no
         # later suppression undoes that)
@@ -231,6 +319,9 @@ def _shape(kind: str, base: dict[str, Any]) -> FlowStatisticsRules:
     margins=st.sampled_from([[], [["nationality"]]]),
     minimum=st.integers(3, 5),
     back=st.booleans(),
+    tables=st.sampled_from(
+        [None, [["nationality", "sex"], []], [["nationality", "sex"], ["nationality"], []]]
+    ),
 )
 def test_no_sequence_with_a_shape_change_narrows_a_hidden_cell(
     batches: list[list[Row]],
@@ -240,11 +331,13 @@ def test_no_sequence_with_a_shape_change_narrows_a_hidden_cell(
     margins: list[list[str]],
     minimum: int,
     back: bool,
+    tables: list[list[str]] | None,
 ) -> None:
     """At least four releases with late records and margins; the shape changes
     at one of them (and, with ``back``, returns at the last). No hidden count of
     any release, read under its own shape, is narrower than its protection
-    level unless the margins alone pin it."""
+    level unless the margins alone pin it; with ``tables``, the cells of its
+    tables below the minimum count as hidden too."""
     base: dict[str, Any] = {
         "shared": True,
         "audiences": ["TS"],
@@ -253,6 +346,7 @@ def test_no_sequence_with_a_shape_change_narrows_a_hidden_cell(
         "min_cell_size": minimum,
         "coarsen": coarsen,
         "margins": margins,
+        "tables": tables,
     }
     first = FlowStatisticsRules(**base)
     second = _shape(kind, base)

@@ -58,6 +58,7 @@ from node.policy.flows import (
     PastRelease,
     Shape,
     atom_of,
+    cell_dimensions,
     protection_level,
     published_range,
     shape_of,
@@ -76,16 +77,24 @@ def rules_of_shape(
     """The flow rules a ledger entry was made under (its shape), the rest current."""
     if tuple(shape) == shape_of(rules) and rounding in (None, rules.rounding):
         return rules
-    minimum, period, dimensions, coarsen, margins = shape
+    minimum, period, dimensions, coarsen, margins, *rest = shape
+    names = dimensions.split(",") if dimensions else []
+    # the sixth element, "tables:...", lists the tables beside the detail (see
+    # ``shape_of``); a shape without it published the detail only
+    tables: list[list[str]] | None = None
+    if rest:
+        listed = rest[0].removeprefix("tables:")
+        tables = [names, *([t.split(",") if t else [] for t in listed.split(";")])]
     return rules.model_copy(
         update={
             "min_cell_size": int(minimum),
             "period": period,
-            "dimensions": dimensions.split(",") if dimensions else [],
+            "dimensions": names,
             "coarsen": coarsen.split(",") if coarsen else [],
             # "" is both [] and [[]]: the stricter reading (a public total)
             "margins": [m.split(",") if m else [] for m in margins.split(";")],
             "rounding": rules.rounding if rounding is None else rounding,
+            "tables": tables,
         }
     )
 
@@ -166,6 +175,7 @@ class _JointModel:
         rules: FlowStatisticsRules,
         steps: list[_Step],
         joint: Mapping[JointKey, int],
+        partial: frozenset[tuple[int, AtomKey]] = frozenset(),
     ) -> None:
         self.rules = rules
         self.steps = steps
@@ -191,6 +201,11 @@ class _JointModel:
                     chains[j].append(r)
         self.targets: dict[Var, _Target] = {}
         self._static: list[tuple[dict[Var, float], float, float]] = []
+        #: Facts an audience may learn later (an older shape's margins now): in
+        #: the model a release is checked with, never in the floor of what
+        #: hiding cannot widen (they are not known yet, so nothing is pinned
+        #: by them already).
+        self._assumed: list[tuple[dict[Var, float], float, float]] = []
         for j, chain in chains.items():
             for a, b in itertools.pairwise(chain):
                 if self._grew(a, b, j):
@@ -210,6 +225,27 @@ class _JointModel:
                 protection_level(old_rules),
                 {"shape": "old", "block": None, "release": "now", "atom": atom, "rules": old_rules},
             )
+        # An older shape's margins stay public now: they are the statistics
+        # office's tables, which do not stop with the node's policy, and a
+        # return to that shape publishes them again over today's counts (with
+        # counts that only grow, they pin what a release in between left
+        # open). Only whole margins: one whose atoms lie partly in blocks
+        # outside the check is left out (a part of a total is no public fact).
+        # (A shape's margins "" read as [[]], the stricter reading, for its own
+        # releases; as a later fact it is left out: no margin is as likely.)
+        for position, old_rules in older.items():
+            if position < 0 or old_rules.margins in ([], [[]]):
+                continue
+            old_now = {a: n for (p, a), n in self.counts_now.items() if p == position}
+            by_old: dict[AtomKey, list[Var]] = defaultdict(list)
+            for j in joint:
+                by_old[j[1][position]].append(("J", self.now_index, j))
+            for group in Shape(old_rules).margin_groups(old_now):
+                if any((position, a) in partial for a in group):
+                    continue
+                total = sum(old_now[a] for a in group)
+                members = [v for a in group for v in by_old[a]]
+                self._assumed.append((dict.fromkeys(members, 1.0), total, total))
 
     def _grew(self, a: int, b: int, j: JointKey) -> bool:
         """Whether the atom that holds ``j`` at ``a`` is no larger now (a
@@ -230,9 +266,22 @@ class _JointModel:
             self._static.append(
                 (dict.fromkeys(self._sum(r, members), 1.0), *published_range(count, rules))
             )
-        for group in Shape(rules).margin_groups(step.atoms):
+        shape = Shape(rules)
+        for group in shape.margin_groups(step.atoms):
             total = sum(step.atoms[a] for a in group)
             self._static.append((dict.fromkeys(self._sum(r, group), 1.0), total, total))
+        # the cells of the other tables below the minimum (never published):
+        # sums of atoms, sensitive like an atom (the current release's too)
+        for (table, key), table_atoms in sorted(shape.table_cells(step.atoms).items()):
+            if sum(step.atoms[a] for a in table_atoms) >= rules.min_cell_size:
+                continue
+            sum_var: Var = ("S", r, (table, key))
+            self._static.append(
+                ({sum_var: 1.0} | dict.fromkeys(self._sum(r, table_atoms), -1.0), 0.0, 0.0)
+            )
+            self.targets[sum_var] = _Target(
+                level, step.describe | {"atom": key, "rules": rules, "table": True}
+            )
         alone = {a for _lv, m in step.cells if len(m) == 1 for a in m}
         for atom, n in step.atoms.items():
             if n >= rules.min_cell_size or (r != self.now_index and atom in alone):
@@ -247,9 +296,13 @@ class _JointModel:
     def cell_vars(self, members: Iterable[AtomKey]) -> list[Var]:
         return self._sum(self.now_index, members)
 
-    def model(self, cells: Mapping[str, list[CellMembers]]) -> LinearModel[Var]:
+    def model(
+        self, cells: Mapping[str, list[CellMembers]], assumed: bool = True
+    ) -> LinearModel[Var]:
+        """The model with ``cells`` published now; ``assumed``: with the facts
+        an audience may learn later."""
         model: LinearModel[Var] = LinearModel()
-        for coeffs, lo, hi in self._static:
+        for coeffs, lo, hi in (*self._static, *(self._assumed if assumed else ())):
             model.add_range(coeffs, lo, hi)
         for members_list in cells.values():
             for _lv, members in members_list:
@@ -287,7 +340,8 @@ def _describe(target: _Target, low: float, high: float) -> dict[str, Any]:
         "block": d["block"],
         "release": d["release"],
         "period": period,
-        "dimensions": dict(zip(rules.dimensions, values, strict=True)),
+        # a table cell's carry _T where it sums (nationality_region for a region)
+        "dimensions": cell_dimensions(rules.dimensions, values),
         "low": int(low),
         "high": None if high == float("inf") else int(high),
         "protection": target.level,
@@ -338,8 +392,21 @@ def protect_across_shapes(
     check.foreign_blocks = len(used)
     if not used:
         return check
-    # only the joint atoms of blocks that overlap an old release take part
+    # only the joint atoms of blocks that overlap an old release take part;
+    # every block when an older shape has margins the current one does not
+    # publish: a return to that shape publishes them over blocks first released
+    # since, and they must not pin what those releases leave open
     linked = set(overlaps)
+    current = shape_of(rules)
+    if any(s[4] and s[4] != current[4] for s in shapes if s != current):
+        linked = {shape_now.block_of(k[0]) for k in joint}
+    # (shape, atom) of the older shapes' atoms some of whose records lie outside
+    partial = frozenset(
+        (si, old)
+        for k in joint
+        if shape_now.block_of(k[0]) not in linked
+        for si, old in enumerate(k[1])
+    )
     joint = {k: n for k, n in joint.items() if shape_now.block_of(k[0]) in linked}
     steps: list[_Step] = []
     for i in sorted(used, key=lambda i: (foreign[i].era, foreign[i].shape, foreign[i].block)):
@@ -369,7 +436,7 @@ def protect_across_shapes(
                     {"shape": "new", "block": block, "release": t + 1},
                 )
             )
-    jm = _JointModel(rules, steps, joint)
+    jm = _JointModel(rules, steps, joint, partial)
     cells = {b: list(blocks[b].cells) for b in sorted(linked)}
     try:
         _hide_until_safe(jm, cells, fresh, shape_now, check)
@@ -421,7 +488,7 @@ def _hide_until_safe(
                 widths[v] = (iv.low, iv.high)
 
     baseline_cells = {b: ([] if b in fresh else cells[b]) for b in cells}
-    base_model = jm.model(baseline_cells)
+    base_model = jm.model(baseline_cells, assumed=False)
     base_targets = jm.current_targets(baseline_cells)
     floor: dict[Var, float] = {}
 
