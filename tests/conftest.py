@@ -24,10 +24,18 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+from hypothesis import settings
 
 from node import config
 from node.errors import KafkaSetupError
 from tests.patience import PATIENCE_S
+
+# Under CI (CORREDOR_REQUIRE_KAFKA=1) every property runs the same examples on
+# every run, derived from the test's name: a red CI is a real failure another
+# run reproduces, never a new random draw. Locally each run draws afresh.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CORREDOR_REQUIRE_KAFKA") == "1":
+    settings.load_profile("ci")
 
 # Known kafka-python 3.0.12 warnings, ignored because warnings are errors here:
 # - it loads protocol schemas with importlib.resources.read_text/open_text,
