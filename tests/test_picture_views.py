@@ -13,7 +13,7 @@ import os
 import re
 import sqlite3
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, getcontext
 from pathlib import Path
 
@@ -67,16 +67,75 @@ def _cells(agg: Home, audience: str = "TS", now: datetime = NOW) -> list[FlowCel
 # -- numbers --------------------------------------------------------------------------
 
 
+_DIMS = ("nationality", "sex", "age_band", "previous_country")
+
+
+def _value(row: dict[str, object], dim: str) -> str | None:
+    """A stored cell's value of a dimension: a code, "_T", or None (not published);
+    a nationality published only as its region reads "[region]"."""
+    if dim == "nationality":
+        nat, region = row["nationality"], row["nationality_region"]
+        if "_T" in (nat, region):
+            return "_T"
+        return str(nat) if nat else (f"[{region}]" if region else None)
+    v = row[dim]
+    return None if v is None else str(v)
+
+
+def _month_of_week(period: str) -> str:
+    """An ISO week lies in the month of its Thursday."""
+    year, week = (int(x) for x in period.split("-W"))
+    thursday = date.fromisocalendar(year, week, 4)
+    return f"{thursday.year}-{thursday.month:02d}"
+
+
+def _by_the_rule(raw: list[dict[str, object]], keep: tuple[str, ...]
+                 ) -> dict[tuple[str, str, tuple[str | None, ...]], tuple[int, bool]]:
+    """(period, country, key) -> (count, from the table that keeps exactly
+    ``keep``), from the stored cells by docs/picture.md: per country and period
+    the table with exactly those dimensions if published, else the sums of the
+    least detailed finer table; a coarse period's row left out where a week
+    inside it answers the same row from another table (whose cell holds the
+    month cell's encounters of that week: no encounter counted twice; the
+    detail's week and month cells are disjoint, docs/policies.md)."""
+    groups: dict[tuple[str, str], dict[frozenset[str], list[dict[str, object]]]] = {}
+    for r in raw:
+        shape = frozenset(d for d in _DIMS if _value(r, d) not in (None, "_T"))
+        groups.setdefault((str(r["period"]), str(r["reporting_country"])), {}) \
+            .setdefault(shape, []).append(r)
+    want = frozenset(keep)
+    out: dict[tuple[str, str, tuple[str | None, ...]], tuple[int, bool]] = {}
+    shapes: dict[tuple[str, str, tuple[str | None, ...]], frozenset[str]] = {}
+    for (period, country), tables in groups.items():
+        if want in tables:
+            shape, exact = want, True
+        else:
+            finer = sorted((s for s in tables if want < s), key=len)
+            if not finer:
+                continue
+            least = [s for s in finer if len(s) == len(finer[0])]
+            assert len(least) == 1, (period, country, least)  # one candidate here
+            shape, exact = least[0], False
+        sums: Counter[tuple[str | None, ...]] = Counter()
+        for r in tables[shape]:
+            sums[tuple(_value(r, d) for d in keep)] += int(str(r["count"]))
+        for key, n in sums.items():
+            out[(period, country, key)] = (n, exact)
+            shapes[(period, country, key)] = shape
+    overlapped = {(_month_of_week(p), c, k, s) for (p, c, k), s in shapes.items() if "-W" in p}
+    return {
+        (p, c, k): v for (p, c, k), v in out.items()
+        if "-W" in p or not any((p, c, k, s) in overlapped
+                                for s in set(shapes.values()) - {shapes[(p, c, k)]})
+    }
+
+
+
 def test_regional_totals_are_the_sum_of_the_country_counts_shown(picture: Home) -> None:
     with PictureStore(picture.store_path) as store:
         raw = store.flow_cells()
-    expected: Counter[tuple[str, str, str]] = Counter()
-    for r in raw:
-        if "_T" in (r["nationality"], r["nationality_region"], r["sex"], r["age_band"],
-                    r["previous_country"]):
-            continue  # a table's total: the detail views add up the detail only
-        label = r["nationality"] or f"[{r['nationality_region']}]"
-        expected[(r["period"], label, r["reporting_country"])] += r["count"]
+    rule = _by_the_rule(raw, ("nationality",))
+    expected = {(p, k[0], c): n for (p, c, k), (n, _) in rule.items()}
     countries, rows = regional_rows(_cells(picture))
     assert countries == ["PAN", "CRI", "GTM", "MEX"]
     seen = Counter()
@@ -84,39 +143,80 @@ def test_regional_totals_are_the_sum_of_the_country_counts_shown(picture: Home) 
         assert row.total == sum(row.by_country.values())
         for country, n in row.by_country.items():
             seen[(row.period, row.nationality, country)] = n
+            # A number from the week x nationality table is that published cell.
+            if rule[(row.period, country, (row.nationality,))][1]:
+                assert row.numbers[country].status == "exact"
     assert seen == expected
+    # Countries with a week x nationality table give its cells, never a sum of
+    # the detail below them; GTM, publishing regions only, gives its region table.
+    assert all(exact for (p, _, _), (_, exact) in rule.items() if "-W" in p)
+    assert {k[0] for (_, c, k) in rule if c == "GTM"} <= {
+        f"[{r['nationality_region']}]" for r in raw if r["reporting_country"] == "GTM"}
+    # CRI's month cells (its detail coarsened to a month) stay only for
+    # nationalities no week of that month answers.
+    months = [(p, k) for (p, c, k) in rule if c == "CRI" and "-W" not in p]
+    assert months and not any(
+        ("-W" in p and _month_of_week(p) == m and k == key)
+        for (m, key) in months for (p, c, k) in rule if c == "CRI")
 
 
 def test_trends_change_and_origin_groups(picture: Home) -> None:
     with PictureStore(picture.store_path) as store:
         data = view_data("trends", store, Scope("TS", None, NOW))
+        raw = [r for r in store.flow_cells() if "-W" in r["period"]]
     region = [r for r in data["totals"] if r["reporting_country"] == "_T"]
     assert len(region) == WEEKS
     assert region[0]["previous"] is None
     for before, now in itertools.pairwise(region):
         assert now["change"] == now["count"] - before["count"] == now["count"] - now["previous"]
-    weekly = [c for c in _cells(picture) if "-W" in c.period]
+    # Country x week: every member here publishes its national weekly total,
+    # so each country's number is that one cell, exact, and the region adds them.
+    totals = _by_the_rule(raw, ())
+    assert all(exact for _, exact in totals.values())
+    for row in data["totals"]:
+        if row["reporting_country"] != "_T":
+            assert (row["count"], row["status"]) == (
+                totals[(row["period"], row["reporting_country"], ())][0], "exact")
     latest = region[-1]["period"]
-    assert region[-1]["count"] == sum(c.count for c in weekly if c.period == latest)
+    shown = {c: n for (p, c, _), (n, _) in totals.items() if p == latest}
+    assert region[-1]["count"] == sum(shown.values())
+    assert region[-1]["countries"] == ["PAN", "CRI", "GTM", "MEX"] and region[-1]["status"] \
+        == "exact"
     top = data["top_nationalities"]
     assert top[0]["nationality"] == "CHN"  # the planted surge leads the last week
     assert [t["count"] for t in top] == sorted((t["count"] for t in top), reverse=True)
+    by_nat = _by_the_rule(raw, ("nationality",))
     last = data["origins"][-1]
     assert last["caribbean"] == sum(
-        c.count for c in weekly if c.period == latest and c.nationality in ("CUB", "HTI")
+        n for (p, _, k), (n, _) in by_nat.items() if p == latest and k[0] in ("CUB", "HTI")
     )
-    assert last["extracontinental"] + last["caribbean"] + last["other"] == region[-1]["count"]
+    # The groups add the nationality answers, which (each cell of a week x
+    # nationality table, exact) add up to no more than the national totals.
+    groups = last["extracontinental"] + last["caribbean"] + last["other"]
+    assert groups == sum(n for (p, _, _), (n, _) in by_nat.items() if p == latest)
+    assert groups <= region[-1]["count"]
 
 
 def test_route_legs_sum_the_previous_country_cells(picture: Home) -> None:
     with PictureStore(picture.store_path) as store:
         data = view_data("corridors", store, Scope("TS", None, NOW))
+        raw = store.flow_cells()
     legs = {(g["from"], g["to"]): g["count"] for g in data["legs"]}
+    # No member publishes a table keeping only the previous country: each leg
+    # is the sum of the detail cells (a lower bound), never of a table's _T
+    # cells, and a CRI month cell adds to its weeks (the detail never overlaps).
+    rule = _by_the_rule(raw, ("previous_country",))
     expected: Counter[tuple[str, str]] = Counter()
-    for c in _cells(picture):
-        if c.previous_country:
-            expected[(c.previous_country, c.country)] += c.count
+    for (_, country, (previous,)), (n, exact) in rule.items():
+        assert not exact
+        if previous is not None:
+            expected[(str(previous), country)] += n
     assert legs == dict(expected) and ("COL", "PAN") in legs
+    assert "_T" not in {a for a, _ in legs}
+    detail = sum(int(r["count"]) for r in raw if r["reporting_country"] == "CRI"
+                 and r["previous_country"] not in (None, "_T"))
+    assert sum(n for (_, b), n in legs.items() if b == "CRI") == detail
+    assert {g["status"] for g in data["legs"]} == {"lower-bound"}
     # No member here links records: routes are stated as absent, not invented.
     assert data["records"] == 0 and data["routes"] == [] and data["k"] == 10
 
