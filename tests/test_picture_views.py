@@ -261,10 +261,12 @@ def test_poisson_upper_tail_matches_the_closed_form() -> None:
     assert 0 < poisson_upper_tail(2200, 2000.0) < 1e-5
 
 
-def _exact_log10_tail(x: int, mean: int) -> float:
+def _exact_log10_tail(x: int, mean: int | Decimal) -> float:
     """log10 P(X ≥ x), summed term by term in 60-digit decimals (independent)."""
     getcontext().prec = 60
     m = Decimal(mean)
+    if x == 0:
+        return 0.0
     term = (-m).exp() * m**x / Decimal(math.factorial(x))
     total, k = Decimal(0), x
     while term > total * Decimal("1e-40"):
@@ -281,14 +283,44 @@ def test_poisson_log_tail_against_exact_decimals(x: int, mean: int) -> None:
 
 
 def test_alerts_find_the_planted_surge(picture: Home) -> None:
+    """The alerts are the documented method applied to the series computed from
+    the stored cells by the documented rule. Since the members publish week x
+    nationality tables, a nationality's weekly number is its exact total, and
+    the method also flags what the synthetic data really holds besides the
+    planted CHN surge: GTM, which publishes regions only, shows that surge as
+    [Eastern Asia]; IND (72 against a mean of 46.7, exact numbers) and GTM's
+    [Caribbean] (119 against 64.3, the raw records agree) rise by more than
+    half in the last week with a Poisson tail below 0.001."""
     plan = surge_plan("PAN", WEEKS)
     with PictureStore(picture.store_path) as store:
         data = view_data("alerts", store, Scope("TS", None, NOW))
-    assert data["period"] == "2024-W12"
+        raw = [r for r in store.flow_cells() if "-W" in r["period"]]
+    weeks = sorted({str(r["period"]) for r in raw})
+    assert data["period"] == weeks[-1] == "2024-W12"
+    assert data["countries"] == ["PAN", "CRI", "GTM", "MEX"]  # every week from each
+    series: dict[tuple[str, str], Counter[str]] = {}
+    for kind, keep in (("nationality", ("nationality",)), ("corridor", ("previous_country",))):
+        for (period, country, (value,)), (n, _) in _by_the_rule(raw, keep).items():
+            if value is None:
+                continue
+            name = str(value) if kind == "nationality" else f"{value}>{country}"
+            series.setdefault((kind, name), Counter())[period] += n
+    expected = set()
+    for (kind, name), counts in series.items():
+        x = counts[weeks[-1]]
+        base = sum(counts[w] for w in weeks[-7:-1])
+        mean = max(Decimal(base) / 6, Decimal(1))
+        if x >= 20 and x >= Decimal("1.5") * mean and _exact_log10_tail(x, mean) < -3:
+            expected.add((kind, name))
+    found = {(a["kind"], a["series"]) for a in data["alerts"]}
+    assert found == expected
     nationalities = [a["series"] for a in data["alerts"] if a["kind"] == "nationality"]
-    assert nationalities == [plan.nationality]
+    assert nationalities[0] == plan.nationality == "CHN"  # the strongest of them
+    assert "[Eastern Asia]" in nationalities  # the same surge in GTM's regions
     surge = data["alerts"][0]
+    assert surge["series"] == "CHN" and surge["status"] == "exact"
     assert surge["ratio"] >= 1.5 and surge["count"] >= 20 and surge["p_value"] < 0.001
+    assert surge["count"] == series[("nationality", "CHN")][weeks[-1]]
 
 
 def _series(counts: list[int]) -> list[FlowCell]:
@@ -357,7 +389,9 @@ def test_one_event_in_the_iom_export_and_not_in_the_public_one(picture: Home) ->
     its cells are in the IOM export and absent from the public one."""
     with PictureStore(picture.store_path) as store:
         uses = store.uses()
-        cri = next(c for c in store.flow_cells() if c["reporting_country"] == "CRI")
+        # A cell of CRI's week x nationality table: the flows' answer for its row.
+        cri = next(c for c in store.flow_cells() if c["reporting_country"] == "CRI"
+                   and c["nationality"] not in (None, "_T") and c["sex"] == "_T")
     use = uses[cri["event_id"]]
     assert "IOM" in use["audiences"] and "public" not in use["audiences"]
     key = (cri["period"], "CRI", cri["nationality"])
