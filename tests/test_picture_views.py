@@ -26,7 +26,7 @@ from node.config import Home
 from node.demo.synth import surge_plan
 from node.errors import ConfigError
 from node.report.audience import Scope, admits, audience_name, purpose_name
-from node.report.flows import render_flow_tables, rows_of
+from node.report.flows import country_total_rows, render_flow_tables, rows_of
 from node.report.html import report_html
 from node.report.reference import rows_csv
 from node.report.regional import (
@@ -198,7 +198,7 @@ def test_trends_change_and_origin_groups(picture: Home) -> None:
     assert groups == sum(n for (p, _, k), (n, _) in by_nat.items()
                          if p == latest and k[0] != "[Caribbean]")
     caribbean_region = by_nat[(latest, "GTM", ("[Caribbean]",))][0]
-    assert 0 < caribbean_region and groups + caribbean_region < region[-1]["count"]
+    assert caribbean_region > 0 and groups + caribbean_region < region[-1]["count"]
     assert {last[f"{g}_status"] for g in ("extracontinental", "caribbean", "other")} == {
         "lower-bound"}
 
@@ -569,8 +569,16 @@ def test_golden_statistical_views(picture: Home, view: str) -> None:
 def test_golden_flows_sdmx_and_html(picture: Home) -> None:
     cells = _cells(picture)
     console = Console(record=True, width=120, color_system=None)
-    render_flow_tables(console, rows_of(cells), last=2)
+    flows = rows_of(cells)
+    render_flow_tables(console, flows, last=2, totals=country_total_rows(cells, flows))
     _golden("flows.txt", console.export_text())
+    # Without the countries' totals, a column's sum is only a lower bound.
+    bare = Console(record=True, width=120, color_system=None)
+    render_flow_tables(bare, flows, last=1)
+    (total,) = [line for line in bare.export_text().splitlines() if "Total" in line]
+    assert re.findall(r"[≥·\d]+", total)[:4] == [
+        f"≥{sum(r.count for r in flows if r.period == '2024-W12' and r.reporting_country == c)}"
+        for c in ("PAN", "CRI", "GTM", "MEX")]
     _golden("flows.sdmx.csv", flows_sdmx_csv(cells, "TS"))
     _golden("flows-public.sdmx.csv", flows_sdmx_csv(_cells(picture, "public"), "public"))
     with PictureStore(picture.store_path) as store:
