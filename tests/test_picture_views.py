@@ -517,6 +517,22 @@ def test_sdmx_csv_follows_the_specification_and_loads_in_pysdmx(picture: Home) -
     keys = [tuple(r[d] for d in dims) for r in rows]
     assert len(keys) == len(set(keys))  # one observation per series key and period
     assert all(re.fullmatch(r"\d{4}-(W\d{2}|\d{2}|Q[1-4])", r["TIME_PERIOD"]) for r in rows)
+    # No encounter counted twice: a country's nationality observations of a
+    # week (and the months its detail was coarsened to, over their weeks) add
+    # up to no more than its national totals (CITIZENSHIP _T).
+    national: Counter[tuple[str, str]] = Counter()
+    shown: Counter[tuple[str, str]] = Counter()
+    for r in rows:
+        if r["REF_AREA"] == "_T":
+            continue
+        month = r["TIME_PERIOD"] if "-W" not in r["TIME_PERIOD"] else _month_of_week(
+            r["TIME_PERIOD"])
+        if "_T" in (r["CITIZENSHIP"], r["CITIZENSHIP_REGION"]):
+            national[(r["REF_AREA"], month)] += int(r["OBS_VALUE"])
+        else:
+            shown[(r["REF_AREA"], month)] += int(r["OBS_VALUE"])
+    assert national and all(shown[k] <= national[k] for k in shown), [
+        (k, shown[k], national[k]) for k in shown if shown[k] > national[k]]
     totals: Counter[tuple[str, str]] = Counter()
     members: dict[tuple[str, str], set[str]] = {}
     for r in rows:
