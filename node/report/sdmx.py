@@ -168,9 +168,9 @@ def observations(
     for c in cells:
         groups[(c.period, c.country, _label(c))].append(c)
     # (period, country) pairs where the country published a nationality table:
-    # there its cells are the answer, one table per country and period
-    # (docs/picture.md). A label with only finer cells is not added beside
-    # them: a detail cell coarsened to its region ([Caribbean]) holds
+    # there, a nationality with only finer cells had its total protected (a
+    # lower bound); a region with only finer cells ([Caribbean], detail
+    # coarsened to its region) is not added beside the table: it holds
     # encounters the table's HTI and CUB cells count already.
     # (A national total, CITIZENSHIP _T, is not a nationality table.)
     with_totals = {(p, c) for (p, c, label), ms in groups.items()
@@ -179,11 +179,13 @@ def observations(
     from_table: set[tuple[str, str, str]] = set()
     for (period, country, label), members in groups.items():
         depth = min(_finer(c) for c in members)
-        if depth > 0 and (period, country) in with_totals:
+        if depth > 0 and (period, country) in with_totals and label.startswith("["):
             continue
         finest = max(_finer(c) for c in members)
         chosen = [c for c in members if _finer(c) == (0 if depth == 0 else finest)]
         status = _combined(_status_of(c) for c in chosen)
+        if depth > 0 and (period, country) in with_totals:
+            status = _combined((status, "lower-bound"))
         shown = [c for c in chosen if c.count is not None and _status_of(c) != "suppressed"]
         value = sum(int(c.count) for c in shown) if shown else None
         protected = [getattr(c, "protected", None) for c in chosen]
