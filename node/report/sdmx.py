@@ -171,15 +171,22 @@ def observations(
     # there, a nationality with only finer cells had its total protected (a
     # lower bound); a region with only finer cells ([Caribbean], detail
     # coarsened to its region) is not added beside the table: it holds
-    # encounters the table's HTI and CUB cells count already.
+    # encounters the table's HTI and CUB cells count already. (The
+    # invariant: tests/test_picture_views.py, rows within national totals.)
     # (A national total, CITIZENSHIP _T, is not a nationality table.)
     with_totals = {(p, c) for (p, c, label), ms in groups.items()
                    if label != "_T" and min(map(_finer, ms)) == 0}
+    # Where that table gives regions (GTM's [Eastern Asia]), a nationality of
+    # the detail is inside one of them: not added beside it either.
+    region_tables = {(p, c) for (p, c, label), ms in groups.items()
+                     if label.startswith("[") and min(map(_finer, ms)) == 0}
     per_country: list[Observation] = []
     from_table: set[tuple[str, str, str]] = set()
     for (period, country, label), members in groups.items():
         depth = min(_finer(c) for c in members)
-        if depth > 0 and (period, country) in with_totals and label.startswith("["):
+        if depth > 0 and (period, country) in with_totals and (
+            label.startswith("[") or (period, country) in region_tables
+        ):
             continue
         finest = max(_finer(c) for c in members)
         chosen = [c for c in members if _finer(c) == (0 if depth == 0 else finest)]
