@@ -57,8 +57,8 @@ def build_federation(base: Path) -> Federation:
                 n
                 for (n,) in conn.execute(
                     "SELECT nationality FROM flow_cell WHERE reporting_country = 'PAN' AND "
-                    "nationality IS NOT NULL GROUP BY nationality ORDER BY sum(count) DESC, "
-                    "nationality"
+                    "nationality IS NOT NULL AND nationality != '_T' GROUP BY nationality "
+                    "ORDER BY sum(count) DESC, nationality"
                 )
             ]
             public, embargoed, research = nats[0], nats[1], nats[2]
@@ -129,20 +129,24 @@ def build_federation(base: Path) -> Federation:
 
 def expected_public(store: Path, now: datetime | None = None) -> Counter[tuple[str, str, str]]:
     """(period, reporting country, nationality) -> count of what the public may see
-    for statistics, read from the raw tables with this test's own rule."""
+    for statistics, read from the raw tables with this test's own rule: of the
+    cells the public may see, per period and country, the week x nationality
+    table's where there are any (a cell with ``_T`` or nothing in every other
+    dimension), else the sum of the detail cells."""
     now = now or datetime.now(UTC)
     conn = sqlite3.connect(store)
     try:
         rows = conn.execute(
             "SELECT c.period, c.reporting_country, coalesce(c.nationality, "
-            "'[' || c.nationality_region || ']'), c.count, u.audiences, u.purposes, "
-            "u.retain_until, u.embargo_until, u.purged_at FROM flow_cell c JOIN event_use u "
-            "ON u.event_id = c.event_id WHERE c.count IS NOT NULL"
+            "'[' || c.nationality_region || ']'), c.sex, c.age_band, c.previous_country, "
+            "c.count, u.audiences, u.purposes, u.retain_until, u.embargo_until, u.purged_at "
+            "FROM flow_cell c JOIN event_use u ON u.event_id = c.event_id "
+            "WHERE c.count IS NOT NULL"
         ).fetchall()
     finally:
         conn.close()
-    out: Counter[tuple[str, str, str]] = Counter()
-    for period, country, nat, count, aud, pur, retain, embargo, purged in rows:
+    seen: dict[tuple[str, str], dict[bool, Counter[str]]] = {}
+    for period, country, nat, sex, age, prev, count, aud, pur, retain, embargo, purged in rows:
         if purged is not None or "public" not in json.loads(aud):
             continue
         if "statistics" not in json.loads(pur):
@@ -151,7 +155,34 @@ def expected_public(store: Path, now: datetime | None = None) -> Counter[tuple[s
             continue
         if embargo is not None and datetime.fromisoformat(embargo) > now:
             continue
-        out[(period, country, nat)] += count
+        if nat in ("_T", "[_T]"):
+            continue  # a national total keeps no nationality
+        in_table = all(v in (None, "_T") for v in (sex, age, prev))
+        seen.setdefault((period, country), {}).setdefault(in_table, Counter())[nat] += count
+    out: Counter[tuple[str, str, str]] = Counter()
+    for (period, country), tables in seen.items():
+        for nat, n in tables.get(True, tables.get(False, Counter())).items():
+            out[(period, country, nat)] += n
+    return out
+
+
+def national_totals(store: Path, periods: set[str] | None = None) -> Counter[str]:
+    """Country -> the sum of its national weekly totals (the cells with ``_T`` in
+    every dimension the country publishes) in ``periods`` (all), as stored."""
+    conn = sqlite3.connect(store)
+    try:
+        rows = conn.execute(
+            "SELECT reporting_country, period, count, nationality, nationality_region, sex, "
+            "age_band, previous_country FROM flow_cell WHERE count IS NOT NULL"
+        ).fetchall()
+    finally:
+        conn.close()
+    out: Counter[str] = Counter()
+    for country, period, count, *dims in rows:
+        if periods is not None and period not in periods:
+            continue
+        if "_T" in dims and all(v in (None, "_T") for v in dims):
+            out[country] += count
     return out
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -42,12 +41,6 @@ from tests.test_sdmx_structure import NOW
 
 WIDTH = 800
 STATIC = Path(__file__).parent.parent / "node" / "folder" / "static"
-
-
-@dataclass(frozen=True)
-class StatusCell(FlowCell):
-    status: str = "exact"
-    ci95: tuple[int, int] | None = None
 
 
 @pytest.fixture(scope="module")
@@ -160,16 +153,21 @@ def _dense_legs() -> list[dict[str, Any]]:
 
 
 def _status_cells() -> list[Any]:
+    """Weekly cells of every status, as countries publish them: PAN's week x
+    nationality table (HTI exact, CHN noisy with its interval, obs_status N),
+    MEX's rounded cells (obs_status E), and CRI's only table keeping sex too,
+    so its nationality numbers are lower-bound sums."""
     cells = []
     for w in range(1, 14):
         period = f"2024-W{w:02d}"
-        cells.append(StatusCell(period, "ISO_WEEK", "PAN", "HTI", None, None, 300 + 9 * w,
-                                False))
-        cells.append(StatusCell(period, "ISO_WEEK", "PAN", "CHN", None, None, 120 + w, False,
-                                "noisy", (100 + w, 140 + w)))
-        cells.append(StatusCell(period, "ISO_WEEK", "CRI", "VEN", None, None, 80 + w, False,
-                                "lower-bound"))
-        cells.append(StatusCell(period, "ISO_WEEK", "MEX", "IND", None, None, 40 + w, True))
+        cells.append(FlowCell(period, "ISO_WEEK", "PAN", "HTI", None, None, 300 + 9 * w,
+                              False))
+        cells.append(FlowCell(period, "ISO_WEEK", "PAN", "CHN", None, None, 120 + w, False,
+                              obs_status="N", ci95=(100 + w, 140 + w)))
+        cells.append(FlowCell(period, "ISO_WEEK", "CRI", "VEN", None, None, 80 + w, False,
+                              sex="F"))
+        cells.append(FlowCell(period, "ISO_WEEK", "MEX", "IND", None, None, 40 + w, True,
+                              obs_status="E"))
     return cells
 
 

@@ -402,3 +402,24 @@ def test_no_protected_count_from_rounded_or_noisy_rows() -> None:
     cells = [cell("_T", 100, "A"), cell("CHN", 55, "A"), cell("HTI", 30, "A")]
     (row,) = country_total_rows(cells, rows_of(cells))
     assert row["protected"] == 15
+
+
+def test_a_month_answer_stays_beside_weeks_of_its_own_table_only() -> None:
+    """A country whose detail was coarsened to a month (its week and month
+    detail cells partition the encounters) keeps the month's leg beside the
+    weeks' legs; a month nationality row is left out where a week of its
+    week x nationality table (which holds those encounters too) answers it."""
+    from node.report.regional import FlowCell
+    from node.report.tables import resolve
+
+    week = [
+        FlowCell("2024-W05", "ISO_WEEK", "CRI", "CUB", None, "PAN", 7, False, "F", "18-29"),
+        FlowCell("2024-W05", "ISO_WEEK", "CRI", "CUB", None, "_T", 30, False, "_T", "_T"),
+    ]
+    month = FlowCell("2024-02", "MONTH", "CRI", "CUB", None, "PAN", 9, False, "M", "30-44")
+    legs = {(a.period, a.key): a.number.count for a in resolve([*week, month],
+                                                              ("previous_country",))}
+    assert legs == {("2024-W05", ("PAN",)): 7, ("2024-02", ("PAN",)): 9}
+    nationalities = {(a.period, a.key): a.number.count
+                     for a in resolve([*week, month], ("nationality",))}
+    assert nationalities == {("2024-W05", ("CUB",)): 30}

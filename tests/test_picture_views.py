@@ -13,7 +13,7 @@ import os
 import re
 import sqlite3
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, getcontext
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from node.config import Home
 from node.demo.synth import surge_plan
 from node.errors import ConfigError
 from node.report.audience import Scope, admits, audience_name, purpose_name
-from node.report.flows import render_flow_tables, rows_of
+from node.report.flows import country_total_rows, render_flow_tables, rows_of
 from node.report.html import report_html
 from node.report.reference import rows_csv
 from node.report.regional import (
@@ -67,16 +67,75 @@ def _cells(agg: Home, audience: str = "TS", now: datetime = NOW) -> list[FlowCel
 # -- numbers --------------------------------------------------------------------------
 
 
+_DIMS = ("nationality", "sex", "age_band", "previous_country")
+
+
+def _value(row: dict[str, object], dim: str) -> str | None:
+    """A stored cell's value of a dimension: a code, "_T", or None (not published);
+    a nationality published only as its region reads "[region]"."""
+    if dim == "nationality":
+        nat, region = row["nationality"], row["nationality_region"]
+        if "_T" in (nat, region):
+            return "_T"
+        return str(nat) if nat else (f"[{region}]" if region else None)
+    v = row[dim]
+    return None if v is None else str(v)
+
+
+def _month_of_week(period: str) -> str:
+    """An ISO week lies in the month of its Thursday."""
+    year, week = (int(x) for x in period.split("-W"))
+    thursday = date.fromisocalendar(year, week, 4)
+    return f"{thursday.year}-{thursday.month:02d}"
+
+
+def _by_the_rule(raw: list[dict[str, object]], keep: tuple[str, ...]
+                 ) -> dict[tuple[str, str, tuple[str | None, ...]], tuple[int, bool]]:
+    """(period, country, key) -> (count, from the table that keeps exactly
+    ``keep``), from the stored cells by docs/picture.md: per country and period
+    the table with exactly those dimensions if published, else the sums of the
+    least detailed finer table; a coarse period's row left out where a week
+    inside it answers the same row from another table (whose cell holds the
+    month cell's encounters of that week: no encounter counted twice; the
+    detail's week and month cells are disjoint, docs/policies.md)."""
+    groups: dict[tuple[str, str], dict[frozenset[str], list[dict[str, object]]]] = {}
+    for r in raw:
+        shape = frozenset(d for d in _DIMS if _value(r, d) not in (None, "_T"))
+        groups.setdefault((str(r["period"]), str(r["reporting_country"])), {}) \
+            .setdefault(shape, []).append(r)
+    want = frozenset(keep)
+    out: dict[tuple[str, str, tuple[str | None, ...]], tuple[int, bool]] = {}
+    shapes: dict[tuple[str, str, tuple[str | None, ...]], frozenset[str]] = {}
+    for (period, country), tables in groups.items():
+        if want in tables:
+            shape, exact = want, True
+        else:
+            finer = sorted((s for s in tables if want < s), key=len)
+            if not finer:
+                continue
+            least = [s for s in finer if len(s) == len(finer[0])]
+            assert len(least) == 1, (period, country, least)  # one candidate here
+            shape, exact = least[0], False
+        sums: Counter[tuple[str | None, ...]] = Counter()
+        for r in tables[shape]:
+            sums[tuple(_value(r, d) for d in keep)] += int(str(r["count"]))
+        for key, n in sums.items():
+            out[(period, country, key)] = (n, exact)
+            shapes[(period, country, key)] = shape
+    overlapped = {(_month_of_week(p), c, k, s) for (p, c, k), s in shapes.items() if "-W" in p}
+    return {
+        (p, c, k): v for (p, c, k), v in out.items()
+        if "-W" in p or not any((p, c, k, s) in overlapped
+                                for s in set(shapes.values()) - {shapes[(p, c, k)]})
+    }
+
+
+
 def test_regional_totals_are_the_sum_of_the_country_counts_shown(picture: Home) -> None:
     with PictureStore(picture.store_path) as store:
         raw = store.flow_cells()
-    expected: Counter[tuple[str, str, str]] = Counter()
-    for r in raw:
-        if "_T" in (r["nationality"], r["nationality_region"], r["sex"], r["age_band"],
-                    r["previous_country"]):
-            continue  # a table's total: the detail views add up the detail only
-        label = r["nationality"] or f"[{r['nationality_region']}]"
-        expected[(r["period"], label, r["reporting_country"])] += r["count"]
+    rule = _by_the_rule(raw, ("nationality",))
+    expected = {(p, k[0], c): n for (p, c, k), (n, _) in rule.items()}
     countries, rows = regional_rows(_cells(picture))
     assert countries == ["PAN", "CRI", "GTM", "MEX"]
     seen = Counter()
@@ -84,39 +143,86 @@ def test_regional_totals_are_the_sum_of_the_country_counts_shown(picture: Home) 
         assert row.total == sum(row.by_country.values())
         for country, n in row.by_country.items():
             seen[(row.period, row.nationality, country)] = n
+            # A number from the week x nationality table is that published cell.
+            if rule[(row.period, country, (row.nationality,))][1]:
+                assert row.numbers[country].status == "exact"
     assert seen == expected
+    # Countries with a week x nationality table give its cells, never a sum of
+    # the detail below them; GTM, publishing regions only, gives its region table.
+    assert all(exact for (p, _, _), (_, exact) in rule.items() if "-W" in p)
+    assert {k[0] for (_, c, k) in rule if c == "GTM"} <= {
+        f"[{r['nationality_region']}]" for r in raw if r["reporting_country"] == "GTM"}
+    # CRI's month cells (its detail coarsened to a month) stay only for
+    # nationalities no week of that month answers.
+    months = [(p, k) for (p, c, k) in rule if c == "CRI" and "-W" not in p]
+    assert months and not any(
+        ("-W" in p and _month_of_week(p) == m and k == key)
+        for (m, key) in months for (p, c, k) in rule if c == "CRI")
 
 
 def test_trends_change_and_origin_groups(picture: Home) -> None:
     with PictureStore(picture.store_path) as store:
         data = view_data("trends", store, Scope("TS", None, NOW))
+        raw = [r for r in store.flow_cells() if "-W" in r["period"]]
     region = [r for r in data["totals"] if r["reporting_country"] == "_T"]
     assert len(region) == WEEKS
     assert region[0]["previous"] is None
     for before, now in itertools.pairwise(region):
         assert now["change"] == now["count"] - before["count"] == now["count"] - now["previous"]
-    weekly = [c for c in _cells(picture) if "-W" in c.period]
+    # Country x week: every member here publishes its national weekly total,
+    # so each country's number is that one cell, exact, and the region adds them.
+    totals = _by_the_rule(raw, ())
+    assert all(exact for _, exact in totals.values())
+    for row in data["totals"]:
+        if row["reporting_country"] != "_T":
+            assert (row["count"], row["status"]) == (
+                totals[(row["period"], row["reporting_country"], ())][0], "exact")
     latest = region[-1]["period"]
-    assert region[-1]["count"] == sum(c.count for c in weekly if c.period == latest)
+    shown = {c: n for (p, c, _), (n, _) in totals.items() if p == latest}
+    assert region[-1]["count"] == sum(shown.values())
+    assert region[-1]["countries"] == ["PAN", "CRI", "GTM", "MEX"] and region[-1]["status"] \
+        == "exact"
     top = data["top_nationalities"]
     assert top[0]["nationality"] == "CHN"  # the planted surge leads the last week
     assert [t["count"] for t in top] == sorted((t["count"] for t in top), reverse=True)
+    by_nat = _by_the_rule(raw, ("nationality",))
     last = data["origins"][-1]
     assert last["caribbean"] == sum(
-        c.count for c in weekly if c.period == latest and c.nationality in ("CUB", "HTI")
+        n for (p, _, k), (n, _) in by_nat.items() if p == latest and k[0] in ("CUB", "HTI")
     )
-    assert last["extracontinental"] + last["caribbean"] + last["other"] == region[-1]["count"]
+    # The groups add the nationality answers (each a cell of a week x
+    # nationality table, exact), except GTM's [Caribbean], which holds Cuba and
+    # Haiti with others. They miss the suppressed nationality cells (the
+    # national totals are larger) and that region: so they are lower bounds.
+    groups = last["extracontinental"] + last["caribbean"] + last["other"]
+    assert groups == sum(n for (p, _, k), (n, _) in by_nat.items()
+                         if p == latest and k[0] != "[Caribbean]")
+    caribbean_region = by_nat[(latest, "GTM", ("[Caribbean]",))][0]
+    assert caribbean_region > 0 and groups + caribbean_region < region[-1]["count"]
+    assert {last[f"{g}_status"] for g in ("extracontinental", "caribbean", "other")} == {
+        "lower-bound"}
 
 
 def test_route_legs_sum_the_previous_country_cells(picture: Home) -> None:
     with PictureStore(picture.store_path) as store:
         data = view_data("corridors", store, Scope("TS", None, NOW))
+        raw = store.flow_cells()
     legs = {(g["from"], g["to"]): g["count"] for g in data["legs"]}
+    # No member publishes a table keeping only the previous country: each leg
+    # is the sum of the detail cells (a lower bound), never of a table's _T
+    # cells, and a CRI month cell adds to its weeks (the detail never overlaps).
+    rule = _by_the_rule(raw, ("previous_country",))
     expected: Counter[tuple[str, str]] = Counter()
-    for c in _cells(picture):
-        if c.previous_country:
-            expected[(c.previous_country, c.country)] += c.count
+    for (_, country, (previous,)), (n, exact) in rule.items():
+        assert not exact
+        if previous is not None:
+            expected[(str(previous), country)] += n
     assert legs == dict(expected) and ("COL", "PAN") in legs
+    assert "_T" not in {a for a, _ in legs}
+    detail = sum(int(r["count"]) for r in raw if r["reporting_country"] == "CRI"
+                 and r["previous_country"] not in (None, "_T"))
+    assert sum(n for (_, b), n in legs.items() if b == "CRI") == detail
+    assert {g["status"] for g in data["legs"]} == {"lower-bound"}
     # No member here links records: routes are stated as absent, not invented.
     assert data["records"] == 0 and data["routes"] == [] and data["k"] == 10
 
@@ -161,10 +267,12 @@ def test_poisson_upper_tail_matches_the_closed_form() -> None:
     assert 0 < poisson_upper_tail(2200, 2000.0) < 1e-5
 
 
-def _exact_log10_tail(x: int, mean: int) -> float:
+def _exact_log10_tail(x: int, mean: int | Decimal) -> float:
     """log10 P(X ≥ x), summed term by term in 60-digit decimals (independent)."""
     getcontext().prec = 60
     m = Decimal(mean)
+    if x == 0:
+        return 0.0
     term = (-m).exp() * m**x / Decimal(math.factorial(x))
     total, k = Decimal(0), x
     while term > total * Decimal("1e-40"):
@@ -181,14 +289,44 @@ def test_poisson_log_tail_against_exact_decimals(x: int, mean: int) -> None:
 
 
 def test_alerts_find_the_planted_surge(picture: Home) -> None:
+    """The alerts are the documented method applied to the series computed from
+    the stored cells by the documented rule. Since the members publish week x
+    nationality tables, a nationality's weekly number is its exact total, and
+    the method also flags what the synthetic data really holds besides the
+    planted CHN surge: GTM, which publishes regions only, shows that surge as
+    [Eastern Asia]; IND (72 against a mean of 46.7, exact numbers) and GTM's
+    [Caribbean] (119 against 64.3, the raw records agree) rise by more than
+    half in the last week with a Poisson tail below 0.001."""
     plan = surge_plan("PAN", WEEKS)
     with PictureStore(picture.store_path) as store:
         data = view_data("alerts", store, Scope("TS", None, NOW))
-    assert data["period"] == "2024-W12"
+        raw = [r for r in store.flow_cells() if "-W" in r["period"]]
+    weeks = sorted({str(r["period"]) for r in raw})
+    assert data["period"] == weeks[-1] == "2024-W12"
+    assert data["countries"] == ["PAN", "CRI", "GTM", "MEX"]  # every week from each
+    series: dict[tuple[str, str], Counter[str]] = {}
+    for kind, keep in (("nationality", ("nationality",)), ("corridor", ("previous_country",))):
+        for (period, country, (value,)), (n, _) in _by_the_rule(raw, keep).items():
+            if value is None:
+                continue
+            name = str(value) if kind == "nationality" else f"{value}>{country}"
+            series.setdefault((kind, name), Counter())[period] += n
+    expected = set()
+    for (kind, name), counts in series.items():
+        x = counts[weeks[-1]]
+        base = sum(counts[w] for w in weeks[-7:-1])
+        mean = max(Decimal(base) / 6, Decimal(1))
+        if x >= 20 and x >= Decimal("1.5") * mean and _exact_log10_tail(x, mean) < -3:
+            expected.add((kind, name))
+    found = {(a["kind"], a["series"]) for a in data["alerts"]}
+    assert found == expected
     nationalities = [a["series"] for a in data["alerts"] if a["kind"] == "nationality"]
-    assert nationalities == [plan.nationality]
+    assert nationalities[0] == plan.nationality == "CHN"  # the strongest of them
+    assert "[Eastern Asia]" in nationalities  # the same surge in GTM's regions
     surge = data["alerts"][0]
+    assert surge["series"] == "CHN" and surge["status"] == "exact"
     assert surge["ratio"] >= 1.5 and surge["count"] >= 20 and surge["p_value"] < 0.001
+    assert surge["count"] == series[("nationality", "CHN")][weeks[-1]]
 
 
 def _series(counts: list[int]) -> list[FlowCell]:
@@ -257,7 +395,9 @@ def test_one_event_in_the_iom_export_and_not_in_the_public_one(picture: Home) ->
     its cells are in the IOM export and absent from the public one."""
     with PictureStore(picture.store_path) as store:
         uses = store.uses()
-        cri = next(c for c in store.flow_cells() if c["reporting_country"] == "CRI")
+        # A cell of CRI's week x nationality table: the flows' answer for its row.
+        cri = next(c for c in store.flow_cells() if c["reporting_country"] == "CRI"
+                   and c["nationality"] not in (None, "_T") and c["sex"] == "_T")
     use = uses[cri["event_id"]]
     assert "IOM" in use["audiences"] and "public" not in use["audiences"]
     key = (cri["period"], "CRI", cri["nationality"])
@@ -377,6 +517,22 @@ def test_sdmx_csv_follows_the_specification_and_loads_in_pysdmx(picture: Home) -
     keys = [tuple(r[d] for d in dims) for r in rows]
     assert len(keys) == len(set(keys))  # one observation per series key and period
     assert all(re.fullmatch(r"\d{4}-(W\d{2}|\d{2}|Q[1-4])", r["TIME_PERIOD"]) for r in rows)
+    # No encounter counted twice: a country's nationality observations of a
+    # week (and the months its detail was coarsened to, over their weeks) add
+    # up to no more than its national totals (CITIZENSHIP _T).
+    national: Counter[tuple[str, str]] = Counter()
+    shown: Counter[tuple[str, str]] = Counter()
+    for r in rows:
+        if r["REF_AREA"] == "_T":
+            continue
+        month = r["TIME_PERIOD"] if "-W" not in r["TIME_PERIOD"] else _month_of_week(
+            r["TIME_PERIOD"])
+        if "_T" in (r["CITIZENSHIP"], r["CITIZENSHIP_REGION"]):
+            national[(r["REF_AREA"], month)] += int(r["OBS_VALUE"])
+        else:
+            shown[(r["REF_AREA"], month)] += int(r["OBS_VALUE"])
+    assert national and all(shown[k] <= national[k] for k in shown), [
+        (k, shown[k], national[k]) for k in shown if shown[k] > national[k]]
     totals: Counter[tuple[str, str]] = Counter()
     members: dict[tuple[str, str], set[str]] = {}
     for r in rows:
@@ -429,8 +585,16 @@ def test_golden_statistical_views(picture: Home, view: str) -> None:
 def test_golden_flows_sdmx_and_html(picture: Home) -> None:
     cells = _cells(picture)
     console = Console(record=True, width=120, color_system=None)
-    render_flow_tables(console, rows_of(cells), last=2)
+    flows = rows_of(cells)
+    render_flow_tables(console, flows, last=2, totals=country_total_rows(cells, flows))
     _golden("flows.txt", console.export_text())
+    # Without the countries' totals, a column's sum is only a lower bound.
+    bare = Console(record=True, width=120, color_system=None)
+    render_flow_tables(bare, flows, last=1)
+    (total,) = [line for line in bare.export_text().splitlines() if "Total" in line]
+    assert re.findall(r"[≥·\d]+", total)[:4] == [
+        f"≥{sum(r.count for r in flows if r.period == '2024-W12' and r.reporting_country == c)}"
+        for c in ("PAN", "CRI", "GTM", "MEX")]
     _golden("flows.sdmx.csv", flows_sdmx_csv(cells, "TS"))
     _golden("flows-public.sdmx.csv", flows_sdmx_csv(_cells(picture, "public"), "public"))
     with PictureStore(picture.store_path) as store:

@@ -257,7 +257,7 @@ def demo(directory: Path, bootstrap: str | None, seed: int, scale: float, last: 
     """
     from node.demo.federation import run_demo, summary_table
     from node.report.audience import Scope
-    from node.report.flows import flow_rows, render_flow_tables
+    from node.report.flows import country_total_rows, render_flow_tables, rows_of
     from node.report.reference import VIEWS, ViewFilter
     from node.report.regional import coverage, held_cells
     from node.report.views import render_coverage, render_view, view_data
@@ -281,7 +281,9 @@ def demo(directory: Path, bootstrap: str | None, seed: int, scale: float, last: 
         f"{stats.rejected_total} set aside, topic {result.topic}"
     )
     with PictureStore(result.aggregator.store_path) as store:
-        render_flow_tables(console, flow_rows(store), last=last)
+        cells = held_cells(store)
+        flows = rows_of(cells)
+        render_flow_tables(console, flows, last=last, totals=country_total_rows(cells, flows))
         render_coverage(console, coverage(held_cells(store)))
         render_view(console, "alerts", view_data("alerts", store, Scope("TS")))
         console.print(

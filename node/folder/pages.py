@@ -452,7 +452,9 @@ def trends_page(data: dict[str, Any], cells_chart: str) -> str:
         for r in data["top_nationalities"]
     ]
     org = [
-        [r["period"], r["extracontinental"], r["caribbean"], r["other"]] for r in data["origins"]
+        [r["period"], *(Number(r[g], r.get(f"{g}_status", "exact")).text()
+                        for g in ("extracontinental", "caribbean", "other"))]
+        for r in data["origins"]
     ]
     return (
         "<h2>Weekly totals, the region and each country</h2><p class='note'>Click a line's "

@@ -141,8 +141,10 @@ def render_flow_tables(
         for c in countries:
             t = by_total.get((period, c))
             if t is None:
-                own = [n[c] for n in grid.values() if c in n]
-                column.append(combine(own) if own else None)
+                # Without the country's total, the rows' sum misses its
+                # suppressed cells: at least that many.
+                own = combine(n[c] for n in grid.values() if c in n)
+                column.append(Number(own.count, "lower-bound") if own.count else None)
             else:
                 ci = (t["ci95"][0], t["ci95"][1]) if t["ci95"] else None
                 column.append(Number(t["count"], t["status"], ci))

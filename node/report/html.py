@@ -525,8 +525,9 @@ def report_html(store: PictureStore, scope: Scope, *, last: int = 12,
     ]))
     body.append("<h2>Extracontinental vs extraregional Caribbean origins</h2>")
     body.append(_table(["Week", "Africa and Asia", "Cuba and Haiti", "Other"], [
-        [_td(r["period"], True), _td(f"{r['extracontinental']:,}"),
-         _td(f"{r['caribbean']:,}"), _td(f"{r['other']:,}")] for r in tr["origins"]
+        [_td(r["period"], True), *(
+            _num_td(Number(r[g], r.get(f"{g}_status", "exact")))
+            for g in ("extracontinental", "caribbean", "other"))] for r in tr["origins"]
     ]))
     if latest is not None:
         body += [f"<h2>Regional totals, {_e(latest)}</h2>",

@@ -166,12 +166,16 @@ def _change(now: int, before: int | None) -> dict[str, Any]:
     return {"previous": before, "change": now - before, "change_pct": pct}
 
 
-def origin_group(cell: FlowCell) -> str:
-    """``extracontinental`` (Africa, Asia), ``caribbean`` (Cuba, Haiti) or ``other``."""
+def origin_group(cell: FlowCell) -> str | None:
+    """``extracontinental`` (Africa, Asia), ``caribbean`` (Cuba, Haiti) or
+    ``other``; None for a cell a country published only as the Caribbean
+    region, which holds Cuba and Haiti with other Caribbean nationalities."""
     if cell.nationality in CARIBBEAN_EXTRAREGIONAL:
         return "caribbean"
     if cell.continent in EXTRACONTINENTAL:
         return "extracontinental"
+    if not cell.nationality and cell.region == "Caribbean":
+        return None
     return "other"
 
 
@@ -199,9 +203,25 @@ def trends(cells: list[FlowCell], last: int = 0, top: int = 5) -> dict[str, Any]
         region_countries[p] = members
     by_nat: dict[str, dict[str, list[Number]]] = defaultdict(lambda: defaultdict(list))
     groups: dict[str, dict[str, list[Number]]] = defaultdict(lambda: defaultdict(list))
+    # Encounters of a country and week in no group: its suppressed nationality
+    # cells (its exact total minus the nationality numbers shown) and the
+    # Caribbean region. Where there are any, every group of that week may miss
+    # some, so the groups are lower bounds.
+    attributed: Counter[tuple[str, str]] = Counter()
+    unattributed: set[str] = set()
     for a in nationality_answers(series):
         by_nat[a.period][a.first.label].append(a.number)
-        groups[a.period][origin_group(a.first)].append(a.number)
+        group = origin_group(a.first)
+        if group is None or a.number.status == "lower-bound":
+            unattributed.add(a.period)
+        if group is not None:
+            groups[a.period][group].append(a.number)
+            attributed[(a.period, a.country)] += a.number.count
+    for country, numbers in by_country.items():
+        for week, n in numbers.items():
+            # (Under a rounded or noisy total a gap says nothing: the parts keep theirs.)
+            if n.status == "exact" and n.count != attributed[(week, country)]:
+                unattributed.add(week)
 
     def previous(p: str) -> str | None:
         i = all_periods.index(p)
@@ -240,7 +260,7 @@ def trends(cells: list[FlowCell], last: int = 0, top: int = 5) -> dict[str, Any]
         for g in ("extracontinental", "caribbean", "other"):
             n = combine(groups[p].get(g, []))
             row[g] = n.count
-            status[f"{g}_status"] = n.status
+            status[f"{g}_status"] = "lower-bound" if p in unattributed else n.status
         origin_rows.append({**row, **status})
     return {"totals": rows, "top_nationalities": top_rows, "origins": origin_rows}
 

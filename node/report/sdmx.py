@@ -56,6 +56,7 @@ from node.report.sdmx_structure import (
     UNIT,
     VERSION,
 )
+from node.report.tables import containing_periods
 from node.store.picture import PictureStore
 
 DATAFLOW = f"{AGENCY}:{FLOW_ID}({VERSION})"
@@ -167,13 +168,26 @@ def observations(
     for c in cells:
         groups[(c.period, c.country, _label(c))].append(c)
     # (period, country) pairs where the country published a nationality table:
-    # there, a nationality with only finer cells had its total protected.
+    # there, a nationality with only finer cells had its total protected (a
+    # lower bound); a region with only finer cells ([Caribbean], detail
+    # coarsened to its region) is not added beside the table: it holds
+    # encounters the table's HTI and CUB cells count already. (The
+    # invariant: tests/test_picture_views.py, rows within national totals.)
     # (A national total, CITIZENSHIP _T, is not a nationality table.)
     with_totals = {(p, c) for (p, c, label), ms in groups.items()
                    if label != "_T" and min(map(_finer, ms)) == 0}
+    # Where that table gives regions (GTM's [Eastern Asia]), a nationality of
+    # the detail is inside one of them: not added beside it either.
+    region_tables = {(p, c) for (p, c, label), ms in groups.items()
+                     if label.startswith("[") and min(map(_finer, ms)) == 0}
     per_country: list[Observation] = []
+    from_table: set[tuple[str, str, str]] = set()
     for (period, country, label), members in groups.items():
         depth = min(_finer(c) for c in members)
+        if depth > 0 and (period, country) in with_totals and (
+            label.startswith("[") or (period, country) in region_tables
+        ):
+            continue
         finest = max(_finer(c) for c in members)
         chosen = [c for c in members if _finer(c) == (0 if depth == 0 else finest)]
         status = _combined(_status_of(c) for c in chosen)
@@ -199,6 +213,18 @@ def observations(
                 str(getattr(chosen[0], "conf", None) or "confidential"),
             )
         )
+        if depth == 0:
+            from_table.add((country, period, label))
+    # A month a country's detail was coarsened to overlaps the weeks inside it
+    # where the same nationality has a cell of the week x nationality table
+    # (which holds that week's share of the month cell): left out there, as in
+    # the views (node.report.tables), so no encounter counts twice.
+    covered = {(a, coarse, lab) for a, p, lab in from_table for coarse in containing_periods(p)}
+    per_country = [
+        o for o in per_country
+        if (o.area, o.period, o.citizenship) not in covered
+        or (o.area, o.period, o.citizenship) in from_table
+    ]
     # A country's total over nationalities, beside its nationality observations:
     # what they do not account for is in protected cells (both numbers are in
     # the file, so the difference tells its audience nothing new).

@@ -260,13 +260,20 @@ def containing_periods(period: str) -> tuple[str, ...]:
 def _without_overlaps(answers: list[Answer]) -> list[Answer]:
     """A country's answer for a coarse period (a month its detail was coarsened
     to) is left out where the same country answers the same row for a finer
-    period inside it (a week of its week x nationality table): the two overlap,
-    and a reader adding rows would count those encounters twice."""
-    fine: set[tuple[str, str, tuple[str | None, ...]]] = set()
+    period inside it from another table (a week of its week x nationality
+    table): that cell covers the week's encounters the month cell holds too, and
+    a reader adding rows would count them twice. Week and month cells of the
+    same table never overlap (a release is a partition of its atoms: a group is
+    coarsened whole), so a month's answer stays beside weeks answered from
+    that table (e.g. corridor legs summed from the detail)."""
+    fine: dict[tuple[str, str, tuple[str | None, ...]], set[frozenset[str]]] = defaultdict(set)
     for a in answers:
         for coarse in containing_periods(a.period):
-            fine.add((a.country, coarse, a.key))
-    return [a for a in answers if (a.country, a.period, a.key) not in fine]
+            fine[(a.country, coarse, a.key)].add(table_of(a.first))
+    return [
+        a for a in answers
+        if not fine.get((a.country, a.period, a.key), set()) - {table_of(a.first)}
+    ]
 
 
 def _complete_from_totals(

@@ -209,8 +209,9 @@ def render_view(console: Console, view: str, data: dict[str, Any]) -> None:
         for col in ("Week", "Extracontinental", "Caribbean", "Other"):
             origins.add_column(col, justify="left" if col == "Week" else "right")
         for r in data["origins"]:
-            origins.add_row(r["period"], str(r["extracontinental"]), str(r["caribbean"]),
-                            str(r["other"]))
+            origins.add_row(r["period"], *(
+                Number(r[g], r.get(f"{g}_status", "exact")).text()
+                for g in ("extracontinental", "caribbean", "other")))
         console.print(origins)
     elif view == "corridors":
         table = Table(title="Route legs: previous country → reporting country",
