@@ -43,6 +43,9 @@ lint: $(STAMP)
 
 bench: $(STAMP) jars
 	$(PY) -m bench
+	# Sections added to what bench wrote: DP beside suppression, and the demo's coverage.
+	$(PY) -m bench.privacy_utility
+	$(PY) -m bench.coverage
 
 # The folder's chart library (vega, vega-lite, vega-embed, vega-interpreter)
 # from npm into node/folder/static/vendor/ with licences; the result is committed.
