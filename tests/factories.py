@@ -144,8 +144,11 @@ def expected_flow_totals(country: str, rows: list[dict[str, str]]) -> Counter[tu
 
 def picture_totals(agg: Home) -> Counter[tuple[str, str, str]]:
     """(period, reporting country, nationality) -> count in the aggregator's picture."""
+    out: Counter[tuple[str, str, str]] = Counter()
     with PictureStore(agg.store_path) as store:
-        return Counter({(p, rc, n or ""): c for p, rc, n, _r, c in store.flow_totals()})
+        for p, rc, n, _r, c in store.flow_totals():
+            out[(p, rc, n or "")] += c  # cells of several regions share the key ""
+    return out
 
 
 def expected_picture(

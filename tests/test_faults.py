@@ -52,6 +52,8 @@ def _as_published(homes: list[Home]) -> Counter[tuple[str, str, str]]:
         with NodeStore(h.store_path) as store:
             for content in (c for _, c in store.ledger("FlowStatistic").values() if c):
                 body = json.loads(content)
+                if "_T" in body.values():
+                    continue  # a table's total: picture_totals adds the detail only
                 out[(body["period"], body["reporting_country"], body["nationality"] or "")] += (
                     body["count"]
                 )

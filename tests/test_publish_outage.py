@@ -24,7 +24,7 @@ from node.follow import PublishCounters, publish_follow, wait_until
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.kafka import KafkaSink, ensure_topic, read_all
-from tests.factories import START, aggregator_for, picture_totals
+from tests.factories import START, aggregator_for, detail_policy, picture_totals
 from tests.test_faults import _as_published
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -76,7 +76,13 @@ def test_publish_follow_survives_a_stopped_and_restarted_broker(
 ) -> None:
     bootstrap = broker.bootstrap
     topic = "outage.events"
-    pan = ops.init_member(tmp_path / "pan", "PAN", bootstrap=bootstrap, topic=topic)
+    pan = ops.init_member(
+        tmp_path / "pan",
+        "PAN",
+        bootstrap=bootstrap,
+        topic=topic,
+        policy=detail_policy(tmp_path / "policies", "PAN"),
+    )
     agg = aggregator_for(tmp_path, [pan], topic=topic)
     agg.config.kafka.bootstrap = bootstrap
     agg.save()

@@ -475,7 +475,7 @@ def test_reports_as_table_json_and_csv(federation: tuple[dict[str, Home], Home])
     assert set(flows) >= {"generated_at", "flows", "events_applied", "rejected"}
     # No flows were published here: the CSV is its header alone.
     assert run("flows", "--format", "csv") == (
-        "period,reporting_country,nationality,nationality_region,count\n"
+        "period,reporting_country,nationality,nationality_region,count,status,ci95,protected,unit\n"
     )
 
 
