@@ -206,7 +206,7 @@ def test_coverage_in_report_and_status(totals: Home) -> None:
 # -- noisy intervals ------------------------------------------------------------------
 
 
-def test_noisy_intervals_come_from_the_stored_body_and_add_in_quadrature(
+def test_noisy_intervals_come_from_the_stored_cell_and_add_in_quadrature(
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "noisy.db"
@@ -220,13 +220,14 @@ def test_noisy_intervals_come_from_the_stored_body_and_add_in_quadrature(
                 "nationality": "CHN",
                 "count": n,
                 "obs_status": "N",
-                "ci95_lower": lo,
-                "ci95_upper": hi,
+                "ci95_low": lo,
+                "ci95_high": hi,
             }
             conn.execute(
                 "INSERT INTO flow_cell (subject, reporting_country, period, period_type, "
-                "nationality, count, obs_status, revision, event_id) VALUES (?,?,?,?,?,?,?,?,?)",
-                (f"s{i}", country, "2024-W11", "ISO_WEEK", "CHN", n, "N", 1, event),
+                "nationality, count, obs_status, revision, event_id, ci95_low, ci95_high) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (f"s{i}", country, "2024-W11", "ISO_WEEK", "CHN", n, "N", 1, event, lo, hi),
             )
             conn.execute(
                 "INSERT INTO event_revision (event_id, subject, kind, producer, revision, "

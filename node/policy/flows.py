@@ -119,7 +119,8 @@ def coarser_period(label: str, period: PeriodType) -> str:
     raise ValueError("quarter is the top of the period ladder")
 
 
-def _dimension_value(name: str, row: FlowInput) -> str:
+def dimension_value(name: str, row: FlowInput) -> str:
+    """The value of one flow dimension for a raw record (``_U`` for no previous country)."""
     nationality, sex, born, encountered, previous = row
     if name == "nationality":
         return nationality
@@ -136,7 +137,7 @@ def _dimension_value(name: str, row: FlowInput) -> str:
 
 def atom_of(row: FlowInput, rules: FlowStatisticsRules) -> AtomKey:
     """The finest flow cell one raw record counts in."""
-    values = tuple(_dimension_value(name, row) for name in rules.dimensions)
+    values = tuple(dimension_value(name, row) for name in rules.dimensions)
     return (period_label(row[3], rules.period), values)
 
 
@@ -145,7 +146,7 @@ def count_atoms(rows: Iterable[FlowInput], rules: FlowStatisticsRules) -> Counte
     names = tuple(rules.dimensions)
     counts: Counter[AtomKey] = Counter()
     for row in rows:
-        key = tuple(_dimension_value(name, row) for name in names)
+        key = tuple(dimension_value(name, row) for name in names)
         counts[(period_label(row[3], rules.period), key)] += 1
     return counts
 

@@ -63,8 +63,8 @@ from typing import Any
 import numpy as np
 
 from node.errors import PolicyError
-from node.model.codes import AGE_BAND_LABELS, SEXES, SUBREGION, age_at, age_band, iso_week
-from node.model.codes import region_of as _region_of
+from node.model.codes import AGE_BAND_LABELS, SEXES, SUBREGION, iso_week
+from node.policy.flows import dimension_value, period_label
 from node.policy.model import FlowStatisticsRules, PeriodType, PrivacyRules
 
 #: A value outside a dimension's public domain (SDMX's "_O", other).
@@ -234,17 +234,7 @@ def domain_of(rules: FlowStatisticsRules, dimension: str) -> tuple[str, ...]:
 
 
 def _value(name: str, row: Row, domain: frozenset[str]) -> str:
-    nationality, sex, born, encountered, previous = row
-    if name == "nationality":
-        raw = nationality
-    elif name == "nationality_region":
-        raw = _region_of(nationality)
-    elif name == "sex":
-        raw = sex
-    elif name == "age_band":
-        raw = age_band(age_at(born, encountered))
-    else:
-        raw = previous or UNKNOWN
+    raw = dimension_value(name, row)
     return raw if raw in domain else OTHER
 
 
@@ -293,14 +283,6 @@ def is_table_key(key: str) -> bool:
 
 
 # -- periods ---------------------------------------------------------------------------
-
-
-def period_label(day: date, period: PeriodType) -> str:
-    if period == "iso_week":
-        return iso_week(day)
-    if period == "month":
-        return f"{day.year}-{day.month:02d}"
-    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
 
 
 def period_index(label: str, period: PeriodType) -> int:

@@ -49,8 +49,8 @@ def admitted_cells(store: PictureStore, scope: Scope, view: str = "flows") -> li
 def held_cells(
     store: PictureStore, keep: Callable[[str], bool] = lambda event_id: True
 ) -> list[FlowCell]:
-    """The current flow cells of the picture whose event ids ``keep`` accepts."""
-    intervals = store.noisy_intervals()
+    """The current flow cells of the picture whose event ids ``keep`` accepts
+    (a noisy cell with the 95% interval its event carried)."""
     return [
         FlowCell(
             r["period"],
@@ -64,19 +64,13 @@ def held_cells(
             r["sex"],
             r["age_band"],
             r["obs_status"] or "A",
-            intervals.get(r["event_id"]),
+            (int(r["ci95_low"]), int(r["ci95_high"]))
+            if r["ci95_low"] is not None and r["ci95_high"] is not None
+            else None,
         )
         for r in store.flow_cells()
         if keep(r["event_id"])
     ]
-
-
-_DIMENSIONS = ("nationality", "nationality_region", "sex", "age_band", "previous_country")
-
-
-def is_table_cell(row: dict[str, Any]) -> bool:
-    """Whether a flow cell is a table's total (``_T`` in a dimension it sums over)."""
-    return any(row.get(d) == "_T" for d in _DIMENSIONS)
 
 
 def weekly(cells: list[FlowCell]) -> list[FlowCell]:

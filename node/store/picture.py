@@ -754,19 +754,6 @@ class PictureStore:
             self._conn.row_factory = None
         return [dict(r) for r in rows]
 
-    def noisy_intervals(self) -> dict[str, tuple[int, int]]:
-        """event_id -> the 95% interval a noisy cell (obs_status N) was published
-        with, read from its stored body (the interval fields of FlowStatistic
-        v2; a body without them has no interval on record)."""
-        out: dict[str, tuple[int, int]] = {}
-        for event_id, body in self._conn.execute(
-            "SELECT r.event_id, r.body FROM flow_cell f JOIN event_revision r "
-            "ON r.event_id = f.event_id WHERE f.obs_status = 'N' AND r.body IS NOT NULL"
-        ):
-            interval = _interval_of(json.loads(body))
-            if interval is not None:
-                out[str(event_id)] = interval
-        return out
     def withdrawn_flow_cells(self) -> list[dict[str, Any]]:
         """The cells whose country withdrew them: each subject withdrawn now,
         with the body and event id of its last publication (what its readers
@@ -1043,21 +1030,3 @@ class PictureStore:
 
 
 #: Names the 95% interval of a noisy count may have in a FlowStatistic body.
-_INTERVAL_FIELDS: tuple[tuple[str, str], ...] = (
-    ("ci95_lower", "ci95_upper"),
-    ("ci95_low", "ci95_high"),
-    ("ci95_lo", "ci95_hi"),
-    ("ci_lower", "ci_upper"),
-    ("interval_lower", "interval_upper"),
-)
-
-
-def _interval_of(body: dict[str, Any]) -> tuple[int, int] | None:
-    """The (low, high) 95% interval of a noisy cell's body, if it has one."""
-    both = body.get("ci95")
-    if isinstance(both, list | tuple) and len(both) == 2 and None not in both:
-        return int(both[0]), int(both[1])
-    for lo, hi in _INTERVAL_FIELDS:
-        if body.get(lo) is not None and body.get(hi) is not None:
-            return int(body[lo]), int(body[hi])
-    return None
