@@ -30,10 +30,10 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from node.model.codes import CONTINENT, SUBREGION
+from node.policy.flows import coarser_period
 
 _REGION_CONTINENT: dict[str, str] = {SUBREGION[c]: CONTINENT[c] for c in SUBREGION}
 
@@ -243,18 +243,13 @@ def resolve(cells: Sequence[FlowCell], keep: Sequence[str]) -> list[Answer]:
 
 
 def containing_periods(period: str) -> tuple[str, ...]:
-    """The coarser periods a period label lies in: an ISO week's month (the
-    month of its Thursday, as ISO 8601 puts a week in a year) and quarter; a
-    month's quarter; none for a quarter."""
-    if "-W" in period:
-        year, week = period.split("-W")
-        thursday = date.fromisocalendar(int(year), int(week), 4)
-        month = f"{thursday.year}-{thursday.month:02d}"
-        return (month, *containing_periods(month))
+    """The coarser periods a period label lies in, up the flows' own ladder
+    (``node.policy.flows.coarser_period``): an ISO week's month (of its
+    Thursday) and quarter; a month's quarter; none for a quarter."""
     if "-Q" in period:
         return ()
-    year, month = period.split("-")
-    return (f"{year}-Q{(int(month) - 1) // 3 + 1}",)
+    up = coarser_period(period, "iso_week" if "-W" in period else "month")
+    return (up, *containing_periods(up))
 
 
 def _without_overlaps(answers: list[Answer]) -> list[Answer]:
