@@ -32,6 +32,7 @@ from rich.table import Table
 from bench import audit as audit_bench
 from bench import runs
 from bench.machine import describe
+from bench.sections import store_results, write_section
 from node import config
 from node.config import KafkaSettings
 from node.devkafka import LocalKafka, ensure_jars
@@ -163,25 +164,9 @@ def main() -> None:
 def _update_audit(results: dict[str, Any], headline: dict[str, Any]) -> None:
     """``--only audit``: the audit's keys and section replaced in results.json and
     RESULTS.md, every other figure there kept as the last full run wrote it."""
-    path = HERE / "results.json"
-    old = json.loads(path.read_text()) if path.exists() else {"details": {}}
-    old.update(headline)
-    old.setdefault("details", {})["audit"] = results["audit"]
-    path.write_text(json.dumps(old, indent=2))
-    md = HERE / "RESULTS.md"
-    text = md.read_text() if md.exists() else "# Benchmark results\n"
-    section = "\n".join(
-        [AUDIT_START, *audit_markdown(results["audit"], results["machine"]), AUDIT_END]
-    )
-    if AUDIT_START in text and AUDIT_END in text:
-        head, rest = text.split(AUDIT_START, 1)
-        text = head + section + rest.split(AUDIT_END, 1)[1]
-    elif "<!-- folder-load -->" in text:
-        head, rest = text.split("<!-- folder-load -->", 1)
-        text = head + section + "\n\n<!-- folder-load -->" + rest
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    md.write_text(text)
+    store_results(headline, details={"audit": results["audit"]})
+    body = "\n".join(audit_markdown(results["audit"], results["machine"]))
+    write_section(AUDIT_START, AUDIT_END, body, before="<!-- folder-load -->")
 
 
 AUDIT_START = "<!-- audit -->"

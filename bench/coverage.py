@@ -20,17 +20,16 @@ import argparse
 import json
 import time
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from bench.machine import describe
+from bench.sections import store_results, write_section
 from node.config import policies_dir
 from node.demo.federation import DEMO_START, DEMO_VOLUMES, DEMO_WEEKS
 from node.demo.synth import generate_encounters
 from node.policy.loader import load_policy
 from node.policy.release import COVERAGE_VIEWS, coverage, release_flows
 
-HERE = Path(__file__).resolve().parent
 START, END = "<!-- coverage-demo -->", "<!-- /coverage-demo -->"
 
 
@@ -66,7 +65,6 @@ def measure(scale: float = 1.0, seed: int = 2016) -> dict[str, Any]:
 def markdown(result: dict[str, Any], machine: dict[str, Any]) -> list[str]:
     views = " | ".join(COVERAGE_VIEWS)
     lines = [
-        START,
         "## Coverage of the demo's data",
         "",
         f"Written by `python -m bench.coverage` on "
@@ -95,26 +93,13 @@ def markdown(result: dict[str, Any], machine: dict[str, Any]) -> list[str]:
         "",
         f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']} GB; "
         f"Python {machine['python']}.",
-        END,
     ]
     return lines
 
 
 def write(result: dict[str, Any]) -> None:
-    machine = describe()
-    path = HERE / "results.json"
-    data = json.loads(path.read_text()) if path.exists() else {}
-    data["coverage_demo"] = result
-    path.write_text(json.dumps(data, indent=2))
-    md = HERE / "RESULTS.md"
-    text = md.read_text() if md.exists() else "# Benchmark results\n"
-    section = "\n".join(markdown(result, machine))
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    md.write_text(text)
+    store_results({"coverage_demo": result})
+    write_section(START, END, "\n".join(markdown(result, describe())))
 
 
 def main() -> None:

@@ -151,12 +151,14 @@ async def _load(base: str, clients: int, seconds: float, pid: int) -> dict[str, 
 
 
 def _write(result: dict[str, Any], machine: dict[str, Any]) -> None:
+    from bench.sections import write_section
+
     (HERE / "folder.json").write_text(
         json.dumps({"folder_load": result, "machine": machine}, indent=2) + "\n"
     )
     rows = "\n".join(f"| {k} | {v} |" for k, v in result.items())
     section = (
-        f"{BEGIN}\n## Online folder: {result['clients']} signed-in clients on /api/flows\n\n"
+        f"## Online folder: {result['clients']} signed-in clients on /api/flows\n\n"
         f"Written by `python -m bench.folder_load` on "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: `corredor serve` in its own "
         "process on loopback, the tests' fixed federation, each client signed in through the "
@@ -165,17 +167,9 @@ def _write(result: dict[str, Any], machine: dict[str, Any]) -> None:
         f"the machine's {machine.get('cores', '?')} cores with whatever else runs on it "
         "(`load_average_1m`); `server_cpu_ms_per_request` is the server process's own CPU "
         "time per answered request.\n\n"
-        f"| measure | value |\n| --- | --- |\n{rows}\n{END}\n"
+        f"| measure | value |\n| --- | --- |\n{rows}\n"
     )
-    results = HERE / "RESULTS.md"
-    text = results.read_text() if results.exists() else "# Benchmark results\n"
-    if BEGIN in text and END in text:
-        before, rest = text.split(BEGIN, 1)
-        after = rest.split(END, 1)[1].lstrip("\n")
-        text = before + section + ("\n" + after if after else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    results.write_text(text)
+    write_section(BEGIN, END, section)
 
 
 def main() -> None:

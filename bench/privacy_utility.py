@@ -30,21 +30,18 @@ import json
 import time
 from collections import Counter
 from datetime import date
-from pathlib import Path
 from typing import Any
 
-from pydantic import Field
-
+from bench.sections import store_results, write_section
 from node.config import policies_dir
 from node.demo.synth import generate_encounters
 from node.model.codes import RCM_MEMBERS, iso_week
 from node.policy import privacy
 from node.policy.flows import FlowInput
 from node.policy.loader import load_policy
-from node.policy.model import FlowDimension, FlowStatisticsRules
+from node.policy.model import FlowStatisticsRules
 from node.policy.release import release_flows
 
-HERE = Path(__file__).resolve().parent
 BEGIN, END = "<!-- privacy-utility -->", "<!-- /privacy-utility -->"
 COUNTRIES = {"PAN": 1300, "CRI": 1300, "MEX": 1400}
 START = date(2024, 1, 1)
@@ -55,13 +52,6 @@ NATIONALITIES = [
     "SOM", "NPL", "BGD", "UZB", "GHA", "GIN", "SEN", "ERI",
 ]  # fmt: skip
 PREVIOUS = [*RCM_MEMBERS, "COL", "ECU", "BRA", "HTI", "NIC", "BLZ"]
-
-
-class _TabledRules(FlowStatisticsRules):
-    """Rules with the tables of the issue-16 contract (``tables``), for the
-    bench until the policy model carries them."""
-
-    tables: list[list[FlowDimension]] = Field(default_factory=list)
 
 
 def _inputs(rows: list[dict[str, str]]) -> list[FlowInput]:
@@ -83,6 +73,7 @@ def _dp_rules(base: FlowStatisticsRules, tables: list[list[str]] | None) -> Flow
         coarsen=[],
         margins=[],
         rounding=1,
+        tables=tables,  # None: the finest table only
         method="differential_privacy",
         privacy={
             "epsilon_per_release": 1.0,
@@ -91,8 +82,6 @@ def _dp_rules(base: FlowStatisticsRules, tables: list[list[str]] | None) -> Flow
             "domain": {"nationality": NATIONALITIES, "previous_country": PREVIOUS},
         },
     )
-    if tables is not None:
-        return _TabledRules(**data, tables=tables)
     return FlowStatisticsRules(**data)
 
 
@@ -228,10 +217,7 @@ def run(repeat: int) -> dict[str, Any]:
 
 
 def _write(result: dict[str, Any]) -> None:
-    path = HERE / "results.json"
-    stored = json.loads(path.read_text()) if path.exists() else {}
-    stored["privacy_utility"] = result
-    path.write_text(json.dumps(stored, indent=2) + "\n")
+    store_results({"privacy_utility": result})
     rows = "\n".join(
         f"| {name} | {m['mae_week_country']} | {m['mae_week_country_nationality']} | "
         f"{m['share_cells_published']} | {m['coverage_95'] if m['coverage_95'] else '-'} | "
@@ -239,7 +225,7 @@ def _write(result: dict[str, Any]) -> None:
         for name, m in result["methods"].items()
     )
     section = (
-        f"{BEGIN}\n## Differential privacy beside suppression (issue 16)\n\n"
+        "## Differential privacy beside suppression (issue 16)\n\n"
         f"Written by `python -m bench.privacy_utility` on "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. The same synthetic data "
         "(PAN 1,300, CRI 1,300, MEX 1,400 records over six weeks, fixed seeds) released "
@@ -255,25 +241,19 @@ def _write(result: dict[str, Any]) -> None:
         "| method | MAE week x country | MAE week x country x nationality | "
         "share of cells published | 95% interval coverage | exact share | runs |\n"
         f"| --- | --- | --- | --- | --- | --- | --- |\n{rows}\n\n"
-        "Reading it: the shipped policies publish the finest cells only, so under "
-        "suppression a total is the sum of the cells that survived (a lower bound). "
-        "Summing noisy finest cells is worse still: each published cell adds its noise, "
+        "Reading it: the shipped policies publish exact national and per-nationality "
+        "totals beside the detail, so under suppression the weekly totals are exact and "
+        "the error is in the nationality totals complementary suppression hid (read "
+        "there as the sum of the detail that survived, a lower bound). "
+        "Summing noisy finest cells is worse: each published cell adds its noise, "
         "and `max(0, noisy)` over the many empty cells of the domain biases the sum "
-        "upward (`dp_finest`). Measured as tables of their own, the noisy totals are "
-        "unbiased and far closer than the suppressed sums (`dp_tables`), at the price of "
-        "no exact number and wide intervals on small cells (scale "
-        "levels x tables / epsilon = 9 here: +-27 at 95%).\n"
-        f"{END}\n"
+        "upward (`dp_finest`). Measured as tables of their own (`dp_tables`) the noisy "
+        "totals are unbiased, but beside suppression with published tables they lose on "
+        "the totals (the exact ones have no error at all) and gain on the detail: the "
+        "share of cells published, at the price of no exact number and wide intervals "
+        "on small cells (scale levels x tables / epsilon = 9 here: +-27 at 95%).\n"
     )
-    results = HERE / "RESULTS.md"
-    text = results.read_text() if results.exists() else "# Benchmark results\n"
-    if BEGIN in text and END in text:
-        before, rest = text.split(BEGIN, 1)
-        after = rest.split(END, 1)[1].lstrip("\n")
-        text = before + section + ("\n" + after if after else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    results.write_text(text)
+    write_section(BEGIN, END, section)
 
 
 def main() -> None:
