@@ -146,8 +146,11 @@ def picture_totals(agg: Home) -> Counter[tuple[str, str, str]]:
     """(period, reporting country, nationality) -> count in the aggregator's picture."""
     out: Counter[tuple[str, str, str]] = Counter()
     with PictureStore(agg.store_path) as store:
-        for p, rc, n, _r, c in store.flow_totals():
-            out[(p, rc, n or "")] += c  # cells of several regions share the key ""
+        for r in store.flow_cells():
+            if "_T" in r.values():
+                continue  # a table's total: the sum is of the detail cells
+            # cells coarsened to their region have no nationality: they share ""
+            out[(r["period"], r["reporting_country"], r["nationality"] or "")] += r["count"]
     return out
 
 

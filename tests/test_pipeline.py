@@ -20,6 +20,7 @@ from tests.factories import (
     aggregator_for,
     expected_flow_totals,
     member_with_data,
+    picture_totals,
     publish_flows_to,
 )
 
@@ -34,13 +35,12 @@ def _apply(agg_home, topic: MemoryTopic, start: int = 0):  # type: ignore[no-unt
 
 
 def _totals(agg_home) -> Counter[tuple[str, str]]:  # type: ignore[no-untyped-def]
-    with PictureStore(agg_home.store_path) as store:
-        return Counter({(p, n): c for p, _rc, n, _r, c in store.flow_totals()})
+    return Counter({(p, n): c for (p, _rc, n), c in picture_totals(agg_home).items()})
 
 
 def _totals_for(agg_home, country: str) -> Counter[tuple[str, str]]:  # type: ignore[no-untyped-def]
-    with PictureStore(agg_home.store_path) as store:
-        return Counter({(p, n): c for p, rc, n, _r, c in store.flow_totals() if rc == country})
+    totals = picture_totals(agg_home)
+    return Counter({(p, n): c for (p, rc, n), c in totals.items() if rc == country})
 
 
 def test_picture_equals_counts_from_raw_files(tmp_path: Path) -> None:

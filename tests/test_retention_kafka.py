@@ -75,7 +75,7 @@ def _wait_for(condition: Any, what: str) -> None:
 def _picture(home: Home) -> dict[str, Any]:
     with PictureStore(home.store_path) as store:
         views = {table: store.view(table) for table in VIEW_COLUMNS}
-        totals = sorted(store.flow_totals())
+        totals = sorted(store.flow_cells(), key=lambda r: r["subject"])
         counts = store.counts()
     return {"views": views, "totals": totals, "counts": counts}
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -730,19 +729,6 @@ class PictureStore:
         return int(self._conn.execute("SELECT count(*) FROM revoked_event").fetchone()[0])
 
     # -- reading the picture -------------------------------------------------
-
-    def flow_totals(self) -> Iterator[tuple[str, str, str | None, str | None, int]]:
-        """(period, reporting_country, nationality, nationality_region, count),
-        summed over the other dimensions of the current, non-withdrawn detail
-        cells (table cells, ``_T`` where they sum, are not added in)."""
-        yield from self._conn.execute(
-            "SELECT period, reporting_country, nationality, nationality_region, sum(count) "
-            "FROM flow_cell WHERE count IS NOT NULL AND '_T' NOT IN (coalesce(nationality, ''), "
-            "coalesce(nationality_region, ''), coalesce(sex, ''), coalesce(age_band, ''), "
-            "coalesce(previous_country, '')) "
-            "GROUP BY period, reporting_country, nationality, nationality_region "
-            "ORDER BY period, reporting_country, nationality, nationality_region"
-        )
 
     def flow_cells(self) -> list[dict[str, Any]]:
         self._conn.row_factory = sqlite3.Row
