@@ -260,6 +260,14 @@ _COUNT_AXIS: dict[str, Any] = {"format": ",d", "tickMinStep": 1, "tickCount": 6,
                                "labelOverlap": True}
 #: Week labels carry their year (2024-W03); crowded ones are thinned, not overlapped.
 _WEEK_AXIS: dict[str, Any] = {"labelOverlap": "parity", "labelAngle": -40}
+#: The x and y of a weekly line chart: ISO weeks, and encounters per week.
+_WEEK_X: dict[str, Any] = {
+    "field": "period", "type": "ordinal", "title": "ISO week (year-Www)", "axis": _WEEK_AXIS
+}
+_WEEKLY_COUNT_Y: dict[str, Any] = {
+    "field": "count", "type": "quantitative", "title": "Encounters per week",
+    "scale": {"nice": True, "zero": True}, "axis": _COUNT_AXIS,
+}
 
 
 def _status_encoding(present: set[str], looks: dict[str, Any], kind: str = "nominal"
@@ -361,10 +369,8 @@ def nationality_spec(cells: list[Any], top: int = 8) -> dict[str, Any]:
         ],
         "mark": {"type": "line", "point": {"filled": True, "size": 60}, "tooltip": True},
         "encoding": {
-            "x": {"field": "period", "type": "ordinal", "title": "ISO week (year-Www)",
-                  "axis": _WEEK_AXIS},
-            "y": {"field": "count", "type": "quantitative", "title": "Encounters per week",
-                  "scale": {"nice": True, "zero": True}, "axis": _COUNT_AXIS},
+            "x": _WEEK_X,
+            "y": _WEEKLY_COUNT_Y,
             "color": {"field": "nationality", "type": "nominal", "title": "Nationality",
                       "scale": {"domain": shown,
                                 "range": [nationality_colour(i) for i in range(len(shown))]}},
@@ -406,10 +412,8 @@ def trends_spec(totals: list[dict[str, Any]]) -> dict[str, Any]:
         ],
         "mark": {"type": "line", "point": {"filled": True, "size": 60}, "tooltip": True},
         "encoding": {
-            "x": {"field": "period", "type": "ordinal", "title": "ISO week (year-Www)",
-                  "axis": _WEEK_AXIS},
-            "y": {"field": "count", "type": "quantitative", "title": "Encounters per week",
-                  "scale": {"nice": True, "zero": True}, "axis": _COUNT_AXIS},
+            "x": _WEEK_X,
+            "y": _WEEKLY_COUNT_Y,
             "color": {"field": "series", "type": "nominal", "title": "Series",
                       "scale": {"domain": domain,
                                 "range": [REGION_COLOUR, *map(country_colour, names)]}},
