@@ -144,6 +144,15 @@ class LinearModel(Generic[V]):
         """``smaller <= larger`` (a count that can only grow)."""
         self.add_range({smaller: 1.0, larger: -1.0}, -INF, 0.0)
 
+    @property
+    def row_count(self) -> int:
+        """How many facts were added: the index the next one will have."""
+        return len(self._rows)
+
+    def relaxation(self) -> Relaxation[V]:
+        """The model's linear relaxation as one warm HiGHS model (see ``Relaxation``)."""
+        return Relaxation(self._vars, self._rows)
+
     # -- solving -------------------------------------------------------------
 
     def _prepare(self) -> _Prepared[V]:
@@ -566,6 +575,110 @@ class _HighsMatrix(Generic[V]):
         x = np.round(np.asarray(h.getSolution().col_value, dtype=float))
         self._see(x)
         return float(round(float(c @ x)))
+
+
+class Relaxation(Generic[V]):
+    """A model's linear relaxation, whole (nothing substituted), as one HiGHS
+    model: a fact can be dropped for a moment and an objective's range solved
+    again from the last basis, with no model built. For choosing which cell to
+    hide (``node.policy.flows``), never for the audit itself: its ranges are
+    the LP's, at least as wide as the integer ones the audit reports."""
+
+    def __init__(self, variables: Mapping[V, tuple[float, float]], rows: list[_Row[V]]) -> None:
+        members = list(variables)
+        self.col = {v: i for i, v in enumerate(members)}
+        n = self.n = len(members)
+        inf = highs.kHighsInf
+        self._row_lo = [max(r.lo, -inf) for r in rows]
+        self._row_hi = [min(r.hi, inf) for r in rows]
+        lp = highs.HighsLp()
+        lp.num_col_ = n
+        lp.num_row_ = len(rows)
+        lp.col_cost_ = np.zeros(n)
+        lp.col_lower_ = np.array([variables[v][0] for v in members], dtype=float)
+        lp.col_upper_ = np.array([min(variables[v][1], inf) for v in members], dtype=float)
+        lp.row_lower_ = np.array(self._row_lo, dtype=float)
+        lp.row_upper_ = np.array(self._row_hi, dtype=float)
+        starts = [0]
+        index: list[int] = []
+        value: list[float] = []
+        for row in rows:
+            for v, a in row.coeffs.items():
+                index.append(self.col[v])
+                value.append(a)
+            starts.append(len(index))
+        lp.a_matrix_.format_ = highs.MatrixFormat.kRowwise
+        lp.a_matrix_.num_col_ = n
+        lp.a_matrix_.num_row_ = len(rows)
+        lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
+        lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
+        lp.a_matrix_.value_ = np.array(value, dtype=float)
+        h = self._h = highs._Highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("threads", 1)
+        h.setOptionValue("presolve", "off")
+        # dropping a fact keeps the last point feasible: the primal simplex
+        # goes on from it
+        h.setOptionValue("simplex_strategy", 4)
+        if h.passModel(lp) == highs.HighsStatus.kError:
+            raise AuditError("the audit's relaxation could not be built")
+        self._cost = np.zeros(n)
+
+    def _minimum(self, c: np.ndarray) -> float:
+        changed = np.flatnonzero(self._cost != c).astype(np.int32)
+        if changed.size:
+            self._h.changeColsCost(changed.size, changed, c[changed])
+            self._cost = c.copy()
+        STATS.solves += 1
+        self._h.run()
+        status = self._h.getModelStatus()
+        if status == highs.HighsModelStatus.kUnbounded:
+            return -INF
+        if status != highs.HighsModelStatus.kOptimal:
+            raise AuditError(f"the audit's relaxation failed: {status.name}")
+        return float(self._h.getInfo().objective_function_value)
+
+    def binding(self, members: Iterable[V], *, from_zero: bool = False) -> tuple[float, set[int]]:
+        """The LP width of the sum of ``members`` (see ``width``) and the facts
+        whose dual value is not zero at its optima. Dropping any other fact
+        leaves both optima as they are (the optimal point and its duals stay
+        feasible), so only these can widen the range."""
+        c = np.zeros(self.n)
+        for v in members:
+            c[self.col[v]] = 1.0
+        rows: set[int] = set()
+        high = -self._minimum(-c)
+        rows |= self._dual_rows()
+        low = 0.0
+        if not from_zero and high != INF:
+            low = self._minimum(c)
+            rows |= self._dual_rows()
+        return high - low, rows
+
+    def _dual_rows(self) -> set[int]:
+        if self._h.getModelStatus() != highs.HighsModelStatus.kOptimal:
+            return set(range(len(self._row_lo)))  # unbounded: no duals to go by
+        dual = np.asarray(self._h.getSolution().row_dual, dtype=float)
+        return {int(i) for i in np.flatnonzero(np.abs(dual) > 1e-9)}
+
+    def width(
+        self, members: Iterable[V], *, from_zero: bool = False, without: int | None = None
+    ) -> float:
+        """The LP width of the sum of ``members`` (of its maximum alone when
+        ``from_zero``), with fact ``without`` (a ``row_count`` index) dropped."""
+        c = np.zeros(self.n)
+        for v in members:
+            c[self.col[v]] = 1.0
+        inf = highs.kHighsInf
+        if without is not None:
+            self._h.changeRowBounds(without, -inf, inf)
+        try:
+            high = -self._minimum(-c)
+            low = 0.0 if from_zero or high == INF else self._minimum(c)
+        finally:
+            if without is not None:
+                self._h.changeRowBounds(without, self._row_lo[without], self._row_hi[without])
+        return high - low
 
 
 def _sparse(
