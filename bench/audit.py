@@ -27,7 +27,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from node.pipeline import FLOW_KIND, plan_flow_release
+from node.member.pipeline import FLOW_KIND, plan_flow_release
 from node.policy import audit
 from node.policy.loader import load_policy
 from node.store.node_store import NodeStore

@@ -15,8 +15,8 @@ import time
 from datetime import date
 from pathlib import Path
 
-from node import operations as ops
 from node.demo.synth import COLUMNS, generate_encounters
+from node.member import operations as ops
 
 CHUNK = 50_000
 

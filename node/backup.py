@@ -22,7 +22,7 @@ the restored store is still this home's (node.store.identity).
 ``restore_home`` checks every store of a backup, then copies it to a directory
 that is not yet a home. A member's restored store may be behind what it
 published after the backup, so it is marked to stage nothing until
-``recover-revisions`` (node.revisions) has raised its revisions above what
+``recover-revisions`` (node.member.revisions) has raised its revisions above what
 the federation has seen.
 """
 
@@ -164,7 +164,7 @@ def restore_home(backup: Path, dest: Path) -> Home:
 
     A member's restored store may be behind what it published after the
     backup: it is marked to wait for ``recover-revisions``
-    (node.revisions), and staging or publishing is refused until then."""
+    (node.member.revisions), and staging or publishing is refused until then."""
     if not (backup / MANIFEST).is_file():
         raise ConfigError(f"{backup} is not a Corredor backup (no {MANIFEST})")
     if (dest / CONFIG_FILE).exists():

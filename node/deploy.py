@@ -22,7 +22,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from node import operations as ops
 from node import trust
 from node.config import CONFIG_FILE, Home, KafkaSettings, load_home
 from node.devkafka.pki import CA_CERT, init_ca, issue
@@ -30,6 +29,7 @@ from node.devkafka.secure import SECRETARIAT_USER, federation_grants
 from node.devkafka.secure import federation_topics as federation_topic_table
 from node.errors import ConfigError, ConfigFileError, CorredorError
 from node.limits import MAX_KEY_BYTES, read_limited
+from node.member import operations as ops
 from node.topics import EVENTS_TOPIC
 from node.transport.credentials import security_settings
 from node.transport.provision import AclSpec, ProvisionResult, TopicSpec, provision

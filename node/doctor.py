@@ -40,12 +40,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from node import federation as fed
-from node import operations as ops
 from node import trust, trust_ledger
 from node.aggregator.apply import DEAD_LETTER_REASONS
 from node.config import Home, regional_policy_path
 from node.crypto.signing import key_id_for, load_public_pem
 from node.errors import CorredorError
+from node.member import operations as ops
 from node.model.manifest import SignedManifest
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
@@ -126,7 +126,7 @@ def diagnose(
 
 def _store_check(report: DoctorReport, home: Home, address: str, online: bool) -> None:
     """Is the member's store this home's, with its history (node.store.identity)?"""
-    from node import revisions
+    from node.member import revisions
     from node.store import identity as ident
 
     try:

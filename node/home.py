@@ -1,7 +1,7 @@
 """What every role reads from a home before it does anything: that the home
 is of the right kind, the event codec, the picture topic's name.
 
-Roles (``node.operations``, ``node.revisions``, the aggregator's rebuild and
+Roles (``node.member.operations``, ``node.member.revisions``, the aggregator's rebuild and
 picture copy) take these from here rather than from each other, so none of
 them imports another's private helpers or imports in a circle.
 """

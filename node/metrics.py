@@ -3,7 +3,7 @@
 ``publish --follow`` and ``aggregate --follow`` each serve one registry in the
 Prometheus text format at ``http://ADDR:PORT/metrics``. The loops already report
 every cycle and batch through callbacks (``on_cycle``, ``on_report`` in
-``node.follow``); this module turns those reports into metrics, so the loops
+``node.member.follow``); this module turns those reports into metrics, so the loops
 know nothing about Prometheus.
 
 Member node (``publish --follow``)::
@@ -43,7 +43,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 from node.aggregator.apply import ApplyStats
 from node.aggregator.reasons import REJECTION_REASONS
-from node.follow import BatchReport, PublishCounters
+from node.member.follow import BatchReport, PublishCounters
 
 #: Batch apply latencies from a handful of messages to a full 2,000-message batch.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -118,7 +118,7 @@ class FollowMetrics:
                 registry=r,
             )
 
-    # -- callbacks of node.follow ------------------------------------------------
+    # -- callbacks of node.member.follow ------------------------------------------------
 
     def on_cycle(self, c: PublishCounters) -> None:
         """``publish_follow`` passes running totals; counters take the increase."""

@@ -1,7 +1,7 @@
 """A member's copy of the regional picture, read from the picture topic.
 
 The Secretariat publishes back, unchanged, the signed events every member may
-see (``node.operations.publish_picture``). A member's node reads the topic,
+see (``node.member.operations.publish_picture``). A member's node reads the topic,
 verifies every signature against its own manifest with the same checks the
 aggregator makes (``node.aggregator.apply``), and applies the events to its
 own picture store, ``DIR/picture.db``. So a member's ``corredor report`` shows
@@ -15,12 +15,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from node import operations as ops
 from node.aggregator.apply import ApplyStats
 from node.aggregator.run import build_aggregator
 from node.config import Home
 from node.errors import CodecError
 from node.home import picture_topic
+from node.member import operations as ops
 from node.model.events import RESTRICTED_KINDS
 from node.store.picture import PictureStore
 from node.transport.base import Message

@@ -8,12 +8,12 @@ from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
-from node import operations as ops
 from node import trust
 from node.config import Home, policies_dir
 from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv
-from node.pipeline import EventFactory, drain_outbox, prepare_flow_events
+from node.member import operations as ops
+from node.member.pipeline import EventFactory, drain_outbox, prepare_flow_events
 from node.policy.loader import load_policy
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from node import operations as ops
 from node import trust
 from node.aggregator.apply import Aggregator
 from node.config import Home
-from node.pipeline import drain_outbox
+from node.member import operations as ops
+from node.member.pipeline import drain_outbox
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.memory import MemorySink, MemorySource, MemoryTopic

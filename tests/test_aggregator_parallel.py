@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
-from node import operations as ops
 from node import trust
 from node.aggregator.apply import Aggregator
 from node.aggregator.checks import Checked, MessageRejected, append_time
@@ -28,7 +27,8 @@ from node.aggregator.parallel import CheckPool, KeySnapshot, Rejection
 from node.aggregator.run import build_aggregator
 from node.crypto.batch_seal import SealVerifier
 from node.demo.synth import generate_encounters, write_csv
-from node.follow import wait_until
+from node.member import operations as ops
+from node.member.follow import wait_until
 from node.store.picture import PictureStore
 from node.transport.base import Message
 from node.transport.kafka import read_all

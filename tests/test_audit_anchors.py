@@ -11,10 +11,11 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
-from node import anchors, follow
-from node import operations as ops
+from node import anchors
 from node.cli import main
 from node.config import Home
+from node.member import follow
+from node.member import operations as ops
 from node.store import audit
 from tests.factories import aggregator_for, member_with_data
 from tests.patience import PATIENCE_S

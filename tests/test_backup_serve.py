@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from node import operations as ops
 from node.backup import backup_home, restore_home
 from node.cli import main
 from node.config import Home
 from node.errors import ConfigError
-from node.pipeline import drain_outbox
+from node.member import operations as ops
+from node.member.pipeline import drain_outbox
 from node.serve import make_server
 from node.store import audit
 from node.store.node_store import NodeStore

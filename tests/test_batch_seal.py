@@ -17,7 +17,6 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from node import federation as fed
-from node import operations as ops
 from node import trust
 from node.aggregator.apply import Aggregator
 from node.aggregator.checks import MessageRejected, verify_message
@@ -26,8 +25,9 @@ from node.crypto import batch_seal, merkle, signing
 from node.crypto.batch_seal import SealProof, SealVerifier, seal_batch, seal_statement
 from node.crypto.signing import SigningKey, public_pem
 from node.errors import CodecError, SignatureInvalid
+from node.member import operations as ops
+from node.member.pipeline import EventFactory, drain_outbox, prepare_flow_events
 from node.model.events import Envelope, PolicyRef
-from node.pipeline import EventFactory, drain_outbox, prepare_flow_events
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.memory import MemorySink, MemorySource, MemoryTopic

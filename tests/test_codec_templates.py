@@ -11,9 +11,9 @@ from fastavro import schemaless_reader
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node import operations as ops
 from node.codec.templates import zigzag_varint
 from node.crypto.batch_seal import SealProof
+from node.member import operations as ops
 from node.model.events import Envelope, PolicyRef
 
 CODEC = ops.event_codec()

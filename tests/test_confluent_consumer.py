@@ -23,13 +23,13 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from node import operations as ops
 from node.config import Home, KafkaSettings
 from node.demo.synth import generate_encounters, write_csv
 from node.devkafka import ClusterInfo, LocalKafka
 from node.devkafka.manage import home_settings
 from node.errors import TransportError
-from node.follow import aggregate_follow, wait_until
+from node.member import operations as ops
+from node.member.follow import aggregate_follow, wait_until
 from node.store.picture import PictureStore
 from node.transport.base import Message
 from node.transport.confluent import ConfluentSource, confluent_read_all, consumer_config

@@ -21,11 +21,11 @@ import confluent_kafka
 import pytest
 from kafka import KafkaConsumer
 
-from node import operations as ops
 from node.config import KafkaSettings
 from node.demo.synth import generate_encounters, write_csv
 from node.devkafka import ClusterInfo
 from node.errors import ConfigError, TransportError
+from node.member import operations as ops
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.base import Ack

@@ -17,8 +17,8 @@ from pathlib import Path
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
-from node import operations as ops
 from node.aggregator.apply import DEAD_LETTER_REASONS
+from node.member import operations as ops
 from node.store.picture import PictureStore
 from node.transport.kafka import read_all
 from node.transport.provision import SHARED_TOPIC_CONFIGS

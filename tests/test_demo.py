@@ -10,10 +10,10 @@ from pathlib import Path
 import yaml
 from click.testing import CliRunner
 
-from node import operations as ops
 from node.cli import main
 from node.config import load_home
 from node.demo.synth import generate_encounters, write_csv
+from node.member import operations as ops
 
 
 def test_demo_runs_the_federation_and_prints_the_picture(

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from node import operations as ops
 from node.config import Home
 from node.crypto.signing import SigningKey
 from node.demo.synth import plant_values
+from node.member import operations as ops
 from node.model.events import Envelope, PolicyRef
 from node.store.picture import PictureStore
 from node.transport.kafka import read_all

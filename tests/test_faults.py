@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
-from node import operations as ops
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.devkafka import LocalKafka
-from node.follow import PublishCounters, publish_follow, wait_until
+from node.member import operations as ops
+from node.member.follow import PublishCounters, publish_follow, wait_until
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.clients import Client

@@ -16,13 +16,13 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from node import operations as ops
 from node import trust
 from node.cli import main
 from node.config import Home, policies_dir
 from node.crypto.sealing import NotAddressed, SealedBox, open_sealed
 from node.demo.synth import generate_encounters, write_csv
-from node.pipeline import restricted_aad
+from node.member import operations as ops
+from node.member.pipeline import restricted_aad
 from node.store.picture import PictureStore
 from node.transport.kafka import read_all
 from tests.factories import START, aggregator_for

@@ -17,18 +17,18 @@ import pytest
 from click.testing import CliRunner
 
 from node import federation
-from node import operations as ops
 from node.cli import main
 from node.codec.registry import load_schema_version
 from node.config import REPO_ROOT
 from node.errors import ConfigFileError, InputError, KeyFileError, SchemaFileError
-from node.ingest_reference import detect_kind
 from node.limits import (
     MAX_KEY_BYTES,
     MAX_MANIFEST_BYTES,
     MAX_REFERENCE_JSON_BYTES,
     MAX_SCHEMA_BYTES,
 )
+from node.member import operations as ops
+from node.member.ingest_reference import detect_kind
 
 
 def _sparse(path: Path, size: int, head: bytes = b"") -> Path:

@@ -17,12 +17,12 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
 from node import federation as fed
-from node import operations as ops
 from node import trust
 from node.aggregator.apply import ApplyStats
 from node.aggregator.rebuild import rebuild_picture
 from node.config import Home
-from node.follow import aggregate_follow, wait_until
+from node.member import operations as ops
+from node.member.follow import aggregate_follow, wait_until
 from node.model.events import Envelope, PolicyRef
 from node.model.manifest import Topics
 from node.picture_sync import picture_path, sync_picture

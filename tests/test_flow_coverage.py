@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from node import operations as ops
 from node.config import policies_dir
-from node.pipeline import plan_flow_release
+from node.member import operations as ops
+from node.member.pipeline import plan_flow_release
+from node.member.preview import preview_policy
 from node.policy.loader import load_policy
-from node.preview import preview_policy
 from node.store.node_store import NodeStore
 from tests.factories import member_with_data
 

@@ -8,8 +8,8 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
-from node import operations as ops
 from node.demo.synth import generate_encounters, write_csv
+from node.member import operations as ops
 from node.store.picture import PictureStore
 from node.transport.kafka import read_all
 from tests.factories import START, aggregator_for, member_with_data

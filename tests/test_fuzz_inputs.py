@@ -11,11 +11,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node import operations as ops
 from node.aggregator.apply import Aggregator
 from node.demo.synth import generate_encounters
 from node.errors import InputError, PolicyError
-from node.ingest import ingest_encounters
+from node.member import operations as ops
+from node.member.ingest import ingest_encounters
 from node.model.records import ENCOUNTER_COLUMNS
 from node.policy.loader import load_policy
 from node.store.node_store import NodeStore
@@ -112,7 +112,7 @@ def test_garbage_messages_never_stop_the_aggregator(tmp_path: Path) -> None:
     pan, _, _ = member_with_data(tmp_path, "PAN", 600)
     agg = aggregator_for(tmp_path, [pan])
     topic = MemoryTopic()
-    from node.pipeline import drain_outbox
+    from node.member.pipeline import drain_outbox
     from node.transport.memory import MemorySink
 
     with NodeStore(pan.store_path) as store:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from node.errors import InputError
-from node.ingest import ingest_encounters, template_header
+from node.member.ingest import ingest_encounters, template_header
 from node.model.records import ENCOUNTER_COLUMNS
 from node.store.node_store import NodeStore
 

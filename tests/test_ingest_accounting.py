@@ -24,12 +24,12 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node import operations as ops
 from node.cli import main
 from node.config import policies_dir
 from node.csvfile import MAX_FIELD_BYTES
 from node.errors import InputError
-from node.ingest import FUTURE_SKEW, IngestReport, ingest_encounters
+from node.member import operations as ops
+from node.member.ingest import FUTURE_SKEW, IngestReport, ingest_encounters
 from node.model.records import ENCOUNTER_COLUMNS
 from node.store.node_store import NodeStore
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from node import operations as ops
 from node import trust
 from node.config import Home, policies_dir
+from node.member import operations as ops
 from node.store.picture import PictureStore
 from tests.factories import aggregator_for
 

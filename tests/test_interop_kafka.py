@@ -14,7 +14,6 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-from node import operations as ops
 from node import trust
 from node.aggregator.apply import Aggregator, ApplyStats, consume_until_caught_up
 from node.codec.events import EventCodec
@@ -22,8 +21,9 @@ from node.codec.registry import SchemaRegistry
 from node.config import Home, schemas_dir
 from node.crypto.signing import SigningKey
 from node.demo.federation import SAMPLES_DIR
-from node.pipeline import EventFactory
-from node.reference_pipeline import prepare_reference_events
+from node.member import operations as ops
+from node.member.pipeline import EventFactory
+from node.member.reference_pipeline import prepare_reference_events
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.store.reference import ReferenceStore

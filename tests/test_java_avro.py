@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 
 from node import config
-from node import operations as ops
 from node.codec.registry import SchemaRegistry
 from node.codec.single_object import decode
 from node.config import REPO_ROOT, schemas_dir
@@ -31,6 +30,7 @@ from node.crypto.signing import key_id_for, load_public_pem
 from node.demo.federation import sample_files
 from node.devkafka.jars import ensure_jars, find_java
 from node.errors import KafkaSetupError
+from node.member import operations as ops
 from node.store.node_store import NodeStore
 from node.transport.kafka import read_all
 from tests.conftest import no_kafka

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from node import operations as ops
 from node.config import REPO_ROOT, Home, KafkaSettings
 from node.devkafka import ClusterInfo
 from node.devkafka.manage import home_settings
 from node.devkafka.tools import TOOLS, client_properties, main_class
 from node.errors import KafkaSetupError
+from node.member import operations as ops
 from node.transport.credentials import Redacted
 from tests.conftest import secure_local_kafka
 from tests.factories import member_with_data

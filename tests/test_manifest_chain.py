@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from node import operations as ops
 from node import trust
 from node.cli import main
 from node.config import Home
+from node.member import operations as ops
 from tests.factories import aggregator_for
 
 

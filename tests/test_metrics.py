@@ -14,11 +14,11 @@ from pathlib import Path
 from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from node import operations as ops
 from node.aggregator.apply import ApplyStats
 from node.config import REPO_ROOT, Home
 from node.demo.synth import generate_encounters, write_csv
-from node.follow import BatchReport, PublishCounters, wait_until
+from node.member import operations as ops
+from node.member.follow import BatchReport, PublishCounters, wait_until
 from node.metrics import FollowMetrics, MetricsServer
 from tests.factories import START, aggregator_for, member_with_data
 from tests.patience import PATIENCE_S

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from node import operations as ops
 from node.cli import main
 from node.demo.synth import generate_encounters, plant_values, write_csv
 from node.logging_setup import JsonFormatter, configure_logging
+from node.member import operations as ops
 from tests.factories import START, aggregator_for
 from tests.patience import PATIENCE_S
 

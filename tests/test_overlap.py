@@ -21,17 +21,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from node import operations as ops
 from node.cli import main
 from node.demo.synth import generate_encounters, plant_values, write_csv
 from node.errors import CorredorError, TransportError
-from node.follow import PublishCounters, publish_follow, wait_until
-from node.pipeline import ENCOUNTER_KIND, drain_outbox
+from node.member import operations as ops
+from node.member.follow import PublishCounters, publish_follow, wait_until
+from node.member.pipeline import ENCOUNTER_KIND, drain_outbox
+from node.member.workers import StagerProcess
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.kafka import read_all
 from node.transport.memory import MemorySink, MemoryTopic
-from node.workers import StagerProcess
 from tests.factories import START, aggregator_for, records_only_policy
 from tests.patience import PATIENCE_S
 

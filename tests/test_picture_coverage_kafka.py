@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from node import operations as ops
 from node.config import Home, policies_dir
 from node.demo.synth import generate_encounters, write_csv
+from node.member import operations as ops
 from node.model.codes import SUBREGION
 from node.report.audience import Scope
 from node.report.flows import rows_of

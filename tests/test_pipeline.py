@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from node import operations as ops
 from node import trust
 from node.aggregator.apply import Aggregator
 from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv
+from node.member import operations as ops
 from node.model.events import Envelope
 from node.store.picture import PictureStore
 from node.transport.memory import MemorySource, MemoryTopic

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from node import encounters
-from node import operations as ops
 from node.cli import main
 from node.config import Home, policies_dir
 from node.demo.synth import PLACES, generate_encounters, write_csv
 from node.errors import PolicyFileError
+from node.member import encounters
+from node.member import operations as ops
 from node.model.codes import is_iso3
 from node.policy.places import PLACES_HEADER, country_gazetteer, load_gazetteer, places_file
 from tests.factories import START

@@ -14,19 +14,19 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node import operations as ops
 from node import trust
 from node.aggregator.apply import Aggregator
 from node.config import Home, policies_dir
 from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv
 from node.errors import CorredorError, EgressRefused
-from node.pipeline import EventFactory, drain_outbox
+from node.member import operations as ops
+from node.member.pipeline import EventFactory, drain_outbox
+from node.member.workers import read_guard_values
 from node.policy.guard import EgressGuard, normalise
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.memory import MemorySink, MemorySource, MemoryTopic
-from node.workers import read_guard_values
 from tests.factories import START, aggregator_for, member_with_data
 
 PLANTED_NAME = "Núñez Peña"
@@ -115,7 +115,7 @@ def test_a_refused_event_is_never_staged(tmp_path: Path, caplog: pytest.LogCaptu
 
 
 def test_preview_counts_what_the_guard_refuses(tmp_path: Path) -> None:
-    from node.preview import preview
+    from node.member.preview import preview
 
     home, rows = guard_home(tmp_path)
     data = preview(home)
@@ -184,7 +184,7 @@ def test_the_aggregator_sets_aside_events_below_the_regional_floor(tmp_path: Pat
 
 def test_linkage_tokens_are_added_when_the_home_holds_the_regional_key(tmp_path: Path) -> None:
     from node.crypto.linkage import new_linkage_key, save_linkage_key
-    from node.preview import preview
+    from node.member.preview import preview
 
     regional = new_linkage_key()
     bodies = []
@@ -207,7 +207,7 @@ def test_linkage_tokens_are_added_when_the_home_holds_the_regional_key(tmp_path:
 
 
 def test_init_makes_a_private_pseudonym_key(tmp_path: Path) -> None:
-    from node.encounters import pseudonym_key
+    from node.member.encounters import pseudonym_key
 
     home = ops.init_member(tmp_path / "pan", "PAN")
     assert home.pseudonym_key_path.stat().st_mode & 0o777 == 0o600

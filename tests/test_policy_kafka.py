@@ -8,8 +8,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from node import operations as ops
 from node.cli import main
+from node.member import operations as ops
 from node.policy.guard import normalise
 from node.store.picture import PictureStore
 from node.transport.kafka import read_all

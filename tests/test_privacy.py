@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 import yaml
 
-from node import operations as ops
 from node.config import policies_dir
 from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv
+from node.member import operations as ops
+from node.member.pipeline import EventFactory, prepare_flow_events
 from node.model.codes import iso_week
-from node.pipeline import EventFactory, prepare_flow_events
 from node.policy import privacy
 from node.policy.loader import load_floor, load_policy
 from node.policy.model import FlowStatisticsRules
@@ -652,7 +652,7 @@ def test_preview_of_a_dp_policy_reports_no_exact_coverage(tmp_path: Path) -> Non
     """preview runs the noisy release: no number it would publish is exact, so
     coverage is 0 of every view (not None, not the share the cells reach), and
     the table cells are counted apart (it crashed on the summary before)."""
-    from node.preview import preview
+    from node.member.preview import preview
 
     home, rows = _member(tmp_path, _dp_policy(tmp_path), 300)
     flows = next(e for e in preview(home)["exchanges"] if e["kind"] == "FlowStatistic")

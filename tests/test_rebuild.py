@@ -22,13 +22,13 @@ import pytest
 from click.testing import CliRunner
 from kafka import KafkaProducer
 
-from node import operations as ops
 from node.aggregator.rebuild import REBUILD_SUFFIX, RebuildProgress, rebuild_picture
 from node.cli import main
 from node.cli.rebuild_view import plain_line
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.errors import ConfigError
+from node.member import operations as ops
 from node.store import audit
 from node.transport.clients import Client, group_source
 from node.transport.kafka import read_all

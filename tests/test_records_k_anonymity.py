@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from node import operations as ops
-from node import preview as lib
 from node.config import policies_dir
 from node.demo.synth import generate_encounters, write_csv
-from node.pipeline import QUASI_IDENTIFIERS, drain_outbox
+from node.member import operations as ops
+from node.member import preview as lib
+from node.member.pipeline import QUASI_IDENTIFIERS, drain_outbox
 from node.store.node_store import NodeStore
 from node.transport.memory import MemorySink, MemoryTopic
 from tests.factories import START

@@ -14,18 +14,19 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from node import corrections, trust
-from node import operations as ops
+from node import trust
 from node.aggregator.apply import Aggregator, ApplyStats
 from node.cli import main
 from node.config import Home, policies_dir
 from node.crypto.signing import SigningKey
 from node.demo.federation import SAMPLES_DIR, sample_files
 from node.errors import ConfigError, InputError
-from node.ingest_reference import detect_kind
+from node.member import corrections
+from node.member import operations as ops
+from node.member.ingest_reference import detect_kind
+from node.member.pipeline import FLOW_KIND, EventFactory, drain_outbox, prepare_flow_events
+from node.member.reference_pipeline import ReferencePlan, plan_with_reference
 from node.model.events import Envelope
-from node.pipeline import FLOW_KIND, EventFactory, drain_outbox, prepare_flow_events
-from node.reference_pipeline import ReferencePlan, plan_with_reference
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.store.reference import ReferenceStore

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from node import operations as ops
 from node import trust
 from node.aggregator.apply import Aggregator, consume_until_caught_up
 from node.config import Home
-from node.pipeline import drain_outbox
+from node.member import operations as ops
+from node.member.pipeline import drain_outbox
 from node.report.flows import picture_json
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore

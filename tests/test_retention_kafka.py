@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from node import operations as ops
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.devkafka import LocalKafka
 from node.doctor import diagnose
+from node.member import operations as ops
 from node.store.picture import VIEW_COLUMNS, PictureStore
 from node.transport.kafka import ensure_topic
 from node.transport.topic_config import DAY_MS, rebuild_problems

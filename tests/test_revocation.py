@@ -17,10 +17,10 @@ from typing import Any
 from click.testing import CliRunner
 from kafka import KafkaProducer
 
-from node import operations as ops
 from node import trust
 from node.cli import main as cli
 from node.config import Home
+from node.member import operations as ops
 from node.model.events import Envelope, PolicyRef
 from node.picture_sync import picture_path, sync_picture
 from node.store.picture import PictureStore

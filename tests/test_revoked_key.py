@@ -16,7 +16,6 @@ import pytest
 from click.testing import CliRunner
 from kafka import KafkaConsumer, TopicPartition
 
-from node import operations as ops
 from node import trust
 from node.cli import main
 from node.config import Home
@@ -24,6 +23,7 @@ from node.crypto.signing import key_id_for, load_public_pem
 from node.demo.synth import generate_encounters, write_csv
 from node.doctor import diagnose
 from node.federation import read_signed
+from node.member import operations as ops
 from tests.factories import aggregator_for, member_with_data
 
 

@@ -20,14 +20,15 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from node import corrections, trust
-from node import operations as ops
+from node import trust
 from node.aggregator.apply import Aggregator
 from node.cli import main
 from node.config import Home
 from node.crypto.signing import SigningKey
-from node.pipeline import FLOW_KIND, EventFactory, drain_outbox, prepare_flow_events
-from node.reference_pipeline import plan_with_reference
+from node.member import corrections
+from node.member import operations as ops
+from node.member.pipeline import FLOW_KIND, EventFactory, drain_outbox, prepare_flow_events
+from node.member.reference_pipeline import plan_with_reference
 from node.report.audience import Scope
 from node.report.regional import FlowCell, admitted_cells
 from node.report.sdmx import (

@@ -13,12 +13,12 @@ from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from node import operations as ops
 from node.cli import main
 from node.config import KafkaSettings, kafka_password, kafka_security, load_home
 from node.devkafka.pki import init_ca, issue
 from node.devkafka.secure import federation_grants, group_prefix
 from node.errors import ConfigError, KafkaSetupError
+from node.member import operations as ops
 from node.transport.credentials import MASK, Redacted, security_settings
 
 SECRET = "s3cret-Passw0rd-value"

@@ -7,16 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from node import encounters, trust
 from node import federation as fed
-from node import operations as ops
+from node import trust
 from node.aggregator.apply import Aggregator
 from node.crypto.keys import EncryptionKey
 from node.crypto.sealing import SealedBox, open_sealed, seal
 from node.crypto.signing import SigningKey
 from node.errors import ConfigError, CryptoError, SignatureInvalid
+from node.member import encounters
+from node.member import operations as ops
+from node.member.pipeline import EventFactory, drain_outbox, prepare_flow_events
 from node.model.events import Envelope
-from node.pipeline import EventFactory, drain_outbox, prepare_flow_events
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.memory import MemorySink, MemorySource, MemoryTopic

@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from node import operations as ops
 from node.cli import main
 from node.codec.compat import load_modes
 from node.config import REPO_ROOT, load_home, policies_dir, regional_policy_path
@@ -36,6 +35,7 @@ from node.errors import (
     SchemaFileError,
 )
 from node.limits import MAX_YAML_BYTES, MAX_YAML_DEPTH
+from node.member import operations as ops
 from node.policy.loader import load_floor, load_policy
 
 PAN = policies_dir() / "PAN.yaml"

@@ -21,10 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from node import operations as ops
 from node import trust
 from node.aggregator.apply import Aggregator
 from node.config import Home
+from node.member import operations as ops
 from node.store.picture import PictureStore
 from node.transport.memory import MemorySource, MemoryTopic
 from tests.factories import aggregator_for

@@ -34,12 +34,12 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from node import operations as ops
 from node.aggregator.apply import ApplyStats, consume_until_caught_up
 from node.aggregator.run import build_aggregator
 from node.config import Home
 from node.errors import ConfigError, StoreError, TransportError
 from node.home import require_aggregator
+from node.member import operations as ops
 from node.store import audit
 from node.store.picture import PictureStore
 from node.transport.clients import replay_source

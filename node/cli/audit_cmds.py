@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from node import operations as ops
 from node.cli.common import (
     bootstrap_option,
     console,
@@ -17,6 +16,7 @@ from node.cli.common import (
     handle_errors,
     home_of,
 )
+from node.member import operations as ops
 from node.store import audit
 
 

@@ -13,9 +13,9 @@ import click
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from node import operations as ops
 from node.config import Home
 from node.errors import CorredorError
+from node.member import operations as ops
 
 F = TypeVar("F", bound=Callable[..., Any])
 

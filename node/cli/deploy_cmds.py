@@ -24,7 +24,7 @@ from node.cli.common import (
 from node.config import KafkaSettings
 from node.doctor import DEFAULT_MAX_LAG, DEFAULT_MAX_OUTBOX_AGE_S, diagnose
 from node.errors import ConfigError
-from node.follow import stop_on_signals
+from node.member.follow import stop_on_signals
 from node.topics import EVENTS_TOPIC
 
 _STATUS_STYLE = {"ok": "green", "problem": "red", "skipped": "yellow"}

@@ -14,7 +14,6 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from node import operations as ops
 from node.aggregator.apply import ApplyStats
 from node.aggregator.rebuild import rebuild_picture
 from node.cli.common import (
@@ -32,10 +31,11 @@ from node.cli.rebuild_view import rebuild_progress
 from node.cli.report_cmds import REPORT_FORMATS, REPORT_VIEWS, purge, run_report
 from node.config import DEFAULT_TOPIC, Home
 from node.crypto.keys import read_key_text
-from node.follow import PublishCounters, aggregate_follow, publish_follow, stop_on_signals
-from node.ingest import unknown_places_note
-from node.ingest_reference import ENCOUNTERS, FILE_KINDS
-from node.ingest_reference import template_header as reference_template
+from node.member import operations as ops
+from node.member.follow import PublishCounters, aggregate_follow, publish_follow, stop_on_signals
+from node.member.ingest import unknown_places_note
+from node.member.ingest_reference import ENCOUNTERS, FILE_KINDS
+from node.member.ingest_reference import template_header as reference_template
 from node.metrics import FollowMetrics, MetricsServer
 
 # -- init, keys, members ------------------------------------------------------------

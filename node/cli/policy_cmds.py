@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from node import preview as lib
 from node.cli.common import format_option, handle_errors, home_of
+from node.member import preview as lib
 
 
 def _fmt(value: Any) -> str:

@@ -8,11 +8,11 @@ from typing import Any
 import click
 from rich.table import Table
 
-from node import corrections
-from node import operations as ops
 from node.cli.common import bootstrap_option, console, format_option, handle_errors, home_of
 from node.config import Home
-from node.corrections import Change
+from node.member import corrections
+from node.member import operations as ops
+from node.member.corrections import Change
 from node.model.reference import BY_KIND
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from node import revisions
 from node.cli.common import bootstrap_option, console, format_option, handle_errors, home_of
 from node.config import Home
+from node.member import revisions
 
 audit_option = click.option(
     "--audit",

@@ -10,9 +10,9 @@ import click
 from rich.table import Table
 
 from node import membership, trust, trust_ledger
-from node import operations as ops
 from node.cli.common import bootstrap_option, console, format_option, handle_errors, home_of
 from node.crypto.keys import read_key_file, read_key_text
+from node.member import operations as ops
 
 
 @click.group()

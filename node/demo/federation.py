@@ -19,12 +19,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from node import corrections, trust
-from node import operations as ops
+from node import trust
 from node.aggregator.apply import ApplyStats
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.errors import ConfigError
+from node.member import corrections
+from node.member import operations as ops
 from node.topics import DEMO_TOPIC_PREFIX
 
 DEMO_COUNTRIES: tuple[str, ...] = ("PAN", "CRI", "GTM", "MEX")

@@ -20,7 +20,7 @@ one, while the identity file names this home's), a store of another country,
 an audit log shorter than the audit head file says it was, a schema newer than
 this release. Carrying on there would start revisions again at 1, below what
 the aggregator has seen: it would mark them stale and the regional picture
-would silently shrink. ``corredor recover-revisions`` (node.revisions) is the
+would silently shrink. ``corredor recover-revisions`` (node.member.revisions) is the
 explicit way back.
 """
 

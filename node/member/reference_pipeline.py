@@ -27,8 +27,8 @@ from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
+from node.member.pipeline import EventFactory
 from node.model.reference import REFERENCE_MODELS
-from node.pipeline import EventFactory
 from node.policy.guard import EgressGuard
 from node.store.node_store import NodeStore, StagedEvent
 from node.store.reference import ReferenceStore, canonical

@@ -23,8 +23,8 @@ from pydantic import ValidationError
 
 from node.config import Home
 from node.errors import ConfigError, InputError
+from node.member.pipeline import FLOW_KIND
 from node.model.reference import BY_KIND
-from node.pipeline import FLOW_KIND
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.store.reference import ReferenceStore, canonical

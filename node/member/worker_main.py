@@ -1,7 +1,7 @@
-"""The child side of a large publish's worker processes (``node.workers`` is
-the parent's): ``python -m node.worker_main drain HOME BOOTSTRAP`` and
-``python -m node.worker_main stage HOME AFTER UPTO NOW``. The protocol is in
-``node.workers``' docstring."""
+"""The child side of a large publish's worker processes (``node.member.workers`` is
+the parent's): ``python -m node.member.worker_main drain HOME BOOTSTRAP`` and
+``python -m node.member.worker_main stage HOME AFTER UPTO NOW``. The protocol is in
+``node.member.workers``' docstring."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from node import operations as ops
 from node.errors import CorredorError
 from node.logging_setup import configure_logging
-from node.pipeline import drain_outbox
+from node.member import operations as ops
+from node.member.pipeline import drain_outbox
+from node.member.workers import read_guard_values
 from node.store.node_store import NodeStore
-from node.workers import read_guard_values
 
 
 def _drain(home_path: str, bootstrap: str | None, emit: Callable[[str], None]) -> dict[str, Any]:

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from node import encounters
 from node.config import Home, policies_dir, regional_policy_path
 from node.errors import CodecError, ConfigError, CorredorError
-from node.model.events import RESTRICTED_KINDS
-from node.operations import event_codec, home_policy
-from node.pipeline import (
+from node.member import encounters
+from node.member.operations import event_codec, home_policy
+from node.member.pipeline import (
     ENCOUNTER_KIND,
     FLOW_KIND,
     egress_guard,
@@ -29,6 +28,7 @@ from node.pipeline import (
     k_anonymity,
     plan_flow_release,
 )
+from node.model.events import RESTRICTED_KINDS
 from node.policy.flows import (
     BlockLedger,
     audit_releases,

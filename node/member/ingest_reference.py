@@ -23,7 +23,8 @@ from pydantic import ValidationError
 
 from node.csvfile import read_records
 from node.errors import FileFormatError, InputError
-from node.ingest import (
+from node.limits import MAX_REFERENCE_JSON_BYTES, read_limited
+from node.member.ingest import (
     IngestReport,
     Rejection,
     Row,
@@ -34,7 +35,6 @@ from node.ingest import (
     rejections_from,
     write_rejects,
 )
-from node.limits import MAX_REFERENCE_JSON_BYTES, read_limited
 from node.model.records import ENCOUNTER_COLUMNS
 from node.model.reference import BY_FILE_KIND, REFERENCE_MODELS, ReferenceItem
 from node.store.reference import ReferenceStore

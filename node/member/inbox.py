@@ -18,8 +18,8 @@ from node.crypto.keys import EncryptionKey
 from node.crypto.sealing import NotAddressed, SealedBox, open_sealed
 from node.errors import CodecError, CryptoError
 from node.federation import KeyDirectory
+from node.member.pipeline import restricted_aad
 from node.model.events import RESTRICTED_KINDS
-from node.pipeline import restricted_aad
 from node.transport.base import Message
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from node import anchors, encounters, membership, revisions, trust, trust_ledger
+from node import anchors, membership, trust, trust_ledger
 from node.aggregator.apply import (
     DEAD_LETTER_REASONS,
     ApplyStats,
@@ -58,13 +58,11 @@ from node.home import event_codec as event_codec
 from node.home import picture_topic as _picture_topic
 from node.home import require_aggregator as _aggregator
 from node.home import require_member as _member
-from node.inbox import InboxResult, open_inbox
-from node.ingest import IngestReport, ingest_encounters
-from node.ingest_reference import ENCOUNTERS, detect_kind, ingest_reference
-from node.model.codes import is_iso3
-from node.model.manifest import Manifest, SignedManifest
-from node.model.reference import REFERENCE_MODELS
-from node.pipeline import (
+from node.member import encounters, revisions
+from node.member.inbox import InboxResult, open_inbox
+from node.member.ingest import IngestReport, ingest_encounters
+from node.member.ingest_reference import ENCOUNTERS, detect_kind, ingest_reference
+from node.member.pipeline import (
     FLOW_KIND,
     DrainResult,
     EncounterPlan,
@@ -78,12 +76,16 @@ from node.pipeline import (
     held_back_records,
     prepare_flow_events,
 )
+from node.member.reference_pipeline import ReferencePlan, plan_with_reference
+from node.member.workers import BackgroundDrainer, StagerProcess
+from node.model.codes import is_iso3
+from node.model.manifest import Manifest, SignedManifest
+from node.model.reference import REFERENCE_MODELS
 from node.policy import privacy
 from node.policy.floor import RegionalFloor
 from node.policy.guard import EgressGuard, Refusal
 from node.policy.loader import load_floor, load_policy
 from node.policy.model import Policy
-from node.reference_pipeline import ReferencePlan, plan_with_reference
 from node.store.identity import RECOVER_HINT
 from node.store.node_store import NodeStore, OutboxStatus
 from node.store.picture import PictureStore, Rejected
@@ -101,7 +103,6 @@ from node.transport.kafka import (
     read_latest,
 )
 from node.transport.topic_config import shared_topic_configs
-from node.workers import BackgroundDrainer, StagerProcess
 
 log = logging.getLogger(__name__)
 
@@ -413,7 +414,7 @@ def stage_publication(
     the next run completes. ``after_chunk`` runs after each chunk staged (or,
     with workers, while waiting for them). With ``stagers`` > 1 (and
     ``commit_chunks``) the encounter records are split into that many
-    record-id ranges, each staged by a worker process (node.workers) while
+    record-id ranges, each staged by a worker process (node.member.workers) while
     this one stages the statistics and reference events; the withdrawals
     follow once every range is in.
 
@@ -463,7 +464,7 @@ def stage_encounter_part(
 ) -> tuple[EncounterPlan, list[str]]:
     """Stage the encounter records with ``after`` < record id <= ``upto``, in
     committed chunks, without withdrawals: one part of a publish staged in
-    parallel (node.workers), run while the parent holds the staging lock.
+    parallel (node.member.workers), run while the parent holds the staging lock.
     ``identifying``: the guard's normalised values, when the parent computed
     them. Returns the part's plan and the subjects the guard refused."""
     policy = home_policy(home)

@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from node import operations as ops
 from node import trust
 from node.aggregator.apply import ApplyStats
 from node.aggregator.run import build_aggregator
 from node.config import Home
 from node.errors import CorredorError
-from node.pipeline import drain_outbox
+from node.member import operations as ops
+from node.member.pipeline import drain_outbox
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.base import EventSink

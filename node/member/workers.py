@@ -4,10 +4,10 @@ A large publish spends most of its time building events (policy transforms,
 the egress guard, Avro, signatures) and the rest handing them to Kafka. Both
 are CPU-bound Python, so threads would take turns on one core. Instead:
 
-- a **drainer** (``python -m node.worker_main drain HOME BOOTSTRAP``) sends what
+- a **drainer** (``python -m node.member.worker_main drain HOME BOOTSTRAP``) sends what
   the stagers commit to the outbox, marking rows acknowledged only on the
   broker's acknowledgement, exactly as a serial publish;
-- **stagers** (``python -m node.worker_main stage HOME AFTER UPTO NOW``) each
+- **stagers** (``python -m node.member.worker_main stage HOME AFTER UPTO NOW``) each
   stage one record-id range of the encounter records, in committed chunks,
   while the parent stages statistics and reference events, then the
   withdrawals once every range is in.
@@ -30,8 +30,8 @@ subclass>", "message": "..."}``. A drainer whose parent dies sees end of
 input, drains what was committed and exits: nothing staged is ever lost, at
 worst sent by the next publish.
 
-This module is the parent's side; the children run ``node.worker_main``,
-which builds on ``node.operations`` (which uses this module: so the two sides
+This module is the parent's side; the children run ``node.member.worker_main``,
+which builds on ``node.member.operations`` (which uses this module: so the two sides
 live apart, and nothing imports in a circle).
 """
 
@@ -51,7 +51,7 @@ from typing import IO, Any
 
 from node import errors
 from node.errors import CorredorError, TransportError
-from node.pipeline import DrainResult
+from node.member.pipeline import DrainResult
 
 
 class _Child:
@@ -59,7 +59,7 @@ class _Child:
 
     def __init__(self, *args: str) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "node.worker_main", *args],
+            [sys.executable, "-m", "node.member.worker_main", *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
