@@ -92,7 +92,10 @@ async def _client(
                 writer.write(request)
                 head = await reader.readuntil(b"\r\n\r\n")
                 status = head.split(b" ", 2)[1]
-                length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+                found = re.search(rb"(?i)content-length: *(\d+)", head)
+                if found is None:
+                    raise RuntimeError(f"a response without Content-Length: {head[:80]!r}")
+                length = int(found.group(1))
                 body = await reader.readexactly(length)
                 lat.append((time.perf_counter() - t0) * 1000)
                 if status != b"200" or not body.startswith(b"{"):

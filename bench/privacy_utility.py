@@ -29,6 +29,7 @@ import argparse
 import json
 import time
 from collections import Counter
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -67,7 +68,9 @@ def _inputs(rows: list[dict[str, str]]) -> list[FlowInput]:
     ]
 
 
-def _dp_rules(base: FlowStatisticsRules, tables: list[list[str]] | None) -> FlowStatisticsRules:
+def _dp_rules(
+    base: FlowStatisticsRules, tables: Sequence[Sequence[str]] | None
+) -> FlowStatisticsRules:
     data = base.model_dump()
     data.update(
         coarsen=[],

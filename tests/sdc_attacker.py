@@ -142,18 +142,18 @@ def attack(
     for t, seen in enumerate(releases):
         alone: set[Atom] = set()
         for period, dims, count in seen.cells:
-            members = [a for a in seen.atoms if covers(period, dims, a, names)]
-            assert members, f"a published cell covers nothing: {period} {dims}"
+            covered = [a for a in seen.atoms if covers(period, dims, a, names)]
+            assert covered, f"a published cell covers nothing: {period} {dims}"
             if rounding > 1:
                 add(
-                    ((t, a) for a in members),
+                    ((t, a) for a in covered),
                     max(count - rounding // 2, minimum),
                     count + rounding - rounding // 2 - 1,
                 )
             else:
-                add(((t, a) for a in members), count, count)
-            if len(members) == 1:
-                alone.add(members[0])
+                add(((t, a) for a in covered), count, count)
+            if len(covered) == 1:
+                alone.add(covered[0])
         for members, total in (*seen.margins, *seen.other):
             add(((t, a) for a in members if a in seen.atoms), total, total)
         for members, total in seen.at_least:
@@ -342,13 +342,13 @@ def attack_shapes(releases: Sequence[ShapeSeen]) -> dict[tuple[int, Atom], Bound
         for table in seen.tables:
             if set(table) == set(seen.names):
                 continue
-            cells: dict[Atom, list[Joint]] = {}
+            table_cells: dict[Atom, list[Joint]] = {}
             for j in here:
                 label = ("table", *(f"{d}:{_value(j, d)}" for d in table))
-                cells.setdefault((_own_period(j, seen.period), label), []).append(j)
-            for key, members in cells.items():
+                table_cells.setdefault((_own_period(j, seen.period), label), []).append(j)
+            for cell, members in table_cells.items():
                 if sum(here[j] for j in members) < seen.minimum:
-                    targets[(t, key)] = [(t, j) for j in members]
+                    targets[(t, cell)] = [(t, j) for j in members]
         for j, k in here.items():
             # a count only grows since the last release where it was an unknown
             # (a count that went down, a corrected record, gives no order)
@@ -362,9 +362,9 @@ def attack_shapes(releases: Sequence[ShapeSeen]) -> dict[tuple[int, Atom], Bound
             last[j] = t
     constraints = [LinearConstraint(np.array(rows), lo, hi)] if rows else []
     out: dict[tuple[int, Atom], Bounds_] = {}
-    for var, members in sorted(targets.items()):
+    for var, unknowns in sorted(targets.items()):
         c = np.zeros(n)
-        for m in members:
+        for m in unknowns:
             c[index[m]] = 1.0
         bounds = Bounds(np.zeros(n), np.full(n, np.inf))
         low = milp(

@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import fastavro
 import numpy as np
@@ -381,7 +381,7 @@ def test_a_dp_policy_end_to_end_on_a_real_broker(
     codec = ops.event_codec()
     schema = _body_decoder()
     h = privacy.published_half_width(1, 9.0)
-    bodies = []
+    bodies: list[dict[str, Any]] = []
     raw_values = {r[k] for r in rows for k in ("family_name", "document_number")}
     for message in read_all(kafka_bootstrap, topic):
         assert message.value is not None
@@ -390,7 +390,7 @@ def test_a_dp_policy_end_to_end_on_a_real_broker(
         if env.kind != "FlowStatistic" or env.body is None:
             continue
         body = fastavro.schemaless_reader(io.BytesIO(env.body[10:]), schema, schema)
-        bodies.append(body)
+        bodies.append(cast(dict[str, Any], body))  # the schema is a record
     assert bodies and all(b["obs_status"] == "N" for b in bodies)
     assert all(b["ci95_high"] - b["ci95_low"] == 2 * h for b in bodies if b["ci95_low"] > 0)
     assert all(b["epsilon"] == 1.0 and b["noise_mechanism"] == "discrete_laplace" for b in bodies)

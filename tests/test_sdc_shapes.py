@@ -6,9 +6,10 @@ counts, its own MILP), never with the engine's audit."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -23,6 +24,17 @@ from tests.sdc_attacker import Bounds_, Joint, ShapeSeen, attack_shapes
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"
 Row = tuple[str, str, date, date, str | None]
+
+
+class _Shape(TypedDict):
+    """What a ShapeSeen takes from the policy, beside the truth and the cells."""
+
+    period: str
+    names: Sequence[str]
+    margins: Sequence[Sequence[str]]
+    minimum: int
+    rounding: int
+    tables: Sequence[Sequence[str]]
 
 
 def _joint(rows: list[Row]) -> dict[Joint, int]:
@@ -72,7 +84,7 @@ def run(
         cells = [(c.period, dict(c.dimensions), c.count) for c in release.cells]
         for _, _, count in cells:
             assert count >= rules.min_cell_size
-        common = {
+        common: _Shape = {
             "period": rules.period,
             "names": list(rules.dimensions),
             "margins": rules.margins,
