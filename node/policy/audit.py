@@ -463,6 +463,63 @@ class _Matrix(Generic[V]):
         return float(round(result.fun))
 
 
+def _highs_lp(
+    col: Mapping[V, int], rows: list[_Row[V]], bounds: Mapping[V, tuple[float, float]]
+) -> highs.HighsLp:
+    """The unknowns ``col`` (name -> column), their bounds and the facts as one
+    HiGHS model, row-wise, with a zero objective."""
+    n = len(col)
+    inf = highs.kHighsInf
+    lp = highs.HighsLp()
+    lp.num_col_ = n
+    lp.num_row_ = len(rows)
+    lp.col_cost_ = np.zeros(n)
+    lp.col_lower_ = np.array([bounds[v][0] for v in col], dtype=float)
+    lp.col_upper_ = np.array([min(bounds[v][1], inf) for v in col], dtype=float)
+    lp.row_lower_ = np.array([max(r.lo, -inf) for r in rows], dtype=float)
+    lp.row_upper_ = np.array([min(r.hi, inf) for r in rows], dtype=float)
+    starts = [0]
+    index: list[int] = []
+    value: list[float] = []
+    for row in rows:
+        for v, a in row.coeffs.items():
+            index.append(col[v])
+            value.append(a)
+        starts.append(len(index))
+    lp.a_matrix_.format_ = highs.MatrixFormat.kRowwise
+    lp.a_matrix_.num_col_ = n
+    lp.a_matrix_.num_row_ = len(rows)
+    lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
+    lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
+    lp.a_matrix_.value_ = np.array(value, dtype=float)
+    return lp
+
+
+def _highs_solver(lp: highs.HighsLp, *, integer: bool) -> highs._Highs:
+    """A quiet single-threaded HiGHS holding ``lp``: for warm linear re-solves,
+    or with every column integral."""
+    h = highs._Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    if not integer:
+        # after a change of objective (or a dropped row) the last basis stays
+        # primal feasible: the primal simplex goes on from it in a few pivots,
+        # where the dual simplex (HiGHS's default) measured ~600 pivots a
+        # solve, as from scratch
+        h.setOptionValue("simplex_strategy", 4)
+        # warm starts skip presolve anyway; the first solve of a component
+        # is small enough that presolve costs more than it saves
+        h.setOptionValue("presolve", "off")
+    if h.passModel(lp) == highs.HighsStatus.kError:
+        raise AuditError("the audit's model could not be built")
+    if integer:
+        n = lp.num_col_
+        cols = np.arange(n, dtype=np.int32)
+        kinds = np.array([highs.HighsVarType.kInteger] * n)
+        h.changeColsIntegrality(n, cols, kinds)
+    return h
+
+
 class _HighsMatrix(Generic[V]):
     """One component as one HiGHS model, solved again and again with only the
     objective changed (each solve starts from the last optimal basis)."""
@@ -471,57 +528,13 @@ class _HighsMatrix(Generic[V]):
         self, members: list[V], rows: list[_Row[V]], bounds: Mapping[V, tuple[float, float]]
     ) -> None:
         self.col = {v: i for i, v in enumerate(members)}
-        n = self.n = len(members)
-        inf = highs.kHighsInf
-        lp = highs.HighsLp()
-        lp.num_col_ = n
-        lp.num_row_ = len(rows)
-        lp.col_cost_ = np.zeros(n)
-        lp.col_lower_ = np.array([bounds[v][0] for v in members], dtype=float)
-        lp.col_upper_ = np.array([min(bounds[v][1], inf) for v in members], dtype=float)
-        lp.row_lower_ = np.array([max(r.lo, -inf) for r in rows], dtype=float)
-        lp.row_upper_ = np.array([min(r.hi, inf) for r in rows], dtype=float)
-        starts = [0]
-        index: list[int] = []
-        value: list[float] = []
-        for row in rows:
-            for v, a in row.coeffs.items():
-                index.append(self.col[v])
-                value.append(a)
-            starts.append(len(index))
-        lp.a_matrix_.format_ = highs.MatrixFormat.kRowwise
-        lp.a_matrix_.num_col_ = n
-        lp.a_matrix_.num_row_ = len(rows)
-        lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
-        lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
-        lp.a_matrix_.value_ = np.array(value, dtype=float)
-        self._lp = lp
-        self._linear = self._solver(lp, integer=False)
+        self.n = len(members)
+        self._lp = _highs_lp(self.col, rows, bounds)
+        self._linear = _highs_solver(self._lp, integer=False)
         self._integer: highs._Highs | None = None
         self._costs: dict[str, np.ndarray] = {}
-        self.seen_lo = np.full(n, INF)
-        self.seen_hi = np.full(n, -INF)
-
-    def _solver(self, lp: highs.HighsLp, *, integer: bool) -> highs._Highs:
-        h = highs._Highs()
-        h.setOptionValue("output_flag", False)
-        h.setOptionValue("threads", 1)
-        if not integer:
-            # after a change of objective the last basis stays primal feasible:
-            # the primal simplex goes on from it in a few pivots, where the dual
-            # simplex (HiGHS's default) measured ~600 pivots a solve, as from scratch
-            h.setOptionValue("simplex_strategy", 4)
-            # warm starts skip presolve anyway; the first solve of a component
-            # is small enough that presolve costs more than it saves
-            h.setOptionValue("presolve", "off")
-        status = h.passModel(lp)
-        if status == highs.HighsStatus.kError:
-            raise AuditError("the audit's model could not be built")
-        if integer:
-            cols = np.arange(self.n, dtype=np.int32)
-            kinds = np.array([highs.HighsVarType.kInteger] * self.n)
-            h.changeColsIntegrality(self.n, cols, kinds)
-        return h
+        self.seen_lo = np.full(self.n, INF)
+        self.seen_hi = np.full(self.n, -INF)
 
     def optimum(self, v: V, sense: float) -> float:
         """min of ``sense * v`` over the integer points of the model."""
@@ -565,7 +578,7 @@ class _HighsMatrix(Generic[V]):
     def _integer_optimum(self, c: np.ndarray) -> float:
         STATS.integer_solves += 1
         if self._integer is None:
-            self._integer = self._solver(self._lp, integer=True)
+            self._integer = _highs_solver(self._lp, integer=True)
         h = self._integer
         self._set_cost(h, "mip", c)
         h.run()
@@ -585,44 +598,19 @@ class Relaxation(Generic[V]):
     the LP's, at least as wide as the integer ones the audit reports."""
 
     def __init__(self, variables: Mapping[V, tuple[float, float]], rows: list[_Row[V]]) -> None:
-        members = list(variables)
-        self.col = {v: i for i, v in enumerate(members)}
-        n = self.n = len(members)
-        inf = highs.kHighsInf
-        self._row_lo = [max(r.lo, -inf) for r in rows]
-        self._row_hi = [min(r.hi, inf) for r in rows]
-        lp = highs.HighsLp()
-        lp.num_col_ = n
-        lp.num_row_ = len(rows)
-        lp.col_cost_ = np.zeros(n)
-        lp.col_lower_ = np.array([variables[v][0] for v in members], dtype=float)
-        lp.col_upper_ = np.array([min(variables[v][1], inf) for v in members], dtype=float)
-        lp.row_lower_ = np.array(self._row_lo, dtype=float)
-        lp.row_upper_ = np.array(self._row_hi, dtype=float)
-        starts = [0]
-        index: list[int] = []
-        value: list[float] = []
-        for row in rows:
-            for v, a in row.coeffs.items():
-                index.append(self.col[v])
-                value.append(a)
-            starts.append(len(index))
-        lp.a_matrix_.format_ = highs.MatrixFormat.kRowwise
-        lp.a_matrix_.num_col_ = n
-        lp.a_matrix_.num_row_ = len(rows)
-        lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
-        lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
-        lp.a_matrix_.value_ = np.array(value, dtype=float)
-        h = self._h = highs._Highs()
-        h.setOptionValue("output_flag", False)
-        h.setOptionValue("threads", 1)
-        h.setOptionValue("presolve", "off")
-        # dropping a fact keeps the last point feasible: the primal simplex
-        # goes on from it
-        h.setOptionValue("simplex_strategy", 4)
-        if h.passModel(lp) == highs.HighsStatus.kError:
-            raise AuditError("the audit's relaxation could not be built")
-        self._cost = np.zeros(n)
+        self.col = {v: i for i, v in enumerate(variables)}
+        self.n = len(self.col)
+        lp = _highs_lp(self.col, rows, variables)
+        self._row_lo = lp.row_lower_.copy()
+        self._row_hi = lp.row_upper_.copy()
+        self._h = _highs_solver(lp, integer=False)
+        self._cost = np.zeros(self.n)
+
+    def _objective(self, members: Iterable[V]) -> np.ndarray:
+        c = np.zeros(self.n)
+        for v in members:
+            c[self.col[v]] = 1.0
+        return c
 
     def _minimum(self, c: np.ndarray) -> float:
         changed = np.flatnonzero(self._cost != c).astype(np.int32)
@@ -638,37 +626,33 @@ class Relaxation(Generic[V]):
             raise AuditError(f"the audit's relaxation failed: {status.name}")
         return float(self._h.getInfo().objective_function_value)
 
-    def binding(self, members: Iterable[V], *, from_zero: bool = False) -> tuple[float, set[int]]:
-        """The LP width of the sum of ``members`` (see ``width``) and the facts
-        whose dual value is not zero at its optima. Dropping any other fact
-        leaves both optima as they are (the optimal point and its duals stay
-        feasible), so only these can widen the range."""
-        c = np.zeros(self.n)
-        for v in members:
-            c[self.col[v]] = 1.0
-        rows: set[int] = set()
-        high = -self._minimum(-c)
-        rows |= self._dual_rows()
-        low = 0.0
-        if not from_zero and high != INF:
-            low = self._minimum(c)
-            rows |= self._dual_rows()
-        return high - low, rows
-
     def _dual_rows(self) -> set[int]:
         if self._h.getModelStatus() != highs.HighsModelStatus.kOptimal:
             return set(range(len(self._row_lo)))  # unbounded: no duals to go by
         dual = np.asarray(self._h.getSolution().row_dual, dtype=float)
         return {int(i) for i in np.flatnonzero(np.abs(dual) > 1e-9)}
 
+    def binding(self, members: Iterable[V], *, from_zero: bool = False) -> tuple[float, set[int]]:
+        """The LP width of the sum of ``members`` (see ``width``) and the facts
+        whose dual value is not zero at its optima. Dropping any other fact
+        leaves both optima as they are (the optimal point stays feasible, and
+        the duals stay dual feasible, so neither bound can move), so only these
+        can widen the range."""
+        c = self._objective(members)
+        high = -self._minimum(-c)
+        rows = self._dual_rows()
+        low = 0.0
+        if not from_zero and high != INF:
+            low = self._minimum(c)
+            rows |= self._dual_rows()
+        return high - low, rows
+
     def width(
         self, members: Iterable[V], *, from_zero: bool = False, without: int | None = None
     ) -> float:
         """The LP width of the sum of ``members`` (of its maximum alone when
         ``from_zero``), with fact ``without`` (a ``row_count`` index) dropped."""
-        c = np.zeros(self.n)
-        for v in members:
-            c[self.col[v]] = 1.0
+        c = self._objective(members)
         inf = highs.kHighsInf
         if without is not None:
             self._h.changeRowBounds(without, -inf, inf)
@@ -677,7 +661,9 @@ class Relaxation(Generic[V]):
             low = 0.0 if from_zero or high == INF else self._minimum(c)
         finally:
             if without is not None:
-                self._h.changeRowBounds(without, self._row_lo[without], self._row_hi[without])
+                self._h.changeRowBounds(
+                    without, float(self._row_lo[without]), float(self._row_hi[without])
+                )
         return high - low
 
 

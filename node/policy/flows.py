@@ -724,31 +724,30 @@ class AttackerModel:
             return high - true
         return self.interval(v).width
 
-    def _relaxed(self) -> Relaxation[tuple[int, int]]:
+    def _relaxed(self, v: Var) -> tuple[Relaxation[tuple[int, int]], list[tuple[int, int]], bool]:
+        """The relaxation (built on first use), ``v``'s unknowns in it, and
+        whether its range is measured from zero (a class of several atoms)."""
         if self._relaxation is None:
             self._relaxation = self.model.relaxation()
-        return self._relaxation
+        if v in self.sums:
+            return self._relaxation, list(self._sum_keys(v)), False
+        key = self._key(v)
+        return self._relaxation, [key], self.sizes[key[1]] > 1
 
     def relaxed_binding(self, v: Var) -> tuple[float, set[int]]:
         """``relaxed_width(v)`` and the facts (``cell_rows`` values) whose
         dropping may widen it: those with a dual value at its optima."""
-        if v in self.sums:
-            return self._relaxed().binding(self._sum_keys(v))
-        key = self._key(v)
-        return self._relaxed().binding([key], from_zero=self.sizes[key[1]] > 1)
+        relaxation, keys, from_zero = self._relaxed(v)
+        return relaxation.binding(keys, from_zero=from_zero)
 
     def relaxed_width(self, v: Var, without: CellMembers | None = None) -> float:
         """The width of ``v``'s interval in the model's linear relaxation, with
         the published cell ``without`` of the last release taken out (a trial:
         what hiding it would leave; the classes are not formed again). Only
         for choosing what to hide: the check is ``width_bound``'s."""
-        self._relaxed()
-        assert self._relaxation is not None
+        relaxation, keys, from_zero = self._relaxed(v)
         row = None if without is None else self.cell_rows[without]
-        if v in self.sums:
-            return self._relaxation.width(self._sum_keys(v), without=row)
-        key = self._key(v)
-        return self._relaxation.width([key], from_zero=self.sizes[key[1]] > 1, without=row)
+        return relaxation.width(keys, from_zero=from_zero, without=row)
 
     def component(self, v: Var) -> set[Var]:
         if v in self.sums:
@@ -1050,7 +1049,7 @@ def _protect_for(
             floor[target] = widths[target]
             continue
         candidates = _complement_order(model.members_of(target), model.level_of(target), candidates)
-        chosen = _choose(model, target, candidates[:_TRIALS], widths[target], level, model_of)
+        chosen = _choose(model, target, candidates[:_TRIALS])
         current = [c for c in current if c is not chosen]
         hid_any = True
         model = model_of(current)
@@ -1059,32 +1058,11 @@ def _protect_for(
         fresh -= set(model.sums)
 
 
-#: "relaxed": a trial drops the candidate's fact from one warm linear
-#: relaxation of the current model; "rebuild": a trial builds the model again
-#: without the candidate and measures the integer width (the reference the
-#: tests compare with). Either way the release is checked on the model rebuilt
-#: after each hiding, so the choice changes which cells are hidden, never
-#: whether the release passes.
-TRIALS = "relaxed"
-
-
-def _choose(
-    model: AttackerModel,
-    target: Var,
-    candidates: list[CellMembers],
-    width: float,
-    level: int,
-    trial_of: Callable[[list[CellMembers]], AttackerModel],
-) -> CellMembers:
-    """The first of ``candidates`` whose hiding widens ``target``'s interval
-    (the first of all when none does)."""
-    if TRIALS == "rebuild":
-        current = list(model.cell_rows)
-        for candidate in candidates:
-            trial = trial_of([c for c in current if c is not candidate])
-            if trial.width_bound(target, level) > width:
-                return candidate
-        return candidates[0]
+def _choose(model: AttackerModel, target: Var, candidates: list[CellMembers]) -> CellMembers:
+    """The first of ``candidates`` whose hiding widens ``target``'s interval in
+    the linear relaxation of ``model`` (the first of all when none does). Only
+    a choice: the release is checked on the model rebuilt after each hiding, so
+    a poor choice hides more cells, never lets a narrow one out."""
     base, binding = model.relaxed_binding(target)
     for candidate in candidates:
         # a fact with no dual value at the optima cannot move them
