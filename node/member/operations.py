@@ -1014,6 +1014,15 @@ def _ensure_control_topic(home: Home, address: str, security: dict[str, Any] | N
     return topic
 
 
+def _put_on_control_topic(home: Home, key: bytes, value: bytes, bootstrap: str | None) -> None:
+    """One statement under ``key`` on the control topic, created if missing."""
+    address = bootstrap or home.bootstrap
+    security = home.kafka_security()
+    publish_record(
+        address, _ensure_control_topic(home, address, security), key, value, security=security
+    )
+
+
 def publish_manifest(home: Home, *, bootstrap: str | None = None) -> str:
     """Put the Secretariat's current signed manifest on the compacted control topic."""
     _aggregator(home)
@@ -1147,11 +1156,8 @@ def revoke_own_key(
 ) -> membership.SelfRevocation:
     """A member revokes its own key, on the control topic: no quorum needed."""
     revocation = trust.revoke_own(_member(home), key_id)
-    address = bootstrap or home.bootstrap
-    security = home.kafka_security()
-    topic = _ensure_control_topic(home, address, security)
     key = REVOCATION_PREFIX + f"{revocation.country}/{revocation.key_id}".encode("ascii")
-    publish_record(address, topic, key, revocation.to_json().encode("utf-8"), security=security)
+    _put_on_control_topic(home, key, revocation.to_json().encode("utf-8"), bootstrap)
     return revocation
 
 
@@ -1159,11 +1165,8 @@ def approve_change(home: Home, change_id: str, *, bootstrap: str | None = None) 
     """Sign this member's approval of a pending change and put it on the control
     topic, where every node (and the Secretariat) reads it."""
     approval = trust.approve(_member(home), change_id)
-    address = bootstrap or home.bootstrap
-    security = home.kafka_security()
-    topic = _ensure_control_topic(home, address, security)
     key = APPROVAL_PREFIX + f"{approval.change_id}/{approval.approver}".encode("ascii")
-    publish_record(address, topic, key, approval.to_json().encode("utf-8"), security=security)
+    _put_on_control_topic(home, key, approval.to_json().encode("utf-8"), bootstrap)
     return approval
 
 
@@ -1176,10 +1179,7 @@ def share_linkage_key(home: Home, *, bootstrap: str | None = None) -> list[str]:
     """Publish this node's linkage key, sealed to each member, on the control topic.
     The Secretariat relays the topic but cannot open the bundle."""
     bundle, countries = trust.bundle_linkage_key(_member(home))
-    address = bootstrap or home.bootstrap
-    security = home.kafka_security()
-    topic = _ensure_control_topic(home, address, security)
-    publish_record(address, topic, LINKAGE_KEY, bundle.to_json().encode("utf-8"), security=security)
+    _put_on_control_topic(home, LINKAGE_KEY, bundle.to_json().encode("utf-8"), bootstrap)
     return countries
 
 
@@ -1203,11 +1203,8 @@ def publish_audit_head(home: Home, *, bootstrap: str | None = None) -> anchors.H
     """Sign this home's audit head (with the heads it witnessed of others) and
     put it on the control topic."""
     statement = anchors.own_statement(home)
-    address = bootstrap or home.bootstrap
-    security = home.kafka_security()
-    topic = _ensure_control_topic(home, address, security)
     key = anchors.HEAD_PREFIX + statement.party.encode("ascii")
-    publish_record(address, topic, key, statement.model_dump_json().encode(), security=security)
+    _put_on_control_topic(home, key, statement.model_dump_json().encode(), bootstrap)
     return statement
 
 
