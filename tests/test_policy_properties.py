@@ -1,8 +1,9 @@
 """Properties of the release engine, checked by an independent exact solver.
 
-An outsider knows the sums of the published cells, the margins the policy
-declares public and, for a republished block, the previous release too (an atom
-whose count did not change is the same unknown in both). A small atom is
+An outsider knows the sums of the published cells (exactly, when the policy
+does not round), the margins the policy declares public and, for a
+republished block, the previous release too (an atom whose count did not
+change is the same unknown in both). A small atom is
 *derivable* when its unit vector is in the row space of those sums, computed
 here with exact rational arithmetic (not the engine's modular elimination).
 Atoms the margins alone already give away are the country's own publication,
@@ -137,7 +138,17 @@ def test_release_is_a_partition(case: Any) -> None:
 @_settings
 @given(scenario())
 def test_no_suppressed_cell_derivable_from_published_cells_and_margins(case: Any) -> None:
+    """A published cell is an exact equation only when the policy does not
+    round. A rounded cell tells its count to within its rounding range, so
+    under rounding the rank argument would credit the outsider with more than
+    it knows (a cell of 30 published as 30 is 29..31, not 30); there the test's
+    interval attacker reads the release instead, rounding ranges and all, and
+    asks the stronger question: no small hidden count narrower than the
+    protection level unless the margins alone pin it."""
     rules, _, rows = case
+    if rules.rounding > 1:
+        assert_resists([rows], rules)
+        return
     release: FlowRelease = release_flows(rows, rules)
     for block in release.blocks.values():
         margins = _margins(rules, block.atoms)
@@ -156,3 +167,43 @@ def test_no_suppressed_cell_narrowed_by_two_successive_releases(case: Any) -> No
     knows which hidden counts did not change between releases: it cannot.)"""
     rules, first_rows, rows = case
     assert_resists([first_rows, rows[len(first_rows) :]], rules)
+
+
+def test_a_rounded_cell_is_not_an_exact_equation() -> None:
+    """The example that showed the rank argument wrong under rounding: CUB F is
+    30 and published as 30 under base 3, the CUB margin is 31. Read as exact,
+    the cell would give CUB M = 1; read as 29..31 it leaves CUB M anywhere in
+    0..2, which the sex margin (AFG M + CUB M + IND M = 3, IND M = 1 alone in
+    its nationality) already gives. The interval attacker must agree that
+    nothing is narrowed beyond the margins, and the rank argument with the
+    cell taken as exact must claim a leak (so the two really differ here)."""
+    rules = FlowStatisticsRules(
+        shared=True,
+        audiences=["TS"],
+        purposes=["statistics"],
+        period="iso_week",
+        dimensions=["nationality", "sex"],
+        min_cell_size=3,
+        coarsen=["period"],
+        margins=[[], ["nationality"], ["sex"]],
+        rounding=3,
+    )
+    day = START
+    rows = [
+        (nat, sex, day - timedelta(days=365 * 25), day, None)
+        for nat, sex, n in (
+            ("AFG", "F", 3),
+            ("AFG", "M", 1),
+            ("CHN", "F", 2),
+            ("CUB", "F", 30),
+            ("CUB", "M", 1),
+            ("HTI", "F", 1),
+            ("IND", "M", 1),
+        )
+        for _ in range(n)
+    ]
+    (block,) = release_flows(rows, rules).blocks.values()
+    margins = _margins(rules, block.atoms)
+    small = {a for a, n in block.atoms.items() if n < rules.min_cell_size}
+    assert _leaks(_cells(block) + margins, margins, small)
+    assert_resists([rows], rules)
