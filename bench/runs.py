@@ -20,12 +20,12 @@ from typing import Any
 import yaml
 from kafka import KafkaConsumer, KafkaProducer
 
-from node import trust
 from node.aggregator.apply import consume_until_caught_up
 from node.aggregator.run import build_aggregator
 from node.config import Home, KafkaSettings, policies_dir
 from node.demo.synth import generate_encounters, write_csv
-from node.federation import read_signed
+from node.federation import trust
+from node.federation.manifest import read_signed
 from node.member import operations as ops
 from node.member.pipeline import drain_outbox
 from node.model.events import Envelope, PolicyRef

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from node import trust
 from node.codec.events import EventCodec
 from node.codec.registry import SchemaRegistry
 from node.config import Home, schemas_dir
 from node.errors import ConfigError
+from node.federation import trust
 from node.topics import PICTURE_TOPIC
 
 __all__ = ["event_codec", "picture_topic", "require_aggregator", "require_member"]

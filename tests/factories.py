@@ -8,10 +8,10 @@ from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
-from node import trust
 from node.config import Home, policies_dir
 from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv
+from node.federation import trust
 from node.member import operations as ops
 from node.member.pipeline import EventFactory, drain_outbox, prepare_flow_events
 from node.policy.loader import load_policy

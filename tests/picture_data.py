@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from node import trust
 from node.aggregator.apply import Aggregator
 from node.config import Home
+from node.federation import trust
 from node.member import operations as ops
 from node.member.pipeline import drain_outbox
 from node.store.node_store import NodeStore

@@ -20,13 +20,13 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
-from node import trust
 from node.aggregator.apply import Aggregator
 from node.aggregator.checks import Checked, MessageRejected, append_time
 from node.aggregator.parallel import CheckPool, KeySnapshot, Rejection
 from node.aggregator.run import build_aggregator
 from node.crypto.batch_seal import SealVerifier
 from node.demo.synth import generate_encounters, write_csv
+from node.federation import trust
 from node.member import operations as ops
 from node.member.follow import wait_until
 from node.store.picture import PictureStore

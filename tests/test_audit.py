@@ -15,10 +15,10 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node import trust
 from node.aggregator.apply import Aggregator
 from node.cli import main
 from node.demo.synth import plant_values
+from node.federation import trust
 from node.member import operations as ops
 from node.store import audit
 from node.store.picture import PictureStore

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
-from node import anchors
 from node.cli import main
 from node.config import Home
+from node.federation import anchors
 from node.member import follow
 from node.member import operations as ops
 from node.store import audit

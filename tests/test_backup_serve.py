@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from node.backup import backup_home, restore_home
 from node.cli import main
 from node.config import Home
 from node.errors import ConfigError
 from node.member import operations as ops
 from node.member.pipeline import drain_outbox
-from node.serve import make_server
+from node.operator.backup import backup_home, restore_home
+from node.operator.serve import make_server
 from node.store import audit
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
@@ -110,8 +110,8 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Home]]:
     topic = MemoryTopic()
     with NodeStore(pan.store_path) as store:
         drain_outbox(store, MemorySink(topic))
-    from node import trust
     from node.aggregator.apply import Aggregator, consume_until_caught_up
+    from node.federation import trust
     from node.folder.accounts import FolderDB
 
     with PictureStore(agg.store_path) as store:

@@ -16,8 +16,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from node import federation as fed
-from node import trust
 from node.aggregator.apply import Aggregator
 from node.aggregator.checks import MessageRejected, verify_message
 from node.codec.events import EventCodec
@@ -25,6 +23,8 @@ from node.crypto import batch_seal, merkle, signing
 from node.crypto.batch_seal import SealProof, SealVerifier, seal_batch, seal_statement
 from node.crypto.signing import SigningKey, public_pem
 from node.errors import CodecError, SignatureInvalid
+from node.federation import manifest as fed
+from node.federation import trust
 from node.member import operations as ops
 from node.member.pipeline import EventFactory, drain_outbox, prepare_flow_events
 from node.model.events import Envelope, PolicyRef

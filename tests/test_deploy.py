@@ -29,11 +29,11 @@ import yaml
 from kafka import KafkaAdminClient, KafkaProducer
 
 from node import config as node_config
-from node import deploy
 from node.cli import main
 from node.config import REPO_ROOT, KafkaSettings, load_home
 from node.devkafka.state import ClusterInfo
 from node.errors import ConfigError
+from node.operator import deploy
 from tests.conftest import secure_local_kafka
 from tests.patience import PATIENCE_S
 

@@ -12,13 +12,13 @@ import yaml
 from click.testing import CliRunner
 from kafka import KafkaProducer
 
-from node import trust
 from node.cli import main
 from node.config import Home, KafkaSettings, load_home, policies_dir
 from node.devkafka.manage import home_settings
 from node.devkafka.state import ClusterInfo
-from node.doctor import DoctorReport, diagnose
+from node.federation import trust
 from node.member import operations as ops
+from node.operator.doctor import DoctorReport, diagnose
 from tests.conftest import secure_local_kafka
 from tests.factories import aggregator_for, member_with_data
 

@@ -16,11 +16,11 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from node import trust
 from node.cli import main
 from node.config import Home, policies_dir
 from node.crypto.sealing import NotAddressed, SealedBox, open_sealed
 from node.demo.synth import generate_encounters, write_csv
+from node.federation import trust
 from node.member import operations as ops
 from node.member.pipeline import restricted_aad
 from node.store.picture import PictureStore

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from node import federation
 from node.cli import main
 from node.codec.registry import load_schema_version
 from node.config import REPO_ROOT
 from node.errors import ConfigFileError, InputError, KeyFileError, SchemaFileError
+from node.federation import manifest as fed
 from node.limits import (
     MAX_KEY_BYTES,
     MAX_MANIFEST_BYTES,
@@ -54,7 +54,7 @@ def _bounded(call, limit: int) -> Exception:  # type: ignore[no-untyped-def]
 
 def test_an_oversized_manifest_is_refused_before_parsing(tmp_path: Path) -> None:
     path = _sparse(tmp_path / "manifest.json", MAX_MANIFEST_BYTES + 1, b'{"payload": "')
-    err = _bounded(lambda: federation.read_signed(path), 0)
+    err = _bounded(lambda: fed.read_signed(path), 0)
     assert isinstance(err, ConfigFileError)
     assert err.file == str(path) and "4 MiB limit" in str(err)
 
@@ -117,7 +117,7 @@ def test_json_nested_too_deeply_is_a_located_error(tmp_path: Path, suffix: str) 
 
 def test_an_oversized_password_file_is_refused_without_echoing_it(tmp_path: Path) -> None:
     from node.config import KafkaSettings, kafka_password
-    from node.deploy import read_secret
+    from node.operator.deploy import read_secret
 
     path = _sparse(tmp_path / "password", MAX_KEY_BYTES + 1, b"hunter2-secret")
     path.chmod(0o600)

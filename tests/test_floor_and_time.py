@@ -16,16 +16,16 @@ import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
-from node import federation as fed
-from node import trust
 from node.aggregator.apply import ApplyStats
+from node.aggregator.picture_sync import picture_path, sync_picture
 from node.aggregator.rebuild import rebuild_picture
 from node.config import Home
+from node.federation import manifest as fed
+from node.federation import trust
 from node.member import operations as ops
 from node.member.follow import aggregate_follow, wait_until
 from node.model.events import Envelope, PolicyRef
 from node.model.manifest import Topics
-from node.picture_sync import picture_path, sync_picture
 from node.store.picture import PictureStore
 from node.transport.kafka import ensure_topic
 from node.transport.provision import SHARED_TOPIC_CONFIGS, TopicSpec, provision

@@ -30,9 +30,9 @@ from node.folder import data as folder_data
 from node.folder.accounts import FolderDB
 from node.folder.app import Throttle
 from node.folder.pages import intelligence_page
+from node.operator.serve import make_server
 from node.report.sdmx import COLUMNS
 from node.report.sdmx_structure import structure_xml
-from node.serve import make_server
 from node.store.picture import PictureStore
 from tests.factories import member_with_data
 from tests.folder_support import (

@@ -28,22 +28,12 @@ FLOORS: list[frozenset[str]] = [
     frozenset({"policy", "codec", "store", "transport", "report"}),
     # 3. A home's configuration, read in one place.
     frozenset({"config"}),
-    # 4. The roles: what a member and the Secretariat do, and the federation.
-    frozenset(
-        {
-            "home",
-            "member",
-            "picture_sync",
-            "aggregator",
-            "federation",
-            "membership",
-            "trust",
-            "trust_ledger",
-            "anchors",
-        }
-    ),
-    # 5. The operator's tools: set-up, checks, backups, metrics, the folder.
-    frozenset({"backup", "deploy", "devkafka", "doctor", "metrics", "folder", "serve"}),
+    # 4. The roles: what a member and the Secretariat do, and the federation
+    #    (membership, keys, the manifest), with what every role reads from a home.
+    frozenset({"home", "member", "aggregator", "federation"}),
+    # 5. The operator's tools (set-up, checks, backups, metrics, serving), the
+    #    local broker and the online folder.
+    frozenset({"operator", "devkafka", "folder"}),
     # 6. The synthetic federation.
     frozenset({"demo"}),
     # 7. The command line, on top: nothing imports it.
@@ -87,6 +77,47 @@ def test_the_graph_sees_function_level_imports() -> None:
     _, edges = import_graph(NODE, "node")
     targets = {e.target for e in edges if e.importer == "node.member.worker_main"}
     assert {"node.member.operations", "node.member.pipeline", "node.member.workers"} <= targets
+
+
+def test_the_rooms_keep_their_floors(tmp_path: Path) -> None:
+    """node's own floors, on a small tree shaped like node/: the operator may
+    use the federation, the member and the aggregator, and the roles use the
+    federation; a stage importing the federation or the aggregator, or a role
+    importing the operator, is an upward import."""
+    files = {
+        "store/db.py": "",
+        "federation/trust.py": "from node.store import db\n",
+        "member/operations.py": "from node.federation import trust\n",
+        "aggregator/picture_sync.py": "from node.member import operations\n",
+        "operator/doctor.py": (
+            "from node.federation import trust\n"
+            "from node.member import operations\n"
+            "from node.aggregator import picture_sync\n"
+        ),
+    }
+    upward = {
+        "store/ledger.py": "from node.federation import trust\n",
+        "policy/floor.py": "def f():\n    from node.aggregator.picture_sync import x\n",
+        "federation/anchors.py": "from node.operator.doctor import diagnose\n",
+        "member/follow.py": "from node.operator import doctor\n",
+    }
+
+    def violations(tree: dict[str, str]) -> list[tuple[str, str]]:
+        root = tmp_path / str(len(list(tmp_path.iterdir()))) / "node"
+        for name, text in tree.items():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_text(text, encoding="utf-8")
+        for directory in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+            (directory / "__init__.py").touch()
+        return sorted((v.rule, v.module) for v in check(root, NODE_RULES).violations)
+
+    assert violations(files) == []
+    assert violations(files | upward) == [
+        ("layer", "node.federation.anchors"),
+        ("layer", "node.member.follow"),
+        ("layer", "node.policy.floor"),
+        ("layer", "node.store.ledger"),
+    ]
 
 
 TOPIC_LITERALS = ("corredor.events", "corredor.control", "corredor.picture", "corredor-aggregator")

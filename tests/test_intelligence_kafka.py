@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from node import trust
 from node.config import Home, policies_dir
+from node.federation import trust
 from node.member import operations as ops
 from node.store.picture import PictureStore
 from tests.factories import aggregator_for

@@ -14,13 +14,13 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-from node import trust
 from node.aggregator.apply import Aggregator, ApplyStats, consume_until_caught_up
 from node.codec.events import EventCodec
 from node.codec.registry import SchemaRegistry
 from node.config import Home, schemas_dir
 from node.crypto.signing import SigningKey
 from node.demo.federation import SAMPLES_DIR
+from node.federation import trust
 from node.member import operations as ops
 from node.member.pipeline import EventFactory
 from node.member.reference_pipeline import prepare_reference_events

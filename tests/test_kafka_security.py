@@ -22,9 +22,9 @@ from kafka.errors import KafkaError, TopicAuthorizationFailedError
 from node.config import Home, KafkaSettings
 from node.devkafka import ClusterInfo, LocalKafka
 from node.devkafka.manage import home_settings
-from node.doctor import diagnose
 from node.errors import TransportError
 from node.member import operations as ops
+from node.operator.doctor import diagnose
 from node.store import audit
 from node.transport.credentials import MASK
 from node.transport.kafka import KafkaSource, ensure_topic

@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node import trust
 from node.config import Home
 from node.crypto import linkage
 from node.crypto.signing import SigningKey
 from node.errors import ConfigError, CryptoError, SignatureInvalid
-from node.federation import read_signed
+from node.federation import trust
+from node.federation.manifest import read_signed
 from node.member import operations as ops
 from tests.factories import aggregator_for
 

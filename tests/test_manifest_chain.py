@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from node import trust
 from node.cli import main
 from node.config import Home
+from node.federation import trust
 from node.member import operations as ops
 from tests.factories import aggregator_for
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from node import federation as fed
-from node import membership as mb
-from node import trust
 from node.cli import main
 from node.crypto.keys import EncryptionKey, x25519_public_pem
 from node.crypto.signing import SigningKey, public_pem
+from node.federation import manifest as fed
+from node.federation import membership as mb
+from node.federation import trust
 from node.member import operations as ops
 from node.model.manifest import Manifest
 from tests.factories import aggregator_for

@@ -19,7 +19,7 @@ from node.config import REPO_ROOT, Home
 from node.demo.synth import generate_encounters, write_csv
 from node.member import operations as ops
 from node.member.follow import BatchReport, PublishCounters, wait_until
-from node.metrics import FollowMetrics, MetricsServer
+from node.operator.metrics import FollowMetrics, MetricsServer
 from tests.factories import START, aggregator_for, member_with_data
 from tests.patience import PATIENCE_S
 

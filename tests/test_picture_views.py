@@ -647,10 +647,10 @@ def test_members_get_the_picture_back_signed_by_its_producers(tmp_path: Path) ->
     """The Secretariat queues, unchanged, the events every member may see; a
     member's node verifies and applies them, and its report equals the
     Secretariat's export for that member."""
-    from node import trust
     from node.aggregator.checks import APPENDED_AT_HEADER
+    from node.aggregator.picture_sync import apply_picture, picture_path
     from node.config import load_home
-    from node.picture_sync import apply_picture, picture_path
+    from node.federation import trust
     from node.transport.base import Message
 
     agg = build_picture(tmp_path, {"PAN": 1500, "CRI": 1200})
@@ -783,8 +783,8 @@ def test_routes_from_linked_encounter_records_end_to_end(tmp_path: Path) -> None
             drain_outbox(store, MemorySink(topic))
     agg = aggregator_for(tmp_path, [usa, mex])
     with PictureStore(agg.store_path) as store:
-        from node import trust
         from node.aggregator.apply import Aggregator
+        from node.federation import trust
 
         stats = Aggregator(
             store, ops.event_codec(), trust.key_directory(agg), floor=ops.regional_floor()
@@ -829,8 +829,8 @@ def test_purge_tombstones_the_purged_subjects_on_the_picture_topic(
 
 
 def test_a_member_skips_tombstones(tmp_path: Path) -> None:
+    from node.aggregator.picture_sync import apply_picture
     from node.config import load_home
-    from node.picture_sync import apply_picture
     from node.transport.base import Message
 
     build_picture(tmp_path, {"PAN": 300})

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from node import trust
 from node.aggregator.apply import Aggregator
 from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv
+from node.federation import trust
 from node.member import operations as ops
 from node.model.events import Envelope
 from node.store.picture import PictureStore

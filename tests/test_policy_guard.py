@@ -14,12 +14,12 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node import trust
 from node.aggregator.apply import Aggregator
 from node.config import Home, policies_dir
 from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv
 from node.errors import CorredorError, EgressRefused
+from node.federation import trust
 from node.member import operations as ops
 from node.member.pipeline import EventFactory, drain_outbox
 from node.member.workers import read_guard_values

@@ -14,13 +14,13 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from node import trust
 from node.aggregator.apply import Aggregator, ApplyStats
 from node.cli import main
 from node.config import Home, policies_dir
 from node.crypto.signing import SigningKey
 from node.demo.federation import SAMPLES_DIR, sample_files
 from node.errors import ConfigError, InputError
+from node.federation import trust
 from node.member import corrections
 from node.member import operations as ops
 from node.member.ingest_reference import detect_kind

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from node import trust
 from node.aggregator.apply import Aggregator, consume_until_caught_up
 from node.config import Home
+from node.federation import trust
 from node.member import operations as ops
 from node.member.pipeline import drain_outbox
 from node.report.flows import picture_json
@@ -163,7 +163,7 @@ def test_every_private_key_of_the_secretariat_home_is_under_keys(tmp_path: Path)
 def test_restore_into_a_home_whose_keys_directory_is_an_empty_mount(tmp_path: Path) -> None:
     """In the stack the TS's <home>/keys is a volume: an empty directory that
     exists before restore runs, and cannot be removed."""
-    from node.backup import backup_home, restore_home
+    from node.operator.backup import backup_home, restore_home
 
     agg = _aggregator_with_picture(tmp_path)
     backup_home(agg, tmp_path / "backup")

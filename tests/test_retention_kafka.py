@@ -22,8 +22,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.devkafka import LocalKafka
-from node.doctor import diagnose
 from node.member import operations as ops
+from node.operator.doctor import diagnose
 from node.store.picture import VIEW_COLUMNS, PictureStore
 from node.transport.kafka import ensure_topic
 from node.transport.topic_config import DAY_MS, rebuild_problems

@@ -17,12 +17,12 @@ from typing import Any
 from click.testing import CliRunner
 from kafka import KafkaProducer
 
-from node import trust
+from node.aggregator.picture_sync import picture_path, sync_picture
 from node.cli import main as cli
 from node.config import Home
+from node.federation import trust
 from node.member import operations as ops
 from node.model.events import Envelope, PolicyRef
-from node.picture_sync import picture_path, sync_picture
 from node.store.picture import PictureStore
 from node.transport.kafka import read_all
 from tests.factories import aggregator_for, member_with_data

@@ -16,14 +16,14 @@ import pytest
 from click.testing import CliRunner
 from kafka import KafkaConsumer, TopicPartition
 
-from node import trust
 from node.cli import main
 from node.config import Home
 from node.crypto.signing import key_id_for, load_public_pem
 from node.demo.synth import generate_encounters, write_csv
-from node.doctor import diagnose
-from node.federation import read_signed
+from node.federation import trust
+from node.federation.manifest import read_signed
 from node.member import operations as ops
+from node.operator.doctor import diagnose
 from tests.factories import aggregator_for, member_with_data
 
 

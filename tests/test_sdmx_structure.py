@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from node import trust
 from node.aggregator.apply import Aggregator
 from node.cli import main
 from node.config import Home
 from node.crypto.signing import SigningKey
+from node.federation import trust
 from node.member import corrections
 from node.member import operations as ops
 from node.member.pipeline import FLOW_KIND, EventFactory, drain_outbox, prepare_flow_events

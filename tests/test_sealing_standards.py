@@ -25,11 +25,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from node import federation as fed
-from node import trust
 from node.config import Home, policies_dir
 from node.crypto.keys import EncryptionKey
 from node.crypto.sealing import seal_v1
+from node.federation import manifest as fed
+from node.federation import trust
 from node.member import operations as ops
 from node.policy.loader import load_policy
 from node.transport.kafka import read_all

@@ -28,8 +28,8 @@ from click.testing import CliRunner, Result
 from node.cli import main
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
-from node.doctor import DoctorReport, diagnose
 from node.member import operations as ops
+from node.operator.doctor import DoctorReport, diagnose
 from node.store.node_store import SCHEMA_VERSION, NodeStore
 from node.transport.memory import MemoryTopic
 from tests.factories import aggregator_for, member_with_data, picture_totals, publish_flows_to

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from node import federation as fed
-from node import trust
 from node.aggregator.apply import Aggregator
 from node.crypto.keys import EncryptionKey
 from node.crypto.sealing import SealedBox, open_sealed, seal
 from node.crypto.signing import SigningKey
 from node.errors import ConfigError, CryptoError, SignatureInvalid
+from node.federation import manifest as fed
+from node.federation import trust
 from node.member import encounters
 from node.member import operations as ops
 from node.member.pipeline import EventFactory, drain_outbox, prepare_flow_events

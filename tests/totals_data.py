@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from node import trust
 from node.aggregator.apply import Aggregator
 from node.config import Home
+from node.federation import trust
 from node.member import operations as ops
 from node.store.picture import PictureStore
 from node.transport.memory import MemorySource, MemoryTopic

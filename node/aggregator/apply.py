@@ -66,7 +66,7 @@ from node.aggregator.views import APPLIERS
 from node.codec.events import EventCodec
 from node.crypto.batch_seal import SealVerifier
 from node.errors import TransportError
-from node.federation import KeyDirectory
+from node.federation.manifest import KeyDirectory
 from node.model.events import Envelope
 from node.policy.floor import RegionalFloor
 from node.store import audit

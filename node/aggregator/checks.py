@@ -19,7 +19,7 @@ from node.crypto.batch_seal import SealVerifier
 from node.crypto.sealing import SealedBox
 from node.crypto.signing import verify
 from node.errors import CodecError, CryptoError, SignatureInvalid
-from node.federation import KeyDirectory
+from node.federation.manifest import KeyDirectory
 from node.model.events import RESTRICTED_KINDS, Envelope, Event
 from node.policy.floor import RegionalFloor
 from node.transport.base import Message

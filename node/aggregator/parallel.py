@@ -39,7 +39,7 @@ from typing import Any
 
 from node.codec.events import EventCodec
 from node.crypto.batch_seal import SealVerifier
-from node.federation import KeyDirectory
+from node.federation.manifest import KeyDirectory
 from node.model.events import Envelope, Event, PolicyRef
 from node.model.manifest import Manifest
 from node.policy.floor import RegionalFloor

@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from node.aggregator.views import APPLIERS
-from node.federation import KeyDirectory
+from node.federation.manifest import KeyDirectory
 from node.model.events import RESTRICTED_KINDS, Envelope, PolicyRef
 from node.store import audit
 from node.store.audit import AuditRecord

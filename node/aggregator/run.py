@@ -1,7 +1,7 @@
 """THE place an aggregator is built, for every run mode.
 
 ``aggregate --once``, ``aggregate --follow`` and a member's copy of the picture
-(``node.picture_sync``) all verify and apply events through an ``Aggregator``
+(``node.aggregator.picture_sync``) all verify and apply events through an ``Aggregator``
 made here, so that no mode can leave out a check: the regional floor is a
 required argument, and the trusted time of a message follows from the mode.
 
@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from node import trust
 from node.aggregator.apply import Aggregator
 from node.aggregator.checks import append_time, relayed_time
 from node.codec.events import EventCodec
 from node.config import Home
+from node.federation import trust
 from node.policy.floor import RegionalFloor
 from node.store.picture import PictureStore
 

@@ -85,7 +85,7 @@ def bootstrap_option(func: F) -> F:
 
 
 def metrics_options(func: F) -> F:
-    """--metrics-port and --metrics-address of the follow loops (node.metrics)."""
+    """--metrics-port and --metrics-address of the follow loops (node.operator.metrics)."""
     func = click.option(
         "--metrics-address",
         default="127.0.0.1",

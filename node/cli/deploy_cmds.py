@@ -10,8 +10,6 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from node import backup as backups
-from node import deploy
 from node.cli import store_cmds
 from node.cli.common import (
     bootstrap_option,
@@ -22,9 +20,11 @@ from node.cli.common import (
     progress,
 )
 from node.config import KafkaSettings
-from node.doctor import DEFAULT_MAX_LAG, DEFAULT_MAX_OUTBOX_AGE_S, diagnose
 from node.errors import ConfigError
 from node.member.follow import stop_on_signals
+from node.operator import backup as backups
+from node.operator import deploy
+from node.operator.doctor import DEFAULT_MAX_LAG, DEFAULT_MAX_OUTBOX_AGE_S, diagnose
 from node.topics import EVENTS_TOPIC
 
 _STATUS_STYLE = {"ok": "green", "problem": "red", "skipped": "yellow"}
@@ -188,7 +188,7 @@ def serve(ctx: click.Context, address: str, port: int, refresh: float, tls_cert:
       corredor --home ./ts serve --address 0.0.0.0 --port 8443 \\
         --tls-cert /etc/corredor/folder.crt --tls-key /etc/corredor/folder.key
     """
-    from node.serve import make_server
+    from node.operator.serve import make_server
 
     server = make_server(home_of(ctx), address, port, refresh, tls_cert=tls_cert,
                          tls_key=tls_key, folder_db=folder_db)

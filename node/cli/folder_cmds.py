@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def _db(ctx: click.Context) -> FolderDB:
     from node.folder.accounts import FolderDB
-    from node.serve import folder_db_path
+    from node.operator.serve import folder_db_path
 
     obj = ctx.find_object(dict) or {}
     given: Path | None = obj.get("folder_db")

@@ -36,7 +36,7 @@ from node.member.follow import PublishCounters, aggregate_follow, publish_follow
 from node.member.ingest import unknown_places_note
 from node.member.ingest_reference import ENCOUNTERS, FILE_KINDS
 from node.member.ingest_reference import template_header as reference_template
-from node.metrics import FollowMetrics, MetricsServer
+from node.operator.metrics import FollowMetrics, MetricsServer
 
 # -- init, keys, members ------------------------------------------------------------
 

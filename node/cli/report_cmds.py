@@ -53,7 +53,7 @@ def run_report(
     """What ``corredor report`` does; see its help. On a member's home the
     picture is first brought up to date from the picture topic (unless
     ``offline``) and the audience defaults to the member itself."""
-    from node.picture_sync import picture_path, sync_picture
+    from node.aggregator.picture_sync import picture_path, sync_picture
     from node.report.flows import (
         FlowRow,
         country_total_rows,
@@ -178,7 +178,7 @@ def purge(ctx: click.Context, as_of: datetime | None) -> None:
     Example:
       corredor --home ./ts purge
     """
-    from node.picture_sync import picture_path
+    from node.aggregator.picture_sync import picture_path
     from node.store.picture import PictureStore
 
     today: date = as_of.date() if as_of else datetime.now(UTC).date()

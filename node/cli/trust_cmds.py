@@ -9,9 +9,9 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from node import membership, trust, trust_ledger
 from node.cli.common import bootstrap_option, console, format_option, handle_errors, home_of
 from node.crypto.keys import read_key_file, read_key_text
+from node.federation import membership, trust, trust_ledger
 from node.member import operations as ops
 
 
@@ -408,7 +408,7 @@ def federation_import(ctx: click.Context, file: Path) -> None:
     Example:
       corredor --home ./pan federation import manifest.json
     """
-    from node.federation import read_signed
+    from node.federation.manifest import read_signed
 
     manifest, updated = trust.accept_manifest(home_of(ctx), read_signed(file))
     console.print(f"manifest {'updated to' if updated else 'already at'} serial {manifest.serial}")

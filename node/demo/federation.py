@@ -19,11 +19,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from node import trust
 from node.aggregator.apply import ApplyStats
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.errors import ConfigError
+from node.federation import trust
 from node.member import corrections
 from node.member import operations as ops
 from node.topics import DEMO_TOPIC_PREFIX

@@ -1,6 +1,6 @@
 """A private, refreshed copy of the aggregator's picture for the folder to read.
 
-The live store is opened only by ``node.backup.snapshot_store``, on a
+The live store is opened only by ``node.operator.backup.snapshot_store``, on a
 ``mode=ro`` connection, and copied with SQLite's online backup API into a
 temporary file of this process at most every ``refresh_s`` seconds. The folder
 reads that copy: it never writes the live store, never holds the aggregator's
@@ -26,8 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from node.backup import check_store, snapshot_store
 from node.errors import ConfigError
+from node.operator.backup import check_store, snapshot_store
 from node.report.audience import admission_changes_at
 from node.store.picture import PictureStore
 

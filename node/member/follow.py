@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from node import trust
 from node.aggregator.apply import ApplyStats
 from node.aggregator.run import build_aggregator
 from node.config import Home
 from node.errors import CorredorError
+from node.federation import trust
 from node.member import operations as ops
 from node.member.pipeline import drain_outbox
 from node.store.node_store import NodeStore

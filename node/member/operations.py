@@ -21,7 +21,6 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from node import anchors, membership, trust, trust_ledger
 from node.aggregator.apply import (
     DEAD_LETTER_REASONS,
     ApplyStats,
@@ -53,6 +52,7 @@ from node.errors import (
     StoreLostHistory,
     TransportError,
 )
+from node.federation import anchors, membership, trust, trust_ledger
 from node.files import private_dir
 from node.home import event_codec as event_codec
 from node.home import picture_topic as _picture_topic
@@ -873,7 +873,7 @@ def publish_picture(
     """Send the events every member may see, their producers' signed bytes
     unchanged, to the picture topic, keyed by subject (the topic is compacted:
     the newest revision of each subject stays). Embargoed events wait. Each
-    member verifies the signatures itself (``node.picture_sync``)."""
+    member verifies the signatures itself (``node.aggregator.picture_sync``)."""
     pending = store.pending_picture(datetime.now(UTC))
     tombstones = store.pending_tombstones()
     if not pending and not tombstones:

@@ -11,7 +11,7 @@ before. For a shared exchange, compared with the publication ledger:
 
 Restricted kinds (``IntelligenceReport``) never leave in clear: the envelope
 body carries the record sealed to the recipients' X25519 keys (see
-``node.trust.restricted_recipients``); without recipients they are held back
+``node.federation.trust.restricted_recipients``); without recipients they are held back
 and counted, never sent unsealed.
 
 Manual holds on computed subjects (flow-statistic cells an operator withdrew)

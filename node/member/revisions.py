@@ -41,10 +41,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from node import trust
 from node.config import Home
 from node.crypto.signing import key_id_for, load_public_pem
 from node.errors import CodecError, CorredorError, InputError, StoreError
+from node.federation import trust
 from node.home import event_codec, picture_topic, require_member
 from node.store import audit
 from node.store import identity as ident

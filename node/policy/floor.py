@@ -113,7 +113,7 @@ class RegionalFloor(StrictModel):
         "an event may wait in a node's outbox (an outage) before it reaches the topic.",
     )
     #: Who must approve admitting a member, changing a member's status or
-    #: replacing a member's root key (node.membership): a majority, two
+    #: replacing a member's root key (node.federation.membership): a majority, two
     #: thirds, or every counted member.
     membership_quorum: Literal["majority", "two-thirds", "unanimity"] = "majority"
     #: Differential privacy (a flow-statistics method); absent: no policy may use it.

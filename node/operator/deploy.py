@@ -22,12 +22,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from node import trust
 from node.config import CONFIG_FILE, Home, KafkaSettings, load_home
 from node.devkafka.pki import CA_CERT, init_ca, issue
 from node.devkafka.secure import SECRETARIAT_USER, federation_grants
 from node.devkafka.secure import federation_topics as federation_topic_table
 from node.errors import ConfigError, ConfigFileError, CorredorError
+from node.federation import trust
 from node.limits import MAX_KEY_BYTES, read_limited
 from node.member import operations as ops
 from node.topics import EVENTS_TOPIC

@@ -1,13 +1,13 @@
 """What a home remembers about the federation, under ``<home>/trust/``.
 
 - ``founders.json``: the founding members and key ids, pinned out of band (the
-  root of trust for membership, ``node.membership``).
+  root of trust for membership, ``node.federation.membership``).
 - ``approvals/``: members' signed approvals of changes, as read from the
   control topic or made here.
 - ``manifest-heads.json``: every manifest (serial -> SHA-256 of its payload)
   this home has accepted, to catch a Secretariat showing two histories.
 - ``peer-heads.json``: the latest signed audit and manifest heads of the other
-  parties (``node.anchors``).
+  parties (``node.federation.anchors``).
 - ``alarms.jsonl``: equivocations and forks seen, for ``doctor``.
 """
 
@@ -21,10 +21,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from node import federation as fed
 from node.config import Home
 from node.errors import ConfigError, CorredorError
-from node.membership import Approval, Founders, SelfRevocation
+from node.federation import manifest as fed
+from node.federation.membership import Approval, Founders, SelfRevocation
 
 log = logging.getLogger("corredor.trust")
 

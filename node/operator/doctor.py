@@ -39,12 +39,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from node import federation as fed
-from node import trust, trust_ledger
 from node.aggregator.apply import DEAD_LETTER_REASONS
 from node.config import Home, regional_policy_path
 from node.crypto.signing import key_id_for, load_public_pem
 from node.errors import CorredorError
+from node.federation import manifest as fed
+from node.federation import trust, trust_ledger
 from node.member import operations as ops
 from node.model.manifest import SignedManifest
 from node.store.node_store import NodeStore

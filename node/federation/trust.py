@@ -17,15 +17,15 @@ from typing import Literal
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from node import federation as fed
-from node import membership
-from node import trust_ledger as ledger
 from node.config import Home, key_passphrase, regional_policy_path
 from node.crypto import linkage
 from node.crypto.keys import EncryptionKey, load_x25519_public_pem, x25519_public_pem
 from node.crypto.sealing import SealedBox, open_sealed, seal
 from node.crypto.signing import SigningKey, key_id_for, load_public_pem, public_pem, verify
 from node.errors import ConfigError, ConfigFileError, CryptoError, SignatureInvalid
+from node.federation import manifest as fed
+from node.federation import membership
+from node.federation import trust_ledger as ledger
 from node.limits import MAX_MANIFEST_BYTES, read_limited
 from node.model.codes import COUNTRY_NAMES, is_iso3
 from node.model.manifest import MANIFEST_VERSION, KeyStatement, Manifest, SignedManifest
@@ -284,7 +284,7 @@ def accept_manifest(home: Home, signed: SignedManifest) -> tuple[Manifest, bool]
 
 
 def trust_view(home: Home, manifest: Manifest | None = None) -> membership.TrustView:
-    """What this home trusts in its current manifest (see ``node.membership``)."""
+    """What this home trusts in its current manifest (see ``node.federation.membership``)."""
     manifest = manifest if manifest is not None else current_manifest(home)
     return membership.evaluate(
         manifest,

@@ -25,12 +25,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from node import federation as fed
-from node import membership, trust
-from node import trust_ledger as ledger
 from node.config import Home, key_passphrase
 from node.crypto.signing import SigningKey, load_public_pem, verify
 from node.errors import ConfigError, SignatureInvalid
+from node.federation import manifest as fed
+from node.federation import membership, trust
+from node.federation import trust_ledger as ledger
 from node.store import audit
 from node.transport.base import Message
 

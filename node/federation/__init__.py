@@ -1,0 +1,18 @@
+"""The federation's room: who belongs, whose keys count, what a home trusts.
+
+- ``manifest``: the signed federation manifest (drafting, signing, verifying,
+  distributing) and the key directory the aggregator and the inbox verify
+  against;
+- ``membership``: founders, quorum approvals and key continuity, decided by
+  the members;
+- ``trust``: keys and the manifest as a home sees them (``corredor keys`` and
+  ``corredor federation``);
+- ``trust_ledger``: what a home remembers about the federation under
+  ``<home>/trust/``;
+- ``anchors``: audit-log heads anchored outside the writer.
+
+Import the module you need (``from node.federation import trust``): this file
+imports none of them, so importing one does not load the others.
+"""
+
+__all__ = ["anchors", "manifest", "membership", "trust", "trust_ledger"]
