@@ -284,3 +284,15 @@ def test_policy_diff_names_the_cells_a_shape_change_would_expose(tmp_path: Path)
         release = plan_flow_release(store, ops.home_policy(home))
     sent = {(c.period, tuple(sorted(c.dimensions))) for c in release.cells}
     assert not held & sent
+    # what was published under both shapes, read together by ``policy audit``
+    with NodeStore(home.store_path) as store:
+        drain_outbox(store, MemorySink(MemoryTopic()))
+    result = CliRunner().invoke(
+        main, ["--home", str(home.path), "policy", "audit", "--format", "json"]
+    )
+    data = json.loads(result.output)
+    across = data["exchanges"][0]["across_shapes"]
+    assert across is not None and across["foreign_blocks"] > 0 and across["hidden"] > 0
+    assert across["passes"] and across["failing"] == [], across["failing"]
+    assert result.exit_code == 0 and data["passes"], result.output
+    assert "across shapes" in _cli("--home", str(home.path), "policy", "audit")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, TypedDict
@@ -19,7 +20,7 @@ from node.policy.flows import MAX_RELEASES, BlockLedger, shape_of
 from node.policy.loader import load_policy
 from node.policy.model import FlowStatisticsRules
 from node.policy.release import release_flows
-from node.policy.shapes import rules_of_shape
+from node.policy.shapes import audit_across_shapes, foreign_blocks, rules_of_shape
 from tests.sdc_attacker import Bounds_, Joint, ShapeSeen, attack_shapes
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"
@@ -223,6 +224,59 @@ def test_back_to_the_old_shape_keeps_both() -> None:
     old, new = _dom()
     more = _rows({("HTI", "F", W3): 1, ("VEN", "M", W3): 9})
     assert narrow_across([(old, DOM_ROWS), (new, []), (old, more), (new, [])]) == []
+
+
+def _seen(rules: FlowStatisticsRules, rows: list[Row], release: Any, bare: bool) -> ShapeSeen:
+    cells = [] if bare else [(c.period, dict(c.dimensions), c.count) for c in release.cells]
+    common: _Shape = {
+        "period": rules.period,
+        "names": list(rules.dimensions),
+        "margins": rules.margins,
+        "minimum": rules.min_cell_size,
+        "rounding": rules.rounding,
+        "tables": rules.tables or (),
+    }
+    return ShapeSeen(_joint(rows), cells=cells, **common)
+
+
+def test_policy_audit_across_shapes_finds_a_change_published_unchecked() -> None:
+    """``policy audit`` on a home whose policy changed shape reads every shape's
+    releases together. DOM's second version published as if the first had
+    never been (the check across shapes skipped, as before issue 15): the
+    test's own attacker pins HTI women's week 2, and the audit must fail and
+    name it. The same change published by the engine passes."""
+    old, new = _dom()
+    first = release_flows(DOM_ROWS, old, {})
+    ledger_old = {b: r.ledger for b, r in first.blocks.items() if r.ledger is not None}
+    unchecked = release_flows(DOM_ROWS, new, {})
+    older = tuple(foreign_blocks(new, ledger_old))
+    assert older
+    ledger = {
+        b: BlockLedger.from_json(replace(r.ledger, foreign=older).to_json())
+        for b, r in unchecked.blocks.items()
+        if r.ledger is not None
+    }
+    # the attacker's own reading of the two releases
+    seen = [_seen(old, DOM_ROWS, first, False), _seen(new, DOM_ROWS, unchecked, False)]
+    bare = [_seen(old, DOM_ROWS, first, True), _seen(new, DOM_ROWS, unchecked, True)]
+    found, baseline = attack_shapes(seen), attack_shapes(bare)
+    week2 = (0, ("2024-W02", ("HTI", "F")))
+    assert found[week2].width < old.min_cell_size < baseline[week2].width + 1, found[week2]
+
+    audit = audit_across_shapes(DOM_ROWS, new, ledger)
+    assert not audit.passes and audit.foreign_blocks >= 1
+    named = {
+        (c["shape"], c["period"], tuple(sorted(c["dimensions"].items()))) for c in audit.failing
+    }
+    assert ("old", "2024-W02", (("nationality", "HTI"), ("sex", "F"))) in named, audit.failing
+    for cell in audit.failing:
+        assert cell["high"] is not None and cell["high"] - cell["low"] < cell["protection"]
+
+    _, _, releases = run([(old, DOM_ROWS), (new, [])])
+    safe = {b: r.ledger for b, r in releases[1].blocks.items() if r.ledger is not None}
+    checked = audit_across_shapes(DOM_ROWS, new, safe)
+    assert checked.foreign_blocks >= 1 and checked.hidden > 0
+    assert checked.passes, checked.failing
 
 
 def _weekly(margins: list[list[str]]) -> FlowStatisticsRules:

@@ -202,10 +202,33 @@ def render_audit(data: dict[str, Any]) -> str:
                 f"  narrowest          {n['period']} {dims} (block {n['block']}, release "
                 f"{n['release']}): {n['low']}..{high}"
             )
+        across = ex.get("across_shapes")
+        if across is not None:
+            lines.append(
+                f"  across shapes      {across['foreign_blocks']} older-shape blocks read; "
+                f"{across['hidden']} hidden counts, {across['protected']} protected"
+            )
+            if across["narrowest"] is not None:
+                lines.append(f"  narrowest across   {_cell_text(across['narrowest'])}")
+            if not across["consistent"]:
+                lines.append("  FAILS              across shapes: the facts contradict each other")
+            for cell in across["failing"]:
+                lines.append(f"  FAILS              across shapes: {_cell_text(cell)}")
         lines.append(f"  passes             {_fmt(ex['passes'])}")
         for block in ex["failing_blocks"]:
             lines.append(f"  FAILS              block {block}")
     return "\n".join(lines)
+
+
+def _cell_text(cell: dict[str, Any]) -> str:
+    """A count of the audit across shapes: its cell, shape, release, interval."""
+    dims = ", ".join(f"{k}={v}" for k, v in cell["dimensions"].items())
+    high = "inf" if cell["high"] is None else cell["high"]
+    block = "" if cell["block"] is None else f"block {cell['block']}, "
+    return (
+        f"{cell['period']} {dims} ({cell['shape']} shape, {block}release {cell['release']}): "
+        f"{cell['low']}..{high}, protection {cell['protection']}"
+    )
 
 
 @policy.command("audit")

@@ -34,14 +34,14 @@ from node.policy.flows import (
     audit_releases,
     cell_dimensions,
     protection_level,
-    shape_of,
 )
 from node.policy.guard import EgressGuard
 from node.policy.loader import load_floor, load_policy
-from node.policy.model import KIND_EXCHANGE, FlowStatisticsRules, Policy
+from node.policy.model import KIND_EXCHANGE, Policy
 from node.policy.places import unknown_places
 from node.policy.records import Linker
 from node.policy.release import FlowRelease, coverage, release_flows
+from node.policy.shapes import audit_across_shapes, foreign_blocks, rules_of_shape
 from node.store.node_store import NodeStore
 
 SAMPLES = 3
@@ -471,29 +471,6 @@ def check_policies(files: Iterable[Path] | None = None) -> list[CheckResult]:
 # -- audit ------------------------------------------------------------------------------
 
 
-def _rules_of_shape(rules: FlowStatisticsRules, shape: tuple[str, ...]) -> FlowStatisticsRules:
-    """The flow rules a ledger entry was made under (its shape), the rest current."""
-    minimum, period, dimensions, coarsen, margins = shape[:5]
-    if tuple(shape) == shape_of(rules):
-        return rules
-    tables = None
-    if len(shape) > 5 and shape[5].startswith("tables:"):
-        detail = dimensions.split(",") if dimensions else []
-        tables = [t.split(",") if t else [] for t in shape[5][len("tables:") :].split(";")]
-        tables.append(detail)
-    return rules.model_copy(
-        update={
-            "tables": tables,
-            "min_cell_size": int(minimum),
-            "period": period,
-            "dimensions": dimensions.split(",") if dimensions else [],
-            "coarsen": coarsen.split(",") if coarsen else [],
-            # "" is both [] and [[]]: the stricter reading (a public total)
-            "margins": [m.split(",") if m else [] for m in margins.split(";")],
-        }
-    )
-
-
 def audit(home: Home) -> dict[str, Any]:
     """The attacker's model run on everything this node already published: per
     exchange and audience, the narrowest interval of a hidden count and the cell
@@ -504,13 +481,20 @@ def audit(home: Home) -> dict[str, Any]:
     rules = policy.exchanges.flow_statistics
     with NodeStore(home.store_path) as store:
         entries = store.suppression_ledger(FLOW_KIND)
+        ledgers = {block: BlockLedger.from_json(text) for block, text in entries.items()}
+        # releases of an older policy shape: read with the current shape's, on
+        # the records now (the joint counts every shape is a sum of)
+        across = (
+            audit_across_shapes(store.iter_flow_inputs(), rules, ledgers)
+            if foreign_blocks(rules, ledgers)
+            else None
+        )
     blocks = []
     narrowest: dict[str, Any] | None = None
     hidden = protected = 0
     failing: list[str] = []
-    for block, text in sorted(entries.items()):
-        ledger = BlockLedger.from_json(text)
-        block_rules = _rules_of_shape(rules, ledger.shape)
+    for block, ledger in sorted(ledgers.items()):
+        block_rules = rules_of_shape(rules, ledger.shape, margins=ledger.margins)
         result = audit_releases(ledger.releases(), block_rules)
         hidden += result.hidden
         protected += result.protected
@@ -552,13 +536,24 @@ def audit(home: Home) -> dict[str, Any]:
         "hidden": hidden,
         "protected": protected,
         "narrowest": narrowest,
-        "passes": not failing,
+        "passes": not failing and (across is None or across.passes),
         "failing_blocks": failing,
         "per_block": blocks,
+        "across_shapes": None
+        if across is None
+        else {
+            "foreign_blocks": across.foreign_blocks,
+            "hidden": across.hidden,
+            "protected": across.protected,
+            "narrowest": across.narrowest,
+            "consistent": across.consistent,
+            "passes": across.passes,
+            "failing": across.failing,
+        },
     }
     return {
         "country": home.country,
         "policy": _policy_ref(policy),
         "exchanges": [flows],
-        "passes": not failing,
+        "passes": flows["passes"],
     }

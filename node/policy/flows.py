@@ -351,9 +351,12 @@ class ForeignBlock:
     releases: tuple[PastRelease, ...]
     #: Order of the shape changes: a block of era 2 was released after those of era 1.
     era: int = 1
+    #: The shape's margins exactly (None: kept before they were; the shape's
+    #: margins field reads "" as a public total, the stricter reading).
+    margins: Margins | None = None
 
     def to_data(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "era": self.era,
             "shape": list(self.shape),
             "rounding": self.rounding,
@@ -361,6 +364,9 @@ class ForeignBlock:
             "block": self.block,
             "history": [r.to_data() for r in self.releases],
         }
+        if self.margins is not None:
+            data["margins"] = [list(m) for m in self.margins]
+        return data
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> ForeignBlock:
@@ -371,7 +377,20 @@ class ForeignBlock:
             str(data["block"]),
             tuple(PastRelease.from_data(r) for r in data["history"]),
             int(data.get("era", 1)),
+            _margins_from(data.get("margins")),
         )
+
+
+#: A shape's public margins exactly: each the dimensions it keeps.
+Margins = tuple[tuple[str, ...], ...]
+
+
+def margins_of(rules: FlowStatisticsRules) -> Margins:
+    return tuple(tuple(m) for m in rules.margins)
+
+
+def _margins_from(data: Any) -> Margins | None:
+    return None if data is None else tuple(tuple(str(d) for d in m) for m in data)
 
 
 @dataclass(frozen=True)
@@ -390,6 +409,9 @@ class BlockLedger:
     history: tuple[PastRelease, ...] = ()
     #: Blocks released under older shapes that this block overlaps.
     foreign: tuple[ForeignBlock, ...] = ()
+    #: The shape's margins exactly (None in an entry written before they were
+    #: kept: "" in ``shape`` is then read as a public total).
+    margins: Margins | None = None
 
     def releases(self) -> tuple[PastRelease, ...]:
         """Every release, oldest first (an entry from before the history was
@@ -409,6 +431,8 @@ class BlockLedger:
         }
         if self.foreign:
             data["foreign"] = [f.to_data() for f in self.foreign]
+        if self.margins is not None:
+            data["margins"] = [list(m) for m in self.margins]
         return json.dumps(data, separators=(",", ":"))
 
     @classmethod
@@ -427,6 +451,7 @@ class BlockLedger:
             int(data.get("secondary", 0)),
             history,
             tuple(ForeignBlock.from_data(f) for f in data.get("foreign", ())),
+            _margins_from(data.get("margins")),
         )
 
 
@@ -585,6 +610,7 @@ def release_block(
         secondary,
         (*history, this),
         previous.foreign if previous is not None else (),
+        margins_of(rules),
     )
     return release
 

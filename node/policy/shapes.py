@@ -42,7 +42,7 @@ import itertools
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -55,6 +55,7 @@ from node.policy.flows import (
     FlowCell,
     FlowInput,
     ForeignBlock,
+    Margins,
     PastRelease,
     Shape,
     atom_of,
@@ -72,12 +73,16 @@ Var = tuple[Hashable, ...]
 
 
 def rules_of_shape(
-    rules: FlowStatisticsRules, shape: tuple[str, ...], rounding: int | None = None
+    rules: FlowStatisticsRules,
+    shape: tuple[str, ...],
+    rounding: int | None = None,
+    margins: Margins | None = None,
 ) -> FlowStatisticsRules:
-    """The flow rules a ledger entry was made under (its shape), the rest current."""
+    """The flow rules a ledger entry was made under (its shape), the rest
+    current; ``margins``: the shape's margins exactly, when the entry kept them."""
     if tuple(shape) == shape_of(rules) and rounding in (None, rules.rounding):
         return rules
-    minimum, period, dimensions, coarsen, margins, *rest = shape
+    minimum, period, dimensions, coarsen, listed_margins, *rest = shape
     names = dimensions.split(",") if dimensions else []
     # the sixth element, "tables:...", lists the tables beside the detail (see
     # ``shape_of``); a shape without it published the detail only
@@ -91,8 +96,11 @@ def rules_of_shape(
             "period": period,
             "dimensions": names,
             "coarsen": coarsen.split(",") if coarsen else [],
-            # "" is both [] and [[]]: the stricter reading (a public total)
-            "margins": [m.split(",") if m else [] for m in margins.split(";")],
+            # "" is both [] and [[]]: unless the entry kept them exactly, the
+            # stricter reading (a public total)
+            "margins": [m.split(",") if m else [] for m in listed_margins.split(";")]
+            if margins is None or ";".join(",".join(m) for m in margins) != listed_margins
+            else [list(m) for m in margins],
             "rounding": rules.rounding if rounding is None else rounding,
             "tables": tables,
         }
@@ -116,11 +124,17 @@ def foreign_blocks(
         for fb in entry.foreign:
             keep(fb)
         if entry.shape != shape:
-            old = rules_of_shape(rules, entry.shape)
+            old = rules_of_shape(rules, entry.shape, margins=entry.margins)
             era = 1 + max((fb.era for fb in entry.foreign), default=0)
             keep(
                 ForeignBlock(
-                    entry.shape, old.rounding, protection_level(old), block, entry.releases(), era
+                    entry.shape,
+                    old.rounding,
+                    protection_level(old),
+                    block,
+                    entry.releases(),
+                    era,
+                    entry.margins,
                 )
             )
     return list(out.values())
@@ -179,6 +193,7 @@ class _JointModel:
     ) -> None:
         self.rules = rules
         self.steps = steps
+        self.partial = partial
         self.now_index = len(steps)
         self.now: dict[AtomKey, int] = defaultdict(int)
         for (atom, _olds), n in joint.items():
@@ -349,24 +364,33 @@ def _describe(target: _Target, low: float, high: float) -> dict[str, Any]:
     }
 
 
-def protect_across_shapes(
-    rows: list[FlowInput],
+@dataclass
+class _Linked:
+    """The joint model of the blocks of the current shape that an older
+    shape's releases overlap, and what links them."""
+
+    model: _JointModel
+    #: blocks of the current shape in the model
+    linked: set[str]
+    #: block of the current shape -> the foreign blocks (indices) it overlaps
+    overlaps: dict[str, set[int]]
+    #: the foreign blocks (indices) any linked block overlaps
+    used: list[int]
+
+
+def _link(
+    rows: Iterable[FlowInput],
     rules: FlowStatisticsRules,
-    blocks: dict[str, BlockRelease],
     foreign: list[ForeignBlock],
-    fresh: set[str],
-) -> ShapeCheck:
-    """Hide cells of the blocks released now (``fresh``) until no count of
-    an older-shape release, nor of this one, is narrower than its protection
-    level given every release of every shape; record the foreign blocks each
-    block overlaps in its ledger entry. ``blocks`` is changed in place."""
-    check = ShapeCheck()
-    if not foreign:
-        return check
+    history_of: Callable[[str], tuple[PastRelease, ...]],
+) -> _Linked:
+    """Count ``rows`` at their joint keys and write every release of the
+    older shapes and of the current one (``history_of`` a block) that the
+    overlap links into one joint model."""
     shapes = sorted({fb.shape for fb in foreign})
+    first_of = {s: next(fb for fb in foreign if fb.shape == s) for s in shapes}
     old_rules = {
-        s: rules_of_shape(rules, s, next(fb.rounding for fb in foreign if fb.shape == s))
-        for s in shapes
+        s: rules_of_shape(rules, s, first_of[s].rounding, first_of[s].margins) for s in shapes
     }
     for s in shapes:
         fbs = [fb for fb in foreign if fb.shape == s]
@@ -389,9 +413,6 @@ def protect_across_shapes(
             if hit is not None:
                 overlaps[shape_now.block_of(atom)].add(hit)
     used = sorted({i for ids in overlaps.values() for i in ids})
-    check.foreign_blocks = len(used)
-    if not used:
-        return check
     # only the joint atoms of blocks that overlap an old release take part;
     # every block when an older shape has margins the current one does not
     # publish: a return to that shape publishes them over blocks first released
@@ -422,11 +443,7 @@ def protect_across_shapes(
                 )
             )
     for block in sorted(linked):
-        ledger = blocks[block].ledger
-        history = ledger.releases() if ledger is not None else ()
-        if block in fresh:
-            history = history[:-1]  # the last is this release, decided below
-        for t, past in enumerate(history):
+        for t, past in enumerate(history_of(block)):
             steps.append(
                 _Step(
                     rules,
@@ -436,7 +453,37 @@ def protect_across_shapes(
                     {"shape": "new", "block": block, "release": t + 1},
                 )
             )
-    jm = _JointModel(rules, steps, joint, partial)
+    return _Linked(_JointModel(rules, steps, joint, partial), linked, overlaps, used)
+
+
+def protect_across_shapes(
+    rows: list[FlowInput],
+    rules: FlowStatisticsRules,
+    blocks: dict[str, BlockRelease],
+    foreign: list[ForeignBlock],
+    fresh: set[str],
+) -> ShapeCheck:
+    """Hide cells of the blocks released now (``fresh``) until no count of
+    an older-shape release, nor of this one, is narrower than its protection
+    level given every release of every shape; record the foreign blocks each
+    block overlaps in its ledger entry. ``blocks`` is changed in place."""
+    check = ShapeCheck()
+    if not foreign:
+        return check
+
+    def history_of(block: str) -> tuple[PastRelease, ...]:
+        ledger = blocks[block].ledger if block in blocks else None
+        history = ledger.releases() if ledger is not None else ()
+        if block in fresh:
+            history = history[:-1]  # the last is this release, decided below
+        return history
+
+    link = _link(rows, rules, foreign, history_of)
+    check.foreign_blocks = len(link.used)
+    if not link.used:
+        return check
+    jm, linked, overlaps = link.model, link.linked, link.overlaps
+    shape_now = Shape(rules)
     cells = {b: list(blocks[b].cells) for b in sorted(linked)}
     try:
         _hide_until_safe(jm, cells, fresh, shape_now, check)
@@ -465,6 +512,91 @@ def protect_across_shapes(
         )
     check.held_back.sort()
     return check
+
+
+@dataclass
+class ShapeAudit:
+    """What the attacker's model across shapes finds in what a node already
+    published (``audit_across_shapes``)."""
+
+    #: How many blocks of older shapes the model read.
+    foreign_blocks: int = 0
+    #: Sensitive counts of every release of every shape in the model.
+    hidden: int = 0
+    #: Of them, those that keep their level or that the margins alone pin.
+    protected: int = 0
+    #: The narrowest of them (``policy diff``'s description), None if none.
+    narrowest: dict[str, Any] | None = None
+    #: Those narrower than their level and than the margins alone leave them.
+    failing: list[dict[str, Any]] = field(default_factory=list)
+    #: False when the facts contradict each other (a correction removed
+    #: records after a release): then nothing could be judged, and it fails.
+    consistent: bool = True
+
+    @property
+    def passes(self) -> bool:
+        return self.consistent and not self.failing
+
+
+def audit_across_shapes(
+    rows: Iterable[FlowInput],
+    rules: FlowStatisticsRules,
+    ledger: Mapping[str, BlockLedger],
+) -> ShapeAudit:
+    """The attacker's model over every release of every shape in ``ledger``
+    (the current shape's and the older ones' its entries carry), on the
+    node's records now: each sensitive count's interval against its level.
+    A count the margins alone pin as tightly (every release's cells taken out,
+    the margins and what counts that grow tell kept) is the country's own
+    publication, as in ``flows.audit_releases``. Nothing is hidden or changed:
+    this is what ``policy audit`` reports for a home whose policy changed shape."""
+    out = ShapeAudit()
+    foreign = foreign_blocks(rules, ledger)
+    if not foreign:
+        return out
+    rows = list(rows)
+
+    def history_of(block: str) -> tuple[PastRelease, ...]:
+        entry = ledger.get(block)
+        if entry is None or entry.shape != shape_of(rules):
+            return ()  # an entry of an older shape is among the foreign blocks
+        return entry.releases()
+
+    link = _link(rows, rules, foreign, history_of)
+    out.foreign_blocks = len(link.used)
+    if not link.used:
+        return out
+    jm = link.model
+    bare_steps = [replace(step, cells=()) for step in jm.steps]
+    joint = jm.joint
+    try:
+        model = jm.model({})
+        widths = {v: model.interval(v) for v in sorted(jm.targets, key=repr)}
+        bare: LinearModel[Var] | None = None
+        for v, iv in widths.items():
+            target = jm.targets[v]
+            out.hidden += 1
+            described = _describe(target, iv.low, iv.high)
+            if out.narrowest is None or iv.width < _width(out.narrowest):
+                out.narrowest = described
+            if iv.width >= target.level:
+                out.protected += 1
+                continue
+            if bare is None:
+                bare = _JointModel(rules, bare_steps, joint, jm.partial).model({})
+            if bare.interval(v).width <= iv.width:
+                out.protected += 1
+                continue
+            out.failing.append(described)
+    except AuditError:
+        log.warning("the audit across policy shapes is inconsistent; it cannot pass")
+        out.consistent = False
+    return out
+
+
+def _width(described: Mapping[str, Any]) -> float:
+    high = described["high"]
+    return float("inf") if high is None else float(high - described["low"])
 
 
 def _hide_until_safe(
