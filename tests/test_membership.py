@@ -17,7 +17,7 @@ from node.cli import main
 from node.crypto.keys import EncryptionKey, x25519_public_pem
 from node.crypto.signing import SigningKey, public_pem
 from node.member import operations as ops
-from node.model.manifest import Manifest
+from node.model.manifest import Manifest, SignedManifest
 from tests.factories import aggregator_for
 
 FED = "RCM"
@@ -144,7 +144,7 @@ def test_a_version_1_manifest_is_still_read() -> None:
     for new_field in ("version", "prev_sha256"):
         data.pop(new_field)
     payload = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    signed = fed.SignedManifest(
+    signed = SignedManifest(
         payload=payload,
         signature=base64.b64encode(secretariat.sign(payload.encode())).decode(),
         signer=secretariat.key_id,
