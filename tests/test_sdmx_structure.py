@@ -15,7 +15,7 @@ import io
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from click.testing import CliRunner
@@ -151,6 +151,7 @@ def test_sdmx1_and_pysdmx_load_the_export_with_its_structure_and_round_trip(
     import sdmx
     from pysdmx.io import get_datasets
     from pysdmx.io.csv.sdmx20.writer import write
+    from pysdmx.model import Schema
 
     result = _report(picture, "regional", "--format", "sdmx", "--audience", "TS")
     assert result.exit_code == 0, result.output
@@ -167,7 +168,9 @@ def test_sdmx1_and_pysdmx_load_the_export_with_its_structure_and_round_trip(
     import pandas as pd
 
     msg = sdmx.reader.csv.Reader().convert(io.BytesIO(text.encode()), structure=flow)
-    again = sdmx.to_csv(msg.data[0], rtype=pd.DataFrame, attributes="o").to_csv(index=False)
+    # with rtype=DataFrame, to_csv's None | str | DataFrame is the DataFrame
+    frame = cast(pd.DataFrame, sdmx.to_csv(msg.data[0], rtype=pd.DataFrame, attributes="o"))
+    again = frame.to_csv(index=False)
     assert again.splitlines()[0].split(",") == list(COLUMNS)
 
     def as_int(read: dict[tuple[str, ...], tuple[Any, ...]]) -> dict[Any, Any]:
@@ -178,6 +181,7 @@ def test_sdmx1_and_pysdmx_load_the_export_with_its_structure_and_round_trip(
     data = tmp_path / "flows.csv"
     data.write_text(text, encoding="utf-8")
     (ds,) = get_datasets(data, SHIPPED)
+    assert isinstance(ds.structure, Schema)  # the structure message's, not just its URN
     assert ds.structure.short_urn == "Dataflow=RCM:DF_EXTRAREGIONAL_FLOWS(1.0.0)"
     assert [c.id for c in ds.structure.components.dimensions] == list(DIMS)
     assert str(ds.data["OBS_VALUE"].dtype).startswith("int")
