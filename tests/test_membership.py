@@ -166,7 +166,9 @@ def test_a_member_revokes_its_own_key_and_nobody_else_can() -> None:
     view = mb.evaluate(manifest, founders, revocations=[own])
     assert view.self_revoked == [keys["GTM"][1].key_id]
     assert view.effective is not None
-    entry = view.effective.member("GTM").encryption_keys[0]  # type: ignore[union-attr]
+    member = view.effective.member("GTM")
+    assert member is not None
+    entry = member.encryption_keys[0]
     assert entry.revoked_at is not None
     # A key the Secretariat slipped in as GTM's cannot revoke GTM's real keys,
     # nor can another member.
