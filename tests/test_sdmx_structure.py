@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from node import trust
 from node.aggregator.apply import Aggregator
@@ -56,7 +56,7 @@ def picture(tmp_path_factory: pytest.TempPathFactory) -> Home:
     return build_picture(tmp_path_factory.mktemp("sdmx-picture"))
 
 
-def _report(home: Home, *args: str) -> Any:
+def _report(home: Home, *args: str) -> Result:
     return CliRunner().invoke(main, ["--home", str(home.path), "report", *args])
 
 
@@ -209,7 +209,7 @@ class StatusCell(FlowCell):
     conf: str = "confidential"
 
 
-def _cell(country: str, nat: str, n: int | None, prev: str | None = None, **kw: Any) -> Any:
+def _cell(country: str, nat: str, n: int | None, prev: str | None = None, **kw: Any) -> FlowCell:
     return StatusCell("2024-W03", "ISO_WEEK", country, nat, None, prev, n or 0, False, **kw)
 
 
