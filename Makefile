@@ -4,7 +4,7 @@
 #
 #   make test    all tests, against a real local Kafka broker
 #   make demo    the end-to-end demo
-#   make lint    ruff + strict mypy
+#   make lint    ruff + strict mypy (node, tests, bench)
 #   make bench   benchmarks
 #   make vendor-charts   refresh the folder's vendored chart library from npm
 
@@ -39,7 +39,7 @@ demo: $(STAMP) jars
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy node
+	$(VENV)/bin/mypy node tests bench
 
 bench: $(STAMP) jars
 	$(PY) -m bench

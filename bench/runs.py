@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from kafka import KafkaConsumer, KafkaProducer
@@ -35,6 +35,10 @@ from node.transport.clients import Client, group_source
 from node.transport.confluent import confluent_config, consumer_config, load_confluent
 from node.transport.kafka import ensure_topic, producer_config, read_all
 from node.transport.provision import SHARED_TOPIC_CONFIGS
+
+if TYPE_CHECKING:  # confluent-kafka is optional: loaded by load_confluent
+    from confluent_kafka import KafkaError
+    from confluent_kafka import Message as RdMessage
 
 START = date(2024, 1, 1)
 
@@ -128,7 +132,7 @@ def _raw_confluent_produce(bootstrap: str, topic: str, payload: list[tuple[bytes
     producer = confluent.Producer(confluent_config(bootstrap, "bench-raw-confluent"))
     failed: list[str] = []
 
-    def report(err: Any, _msg: Any) -> None:
+    def report(err: KafkaError | None, _msg: RdMessage) -> None:
         if err is not None:
             failed.append(str(err))
 

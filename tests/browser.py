@@ -117,7 +117,7 @@ def png_colours(path: Path) -> Counter[tuple[int, int, int]]:
 
 
 def _rgb(hex_colour: str) -> tuple[int, int, int]:
-    return tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+    return int(hex_colour[1:3], 16), int(hex_colour[3:5], 16), int(hex_colour[5:7], 16)
 
 
 def assert_report_rendered(report: Path, screenshot: Path) -> Rendered:

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -222,9 +223,9 @@ def served(
 _CLIENTS: list[httpx.Client] = []
 
 
-def client(base: str, **kw: object) -> httpx.Client:
+def client(base: str, **kw: Any) -> httpx.Client:
     """An HTTP client closed by ``close_clients`` (an autouse fixture calls it)."""
-    made = httpx.Client(base_url=base, **kw)  # type: ignore[arg-type]
+    made = httpx.Client(base_url=base, **kw)
     _CLIENTS.append(made)
     return made
 

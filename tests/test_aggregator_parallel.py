@@ -24,11 +24,15 @@ from node.aggregator.apply import Aggregator
 from node.aggregator.checks import Checked, MessageRejected, append_time
 from node.aggregator.parallel import CheckPool, KeySnapshot, Rejection
 from node.aggregator.run import build_aggregator
+from node.codec.events import EventCodec
+from node.config import Home
 from node.crypto.batch_seal import SealVerifier
 from node.demo.synth import generate_encounters, write_csv
 from node.federation import trust
+from node.federation.manifest import KeyDirectory
 from node.member import operations as ops
 from node.member.follow import wait_until
+from node.policy.floor import RegionalFloor
 from node.store.picture import PictureStore
 from node.transport.base import Message
 from node.transport.kafka import read_all
@@ -63,7 +67,7 @@ def _dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
 
 
 @pytest.fixture
-def published(tmp_path: Path, kafka_bootstrap: str, topic: str) -> tuple[Any, list[Message]]:
+def published(tmp_path: Path, kafka_bootstrap: str, topic: str) -> tuple[Home, list[Message]]:
     """A USA member's records and flows on the real topic, then garbage, a
     tampered copy and an exact duplicate; returns (aggregator home, messages)."""
     home = ops.init_member(
@@ -98,7 +102,7 @@ def published(tmp_path: Path, kafka_bootstrap: str, topic: str) -> tuple[Any, li
     return agg, read_all(kafka_bootstrap, topic)
 
 
-def _apply(agg: Any, path: Path, messages: list[Message], workers: int, batch: int) -> Aggregator:
+def _apply(agg: Home, path: Path, messages: list[Message], workers: int, batch: int) -> Aggregator:
     with PictureStore(path) as store:
         aggregator = build_aggregator(
             agg, store, ops.event_codec(), floor=ops.regional_floor(), workers=workers
@@ -113,7 +117,7 @@ def _apply(agg: Any, path: Path, messages: list[Message], workers: int, batch: i
 
 @pytest.mark.kafka
 def test_parallel_picture_equals_the_serial_one(
-    tmp_path: Path, published: tuple[Any, list[Message]]
+    tmp_path: Path, published: tuple[Home, list[Message]]
 ) -> None:
     agg, messages = published
     _apply(agg, tmp_path / "serial.db", messages, workers=0, batch=500)
@@ -132,7 +136,7 @@ def test_parallel_picture_equals_the_serial_one(
 
 @pytest.mark.kafka
 def test_aggregate_once_with_workers_from_the_group(
-    tmp_path: Path, published: tuple[Any, list[Message]]
+    tmp_path: Path, published: tuple[Home, list[Message]]
 ) -> None:
     """The whole path (group consumer, commit after the transaction) with the
     home's aggregator_workers; a second run finds nothing left to apply."""
@@ -161,7 +165,7 @@ def test_aggregate_once_with_workers_from_the_group(
     assert entries(live["audit_log"]) == entries(serial["audit_log"])
 
 
-def _serial_results(agg: Any, messages: list[Message]) -> list[object]:
+def _serial_results(agg: Home, messages: list[Message]) -> list[object]:
     codec, floor, keys = ops.event_codec(), ops.regional_floor(), trust.key_directory(agg)
     seals = SealVerifier()
     out: list[object] = []
@@ -173,7 +177,9 @@ def _serial_results(agg: Any, messages: list[Message]) -> list[object]:
     return out
 
 
-def check_message_here(codec: Any, keys: Any, floor: Any, m: Message, seals: Any) -> Checked:
+def check_message_here(
+    codec: EventCodec, keys: KeyDirectory, floor: RegionalFloor, m: Message, seals: SealVerifier
+) -> Checked:
     from node.aggregator.checks import check_message
 
     return check_message(codec, keys, floor, append_time, m, seals)
@@ -190,7 +196,7 @@ def check_result(r: object) -> object:
 @pytest.mark.kafka
 @pytest.mark.faults
 def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
-    tmp_path: Path, published: tuple[Any, list[Message]]
+    tmp_path: Path, published: tuple[Home, list[Message]]
 ) -> None:
     agg, messages = published
     expected = _serial_results(agg, messages)
@@ -242,7 +248,7 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
 
 @pytest.mark.kafka
 def test_a_new_manifest_reaches_the_workers_at_the_next_batch(
-    tmp_path: Path, published: tuple[Any, list[Message]]
+    tmp_path: Path, published: tuple[Home, list[Message]]
 ) -> None:
     """A key revoked mid-run (compromised an hour ago) is refused by the
     workers from the next batch on, exactly as a serial aggregator refuses it;

@@ -15,8 +15,9 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.aggregator.apply import Aggregator
+from node.aggregator.apply import Aggregator, ApplyStats
 from node.cli import main
+from node.config import Home
 from node.demo.synth import plant_values
 from node.federation import trust
 from node.member import operations as ops
@@ -25,8 +26,11 @@ from node.store.picture import PictureStore
 from node.transport.memory import MemorySource, MemoryTopic
 from tests.factories import aggregator_for, member_with_data, publish_flows_to
 
+#: The member, the aggregator, the member's rows, the events sent, and the topic.
+Logs = tuple[Home, Home, list[dict[str, str]], int, MemoryTopic]
 
-def _apply(agg_home, topic: MemoryTopic):  # type: ignore[no-untyped-def]
+
+def _apply(agg_home: Home, topic: MemoryTopic) -> ApplyStats:
     with PictureStore(agg_home.store_path) as store:
         aggregator = Aggregator(
             store, ops.event_codec(), trust.key_directory(agg_home), floor=ops.regional_floor()
@@ -35,7 +39,7 @@ def _apply(agg_home, topic: MemoryTopic):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def logs(tmp_path: Path):  # type: ignore[no-untyped-def]
+def logs(tmp_path: Path) -> Logs:
     """A member that sent events and an aggregator that received them plus junk."""
     topic = MemoryTopic()
     pan, rows, _ = member_with_data(tmp_path, "PAN", 400)
@@ -56,7 +60,7 @@ def _db(path: Path, sql: str, *args: object) -> None:
         conn.close()
 
 
-def test_member_logs_every_acknowledged_event(logs) -> None:  # type: ignore[no-untyped-def]
+def test_member_logs_every_acknowledged_event(logs: Logs) -> None:
     pan, _agg, _rows, sent, topic = logs
     entries = audit.read_entries(pan.store_path)
     assert sent > 7  # several drain batches, one chain
@@ -74,7 +78,7 @@ def test_member_logs_every_acknowledged_event(logs) -> None:  # type: ignore[no-
     assert len(audit.read_entries(pan.store_path)) == sent
 
 
-def test_aggregator_logs_every_message_with_its_outcome(logs) -> None:  # type: ignore[no-untyped-def]
+def test_aggregator_logs_every_message_with_its_outcome(logs: Logs) -> None:
     _pan, agg, _rows, sent, topic = logs
     entries = audit.read_entries(agg.store_path)
     assert len(entries) == len(topic.records) == sent + 2
@@ -86,7 +90,7 @@ def test_aggregator_logs_every_message_with_its_outcome(logs) -> None:  # type: 
     assert audit.verify(agg.store_path).ok
 
 
-def test_member_and_aggregator_logs_match_message_for_message(logs) -> None:  # type: ignore[no-untyped-def]
+def test_member_and_aggregator_logs_match_message_for_message(logs: Logs) -> None:
     pan, agg, _rows, _sent, _topic = logs
     sent = {(e.event_id, e.digest) for e in audit.read_entries(pan.store_path)}
     applied = {
@@ -95,7 +99,7 @@ def test_member_and_aggregator_logs_match_message_for_message(logs) -> None:  # 
     assert sent == applied
 
 
-def test_no_raw_identifying_value_in_the_logs(logs) -> None:  # type: ignore[no-untyped-def]
+def test_no_raw_identifying_value_in_the_logs(logs: Logs) -> None:
     pan, agg, rows, _sent, _topic = logs
     planted = {v for values in plant_values(rows).values() for v in values if len(v) >= 4}
     assert planted
@@ -107,9 +111,10 @@ def test_no_raw_identifying_value_in_the_logs(logs) -> None:  # type: ignore[no-
         assert [v for v in planted if v in text] == []
 
 
-def test_editing_one_byte_is_detected(logs) -> None:  # type: ignore[no-untyped-def]
+def test_editing_one_byte_is_detected(logs: Logs) -> None:
     pan, *_ = logs
     entry = audit.read_entries(pan.store_path)[4]
+    assert entry.subject is not None  # an event's entry: it has a subject
     # One byte of the subject: a single character replaced.
     changed = entry.subject[:-1] + ("X" if entry.subject[-1] != "X" else "Y")
     _db(pan.store_path, "UPDATE audit_log SET subject=? WHERE seq=?", changed, entry.seq)
@@ -120,7 +125,7 @@ def test_editing_one_byte_is_detected(logs) -> None:  # type: ignore[no-untyped-
 
 
 @pytest.mark.parametrize("column", ["revision", "digest", "at", "entry", "reason"])
-def test_editing_any_column_is_detected(logs, column: str) -> None:  # type: ignore[no-untyped-def]
+def test_editing_any_column_is_detected(logs: Logs, column: str) -> None:
     _pan, agg, *_ = logs
     value = {"revision": 77, "digest": "0" * 64, "at": "2020-01-01", "entry": "stale"}
     _db(agg.store_path, f"UPDATE audit_log SET {column}=? WHERE seq=3", value.get(column, "x"))
@@ -128,7 +133,7 @@ def test_editing_any_column_is_detected(logs, column: str) -> None:  # type: ign
     assert (report.ok, report.first_bad_seq) == (False, 3)
 
 
-def test_a_deleted_entry_is_detected(logs) -> None:  # type: ignore[no-untyped-def]
+def test_a_deleted_entry_is_detected(logs: Logs) -> None:
     pan, *_ = logs
     _db(pan.store_path, "DELETE FROM audit_log WHERE seq=5")
     report = audit.verify(pan.store_path)
@@ -136,7 +141,7 @@ def test_a_deleted_entry_is_detected(logs) -> None:  # type: ignore[no-untyped-d
     assert "missing" in (report.problem or "")
 
 
-def test_swapped_entries_are_detected(logs) -> None:  # type: ignore[no-untyped-def]
+def test_swapped_entries_are_detected(logs: Logs) -> None:
     pan, *_ = logs
     _db(pan.store_path, "UPDATE audit_log SET seq=-1 WHERE seq=3")
     _db(pan.store_path, "UPDATE audit_log SET seq=3 WHERE seq=4")
@@ -145,7 +150,7 @@ def test_swapped_entries_are_detected(logs) -> None:  # type: ignore[no-untyped-
     assert (report.ok, report.first_bad_seq) == (False, 3)
 
 
-def test_a_recomputed_suffix_is_caught_by_the_head_file(logs) -> None:  # type: ignore[no-untyped-def]
+def test_a_recomputed_suffix_is_caught_by_the_head_file(logs: Logs) -> None:
     """Rewriting an entry and re-hashing everything after it passes the chain
     check; the head file outside the table still exposes it."""
     pan, *_ = logs
@@ -153,7 +158,10 @@ def test_a_recomputed_suffix_is_caught_by_the_head_file(logs) -> None:  # type: 
     prev = entries[1].entry_hash
     conn = sqlite3.connect(pan.store_path)
     for e in entries[2:]:
-        subject = e.subject + "!" if e.seq == 3 else e.subject
+        subject = e.subject
+        if e.seq == 3:
+            assert subject is not None
+            subject += "!"
         record = audit.AuditRecord(
             e.entry, e.digest, e.event_id, e.producer, subject, e.revision, e.policy_version
         )
@@ -170,7 +178,7 @@ def test_a_recomputed_suffix_is_caught_by_the_head_file(logs) -> None:  # type: 
     assert "head file" in (report.problem or "")
 
 
-def test_truncation_at_the_end_is_detected(logs) -> None:  # type: ignore[no-untyped-def]
+def test_truncation_at_the_end_is_detected(logs: Logs) -> None:
     pan, *_ = logs
     last = audit.read_entries(pan.store_path)[-1].seq
     _db(pan.store_path, "DELETE FROM audit_log WHERE seq=?", last)
@@ -179,7 +187,7 @@ def test_truncation_at_the_end_is_detected(logs) -> None:  # type: ignore[no-unt
     assert "truncated" in (report.problem or "")
 
 
-def test_anchors_pin_history(logs) -> None:  # type: ignore[no-untyped-def]
+def test_anchors_pin_history(logs: Logs) -> None:
     pan, *_ = logs
     entries = audit.read_entries(pan.store_path)
     good = f"{entries[2].seq}:{entries[2].entry_hash}"
@@ -189,7 +197,7 @@ def test_anchors_pin_history(logs) -> None:  # type: ignore[no-untyped-def]
     assert (report.ok, report.first_bad_seq) == (False, entries[2].seq)
 
 
-def test_cli_verify_and_export(logs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_cli_verify_and_export(logs: Logs, tmp_path: Path) -> None:
     pan, agg, _rows, sent, _topic = logs
     runner = CliRunner()
     ok = runner.invoke(main, ["--home", str(pan.path), "audit", "verify"])
@@ -293,7 +301,7 @@ def _forge_append(db: Path) -> int:
     return int(seq) + 1
 
 
-def test_entries_appended_after_the_head_fail_verification(logs) -> None:  # type: ignore[no-untyped-def]
+def test_entries_appended_after_the_head_fail_verification(logs: Logs) -> None:
     """Issue 14 item 5: forged entries that chain correctly, appended by
     someone with write access to node.db alone, are a failure, not a note."""
     pan, *_ = logs
@@ -306,7 +314,7 @@ def test_entries_appended_after_the_head_fail_verification(logs) -> None:  # typ
     assert any("accepted" in n for n in accepted.notes)
 
 
-def test_cli_verify_fails_behind_the_head_unless_accepted(logs) -> None:  # type: ignore[no-untyped-def]
+def test_cli_verify_fails_behind_the_head_unless_accepted(logs: Logs) -> None:
     pan, *_ = logs
     _forge_append(pan.store_path)
     _forge_append(pan.store_path)

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import pytest
 
@@ -39,12 +39,15 @@ from tests.folder_support import (
 )
 from tests.test_sdmx_structure import NOW
 
+if TYPE_CHECKING:  # playwright is imported where a browser starts
+    from playwright.sync_api import Browser, Page
+
 WIDTH = 800
 STATIC = Path(__file__).parent.parent / "node" / "folder" / "static"
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def browser() -> Iterator[Browser]:
     from playwright.sync_api import sync_playwright
 
     exe = chromium()
@@ -57,7 +60,7 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def narrow(browser: Any) -> Iterator[Any]:
+def narrow(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": WIDTH, "height": 900})
     page = context.new_page()
     errors: list[str] = []
@@ -97,15 +100,25 @@ _CLIPPED = """(sel) => {
 }"""
 
 
-def _boxes(page: Any, selector: str) -> list[dict[str, Any]]:
-    boxes: list[dict[str, Any]] = page.evaluate(_BOXES, selector)
+class Box(TypedDict):
+    """What _BOXES reads of an element: its text and its bounding box."""
+
+    text: str
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+
+def _boxes(page: Page, selector: str) -> list[Box]:
+    boxes: list[Box] = page.evaluate(_BOXES, selector)
     return boxes
 
 
-def _collisions(boxes: list[dict[str, Any]], others: list[dict[str, Any]] | None = None
+def _collisions(boxes: list[Box], others: list[Box] | None = None
                 ) -> list[tuple[str, str]]:
     """Pairs of boxes whose areas intersect (touching edges do not count)."""
-    def hit(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    def hit(a: Box, b: Box) -> bool:
         return (min(a["x1"], b["x1"]) - max(a["x0"], b["x0"]) > 0.5 and
                 min(a["y1"], b["y1"]) - max(a["y0"], b["y0"]) > 0.5)
 
@@ -152,7 +165,7 @@ def _dense_legs() -> list[dict[str, Any]]:
     return legs
 
 
-def _status_cells() -> list[Any]:
+def _status_cells() -> list[FlowCell]:
     """Weekly cells of every status, as countries publish them: PAN's week x
     nationality table (HTI exact, CHN noisy with its interval, obs_status N),
     MEX's rounded cells (obs_status E), and CRI's only table keeping sex too,
@@ -184,7 +197,7 @@ def _svg_page(tmp_path: Path) -> Path:
 
 
 def test_report_charts_fit_800px_and_their_labels_never_collide(
-    narrow: Any, tmp_path: Path
+    narrow: Page, tmp_path: Path
 ) -> None:
     narrow.goto(_svg_page(tmp_path).as_uri())
     narrow.screenshot(path=str(tmp_path / "report-charts-800.png"), full_page=True)
@@ -212,7 +225,7 @@ def test_report_charts_fit_800px_and_their_labels_never_collide(
 
 
 def test_report_country_colours_are_not_nationality_colours_and_statuses_differ(
-    narrow: Any, tmp_path: Path
+    narrow: Page, tmp_path: Path
 ) -> None:
     narrow.goto(_svg_page(tmp_path).as_uri())
     style = """(sel) => Array.from(document.querySelectorAll(sel)).map(e => {
@@ -244,7 +257,7 @@ def test_report_country_colours_are_not_nationality_colours_and_statuses_differ(
     assert {"noisy (95% interval)", "at least (cells protected)"} <= key
 
 
-def test_the_real_report_at_800px(narrow: Any, fed: Federation, tmp_path: Path) -> None:
+def test_the_real_report_at_800px(narrow: Page, fed: Federation, tmp_path: Path) -> None:
     with PictureStore(fed.home.store_path) as store:
         text = report_html(store, Scope("TS", None, NOW))
     path = tmp_path / "report.html"
@@ -283,7 +296,7 @@ def _vega_page(tmp_path: Path) -> Path:
     return path
 
 
-def _vega_checks(page: Any, shots: Path, name: str) -> None:
+def _vega_checks(page: Page, shots: Path, name: str) -> None:
     for chart in ("#chart-by-country", "#chart-by-nationality"):
         page.wait_for_selector(f"{chart}[data-rendered=true]")
     page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
@@ -302,8 +315,15 @@ def _vega_checks(page: Any, shots: Path, name: str) -> None:
     assert _collisions(weeks) == []
 
 
+def _how_exact(label: str) -> str:
+    """The status a mark's aria-label states."""
+    found = re.search(r"How exact: ([\w-]+)", label)
+    assert found, label
+    return found[1]
+
+
 def test_folder_charts_fit_800px_with_titled_round_axes_and_status_marks(
-    narrow: Any, tmp_path: Path
+    narrow: Page, tmp_path: Path
 ) -> None:
     narrow.goto(_vega_page(tmp_path).as_uri())
     _vega_checks(narrow, tmp_path, "vega-800")
@@ -312,7 +332,7 @@ def test_folder_charts_fit_800px_with_titled_round_axes_and_status_marks(
       stroke: e.getAttribute('stroke'), opacity: e.getAttribute('fill-opacity'),
       dash: e.getAttribute('stroke-dasharray'), d: e.getAttribute('d')}))"""
     bars = narrow.evaluate(attrs, "#chart-by-country .mark-rect path")
-    by_status = {re.search(r"How exact: ([\w-]+)", b["label"])[1]: b for b in bars}
+    by_status = {_how_exact(b["label"]): b for b in bars}
     assert set(by_status) == {"exact", "lower-bound", "noisy"}
     looks = {s: (float(b["opacity"]), b["dash"]) for s, b in by_status.items()}
     # Uncertain bars are paler than exact ones, and outlined in dashes of their own.
@@ -321,7 +341,7 @@ def test_folder_charts_fit_800px_with_titled_round_axes_and_status_marks(
     points = narrow.evaluate(attrs, "#chart-by-nationality .mark-symbol.role-mark path")
     shapes: dict[str, set[str]] = {}
     for p in points:
-        status = re.search(r"How exact: ([\w-]+)", p["label"])[1]
+        status = _how_exact(p["label"])
         shapes.setdefault(status, set()).add(p["d"])
     assert {"exact", "rounded", "noisy", "lower-bound"} <= set(shapes)
     assert shapes["noisy"].isdisjoint(shapes["exact"])
@@ -345,7 +365,7 @@ def base(fed: Federation) -> Iterator[str]:
     close_clients()
 
 
-def test_the_folder_flows_page_at_800px(browser: Any, base: str, fed: Federation,
+def test_the_folder_flows_page_at_800px(browser: Browser, base: str, fed: Federation,
                                         tmp_path: Path) -> None:
     context = browser.new_context(base_url=base, viewport={"width": WIDTH, "height": 900})
     page = context.new_page()

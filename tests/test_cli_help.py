@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 import pytest
 from click.testing import CliRunner
@@ -53,7 +55,7 @@ def test_ingest_template_prints_the_header() -> None:
     assert result.output.strip().startswith("record_id,document_number,family_name")
 
 
-def test_missing_home_is_a_clean_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_missing_home_is_a_clean_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["--home", str(tmp_path / "nope"), "status"])
     assert result.exit_code == 1
     assert "not a Corredor home" in result.output

@@ -159,7 +159,9 @@ def test_records_match_kafka_python_key_value_headers_tombstones(
 
 
 @pytest.mark.kafka
-def test_broker_append_time_is_exposed_as_such(kafka_bootstrap: str, request: Any) -> None:
+def test_broker_append_time_is_exposed_as_such(
+    kafka_bootstrap: str, request: pytest.FixtureRequest
+) -> None:
     name = f"append-time-{request.node.name[-20:]}-{time.time_ns() % 10**9}"
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     try:

@@ -20,7 +20,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import click
 import httpx
@@ -147,9 +147,9 @@ def test_every_corredor_command_parses_with_the_cli(services: dict[str, dict[str
         if test and test[1] == "corredor":
             _parse(test[2:])
         elif test:
-            assert "/healthz" in " ".join(test) and _option(
-                _command(service), "--port"
-            ) in " ".join(test)
+            port = _option(_command(service), "--port")
+            assert port is not None, service
+            assert "/healthz" in " ".join(test) and port in " ".join(test)
     looping = [n for n, s in _corredor(services).items() if "--follow" in _command(s)]
     assert all(services[n]["healthcheck"]["test"][1:3] == ["corredor", "doctor"] for n in looping)
     # ...and the check can fail:
@@ -496,6 +496,17 @@ def secure(kafka_jars: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield info
 
 
+class _InitKafkaArgs(TypedDict):
+    """The keywords of deploy.init_kafka the test passes."""
+
+    admin_user: str
+    admin_password_file: Path
+    users: dict[str, Path]
+    admin_mechanism: str
+    cafile: Path
+    timeout_s: float
+
+
 def test_init_kafka_adds_a_country_and_the_dead_letter_topic(
     secure: ClusterInfo, tmp_path: Path
 ) -> None:
@@ -507,7 +518,7 @@ def test_init_kafka_adds_a_country_and_the_dead_letter_topic(
         path.write_text(sec.password(user) if user != "HND" else f"hnd-{uuid.uuid4().hex}\n")
         path.chmod(0o600)
         files[user] = path
-    args = dict(
+    args: _InitKafkaArgs = dict(
         admin_user="admin",
         admin_password_file=sec.password_file("admin"),
         users=files,
@@ -525,9 +536,9 @@ def test_init_kafka_adds_a_country_and_the_dead_letter_topic(
             time.sleep(0.2)
     finally:
         admin.close()
-    first = deploy.init_kafka(secure.bootstrap, **args)  # type: ignore[arg-type]
+    first = deploy.init_kafka(secure.bootstrap, **args)
     assert "corredor.events.dlq" in first.topics_created
-    again = deploy.init_kafka(secure.bootstrap, **args)  # type: ignore[arg-type]
+    again = deploy.init_kafka(secure.bootstrap, **args)
     assert again.topics_created == []  # idempotent
     hnd = secure.client_config("PAN")
     hnd.update(sasl_plain_username="HND", sasl_plain_password=files["HND"].read_text().strip())
@@ -549,9 +560,9 @@ def test_init_kafka_adds_a_country_and_the_dead_letter_topic(
     bad = tmp_path / "bad"
     bad.write_text("has,comma\n")
     with pytest.raises(ConfigError, match="comma"):
-        deploy.init_kafka(secure.bootstrap, **{**args, "users": {**files, "GTM": bad}})  # type: ignore[arg-type]
+        deploy.init_kafka(secure.bootstrap, **(args | {"users": {**files, "GTM": bad}}))
     with pytest.raises(ConfigError, match="alpha-3"):
-        deploy.init_kafka(secure.bootstrap, **{**args, "users": {**files, "pan": bad}})  # type: ignore[arg-type]
+        deploy.init_kafka(secure.bootstrap, **(args | {"users": {**files, "pan": bad}}))
 
 
 def test_init_pki_is_idempotent_and_the_ca_is_public(tmp_path: Path) -> None:

@@ -19,6 +19,8 @@ from node.transport.kafka import read_all
 from tests.factories import aggregator_for, expected_picture, member_with_data, picture_totals
 
 COUNTRIES = ("PAN", "CRI", "GTM", "MEX")
+#: Each member with the rows it ingested, and the aggregator.
+Federation = tuple[list[tuple[Home, list[dict[str, str]]]], Home]
 
 
 def _all_bytes(bootstrap: str, topic: str) -> list[bytes]:
@@ -29,7 +31,7 @@ def _all_bytes(bootstrap: str, topic: str) -> list[bytes]:
 @pytest.fixture
 def federation(
     tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str
-) -> tuple[list[tuple[Home, list[dict[str, str]]]], Home]:
+) -> Federation:
     members = []
     for i, country in enumerate(COUNTRIES):
         home, rows, _ = member_with_data(
@@ -45,7 +47,9 @@ def federation(
     return members, agg
 
 
-def test_four_nodes_picture_equals_raw_counts(federation, kafka_bootstrap: str) -> None:  # type: ignore[no-untyped-def]
+def test_four_nodes_picture_equals_raw_counts(
+    federation: Federation, kafka_bootstrap: str
+) -> None:
     members, agg = federation
     for home, _ in members:
         result = ops.publish(home)
@@ -60,8 +64,8 @@ def test_four_nodes_picture_equals_raw_counts(federation, kafka_bootstrap: str) 
     assert all(ops.publish(h).drain.sent == 0 for h, _ in members)
 
 
-def test_no_raw_identifying_value_reaches_the_topic(  # type: ignore[no-untyped-def]
-    federation, kafka_bootstrap: str, topic: str
+def test_no_raw_identifying_value_reaches_the_topic(
+    federation: Federation, kafka_bootstrap: str, topic: str
 ) -> None:
     members, _ = federation
     planted: set[str] = set()
@@ -84,8 +88,8 @@ def test_no_raw_identifying_value_reaches_the_topic(  # type: ignore[no-untyped-
     assert leaked in scan(_all_bytes(kafka_bootstrap, topic))
 
 
-def test_forged_event_on_the_topic_is_not_applied(  # type: ignore[no-untyped-def]
-    federation, kafka_bootstrap: str, topic: str
+def test_forged_event_on_the_topic_is_not_applied(
+    federation: Federation, kafka_bootstrap: str, topic: str
 ) -> None:
     members, agg = federation
     pan = members[0][0]

@@ -318,7 +318,8 @@ def test_a_member_revokes_its_own_key_without_quorum_or_secretariat(
     stats = ops.aggregate_once(agg)
     assert stats.applied == 0 and stats.rejected.get("revoked-key") == sent, stats.rejected
     ok(cri, "federation", "sync")
-    assert trust.key_directory(cri).get(key_id).entry.revoked_at is not None  # type: ignore[union-attr]
+    held = trust.key_directory(cri).get(key_id)
+    assert held is not None and held.entry.revoked_at is not None
 
 
 def test_linkage_share_asks_before_sealing_to_a_new_member(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,7 @@ def _sparse(path: Path, size: int, head: bytes = b"") -> Path:
     return path
 
 
-def _bounded(call, limit: int) -> Exception:  # type: ignore[no-untyped-def]
+def _bounded(call: Callable[[], object], limit: int) -> Exception:
     tracemalloc.start()
     started = time.monotonic()
     try:

@@ -84,8 +84,8 @@ def test_table_cells_reach_the_picture_and_are_revised(
     assert stats.rejected_total == 0, stats.as_dict()
     weeks, _ = _truth(rows + late)
     cells = _applied(agg.store_path)
-    totals = {c["period"]: c for c in cells if all(c[d] == "_T" for d in DETAIL)}
-    assert {p: c["count"] for p, c in totals.items()} == dict(weeks)
-    assert max(int(str(c["revision"])) for c in totals.values()) == 2
+    revised = {c["period"]: c for c in cells if all(c[d] == "_T" for d in DETAIL)}
+    assert {p: c["count"] for p, c in revised.items()} == dict(weeks)
+    assert max(int(str(c["revision"])) for c in revised.values()) == 2
     # every event of both publishes is on the topic, none rejected
     assert sum(1 for _ in read_all(kafka_bootstrap, topic)) >= len(cells)

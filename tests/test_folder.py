@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -68,10 +69,18 @@ def base(fed: Federation) -> Iterator[str]:
         yield url
 
 
-def _report(fed: Federation, *args: str) -> dict:
+def _report(fed: Federation, *args: str) -> dict[str, Any]:
     result = CliRunner().invoke(main, ["--home", str(fed.home.path), "report", *args])
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    report: dict[str, Any] = json.loads(result.output)
+    return report
+
+
+def _csrf(form: str) -> str:
+    """The CSRF token of a sign-in form."""
+    token = re.search(r"name='csrf' value='([^']+)'", form)
+    assert token, form
+    return token.group(1)
 
 
 def _healthy(base: str) -> None:
@@ -305,7 +314,7 @@ def test_wrong_passwords_are_throttled_and_logged_without_the_password(
     with FolderDB(fed.folder_db) as db:
         db.add_user("victim", "GTM", PASSWORD)
     attacker = client(base)
-    token = re.search(r"name='csrf' value='([^']+)'", attacker.get("/signin").text).group(1)
+    token = _csrf(attacker.get("/signin").text)
     codes = []
     for i in range(THROTTLE_N + 2):
         resp = attacker.post(
@@ -344,7 +353,7 @@ def test_a_password_typed_as_the_user_name_is_never_logged(
     caplog.set_level(logging.WARNING, logger="corredor.folder")
     typed = "Correct-Horse-Battery-9"  # a password in the user name field
     browser = client(base)
-    token = re.search(r"name='csrf' value='([^']+)'", browser.get("/signin").text).group(1)
+    token = _csrf(browser.get("/signin").text)
     resp = browser.post("/signin", data={"csrf": token, "username": typed, "password": "x"})
     assert resp.status_code == 401
     assert typed not in caplog.text and "(unknown user)" in caplog.text
@@ -390,7 +399,7 @@ def test_forms_without_the_csrf_token_are_refused(base: str) -> None:
     pan = sign_in(base, "pan-stats")
     # Sign-out without a token, with a wrong one, or with the token of another session.
     other = client(base)
-    other_token = re.search(r"name='csrf' value='([^']+)'", other.get("/signin").text).group(1)
+    other_token = _csrf(other.get("/signin").text)
     for data in ({}, {"csrf": "0" * 64}, {"csrf": other_token}):
         resp = pan.post("/signout", data=data)
         assert resp.status_code == 403

@@ -16,7 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -36,6 +36,9 @@ from tests.folder_support import (
     sign_in,
 )
 
+if TYPE_CHECKING:  # playwright is imported where a browser starts
+    from playwright.sync_api import Browser, Page
+
 ARTIFACTS = (
     Path(os.environ.get("CORREDOR_TEST_ARTIFACTS", Path(__file__).parent / "artifacts")) / "folder"
 )
@@ -54,7 +57,7 @@ def base(fed: Federation) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def browser() -> Iterator[Browser]:
     from playwright.sync_api import sync_playwright
 
     exe = chromium()
@@ -68,7 +71,7 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any, base: str) -> Iterator[Any]:
+def page(browser: Browser, base: str) -> Iterator[Page]:
     context = browser.new_context(base_url=base, accept_downloads=True)
     requests: list[str] = []
     context.on("request", lambda r: requests.append(r.url))
@@ -87,12 +90,12 @@ def page(browser: Any, base: str) -> Iterator[Any]:
     assert not [m for m in errors if "status of 403" not in m], errors
 
 
-def _shot(page: Any, name: str) -> None:
+def _shot(page: Page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
     assert (ARTIFACTS / f"{name}.png").stat().st_size > 5_000
 
 
-def _sign_in(page: Any, name: str) -> None:
+def _sign_in(page: Page, name: str) -> None:
     page.goto("/flows")
     assert page.url.endswith("/signin")
     page.fill("input[name=username]", name)
@@ -102,7 +105,7 @@ def _sign_in(page: Any, name: str) -> None:
     assert page.inner_text("#audience")
 
 
-def _table(page: Any, selector: str) -> list[list[str]]:
+def _table(page: Page, selector: str) -> list[list[str]]:
     rows: list[list[str]] = page.eval_on_selector_all(
         f"{selector} tbody tr",
         "rows => rows.map(r => Array.from(r.cells).map(c => c.textContent.trim()))",
@@ -114,7 +117,7 @@ def _count(text: str) -> int:
     return int(text.replace(",", ""))
 
 
-def _labels(page: Any, selector: str) -> list[dict[str, str]]:
+def _labels(page: Page, selector: str) -> list[dict[str, str]]:
     """The ARIA labels Vega gives each drawn mark ("Week: 2024-W03; Encounters: 45;
     ..."), for marks with a size on the page."""
     marks = page.eval_on_selector_all(
@@ -129,7 +132,7 @@ def _labels(page: Any, selector: str) -> list[dict[str, str]]:
     return out
 
 
-def _bars(page: Any) -> dict[str, int]:
+def _bars(page: Page) -> dict[str, int]:
     """The bar chart (Vega-Lite, drawn in the browser): country -> value."""
     page.wait_for_selector("#chart-by-country[data-rendered=true]")
     return {
@@ -138,7 +141,7 @@ def _bars(page: Any) -> dict[str, int]:
     }
 
 
-def test_sign_in_filter_chart_download_and_sign_out(page: Any, base: str,
+def test_sign_in_filter_chart_download_and_sign_out(page: Page, base: str,
                                                    fed: Federation) -> None:
     _sign_in(page, "ana")
     assert page.inner_text("#audience") == "TS"
@@ -219,7 +222,7 @@ def test_sign_in_filter_chart_download_and_sign_out(page: Any, base: str,
     _shot(page, "05-signed-out")
 
 
-def test_a_member_sees_its_own_releases_and_not_a_report_for_another(page: Any) -> None:
+def test_a_member_sees_its_own_releases_and_not_a_report_for_another(page: Page) -> None:
     _sign_in(page, "pan-stats")
     assert page.inner_text("#audience") == "PAN"
     page.goto("/countries/PAN")
@@ -239,10 +242,11 @@ def test_a_member_sees_its_own_releases_and_not_a_report_for_another(page: Any) 
     # MEX's numbers are for the Secretariat only: not in PAN's flows.
     page.goto("/flows")
     assert "MEX" not in {r[1] for r in _table(page, "#flows-table")}
-    assert page.goto("/access-log").status == 403
+    refused = page.goto("/access-log")
+    assert refused is not None and refused.status == 403
 
 
-def test_a_public_visitor_sees_only_public_numbers(page: Any, fed: Federation, base: str) -> None:
+def test_a_public_visitor_sees_only_public_numbers(page: Page, fed: Federation, base: str) -> None:
     page.goto("/flows")
     assert page.url.endswith("/signin")  # off until the Secretariat enables it
     with FolderDB(fed.folder_db) as db:
@@ -263,13 +267,14 @@ def test_a_public_visitor_sees_only_public_numbers(page: Any, fed: Federation, b
         # Legislation is public in every member's policy: the public matrix has it.
         page.goto("/reference/legislation")
         assert len(_table(page, "#legislation")) == 4
-        assert page.goto("/received/PAN").status == 403
+        refused = page.goto("/received/PAN")
+        assert refused is not None and refused.status == 403
     finally:
         with FolderDB(fed.folder_db) as db:
             db.set_setting("public_enabled", "0")
 
 
-def test_the_trends_chart_draws_the_trends_table(page: Any) -> None:
+def test_the_trends_chart_draws_the_trends_table(page: Page) -> None:
     _sign_in(page, "ana")
     page.goto("/trends")
     page.wait_for_selector("#chart-trends[data-rendered=true]")
@@ -282,7 +287,7 @@ def test_the_trends_chart_draws_the_trends_table(page: Any) -> None:
     _shot(page, "10-trends")
 
 
-def test_the_api_in_the_browser_matches_the_page(page: Any, base: str) -> None:
+def test_the_api_in_the_browser_matches_the_page(page: Page, base: str) -> None:
     client = sign_in(base, "iom-desk")
     api = client.get("/api/flows").json()["flows"]
     _sign_in(page, "iom-desk")

@@ -7,6 +7,7 @@ import csv
 import io
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from node.aggregator.apply import Aggregator
 from node.demo.synth import generate_encounters
 from node.errors import InputError, PolicyError
+from node.federation import trust
 from node.member import operations as ops
 from node.member.ingest import ingest_encounters
 from node.model.records import ENCOUNTER_COLUMNS
@@ -47,9 +49,9 @@ def _csv_bytes(rows: list[list[str]]) -> bytes:
 )
 @given(junk=st.lists(junk_row, max_size=25), raw_tail=st.binary(max_size=200))
 def test_junk_rows_are_rejected_and_good_rows_all_stored(
-    tmp_path_factory,
+    tmp_path_factory: pytest.TempPathFactory,
     junk: list[list[str]],
-    raw_tail: bytes,  # type: ignore[no-untyped-def]
+    raw_tail: bytes,
 ) -> None:
     tmp = tmp_path_factory.mktemp("fuzz")
     good_rows = [[r[c] for c in ENCOUNTER_COLUMNS] for r in GOOD]
@@ -84,8 +86,8 @@ def test_junk_rows_are_rejected_and_good_rows_all_stored(
     )
 )
 def test_any_yaml_document_is_a_located_policy_error_or_a_policy(
-    tmp_path_factory,
-    document: object,  # type: ignore[no-untyped-def]
+    tmp_path_factory: pytest.TempPathFactory,
+    document: object,
 ) -> None:
     path = tmp_path_factory.mktemp("pol") / "XXX.yaml"
     path.write_text(yaml.safe_dump(document), encoding="utf-8")
@@ -97,7 +99,9 @@ def test_any_yaml_document_is_a_located_policy_error_or_a_policy(
 
 @settings(max_examples=40, deadline=None)
 @given(st.binary(max_size=400))
-def test_any_bytes_as_a_policy_file_are_a_located_error(tmp_path_factory, data: bytes) -> None:  # type: ignore[no-untyped-def]
+def test_any_bytes_as_a_policy_file_are_a_located_error(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes
+) -> None:
     path = tmp_path_factory.mktemp("pol") / "PAN.yaml"
     path.write_bytes(data)
     try:
@@ -131,7 +135,7 @@ def test_garbage_messages_never_stop_the_aggregator(tmp_path: Path) -> None:
             mixed.append(b"PAN", (valid[0] or b"")[:cut])
         with PictureStore(agg.store_path) as store:
             stats = Aggregator(
-                store, ops.event_codec(), ops.trust.key_directory(agg), floor=ops.regional_floor()
+                store, ops.event_codec(), trust.key_directory(agg), floor=ops.regional_floor()
             ).apply_batch(
                 MemorySource(mixed).poll_batch(0, 10**6)
             )

@@ -29,7 +29,7 @@ def test_more_than_the_counter_holds_in_one_millisecond_stays_ordered(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     frozen = time.time_ns()
-    monkeypatch.setattr(ids.time, "time_ns", lambda: frozen)
+    monkeypatch.setattr("node.model.ids.time.time_ns", lambda: frozen)
     made = [ids.new_event_id() for _ in range(5_000)]  # > 4,096: borrows the next ms
     assert len(set(made)) == len(made) and made == sorted(made)
     assert uuid.UUID(made[-1]).int >> 80 > frozen // 1_000_000

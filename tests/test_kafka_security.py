@@ -130,12 +130,13 @@ def test_unknown_user_is_refused(secure_kafka: ClusterInfo) -> None:
 
 def test_unauthenticated_client_cannot_connect(secure_kafka: ClusterInfo) -> None:
     node = secure_kafka.nodes[0]
+    assert secure_kafka.security is not None
     attempts = {
         "plaintext on the client port": {"bootstrap_servers": secure_kafka.bootstrap},
         "TLS without SASL": {
             "bootstrap_servers": secure_kafka.bootstrap,
             "security_protocol": "SSL",
-            "ssl_cafile": str(secure_kafka.security.ca_file),  # type: ignore[union-attr]
+            "ssl_cafile": str(secure_kafka.security.ca_file),
         },
         "plaintext on the controller port": {
             "bootstrap_servers": f"127.0.0.1:{node.controller_port}"

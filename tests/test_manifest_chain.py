@@ -79,7 +79,8 @@ def test_two_manifests_with_one_serial_raise_an_alarm_and_the_good_one_stays(
         assert result.exit_code != 0, result.output
         assert f"two different manifests with serial {good[0]}" in result.output, result.output
         assert _served_serial(m) == good  # the last good manifest stays
-        assert trust.current_manifest(m).member("PAN").signing_keys[0].revoked_at is None
+        pan = trust.current_manifest(m).member("PAN")
+        assert pan is not None and pan.signing_keys[0].revoked_at is None
         doctor = cli(m, "doctor", "--format", "json")
         checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
         assert checks["federation-alarms"]["status"] == "problem"

@@ -17,7 +17,7 @@ from node.federation import manifest as fed
 from node.federation import membership as mb
 from node.federation import trust
 from node.member import operations as ops
-from node.model.manifest import Manifest
+from node.model.manifest import Manifest, SignedManifest
 from tests.factories import aggregator_for
 
 FED = "RCM"
@@ -144,7 +144,7 @@ def test_a_version_1_manifest_is_still_read() -> None:
     for new_field in ("version", "prev_sha256"):
         data.pop(new_field)
     payload = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    signed = fed.SignedManifest(
+    signed = SignedManifest(
         payload=payload,
         signature=base64.b64encode(secretariat.sign(payload.encode())).decode(),
         signer=secretariat.key_id,
@@ -166,7 +166,9 @@ def test_a_member_revokes_its_own_key_and_nobody_else_can() -> None:
     view = mb.evaluate(manifest, founders, revocations=[own])
     assert view.self_revoked == [keys["GTM"][1].key_id]
     assert view.effective is not None
-    entry = view.effective.member("GTM").encryption_keys[0]  # type: ignore[union-attr]
+    member = view.effective.member("GTM")
+    assert member is not None
+    entry = member.encryption_keys[0]
     assert entry.revoked_at is not None
     # A key the Secretariat slipped in as GTM's cannot revoke GTM's real keys,
     # nor can another member.

@@ -87,7 +87,8 @@ def test_cli_log_format_json_from_option_and_environment(
         root = logging.getLogger()
         ours = [h for h in root.handlers if getattr(h, "corredor", False)]
         assert len(ours) == 1 and isinstance(ours[0].formatter, JsonFormatter)
-        ours[0].setStream(stream)  # type: ignore[attr-defined]
+        assert isinstance(ours[0], logging.StreamHandler)
+        ours[0].setStream(stream)
         logging.getLogger("corredor.test").info("after %s", args or env)
         assert _lines(stream.getvalue())[0]["logger"] == "corredor.test"
     result = runner.invoke(

@@ -84,17 +84,17 @@ def test_exact_numbers_cover_the_encounters_and_none_exceeds_the_truth(
     by_week: Counter[tuple[str, str]] = Counter()
     by_leg: Counter[tuple[str, str]] = Counter()
     for country, rows in raw.items():
-        for r in rows:
-            week = _week(date.fromisoformat(r["encounter_date"]))
+        for enc in rows:
+            week = _week(date.fromisoformat(enc["encounter_date"]))
             # a week's detail may be coarsened to its month (the month of its
             # Thursday, ISO 8601), and a month's number bounded by its truth
             year, w = week.split("-W")
             thursday = date.fromisocalendar(int(year), int(w), 4)
             for period in (week, f"{thursday.year}-{thursday.month:02d}"):
-                by_nat[(period, country, r["nationality"])] += 1
-                by_region[(period, country, SUBREGION.get(r["nationality"]))] += 1
+                by_nat[(period, country, enc["nationality"])] += 1
+                by_region[(period, country, SUBREGION.get(enc["nationality"]))] += 1
             by_week[(week, country)] += 1
-            by_leg[(r["previous_country"] or "_U", country)] += 1
+            by_leg[(enc["previous_country"] or "_U", country)] += 1
     total = sum(by_week.values())
     assert total == sum(VOLUMES.values())
 

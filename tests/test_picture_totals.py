@@ -135,8 +135,8 @@ def test_each_published_cell_is_counted_at_most_once(totals: Home) -> None:
         shown[(r.reporting_country, r.period)] = (
             shown.get((r.reporting_country, r.period), 0) + r.count
         )
-    for key, n in shown.items():
-        assert n <= ceiling[key], key
+    for at, n in shown.items():
+        assert n <= ceiling[at], at
     assert sum(g["count"] for g in legs) <= sum(ceiling.values())
     # corridors: PAN's legs come from its detail table only (40 + 50 + 30).
     pan = [g for g in legs if g["to"] == "PAN"]

@@ -138,7 +138,7 @@ def test_regional_totals_are_the_sum_of_the_country_counts_shown(picture: Home) 
     expected = {(p, k[0], c): n for (p, c, k), (n, _) in rule.items()}
     countries, rows = regional_rows(_cells(picture))
     assert countries == ["PAN", "CRI", "GTM", "MEX"]
-    seen = Counter()
+    seen: Counter[tuple[str, str, str]] = Counter()
     for row in rows:
         assert row.total == sum(row.by_country.values())
         for country, n in row.by_country.items():

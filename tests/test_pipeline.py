@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from node.aggregator.apply import Aggregator
+from node.aggregator.apply import Aggregator, ApplyStats
+from node.config import Home
 from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv
 from node.federation import trust
@@ -25,7 +26,7 @@ from tests.factories import (
 )
 
 
-def _apply(agg_home, topic: MemoryTopic, start: int = 0):  # type: ignore[no-untyped-def]
+def _apply(agg_home: Home, topic: MemoryTopic, start: int = 0) -> ApplyStats:
     with PictureStore(agg_home.store_path) as store:
         aggregator = Aggregator(
             store, ops.event_codec(), trust.key_directory(agg_home), floor=ops.regional_floor()
@@ -34,11 +35,11 @@ def _apply(agg_home, topic: MemoryTopic, start: int = 0):  # type: ignore[no-unt
         return aggregator.apply_batch(source.poll_batch(0, 10**9))
 
 
-def _totals(agg_home) -> Counter[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def _totals(agg_home: Home) -> Counter[tuple[str, str]]:
     return Counter({(p, n): c for (p, _rc, n), c in picture_totals(agg_home).items()})
 
 
-def _totals_for(agg_home, country: str) -> Counter[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def _totals_for(agg_home: Home, country: str) -> Counter[tuple[str, str]]:
     totals = picture_totals(agg_home)
     return Counter({(p, n): c for (p, rc, n), c in totals.items() if rc == country})
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -65,7 +66,7 @@ def test_preview_golden(tmp_path: Path, country: str) -> None:
 
 
 def test_preview_shows_the_differences_the_law_makes(tmp_path: Path) -> None:
-    def flows(country: str) -> dict[str, object]:
+    def flows(country: str) -> dict[str, Any]:
         data = json.loads(
             _cli(
                 "--home",
@@ -82,7 +83,7 @@ def test_preview_shows_the_differences_the_law_makes(tmp_path: Path) -> None:
     assert hnd["fields"] == sorted(
         ["count", "nationality_region", "obs_status", "period", "period_type", "reporting_country"]
     )
-    assert all(s["period_type"] in ("MONTH", "QUARTER") for s in hnd["samples"])  # type: ignore[union-attr]
+    assert all(s["period_type"] in ("MONTH", "QUARTER") for s in hnd["samples"])
 
 
 def test_policy_diff_golden(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 from node.policy.disclosure import determined
 from node.policy.flows import BlockLedger, coarser_period, round_count
 from node.policy.model import FlowStatisticsRules
-from node.policy.release import release_flows
+from node.policy.release import FlowRelease, release_flows
 
 MONDAY = date(2024, 1, 8)  # 2024-W02
 
@@ -36,7 +36,7 @@ def _rows(spec: dict[tuple[str, str, int], int]) -> list[tuple[str, str, date, d
     return rows
 
 
-def _published(release: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], int]:
+def _published(release: FlowRelease) -> dict[tuple[str, tuple[tuple[str, str], ...]], int]:
     return {(c.period, c.dimensions): c.count for c in release.cells}
 
 

@@ -19,18 +19,20 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.policy.flows import AtomKey, BlockRelease, Shape
+from node.policy.flows import AtomKey, BlockRelease, FlowInput, Shape
 from node.policy.model import FlowStatisticsRules
 from node.policy.release import FlowRelease, release_flows
 from tests.test_sdc_audit import assert_resists
 
 NATIONALITIES = ("CUB", "HTI", "CHN", "IND", "AFG")
 START = date(2024, 1, 22)  # weeks 4-6 straddle January and February
+#: The rules, the first release's rows, and the rows of both releases.
+Scenario = tuple[FlowStatisticsRules, list[FlowInput], list[FlowInput]]
 
 
-def _rows(draw: Any, n_max: int) -> list[tuple[str, str, date, date, str | None]]:
+def _rows(draw: st.DrawFn, n_max: int) -> list[FlowInput]:
     n = draw(st.integers(0, n_max))
-    out = []
+    out: list[FlowInput] = []
     for _ in range(n):
         nat = draw(st.sampled_from(NATIONALITIES))
         sex = draw(st.sampled_from(("F", "M")))
@@ -41,7 +43,7 @@ def _rows(draw: Any, n_max: int) -> list[tuple[str, str, date, date, str | None]
 
 
 @st.composite
-def scenario(draw: Any) -> tuple[FlowStatisticsRules, list[Any], list[Any]]:
+def scenario(draw: st.DrawFn) -> Scenario:
     dims = draw(
         st.sampled_from(
             (["nationality", "sex"], ["nationality", "sex", "age_band"], ["nationality"])
@@ -114,7 +116,7 @@ _settings = settings(max_examples=120, deadline=None, suppress_health_check=[Hea
 
 @_settings
 @given(scenario())
-def test_no_published_cell_below_the_minimum(case: Any) -> None:
+def test_no_published_cell_below_the_minimum(case: Scenario) -> None:
     rules, _, rows = case
     release = release_flows(rows, rules)
     assert all(cell.count >= rules.min_cell_size for cell in release.cells)
@@ -125,7 +127,7 @@ def test_no_published_cell_below_the_minimum(case: Any) -> None:
 
 @_settings
 @given(scenario())
-def test_release_is_a_partition(case: Any) -> None:
+def test_release_is_a_partition(case: Scenario) -> None:
     """No published cell overlaps another: sums of cells never contain a hidden atom twice."""
     rules, _, rows = case
     for block in release_flows(rows, rules).blocks.values():
@@ -137,7 +139,7 @@ def test_release_is_a_partition(case: Any) -> None:
 
 @_settings
 @given(scenario())
-def test_no_suppressed_cell_derivable_from_published_cells_and_margins(case: Any) -> None:
+def test_no_suppressed_cell_derivable_from_published_cells_and_margins(case: Scenario) -> None:
     """A published cell is an exact equation only when the policy does not
     round. A rounded cell tells its count to within its rounding range, so
     under rounding the rank argument would credit the outsider with more than
@@ -159,7 +161,7 @@ def test_no_suppressed_cell_derivable_from_published_cells_and_margins(case: Any
 
 @_settings
 @given(scenario())
-def test_no_suppressed_cell_narrowed_by_two_successive_releases(case: Any) -> None:
+def test_no_suppressed_cell_narrowed_by_two_successive_releases(case: Scenario) -> None:
     """The second release, read with the first, the margins and counts that only
     grow, by the test's own MILP attacker (tests/sdc_attacker.py): no small
     hidden count is exact or narrower than the protection level, unless the
@@ -189,7 +191,7 @@ def test_a_rounded_cell_is_not_an_exact_equation() -> None:
         rounding=3,
     )
     day = START
-    rows = [
+    rows: list[FlowInput] = [
         (nat, sex, day - timedelta(days=365 * 25), day, None)
         for nat, sex, n in (
             ("AFG", "F", 3),

@@ -18,6 +18,7 @@ from node.policy.loader import load_floor, load_policy, parse_policy
 from node.policy.model import EncounterRecordRules, FieldRule
 from node.policy.records import (
     EncounterInput,
+    Linker,
     allowed_fields,
     pseudonymise,
     record_subject,
@@ -192,7 +193,7 @@ def test_named_member_countries_are_audiences_where_members_are() -> None:
 # -- field rules: drop, keep, generalise, pseudonymise ---------------------------------------
 
 
-def _body(rules: EncounterRecordRules, linker: Any = None) -> dict[str, Any]:
+def _body(rules: EncounterRecordRules, linker: Linker | None = None) -> dict[str, Any]:
     return transform_encounter(
         ROW, rules, "MEX", pseudonym_key=KEY, linker=linker, gazetteer=GAZETTEER
     )

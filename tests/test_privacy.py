@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 import yaml
 
-from node.config import policies_dir
+from node.config import Home, policies_dir
 from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv
 from node.member import operations as ops
-from node.member.pipeline import EventFactory, prepare_flow_events
+from node.member.pipeline import EventFactory, PublishPlan, prepare_flow_events
 from node.model.codes import iso_week
 from node.policy import privacy
 from node.policy.loader import load_floor, load_policy
@@ -259,7 +259,9 @@ def _dp_policy(
     return path
 
 
-def _member(tmp_path: Path, policy: Path, n: int, *, topic: str = "t") -> Any:
+def _member(
+    tmp_path: Path, policy: Path, n: int, *, topic: str = "t"
+) -> tuple[Home, list[dict[str, str]]]:
     home = ops.init_member(tmp_path / "pan", "PAN", policy=policy, topic=topic)
     rows = generate_encounters("PAN", n, seed=7, start=START, weeks=6)
     csv = tmp_path / "pan.csv"
@@ -268,7 +270,7 @@ def _member(tmp_path: Path, policy: Path, n: int, *, topic: str = "t") -> Any:
     return home, rows
 
 
-def _stage(home: Any, day: date, policy: Path | None = None) -> Any:
+def _stage(home: Home, day: date, policy: Path | None = None) -> PublishPlan:
     pol = load_policy(policy or home.policy_path, ops.regional_floor())
     with NodeStore(home.store_path) as store:
         key = SigningKey.load(home.country, home.signing_key_path)

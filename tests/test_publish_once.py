@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def _flock_waiters(path: Path) -> int:
     return waiting
 
 
-def _wait(condition, what: str, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+def _wait(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

@@ -28,6 +28,7 @@ from node.cli.rebuild_view import plain_line
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.errors import ConfigError
+from node.home import picture_topic as _picture_topic
 from node.member import operations as ops
 from node.store import audit
 from node.transport.clients import Client, group_source
@@ -130,7 +131,7 @@ def test_rebuilt_picture_equals_the_live_one(
     assert revised, "the second publish revised cells"
     assert len(before["quarantined"]) == len(GARBAGE)
     dead_letters = len(read_all(kafka_bootstrap, ops.dead_letter_topic(agg)))
-    picture_topic = ops._picture_topic(agg)
+    picture_topic = _picture_topic(agg)
     published = len(read_all(kafka_bootstrap, picture_topic))
     assert dead_letters == len(GARBAGE) and published > 0
     on_topic = len(read_all(kafka_bootstrap, topic))
@@ -226,7 +227,7 @@ def test_a_purged_picture_is_rebuilt_purged_and_its_tombstones_not_sent_again(
     purged = _rows(agg.store_path, "SELECT count(*) FROM event_use WHERE purged_at IS NOT NULL")
     assert purged[0][0] > 0
     ops.aggregate_once(agg)  # sends the tombstones
-    picture_topic = ops._picture_topic(agg)
+    picture_topic = _picture_topic(agg)
     published = len(read_all(kafka_bootstrap, picture_topic))
     before = _picture(agg)
     rebuild_picture(agg)

@@ -12,7 +12,7 @@ picture.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ def _log_starts(bootstrap: str, topic: str) -> dict[int, int]:
         consumer.close()
 
 
-def _wait_for(condition: Any, what: str) -> None:
+def _wait_for(condition: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + PATIENCE_S
     while not condition():
         assert time.monotonic() < deadline, f"waited {PATIENCE_S:.0f} s for {what}"

@@ -11,9 +11,9 @@ no components, no LP shortcut.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import numpy as np
 import pytest
@@ -163,7 +163,7 @@ def reference_interval(n: int, facts: list[Fact], v: int) -> tuple[float, float]
 )
 @given(models(), st.randoms(use_true_random=False))
 def test_fast_intervals_equal_the_plain_and_the_reference(
-    case: tuple[int, list[Fact]], rnd: Any
+    case: tuple[int, list[Fact]], rnd: random.Random
 ) -> None:
     n, facts = case
     order = list(range(n))

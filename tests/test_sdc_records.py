@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from node.config import policies_dir
+from node.config import Home, policies_dir
 from node.demo.synth import generate_encounters, write_csv
 from node.member import operations as ops
 from node.member import preview as lib
@@ -92,7 +92,7 @@ def _seen(topic: MemoryTopic, rows: list[dict[str, str]]) -> Seen:
     return Seen(atoms, cells, _margins(atoms), at_least=records)
 
 
-def _publish(home: ops.Home, topic: MemoryTopic, stagers: int) -> None:
+def _publish(home: Home, topic: MemoryTopic, stagers: int) -> None:
     with NodeStore(home.store_path) as store:
         ops.stage_publication(
             home, store, ops.home_policy(home), commit_chunks=stagers > 1, stagers=stagers

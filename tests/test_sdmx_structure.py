@@ -15,10 +15,10 @@ import io
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from node.aggregator.apply import Aggregator
 from node.cli import main
@@ -56,7 +56,7 @@ def picture(tmp_path_factory: pytest.TempPathFactory) -> Home:
     return build_picture(tmp_path_factory.mktemp("sdmx-picture"))
 
 
-def _report(home: Home, *args: str) -> Any:
+def _report(home: Home, *args: str) -> Result:
     return CliRunner().invoke(main, ["--home", str(home.path), "report", *args])
 
 
@@ -151,6 +151,7 @@ def test_sdmx1_and_pysdmx_load_the_export_with_its_structure_and_round_trip(
     import sdmx
     from pysdmx.io import get_datasets
     from pysdmx.io.csv.sdmx20.writer import write
+    from pysdmx.model import Schema
 
     result = _report(picture, "regional", "--format", "sdmx", "--audience", "TS")
     assert result.exit_code == 0, result.output
@@ -167,7 +168,9 @@ def test_sdmx1_and_pysdmx_load_the_export_with_its_structure_and_round_trip(
     import pandas as pd
 
     msg = sdmx.reader.csv.Reader().convert(io.BytesIO(text.encode()), structure=flow)
-    again = sdmx.to_csv(msg.data[0], rtype=pd.DataFrame, attributes="o").to_csv(index=False)
+    # with rtype=DataFrame, to_csv's None | str | DataFrame is the DataFrame
+    frame = cast(pd.DataFrame, sdmx.to_csv(msg.data[0], rtype=pd.DataFrame, attributes="o"))
+    again = frame.to_csv(index=False)
     assert again.splitlines()[0].split(",") == list(COLUMNS)
 
     def as_int(read: dict[tuple[str, ...], tuple[Any, ...]]) -> dict[Any, Any]:
@@ -178,6 +181,7 @@ def test_sdmx1_and_pysdmx_load_the_export_with_its_structure_and_round_trip(
     data = tmp_path / "flows.csv"
     data.write_text(text, encoding="utf-8")
     (ds,) = get_datasets(data, SHIPPED)
+    assert isinstance(ds.structure, Schema)  # the structure message's, not just its URN
     assert ds.structure.short_urn == "Dataflow=RCM:DF_EXTRAREGIONAL_FLOWS(1.0.0)"
     assert [c.id for c in ds.structure.components.dimensions] == list(DIMS)
     assert str(ds.data["OBS_VALUE"].dtype).startswith("int")
@@ -205,7 +209,7 @@ class StatusCell(FlowCell):
     conf: str = "confidential"
 
 
-def _cell(country: str, nat: str, n: int | None, prev: str | None = None, **kw: Any) -> Any:
+def _cell(country: str, nat: str, n: int | None, prev: str | None = None, **kw: Any) -> FlowCell:
     return StatusCell("2024-W03", "ISO_WEEK", country, nat, None, prev, n or 0, False, **kw)
 
 

@@ -23,6 +23,7 @@ import pytest
 import yaml
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke, serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from node.config import Home, policies_dir
@@ -50,10 +51,11 @@ def open_report(body: bytes, private_pem: bytes, aad: bytes) -> bytes | None:
     rest = body[3 + 80 * count :]
     nonce, ciphertext = rest[:12], rest[12:]
     private = serialization.load_pem_private_key(private_pem, password=None)
+    assert isinstance(private, X25519PrivateKey)
     suite = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
     for entry in entries:
         try:
-            key = suite.decrypt(entry, private, info=b"corredor/v2 content key|" + aad)  # type: ignore[arg-type]
+            key = suite.decrypt(entry, private, info=b"corredor/v2 content key|" + aad)
         except InvalidTag:
             continue
         padded = AESGCM(key).decrypt(nonce, ciphertext, aad)

@@ -124,7 +124,7 @@ def test_a_readable_password_file_is_refused_without_showing_it(tmp_path: Path) 
 )
 def test_incomplete_credentials_are_config_errors(fields: dict[str, str], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
-        KafkaSettings(**fields)  # type: ignore[arg-type]
+        KafkaSettings(**fields)
 
 
 def test_a_password_written_into_corredor_yaml_is_refused_and_not_echoed(tmp_path: Path) -> None:

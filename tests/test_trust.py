@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from node.aggregator.apply import Aggregator
+from node.aggregator.apply import Aggregator, ApplyStats
+from node.config import Home
 from node.crypto.keys import EncryptionKey
 from node.crypto.sealing import SealedBox, open_sealed, seal
 from node.crypto.signing import SigningKey
@@ -24,7 +25,7 @@ from node.transport.memory import MemorySink, MemorySource, MemoryTopic
 from tests.factories import aggregator_for, member_with_data
 
 
-def _publish(home, topic: MemoryTopic, now: datetime | None = None) -> None:  # type: ignore[no-untyped-def]
+def _publish(home: Home, topic: MemoryTopic, now: datetime | None = None) -> None:
     with NodeStore(home.store_path) as store:
         factory = EventFactory(
             home.country, ops.home_policy(home), trust.load_signing_key(home), ops.event_codec()
@@ -33,7 +34,7 @@ def _publish(home, topic: MemoryTopic, now: datetime | None = None) -> None:  # 
         drain_outbox(store, MemorySink(topic))
 
 
-def _apply(agg, topic: MemoryTopic):  # type: ignore[no-untyped-def]
+def _apply(agg: Home, topic: MemoryTopic) -> ApplyStats:
     with PictureStore(agg.store_path) as store:
         aggregator = Aggregator(
             store, ops.event_codec(), trust.key_directory(agg), floor=ops.regional_floor()
