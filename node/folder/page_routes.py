@@ -21,9 +21,9 @@ from node.folder.auth import Folder, Who
 from node.folder.downloads import DOWNLOADS
 from node.folder.inputs import flow_filter, iso3_param
 from node.model.codes import corridor_sort_key
-from node.report.html import line_chart
 from node.report.regional import admitted_cells
 from node.report.sdmx import NothingReleased
+from node.report.svg import line_chart
 
 
 @functools.cache

@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 from node.folder.chart_specs import country_spec, nationality_spec, trends_spec
 from node.folder.data import FlowFilter, FlowPage
 from node.folder.layout import e, message, table, vl_chart
-from node.report.html import bar_chart, corridor_diagram, country_statuses, line_chart
 from node.report.regional import country_totals, weekly
+from node.report.svg import bar_chart, corridor_diagram, country_statuses, line_chart
 from node.report.tables import Number, total_short
 from node.report.views import p_text
 
