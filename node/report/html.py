@@ -12,18 +12,16 @@ from datetime import UTC
 from typing import Any
 
 from node.model.codes import corridor_sort_key
+from node.report.alerts import alerts
 from node.report.audience import Scope
+from node.report.corridors import route_legs, routes
 from node.report.reference import LEGISLATION_TOPICS, ViewFilter, legislation_cell
 from node.report.regional import (
     FlowCell,
     admitted_cells,
-    alerts,
     country_totals,
     coverage,
     regional_rows,
-    route_legs,
-    routes,
-    trends,
     weekly,
 )
 from node.report.svg import (
@@ -35,6 +33,7 @@ from node.report.svg import (
     line_chart,
 )
 from node.report.tables import Number, total_label, total_short
+from node.report.trends import trends
 from node.report.views import DEFAULT_ROUTE_K, admitted_view_rows, p_text
 from node.store.picture import PictureStore
 
