@@ -14,12 +14,8 @@ from node.report.flows import FlowRow
 from node.report.html import report_html
 from node.report.reference import rows_csv
 from node.report.regional import admitted_cells
-from node.report.sdmx import (
-    NothingReleased,
-    admitted_withdrawn,
-    dataflow_structure,
-    flows_sdmx_csv,
-)
+from node.report.sdmx import NothingReleased, dataflow_structure, flows_sdmx_csv
+from node.report.sdmx_observations import admitted_withdrawn
 from node.report.sdmx_structure import structure_xml
 
 

@@ -101,7 +101,8 @@ def _render_from(
     from node.report.html import report_html
     from node.report.reference import VIEWS, rows_csv
     from node.report.regional import admitted_cells, coverage
-    from node.report.sdmx import admitted_withdrawn, flows_sdmx_csv, require_released
+    from node.report.sdmx import flows_sdmx_csv, require_released
+    from node.report.sdmx_observations import admitted_withdrawn
     from node.report.tables import UNIT
     from node.report.views import (
         CSV_COLUMNS,
