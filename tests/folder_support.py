@@ -30,7 +30,7 @@ import httpx
 
 from node.config import Home
 from node.folder.accounts import FolderDB
-from node.folder.app import Throttle
+from node.folder.session import Throttle
 from node.operator.serve import make_server
 from tests.picture_data import build_picture
 

@@ -26,8 +26,9 @@ import pytest
 
 from node.folder.pages import country_spec, nationality_spec, vl_chart
 from node.report.audience import Scope
-from node.report.html import _CSS, bar_chart, corridor_diagram, line_chart, report_html
+from node.report.html import _CSS, report_html
 from node.report.regional import FlowCell
+from node.report.svg import bar_chart, corridor_diagram, line_chart
 from node.store.picture import PictureStore
 from tests.browser import chromium
 from tests.folder_support import (

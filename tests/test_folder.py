@@ -29,8 +29,8 @@ from node.crypto.sealing import seal
 from node.errors import ConfigError
 from node.folder import data as folder_data
 from node.folder.accounts import FolderDB
-from node.folder.app import Throttle
 from node.folder.pages import intelligence_page
+from node.folder.session import Throttle
 from node.operator.serve import make_server
 from node.report.sdmx import COLUMNS
 from node.report.sdmx_structure import structure_xml
@@ -649,7 +649,7 @@ def test_basic_credentials_from_another_host_without_tls_are_refused(fed: Federa
     from starlette.exceptions import HTTPException
     from starlette.requests import Request
 
-    from node.folder.app import Folder
+    from node.folder.auth import Folder
     from node.folder.snapshot import PictureSnapshot
 
     token = base64.b64encode(f"ana:{PASSWORD}".encode())

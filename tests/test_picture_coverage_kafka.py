@@ -23,8 +23,10 @@ from node.demo.synth import generate_encounters, write_csv
 from node.member import operations as ops
 from node.model.codes import SUBREGION
 from node.report.audience import Scope
+from node.report.corridors import route_legs
 from node.report.flows import rows_of
-from node.report.regional import admitted_cells, route_legs, trends
+from node.report.regional import admitted_cells
+from node.report.trends import trends
 from node.store.picture import PictureStore
 from tests.factories import START, aggregator_for
 

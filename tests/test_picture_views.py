@@ -25,19 +25,12 @@ from node.cli import main
 from node.config import Home
 from node.demo.synth import surge_plan
 from node.errors import ConfigError
+from node.report.alerts import AlertMethod, alerts, poisson_log_upper_tail, poisson_upper_tail
 from node.report.audience import Scope, admits, audience_name, purpose_name
 from node.report.flows import country_total_rows, render_flow_tables, rows_of
 from node.report.html import report_html
 from node.report.reference import rows_csv
-from node.report.regional import (
-    AlertMethod,
-    FlowCell,
-    admitted_cells,
-    alerts,
-    poisson_log_upper_tail,
-    poisson_upper_tail,
-    regional_rows,
-)
+from node.report.regional import FlowCell, admitted_cells, regional_rows
 from node.report.sdmx import COLUMNS, DATAFLOW, flows_sdmx_csv
 from node.report.views import STAT_VIEWS, render_view, view_csv_rows, view_data
 from node.store.picture import PictureStore

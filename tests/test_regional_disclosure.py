@@ -25,8 +25,9 @@ from hypothesis import strategies as st
 
 from node.policy.disclosure import determined
 from node.report.audience import Scope
-from node.report.regional import admitted_cells, regional_rows, trends
+from node.report.regional import admitted_cells, regional_rows
 from node.report.sdmx import flows_sdmx_csv
+from node.report.trends import trends
 from node.store.picture import PictureStore
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

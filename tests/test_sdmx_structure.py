@@ -31,14 +31,8 @@ from node.member.pipeline import FLOW_KIND, EventFactory, drain_outbox, prepare_
 from node.member.reference_pipeline import plan_with_reference
 from node.report.audience import Scope
 from node.report.regional import FlowCell, admitted_cells
-from node.report.sdmx import (
-    COLUMNS,
-    DATAFLOW,
-    Observation,
-    flows_sdmx_csv,
-    observations,
-    sdmx_csv,
-)
+from node.report.sdmx import COLUMNS, DATAFLOW, flows_sdmx_csv, sdmx_csv
+from node.report.sdmx_observations import Observation, observations
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.memory import MemorySink, MemorySource, MemoryTopic

@@ -28,7 +28,7 @@ from node.cli.common import (
     progress,
 )
 from node.cli.rebuild_view import rebuild_progress
-from node.cli.report_cmds import REPORT_FORMATS, REPORT_VIEWS, purge, run_report
+from node.cli.report_cmds import purge, run_report
 from node.config import DEFAULT_TOPIC, Home
 from node.crypto.keys import read_key_text
 from node.member import operations as ops
@@ -37,6 +37,7 @@ from node.member.ingest import unknown_places_note
 from node.member.ingest_reference import ENCOUNTERS, FILE_KINDS
 from node.member.ingest_reference import template_header as reference_template
 from node.operator.metrics import FollowMetrics, MetricsServer
+from node.report.dispatch import REPORT_FORMATS, REPORT_VIEWS
 
 # -- init, keys, members ------------------------------------------------------------
 

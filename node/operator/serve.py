@@ -25,7 +25,9 @@ import uvicorn
 from node.config import ENV_FOLDER_DB, Home
 from node.errors import ConfigError
 from node.folder.accounts import FolderDB, default_path
-from node.folder.app import Folder, Throttle, build_app
+from node.folder.app import build_app
+from node.folder.auth import Folder
+from node.folder.session import Throttle
 from node.folder.snapshot import PictureSnapshot
 
 log = logging.getLogger("corredor.serve")

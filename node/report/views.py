@@ -13,21 +13,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from node.report.alerts import AlertMethod, alerts
 from node.report.audience import Scope, admits
+from node.report.corridors import leg_people, route_legs, routes
 from node.report.reference import VIEWS, ViewFilter
-from node.report.regional import (
-    AlertMethod,
-    admitted_cells,
-    alerts,
-    coverage,
-    last_periods,
-    leg_people,
-    regional_rows,
-    route_legs,
-    routes,
-    trends,
-)
+from node.report.regional import admitted_cells, coverage, last_periods, regional_rows
 from node.report.tables import UNIT, Number, total_label, total_short
+from node.report.trends import trends
 from node.store.picture import PictureStore
 
 STAT_VIEWS: tuple[str, ...] = ("trends", "corridors", "alerts", "regional")
