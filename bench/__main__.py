@@ -342,7 +342,7 @@ def audit_markdown(a: dict[str, Any], machine: dict[str, Any] | None = None) -> 
         f"Written by `make bench` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "",
         "Weekly releases planned as `corredor publish` plans them "
-        "(`pipeline.plan_flow_release`: every stored record counted, each block "
+        "(`flow_release.plan_flow_release`: every stored record counted, each block "
         "released against its suppression-ledger entry, secondary suppression and "
         "the interval audit) and their ledger entries staged (`NodeStore.stage`). "
         "300,000 records a year, 30% registered 1 to 8 weeks late (bench/audit.py). "

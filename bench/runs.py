@@ -27,7 +27,7 @@ from node.demo.synth import generate_encounters, write_csv
 from node.federation import trust
 from node.federation.manifest import read_signed
 from node.member import operations as ops
-from node.member.pipeline import drain_outbox
+from node.member.drain import drain_outbox
 from node.model.events import Envelope, PolicyRef
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore

@@ -13,7 +13,9 @@ from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv
 from node.federation import trust
 from node.member import operations as ops
-from node.member.pipeline import EventFactory, drain_outbox, prepare_flow_events
+from node.member.drain import drain_outbox
+from node.member.event_factory import EventFactory
+from node.member.flow_release import prepare_flow_events
 from node.policy.loader import load_policy
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore

@@ -10,7 +10,7 @@ from node.aggregator.apply import Aggregator
 from node.config import Home
 from node.federation import trust
 from node.member import operations as ops
-from node.member.pipeline import drain_outbox
+from node.member.drain import drain_outbox
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.memory import MemorySink, MemorySource, MemoryTopic

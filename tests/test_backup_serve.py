@@ -18,7 +18,7 @@ from node.cli import main
 from node.config import Home
 from node.errors import ConfigError
 from node.member import operations as ops
-from node.member.pipeline import drain_outbox
+from node.member.drain import drain_outbox
 from node.operator.backup import backup_home, restore_home
 from node.operator.serve import make_server
 from node.store import audit

@@ -26,7 +26,9 @@ from node.errors import CodecError, SignatureInvalid
 from node.federation import manifest as fed
 from node.federation import trust
 from node.member import operations as ops
-from node.member.pipeline import EventFactory, drain_outbox, prepare_flow_events
+from node.member.drain import drain_outbox
+from node.member.event_factory import EventFactory
+from node.member.flow_release import prepare_flow_events
 from node.model.events import Envelope, PolicyRef
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore

@@ -22,7 +22,7 @@ from node.crypto.sealing import NotAddressed, SealedBox, open_sealed
 from node.demo.synth import generate_encounters, write_csv
 from node.federation import trust
 from node.member import operations as ops
-from node.member.pipeline import restricted_aad
+from node.member.event_factory import restricted_aad
 from node.store.picture import PictureStore
 from node.transport.kafka import read_all
 from tests.factories import START, aggregator_for

@@ -14,7 +14,7 @@ import pytest
 
 from node.config import policies_dir
 from node.member import operations as ops
-from node.member.pipeline import plan_flow_release
+from node.member.flow_release import plan_flow_release
 from node.member.preview import preview_policy
 from node.policy.loader import load_policy
 from node.store.node_store import NodeStore

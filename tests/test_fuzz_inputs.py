@@ -112,7 +112,7 @@ def test_garbage_messages_never_stop_the_aggregator(tmp_path: Path) -> None:
     pan, _, _ = member_with_data(tmp_path, "PAN", 600)
     agg = aggregator_for(tmp_path, [pan])
     topic = MemoryTopic()
-    from node.member.pipeline import drain_outbox
+    from node.member.drain import drain_outbox
     from node.transport.memory import MemorySink
 
     with NodeStore(pan.store_path) as store:

@@ -76,7 +76,7 @@ def test_the_graph_sees_function_level_imports() -> None:
     is an edge of the graph: worker_main's imports are all found."""
     _, edges = import_graph(NODE, "node")
     targets = {e.target for e in edges if e.importer == "node.member.worker_main"}
-    assert {"node.member.operations", "node.member.pipeline", "node.member.workers"} <= targets
+    assert {"node.member.operations", "node.member.drain", "node.member.workers"} <= targets
 
 
 def test_the_rooms_keep_their_floors(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from node.crypto.signing import SigningKey
 from node.demo.federation import SAMPLES_DIR
 from node.federation import trust
 from node.member import operations as ops
-from node.member.pipeline import EventFactory
+from node.member.event_factory import EventFactory
 from node.member.reference_pipeline import prepare_reference_events
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore

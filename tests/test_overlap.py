@@ -25,8 +25,9 @@ from node.cli import main
 from node.demo.synth import generate_encounters, plant_values, write_csv
 from node.errors import CorredorError, TransportError
 from node.member import operations as ops
+from node.member.drain import drain_outbox
+from node.member.event_factory import ENCOUNTER_KIND
 from node.member.follow import PublishCounters, publish_follow, wait_until
-from node.member.pipeline import ENCOUNTER_KIND, drain_outbox
 from node.member.workers import StagerProcess
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore

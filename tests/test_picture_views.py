@@ -749,7 +749,7 @@ def test_routes_from_linked_encounter_records_end_to_end(tmp_path: Path) -> None
     from node.crypto.linkage import new_linkage_key, save_linkage_key
     from node.demo.synth import generate_encounters, write_csv
     from node.member import operations as ops
-    from node.member.pipeline import drain_outbox
+    from node.member.drain import drain_outbox
     from node.store.node_store import NodeStore
     from node.transport.memory import MemorySink, MemorySource, MemoryTopic
     from tests.factories import START, aggregator_for, records_only_policy

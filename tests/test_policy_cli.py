@@ -19,7 +19,8 @@ from node.cli import main
 from node.config import Home, policies_dir
 from node.demo.synth import generate_encounters, write_csv
 from node.member import operations as ops
-from node.member.pipeline import drain_outbox, plan_flow_release
+from node.member.drain import drain_outbox
+from node.member.flow_release import plan_flow_release
 from node.store.node_store import NodeStore
 from node.transport.memory import MemorySink, MemoryTopic
 from tests.factories import START

@@ -21,7 +21,8 @@ from node.demo.synth import generate_encounters, write_csv
 from node.errors import CorredorError, EgressRefused
 from node.federation import trust
 from node.member import operations as ops
-from node.member.pipeline import EventFactory, drain_outbox
+from node.member.drain import drain_outbox
+from node.member.event_factory import EventFactory
 from node.member.workers import read_guard_values
 from node.policy.guard import EgressGuard, normalise
 from node.store.node_store import NodeStore

@@ -22,7 +22,8 @@ from node.config import policies_dir
 from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv
 from node.member import operations as ops
-from node.member.pipeline import EventFactory, prepare_flow_events
+from node.member.event_factory import EventFactory
+from node.member.flow_release import prepare_flow_events
 from node.model.codes import iso_week
 from node.policy import privacy
 from node.policy.loader import load_floor, load_policy

@@ -14,7 +14,8 @@ from node.config import policies_dir
 from node.demo.synth import generate_encounters, write_csv
 from node.member import operations as ops
 from node.member import preview as lib
-from node.member.pipeline import QUASI_IDENTIFIERS, drain_outbox
+from node.member.drain import drain_outbox
+from node.member.record_release import QUASI_IDENTIFIERS
 from node.store.node_store import NodeStore
 from node.transport.memory import MemorySink, MemoryTopic
 from tests.factories import START

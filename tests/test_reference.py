@@ -23,8 +23,10 @@ from node.errors import ConfigError, InputError
 from node.federation import trust
 from node.member import corrections
 from node.member import operations as ops
+from node.member.drain import drain_outbox
+from node.member.event_factory import FLOW_KIND, EventFactory
+from node.member.flow_release import prepare_flow_events
 from node.member.ingest_reference import detect_kind
-from node.member.pipeline import FLOW_KIND, EventFactory, drain_outbox, prepare_flow_events
 from node.member.reference_pipeline import ReferencePlan, plan_with_reference
 from node.model.events import Envelope
 from node.store.node_store import NodeStore

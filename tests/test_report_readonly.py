@@ -21,7 +21,7 @@ from node.aggregator.apply import Aggregator, consume_until_caught_up
 from node.config import Home
 from node.federation import trust
 from node.member import operations as ops
-from node.member.pipeline import drain_outbox
+from node.member.drain import drain_outbox
 from node.report.flows import picture_json
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore

@@ -19,7 +19,7 @@ from node.config import policies_dir
 from node.demo.synth import generate_encounters, write_csv
 from node.member import operations as ops
 from node.member import preview as lib
-from node.member.pipeline import drain_outbox
+from node.member.drain import drain_outbox
 from node.model.codes import age_at, age_band, iso_week
 from node.policy.loader import load_policy
 from node.store.node_store import NodeStore

@@ -27,7 +27,9 @@ from node.crypto.signing import SigningKey
 from node.federation import trust
 from node.member import corrections
 from node.member import operations as ops
-from node.member.pipeline import FLOW_KIND, EventFactory, drain_outbox, prepare_flow_events
+from node.member.drain import drain_outbox
+from node.member.event_factory import FLOW_KIND, EventFactory
+from node.member.flow_release import prepare_flow_events
 from node.member.reference_pipeline import plan_with_reference
 from node.report.audience import Scope
 from node.report.regional import FlowCell, admitted_cells

@@ -18,7 +18,7 @@ from node.crypto.keys import EncryptionKey
 from node.crypto.sealing import NotAddressed, SealedBox, open_sealed
 from node.errors import CodecError, CryptoError
 from node.federation.manifest import KeyDirectory
-from node.member.pipeline import restricted_aad
+from node.member.event_factory import restricted_aad
 from node.model.events import RESTRICTED_KINDS
 from node.transport.base import Message
 

@@ -59,22 +59,18 @@ from node.home import picture_topic as _picture_topic
 from node.home import require_aggregator as _aggregator
 from node.home import require_member as _member
 from node.member import encounters, revisions
+from node.member.drain import DrainResult, drain_outbox
+from node.member.event_factory import FLOW_KIND, EventFactory
+from node.member.flow_release import PublishPlan, prepare_flow_events
 from node.member.inbox import InboxResult, open_inbox
 from node.member.ingest import IngestReport, ingest_encounters
 from node.member.ingest_reference import ENCOUNTERS, detect_kind, ingest_reference
-from node.member.pipeline import (
-    FLOW_KIND,
-    DrainResult,
+from node.member.ledger_diff import allowed_by_kind, egress_guard
+from node.member.record_release import (
     EncounterPlan,
     EncounterStream,
-    EventFactory,
-    PublishPlan,
-    allowed_by_kind,
-    drain_outbox,
-    egress_guard,
     encounter_withdrawals,
     held_back_records,
-    prepare_flow_events,
 )
 from node.member.reference_pipeline import ReferencePlan, plan_with_reference
 from node.member.workers import BackgroundDrainer, StagerProcess

@@ -18,7 +18,7 @@ from typing import IO, Any
 from node.errors import CorredorError
 from node.logging_setup import configure_logging
 from node.member import operations as ops
-from node.member.pipeline import drain_outbox
+from node.member.drain import drain_outbox
 from node.member.workers import read_guard_values
 from node.store.node_store import NodeStore
 

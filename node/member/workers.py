@@ -51,7 +51,7 @@ from typing import IO, Any
 
 from node import errors
 from node.errors import CorredorError, TransportError
-from node.member.pipeline import DrainResult
+from node.member.drain import DrainResult
 
 
 class _Child:
