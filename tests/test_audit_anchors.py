@@ -14,6 +14,12 @@ from click.testing import CliRunner, Result
 from node.cli import main
 from node.config import Home
 from node.federation import anchors
+from node.federation.control import (
+    HeadAnchor,
+    federation_anchors,
+    publish_manifest,
+    sync_manifest,
+)
 from node.member import follow
 from node.member import operations as ops
 from node.store import audit
@@ -61,9 +67,9 @@ def test_a_log_rewritten_with_its_head_is_caught_against_the_federation(
         home.save()
     agg.config.kafka.group_id = group_id
     agg.save()
-    ops.publish_manifest(agg)
+    publish_manifest(agg)
     for home in (pan, cri):
-        ops.sync_manifest(home)
+        sync_manifest(home)
     assert ops.publish(pan).drain.acknowledged > 0
     ops.aggregate_once(agg)
 
@@ -110,12 +116,12 @@ def test_follow_loops_anchor_their_heads_at_intervals(
         home.save()
     agg.config.kafka.group_id = group_id
     agg.save()
-    ops.publish_manifest(agg)
+    publish_manifest(agg)
     for home in (pan, cri):
-        ops.sync_manifest(home)
+        sync_manifest(home)
 
     def heads_seen_by_cri() -> dict[str, anchors.HeadStatement]:
-        ops.federation_anchors(cri)  # reads the control topic, keeps verified heads
+        federation_anchors(cri)  # reads the control topic, keeps verified heads
         return anchors.load_peer_heads(cri)
 
     stop = threading.Event()
@@ -147,6 +153,6 @@ def test_follow_loops_anchor_their_heads_at_intervals(
 def test_an_interval_of_zero_publishes_no_head(tmp_path: Path) -> None:
     pan, _, _ = member_with_data(tmp_path, "PAN", 10)
     pan.config.audit_head_interval_s = 0
-    anchor = follow.HeadAnchor(pan, None)
+    anchor = HeadAnchor(pan, None)
     anchor.tick()  # no broker is configured: a publish would fail and be logged
     assert anchor.published == 0

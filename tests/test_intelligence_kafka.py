@@ -9,6 +9,7 @@ import yaml
 
 from node.config import Home, policies_dir
 from node.federation import trust
+from node.federation.control import publish_manifest, sync_manifest
 from node.member import operations as ops
 from node.store.picture import PictureStore
 from tests.factories import aggregator_for
@@ -77,9 +78,9 @@ def test_report_to_gtm_and_mex_is_read_by_both_and_nobody_else(
     )
     trust.save_draft(agg, draft.model_copy(update={"topics": topics}))
     trust.sign_draft(agg)
-    ops.publish_manifest(agg)
+    publish_manifest(agg)
     for member in (cri, gtm, mex, pan):
-        manifest, _ = ops.sync_manifest(member)
+        manifest, _ = sync_manifest(member)
         assert manifest.topics.picture == f"{topic}.picture"
 
     report = tmp_path / "intel.json"

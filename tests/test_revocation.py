@@ -21,6 +21,7 @@ from node.aggregator.picture_sync import picture_path, sync_picture
 from node.cli import main as cli
 from node.config import Home
 from node.federation import trust
+from node.federation.control import sync_manifest
 from node.member import operations as ops
 from node.model.events import Envelope, PolicyRef
 from node.store.picture import PictureStore
@@ -184,7 +185,7 @@ def test_a_compromised_key_leaves_the_picture_and_earlier_revisions_come_back(
     # takes the new manifest carries the revocation out in its own copy too.
     republished = [m for m in read_all(kafka_bootstrap, f"{topic}.picture")]
     assert len(republished) > len(good)
-    ops.sync_manifest(cri)
+    sync_manifest(cri)
     sync_picture(cri)
     mine = _cells(picture_path(cri))
     assert {s: mine.get(s) for s in targets} == {s: good[s] for s in targets}

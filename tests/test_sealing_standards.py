@@ -30,6 +30,7 @@ from node.crypto.keys import EncryptionKey
 from node.crypto.sealing import seal_v1
 from node.federation import manifest as fed
 from node.federation import trust
+from node.federation.control import publish_manifest, sync_manifest
 from node.member import operations as ops
 from node.policy.loader import load_policy
 from node.transport.kafka import read_all
@@ -204,9 +205,9 @@ def published(
     )
     trust.save_draft(agg, draft.model_copy(update={"topics": topics}))
     trust.sign_draft(agg)
-    ops.publish_manifest(agg)
+    publish_manifest(agg)
     for m in (cri, gtm, mex, pan):
-        ops.sync_manifest(m)
+        sync_manifest(m)
     reports = []
     for i, extra in enumerate((0, 50)):
         summary = (SUMMARY * 4)[:200] + "x" * extra

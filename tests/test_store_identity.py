@@ -28,6 +28,7 @@ from click.testing import CliRunner, Result
 from node.cli import main
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
+from node.federation.control import publish_manifest, sync_manifest
 from node.member import operations as ops
 from node.operator.doctor import DoctorReport, diagnose
 from node.store.node_store import SCHEMA_VERSION, NodeStore
@@ -77,8 +78,8 @@ def federation(tmp_path: Path, kafka_bootstrap: str, topic: str) -> Iterator[tup
         home.save()
     agg.config.kafka.group_id = f"{topic}-agg"
     agg.save()
-    ops.publish_manifest(agg)
-    ops.sync_manifest(pan)
+    publish_manifest(agg)
+    sync_manifest(pan)
     ops.publish(pan)
     ops.aggregate_once(agg)
     yield pan, agg

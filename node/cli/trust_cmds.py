@@ -12,6 +12,14 @@ from rich.table import Table
 from node.cli.common import bootstrap_option, console, format_option, handle_errors, home_of
 from node.crypto.keys import read_key_file, read_key_text
 from node.federation import membership, trust, trust_ledger
+from node.federation.control import (
+    approve_change,
+    publish_manifest,
+    revoke_own_key,
+    share_linkage_key,
+    sync_federation,
+    sync_linkage_key,
+)
 from node.member import operations as ops
 
 
@@ -285,7 +293,7 @@ def federation_sign(ctx: click.Context, publish: bool, bootstrap: str | None) ->
     manifest = trust.current_manifest(home)
     console.print(f"signed manifest serial {manifest.serial} with {signed.signer}")
     if publish:
-        topic = ops.publish_manifest(home, bootstrap=bootstrap)
+        topic = publish_manifest(home, bootstrap=bootstrap)
         console.print(f"published on {topic}")
 
 
@@ -303,7 +311,7 @@ def federation_sync(ctx: click.Context, bootstrap: str | None) -> None:
     Example:
       corredor --home ./pan federation sync
     """
-    result = ops.sync_federation(home_of(ctx), bootstrap=bootstrap)
+    result = sync_federation(home_of(ctx), bootstrap=bootstrap)
     state = "updated to" if result.updated else "already at"
     console.print(f"manifest {state} serial {result.manifest.serial}")
     for line in result.changes:
@@ -325,7 +333,7 @@ def federation_approve(ctx: click.Context, change_id: str, bootstrap: str | None
       corredor --home ./pan federation sync
       corredor --home ./pan federation approve 3f9c0a6b1d2e4f5a6b7c
     """
-    approval = ops.approve_change(home_of(ctx), change_id, bootstrap=bootstrap)
+    approval = approve_change(home_of(ctx), change_id, bootstrap=bootstrap)
     click.echo(
         f"approved {approval.change_id}: {membership.describe(approval.change)} "
         f"(signed by {approval.key_id})"
@@ -346,7 +354,7 @@ def federation_revoke_own(ctx: click.Context, key_id: str | None, bootstrap: str
     Example:
       corredor --home ./pan federation revoke-own --key PAN:0123456789abcdef
     """
-    revocation = ops.revoke_own_key(home_of(ctx), key_id, bootstrap=bootstrap)
+    revocation = revoke_own_key(home_of(ctx), key_id, bootstrap=bootstrap)
     click.echo(f"revoked {revocation.key_id} (signed by {revocation.signed_by})")
 
 
@@ -623,7 +631,7 @@ def linkage_share(
         bundle, countries = trust.bundle_linkage_key(home)
         output.write_text(bundle.to_json(), encoding="utf-8")
     else:
-        countries = ops.share_linkage_key(home, bootstrap=bootstrap)
+        countries = share_linkage_key(home, bootstrap=bootstrap)
     trust.remember_linkage_recipients(home, countries)
     console.print(f"linkage key sealed to {', '.join(countries)}")
 
@@ -652,7 +660,7 @@ def linkage_sync(ctx: click.Context, file: Path | None, bootstrap: str | None) -
             home, KeyBundle.from_json(read_key_file(file))
         )
     else:
-        fingerprint, stored = ops.sync_linkage_key(home, bootstrap=bootstrap)
+        fingerprint, stored = sync_linkage_key(home, bootstrap=bootstrap)
     console.print(f"linkage key {fingerprint} {'stored' if stored else 'already held'}")
 
 

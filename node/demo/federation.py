@@ -24,6 +24,7 @@ from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.errors import ConfigError
 from node.federation import trust
+from node.federation.control import publish_manifest, sync_manifest
 from node.member import corrections
 from node.member import operations as ops
 from node.topics import DEMO_TOPIC_PREFIX
@@ -63,9 +64,9 @@ def _share_manifest(agg: Home, members: list[Home], topic: str) -> None:
     topics = draft.topics.model_copy(update={"control": control, "picture": f"{topic}.picture"})
     trust.save_draft(agg, draft.model_copy(update={"topics": topics}))
     trust.sign_draft(agg)
-    ops.publish_manifest(agg)
+    publish_manifest(agg)
     for home in members:
-        ops.sync_manifest(home)
+        sync_manifest(home)
 
 
 def sample_files(country: str) -> list[Path]:

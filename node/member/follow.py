@@ -25,6 +25,7 @@ from node.aggregator.run import build_aggregator
 from node.config import Home
 from node.errors import CorredorError
 from node.federation import trust
+from node.federation.control import HeadAnchor
 from node.member import operations as ops
 from node.member.drain import drain_outbox
 from node.store.node_store import NodeStore
@@ -104,35 +105,6 @@ def _planning_inputs(home: Home, store: NodeStore, policy_sha256: str) -> tuple[
         mtime(home.signing_key_path),
     )
 
-
-class HeadAnchor:
-    """Puts this home's signed audit head on the control topic every
-    ``audit_head_interval_s`` (docs/security.md, *Audit heads anchored outside
-    the writer*). A failure is logged and tried again a minute later: a
-    missed anchor must never stop a loop that moves data."""
-
-    RETRY_S = 60.0
-
-    def __init__(self, home: Home, bootstrap: str | None) -> None:
-        self.home = home
-        self.bootstrap = bootstrap
-        self.interval_s = float(home.config.audit_head_interval_s)
-        self.published = 0
-        self._due = time.monotonic()  # the first one as soon as the loop runs
-
-    def tick(self) -> None:
-        if self.interval_s <= 0 or time.monotonic() < self._due:
-            return
-        try:
-            statement = ops.publish_audit_head(self.home, bootstrap=self.bootstrap)
-        except CorredorError as exc:
-            log.warning("could not publish the audit head, will retry: %s", exc)
-            self._due = time.monotonic() + min(self.interval_s, self.RETRY_S)
-            return
-        self.published += 1
-        head = statement.audit
-        log.info("published the audit head %s", f"{head.seq}:{head.entry_hash}" if head else "-")
-        self._due = time.monotonic() + self.interval_s
 
 
 def publish_follow(

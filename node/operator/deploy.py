@@ -28,6 +28,7 @@ from node.devkafka.secure import SECRETARIAT_USER, federation_grants
 from node.devkafka.secure import federation_topics as federation_topic_table
 from node.errors import ConfigError, ConfigFileError, CorredorError
 from node.federation import trust
+from node.federation.control import publish_manifest, sync_manifest
 from node.limits import MAX_KEY_BYTES, read_limited
 from node.member import operations as ops
 from node.topics import EVENTS_TOPIC
@@ -225,7 +226,7 @@ def _enrol(home: Home, exchange: Path, countries: Sequence[str], timeout_s: floa
         ops.add_member(home, c, exchange / c / "signing.pub", exchange / c / "encryption.pub")
         added.append(c)
     if home.manifest_path.exists():
-        _retry(lambda: ops.publish_manifest(home), timeout_s)
+        _retry(lambda: publish_manifest(home), timeout_s)
     return added
 
 
@@ -235,7 +236,7 @@ def _sync_until_listed(home: Home, timeout_s: float) -> None:
     key_id = key_id_for(home.country, load_public_pem(home.public_key_path.read_bytes()))
 
     def listed() -> bool:
-        manifest, _ = ops.sync_manifest(home)
+        manifest, _ = sync_manifest(home)
         if manifest.signing_key(key_id) is None:
             raise ConfigError(f"the manifest does not list {key_id} yet")
         return True

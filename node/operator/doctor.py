@@ -45,6 +45,7 @@ from node.crypto.signing import key_id_for, load_public_pem
 from node.errors import CorredorError
 from node.federation import manifest as fed
 from node.federation import trust, trust_ledger
+from node.federation.control import MANIFEST_KEY
 from node.member import operations as ops
 from node.model.manifest import SignedManifest
 from node.store.node_store import NodeStore
@@ -203,7 +204,7 @@ def _signing_key_check(report: DoctorReport, home: Home, address: str, online: b
             value = read_latest(
                 address,
                 home.config.kafka.control_topic,
-                ops.MANIFEST_KEY,
+                MANIFEST_KEY,
                 security=home.kafka_security(),
                 timeout_s=10,
             )
@@ -390,7 +391,7 @@ def _manifest_check(report: DoctorReport, home: Home, address: str, online: bool
             value = read_latest(
                 address,
                 home.config.kafka.control_topic,
-                ops.MANIFEST_KEY,
+                MANIFEST_KEY,
                 security=home.kafka_security(),
                 timeout_s=10,
             )
