@@ -26,6 +26,7 @@ from node.config import Home, KafkaSettings, policies_dir
 from node.demo.synth import generate_encounters, write_csv
 from node.federation import trust
 from node.federation.manifest import read_signed
+from node.home import event_codec, open_home, regional_floor
 from node.member import operations as ops
 from node.member.drain import drain_outbox
 from node.model.events import Envelope, PolicyRef
@@ -96,7 +97,7 @@ def _copy_member(member: Home, path: Path, topic: str) -> Home:
     """The same member (keys, store, ingested records) publishing to another topic,
     so that each way of publishing starts from identical data."""
     shutil.copytree(member.path, path)
-    home = ops.open_home(path)
+    home = open_home(path)
     home.config.kafka.topic = topic
     home.save()
     return home
@@ -293,7 +294,7 @@ def _aggregate(
     the aggregator on a machine with no core to spare)."""
     with PictureStore(store_path) as store:
         agg_obj = build_aggregator(
-            agg, store, ops.event_codec(), floor=ops.regional_floor(), workers=workers
+            agg, store, event_codec(), floor=regional_floor(), workers=workers
         )
         source = group_source(client, bootstrap, topic, f"bench-agg-{uuid.uuid4().hex[:6]}")
         try:
@@ -311,7 +312,7 @@ def aggregator(bootstrap: str, node_result: dict[str, Any], base: Path) -> dict[
     same messages, with each client; and the serial aggregator (no check
     workers) on the default client, for what the workers gain."""
     topic = node_result["topic"]
-    agg = ops.open_home(Path(node_result["aggregator_home"]))
+    agg = open_home(Path(node_result["aggregator_home"]))
     expected = node_result["events"]
     default: Client = KafkaSettings().client
     workers = agg.config.aggregator_workers
@@ -442,7 +443,7 @@ def latency(base: Path, bootstrap: str, rate: int, seconds: int) -> dict[str, An
         stderr=subprocess.DEVNULL,
     )
     try:
-        codec = ops.event_codec()
+        codec = event_codec()
         key = trust.load_signing_key(fed.member)
         policy = ops.home_policy(fed.member)
         ref = PolicyRef(policy.policy_id, policy.version, policy.sha256)

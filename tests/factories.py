@@ -12,6 +12,7 @@ from node.config import Home, policies_dir
 from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv
 from node.federation import trust
+from node.home import event_codec
 from node.member import operations as ops
 from node.member.drain import drain_outbox
 from node.member.event_factory import EventFactory
@@ -172,7 +173,7 @@ def publish_flows_to(home: Home, topic: MemoryTopic, batch_size: int = 5_000) ->
     policy = ops.home_policy(home)
     with NodeStore(home.store_path) as store:
         key = SigningKey.load(home.country, home.signing_key_path)
-        factory = EventFactory(home.country, policy, key, ops.event_codec())
+        factory = EventFactory(home.country, policy, key, event_codec())
         plan = prepare_flow_events(store, factory)
         store.stage(plan.events)
         return drain_outbox(store, MemorySink(topic), batch_size=batch_size).acknowledged

@@ -9,6 +9,7 @@ from pathlib import Path
 from node.aggregator.apply import Aggregator
 from node.config import Home
 from node.federation import trust
+from node.home import event_codec, regional_floor
 from node.member import operations as ops
 from node.member.drain import drain_outbox
 from node.store.node_store import NodeStore
@@ -44,7 +45,7 @@ def build_picture(base: Path, volumes: dict[str, int] | None = None) -> Home:
         _publish(home, topic)
     with PictureStore(agg.store_path) as store:
         aggregator = Aggregator(
-            store, ops.event_codec(), trust.key_directory(agg), floor=ops.regional_floor()
+            store, event_codec(), trust.key_directory(agg), floor=regional_floor()
         )
         stats = aggregator.apply_batch(MemorySource(topic).poll_batch(0, 10**9))
     assert stats.rejected_total == 0, stats.as_dict()

@@ -27,8 +27,9 @@ from node.aggregator.run import build_aggregator
 from node.crypto.batch_seal import SealVerifier
 from node.demo.synth import generate_encounters, write_csv
 from node.federation import trust
+from node.home import event_codec, regional_floor
+from node.loops import wait_until
 from node.member import operations as ops
-from node.member.follow import wait_until
 from node.store.picture import PictureStore
 from node.transport.base import Message
 from node.transport.kafka import read_all
@@ -101,7 +102,7 @@ def published(tmp_path: Path, kafka_bootstrap: str, topic: str) -> tuple[Any, li
 def _apply(agg: Any, path: Path, messages: list[Message], workers: int, batch: int) -> Aggregator:
     with PictureStore(path) as store:
         aggregator = build_aggregator(
-            agg, store, ops.event_codec(), floor=ops.regional_floor(), workers=workers
+            agg, store, event_codec(), floor=regional_floor(), workers=workers
         )
         try:
             for i in range(0, len(messages), batch):
@@ -162,7 +163,7 @@ def test_aggregate_once_with_workers_from_the_group(
 
 
 def _serial_results(agg: Any, messages: list[Message]) -> list[object]:
-    codec, floor, keys = ops.event_codec(), ops.regional_floor(), trust.key_directory(agg)
+    codec, floor, keys = event_codec(), regional_floor(), trust.key_directory(agg)
     seals = SealVerifier()
     out: list[object] = []
     for m in messages:
@@ -195,7 +196,7 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
     agg, messages = published
     expected = _serial_results(agg, messages)
     keys = trust.key_directory(agg)
-    codec, floor = ops.event_codec(), ops.regional_floor()
+    codec, floor = event_codec(), regional_floor()
     seals = SealVerifier()
 
     def here(m: Message) -> object:
@@ -223,7 +224,7 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
     _apply(agg, tmp_path / "serial.db", messages, workers=0, batch=300)
     with PictureStore(tmp_path / "killed.db") as store:
         aggregator = build_aggregator(
-            agg, store, ops.event_codec(), floor=ops.regional_floor(), workers=2
+            agg, store, event_codec(), floor=regional_floor(), workers=2
         )
         try:
             for n, i in enumerate(range(0, len(messages), 300)):
@@ -254,7 +255,7 @@ def test_a_new_manifest_reaches_the_workers_at_the_next_batch(
         PictureStore(tmp_path / "serial.db") as s_store,
     ):
         both = [
-            build_aggregator(agg, store, ops.event_codec(), floor=ops.regional_floor(), workers=w)
+            build_aggregator(agg, store, event_codec(), floor=regional_floor(), workers=w)
             for store, w in ((p_store, 2), (s_store, 0))
         ]
         try:

@@ -20,6 +20,7 @@ from node.federation.control import (
     publish_manifest,
     sync_manifest,
 )
+from node.loops import wait_until
 from node.member import follow
 from node.member import operations as ops
 from node.store import audit
@@ -143,7 +144,7 @@ def test_follow_loops_anchor_their_heads_at_intervals(
                 and "TS" in seen
             )
 
-        assert follow.wait_until(anchored, PATIENCE_S, interval_s=1.0)
+        assert wait_until(anchored, PATIENCE_S, interval_s=1.0)
     finally:
         stop.set()
         for loop in loops:

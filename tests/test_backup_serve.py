@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from node.cli import main
 from node.config import Home
 from node.errors import ConfigError
+from node.home import event_codec, open_home, regional_floor
 from node.member import operations as ops
 from node.member.drain import drain_outbox
 from node.operator.backup import backup_home, restore_home
@@ -97,7 +98,7 @@ def test_backup_and_restore_through_the_cli(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "integrity ok" in result.output, result.output
     result = runner.invoke(main, ["--home", str(tmp_path / "r"), "restore", str(tmp_path / "b")])
     assert result.exit_code == 0, result.output
-    assert ops.home_status(ops.open_home(tmp_path / "r"))["records"] == 50
+    assert ops.home_status(open_home(tmp_path / "r"))["records"] == 50
 
 
 PASSWORD = "a password for the tests"
@@ -117,7 +118,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Home]]:
     with PictureStore(agg.store_path) as store:
         consume_until_caught_up(
             Aggregator(
-                store, ops.event_codec(), trust.key_directory(agg), floor=ops.regional_floor()
+                store, event_codec(), trust.key_directory(agg), floor=regional_floor()
             ), MemorySource(topic)
         )
     with FolderDB(agg.path / "folder.db") as db:

@@ -28,8 +28,10 @@ from node.demo.synth import generate_encounters, write_csv
 from node.devkafka import ClusterInfo, LocalKafka
 from node.devkafka.manage import home_settings
 from node.errors import TransportError
+from node.home import open_home
+from node.loops import wait_until
 from node.member import operations as ops
-from node.member.follow import aggregate_follow, wait_until
+from node.member.follow import aggregate_follow
 from node.store.picture import PictureStore
 from node.transport.base import Message
 from node.transport.confluent import ConfluentSource, confluent_read_all, consumer_config
@@ -452,10 +454,10 @@ def test_a_whole_aggregation_over_sasl_ssl_from_the_homes_settings(
         settings = {**h.config.kafka.model_dump(), **home_settings(secure, user)}
         h.config.kafka = KafkaSettings.model_validate(settings)
         h.save()
-    agg = ops.open_home(agg.path)
+    agg = open_home(agg.path)
     assert agg.config.kafka.client == "confluent"
     assert agg.config.kafka.security_protocol == "SASL_SSL"
-    published = ops.publish(ops.open_home(home.path)).drain.acknowledged
+    published = ops.publish(open_home(home.path)).drain.acknowledged
     source = ops.open_source(agg)
     assert isinstance(source, ConfluentSource)
     source.close()

@@ -25,6 +25,7 @@ from node.config import KafkaSettings
 from node.demo.synth import generate_encounters, write_csv
 from node.devkafka import ClusterInfo
 from node.errors import ConfigError, TransportError
+from node.home import open_home
 from node.member import operations as ops
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
@@ -222,7 +223,7 @@ def test_member_publishing_with_the_confluent_client_is_aggregated_whole(
     )
     home.config.kafka.client = "confluent"
     home.save()
-    assert ops.open_home(home.path).config.kafka.client == "confluent"
+    assert open_home(home.path).config.kafka.client == "confluent"
     rows = generate_encounters("USA", 1_200, seed=21, start=START, weeks=6)
     path = tmp_path / "usa.csv"
     write_csv(rows, path)

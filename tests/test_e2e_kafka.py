@@ -12,6 +12,7 @@ from kafka import KafkaProducer
 from node.config import Home
 from node.crypto.signing import SigningKey
 from node.demo.synth import plant_values
+from node.home import event_codec
 from node.member import operations as ops
 from node.model.events import Envelope, PolicyRef
 from node.store.picture import PictureStore
@@ -90,7 +91,7 @@ def test_forged_event_on_the_topic_is_not_applied(  # type: ignore[no-untyped-de
     members, agg = federation
     pan = members[0][0]
     ops.publish(pan)
-    codec = ops.event_codec()
+    codec = event_codec()
     pan_key = SigningKey.load("PAN", pan.signing_key_path)
     intruder = SigningKey.generate("PAN")
     body = codec.encode_body(

@@ -25,8 +25,9 @@ from kafka import KafkaAdminClient, KafkaProducer
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.devkafka import LocalKafka
+from node.loops import wait_until
 from node.member import operations as ops
-from node.member.follow import PublishCounters, publish_follow, wait_until
+from node.member.follow import PublishCounters, publish_follow
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.clients import Client

@@ -21,6 +21,7 @@ from node.config import Home, policies_dir
 from node.crypto.sealing import NotAddressed, SealedBox, open_sealed
 from node.demo.synth import generate_encounters, write_csv
 from node.federation import trust
+from node.home import event_codec
 from node.member import operations as ops
 from node.member.event_factory import restricted_aad
 from node.store.picture import PictureStore
@@ -254,7 +255,7 @@ def test_replaced_key_without_members_signature_is_refused_everywhere(
         relayed = store.restricted_events()
     values = [m.value for m in read_all(kafka_bootstrap, f"{topic}.picture") if m.value]
     assert values and relayed
-    codec = ops.event_codec()
+    codec = event_codec()
     tried_evil_key = 0
     for value in values:
         env = codec.decode_envelope(codec.split_signed(value)[0])

@@ -22,8 +22,10 @@ from node.aggregator.rebuild import rebuild_picture
 from node.config import Home
 from node.federation import manifest as fed
 from node.federation import trust
+from node.home import ensure_shared_topic, event_codec, regional_floor
+from node.loops import wait_until
 from node.member import operations as ops
-from node.member.follow import aggregate_follow, wait_until
+from node.member.follow import aggregate_follow
 from node.model.events import Envelope, PolicyRef
 from node.model.manifest import Topics
 from node.store.picture import PictureStore
@@ -55,7 +57,7 @@ def _signed(
 ) -> bytes:
     """A FlowStatistic as the member's node would sign it, with the envelope
     fields under test set by hand."""
-    codec = ops.event_codec()
+    codec = event_codec()
     policy = ops.home_policy(home)
     key = trust.load_signing_key(home)
     subject = f"FlowStatistic|PAN|2024-W02|nationality={nationality}"
@@ -187,7 +189,7 @@ def test_the_shared_topic_is_created_with_the_brokers_append_time(
 ) -> None:
     name = f"shared-{group_id}"
     _, agg = _homes(tmp_path, kafka_bootstrap, name, group_id)
-    ops.ensure_shared_topic(agg, kafka_bootstrap, None)
+    ensure_shared_topic(agg, kafka_bootstrap, None)
     assert _timestamp_type(kafka_bootstrap, name) == "LogAppendTime"
 
 
@@ -226,7 +228,7 @@ def test_retention_is_counted_from_the_brokers_append_date(
     kafka_bootstrap: str, topic: str, group_id: str, tmp_path: Path
 ) -> None:
     pan, agg = _homes(tmp_path, kafka_bootstrap, topic, group_id)
-    floor_days = ops.regional_floor().max_retention_days
+    floor_days = regional_floor().max_retention_days
     # Backdated 20 days (an outbox could hold it that long): the days left are
     # counted from when the broker got it, whatever produced_at says.
     back = NOW - timedelta(days=20)
@@ -260,7 +262,7 @@ def test_a_topic_stamped_with_the_producers_time_is_not_trusted(
 
 
 def test_the_floor_states_its_clock_skew() -> None:
-    floor = ops.regional_floor()
+    floor = regional_floor()
     assert floor.max_clock_skew_seconds == 300 and floor.max_publish_delay_days == 30
     at = datetime(2026, 1, 1, tzinfo=UTC)
     assert floor.time_problem(at + timedelta(seconds=300), at) is None

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from node.aggregator.apply import Aggregator
 from node.demo.synth import generate_encounters
 from node.errors import InputError, PolicyError
-from node.member import operations as ops
+from node.federation import trust
+from node.home import event_codec, regional_floor
 from node.member.ingest import ingest_encounters
 from node.model.records import ENCOUNTER_COLUMNS
 from node.policy.loader import load_policy
@@ -131,7 +132,7 @@ def test_garbage_messages_never_stop_the_aggregator(tmp_path: Path) -> None:
             mixed.append(b"PAN", (valid[0] or b"")[:cut])
         with PictureStore(agg.store_path) as store:
             stats = Aggregator(
-                store, ops.event_codec(), ops.trust.key_directory(agg), floor=ops.regional_floor()
+                store, event_codec(), trust.key_directory(agg), floor=regional_floor()
             ).apply_batch(
                 MemorySource(mixed).poll_batch(0, 10**6)
             )

@@ -20,8 +20,11 @@ from tests.import_rules import Rules, check, cycles, import_graph, unit_of
 NODE = Path(__file__).resolve().parent.parent / "node"
 
 FLOORS: list[frozenset[str]] = [
-    # 0. What everything may use: the root exception, file limits, names.
-    frozenset({"errors", "limits", "files", "yamlsafe", "csvfile", "logging_setup", "topics"}),
+    # 0. What everything may use: the root exception, file limits, names, and the
+    #    long-running loops' signals and backoff.
+    frozenset(
+        {"errors", "limits", "files", "yamlsafe", "csvfile", "logging_setup", "topics", "loops"}
+    ),
     # 1. The stages that need only the base: data models, cryptography.
     frozenset({"model", "crypto"}),
     # 2. The other stages: policy engine, codec, stores, Kafka, renderers.

@@ -21,6 +21,7 @@ from node.config import Home, schemas_dir
 from node.crypto.signing import SigningKey
 from node.demo.federation import SAMPLES_DIR
 from node.federation import trust
+from node.home import regional_floor
 from node.member import operations as ops
 from node.member.event_factory import EventFactory
 from node.member.reference_pipeline import prepare_reference_events
@@ -64,7 +65,7 @@ def _aggregate(agg: Home, codec: EventCodec, bootstrap: str, topic: str, group: 
         try:
             return consume_until_caught_up(
                 Aggregator(
-                    store, codec, trust.key_directory(agg), floor=ops.regional_floor()
+                    store, codec, trust.key_directory(agg), floor=regional_floor()
                 ), source
             )
         finally:

@@ -22,12 +22,14 @@ import pytest
 from click.testing import CliRunner
 
 from node.cli import main
+from node.config import Home
 from node.demo.synth import generate_encounters, plant_values, write_csv
 from node.errors import CorredorError, TransportError
+from node.loops import wait_until
 from node.member import operations as ops
 from node.member.drain import drain_outbox
 from node.member.event_factory import ENCOUNTER_KIND
-from node.member.follow import PublishCounters, publish_follow, wait_until
+from node.member.follow import PublishCounters, publish_follow
 from node.member.workers import StagerProcess
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
@@ -39,7 +41,7 @@ from tests.patience import PATIENCE_S
 RECORDS = 2_500
 
 
-def _usa(base: Path, n: int = RECORDS, topic: str = "t") -> tuple[ops.Home, list[dict[str, str]]]:
+def _usa(base: Path, n: int = RECORDS, topic: str = "t") -> tuple[Home, list[dict[str, str]]]:
     """USA shares pseudonymised encounter records: the bulk a chunked publish streams."""
     home = ops.init_member(base / "usa", "USA", topic=topic, policy=records_only_policy(base))
     rows = generate_encounters("USA", n, seed=11, start=START, weeks=8)
@@ -49,7 +51,7 @@ def _usa(base: Path, n: int = RECORDS, topic: str = "t") -> tuple[ops.Home, list
     return home, rows
 
 
-def _ledger_and_outbox(home: ops.Home) -> tuple[dict[str, tuple[int, str | None]], list[tuple]]:
+def _ledger_and_outbox(home: Home) -> tuple[dict[str, tuple[int, str | None]], list[tuple]]:
     with NodeStore(home.store_path) as store:
         ledger = store.ledger(ENCOUNTER_KIND)
         rows = store.connection.execute(
@@ -348,7 +350,7 @@ def test_follow_plans_again_only_when_records_change(
     assert counters.staged == counters.acknowledged > 350 and counters.errors == 0
 
 
-def _pending_and_acked(home: ops.Home) -> tuple[int, int]:
+def _pending_and_acked(home: Home) -> tuple[int, int]:
     with NodeStore(home.store_path) as store:
         status = store.outbox_status()
         encounter = store.connection.execute(

@@ -748,6 +748,7 @@ def test_routes_from_linked_encounter_records_end_to_end(tmp_path: Path) -> None
     from node.config import policies_dir
     from node.crypto.linkage import new_linkage_key, save_linkage_key
     from node.demo.synth import generate_encounters, write_csv
+    from node.home import event_codec, regional_floor
     from node.member import operations as ops
     from node.member.drain import drain_outbox
     from node.store.node_store import NodeStore
@@ -787,7 +788,7 @@ def test_routes_from_linked_encounter_records_end_to_end(tmp_path: Path) -> None
         from node.federation import trust
 
         stats = Aggregator(
-            store, ops.event_codec(), trust.key_directory(agg), floor=ops.regional_floor()
+            store, event_codec(), trust.key_directory(agg), floor=regional_floor()
         ).apply_batch(
             MemorySource(topic).poll_batch(0, 10**9)
         )

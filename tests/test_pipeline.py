@@ -11,6 +11,7 @@ from node.aggregator.apply import Aggregator
 from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv
 from node.federation import trust
+from node.home import event_codec, regional_floor
 from node.member import operations as ops
 from node.model.events import Envelope
 from node.store.picture import PictureStore
@@ -28,7 +29,7 @@ from tests.factories import (
 def _apply(agg_home, topic: MemoryTopic, start: int = 0):  # type: ignore[no-untyped-def]
     with PictureStore(agg_home.store_path) as store:
         aggregator = Aggregator(
-            store, ops.event_codec(), trust.key_directory(agg_home), floor=ops.regional_floor()
+            store, event_codec(), trust.key_directory(agg_home), floor=regional_floor()
         )
         source = MemorySource(topic, committed=start)
         return aggregator.apply_batch(source.poll_batch(0, 10**9))
@@ -113,7 +114,7 @@ def _forge(
     key_id: str | None = None,
 ) -> None:
     """A valid-Avro event claiming ``claim`` as producer."""
-    codec = ops.event_codec()
+    codec = event_codec()
     real = codec.decode_envelope(codec.split_signed(topic.records[0].value or b"")[0])
     body = codec.encode_body(
         "FlowStatistic",
@@ -181,7 +182,7 @@ def test_replay_with_different_content_is_set_aside(tmp_path: Path) -> None:
     agg = aggregator_for(tmp_path, [pan])
     publish_flows_to(pan, topic)
     _apply(agg, topic)
-    codec = ops.event_codec()
+    codec = event_codec()
     real = codec.decode_envelope(codec.split_signed(topic.records[0].value or b"")[0])
     key = SigningKey.load("PAN", pan.signing_key_path)
     env_bytes = codec.encode_envelope(Envelope(**{**real.__dict__, "revision": 99}))

@@ -20,6 +20,7 @@ from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv
 from node.errors import CorredorError, EgressRefused
 from node.federation import trust
+from node.home import event_codec, regional_floor
 from node.member import operations as ops
 from node.member.drain import drain_outbox
 from node.member.event_factory import EventFactory
@@ -138,7 +139,7 @@ def _forged_below_floor(home: Home) -> bytes:
         home.country,
         policy,
         SigningKey.load(home.country, home.signing_key_path),
-        ops.event_codec(),
+        event_codec(),
     )
     body = {
         "reporting_country": home.country,
@@ -165,16 +166,16 @@ def test_the_aggregator_sets_aside_events_below_the_regional_floor(tmp_path: Pat
     topic.append(b"PAN", _forged_below_floor(home))
     with PictureStore(agg.store_path) as store:
         keys = trust.key_directory(agg)
-        stats = Aggregator(store, ops.event_codec(), keys, floor=ops.regional_floor()).apply_batch(
+        stats = Aggregator(store, event_codec(), keys, floor=regional_floor()).apply_batch(
             MemorySource(topic).poll_batch(0, 10)
         )
         assert stats.rejected == {"below-regional-floor": 1}
         assert store.rejected()[0]["detail"] == "count below the floor's minimum cell size 3"
         assert store.flow_cells() == []
     # the check is the floor's: a floor with a smaller minimum lets it through
-    weaker = ops.regional_floor().model_copy(update={"min_cell_size": 1})
+    weaker = regional_floor().model_copy(update={"min_cell_size": 1})
     with PictureStore(tmp_path / "other.db") as store:
-        stats = Aggregator(store, ops.event_codec(), keys, floor=weaker).apply_batch(
+        stats = Aggregator(store, event_codec(), keys, floor=weaker).apply_batch(
             MemorySource(topic).poll_batch(0, 10)
         )
         assert stats.applied == 1

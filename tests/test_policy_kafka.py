@@ -9,6 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from node.cli import main
+from node.home import event_codec
 from node.member import operations as ops
 from node.policy.guard import normalise
 from node.store.picture import PictureStore
@@ -46,7 +47,7 @@ def test_a_refused_event_never_reaches_the_topic(
     other_place = rows[2]["encounter_place"]
     assert any(other_place.encode("utf-8") in b for b in blobs)
 
-    codec = ops.event_codec()
+    codec = event_codec()
     kinds = [codec.decode_envelope(codec.split_signed(v)[0]).kind for _, v in messages if v]
     assert kinds.count("EncounterRecord") == n - 1
 

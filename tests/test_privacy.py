@@ -21,6 +21,7 @@ import yaml
 from node.config import policies_dir
 from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv
+from node.home import event_codec, regional_floor
 from node.member import operations as ops
 from node.member.event_factory import EventFactory
 from node.member.flow_release import prepare_flow_events
@@ -270,10 +271,10 @@ def _member(tmp_path: Path, policy: Path, n: int, *, topic: str = "t") -> Any:
 
 
 def _stage(home: Any, day: date, policy: Path | None = None) -> Any:
-    pol = load_policy(policy or home.policy_path, ops.regional_floor())
+    pol = load_policy(policy or home.policy_path, regional_floor())
     with NodeStore(home.store_path) as store:
         key = SigningKey.load(home.country, home.signing_key_path)
-        factory = EventFactory(home.country, pol, key, ops.event_codec())
+        factory = EventFactory(home.country, pol, key, event_codec())
         now = datetime.fromisoformat(day.isoformat() + UTC_NOON)
         plan = prepare_flow_events(store, factory, now=now)
         store.stage(plan.events, plan.suppression, plan.privacy)
@@ -319,7 +320,7 @@ def test_the_same_policy_publishing_again_spends_nothing(tmp_path: Path) -> None
 
 
 def test_the_floor_caps_epsilon_and_budgets(tmp_path: Path) -> None:
-    floor = ops.regional_floor()
+    floor = regional_floor()
     assert floor.differential_privacy is not None
     too_much = _dp_policy(tmp_path, epsilon=1.0, budget=9.0)
     problems = floor.problems(load_policy(too_much))
@@ -379,7 +380,7 @@ def test_a_dp_policy_end_to_end_on_a_real_broker(
     # the topic, read by a decoder of our own: every flow body is noisy, with
     # its calibrated interval; no exact count of any size is there. The three
     # tables put each record in three cells: scale levels(4) * 3 / epsilon = 9
-    codec = ops.event_codec()
+    codec = event_codec()
     schema = _body_decoder()
     h = privacy.published_half_width(1, 9.0)
     bodies: list[dict[str, Any]] = []
@@ -505,7 +506,7 @@ def test_weeks_and_months_overlap_so_their_losses_add() -> None:
 def test_the_codec_reads_flow_statistics_v1_and_v2_both_ways() -> None:
     from node.codec.single_object import decode
 
-    new = ops.event_codec()
+    new = event_codec()
     old = type(new)(new.registry, pins={"FlowStatistic": 1})
     exact = {
         "reporting_country": "PAN",

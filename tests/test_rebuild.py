@@ -28,6 +28,7 @@ from node.cli.rebuild_view import plain_line
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.errors import ConfigError
+from node.home import picture_topic
 from node.member import operations as ops
 from node.store import audit
 from node.transport.clients import Client, group_source
@@ -130,8 +131,8 @@ def test_rebuilt_picture_equals_the_live_one(
     assert revised, "the second publish revised cells"
     assert len(before["quarantined"]) == len(GARBAGE)
     dead_letters = len(read_all(kafka_bootstrap, ops.dead_letter_topic(agg)))
-    picture_topic = ops._picture_topic(agg)
-    published = len(read_all(kafka_bootstrap, picture_topic))
+    picture = picture_topic(agg)
+    published = len(read_all(kafka_bootstrap, picture))
     assert dead_letters == len(GARBAGE) and published > 0
     on_topic = len(read_all(kafka_bootstrap, topic))
 
@@ -161,7 +162,7 @@ def test_rebuilt_picture_equals_the_live_one(
     assert not (agg.store_path.parent / (agg.store_path.name + REBUILD_SUFFIX)).exists()
     # Nothing went out twice.
     assert len(read_all(kafka_bootstrap, ops.dead_letter_topic(agg))) == dead_letters
-    assert len(read_all(kafka_bootstrap, picture_topic)) == published
+    assert len(read_all(kafka_bootstrap, picture)) == published
     # The group resumes where the rebuild ended: nothing again, nothing lost.
     assert ops.aggregate_once(agg).messages == 0
     pan = members[0]
@@ -226,14 +227,14 @@ def test_a_purged_picture_is_rebuilt_purged_and_its_tombstones_not_sent_again(
     purged = _rows(agg.store_path, "SELECT count(*) FROM event_use WHERE purged_at IS NOT NULL")
     assert purged[0][0] > 0
     ops.aggregate_once(agg)  # sends the tombstones
-    picture_topic = ops._picture_topic(agg)
-    published = len(read_all(kafka_bootstrap, picture_topic))
+    picture = picture_topic(agg)
+    published = len(read_all(kafka_bootstrap, picture))
     before = _picture(agg)
     rebuild_picture(agg)
     assert _picture(agg) == before
     again = _rows(agg.store_path, "SELECT count(*) FROM event_use WHERE purged_at IS NOT NULL")
     assert again == purged
-    assert len(read_all(kafka_bootstrap, picture_topic)) == published
+    assert len(read_all(kafka_bootstrap, picture)) == published
 
 
 def _next_day(iso: str) -> str:

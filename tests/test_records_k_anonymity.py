@@ -12,6 +12,7 @@ import yaml
 
 from node.config import policies_dir
 from node.demo.synth import generate_encounters, write_csv
+from node.home import event_codec
 from node.member import operations as ops
 from node.member import preview as lib
 from node.member.drain import drain_outbox
@@ -35,7 +36,7 @@ def _policy(tmp_path: Path, k: int | None) -> Path:
 
 
 def _published_groups(topic: MemoryTopic) -> Counter[tuple[object, ...]]:
-    codec = ops.event_codec()
+    codec = event_codec()
     live: dict[str, dict[str, object] | None] = {}
     for message in topic.records:
         if not message.value:

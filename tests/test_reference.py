@@ -21,6 +21,7 @@ from node.crypto.signing import SigningKey
 from node.demo.federation import SAMPLES_DIR, sample_files
 from node.errors import ConfigError, InputError
 from node.federation import trust
+from node.home import event_codec, regional_floor
 from node.member import corrections
 from node.member import operations as ops
 from node.member.drain import drain_outbox
@@ -50,7 +51,7 @@ def _publish(home: Home, topic: MemoryTopic) -> ReferencePlan:
     policy = ops.home_policy(home)
     with NodeStore(home.store_path) as store:
         key = SigningKey.load(home.country, home.signing_key_path)
-        factory = EventFactory(home.country, policy, key, ops.event_codec())
+        factory = EventFactory(home.country, policy, key, event_codec())
         flow = prepare_flow_events(store, factory)
         staged, reference = plan_with_reference(store, factory, flow.events, FLOW_KIND)
         if staged:
@@ -62,7 +63,7 @@ def _publish(home: Home, topic: MemoryTopic) -> ReferencePlan:
 def _apply(agg: Home, topic: MemoryTopic, start: int = 0) -> ApplyStats:
     with PictureStore(agg.store_path) as store:
         aggregator = Aggregator(
-            store, ops.event_codec(), trust.key_directory(agg), floor=ops.regional_floor()
+            store, event_codec(), trust.key_directory(agg), floor=regional_floor()
         )
         return aggregator.apply_batch(MemorySource(topic, committed=start).poll_batch(0, 10**9))
 
@@ -343,7 +344,7 @@ def test_withdrawn_flow_cell_stays_withdrawn(tmp_path: Path) -> None:
     _publish(home, topic)
     _apply(agg, topic)
     first = topic.records[0]
-    codec = ops.event_codec()
+    codec = event_codec()
     env = codec.decode_envelope(codec.split_signed(first.value or b"")[0])
     corrections.withdraw(home, env.event_id, "cell under review")
     _publish(home, topic)
@@ -406,7 +407,7 @@ def test_another_producer_cannot_overwrite_a_members_entry(
     topic = MemoryTopic()
     _publish(members["PAN"], topic)
     _apply(agg, topic)
-    codec = ops.event_codec()
+    codec = event_codec()
     mex_key = SigningKey.load("MEX", members["MEX"].signing_key_path)
     real = codec.decode_envelope(codec.split_signed(topic.records[0].value or b"")[0])
     forged_body = codec.encode_body(
@@ -489,7 +490,7 @@ def test_the_aggregator_validates_bodies_again(
     members, agg = federation
     topic = MemoryTopic()
     _publish(members["PAN"], topic)
-    codec = ops.event_codec()
+    codec = event_codec()
     pan_key = SigningKey.load("PAN", members["PAN"].signing_key_path)
     real = codec.decode_envelope(codec.split_signed(topic.records[0].value or b"")[0])
     body = {
@@ -526,7 +527,7 @@ def test_the_aggregator_validates_bodies_again(
 def test_each_model_has_exactly_its_latest_schemas_fields(kind: str) -> None:
     from node.model.reference import BY_KIND
 
-    schema = ops.event_codec().registry.latest(kind)
+    schema = event_codec().registry.latest(kind)
     assert list(BY_KIND[kind].model_fields) == [f["name"] for f in schema.raw["fields"]]
 
 

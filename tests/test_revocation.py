@@ -22,6 +22,7 @@ from node.cli import main as cli
 from node.config import Home
 from node.federation import trust
 from node.federation.control import sync_manifest
+from node.home import event_codec
 from node.member import operations as ops
 from node.model.events import Envelope, PolicyRef
 from node.store.picture import PictureStore
@@ -37,7 +38,7 @@ def _cells(path: Path) -> dict[str, tuple[int, int]]:
 
 def _forged(home: Home, cell: dict[str, Any], revision: int, count: int) -> bytes:
     """A revision of ``cell`` signed with the member's own key."""
-    codec = ops.event_codec()
+    codec = event_codec()
     policy = ops.home_policy(home)
     key = trust.load_signing_key(home)
     body = {

@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 
 from node.demo.synth import generate_encounters, write_csv
+from node.home import event_codec
 from node.member import operations as ops
 from node.model.codes import region_of
 from node.transport.kafka import read_all
@@ -69,7 +70,7 @@ def test_three_or_more_hnd_releases_read_from_the_topic_resist(
     home.save()
     batches = _batches()
     everything: list[dict[str, str]] = []
-    codec = ops.event_codec()
+    codec = event_codec()
     read = 0
     live: dict[str, dict[str, object]] = {}
     seen: list[Seen] = []

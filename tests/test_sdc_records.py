@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from node.config import policies_dir
+from node.config import Home, policies_dir
 from node.demo.synth import generate_encounters, write_csv
+from node.home import event_codec
 from node.member import operations as ops
 from node.member import preview as lib
 from node.member.drain import drain_outbox
@@ -41,7 +42,7 @@ def _atom(row: dict[str, str]) -> Atom:
 
 def _live(topic: MemoryTopic) -> dict[str, tuple[str, dict[str, Any] | None]]:
     """subject -> (kind, body) of every subject's last event (None: withdrawn)."""
-    codec = ops.event_codec()
+    codec = event_codec()
     live: dict[str, tuple[str, dict[str, Any] | None]] = {}
     for message in topic.records:
         if not message.value:
@@ -92,7 +93,7 @@ def _seen(topic: MemoryTopic, rows: list[dict[str, str]]) -> Seen:
     return Seen(atoms, cells, _margins(atoms), at_least=records)
 
 
-def _publish(home: ops.Home, topic: MemoryTopic, stagers: int) -> None:
+def _publish(home: Home, topic: MemoryTopic, stagers: int) -> None:
     with NodeStore(home.store_path) as store:
         ops.stage_publication(
             home, store, ops.home_policy(home), commit_chunks=stagers > 1, stagers=stagers

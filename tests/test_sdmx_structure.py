@@ -25,6 +25,7 @@ from node.cli import main
 from node.config import Home
 from node.crypto.signing import SigningKey
 from node.federation import trust
+from node.home import event_codec, regional_floor
 from node.member import corrections
 from node.member import operations as ops
 from node.member.drain import drain_outbox
@@ -328,7 +329,7 @@ def _publish(home: Home, topic: MemoryTopic) -> None:
     policy = ops.home_policy(home)
     with NodeStore(home.store_path) as store:
         key = SigningKey.load(home.country, home.signing_key_path)
-        factory = EventFactory(home.country, policy, key, ops.event_codec())
+        factory = EventFactory(home.country, policy, key, event_codec())
         flow = prepare_flow_events(store, factory)
         staged, _ = plan_with_reference(store, factory, flow.events, FLOW_KIND)
         if staged:
@@ -339,7 +340,7 @@ def _publish(home: Home, topic: MemoryTopic) -> None:
 def _apply(agg: Home, topic: MemoryTopic) -> None:
     with PictureStore(agg.store_path) as store:
         aggregator = Aggregator(
-            store, ops.event_codec(), trust.key_directory(agg), floor=ops.regional_floor()
+            store, event_codec(), trust.key_directory(agg), floor=regional_floor()
         )
         aggregator.apply_batch(MemorySource(topic).poll_batch(0, 10**9))
 

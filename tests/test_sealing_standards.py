@@ -31,6 +31,7 @@ from node.crypto.sealing import seal_v1
 from node.federation import manifest as fed
 from node.federation import trust
 from node.federation.control import publish_manifest, sync_manifest
+from node.home import event_codec
 from node.member import operations as ops
 from node.policy.loader import load_policy
 from node.transport.kafka import read_all
@@ -236,7 +237,7 @@ def published(
 
 def _sealed_reports(values: list[bytes]) -> list[tuple[bytes, bytes, bytes]]:
     """(message value, sealed body, aad) of each intelligence report seen."""
-    codec = ops.event_codec()
+    codec = event_codec()
     out = []
     for value in values:
         try:

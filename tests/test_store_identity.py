@@ -29,6 +29,7 @@ from node.cli import main
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.federation.control import publish_manifest, sync_manifest
+from node.home import open_home
 from node.member import operations as ops
 from node.operator.doctor import DoctorReport, diagnose
 from node.store.node_store import SCHEMA_VERSION, NodeStore
@@ -149,7 +150,7 @@ def test_a_restored_backup_publishes_only_after_recovery_and_never_goes_back(
     )
     assert restored_cli.exit_code == 0, restored_cli.output
     assert "recover-revisions" in restored_cli.output
-    home = ops.open_home(restored.path)
+    home = open_home(restored.path)
     with closing(sqlite3.connect(home.store_path)) as conn, conn:
         restored_seq = conn.execute("SELECT max(seq) FROM audit_log").fetchone()[0]
     refused = _cli(home, "publish")

@@ -14,6 +14,7 @@ from node.crypto.signing import SigningKey
 from node.errors import ConfigError, CryptoError, SignatureInvalid
 from node.federation import manifest as fed
 from node.federation import trust
+from node.home import event_codec, regional_floor
 from node.member import encounters
 from node.member import operations as ops
 from node.member.drain import drain_outbox
@@ -29,7 +30,7 @@ from tests.factories import aggregator_for, member_with_data
 def _publish(home, topic: MemoryTopic, now: datetime | None = None) -> None:  # type: ignore[no-untyped-def]
     with NodeStore(home.store_path) as store:
         factory = EventFactory(
-            home.country, ops.home_policy(home), trust.load_signing_key(home), ops.event_codec()
+            home.country, ops.home_policy(home), trust.load_signing_key(home), event_codec()
         )
         store.stage(prepare_flow_events(store, factory, now=now).events)
         drain_outbox(store, MemorySink(topic))
@@ -38,7 +39,7 @@ def _publish(home, topic: MemoryTopic, now: datetime | None = None) -> None:  # 
 def _apply(agg, topic: MemoryTopic):  # type: ignore[no-untyped-def]
     with PictureStore(agg.store_path) as store:
         aggregator = Aggregator(
-            store, ops.event_codec(), trust.key_directory(agg), floor=ops.regional_floor()
+            store, event_codec(), trust.key_directory(agg), floor=regional_floor()
         )
         return aggregator.apply_batch(MemorySource(topic).poll_batch(0, 10**9))
 
@@ -102,7 +103,7 @@ def test_rotation_keeps_old_events_valid_and_expires_the_old_key(tmp_path: Path)
     old_key = SigningKey.load("PAN", retired)
     assert old_key.key_id == old_id
     late = MemoryTopic()
-    codec = ops.event_codec()
+    codec = event_codec()
     env = codec.decode_envelope(codec.split_signed(before.records[0].value or b"")[0])
     resent = Envelope(
         **{

@@ -24,6 +24,7 @@ from typing import Any
 from node.aggregator.apply import Aggregator
 from node.config import Home
 from node.federation import trust
+from node.home import event_codec, regional_floor
 from node.member import operations as ops
 from node.store.picture import PictureStore
 from node.transport.memory import MemorySource, MemoryTopic
@@ -116,7 +117,7 @@ def build_totals_picture(base: Path) -> Home:
             topic.append(staged.key, staged.value)
     with PictureStore(agg.store_path) as store:
         aggregator = Aggregator(
-            store, ops.event_codec(), trust.key_directory(agg), floor=ops.regional_floor()
+            store, event_codec(), trust.key_directory(agg), floor=regional_floor()
         )
         stats = aggregator.apply_batch(MemorySource(topic).poll_batch(0, 10**6))
     assert stats.rejected_total == 0, stats.as_dict()

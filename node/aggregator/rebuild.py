@@ -38,7 +38,7 @@ from node.aggregator.apply import ApplyStats, consume_until_caught_up
 from node.aggregator.run import build_aggregator
 from node.config import Home
 from node.errors import ConfigError, StoreError, TransportError
-from node.home import require_aggregator
+from node.home import ensure_shared_topic, event_codec, regional_floor, require_aggregator
 from node.member import operations as ops
 from node.store import audit
 from node.store.picture import PictureStore
@@ -237,7 +237,7 @@ def rebuild_picture(
     settings = home.config.kafka
     address = bootstrap or home.bootstrap
     security = home.kafka_security()
-    ops.ensure_shared_topic(home, address, security)
+    ensure_shared_topic(home, address, security)
     _refuse_if_running(address, settings.group_id, security)
     live = home.store_path
     fresh = live.with_name(live.name + REBUILD_SUFFIX)
@@ -246,7 +246,7 @@ def rebuild_picture(
     try:
         with PictureStore(fresh) as store:
             aggregator = build_aggregator(
-                home, store, ops.event_codec(), floor=ops.regional_floor()
+                home, store, event_codec(), floor=regional_floor()
             )
             source = replay_source(settings.client, address, settings.topic, security=security)
             try:

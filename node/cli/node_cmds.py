@@ -31,8 +31,9 @@ from node.cli.rebuild_view import rebuild_progress
 from node.cli.report_cmds import REPORT_FORMATS, REPORT_VIEWS, purge, run_report
 from node.config import DEFAULT_TOPIC, Home
 from node.crypto.keys import read_key_text
+from node.loops import stop_on_signals
 from node.member import operations as ops
-from node.member.follow import PublishCounters, aggregate_follow, publish_follow, stop_on_signals
+from node.member.follow import PublishCounters, aggregate_follow, publish_follow
 from node.member.ingest import unknown_places_note
 from node.member.ingest_reference import ENCOUNTERS, FILE_KINDS
 from node.member.ingest_reference import template_header as reference_template

@@ -11,14 +11,12 @@ transaction) with redeliveries recognised by event id.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 
 from node.aggregator.apply import ApplyStats
 from node.aggregator.run import build_aggregator
@@ -26,6 +24,8 @@ from node.config import Home
 from node.errors import CorredorError
 from node.federation import trust
 from node.federation.control import HeadAnchor
+from node.home import ensure_shared_topic, event_codec, regional_floor
+from node.loops import Backoff
 from node.member import operations as ops
 from node.member.drain import drain_outbox
 from node.store.node_store import NodeStore
@@ -34,41 +34,6 @@ from node.transport.base import EventSink
 from node.transport.clients import GroupSource
 
 log = logging.getLogger("corredor.follow")
-
-
-@contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
-    """Set ``stop`` on SIGTERM/SIGINT while the block runs (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %s: stopping after the current batch", signum)
-        stop.set()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield stop
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with a ceiling, reset on success."""
-
-    initial: float = 0.5
-    ceiling: float = 15.0
-    current: float = field(default=0.0)
-
-    def next(self) -> float:
-        self.current = self.initial if self.current == 0 else min(self.ceiling, self.current * 2)
-        return self.current
-
-    def reset(self) -> None:
-        self.current = 0.0
 
 
 @dataclass
@@ -104,7 +69,6 @@ def _planning_inputs(home: Home, store: NodeStore, policy_sha256: str) -> tuple[
         mtime(home.pseudonym_key_path),
         mtime(home.signing_key_path),
     )
-
 
 
 def publish_follow(
@@ -215,7 +179,7 @@ def aggregate_follow(
     manifest_mtime = 0.0
     anchor = HeadAnchor(home, bootstrap)
     with PictureStore(home.store_path) as store:
-        aggregator = build_aggregator(home, store, ops.event_codec(), floor=ops.regional_floor())
+        aggregator = build_aggregator(home, store, event_codec(), floor=regional_floor())
         try:
             while not stop.is_set():
                 mtime = home.manifest_path.stat().st_mtime if home.manifest_path.exists() else 0
@@ -225,7 +189,7 @@ def aggregate_follow(
                     manifest_mtime = mtime
                 try:
                     if source is None:
-                        ops.ensure_shared_topic(home, address, security)
+                        ensure_shared_topic(home, address, security)
                         source = ops.open_source(home, address).open()
                     batch = source.poll_batch(poll_timeout_ms, max_records)
                     if batch:
@@ -260,11 +224,3 @@ def aggregate_follow(
     return total
 
 
-def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.2) -> bool:
-    """Poll ``predicate`` until true or the deadline (tests and operators' scripts)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return predicate()

@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -35,9 +34,7 @@ from node.config import (
     KafkaSettings,
     dead_letter_topic_for,
     key_passphrase,
-    load_home,
     policies_dir,
-    regional_policy_path,
 )
 from node.crypto.keys import read_key_text
 from node.crypto.signing import SigningKey, key_id_for, load_public_pem
@@ -52,7 +49,7 @@ from node.errors import (
 )
 from node.federation import trust, trust_ledger
 from node.federation.control import refresh_approvals, sync_manifest
-from node.files import private_dir
+from node.home import create_home_dir, ensure_shared_topic, read_home_topic, regional_floor
 from node.home import event_codec as event_codec
 from node.home import picture_topic as _picture_topic
 from node.home import require_aggregator as _aggregator
@@ -76,35 +73,27 @@ from node.member.workers import BackgroundDrainer, StagerProcess
 from node.model.codes import is_iso3
 from node.model.reference import REFERENCE_MODELS
 from node.policy import privacy
-from node.policy.floor import RegionalFloor
 from node.policy.guard import EgressGuard, Refusal
-from node.policy.loader import load_floor, load_policy
+from node.policy.loader import load_policy
 from node.policy.model import Policy
 from node.store.identity import RECOVER_HINT
 from node.store.node_store import NodeStore, OutboxStatus
 from node.store.picture import PictureStore, Rejected
 from node.store.reference import ReferenceStore
 from node.transport import health
-from node.transport.base import EventSink, Message
-from node.transport.clients import group_source, read_topic
+from node.transport.base import EventSink
+from node.transport.clients import group_source
 from node.transport.confluent import ConfluentSink, ConfluentSource
 from node.transport.kafka import (
     KafkaSink,
     KafkaSource,
     ensure_topic,
 )
-from node.transport.topic_config import shared_topic_configs
 
 log = logging.getLogger(__name__)
 
 
 # -- set-up --------------------------------------------------------------------
-
-
-def _fresh_home(path: Path) -> None:
-    if (path / "corredor.yaml").exists():
-        raise ConfigError(f"{path} is already a Corredor home")
-    private_dir(path)  # raw data and keys live here: 0700 whatever the umask
 
 
 def init_member(
@@ -125,7 +114,7 @@ def init_member(
     loaded = load_policy(policy_file, regional_floor())
     if loaded.country != country:
         raise ConfigError(f"{policy_file} is {loaded.country}'s policy, not {country}'s")
-    _fresh_home(path)
+    create_home_dir(path)
     home = Home(
         path,
         HomeConfig(
@@ -150,7 +139,7 @@ def init_aggregator(
     path: Path, *, bootstrap: str = "127.0.0.1:9092", topic: str = DEFAULT_TOPIC
 ) -> Home:
     """Create the Secretariat's aggregator home."""
-    _fresh_home(path)
+    create_home_dir(path)
     home = Home(
         path,
         HomeConfig(role="aggregator", kafka=KafkaSettings(bootstrap=bootstrap, topic=topic)),
@@ -207,10 +196,6 @@ def add_member(
 def home_policy(home: Home) -> Policy:
     """The home's policy, rejected if weaker than the regional floor."""
     return load_policy(_member(home).policy_path, regional_floor())
-
-
-def regional_floor() -> RegionalFloor:
-    return load_floor(regional_policy_path())
 
 
 def ingest(
@@ -568,21 +553,6 @@ def _finish_parts(
     )
 
 
-def ensure_shared_topic(home: Home, address: str, security: dict[str, Any] | None) -> None:
-    """Create the shared topic with the home's partitions and replication if missing,
-    stamped with the broker's append time and keeping messages as long as the
-    regional floor lets any policy retain them (``shared_topic_configs``)."""
-    settings = home.config.kafka
-    ensure_topic(
-        address,
-        settings.topic,
-        partitions=settings.partitions,
-        replication=settings.replication,
-        configs=shared_topic_configs(regional_floor().max_retention_days),
-        security=security,
-    )
-
-
 def open_sink(home: Home, bootstrap: str | None = None, **options: Any) -> EventSink:
     """The node's producer on the shared topic (created if missing)."""
     address = bootstrap or home.bootstrap
@@ -611,16 +581,6 @@ def open_source(home: Home, bootstrap: str | None = None) -> KafkaSource | Confl
         bootstrap or home.bootstrap,
         settings.topic,
         settings.group_id,
-        security=home.kafka_security(),
-    )
-
-
-def read_home_topic(home: Home, topic: str, bootstrap: str | None = None) -> list[Message]:
-    """Every record on ``topic`` (no group), read with the home's ``kafka.client``."""
-    return read_topic(
-        home.config.kafka.client,
-        bootstrap or home.bootstrap,
-        topic,
         security=home.kafka_security(),
     )
 
@@ -908,18 +868,6 @@ def read_inbox(home: Home, *, bootstrap: str | None = None) -> InboxResult:
     return open_inbox(
         messages, event_codec(), trust.key_directory(home), trust.load_encryption_key(home)
     )
-
-
-def open_home(path: Path | None) -> Home:
-    if path is None:
-        raise ConfigError("no home given: pass --home DIR or set CORREDOR_HOME")
-    return load_home(path)
-
-
-def remove_home(path: Path) -> None:
-    """Delete a home created by the demo (only if it is one)."""
-    if (path / "corredor.yaml").is_file():
-        shutil.rmtree(path)
 
 
 def home_status(home: Home) -> dict[str, object]:

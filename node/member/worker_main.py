@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from node.errors import CorredorError
+from node.home import open_home
 from node.logging_setup import configure_logging
 from node.member import operations as ops
 from node.member.drain import drain_outbox
@@ -33,7 +34,7 @@ def _drain(home_path: str, bootstrap: str | None, emit: Callable[[str], None]) -
         done.set()
 
     threading.Thread(target=watch, name="corredor-drainer-stdin", daemon=True).start()
-    home = ops.open_home(Path(home_path))
+    home = open_home(Path(home_path))
     with NodeStore(home.store_path) as store:
         sink = ops.open_sink(home, bootstrap)
         try:
@@ -47,7 +48,7 @@ def _drain(home_path: str, bootstrap: str | None, emit: Callable[[str], None]) -
 
 def _stage(home_path: str, after: str, upto: str | None, now: str) -> dict[str, Any]:
     identifying = read_guard_values(sys.stdin)
-    home = ops.open_home(Path(home_path))
+    home = open_home(Path(home_path))
     part, refused_subjects = ops.stage_encounter_part(
         home, after, upto, datetime.fromisoformat(now), identifying=identifying
     )

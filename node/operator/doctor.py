@@ -46,6 +46,7 @@ from node.errors import CorredorError
 from node.federation import manifest as fed
 from node.federation import trust, trust_ledger
 from node.federation.control import MANIFEST_KEY
+from node.home import regional_floor
 from node.member import operations as ops
 from node.model.manifest import SignedManifest
 from node.store.node_store import NodeStore
@@ -310,7 +311,7 @@ def _retention_check(
     """Can the shared topic serve a full rebuild of the picture?"""
     topic = home.config.kafka.topic
     try:
-        days = ops.regional_floor().max_retention_days
+        days = regional_floor().max_retention_days
     except CorredorError as exc:
         report.add("retention", None, f"skipped: the regional floor does not load ({exc})")
         return
@@ -485,7 +486,7 @@ def _pinned(home: Home) -> tuple[Any, str]:
 def _policy_check(report: DoctorReport, home: Home) -> None:
     try:
         if home.is_aggregator:
-            ops.regional_floor()
+            regional_floor()
             report.add("policy", True, "the regional floor loads")
             return
         policy = ops.home_policy(home)
