@@ -22,6 +22,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from node.aggregator.apply import consume_until_caught_up
 from node.aggregator.run import build_aggregator
+from node.aggregator.setup import add_member, init_aggregator
 from node.config import Home, KafkaSettings, policies_dir
 from node.demo.synth import generate_encounters, write_csv
 from node.federation import trust
@@ -72,7 +73,7 @@ def federation(
 ) -> Federation:
     """A member with ``records`` ingested (staged to its outbox) and an aggregator."""
     topic = f"bench.{country.lower()}.{uuid.uuid4().hex[:8]}"
-    agg = ops.init_aggregator(base / "ts", bootstrap=bootstrap, topic=topic)
+    agg = init_aggregator(base / "ts", bootstrap=bootstrap, topic=topic)
     member = ops.init_member(
         base / country.lower(),
         country,
@@ -81,7 +82,7 @@ def federation(
         secretariat_pem=agg.secretariat_pub_path.read_text(encoding="ascii"),
         policy=records_only_policy(base, country) if records_only else None,
     )
-    ops.add_member(agg, country, member.public_key_path, member.encryption_pub_path)
+    add_member(agg, country, member.public_key_path, member.encryption_pub_path)
     trust.accept_manifest(member, read_signed(agg.manifest_path))
     rows = generate_encounters(country, records, seed=8, start=START, weeks=weeks)
     path = base / f"{country}.csv"

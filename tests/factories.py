@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
+from node.aggregator.setup import add_member, init_aggregator
 from node.config import Home, policies_dir
 from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv
@@ -88,14 +89,14 @@ def member_with_data(
 
 
 def aggregator_for(base: Path, members: list[Home], *, topic: str = "t") -> Home:
-    agg = ops.init_aggregator(base / "ts", topic=topic)
+    agg = init_aggregator(base / "ts", topic=topic)
     # A group of its own (under the Secretariat's prefix): tests sharing one
     # group would each rebalance the others' members, and wait on them.
     agg.config.kafka.group_id = f"{agg.config.kafka.group_id}.{uuid.uuid4().hex[:12]}"
     agg.save()
     secretariat = agg.secretariat_pub_path.read_text(encoding="ascii")
     for m in members:
-        ops.add_member(agg, m.country, m.public_key_path, m.encryption_pub_path)
+        add_member(agg, m.country, m.public_key_path, m.encryption_pub_path)
         trust.pin_secretariat(m, secretariat)
     return agg
 

@@ -23,7 +23,7 @@ from kafka import KafkaProducer
 from node.aggregator.apply import Aggregator
 from node.aggregator.checks import Checked, MessageRejected, append_time
 from node.aggregator.parallel import CheckPool, KeySnapshot, Rejection
-from node.aggregator.run import build_aggregator
+from node.aggregator.run import aggregate_once, build_aggregator
 from node.crypto.batch_seal import SealVerifier
 from node.demo.synth import generate_encounters, write_csv
 from node.federation import trust
@@ -141,10 +141,10 @@ def test_aggregate_once_with_workers_from_the_group(
     _apply(agg, tmp_path / "serial.db", messages, workers=0, batch=2000)
     agg.config.aggregator_workers = 2
     agg.save()
-    stats = ops.aggregate_once(agg, max_records=400)
+    stats = aggregate_once(agg, max_records=400)
     assert stats.messages == len(messages)
     assert stats.applied == len(messages) - 3
-    again = ops.aggregate_once(agg)
+    again = aggregate_once(agg)
     assert again.messages == 0
     live, serial = _dump(agg.store_path), _dump(tmp_path / "serial.db")
     # The group reads partitions interleaved otherwise than read_all: which copy

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
+from node.aggregator.run import aggregate_follow, aggregate_once
 from node.cli import main
 from node.config import Home
 from node.federation import anchors
@@ -72,7 +73,7 @@ def test_a_log_rewritten_with_its_head_is_caught_against_the_federation(
     for home in (pan, cri):
         sync_manifest(home)
     assert ops.publish(pan).drain.acknowledged > 0
-    ops.aggregate_once(agg)
+    aggregate_once(agg)
 
     out = cli(pan, "audit", "publish-head")
     assert out.exit_code == 0 and "published PAN audit head" in out.output, out.output
@@ -128,7 +129,7 @@ def test_follow_loops_anchor_their_heads_at_intervals(
     stop = threading.Event()
     loops = [
         threading.Thread(target=follow.publish_follow, args=(pan, stop), daemon=True),
-        threading.Thread(target=follow.aggregate_follow, args=(agg, stop), daemon=True),
+        threading.Thread(target=aggregate_follow, args=(agg, stop), daemon=True),
     ]
     for loop in loops:
         loop.start()

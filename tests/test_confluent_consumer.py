@@ -23,6 +23,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
+from node.aggregator.run import aggregate_follow, aggregate_once, open_source
 from node.config import Home, KafkaSettings
 from node.demo.synth import generate_encounters, write_csv
 from node.devkafka import ClusterInfo, LocalKafka
@@ -31,7 +32,6 @@ from node.errors import TransportError
 from node.home import open_home
 from node.loops import wait_until
 from node.member import operations as ops
-from node.member.follow import aggregate_follow
 from node.store.picture import PictureStore
 from node.transport.base import Message
 from node.transport.confluent import ConfluentSource, confluent_read_all, consumer_config
@@ -299,16 +299,16 @@ def test_a_whole_aggregation_with_the_confluent_consumer(
     rows = generate_encounters("PAN", 900, seed=31, start=START, weeks=4)
     home, agg = _member_and_aggregator(tmp_path, kafka_bootstrap, topic, group_id, rows)
     result = ops.publish(home)
-    source = ops.open_source(agg)
+    source = open_source(agg)
     try:
         assert isinstance(source, ConfluentSource)
     finally:
         source.close()
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.applied == stats.messages == result.plan.staged > 0
     assert picture_totals(agg) == expected_picture([("PAN", rows)])
     # A second run finds its offsets committed: nothing again.
-    again = ops.aggregate_once(agg)
+    again = aggregate_once(agg)
     assert again.messages == 0
     committed = _committed(kafka_bootstrap, group_id, topic)
     assert sum(committed.values()) == result.plan.staged
@@ -458,10 +458,10 @@ def test_a_whole_aggregation_over_sasl_ssl_from_the_homes_settings(
     assert agg.config.kafka.client == "confluent"
     assert agg.config.kafka.security_protocol == "SASL_SSL"
     published = ops.publish(open_home(home.path)).drain.acknowledged
-    source = ops.open_source(agg)
+    source = open_source(agg)
     assert isinstance(source, ConfluentSource)
     source.close()
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     # The shared topic is the secure cluster's, used by other tests of this
     # module too: this member's events are all applied, and only others' plain
     # test messages are set aside.

@@ -21,6 +21,7 @@ import confluent_kafka
 import pytest
 from kafka import KafkaConsumer
 
+from node.aggregator.run import aggregate_once
 from node.config import KafkaSettings
 from node.demo.synth import generate_encounters, write_csv
 from node.devkafka import ClusterInfo
@@ -250,7 +251,7 @@ def test_member_publishing_with_the_confluent_client_is_aggregated_whole(
         ).fetchone()[0]
     assert acked == result.plan.staged
 
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.applied == result.plan.staged and stats.rejected_total == 0
     with PictureStore(agg.store_path) as picture:
         assert len(picture.view("encounter_view")) == 1_200

@@ -12,6 +12,7 @@ import yaml
 from click.testing import CliRunner
 from kafka import KafkaProducer
 
+from node.aggregator.run import aggregate_once
 from node.cli import main
 from node.config import Home, KafkaSettings, load_home, policies_dir
 from node.devkafka.manage import home_settings
@@ -54,7 +55,7 @@ def federation(tmp_path: Path, kafka_bootstrap: str, topic: str) -> tuple[Home, 
     publish_manifest(agg)
     sync_manifest(pan)
     ops.publish(pan)
-    ops.aggregate_once(agg)
+    aggregate_once(agg)
     return pan, agg
 
 
@@ -175,7 +176,7 @@ def test_outbox_too_old_and_aggregator_lag(federation: tuple[Home, Home], tmp_pa
     producer.close()
     detail = _problem(diagnose(agg, max_lag=2), "lag")
     assert "3 messages behind" in detail
-    ops.aggregate_once(agg)
+    aggregate_once(agg)
     report = diagnose(agg, max_lag=0)
     assert report.healthy, report.as_dict()
     assert report.figures["quarantined"] == 3

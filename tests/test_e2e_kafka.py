@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
+from node.aggregator.run import aggregate_once
 from node.config import Home
 from node.crypto.signing import SigningKey
 from node.demo.synth import plant_values
@@ -52,12 +53,12 @@ def test_four_nodes_picture_equals_raw_counts(federation, kafka_bootstrap: str) 
         result = ops.publish(home)
         assert result.drain.acknowledged == result.plan.published_cells > 0
         assert result.outbox.pending == 0
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected_total == 0
     assert stats.applied == stats.messages > 0
     assert picture_totals(agg) == expected_picture((h.country, rows) for h, rows in members)
     # A second pass finds nothing new; publishing again sends nothing.
-    assert ops.aggregate_once(agg).messages == 0
+    assert aggregate_once(agg).messages == 0
     assert all(ops.publish(h).drain.sent == 0 for h, _ in members)
 
 
@@ -122,7 +123,7 @@ def test_forged_event_on_the_topic_is_not_applied(  # type: ignore[no-untyped-de
     producer.send(topic, key=b"PAN", value=codec.encode_signed(env_bytes, intruder.sign(env_bytes)))
     producer.flush()
     producer.close()
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected == {"bad-signature": 1}
     assert stats.applied > 0
     with PictureStore(agg.store_path) as store:

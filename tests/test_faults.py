@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
+from node.aggregator.dead_letters import dead_letter_topic
+from node.aggregator.run import aggregate_once
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.devkafka import LocalKafka
@@ -165,7 +167,7 @@ def test_kafka_fully_down_during_ingest_and_publish(
         stop.set()
         thread.join(PATIENCE_S)
         assert not thread.is_alive(), "the follow loop did not stop"
-    ops.aggregate_once(agg)
+    aggregate_once(agg)
     _counts_line("kafka-down", [pan], agg, "faults.down", bootstrap)
     assert picture_totals(agg) == _as_published([pan])
 
@@ -215,7 +217,7 @@ def test_leader_killed_under_load_loses_and_doubles_nothing(
             for thread, _ in followers:
                 thread.join(PATIENCE_S)
         survivors = ",".join(f"127.0.0.1:{n.port}" for n in kafka.info.nodes if n.node_id != leader)
-        ops.aggregate_once(agg, bootstrap=survivors)
+        aggregate_once(agg, bootstrap=survivors)
         _counts_line("leader-killed", members, agg, topic, survivors)
         assert picture_totals(agg) == _as_published(members)
 
@@ -312,12 +314,12 @@ def test_garbage_truncated_and_oversized_messages_go_to_dead_letters(
         producer.send(topic, key=b"PAN", value=value)
     producer.flush()
     producer.close()
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected == {"undecodable": len(bad)}
-    dead = read_all(kafka_bootstrap, ops.dead_letter_topic(agg))
+    dead = read_all(kafka_bootstrap, dead_letter_topic(agg))
     assert sorted(m.value or b"" for m in dead) == sorted(bad)
     _counts_line("bad-messages", [pan], agg, topic, kafka_bootstrap)
     assert picture_totals(agg) == expected_picture([("PAN", rows)])
     # a second pass sends nothing twice
-    ops.aggregate_once(agg)
-    assert len(read_all(kafka_bootstrap, ops.dead_letter_topic(agg))) == len(bad)
+    aggregate_once(agg)
+    assert len(read_all(kafka_bootstrap, dead_letter_topic(agg))) == len(bad)

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
+from node.aggregator.run import aggregate_once
 from node.cli import main
 from node.config import Home, policies_dir
 from node.crypto.sealing import NotAddressed, SealedBox, open_sealed
@@ -172,7 +173,7 @@ def test_fake_member_without_quorum_gets_no_linkage_key_and_no_intelligence(
 
     # Intelligence for "members" is sealed to the counted members only.
     _publish_intel(cri, tmp_path, "Garza")
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected_total == 0, stats.rejected
     assert [i.body["summary"] for i in ops.read_inbox(gtm).items if i.body] == [SUMMARY]
     fake = ops.read_inbox(hnd)
@@ -248,7 +249,7 @@ def test_replaced_key_without_members_signature_is_refused_everywhere(
     cri_policy["exchanges"]["intelligence"]["audiences"] = ["GTM"]
     cri.policy_path.write_text(yaml.safe_dump(cri_policy, sort_keys=False), encoding="utf-8")
     _publish_intel(cri, tmp_path, "Garza")
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected_total == 0, stats.rejected
     assert [i.body["summary"] for i in ops.read_inbox(gtm).items if i.body] == [SUMMARY]
     with PictureStore(agg.store_path) as store:
@@ -273,7 +274,7 @@ def test_replaced_key_without_members_signature_is_refused_everywhere(
     assert ops.ingest(evil, csv).stored == 800
     sent = ops.publish(evil).drain.acknowledged
     assert sent > 0
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.applied == 0 and stats.rejected.get("unknown-key") == sent, stats.rejected
 
 
@@ -316,7 +317,7 @@ def test_a_member_revokes_its_own_key_without_quorum_or_secretariat(
     assert ops.ingest(gtm, csv).stored == 800
     sent = ops.publish(gtm).drain.acknowledged
     assert sent > 0
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.applied == 0 and stats.rejected.get("revoked-key") == sent, stats.rejected
     ok(cri, "federation", "sync")
     assert trust.key_directory(cri).get(key_id).entry.revoked_at is not None  # type: ignore[union-attr]

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from node.aggregator.setup import add_member, init_aggregator
 from node.cli import main
 from node.codec.registry import load_schema_version
 from node.config import REPO_ROOT
@@ -68,7 +69,7 @@ def test_an_oversized_schema_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_key_handed_over_that_is_too_large_is_refused_by_add_member(tmp_path: Path) -> None:
-    ts = ops.init_aggregator(tmp_path / "ts")
+    ts = init_aggregator(tmp_path / "ts")
     member = ops.init_member(tmp_path / "pan", "PAN")
     big = _sparse(tmp_path / "pan.pub", 200 * MAX_KEY_BYTES, member.public_key_path.read_bytes())
     result = CliRunner().invoke(
@@ -79,10 +80,10 @@ def test_a_key_handed_over_that_is_too_large_is_refused_by_add_member(tmp_path: 
     assert str(big) in result.output and "64 KiB limit" in result.output
     assert "Traceback" not in result.output
     # An endless stream (no size to check) is cut at the limit, too.
-    err = _bounded(lambda: ops.add_member(ts, "PAN", Path("/dev/zero")), MAX_KEY_BYTES)
+    err = _bounded(lambda: add_member(ts, "PAN", Path("/dev/zero")), MAX_KEY_BYTES)
     assert isinstance(err, KeyFileError) and err.file == "/dev/zero"
     # Control: the real key is accepted.
-    ops.add_member(ts, "PAN", member.public_key_path, member.encryption_pub_path)
+    add_member(ts, "PAN", member.public_key_path, member.encryption_pub_path)
 
 
 def test_an_oversized_linkage_bundle_is_refused(tmp_path: Path) -> None:

@@ -19,13 +19,13 @@ from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from node.aggregator.apply import ApplyStats
 from node.aggregator.picture_sync import picture_path, sync_picture
 from node.aggregator.rebuild import rebuild_picture
+from node.aggregator.run import aggregate_follow, aggregate_once
 from node.config import Home
 from node.federation import manifest as fed
 from node.federation import trust
 from node.home import ensure_shared_topic, event_codec, regional_floor
 from node.loops import wait_until
 from node.member import operations as ops
-from node.member.follow import aggregate_follow
 from node.model.events import Envelope, PolicyRef
 from node.model.manifest import Topics
 from node.store.picture import PictureStore
@@ -136,7 +136,7 @@ def test_every_run_mode_quarantines_events_below_the_floor(
         assert stats.messages == len(events)
     elif mode == "once":
         _produce(kafka_bootstrap, topic, events)
-        ops.aggregate_once(agg)
+        aggregate_once(agg)
         where = agg.store_path
     elif mode == "rebuild":
         _produce(kafka_bootstrap, topic, events)
@@ -203,7 +203,7 @@ def test_a_key_past_its_validity_with_a_backdated_produced_at_is_quarantined(
     trust.sign_draft(agg)
     backdated = _signed(pan, produced_at=ended - timedelta(days=1), nationality="VEN")
     _produce(kafka_bootstrap, topic, [backdated])
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected == {"expired-key": 1}
     assert _cells(agg.store_path) == []
 
@@ -217,7 +217,7 @@ def test_produced_at_thirty_years_ahead_is_quarantined(
     future = _signed(pan, produced_at=ahead, retain_days=3000, nationality="VEN")
     slightly = _signed(pan, produced_at=NOW + timedelta(seconds=30), nationality="CUB")
     _produce(kafka_bootstrap, topic, [future, slightly])
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected == {"clock-skew": 1} and stats.applied == 1
     with PictureStore(agg.store_path) as store:
         detail = store.rejected()[0]["detail"]
@@ -235,7 +235,7 @@ def test_retention_is_counted_from_the_brokers_append_date(
     over = _signed(pan, produced_at=back, retain_days=floor_days + 25, nationality="VEN")
     within = _signed(pan, produced_at=back, retain_days=floor_days + 15, nationality="CUB")
     _produce(kafka_bootstrap, topic, [over, within])
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected == {"below-regional-floor": 1} and stats.applied == 1
     assert _cells(agg.store_path) == ["CUB"]
 
@@ -254,7 +254,7 @@ def test_a_topic_stamped_with_the_producers_time_is_not_trusted(
     assert _timestamp_type(kafka_bootstrap, name) == "CreateTime"  # the helper can tell
     pan, agg = _homes(tmp_path, kafka_bootstrap, name, group_id)
     _produce(kafka_bootstrap, name, [_signed(pan)])
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected == {"untrusted-time": 1}
     with PictureStore(agg.store_path) as store:
         (row,) = store.rejected()

@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
+from node.aggregator.run import aggregate_once
 from node.demo.synth import generate_encounters, write_csv
 from node.member import operations as ops
 from node.store.picture import PictureStore
@@ -54,7 +55,7 @@ def test_table_cells_reach_the_picture_and_are_revised(
     agg.save()
     first = ops.publish(home)
     assert first.outbox.pending == 0 and first.drain.acknowledged > 0
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected_total == 0, stats.as_dict()
 
     cells = _applied(agg.store_path)
@@ -80,7 +81,7 @@ def test_table_cells_reach_the_picture_and_are_revised(
     assert ops.ingest(home, path).stored == len(late)
     second = ops.publish(home)  # sends what ingest staged for the new records
     assert second.outbox.pending == 0
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected_total == 0, stats.as_dict()
     weeks, _ = _truth(rows + late)
     cells = _applied(agg.store_path)

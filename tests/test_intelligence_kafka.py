@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from node.aggregator.run import aggregate_once
 from node.config import Home, policies_dir
 from node.federation import trust
 from node.federation.control import publish_manifest, sync_manifest
@@ -106,7 +107,7 @@ def test_report_to_gtm_and_mex_is_read_by_both_and_nobody_else(
     result = ops.publish(cri)
     assert result.drain.acknowledged >= 1
 
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected_total == 0
     with PictureStore(agg.store_path) as store:
         relayed = store.restricted_events()

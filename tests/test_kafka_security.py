@@ -19,6 +19,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, TopicAuthorizationFailedError
 
+from node.aggregator.run import aggregate_once
 from node.config import Home, KafkaSettings
 from node.devkafka import ClusterInfo, LocalKafka
 from node.devkafka.manage import home_settings
@@ -289,7 +290,7 @@ def test_the_slice_over_tls_and_scram_without_leaking_a_secret(
         producer = KafkaProducer(**_config(info, "PAN"))
         producer.send("corredor.events", key=b"PAN", value=b"not an event").get(timeout=PATIENCE_S)
         producer.close()
-        stats = ops.aggregate_once(agg)
+        stats = aggregate_once(agg)
         assert stats.rejected == {"undecodable": 1}
         assert stats.applied == stats.messages - 1 > 0
         assert ops.home_status(agg)["dead_lettered"] == 1
@@ -309,7 +310,7 @@ def test_the_slice_over_tls_and_scram_without_leaking_a_secret(
         # A member's credentials cannot aggregate: the shared topic is not theirs.
         _connect(agg, info, "PAN")
         with pytest.raises(TransportError):
-            ops.aggregate_once(agg)
+            aggregate_once(agg)
 
     logged = caplog.text
     # The check can see what it looks for: kafka-python dumped its settings.

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from node.aggregator.setup import init_aggregator
 from node.config import REPO_ROOT, Home, KafkaSettings
 from node.devkafka import ClusterInfo
 from node.devkafka.manage import home_settings
@@ -135,7 +136,7 @@ def secure_cluster(
 
 
 def _connected(path: Path, info: ClusterInfo, user: str) -> Home:
-    home = ops.init_member(path, "PAN") if user == "PAN" else ops.init_aggregator(path)
+    home = ops.init_member(path, "PAN") if user == "PAN" else init_aggregator(path)
     home.config.kafka = KafkaSettings.model_validate(
         {**home.config.kafka.model_dump(), **home_settings(info, user)}
     )

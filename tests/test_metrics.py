@@ -15,11 +15,12 @@ from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from node.aggregator.apply import ApplyStats
+from node.aggregator.run import BatchReport
 from node.config import REPO_ROOT, Home
 from node.demo.synth import generate_encounters, write_csv
 from node.loops import wait_until
 from node.member import operations as ops
-from node.member.follow import BatchReport, PublishCounters
+from node.member.follow import PublishCounters
 from node.operator.metrics import FollowMetrics, MetricsServer
 from tests.factories import START, aggregator_for, member_with_data
 from tests.patience import PATIENCE_S

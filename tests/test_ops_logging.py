@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from node.aggregator.run import aggregate_once
 from node.cli import main
 from node.demo.synth import generate_encounters, plant_values, write_csv
 from node.logging_setup import JsonFormatter, configure_logging
@@ -111,7 +112,7 @@ def test_debug_logs_of_ingest_publish_and_aggregate_hold_no_raw_value(
     agg.save()
     result = ops.publish(pan)
     assert result.drain.acknowledged > 0
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.applied == result.drain.acknowledged
 
     text = stream.getvalue()

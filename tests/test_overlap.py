@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from node.aggregator.run import aggregate_once
 from node.cli import main
 from node.config import Home
 from node.demo.synth import generate_encounters, plant_values, write_csv
@@ -208,7 +209,7 @@ def test_publish_drains_from_a_second_process_on_the_broker(
     assert sum(progressed) == result.plan.staged
     assert result.outbox.pending == 0
 
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.applied == result.plan.staged and stats.rejected_total == 0
     with PictureStore(agg.store_path) as picture:
         assert len(picture.view("encounter_view")) == 3_000

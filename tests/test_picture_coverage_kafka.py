@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from node.aggregator.run import aggregate_once
 from node.config import Home, policies_dir
 from node.demo.synth import generate_encounters, write_csv
 from node.member import operations as ops
@@ -70,7 +71,7 @@ def federation(
     for home in homes:
         result = ops.publish(home)
         assert result.outbox.pending == 0 and result.drain.acknowledged > 0
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected_total == 0 and stats.applied > 0
     return agg, raw
 

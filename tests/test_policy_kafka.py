@@ -8,6 +8,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from node.aggregator.run import aggregate_once
 from node.cli import main
 from node.home import event_codec
 from node.member import operations as ops
@@ -51,7 +52,7 @@ def test_a_refused_event_never_reaches_the_topic(
     kinds = [codec.decode_envelope(codec.split_signed(v)[0]).kind for _, v in messages if v]
     assert kinds.count("EncounterRecord") == n - 1
 
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected_total == 0 and stats.applied == len(messages)
     with PictureStore(agg.store_path) as store:
         records = store.view("encounter_view")

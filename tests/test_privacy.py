@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
+from node.aggregator.run import aggregate_once
 from node.config import policies_dir
 from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv
@@ -421,7 +422,7 @@ def test_a_dp_policy_end_to_end_on_a_real_broker(
     )
     assert inside >= 0.85 * len(bodies), (inside, len(bodies))
 
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected_total == 0 and stats.applied >= len(bodies)
     with PictureStore(agg.store_path) as store:
         cells = [c for c in store.flow_cells() if c["obs_status"] == "N"]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from node.aggregator.run import aggregate_once
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.devkafka import LocalKafka
@@ -134,7 +135,7 @@ def test_publish_follow_survives_a_stopped_and_restarted_broker(
     # published (two releases: the cross-release rule decides some cells).
     rows_staged = _outbox_rows(pan)
     on_topic = read_all(bootstrap, topic)
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected_total == 0
     assert stats.applied + stats.stale == rows_staged
     assert stats.messages - stats.duplicates == rows_staged

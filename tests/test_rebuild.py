@@ -22,7 +22,9 @@ import pytest
 from click.testing import CliRunner
 from kafka import KafkaProducer
 
+from node.aggregator.dead_letters import dead_letter_topic
 from node.aggregator.rebuild import REBUILD_SUFFIX, RebuildProgress, rebuild_picture
+from node.aggregator.run import aggregate_once
 from node.cli import main
 from node.cli.rebuild_view import plain_line
 from node.config import Home
@@ -123,14 +125,14 @@ def test_rebuilt_picture_equals_the_live_one(
     tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str, client: Client
 ) -> None:
     members, agg, data = _federation(tmp_path, kafka_bootstrap, topic, group_id, client)
-    live = ops.aggregate_once(agg)
+    live = aggregate_once(agg)
     assert live.rejected == {"undecodable": len(GARBAGE)}
     assert live.stale == 0 and live.applied > 0
     before = _picture(agg)
     revised = [h for h in before["heads"] if h[3] > 1]
     assert revised, "the second publish revised cells"
     assert len(before["quarantined"]) == len(GARBAGE)
-    dead_letters = len(read_all(kafka_bootstrap, ops.dead_letter_topic(agg)))
+    dead_letters = len(read_all(kafka_bootstrap, dead_letter_topic(agg)))
     picture = picture_topic(agg)
     published = len(read_all(kafka_bootstrap, picture))
     assert dead_letters == len(GARBAGE) and published > 0
@@ -161,15 +163,15 @@ def test_rebuilt_picture_equals_the_live_one(
     assert _rows(result.previous, "SELECT count(*) FROM subject_head")[0][0] == len(before["heads"])
     assert not (agg.store_path.parent / (agg.store_path.name + REBUILD_SUFFIX)).exists()
     # Nothing went out twice.
-    assert len(read_all(kafka_bootstrap, ops.dead_letter_topic(agg))) == dead_letters
+    assert len(read_all(kafka_bootstrap, dead_letter_topic(agg))) == dead_letters
     assert len(read_all(kafka_bootstrap, picture)) == published
     # The group resumes where the rebuild ended: nothing again, nothing lost.
-    assert ops.aggregate_once(agg).messages == 0
+    assert aggregate_once(agg).messages == 0
     pan = members[0]
     extra = generate_encounters("PAN", 200, seed=99, start=START, weeks=5)
     _ingest(pan, extra, tmp_path / "PAN-c.csv")
     sent = ops.publish(pan).drain.acknowledged
-    assert ops.aggregate_once(agg).messages == sent > 0
+    assert aggregate_once(agg).messages == sent > 0
 
 
 @pytest.mark.kafka
@@ -177,7 +179,7 @@ def test_cli_rebuild_prints_progress_and_the_same_picture(
     tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str
 ) -> None:
     _, agg, _ = _federation(tmp_path, kafka_bootstrap, topic, group_id, "kafka-python")
-    ops.aggregate_once(agg)
+    aggregate_once(agg)
     before = _picture(agg)
     runner = CliRunner()
     done = runner.invoke(
@@ -197,7 +199,7 @@ def test_rebuild_refuses_while_an_aggregator_runs_in_the_group(
     tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str
 ) -> None:
     _, agg, _ = _federation(tmp_path, kafka_bootstrap, topic, group_id, "kafka-python")
-    ops.aggregate_once(agg)
+    aggregate_once(agg)
     before = _picture(agg)
     running = group_source(
         "kafka-python", kafka_bootstrap, topic, group_id, client_id="a-running-aggregator"
@@ -216,7 +218,7 @@ def test_a_purged_picture_is_rebuilt_purged_and_its_tombstones_not_sent_again(
     tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str
 ) -> None:
     _, agg, _ = _federation(tmp_path, kafka_bootstrap, topic, group_id, "confluent")
-    ops.aggregate_once(agg)
+    aggregate_once(agg)
     retain = _rows(agg.store_path, "SELECT min(retain_until) FROM event_use")[0][0]
     assert retain is not None, "the policies give flows a retention"
     # Purge as of the day after the earliest retain_until: some events go.
@@ -226,7 +228,7 @@ def test_a_purged_picture_is_rebuilt_purged_and_its_tombstones_not_sent_again(
     assert done.exit_code == 0, done.output
     purged = _rows(agg.store_path, "SELECT count(*) FROM event_use WHERE purged_at IS NOT NULL")
     assert purged[0][0] > 0
-    ops.aggregate_once(agg)  # sends the tombstones
+    aggregate_once(agg)  # sends the tombstones
     picture = picture_topic(agg)
     published = len(read_all(kafka_bootstrap, picture))
     before = _picture(agg)
@@ -252,7 +254,7 @@ def test_an_interrupted_rebuild_leaves_the_live_picture_as_it_was(
     tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str
 ) -> None:
     _, agg, _ = _federation(tmp_path, kafka_bootstrap, topic, group_id, "confluent")
-    ops.aggregate_once(agg)
+    aggregate_once(agg)
     before = _picture(agg)
     calls = []
 
@@ -267,7 +269,7 @@ def test_an_interrupted_rebuild_leaves_the_live_picture_as_it_was(
     assert _picture(agg) == before
     assert not (agg.store_path.parent / (agg.store_path.name + REBUILD_SUFFIX)).exists()
     # The group was not moved: nothing new, nothing lost for the live aggregator.
-    assert ops.aggregate_once(agg).messages == 0
+    assert aggregate_once(agg).messages == 0
     # The next rebuild starts over and completes.
     out = CliRunner().invoke(
         main, ["--home", str(agg.path), "aggregate", "--rebuild", "--format", "json"]

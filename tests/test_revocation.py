@@ -18,6 +18,8 @@ from click.testing import CliRunner
 from kafka import KafkaProducer
 
 from node.aggregator.picture_sync import picture_path, sync_picture
+from node.aggregator.run import aggregate_once
+from node.aggregator.setup import add_member
 from node.cli import main as cli
 from node.config import Home
 from node.federation import trust
@@ -117,7 +119,7 @@ def test_a_compromised_key_leaves_the_picture_and_earlier_revisions_come_back(
     pan, cri, agg = _setup(tmp_path, kafka_bootstrap, topic, group_id)
     ops.publish(pan)
     ops.publish(cri)
-    ops.aggregate_once(agg)
+    aggregate_once(agg)
     good = _cells(agg.store_path)
     pan_cells = sorted(s for s in good if s.startswith("FlowStatistic|PAN|"))
     assert len(pan_cells) >= 6 and all(rev == 1 for rev, _ in good.values())
@@ -131,7 +133,7 @@ def test_a_compromised_key_leaves_the_picture_and_earlier_revisions_come_back(
     invented = dict(rows[pan_cells[5]], subject=pan_cells[5] + "|invented")
     forged.append(_forged(pan, invented, 1, 777))
     _send(kafka_bootstrap, topic, forged)
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.applied == len(forged)  # the key is still trusted: they go in
     sync_picture(cri)
     assert {s: _cells(picture_path(cri))[s] for s in targets} == {
@@ -151,7 +153,7 @@ def test_a_compromised_key_leaves_the_picture_and_earlier_revisions_come_back(
     )
     assert "leave the picture" in out
     _cli(agg, "federation", "sign", "--publish")
-    after = ops.aggregate_once(agg)
+    after = aggregate_once(agg)
     assert after.rejected_total == 0
 
     assert _cells(agg.store_path) == good  # every cell back at revision 1, invented one gone
@@ -178,7 +180,7 @@ def test_a_compromised_key_leaves_the_picture_and_earlier_revisions_come_back(
     # More from the stolen key is refused as it arrives; carrying the
     # revocation out again changes nothing.
     _send(kafka_bootstrap, topic, [_forged(pan, rows[targets[0]], 3, 555)])
-    assert ops.aggregate_once(agg).rejected == {"revoked-key": 1}
+    assert aggregate_once(agg).rejected == {"revoked-key": 1}
     assert _cells(agg.store_path) == good
     assert len(json.loads(_cli(agg, "status", "--format", "json"))["revocations"]) == 1
 
@@ -198,14 +200,14 @@ def test_a_rotated_key_keeps_what_it_signed(
 ) -> None:
     pan, _, agg = _setup(tmp_path, kafka_bootstrap, topic, group_id)
     ops.publish(pan)
-    ops.aggregate_once(agg)
+    aggregate_once(agg)
     good = _cells(agg.store_path)
     old = trust.load_signing_key(pan).key_id
     trust.rotate_signing_key(pan)
-    ops.add_member(agg, "PAN", pan.public_key_path, pan.encryption_pub_path)
+    add_member(agg, "PAN", pan.public_key_path, pan.encryption_pub_path)
     _cli(agg, "federation", "revoke", "PAN", "--key", old, "--retire-after", "0")
     _cli(agg, "federation", "sign")
-    assert ops.aggregate_once(agg).rejected_total == 0
+    assert aggregate_once(agg).rejected_total == 0
     assert _cells(agg.store_path) == good  # nothing left the picture
     status = json.loads(_cli(agg, "status", "--format", "json"))
     assert status["revoked_events"] == 0 and status["revocations"] == []

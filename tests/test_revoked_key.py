@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 from kafka import KafkaConsumer, TopicPartition
 
+from node.aggregator.run import aggregate_once
 from node.cli import main
 from node.config import Home
 from node.crypto.signing import key_id_for, load_public_pem
@@ -54,7 +55,7 @@ def federation(tmp_path: Path, kafka_bootstrap: str, topic: str) -> Iterator[tup
     publish_manifest(agg)
     sync_manifest(pan)
     ops.publish(pan)
-    ops.aggregate_once(agg)
+    aggregate_once(agg)
     yield pan, agg
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from node.aggregator.run import aggregate_once
 from node.cli import main
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
@@ -82,7 +83,7 @@ def federation(tmp_path: Path, kafka_bootstrap: str, topic: str) -> Iterator[tup
     publish_manifest(agg)
     sync_manifest(pan)
     ops.publish(pan)
-    ops.aggregate_once(agg)
+    aggregate_once(agg)
     yield pan, agg
 
 
@@ -107,7 +108,7 @@ def test_an_emptied_store_is_refused_until_revisions_are_recovered(
         assert result.exit_code != 0, (args, result.output)
         assert "recover-revisions" in result.output, (args, result.output)
     # Nothing reached the topic, and the aggregator's picture is unchanged.
-    assert ops.aggregate_once(agg).messages == 0
+    assert aggregate_once(agg).messages == 0
     assert picture_totals(agg) == before
 
     recovered = _cli(pan, "recover-revisions", "--format", "json")
@@ -121,7 +122,7 @@ def test_an_emptied_store_is_refused_until_revisions_are_recovered(
     assert _cli(pan, "ingest", str(csv)).exit_code == 0
     published_again = _cli(pan, "publish")
     assert published_again.exit_code == 0, published_again.output
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.stale == 0 and stats.applied > 0, stats
     again = _sent_revisions(pan.store_path)
     for subject, revision in published.items():
@@ -140,7 +141,7 @@ def test_a_restored_backup_publishes_only_after_recovery_and_never_goes_back(
     write_csv(later, later_csv)
     assert ops.ingest(pan, later_csv).stored == len(later)
     ops.publish(pan)
-    ops.aggregate_once(agg)
+    aggregate_once(agg)
     published = _sent_revisions(pan.store_path)
     whole = picture_totals(agg)
 
@@ -163,7 +164,7 @@ def test_a_restored_backup_publishes_only_after_recovery_and_never_goes_back(
     assert json.loads(recovered.stdout)["recovered_from"] is None  # same store, older
     assert _cli(home, "ingest", str(later_csv)).exit_code == 0
     assert _cli(home, "publish").exit_code == 0
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.stale == 0 and stats.applied > 0, stats
     with closing(sqlite3.connect(home.store_path)) as conn, conn:
         resent = conn.execute(
@@ -303,13 +304,13 @@ def test_a_store_lost_with_every_file_beside_it_is_refused_by_what_the_federatio
     refused = _cli(pan, "publish")
     assert refused.exit_code != 0 and "picture topic" in refused.output, refused.output
     assert "recover-revisions" in refused.output
-    assert ops.aggregate_once(agg).messages == 0
+    assert aggregate_once(agg).messages == 0
     status, detail = _check(diagnose(pan), "store")
     assert status == "problem" and "picture topic" in detail
 
     assert _cli(pan, "recover-revisions").exit_code == 0
     assert _cli(pan, "publish").exit_code == 0
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.stale == 0 and stats.applied > 0, stats
     again = _sent_revisions(pan.store_path)
     assert all(again[s] > r for s, r in published.items())

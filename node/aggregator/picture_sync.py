@@ -1,7 +1,7 @@
 """A member's copy of the regional picture, read from the picture topic.
 
 The Secretariat publishes back, unchanged, the signed events every member may
-see (``node.member.operations.publish_picture``). A member's node reads the topic,
+see (``node.aggregator.relay.publish_picture``). A member's node reads the topic,
 verifies every signature against its own manifest with the same checks the
 aggregator makes (``node.aggregator.apply``), and applies the events to its
 own picture store, ``DIR/picture.db``. So a member's ``corredor report`` shows

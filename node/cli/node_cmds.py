@@ -16,6 +16,8 @@ from rich.table import Table
 
 from node.aggregator.apply import ApplyStats
 from node.aggregator.rebuild import rebuild_picture
+from node.aggregator.run import aggregate_follow, aggregate_once
+from node.aggregator.setup import init_aggregator
 from node.cli.common import (
     bootstrap_option,
     console,
@@ -33,7 +35,7 @@ from node.config import DEFAULT_TOPIC, Home
 from node.crypto.keys import read_key_text
 from node.loops import stop_on_signals
 from node.member import operations as ops
-from node.member.follow import PublishCounters, aggregate_follow, publish_follow
+from node.member.follow import PublishCounters, publish_follow
 from node.member.ingest import unknown_places_note
 from node.member.ingest_reference import ENCOUNTERS, FILE_KINDS
 from node.member.ingest_reference import template_header as reference_template
@@ -86,7 +88,7 @@ def init(
     if aggregator == bool(country):
         raise click.UsageError("give exactly one of --country ISO3 or --aggregator")
     if aggregator:
-        home = ops.init_aggregator(path, bootstrap=bootstrap, topic=topic)
+        home = init_aggregator(path, bootstrap=bootstrap, topic=topic)
         console.print(f"Created the aggregator home at [bold]{home.path}[/]")
         console.print(f"Secretariat public key (members pin it): {home.secretariat_pub_path}")
         return
@@ -328,7 +330,7 @@ def aggregate(
         _aggregate_follow(home, bootstrap, batch_size, metrics_port, metrics_address)
         return
     with console.status("Aggregating…"):
-        stats = ops.aggregate_once(home, bootstrap=bootstrap, max_records=batch_size)
+        stats = aggregate_once(home, bootstrap=bootstrap, max_records=batch_size)
     if fmt == "json":
         click.echo(json.dumps(stats.as_dict(), indent=2))
         return

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from node.aggregator.setup import add_member
 from node.cli.common import bootstrap_option, console, format_option, handle_errors, home_of
 from node.crypto.keys import read_key_file, read_key_text
 from node.federation import membership, trust, trust_ledger
@@ -122,7 +123,7 @@ def member_add(
     Example:
       corredor --home ./ts member add PAN pan.pub
     """
-    key_id = ops.add_member(home_of(ctx), country, pem_file, encryption_key)
+    key_id = add_member(home_of(ctx), country, pem_file, encryption_key)
     console.print(f"Recorded key [bold]{key_id}[/] for {country.upper()}")
 
 

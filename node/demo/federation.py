@@ -20,6 +20,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from node.aggregator.apply import ApplyStats
+from node.aggregator.run import aggregate_once
+from node.aggregator.setup import add_member, init_aggregator
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.errors import ConfigError
@@ -137,7 +139,7 @@ def run_demo(
     )
     with progress:
         setup = progress.add_task("Creating homes and keys", total=len(countries) + 1)
-        agg = ops.init_aggregator(directory / "secretariat", bootstrap=bootstrap, topic=topic)
+        agg = init_aggregator(directory / "secretariat", bootstrap=bootstrap, topic=topic)
         result.aggregator = agg
         progress.advance(setup)
         secretariat = agg.secretariat_pub_path.read_text(encoding="ascii")
@@ -149,7 +151,7 @@ def run_demo(
                 topic=topic,
                 secretariat_pem=secretariat,
             )
-            ops.add_member(agg, country, home.public_key_path, home.encryption_pub_path)
+            add_member(agg, country, home.public_key_path, home.encryption_pub_path)
             result.members[country] = home
             progress.advance(setup)
         _share_manifest(agg, list(result.members.values()), topic)
@@ -204,7 +206,7 @@ def run_demo(
 
         total = sum(result.published.values())
         app = progress.add_task("Aggregating (verify, apply)", total=total)
-        result.stats = ops.aggregate_once(agg, progress=lambda n: progress.advance(app, n))
+        result.stats = aggregate_once(agg, progress=lambda n: progress.advance(app, n))
         progress.update(app, completed=result.stats.messages)
         for country, home in result.members.items():
             opened: dict[str, int] = {}

@@ -1,37 +1,28 @@
-"""Long-running loops: `publish --follow` and `aggregate --follow`.
+"""`publish --follow`: the member's long-running loop.
 
-Both survive a broker that goes away (they back off and retry, and the node
-keeps accepting ingest meanwhile, since staging is local), both stop cleanly
-on SIGTERM or SIGINT between batches, and both resume exactly where they
-stopped: the node from its outbox (rows are marked only on acknowledgement),
-the aggregator from its committed offsets (committed only after the picture's
-transaction) with redeliveries recognised by event id.
+It survives a broker that goes away (it backs off and retries, and the node
+keeps accepting ingest meanwhile, since staging is local), stops cleanly on
+SIGTERM or SIGINT between batches, and resumes exactly where it stopped, from
+its outbox (rows are marked only on acknowledgement). `aggregate --follow`,
+the aggregator's loop, is ``node.aggregator.run.aggregate_follow``.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from node.aggregator.apply import ApplyStats
-from node.aggregator.run import build_aggregator
 from node.config import Home
 from node.errors import CorredorError
-from node.federation import trust
 from node.federation.control import HeadAnchor
-from node.home import ensure_shared_topic, event_codec, regional_floor
 from node.loops import Backoff
 from node.member import operations as ops
 from node.member.drain import drain_outbox
 from node.store.node_store import NodeStore
-from node.store.picture import PictureStore
 from node.transport.base import EventSink
-from node.transport.clients import GroupSource
 
 log = logging.getLogger("corredor.follow")
 
@@ -146,81 +137,5 @@ def _close_quietly(sink: EventSink) -> None:
         sink.close()
     except CorredorError as exc:
         log.warning("closing the producer failed: %s", exc)
-
-
-@dataclass(frozen=True)
-class BatchReport:
-    """One applied batch, for metrics: what it did, how long verify + apply +
-    commit took, the messages still behind the topic's end, and how many went on
-    to the dead-letter topic."""
-
-    stats: ApplyStats
-    apply_seconds: float
-    lag: int
-    dead_lettered: int
-
-
-def aggregate_follow(
-    home: Home,
-    stop: threading.Event,
-    *,
-    bootstrap: str | None = None,
-    max_records: int = 2_000,
-    poll_timeout_ms: int = 500,
-    on_batch: Callable[[ApplyStats], None] | None = None,
-    on_report: Callable[[BatchReport], None] | None = None,
-) -> ApplyStats:
-    """Consume, verify and apply as events arrive, until ``stop``."""
-    address = bootstrap or home.bootstrap
-    security = home.kafka_security()
-    total = ApplyStats()
-    backoff = Backoff()
-    source: GroupSource | None = None
-    manifest_mtime = 0.0
-    anchor = HeadAnchor(home, bootstrap)
-    with PictureStore(home.store_path) as store:
-        aggregator = build_aggregator(home, store, event_codec(), floor=regional_floor())
-        try:
-            while not stop.is_set():
-                mtime = home.manifest_path.stat().st_mtime if home.manifest_path.exists() else 0
-                if mtime != manifest_mtime:
-                    # A newly signed manifest takes effect from the next batch.
-                    aggregator.use_keys(trust.key_directory(home))
-                    manifest_mtime = mtime
-                try:
-                    if source is None:
-                        ensure_shared_topic(home, address, security)
-                        source = ops.open_source(home, address).open()
-                    batch = source.poll_batch(poll_timeout_ms, max_records)
-                    if batch:
-                        started = time.monotonic()
-                        stats = aggregator.apply_batch(batch)
-                        source.commit()
-                        apply_seconds = time.monotonic() - started
-                        total.add(stats)
-                        ops.relay_restricted(home, store, address, security)
-                        ops.publish_picture(home, store, address, security)
-                        dead = ops.dead_letter(home, store, address, security)
-                        if on_batch is not None:
-                            on_batch(stats)
-                        if on_report is not None:
-                            on_report(BatchReport(stats, apply_seconds, source.lag(), dead))
-                    backoff.reset()
-                    anchor.tick()
-                except CorredorError as exc:
-                    if not exc.retriable:
-                        raise
-                    log.warning("consume failed, will retry: %s", exc)
-                    if source is not None:
-                        # The connection is already broken; closing may complain too.
-                        with suppress(Exception):
-                            source.close()
-                        source = None
-                    stop.wait(backoff.next())
-        finally:
-            if source is not None:
-                source.close()
-            aggregator.close()
-    return total
 
 

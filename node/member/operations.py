@@ -5,10 +5,7 @@ Each function opens what it needs from a home, does one job and closes it.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -20,39 +17,27 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from node.aggregator.apply import (
-    DEAD_LETTER_REASONS,
-    ApplyStats,
-    consume_until_caught_up,
-)
-from node.aggregator.checks import APPENDED_AT_HEADER
-from node.aggregator.run import build_aggregator
 from node.config import (
     DEFAULT_TOPIC,
     Home,
     HomeConfig,
     KafkaSettings,
-    dead_letter_topic_for,
     key_passphrase,
     policies_dir,
 )
-from node.crypto.keys import read_key_text
 from node.crypto.signing import SigningKey, key_id_for, load_public_pem
 from node.errors import (
     ConfigError,
     CorredorError,
     KeyNotUsable,
     PolicyError,
-    RecordTooLarge,
     StoreLostHistory,
-    TransportError,
 )
-from node.federation import trust, trust_ledger
-from node.federation.control import refresh_approvals, sync_manifest
+from node.federation import trust
+from node.federation.control import sync_manifest
 from node.home import create_home_dir, ensure_shared_topic, read_home_topic, regional_floor
 from node.home import event_codec as event_codec
 from node.home import picture_topic as _picture_topic
-from node.home import require_aggregator as _aggregator
 from node.home import require_member as _member
 from node.member import encounters, revisions
 from node.member.drain import DrainResult, drain_outbox
@@ -78,16 +63,13 @@ from node.policy.loader import load_policy
 from node.policy.model import Policy
 from node.store.identity import RECOVER_HINT
 from node.store.node_store import NodeStore, OutboxStatus
-from node.store.picture import PictureStore, Rejected
+from node.store.picture import PictureStore
 from node.store.reference import ReferenceStore
 from node.transport import health
 from node.transport.base import EventSink
-from node.transport.clients import group_source
-from node.transport.confluent import ConfluentSink, ConfluentSource
+from node.transport.confluent import ConfluentSink
 from node.transport.kafka import (
     KafkaSink,
-    KafkaSource,
-    ensure_topic,
 )
 
 log = logging.getLogger(__name__)
@@ -135,21 +117,6 @@ def init_member(
     return home
 
 
-def init_aggregator(
-    path: Path, *, bootstrap: str = "127.0.0.1:9092", topic: str = DEFAULT_TOPIC
-) -> Home:
-    """Create the Secretariat's aggregator home."""
-    create_home_dir(path)
-    home = Home(
-        path,
-        HomeConfig(role="aggregator", kafka=KafkaSettings(bootstrap=bootstrap, topic=topic)),
-    )
-    PictureStore(home.store_path).close()
-    home.save()
-    trust.init_secretariat_keys(home)
-    return home
-
-
 def member_store(home: Home, *, staging: bool = True) -> NodeStore:
     """The member's store, refused (``StoreLostHistory``) if it is not this
     home's or lost its history (node.store.identity); with ``staging``, also
@@ -168,26 +135,6 @@ def export_public_key(home: Home) -> str:
     if not home.public_key_path.is_file():
         raise ConfigError(f"no public key at {home.public_key_path}")
     return home.public_key_path.read_text(encoding="ascii")
-
-
-def add_member(
-    home: Home, country: str, pem_file: Path, encryption_pem_file: Path | None = None
-) -> str:
-    """Add a member's public signing key (and encryption key) to the manifest and
-    sign it, so the aggregator trusts it at once. Returns the signing key id."""
-    _aggregator(home)
-
-    def read(path: Path) -> str:
-        return read_key_text(path)
-
-    key_id = trust.add_member(
-        home,
-        country,
-        read(pem_file),
-        encryption_pem=read(encryption_pem_file) if encryption_pem_file else None,
-    )
-    trust.sign_draft(home)
-    return key_id
 
 
 # -- member node ----------------------------------------------------------------
@@ -572,19 +519,6 @@ def open_sink(home: Home, bootstrap: str | None = None, **options: Any) -> Event
     return sink
 
 
-def open_source(home: Home, bootstrap: str | None = None) -> KafkaSource | ConfluentSource:
-    """The aggregator's consumer of the shared topic, in its group, on the
-    library ``kafka.client`` names; it connects when opened or first polled."""
-    settings = home.config.kafka
-    return group_source(
-        settings.client,
-        bootstrap or home.bootstrap,
-        settings.topic,
-        settings.group_id,
-        security=home.kafka_security(),
-    )
-
-
 def _stagers() -> int:
     """Staging processes for an overlapped publish: one per core, at most four."""
     return max(1, min(4, os.cpu_count() or 1))
@@ -664,201 +598,6 @@ def _intelligence_recipients(home: Home, policy: Policy) -> dict[str, X25519Publ
 
 
 # -- aggregator -------------------------------------------------------------------
-
-
-def aggregate_once(
-    home: Home,
-    *,
-    bootstrap: str | None = None,
-    progress: Callable[[int], None] | None = None,
-    max_records: int = 2_000,
-) -> ApplyStats:
-    """Consume the shared topic up to its current end and apply it."""
-    _aggregator(home)
-    address = bootstrap or home.bootstrap
-    security = home.kafka_security()
-    ensure_shared_topic(home, address, security)
-    if trust_ledger.load_founders(home) is not None:
-        # Members' approvals and own revocations decide, here as on every node.
-        refresh_approvals(home, address, security)
-    with PictureStore(home.store_path) as store:
-        aggregator = build_aggregator(home, store, event_codec(), floor=regional_floor())
-        source = open_source(home, address)
-        try:
-            stats = consume_until_caught_up(
-                aggregator, source, progress=progress, max_records=max_records
-            )
-        finally:
-            source.close()
-            aggregator.close()
-        relay_restricted(home, store, address, security)
-        publish_picture(home, store, address, security)
-        dead_letter(home, store, address, security)
-        return stats
-
-
-def dead_letter_topic(home: Home) -> str:
-    return dead_letter_topic_for(home.config.kafka.topic)
-
-
-#: Dead letters up to this size (value and key) are copied to the dead-letter
-#: topic; larger ones go there by reference. Under Kafka's default message size
-#: limit (1 MiB, headers and framing included), which the dead-letter topic and
-#: its producer keep even when the shared topic's limit is raised.
-DEAD_LETTER_COPY_LIMIT = 1_000_000
-
-
-def _dead_letter_headers(r: Rejected, extra: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
-    return [
-        ("corredor.reason", r.reason.encode()),
-        ("corredor.detail", r.detail.encode()[:1000]),
-        ("corredor.origin", f"{r.topic}/{r.partition}/{r.offset}".encode()),
-        *extra,
-    ]
-
-
-def _reference(r: Rejected) -> tuple[bytes | None, bytes, list[tuple[str, bytes]], int, str]:
-    """A dead letter set aside by reference: where the original is on the topic
-    (and in quarantine), how big it is and its SHA-256, as a small JSON value."""
-    raw = r.raw or b""
-    digest = hashlib.sha256(raw).hexdigest()
-    where = {
-        "topic": r.topic,
-        "partition": r.partition,
-        "offset": r.offset,
-        "size": len(raw),
-        "sha256": digest,
-        "reason": r.reason,
-    }
-    headers = _dead_letter_headers(
-        r,
-        [
-            ("corredor.by-reference", b"1"),
-            ("corredor.size", str(len(raw)).encode()),
-            ("corredor.sha256", digest.encode()),
-        ],
-    )
-    key = r.key if r.key is not None and len(r.key) <= 1024 else None
-    value = json.dumps(where, sort_keys=True).encode()
-    return key, value, headers, len(raw), digest
-
-
-def dead_letter(
-    home: Home, store: PictureStore, address: str, security: dict[str, Any] | None
-) -> int:
-    """Copy undecodable messages, original bytes and key, to the dead-letter
-    topic with their reason and origin in headers. They stay quarantined too.
-
-    A message too large to copy (over ``DEAD_LETTER_COPY_LIMIT``, or refused by
-    the broker as too large) goes by reference instead: origin, size and
-    SHA-256, with the bytes kept in quarantine, so one oversized message never
-    jams the step for every later one."""
-    pending = store.pending_dead_letters(DEAD_LETTER_REASONS)
-    if not pending:
-        return 0
-
-    def fits(r: Rejected) -> bool:
-        return len(r.raw or b"") + len(r.key or b"") <= DEAD_LETTER_COPY_LIMIT
-
-    copies = [(i, r) for i, r in pending if fits(r)]
-    large = [(i, r) for i, r in pending if not fits(r)]
-    sink = _side_topic_sink(home, dead_letter_topic(home), address, security, "dead-letters")
-    copied: list[int] = []
-    try:
-        batches = [copies] if copies else []
-        while batches:
-            batch = batches.pop()
-            try:
-                sink.send_with_headers(
-                    [(r.key, r.raw or b"", _dead_letter_headers(r, [])) for _, r in batch]
-                )
-                copied.extend(i for i, _ in batch)
-            except RecordTooLarge:
-                # The broker's limit is lower than ours: find the ones it refuses
-                # (a half already acknowledged may then be copied twice).
-                if len(batch) == 1:
-                    large.extend(batch)
-                else:
-                    batches.extend([batch[len(batch) // 2 :], batch[: len(batch) // 2]])
-                _close_quietly(sink)
-                sink = _side_topic_sink(
-                    home, dead_letter_topic(home), address, security, "dead-letters"
-                )
-        references = [(i, _reference(r)) for i, r in large]
-        if references:
-            sink.send_with_headers([(k, v, h) for _, (k, v, h, _, _) in references])
-    finally:
-        _close_quietly(sink)
-    store.mark_dead_lettered(copied)
-    store.mark_dead_lettered_by_reference(
-        [(i, size, digest) for i, (_, _, _, size, digest) in references]
-    )
-    return len(pending)
-
-
-def _close_quietly(sink: KafkaSink) -> None:
-    with contextlib.suppress(TransportError):
-        sink.close()
-
-
-def relay_restricted(
-    home: Home, store: PictureStore, address: str, security: dict[str, Any] | None
-) -> int:
-    """Send restricted events, still sealed, to the picture topic members read.
-    Rows are marked only on the broker's acknowledgement (an outbox, again)."""
-    pending = store.pending_relay()
-    if not pending:
-        return 0
-    sink = _side_topic_sink(home, _picture_topic(home), address, security, "relay")
-    try:
-        sink.send_batch([(k or b"", v) for _, k, v in pending])
-    finally:
-        sink.close()
-    store.mark_relayed([seq for seq, _, _ in pending])
-    return len(pending)
-
-
-def publish_picture(
-    home: Home, store: PictureStore, address: str, security: dict[str, Any] | None
-) -> int:
-    """Send the events every member may see, their producers' signed bytes
-    unchanged, to the picture topic, keyed by subject (the topic is compacted:
-    the newest revision of each subject stays). Embargoed events wait. Each
-    member verifies the signatures itself (``node.aggregator.picture_sync``)."""
-    pending = store.pending_picture(datetime.now(UTC))
-    tombstones = store.pending_tombstones()
-    if not pending and not tombstones:
-        return 0
-    sink = _side_topic_sink(home, _picture_topic(home), address, security, "picture")
-    try:
-        # With the shared topic's append time: members judge keys against it.
-        sink.send_with_headers(
-            [
-                (
-                    subject.encode("utf-8"),
-                    value,
-                    [] if at is None else [(APPENDED_AT_HEADER, str(at).encode("ascii"))],
-                )
-                for _, subject, value, at in pending
-            ]
-        )
-        # Purged subjects: the key with no value, so compaction removes them.
-        sink.send_with_headers([(s.encode("utf-8"), None, []) for s in tombstones])
-    finally:
-        sink.close()
-    store.mark_picture_published([seq for seq, _, _, _ in pending])
-    store.mark_tombstoned(tombstones)
-    return len(pending)
-
-
-def _side_topic_sink(
-    home: Home, topic: str, address: str, security: dict[str, Any] | None, role: str
-) -> KafkaSink:
-    """A producer on one of the aggregator's own single-partition topics."""
-    ensure_topic(
-        address, topic, partitions=1, replication=home.config.kafka.replication, security=security
-    )
-    return KafkaSink(address, topic, client_id=f"corredor-{role}", security=security)
 
 
 def read_inbox(home: Home, *, bootstrap: str | None = None) -> InboxResult:

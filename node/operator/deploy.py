@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from node.aggregator.setup import add_member, init_aggregator
 from node.config import CONFIG_FILE, Home, KafkaSettings, load_home
 from node.devkafka.pki import CA_CERT, init_ca, issue
 from node.devkafka.secure import SECRETARIAT_USER, federation_grants
@@ -175,7 +176,7 @@ def init_home(
     exchange.mkdir(parents=True, exist_ok=True)
     created = not (path / CONFIG_FILE).exists()
     if country is None:
-        home = ops.init_aggregator(path, topic=kafka.topic) if created else load_home(path)
+        home = init_aggregator(path, topic=kafka.topic) if created else load_home(path)
         if not home.is_aggregator:
             raise ConfigError(f"{path} is a member's home, not the Secretariat's")
         _connect(home, kafka)
@@ -223,7 +224,7 @@ def _enrol(home: Home, exchange: Path, countries: Sequence[str], timeout_s: floa
         pem = (exchange / c / "signing.pub").read_text(encoding="ascii")
         if member and any(k.public_pem == pem for k in member.signing_keys):
             continue
-        ops.add_member(home, c, exchange / c / "signing.pub", exchange / c / "encryption.pub")
+        add_member(home, c, exchange / c / "signing.pub", exchange / c / "encryption.pub")
         added.append(c)
     if home.manifest_path.exists():
         _retry(lambda: publish_manifest(home), timeout_s)

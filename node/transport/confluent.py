@@ -7,7 +7,7 @@ same delivery guarantees (idempotent, acks=all, at most five requests in
 flight) under librdkafka's names, takes the same kafka-python style security
 dict, and gives the same acknowledgements and errors.
 
-It also makes the aggregator's consumer (``operations.open_source``) a
+It also makes the aggregator's consumer (``node.aggregator.run.open_source``) a
 :class:`ConfluentSource` instead of ``kafka.KafkaSource``, with the same group
 semantics: a partition starts at the committed offset (the beginning if none),
 and offsets are committed only by ``commit``, only for what was returned.
