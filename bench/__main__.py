@@ -383,7 +383,7 @@ NOTES = """\
   off, so that it shares pseudonymised encounter records only, one event per
   record: the release of flow tables, with its disclosure audit, is a cost
   per release rather than per event) publishes
-  everything it stored, as `corredor publish` does (`ops.publish`, which
+  everything it stored, as `corredor publish` does (`node.member.publish`, which
   overlaps from 20,000 rows of work): the policy, the egress guard, Avro
   single-object encoding, Ed25519 batch seals (one signature per 64 events,
   each event carrying its Merkle proof), outbox transactions, idempotent

@@ -28,8 +28,11 @@ from node.demo.synth import generate_encounters, write_csv
 from node.federation import trust
 from node.federation.manifest import read_signed
 from node.home import event_codec, open_home, regional_floor
-from node.member import operations as ops
 from node.member.drain import drain_outbox
+from node.member.intake import ingest
+from node.member.member_home import home_policy, init_member
+from node.member.publish import open_sink, publish
+from node.member.staging import stage_publication
 from node.model.events import Envelope, PolicyRef
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
@@ -74,7 +77,7 @@ def federation(
     """A member with ``records`` ingested (staged to its outbox) and an aggregator."""
     topic = f"bench.{country.lower()}.{uuid.uuid4().hex[:8]}"
     agg = init_aggregator(base / "ts", bootstrap=bootstrap, topic=topic)
-    member = ops.init_member(
+    member = init_member(
         base / country.lower(),
         country,
         bootstrap=bootstrap,
@@ -87,7 +90,7 @@ def federation(
     rows = generate_encounters(country, records, seed=8, start=START, weeks=weeks)
     path = base / f"{country}.csv"
     write_csv(rows, path)
-    ops.ingest(member, path, stage=False)
+    ingest(member, path, stage=False)
     ensure_topic(
         bootstrap, topic, partitions=3, replication=1, configs=dict(SHARED_TOPIC_CONFIGS)
     )
@@ -163,7 +166,7 @@ def node_pipeline(base: Path, bootstrap: str, records: int) -> dict[str, Any]:
     """Stored raw records -> policy -> Avro -> sign -> outbox -> Kafka ack, against
     raw kafka-python produce of the same bytes with the same producer settings.
 
-    The node is measured as ``corredor publish`` runs it (``ops.publish``: a
+    The node is measured as ``corredor publish`` runs it (``publish``: a
     second process drains while this one stages). A copy of the same member
     then publishes serially, staging and draining one after the other, so the
     report can say which half dominates."""
@@ -192,19 +195,19 @@ def node_pipeline(base: Path, bootstrap: str, records: int) -> dict[str, Any]:
     # kind of traffic first, so neither side measures the warm-up.
     _raw_produce(bootstrap, fed.topic + ".warm-up", [(b"USA", bytes(680))] * 60_000)
     started = time.perf_counter()
-    result = ops.publish(fed.member, bootstrap=bootstrap, overlap=True)
+    result = publish(fed.member, bootstrap=bootstrap, overlap=True)
     pipeline_s = time.perf_counter() - started
     events = result.drain.acknowledged
     assert events == result.plan.staged, (events, result.plan.staged)
     payload = _outbox(fed.member)
     raw_s = _raw_produce(bootstrap, fed.topic + ".raw", payload)
 
-    policy = ops.home_policy(serial)
+    policy = home_policy(serial)
     with NodeStore(serial.store_path) as store:
         started = time.perf_counter()
-        ops.stage_publication(serial, store, policy)
+        stage_publication(serial, store, policy)
         stage_s = time.perf_counter() - started
-        sink = ops.open_sink(serial, bootstrap)
+        sink = open_sink(serial, bootstrap)
         try:
             started = time.perf_counter()
             drain_outbox(store, sink)
@@ -216,7 +219,7 @@ def node_pipeline(base: Path, bootstrap: str, records: int) -> dict[str, Any]:
     # (kafka.client: confluent), against the same kafka-python baseline, and
     # bare confluent-kafka producing the same bytes for scale.
     started = time.perf_counter()
-    fast_result = ops.publish(fast, bootstrap=bootstrap, overlap=True)
+    fast_result = publish(fast, bootstrap=bootstrap, overlap=True)
     fast_s = time.perf_counter() - started
     assert fast_result.drain.acknowledged == events, fast_result.drain
     raw_fast_s = _raw_confluent_produce(bootstrap, fed.topic + ".raw-confluent", payload)
@@ -446,7 +449,7 @@ def latency(base: Path, bootstrap: str, rate: int, seconds: int) -> dict[str, An
     try:
         codec = event_codec()
         key = trust.load_signing_key(fed.member)
-        policy = ops.home_policy(fed.member)
+        policy = home_policy(fed.member)
         ref = PolicyRef(policy.policy_id, policy.version, policy.sha256)
         n = rate * seconds
         prepared = []

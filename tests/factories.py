@@ -14,10 +14,11 @@ from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv
 from node.federation import trust
 from node.home import event_codec
-from node.member import operations as ops
 from node.member.drain import drain_outbox
 from node.member.event_factory import EventFactory
 from node.member.flow_release import prepare_flow_events
+from node.member.intake import ingest
+from node.member.member_home import home_policy, init_member
 from node.policy.loader import load_policy
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
@@ -79,11 +80,11 @@ def member_with_data(
     """A member home with n synthetic records ingested; returns (home, rows, csv).
     ``detail_only``: under ``detail_policy`` instead of the shipped policy."""
     policy = detail_policy(base / "policies", country) if detail_only else None
-    home = ops.init_member(base / country.lower(), country, topic=topic, policy=policy)
+    home = init_member(base / country.lower(), country, topic=topic, policy=policy)
     rows = generate_encounters(country, n, seed=seed, start=START, weeks=weeks)
     path = base / f"{country}.csv"
     write_csv(rows, path)
-    report = ops.ingest(home, path)
+    report = ingest(home, path)
     assert report.stored == n, report.rejected[:3]
     return home, rows, path
 
@@ -171,7 +172,7 @@ def expected_picture(
 
 def publish_flows_to(home: Home, topic: MemoryTopic, batch_size: int = 5_000) -> int:
     """Stage the home's flow statistics and drain them into an in-memory topic."""
-    policy = ops.home_policy(home)
+    policy = home_policy(home)
     with NodeStore(home.store_path) as store:
         key = SigningKey.load(home.country, home.signing_key_path)
         factory = EventFactory(home.country, policy, key, event_codec())

@@ -29,7 +29,9 @@ from node.demo.synth import generate_encounters, write_csv
 from node.federation import trust
 from node.home import event_codec, regional_floor
 from node.loops import wait_until
-from node.member import operations as ops
+from node.member.intake import ingest
+from node.member.member_home import init_member
+from node.member.publish import publish
 from node.store.picture import PictureStore
 from node.transport.base import Message
 from node.transport.kafka import read_all
@@ -67,7 +69,7 @@ def _dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
 def published(tmp_path: Path, kafka_bootstrap: str, topic: str) -> tuple[Any, list[Message]]:
     """A USA member's records and flows on the real topic, then garbage, a
     tampered copy and an exact duplicate; returns (aggregator home, messages)."""
-    home = ops.init_member(
+    home = init_member(
         tmp_path / "usa",
         "USA",
         topic=topic,
@@ -76,11 +78,11 @@ def published(tmp_path: Path, kafka_bootstrap: str, topic: str) -> tuple[Any, li
     )
     rows = generate_encounters("USA", 700, seed=33, start=START, weeks=6)
     write_csv(rows, tmp_path / "usa.csv")
-    ops.ingest(home, tmp_path / "usa.csv", stage=False)
+    ingest(home, tmp_path / "usa.csv", stage=False)
     agg = aggregator_for(tmp_path, [home], topic=topic)
     agg.config.kafka.bootstrap = kafka_bootstrap
     agg.save()
-    result = ops.publish(home, bootstrap=kafka_bootstrap, overlap=False)
+    result = publish(home, bootstrap=kafka_bootstrap, overlap=False)
     staged = result.plan.staged
     assert result.drain.acknowledged == staged > 700
     good = read_all(kafka_bootstrap, topic)

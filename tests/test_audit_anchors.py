@@ -23,7 +23,8 @@ from node.federation.control import (
 )
 from node.loops import wait_until
 from node.member import follow
-from node.member import operations as ops
+from node.member.member_home import init_member
+from node.member.publish import publish
 from node.store import audit
 from tests.factories import aggregator_for, member_with_data
 from tests.patience import PATIENCE_S
@@ -61,7 +62,7 @@ def test_a_log_rewritten_with_its_head_is_caught_against_the_federation(
     tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str
 ) -> None:
     pan, _, _ = member_with_data(tmp_path, "PAN", 300, topic=topic)
-    cri = ops.init_member(tmp_path / "cri", "CRI", topic=topic)
+    cri = init_member(tmp_path / "cri", "CRI", topic=topic)
     agg = aggregator_for(tmp_path, [pan, cri], topic=topic)
     for home in (pan, cri, agg):
         home.config.kafka.bootstrap = kafka_bootstrap
@@ -72,7 +73,7 @@ def test_a_log_rewritten_with_its_head_is_caught_against_the_federation(
     publish_manifest(agg)
     for home in (pan, cri):
         sync_manifest(home)
-    assert ops.publish(pan).drain.acknowledged > 0
+    assert publish(pan).drain.acknowledged > 0
     aggregate_once(agg)
 
     out = cli(pan, "audit", "publish-head")
@@ -109,7 +110,7 @@ def test_follow_loops_anchor_their_heads_at_intervals(
     control topic by themselves, every `audit_head_interval_s`, so the anchor
     does not wait for an operator's cron job."""
     pan, _, _ = member_with_data(tmp_path, "PAN", 200, topic=topic)
-    cri = ops.init_member(tmp_path / "cri", "CRI", topic=topic)
+    cri = init_member(tmp_path / "cri", "CRI", topic=topic)
     agg = aggregator_for(tmp_path, [pan, cri], topic=topic)
     for home in (pan, cri, agg):
         home.config.kafka.bootstrap = kafka_bootstrap

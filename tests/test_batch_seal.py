@@ -26,10 +26,10 @@ from node.errors import CodecError, SignatureInvalid
 from node.federation import manifest as fed
 from node.federation import trust
 from node.home import event_codec, regional_floor
-from node.member import operations as ops
 from node.member.drain import drain_outbox
 from node.member.event_factory import EventFactory
 from node.member.flow_release import prepare_flow_events
+from node.member.member_home import home_policy
 from node.model.events import Envelope, PolicyRef
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
@@ -376,7 +376,7 @@ def test_the_aggregator_applies_sealed_events_with_one_verification_per_batch(
     signed = MemoryTopic()
     with NodeStore(pan.store_path) as store:
         factory = EventFactory(
-            pan.country, ops.home_policy(pan), trust.load_signing_key(pan), CODEC
+            pan.country, home_policy(pan), trust.load_signing_key(pan), CODEC
         )
         store.stage(prepare_flow_events(store, factory).events)
         drain_outbox(store, MemorySink(signed))

@@ -27,7 +27,9 @@ from node.demo.synth import generate_encounters, write_csv
 from node.devkafka import ClusterInfo
 from node.errors import ConfigError, TransportError
 from node.home import open_home
-from node.member import operations as ops
+from node.member.intake import ingest
+from node.member.member_home import init_member
+from node.member.publish import open_sink, publish
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.base import Ack
@@ -215,7 +217,7 @@ def test_headers_and_tombstones(kafka_bootstrap: str, topic: str) -> None:
 def test_member_publishing_with_the_confluent_client_is_aggregated_whole(
     tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str, overlap: bool
 ) -> None:
-    home = ops.init_member(
+    home = init_member(
         tmp_path / "usa",
         "USA",
         topic=topic,
@@ -228,19 +230,19 @@ def test_member_publishing_with_the_confluent_client_is_aggregated_whole(
     rows = generate_encounters("USA", 1_200, seed=21, start=START, weeks=6)
     path = tmp_path / "usa.csv"
     write_csv(rows, path)
-    ops.ingest(home, path, stage=False)
+    ingest(home, path, stage=False)
     agg = aggregator_for(tmp_path, [home], topic=topic)
     agg.config.kafka.bootstrap = kafka_bootstrap
     agg.config.kafka.group_id = group_id
     agg.save()
 
-    sink = ops.open_sink(home)
+    sink = open_sink(home)
     try:
         assert isinstance(sink, ConfluentSink)
     finally:
         sink.close()
 
-    result = ops.publish(home, overlap=overlap)
+    result = publish(home, overlap=overlap)
     assert result.drain.acknowledged == result.drain.sent == result.plan.staged > 1_200
     assert result.outbox.pending == 0
     with NodeStore(home.store_path) as store:

@@ -20,7 +20,8 @@ from kafka.admin import NewTopic
 from node.aggregator.apply import DEAD_LETTER_REASONS
 from node.aggregator.dead_letters import dead_letter_topic
 from node.aggregator.run import aggregate_once
-from node.member import operations as ops
+from node.member.publish import publish
+from node.operator.status import home_status
 from node.store.picture import PictureStore
 from node.transport.kafka import read_all
 from node.transport.provision import SHARED_TOPIC_CONFIGS
@@ -52,7 +53,7 @@ def test_messages_too_large_to_copy_go_to_the_dead_letter_topic_by_reference(
     agg.config.kafka.bootstrap = kafka_bootstrap
     agg.config.kafka.group_id = group_id
     agg.save()
-    published = ops.publish(pan).drain.acknowledged
+    published = publish(pan).drain.acknowledged
     assert published > 0
 
     big_garbage = os.urandom(BIG)
@@ -99,7 +100,7 @@ def test_messages_too_large_to_copy_go_to_the_dead_letter_topic_by_reference(
     again = aggregate_once(agg)
     assert again.messages == 0
     assert len(read_all(kafka_bootstrap, dead_letter_topic(agg))) == 3
-    status = ops.home_status(agg)
+    status = home_status(agg)
     assert status["dead_lettered"] == 3 and status["dead_lettered_by_reference"] == 2
 
 

@@ -19,7 +19,7 @@ from node.devkafka.manage import home_settings
 from node.devkafka.state import ClusterInfo
 from node.federation import trust
 from node.federation.control import publish_manifest, sync_manifest
-from node.member import operations as ops
+from node.member.publish import publish
 from node.operator.doctor import DoctorReport, diagnose
 from tests.conftest import secure_local_kafka
 from tests.factories import aggregator_for, member_with_data
@@ -54,7 +54,7 @@ def federation(tmp_path: Path, kafka_bootstrap: str, topic: str) -> tuple[Home, 
     agg.save()
     publish_manifest(agg)
     sync_manifest(pan)
-    ops.publish(pan)
+    publish(pan)
     aggregate_once(agg)
     return pan, agg
 

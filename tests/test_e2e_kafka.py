@@ -14,8 +14,9 @@ from node.config import Home
 from node.crypto.signing import SigningKey
 from node.demo.synth import plant_values
 from node.home import event_codec
-from node.member import operations as ops
+from node.member.publish import publish
 from node.model.events import Envelope, PolicyRef
+from node.operator.status import home_status
 from node.store.picture import PictureStore
 from node.transport.kafka import read_all
 from tests.factories import aggregator_for, expected_picture, member_with_data, picture_totals
@@ -50,7 +51,7 @@ def federation(
 def test_four_nodes_picture_equals_raw_counts(federation, kafka_bootstrap: str) -> None:  # type: ignore[no-untyped-def]
     members, agg = federation
     for home, _ in members:
-        result = ops.publish(home)
+        result = publish(home)
         assert result.drain.acknowledged == result.plan.published_cells > 0
         assert result.outbox.pending == 0
     stats = aggregate_once(agg)
@@ -59,7 +60,7 @@ def test_four_nodes_picture_equals_raw_counts(federation, kafka_bootstrap: str) 
     assert picture_totals(agg) == expected_picture((h.country, rows) for h, rows in members)
     # A second pass finds nothing new; publishing again sends nothing.
     assert aggregate_once(agg).messages == 0
-    assert all(ops.publish(h).drain.sent == 0 for h, _ in members)
+    assert all(publish(h).drain.sent == 0 for h, _ in members)
 
 
 def test_no_raw_identifying_value_reaches_the_topic(  # type: ignore[no-untyped-def]
@@ -68,7 +69,7 @@ def test_no_raw_identifying_value_reaches_the_topic(  # type: ignore[no-untyped-
     members, _ = federation
     planted: set[str] = set()
     for home, rows in members:
-        ops.publish(home)
+        publish(home)
         for values in plant_values(rows).values():
             planted |= {v for v in values if len(v) >= 4}
     blobs = _all_bytes(kafka_bootstrap, topic)
@@ -91,7 +92,7 @@ def test_forged_event_on_the_topic_is_not_applied(  # type: ignore[no-untyped-de
 ) -> None:
     members, agg = federation
     pan = members[0][0]
-    ops.publish(pan)
+    publish(pan)
     codec = event_codec()
     pan_key = SigningKey.load("PAN", pan.signing_key_path)
     intruder = SigningKey.generate("PAN")
@@ -131,5 +132,5 @@ def test_forged_event_on_the_topic_is_not_applied(  # type: ignore[no-untyped-de
         rejected = store.rejected()
     assert rejected[0]["reason"] == "bad-signature"
     assert rejected[0]["producer"] == "PAN" and rejected[0]["event_id"] == env.event_id
-    status = ops.home_status(agg)
+    status = home_status(agg)
     assert status["rejected"] == 1

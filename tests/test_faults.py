@@ -28,8 +28,10 @@ from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.devkafka import LocalKafka
 from node.loops import wait_until
-from node.member import operations as ops
 from node.member.follow import PublishCounters, publish_follow
+from node.member.intake import ingest
+from node.member.member_home import init_member
+from node.member.publish import publish
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.clients import Client
@@ -77,7 +79,7 @@ def _drained(home: Home) -> bool:
 
 def _ingest(home: Home, rows: list[dict[str, str]], path: Path) -> None:
     write_csv(rows, path)
-    report = ops.ingest(home, path)
+    report = ingest(home, path)
     assert report.rejected_rows == 0
 
 
@@ -110,7 +112,7 @@ def _homes(
 ) -> tuple[list[Home], Home]:
     members = []
     for c in countries:
-        h = ops.init_member(
+        h = init_member(
             tmp / c.lower(),
             c,
             bootstrap=bootstrap,
@@ -256,7 +258,7 @@ def test_node_and_aggregator_killed_mid_work_then_restarted(
     }
     pan, cri = members
     _ingest(cri, rows["CRI"], tmp_path / "cri.csv")
-    ops.publish(cri)
+    publish(cri)
     # The node: SIGKILL while it works through its outbox, then restart.
     proc = _corredor(pan, "publish", "--follow", "--interval", "0.2")
     for i in range(10):
@@ -300,7 +302,7 @@ def test_garbage_truncated_and_oversized_messages_go_to_dead_letters(
     agg.save()
     rows = generate_encounters("PAN", 3000, seed=90, start=date(2024, 1, 1), weeks=4)
     _ingest(pan, rows, tmp_path / "pan.csv")
-    ops.publish(pan)
+    publish(pan)
     valid = read_all(kafka_bootstrap, topic)[0].value or b""
     bad = [
         b"",

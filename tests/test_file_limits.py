@@ -28,8 +28,9 @@ from node.limits import (
     MAX_REFERENCE_JSON_BYTES,
     MAX_SCHEMA_BYTES,
 )
-from node.member import operations as ops
 from node.member.ingest_reference import detect_kind
+from node.member.intake import ingest
+from node.member.member_home import init_member
 
 
 def _sparse(path: Path, size: int, head: bytes = b"") -> Path:
@@ -70,7 +71,7 @@ def test_an_oversized_schema_file_is_refused(tmp_path: Path) -> None:
 
 def test_a_key_handed_over_that_is_too_large_is_refused_by_add_member(tmp_path: Path) -> None:
     ts = init_aggregator(tmp_path / "ts")
-    member = ops.init_member(tmp_path / "pan", "PAN")
+    member = init_member(tmp_path / "pan", "PAN")
     big = _sparse(tmp_path / "pan.pub", 200 * MAX_KEY_BYTES, member.public_key_path.read_bytes())
     result = CliRunner().invoke(
         main,
@@ -87,7 +88,7 @@ def test_a_key_handed_over_that_is_too_large_is_refused_by_add_member(tmp_path: 
 
 
 def test_an_oversized_linkage_bundle_is_refused(tmp_path: Path) -> None:
-    member = ops.init_member(tmp_path / "pan", "PAN")
+    member = init_member(tmp_path / "pan", "PAN")
     big = _sparse(tmp_path / "bundle.json", MAX_KEY_BYTES + 1, b"{")
     result = CliRunner().invoke(main, ["--home", str(member.path), "linkage", "sync", str(big)])
     assert result.exit_code == 1 and "limit" in result.output and str(big) in result.output
@@ -98,16 +99,16 @@ def test_an_oversized_json_reference_file_is_refused(tmp_path: Path) -> None:
     err = _bounded(lambda: detect_kind(path), 0)
     assert isinstance(err, InputError) and err.file == str(path)
     assert "64 MiB limit" in str(err)
-    member = ops.init_member(tmp_path / "pan", "PAN")
+    member = init_member(tmp_path / "pan", "PAN")
     with pytest.raises(InputError, match="64 MiB limit"):
-        ops.ingest(member, path, kind="consular")
+        ingest(member, path, kind="consular")
 
 
 @pytest.mark.parametrize("suffix", [".json", ".jsonl"])
 def test_json_nested_too_deeply_is_a_located_error(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"missions{suffix}"
     path.write_text("[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
-    member = ops.init_member(tmp_path / "pan", "PAN")
+    member = init_member(tmp_path / "pan", "PAN")
     result = CliRunner().invoke(
         main, ["--home", str(member.path), "ingest", "--kind", "consular", str(path)]
     )

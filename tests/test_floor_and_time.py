@@ -25,7 +25,7 @@ from node.federation import manifest as fed
 from node.federation import trust
 from node.home import ensure_shared_topic, event_codec, regional_floor
 from node.loops import wait_until
-from node.member import operations as ops
+from node.member.member_home import home_policy, init_member
 from node.model.events import Envelope, PolicyRef
 from node.model.manifest import Topics
 from node.store.picture import PictureStore
@@ -37,7 +37,7 @@ NOW = datetime.now(UTC)
 
 
 def _homes(tmp_path: Path, bootstrap: str, topic: str, group_id: str) -> tuple[Home, Home]:
-    pan = ops.init_member(tmp_path / "pan", "PAN", bootstrap=bootstrap, topic=topic)
+    pan = init_member(tmp_path / "pan", "PAN", bootstrap=bootstrap, topic=topic)
     agg = aggregator_for(tmp_path, [pan], topic=topic)
     agg.config.kafka.bootstrap = bootstrap
     agg.config.kafka.group_id = group_id
@@ -58,7 +58,7 @@ def _signed(
     """A FlowStatistic as the member's node would sign it, with the envelope
     fields under test set by hand."""
     codec = event_codec()
-    policy = ops.home_policy(home)
+    policy = home_policy(home)
     key = trust.load_signing_key(home)
     subject = f"FlowStatistic|PAN|2024-W02|nationality={nationality}"
     body: dict[str, Any] = {

@@ -20,7 +20,7 @@ from node.federation.control import (
     sync_manifest,
 )
 from node.federation.manifest import read_signed
-from node.member import operations as ops
+from node.member.member_home import init_member
 from tests.factories import aggregator_for
 
 
@@ -53,7 +53,7 @@ def test_key_file_is_encrypted_at_rest(tmp_path: Path) -> None:
 
 
 def _federation(tmp_path: Path) -> tuple[list[Home], Home]:
-    members = [ops.init_member(tmp_path / c.lower(), c) for c in ("PAN", "CRI", "GTM")]
+    members = [init_member(tmp_path / c.lower(), c) for c in ("PAN", "CRI", "GTM")]
     agg = aggregator_for(tmp_path, members)
     for m in members:
         trust.accept_manifest(m, read_signed(agg.manifest_path))
@@ -97,7 +97,7 @@ def test_key_distribution_over_the_control_topic(
 ) -> None:
     members = []
     for c in ("PAN", "CRI"):
-        home = ops.init_member(tmp_path / c.lower(), c, bootstrap=kafka_bootstrap, topic=topic)
+        home = init_member(tmp_path / c.lower(), c, bootstrap=kafka_bootstrap, topic=topic)
         home.config.kafka.control_topic = f"{topic}.control"
         home.save()
         members.append(home)

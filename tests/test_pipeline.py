@@ -12,7 +12,7 @@ from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv
 from node.federation import trust
 from node.home import event_codec, regional_floor
-from node.member import operations as ops
+from node.member.intake import ingest
 from node.model.events import Envelope
 from node.store.picture import PictureStore
 from node.transport.memory import MemorySource, MemoryTopic
@@ -81,7 +81,7 @@ def test_new_records_give_revisions_not_double_counts(tmp_path: Path) -> None:
     more = generate_encounters("PAN", 900, seed=11, start=START, weeks=6)[500:]
     extra = tmp_path / "more.csv"
     write_csv(more, extra)
-    ops.ingest(home, extra)
+    ingest(home, extra)
     publish_flows_to(home, topic)
     _apply(agg, topic)
     assert _totals(agg) == expected_flow_totals("PAN", rows + more)
@@ -95,7 +95,7 @@ def test_out_of_order_revisions_keep_the_latest(tmp_path: Path) -> None:
     more = generate_encounters("PAN", 800, seed=5, start=START, weeks=6)[500:]
     extra = tmp_path / "more.csv"
     write_csv(more, extra)
-    ops.ingest(home, extra)
+    ingest(home, extra)
     publish_flows_to(home, topic)
     # deliver the second release first, then the first
     reordered = MemoryTopic()

@@ -23,9 +23,12 @@ from node.config import policies_dir
 from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv
 from node.home import event_codec, regional_floor
-from node.member import operations as ops
 from node.member.event_factory import EventFactory
 from node.member.flow_release import prepare_flow_events
+from node.member.intake import ingest
+from node.member.member_home import init_member
+from node.member.publish import publish
+from node.member.staging import privacy_budget
 from node.model.codes import iso_week
 from node.policy import privacy
 from node.policy.loader import load_floor, load_policy
@@ -263,11 +266,11 @@ def _dp_policy(
 
 
 def _member(tmp_path: Path, policy: Path, n: int, *, topic: str = "t") -> Any:
-    home = ops.init_member(tmp_path / "pan", "PAN", policy=policy, topic=topic)
+    home = init_member(tmp_path / "pan", "PAN", policy=policy, topic=topic)
     rows = generate_encounters("PAN", n, seed=7, start=START, weeks=6)
     csv = tmp_path / "pan.csv"
     write_csv(rows, csv)
-    assert ops.ingest(home, csv, stage=False).stored == n  # staged below, on a chosen day
+    assert ingest(home, csv, stage=False).stored == n  # staged below, on a chosen day
     return home, rows
 
 
@@ -373,10 +376,10 @@ def test_a_dp_policy_end_to_end_on_a_real_broker(
     agg.config.kafka.bootstrap = kafka_bootstrap
     agg.config.kafka.group_id = group_id
     agg.save()
-    result = ops.publish(home)  # the real path: plan, budget, stage, drain
+    result = publish(home)  # the real path: plan, budget, stage, drain
     assert result.drain.acknowledged > 0 and result.plan.privacy is not None
     assert result.plan.privacy.spends and result.plan.suppressed_cells == 0
-    assert ops.privacy_budget(home) == {"TS": {"spent": 1.0, "budget": 2.0, "remaining": 1.0}}
+    assert privacy_budget(home) == {"TS": {"spent": 1.0, "budget": 2.0, "remaining": 1.0}}
 
     # the topic, read by a decoder of our own: every flow body is noisy, with
     # its calibrated interval; no exact count of any size is there. The three

@@ -31,7 +31,9 @@ from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.errors import ConfigError
 from node.home import picture_topic
-from node.member import operations as ops
+from node.member.intake import ingest
+from node.member.member_home import init_member
+from node.member.publish import publish
 from node.store import audit
 from node.transport.clients import Client, group_source
 from node.transport.kafka import read_all
@@ -81,7 +83,7 @@ def _picture(home: Home) -> dict[str, Any]:
 
 def _ingest(home: Home, rows: list[dict[str, str]], path: Path) -> None:
     write_csv(rows, path)
-    ops.ingest(home, path)
+    ingest(home, path)
 
 
 def _federation(
@@ -89,7 +91,7 @@ def _federation(
 ) -> tuple[list[Home], Home, dict[str, list[dict[str, str]]]]:
     members, data = [], {}
     for i, country in enumerate(("PAN", "CRI")):
-        home = ops.init_member(
+        home = init_member(
             tmp_path / country.lower(),
             country,
             topic=topic,
@@ -107,7 +109,7 @@ def _federation(
     agg.config.kafka.client = client
     agg.save()
     for home in members:
-        ops.publish(home)
+        publish(home)
     producer = KafkaProducer(bootstrap_servers=bootstrap)
     for value in GARBAGE:
         producer.send(topic, key=b"PAN", value=value)
@@ -115,7 +117,7 @@ def _federation(
     producer.close()
     for home in members:
         _ingest(home, data[home.country][800:], tmp_path / f"{home.country}-b.csv")
-        ops.publish(home)
+        publish(home)
     return members, agg, data
 
 
@@ -170,7 +172,7 @@ def test_rebuilt_picture_equals_the_live_one(
     pan = members[0]
     extra = generate_encounters("PAN", 200, seed=99, start=START, weeks=5)
     _ingest(pan, extra, tmp_path / "PAN-c.csv")
-    sent = ops.publish(pan).drain.acknowledged
+    sent = publish(pan).drain.acknowledged
     assert aggregate_once(agg).messages == sent > 0
 
 

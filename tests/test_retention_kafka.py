@@ -23,7 +23,8 @@ from node.aggregator.run import aggregate_once
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.devkafka import LocalKafka
-from node.member import operations as ops
+from node.member.intake import ingest
+from node.member.publish import publish
 from node.operator.doctor import diagnose
 from node.store.picture import VIEW_COLUMNS, PictureStore
 from node.transport.kafka import ensure_topic
@@ -94,7 +95,7 @@ def test_a_rebuild_from_the_topic_equals_the_picture_after_retention_ran(
     agg = aggregator_for(tmp_path, [pan], topic=topic)
     agg.config.kafka.bootstrap = bootstrap
     agg.save()
-    first = ops.publish(pan)  # creates the shared topic, as any node does
+    first = publish(pan)  # creates the shared topic, as any node does
     assert first.drain.acknowledged > 0 and first.outbox.pending == 0
     aggregate_once(agg)
 
@@ -120,8 +121,8 @@ def test_a_rebuild_from_the_topic_equals_the_picture_after_retention_ran(
     assert everything[:400] == rows
     more = everything[400:]
     write_csv(more, tmp_path / "more.csv")
-    assert ops.ingest(pan, tmp_path / "more.csv").stored == 200
-    second = ops.publish(pan)
+    assert ingest(pan, tmp_path / "more.csv").stored == 200
+    second = publish(pan)
     assert second.drain.acknowledged > 0
     aggregate_once(agg)
     # The retention checker has passed over the shared topic's old segments

@@ -25,7 +25,8 @@ from node.config import Home
 from node.federation import trust
 from node.federation.control import sync_manifest
 from node.home import event_codec
-from node.member import operations as ops
+from node.member.member_home import home_policy
+from node.member.publish import publish
 from node.model.events import Envelope, PolicyRef
 from node.store.picture import PictureStore
 from node.transport.kafka import read_all
@@ -41,7 +42,7 @@ def _cells(path: Path) -> dict[str, tuple[int, int]]:
 def _forged(home: Home, cell: dict[str, Any], revision: int, count: int) -> bytes:
     """A revision of ``cell`` signed with the member's own key."""
     codec = event_codec()
-    policy = ops.home_policy(home)
+    policy = home_policy(home)
     key = trust.load_signing_key(home)
     body = {
         k: cell[k]
@@ -117,8 +118,8 @@ def test_a_compromised_key_leaves_the_picture_and_earlier_revisions_come_back(
     kafka_bootstrap: str, topic: str, group_id: str, tmp_path: Path
 ) -> None:
     pan, cri, agg = _setup(tmp_path, kafka_bootstrap, topic, group_id)
-    ops.publish(pan)
-    ops.publish(cri)
+    publish(pan)
+    publish(cri)
     aggregate_once(agg)
     good = _cells(agg.store_path)
     pan_cells = sorted(s for s in good if s.startswith("FlowStatistic|PAN|"))
@@ -199,7 +200,7 @@ def test_a_rotated_key_keeps_what_it_signed(
     kafka_bootstrap: str, topic: str, group_id: str, tmp_path: Path
 ) -> None:
     pan, _, agg = _setup(tmp_path, kafka_bootstrap, topic, group_id)
-    ops.publish(pan)
+    publish(pan)
     aggregate_once(agg)
     good = _cells(agg.store_path)
     old = trust.load_signing_key(pan).key_id

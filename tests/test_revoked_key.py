@@ -24,7 +24,7 @@ from node.demo.synth import generate_encounters, write_csv
 from node.federation import trust
 from node.federation.control import publish_manifest, sync_manifest
 from node.federation.manifest import read_signed
-from node.member import operations as ops
+from node.member.publish import publish
 from node.operator.doctor import diagnose
 from tests.factories import aggregator_for, member_with_data
 
@@ -54,7 +54,7 @@ def federation(tmp_path: Path, kafka_bootstrap: str, topic: str) -> Iterator[tup
     agg.save()
     publish_manifest(agg)
     sync_manifest(pan)
-    ops.publish(pan)
+    publish(pan)
     aggregate_once(agg)
     yield pan, agg
 
@@ -90,7 +90,7 @@ def test_a_member_refuses_to_publish_with_a_key_the_manifest_revoked(
     assert _serial(pan) > serial  # learned from the control topic
     assert _topic_end(kafka_bootstrap, topic) == sent_before
     with pytest.raises(Exception, match=how):
-        ops.publish(pan)
+        publish(pan)
     assert _topic_end(kafka_bootstrap, topic) == sent_before
 
     report = diagnose(pan)

@@ -27,10 +27,10 @@ from node.crypto.signing import SigningKey
 from node.federation import trust
 from node.home import event_codec, regional_floor
 from node.member import corrections
-from node.member import operations as ops
 from node.member.drain import drain_outbox
 from node.member.event_factory import FLOW_KIND, EventFactory
 from node.member.flow_release import prepare_flow_events
+from node.member.member_home import home_policy
 from node.member.reference_pipeline import plan_with_reference
 from node.report.audience import Scope
 from node.report.regional import FlowCell, admitted_cells
@@ -326,7 +326,7 @@ def test_a_sdmx_export_says_which_dimension_does_not_apply_with_z() -> None:
 
 
 def _publish(home: Home, topic: MemoryTopic) -> None:
-    policy = ops.home_policy(home)
+    policy = home_policy(home)
     with NodeStore(home.store_path) as store:
         key = SigningKey.load(home.country, home.signing_key_path)
         factory = EventFactory(home.country, policy, key, event_codec())

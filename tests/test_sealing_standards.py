@@ -33,7 +33,9 @@ from node.federation import manifest as fed
 from node.federation import trust
 from node.federation.control import publish_manifest, sync_manifest
 from node.home import event_codec
-from node.member import operations as ops
+from node.member.intake import ingest
+from node.member.member_home import init_member
+from node.member.publish import publish
 from node.policy.loader import load_policy
 from node.transport.kafka import read_all
 from tests.factories import aggregator_for
@@ -165,7 +167,7 @@ def test_the_test_canonicaliser_matches_the_rfc_example() -> None:
 
 
 def _home(tmp_path: Path, country: str, bootstrap: str, topic: str, policy: Path | None) -> Home:
-    home = ops.init_member(
+    home = init_member(
         tmp_path / country.lower(), country, policy=policy, bootstrap=bootstrap, topic=topic
     )
     home.config.kafka.control_topic = f"{topic}.control"
@@ -227,8 +229,8 @@ def published(
         )
     path = tmp_path / "intel.json"
     path.write_text(json.dumps(reports), encoding="utf-8")
-    assert ops.ingest(cri, path).stored == 2
-    assert ops.publish(cri).drain.acknowledged >= 2
+    assert ingest(cri, path).stored == 2
+    assert publish(cri).drain.acknowledged >= 2
     assert aggregate_once(agg).rejected_total == 0
     values = []
     for t in (topic, f"{topic}.picture", f"{topic}.control"):
@@ -295,7 +297,7 @@ def test_no_recipient_code_on_any_topic_and_lengths_hide_a_50_byte_edit(
 
 
 def test_manifest_hash_is_reproduced_by_an_independent_rfc8785(tmp_path: Path) -> None:
-    members = [ops.init_member(tmp_path / c.lower(), c) for c in ("PAN", "GTM")]
+    members = [init_member(tmp_path / c.lower(), c) for c in ("PAN", "GTM")]
     agg = aggregator_for(tmp_path, members)
     # A name with characters whose canonical forms differ between encoders.
     draft = trust.load_draft(agg)

@@ -31,7 +31,8 @@ from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.federation.control import publish_manifest, sync_manifest
 from node.home import open_home
-from node.member import operations as ops
+from node.member.intake import ingest
+from node.member.publish import publish
 from node.operator.doctor import DoctorReport, diagnose
 from node.store.node_store import SCHEMA_VERSION, NodeStore
 from node.transport.memory import MemoryTopic
@@ -82,7 +83,7 @@ def federation(tmp_path: Path, kafka_bootstrap: str, topic: str) -> Iterator[tup
     agg.save()
     publish_manifest(agg)
     sync_manifest(pan)
-    ops.publish(pan)
+    publish(pan)
     aggregate_once(agg)
     yield pan, agg
 
@@ -139,8 +140,8 @@ def test_a_restored_backup_publishes_only_after_recovery_and_never_goes_back(
     later = generate_encounters("PAN", 1200, seed=11, start=date(2025, 1, 6), weeks=4)
     later_csv = tmp_path / "later.csv"
     write_csv(later, later_csv)
-    assert ops.ingest(pan, later_csv).stored == len(later)
-    ops.publish(pan)
+    assert ingest(pan, later_csv).stored == len(later)
+    publish(pan)
     aggregate_once(agg)
     published = _sent_revisions(pan.store_path)
     whole = picture_totals(agg)
@@ -258,7 +259,7 @@ def test_raw_data_files_are_private_whatever_the_umask(tmp_path: Path, umask: in
         bad = tmp_path / "bad.csv"
         lines = csv.read_text(encoding="utf-8").splitlines()
         bad.write_text("\n".join([lines[0], "only,three,fields", *lines[1:3]]) + "\n")
-        report = ops.ingest(home, bad)
+        report = ingest(home, bad)
         assert report.rejects_file is not None
         publish_flows_to(home, MemoryTopic())  # writes the audit head
         with NodeStore(home.store_path) as store:  # keep the WAL and SHM files open
@@ -347,7 +348,7 @@ def test_recovery_from_an_audit_export_alone_raises_every_revision(tmp_path: Pat
     assert (pan.path / outcome["head_kept_as"]).is_file()  # kept for the auditors
     assert _cli(pan, "audit", "verify").exit_code == 0  # the new log, from nothing
 
-    assert ops.ingest(pan, csv).stored == 600
+    assert ingest(pan, csv).stored == 600
     publish_flows_to(pan, MemoryTopic())
     again = _sent_revisions(pan.store_path)
     assert all(again[s] > r for s, r in published.items())

@@ -16,10 +16,10 @@ from node.federation import manifest as fed
 from node.federation import trust
 from node.home import event_codec, regional_floor
 from node.member import encounters
-from node.member import operations as ops
 from node.member.drain import drain_outbox
 from node.member.event_factory import EventFactory
 from node.member.flow_release import prepare_flow_events
+from node.member.member_home import home_policy, init_member
 from node.model.events import Envelope
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
@@ -30,7 +30,7 @@ from tests.factories import aggregator_for, member_with_data
 def _publish(home, topic: MemoryTopic, now: datetime | None = None) -> None:  # type: ignore[no-untyped-def]
     with NodeStore(home.store_path) as store:
         factory = EventFactory(
-            home.country, ops.home_policy(home), trust.load_signing_key(home), event_codec()
+            home.country, home_policy(home), trust.load_signing_key(home), event_codec()
         )
         store.stage(prepare_flow_events(store, factory, now=now).events)
         drain_outbox(store, MemorySink(topic))
@@ -123,7 +123,7 @@ def test_private_keys_are_encrypted_at_rest_with_a_passphrase(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CORREDOR_KEY_PASSPHRASE", "correct horse battery staple")
-    home = ops.init_member(tmp_path / "pan", "PAN")
+    home = init_member(tmp_path / "pan", "PAN")
     for path in (home.signing_key_path, home.encryption_key_path):
         assert b"ENCRYPTED PRIVATE KEY" in path.read_bytes()
         assert path.stat().st_mode & 0o777 == 0o600
@@ -162,7 +162,7 @@ def test_pseudonym_key_is_encrypted_at_rest_with_a_passphrase(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CORREDOR_KEY_PASSPHRASE", "correct horse battery staple")
-    home = ops.init_member(tmp_path / "pan", "PAN")
+    home = init_member(tmp_path / "pan", "PAN")
     key = encounters.pseudonym_key(home)
     data = home.pseudonym_key_path.read_bytes()
     assert len(key) == 32 and key not in data and key.hex().encode() not in data

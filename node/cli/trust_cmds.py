@@ -21,7 +21,8 @@ from node.federation.control import (
     sync_federation,
     sync_linkage_key,
 )
-from node.member import operations as ops
+from node.member.inbox import read_inbox
+from node.member.member_home import export_public_key
 
 
 @click.group()
@@ -53,7 +54,7 @@ def keys_export_public(ctx: click.Context, encryption: bool) -> None:
     if encryption:
         click.echo(home.encryption_pub_path.read_text(encoding="ascii"), nl=False)
     else:
-        click.echo(ops.export_public_key(home), nl=False)
+        click.echo(export_public_key(home), nl=False)
 
 
 @keys.command("generate")
@@ -517,7 +518,7 @@ def inbox(ctx: click.Context, bootstrap: str | None, fmt: str) -> None:
       corredor --home ./gtm federation sync
       corredor --home ./gtm inbox
     """
-    result = ops.read_inbox(home_of(ctx), bootstrap=bootstrap)
+    result = read_inbox(home_of(ctx), bootstrap=bootstrap)
     if fmt == "json":
         click.echo(
             json.dumps(

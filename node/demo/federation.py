@@ -28,7 +28,10 @@ from node.errors import ConfigError
 from node.federation import trust
 from node.federation.control import publish_manifest, sync_manifest
 from node.member import corrections
-from node.member import operations as ops
+from node.member.inbox import read_inbox
+from node.member.intake import ingest
+from node.member.member_home import init_member
+from node.member.publish import publish
 from node.topics import DEMO_TOPIC_PREFIX
 
 DEMO_COUNTRIES: tuple[str, ...] = ("PAN", "CRI", "GTM", "MEX")
@@ -144,7 +147,7 @@ def run_demo(
         progress.advance(setup)
         secretariat = agg.secretariat_pub_path.read_text(encoding="ascii")
         for country in countries:
-            home = ops.init_member(
+            home = init_member(
                 directory / country.lower(),
                 country,
                 bootstrap=bootstrap,
@@ -171,18 +174,18 @@ def run_demo(
 
         ing = progress.add_task("Ingesting (validate, store at home)", total=sum(volumes.values()))
         for country in countries:
-            report = ops.ingest(result.members[country], files[country])
+            report = ingest(result.members[country], files[country])
             result.records[country] = report.stored
             result.rejected_rows[country] = report.rejected_rows
             progress.advance(ing, report.rows)
             # Reference data: illustrative sample files shipped with the demo.
             for sample in sample_files(country):
-                ref = ops.ingest(result.members[country], sample)
+                ref = ingest(result.members[country], sample)
                 result.rejected_rows[country] += ref.rejected_rows
 
         pub = progress.add_task("Publishing (policy, sign, Kafka)", total=len(countries))
         for country in countries:
-            out = ops.publish(result.members[country])
+            out = publish(result.members[country])
             result.published[country] = out.drain.acknowledged
             result.suppressed[country] = out.plan.suppressed_cells
             result.cells[country] = out.plan.published_cells
@@ -200,7 +203,7 @@ def run_demo(
                 corrections.correct(result.members[country], subject, changes, "demo correction")
             else:
                 corrections.withdraw(result.members[country], subject, "demo withdrawal")
-            again = ops.publish(result.members[country])
+            again = publish(result.members[country])
             result.published[country] += again.drain.acknowledged
             result.revisions.append((country, subject, action))
 
@@ -210,7 +213,7 @@ def run_demo(
         progress.update(app, completed=result.stats.messages)
         for country, home in result.members.items():
             opened: dict[str, int] = {}
-            for item in ops.read_inbox(home).items:
+            for item in read_inbox(home).items:
                 if item.body is not None:
                     opened[item.producer] = opened.get(item.producer, 0) + 1
             result.inbox[country] = opened

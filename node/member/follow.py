@@ -19,8 +19,10 @@ from node.config import Home
 from node.errors import CorredorError
 from node.federation.control import HeadAnchor
 from node.loops import Backoff
-from node.member import operations as ops
 from node.member.drain import drain_outbox
+from node.member.member_home import home_policy
+from node.member.publish import open_sink
+from node.member.staging import stage_publication
 from node.store.node_store import NodeStore
 from node.transport.base import EventSink
 
@@ -81,14 +83,14 @@ def publish_follow(
             planned: tuple[object, ...] | None = None
             while not stop.is_set():
                 counters.cycles += 1
-                policy = ops.home_policy(home)
+                policy = home_policy(home)
                 # Planning reads every raw record (guard, transforms, diffs);
                 # with nothing new since the last plan, only drain.
                 inputs = _planning_inputs(home, store, policy.sha256)
                 if inputs == planned:
                     counters.unchanged += 1
                 else:
-                    plan, _ = ops.stage_publication(home, store, policy)
+                    plan, _ = stage_publication(home, store, policy)
                     counters.staged += plan.staged
                     counters.refused += plan.refused
                     # Taken before planning: what others commit meanwhile is
@@ -97,7 +99,7 @@ def publish_follow(
                     planned = inputs
                 try:
                     if sink is None:
-                        sink = ops.open_sink(
+                        sink = open_sink(
                             home, bootstrap, delivery_timeout_ms=delivery_timeout_ms
                         )
                     result = drain_outbox(store, sink)

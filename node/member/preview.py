@@ -21,7 +21,7 @@ from node.member import encounters
 from node.member.event_factory import ENCOUNTER_KIND, FLOW_KIND
 from node.member.flow_release import flow_body, plan_flow_release
 from node.member.ledger_diff import egress_guard
-from node.member.operations import home_policy
+from node.member.member_home import home_policy
 from node.member.record_release import encounter_candidates, held_back_records, k_anonymity
 from node.model.events import RESTRICTED_KINDS
 from node.policy.flows import (

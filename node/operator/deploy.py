@@ -31,7 +31,7 @@ from node.errors import ConfigError, ConfigFileError, CorredorError
 from node.federation import trust
 from node.federation.control import publish_manifest, sync_manifest
 from node.limits import MAX_KEY_BYTES, read_limited
-from node.member import operations as ops
+from node.member.member_home import init_member
 from node.topics import EVENTS_TOPIC
 from node.transport.credentials import security_settings
 from node.transport.provision import AclSpec, ProvisionResult, TopicSpec, provision
@@ -186,7 +186,7 @@ def init_home(
     pinned = exchange / SECRETARIAT_PUB
     _wait_for([pinned], timeout_s)
     if created:
-        home = ops.init_member(
+        home = init_member(
             path, country, topic=kafka.topic, secretariat_pem=pinned.read_text(encoding="ascii")
         )
     else:

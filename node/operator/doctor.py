@@ -47,7 +47,7 @@ from node.federation import manifest as fed
 from node.federation import trust, trust_ledger
 from node.federation.control import MANIFEST_KEY
 from node.home import regional_floor
-from node.member import operations as ops
+from node.member.member_home import home_policy
 from node.model.manifest import SignedManifest
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
@@ -489,7 +489,7 @@ def _policy_check(report: DoctorReport, home: Home) -> None:
             regional_floor()
             report.add("policy", True, "the regional floor loads")
             return
-        policy = ops.home_policy(home)
+        policy = home_policy(home)
     except CorredorError as exc:
         report.add("policy", False, f"{exc}")
         return

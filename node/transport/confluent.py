@@ -1,7 +1,7 @@
 """The optional confluent-kafka (librdkafka) client, behind ``EventSink`` and
 ``EventSource``.
 
-``kafka.client: confluent`` in a home's config makes ``operations.open_sink``
+``kafka.client: confluent`` in a home's config makes ``node.member.publish.open_sink``
 return a :class:`ConfluentSink` instead of ``kafka.KafkaSink``. It keeps the
 same delivery guarantees (idempotent, acks=all, at most five requests in
 flight) under librdkafka's names, takes the same kafka-python style security
