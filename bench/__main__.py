@@ -342,7 +342,7 @@ def audit_markdown(a: dict[str, Any], machine: dict[str, Any] | None = None) -> 
         f"Written by `make bench` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "",
         "Weekly releases planned as `corredor publish` plans them "
-        "(`pipeline.plan_flow_release`: every stored record counted, each block "
+        "(`flow_release.plan_flow_release`: every stored record counted, each block "
         "released against its suppression-ledger entry, secondary suppression and "
         "the interval audit) and their ledger entries staged (`NodeStore.stage`). "
         "300,000 records a year, 30% registered 1 to 8 weeks late (bench/audit.py). "
@@ -383,7 +383,7 @@ NOTES = """\
   off, so that it shares pseudonymised encounter records only, one event per
   record: the release of flow tables, with its disclosure audit, is a cost
   per release rather than per event) publishes
-  everything it stored, as `corredor publish` does (`ops.publish`, which
+  everything it stored, as `corredor publish` does (`node.member.publish`, which
   overlaps from 20,000 rows of work): the policy, the egress guard, Avro
   single-object encoding, Ed25519 batch seals (one signature per 64 events,
   each event carrying its Merkle proof), outbox transactions, idempotent

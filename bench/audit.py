@@ -4,7 +4,7 @@
 
 Each week's records are written into a real NodeStore's ``raw_encounter``
 (straight into the table: ingest is measured elsewhere), then the release is
-planned as ``corredor publish`` plans it (``pipeline.plan_flow_release``:
+planned as ``corredor publish`` plans it (``flow_release.plan_flow_release``:
 every stored record counted into atoms, each block released against the
 suppression ledger entry of its last release, with the audit) and its ledger
 entries are staged with ``NodeStore.stage``. Records arrive late as at a real
@@ -27,7 +27,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from node.member.pipeline import FLOW_KIND, plan_flow_release
+from node.member.event_factory import FLOW_KIND
+from node.member.flow_release import plan_flow_release
 from node.policy import audit
 from node.policy.loader import load_policy
 from node.store.node_store import NodeStore

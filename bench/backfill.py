@@ -16,7 +16,9 @@ from datetime import date
 from pathlib import Path
 
 from node.demo.synth import COLUMNS, generate_encounters
-from node.member import operations as ops
+from node.member.intake import ingest
+from node.member.member_home import init_member
+from node.member.publish import publish
 
 CHUNK = 50_000
 
@@ -38,15 +40,15 @@ def generate(path: Path, records: int) -> None:
 
 def run(base: Path, path: Path, bootstrap: str, out: Path) -> None:
     base.mkdir(parents=True, exist_ok=True)
-    home = ops.init_member(
+    home = init_member(
         base / "pan", "PAN", bootstrap=bootstrap, topic=f"bench.backfill.{int(time.time())}"
     )
     started = time.perf_counter()
-    report = ops.ingest(home, path, stage=False)
+    report = ingest(home, path, stage=False)
     ingest_s = time.perf_counter() - started
     ingest_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.perf_counter()
-    result = ops.publish(home)
+    result = publish(home)
     publish_s = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out.write_text(

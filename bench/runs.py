@@ -22,12 +22,17 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from node.aggregator.apply import consume_until_caught_up
 from node.aggregator.run import build_aggregator
+from node.aggregator.setup import add_member, init_aggregator
 from node.config import Home, KafkaSettings, policies_dir
 from node.demo.synth import generate_encounters, write_csv
 from node.federation import trust
 from node.federation.manifest import read_signed
-from node.member import operations as ops
-from node.member.pipeline import drain_outbox
+from node.home import event_codec, open_home, regional_floor
+from node.member.drain import drain_outbox
+from node.member.intake import ingest
+from node.member.member_home import home_policy, init_member
+from node.member.publish import open_sink, publish
+from node.member.staging import stage_publication
 from node.model.events import Envelope, PolicyRef
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
@@ -75,8 +80,8 @@ def federation(
 ) -> Federation:
     """A member with ``records`` ingested (staged to its outbox) and an aggregator."""
     topic = f"bench.{country.lower()}.{uuid.uuid4().hex[:8]}"
-    agg = ops.init_aggregator(base / "ts", bootstrap=bootstrap, topic=topic)
-    member = ops.init_member(
+    agg = init_aggregator(base / "ts", bootstrap=bootstrap, topic=topic)
+    member = init_member(
         base / country.lower(),
         country,
         bootstrap=bootstrap,
@@ -84,12 +89,12 @@ def federation(
         secretariat_pem=agg.secretariat_pub_path.read_text(encoding="ascii"),
         policy=records_only_policy(base, country) if records_only else None,
     )
-    ops.add_member(agg, country, member.public_key_path, member.encryption_pub_path)
+    add_member(agg, country, member.public_key_path, member.encryption_pub_path)
     trust.accept_manifest(member, read_signed(agg.manifest_path))
     rows = generate_encounters(country, records, seed=8, start=START, weeks=weeks)
     path = base / f"{country}.csv"
     write_csv(rows, path)
-    ops.ingest(member, path, stage=False)
+    ingest(member, path, stage=False)
     ensure_topic(
         bootstrap, topic, partitions=3, replication=1, configs=dict(SHARED_TOPIC_CONFIGS)
     )
@@ -100,7 +105,7 @@ def _copy_member(member: Home, path: Path, topic: str) -> Home:
     """The same member (keys, store, ingested records) publishing to another topic,
     so that each way of publishing starts from identical data."""
     shutil.copytree(member.path, path)
-    home = ops.open_home(path)
+    home = open_home(path)
     home.config.kafka.topic = topic
     home.save()
     return home
@@ -165,7 +170,7 @@ def node_pipeline(base: Path, bootstrap: str, records: int) -> dict[str, Any]:
     """Stored raw records -> policy -> Avro -> sign -> outbox -> Kafka ack, against
     raw kafka-python produce of the same bytes with the same producer settings.
 
-    The node is measured as ``corredor publish`` runs it (``ops.publish``: a
+    The node is measured as ``corredor publish`` runs it (``publish``: a
     second process drains while this one stages). A copy of the same member
     then publishes serially, staging and draining one after the other, so the
     report can say which half dominates."""
@@ -194,19 +199,19 @@ def node_pipeline(base: Path, bootstrap: str, records: int) -> dict[str, Any]:
     # kind of traffic first, so neither side measures the warm-up.
     _raw_produce(bootstrap, fed.topic + ".warm-up", [(b"USA", bytes(680))] * 60_000)
     started = time.perf_counter()
-    result = ops.publish(fed.member, bootstrap=bootstrap, overlap=True)
+    result = publish(fed.member, bootstrap=bootstrap, overlap=True)
     pipeline_s = time.perf_counter() - started
     events = result.drain.acknowledged
     assert events == result.plan.staged, (events, result.plan.staged)
     payload = _outbox(fed.member)
     raw_s = _raw_produce(bootstrap, fed.topic + ".raw", payload)
 
-    policy = ops.home_policy(serial)
+    policy = home_policy(serial)
     with NodeStore(serial.store_path) as store:
         started = time.perf_counter()
-        ops.stage_publication(serial, store, policy)
+        stage_publication(serial, store, policy)
         stage_s = time.perf_counter() - started
-        sink = ops.open_sink(serial, bootstrap)
+        sink = open_sink(serial, bootstrap)
         try:
             started = time.perf_counter()
             drain_outbox(store, sink)
@@ -218,7 +223,7 @@ def node_pipeline(base: Path, bootstrap: str, records: int) -> dict[str, Any]:
     # (kafka.client: confluent), against the same kafka-python baseline, and
     # bare confluent-kafka producing the same bytes for scale.
     started = time.perf_counter()
-    fast_result = ops.publish(fast, bootstrap=bootstrap, overlap=True)
+    fast_result = publish(fast, bootstrap=bootstrap, overlap=True)
     fast_s = time.perf_counter() - started
     assert fast_result.drain.acknowledged == events, fast_result.drain
     raw_fast_s = _raw_confluent_produce(bootstrap, fed.topic + ".raw-confluent", payload)
@@ -297,7 +302,7 @@ def _aggregate(
     the aggregator on a machine with no core to spare)."""
     with PictureStore(store_path) as store:
         agg_obj = build_aggregator(
-            agg, store, ops.event_codec(), floor=ops.regional_floor(), workers=workers
+            agg, store, event_codec(), floor=regional_floor(), workers=workers
         )
         source = group_source(client, bootstrap, topic, f"bench-agg-{uuid.uuid4().hex[:6]}")
         try:
@@ -315,7 +320,7 @@ def aggregator(bootstrap: str, node_result: dict[str, Any], base: Path) -> dict[
     same messages, with each client; and the serial aggregator (no check
     workers) on the default client, for what the workers gain."""
     topic = node_result["topic"]
-    agg = ops.open_home(Path(node_result["aggregator_home"]))
+    agg = open_home(Path(node_result["aggregator_home"]))
     expected = node_result["events"]
     default: Client = KafkaSettings().client
     workers = agg.config.aggregator_workers
@@ -446,9 +451,9 @@ def latency(base: Path, bootstrap: str, rate: int, seconds: int) -> dict[str, An
         stderr=subprocess.DEVNULL,
     )
     try:
-        codec = ops.event_codec()
+        codec = event_codec()
         key = trust.load_signing_key(fed.member)
-        policy = ops.home_policy(fed.member)
+        policy = home_policy(fed.member)
         ref = PolicyRef(policy.policy_id, policy.version, policy.sha256)
         n = rate * seconds
         prepared = []

@@ -8,12 +8,17 @@ from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
+from node.aggregator.setup import add_member, init_aggregator
 from node.config import Home, policies_dir
 from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv
 from node.federation import trust
-from node.member import operations as ops
-from node.member.pipeline import EventFactory, drain_outbox, prepare_flow_events
+from node.home import event_codec
+from node.member.drain import drain_outbox
+from node.member.event_factory import EventFactory
+from node.member.flow_release import prepare_flow_events
+from node.member.intake import ingest
+from node.member.member_home import home_policy, init_member
 from node.policy.loader import load_policy
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
@@ -75,24 +80,24 @@ def member_with_data(
     """A member home with n synthetic records ingested; returns (home, rows, csv).
     ``detail_only``: under ``detail_policy`` instead of the shipped policy."""
     policy = detail_policy(base / "policies", country) if detail_only else None
-    home = ops.init_member(base / country.lower(), country, topic=topic, policy=policy)
+    home = init_member(base / country.lower(), country, topic=topic, policy=policy)
     rows = generate_encounters(country, n, seed=seed, start=START, weeks=weeks)
     path = base / f"{country}.csv"
     write_csv(rows, path)
-    report = ops.ingest(home, path)
+    report = ingest(home, path)
     assert report.stored == n, report.rejected[:3]
     return home, rows, path
 
 
 def aggregator_for(base: Path, members: list[Home], *, topic: str = "t") -> Home:
-    agg = ops.init_aggregator(base / "ts", topic=topic)
+    agg = init_aggregator(base / "ts", topic=topic)
     # A group of its own (under the Secretariat's prefix): tests sharing one
     # group would each rebalance the others' members, and wait on them.
     agg.config.kafka.group_id = f"{agg.config.kafka.group_id}.{uuid.uuid4().hex[:12]}"
     agg.save()
     secretariat = agg.secretariat_pub_path.read_text(encoding="ascii")
     for m in members:
-        ops.add_member(agg, m.country, m.public_key_path, m.encryption_pub_path)
+        add_member(agg, m.country, m.public_key_path, m.encryption_pub_path)
         trust.pin_secretariat(m, secretariat)
     return agg
 
@@ -167,10 +172,10 @@ def expected_picture(
 
 def publish_flows_to(home: Home, topic: MemoryTopic, batch_size: int = 5_000) -> int:
     """Stage the home's flow statistics and drain them into an in-memory topic."""
-    policy = ops.home_policy(home)
+    policy = home_policy(home)
     with NodeStore(home.store_path) as store:
         key = SigningKey.load(home.country, home.signing_key_path)
-        factory = EventFactory(home.country, policy, key, ops.event_codec())
+        factory = EventFactory(home.country, policy, key, event_codec())
         plan = prepare_flow_events(store, factory)
         store.stage(plan.events)
         return drain_outbox(store, MemorySink(topic), batch_size=batch_size).acknowledged

@@ -9,8 +9,11 @@ from pathlib import Path
 from node.aggregator.apply import Aggregator
 from node.config import Home
 from node.federation import trust
-from node.member import operations as ops
-from node.member.pipeline import drain_outbox
+from node.home import event_codec, regional_floor
+from node.member.drain import drain_outbox
+from node.member.intake import ingest
+from node.member.member_home import home_policy
+from node.member.staging import stage_publication
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.memory import MemorySink, MemorySource, MemoryTopic
@@ -25,7 +28,7 @@ SAMPLES = Path(__file__).resolve().parents[1] / "node" / "demo" / "samples"
 
 def _publish(home: Home, topic: MemoryTopic) -> None:
     with NodeStore(home.store_path) as store:
-        ops.stage_publication(home, store, ops.home_policy(home))
+        stage_publication(home, store, home_policy(home))
         drain_outbox(store, MemorySink(topic))
 
 
@@ -37,14 +40,14 @@ def build_picture(base: Path, volumes: dict[str, int] | None = None) -> Home:
         home = member_with_data(base, country, n, seed=SEED, weeks=WEEKS)[0]
         for sample in sorted((SAMPLES / country.lower()).glob("*")):
             if sample.suffix in (".csv", ".json", ".jsonl"):
-                ops.ingest(home, sample)
+                ingest(home, sample)
         homes.append(home)
     agg = aggregator_for(base, homes)
     for home in homes:
         _publish(home, topic)
     with PictureStore(agg.store_path) as store:
         aggregator = Aggregator(
-            store, ops.event_codec(), trust.key_directory(agg), floor=ops.regional_floor()
+            store, event_codec(), trust.key_directory(agg), floor=regional_floor()
         )
         stats = aggregator.apply_batch(MemorySource(topic).poll_batch(0, 10**9))
     assert stats.rejected_total == 0, stats.as_dict()

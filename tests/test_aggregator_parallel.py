@@ -23,15 +23,18 @@ from kafka import KafkaProducer
 from node.aggregator.apply import Aggregator
 from node.aggregator.checks import Checked, MessageRejected, append_time
 from node.aggregator.parallel import CheckPool, KeySnapshot, Rejection
-from node.aggregator.run import build_aggregator
+from node.aggregator.run import aggregate_once, build_aggregator
 from node.codec.events import EventCodec
 from node.config import Home
 from node.crypto.batch_seal import SealVerifier
 from node.demo.synth import generate_encounters, write_csv
 from node.federation import trust
 from node.federation.manifest import KeyDirectory
-from node.member import operations as ops
-from node.member.follow import wait_until
+from node.home import event_codec, regional_floor
+from node.loops import wait_until
+from node.member.intake import ingest
+from node.member.member_home import init_member
+from node.member.publish import publish
 from node.policy.floor import RegionalFloor
 from node.store.picture import PictureStore
 from node.transport.base import Message
@@ -70,7 +73,7 @@ def _dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
 def published(tmp_path: Path, kafka_bootstrap: str, topic: str) -> tuple[Home, list[Message]]:
     """A USA member's records and flows on the real topic, then garbage, a
     tampered copy and an exact duplicate; returns (aggregator home, messages)."""
-    home = ops.init_member(
+    home = init_member(
         tmp_path / "usa",
         "USA",
         topic=topic,
@@ -79,11 +82,11 @@ def published(tmp_path: Path, kafka_bootstrap: str, topic: str) -> tuple[Home, l
     )
     rows = generate_encounters("USA", 700, seed=33, start=START, weeks=6)
     write_csv(rows, tmp_path / "usa.csv")
-    ops.ingest(home, tmp_path / "usa.csv", stage=False)
+    ingest(home, tmp_path / "usa.csv", stage=False)
     agg = aggregator_for(tmp_path, [home], topic=topic)
     agg.config.kafka.bootstrap = kafka_bootstrap
     agg.save()
-    result = ops.publish(home, bootstrap=kafka_bootstrap, overlap=False)
+    result = publish(home, bootstrap=kafka_bootstrap, overlap=False)
     staged = result.plan.staged
     assert result.drain.acknowledged == staged > 700
     good = read_all(kafka_bootstrap, topic)
@@ -105,7 +108,7 @@ def published(tmp_path: Path, kafka_bootstrap: str, topic: str) -> tuple[Home, l
 def _apply(agg: Home, path: Path, messages: list[Message], workers: int, batch: int) -> Aggregator:
     with PictureStore(path) as store:
         aggregator = build_aggregator(
-            agg, store, ops.event_codec(), floor=ops.regional_floor(), workers=workers
+            agg, store, event_codec(), floor=regional_floor(), workers=workers
         )
         try:
             for i in range(0, len(messages), batch):
@@ -144,10 +147,10 @@ def test_aggregate_once_with_workers_from_the_group(
     _apply(agg, tmp_path / "serial.db", messages, workers=0, batch=2000)
     agg.config.aggregator_workers = 2
     agg.save()
-    stats = ops.aggregate_once(agg, max_records=400)
+    stats = aggregate_once(agg, max_records=400)
     assert stats.messages == len(messages)
     assert stats.applied == len(messages) - 3
-    again = ops.aggregate_once(agg)
+    again = aggregate_once(agg)
     assert again.messages == 0
     live, serial = _dump(agg.store_path), _dump(tmp_path / "serial.db")
     # The group reads partitions interleaved otherwise than read_all: which copy
@@ -166,7 +169,7 @@ def test_aggregate_once_with_workers_from_the_group(
 
 
 def _serial_results(agg: Home, messages: list[Message]) -> list[object]:
-    codec, floor, keys = ops.event_codec(), ops.regional_floor(), trust.key_directory(agg)
+    codec, floor, keys = event_codec(), regional_floor(), trust.key_directory(agg)
     seals = SealVerifier()
     out: list[object] = []
     for m in messages:
@@ -201,7 +204,7 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
     agg, messages = published
     expected = _serial_results(agg, messages)
     keys = trust.key_directory(agg)
-    codec, floor = ops.event_codec(), ops.regional_floor()
+    codec, floor = event_codec(), regional_floor()
     seals = SealVerifier()
 
     def here(m: Message) -> object:
@@ -229,7 +232,7 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
     _apply(agg, tmp_path / "serial.db", messages, workers=0, batch=300)
     with PictureStore(tmp_path / "killed.db") as store:
         aggregator = build_aggregator(
-            agg, store, ops.event_codec(), floor=ops.regional_floor(), workers=2
+            agg, store, event_codec(), floor=regional_floor(), workers=2
         )
         try:
             for n, i in enumerate(range(0, len(messages), 300)):
@@ -260,7 +263,7 @@ def test_a_new_manifest_reaches_the_workers_at_the_next_batch(
         PictureStore(tmp_path / "serial.db") as s_store,
     ):
         both = [
-            build_aggregator(agg, store, ops.event_codec(), floor=ops.regional_floor(), workers=w)
+            build_aggregator(agg, store, event_codec(), floor=regional_floor(), workers=w)
             for store, w in ((p_store, 2), (s_store, 0))
         ]
         try:

@@ -20,7 +20,7 @@ from node.cli import main
 from node.config import Home
 from node.demo.synth import plant_values
 from node.federation import trust
-from node.member import operations as ops
+from node.home import event_codec, regional_floor
 from node.store import audit
 from node.store.picture import PictureStore
 from node.transport.memory import MemorySource, MemoryTopic
@@ -33,7 +33,7 @@ Logs = tuple[Home, Home, list[dict[str, str]], int, MemoryTopic]
 def _apply(agg_home: Home, topic: MemoryTopic) -> ApplyStats:
     with PictureStore(agg_home.store_path) as store:
         aggregator = Aggregator(
-            store, ops.event_codec(), trust.key_directory(agg_home), floor=ops.regional_floor()
+            store, event_codec(), trust.key_directory(agg_home), floor=regional_floor()
         )
         return aggregator.apply_batch(MemorySource(topic).poll_batch(0, 10**9))
 

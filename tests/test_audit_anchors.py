@@ -11,11 +11,20 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
+from node.aggregator.run import aggregate_follow, aggregate_once
 from node.cli import main
 from node.config import Home
 from node.federation import anchors
+from node.federation.control import (
+    HeadAnchor,
+    federation_anchors,
+    publish_manifest,
+    sync_manifest,
+)
+from node.loops import wait_until
 from node.member import follow
-from node.member import operations as ops
+from node.member.member_home import init_member
+from node.member.publish import publish
 from node.store import audit
 from tests.factories import aggregator_for, member_with_data
 from tests.patience import PATIENCE_S
@@ -53,7 +62,7 @@ def test_a_log_rewritten_with_its_head_is_caught_against_the_federation(
     tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str
 ) -> None:
     pan, _, _ = member_with_data(tmp_path, "PAN", 300, topic=topic)
-    cri = ops.init_member(tmp_path / "cri", "CRI", topic=topic)
+    cri = init_member(tmp_path / "cri", "CRI", topic=topic)
     agg = aggregator_for(tmp_path, [pan, cri], topic=topic)
     for home in (pan, cri, agg):
         home.config.kafka.bootstrap = kafka_bootstrap
@@ -61,11 +70,11 @@ def test_a_log_rewritten_with_its_head_is_caught_against_the_federation(
         home.save()
     agg.config.kafka.group_id = group_id
     agg.save()
-    ops.publish_manifest(agg)
+    publish_manifest(agg)
     for home in (pan, cri):
-        ops.sync_manifest(home)
-    assert ops.publish(pan).drain.acknowledged > 0
-    ops.aggregate_once(agg)
+        sync_manifest(home)
+    assert publish(pan).drain.acknowledged > 0
+    aggregate_once(agg)
 
     out = cli(pan, "audit", "publish-head")
     assert out.exit_code == 0 and "published PAN audit head" in out.output, out.output
@@ -101,7 +110,7 @@ def test_follow_loops_anchor_their_heads_at_intervals(
     control topic by themselves, every `audit_head_interval_s`, so the anchor
     does not wait for an operator's cron job."""
     pan, _, _ = member_with_data(tmp_path, "PAN", 200, topic=topic)
-    cri = ops.init_member(tmp_path / "cri", "CRI", topic=topic)
+    cri = init_member(tmp_path / "cri", "CRI", topic=topic)
     agg = aggregator_for(tmp_path, [pan, cri], topic=topic)
     for home in (pan, cri, agg):
         home.config.kafka.bootstrap = kafka_bootstrap
@@ -110,18 +119,18 @@ def test_follow_loops_anchor_their_heads_at_intervals(
         home.save()
     agg.config.kafka.group_id = group_id
     agg.save()
-    ops.publish_manifest(agg)
+    publish_manifest(agg)
     for home in (pan, cri):
-        ops.sync_manifest(home)
+        sync_manifest(home)
 
     def heads_seen_by_cri() -> dict[str, anchors.HeadStatement]:
-        ops.federation_anchors(cri)  # reads the control topic, keeps verified heads
+        federation_anchors(cri)  # reads the control topic, keeps verified heads
         return anchors.load_peer_heads(cri)
 
     stop = threading.Event()
     loops = [
         threading.Thread(target=follow.publish_follow, args=(pan, stop), daemon=True),
-        threading.Thread(target=follow.aggregate_follow, args=(agg, stop), daemon=True),
+        threading.Thread(target=aggregate_follow, args=(agg, stop), daemon=True),
     ]
     for loop in loops:
         loop.start()
@@ -137,7 +146,7 @@ def test_follow_loops_anchor_their_heads_at_intervals(
                 and "TS" in seen
             )
 
-        assert follow.wait_until(anchored, PATIENCE_S, interval_s=1.0)
+        assert wait_until(anchored, PATIENCE_S, interval_s=1.0)
     finally:
         stop.set()
         for loop in loops:
@@ -147,6 +156,6 @@ def test_follow_loops_anchor_their_heads_at_intervals(
 def test_an_interval_of_zero_publishes_no_head(tmp_path: Path) -> None:
     pan, _, _ = member_with_data(tmp_path, "PAN", 10)
     pan.config.audit_head_interval_s = 0
-    anchor = follow.HeadAnchor(pan, None)
+    anchor = HeadAnchor(pan, None)
     anchor.tick()  # no broker is configured: a publish would fail and be logged
     assert anchor.published == 0

@@ -17,10 +17,11 @@ from click.testing import CliRunner
 from node.cli import main
 from node.config import Home
 from node.errors import ConfigError
-from node.member import operations as ops
-from node.member.pipeline import drain_outbox
+from node.home import event_codec, open_home, regional_floor
+from node.member.drain import drain_outbox
 from node.operator.backup import backup_home, restore_home
 from node.operator.serve import make_server
+from node.operator.status import home_status
 from node.store import audit
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
@@ -39,7 +40,7 @@ def _outbox_rows(path: Path) -> int:
 
 def test_backup_while_a_writer_commits_is_consistent_and_restores(tmp_path: Path) -> None:
     pan, _rows, _ = member_with_data(tmp_path, "PAN", 400)
-    before = ops.home_status(pan)
+    before = home_status(pan)
     # A writer keeps committing (acknowledgements) while the backup runs.
     topic = MemoryTopic()
     stop = threading.Event()
@@ -64,7 +65,7 @@ def test_backup_while_a_writer_commits_is_consistent_and_restores(tmp_path: Path
     assert audit.verify(tmp_path / "backup" / "node.db").ok
 
     restored = restore_home(tmp_path / "backup", tmp_path / "restored")
-    status = ops.home_status(restored)
+    status = home_status(restored)
     assert status["records"] == before["records"]
     assert trust_key(restored) == trust_key(pan)
 
@@ -97,7 +98,7 @@ def test_backup_and_restore_through_the_cli(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "integrity ok" in result.output, result.output
     result = runner.invoke(main, ["--home", str(tmp_path / "r"), "restore", str(tmp_path / "b")])
     assert result.exit_code == 0, result.output
-    assert ops.home_status(ops.open_home(tmp_path / "r"))["records"] == 50
+    assert home_status(open_home(tmp_path / "r"))["records"] == 50
 
 
 PASSWORD = "a password for the tests"
@@ -117,7 +118,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Home]]:
     with PictureStore(agg.store_path) as store:
         consume_until_caught_up(
             Aggregator(
-                store, ops.event_codec(), trust.key_directory(agg), floor=ops.regional_floor()
+                store, event_codec(), trust.key_directory(agg), floor=regional_floor()
             ), MemorySource(topic)
         )
     with FolderDB(agg.path / "folder.db") as db:

@@ -25,8 +25,11 @@ from node.crypto.signing import SigningKey, public_pem
 from node.errors import CodecError, SignatureInvalid
 from node.federation import manifest as fed
 from node.federation import trust
-from node.member import operations as ops
-from node.member.pipeline import EventFactory, drain_outbox, prepare_flow_events
+from node.home import event_codec, regional_floor
+from node.member.drain import drain_outbox
+from node.member.event_factory import EventFactory
+from node.member.flow_release import prepare_flow_events
+from node.member.member_home import home_policy
 from node.model.events import Envelope, PolicyRef
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
@@ -34,7 +37,7 @@ from node.transport.memory import MemorySink, MemorySource, MemoryTopic
 from tests.factories import aggregator_for, member_with_data
 
 NOW = datetime(2024, 3, 1, 12, tzinfo=UTC)
-CODEC = ops.event_codec()
+CODEC = event_codec()
 
 
 def _directory(*keys: SigningKey, revoked: str | None = None) -> fed.KeyDirectory:
@@ -373,7 +376,7 @@ def test_the_aggregator_applies_sealed_events_with_one_verification_per_batch(
     signed = MemoryTopic()
     with NodeStore(pan.store_path) as store:
         factory = EventFactory(
-            pan.country, ops.home_policy(pan), trust.load_signing_key(pan), CODEC
+            pan.country, home_policy(pan), trust.load_signing_key(pan), CODEC
         )
         store.stage(prepare_flow_events(store, factory).events)
         drain_outbox(store, MemorySink(signed))
@@ -381,7 +384,7 @@ def test_the_aggregator_applies_sealed_events_with_one_verification_per_batch(
     assert n >= 4
     sealed = _reseal(signed, trust.load_signing_key(pan), batch=2)
     with PictureStore(agg.store_path) as store:
-        aggregator = Aggregator(store, CODEC, trust.key_directory(agg), floor=ops.regional_floor())
+        aggregator = Aggregator(store, CODEC, trust.key_directory(agg), floor=regional_floor())
         messages = MemorySource(sealed).poll_batch(0, 10**9)
         # two polls, the second sealed batch straddling them
         stats = aggregator.apply_batch(messages[:3])
@@ -393,7 +396,7 @@ def test_the_aggregator_applies_sealed_events_with_one_verification_per_batch(
     # the same picture as from the individually signed events
     reference = tmp_path / "reference.db"
     with PictureStore(reference) as store:
-        Aggregator(store, CODEC, trust.key_directory(agg), floor=ops.regional_floor()).apply_batch(
+        Aggregator(store, CODEC, trust.key_directory(agg), floor=regional_floor()).apply_batch(
             MemorySource(signed).poll_batch(0, 10**9)
         )
         assert store.flow_cells() == cells

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from node.codec.templates import zigzag_varint
 from node.crypto.batch_seal import SealProof
-from node.member import operations as ops
+from node.home import event_codec
 from node.model.events import Envelope, PolicyRef
 
-CODEC = ops.event_codec()
+CODEC = event_codec()
 SHARED = Envelope(
     event_id="",
     producer="USA",

@@ -23,13 +23,17 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
+from node.aggregator.run import aggregate_follow, aggregate_once, open_source
 from node.config import Home, KafkaSettings
 from node.demo.synth import generate_encounters, write_csv
 from node.devkafka import ClusterInfo, LocalKafka
 from node.devkafka.manage import home_settings
 from node.errors import TransportError
-from node.member import operations as ops
-from node.member.follow import aggregate_follow, wait_until
+from node.home import open_home
+from node.loops import wait_until
+from node.member.intake import ingest
+from node.member.member_home import init_member
+from node.member.publish import publish
 from node.store.picture import PictureStore
 from node.transport.base import Message
 from node.transport.confluent import ConfluentSource, confluent_read_all, consumer_config
@@ -274,7 +278,7 @@ def _member_and_aggregator(
 ) -> tuple[Home, Home]:
     """PAN with ``rows`` ingested (not staged) and an aggregator that consumes
     with confluent-kafka."""
-    home = ops.init_member(
+    home = init_member(
         tmp_path / "pan",
         "PAN",
         topic=topic,
@@ -283,7 +287,7 @@ def _member_and_aggregator(
     )
     path = tmp_path / "pan.csv"
     write_csv(rows, path)
-    ops.ingest(home, path, stage=False)
+    ingest(home, path, stage=False)
     agg = aggregator_for(tmp_path, [home], topic=topic)
     agg.config.kafka.bootstrap = bootstrap
     agg.config.kafka.group_id = group_id
@@ -298,17 +302,17 @@ def test_a_whole_aggregation_with_the_confluent_consumer(
 ) -> None:
     rows = generate_encounters("PAN", 900, seed=31, start=START, weeks=4)
     home, agg = _member_and_aggregator(tmp_path, kafka_bootstrap, topic, group_id, rows)
-    result = ops.publish(home)
-    source = ops.open_source(agg)
+    result = publish(home)
+    source = open_source(agg)
     try:
         assert isinstance(source, ConfluentSource)
     finally:
         source.close()
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.applied == stats.messages == result.plan.staged > 0
     assert picture_totals(agg) == expected_picture([("PAN", rows)])
     # A second run finds its offsets committed: nothing again.
-    again = ops.aggregate_once(agg)
+    again = aggregate_once(agg)
     assert again.messages == 0
     committed = _committed(kafka_bootstrap, group_id, topic)
     assert sum(committed.values()) == result.plan.staged
@@ -334,7 +338,7 @@ def test_aggregate_follow_rides_out_the_broker_gone(
     rows = generate_encounters("PAN", 3000, seed=42, start=START, weeks=6)
     first, later = rows[:1500], rows[1500:]
     home, agg = _member_and_aggregator(tmp_path, bootstrap, topic, "corredor-aggregator", first)
-    sent_first = ops.publish(home).drain.acknowledged
+    sent_first = publish(home).drain.acknowledged
 
     stop = threading.Event()
     done: dict[str, Any] = {}
@@ -357,8 +361,8 @@ def test_aggregate_follow_rides_out_the_broker_gone(
         assert not wait_until(lambda: not thread.is_alive(), 6)
         single_broker.restart_broker(1)
         write_csv(later, tmp_path / "b.csv")
-        ops.ingest(home, tmp_path / "b.csv", stage=False)
-        sent = sent_first + ops.publish(home).drain.acknowledged
+        ingest(home, tmp_path / "b.csv", stage=False)
+        sent = sent_first + publish(home).drain.acknowledged
         assert wait_until(lambda: received() == sent, 120), (received(), sent)
     finally:
         stop.set()
@@ -454,14 +458,14 @@ def test_a_whole_aggregation_over_sasl_ssl_from_the_homes_settings(
         settings = {**h.config.kafka.model_dump(), **home_settings(secure, user)}
         h.config.kafka = KafkaSettings.model_validate(settings)
         h.save()
-    agg = ops.open_home(agg.path)
+    agg = open_home(agg.path)
     assert agg.config.kafka.client == "confluent"
     assert agg.config.kafka.security_protocol == "SASL_SSL"
-    published = ops.publish(ops.open_home(home.path)).drain.acknowledged
-    source = ops.open_source(agg)
+    published = publish(open_home(home.path)).drain.acknowledged
+    source = open_source(agg)
     assert isinstance(source, ConfluentSource)
     source.close()
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     # The shared topic is the secure cluster's, used by other tests of this
     # module too: this member's events are all applied, and only others' plain
     # test messages are set aside.

@@ -22,11 +22,15 @@ import pytest
 from kafka import KafkaConsumer
 from kafka.consumer.fetcher import ConsumerRecord
 
+from node.aggregator.run import aggregate_once
 from node.config import KafkaSettings
 from node.demo.synth import generate_encounters, write_csv
 from node.devkafka import ClusterInfo
 from node.errors import ConfigError, TransportError
-from node.member import operations as ops
+from node.home import open_home
+from node.member.intake import ingest
+from node.member.member_home import init_member
+from node.member.publish import open_sink, publish
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.base import Ack
@@ -217,7 +221,7 @@ def test_headers_and_tombstones(kafka_bootstrap: str, topic: str) -> None:
 def test_member_publishing_with_the_confluent_client_is_aggregated_whole(
     tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str, overlap: bool
 ) -> None:
-    home = ops.init_member(
+    home = init_member(
         tmp_path / "usa",
         "USA",
         topic=topic,
@@ -226,23 +230,23 @@ def test_member_publishing_with_the_confluent_client_is_aggregated_whole(
     )
     home.config.kafka.client = "confluent"
     home.save()
-    assert ops.open_home(home.path).config.kafka.client == "confluent"
+    assert open_home(home.path).config.kafka.client == "confluent"
     rows = generate_encounters("USA", 1_200, seed=21, start=START, weeks=6)
     path = tmp_path / "usa.csv"
     write_csv(rows, path)
-    ops.ingest(home, path, stage=False)
+    ingest(home, path, stage=False)
     agg = aggregator_for(tmp_path, [home], topic=topic)
     agg.config.kafka.bootstrap = kafka_bootstrap
     agg.config.kafka.group_id = group_id
     agg.save()
 
-    sink = ops.open_sink(home)
+    sink = open_sink(home)
     try:
         assert isinstance(sink, ConfluentSink)
     finally:
         sink.close()
 
-    result = ops.publish(home, overlap=overlap)
+    result = publish(home, overlap=overlap)
     assert result.drain.acknowledged == result.drain.sent == result.plan.staged > 1_200
     assert result.outbox.pending == 0
     with NodeStore(home.store_path) as store:
@@ -253,7 +257,7 @@ def test_member_publishing_with_the_confluent_client_is_aggregated_whole(
         ).fetchone()[0]
     assert acked == result.plan.staged
 
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.applied == result.plan.staged and stats.rejected_total == 0
     with PictureStore(agg.store_path) as picture:
         assert len(picture.view("encounter_view")) == 1_200

@@ -18,7 +18,10 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
 from node.aggregator.apply import DEAD_LETTER_REASONS
-from node.member import operations as ops
+from node.aggregator.dead_letters import dead_letter_topic
+from node.aggregator.run import aggregate_once
+from node.member.publish import publish
+from node.operator.status import home_status
 from node.store.picture import PictureStore
 from node.transport.kafka import read_all
 from node.transport.provision import SHARED_TOPIC_CONFIGS
@@ -50,7 +53,7 @@ def test_messages_too_large_to_copy_go_to_the_dead_letter_topic_by_reference(
     agg.config.kafka.bootstrap = kafka_bootstrap
     agg.config.kafka.group_id = group_id
     agg.save()
-    published = ops.publish(pan).drain.acknowledged
+    published = publish(pan).drain.acknowledged
     assert published > 0
 
     big_garbage = os.urandom(BIG)
@@ -65,11 +68,11 @@ def test_messages_too_large_to_copy_go_to_the_dead_letter_topic_by_reference(
     finally:
         producer.close()
 
-    stats = ops.aggregate_once(agg)  # raised a TransportError (message too large)
+    stats = aggregate_once(agg)  # raised a TransportError (message too large)
     assert stats.rejected == {"undecodable": 3}
     assert stats.applied == published  # the good events around them went in
 
-    dead = read_all(kafka_bootstrap, ops.dead_letter_topic(agg))
+    dead = read_all(kafka_bootstrap, dead_letter_topic(agg))
     copies = [m for m in dead if not any(k == "corredor.by-reference" for k, _ in m.headers)]
     refs = [m for m in dead if m not in copies]
     assert [m.value for m in copies] == [small]
@@ -94,10 +97,10 @@ def test_messages_too_large_to_copy_go_to_the_dead_letter_topic_by_reference(
     assert quarantined == {_sha(big_garbage), _sha(big_framed), _sha(small)}
 
     # The next run is not jammed and sends nothing twice.
-    again = ops.aggregate_once(agg)
+    again = aggregate_once(agg)
     assert again.messages == 0
-    assert len(read_all(kafka_bootstrap, ops.dead_letter_topic(agg))) == 3
-    status = ops.home_status(agg)
+    assert len(read_all(kafka_bootstrap, dead_letter_topic(agg))) == 3
+    status = home_status(agg)
     assert status["dead_lettered"] == 3 and status["dead_lettered_by_reference"] == 2
 
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from node.cli import main
 from node.config import load_home
 from node.demo.synth import generate_encounters, write_csv
-from node.member import operations as ops
+from node.member.inbox import read_inbox
 
 
 def test_demo_runs_the_federation_and_prints_the_picture(
@@ -95,7 +95,7 @@ def test_demo_runs_the_federation_and_prints_the_picture(
     assert "MEX-HA-2026-001" in advisories and "MEX-HA-2026-002" not in advisories
     # Panama's restricted intelligence reached the members sealed, not the Secretariat.
     for member in ("cri", "gtm", "mex"):
-        inbox = ops.read_inbox(load_home(directory / member))
+        inbox = read_inbox(load_home(directory / member))
         assert [i.subject for i in inbox.items] == ["IntelligenceReport|PAN|PAN-INT-2026-004"]
     history = runner.invoke(
         main,

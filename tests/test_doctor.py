@@ -12,12 +12,14 @@ import yaml
 from click.testing import CliRunner
 from kafka import KafkaProducer
 
+from node.aggregator.run import aggregate_once
 from node.cli import main
 from node.config import Home, KafkaSettings, load_home, policies_dir
 from node.devkafka.manage import home_settings
 from node.devkafka.state import ClusterInfo
 from node.federation import trust
-from node.member import operations as ops
+from node.federation.control import publish_manifest, sync_manifest
+from node.member.publish import publish
 from node.operator.doctor import DoctorReport, diagnose
 from tests.conftest import secure_local_kafka
 from tests.factories import aggregator_for, member_with_data
@@ -50,10 +52,10 @@ def federation(tmp_path: Path, kafka_bootstrap: str, topic: str) -> tuple[Home, 
         home.save()
     agg.config.kafka.group_id = f"{topic}-agg"
     agg.save()
-    ops.publish_manifest(agg)
-    ops.sync_manifest(pan)
-    ops.publish(pan)
-    ops.aggregate_once(agg)
+    publish_manifest(agg)
+    sync_manifest(pan)
+    publish(pan)
+    aggregate_once(agg)
     return pan, agg
 
 
@@ -128,10 +130,10 @@ def test_manifest_missing_forged_and_stale(federation: tuple[Home, Home]) -> Non
     pan.manifest_path.write_text(signed)
     assert diagnose(pan).healthy
     trust.sign_draft(agg)  # a newer serial, published by the Secretariat...
-    ops.publish_manifest(agg)
+    publish_manifest(agg)
     detail = _problem(diagnose(pan), "manifest")  # ...that PAN has not synced
     assert "on the control topic; run `corredor federation sync`" in detail
-    ops.sync_manifest(pan)
+    sync_manifest(pan)
     assert diagnose(pan).healthy
 
     trust.sign_draft(agg)  # signed but not published: members cannot see it
@@ -174,7 +176,7 @@ def test_outbox_too_old_and_aggregator_lag(federation: tuple[Home, Home], tmp_pa
     producer.close()
     detail = _problem(diagnose(agg, max_lag=2), "lag")
     assert "3 messages behind" in detail
-    ops.aggregate_once(agg)
+    aggregate_once(agg)
     report = diagnose(agg, max_lag=0)
     assert report.healthy, report.as_dict()
     assert report.figures["quarantined"] == 3

@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
+from node.aggregator.run import aggregate_once
 from node.config import Home
 from node.crypto.signing import SigningKey
 from node.demo.synth import plant_values
-from node.member import operations as ops
+from node.home import event_codec
+from node.member.publish import publish
 from node.model.events import Envelope, PolicyRef
+from node.operator.status import home_status
 from node.store.picture import PictureStore
 from node.transport.kafka import read_all
 from tests.factories import aggregator_for, expected_picture, member_with_data, picture_totals
@@ -52,16 +55,16 @@ def test_four_nodes_picture_equals_raw_counts(
 ) -> None:
     members, agg = federation
     for home, _ in members:
-        result = ops.publish(home)
+        result = publish(home)
         assert result.drain.acknowledged == result.plan.published_cells > 0
         assert result.outbox.pending == 0
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected_total == 0
     assert stats.applied == stats.messages > 0
     assert picture_totals(agg) == expected_picture((h.country, rows) for h, rows in members)
     # A second pass finds nothing new; publishing again sends nothing.
-    assert ops.aggregate_once(agg).messages == 0
-    assert all(ops.publish(h).drain.sent == 0 for h, _ in members)
+    assert aggregate_once(agg).messages == 0
+    assert all(publish(h).drain.sent == 0 for h, _ in members)
 
 
 def test_no_raw_identifying_value_reaches_the_topic(
@@ -70,7 +73,7 @@ def test_no_raw_identifying_value_reaches_the_topic(
     members, _ = federation
     planted: set[str] = set()
     for home, rows in members:
-        ops.publish(home)
+        publish(home)
         for values in plant_values(rows).values():
             planted |= {v for v in values if len(v) >= 4}
     blobs = _all_bytes(kafka_bootstrap, topic)
@@ -93,8 +96,8 @@ def test_forged_event_on_the_topic_is_not_applied(
 ) -> None:
     members, agg = federation
     pan = members[0][0]
-    ops.publish(pan)
-    codec = ops.event_codec()
+    publish(pan)
+    codec = event_codec()
     pan_key = SigningKey.load("PAN", pan.signing_key_path)
     intruder = SigningKey.generate("PAN")
     body = codec.encode_body(
@@ -125,7 +128,7 @@ def test_forged_event_on_the_topic_is_not_applied(
     producer.send(topic, key=b"PAN", value=codec.encode_signed(env_bytes, intruder.sign(env_bytes)))
     producer.flush()
     producer.close()
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected == {"bad-signature": 1}
     assert stats.applied > 0
     with PictureStore(agg.store_path) as store:
@@ -133,5 +136,5 @@ def test_forged_event_on_the_topic_is_not_applied(
         rejected = store.rejected()
     assert rejected[0]["reason"] == "bad-signature"
     assert rejected[0]["producer"] == "PAN" and rejected[0]["event_id"] == env.event_id
-    status = ops.home_status(agg)
+    status = home_status(agg)
     assert status["rejected"] == 1

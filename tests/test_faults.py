@@ -22,11 +22,16 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
+from node.aggregator.dead_letters import dead_letter_topic
+from node.aggregator.run import aggregate_once
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.devkafka import LocalKafka
-from node.member import operations as ops
-from node.member.follow import PublishCounters, publish_follow, wait_until
+from node.loops import wait_until
+from node.member.follow import PublishCounters, publish_follow
+from node.member.intake import ingest
+from node.member.member_home import init_member
+from node.member.publish import publish
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.clients import Client
@@ -74,7 +79,7 @@ def _drained(home: Home) -> bool:
 
 def _ingest(home: Home, rows: list[dict[str, str]], path: Path) -> None:
     write_csv(rows, path)
-    report = ops.ingest(home, path)
+    report = ingest(home, path)
     assert report.rejected_rows == 0
 
 
@@ -107,7 +112,7 @@ def _homes(
 ) -> tuple[list[Home], Home]:
     members = []
     for c in countries:
-        h = ops.init_member(
+        h = init_member(
             tmp / c.lower(),
             c,
             bootstrap=bootstrap,
@@ -164,7 +169,7 @@ def test_kafka_fully_down_during_ingest_and_publish(
         stop.set()
         thread.join(PATIENCE_S)
         assert not thread.is_alive(), "the follow loop did not stop"
-    ops.aggregate_once(agg)
+    aggregate_once(agg)
     _counts_line("kafka-down", [pan], agg, "faults.down", bootstrap)
     assert picture_totals(agg) == _as_published([pan])
 
@@ -214,7 +219,7 @@ def test_leader_killed_under_load_loses_and_doubles_nothing(
             for thread, _ in followers:
                 thread.join(PATIENCE_S)
         survivors = ",".join(f"127.0.0.1:{n.port}" for n in kafka.info.nodes if n.node_id != leader)
-        ops.aggregate_once(agg, bootstrap=survivors)
+        aggregate_once(agg, bootstrap=survivors)
         _counts_line("leader-killed", members, agg, topic, survivors)
         assert picture_totals(agg) == _as_published(members)
 
@@ -253,7 +258,7 @@ def test_node_and_aggregator_killed_mid_work_then_restarted(
     }
     pan, cri = members
     _ingest(cri, rows["CRI"], tmp_path / "cri.csv")
-    ops.publish(cri)
+    publish(cri)
     # The node: SIGKILL while it works through its outbox, then restart.
     proc = _corredor(pan, "publish", "--follow", "--interval", "0.2")
     for i in range(10):
@@ -297,7 +302,7 @@ def test_garbage_truncated_and_oversized_messages_go_to_dead_letters(
     agg.save()
     rows = generate_encounters("PAN", 3000, seed=90, start=date(2024, 1, 1), weeks=4)
     _ingest(pan, rows, tmp_path / "pan.csv")
-    ops.publish(pan)
+    publish(pan)
     valid = read_all(kafka_bootstrap, topic)[0].value or b""
     bad = [
         b"",
@@ -311,12 +316,12 @@ def test_garbage_truncated_and_oversized_messages_go_to_dead_letters(
         producer.send(topic, key=b"PAN", value=value)
     producer.flush()
     producer.close()
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected == {"undecodable": len(bad)}
-    dead = read_all(kafka_bootstrap, ops.dead_letter_topic(agg))
+    dead = read_all(kafka_bootstrap, dead_letter_topic(agg))
     assert sorted(m.value or b"" for m in dead) == sorted(bad)
     _counts_line("bad-messages", [pan], agg, topic, kafka_bootstrap)
     assert picture_totals(agg) == expected_picture([("PAN", rows)])
     # a second pass sends nothing twice
-    ops.aggregate_once(agg)
-    assert len(read_all(kafka_bootstrap, ops.dead_letter_topic(agg))) == len(bad)
+    aggregate_once(agg)
+    assert len(read_all(kafka_bootstrap, dead_letter_topic(agg))) == len(bad)

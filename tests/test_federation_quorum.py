@@ -16,13 +16,18 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
+from node.aggregator.run import aggregate_once
 from node.cli import main
 from node.config import Home, policies_dir
 from node.crypto.sealing import NotAddressed, SealedBox, open_sealed
 from node.demo.synth import generate_encounters, write_csv
 from node.federation import trust
-from node.member import operations as ops
-from node.member.pipeline import restricted_aad
+from node.home import event_codec
+from node.member.event_factory import restricted_aad
+from node.member.inbox import read_inbox
+from node.member.intake import ingest
+from node.member.member_home import init_member
+from node.member.publish import publish
 from node.store.picture import PictureStore
 from node.transport.kafka import read_all
 from tests.factories import START, aggregator_for
@@ -58,7 +63,7 @@ def _intel_policy(tmp_path: Path, country: str, to: list[str]) -> Path:
 def _member(
     tmp_path: Path, country: str, bootstrap: str, topic: str, policy: Path | None = None
 ) -> Home:
-    home = ops.init_member(
+    home = init_member(
         tmp_path / country.lower(), country, policy=policy, bootstrap=bootstrap, topic=topic
     )
     home.config.kafka.control_topic = f"{topic}.control"
@@ -125,8 +130,8 @@ def _publish_intel(cri: Home, tmp_path: Path, title: str) -> None:
         ),
         encoding="utf-8",
     )
-    assert ops.ingest(cri, report).stored == 1
-    assert ops.publish(cri).drain.acknowledged >= 1
+    assert ingest(cri, report).stored == 1
+    assert publish(cri).drain.acknowledged >= 1
 
 
 def test_fake_member_without_quorum_gets_no_linkage_key_and_no_intelligence(
@@ -171,10 +176,10 @@ def test_fake_member_without_quorum_gets_no_linkage_key_and_no_intelligence(
 
     # Intelligence for "members" is sealed to the counted members only.
     _publish_intel(cri, tmp_path, "Garza")
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected_total == 0, stats.rejected
-    assert [i.body["summary"] for i in ops.read_inbox(gtm).items if i.body] == [SUMMARY]
-    fake = ops.read_inbox(hnd)
+    assert [i.body["summary"] for i in read_inbox(gtm).items if i.body] == [SUMMARY]
+    fake = read_inbox(hnd)
     assert fake.items == [] and fake.not_addressed == 1
 
 
@@ -247,14 +252,14 @@ def test_replaced_key_without_members_signature_is_refused_everywhere(
     cri_policy["exchanges"]["intelligence"]["audiences"] = ["GTM"]
     cri.policy_path.write_text(yaml.safe_dump(cri_policy, sort_keys=False), encoding="utf-8")
     _publish_intel(cri, tmp_path, "Garza")
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected_total == 0, stats.rejected
-    assert [i.body["summary"] for i in ops.read_inbox(gtm).items if i.body] == [SUMMARY]
+    assert [i.body["summary"] for i in read_inbox(gtm).items if i.body] == [SUMMARY]
     with PictureStore(agg.store_path) as store:
         relayed = store.restricted_events()
     values = [m.value for m in read_all(kafka_bootstrap, f"{topic}.picture") if m.value]
     assert values and relayed
-    codec = ops.event_codec()
+    codec = event_codec()
     tried_evil_key = 0
     for value in values:
         env = codec.decode_envelope(codec.split_signed(value)[0])
@@ -269,10 +274,10 @@ def test_replaced_key_without_members_signature_is_refused_everywhere(
     # The aggregator refuses events signed with the substituted signing key.
     csv = tmp_path / "gtm.csv"
     write_csv(generate_encounters("GTM", 800, seed=3, start=START, weeks=2), csv)
-    assert ops.ingest(evil, csv).stored == 800
-    sent = ops.publish(evil).drain.acknowledged
+    assert ingest(evil, csv).stored == 800
+    sent = publish(evil).drain.acknowledged
     assert sent > 0
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.applied == 0 and stats.rejected.get("unknown-key") == sent, stats.rejected
 
 
@@ -312,10 +317,10 @@ def test_a_member_revokes_its_own_key_without_quorum_or_secretariat(
     assert f"revoked {key_id}" in out
     csv = tmp_path / "gtm-own.csv"
     write_csv(generate_encounters("GTM", 800, seed=5, start=START, weeks=2), csv)
-    assert ops.ingest(gtm, csv).stored == 800
-    sent = ops.publish(gtm).drain.acknowledged
+    assert ingest(gtm, csv).stored == 800
+    sent = publish(gtm).drain.acknowledged
     assert sent > 0
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.applied == 0 and stats.rejected.get("revoked-key") == sent, stats.rejected
     ok(cri, "federation", "sync")
     held = trust.key_directory(cri).get(key_id)

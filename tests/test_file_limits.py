@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from node.aggregator.setup import add_member, init_aggregator
 from node.cli import main
 from node.codec.registry import load_schema_version
 from node.config import REPO_ROOT
@@ -28,8 +29,9 @@ from node.limits import (
     MAX_REFERENCE_JSON_BYTES,
     MAX_SCHEMA_BYTES,
 )
-from node.member import operations as ops
 from node.member.ingest_reference import detect_kind
+from node.member.intake import ingest
+from node.member.member_home import init_member
 
 
 def _sparse(path: Path, size: int, head: bytes = b"") -> Path:
@@ -69,8 +71,8 @@ def test_an_oversized_schema_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_key_handed_over_that_is_too_large_is_refused_by_add_member(tmp_path: Path) -> None:
-    ts = ops.init_aggregator(tmp_path / "ts")
-    member = ops.init_member(tmp_path / "pan", "PAN")
+    ts = init_aggregator(tmp_path / "ts")
+    member = init_member(tmp_path / "pan", "PAN")
     big = _sparse(tmp_path / "pan.pub", 200 * MAX_KEY_BYTES, member.public_key_path.read_bytes())
     result = CliRunner().invoke(
         main,
@@ -80,14 +82,14 @@ def test_a_key_handed_over_that_is_too_large_is_refused_by_add_member(tmp_path: 
     assert str(big) in result.output and "64 KiB limit" in result.output
     assert "Traceback" not in result.output
     # An endless stream (no size to check) is cut at the limit, too.
-    err = _bounded(lambda: ops.add_member(ts, "PAN", Path("/dev/zero")), MAX_KEY_BYTES)
+    err = _bounded(lambda: add_member(ts, "PAN", Path("/dev/zero")), MAX_KEY_BYTES)
     assert isinstance(err, KeyFileError) and err.file == "/dev/zero"
     # Control: the real key is accepted.
-    ops.add_member(ts, "PAN", member.public_key_path, member.encryption_pub_path)
+    add_member(ts, "PAN", member.public_key_path, member.encryption_pub_path)
 
 
 def test_an_oversized_linkage_bundle_is_refused(tmp_path: Path) -> None:
-    member = ops.init_member(tmp_path / "pan", "PAN")
+    member = init_member(tmp_path / "pan", "PAN")
     big = _sparse(tmp_path / "bundle.json", MAX_KEY_BYTES + 1, b"{")
     result = CliRunner().invoke(main, ["--home", str(member.path), "linkage", "sync", str(big)])
     assert result.exit_code == 1 and "limit" in result.output and str(big) in result.output
@@ -98,16 +100,16 @@ def test_an_oversized_json_reference_file_is_refused(tmp_path: Path) -> None:
     err = _bounded(lambda: detect_kind(path), 0)
     assert isinstance(err, InputError) and err.file == str(path)
     assert "64 MiB limit" in str(err)
-    member = ops.init_member(tmp_path / "pan", "PAN")
+    member = init_member(tmp_path / "pan", "PAN")
     with pytest.raises(InputError, match="64 MiB limit"):
-        ops.ingest(member, path, kind="consular")
+        ingest(member, path, kind="consular")
 
 
 @pytest.mark.parametrize("suffix", [".json", ".jsonl"])
 def test_json_nested_too_deeply_is_a_located_error(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"missions{suffix}"
     path.write_text("[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
-    member = ops.init_member(tmp_path / "pan", "PAN")
+    member = init_member(tmp_path / "pan", "PAN")
     result = CliRunner().invoke(
         main, ["--home", str(member.path), "ingest", "--kind", "consular", str(path)]
     )

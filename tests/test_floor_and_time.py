@@ -19,11 +19,13 @@ from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from node.aggregator.apply import ApplyStats
 from node.aggregator.picture_sync import picture_path, sync_picture
 from node.aggregator.rebuild import rebuild_picture
+from node.aggregator.run import aggregate_follow, aggregate_once
 from node.config import Home
 from node.federation import manifest as fed
 from node.federation import trust
-from node.member import operations as ops
-from node.member.follow import aggregate_follow, wait_until
+from node.home import ensure_shared_topic, event_codec, regional_floor
+from node.loops import wait_until
+from node.member.member_home import home_policy, init_member
 from node.model.events import Envelope, PolicyRef
 from node.model.manifest import Topics
 from node.store.picture import PictureStore
@@ -35,7 +37,7 @@ NOW = datetime.now(UTC)
 
 
 def _homes(tmp_path: Path, bootstrap: str, topic: str, group_id: str) -> tuple[Home, Home]:
-    pan = ops.init_member(tmp_path / "pan", "PAN", bootstrap=bootstrap, topic=topic)
+    pan = init_member(tmp_path / "pan", "PAN", bootstrap=bootstrap, topic=topic)
     agg = aggregator_for(tmp_path, [pan], topic=topic)
     agg.config.kafka.bootstrap = bootstrap
     agg.config.kafka.group_id = group_id
@@ -55,8 +57,8 @@ def _signed(
 ) -> bytes:
     """A FlowStatistic as the member's node would sign it, with the envelope
     fields under test set by hand."""
-    codec = ops.event_codec()
-    policy = ops.home_policy(home)
+    codec = event_codec()
+    policy = home_policy(home)
     key = trust.load_signing_key(home)
     subject = f"FlowStatistic|PAN|2024-W02|nationality={nationality}"
     body: dict[str, Any] = {
@@ -134,7 +136,7 @@ def test_every_run_mode_quarantines_events_below_the_floor(
         assert stats.messages == len(events)
     elif mode == "once":
         _produce(kafka_bootstrap, topic, events)
-        ops.aggregate_once(agg)
+        aggregate_once(agg)
         where = agg.store_path
     elif mode == "rebuild":
         _produce(kafka_bootstrap, topic, events)
@@ -187,7 +189,7 @@ def test_the_shared_topic_is_created_with_the_brokers_append_time(
 ) -> None:
     name = f"shared-{group_id}"
     _, agg = _homes(tmp_path, kafka_bootstrap, name, group_id)
-    ops.ensure_shared_topic(agg, kafka_bootstrap, None)
+    ensure_shared_topic(agg, kafka_bootstrap, None)
     assert _timestamp_type(kafka_bootstrap, name) == "LogAppendTime"
 
 
@@ -201,7 +203,7 @@ def test_a_key_past_its_validity_with_a_backdated_produced_at_is_quarantined(
     trust.sign_draft(agg)
     backdated = _signed(pan, produced_at=ended - timedelta(days=1), nationality="VEN")
     _produce(kafka_bootstrap, topic, [backdated])
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected == {"expired-key": 1}
     assert _cells(agg.store_path) == []
 
@@ -215,7 +217,7 @@ def test_produced_at_thirty_years_ahead_is_quarantined(
     future = _signed(pan, produced_at=ahead, retain_days=3000, nationality="VEN")
     slightly = _signed(pan, produced_at=NOW + timedelta(seconds=30), nationality="CUB")
     _produce(kafka_bootstrap, topic, [future, slightly])
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected == {"clock-skew": 1} and stats.applied == 1
     with PictureStore(agg.store_path) as store:
         detail = store.rejected()[0]["detail"]
@@ -226,14 +228,14 @@ def test_retention_is_counted_from_the_brokers_append_date(
     kafka_bootstrap: str, topic: str, group_id: str, tmp_path: Path
 ) -> None:
     pan, agg = _homes(tmp_path, kafka_bootstrap, topic, group_id)
-    floor_days = ops.regional_floor().max_retention_days
+    floor_days = regional_floor().max_retention_days
     # Backdated 20 days (an outbox could hold it that long): the days left are
     # counted from when the broker got it, whatever produced_at says.
     back = NOW - timedelta(days=20)
     over = _signed(pan, produced_at=back, retain_days=floor_days + 25, nationality="VEN")
     within = _signed(pan, produced_at=back, retain_days=floor_days + 15, nationality="CUB")
     _produce(kafka_bootstrap, topic, [over, within])
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected == {"below-regional-floor": 1} and stats.applied == 1
     assert _cells(agg.store_path) == ["CUB"]
 
@@ -252,7 +254,7 @@ def test_a_topic_stamped_with_the_producers_time_is_not_trusted(
     assert _timestamp_type(kafka_bootstrap, name) == "CreateTime"  # the helper can tell
     pan, agg = _homes(tmp_path, kafka_bootstrap, name, group_id)
     _produce(kafka_bootstrap, name, [_signed(pan)])
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected == {"untrusted-time": 1}
     with PictureStore(agg.store_path) as store:
         (row,) = store.rejected()
@@ -260,7 +262,7 @@ def test_a_topic_stamped_with_the_producers_time_is_not_trusted(
 
 
 def test_the_floor_states_its_clock_skew() -> None:
-    floor = ops.regional_floor()
+    floor = regional_floor()
     assert floor.max_clock_skew_seconds == 300 and floor.max_publish_delay_days == 30
     at = datetime(2026, 1, 1, tzinfo=UTC)
     assert floor.time_problem(at + timedelta(seconds=300), at) is None

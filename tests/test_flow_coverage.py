@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from node.config import policies_dir
-from node.member import operations as ops
-from node.member.pipeline import plan_flow_release
+from node.home import regional_floor
+from node.member.flow_release import plan_flow_release
 from node.member.preview import preview_policy
 from node.policy.loader import load_policy
 from node.store.node_store import NodeStore
@@ -31,7 +31,7 @@ def _week(day: date) -> str:
 @pytest.mark.parametrize("country", ["PAN", "CRI", "MEX"])
 def test_exact_totals_and_nationality_coverage(tmp_path: Path, country: str) -> None:
     home, rows, _ = member_with_data(tmp_path, country, 1350, seed=16, weeks=6)
-    policy = load_policy(policies_dir() / f"{country}.yaml", ops.regional_floor())
+    policy = load_policy(policies_dir() / f"{country}.yaml", regional_floor())
     weeks: Counter[str] = Counter()
     by_nat: Counter[tuple[str, str]] = Counter()
     for row in rows:

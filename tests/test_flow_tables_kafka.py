@@ -8,8 +8,10 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
+from node.aggregator.run import aggregate_once
 from node.demo.synth import generate_encounters, write_csv
-from node.member import operations as ops
+from node.member.intake import ingest
+from node.member.publish import publish
 from node.store.picture import PictureStore
 from node.transport.kafka import read_all
 from tests.factories import START, aggregator_for, member_with_data
@@ -52,9 +54,9 @@ def test_table_cells_reach_the_picture_and_are_revised(
     agg.config.kafka.bootstrap = kafka_bootstrap
     agg.config.kafka.group_id = group_id
     agg.save()
-    first = ops.publish(home)
+    first = publish(home)
     assert first.outbox.pending == 0 and first.drain.acknowledged > 0
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected_total == 0, stats.as_dict()
 
     cells = _applied(agg.store_path)
@@ -77,10 +79,10 @@ def test_table_cells_reach_the_picture_and_are_revised(
     late = generate_encounters("PAN", 960, seed=5, start=START, weeks=3)[900:]
     path = tmp_path / "late.csv"
     write_csv(late, path)
-    assert ops.ingest(home, path).stored == len(late)
-    second = ops.publish(home)  # sends what ingest staged for the new records
+    assert ingest(home, path).stored == len(late)
+    second = publish(home)  # sends what ingest staged for the new records
     assert second.outbox.pending == 0
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected_total == 0, stats.as_dict()
     weeks, _ = _truth(rows + late)
     cells = _applied(agg.store_path)

@@ -16,7 +16,7 @@ from node.aggregator.apply import Aggregator
 from node.demo.synth import generate_encounters
 from node.errors import InputError, PolicyError
 from node.federation import trust
-from node.member import operations as ops
+from node.home import event_codec, regional_floor
 from node.member.ingest import ingest_encounters
 from node.model.records import ENCOUNTER_COLUMNS
 from node.policy.loader import load_policy
@@ -116,7 +116,7 @@ def test_garbage_messages_never_stop_the_aggregator(tmp_path: Path) -> None:
     pan, _, _ = member_with_data(tmp_path, "PAN", 600)
     agg = aggregator_for(tmp_path, [pan])
     topic = MemoryTopic()
-    from node.member.pipeline import drain_outbox
+    from node.member.drain import drain_outbox
     from node.transport.memory import MemorySink
 
     with NodeStore(pan.store_path) as store:
@@ -135,7 +135,7 @@ def test_garbage_messages_never_stop_the_aggregator(tmp_path: Path) -> None:
             mixed.append(b"PAN", (valid[0] or b"")[:cut])
         with PictureStore(agg.store_path) as store:
             stats = Aggregator(
-                store, ops.event_codec(), trust.key_directory(agg), floor=ops.regional_floor()
+                store, event_codec(), trust.key_directory(agg), floor=regional_floor()
             ).apply_batch(
                 MemorySource(mixed).poll_batch(0, 10**6)
             )

@@ -28,8 +28,10 @@ from node.cli import main
 from node.config import policies_dir
 from node.csvfile import MAX_FIELD_BYTES
 from node.errors import InputError
-from node.member import operations as ops
 from node.member.ingest import FUTURE_SKEW, IngestReport, ingest_encounters
+from node.member.intake import ingest
+from node.member.member_home import home_policy, init_member
+from node.member.staging import stage_publication
 from node.model.records import ENCOUNTER_COLUMNS
 from node.store.node_store import NodeStore
 
@@ -265,7 +267,7 @@ def test_the_skew_is_measured_from_the_real_clock_by_default(
 def test_a_broken_policy_blocks_staging_not_storing(tmp_path: Path) -> None:
     policy = tmp_path / "PAN.yaml"
     shutil.copy(policies_dir() / "PAN.yaml", policy)
-    home = ops.init_member(tmp_path / "pan", "PAN", policy=policy)
+    home = init_member(tmp_path / "pan", "PAN", policy=policy)
     policy.write_text("policy_id: [unclosed\n", encoding="utf-8")
     path = _write(tmp_path / "enc.csv", [_line(_values(i)) for i in range(1, 6)])
     result = CliRunner().invoke(
@@ -281,7 +283,7 @@ def test_a_broken_policy_blocks_staging_not_storing(tmp_path: Path) -> None:
     # Once the policy is repaired, staging catches up with what was stored.
     shutil.copy(policies_dir() / "PAN.yaml", policy)
     with NodeStore(home.store_path) as store:
-        plan, _ = ops.stage_publication(home, store, ops.home_policy(home))
+        plan, _ = stage_publication(home, store, home_policy(home))
         assert plan.staged > 0
         assert store.outbox_status().pending == plan.staged
 
@@ -513,9 +515,9 @@ def test_every_record_is_accounted_for_once(
 def test_the_summary_line_adds_up_on_every_malformed_class(tmp_path: Path) -> None:
     """The CLI's summary line, read as an operator reads it, against this
     test's own count of the records in a file with one of each kind."""
-    home = ops.init_member(tmp_path / "pan", "PAN")
+    home = init_member(tmp_path / "pan", "PAN")
     known = _write(tmp_path / "known.csv", [_line(_values(1_000_000))])
-    assert ops.ingest(home, known, stage=False).stored == 1
+    assert ingest(home, known, stage=False).stored == 1
     body = b"".join(
         [
             _line(_values(1)),
@@ -557,7 +559,7 @@ def test_reference_files_share_the_record_splitter(tmp_path: Path) -> None:
     """A legislation file with a long quoted summary: the row after it is stored."""
     from tests.test_reference import LEG_HEADER
 
-    home = ops.init_member(tmp_path / "pan", "PAN")
+    home = init_member(tmp_path / "pan", "PAN")
     summary = '"' + LONG_NOTE.replace('"', '""') + '"'
     path = tmp_path / "leg.csv"
     path.write_text(
@@ -567,7 +569,7 @@ def test_reference_files_share_the_record_splitter(tmp_path: Path) -> None:
         + "PAN,L-2,CARRIER_SANCTIONS,Ley 3,,Fines,,,100,200,USD,,\n",
         encoding="utf-8",
     )
-    report = ops.ingest(home, path)
+    report = ingest(home, path)
     assert (report.rows, report.stored, report.rejected_rows) == (2, 1, 1)
     assert [(r.line, r.field) for r in report.rejected] == [(2, "summary")]
     (kept,) = _kept(report)

@@ -7,9 +7,14 @@ from pathlib import Path
 
 import yaml
 
+from node.aggregator.run import aggregate_once
 from node.config import Home, policies_dir
 from node.federation import trust
-from node.member import operations as ops
+from node.federation.control import publish_manifest, sync_manifest
+from node.member.inbox import read_inbox
+from node.member.intake import ingest
+from node.member.member_home import init_member
+from node.member.publish import publish
 from node.store.picture import PictureStore
 from tests.factories import aggregator_for
 
@@ -34,7 +39,7 @@ def _policy_with_intelligence(tmp_path: Path, country: str, to: list[str]) -> Pa
 def _home(
     tmp_path: Path, country: str, bootstrap: str, topic: str, policy: Path | None = None
 ) -> Home:
-    home = ops.init_member(
+    home = init_member(
         tmp_path / country.lower(), country, policy=policy, bootstrap=bootstrap, topic=topic
     )
     home.config.kafka.control_topic = f"{topic}.control"
@@ -77,9 +82,9 @@ def test_report_to_gtm_and_mex_is_read_by_both_and_nobody_else(
     )
     trust.save_draft(agg, draft.model_copy(update={"topics": topics}))
     trust.sign_draft(agg)
-    ops.publish_manifest(agg)
+    publish_manifest(agg)
     for member in (cri, gtm, mex, pan):
-        manifest, _ = ops.sync_manifest(member)
+        manifest, _ = sync_manifest(member)
         assert manifest.topics.picture == f"{topic}.picture"
 
     report = tmp_path / "intel.json"
@@ -101,11 +106,11 @@ def test_report_to_gtm_and_mex_is_read_by_both_and_nobody_else(
         ),
         encoding="utf-8",
     )
-    assert ops.ingest(cri, report).stored == 1
-    result = ops.publish(cri)
+    assert ingest(cri, report).stored == 1
+    result = publish(cri)
     assert result.drain.acknowledged >= 1
 
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected_total == 0
     with PictureStore(agg.store_path) as store:
         relayed = store.restricted_events()
@@ -113,10 +118,10 @@ def test_report_to_gtm_and_mex_is_read_by_both_and_nobody_else(
     assert relayed[0]["relayed_at"] is not None
 
     for reader in (gtm, mex):
-        inbox = ops.read_inbox(reader)
+        inbox = read_inbox(reader)
         assert [i.body["summary"] for i in inbox.items if i.body] == [SECRET_SUMMARY]
         assert inbox.items[0].signed_by == trust.load_signing_key(cri).key_id
-    outsider = ops.read_inbox(pan)
+    outsider = read_inbox(pan)
     assert outsider.items == [] and outsider.not_addressed == 1
 
     # The Secretariat holds no key it could open it with, and nothing on any

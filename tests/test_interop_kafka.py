@@ -21,8 +21,10 @@ from node.config import Home, schemas_dir
 from node.crypto.signing import SigningKey
 from node.demo.federation import SAMPLES_DIR
 from node.federation import trust
-from node.member import operations as ops
-from node.member.pipeline import EventFactory
+from node.home import regional_floor
+from node.member.event_factory import EventFactory
+from node.member.intake import ingest
+from node.member.member_home import home_policy, init_member
 from node.member.reference_pipeline import prepare_reference_events
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
@@ -43,7 +45,7 @@ def _old_catalogue(tmp_path: Path) -> SchemaRegistry:
 
 def _publish(home: Home, codec: EventCodec, bootstrap: str, topic: str) -> int:
     """Stage this node's reference events with ``codec`` and send them to Kafka."""
-    policy = ops.home_policy(home)
+    policy = home_policy(home)
     key = SigningKey.load(home.country, home.signing_key_path)
     factory = EventFactory(home.country, policy, key, codec)
     with NodeStore(home.store_path) as store, ReferenceStore(home.store_path) as refs:
@@ -64,7 +66,7 @@ def _aggregate(agg: Home, codec: EventCodec, bootstrap: str, topic: str, group: 
         try:
             return consume_until_caught_up(
                 Aggregator(
-                    store, codec, trust.key_directory(agg), floor=ops.regional_floor()
+                    store, codec, trust.key_directory(agg), floor=regional_floor()
                 ), source
             )
         finally:
@@ -78,8 +80,8 @@ def _mission(agg: Home) -> dict[str, object]:
 
 
 def _pan_with_consulates(tmp_path: Path) -> Home:
-    home = ops.init_member(tmp_path / "pan", "PAN")
-    report = ops.ingest(home, SAMPLES_DIR / "pan" / "consular.csv")
+    home = init_member(tmp_path / "pan", "PAN")
+    report = ingest(home, SAMPLES_DIR / "pan" / "consular.csv")
     assert report.stored == 5
     return home
 

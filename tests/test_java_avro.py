@@ -30,7 +30,9 @@ from node.crypto.signing import key_id_for, load_public_pem
 from node.demo.federation import sample_files
 from node.devkafka.jars import ensure_jars, find_java
 from node.errors import KafkaSetupError
-from node.member import operations as ops
+from node.member.intake import ingest
+from node.member.member_home import home_policy
+from node.member.publish import publish
 from node.store.node_store import NodeStore
 from node.transport.kafka import read_all
 from tests.conftest import no_kafka
@@ -109,8 +111,8 @@ def test_java_avro_decodes_every_message_of_a_topic_dump(
     pan.config.kafka.bootstrap = kafka_bootstrap
     pan.save()
     for path in sample_files("PAN"):  # reference data: dates, arrays, unions
-        ops.ingest(pan, path)
-    result = ops.publish(pan)
+        ingest(pan, path)
+    result = publish(pan)
     assert result.outbox.pending == 0 and result.drain.acknowledged > 20
 
     messages = read_all(kafka_bootstrap, topic)
@@ -134,7 +136,7 @@ def test_java_avro_decodes_every_message_of_a_topic_dump(
         assert java["message"] == _expected(m.value or b"", registry)
 
     # What the test knows without either decoder.
-    policy = ops.home_policy(pan)
+    policy = home_policy(pan)
     key_id = key_id_for("PAN", load_public_pem(pan.public_key_path.read_bytes()))
     envelopes = [j["message"]["datum"]["envelope"] for j in decoded]
     assert {e["schema"] for e in envelopes} == {"Envelope"}

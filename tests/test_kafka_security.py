@@ -19,12 +19,14 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, TopicAuthorizationFailedError
 
+from node.aggregator.run import aggregate_once
 from node.config import Home, KafkaSettings
 from node.devkafka import ClusterInfo, LocalKafka
 from node.devkafka.manage import home_settings
 from node.errors import TransportError
-from node.member import operations as ops
+from node.member import publish as member_publish
 from node.operator.doctor import diagnose
+from node.operator.status import home_status
 from node.store import audit
 from node.transport.credentials import MASK
 from node.transport.kafka import KafkaSource, ensure_topic
@@ -284,16 +286,16 @@ def test_the_slice_over_tls_and_scram_without_leaking_a_secret(
         # The CLI quiets the "kafka" logger (tests in this session run it).
         caplog.set_level(logging.DEBUG, logger="kafka")
         for home, _ in members:
-            result = ops.publish(home)
+            result = member_publish.publish(home)
             assert result.drain.acknowledged == result.plan.published_cells > 0
         # A member's garbage goes, with ACLs on, to the Secretariat's dead letters.
         producer = KafkaProducer(**_config(info, "PAN"))
         producer.send("corredor.events", key=b"PAN", value=b"not an event").get(timeout=PATIENCE_S)
         producer.close()
-        stats = ops.aggregate_once(agg)
+        stats = aggregate_once(agg)
         assert stats.rejected == {"undecodable": 1}
         assert stats.applied == stats.messages - 1 > 0
-        assert ops.home_status(agg)["dead_lettered"] == 1
+        assert home_status(agg)["dead_lettered"] == 1
 
         assert picture_totals(agg) == expected_picture((h.country, rows) for h, rows in members)
         for home in (pan, gtm, agg):
@@ -310,7 +312,7 @@ def test_the_slice_over_tls_and_scram_without_leaking_a_secret(
         # A member's credentials cannot aggregate: the shared topic is not theirs.
         _connect(agg, info, "PAN")
         with pytest.raises(TransportError):
-            ops.aggregate_once(agg)
+            aggregate_once(agg)
 
     logged = caplog.text
     # The check can see what it looks for: kafka-python dumped its settings.

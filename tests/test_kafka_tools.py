@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from node.aggregator.setup import init_aggregator
 from node.config import REPO_ROOT, Home, KafkaSettings
 from node.devkafka import ClusterInfo
 from node.devkafka.manage import home_settings
 from node.devkafka.tools import TOOLS, client_properties, main_class
 from node.errors import KafkaSetupError
-from node.member import operations as ops
+from node.member.member_home import init_member
+from node.member.publish import publish
 from node.transport.credentials import Redacted
 from tests.conftest import secure_local_kafka
 from tests.factories import member_with_data
@@ -89,7 +91,7 @@ def test_topics_listed_and_described_with_kafkas_own_tool(
     pan, _rows, _ = member_with_data(tmp_path, "PAN", 200, topic=topic)
     pan.config.kafka.bootstrap = kafka_bootstrap
     pan.save()
-    published = ops.publish(pan)  # creates the shared topic the way a node does
+    published = publish(pan)  # creates the shared topic the way a node does
     assert published.drain.acknowledged > 0
     tmp = tmp_path / "tmp"
     n = min(5, published.drain.acknowledged)
@@ -135,7 +137,7 @@ def secure_cluster(
 
 
 def _connected(path: Path, info: ClusterInfo, user: str) -> Home:
-    home = ops.init_member(path, "PAN") if user == "PAN" else ops.init_aggregator(path)
+    home = init_member(path, "PAN") if user == "PAN" else init_aggregator(path)
     home.config.kafka = KafkaSettings.model_validate(
         {**home.config.kafka.model_dump(), **home_settings(info, user)}
     )

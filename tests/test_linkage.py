@@ -13,8 +13,14 @@ from node.crypto import linkage
 from node.crypto.signing import SigningKey
 from node.errors import ConfigError, CryptoError, SignatureInvalid
 from node.federation import trust
+from node.federation.control import (
+    publish_manifest,
+    share_linkage_key,
+    sync_linkage_key,
+    sync_manifest,
+)
 from node.federation.manifest import read_signed
-from node.member import operations as ops
+from node.member.member_home import init_member
 from tests.factories import aggregator_for
 
 
@@ -47,7 +53,7 @@ def test_key_file_is_encrypted_at_rest(tmp_path: Path) -> None:
 
 
 def _federation(tmp_path: Path) -> tuple[list[Home], Home]:
-    members = [ops.init_member(tmp_path / c.lower(), c) for c in ("PAN", "CRI", "GTM")]
+    members = [init_member(tmp_path / c.lower(), c) for c in ("PAN", "CRI", "GTM")]
     agg = aggregator_for(tmp_path, members)
     for m in members:
         trust.accept_manifest(m, read_signed(agg.manifest_path))
@@ -91,7 +97,7 @@ def test_key_distribution_over_the_control_topic(
 ) -> None:
     members = []
     for c in ("PAN", "CRI"):
-        home = ops.init_member(tmp_path / c.lower(), c, bootstrap=kafka_bootstrap, topic=topic)
+        home = init_member(tmp_path / c.lower(), c, bootstrap=kafka_bootstrap, topic=topic)
         home.config.kafka.control_topic = f"{topic}.control"
         home.save()
         members.append(home)
@@ -99,11 +105,11 @@ def test_key_distribution_over_the_control_topic(
     agg.config.kafka.bootstrap = kafka_bootstrap
     agg.config.kafka.control_topic = f"{topic}.control"
     agg.save()
-    ops.publish_manifest(agg)
+    publish_manifest(agg)
     for m in members:
-        ops.sync_manifest(m)
+        sync_manifest(m)
     pan, cri = members
     fingerprint = trust.create_linkage_key(pan)
-    assert ops.share_linkage_key(pan) == ["CRI"]
-    assert ops.sync_linkage_key(cri) == (fingerprint, True)
+    assert share_linkage_key(pan) == ["CRI"]
+    assert sync_linkage_key(cri) == (fingerprint, True)
     assert trust.load_linkage_key(cri) == trust.load_linkage_key(pan)

@@ -21,7 +21,7 @@ from click.testing import CliRunner, Result
 from node.cli import main
 from node.config import Home
 from node.federation import trust
-from node.member import operations as ops
+from node.member.member_home import init_member
 from tests.factories import aggregator_for
 
 
@@ -32,7 +32,7 @@ def cli(home: Home, *args: str) -> Result:
 def _setup(tmp_path: Path, bootstrap: str, topic: str) -> tuple[Home, list[Home]]:
     members = []
     for country in ("CRI", "GTM", "PAN"):
-        home = ops.init_member(
+        home = init_member(
             tmp_path / country.lower(), country, bootstrap=bootstrap, topic=topic
         )
         home.config.kafka.control_topic = f"{topic}.control"
@@ -147,7 +147,7 @@ def test_a_split_view_is_caught_through_the_heads_nodes_sign(
 def test_a_manifest_that_skips_serials_is_not_taken(tmp_path: Path) -> None:
     """Without the serials between, a newer manifest cannot be checked against
     the head: refused, and the node stays where it was."""
-    pan = ops.init_member(tmp_path / "pan", "PAN")
+    pan = init_member(tmp_path / "pan", "PAN")
     agg = aggregator_for(tmp_path, [pan])
     assert cli(pan, "federation", "import", str(agg.manifest_path)).exit_code == 0
     held = _served_serial(pan)

@@ -16,7 +16,7 @@ from node.crypto.signing import SigningKey, public_pem
 from node.federation import manifest as fed
 from node.federation import membership as mb
 from node.federation import trust
-from node.member import operations as ops
+from node.member.member_home import init_member
 from node.model.manifest import Manifest, SignedManifest
 from tests.factories import aggregator_for
 
@@ -202,7 +202,7 @@ def test_the_floor_sets_the_quorum() -> None:
 
 def test_federation_show_prints_encryption_key_ids_as_they_are(tmp_path: Path) -> None:
     """`GTM:x:...` once printed as an emoji (rich's :x: code)."""
-    gtm = ops.init_member(tmp_path / "gtm", "GTM")
+    gtm = init_member(tmp_path / "gtm", "GTM")
     agg = aggregator_for(tmp_path, [gtm])
     result = CliRunner(env={"COLUMNS": "250"}).invoke(
         main, ["--home", str(agg.path), "federation", "show"]

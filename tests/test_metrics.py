@@ -15,10 +15,13 @@ from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from node.aggregator.apply import ApplyStats
+from node.aggregator.run import BatchReport
 from node.config import REPO_ROOT, Home
 from node.demo.synth import generate_encounters, write_csv
-from node.member import operations as ops
-from node.member.follow import BatchReport, PublishCounters, wait_until
+from node.loops import wait_until
+from node.member.follow import PublishCounters
+from node.member.intake import ingest
+from node.member.member_home import init_member
 from node.operator.metrics import FollowMetrics, MetricsServer
 from tests.factories import START, aggregator_for, member_with_data
 from tests.patience import PATIENCE_S
@@ -156,7 +159,7 @@ def test_metrics_port_needs_follow(tmp_path: Path) -> None:
 
     from node.cli import main
 
-    ops.init_member(tmp_path / "pan", "PAN")
+    init_member(tmp_path / "pan", "PAN")
     result = CliRunner().invoke(
         main, ["--home", str(tmp_path / "pan"), "publish", "--metrics-port", "9464"]
     )
@@ -235,7 +238,7 @@ def test_follow_loops_serve_moving_counters(
         # aggregator's; a message nobody signed is quarantined and dead-lettered.
         more = generate_encounters("PAN", 300, seed=4, start=START.replace(month=3), weeks=2)
         write_csv(more, tmp_path / "more.csv")
-        assert ops.ingest(pan, tmp_path / "more.csv").stored > 0
+        assert ingest(pan, tmp_path / "more.csv").stored > 0
         assert wait_until(
             lambda: _value(scrape_or_empty(p_pub), "corredor_acknowledged_total") > acked,
             PATIENCE_S,

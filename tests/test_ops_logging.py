@@ -11,10 +11,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from node.aggregator.run import aggregate_once
 from node.cli import main
 from node.demo.synth import generate_encounters, plant_values, write_csv
 from node.logging_setup import JsonFormatter, configure_logging
-from node.member import operations as ops
+from node.member.intake import ingest
+from node.member.member_home import init_member
+from node.member.publish import publish
 from tests.factories import START, aggregator_for
 from tests.patience import PATIENCE_S
 
@@ -75,7 +78,7 @@ def test_cli_log_format_json_from_option_and_environment(
     tmp_path: Path, restore_logging: None
 ) -> None:
     home = tmp_path / "pan"
-    ops.init_member(home, "PAN")
+    init_member(home, "PAN")
     runner = CliRunner()
     for args, env in (
         (["--log-format", "json"], {}),
@@ -102,17 +105,17 @@ def test_debug_logs_of_ingest_publish_and_aggregate_hold_no_raw_value(
 ) -> None:
     stream = io.StringIO()
     configure_logging(logging.DEBUG, "json", stream)
-    pan = ops.init_member(tmp_path / "pan", "PAN", bootstrap=kafka_bootstrap, topic=topic)
+    pan = init_member(tmp_path / "pan", "PAN", bootstrap=kafka_bootstrap, topic=topic)
     rows = generate_encounters("PAN", 400, seed=11, start=START, weeks=4)
     path = tmp_path / "pan.csv"
     write_csv(rows, path)
-    assert ops.ingest(pan, path).stored == 400
+    assert ingest(pan, path).stored == 400
     agg = aggregator_for(tmp_path, [pan], topic=topic)
     agg.config.kafka.bootstrap = kafka_bootstrap
     agg.save()
-    result = ops.publish(pan)
+    result = publish(pan)
     assert result.drain.acknowledged > 0
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.applied == result.drain.acknowledged
 
     text = stream.getvalue()
@@ -142,10 +145,10 @@ def test_follow_output_in_json_mode_is_one_object_per_line(
 
     from node.config import REPO_ROOT
 
-    pan = ops.init_member(tmp_path / "pan", "PAN", bootstrap=kafka_bootstrap, topic=topic)
+    pan = init_member(tmp_path / "pan", "PAN", bootstrap=kafka_bootstrap, topic=topic)
     rows = generate_encounters("PAN", 200, seed=12, start=START, weeks=2)
     write_csv(rows, tmp_path / "pan.csv")
-    assert ops.ingest(pan, tmp_path / "pan.csv").stored == 200
+    assert ingest(pan, tmp_path / "pan.csv").stored == 200
     env = {k: v for k, v in os.environ.items() if k != "CORREDOR_LOG_FORMAT"}
     # A file, not a pipe: a loop slowed down by a busy machine logs more cycles
     # than a pipe buffer holds, and would block on a full pipe.

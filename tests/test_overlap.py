@@ -21,13 +21,19 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from node.aggregator.run import aggregate_once
 from node.cli import main
 from node.config import Home
 from node.demo.synth import generate_encounters, plant_values, write_csv
 from node.errors import CorredorError, TransportError
-from node.member import operations as ops
-from node.member.follow import PublishCounters, publish_follow, wait_until
-from node.member.pipeline import ENCOUNTER_KIND, drain_outbox
+from node.loops import wait_until
+from node.member.drain import drain_outbox
+from node.member.event_factory import ENCOUNTER_KIND
+from node.member.follow import PublishCounters, publish_follow
+from node.member.intake import ingest
+from node.member.member_home import home_policy, init_member
+from node.member.publish import publish
+from node.member.staging import stage_publication
 from node.member.workers import StagerProcess
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
@@ -41,11 +47,11 @@ RECORDS = 2_500
 
 def _usa(base: Path, n: int = RECORDS, topic: str = "t") -> tuple[Home, list[dict[str, str]]]:
     """USA shares pseudonymised encounter records: the bulk a chunked publish streams."""
-    home = ops.init_member(base / "usa", "USA", topic=topic, policy=records_only_policy(base))
+    home = init_member(base / "usa", "USA", topic=topic, policy=records_only_policy(base))
     rows = generate_encounters("USA", n, seed=11, start=START, weeks=8)
     path = base / "usa.csv"
     write_csv(rows, path)
-    assert ops.ingest(home, path, stage=False).stored == n
+    assert ingest(home, path, stage=False).stored == n
     return home, rows
 
 
@@ -66,13 +72,13 @@ def test_chunked_staging_writes_what_one_transaction_writes(
     serial, _ = _usa(tmp_path / "serial")
     chunked, _ = _usa(tmp_path / "chunked")
     with NodeStore(serial.store_path) as store:
-        plan_a, _ = ops.stage_publication(serial, store, ops.home_policy(serial))
+        plan_a, _ = stage_publication(serial, store, home_policy(serial))
     chunks = []
     with NodeStore(chunked.store_path) as store:
-        plan_b, _ = ops.stage_publication(
+        plan_b, _ = stage_publication(
             chunked,
             store,
-            ops.home_policy(chunked),
+            home_policy(chunked),
             commit_chunks=True,
             after_chunk=lambda: chunks.append(store.outbox_status().pending),
         )
@@ -101,8 +107,8 @@ def test_a_crash_between_chunks_leaves_a_prefix_the_next_run_completes(
         raise Crash
 
     with NodeStore(home.store_path) as store, pytest.raises(Crash):
-        ops.stage_publication(
-            home, store, ops.home_policy(home), commit_chunks=True, after_chunk=crash_after_first
+        stage_publication(
+            home, store, home_policy(home), commit_chunks=True, after_chunk=crash_after_first
         )
     ledger, outbox = _ledger_and_outbox(home)
     committed = [s for k, s, _ in outbox if k == ENCOUNTER_KIND]
@@ -110,7 +116,7 @@ def test_a_crash_between_chunks_leaves_a_prefix_the_next_run_completes(
     assert 0 < len(committed) < RECORDS
     assert set(committed) == set(ledger)
     with NodeStore(home.store_path) as store:
-        plan, _ = ops.stage_publication(home, store, ops.home_policy(home), commit_chunks=True)
+        plan, _ = stage_publication(home, store, home_policy(home), commit_chunks=True)
     assert plan.encounters is not None
     assert plan.encounters.new == RECORDS - len(committed)
     ledger, outbox = _ledger_and_outbox(home)
@@ -166,8 +172,8 @@ def test_overlapping_drain_sends_each_committed_row_once(tmp_path: Path) -> None
         drainer.start()
         time.sleep(0.05)  # the drainer polls an empty outbox first
         with NodeStore(home.store_path) as store:
-            plan, _ = ops.stage_publication(
-                home, store, ops.home_policy(home), commit_chunks=True
+            plan, _ = stage_publication(
+                home, store, home_policy(home), commit_chunks=True
             )
         done.set()
         drainer.join(timeout=PATIENCE_S)
@@ -185,7 +191,7 @@ def test_overlapping_drain_sends_each_committed_row_once(tmp_path: Path) -> None
 def test_publish_drains_from_a_second_process_on_the_broker(
     tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str
 ) -> None:
-    home = ops.init_member(
+    home = init_member(
         tmp_path / "usa",
         "USA",
         topic=topic,
@@ -196,19 +202,19 @@ def test_publish_drains_from_a_second_process_on_the_broker(
     planted = {v for values in plant_values(rows).values() for v in values if len(v) >= 4}
     path = tmp_path / "usa.csv"
     write_csv(rows, path)
-    ops.ingest(home, path, stage=False)
+    ingest(home, path, stage=False)
     agg = aggregator_for(tmp_path, [home], topic=topic)
     agg.config.kafka.bootstrap = kafka_bootstrap
     agg.config.kafka.group_id = group_id
     agg.save()
 
     progressed: list[int] = []
-    result = ops.publish(home, overlap=True, progress=progressed.append)
+    result = publish(home, overlap=True, progress=progressed.append)
     assert result.drain.acknowledged == result.drain.sent == result.plan.staged > 3_000
     assert sum(progressed) == result.plan.staged
     assert result.outbox.pending == 0
 
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.applied == result.plan.staged and stats.rejected_total == 0
     with PictureStore(agg.store_path) as picture:
         assert len(picture.view("encounter_view")) == 3_000
@@ -221,7 +227,7 @@ def test_publish_drains_from_a_second_process_on_the_broker(
     assert not found, f"{len(found)} raw identifying values reached the topic"
 
     # Nothing new: a second overlapped publish sends nothing.
-    again = ops.publish(home, overlap=True)
+    again = publish(home, overlap=True)
     assert again.drain.sent == 0 and again.plan.staged == 0
 
 
@@ -234,20 +240,20 @@ def test_overlapped_publish_with_the_broker_gone_keeps_everything_staged(
     home.config.kafka.bootstrap = "127.0.0.1:9"  # nothing listens on the discard port
     home.save()
     with pytest.raises(TransportError):
-        ops.publish(home, overlap=True)
+        publish(home, overlap=True)
     with NodeStore(home.store_path) as store:
         status = store.outbox_status()
     assert status.acked == 0 and status.pending > 800
     # The broker back (here: the real one), the next publish sends all of it.
-    result = ops.publish(home, bootstrap=kafka_bootstrap, overlap=True)
+    result = publish(home, bootstrap=kafka_bootstrap, overlap=True)
     assert result.drain.acknowledged == status.pending and result.outbox.pending == 0
 
 
 def test_parallel_stagers_split_the_records_and_the_parent_withdraws(tmp_path: Path) -> None:
     home, rows = _usa(tmp_path, n=900)
-    policy = ops.home_policy(home)
+    policy = home_policy(home)
     with NodeStore(home.store_path) as store:
-        first, _ = ops.stage_publication(home, store, policy, commit_chunks=True, stagers=3)
+        first, _ = stage_publication(home, store, policy, commit_chunks=True, stagers=3)
     assert first.encounters is not None
     assert (first.encounters.records, first.encounters.new) == (900, 900)
     ledger, outbox = _ledger_and_outbox(home)
@@ -263,7 +269,7 @@ def test_parallel_stagers_split_the_records_and_the_parent_withdraws(tmp_path: P
             "UPDATE raw_encounter SET previous_country = 'ZZZ' WHERE record_id = ?",
             [(i,) for i in changed],
         )
-        second, _ = ops.stage_publication(home, store, policy, commit_chunks=True, stagers=3)
+        second, _ = stage_publication(home, store, policy, commit_chunks=True, stagers=3)
     plan = second.encounters
     assert plan is not None
     assert (plan.records, plan.new, plan.revised, plan.withdrawn) == (
@@ -339,7 +345,7 @@ def test_follow_plans_again_only_when_records_change(
             row["record_id"] = f"LATE-{i:04d}"
         path = tmp_path / "late.csv"
         write_csv(more, path)
-        ops.ingest(home, path, stage=False)  # another connection: follow must plan it
+        ingest(home, path, stage=False)  # another connection: follow must plan it
         assert wait_until(lambda: _pending_and_acked(home) == (0, 350), PATIENCE_S)
     finally:
         stop.set()

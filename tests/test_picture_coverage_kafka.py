@@ -18,9 +18,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from node.aggregator.run import aggregate_once
 from node.config import Home, policies_dir
 from node.demo.synth import generate_encounters, write_csv
-from node.member import operations as ops
+from node.member.intake import ingest
+from node.member.member_home import init_member
+from node.member.publish import publish
 from node.model.codes import SUBREGION
 from node.report.audience import Scope
 from node.report.corridors import route_legs
@@ -55,14 +58,14 @@ def federation(
 ) -> tuple[Home, dict[str, list[dict[str, str]]]]:
     homes, raw = [], {}
     for i, (country, n) in enumerate(VOLUMES.items()):
-        home = ops.init_member(
+        home = init_member(
             tmp_path / country.lower(), country, topic=topic, policy=_policy(country)
         )
         home.config.kafka.bootstrap = kafka_bootstrap
         home.save()
         rows = generate_encounters(country, n, seed=SEED + i, start=START, weeks=WEEKS)
         write_csv(rows, tmp_path / f"{country}.csv")
-        assert ops.ingest(home, tmp_path / f"{country}.csv").stored == n
+        assert ingest(home, tmp_path / f"{country}.csv").stored == n
         homes.append(home)
         raw[country] = rows
     agg = aggregator_for(tmp_path, homes, topic=topic)
@@ -70,9 +73,9 @@ def federation(
     agg.config.kafka.group_id = group_id
     agg.save()
     for home in homes:
-        result = ops.publish(home)
+        result = publish(home)
         assert result.outbox.pending == 0 and result.drain.acknowledged > 0
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected_total == 0 and stats.applied > 0
     return agg, raw
 

@@ -741,8 +741,11 @@ def test_routes_from_linked_encounter_records_end_to_end(tmp_path: Path) -> None
     from node.config import policies_dir
     from node.crypto.linkage import new_linkage_key, save_linkage_key
     from node.demo.synth import generate_encounters, write_csv
-    from node.member import operations as ops
-    from node.member.pipeline import drain_outbox
+    from node.home import event_codec, regional_floor
+    from node.member.drain import drain_outbox
+    from node.member.intake import ingest
+    from node.member.member_home import home_policy, init_member
+    from node.member.staging import stage_publication
     from node.store.node_store import NodeStore
     from node.transport.memory import MemorySink, MemorySource, MemoryTopic
     from tests.factories import START, aggregator_for, records_only_policy
@@ -756,8 +759,8 @@ def test_routes_from_linked_encounter_records_end_to_end(tmp_path: Path) -> None
     mex_policy["exchanges"]["encounter_records"]["k_anonymity"] = 1  # every record: routes
     mex_file = tmp_path / "MEX-linking.yaml"
     mex_file.write_text(yaml.safe_dump(mex_policy))
-    usa = ops.init_member(tmp_path / "usa", "USA", policy=records_only_policy(tmp_path))
-    mex = ops.init_member(tmp_path / "mex", "MEX", policy=mex_file)
+    usa = init_member(tmp_path / "usa", "USA", policy=records_only_policy(tmp_path))
+    mex = init_member(tmp_path / "mex", "MEX", policy=mex_file)
     regional = new_linkage_key()
     for home in (usa, mex):
         save_linkage_key(home.linkage_key_path, regional, None)
@@ -770,9 +773,9 @@ def test_routes_from_linked_encounter_records_end_to_end(tmp_path: Path) -> None
     topic = MemoryTopic()
     for home, rows in ((mex, earlier), (usa, later)):
         write_csv(rows, tmp_path / f"{home.country}.csv")
-        assert ops.ingest(home, tmp_path / f"{home.country}.csv").stored == len(rows)
+        assert ingest(home, tmp_path / f"{home.country}.csv").stored == len(rows)
         with NodeStore(home.store_path) as store:
-            ops.stage_publication(home, store, ops.home_policy(home))
+            stage_publication(home, store, home_policy(home))
             drain_outbox(store, MemorySink(topic))
     agg = aggregator_for(tmp_path, [usa, mex])
     with PictureStore(agg.store_path) as store:
@@ -780,7 +783,7 @@ def test_routes_from_linked_encounter_records_end_to_end(tmp_path: Path) -> None
         from node.federation import trust
 
         stats = Aggregator(
-            store, ops.event_codec(), trust.key_directory(agg), floor=ops.regional_floor()
+            store, event_codec(), trust.key_directory(agg), floor=regional_floor()
         ).apply_batch(
             MemorySource(topic).poll_batch(0, 10**9)
         )

@@ -12,7 +12,8 @@ from node.config import Home
 from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv
 from node.federation import trust
-from node.member import operations as ops
+from node.home import event_codec, regional_floor
+from node.member.intake import ingest
 from node.model.events import Envelope
 from node.store.picture import PictureStore
 from node.transport.memory import MemorySource, MemoryTopic
@@ -29,7 +30,7 @@ from tests.factories import (
 def _apply(agg_home: Home, topic: MemoryTopic, start: int = 0) -> ApplyStats:
     with PictureStore(agg_home.store_path) as store:
         aggregator = Aggregator(
-            store, ops.event_codec(), trust.key_directory(agg_home), floor=ops.regional_floor()
+            store, event_codec(), trust.key_directory(agg_home), floor=regional_floor()
         )
         source = MemorySource(topic, committed=start)
         return aggregator.apply_batch(source.poll_batch(0, 10**9))
@@ -81,7 +82,7 @@ def test_new_records_give_revisions_not_double_counts(tmp_path: Path) -> None:
     more = generate_encounters("PAN", 900, seed=11, start=START, weeks=6)[500:]
     extra = tmp_path / "more.csv"
     write_csv(more, extra)
-    ops.ingest(home, extra)
+    ingest(home, extra)
     publish_flows_to(home, topic)
     _apply(agg, topic)
     assert _totals(agg) == expected_flow_totals("PAN", rows + more)
@@ -95,7 +96,7 @@ def test_out_of_order_revisions_keep_the_latest(tmp_path: Path) -> None:
     more = generate_encounters("PAN", 800, seed=5, start=START, weeks=6)[500:]
     extra = tmp_path / "more.csv"
     write_csv(more, extra)
-    ops.ingest(home, extra)
+    ingest(home, extra)
     publish_flows_to(home, topic)
     # deliver the second release first, then the first
     reordered = MemoryTopic()
@@ -114,7 +115,7 @@ def _forge(
     key_id: str | None = None,
 ) -> None:
     """A valid-Avro event claiming ``claim`` as producer."""
-    codec = ops.event_codec()
+    codec = event_codec()
     real = codec.decode_envelope(codec.split_signed(topic.records[0].value or b"")[0])
     body = codec.encode_body(
         "FlowStatistic",
@@ -182,7 +183,7 @@ def test_replay_with_different_content_is_set_aside(tmp_path: Path) -> None:
     agg = aggregator_for(tmp_path, [pan])
     publish_flows_to(pan, topic)
     _apply(agg, topic)
-    codec = ops.event_codec()
+    codec = event_codec()
     real = codec.decode_envelope(codec.split_signed(topic.records[0].value or b"")[0])
     key = SigningKey.load("PAN", pan.signing_key_path)
     env_bytes = codec.encode_envelope(Envelope(**{**real.__dict__, "revision": 99}))

@@ -17,7 +17,8 @@ from node.config import Home, policies_dir
 from node.demo.synth import PLACES, generate_encounters, write_csv
 from node.errors import PolicyFileError
 from node.member import encounters
-from node.member import operations as ops
+from node.member.intake import ingest
+from node.member.member_home import init_member
 from node.model.codes import is_iso3
 from node.policy.places import PLACES_HEADER, country_gazetteer, load_gazetteer, places_file
 from tests.factories import START
@@ -96,7 +97,7 @@ OTHER_COUNTRY = "Tapachula"  # in MEX's gazetteer, not Panama's
 
 
 def _home_with_unknown_places(tmp_path: Path) -> tuple[Home, Path, list[int]]:
-    home = ops.init_member(tmp_path / "pan", "PAN")
+    home = init_member(tmp_path / "pan", "PAN")
     rows = generate_encounters("PAN", 60, seed=17, start=START, weeks=2)
     for i in (3, 10, 11):
         rows[i]["encounter_place"] = UNKNOWN_PLACE
@@ -108,13 +109,13 @@ def _home_with_unknown_places(tmp_path: Path) -> tuple[Home, Path, list[int]]:
 
 def test_ingest_counts_records_at_unknown_places(tmp_path: Path) -> None:
     home, path, lines = _home_with_unknown_places(tmp_path)
-    report = ops.ingest(home, path, stage=False)
+    report = ingest(home, path, stage=False)
     assert report.stored == 60
     assert report.unknown_places == 4
     assert report.unknown_place_lines == lines
     assert report.places_file == "policies/places/PAN.csv"
     # Again: already stored, still at places nobody can place.
-    again = ops.ingest(home, path, stage=False)
+    again = ingest(home, path, stage=False)
     assert again.duplicates == 60 and again.unknown_places == 4
 
 
@@ -136,7 +137,7 @@ def test_ingest_cli_reports_unknown_places_in_json_and_text(tmp_path: Path) -> N
 
 def test_preview_counts_records_whose_place_leaves_as_unknown(tmp_path: Path) -> None:
     home, path, _ = _home_with_unknown_places(tmp_path)
-    ops.ingest(home, path, stage=False)
+    ingest(home, path, stage=False)
     runner = CliRunner()
     done = runner.invoke(main, ["--home", str(home.path), "preview", "--format", "json"])
     assert done.exit_code == 0, done.output
@@ -148,10 +149,10 @@ def test_preview_counts_records_whose_place_leaves_as_unknown(tmp_path: Path) ->
 
 
 def test_a_clean_file_counts_no_unknown_place(tmp_path: Path) -> None:
-    home = ops.init_member(tmp_path / "pan", "PAN")
+    home = init_member(tmp_path / "pan", "PAN")
     rows = generate_encounters("PAN", 40, seed=3, start=START, weeks=1)
     write_csv(rows, tmp_path / "pan.csv")
-    report = ops.ingest(home, tmp_path / "pan.csv", stage=False)
+    report = ingest(home, tmp_path / "pan.csv", stage=False)
     assert report.unknown_places == 0 and report.unknown_place_lines == []
 
 
@@ -166,7 +167,7 @@ def test_the_gazetteer_is_the_countrys_own(tmp_path: Path) -> None:
 def test_a_reference_file_report_keeps_its_fields(tmp_path: Path) -> None:
     """Places are looked up in encounter files only: a reference file's JSON
     report has exactly the fields it had."""
-    home = ops.init_member(tmp_path / "pan", "PAN")
+    home = init_member(tmp_path / "pan", "PAN")
     sample = Path(__file__).resolve().parent.parent / "node/demo/samples/pan/legislation.csv"
     done = CliRunner().invoke(
         main, ["--home", str(home.path), "ingest", str(sample), "--format", "json"]

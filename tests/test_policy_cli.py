@@ -19,8 +19,11 @@ from click.testing import CliRunner
 from node.cli import main
 from node.config import Home, policies_dir
 from node.demo.synth import generate_encounters, write_csv
-from node.member import operations as ops
-from node.member.pipeline import drain_outbox, plan_flow_release
+from node.member.drain import drain_outbox
+from node.member.flow_release import plan_flow_release
+from node.member.intake import ingest
+from node.member.member_home import home_policy, init_member
+from node.member.staging import stage_publication
 from node.store.node_store import NodeStore
 from node.transport.memory import MemorySink, MemoryTopic
 from tests.factories import START
@@ -34,11 +37,11 @@ FIXED_KEY = "11" * 32  # pseudonyms in samples must not change between runs
 
 def _home(tmp_path: Path, country: str, n: int = 900, policy: Path | None = None) -> Home:
     """A home with the fixed data set: seeded synthetic records, a fixed key."""
-    home = ops.init_member(tmp_path / country.lower(), country, policy=policy)
+    home = init_member(tmp_path / country.lower(), country, policy=policy)
     rows = generate_encounters(country, n, seed=2016, start=START, weeks=6)
     write_csv(rows, tmp_path / f"{country}.csv")
     # Nothing published yet: preview and diff show a first release.
-    assert ops.ingest(home, tmp_path / f"{country}.csv", stage=False).stored == n
+    assert ingest(home, tmp_path / f"{country}.csv", stage=False).stored == n
     home.pseudonym_key_path.write_text(FIXED_KEY + "\n", encoding="ascii")
     return home
 
@@ -153,13 +156,13 @@ def test_policy_check_fails_with_located_errors(tmp_path: Path) -> None:
 def test_policy_explain_names_the_version_and_rules(tmp_path: Path) -> None:
     home = _home(tmp_path, "PAN", n=400)
     with NodeStore(home.store_path) as store:
-        plan, _ = ops.stage_publication(home, store, ops.home_policy(home))
+        plan, _ = stage_publication(home, store, home_policy(home))
         drain_outbox(store, MemorySink(MemoryTopic()))
     event = plan.events[0]
     data = json.loads(
         _cli("--home", str(home.path), "policy", "explain", event.event_id, "--format", "json")
     )
-    policy = ops.home_policy(home)
+    policy = home_policy(home)
     assert data["policy"] == {
         "id": "PAN-policy",
         "version": policy.version,
@@ -196,7 +199,7 @@ def test_preview_writes_and_sends_nothing(tmp_path: Path) -> None:
 def test_preview_shows_exactly_what_was_staged(tmp_path: Path, country: str) -> None:
     home = _home(tmp_path, country, n=600)  # ingest stages what the policy lets out
     with NodeStore(home.store_path) as store:
-        ops.stage_publication(home, store, ops.home_policy(home))
+        stage_publication(home, store, home_policy(home))
         live = {
             kind: {s for s, (_, content) in store.ledger(kind).items() if content is not None}
             for kind in ("FlowStatistic", "EncounterRecord")
@@ -214,7 +217,7 @@ def test_policy_audit_passes_on_what_the_engine_published_and_fails_on_a_leak(
 
     home = _home(tmp_path, "HND", n=600)
     with NodeStore(home.store_path) as store:
-        ops.stage_publication(home, store, ops.home_policy(home))
+        stage_publication(home, store, home_policy(home))
         drain_outbox(store, MemorySink(MemoryTopic()))
     result = CliRunner().invoke(
         main, ["--home", str(home.path), "policy", "audit", "--format", "json"]
@@ -263,7 +266,7 @@ def test_policy_diff_names_the_cells_a_shape_change_would_expose(tmp_path: Path)
     data = json.loads(_cli(*args))
     assert data["warnings"] == [] and data["shape_check"] is None  # nothing published yet
     with NodeStore(home.store_path) as store:
-        ops.stage_publication(home, store, ops.home_policy(home))
+        stage_publication(home, store, home_policy(home))
         drain_outbox(store, MemorySink(MemoryTopic()))
     data = json.loads(_cli(*args))
     check = data["shape_check"]
@@ -281,8 +284,8 @@ def test_policy_diff_names_the_cells_a_shape_change_would_expose(tmp_path: Path)
     assert home.policy_path.resolve() != (GOLDEN_POLICIES / "PAN.yaml").resolve()
     home.policy_path.write_text(new.read_text(encoding="utf-8"), encoding="utf-8")
     with NodeStore(home.store_path) as store:
-        ops.stage_publication(home, store, ops.home_policy(home))
-        release = plan_flow_release(store, ops.home_policy(home))
+        stage_publication(home, store, home_policy(home))
+        release = plan_flow_release(store, home_policy(home))
     sent = {(c.period, tuple(sorted(c.dimensions))) for c in release.cells}
     assert not held & sent
     # what was published under both shapes, read together by ``policy audit``

@@ -20,8 +20,12 @@ from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv
 from node.errors import CorredorError, EgressRefused
 from node.federation import trust
-from node.member import operations as ops
-from node.member.pipeline import EventFactory, drain_outbox
+from node.home import event_codec, regional_floor
+from node.member.drain import drain_outbox
+from node.member.event_factory import EventFactory
+from node.member.intake import ingest
+from node.member.member_home import home_policy, init_member
+from node.member.staging import stage_publication
 from node.member.workers import read_guard_values
 from node.policy.guard import EgressGuard, normalise
 from node.store.node_store import NodeStore
@@ -85,21 +89,21 @@ def _guard_policy(tmp_path: Path) -> Path:
 
 def guard_home(base: Path, n: int = 60, topic: str = "t") -> tuple[Home, list[dict[str, str]]]:
     """A USA home where one record's place is another person's name."""
-    home = ops.init_member(base / "usa", "USA", policy=_guard_policy(base), topic=topic)
+    home = init_member(base / "usa", "USA", policy=_guard_policy(base), topic=topic)
     rows = generate_encounters("USA", n, seed=9, start=START, weeks=3)
     rows[1]["family_name"] = PLANTED_NAME
     rows[0]["encounter_place"] = PLANTED_PLACE
     path = base / "usa.csv"
     write_csv(rows, path)
-    assert ops.ingest(home, path).stored == n
+    assert ingest(home, path).stored == n
     return home, rows
 
 
 def test_a_refused_event_is_never_staged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     home, rows = guard_home(tmp_path)
-    policy = ops.home_policy(home)
+    policy = home_policy(home)
     with NodeStore(home.store_path) as store, caplog.at_level(logging.WARNING):
-        plan, _ = ops.stage_publication(home, store, policy)
+        plan, _ = stage_publication(home, store, policy)
         assert plan.refused == 1
         assert [(r.kind, r.field, r.reason) for r in plan.refusals] == [
             ("EncounterRecord", "place", "identifying-value")
@@ -132,12 +136,12 @@ def test_preview_counts_what_the_guard_refuses(tmp_path: Path) -> None:
 
 
 def _forged_below_floor(home: Home) -> bytes:
-    policy = ops.home_policy(home)
+    policy = home_policy(home)
     factory = EventFactory(
         home.country,
         policy,
         SigningKey.load(home.country, home.signing_key_path),
-        ops.event_codec(),
+        event_codec(),
     )
     body = {
         "reporting_country": home.country,
@@ -158,22 +162,22 @@ def _forged_below_floor(home: Home) -> bytes:
 
 
 def test_the_aggregator_sets_aside_events_below_the_regional_floor(tmp_path: Path) -> None:
-    home = ops.init_member(tmp_path / "pan", "PAN", topic="t")
+    home = init_member(tmp_path / "pan", "PAN", topic="t")
     agg = aggregator_for(tmp_path, [home])
     topic = MemoryTopic()
     topic.append(b"PAN", _forged_below_floor(home))
     with PictureStore(agg.store_path) as store:
         keys = trust.key_directory(agg)
-        stats = Aggregator(store, ops.event_codec(), keys, floor=ops.regional_floor()).apply_batch(
+        stats = Aggregator(store, event_codec(), keys, floor=regional_floor()).apply_batch(
             MemorySource(topic).poll_batch(0, 10)
         )
         assert stats.rejected == {"below-regional-floor": 1}
         assert store.rejected()[0]["detail"] == "count below the floor's minimum cell size 3"
         assert store.flow_cells() == []
     # the check is the floor's: a floor with a smaller minimum lets it through
-    weaker = ops.regional_floor().model_copy(update={"min_cell_size": 1})
+    weaker = regional_floor().model_copy(update={"min_cell_size": 1})
     with PictureStore(tmp_path / "other.db") as store:
-        stats = Aggregator(store, ops.event_codec(), keys, floor=weaker).apply_batch(
+        stats = Aggregator(store, event_codec(), keys, floor=weaker).apply_batch(
             MemorySource(topic).poll_batch(0, 10)
         )
         assert stats.applied == 1
@@ -189,10 +193,10 @@ def test_linkage_tokens_are_added_when_the_home_holds_the_regional_key(tmp_path:
     regional = new_linkage_key()
     bodies = []
     for i in (1, 2):
-        home = ops.init_member(tmp_path / f"usa{i}", "USA", policy=_guard_policy(tmp_path))
+        home = init_member(tmp_path / f"usa{i}", "USA", policy=_guard_policy(tmp_path))
         rows = generate_encounters("USA", 20, seed=4, start=START, weeks=2)
         write_csv(rows, tmp_path / f"usa{i}.csv")
-        ops.ingest(home, tmp_path / f"usa{i}.csv")
+        ingest(home, tmp_path / f"usa{i}.csv")
         records = next(e for e in preview(home)["exchanges"] if e["kind"] == "EncounterRecord")
         assert "no regional linkage key" in records["linkage_tokens"]
         assert "linkage_token" not in records["fields"]
@@ -209,11 +213,11 @@ def test_linkage_tokens_are_added_when_the_home_holds_the_regional_key(tmp_path:
 def test_init_makes_a_private_pseudonym_key(tmp_path: Path) -> None:
     from node.member.encounters import pseudonym_key
 
-    home = ops.init_member(tmp_path / "pan", "PAN")
+    home = init_member(tmp_path / "pan", "PAN")
     assert home.pseudonym_key_path.stat().st_mode & 0o777 == 0o600
     key = pseudonym_key(home)
     assert len(key) == 32 and key == pseudonym_key(home)
-    other = ops.init_member(tmp_path / "pan2", "PAN")
+    other = init_member(tmp_path / "pan2", "PAN")
     assert pseudonym_key(other) != key
 
 
@@ -276,10 +280,10 @@ def test_reference_items_pass_the_egress_guard_too(tmp_path: Path) -> None:
     ]
     path = tmp_path / "focal.jsonl"
     path.write_text("\n".join(json.dumps(i) for i in items) + "\n", encoding="utf-8")
-    assert ops.ingest(home, path).stored == 2
-    policy = ops.home_policy(home)
+    assert ingest(home, path).stored == 2
+    policy = home_policy(home)
     with NodeStore(home.store_path) as store:
-        _, reference = ops.stage_publication(home, store, policy)
+        _, reference = stage_publication(home, store, policy)
         subjects = {s for s in store.ledger("FocalPoint")}
     counts = reference.kinds["FocalPoint"]
     assert (counts.refused, counts.new) == (1, 1)
@@ -297,9 +301,9 @@ def test_phone_numbers_in_free_text_are_not_mistaken_for_birth_dates() -> None:
 def test_parallel_stagers_refuse_what_the_guard_refuses(tmp_path: Path) -> None:
     """Stager processes get the parent's normalised values and refuse alike."""
     home, rows = guard_home(tmp_path)
-    policy = ops.home_policy(home)
+    policy = home_policy(home)
     with NodeStore(home.store_path) as store:
-        plan, _ = ops.stage_publication(home, store, policy, commit_chunks=True, stagers=2)
+        plan, _ = stage_publication(home, store, policy, commit_chunks=True, stagers=2)
         assert [(r.kind, r.field, r.reason) for r in plan.refusals] == [
             ("EncounterRecord", "place", "identifying-value")
         ]

@@ -8,8 +8,11 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from node.aggregator.run import aggregate_once
 from node.cli import main
-from node.member import operations as ops
+from node.home import event_codec
+from node.member.intake import ingest
+from node.member.publish import publish
 from node.policy.guard import normalise
 from node.store.picture import PictureStore
 from node.transport.kafka import read_all
@@ -32,7 +35,7 @@ def test_a_refused_event_never_reaches_the_topic(
     agg.config.kafka.bootstrap = kafka_bootstrap
     agg.config.kafka.group_id = group_id
     agg.save()
-    result = ops.publish(home)  # what ingest staged, and anything new
+    result = publish(home)  # what ingest staged, and anything new
     assert result.plan.refused == 1
     assert result.outbox.pending == 0 and result.drain.acknowledged > 0
 
@@ -46,11 +49,11 @@ def test_a_refused_event_never_reaches_the_topic(
     other_place = rows[2]["encounter_place"]
     assert any(other_place.encode("utf-8") in b for b in blobs)
 
-    codec = ops.event_codec()
+    codec = event_codec()
     kinds = [codec.decode_envelope(codec.split_signed(v)[0]).kind for _, v in messages if v]
     assert kinds.count("EncounterRecord") == n - 1
 
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected_total == 0 and stats.applied == len(messages)
     with PictureStore(agg.store_path) as store:
         records = store.view("encounter_view")
@@ -83,7 +86,7 @@ def test_publish_json_counts_the_reference_items_the_guard_stopped(
     ]
     path = tmp_path / "focal.jsonl"
     path.write_text("\n".join(json.dumps(i) for i in items) + "\n", encoding="utf-8")
-    assert ops.ingest(home, path).stored == 4
+    assert ingest(home, path).stored == 4
 
     out = CliRunner().invoke(main, ["--home", str(home.path), "publish", "--format", "json"])
     assert out.exit_code == 0, out.output

@@ -18,11 +18,17 @@ import numpy as np
 import pytest
 import yaml
 
+from node.aggregator.run import aggregate_once
 from node.config import Home, policies_dir
 from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv
-from node.member import operations as ops
-from node.member.pipeline import EventFactory, PublishPlan, prepare_flow_events
+from node.home import event_codec, regional_floor
+from node.member.event_factory import EventFactory
+from node.member.flow_release import PublishPlan, prepare_flow_events
+from node.member.intake import ingest
+from node.member.member_home import init_member
+from node.member.publish import publish
+from node.member.staging import privacy_budget
 from node.model.codes import iso_week
 from node.policy import privacy
 from node.policy.loader import load_floor, load_policy
@@ -262,19 +268,19 @@ def _dp_policy(
 def _member(
     tmp_path: Path, policy: Path, n: int, *, topic: str = "t"
 ) -> tuple[Home, list[dict[str, str]]]:
-    home = ops.init_member(tmp_path / "pan", "PAN", policy=policy, topic=topic)
+    home = init_member(tmp_path / "pan", "PAN", policy=policy, topic=topic)
     rows = generate_encounters("PAN", n, seed=7, start=START, weeks=6)
     csv = tmp_path / "pan.csv"
     write_csv(rows, csv)
-    assert ops.ingest(home, csv, stage=False).stored == n  # staged below, on a chosen day
+    assert ingest(home, csv, stage=False).stored == n  # staged below, on a chosen day
     return home, rows
 
 
 def _stage(home: Home, day: date, policy: Path | None = None) -> PublishPlan:
-    pol = load_policy(policy or home.policy_path, ops.regional_floor())
+    pol = load_policy(policy or home.policy_path, regional_floor())
     with NodeStore(home.store_path) as store:
         key = SigningKey.load(home.country, home.signing_key_path)
-        factory = EventFactory(home.country, pol, key, ops.event_codec())
+        factory = EventFactory(home.country, pol, key, event_codec())
         now = datetime.fromisoformat(day.isoformat() + UTC_NOON)
         plan = prepare_flow_events(store, factory, now=now)
         store.stage(plan.events, plan.suppression, plan.privacy)
@@ -320,7 +326,7 @@ def test_the_same_policy_publishing_again_spends_nothing(tmp_path: Path) -> None
 
 
 def test_the_floor_caps_epsilon_and_budgets(tmp_path: Path) -> None:
-    floor = ops.regional_floor()
+    floor = regional_floor()
     assert floor.differential_privacy is not None
     too_much = _dp_policy(tmp_path, epsilon=1.0, budget=9.0)
     problems = floor.problems(load_policy(too_much))
@@ -372,15 +378,15 @@ def test_a_dp_policy_end_to_end_on_a_real_broker(
     agg.config.kafka.bootstrap = kafka_bootstrap
     agg.config.kafka.group_id = group_id
     agg.save()
-    result = ops.publish(home)  # the real path: plan, budget, stage, drain
+    result = publish(home)  # the real path: plan, budget, stage, drain
     assert result.drain.acknowledged > 0 and result.plan.privacy is not None
     assert result.plan.privacy.spends and result.plan.suppressed_cells == 0
-    assert ops.privacy_budget(home) == {"TS": {"spent": 1.0, "budget": 2.0, "remaining": 1.0}}
+    assert privacy_budget(home) == {"TS": {"spent": 1.0, "budget": 2.0, "remaining": 1.0}}
 
     # the topic, read by a decoder of our own: every flow body is noisy, with
     # its calibrated interval; no exact count of any size is there. The three
     # tables put each record in three cells: scale levels(4) * 3 / epsilon = 9
-    codec = ops.event_codec()
+    codec = event_codec()
     schema = _body_decoder()
     h = privacy.published_half_width(1, 9.0)
     bodies: list[dict[str, Any]] = []
@@ -421,7 +427,7 @@ def test_a_dp_policy_end_to_end_on_a_real_broker(
     )
     assert inside >= 0.85 * len(bodies), (inside, len(bodies))
 
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected_total == 0 and stats.applied >= len(bodies)
     with PictureStore(agg.store_path) as store:
         cells = [c for c in store.flow_cells() if c["obs_status"] == "N"]
@@ -506,7 +512,7 @@ def test_weeks_and_months_overlap_so_their_losses_add() -> None:
 def test_the_codec_reads_flow_statistics_v1_and_v2_both_ways() -> None:
     from node.codec.single_object import decode
 
-    new = ops.event_codec()
+    new = event_codec()
     old = type(new)(new.registry, pins={"FlowStatistic": 1})
     exact = {
         "reporting_country": "PAN",

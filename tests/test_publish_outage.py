@@ -15,12 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from node.aggregator.run import aggregate_once
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.devkafka import LocalKafka
 from node.errors import TransportError
-from node.member import operations as ops
-from node.member.follow import PublishCounters, publish_follow, wait_until
+from node.loops import wait_until
+from node.member.follow import PublishCounters, publish_follow
+from node.member.intake import ingest
+from node.member.member_home import init_member
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.kafka import KafkaSink, ensure_topic, read_all
@@ -76,7 +79,7 @@ def test_publish_follow_survives_a_stopped_and_restarted_broker(
 ) -> None:
     bootstrap = broker.bootstrap
     topic = "outage.events"
-    pan = ops.init_member(
+    pan = init_member(
         tmp_path / "pan",
         "PAN",
         bootstrap=bootstrap,
@@ -88,7 +91,7 @@ def test_publish_follow_survives_a_stopped_and_restarted_broker(
     agg.save()
     rows = generate_encounters("PAN", 8000, seed=131, start=START, weeks=6)
     write_csv(rows[:4000], tmp_path / "a.csv")
-    ops.ingest(pan, tmp_path / "a.csv")
+    ingest(pan, tmp_path / "a.csv")
 
     stop = threading.Event()
     live = PublishCounters()
@@ -111,7 +114,7 @@ def test_publish_follow_survives_a_stopped_and_restarted_broker(
         broker.kill_broker(1, signal.SIGTERM)  # stopped, not crashed
         down_at = time.monotonic()
         write_csv(rows[4000:], tmp_path / "b.csv")
-        ops.ingest(pan, tmp_path / "b.csv")  # ingest goes on while Kafka is away
+        ingest(pan, tmp_path / "b.csv")  # ingest goes on while Kafka is away
         errors_before = live.errors
         assert wait_until(lambda: live.errors >= errors_before + 2, 120), "the loop noticed"
         # The outage itself lasts OUTAGE_S: that is the fault, not a wait for a result.
@@ -133,7 +136,7 @@ def test_publish_follow_survives_a_stopped_and_restarted_broker(
     # published (two releases: the cross-release rule decides some cells).
     rows_staged = _outbox_rows(pan)
     on_topic = read_all(bootstrap, topic)
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.rejected_total == 0
     assert stats.applied + stats.stale == rows_staged
     assert stats.messages - stats.duplicates == rows_staged

@@ -22,14 +22,18 @@ import pytest
 from click.testing import CliRunner
 from kafka import KafkaProducer
 
+from node.aggregator.dead_letters import dead_letter_topic
 from node.aggregator.rebuild import REBUILD_SUFFIX, RebuildProgress, rebuild_picture
+from node.aggregator.run import aggregate_once
 from node.cli import main
 from node.cli.rebuild_view import plain_line
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.errors import ConfigError
-from node.home import picture_topic as _picture_topic
-from node.member import operations as ops
+from node.home import picture_topic
+from node.member.intake import ingest
+from node.member.member_home import init_member
+from node.member.publish import publish
 from node.store import audit
 from node.transport.clients import Client, group_source
 from node.transport.kafka import read_all
@@ -79,7 +83,7 @@ def _picture(home: Home) -> dict[str, Any]:
 
 def _ingest(home: Home, rows: list[dict[str, str]], path: Path) -> None:
     write_csv(rows, path)
-    ops.ingest(home, path)
+    ingest(home, path)
 
 
 def _federation(
@@ -87,7 +91,7 @@ def _federation(
 ) -> tuple[list[Home], Home, dict[str, list[dict[str, str]]]]:
     members, data = [], {}
     for i, country in enumerate(("PAN", "CRI")):
-        home = ops.init_member(
+        home = init_member(
             tmp_path / country.lower(),
             country,
             topic=topic,
@@ -105,7 +109,7 @@ def _federation(
     agg.config.kafka.client = client
     agg.save()
     for home in members:
-        ops.publish(home)
+        publish(home)
     producer = KafkaProducer(bootstrap_servers=bootstrap)
     for value in GARBAGE:
         producer.send(topic, key=b"PAN", value=value)
@@ -113,7 +117,7 @@ def _federation(
     producer.close()
     for home in members:
         _ingest(home, data[home.country][800:], tmp_path / f"{home.country}-b.csv")
-        ops.publish(home)
+        publish(home)
     return members, agg, data
 
 
@@ -123,16 +127,16 @@ def test_rebuilt_picture_equals_the_live_one(
     tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str, client: Client
 ) -> None:
     members, agg, data = _federation(tmp_path, kafka_bootstrap, topic, group_id, client)
-    live = ops.aggregate_once(agg)
+    live = aggregate_once(agg)
     assert live.rejected == {"undecodable": len(GARBAGE)}
     assert live.stale == 0 and live.applied > 0
     before = _picture(agg)
     revised = [h for h in before["heads"] if h[3] > 1]
     assert revised, "the second publish revised cells"
     assert len(before["quarantined"]) == len(GARBAGE)
-    dead_letters = len(read_all(kafka_bootstrap, ops.dead_letter_topic(agg)))
-    picture_topic = _picture_topic(agg)
-    published = len(read_all(kafka_bootstrap, picture_topic))
+    dead_letters = len(read_all(kafka_bootstrap, dead_letter_topic(agg)))
+    picture = picture_topic(agg)
+    published = len(read_all(kafka_bootstrap, picture))
     assert dead_letters == len(GARBAGE) and published > 0
     on_topic = len(read_all(kafka_bootstrap, topic))
 
@@ -161,15 +165,15 @@ def test_rebuilt_picture_equals_the_live_one(
     assert _rows(result.previous, "SELECT count(*) FROM subject_head")[0][0] == len(before["heads"])
     assert not (agg.store_path.parent / (agg.store_path.name + REBUILD_SUFFIX)).exists()
     # Nothing went out twice.
-    assert len(read_all(kafka_bootstrap, ops.dead_letter_topic(agg))) == dead_letters
-    assert len(read_all(kafka_bootstrap, picture_topic)) == published
+    assert len(read_all(kafka_bootstrap, dead_letter_topic(agg))) == dead_letters
+    assert len(read_all(kafka_bootstrap, picture)) == published
     # The group resumes where the rebuild ended: nothing again, nothing lost.
-    assert ops.aggregate_once(agg).messages == 0
+    assert aggregate_once(agg).messages == 0
     pan = members[0]
     extra = generate_encounters("PAN", 200, seed=99, start=START, weeks=5)
     _ingest(pan, extra, tmp_path / "PAN-c.csv")
-    sent = ops.publish(pan).drain.acknowledged
-    assert ops.aggregate_once(agg).messages == sent > 0
+    sent = publish(pan).drain.acknowledged
+    assert aggregate_once(agg).messages == sent > 0
 
 
 @pytest.mark.kafka
@@ -177,7 +181,7 @@ def test_cli_rebuild_prints_progress_and_the_same_picture(
     tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str
 ) -> None:
     _, agg, _ = _federation(tmp_path, kafka_bootstrap, topic, group_id, "kafka-python")
-    ops.aggregate_once(agg)
+    aggregate_once(agg)
     before = _picture(agg)
     runner = CliRunner()
     done = runner.invoke(
@@ -197,7 +201,7 @@ def test_rebuild_refuses_while_an_aggregator_runs_in_the_group(
     tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str
 ) -> None:
     _, agg, _ = _federation(tmp_path, kafka_bootstrap, topic, group_id, "kafka-python")
-    ops.aggregate_once(agg)
+    aggregate_once(agg)
     before = _picture(agg)
     running = group_source(
         "kafka-python", kafka_bootstrap, topic, group_id, client_id="a-running-aggregator"
@@ -216,7 +220,7 @@ def test_a_purged_picture_is_rebuilt_purged_and_its_tombstones_not_sent_again(
     tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str
 ) -> None:
     _, agg, _ = _federation(tmp_path, kafka_bootstrap, topic, group_id, "confluent")
-    ops.aggregate_once(agg)
+    aggregate_once(agg)
     retain = _rows(agg.store_path, "SELECT min(retain_until) FROM event_use")[0][0]
     assert retain is not None, "the policies give flows a retention"
     # Purge as of the day after the earliest retain_until: some events go.
@@ -226,15 +230,15 @@ def test_a_purged_picture_is_rebuilt_purged_and_its_tombstones_not_sent_again(
     assert done.exit_code == 0, done.output
     purged = _rows(agg.store_path, "SELECT count(*) FROM event_use WHERE purged_at IS NOT NULL")
     assert purged[0][0] > 0
-    ops.aggregate_once(agg)  # sends the tombstones
-    picture_topic = _picture_topic(agg)
-    published = len(read_all(kafka_bootstrap, picture_topic))
+    aggregate_once(agg)  # sends the tombstones
+    picture = picture_topic(agg)
+    published = len(read_all(kafka_bootstrap, picture))
     before = _picture(agg)
     rebuild_picture(agg)
     assert _picture(agg) == before
     again = _rows(agg.store_path, "SELECT count(*) FROM event_use WHERE purged_at IS NOT NULL")
     assert again == purged
-    assert len(read_all(kafka_bootstrap, picture_topic)) == published
+    assert len(read_all(kafka_bootstrap, picture)) == published
 
 
 def _next_day(iso: str) -> str:
@@ -252,7 +256,7 @@ def test_an_interrupted_rebuild_leaves_the_live_picture_as_it_was(
     tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str
 ) -> None:
     _, agg, _ = _federation(tmp_path, kafka_bootstrap, topic, group_id, "confluent")
-    ops.aggregate_once(agg)
+    aggregate_once(agg)
     before = _picture(agg)
     calls = []
 
@@ -267,7 +271,7 @@ def test_an_interrupted_rebuild_leaves_the_live_picture_as_it_was(
     assert _picture(agg) == before
     assert not (agg.store_path.parent / (agg.store_path.name + REBUILD_SUFFIX)).exists()
     # The group was not moved: nothing new, nothing lost for the live aggregator.
-    assert ops.aggregate_once(agg).messages == 0
+    assert aggregate_once(agg).messages == 0
     # The next rebuild starts over and completes.
     out = CliRunner().invoke(
         main, ["--home", str(agg.path), "aggregate", "--rebuild", "--format", "json"]

@@ -12,9 +12,13 @@ import yaml
 
 from node.config import policies_dir
 from node.demo.synth import generate_encounters, write_csv
-from node.member import operations as ops
+from node.home import event_codec
 from node.member import preview as lib
-from node.member.pipeline import QUASI_IDENTIFIERS, drain_outbox
+from node.member.drain import drain_outbox
+from node.member.intake import ingest
+from node.member.member_home import home_policy, init_member
+from node.member.record_release import QUASI_IDENTIFIERS
+from node.member.staging import stage_publication
 from node.store.node_store import NodeStore
 from node.transport.memory import MemorySink, MemoryTopic
 from tests.factories import START
@@ -34,7 +38,7 @@ def _policy(tmp_path: Path, k: int | None) -> Path:
 
 
 def _published_groups(topic: MemoryTopic) -> Counter[tuple[object, ...]]:
-    codec = ops.event_codec()
+    codec = event_codec()
     live: dict[str, dict[str, object] | None] = {}
     for message in topic.records:
         if not message.value:
@@ -47,20 +51,20 @@ def _published_groups(topic: MemoryTopic) -> Counter[tuple[object, ...]]:
 
 @pytest.mark.parametrize("stagers", [1, 2])
 def test_records_in_groups_below_k_are_held_back(tmp_path: Path, stagers: int) -> None:
-    home = ops.init_member(tmp_path / "usa", "USA", policy=_policy(tmp_path, 3))
+    home = init_member(tmp_path / "usa", "USA", policy=_policy(tmp_path, 3))
     rows = generate_encounters("USA", 400, seed=4, start=START, weeks=2)
     # a group of three identical people (but for names and documents): it may leave
     for i in range(3):
         rows.append(rows[0] | {"record_id": f"USA-K-{i}", "document_number": f"K{i:07d}"})
     write_csv(rows, tmp_path / "usa.csv")
-    assert ops.ingest(home, tmp_path / "usa.csv").stored == len(rows)
+    assert ingest(home, tmp_path / "usa.csv").stored == len(rows)
     preview = lib.preview(home)
     records = next(e for e in preview["exchanges"] if e["kind"] == "EncounterRecord")
     assert records["k_anonymity"] == 3 and records["held_back"] > 0
     topic = MemoryTopic()
     with NodeStore(home.store_path) as store:
-        plan, _ = ops.stage_publication(
-            home, store, ops.home_policy(home), commit_chunks=stagers > 1, stagers=stagers
+        plan, _ = stage_publication(
+            home, store, home_policy(home), commit_chunks=stagers > 1, stagers=stagers
         )
         drain_outbox(store, MemorySink(topic))
     groups = _published_groups(topic)
@@ -71,19 +75,19 @@ def test_records_in_groups_below_k_are_held_back(tmp_path: Path, stagers: int) -
 
 
 def test_a_record_sent_before_is_withdrawn_once_its_group_falls_below_k(tmp_path: Path) -> None:
-    home = ops.init_member(tmp_path / "usa", "USA", policy=_policy(tmp_path, 1))
+    home = init_member(tmp_path / "usa", "USA", policy=_policy(tmp_path, 1))
     rows = generate_encounters("USA", 60, seed=5, start=START, weeks=1)
     write_csv(rows, tmp_path / "usa.csv")
-    ops.ingest(home, tmp_path / "usa.csv")
+    ingest(home, tmp_path / "usa.csv")
     topic = MemoryTopic()
     with NodeStore(home.store_path) as store:
-        ops.stage_publication(home, store, ops.home_policy(home))
+        stage_publication(home, store, home_policy(home))
         drain_outbox(store, MemorySink(topic))
     assert sum(_published_groups(topic).values()) == len(rows)  # k = 1: all leave
     strict = _policy(tmp_path, 2)
     home.policy_path.write_text(strict.read_text(encoding="utf-8"), encoding="utf-8")
     with NodeStore(home.store_path) as store:
-        ops.stage_publication(home, store, ops.home_policy(home))
+        stage_publication(home, store, home_policy(home))
         drain_outbox(store, MemorySink(topic))
     groups = _published_groups(topic)
     assert groups and min(groups.values()) >= 2
@@ -92,20 +96,20 @@ def test_a_record_sent_before_is_withdrawn_once_its_group_falls_below_k(tmp_path
 def test_k_defaults_to_the_minimum_cell_size(tmp_path: Path) -> None:
     """Issue 15: with no ``k_anonymity`` in the policy, k is the minimum cell
     size (USA's 10), not 1: no group smaller than a flow cell may leave."""
-    home = ops.init_member(tmp_path / "usa", "USA", policy=_policy(tmp_path, None))
+    home = init_member(tmp_path / "usa", "USA", policy=_policy(tmp_path, None))
     rows = generate_encounters("USA", 400, seed=4, start=START, weeks=2)
     for i in range(10):  # a group of ten identical people: it may leave
         rows.append(rows[0] | {"record_id": f"USA-K-{i}", "document_number": f"K{i:07d}"})
     write_csv(rows, tmp_path / "usa.csv")
-    assert ops.ingest(home, tmp_path / "usa.csv").stored == len(rows)
-    policy = ops.home_policy(home)
+    assert ingest(home, tmp_path / "usa.csv").stored == len(rows)
+    policy = home_policy(home)
     minimum = policy.exchanges.flow_statistics.min_cell_size
     assert policy.exchanges.encounter_records.k_anonymity is None and minimum == 10
     records = next(e for e in lib.preview(home)["exchanges"] if e["kind"] == "EncounterRecord")
     assert records["k_anonymity"] == minimum and records["held_back"] > 0
     topic = MemoryTopic()
     with NodeStore(home.store_path) as store:
-        ops.stage_publication(home, store, policy)
+        stage_publication(home, store, policy)
         drain_outbox(store, MemorySink(topic))
     groups = _published_groups(topic)
     assert groups, "no record left: the test would prove nothing"

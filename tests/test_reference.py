@@ -21,12 +21,17 @@ from node.crypto.signing import SigningKey
 from node.demo.federation import SAMPLES_DIR, sample_files
 from node.errors import ConfigError, InputError
 from node.federation import trust
+from node.home import event_codec, regional_floor
 from node.member import corrections
-from node.member import operations as ops
+from node.member.drain import drain_outbox
+from node.member.event_factory import FLOW_KIND, EventFactory
+from node.member.flow_release import prepare_flow_events
 from node.member.ingest_reference import detect_kind
-from node.member.pipeline import FLOW_KIND, EventFactory, drain_outbox, prepare_flow_events
+from node.member.intake import ingest
+from node.member.member_home import home_policy, init_member
 from node.member.reference_pipeline import ReferencePlan, plan_with_reference
 from node.model.events import Envelope
+from node.operator.status import home_status
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.store.reference import ReferenceStore
@@ -40,15 +45,15 @@ LEG_HEADER = (
 
 
 def _member(tmp_path: Path, country: str, policy: Path | None = None) -> Home:
-    return ops.init_member(tmp_path / country.lower(), country, policy=policy)
+    return init_member(tmp_path / country.lower(), country, policy=policy)
 
 
 def _publish(home: Home, topic: MemoryTopic) -> ReferencePlan:
-    """What ops.publish stages, drained to an in-memory topic."""
-    policy = ops.home_policy(home)
+    """What publish stages, drained to an in-memory topic."""
+    policy = home_policy(home)
     with NodeStore(home.store_path) as store:
         key = SigningKey.load(home.country, home.signing_key_path)
-        factory = EventFactory(home.country, policy, key, ops.event_codec())
+        factory = EventFactory(home.country, policy, key, event_codec())
         flow = prepare_flow_events(store, factory)
         staged, reference = plan_with_reference(store, factory, flow.events, FLOW_KIND)
         if staged:
@@ -60,7 +65,7 @@ def _publish(home: Home, topic: MemoryTopic) -> ReferencePlan:
 def _apply(agg: Home, topic: MemoryTopic, start: int = 0) -> ApplyStats:
     with PictureStore(agg.store_path) as store:
         aggregator = Aggregator(
-            store, ops.event_codec(), trust.key_directory(agg), floor=ops.regional_floor()
+            store, event_codec(), trust.key_directory(agg), floor=regional_floor()
         )
         return aggregator.apply_batch(MemorySource(topic, committed=start).poll_batch(0, 10**9))
 
@@ -89,7 +94,7 @@ def test_every_sample_file_ingests_cleanly(tmp_path: Path) -> None:
             "focal-points",
         }
         for sample in files:
-            report = ops.ingest(home, sample)
+            report = ingest(home, sample)
             assert report.rejected == [] and report.stored == report.rows > 0, sample
     assert "ILLUSTRATIVE" in (SAMPLES_DIR / "README.md").read_text()
 
@@ -107,7 +112,7 @@ def test_csv_errors_are_located_and_good_rows_kept(tmp_path: Path) -> None:
         + "PAN,L-2,CARRIER_SANCTIONS,Ley 3,,Again,,,,,,,\n"
         + "PAN,L-6,PALERMO_PROTOCOL,Protocol,,Party,,,,,,RATIFIED,2004-13-01\n",
     )
-    report = ops.ingest(home, path)
+    report = ingest(home, path)
     assert report.as_dict()["kind"] == "legislation"
     assert (report.rows, report.stored, report.rejected_rows) == (6, 1, 5)
     errors = [r.located() for r in report.rejected]
@@ -139,7 +144,7 @@ def test_json_array_errors_name_the_line_where_the_record_starts(tmp_path: Path)
     text += json.dumps({**good, "advisory_id": "H-2", "country_of_origin": "XXX"}, indent=2)
     text += ",\n" + json.dumps({**good, "advisory_id": "H-3", "valid_until": "2025-01-01"})
     text += ",\n 42\n]\n"
-    report = ops.ingest(home, _write(tmp_path / "health.json", text))
+    report = ingest(home, _write(tmp_path / "health.json", text))
     errors = [r.located() for r in report.rejected]
     assert report.stored == 1
     assert errors[0] == (
@@ -181,7 +186,7 @@ def test_jsonl_lists_and_unknown_fields(tmp_path: Path) -> None:
         },
     ]
     path = _write(tmp_path / "fp.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n")
-    report = ops.ingest(home, path)
+    report = ingest(home, path)
     assert report.stored == 1
     assert [(r.line, r.field) for r in report.rejected] == [(2, "email"), (3, "password")]
     with ReferenceStore(home.store_path) as refs:
@@ -193,21 +198,21 @@ def test_kind_detection_and_override(tmp_path: Path) -> None:
     home = _member(tmp_path, "PAN")
     unknown = _write(tmp_path / "x.csv", "a,b\n1,2\n")
     with pytest.raises(InputError, match="cannot tell what kind of file this is"):
-        ops.ingest(home, unknown)
+        ingest(home, unknown)
     legislation = _write(tmp_path / "l.csv", LEG_HEADER + "\n")
     with pytest.raises(InputError, match="missing columns"):
-        ops.ingest(home, legislation, kind="consular")
+        ingest(home, legislation, kind="consular")
     broken = _write(tmp_path / "b.json", '[{"issuer": "PAN",\n "advisory_id": }]')
     with pytest.raises(InputError, match=r"b\.json:2: malformed JSON"):
-        ops.ingest(home, broken, kind="health")
+        ingest(home, broken, kind="health")
 
 
 def test_reingest_counts_unchanged_and_updated(tmp_path: Path) -> None:
     home = _member(tmp_path, "PAN")
     row = "PAN,L-1,CARRIER_SANCTIONS,Ley 3,,Fines,,,100,200,USD,,\n"
-    first = ops.ingest(home, _write(tmp_path / "l.csv", LEG_HEADER + "\n" + row))
-    again = ops.ingest(home, tmp_path / "l.csv")
-    changed = ops.ingest(
+    first = ingest(home, _write(tmp_path / "l.csv", LEG_HEADER + "\n" + row))
+    again = ingest(home, tmp_path / "l.csv")
+    changed = ingest(
         home, _write(tmp_path / "l.csv", LEG_HEADER + "\n" + row.replace("200", "300"))
     )
     assert (first.stored, again.stored, again.duplicates) == (1, 0, 1)
@@ -238,7 +243,7 @@ def federation(tmp_path: Path) -> tuple[dict[str, Home], Home]:
     members = {c: _member(tmp_path, c) for c in ("PAN", "MEX")}
     for country, home in members.items():
         for sample in sample_files(country):
-            ops.ingest(home, sample)
+            ingest(home, sample)
     agg = aggregator_for(tmp_path, list(members.values()))
     return members, agg
 
@@ -326,7 +331,7 @@ def test_withdrawal_removes_from_view_keeps_history(
     ]
     # Re-ingesting the file brings the advisory back as the next revision.
     for sample in sample_files("MEX"):
-        ops.ingest(mex, sample)
+        ingest(mex, sample)
     _publish(mex, topic)
     _apply(agg, topic)
     assert _view(agg, "health_view")[subject]["_revision"] == 3
@@ -341,7 +346,7 @@ def test_withdrawn_flow_cell_stays_withdrawn(tmp_path: Path) -> None:
     _publish(home, topic)
     _apply(agg, topic)
     first = topic.records[0]
-    codec = ops.event_codec()
+    codec = event_codec()
     env = codec.decode_envelope(codec.split_signed(first.value or b"")[0])
     corrections.withdraw(home, env.event_id, "cell under review")
     _publish(home, topic)
@@ -359,7 +364,7 @@ def test_not_shared_exchange_publishes_nothing_and_withdraws(tmp_path: Path) -> 
     policy = yaml.safe_load((policies_dir() / "GTM.yaml").read_text())
     home = _member(tmp_path, "GTM")
     for sample in sample_files("GTM"):
-        ops.ingest(home, sample)
+        ingest(home, sample)
     agg = aggregator_for(tmp_path, [home])
     topic = MemoryTopic()
     _publish(home, topic)
@@ -390,7 +395,7 @@ def test_restricted_intelligence_is_never_sent_unsealed(tmp_path: Path) -> None:
     path = tmp_path / "PAN-intel.yaml"
     path.write_text(yaml.safe_dump(policy, allow_unicode=True))
     home = _member(tmp_path, "PAN", policy=path)
-    ops.ingest(home, SAMPLES_DIR / "pan" / "intelligence.json")
+    ingest(home, SAMPLES_DIR / "pan" / "intelligence.json")
     topic = MemoryTopic()
     plan = _publish(home, topic)  # no recipients given
     assert plan.kinds["IntelligenceReport"].held_restricted == 1
@@ -404,7 +409,7 @@ def test_another_producer_cannot_overwrite_a_members_entry(
     topic = MemoryTopic()
     _publish(members["PAN"], topic)
     _apply(agg, topic)
-    codec = ops.event_codec()
+    codec = event_codec()
     mex_key = SigningKey.load("MEX", members["MEX"].signing_key_path)
     real = codec.decode_envelope(codec.split_signed(topic.records[0].value or b"")[0])
     forged_body = codec.encode_body(
@@ -487,7 +492,7 @@ def test_the_aggregator_validates_bodies_again(
     members, agg = federation
     topic = MemoryTopic()
     _publish(members["PAN"], topic)
-    codec = ops.event_codec()
+    codec = event_codec()
     pan_key = SigningKey.load("PAN", members["PAN"].signing_key_path)
     real = codec.decode_envelope(codec.split_signed(topic.records[0].value or b"")[0])
     body = {
@@ -524,7 +529,7 @@ def test_the_aggregator_validates_bodies_again(
 def test_each_model_has_exactly_its_latest_schemas_fields(kind: str) -> None:
     from node.model.reference import BY_KIND
 
-    schema = ops.event_codec().registry.latest(kind)
+    schema = event_codec().registry.latest(kind)
     assert list(BY_KIND[kind].model_fields) == [f["name"] for f in schema.raw["fields"]]
 
 
@@ -532,7 +537,7 @@ def test_a_broken_encounter_header_still_gets_the_encounter_error(tmp_path: Path
     home = _member(tmp_path, "PAN")
     path = _write(tmp_path / "enc.csv", "document_number,family_name\nX1,Doe\n")
     with pytest.raises(InputError, match=r"enc\.csv:1: missing columns \['record_id'"):
-        ops.ingest(home, path)
+        ingest(home, path)
 
 
 def test_status_counts_reference_data(federation: tuple[dict[str, Home], Home]) -> None:
@@ -541,7 +546,7 @@ def test_status_counts_reference_data(federation: tuple[dict[str, Home], Home]) 
     _publish(members["MEX"], topic)
     _apply(agg, topic)
     corrections.withdraw(members["MEX"], "FocalPoint|MEX|MEX-FP-02")
-    member = ops.home_status(members["MEX"])["reference_items"]
+    member = home_status(members["MEX"])["reference_items"]
     assert member == {
         "LegislationEntry": 4,
         "ConsularMission": 5,
@@ -549,7 +554,7 @@ def test_status_counts_reference_data(federation: tuple[dict[str, Home], Home]) 
         "FocalPoint": 1,
         "IntelligenceReport": 0,
     }
-    reference = ops.home_status(agg)["reference"]
+    reference = home_status(agg)["reference"]
     assert isinstance(reference, dict)
     assert {k: reference[k] for k in ("legislation", "consular", "health", "focal_point")} == {
         "legislation": 4,

@@ -20,8 +20,8 @@ import pytest
 from node.aggregator.apply import Aggregator, consume_until_caught_up
 from node.config import Home
 from node.federation import trust
-from node.member import operations as ops
-from node.member.pipeline import drain_outbox
+from node.home import event_codec, regional_floor
+from node.member.drain import drain_outbox
 from node.report.flows import picture_json
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
@@ -99,7 +99,7 @@ def _aggregator_with_picture(tmp_path: Path) -> Home:
     with PictureStore(agg.store_path) as store:
         consume_until_caught_up(
             Aggregator(
-                store, ops.event_codec(), trust.key_directory(agg), floor=ops.regional_floor()
+                store, event_codec(), trust.key_directory(agg), floor=regional_floor()
             ),
             MemorySource(topic),
         )

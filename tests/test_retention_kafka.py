@@ -19,10 +19,12 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from node.aggregator.run import aggregate_once
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.devkafka import LocalKafka
-from node.member import operations as ops
+from node.member.intake import ingest
+from node.member.publish import publish
 from node.operator.doctor import diagnose
 from node.store.picture import VIEW_COLUMNS, PictureStore
 from node.transport.kafka import ensure_topic
@@ -93,9 +95,9 @@ def test_a_rebuild_from_the_topic_equals_the_picture_after_retention_ran(
     agg = aggregator_for(tmp_path, [pan], topic=topic)
     agg.config.kafka.bootstrap = bootstrap
     agg.save()
-    first = ops.publish(pan)  # creates the shared topic, as any node does
+    first = publish(pan)  # creates the shared topic, as any node does
     assert first.drain.acknowledged > 0 and first.outbox.pending == 0
-    ops.aggregate_once(agg)
+    aggregate_once(agg)
 
     # Positive control: a topic on the broker's defaults, written after the
     # shared topic's first events, loses its records to the retention checker.
@@ -119,10 +121,10 @@ def test_a_rebuild_from_the_topic_equals_the_picture_after_retention_ran(
     assert everything[:400] == rows
     more = everything[400:]
     write_csv(more, tmp_path / "more.csv")
-    assert ops.ingest(pan, tmp_path / "more.csv").stored == 200
-    second = ops.publish(pan)
+    assert ingest(pan, tmp_path / "more.csv").stored == 200
+    second = publish(pan)
     assert second.drain.acknowledged > 0
-    ops.aggregate_once(agg)
+    aggregate_once(agg)
     # The retention checker has passed over the shared topic's old segments
     # again since (it deletes a control record written after them).
     probe = KafkaProducer(bootstrap_servers=bootstrap)
@@ -138,7 +140,7 @@ def test_a_rebuild_from_the_topic_equals_the_picture_after_retention_ran(
     rebuilt = aggregator_for(tmp_path / "rebuild", [pan], topic=topic)
     rebuilt.config.kafka.bootstrap = bootstrap
     rebuilt.save()
-    ops.aggregate_once(rebuilt)
+    aggregate_once(rebuilt)
     picture, again = _picture(agg), _picture(rebuilt)
     assert again == picture
     assert picture["counts"]["events_applied"] == (

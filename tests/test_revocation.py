@@ -18,10 +18,15 @@ from click.testing import CliRunner
 from kafka import KafkaProducer
 
 from node.aggregator.picture_sync import picture_path, sync_picture
+from node.aggregator.run import aggregate_once
+from node.aggregator.setup import add_member
 from node.cli import main as cli
 from node.config import Home
 from node.federation import trust
-from node.member import operations as ops
+from node.federation.control import sync_manifest
+from node.home import event_codec
+from node.member.member_home import home_policy
+from node.member.publish import publish
 from node.model.events import Envelope, PolicyRef
 from node.store.picture import PictureStore
 from node.transport.kafka import read_all
@@ -36,8 +41,8 @@ def _cells(path: Path) -> dict[str, tuple[int, int]]:
 
 def _forged(home: Home, cell: dict[str, Any], revision: int, count: int) -> bytes:
     """A revision of ``cell`` signed with the member's own key."""
-    codec = ops.event_codec()
-    policy = ops.home_policy(home)
+    codec = event_codec()
+    policy = home_policy(home)
     key = trust.load_signing_key(home)
     body = {
         k: cell[k]
@@ -113,9 +118,9 @@ def test_a_compromised_key_leaves_the_picture_and_earlier_revisions_come_back(
     kafka_bootstrap: str, topic: str, group_id: str, tmp_path: Path
 ) -> None:
     pan, cri, agg = _setup(tmp_path, kafka_bootstrap, topic, group_id)
-    ops.publish(pan)
-    ops.publish(cri)
-    ops.aggregate_once(agg)
+    publish(pan)
+    publish(cri)
+    aggregate_once(agg)
     good = _cells(agg.store_path)
     pan_cells = sorted(s for s in good if s.startswith("FlowStatistic|PAN|"))
     assert len(pan_cells) >= 6 and all(rev == 1 for rev, _ in good.values())
@@ -129,7 +134,7 @@ def test_a_compromised_key_leaves_the_picture_and_earlier_revisions_come_back(
     invented = dict(rows[pan_cells[5]], subject=pan_cells[5] + "|invented")
     forged.append(_forged(pan, invented, 1, 777))
     _send(kafka_bootstrap, topic, forged)
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.applied == len(forged)  # the key is still trusted: they go in
     sync_picture(cri)
     assert {s: _cells(picture_path(cri))[s] for s in targets} == {
@@ -149,7 +154,7 @@ def test_a_compromised_key_leaves_the_picture_and_earlier_revisions_come_back(
     )
     assert "leave the picture" in out
     _cli(agg, "federation", "sign", "--publish")
-    after = ops.aggregate_once(agg)
+    after = aggregate_once(agg)
     assert after.rejected_total == 0
 
     assert _cells(agg.store_path) == good  # every cell back at revision 1, invented one gone
@@ -176,7 +181,7 @@ def test_a_compromised_key_leaves_the_picture_and_earlier_revisions_come_back(
     # More from the stolen key is refused as it arrives; carrying the
     # revocation out again changes nothing.
     _send(kafka_bootstrap, topic, [_forged(pan, rows[targets[0]], 3, 555)])
-    assert ops.aggregate_once(agg).rejected == {"revoked-key": 1}
+    assert aggregate_once(agg).rejected == {"revoked-key": 1}
     assert _cells(agg.store_path) == good
     assert len(json.loads(_cli(agg, "status", "--format", "json"))["revocations"]) == 1
 
@@ -184,7 +189,7 @@ def test_a_compromised_key_leaves_the_picture_and_earlier_revisions_come_back(
     # takes the new manifest carries the revocation out in its own copy too.
     republished = [m for m in read_all(kafka_bootstrap, f"{topic}.picture")]
     assert len(republished) > len(good)
-    ops.sync_manifest(cri)
+    sync_manifest(cri)
     sync_picture(cri)
     mine = _cells(picture_path(cri))
     assert {s: mine.get(s) for s in targets} == {s: good[s] for s in targets}
@@ -195,15 +200,15 @@ def test_a_rotated_key_keeps_what_it_signed(
     kafka_bootstrap: str, topic: str, group_id: str, tmp_path: Path
 ) -> None:
     pan, _, agg = _setup(tmp_path, kafka_bootstrap, topic, group_id)
-    ops.publish(pan)
-    ops.aggregate_once(agg)
+    publish(pan)
+    aggregate_once(agg)
     good = _cells(agg.store_path)
     old = trust.load_signing_key(pan).key_id
     trust.rotate_signing_key(pan)
-    ops.add_member(agg, "PAN", pan.public_key_path, pan.encryption_pub_path)
+    add_member(agg, "PAN", pan.public_key_path, pan.encryption_pub_path)
     _cli(agg, "federation", "revoke", "PAN", "--key", old, "--retire-after", "0")
     _cli(agg, "federation", "sign")
-    assert ops.aggregate_once(agg).rejected_total == 0
+    assert aggregate_once(agg).rejected_total == 0
     assert _cells(agg.store_path) == good  # nothing left the picture
     status = json.loads(_cli(agg, "status", "--format", "json"))
     assert status["revoked_events"] == 0 and status["revocations"] == []

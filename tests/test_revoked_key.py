@@ -16,13 +16,15 @@ import pytest
 from click.testing import CliRunner
 from kafka import KafkaConsumer, TopicPartition
 
+from node.aggregator.run import aggregate_once
 from node.cli import main
 from node.config import Home
 from node.crypto.signing import key_id_for, load_public_pem
 from node.demo.synth import generate_encounters, write_csv
 from node.federation import trust
+from node.federation.control import publish_manifest, sync_manifest
 from node.federation.manifest import read_signed
-from node.member import operations as ops
+from node.member.publish import publish
 from node.operator.doctor import diagnose
 from tests.factories import aggregator_for, member_with_data
 
@@ -50,10 +52,10 @@ def federation(tmp_path: Path, kafka_bootstrap: str, topic: str) -> Iterator[tup
         home.save()
     agg.config.kafka.group_id = f"{topic}-agg"
     agg.save()
-    ops.publish_manifest(agg)
-    ops.sync_manifest(pan)
-    ops.publish(pan)
-    ops.aggregate_once(agg)
+    publish_manifest(agg)
+    sync_manifest(pan)
+    publish(pan)
+    aggregate_once(agg)
     yield pan, agg
 
 
@@ -70,7 +72,7 @@ def test_a_member_refuses_to_publish_with_a_key_the_manifest_revoked(
     else:
         trust.retire_key(agg, "PAN", key_id, overlap_hours=0)
     trust.sign_draft(agg)
-    ops.publish_manifest(agg)
+    publish_manifest(agg)
     sent_before = _topic_end(kafka_bootstrap, topic)
 
     # New records: stored, but nothing is signed with the key.
@@ -88,7 +90,7 @@ def test_a_member_refuses_to_publish_with_a_key_the_manifest_revoked(
     assert _serial(pan) > serial  # learned from the control topic
     assert _topic_end(kafka_bootstrap, topic) == sent_before
     with pytest.raises(Exception, match=how):
-        ops.publish(pan)
+        publish(pan)
     assert _topic_end(kafka_bootstrap, topic) == sent_before
 
     report = diagnose(pan)
@@ -103,7 +105,7 @@ def test_doctor_sees_a_revocation_on_the_control_topic_before_any_sync(
     pan, agg = federation
     trust.revoke(agg, "PAN")
     trust.sign_draft(agg)
-    ops.publish_manifest(agg)
+    publish_manifest(agg)
     report = diagnose(pan)  # the home's own manifest still says valid
     detail = next(c.detail for c in report.problems if c.name == "signing_key")
     assert "revoked in the control topic's manifest" in detail

@@ -11,7 +11,10 @@ from datetime import date
 from pathlib import Path
 
 from node.demo.synth import generate_encounters, write_csv
-from node.member import operations as ops
+from node.home import event_codec
+from node.member.intake import ingest
+from node.member.member_home import init_member
+from node.member.publish import publish
 from node.model.codes import region_of
 from node.transport.kafka import read_all
 from tests.factories import START
@@ -64,12 +67,12 @@ def _atoms(rows: list[dict[str, str]]) -> dict[Atom, int]:
 def test_three_or_more_hnd_releases_read_from_the_topic_resist(
     tmp_path: Path, kafka_bootstrap: str, topic: str
 ) -> None:
-    home = ops.init_member(tmp_path / "hnd", "HND", topic=topic)
+    home = init_member(tmp_path / "hnd", "HND", topic=topic)
     home.config.kafka.bootstrap = kafka_bootstrap
     home.save()
     batches = _batches()
     everything: list[dict[str, str]] = []
-    codec = ops.event_codec()
+    codec = event_codec()
     read = 0
     live: dict[str, dict[str, object]] = {}
     seen: list[Seen] = []
@@ -77,9 +80,9 @@ def test_three_or_more_hnd_releases_read_from_the_topic_resist(
     for i, batch in enumerate(batches):
         path = tmp_path / f"batch{i}.csv"
         write_csv(batch, path)
-        assert ops.ingest(home, path).stored == len(batch)
+        assert ingest(home, path).stored == len(batch)
         everything += batch
-        ops.publish(home)
+        publish(home)
         # What the audience holds after this release, read back from the
         # broker: the latest revision of every subject, withdrawn ones gone.
         messages = list(read_all(kafka_bootstrap, topic))

@@ -17,9 +17,12 @@ import pytest
 
 from node.config import Home, policies_dir
 from node.demo.synth import generate_encounters, write_csv
-from node.member import operations as ops
+from node.home import event_codec
 from node.member import preview as lib
-from node.member.pipeline import drain_outbox
+from node.member.drain import drain_outbox
+from node.member.intake import ingest
+from node.member.member_home import home_policy, init_member
+from node.member.staging import stage_publication
 from node.model.codes import age_at, age_band, iso_week
 from node.policy.loader import load_policy
 from node.store.node_store import NodeStore
@@ -41,7 +44,7 @@ def _atom(row: dict[str, str]) -> Atom:
 
 def _live(topic: MemoryTopic) -> dict[str, tuple[str, dict[str, Any] | None]]:
     """subject -> (kind, body) of every subject's last event (None: withdrawn)."""
-    codec = ops.event_codec()
+    codec = event_codec()
     live: dict[str, tuple[str, dict[str, Any] | None]] = {}
     for message in topic.records:
         if not message.value:
@@ -94,8 +97,8 @@ def _seen(topic: MemoryTopic, rows: list[dict[str, str]]) -> Seen:
 
 def _publish(home: Home, topic: MemoryTopic, stagers: int) -> None:
     with NodeStore(home.store_path) as store:
-        ops.stage_publication(
-            home, store, ops.home_policy(home), commit_chunks=stagers > 1, stagers=stagers
+        stage_publication(
+            home, store, home_policy(home), commit_chunks=stagers > 1, stagers=stagers
         )
         drain_outbox(store, MemorySink(topic))
 
@@ -108,7 +111,7 @@ def test_records_do_not_undo_flow_suppression_under_usa_policy(
     rules = load_policy(policy).exchanges.flow_statistics
     assert "TS" in rules.audiences
     assert "TS" in load_policy(policy).exchanges.encounter_records.audiences
-    home = ops.init_member(tmp_path / "usa", "USA", policy=policy)
+    home = init_member(tmp_path / "usa", "USA", policy=policy)
     rows = generate_encounters("USA", 160, seed=15, start=START, weeks=1)
     # a cell large enough to be published alone (its records may leave), and
     # beside it, in the same week and nationality, a small one for certain
@@ -119,7 +122,7 @@ def test_records_do_not_undo_flow_suppression_under_usa_policy(
     for i in range(2):
         rows.append(small | {"record_id": f"USA-S-{i}", "document_number": f"S{i:07d}"})
     write_csv(rows, tmp_path / "usa.csv")
-    assert ops.ingest(home, tmp_path / "usa.csv").stored == len(rows)
+    assert ingest(home, tmp_path / "usa.csv").stored == len(rows)
     preview = lib.preview(home)
     held = next(e for e in preview["exchanges"] if e["kind"] == "EncounterRecord")["held_back"]
     topic = MemoryTopic()
@@ -131,7 +134,7 @@ def test_records_do_not_undo_flow_suppression_under_usa_policy(
     late = [small | {"record_id": f"USA-L-{i}", "document_number": f"L{i:07d}"} for i in range(9)]
     late += generate_encounters("USA", 200, seed=15, start=START, weeks=1)[160:]
     write_csv(late, tmp_path / "late.csv")
-    assert ops.ingest(home, tmp_path / "late.csv").stored == len(late)
+    assert ingest(home, tmp_path / "late.csv").stored == len(late)
     rows += late
     _publish(home, topic, stagers)
     seen.append(_seen(topic, rows))

@@ -25,9 +25,12 @@ from node.cli import main
 from node.config import Home
 from node.crypto.signing import SigningKey
 from node.federation import trust
+from node.home import event_codec, regional_floor
 from node.member import corrections
-from node.member import operations as ops
-from node.member.pipeline import FLOW_KIND, EventFactory, drain_outbox, prepare_flow_events
+from node.member.drain import drain_outbox
+from node.member.event_factory import FLOW_KIND, EventFactory
+from node.member.flow_release import prepare_flow_events
+from node.member.member_home import home_policy
 from node.member.reference_pipeline import plan_with_reference
 from node.report.audience import Scope
 from node.report.regional import FlowCell, admitted_cells
@@ -321,10 +324,10 @@ def test_a_sdmx_export_says_which_dimension_does_not_apply_with_z() -> None:
 
 
 def _publish(home: Home, topic: MemoryTopic) -> None:
-    policy = ops.home_policy(home)
+    policy = home_policy(home)
     with NodeStore(home.store_path) as store:
         key = SigningKey.load(home.country, home.signing_key_path)
-        factory = EventFactory(home.country, policy, key, ops.event_codec())
+        factory = EventFactory(home.country, policy, key, event_codec())
         flow = prepare_flow_events(store, factory)
         staged, _ = plan_with_reference(store, factory, flow.events, FLOW_KIND)
         if staged:
@@ -335,7 +338,7 @@ def _publish(home: Home, topic: MemoryTopic) -> None:
 def _apply(agg: Home, topic: MemoryTopic) -> None:
     with PictureStore(agg.store_path) as store:
         aggregator = Aggregator(
-            store, ops.event_codec(), trust.key_directory(agg), floor=ops.regional_floor()
+            store, event_codec(), trust.key_directory(agg), floor=regional_floor()
         )
         aggregator.apply_batch(MemorySource(topic).poll_batch(0, 10**9))
 

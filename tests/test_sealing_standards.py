@@ -26,12 +26,17 @@ from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from node.aggregator.run import aggregate_once
 from node.config import Home, policies_dir
 from node.crypto.keys import EncryptionKey
 from node.crypto.sealing import seal_v1
 from node.federation import manifest as fed
 from node.federation import trust
-from node.member import operations as ops
+from node.federation.control import publish_manifest, sync_manifest
+from node.home import event_codec
+from node.member.intake import ingest
+from node.member.member_home import init_member
+from node.member.publish import publish
 from node.policy.loader import load_policy
 from node.transport.kafka import read_all
 from tests.factories import aggregator_for
@@ -164,7 +169,7 @@ def test_the_test_canonicaliser_matches_the_rfc_example() -> None:
 
 
 def _home(tmp_path: Path, country: str, bootstrap: str, topic: str, policy: Path | None) -> Home:
-    home = ops.init_member(
+    home = init_member(
         tmp_path / country.lower(), country, policy=policy, bootstrap=bootstrap, topic=topic
     )
     home.config.kafka.control_topic = f"{topic}.control"
@@ -206,9 +211,9 @@ def published(
     )
     trust.save_draft(agg, draft.model_copy(update={"topics": topics}))
     trust.sign_draft(agg)
-    ops.publish_manifest(agg)
+    publish_manifest(agg)
     for m in (cri, gtm, mex, pan):
-        ops.sync_manifest(m)
+        sync_manifest(m)
     reports = []
     for i, extra in enumerate((0, 50)):
         summary = (SUMMARY * 4)[:200] + "x" * extra
@@ -226,9 +231,9 @@ def published(
         )
     path = tmp_path / "intel.json"
     path.write_text(json.dumps(reports), encoding="utf-8")
-    assert ops.ingest(cri, path).stored == 2
-    assert ops.publish(cri).drain.acknowledged >= 2
-    assert ops.aggregate_once(agg).rejected_total == 0
+    assert ingest(cri, path).stored == 2
+    assert publish(cri).drain.acknowledged >= 2
+    assert aggregate_once(agg).rejected_total == 0
     values = []
     for t in (topic, f"{topic}.picture", f"{topic}.control"):
         values += [m.value for m in read_all(kafka_bootstrap, t) if m.value]
@@ -237,7 +242,7 @@ def published(
 
 def _sealed_reports(values: list[bytes]) -> list[tuple[bytes, bytes, bytes]]:
     """(message value, sealed body, aad) of each intelligence report seen."""
-    codec = ops.event_codec()
+    codec = event_codec()
     out = []
     for value in values:
         try:
@@ -294,7 +299,7 @@ def test_no_recipient_code_on_any_topic_and_lengths_hide_a_50_byte_edit(
 
 
 def test_manifest_hash_is_reproduced_by_an_independent_rfc8785(tmp_path: Path) -> None:
-    members = [ops.init_member(tmp_path / c.lower(), c) for c in ("PAN", "GTM")]
+    members = [init_member(tmp_path / c.lower(), c) for c in ("PAN", "GTM")]
     agg = aggregator_for(tmp_path, members)
     # A name with characters whose canonical forms differ between encoders.
     draft = trust.load_draft(agg)

@@ -13,12 +13,12 @@ from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from node.aggregator.setup import init_aggregator
 from node.cli import main
 from node.config import KafkaSettings, kafka_password, kafka_security, load_home
 from node.devkafka.pki import init_ca, issue
 from node.devkafka.secure import federation_grants, group_prefix
 from node.errors import ConfigError, KafkaSetupError
-from node.member import operations as ops
 from node.transport.credentials import MASK, Redacted, security_settings
 
 SECRET = "s3cret-Passw0rd-value"
@@ -128,7 +128,7 @@ def test_incomplete_credentials_are_config_errors(fields: dict[str, str], proble
 
 
 def test_a_password_written_into_corredor_yaml_is_refused_and_not_echoed(tmp_path: Path) -> None:
-    home = ops.init_aggregator(tmp_path / "ts")
+    home = init_aggregator(tmp_path / "ts")
     data = yaml.safe_load(home.config_file.read_text())
     data["kafka"].update(security_protocol="SASL_SSL", username="secretariat", password=SECRET)
     home.config_file.write_text(yaml.safe_dump(data))
@@ -140,7 +140,7 @@ def test_a_password_written_into_corredor_yaml_is_refused_and_not_echoed(tmp_pat
 
 
 def test_plaintext_homes_need_nothing_new(tmp_path: Path) -> None:
-    home = ops.init_aggregator(tmp_path / "ts")
+    home = init_aggregator(tmp_path / "ts")
     assert load_home(home.path).kafka_security() == {}
 
 

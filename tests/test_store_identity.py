@@ -25,10 +25,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from node.aggregator.run import aggregate_once
 from node.cli import main
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
-from node.member import operations as ops
+from node.federation.control import publish_manifest, sync_manifest
+from node.home import open_home
+from node.member.intake import ingest
+from node.member.publish import publish
 from node.operator.doctor import DoctorReport, diagnose
 from node.store.node_store import SCHEMA_VERSION, NodeStore
 from node.transport.memory import MemoryTopic
@@ -77,10 +81,10 @@ def federation(tmp_path: Path, kafka_bootstrap: str, topic: str) -> Iterator[tup
         home.save()
     agg.config.kafka.group_id = f"{topic}-agg"
     agg.save()
-    ops.publish_manifest(agg)
-    ops.sync_manifest(pan)
-    ops.publish(pan)
-    ops.aggregate_once(agg)
+    publish_manifest(agg)
+    sync_manifest(pan)
+    publish(pan)
+    aggregate_once(agg)
     yield pan, agg
 
 
@@ -105,7 +109,7 @@ def test_an_emptied_store_is_refused_until_revisions_are_recovered(
         assert result.exit_code != 0, (args, result.output)
         assert "recover-revisions" in result.output, (args, result.output)
     # Nothing reached the topic, and the aggregator's picture is unchanged.
-    assert ops.aggregate_once(agg).messages == 0
+    assert aggregate_once(agg).messages == 0
     assert picture_totals(agg) == before
 
     recovered = _cli(pan, "recover-revisions", "--format", "json")
@@ -119,7 +123,7 @@ def test_an_emptied_store_is_refused_until_revisions_are_recovered(
     assert _cli(pan, "ingest", str(csv)).exit_code == 0
     published_again = _cli(pan, "publish")
     assert published_again.exit_code == 0, published_again.output
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.stale == 0 and stats.applied > 0, stats
     again = _sent_revisions(pan.store_path)
     for subject, revision in published.items():
@@ -136,9 +140,9 @@ def test_a_restored_backup_publishes_only_after_recovery_and_never_goes_back(
     later = generate_encounters("PAN", 1200, seed=11, start=date(2025, 1, 6), weeks=4)
     later_csv = tmp_path / "later.csv"
     write_csv(later, later_csv)
-    assert ops.ingest(pan, later_csv).stored == len(later)
-    ops.publish(pan)
-    ops.aggregate_once(agg)
+    assert ingest(pan, later_csv).stored == len(later)
+    publish(pan)
+    aggregate_once(agg)
     published = _sent_revisions(pan.store_path)
     whole = picture_totals(agg)
 
@@ -148,7 +152,7 @@ def test_a_restored_backup_publishes_only_after_recovery_and_never_goes_back(
     )
     assert restored_cli.exit_code == 0, restored_cli.output
     assert "recover-revisions" in restored_cli.output
-    home = ops.open_home(restored.path)
+    home = open_home(restored.path)
     with closing(sqlite3.connect(home.store_path)) as conn, conn:
         restored_seq = conn.execute("SELECT max(seq) FROM audit_log").fetchone()[0]
     refused = _cli(home, "publish")
@@ -161,7 +165,7 @@ def test_a_restored_backup_publishes_only_after_recovery_and_never_goes_back(
     assert json.loads(recovered.stdout)["recovered_from"] is None  # same store, older
     assert _cli(home, "ingest", str(later_csv)).exit_code == 0
     assert _cli(home, "publish").exit_code == 0
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.stale == 0 and stats.applied > 0, stats
     with closing(sqlite3.connect(home.store_path)) as conn, conn:
         resent = conn.execute(
@@ -255,7 +259,7 @@ def test_raw_data_files_are_private_whatever_the_umask(tmp_path: Path, umask: in
         bad = tmp_path / "bad.csv"
         lines = csv.read_text(encoding="utf-8").splitlines()
         bad.write_text("\n".join([lines[0], "only,three,fields", *lines[1:3]]) + "\n")
-        report = ops.ingest(home, bad)
+        report = ingest(home, bad)
         assert report.rejects_file is not None
         publish_flows_to(home, MemoryTopic())  # writes the audit head
         with NodeStore(home.store_path) as store:  # keep the WAL and SHM files open
@@ -301,13 +305,13 @@ def test_a_store_lost_with_every_file_beside_it_is_refused_by_what_the_federatio
     refused = _cli(pan, "publish")
     assert refused.exit_code != 0 and "picture topic" in refused.output, refused.output
     assert "recover-revisions" in refused.output
-    assert ops.aggregate_once(agg).messages == 0
+    assert aggregate_once(agg).messages == 0
     status, detail = _check(diagnose(pan), "store")
     assert status == "problem" and "picture topic" in detail
 
     assert _cli(pan, "recover-revisions").exit_code == 0
     assert _cli(pan, "publish").exit_code == 0
-    stats = ops.aggregate_once(agg)
+    stats = aggregate_once(agg)
     assert stats.stale == 0 and stats.applied > 0, stats
     again = _sent_revisions(pan.store_path)
     assert all(again[s] > r for s, r in published.items())
@@ -344,7 +348,7 @@ def test_recovery_from_an_audit_export_alone_raises_every_revision(tmp_path: Pat
     assert (pan.path / outcome["head_kept_as"]).is_file()  # kept for the auditors
     assert _cli(pan, "audit", "verify").exit_code == 0  # the new log, from nothing
 
-    assert ops.ingest(pan, csv).stored == 600
+    assert ingest(pan, csv).stored == 600
     publish_flows_to(pan, MemoryTopic())
     again = _sent_revisions(pan.store_path)
     assert all(again[s] > r for s, r in published.items())

@@ -15,9 +15,12 @@ from node.crypto.signing import SigningKey
 from node.errors import ConfigError, CryptoError, SignatureInvalid
 from node.federation import manifest as fed
 from node.federation import trust
+from node.home import event_codec, regional_floor
 from node.member import encounters
-from node.member import operations as ops
-from node.member.pipeline import EventFactory, drain_outbox, prepare_flow_events
+from node.member.drain import drain_outbox
+from node.member.event_factory import EventFactory
+from node.member.flow_release import prepare_flow_events
+from node.member.member_home import home_policy, init_member
 from node.model.events import Envelope
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
@@ -28,7 +31,7 @@ from tests.factories import aggregator_for, member_with_data
 def _publish(home: Home, topic: MemoryTopic, now: datetime | None = None) -> None:
     with NodeStore(home.store_path) as store:
         factory = EventFactory(
-            home.country, ops.home_policy(home), trust.load_signing_key(home), ops.event_codec()
+            home.country, home_policy(home), trust.load_signing_key(home), event_codec()
         )
         store.stage(prepare_flow_events(store, factory, now=now).events)
         drain_outbox(store, MemorySink(topic))
@@ -37,7 +40,7 @@ def _publish(home: Home, topic: MemoryTopic, now: datetime | None = None) -> Non
 def _apply(agg: Home, topic: MemoryTopic) -> ApplyStats:
     with PictureStore(agg.store_path) as store:
         aggregator = Aggregator(
-            store, ops.event_codec(), trust.key_directory(agg), floor=ops.regional_floor()
+            store, event_codec(), trust.key_directory(agg), floor=regional_floor()
         )
         return aggregator.apply_batch(MemorySource(topic).poll_batch(0, 10**9))
 
@@ -101,7 +104,7 @@ def test_rotation_keeps_old_events_valid_and_expires_the_old_key(tmp_path: Path)
     old_key = SigningKey.load("PAN", retired)
     assert old_key.key_id == old_id
     late = MemoryTopic()
-    codec = ops.event_codec()
+    codec = event_codec()
     env = codec.decode_envelope(codec.split_signed(before.records[0].value or b"")[0])
     resent = Envelope(
         **{
@@ -121,7 +124,7 @@ def test_private_keys_are_encrypted_at_rest_with_a_passphrase(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CORREDOR_KEY_PASSPHRASE", "correct horse battery staple")
-    home = ops.init_member(tmp_path / "pan", "PAN")
+    home = init_member(tmp_path / "pan", "PAN")
     for path in (home.signing_key_path, home.encryption_key_path):
         assert b"ENCRYPTED PRIVATE KEY" in path.read_bytes()
         assert path.stat().st_mode & 0o777 == 0o600
@@ -160,7 +163,7 @@ def test_pseudonym_key_is_encrypted_at_rest_with_a_passphrase(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CORREDOR_KEY_PASSPHRASE", "correct horse battery staple")
-    home = ops.init_member(tmp_path / "pan", "PAN")
+    home = init_member(tmp_path / "pan", "PAN")
     key = encounters.pseudonym_key(home)
     data = home.pseudonym_key_path.read_bytes()
     assert len(key) == 32 and key not in data and key.hex().encode() not in data

@@ -35,7 +35,7 @@ from node.errors import (
     SchemaFileError,
 )
 from node.limits import MAX_YAML_BYTES, MAX_YAML_DEPTH
-from node.member import operations as ops
+from node.member.member_home import init_member
 from node.policy.loader import load_floor, load_policy
 
 PAN = policies_dir() / "PAN.yaml"
@@ -119,7 +119,7 @@ def test_a_duplicate_key_in_the_regional_floor(tmp_path: Path) -> None:
 
 
 def test_a_duplicate_key_in_a_home_config(tmp_path: Path) -> None:
-    home = ops.init_member(tmp_path / "pan", "PAN")
+    home = init_member(tmp_path / "pan", "PAN")
     text = home.config_file.read_text(encoding="utf-8")
     assert text.startswith("role: member\n")
     home.config_file.write_text(text + "role: aggregator\n", encoding="utf-8")
@@ -281,7 +281,7 @@ def test_a_file_just_under_the_limit_is_read(tmp_path: Path) -> None:
 
 
 def test_an_oversized_home_config_and_compatibility_file_are_refused(tmp_path: Path) -> None:
-    home = ops.init_member(tmp_path / "pan", "PAN")
+    home = init_member(tmp_path / "pan", "PAN")
     with home.config_file.open("a", encoding="utf-8") as handle:
         handle.write("#" * (MAX_YAML_BYTES + 1))
     with pytest.raises(ConfigFileError, match="limit"):

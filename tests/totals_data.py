@@ -24,7 +24,9 @@ from typing import Any
 from node.aggregator.apply import Aggregator
 from node.config import Home
 from node.federation import trust
-from node.member import operations as ops
+from node.home import event_codec, regional_floor
+from node.member.keys import event_factory
+from node.member.member_home import home_policy, init_member
 from node.store.picture import PictureStore
 from node.transport.memory import MemorySource, MemoryTopic
 from tests.factories import aggregator_for
@@ -102,12 +104,12 @@ def subject(b: dict[str, Any]) -> str:
 
 def build_totals_picture(base: Path) -> Home:
     """The aggregator home holding ``CELLS``, each a signed event of its country."""
-    homes = {c: ops.init_member(base / c.lower(), c, topic="t") for c in COUNTRIES}
+    homes = {c: init_member(base / c.lower(), c, topic="t") for c in COUNTRIES}
     agg = aggregator_for(base, list(homes.values()))
     topic = MemoryTopic()
     now = datetime.now(UTC)
     for country, home in homes.items():
-        factory = ops._factory(home, ops.home_policy(home))
+        factory = event_factory(home, home_policy(home))
         for cell in CELLS:
             if cell[0] != country:
                 continue
@@ -116,7 +118,7 @@ def build_totals_picture(base: Path) -> Home:
             topic.append(staged.key, staged.value)
     with PictureStore(agg.store_path) as store:
         aggregator = Aggregator(
-            store, ops.event_codec(), trust.key_directory(agg), floor=ops.regional_floor()
+            store, event_codec(), trust.key_directory(agg), floor=regional_floor()
         )
         stats = aggregator.apply_batch(MemorySource(topic).poll_batch(0, 10**6))
     assert stats.rejected_total == 0, stats.as_dict()

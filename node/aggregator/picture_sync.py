@@ -1,7 +1,7 @@
 """A member's copy of the regional picture, read from the picture topic.
 
 The Secretariat publishes back, unchanged, the signed events every member may
-see (``node.member.operations.publish_picture``). A member's node reads the topic,
+see (``node.aggregator.relay.publish_picture``). A member's node reads the topic,
 verifies every signature against its own manifest with the same checks the
 aggregator makes (``node.aggregator.apply``), and applies the events to its
 own picture store, ``DIR/picture.db``. So a member's ``corredor report`` shows
@@ -19,8 +19,7 @@ from node.aggregator.apply import ApplyStats
 from node.aggregator.run import build_aggregator
 from node.config import Home
 from node.errors import CodecError
-from node.home import picture_topic
-from node.member import operations as ops
+from node.home import event_codec, picture_topic, read_home_topic, regional_floor
 from node.model.events import RESTRICTED_KINDS
 from node.store.picture import PictureStore
 from node.transport.base import Message
@@ -33,7 +32,7 @@ def picture_path(home: Home) -> Path:
 
 def apply_picture(home: Home, messages: Iterable[Message]) -> ApplyStats:
     """Verify and apply picture-topic messages to the member's own picture."""
-    codec = ops.event_codec()
+    codec = event_codec()
     wanted: list[Message] = []
     for msg in messages:
         if msg.value is None:
@@ -46,7 +45,7 @@ def apply_picture(home: Home, messages: Iterable[Message]) -> ApplyStats:
             wanted.append(msg)
     with PictureStore(picture_path(home)) as store:
         aggregator = build_aggregator(
-            home, store, codec, floor=ops.regional_floor(), mode="member-copy"
+            home, store, codec, floor=regional_floor(), mode="member-copy"
         )
         try:
             return aggregator.apply_batch(wanted)
@@ -59,5 +58,5 @@ def sync_picture(home: Home, *, bootstrap: str | None = None) -> ApplyStats:
     if home.is_aggregator:
         return ApplyStats()
     topic = picture_topic(home)
-    messages = ops.read_home_topic(home, topic, bootstrap)
+    messages = read_home_topic(home, topic, bootstrap)
     return apply_picture(home, messages)

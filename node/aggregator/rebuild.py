@@ -35,11 +35,12 @@ from pathlib import Path
 from typing import Any
 
 from node.aggregator.apply import ApplyStats, consume_until_caught_up
+from node.aggregator.dead_letters import dead_letter
+from node.aggregator.relay import publish_picture, relay_restricted
 from node.aggregator.run import build_aggregator
 from node.config import Home
 from node.errors import ConfigError, StoreError, TransportError
-from node.home import require_aggregator
-from node.member import operations as ops
+from node.home import ensure_shared_topic, event_codec, regional_floor, require_aggregator
 from node.store import audit
 from node.store.picture import PictureStore
 from node.transport.clients import replay_source
@@ -237,7 +238,7 @@ def rebuild_picture(
     settings = home.config.kafka
     address = bootstrap or home.bootstrap
     security = home.kafka_security()
-    ops.ensure_shared_topic(home, address, security)
+    ensure_shared_topic(home, address, security)
     _refuse_if_running(address, settings.group_id, security)
     live = home.store_path
     fresh = live.with_name(live.name + REBUILD_SUFFIX)
@@ -246,7 +247,7 @@ def rebuild_picture(
     try:
         with PictureStore(fresh) as store:
             aggregator = build_aggregator(
-                home, store, ops.event_codec(), floor=ops.regional_floor()
+                home, store, event_codec(), floor=regional_floor()
             )
             source = replay_source(settings.client, address, settings.topic, security=security)
             try:
@@ -294,7 +295,7 @@ def rebuild_picture(
         )
     with PictureStore(live) as store:
         # What a rebuild found new to send on goes now, as after aggregate --once.
-        ops.relay_restricted(home, store, address, security)
-        ops.publish_picture(home, store, address, security)
-        ops.dead_letter(home, store, address, security)
+        relay_restricted(home, store, address, security)
+        publish_picture(home, store, address, security)
+        dead_letter(home, store, address, security)
     return RebuildResult(stats, total, time.monotonic() - started, live, previous, positions)

@@ -1,4 +1,4 @@
-"""The ``corredor`` command line: thin commands over ``node.member.operations``.
+"""The ``corredor`` command line: thin commands over the library's role modules.
 
 Each command parses its options, calls one library function and renders the
 result. A CorredorError becomes a clean one-line error and exit status 1.

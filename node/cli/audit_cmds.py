@@ -16,7 +16,7 @@ from node.cli.common import (
     handle_errors,
     home_of,
 )
-from node.member import operations as ops
+from node.federation.control import federation_anchors, publish_audit_head
 from node.store import audit
 
 
@@ -79,7 +79,7 @@ def audit_verify(
     """
     home = home_of(ctx)
     if against_federation:
-        witnessed = ops.federation_anchors(home, bootstrap=bootstrap)
+        witnessed = federation_anchors(home, bootstrap=bootstrap)
         if not witnessed:
             err_console.print("note: no other party has witnessed this log's head yet")
         for witness, anchor in witnessed:
@@ -143,7 +143,7 @@ def audit_publish_head(ctx: click.Context, bootstrap: str | None) -> None:
     Example:
       corredor --home ./pan audit publish-head
     """
-    statement = ops.publish_audit_head(home_of(ctx), bootstrap=bootstrap)
+    statement = publish_audit_head(home_of(ctx), bootstrap=bootstrap)
     head = f"{statement.audit.seq}:{statement.audit.entry_hash}" if statement.audit else "empty"
     witnessed = ", ".join(sorted(statement.witnessed)) or "none"
     click.echo(f"published {statement.party} audit head {head}; witnessed: {witnessed}")

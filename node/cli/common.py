@@ -15,7 +15,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from node.config import Home
 from node.errors import CorredorError
-from node.member import operations as ops
+from node.home import open_home
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -118,4 +118,4 @@ def format_option(*choices: str) -> Callable[[F], F]:
 def home_of(ctx: click.Context) -> Home:
     """The home named by the top-level --home option (or CORREDOR_HOME)."""
     home: Path | None = ctx.find_root().obj.get("home") if ctx.find_root().obj else None
-    return ops.open_home(home)
+    return open_home(home)

@@ -21,7 +21,7 @@ from node.cli.common import (
 )
 from node.config import KafkaSettings
 from node.errors import ConfigError
-from node.member.follow import stop_on_signals
+from node.loops import stop_on_signals
 from node.operator import backup as backups
 from node.operator import deploy
 from node.operator.doctor import DEFAULT_MAX_LAG, DEFAULT_MAX_OUTBOX_AGE_S, diagnose

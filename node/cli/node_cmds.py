@@ -16,6 +16,8 @@ from rich.table import Table
 
 from node.aggregator.apply import ApplyStats
 from node.aggregator.rebuild import rebuild_picture
+from node.aggregator.run import aggregate_follow, aggregate_once
+from node.aggregator.setup import init_aggregator
 from node.cli.common import (
     bootstrap_option,
     console,
@@ -31,12 +33,17 @@ from node.cli.rebuild_view import rebuild_progress
 from node.cli.report_cmds import purge, run_report
 from node.config import DEFAULT_TOPIC, Home
 from node.crypto.keys import read_key_text
-from node.member import operations as ops
-from node.member.follow import PublishCounters, aggregate_follow, publish_follow, stop_on_signals
+from node.loops import stop_on_signals
+from node.member import intake
+from node.member import publish as member_publish
+from node.member.follow import PublishCounters, publish_follow
 from node.member.ingest import unknown_places_note
 from node.member.ingest_reference import ENCOUNTERS, FILE_KINDS
 from node.member.ingest_reference import template_header as reference_template
+from node.member.member_home import init_member
+from node.member.staging import privacy_budget
 from node.operator.metrics import FollowMetrics, MetricsServer
+from node.operator.status import home_status
 from node.report.dispatch import REPORT_FORMATS, REPORT_VIEWS
 
 # -- init, keys, members ------------------------------------------------------------
@@ -86,12 +93,12 @@ def init(
     if aggregator == bool(country):
         raise click.UsageError("give exactly one of --country ISO3 or --aggregator")
     if aggregator:
-        home = ops.init_aggregator(path, bootstrap=bootstrap, topic=topic)
+        home = init_aggregator(path, bootstrap=bootstrap, topic=topic)
         console.print(f"Created the aggregator home at [bold]{home.path}[/]")
         console.print(f"Secretariat public key (members pin it): {home.secretariat_pub_path}")
         return
     assert country is not None
-    home = ops.init_member(
+    home = init_member(
         path,
         country,
         policy=policy,
@@ -146,7 +153,7 @@ def ingest(
         raise click.UsageError("give FILE, or --template")
     home = home_of(ctx)
     with console.status(f"Ingesting {file}…"):
-        report = ops.ingest(home, file, kind=kind)
+        report = intake.ingest(home, file, kind=kind)
     if fmt == "json":
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:
@@ -218,7 +225,7 @@ def publish(
         _publish_follow(home, bootstrap, interval, metrics_port, metrics_address)
         return
     with counting_progress("Publishing", "acknowledged") as advance:
-        result = ops.publish(
+        result = member_publish.publish(
             home,
             bootstrap=bootstrap,
             progress=advance,
@@ -245,7 +252,7 @@ def publish(
         "outbox_pending": result.outbox.pending,
     }
     if plan.privacy is not None:
-        summary["privacy"] = ops.privacy_budget(home)
+        summary["privacy"] = privacy_budget(home)
     exchanges = result.reference.as_dict() if result.reference is not None else {}
     if fmt == "json":
         click.echo(json.dumps({**summary, "exchanges": exchanges}, indent=2))
@@ -328,7 +335,7 @@ def aggregate(
         _aggregate_follow(home, bootstrap, batch_size, metrics_port, metrics_address)
         return
     with console.status("Aggregating…"):
-        stats = ops.aggregate_once(home, bootstrap=bootstrap, max_records=batch_size)
+        stats = aggregate_once(home, bootstrap=bootstrap, max_records=batch_size)
     if fmt == "json":
         click.echo(json.dumps(stats.as_dict(), indent=2))
         return
@@ -433,7 +440,7 @@ def status(ctx: click.Context, fmt: str) -> None:
       corredor --home ./ts status
     """
     home = home_of(ctx)
-    data = ops.home_status(home)
+    data = home_status(home)
     if fmt == "json":
         click.echo(json.dumps(data, indent=2, default=str))
         return

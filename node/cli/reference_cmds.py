@@ -11,13 +11,13 @@ from rich.table import Table
 from node.cli.common import bootstrap_option, console, format_option, handle_errors, home_of
 from node.config import Home
 from node.member import corrections
-from node.member import operations as ops
 from node.member.corrections import Change
+from node.member.publish import publish
 from node.model.reference import BY_KIND
 
 
 def _publish_change(home: Home, change: Change, bootstrap: str | None, fmt: str) -> None:
-    result = ops.publish(home, bootstrap=bootstrap)
+    result = publish(home, bootstrap=bootstrap)
     summary = {
         "subject": change.subject,
         "kind": change.kind,

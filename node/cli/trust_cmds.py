@@ -9,10 +9,20 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from node.aggregator.setup import add_member
 from node.cli.common import bootstrap_option, console, format_option, handle_errors, home_of
 from node.crypto.keys import read_key_file, read_key_text
 from node.federation import membership, trust, trust_ledger
-from node.member import operations as ops
+from node.federation.control import (
+    approve_change,
+    publish_manifest,
+    revoke_own_key,
+    share_linkage_key,
+    sync_federation,
+    sync_linkage_key,
+)
+from node.member.inbox import read_inbox
+from node.member.member_home import export_public_key
 
 
 @click.group()
@@ -44,7 +54,7 @@ def keys_export_public(ctx: click.Context, encryption: bool) -> None:
     if encryption:
         click.echo(home.encryption_pub_path.read_text(encoding="ascii"), nl=False)
     else:
-        click.echo(ops.export_public_key(home), nl=False)
+        click.echo(export_public_key(home), nl=False)
 
 
 @keys.command("generate")
@@ -114,7 +124,7 @@ def member_add(
     Example:
       corredor --home ./ts member add PAN pan.pub
     """
-    key_id = ops.add_member(home_of(ctx), country, pem_file, encryption_key)
+    key_id = add_member(home_of(ctx), country, pem_file, encryption_key)
     console.print(f"Recorded key [bold]{key_id}[/] for {country.upper()}")
 
 
@@ -285,7 +295,7 @@ def federation_sign(ctx: click.Context, publish: bool, bootstrap: str | None) ->
     manifest = trust.current_manifest(home)
     console.print(f"signed manifest serial {manifest.serial} with {signed.signer}")
     if publish:
-        topic = ops.publish_manifest(home, bootstrap=bootstrap)
+        topic = publish_manifest(home, bootstrap=bootstrap)
         console.print(f"published on {topic}")
 
 
@@ -303,7 +313,7 @@ def federation_sync(ctx: click.Context, bootstrap: str | None) -> None:
     Example:
       corredor --home ./pan federation sync
     """
-    result = ops.sync_federation(home_of(ctx), bootstrap=bootstrap)
+    result = sync_federation(home_of(ctx), bootstrap=bootstrap)
     state = "updated to" if result.updated else "already at"
     console.print(f"manifest {state} serial {result.manifest.serial}")
     for line in result.changes:
@@ -325,7 +335,7 @@ def federation_approve(ctx: click.Context, change_id: str, bootstrap: str | None
       corredor --home ./pan federation sync
       corredor --home ./pan federation approve 3f9c0a6b1d2e4f5a6b7c
     """
-    approval = ops.approve_change(home_of(ctx), change_id, bootstrap=bootstrap)
+    approval = approve_change(home_of(ctx), change_id, bootstrap=bootstrap)
     click.echo(
         f"approved {approval.change_id}: {membership.describe(approval.change)} "
         f"(signed by {approval.key_id})"
@@ -346,7 +356,7 @@ def federation_revoke_own(ctx: click.Context, key_id: str | None, bootstrap: str
     Example:
       corredor --home ./pan federation revoke-own --key PAN:0123456789abcdef
     """
-    revocation = ops.revoke_own_key(home_of(ctx), key_id, bootstrap=bootstrap)
+    revocation = revoke_own_key(home_of(ctx), key_id, bootstrap=bootstrap)
     click.echo(f"revoked {revocation.key_id} (signed by {revocation.signed_by})")
 
 
@@ -508,7 +518,7 @@ def inbox(ctx: click.Context, bootstrap: str | None, fmt: str) -> None:
       corredor --home ./gtm federation sync
       corredor --home ./gtm inbox
     """
-    result = ops.read_inbox(home_of(ctx), bootstrap=bootstrap)
+    result = read_inbox(home_of(ctx), bootstrap=bootstrap)
     if fmt == "json":
         click.echo(
             json.dumps(
@@ -623,7 +633,7 @@ def linkage_share(
         bundle, countries = trust.bundle_linkage_key(home)
         output.write_text(bundle.to_json(), encoding="utf-8")
     else:
-        countries = ops.share_linkage_key(home, bootstrap=bootstrap)
+        countries = share_linkage_key(home, bootstrap=bootstrap)
     trust.remember_linkage_recipients(home, countries)
     console.print(f"linkage key sealed to {', '.join(countries)}")
 
@@ -652,7 +662,7 @@ def linkage_sync(ctx: click.Context, file: Path | None, bootstrap: str | None) -
             home, KeyBundle.from_json(read_key_file(file))
         )
     else:
-        fingerprint, stored = ops.sync_linkage_key(home, bootstrap=bootstrap)
+        fingerprint, stored = sync_linkage_key(home, bootstrap=bootstrap)
     console.print(f"linkage key {fingerprint} {'stored' if stored else 'already held'}")
 
 

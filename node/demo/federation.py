@@ -20,12 +20,18 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from node.aggregator.apply import ApplyStats
+from node.aggregator.run import aggregate_once
+from node.aggregator.setup import add_member, init_aggregator
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.errors import ConfigError
 from node.federation import trust
+from node.federation.control import publish_manifest, sync_manifest
 from node.member import corrections
-from node.member import operations as ops
+from node.member.inbox import read_inbox
+from node.member.intake import ingest
+from node.member.member_home import init_member
+from node.member.publish import publish
 from node.topics import DEMO_TOPIC_PREFIX
 
 DEMO_COUNTRIES: tuple[str, ...] = ("PAN", "CRI", "GTM", "MEX")
@@ -63,9 +69,9 @@ def _share_manifest(agg: Home, members: list[Home], topic: str) -> None:
     topics = draft.topics.model_copy(update={"control": control, "picture": f"{topic}.picture"})
     trust.save_draft(agg, draft.model_copy(update={"topics": topics}))
     trust.sign_draft(agg)
-    ops.publish_manifest(agg)
+    publish_manifest(agg)
     for home in members:
-        ops.sync_manifest(home)
+        sync_manifest(home)
 
 
 def sample_files(country: str) -> list[Path]:
@@ -136,19 +142,19 @@ def run_demo(
     )
     with progress:
         setup = progress.add_task("Creating homes and keys", total=len(countries) + 1)
-        agg = ops.init_aggregator(directory / "secretariat", bootstrap=bootstrap, topic=topic)
+        agg = init_aggregator(directory / "secretariat", bootstrap=bootstrap, topic=topic)
         result.aggregator = agg
         progress.advance(setup)
         secretariat = agg.secretariat_pub_path.read_text(encoding="ascii")
         for country in countries:
-            home = ops.init_member(
+            home = init_member(
                 directory / country.lower(),
                 country,
                 bootstrap=bootstrap,
                 topic=topic,
                 secretariat_pem=secretariat,
             )
-            ops.add_member(agg, country, home.public_key_path, home.encryption_pub_path)
+            add_member(agg, country, home.public_key_path, home.encryption_pub_path)
             result.members[country] = home
             progress.advance(setup)
         _share_manifest(agg, list(result.members.values()), topic)
@@ -168,18 +174,18 @@ def run_demo(
 
         ing = progress.add_task("Ingesting (validate, store at home)", total=sum(volumes.values()))
         for country in countries:
-            report = ops.ingest(result.members[country], files[country])
+            report = ingest(result.members[country], files[country])
             result.records[country] = report.stored
             result.rejected_rows[country] = report.rejected_rows
             progress.advance(ing, report.rows)
             # Reference data: illustrative sample files shipped with the demo.
             for sample in sample_files(country):
-                ref = ops.ingest(result.members[country], sample)
+                ref = ingest(result.members[country], sample)
                 result.rejected_rows[country] += ref.rejected_rows
 
         pub = progress.add_task("Publishing (policy, sign, Kafka)", total=len(countries))
         for country in countries:
-            out = ops.publish(result.members[country])
+            out = publish(result.members[country])
             result.published[country] = out.drain.acknowledged
             result.suppressed[country] = out.plan.suppressed_cells
             result.cells[country] = out.plan.published_cells
@@ -197,17 +203,17 @@ def run_demo(
                 corrections.correct(result.members[country], subject, changes, "demo correction")
             else:
                 corrections.withdraw(result.members[country], subject, "demo withdrawal")
-            again = ops.publish(result.members[country])
+            again = publish(result.members[country])
             result.published[country] += again.drain.acknowledged
             result.revisions.append((country, subject, action))
 
         total = sum(result.published.values())
         app = progress.add_task("Aggregating (verify, apply)", total=total)
-        result.stats = ops.aggregate_once(agg, progress=lambda n: progress.advance(app, n))
+        result.stats = aggregate_once(agg, progress=lambda n: progress.advance(app, n))
         progress.update(app, completed=result.stats.messages)
         for country, home in result.members.items():
             opened: dict[str, int] = {}
-            for item in ops.read_inbox(home).items:
+            for item in read_inbox(home).items:
                 if item.body is not None:
                     opened[item.producer] = opened.get(item.producer, 0) + 1
             result.inbox[country] = opened

@@ -9,10 +9,13 @@
   ``corredor federation``);
 - ``trust_ledger``: what a home remembers about the federation under
   ``<home>/trust/``;
-- ``anchors``: audit-log heads anchored outside the writer.
+- ``anchors``: audit-log heads anchored outside the writer;
+- ``control``: the verbs on the control topic (publish and sync the
+  manifest, approve a change, revoke one's own key, share the linkage key,
+  publish the audit head).
 
 Import the module you need (``from node.federation import trust``): this file
 imports none of them, so importing one does not load the others.
 """
 
-__all__ = ["anchors", "manifest", "membership", "trust", "trust_ledger"]
+__all__ = ["anchors", "control", "manifest", "membership", "trust", "trust_ledger"]

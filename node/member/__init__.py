@@ -1,6 +1,15 @@
 """The member's room: what a member node does with its own data.
 
-Ingest, keys, flow and record planning, reference events, staging, the
-outbox drain and its worker processes, publish, follow, preview,
-corrections and the inbox.
+- a home and its standing: ``member_home`` (made, its store and policy),
+  ``keys`` (whether it may sign now, the factory that signs);
+- ingest: ``intake`` (a file into a home, staged at once), ``ingest``,
+  ``ingest_reference``, ``encounters`` (gazetteer, pseudonym and linkage keys);
+- what leaves: ``flow_release`` and ``record_release`` (the flow statistics
+  and encounter records the policy lets out), ``reference_pipeline``,
+  ``ledger_diff`` (against what was published before, through the egress
+  guard), ``event_factory`` (signed events), ``staging`` (to the outbox);
+- publish: ``publish``, ``drain`` (the outbox to Kafka), ``workers`` and
+  ``worker_main`` (its processes), ``follow`` (``publish --follow``),
+  ``revisions``;
+- ``preview``, ``corrections`` and the ``inbox``.
 """

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from node.config import Home
 from node.errors import ConfigError, InputError
-from node.member.pipeline import FLOW_KIND
+from node.member.event_factory import FLOW_KIND
 from node.model.reference import BY_KIND
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore

@@ -1,73 +1,32 @@
-"""Long-running loops: `publish --follow` and `aggregate --follow`.
+"""`publish --follow`: the member's long-running loop.
 
-Both survive a broker that goes away (they back off and retry, and the node
-keeps accepting ingest meanwhile, since staging is local), both stop cleanly
-on SIGTERM or SIGINT between batches, and both resume exactly where they
-stopped: the node from its outbox (rows are marked only on acknowledgement),
-the aggregator from its committed offsets (committed only after the picture's
-transaction) with redeliveries recognised by event id.
+It survives a broker that goes away (it backs off and retries, and the node
+keeps accepting ingest meanwhile, since staging is local), stops cleanly on
+SIGTERM or SIGINT between batches, and resumes exactly where it stopped, from
+its outbox (rows are marked only on acknowledgement). `aggregate --follow`,
+the aggregator's loop, is ``node.aggregator.run.aggregate_follow``.
 """
 
 from __future__ import annotations
 
 import logging
-import signal
 import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 
-from node.aggregator.apply import ApplyStats
-from node.aggregator.run import build_aggregator
 from node.config import Home
 from node.errors import CorredorError
-from node.federation import trust
-from node.member import operations as ops
-from node.member.pipeline import drain_outbox
+from node.federation.control import HeadAnchor
+from node.loops import Backoff
+from node.member.drain import drain_outbox
+from node.member.member_home import home_policy
+from node.member.publish import open_sink
+from node.member.staging import stage_publication
 from node.store.node_store import NodeStore
-from node.store.picture import PictureStore
 from node.transport.base import EventSink
-from node.transport.clients import GroupSource
 
 log = logging.getLogger("corredor.follow")
-
-
-@contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
-    """Set ``stop`` on SIGTERM/SIGINT while the block runs (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %s: stopping after the current batch", signum)
-        stop.set()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield stop
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with a ceiling, reset on success."""
-
-    initial: float = 0.5
-    ceiling: float = 15.0
-    current: float = field(default=0.0)
-
-    def next(self) -> float:
-        self.current = self.initial if self.current == 0 else min(self.ceiling, self.current * 2)
-        return self.current
-
-    def reset(self) -> None:
-        self.current = 0.0
 
 
 @dataclass
@@ -105,36 +64,6 @@ def _planning_inputs(home: Home, store: NodeStore, policy_sha256: str) -> tuple[
     )
 
 
-class HeadAnchor:
-    """Puts this home's signed audit head on the control topic every
-    ``audit_head_interval_s`` (docs/security.md, *Audit heads anchored outside
-    the writer*). A failure is logged and tried again a minute later: a
-    missed anchor must never stop a loop that moves data."""
-
-    RETRY_S = 60.0
-
-    def __init__(self, home: Home, bootstrap: str | None) -> None:
-        self.home = home
-        self.bootstrap = bootstrap
-        self.interval_s = float(home.config.audit_head_interval_s)
-        self.published = 0
-        self._due = time.monotonic()  # the first one as soon as the loop runs
-
-    def tick(self) -> None:
-        if self.interval_s <= 0 or time.monotonic() < self._due:
-            return
-        try:
-            statement = ops.publish_audit_head(self.home, bootstrap=self.bootstrap)
-        except CorredorError as exc:
-            log.warning("could not publish the audit head, will retry: %s", exc)
-            self._due = time.monotonic() + min(self.interval_s, self.RETRY_S)
-            return
-        self.published += 1
-        head = statement.audit
-        log.info("published the audit head %s", f"{head.seq}:{head.entry_hash}" if head else "-")
-        self._due = time.monotonic() + self.interval_s
-
-
 def publish_follow(
     home: Home,
     stop: threading.Event,
@@ -154,14 +83,14 @@ def publish_follow(
             planned: tuple[object, ...] | None = None
             while not stop.is_set():
                 counters.cycles += 1
-                policy = ops.home_policy(home)
+                policy = home_policy(home)
                 # Planning reads every raw record (guard, transforms, diffs);
                 # with nothing new since the last plan, only drain.
                 inputs = _planning_inputs(home, store, policy.sha256)
                 if inputs == planned:
                     counters.unchanged += 1
                 else:
-                    plan, _ = ops.stage_publication(home, store, policy)
+                    plan, _ = stage_publication(home, store, policy)
                     counters.staged += plan.staged
                     counters.refused += plan.refused
                     # Taken before planning: what others commit meanwhile is
@@ -170,7 +99,7 @@ def publish_follow(
                     planned = inputs
                 try:
                     if sink is None:
-                        sink = ops.open_sink(
+                        sink = open_sink(
                             home, bootstrap, delivery_timeout_ms=delivery_timeout_ms
                         )
                     result = drain_outbox(store, sink)
@@ -212,87 +141,3 @@ def _close_quietly(sink: EventSink) -> None:
         log.warning("closing the producer failed: %s", exc)
 
 
-@dataclass(frozen=True)
-class BatchReport:
-    """One applied batch, for metrics: what it did, how long verify + apply +
-    commit took, the messages still behind the topic's end, and how many went on
-    to the dead-letter topic."""
-
-    stats: ApplyStats
-    apply_seconds: float
-    lag: int
-    dead_lettered: int
-
-
-def aggregate_follow(
-    home: Home,
-    stop: threading.Event,
-    *,
-    bootstrap: str | None = None,
-    max_records: int = 2_000,
-    poll_timeout_ms: int = 500,
-    on_batch: Callable[[ApplyStats], None] | None = None,
-    on_report: Callable[[BatchReport], None] | None = None,
-) -> ApplyStats:
-    """Consume, verify and apply as events arrive, until ``stop``."""
-    address = bootstrap or home.bootstrap
-    security = home.kafka_security()
-    total = ApplyStats()
-    backoff = Backoff()
-    source: GroupSource | None = None
-    manifest_mtime = 0.0
-    anchor = HeadAnchor(home, bootstrap)
-    with PictureStore(home.store_path) as store:
-        aggregator = build_aggregator(home, store, ops.event_codec(), floor=ops.regional_floor())
-        try:
-            while not stop.is_set():
-                mtime = home.manifest_path.stat().st_mtime if home.manifest_path.exists() else 0
-                if mtime != manifest_mtime:
-                    # A newly signed manifest takes effect from the next batch.
-                    aggregator.use_keys(trust.key_directory(home))
-                    manifest_mtime = mtime
-                try:
-                    if source is None:
-                        ops.ensure_shared_topic(home, address, security)
-                        source = ops.open_source(home, address).open()
-                    batch = source.poll_batch(poll_timeout_ms, max_records)
-                    if batch:
-                        started = time.monotonic()
-                        stats = aggregator.apply_batch(batch)
-                        source.commit()
-                        apply_seconds = time.monotonic() - started
-                        total.add(stats)
-                        ops.relay_restricted(home, store, address, security)
-                        ops.publish_picture(home, store, address, security)
-                        dead = ops.dead_letter(home, store, address, security)
-                        if on_batch is not None:
-                            on_batch(stats)
-                        if on_report is not None:
-                            on_report(BatchReport(stats, apply_seconds, source.lag(), dead))
-                    backoff.reset()
-                    anchor.tick()
-                except CorredorError as exc:
-                    if not exc.retriable:
-                        raise
-                    log.warning("consume failed, will retry: %s", exc)
-                    if source is not None:
-                        # The connection is already broken; closing may complain too.
-                        with suppress(Exception):
-                            source.close()
-                        source = None
-                    stop.wait(backoff.next())
-        finally:
-            if source is not None:
-                source.close()
-            aggregator.close()
-    return total
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.2) -> bool:
-    """Poll ``predicate`` until true or the deadline (tests and operators' scripts)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return predicate()

@@ -13,12 +13,15 @@ from typing import Any
 from node.aggregator.checks import MessageRejected, relayed_time, verify_message
 from node.codec.events import EventCodec
 from node.codec.single_object import decode
+from node.config import Home
 from node.crypto.batch_seal import SealVerifier
 from node.crypto.keys import EncryptionKey
 from node.crypto.sealing import NotAddressed, SealedBox, open_sealed
 from node.errors import CodecError, CryptoError
+from node.federation import trust
 from node.federation.manifest import KeyDirectory
-from node.member.pipeline import restricted_aad
+from node.home import event_codec, picture_topic, read_home_topic, require_member
+from node.member.event_factory import restricted_aad
 from node.model.events import RESTRICTED_KINDS
 from node.transport.base import Message
 
@@ -107,3 +110,12 @@ def open_inbox(
         key=lambda i: i.produced_at,
     )
     return result
+
+
+def read_inbox(home: Home, *, bootstrap: str | None = None) -> InboxResult:
+    """Restricted events addressed to this member, verified and decrypted."""
+    require_member(home)
+    messages = read_home_topic(home, picture_topic(home), bootstrap)
+    return open_inbox(
+        messages, event_codec(), trust.key_directory(home), trust.load_encryption_key(home)
+    )

@@ -16,18 +16,13 @@ from typing import Any
 
 from node.config import Home, policies_dir, regional_policy_path
 from node.errors import CodecError, ConfigError, CorredorError
+from node.home import event_codec
 from node.member import encounters
-from node.member.operations import event_codec, home_policy
-from node.member.pipeline import (
-    ENCOUNTER_KIND,
-    FLOW_KIND,
-    egress_guard,
-    encounter_candidates,
-    flow_body,
-    held_back_records,
-    k_anonymity,
-    plan_flow_release,
-)
+from node.member.event_factory import ENCOUNTER_KIND, FLOW_KIND
+from node.member.flow_release import flow_body, plan_flow_release
+from node.member.ledger_diff import egress_guard
+from node.member.member_home import home_policy
+from node.member.record_release import encounter_candidates, held_back_records, k_anonymity
 from node.model.events import RESTRICTED_KINDS
 from node.policy.flows import (
     BlockLedger,

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from node.member.pipeline import EventFactory
+from node.member.event_factory import EventFactory
 from node.model.reference import REFERENCE_MODELS
 from node.policy.guard import EgressGuard
 from node.store.node_store import NodeStore, StagedEvent

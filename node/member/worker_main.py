@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from node.errors import CorredorError
+from node.home import open_home
 from node.logging_setup import configure_logging
-from node.member import operations as ops
-from node.member.pipeline import drain_outbox
+from node.member.drain import drain_outbox
+from node.member.publish import open_sink
+from node.member.staging import stage_encounter_part
 from node.member.workers import read_guard_values
 from node.store.node_store import NodeStore
 
@@ -33,9 +35,9 @@ def _drain(home_path: str, bootstrap: str | None, emit: Callable[[str], None]) -
         done.set()
 
     threading.Thread(target=watch, name="corredor-drainer-stdin", daemon=True).start()
-    home = ops.open_home(Path(home_path))
+    home = open_home(Path(home_path))
     with NodeStore(home.store_path) as store:
-        sink = ops.open_sink(home, bootstrap)
+        sink = open_sink(home, bootstrap)
         try:
             result = drain_outbox(
                 store, sink, progress=lambda n: emit(f"acked {n}"), staging_done=done.is_set
@@ -47,8 +49,8 @@ def _drain(home_path: str, bootstrap: str | None, emit: Callable[[str], None]) -
 
 def _stage(home_path: str, after: str, upto: str | None, now: str) -> dict[str, Any]:
     identifying = read_guard_values(sys.stdin)
-    home = ops.open_home(Path(home_path))
-    part, refused_subjects = ops.stage_encounter_part(
+    home = open_home(Path(home_path))
+    part, refused_subjects = stage_encounter_part(
         home, after, upto, datetime.fromisoformat(now), identifying=identifying
     )
     return {

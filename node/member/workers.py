@@ -31,8 +31,8 @@ input, drains what was committed and exits: nothing staged is ever lost, at
 worst sent by the next publish.
 
 This module is the parent's side; the children run ``node.member.worker_main``,
-which builds on ``node.member.operations`` (which uses this module: so the two sides
-live apart, and nothing imports in a circle).
+which builds on ``node.member.staging`` and ``node.member.publish`` (which use
+this module: so the two sides live apart, and nothing imports in a circle).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from typing import IO, Any
 
 from node import errors
 from node.errors import CorredorError, TransportError
-from node.member.pipeline import DrainResult
+from node.member.drain import DrainResult
 
 
 class _Child:

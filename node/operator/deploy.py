@@ -22,14 +22,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from node.aggregator.setup import add_member, init_aggregator
 from node.config import CONFIG_FILE, Home, KafkaSettings, load_home
 from node.devkafka.pki import CA_CERT, init_ca, issue
 from node.devkafka.secure import SECRETARIAT_USER, federation_grants
 from node.devkafka.secure import federation_topics as federation_topic_table
 from node.errors import ConfigError, ConfigFileError, CorredorError
 from node.federation import trust
+from node.federation.control import publish_manifest, sync_manifest
 from node.limits import MAX_KEY_BYTES, read_limited
-from node.member import operations as ops
+from node.member.member_home import init_member
 from node.topics import EVENTS_TOPIC
 from node.transport.credentials import security_settings
 from node.transport.provision import AclSpec, ProvisionResult, TopicSpec, provision
@@ -174,7 +176,7 @@ def init_home(
     exchange.mkdir(parents=True, exist_ok=True)
     created = not (path / CONFIG_FILE).exists()
     if country is None:
-        home = ops.init_aggregator(path, topic=kafka.topic) if created else load_home(path)
+        home = init_aggregator(path, topic=kafka.topic) if created else load_home(path)
         if not home.is_aggregator:
             raise ConfigError(f"{path} is a member's home, not the Secretariat's")
         _connect(home, kafka)
@@ -184,7 +186,7 @@ def init_home(
     pinned = exchange / SECRETARIAT_PUB
     _wait_for([pinned], timeout_s)
     if created:
-        home = ops.init_member(
+        home = init_member(
             path, country, topic=kafka.topic, secretariat_pem=pinned.read_text(encoding="ascii")
         )
     else:
@@ -222,10 +224,10 @@ def _enrol(home: Home, exchange: Path, countries: Sequence[str], timeout_s: floa
         pem = (exchange / c / "signing.pub").read_text(encoding="ascii")
         if member and any(k.public_pem == pem for k in member.signing_keys):
             continue
-        ops.add_member(home, c, exchange / c / "signing.pub", exchange / c / "encryption.pub")
+        add_member(home, c, exchange / c / "signing.pub", exchange / c / "encryption.pub")
         added.append(c)
     if home.manifest_path.exists():
-        _retry(lambda: ops.publish_manifest(home), timeout_s)
+        _retry(lambda: publish_manifest(home), timeout_s)
     return added
 
 
@@ -235,7 +237,7 @@ def _sync_until_listed(home: Home, timeout_s: float) -> None:
     key_id = key_id_for(home.country, load_public_pem(home.public_key_path.read_bytes()))
 
     def listed() -> bool:
-        manifest, _ = ops.sync_manifest(home)
+        manifest, _ = sync_manifest(home)
         if manifest.signing_key(key_id) is None:
             raise ConfigError(f"the manifest does not list {key_id} yet")
         return True

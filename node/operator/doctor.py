@@ -45,7 +45,9 @@ from node.crypto.signing import key_id_for, load_public_pem
 from node.errors import CorredorError
 from node.federation import manifest as fed
 from node.federation import trust, trust_ledger
-from node.member import operations as ops
+from node.federation.control import MANIFEST_KEY
+from node.home import regional_floor
+from node.member.member_home import home_policy
 from node.model.manifest import SignedManifest
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
@@ -203,7 +205,7 @@ def _signing_key_check(report: DoctorReport, home: Home, address: str, online: b
             value = read_latest(
                 address,
                 home.config.kafka.control_topic,
-                ops.MANIFEST_KEY,
+                MANIFEST_KEY,
                 security=home.kafka_security(),
                 timeout_s=10,
             )
@@ -309,7 +311,7 @@ def _retention_check(
     """Can the shared topic serve a full rebuild of the picture?"""
     topic = home.config.kafka.topic
     try:
-        days = ops.regional_floor().max_retention_days
+        days = regional_floor().max_retention_days
     except CorredorError as exc:
         report.add("retention", None, f"skipped: the regional floor does not load ({exc})")
         return
@@ -390,7 +392,7 @@ def _manifest_check(report: DoctorReport, home: Home, address: str, online: bool
             value = read_latest(
                 address,
                 home.config.kafka.control_topic,
-                ops.MANIFEST_KEY,
+                MANIFEST_KEY,
                 security=home.kafka_security(),
                 timeout_s=10,
             )
@@ -484,10 +486,10 @@ def _pinned(home: Home) -> tuple[Any, str]:
 def _policy_check(report: DoctorReport, home: Home) -> None:
     try:
         if home.is_aggregator:
-            ops.regional_floor()
+            regional_floor()
             report.add("policy", True, "the regional floor loads")
             return
-        policy = ops.home_policy(home)
+        policy = home_policy(home)
     except CorredorError as exc:
         report.add("policy", False, f"{exc}")
         return

@@ -43,7 +43,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 from node.aggregator.apply import ApplyStats
 from node.aggregator.reasons import REJECTION_REASONS
-from node.member.follow import BatchReport, PublishCounters
+from node.aggregator.run import BatchReport
+from node.member.follow import PublishCounters
 
 #: Batch apply latencies from a handful of messages to a full 2,000-message batch.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

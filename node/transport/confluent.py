@@ -1,13 +1,13 @@
 """The optional confluent-kafka (librdkafka) client, behind ``EventSink`` and
 ``EventSource``.
 
-``kafka.client: confluent`` in a home's config makes ``operations.open_sink``
+``kafka.client: confluent`` in a home's config makes ``node.member.publish.open_sink``
 return a :class:`ConfluentSink` instead of ``kafka.KafkaSink``. It keeps the
 same delivery guarantees (idempotent, acks=all, at most five requests in
 flight) under librdkafka's names, takes the same kafka-python style security
 dict, and gives the same acknowledgements and errors.
 
-It also makes the aggregator's consumer (``operations.open_source``) a
+It also makes the aggregator's consumer (``node.aggregator.run.open_source``) a
 :class:`ConfluentSource` instead of ``kafka.KafkaSource``, with the same group
 semantics: a partition starts at the committed offset (the beginning if none),
 and offsets are committed only by ``commit``, only for what was returned.
