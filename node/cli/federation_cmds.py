@@ -11,7 +11,7 @@ from rich.table import Table
 
 from node.cli.common import bootstrap_option, console, format_option, handle_errors, home_of
 from node.crypto.keys import read_key_text
-from node.federation import membership, trust, trust_ledger
+from node.federation import membership, statements, trust, trust_ledger
 from node.member import operations as ops
 
 
@@ -224,7 +224,7 @@ def federation_approve(ctx: click.Context, change_id: str, bootstrap: str | None
     """
     approval = ops.approve_change(home_of(ctx), change_id, bootstrap=bootstrap)
     click.echo(
-        f"approved {approval.change_id}: {membership.describe(approval.change)} "
+        f"approved {approval.change_id}: {statements.describe(approval.change)} "
         f"(signed by {approval.key_id})"
     )
 

@@ -3,8 +3,10 @@
 - ``manifest``: the signed federation manifest (drafting, signing, verifying,
   distributing) and the key directory the aggregator and the inbox verify
   against;
-- ``membership``: founders, quorum approvals and key continuity, decided by
-  the members;
+- ``membership``: the trust view: founders, quorum approvals and key
+  continuity, decided by the members;
+- ``statements``: what the members sign (the founders list, key statements,
+  approvals, self-revocations) and the changes they approve;
 - ``trust``: keys and the manifest as a home sees them (``corredor keys`` and
   ``corredor federation``);
 - ``trust_ledger``: what a home remembers about the federation under
@@ -15,4 +17,4 @@ Import the module you need (``from node.federation import trust``): this file
 imports none of them, so importing one does not load the others.
 """
 
-__all__ = ["anchors", "manifest", "membership", "trust", "trust_ledger"]
+__all__ = ["anchors", "manifest", "membership", "statements", "trust", "trust_ledger"]

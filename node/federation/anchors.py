@@ -29,7 +29,7 @@ from node.config import Home, key_passphrase
 from node.crypto.signing import SigningKey, load_public_pem, verify
 from node.errors import ConfigError, SignatureInvalid
 from node.federation import manifest as fed
-from node.federation import membership, trust
+from node.federation import statements, trust
 from node.federation import trust_ledger as ledger
 from node.store import audit
 from node.transport.base import Message
@@ -55,7 +55,7 @@ class HeadStatement(BaseModel):
     signature: str = ""
 
     def body(self) -> bytes:
-        return membership.canonical_bytes(self.model_dump(mode="json", exclude={"signature"}))
+        return statements.canonical_bytes(self.model_dump(mode="json", exclude={"signature"}))
 
 
 def party_of(home: Home) -> str:

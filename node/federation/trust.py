@@ -24,7 +24,7 @@ from node.crypto.sealing import SealedBox, open_sealed, seal
 from node.crypto.signing import SigningKey, key_id_for, load_public_pem, public_pem, verify
 from node.errors import ConfigError, ConfigFileError, CryptoError, SignatureInvalid
 from node.federation import manifest as fed
-from node.federation import membership
+from node.federation import membership, statements
 from node.federation import trust_ledger as ledger
 from node.limits import MAX_MANIFEST_BYTES, read_limited
 from node.model.codes import COUNTRY_NAMES, is_iso3
@@ -84,7 +84,7 @@ def rotate_signing_key(home: Home) -> tuple[str, str]:
     # The old key vouches for the new one: nodes accept the new key only along
     # such statements from the key pinned when this member joined.
     federation = current_manifest(home).federation if home.manifest_path.exists() else "RCM"
-    statement = membership.sign_key_statement(old, federation, "signing", new.key_id, pem)
+    statement = statements.sign_key_statement(old, federation, "signing", new.key_id, pem)
     fed.write_json(rotation_statement_path(home, new.key_id), statement.model_dump_json(indent=2))
     return old.key_id, new.key_id
 
@@ -457,12 +457,12 @@ def accept_linkage_bundle(home: Home, bundle: linkage.KeyBundle) -> tuple[str, b
 # -- membership by quorum ---------------------------------------------------------------
 
 
-def founders_from_manifest(home: Home) -> membership.Founders:
+def founders_from_manifest(home: Home) -> statements.Founders:
     """The founding list as the current manifest states it (for out-of-band checks)."""
-    return membership.founders_of(current_manifest(home))
+    return statements.founders_of(current_manifest(home))
 
 
-def approve(home: Home, change_id: str) -> membership.Approval:
+def approve(home: Home, change_id: str) -> statements.Approval:
     """Sign this member's approval of a change its trust view shows as pending."""
     if home.is_aggregator:
         raise ConfigError("only a member approves changes: the Secretariat alone decides nothing")
@@ -476,7 +476,7 @@ def approve(home: Home, change_id: str) -> membership.Approval:
     signer = load_signing_key(home)
     if not view.signing_key_ok(home.country, signer.key_id):
         raise ConfigError(f"this node's key {signer.key_id} is not counted: it cannot approve")
-    approval = membership.sign_approval(signer, pending.change)
+    approval = statements.sign_approval(signer, pending.change)
     ledger.store_approval(home, approval)
     return approval
 
@@ -519,7 +519,7 @@ def remember_linkage_recipients(home: Home, countries: list[str]) -> None:
     fed.write_json(path, json.dumps(sorted(before | set(countries))))
 
 
-def revoke_own(home: Home, key_id: str | None = None) -> membership.SelfRevocation:
+def revoke_own(home: Home, key_id: str | None = None) -> statements.SelfRevocation:
     """This member revokes one of its own keys (default: its current signing
     key), signed with its current signing key. Needs no quorum."""
     if home.is_aggregator:
@@ -531,6 +531,6 @@ def revoke_own(home: Home, key_id: str | None = None) -> membership.SelfRevocati
     keys = [*member.signing_keys, *member.encryption_keys] if member else []
     if all(k.key_id != target for k in keys):
         raise ConfigError(f"no key {target} of {home.country} in the manifest")
-    revocation = membership.sign_revocation(signer, manifest.federation, target)
+    revocation = statements.sign_revocation(signer, manifest.federation, target)
     ledger.store_revocation(home, revocation)
     return revocation

@@ -52,7 +52,7 @@ from node.errors import (
     StoreLostHistory,
     TransportError,
 )
-from node.federation import anchors, membership, trust, trust_ledger
+from node.federation import anchors, membership, statements, trust, trust_ledger
 from node.files import private_dir
 from node.home import event_codec as event_codec
 from node.home import picture_topic as _picture_topic
@@ -1136,10 +1136,10 @@ def _store_statements(home: Home, records: list[Any]) -> int:
             continue
         try:
             if msg.key.startswith(APPROVAL_PREFIX):
-                approval = membership.Approval.model_validate_json(msg.value)
+                approval = statements.Approval.model_validate_json(msg.value)
                 new += trust_ledger.store_approval(home, approval)
             elif msg.key.startswith(REVOCATION_PREFIX):
-                revocation = membership.SelfRevocation.model_validate_json(msg.value)
+                revocation = statements.SelfRevocation.model_validate_json(msg.value)
                 new += trust_ledger.store_revocation(home, revocation)
         except ValueError:
             continue
@@ -1153,7 +1153,7 @@ def refresh_approvals(home: Home, address: str, security: dict[str, Any] | None)
 
 def revoke_own_key(
     home: Home, key_id: str | None = None, *, bootstrap: str | None = None
-) -> membership.SelfRevocation:
+) -> statements.SelfRevocation:
     """A member revokes its own key, on the control topic: no quorum needed."""
     revocation = trust.revoke_own(_member(home), key_id)
     key = REVOCATION_PREFIX + f"{revocation.country}/{revocation.key_id}".encode("ascii")
