@@ -26,7 +26,7 @@ from node.aggregator.parallel import CheckPool, KeySnapshot, Rejection
 from node.aggregator.run import build_aggregator
 from node.crypto.batch_seal import SealVerifier
 from node.demo.synth import generate_encounters, write_csv
-from node.federation import trust
+from node.federation import drafts, trust
 from node.member import operations as ops
 from node.member.follow import wait_until
 from node.store.picture import PictureStore
@@ -260,8 +260,8 @@ def test_a_new_manifest_reaches_the_workers_at_the_next_batch(
         try:
             for aggregator in both:
                 aggregator.apply_batch(first)
-            trust.revoke(agg, "USA", compromised_at=datetime.now(UTC) - timedelta(hours=1))
-            trust.sign_draft(agg)
+            drafts.revoke(agg, "USA", compromised_at=datetime.now(UTC) - timedelta(hours=1))
+            drafts.sign_draft(agg)
             for aggregator in both:
                 aggregator.use_keys(trust.key_directory(agg))
                 stats = aggregator.apply_batch(rest)

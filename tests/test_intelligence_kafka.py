@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from node.config import Home, policies_dir
-from node.federation import trust
+from node.federation import drafts, trust
 from node.member import operations as ops
 from node.store.picture import PictureStore
 from tests.factories import aggregator_for
@@ -71,12 +71,12 @@ def test_report_to_gtm_and_mex_is_read_by_both_and_nobody_else(
     agg.config.kafka.control_topic = f"{topic}.control"
     agg.save()
     # Per-test control and picture topics, named in the manifest.
-    draft = trust.load_draft(agg)
+    draft = drafts.load_draft(agg)
     topics = draft.topics.model_copy(
         update={"control": f"{topic}.control", "picture": f"{topic}.picture"}
     )
-    trust.save_draft(agg, draft.model_copy(update={"topics": topics}))
-    trust.sign_draft(agg)
+    drafts.save_draft(agg, draft.model_copy(update={"topics": topics}))
+    drafts.sign_draft(agg)
     ops.publish_manifest(agg)
     for member in (cri, gtm, mex, pan):
         manifest, _ = ops.sync_manifest(member)

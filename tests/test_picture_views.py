@@ -650,12 +650,12 @@ def test_members_get_the_picture_back_signed_by_its_producers(tmp_path: Path) ->
     from node.aggregator.checks import APPENDED_AT_HEADER
     from node.aggregator.picture_sync import apply_picture, picture_path
     from node.config import load_home
-    from node.federation import trust
+    from node.federation import drafts, trust
     from node.transport.base import Message
 
     agg = build_picture(tmp_path, {"PAN": 1500, "CRI": 1200})
     pan = load_home(tmp_path / "pan")
-    trust.accept_manifest(pan, trust.sign_draft(agg))
+    trust.accept_manifest(pan, drafts.sign_draft(agg))
     with PictureStore(agg.store_path) as store:
         pending = store.pending_picture(datetime.now(UTC))
         uses = store.uses()

@@ -20,7 +20,7 @@ from kafka import KafkaProducer
 from node.aggregator.picture_sync import picture_path, sync_picture
 from node.cli import main as cli
 from node.config import Home
-from node.federation import trust
+from node.federation import drafts, trust
 from node.member import operations as ops
 from node.model.events import Envelope, PolicyRef
 from node.store.picture import PictureStore
@@ -98,10 +98,10 @@ def _setup(tmp_path: Path, bootstrap: str, topic: str, group_id: str) -> tuple[H
     agg.config.kafka.group_id = group_id
     agg.config.kafka.control_topic = f"{topic}.control"
     agg.save()
-    draft = trust.load_draft(agg)
+    draft = drafts.load_draft(agg)
     topics = draft.topics.model_copy(update={"picture": f"{topic}.picture"})
-    trust.save_draft(agg, draft.model_copy(update={"topics": topics}))
-    signed = trust.sign_draft(agg)
+    drafts.save_draft(agg, draft.model_copy(update={"topics": topics}))
+    signed = drafts.sign_draft(agg)
     for member in (pan, cri):
         member.config.kafka.control_topic = f"{topic}.control"
         member.save()

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from node.cli.common import bootstrap_option, console, format_option, handle_errors, home_of
 from node.crypto.keys import read_key_text
-from node.federation import membership, statements, trust, trust_ledger
+from node.federation import drafts, membership, statements, trust, trust_ledger
 from node.member import operations as ops
 
 
@@ -80,7 +80,7 @@ def federation_add_member(
           --statement rotation-PAN-0123456789abcdef.json
     """
     home = home_of(ctx)
-    key_id = trust.add_member(
+    key_id = drafts.add_member(
         home,
         country,
         read_key_text(signing_key),
@@ -91,7 +91,7 @@ def federation_add_member(
         valid_days=valid_days,
     )
     if statements:
-        trust.add_key_statements(
+        drafts.add_key_statements(
             home, country, [trust.read_key_statement(p) for p in statements]
         )
     console.print(f"draft: {country.upper()} key {key_id}; run `federation sign` to publish it")
@@ -141,7 +141,7 @@ def federation_revoke(
             raise click.UsageError("--retire-after needs --key")
         if compromised_at is not None:
             raise click.UsageError("--retire-after is a rotation: it takes no --compromised-at")
-        until = trust.retire_key(home, country, key_id, retire_after)
+        until = drafts.retire_key(home, country, key_id, retire_after)
         console.print(f"draft: {key_id} valid until {until.isoformat(timespec='seconds')}")
         return
     since = None
@@ -156,7 +156,7 @@ def federation_revoke(
             raise click.BadParameter(
                 "give a time zone (e.g. 2026-11-30T08:00Z)", param_hint="--compromised-at"
             )
-    for revoked in trust.revoke(home, country, key_id, compromised_at=since):
+    for revoked in drafts.revoke(home, country, key_id, compromised_at=since):
         scope = (
             f"events appended from {since.isoformat()} on leave the picture"
             if since is not None
@@ -178,7 +178,7 @@ def federation_sign(ctx: click.Context, publish: bool, bootstrap: str | None) ->
       corredor --home ./ts federation sign --publish
     """
     home = home_of(ctx)
-    signed = trust.sign_draft(home)
+    signed = drafts.sign_draft(home)
     manifest = trust.current_manifest(home)
     console.print(f"signed manifest serial {manifest.serial} with {signed.signer}")
     if publish:
@@ -325,7 +325,7 @@ def federation_show(ctx: click.Context, fmt: str, draft: bool) -> None:
       corredor --home ./ts federation show --draft --format json
     """
     home = home_of(ctx)
-    manifest = trust.load_draft(home) if draft else trust.current_manifest(home)
+    manifest = drafts.load_draft(home) if draft else trust.current_manifest(home)
     view = None if draft else trust.trust_view(home, manifest)
     if fmt == "json":
         data = manifest.model_dump(mode="json")

@@ -15,7 +15,7 @@ import click
 from node.cli.common import bootstrap_option, console, format_option, handle_errors, home_of
 from node.cli.federation_cmds import federation
 from node.crypto.keys import read_key_file
-from node.federation import trust
+from node.federation import linkage_keys, trust
 from node.member import operations as ops
 
 
@@ -214,7 +214,7 @@ def linkage_init(ctx: click.Context) -> None:
     Example:
       corredor --home ./pan linkage init
     """
-    console.print(f"linkage key {trust.create_linkage_key(home_of(ctx))} created")
+    console.print(f"linkage key {linkage_keys.create_linkage_key(home_of(ctx))} created")
 
 
 @linkage.command("share")
@@ -242,19 +242,19 @@ def linkage_share(
       corredor --home ./pan linkage share -o linkage-bundle.json
     """
     home = home_of(ctx)
-    recipients = trust.linkage_recipients(home)
+    recipients = linkage_keys.linkage_recipients(home)
     console.print(f"sealing the linkage key to: {', '.join(recipients) or 'nobody'}")
-    new = trust.new_linkage_recipients(home, recipients)
+    new = linkage_keys.new_linkage_recipients(home, recipients)
     if new and home.config.confirm_new_linkage_recipients and not yes:
         click.confirm(
             f"{', '.join(new)} never received it from this node: seal to them?", abort=True
         )
     if output is not None:
-        bundle, countries = trust.bundle_linkage_key(home)
+        bundle, countries = linkage_keys.bundle_linkage_key(home)
         output.write_text(bundle.to_json(), encoding="utf-8")
     else:
         countries = ops.share_linkage_key(home, bootstrap=bootstrap)
-    trust.remember_linkage_recipients(home, countries)
+    linkage_keys.remember_linkage_recipients(home, countries)
     console.print(f"linkage key sealed to {', '.join(countries)}")
 
 
@@ -278,7 +278,7 @@ def linkage_sync(ctx: click.Context, file: Path | None, bootstrap: str | None) -
 
     home = home_of(ctx)
     if file is not None:
-        fingerprint, stored = trust.accept_linkage_bundle(
+        fingerprint, stored = linkage_keys.accept_linkage_bundle(
             home, KeyBundle.from_json(read_key_file(file))
         )
     else:

@@ -23,7 +23,7 @@ from node.aggregator.apply import ApplyStats
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.errors import ConfigError
-from node.federation import trust
+from node.federation import drafts
 from node.member import corrections
 from node.member import operations as ops
 from node.topics import DEMO_TOPIC_PREFIX
@@ -59,10 +59,10 @@ def _share_manifest(agg: Home, members: list[Home], topic: str) -> None:
     for home in (agg, *members):
         home.config.kafka.control_topic = control
         home.save()
-    draft = trust.load_draft(agg)
+    draft = drafts.load_draft(agg)
     topics = draft.topics.model_copy(update={"control": control, "picture": f"{topic}.picture"})
-    trust.save_draft(agg, draft.model_copy(update={"topics": topics}))
-    trust.sign_draft(agg)
+    drafts.save_draft(agg, draft.model_copy(update={"topics": topics}))
+    drafts.sign_draft(agg)
     ops.publish_manifest(agg)
     for home in members:
         ops.sync_manifest(home)

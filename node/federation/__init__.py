@@ -8,7 +8,10 @@
 - ``statements``: what the members sign (the founders list, key statements,
   approvals, self-revocations) and the changes they approve;
 - ``trust``: keys and the manifest as a home sees them (``corredor keys`` and
-  ``corredor federation``);
+  ``corredor federation``): its own keys, the current manifest, the trust view
+  and the key directory;
+- ``drafts``: the Secretariat's manifest draft, signed as the next serial;
+- ``linkage_keys``: the regional linkage key, created, sealed and accepted;
 - ``trust_ledger``: what a home remembers about the federation under
   ``<home>/trust/``;
 - ``anchors``: audit-log heads anchored outside the writer.
@@ -17,4 +20,13 @@ Import the module you need (``from node.federation import trust``): this file
 imports none of them, so importing one does not load the others.
 """
 
-__all__ = ["anchors", "manifest", "membership", "statements", "trust", "trust_ledger"]
+__all__ = [
+    "anchors",
+    "drafts",
+    "linkage_keys",
+    "manifest",
+    "membership",
+    "statements",
+    "trust",
+    "trust_ledger",
+]

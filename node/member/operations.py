@@ -52,7 +52,15 @@ from node.errors import (
     StoreLostHistory,
     TransportError,
 )
-from node.federation import anchors, membership, statements, trust, trust_ledger
+from node.federation import (
+    anchors,
+    drafts,
+    linkage_keys,
+    membership,
+    statements,
+    trust,
+    trust_ledger,
+)
 from node.files import private_dir
 from node.home import event_codec as event_codec
 from node.home import picture_topic as _picture_topic
@@ -166,7 +174,7 @@ def init_aggregator(
     )
     PictureStore(home.store_path).close()
     home.save()
-    trust.init_secretariat_keys(home)
+    drafts.init_secretariat_keys(home)
     return home
 
 
@@ -200,13 +208,13 @@ def add_member(
     def read(path: Path) -> str:
         return read_key_text(path)
 
-    key_id = trust.add_member(
+    key_id = drafts.add_member(
         home,
         country,
         read(pem_file),
         encryption_pem=read(encryption_pem_file) if encryption_pem_file else None,
     )
-    trust.sign_draft(home)
+    drafts.sign_draft(home)
     return key_id
 
 
@@ -1035,7 +1043,7 @@ def publish_manifest(home: Home, *, bootstrap: str | None = None) -> str:
     # that missed serials walks the hash chain from its last head. Serials
     # signed but never published go out too (the same bytes again are harmless).
     published = set(_published_serials(address, topic, security))
-    for signed in trust.signed_history(home):
+    for signed in drafts.signed_history(home):
         older = Manifest.model_validate_json(signed.payload).serial
         if older < serial and older not in published:
             data = signed.model_dump_json(indent=2).encode("utf-8")
@@ -1178,7 +1186,7 @@ LINKAGE_KEY = b"linkage-key"
 def share_linkage_key(home: Home, *, bootstrap: str | None = None) -> list[str]:
     """Publish this node's linkage key, sealed to each member, on the control topic.
     The Secretariat relays the topic but cannot open the bundle."""
-    bundle, countries = trust.bundle_linkage_key(_member(home))
+    bundle, countries = linkage_keys.bundle_linkage_key(_member(home))
     _put_on_control_topic(home, LINKAGE_KEY, bundle.to_json().encode("utf-8"), bootstrap)
     return countries
 
@@ -1193,7 +1201,7 @@ def sync_linkage_key(home: Home, *, bootstrap: str | None = None) -> tuple[str, 
     )
     if value is None:
         raise ConfigError("no linkage key has been shared on the control topic yet")
-    return trust.accept_linkage_bundle(_member(home), KeyBundle.from_json(value))
+    return linkage_keys.accept_linkage_bundle(_member(home), KeyBundle.from_json(value))
 
 
 # -- audit heads anchored on the control topic ---------------------------------------
