@@ -21,7 +21,7 @@ from node.member import operations as ops
 from node.member.pipeline import drain_outbox
 from node.operator.backup import backup_home, restore_home
 from node.operator.serve import make_server
-from node.store import audit
+from node.store import audit_check
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.memory import MemorySink, MemorySource, MemoryTopic
@@ -61,7 +61,7 @@ def test_backup_while_a_writer_commits_is_consistent_and_restores(tmp_path: Path
     assert (tmp_path / "backup").stat().st_mode & 0o077 == 0
     assert _outbox_rows(tmp_path / "backup" / "node.db") == _outbox_rows(pan.store_path)
     # The audit chain of the copy verifies (its head file was copied first).
-    assert audit.verify(tmp_path / "backup" / "node.db").ok
+    assert audit_check.verify(tmp_path / "backup" / "node.db").ok
 
     restored = restore_home(tmp_path / "backup", tmp_path / "restored")
     status = ops.home_status(restored)

@@ -25,7 +25,7 @@ from node.devkafka.manage import home_settings
 from node.errors import TransportError
 from node.member import operations as ops
 from node.operator.doctor import diagnose
-from node.store import audit
+from node.store import audit_check
 from node.transport.credentials import MASK
 from node.transport.kafka import KafkaSource, ensure_topic
 from tests.conftest import secure_local_kafka
@@ -296,7 +296,7 @@ def test_the_slice_over_tls_and_scram_without_leaking_a_secret(
 
         assert picture_totals(agg) == expected_picture((h.country, rows) for h, rows in members)
         for home in (pan, gtm, agg):
-            assert audit.verify(home.store_path).ok
+            assert audit_check.verify(home.store_path).ok
 
         # The Secretariat may read the shared topic's settings: doctor checks that
         # its retention serves a rebuild. A member may not, and doctor says so.

@@ -730,12 +730,12 @@ def test_the_picture_topic_waits_for_an_embargo(picture: Home, tmp_path: Path) -
         store.mark_picture_published(sorted(after))
         assert store.pending_picture(NOW + timedelta(days=4)) == []
     # Each acknowledged picture event is a 'published' entry in the audit chain.
-    from node.store import audit
+    from node.store import audit_check
 
-    published = [e for e in audit.read_entries(db) if e.entry == "published"]
+    published = [e for e in audit_check.read_entries(db) if e.entry == "published"]
     assert len(published) == len(after)
     assert {e.event_id for e in published} >= {event}
-    assert audit.verify(db).ok
+    assert audit_check.verify(db).ok
 
 
 def test_routes_from_linked_encounter_records_end_to_end(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from node.errors import ConfigError, SignatureInvalid
 from node.federation import manifest as fed
 from node.federation import statements, trust
 from node.federation import trust_ledger as ledger
-from node.store import audit
+from node.store import audit_check
 from node.transport.base import Message
 
 HEAD_PREFIX = b"audit-head/"
@@ -70,7 +70,7 @@ def _signer(home: Home) -> SigningKey:
 
 def own_statement(home: Home) -> HeadStatement:
     """This home's signed head statement. A broken log is not anchored."""
-    report = audit.verify(home.store_path)
+    report = audit_check.verify(home.store_path)
     if not report.ok:
         raise ConfigError(
             f"the audit log is broken at entry {report.first_bad_seq}: not publishing its head"
