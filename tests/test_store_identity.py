@@ -30,7 +30,8 @@ from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.member import operations as ops
 from node.operator.doctor import DoctorReport, diagnose
-from node.store.node_store import SCHEMA_VERSION, NodeStore
+from node.store.node_schema import SCHEMA_VERSION
+from node.store.node_store import NodeStore
 from node.transport.memory import MemoryTopic
 from tests.factories import aggregator_for, member_with_data, picture_totals, publish_flows_to
 
