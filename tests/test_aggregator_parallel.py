@@ -31,7 +31,7 @@ from node.member import operations as ops
 from node.member.follow import wait_until
 from node.store.picture import PictureStore
 from node.transport.base import Message
-from node.transport.kafka import read_all
+from node.transport.kafka_consumer import read_all
 from tests.factories import START, aggregator_for, records_only_policy
 
 #: Table -> the columns that must agree (times of receipt differ by nature).

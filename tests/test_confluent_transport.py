@@ -35,7 +35,7 @@ from node.transport.confluent import (
     confluent_config,
 )
 from node.transport.credentials import MASK, Redacted, security_settings
-from node.transport.kafka import PRODUCER_GUARANTEES
+from node.transport.kafka_producer import PRODUCER_GUARANTEES
 from tests.conftest import secure_local_kafka
 from tests.factories import START, aggregator_for, records_only_policy
 from tests.patience import PATIENCE_S

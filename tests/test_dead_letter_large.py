@@ -20,7 +20,7 @@ from kafka.admin import NewTopic
 from node.aggregator.apply import DEAD_LETTER_REASONS
 from node.member import operations as ops
 from node.store.picture import PictureStore
-from node.transport.kafka import read_all
+from node.transport.kafka_consumer import read_all
 from node.transport.provision import SHARED_TOPIC_CONFIGS
 from tests.factories import aggregator_for, member_with_data
 

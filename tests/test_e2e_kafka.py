@@ -15,7 +15,7 @@ from node.demo.synth import plant_values
 from node.member import operations as ops
 from node.model.events import Envelope, PolicyRef
 from node.store.picture import PictureStore
-from node.transport.kafka import read_all
+from node.transport.kafka_consumer import read_all
 from tests.factories import aggregator_for, expected_picture, member_with_data, picture_totals
 
 COUNTRIES = ("PAN", "CRI", "GTM", "MEX")

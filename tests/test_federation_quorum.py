@@ -24,7 +24,7 @@ from node.federation import drafts, trust
 from node.member import operations as ops
 from node.member.pipeline import restricted_aad
 from node.store.picture import PictureStore
-from node.transport.kafka import read_all
+from node.transport.kafka_consumer import read_all
 from tests.factories import START, aggregator_for
 
 SUMMARY = "Lancha Azul network moves groups from Necocli to Carreto at night"

@@ -27,7 +27,7 @@ from node.member.follow import aggregate_follow, wait_until
 from node.model.events import Envelope, PolicyRef
 from node.model.manifest import Topics
 from node.store.picture import PictureStore
-from node.transport.kafka import ensure_topic
+from node.transport.kafka_admin import ensure_topic
 from node.transport.provision import SHARED_TOPIC_CONFIGS, TopicSpec, provision
 from tests.factories import aggregator_for
 

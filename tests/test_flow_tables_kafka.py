@@ -11,7 +11,7 @@ from pathlib import Path
 from node.demo.synth import generate_encounters, write_csv
 from node.member import operations as ops
 from node.store.picture import PictureStore
-from node.transport.kafka import read_all
+from node.transport.kafka_consumer import read_all
 from tests.factories import START, aggregator_for, member_with_data
 
 DETAIL = ("nationality", "sex", "age_band", "previous_country")

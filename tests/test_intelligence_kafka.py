@@ -43,7 +43,7 @@ def _home(
 
 
 def _all_bytes(bootstrap: str, *topics: str) -> list[bytes]:
-    from node.transport.kafka import read_all
+    from node.transport.kafka_consumer import read_all
 
     out: list[bytes] = []
     for t in topics:

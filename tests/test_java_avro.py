@@ -32,7 +32,7 @@ from node.devkafka.jars import ensure_jars, find_java
 from node.errors import KafkaSetupError
 from node.member import operations as ops
 from node.store.node_store import NodeStore
-from node.transport.kafka import read_all
+from node.transport.kafka_consumer import read_all
 from tests.conftest import no_kafka
 from tests.factories import member_with_data
 from tests.patience import PATIENCE_S

@@ -27,7 +27,8 @@ from node.member import operations as ops
 from node.operator.doctor import diagnose
 from node.store import audit_check
 from node.transport.credentials import MASK
-from node.transport.kafka import KafkaSource, ensure_topic
+from node.transport.kafka_admin import ensure_topic
+from node.transport.kafka_consumer import KafkaSource
 from tests.conftest import secure_local_kafka
 from tests.factories import aggregator_for, expected_picture, member_with_data, picture_totals
 from tests.patience import PATIENCE_S

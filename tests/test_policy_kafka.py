@@ -12,7 +12,7 @@ from node.cli import main
 from node.member import operations as ops
 from node.policy.guard import normalise
 from node.store.picture import PictureStore
-from node.transport.kafka import read_all
+from node.transport.kafka_consumer import read_all
 from tests.factories import aggregator_for, member_with_data
 from tests.test_policy_guard import PLANTED_NAME, PLANTED_PLACE, guard_home
 

@@ -31,7 +31,7 @@ from node.errors import ConfigError
 from node.member import operations as ops
 from node.store import audit_check
 from node.transport.clients import Client, group_source
-from node.transport.kafka import read_all
+from node.transport.kafka_consumer import read_all
 from tests.factories import START, aggregator_for, detail_policy, expected_picture, picture_totals
 
 CLIENTS: tuple[Client, ...] = ("kafka-python", "confluent")

@@ -25,7 +25,7 @@ from node.devkafka import LocalKafka
 from node.member import operations as ops
 from node.operator.doctor import diagnose
 from node.store.picture import VIEW_COLUMNS, PictureStore
-from node.transport.kafka import ensure_topic
+from node.transport.kafka_admin import ensure_topic
 from node.transport.topic_config import DAY_MS, rebuild_problems
 from tests.factories import (
     START,

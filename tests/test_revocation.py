@@ -24,7 +24,7 @@ from node.federation import drafts, trust
 from node.member import operations as ops
 from node.model.events import Envelope, PolicyRef
 from node.store.picture import PictureStore
-from node.transport.kafka import read_all
+from node.transport.kafka_consumer import read_all
 from tests.factories import aggregator_for, member_with_data
 
 

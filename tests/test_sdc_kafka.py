@@ -13,7 +13,7 @@ from pathlib import Path
 from node.demo.synth import generate_encounters, write_csv
 from node.member import operations as ops
 from node.model.codes import region_of
-from node.transport.kafka import read_all
+from node.transport.kafka_consumer import read_all
 from tests.factories import START
 from tests.sdc_attacker import Atom, Seen, attack, narrow
 

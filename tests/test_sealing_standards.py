@@ -32,7 +32,7 @@ from node.federation import drafts
 from node.federation import manifest as fed
 from node.member import operations as ops
 from node.policy.loader import load_policy
-from node.transport.kafka import read_all
+from node.transport.kafka_consumer import read_all
 from tests.factories import aggregator_for
 
 SUMMARY = "Lancha Azul moves groups from Necocli to Carreto at night. "

@@ -102,14 +102,9 @@ from node.transport import health
 from node.transport.base import EventSink, Message
 from node.transport.clients import group_source, read_topic
 from node.transport.confluent import ConfluentSink, ConfluentSource
-from node.transport.kafka import (
-    KafkaSink,
-    KafkaSource,
-    ensure_topic,
-    publish_record,
-    read_all,
-    read_latest,
-)
+from node.transport.kafka_admin import ensure_topic
+from node.transport.kafka_consumer import KafkaSource, read_all, read_latest
+from node.transport.kafka_producer import KafkaSink, publish_record
 from node.transport.topic_config import shared_topic_configs
 
 log = logging.getLogger(__name__)

@@ -49,7 +49,7 @@ from node.home import event_codec, picture_topic, require_member
 from node.store import audit, audit_check
 from node.store import identity as ident
 from node.store.node_store import NodeStore
-from node.transport.kafka import read_all
+from node.transport.kafka_consumer import read_all
 
 #: The ledger body of a recovered subject: canonical JSON no real body equals.
 RECOVERED_CONTENT = '{"corredor.recovered":true}'

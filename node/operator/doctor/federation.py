@@ -16,7 +16,7 @@ from node.federation import trust, trust_ledger
 from node.member import operations as ops
 from node.model.manifest import SignedManifest
 from node.operator.doctor.report import DoctorReport
-from node.transport.kafka import read_latest
+from node.transport.kafka_consumer import read_latest
 
 
 def signing_key_check(report: DoctorReport, home: Home, address: str, online: bool) -> None:
