@@ -32,7 +32,9 @@ from node.member import operations as ops
 from node.member.follow import aggregate_follow, wait_until
 from node.store.picture import PictureStore
 from node.transport.base import Message
-from node.transport.confluent import ConfluentSource, confluent_read_all, consumer_config
+from node.transport.confluent import consumer_config
+from node.transport.confluent_replay import confluent_read_all
+from node.transport.confluent_source import ConfluentSource
 from node.transport.credentials import MASK, Redacted, security_settings
 from node.transport.kafka_consumer import KafkaSource, read_all
 from node.transport.kafka_producer import KafkaSink

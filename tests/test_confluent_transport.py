@@ -29,11 +29,8 @@ from node.member import operations as ops
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.base import Ack
-from node.transport.confluent import (
-    CONFLUENT_GUARANTEES,
-    ConfluentSink,
-    confluent_config,
-)
+from node.transport.confluent import CONFLUENT_GUARANTEES, confluent_config
+from node.transport.confluent_producer import ConfluentSink
 from node.transport.credentials import MASK, Redacted, security_settings
 from node.transport.kafka_producer import PRODUCER_GUARANTEES
 from tests.conftest import secure_local_kafka

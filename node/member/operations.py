@@ -101,7 +101,8 @@ from node.store.reference import ReferenceStore
 from node.transport import health
 from node.transport.base import EventSink, Message
 from node.transport.clients import group_source, read_topic
-from node.transport.confluent import ConfluentSink, ConfluentSource
+from node.transport.confluent_producer import ConfluentSink
+from node.transport.confluent_source import ConfluentSource
 from node.transport.kafka_admin import ensure_topic
 from node.transport.kafka_consumer import KafkaSource, read_all, read_latest
 from node.transport.kafka_producer import KafkaSink, publish_record
