@@ -38,7 +38,9 @@ from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.clients import Client, group_source
 from node.transport.confluent import confluent_config, consumer_config, load_confluent
-from node.transport.kafka import ensure_topic, producer_config, read_all
+from node.transport.kafka_admin import ensure_topic
+from node.transport.kafka_consumer import read_all
+from node.transport.kafka_producer import producer_config
 from node.transport.provision import SHARED_TOPIC_CONFIGS
 
 if TYPE_CHECKING:  # confluent-kafka is optional: loaded by load_confluent

@@ -27,7 +27,7 @@ from node.policy.loader import load_floor
 from node.topics import PICTURE_TOPIC
 from node.transport.base import Message
 from node.transport.clients import read_topic
-from node.transport.kafka import ensure_topic
+from node.transport.kafka_admin import ensure_topic
 from node.transport.topic_config import shared_topic_configs
 
 __all__ = [

@@ -28,7 +28,7 @@ from node.codec.events import EventCodec
 from node.config import Home
 from node.crypto.batch_seal import SealVerifier
 from node.demo.synth import generate_encounters, write_csv
-from node.federation import trust
+from node.federation import drafts, trust
 from node.federation.manifest import KeyDirectory
 from node.home import event_codec, regional_floor
 from node.loops import wait_until
@@ -38,7 +38,7 @@ from node.member.publish import publish
 from node.policy.floor import RegionalFloor
 from node.store.picture import PictureStore
 from node.transport.base import Message
-from node.transport.kafka import read_all
+from node.transport.kafka_consumer import read_all
 from tests.factories import START, aggregator_for, records_only_policy
 
 #: Table -> the columns that must agree (times of receipt differ by nature).
@@ -269,8 +269,8 @@ def test_a_new_manifest_reaches_the_workers_at_the_next_batch(
         try:
             for aggregator in both:
                 aggregator.apply_batch(first)
-            trust.revoke(agg, "USA", compromised_at=datetime.now(UTC) - timedelta(hours=1))
-            trust.sign_draft(agg)
+            drafts.revoke(agg, "USA", compromised_at=datetime.now(UTC) - timedelta(hours=1))
+            drafts.sign_draft(agg)
             for aggregator in both:
                 aggregator.use_keys(trust.key_directory(agg))
                 stats = aggregator.apply_batch(rest)

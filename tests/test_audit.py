@@ -21,7 +21,7 @@ from node.config import Home
 from node.demo.synth import plant_values
 from node.federation import trust
 from node.home import event_codec, regional_floor
-from node.store import audit
+from node.store import audit, audit_check
 from node.store.picture import PictureStore
 from node.transport.memory import MemorySource, MemoryTopic
 from tests.factories import aggregator_for, member_with_data, publish_flows_to
@@ -62,7 +62,7 @@ def _db(path: Path, sql: str, *args: object) -> None:
 
 def test_member_logs_every_acknowledged_event(logs: Logs) -> None:
     pan, _agg, _rows, sent, topic = logs
-    entries = audit.read_entries(pan.store_path)
+    entries = audit_check.read_entries(pan.store_path)
     assert sent > 7  # several drain batches, one chain
     assert [e.seq for e in entries] == list(range(1, sent + 1))
     assert {e.entry for e in entries} == {"sent"}
@@ -71,30 +71,32 @@ def test_member_logs_every_acknowledged_event(logs: Logs) -> None:
     on_topic = [hashlib.sha256(m.value or b"").hexdigest() for m in topic.records[:sent]]
     assert [e.digest for e in entries] == on_topic
     assert all(e.event_id and e.subject and e.revision and e.policy_version for e in entries)
-    report = audit.verify(pan.store_path)
+    report = audit_check.verify(pan.store_path)
     assert report.ok and report.entries == sent and not report.notes
     # Draining again sends nothing and logs nothing.
     assert publish_flows_to(pan, topic, batch_size=7) == 0
-    assert len(audit.read_entries(pan.store_path)) == sent
+    assert len(audit_check.read_entries(pan.store_path)) == sent
 
 
 def test_aggregator_logs_every_message_with_its_outcome(logs: Logs) -> None:
     _pan, agg, _rows, sent, topic = logs
-    entries = audit.read_entries(agg.store_path)
+    entries = audit_check.read_entries(agg.store_path)
     assert len(entries) == len(topic.records) == sent + 2
     kinds = [e.entry for e in entries]
     assert kinds.count("applied") == sent
     assert kinds[-2:] == ["quarantined", "duplicate"]
     assert entries[-2].reason == "undecodable" and entries[-2].event_id is None
     assert entries[-1].event_id == entries[0].event_id
-    assert audit.verify(agg.store_path).ok
+    assert audit_check.verify(agg.store_path).ok
 
 
 def test_member_and_aggregator_logs_match_message_for_message(logs: Logs) -> None:
     pan, agg, _rows, _sent, _topic = logs
-    sent = {(e.event_id, e.digest) for e in audit.read_entries(pan.store_path)}
+    sent = {(e.event_id, e.digest) for e in audit_check.read_entries(pan.store_path)}
     applied = {
-        (e.event_id, e.digest) for e in audit.read_entries(agg.store_path) if e.entry == "applied"
+        (e.event_id, e.digest)
+        for e in audit_check.read_entries(agg.store_path)
+        if e.entry == "applied"
     }
     assert sent == applied
 
@@ -105,7 +107,7 @@ def test_no_raw_identifying_value_in_the_logs(logs: Logs) -> None:
     assert planted
     for home in (pan, agg):
         out = io.StringIO()
-        audit.export(home.store_path, out, "jsonl")
+        audit_check.export(home.store_path, out, "jsonl")
         text = out.getvalue()
         assert "PAN" in text  # the scan sees what is there
         assert [v for v in planted if v in text] == []
@@ -113,12 +115,12 @@ def test_no_raw_identifying_value_in_the_logs(logs: Logs) -> None:
 
 def test_editing_one_byte_is_detected(logs: Logs) -> None:
     pan, *_ = logs
-    entry = audit.read_entries(pan.store_path)[4]
-    assert entry.subject is not None  # an event's entry: it has a subject
+    entry = audit_check.read_entries(pan.store_path)[4]
+    assert entry.subject is not None
     # One byte of the subject: a single character replaced.
     changed = entry.subject[:-1] + ("X" if entry.subject[-1] != "X" else "Y")
     _db(pan.store_path, "UPDATE audit_log SET subject=? WHERE seq=?", changed, entry.seq)
-    report = audit.verify(pan.store_path)
+    report = audit_check.verify(pan.store_path)
     assert not report.ok
     assert report.first_bad_seq == entry.seq
     assert "altered" in (report.problem or "")
@@ -129,14 +131,14 @@ def test_editing_any_column_is_detected(logs: Logs, column: str) -> None:
     _pan, agg, *_ = logs
     value = {"revision": 77, "digest": "0" * 64, "at": "2020-01-01", "entry": "stale"}
     _db(agg.store_path, f"UPDATE audit_log SET {column}=? WHERE seq=3", value.get(column, "x"))
-    report = audit.verify(agg.store_path)
+    report = audit_check.verify(agg.store_path)
     assert (report.ok, report.first_bad_seq) == (False, 3)
 
 
 def test_a_deleted_entry_is_detected(logs: Logs) -> None:
     pan, *_ = logs
     _db(pan.store_path, "DELETE FROM audit_log WHERE seq=5")
-    report = audit.verify(pan.store_path)
+    report = audit_check.verify(pan.store_path)
     assert (report.ok, report.first_bad_seq) == (False, 5)
     assert "missing" in (report.problem or "")
 
@@ -146,7 +148,7 @@ def test_swapped_entries_are_detected(logs: Logs) -> None:
     _db(pan.store_path, "UPDATE audit_log SET seq=-1 WHERE seq=3")
     _db(pan.store_path, "UPDATE audit_log SET seq=3 WHERE seq=4")
     _db(pan.store_path, "UPDATE audit_log SET seq=4 WHERE seq=-1")
-    report = audit.verify(pan.store_path)
+    report = audit_check.verify(pan.store_path)
     assert (report.ok, report.first_bad_seq) == (False, 3)
 
 
@@ -154,7 +156,7 @@ def test_a_recomputed_suffix_is_caught_by_the_head_file(logs: Logs) -> None:
     """Rewriting an entry and re-hashing everything after it passes the chain
     check; the head file outside the table still exposes it."""
     pan, *_ = logs
-    entries = audit.read_entries(pan.store_path)
+    entries = audit_check.read_entries(pan.store_path)
     prev = entries[1].entry_hash
     conn = sqlite3.connect(pan.store_path)
     for e in entries[2:]:
@@ -173,27 +175,27 @@ def test_a_recomputed_suffix_is_caught_by_the_head_file(logs: Logs) -> None:
         prev = digest
     conn.commit()
     conn.close()
-    report = audit.verify(pan.store_path)
+    report = audit_check.verify(pan.store_path)
     assert (report.ok, report.first_bad_seq) == (False, len(entries))
     assert "head file" in (report.problem or "")
 
 
 def test_truncation_at_the_end_is_detected(logs: Logs) -> None:
     pan, *_ = logs
-    last = audit.read_entries(pan.store_path)[-1].seq
+    last = audit_check.read_entries(pan.store_path)[-1].seq
     _db(pan.store_path, "DELETE FROM audit_log WHERE seq=?", last)
-    report = audit.verify(pan.store_path)
+    report = audit_check.verify(pan.store_path)
     assert (report.ok, report.first_bad_seq) == (False, last)
     assert "truncated" in (report.problem or "")
 
 
 def test_anchors_pin_history(logs: Logs) -> None:
     pan, *_ = logs
-    entries = audit.read_entries(pan.store_path)
+    entries = audit_check.read_entries(pan.store_path)
     good = f"{entries[2].seq}:{entries[2].entry_hash}"
-    assert audit.verify(pan.store_path, [good]).ok
+    assert audit_check.verify(pan.store_path, [good]).ok
     bad = f"{entries[2].seq}:{'ab' * 32}"
-    report = audit.verify(pan.store_path, [bad])
+    report = audit_check.verify(pan.store_path, [bad])
     assert (report.ok, report.first_bad_seq) == (False, entries[2].seq)
 
 
@@ -229,7 +231,7 @@ def test_the_aggregator_logs_each_sealed_event_it_relays_once(tmp_path: Path) ->
         (seq, _key, value), *_ = store.pending_relay()
         store.mark_relayed([seq])
         store.mark_relayed([seq])  # a repeated acknowledgement logs nothing
-    (entry,) = audit.read_entries(tmp_path / "aggregator.db")
+    (entry,) = audit_check.read_entries(tmp_path / "aggregator.db")
     assert (entry.entry, entry.event_id, entry.producer, entry.revision) == (
         "relayed",
         "ev-1",
@@ -237,7 +239,7 @@ def test_the_aggregator_logs_each_sealed_event_it_relays_once(tmp_path: Path) ->
         1,
     )
     assert entry.digest == hashlib.sha256(value).hexdigest()
-    assert audit.verify(tmp_path / "aggregator.db").ok
+    assert audit_check.verify(tmp_path / "aggregator.db").ok
 
 
 _text = st.one_of(st.none(), st.text(max_size=40))
@@ -306,10 +308,10 @@ def test_entries_appended_after_the_head_fail_verification(logs: Logs) -> None:
     someone with write access to node.db alone, are a failure, not a note."""
     pan, *_ = logs
     forged = _forge_append(pan.store_path)
-    report = audit.verify(pan.store_path)
+    report = audit_check.verify(pan.store_path)
     assert (report.ok, report.first_bad_seq) == (False, forged)
     assert "head file" in (report.problem or "")
-    accepted = audit.verify(pan.store_path, accept_behind=True)
+    accepted = audit_check.verify(pan.store_path, accept_behind=True)
     assert accepted.ok and accepted.entries == forged
     assert any("accepted" in n for n in accepted.notes)
 

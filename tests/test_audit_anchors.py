@@ -25,7 +25,7 @@ from node.loops import wait_until
 from node.member import follow
 from node.member.member_home import init_member
 from node.member.publish import publish
-from node.store import audit
+from node.store import audit, audit_check
 from tests.factories import aggregator_for, member_with_data
 from tests.patience import PATIENCE_S
 
@@ -37,7 +37,7 @@ def cli(home: Home, *args: str) -> Result:
 def _rewrite_everything(home: Home) -> None:
     """What a node's operator with write access can do: change an early entry,
     re-hash the whole chain after it, and rewrite the head file to match."""
-    entries = audit.read_entries(home.store_path)
+    entries = audit_check.read_entries(home.store_path)
     prev = entries[0].prev_hash
     conn = sqlite3.connect(home.store_path)
     for e in entries:
@@ -142,7 +142,7 @@ def test_follow_loops_anchor_their_heads_at_intervals(
             return (
                 pan_head is not None
                 and pan_head.audit is not None
-                and pan_head.audit.seq == audit.verify(pan.store_path).head_seq
+                and pan_head.audit.seq == audit_check.verify(pan.store_path).head_seq
                 and "TS" in seen
             )
 

@@ -22,7 +22,7 @@ from node.member.drain import drain_outbox
 from node.operator.backup import backup_home, restore_home
 from node.operator.serve import make_server
 from node.operator.status import home_status
-from node.store import audit
+from node.store import audit_check
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.memory import MemorySink, MemorySource, MemoryTopic
@@ -62,7 +62,7 @@ def test_backup_while_a_writer_commits_is_consistent_and_restores(tmp_path: Path
     assert (tmp_path / "backup").stat().st_mode & 0o077 == 0
     assert _outbox_rows(tmp_path / "backup" / "node.db") == _outbox_rows(pan.store_path)
     # The audit chain of the copy verifies (its head file was copied first).
-    assert audit.verify(tmp_path / "backup" / "node.db").ok
+    assert audit_check.verify(tmp_path / "backup" / "node.db").ok
 
     restored = restore_home(tmp_path / "backup", tmp_path / "restored")
     status = home_status(restored)

@@ -36,9 +36,12 @@ from node.member.member_home import init_member
 from node.member.publish import publish
 from node.store.picture import PictureStore
 from node.transport.base import Message
-from node.transport.confluent import ConfluentSource, confluent_read_all, consumer_config
+from node.transport.confluent import consumer_config
+from node.transport.confluent_replay import confluent_read_all
+from node.transport.confluent_source import ConfluentSource
 from node.transport.credentials import MASK, Redacted, security_settings
-from node.transport.kafka import KafkaSink, KafkaSource, read_all
+from node.transport.kafka_consumer import KafkaSource, read_all
+from node.transport.kafka_producer import KafkaSink
 from tests.conftest import secure_local_kafka
 from tests.factories import START, aggregator_for, detail_policy, expected_picture, picture_totals
 

@@ -34,13 +34,10 @@ from node.member.publish import open_sink, publish
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.base import Ack
-from node.transport.confluent import (
-    CONFLUENT_GUARANTEES,
-    ConfluentSink,
-    confluent_config,
-)
+from node.transport.confluent import CONFLUENT_GUARANTEES, confluent_config
+from node.transport.confluent_producer import ConfluentSink
 from node.transport.credentials import MASK, Redacted, security_settings
-from node.transport.kafka import PRODUCER_GUARANTEES
+from node.transport.kafka_producer import PRODUCER_GUARANTEES
 from tests.conftest import secure_local_kafka
 from tests.factories import START, aggregator_for, records_only_policy
 from tests.patience import PATIENCE_S

@@ -8,7 +8,7 @@ import time
 import pytest
 from kafka import KafkaConsumer
 
-from node.transport.kafka import KafkaSource
+from node.transport.kafka_consumer import KafkaSource
 
 #: The fixed deadline ``KafkaSource.open`` once had: a test under load failed
 #: with "no partitions ... assigned in time" after it.

@@ -23,7 +23,7 @@ from node.aggregator.run import aggregate_once
 from node.member.publish import publish
 from node.operator.status import home_status
 from node.store.picture import PictureStore
-from node.transport.kafka import read_all
+from node.transport.kafka_consumer import read_all
 from node.transport.provision import SHARED_TOPIC_CONFIGS
 from tests.factories import aggregator_for, member_with_data
 

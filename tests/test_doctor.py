@@ -17,7 +17,7 @@ from node.cli import main
 from node.config import Home, KafkaSettings, load_home, policies_dir
 from node.devkafka.manage import home_settings
 from node.devkafka.state import ClusterInfo
-from node.federation import trust
+from node.federation import drafts, trust
 from node.federation.control import publish_manifest, sync_manifest
 from node.member.publish import publish
 from node.operator.doctor import DoctorReport, diagnose
@@ -129,14 +129,14 @@ def test_manifest_missing_forged_and_stale(federation: tuple[Home, Home]) -> Non
 
     pan.manifest_path.write_text(signed)
     assert diagnose(pan).healthy
-    trust.sign_draft(agg)  # a newer serial, published by the Secretariat...
+    drafts.sign_draft(agg)  # a newer serial, published by the Secretariat...
     publish_manifest(agg)
     detail = _problem(diagnose(pan), "manifest")  # ...that PAN has not synced
     assert "on the control topic; run `corredor federation sync`" in detail
     sync_manifest(pan)
     assert diagnose(pan).healthy
 
-    trust.sign_draft(agg)  # signed but not published: members cannot see it
+    drafts.sign_draft(agg)  # signed but not published: members cannot see it
     assert "federation sign --publish" in _problem(diagnose(agg), "manifest")
 
 

@@ -18,7 +18,7 @@ from node.member.publish import publish
 from node.model.events import Envelope, PolicyRef
 from node.operator.status import home_status
 from node.store.picture import PictureStore
-from node.transport.kafka import read_all
+from node.transport.kafka_consumer import read_all
 from tests.factories import aggregator_for, expected_picture, member_with_data, picture_totals
 
 COUNTRIES = ("PAN", "CRI", "GTM", "MEX")

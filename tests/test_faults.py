@@ -35,7 +35,7 @@ from node.member.publish import publish
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.transport.clients import Client
-from node.transport.kafka import read_all
+from node.transport.kafka_consumer import read_all
 from tests.factories import START, aggregator_for, detail_policy, expected_picture, picture_totals
 from tests.patience import PATIENCE_S
 

@@ -21,7 +21,7 @@ from node.cli import main
 from node.config import Home, policies_dir
 from node.crypto.sealing import NotAddressed, SealedBox, open_sealed
 from node.demo.synth import generate_encounters, write_csv
-from node.federation import trust
+from node.federation import drafts, trust
 from node.home import event_codec
 from node.member.event_factory import restricted_aad
 from node.member.inbox import read_inbox
@@ -29,7 +29,7 @@ from node.member.intake import ingest
 from node.member.member_home import init_member
 from node.member.publish import publish
 from node.store.picture import PictureStore
-from node.transport.kafka import read_all
+from node.transport.kafka_consumer import read_all
 from tests.factories import START, aggregator_for
 
 SUMMARY = "Lancha Azul network moves groups from Necocli to Carreto at night"
@@ -89,11 +89,11 @@ def federation(tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str) 
     agg.config.kafka.group_id = group_id
     agg.config.kafka.control_topic = f"{topic}.control"
     agg.save()
-    draft = trust.load_draft(agg)
+    draft = drafts.load_draft(agg)
     topics = draft.topics.model_copy(
         update={"control": f"{topic}.control", "picture": f"{topic}.picture"}
     )
-    trust.save_draft(agg, draft.model_copy(update={"topics": topics}))
+    drafts.save_draft(agg, draft.model_copy(update={"topics": topics}))
     ok(agg, "federation", "sign", "--publish")
     founders = tmp_path / "founders.json"
     out = ok(agg, "federation", "founders", "-o", str(founders), "--pin")

@@ -21,15 +21,15 @@ from node.aggregator.picture_sync import picture_path, sync_picture
 from node.aggregator.rebuild import rebuild_picture
 from node.aggregator.run import aggregate_follow, aggregate_once
 from node.config import Home
+from node.federation import drafts, trust
 from node.federation import manifest as fed
-from node.federation import trust
 from node.home import ensure_shared_topic, event_codec, regional_floor
 from node.loops import wait_until
 from node.member.member_home import home_policy, init_member
 from node.model.events import Envelope, PolicyRef
 from node.model.manifest import Topics
 from node.store.picture import PictureStore
-from node.transport.kafka import ensure_topic
+from node.transport.kafka_admin import ensure_topic
 from node.transport.provision import SHARED_TOPIC_CONFIGS, TopicSpec, provision
 from tests.factories import aggregator_for
 
@@ -125,10 +125,10 @@ def test_every_run_mode_quarantines_events_below_the_floor(
     if mode == "picture-copy":
         # A member reads the picture topic: a Secretariat (or whoever can write
         # there) putting these on it must not get them into the member's copy.
-        draft = trust.load_draft(agg)
+        draft = drafts.load_draft(agg)
         picture_topic = f"{topic}.picture"
-        trust.save_draft(agg, draft.model_copy(update={"topics": Topics(picture=picture_topic)}))
-        trust.accept_manifest(pan, trust.sign_draft(agg))
+        drafts.save_draft(agg, draft.model_copy(update={"topics": Topics(picture=picture_topic)}))
+        trust.accept_manifest(pan, drafts.sign_draft(agg))
         ensure_topic(kafka_bootstrap, picture_topic, partitions=1)
         _produce(kafka_bootstrap, picture_topic, events)
         stats = sync_picture(pan)
@@ -199,8 +199,8 @@ def test_a_key_past_its_validity_with_a_backdated_produced_at_is_quarantined(
     pan, agg = _homes(tmp_path, kafka_bootstrap, topic, group_id)
     key_id = trust.load_signing_key(pan).key_id
     ended = NOW - timedelta(days=3)
-    trust.save_draft(agg, fed.expire(trust.load_draft(agg), "PAN", key_id, ended))
-    trust.sign_draft(agg)
+    drafts.save_draft(agg, fed.expire(drafts.load_draft(agg), "PAN", key_id, ended))
+    drafts.sign_draft(agg)
     backdated = _signed(pan, produced_at=ended - timedelta(days=1), nationality="VEN")
     _produce(kafka_bootstrap, topic, [backdated])
     stats = aggregate_once(agg)

@@ -13,7 +13,7 @@ from node.demo.synth import generate_encounters, write_csv
 from node.member.intake import ingest
 from node.member.publish import publish
 from node.store.picture import PictureStore
-from node.transport.kafka import read_all
+from node.transport.kafka_consumer import read_all
 from tests.factories import START, aggregator_for, member_with_data
 
 DETAIL = ("nationality", "sex", "age_band", "previous_country")

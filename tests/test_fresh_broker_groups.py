@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from node.devkafka import LocalKafka
-from node.transport.kafka import active_group_members
+from node.transport.kafka_admin import active_group_members
 
 
 @pytest.mark.kafka

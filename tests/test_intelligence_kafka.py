@@ -9,7 +9,7 @@ import yaml
 
 from node.aggregator.run import aggregate_once
 from node.config import Home, policies_dir
-from node.federation import trust
+from node.federation import drafts, trust
 from node.federation.control import publish_manifest, sync_manifest
 from node.member.inbox import read_inbox
 from node.member.intake import ingest
@@ -48,7 +48,7 @@ def _home(
 
 
 def _all_bytes(bootstrap: str, *topics: str) -> list[bytes]:
-    from node.transport.kafka import read_all
+    from node.transport.kafka_consumer import read_all
 
     out: list[bytes] = []
     for t in topics:
@@ -76,12 +76,12 @@ def test_report_to_gtm_and_mex_is_read_by_both_and_nobody_else(
     agg.config.kafka.control_topic = f"{topic}.control"
     agg.save()
     # Per-test control and picture topics, named in the manifest.
-    draft = trust.load_draft(agg)
+    draft = drafts.load_draft(agg)
     topics = draft.topics.model_copy(
         update={"control": f"{topic}.control", "picture": f"{topic}.picture"}
     )
-    trust.save_draft(agg, draft.model_copy(update={"topics": topics}))
-    trust.sign_draft(agg)
+    drafts.save_draft(agg, draft.model_copy(update={"topics": topics}))
+    drafts.sign_draft(agg)
     publish_manifest(agg)
     for member in (cri, gtm, mex, pan):
         manifest, _ = sync_manifest(member)

@@ -29,7 +29,9 @@ from node.member.reference_pipeline import prepare_reference_events
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
 from node.store.reference import ReferenceStore
-from node.transport.kafka import KafkaSink, KafkaSource, ensure_topic
+from node.transport.kafka_admin import ensure_topic
+from node.transport.kafka_consumer import KafkaSource
+from node.transport.kafka_producer import KafkaSink
 from tests.factories import aggregator_for
 
 SUBJECT = "ConsularMission|PAN|PAN-CM-IND-01"

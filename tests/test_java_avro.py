@@ -34,7 +34,7 @@ from node.member.intake import ingest
 from node.member.member_home import home_policy
 from node.member.publish import publish
 from node.store.node_store import NodeStore
-from node.transport.kafka import read_all
+from node.transport.kafka_consumer import read_all
 from tests.conftest import no_kafka
 from tests.factories import member_with_data
 from tests.patience import PATIENCE_S

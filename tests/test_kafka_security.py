@@ -27,9 +27,10 @@ from node.errors import TransportError
 from node.member import publish as member_publish
 from node.operator.doctor import diagnose
 from node.operator.status import home_status
-from node.store import audit
+from node.store import audit_check
 from node.transport.credentials import MASK
-from node.transport.kafka import KafkaSource, ensure_topic
+from node.transport.kafka_admin import ensure_topic
+from node.transport.kafka_consumer import KafkaSource
 from tests.conftest import secure_local_kafka
 from tests.factories import aggregator_for, expected_picture, member_with_data, picture_totals
 from tests.patience import PATIENCE_S
@@ -299,7 +300,7 @@ def test_the_slice_over_tls_and_scram_without_leaking_a_secret(
 
         assert picture_totals(agg) == expected_picture((h.country, rows) for h, rows in members)
         for home in (pan, gtm, agg):
-            assert audit.verify(home.store_path).ok
+            assert audit_check.verify(home.store_path).ok
 
         # The Secretariat may read the shared topic's settings: doctor checks that
         # its retention serves a rebuild. A member may not, and doctor says so.

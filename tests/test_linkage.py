@@ -12,7 +12,7 @@ from node.config import Home
 from node.crypto import linkage
 from node.crypto.signing import SigningKey
 from node.errors import ConfigError, CryptoError, SignatureInvalid
-from node.federation import trust
+from node.federation import linkage_keys, trust
 from node.federation.control import (
     publish_manifest,
     share_linkage_key,
@@ -62,23 +62,23 @@ def _federation(tmp_path: Path) -> tuple[list[Home], Home]:
 
 def test_key_reaches_every_member_and_never_the_secretariat(tmp_path: Path) -> None:
     (pan, cri, gtm), agg = _federation(tmp_path)
-    fingerprint = trust.create_linkage_key(pan)
-    bundle, countries = trust.bundle_linkage_key(pan)
+    fingerprint = linkage_keys.create_linkage_key(pan)
+    bundle, countries = linkage_keys.bundle_linkage_key(pan)
     assert countries == ["CRI", "GTM"]
     for member in (cri, gtm):
-        assert trust.accept_linkage_bundle(member, bundle) == (fingerprint, True)
-        assert trust.load_linkage_key(member) == trust.load_linkage_key(pan)
-    assert trust.accept_linkage_bundle(cri, bundle) == (fingerprint, False)
+        assert linkage_keys.accept_linkage_bundle(member, bundle) == (fingerprint, True)
+        assert linkage_keys.load_linkage_key(member) == linkage_keys.load_linkage_key(pan)
+    assert linkage_keys.accept_linkage_bundle(cri, bundle) == (fingerprint, False)
     with pytest.raises(ConfigError, match="never holds"):
-        trust.accept_linkage_bundle(agg, bundle)
-    key = trust.load_linkage_key(pan)
+        linkage_keys.accept_linkage_bundle(agg, bundle)
+    key = linkage_keys.load_linkage_key(pan)
     assert key is not None and key not in bundle.to_json().encode()
 
 
 def test_forged_bundle_is_refused(tmp_path: Path) -> None:
     (pan, cri, _), _ = _federation(tmp_path)
-    trust.create_linkage_key(pan)
-    bundle, _ = trust.bundle_linkage_key(pan)
+    linkage_keys.create_linkage_key(pan)
+    bundle, _ = linkage_keys.bundle_linkage_key(pan)
     intruder = SigningKey.generate("PAN")
     forged = linkage.KeyBundle(
         bundle.distributor,
@@ -88,8 +88,8 @@ def test_forged_bundle_is_refused(tmp_path: Path) -> None:
         intruder.sign(bundle.signed_part()),
     )
     with pytest.raises(SignatureInvalid):
-        trust.accept_linkage_bundle(cri, forged)
-    assert trust.load_linkage_key(cri) is None
+        linkage_keys.accept_linkage_bundle(cri, forged)
+    assert linkage_keys.load_linkage_key(cri) is None
 
 
 def test_key_distribution_over_the_control_topic(
@@ -109,7 +109,7 @@ def test_key_distribution_over_the_control_topic(
     for m in members:
         sync_manifest(m)
     pan, cri = members
-    fingerprint = trust.create_linkage_key(pan)
+    fingerprint = linkage_keys.create_linkage_key(pan)
     assert share_linkage_key(pan) == ["CRI"]
     assert sync_linkage_key(cri) == (fingerprint, True)
-    assert trust.load_linkage_key(cri) == trust.load_linkage_key(pan)
+    assert linkage_keys.load_linkage_key(cri) == linkage_keys.load_linkage_key(pan)

@@ -20,7 +20,7 @@ from click.testing import CliRunner, Result
 
 from node.cli import main
 from node.config import Home
-from node.federation import trust
+from node.federation import drafts, trust
 from node.member.member_home import init_member
 from tests.factories import aggregator_for
 
@@ -157,6 +157,6 @@ def test_a_manifest_that_skips_serials_is_not_taken(tmp_path: Path) -> None:
     assert result.exit_code != 0 and "does not follow serial" in result.output
     assert _served_serial(pan) == held
     for serial in (held[0] + 1, held[0] + 2):
-        path = trust.history_path(agg, serial)
+        path = drafts.history_path(agg, serial)
         assert cli(pan, "federation", "import", str(path)).exit_code == 0
     assert _served_serial(pan) == _served_serial(agg)

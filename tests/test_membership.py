@@ -15,7 +15,7 @@ from node.crypto.keys import EncryptionKey, x25519_public_pem
 from node.crypto.signing import SigningKey, public_pem
 from node.federation import manifest as fed
 from node.federation import membership as mb
-from node.federation import trust
+from node.federation import statements, trust
 from node.member.member_home import init_member
 from node.model.manifest import Manifest, SignedManifest
 from tests.factories import aggregator_for
@@ -44,7 +44,7 @@ def _manifest(keys: dict[str, tuple[SigningKey, EncryptionKey]]) -> Manifest:
 def test_founders_count_and_an_outsider_needs_a_majority() -> None:
     founders_keys = {c: _keys(c) for c in ("CRI", "GTM", "MEX", "USA")}
     manifest = _manifest(founders_keys)
-    founders = mb.founders_of(manifest)
+    founders = statements.founders_of(manifest)
     outsider = _keys("HND")
     manifest = fed.add_member(
         manifest,
@@ -57,19 +57,19 @@ def test_founders_count_and_an_outsider_needs_a_majority() -> None:
     assert view.counts("CRI") and not view.counts("HND")
     (pending,) = view.pending
     assert pending.needed == 3
-    yes = [mb.sign_approval(founders_keys[c][0], pending.change) for c in ("CRI", "GTM")]
+    yes = [statements.sign_approval(founders_keys[c][0], pending.change) for c in ("CRI", "GTM")]
     assert not mb.evaluate(manifest, founders, yes).counts("HND")
     # The candidate's own approval, and a forged one, do not count.
-    own = mb.sign_approval(outsider[0], pending.change)
+    own = statements.sign_approval(outsider[0], pending.change)
     forged = yes[0].model_copy(update={"approver": "MEX"})
     assert not mb.evaluate(manifest, founders, [*yes, own, forged]).counts("HND")
     # An approval of another change (observer, not member) is not this one's.
     other = dict(pending.change, status="observer")
-    replay = mb.sign_approval(founders_keys["MEX"][0], other).model_copy(
+    replay = statements.sign_approval(founders_keys["MEX"][0], other).model_copy(
         update={"change_id": pending.change_id}
     )
     assert not mb.evaluate(manifest, founders, [*yes, replay]).counts("HND")
-    third = mb.sign_approval(founders_keys["MEX"][0], pending.change)
+    third = statements.sign_approval(founders_keys["MEX"][0], pending.change)
     view = mb.evaluate(manifest, founders, [*yes, third])
     assert view.is_member("HND") and view.approved[pending.change_id] == ("CRI", "GTM", "MEX")
 
@@ -77,25 +77,25 @@ def test_founders_count_and_an_outsider_needs_a_majority() -> None:
 def test_a_key_counts_only_along_the_members_own_statements() -> None:
     keys = {c: _keys(c) for c in ("CRI", "GTM", "MEX")}
     manifest = _manifest(keys)
-    founders = mb.founders_of(manifest)
+    founders = statements.founders_of(manifest)
     gtm_old = keys["GTM"][0]
     gtm_new = SigningKey.generate("GTM")
     pem = public_pem(gtm_new.public)
     manifest = fed.add_member(manifest, "GTM", name="GTM", signing_pem=pem)[0]
     assert not mb.evaluate(manifest, founders).signing_key_ok("GTM", gtm_new.key_id)
     # A statement signed by another member's key does not vouch for GTM's key.
-    by_cri = mb.sign_key_statement(keys["CRI"][0], FED, "signing", gtm_new.key_id, pem)
+    by_cri = statements.sign_key_statement(keys["CRI"][0], FED, "signing", gtm_new.key_id, pem)
     wrong = fed.add_key_statements(manifest, "GTM", [by_cri])
     assert not mb.evaluate(wrong, founders).signing_key_ok("GTM", gtm_new.key_id)
     # Nor a statement over another key's bytes.
     other = SigningKey.generate("GTM")
-    swapped = mb.sign_key_statement(
+    swapped = statements.sign_key_statement(
         gtm_old, FED, "signing", gtm_new.key_id, public_pem(other.public)
     )
     assert not mb.evaluate(
         fed.add_key_statements(manifest, "GTM", [swapped]), founders
     ).signing_key_ok("GTM", gtm_new.key_id)
-    good = mb.sign_key_statement(gtm_old, FED, "signing", gtm_new.key_id, pem)
+    good = statements.sign_key_statement(gtm_old, FED, "signing", gtm_new.key_id, pem)
     rotated = fed.add_key_statements(manifest, "GTM", [good])
     view = mb.evaluate(rotated, founders)
     assert view.signing_key_ok("GTM", gtm_new.key_id)
@@ -113,7 +113,7 @@ def test_a_key_counts_only_along_the_members_own_statements() -> None:
 def test_a_status_change_without_quorum_keeps_the_old_status() -> None:
     keys = {c: _keys(c) for c in ("CRI", "GTM", "MEX")}
     manifest = _manifest(keys)
-    founders = mb.founders_of(manifest)
+    founders = statements.founders_of(manifest)
     members = [
         m.model_copy(update={"status": "observer"}) if m.country == "GTM" else m
         for m in manifest.members
@@ -123,7 +123,7 @@ def test_a_status_change_without_quorum_keeps_the_old_status() -> None:
     assert view.is_member("GTM")
     (pending,) = view.pending
     assert pending.change["action"] == "status" and pending.needed == 2
-    yes = [mb.sign_approval(keys[c][0], pending.change) for c in ("CRI", "MEX")]
+    yes = [statements.sign_approval(keys[c][0], pending.change) for c in ("CRI", "MEX")]
     assert mb.evaluate(demoted, founders, yes).status["GTM"] == "observer"
 
 
@@ -160,9 +160,9 @@ def test_a_version_1_manifest_is_still_read() -> None:
 def test_a_member_revokes_its_own_key_and_nobody_else_can() -> None:
     keys = {c: _keys(c) for c in ("CRI", "GTM", "MEX")}
     manifest = _manifest(keys)
-    founders = mb.founders_of(manifest)
+    founders = statements.founders_of(manifest)
     gtm = keys["GTM"][0]
-    own = mb.sign_revocation(gtm, FED, keys["GTM"][1].key_id)
+    own = statements.sign_revocation(gtm, FED, keys["GTM"][1].key_id)
     view = mb.evaluate(manifest, founders, revocations=[own])
     assert view.self_revoked == [keys["GTM"][1].key_id]
     assert view.effective is not None
@@ -177,8 +177,10 @@ def test_a_member_revokes_its_own_key_and_nobody_else_can() -> None:
         manifest, "GTM", name="GTM", signing_pem=public_pem(injected.public)
     )[0]
     forged = [
-        mb.sign_revocation(injected, FED, gtm.key_id),
-        mb.sign_revocation(keys["CRI"][0], FED, gtm.key_id).model_copy(update={"country": "GTM"}),
+        statements.sign_revocation(injected, FED, gtm.key_id),
+        statements.sign_revocation(keys["CRI"][0], FED, gtm.key_id).model_copy(
+            update={"country": "GTM"}
+        ),
     ]
     assert mb.evaluate(with_injected, founders, revocations=forged).self_revoked == []
 
@@ -189,13 +191,13 @@ def test_the_floor_sets_the_quorum() -> None:
     assert mb.quorum_needed(4, "unanimity") == 4
     keys = {c: _keys(c) for c in ("CRI", "GTM", "MEX")}
     manifest = _manifest(keys)
-    founders = mb.founders_of(manifest)
+    founders = statements.founders_of(manifest)
     outsider = _keys("HND")
     manifest = fed.add_member(
         manifest, "HND", name="HND", signing_pem=public_pem(outsider[0].public)
     )[0]
     (pending,) = mb.evaluate(manifest, founders).pending
-    yes = [mb.sign_approval(keys[c][0], pending.change) for c in ("CRI", "GTM")]
+    yes = [statements.sign_approval(keys[c][0], pending.change) for c in ("CRI", "GTM")]
     assert mb.evaluate(manifest, founders, yes).counts("HND")
     assert not mb.evaluate(manifest, founders, yes, rule="unanimity").counts("HND")
 

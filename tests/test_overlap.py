@@ -37,7 +37,7 @@ from node.member.staging import stage_publication
 from node.member.workers import StagerProcess
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
-from node.transport.kafka import read_all
+from node.transport.kafka_consumer import read_all
 from node.transport.memory import MemorySink, MemoryTopic
 from tests.factories import START, aggregator_for, records_only_policy
 from tests.patience import PATIENCE_S

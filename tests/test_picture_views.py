@@ -643,12 +643,12 @@ def test_members_get_the_picture_back_signed_by_its_producers(tmp_path: Path) ->
     from node.aggregator.checks import APPENDED_AT_HEADER
     from node.aggregator.picture_sync import apply_picture, picture_path
     from node.config import load_home
-    from node.federation import trust
+    from node.federation import drafts, trust
     from node.transport.base import Message
 
     agg = build_picture(tmp_path, {"PAN": 1500, "CRI": 1200})
     pan = load_home(tmp_path / "pan")
-    trust.accept_manifest(pan, trust.sign_draft(agg))
+    trust.accept_manifest(pan, drafts.sign_draft(agg))
     with PictureStore(agg.store_path) as store:
         pending = store.pending_picture(datetime.now(UTC))
         uses = store.uses()
@@ -723,12 +723,12 @@ def test_the_picture_topic_waits_for_an_embargo(picture: Home, tmp_path: Path) -
         store.mark_picture_published(sorted(after))
         assert store.pending_picture(NOW + timedelta(days=4)) == []
     # Each acknowledged picture event is a 'published' entry in the audit chain.
-    from node.store import audit
+    from node.store import audit_check
 
-    published = [e for e in audit.read_entries(db) if e.entry == "published"]
+    published = [e for e in audit_check.read_entries(db) if e.entry == "published"]
     assert len(published) == len(after)
     assert {e.event_id for e in published} >= {event}
-    assert audit.verify(db).ok
+    assert audit_check.verify(db).ok
 
 
 def test_routes_from_linked_encounter_records_end_to_end(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from node.member.intake import ingest
 from node.member.publish import publish
 from node.policy.guard import normalise
 from node.store.picture import PictureStore
-from node.transport.kafka import read_all
+from node.transport.kafka_consumer import read_all
 from tests.factories import aggregator_for, member_with_data
 from tests.test_policy_guard import PLANTED_NAME, PLANTED_PLACE, guard_home
 

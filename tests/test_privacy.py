@@ -37,7 +37,7 @@ from node.policy.privacy import PrivacyBudgetExceeded
 from node.policy.release import release_flows
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
-from node.transport.kafka import read_all
+from node.transport.kafka_consumer import read_all
 from tests.factories import START, aggregator_for
 
 NATIONALITIES = ["HTI", "CHN", "CMR", "AFG", "AGO", "IND", "COD", "CUB"]

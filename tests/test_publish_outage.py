@@ -26,7 +26,9 @@ from node.member.intake import ingest
 from node.member.member_home import init_member
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
-from node.transport.kafka import KafkaSink, ensure_topic, read_all
+from node.transport.kafka_admin import ensure_topic
+from node.transport.kafka_consumer import read_all
+from node.transport.kafka_producer import KafkaSink
 from tests.factories import START, aggregator_for, detail_policy, picture_totals
 from tests.test_faults import _as_published
 

@@ -34,9 +34,9 @@ from node.home import picture_topic
 from node.member.intake import ingest
 from node.member.member_home import init_member
 from node.member.publish import publish
-from node.store import audit
+from node.store import audit_check
 from node.transport.clients import Client, group_source
-from node.transport.kafka import read_all
+from node.transport.kafka_consumer import read_all
 from tests.factories import START, aggregator_for, detail_policy, expected_picture, picture_totals
 
 CLIENTS: tuple[Client, ...] = ("kafka-python", "confluent")
@@ -161,7 +161,7 @@ def test_rebuilt_picture_equals_the_live_one(
     # The replaced picture is kept beside it; the build file is gone. Each
     # audit log verifies against its own head file.
     assert result.previous is not None and result.previous.exists()
-    assert audit.verify(agg.store_path).ok and audit.verify(result.previous).ok
+    assert audit_check.verify(agg.store_path).ok and audit_check.verify(result.previous).ok
     assert _rows(result.previous, "SELECT count(*) FROM subject_head")[0][0] == len(before["heads"])
     assert not (agg.store_path.parent / (agg.store_path.name + REBUILD_SUFFIX)).exists()
     # Nothing went out twice.

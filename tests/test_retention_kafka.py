@@ -27,7 +27,7 @@ from node.member.intake import ingest
 from node.member.publish import publish
 from node.operator.doctor import diagnose
 from node.store.picture import VIEW_COLUMNS, PictureStore
-from node.transport.kafka import ensure_topic
+from node.transport.kafka_admin import ensure_topic
 from node.transport.topic_config import DAY_MS, rebuild_problems
 from tests.factories import (
     START,

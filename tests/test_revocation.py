@@ -22,14 +22,14 @@ from node.aggregator.run import aggregate_once
 from node.aggregator.setup import add_member
 from node.cli import main as cli
 from node.config import Home
-from node.federation import trust
+from node.federation import drafts, trust
 from node.federation.control import sync_manifest
 from node.home import event_codec
 from node.member.member_home import home_policy
 from node.member.publish import publish
 from node.model.events import Envelope, PolicyRef
 from node.store.picture import PictureStore
-from node.transport.kafka import read_all
+from node.transport.kafka_consumer import read_all
 from tests.factories import aggregator_for, member_with_data
 
 
@@ -103,10 +103,10 @@ def _setup(tmp_path: Path, bootstrap: str, topic: str, group_id: str) -> tuple[H
     agg.config.kafka.group_id = group_id
     agg.config.kafka.control_topic = f"{topic}.control"
     agg.save()
-    draft = trust.load_draft(agg)
+    draft = drafts.load_draft(agg)
     topics = draft.topics.model_copy(update={"picture": f"{topic}.picture"})
-    trust.save_draft(agg, draft.model_copy(update={"topics": topics}))
-    signed = trust.sign_draft(agg)
+    drafts.save_draft(agg, draft.model_copy(update={"topics": topics}))
+    signed = drafts.sign_draft(agg)
     for member in (pan, cri):
         member.config.kafka.control_topic = f"{topic}.control"
         member.save()

@@ -21,7 +21,7 @@ from node.cli import main
 from node.config import Home
 from node.crypto.signing import key_id_for, load_public_pem
 from node.demo.synth import generate_encounters, write_csv
-from node.federation import trust
+from node.federation import drafts
 from node.federation.control import publish_manifest, sync_manifest
 from node.federation.manifest import read_signed
 from node.member.publish import publish
@@ -68,10 +68,10 @@ def test_a_member_refuses_to_publish_with_a_key_the_manifest_revoked(
     assert diagnose(pan).healthy
     serial = _serial(pan)
     if how == "revoked":
-        assert key_id in trust.revoke(agg, "PAN")
+        assert key_id in drafts.revoke(agg, "PAN")
     else:
-        trust.retire_key(agg, "PAN", key_id, overlap_hours=0)
-    trust.sign_draft(agg)
+        drafts.retire_key(agg, "PAN", key_id, overlap_hours=0)
+    drafts.sign_draft(agg)
     publish_manifest(agg)
     sent_before = _topic_end(kafka_bootstrap, topic)
 
@@ -103,8 +103,8 @@ def test_doctor_sees_a_revocation_on_the_control_topic_before_any_sync(
     federation: tuple[Home, Home],
 ) -> None:
     pan, agg = federation
-    trust.revoke(agg, "PAN")
-    trust.sign_draft(agg)
+    drafts.revoke(agg, "PAN")
+    drafts.sign_draft(agg)
     publish_manifest(agg)
     report = diagnose(pan)  # the home's own manifest still says valid
     detail = next(c.detail for c in report.problems if c.name == "signing_key")

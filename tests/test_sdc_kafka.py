@@ -16,7 +16,7 @@ from node.member.intake import ingest
 from node.member.member_home import init_member
 from node.member.publish import publish
 from node.model.codes import region_of
-from node.transport.kafka import read_all
+from node.transport.kafka_consumer import read_all
 from tests.factories import START
 from tests.sdc_attacker import Atom, Seen, attack, narrow
 

@@ -30,15 +30,15 @@ from node.aggregator.run import aggregate_once
 from node.config import Home, policies_dir
 from node.crypto.keys import EncryptionKey
 from node.crypto.sealing import seal_v1
+from node.federation import drafts
 from node.federation import manifest as fed
-from node.federation import trust
 from node.federation.control import publish_manifest, sync_manifest
 from node.home import event_codec
 from node.member.intake import ingest
 from node.member.member_home import init_member
 from node.member.publish import publish
 from node.policy.loader import load_policy
-from node.transport.kafka import read_all
+from node.transport.kafka_consumer import read_all
 from tests.factories import aggregator_for
 
 SUMMARY = "Lancha Azul moves groups from Necocli to Carreto at night. "
@@ -205,12 +205,12 @@ def published(
     agg.config.kafka.group_id = group_id
     agg.config.kafka.control_topic = f"{topic}.control"
     agg.save()
-    draft = trust.load_draft(agg)
+    draft = drafts.load_draft(agg)
     topics = draft.topics.model_copy(
         update={"control": f"{topic}.control", "picture": f"{topic}.picture"}
     )
-    trust.save_draft(agg, draft.model_copy(update={"topics": topics}))
-    trust.sign_draft(agg)
+    drafts.save_draft(agg, draft.model_copy(update={"topics": topics}))
+    drafts.sign_draft(agg)
     publish_manifest(agg)
     for m in (cri, gtm, mex, pan):
         sync_manifest(m)
@@ -302,13 +302,13 @@ def test_manifest_hash_is_reproduced_by_an_independent_rfc8785(tmp_path: Path) -
     members = [init_member(tmp_path / c.lower(), c) for c in ("PAN", "GTM")]
     agg = aggregator_for(tmp_path, members)
     # A name with characters whose canonical forms differ between encoders.
-    draft = trust.load_draft(agg)
+    draft = drafts.load_draft(agg)
     odd = 'Panamá \u2028 "ñ" \\ \x07 \U0001f600'
     members_now = [
         m.model_copy(update={"name": odd}) if m.country == "PAN" else m for m in draft.members
     ]
-    trust.save_draft(agg, draft.model_copy(update={"members": members_now}))
-    trust.sign_draft(agg)
+    drafts.save_draft(agg, draft.model_copy(update={"members": members_now}))
+    drafts.sign_draft(agg)
     signed = json.loads(agg.manifest_path.read_text(encoding="utf-8"))
     payload = signed["payload"]
     data = json.loads(payload)

@@ -34,7 +34,8 @@ from node.home import open_home
 from node.member.intake import ingest
 from node.member.publish import publish
 from node.operator.doctor import DoctorReport, diagnose
-from node.store.node_store import SCHEMA_VERSION, NodeStore
+from node.store.node_schema import SCHEMA_VERSION
+from node.store.node_store import NodeStore
 from node.transport.memory import MemoryTopic
 from tests.factories import aggregator_for, member_with_data, picture_totals, publish_flows_to
 

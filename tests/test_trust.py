@@ -13,8 +13,8 @@ from node.crypto.keys import EncryptionKey
 from node.crypto.sealing import SealedBox, open_sealed, seal
 from node.crypto.signing import SigningKey
 from node.errors import ConfigError, CryptoError, SignatureInvalid
+from node.federation import drafts, trust
 from node.federation import manifest as fed
-from node.federation import trust
 from node.home import event_codec, regional_floor
 from node.member import encounters
 from node.member.drain import drain_outbox
@@ -68,7 +68,7 @@ def test_an_older_manifest_never_replaces_a_newer_one(tmp_path: Path) -> None:
     pan, _, _ = member_with_data(tmp_path, "PAN", 50)
     agg = aggregator_for(tmp_path, [pan])
     old = fed.read_signed(agg.manifest_path)
-    trust.sign_draft(agg)
+    drafts.sign_draft(agg)
     newer = fed.read_signed(agg.manifest_path)
     assert trust.accept_manifest(pan, newer)[1] is True
     manifest, updated = trust.accept_manifest(pan, old)
@@ -80,8 +80,8 @@ def test_revoked_key_events_are_quarantined_and_picture_unchanged(tmp_path: Path
     agg = aggregator_for(tmp_path, [pan])
     topic = MemoryTopic()
     _publish(pan, topic)
-    trust.revoke(agg, "PAN")
-    trust.sign_draft(agg)
+    drafts.revoke(agg, "PAN")
+    drafts.sign_draft(agg)
     stats = _apply(agg, topic)
     assert stats.applied == 0 and stats.rejected == {"revoked-key": len(topic.records)}
     with PictureStore(agg.store_path) as store:
@@ -94,9 +94,9 @@ def test_rotation_keeps_old_events_valid_and_expires_the_old_key(tmp_path: Path)
     before = MemoryTopic()
     _publish(pan, before)
     old_id, new_id = trust.rotate_signing_key(pan)
-    trust.add_member(agg, "PAN", pan.public_key_path.read_text())
-    trust.retire_key(agg, "PAN", old_id, overlap_hours=0)
-    trust.sign_draft(agg)
+    drafts.add_member(agg, "PAN", pan.public_key_path.read_text())
+    drafts.retire_key(agg, "PAN", old_id, overlap_hours=0)
+    drafts.sign_draft(agg)
     stats = _apply(agg, before)
     assert stats.rejected_total == 0 and stats.applied == len(before.records)
     # An event the old key signs after its validity ended is refused.

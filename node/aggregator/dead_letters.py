@@ -17,7 +17,7 @@ from node.aggregator.relay import side_topic_sink
 from node.config import Home, dead_letter_topic_for
 from node.errors import RecordTooLarge, TransportError
 from node.store.picture import PictureStore, Rejected
-from node.transport.kafka import KafkaSink
+from node.transport.kafka_producer import KafkaSink
 
 
 def dead_letter_topic(home: Home) -> str:

@@ -44,7 +44,7 @@ from node.home import ensure_shared_topic, event_codec, regional_floor, require_
 from node.store import audit
 from node.store.picture import PictureStore
 from node.transport.clients import replay_source
-from node.transport.kafka import active_group_members, commit_group_offsets
+from node.transport.kafka_admin import active_group_members, commit_group_offsets
 
 #: The new picture while it is built, and the old one once replaced.
 REBUILD_SUFFIX = ".rebuild"

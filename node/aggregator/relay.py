@@ -16,7 +16,8 @@ from node.aggregator.checks import APPENDED_AT_HEADER
 from node.config import Home
 from node.home import picture_topic
 from node.store.picture import PictureStore
-from node.transport.kafka import KafkaSink, ensure_topic
+from node.transport.kafka_admin import ensure_topic
+from node.transport.kafka_producer import KafkaSink
 
 
 def relay_restricted(

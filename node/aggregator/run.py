@@ -44,8 +44,8 @@ from node.loops import Backoff
 from node.policy.floor import RegionalFloor
 from node.store.picture import PictureStore
 from node.transport.clients import GroupSource, group_source
-from node.transport.confluent import ConfluentSource
-from node.transport.kafka import KafkaSource
+from node.transport.confluent_source import ConfluentSource
+from node.transport.kafka_consumer import KafkaSource
 
 #: The long-running loops' logger (``aggregate --follow`` logs as before).
 log = logging.getLogger("corredor.follow")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from node.config import DEFAULT_TOPIC, Home, HomeConfig, KafkaSettings
 from node.crypto.keys import read_key_text
-from node.federation import trust
+from node.federation import drafts
 from node.home import create_home_dir, require_aggregator
 from node.store.picture import PictureStore
 
@@ -22,7 +22,7 @@ def init_aggregator(
     )
     PictureStore(home.store_path).close()
     home.save()
-    trust.init_secretariat_keys(home)
+    drafts.init_secretariat_keys(home)
     return home
 
 
@@ -36,11 +36,11 @@ def add_member(
     def read(path: Path) -> str:
         return read_key_text(path)
 
-    key_id = trust.add_member(
+    key_id = drafts.add_member(
         home,
         country,
         read(pem_file),
         encryption_pem=read(encryption_pem_file) if encryption_pem_file else None,
     )
-    trust.sign_draft(home)
+    drafts.sign_draft(home)
     return key_id

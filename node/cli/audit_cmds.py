@@ -17,7 +17,7 @@ from node.cli.common import (
     home_of,
 )
 from node.federation.control import federation_anchors, publish_audit_head
-from node.store import audit
+from node.store import audit_check
 
 
 @click.group("audit")
@@ -85,7 +85,7 @@ def audit_verify(
         for witness, anchor in witnessed:
             err_console.print(f"note: {witness} witnessed head {anchor}", soft_wrap=True)
         anchors = (*anchors, *(a for _, a in witnessed))
-    report = audit.verify(home.store_path, anchors, accept_behind=accept_behind)
+    report = audit_check.verify(home.store_path, anchors, accept_behind=accept_behind)
     if fmt == "json":
         click.echo(json.dumps(report.as_dict(), indent=2))
     elif report.ok:
@@ -123,10 +123,10 @@ def audit_export(ctx: click.Context, output: Path | None, fmt: str) -> None:
     """
     home = home_of(ctx)
     if output is None:
-        audit.export(home.store_path, sys.stdout, fmt)
+        audit_check.export(home.store_path, sys.stdout, fmt)
         return
     with output.open("w", encoding="utf-8", newline="") as handle:
-        count = audit.export(home.store_path, handle, fmt)
+        count = audit_check.export(home.store_path, handle, fmt)
     err_console.print(f"{count} entries written to {output}")
 
 

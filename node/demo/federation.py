@@ -25,7 +25,7 @@ from node.aggregator.setup import add_member, init_aggregator
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.errors import ConfigError
-from node.federation import trust
+from node.federation import drafts
 from node.federation.control import publish_manifest, sync_manifest
 from node.member import corrections
 from node.member.inbox import read_inbox
@@ -65,10 +65,10 @@ def _share_manifest(agg: Home, members: list[Home], topic: str) -> None:
     for home in (agg, *members):
         home.config.kafka.control_topic = control
         home.save()
-    draft = trust.load_draft(agg)
+    draft = drafts.load_draft(agg)
     topics = draft.topics.model_copy(update={"control": control, "picture": f"{topic}.picture"})
-    trust.save_draft(agg, draft.model_copy(update={"topics": topics}))
-    trust.sign_draft(agg)
+    drafts.save_draft(agg, draft.model_copy(update={"topics": topics}))
+    drafts.sign_draft(agg)
     publish_manifest(agg)
     for home in members:
         sync_manifest(home)

@@ -3,10 +3,15 @@
 - ``manifest``: the signed federation manifest (drafting, signing, verifying,
   distributing) and the key directory the aggregator and the inbox verify
   against;
-- ``membership``: founders, quorum approvals and key continuity, decided by
-  the members;
+- ``membership``: the trust view: founders, quorum approvals and key
+  continuity, decided by the members;
+- ``statements``: what the members sign (the founders list, key statements,
+  approvals, self-revocations) and the changes they approve;
 - ``trust``: keys and the manifest as a home sees them (``corredor keys`` and
-  ``corredor federation``);
+  ``corredor federation``): its own keys, the current manifest, the trust view
+  and the key directory;
+- ``drafts``: the Secretariat's manifest draft, signed as the next serial;
+- ``linkage_keys``: the regional linkage key, created, sealed and accepted;
 - ``trust_ledger``: what a home remembers about the federation under
   ``<home>/trust/``;
 - ``anchors``: audit-log heads anchored outside the writer;
@@ -18,4 +23,14 @@ Import the module you need (``from node.federation import trust``): this file
 imports none of them, so importing one does not load the others.
 """
 
-__all__ = ["anchors", "control", "manifest", "membership", "trust", "trust_ledger"]
+__all__ = [
+    "anchors",
+    "control",
+    "drafts",
+    "linkage_keys",
+    "manifest",
+    "membership",
+    "statements",
+    "trust",
+    "trust_ledger",
+]

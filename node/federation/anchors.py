@@ -29,9 +29,9 @@ from node.config import Home, key_passphrase
 from node.crypto.signing import SigningKey, load_public_pem, verify
 from node.errors import ConfigError, SignatureInvalid
 from node.federation import manifest as fed
-from node.federation import membership, trust
+from node.federation import statements, trust
 from node.federation import trust_ledger as ledger
-from node.store import audit
+from node.store import audit_check
 from node.transport.base import Message
 
 HEAD_PREFIX = b"audit-head/"
@@ -55,7 +55,7 @@ class HeadStatement(BaseModel):
     signature: str = ""
 
     def body(self) -> bytes:
-        return membership.canonical_bytes(self.model_dump(mode="json", exclude={"signature"}))
+        return statements.canonical_bytes(self.model_dump(mode="json", exclude={"signature"}))
 
 
 def party_of(home: Home) -> str:
@@ -70,7 +70,7 @@ def _signer(home: Home) -> SigningKey:
 
 def own_statement(home: Home) -> HeadStatement:
     """This home's signed head statement. A broken log is not anchored."""
-    report = audit.verify(home.store_path)
+    report = audit_check.verify(home.store_path)
     if not report.ok:
         raise ConfigError(
             f"the audit log is broken at entry {report.first_bad_seq}: not publishing its head"

@@ -19,10 +19,20 @@ from typing import Any
 from node.config import Home
 from node.crypto.linkage import KeyBundle
 from node.errors import ConfigError, CorredorError, SignatureInvalid
-from node.federation import anchors, membership, trust, trust_ledger
+from node.federation import (
+    anchors,
+    drafts,
+    linkage_keys,
+    membership,
+    statements,
+    trust,
+    trust_ledger,
+)
 from node.home import require_aggregator, require_member
 from node.model.manifest import Manifest, SignedManifest
-from node.transport.kafka import ensure_topic, publish_record, read_all, read_latest
+from node.transport.kafka_admin import ensure_topic
+from node.transport.kafka_consumer import read_all, read_latest
+from node.transport.kafka_producer import publish_record
 
 log = logging.getLogger(__name__)
 #: The long-running loops' logger: the audit-head anchor ticks in them.
@@ -73,7 +83,7 @@ def publish_manifest(home: Home, *, bootstrap: str | None = None) -> str:
     # that missed serials walks the hash chain from its last head. Serials
     # signed but never published go out too (the same bytes again are harmless).
     published = set(_published_serials(address, topic, security))
-    for signed in trust.signed_history(home):
+    for signed in drafts.signed_history(home):
         older = Manifest.model_validate_json(signed.payload).serial
         if older < serial and older not in published:
             data = signed.model_dump_json(indent=2).encode("utf-8")
@@ -174,10 +184,10 @@ def _store_statements(home: Home, records: list[Any]) -> int:
             continue
         try:
             if msg.key.startswith(APPROVAL_PREFIX):
-                approval = membership.Approval.model_validate_json(msg.value)
+                approval = statements.Approval.model_validate_json(msg.value)
                 new += trust_ledger.store_approval(home, approval)
             elif msg.key.startswith(REVOCATION_PREFIX):
-                revocation = membership.SelfRevocation.model_validate_json(msg.value)
+                revocation = statements.SelfRevocation.model_validate_json(msg.value)
                 new += trust_ledger.store_revocation(home, revocation)
         except ValueError:
             continue
@@ -191,7 +201,7 @@ def refresh_approvals(home: Home, address: str, security: dict[str, Any] | None)
 
 def revoke_own_key(
     home: Home, key_id: str | None = None, *, bootstrap: str | None = None
-) -> membership.SelfRevocation:
+) -> statements.SelfRevocation:
     """A member revokes its own key, on the control topic: no quorum needed."""
     revocation = trust.revoke_own(require_member(home), key_id)
     key = REVOCATION_PREFIX + f"{revocation.country}/{revocation.key_id}".encode("ascii")
@@ -216,7 +226,7 @@ LINKAGE_KEY = b"linkage-key"
 def share_linkage_key(home: Home, *, bootstrap: str | None = None) -> list[str]:
     """Publish this node's linkage key, sealed to each member, on the control topic.
     The Secretariat relays the topic but cannot open the bundle."""
-    bundle, countries = trust.bundle_linkage_key(require_member(home))
+    bundle, countries = linkage_keys.bundle_linkage_key(require_member(home))
     _put_on_control_topic(home, LINKAGE_KEY, bundle.to_json().encode("utf-8"), bootstrap)
     return countries
 
@@ -231,7 +241,7 @@ def sync_linkage_key(home: Home, *, bootstrap: str | None = None) -> tuple[str, 
     )
     if value is None:
         raise ConfigError("no linkage key has been shared on the control topic yet")
-    return trust.accept_linkage_bundle(require_member(home), KeyBundle.from_json(value))
+    return linkage_keys.accept_linkage_bundle(require_member(home), KeyBundle.from_json(value))
 
 
 # -- audit heads anchored on the control topic ---------------------------------------

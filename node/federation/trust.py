@@ -4,37 +4,39 @@
 A member home holds its Ed25519 signing key, its X25519 encryption key and the
 Secretariat key it pinned at ``init``. The Secretariat's home holds the
 manifest-signing key, the draft manifest and the current signed manifest.
+
+This module holds a home's own keys, the current manifest and what the home
+trusts in it (the trust view, the key directory events are verified against,
+whom a restricted event is sealed to), and a member's approvals and
+self-revocations. The Secretariat's drafting and signing are in ``drafts``, the
+regional linkage key in ``linkage_keys``.
 """
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from node.config import Home, key_passphrase, regional_policy_path
-from node.crypto import linkage
 from node.crypto.keys import EncryptionKey, load_x25519_public_pem, x25519_public_pem
-from node.crypto.sealing import SealedBox, open_sealed, seal
-from node.crypto.signing import SigningKey, key_id_for, load_public_pem, public_pem, verify
-from node.errors import ConfigError, ConfigFileError, CryptoError, SignatureInvalid
+from node.crypto.signing import SigningKey, key_id_for, load_public_pem, public_pem
+from node.errors import ConfigError
 from node.federation import manifest as fed
-from node.federation import membership
+from node.federation import membership, statements
 from node.federation import trust_ledger as ledger
-from node.limits import MAX_MANIFEST_BYTES, read_limited
-from node.model.codes import COUNTRY_NAMES, is_iso3
-from node.model.manifest import MANIFEST_VERSION, KeyStatement, Manifest, SignedManifest
+from node.model.codes import is_iso3
+from node.model.manifest import KeyStatement, Manifest, SignedManifest
 from node.policy.loader import load_floor
 
 SECRETARIAT = "TS"
 
 
-def _write_public(path: Path, pem: str) -> None:
+def write_public_key(path: Path, pem: str) -> None:
+    """Write a public key (PEM) where a home keeps it, creating its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(pem, encoding="ascii")
 
@@ -49,10 +51,10 @@ def generate_member_keys(home: Home, passphrase: bytes | None = None) -> tuple[s
     passphrase = passphrase if passphrase is not None else key_passphrase()
     signing = SigningKey.generate(home.country)
     signing.save(home.signing_key_path, passphrase)
-    _write_public(home.public_key_path, public_pem(signing.public))
+    write_public_key(home.public_key_path, public_pem(signing.public))
     enc = EncryptionKey.generate(home.country)
     enc.save(home.encryption_key_path, passphrase)
-    _write_public(home.encryption_pub_path, x25519_public_pem(enc.public))
+    write_public_key(home.encryption_pub_path, x25519_public_pem(enc.public))
     return signing.key_id, enc.key_id
 
 
@@ -80,11 +82,11 @@ def rotate_signing_key(home: Home) -> tuple[str, str]:
     new = SigningKey.generate(home.country)
     new.save(home.signing_key_path, key_passphrase())
     pem = public_pem(new.public)
-    _write_public(home.public_key_path, pem)
+    write_public_key(home.public_key_path, pem)
     # The old key vouches for the new one: nodes accept the new key only along
     # such statements from the key pinned when this member joined.
     federation = current_manifest(home).federation if home.manifest_path.exists() else "RCM"
-    statement = membership.sign_key_statement(old, federation, "signing", new.key_id, pem)
+    statement = statements.sign_key_statement(old, federation, "signing", new.key_id, pem)
     fed.write_json(rotation_statement_path(home, new.key_id), statement.model_dump_json(indent=2))
     return old.key_id, new.key_id
 
@@ -92,7 +94,7 @@ def rotate_signing_key(home: Home) -> tuple[str, str]:
 def pin_secretariat(home: Home, pem: str) -> str:
     """Pin the Secretariat's manifest-signing key in a member home."""
     key_id = key_id_for(SECRETARIAT, load_public_pem(pem))
-    _write_public(home.secretariat_pub_path, pem)
+    write_public_key(home.secretariat_pub_path, pem)
     return key_id
 
 
@@ -104,127 +106,6 @@ def pinned_secretariat(home: Home) -> tuple[str, Ed25519PublicKey]:
         )
     public = load_public_pem(home.secretariat_pub_path.read_text(encoding="ascii"))
     return key_id_for(SECRETARIAT, public), public
-
-
-# -- the Secretariat -----------------------------------------------------------------
-
-
-def init_secretariat_keys(home: Home) -> str:
-    """The manifest-signing key and an empty signed manifest (serial 1)."""
-    key = SigningKey.generate(SECRETARIAT)
-    key.save(home.secretariat_key_path, key_passphrase())
-    _write_public(home.secretariat_pub_path, public_pem(key.public))
-    draft = fed.empty_manifest(key.key_id)
-    fed.write_json(home.manifest_draft_path, draft.model_dump_json(indent=2))
-    sign_draft(home)
-    return key.key_id
-
-
-def _secretariat_key(home: Home) -> SigningKey:
-    if not home.is_aggregator:
-        raise ConfigError("only the Secretariat's home signs the manifest")
-    return SigningKey.load(SECRETARIAT, home.secretariat_key_path, key_passphrase())
-
-
-def load_draft(home: Home) -> Manifest:
-    try:
-        data = read_limited(
-            home.manifest_draft_path,
-            limit=MAX_MANIFEST_BYTES,
-            what="a manifest draft",
-            error=ConfigFileError,
-        )
-        return Manifest.model_validate_json(data)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"no draft manifest at {home.manifest_draft_path}") from exc
-
-
-def save_draft(home: Home, draft: Manifest) -> None:
-    fed.write_json(home.manifest_draft_path, draft.model_dump_json(indent=2))
-
-
-def add_member(
-    home: Home,
-    country: str,
-    signing_pem: str,
-    *,
-    encryption_pem: str | None = None,
-    name: str | None = None,
-    status: Literal["member", "observer"] = "member",
-    principal: str | None = None,
-    valid_days: int | None = None,
-) -> str:
-    """Add a member (or a new key of one) to the draft. Returns the key id."""
-    country = country.upper()
-    if not is_iso3(country):
-        raise ConfigError(f"not an ISO 3166-1 alpha-3 country code: {country!r}")
-    draft, key_id = fed.add_member(
-        load_draft(home),
-        country,
-        name=name or COUNTRY_NAMES.get(country, country),
-        signing_pem=signing_pem,
-        encryption_pem=encryption_pem,
-        status=status,
-        principal=principal,
-        valid_days=valid_days,
-    )
-    save_draft(home, draft)
-    return key_id
-
-
-def revoke(
-    home: Home,
-    country: str,
-    key_id: str | None = None,
-    *,
-    compromised_at: datetime | None = None,
-) -> list[str]:
-    """Revoke a member's key(s) in the draft (see ``federation.revoke``)."""
-    draft, revoked = fed.revoke(
-        load_draft(home), country.upper(), key_id, compromised_at=compromised_at
-    )
-    save_draft(home, draft)
-    return revoked
-
-
-def retire_key(home: Home, country: str, key_id: str, overlap_hours: float) -> datetime:
-    """End a rotated-out key's validity after an overlap; returns when."""
-    until = datetime.now(UTC) + timedelta(hours=overlap_hours)
-    save_draft(home, fed.expire(load_draft(home), country.upper(), key_id, until))
-    return until
-
-
-def sign_draft(home: Home) -> SignedManifest:
-    """Sign the draft as the next serial and make it this home's current manifest."""
-    key = _secretariat_key(home)
-    draft = load_draft(home)
-    current = current_manifest(home) if home.manifest_path.exists() else None
-    serial = (current.serial if current else 0) + 1
-    prev = fed.payload_sha256(fed.read_signed(home.manifest_path)) if current else None
-    manifest = draft.model_copy(
-        update={
-            "serial": serial,
-            "issued_at": datetime.now(UTC),
-            "version": MANIFEST_VERSION,
-            "prev_sha256": prev,
-        }
-    )
-    save_draft(home, manifest)
-    signed = fed.sign_manifest(manifest, key)
-    fed.write_json(home.manifest_path, signed.model_dump_json(indent=2))
-    # Every serial is kept, so publishing puts the whole chain on the topic.
-    fed.write_json(history_path(home, serial), signed.model_dump_json(indent=2))
-    return signed
-
-
-def history_path(home: Home, serial: int) -> Path:
-    return home.federation_dir / "history" / f"{serial:012d}.json"
-
-
-def signed_history(home: Home) -> list[SignedManifest]:
-    """The Secretariat's signed manifests, oldest first (from ``sign_draft``)."""
-    folder = home.federation_dir / "history"
-    return [fed.read_signed(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
 
 
 # -- any home: the current manifest ---------------------------------------------------
@@ -316,7 +197,7 @@ def key_directory(home: Home) -> fed.KeyDirectory:
     return fed.KeyDirectory(view.effective or manifest, view.trusted_signing_ids())
 
 
-def _sealing_targets(
+def sealing_targets(
     home: Home, manifest: Manifest, countries: set[str], *, members_only: bool
 ) -> dict[str, tuple[str, X25519PublicKey]]:
     """Country -> (key id, key) of its newest valid encryption key that the trust
@@ -356,7 +237,7 @@ def restricted_recipients(home: Home, audiences: list[str]) -> dict[str, X25519P
         # Every member whose membership verifies under quorum, and no other.
         countries |= {m.country for m in manifest.members if view.is_member(m.country)}
     countries.discard(home.country)
-    targets = _sealing_targets(home, manifest, countries, members_only=False)
+    targets = sealing_targets(home, manifest, countries, members_only=False)
     for country in sorted(countries):
         member = manifest.member(country)
         if member is None or member.current_encryption_key(now) is None:
@@ -369,100 +250,15 @@ def restricted_recipients(home: Home, audiences: list[str]) -> dict[str, X25519P
     return {key_id: key for key_id, key in targets.values()}
 
 
-# -- the regional linkage key ---------------------------------------------------------
-
-
-def create_linkage_key(home: Home) -> str:
-    """Generate the regional linkage key at this member (done once, by one member)."""
-    if home.is_aggregator:
-        raise ConfigError("the Secretariat never holds the linkage key")
-    if home.linkage_key_path.exists():
-        raise ConfigError(f"{home.linkage_key_path} exists already")
-    key = linkage.new_linkage_key()
-    linkage.save_linkage_key(home.linkage_key_path, key, key_passphrase())
-    return linkage.key_fingerprint(key)
-
-
-def load_linkage_key(home: Home) -> bytes | None:
-    """The regional linkage key, or None if this node has not received it."""
-    if not home.linkage_key_path.exists():
-        return None
-    return linkage.load_linkage_key(home.linkage_key_path, key_passphrase())
-
-
-def bundle_linkage_key(home: Home) -> tuple[linkage.KeyBundle, list[str]]:
-    """Seal this node's linkage key to every other member in the manifest and
-    sign the bundle. Returns (bundle, recipient countries)."""
-    key = load_linkage_key(home)
-    if key is None:
-        raise ConfigError("this node holds no linkage key: `linkage init` or `linkage sync`")
-    manifest = current_manifest(home)
-    others = {m.country for m in manifest.members if m.country != home.country}
-    targets = _sealing_targets(home, manifest, others, members_only=True)
-    recipients = {key_id: key for key_id, key in targets.values()}
-    countries = sorted(targets)
-    if not recipients:
-        raise ConfigError("no other member in the manifest has a valid encryption key")
-    fingerprint = linkage.key_fingerprint(key)
-    box = seal(key, recipients, linkage.bundle_aad(home.country, fingerprint))
-    signer = load_signing_key(home)
-    unsigned = linkage.KeyBundle(home.country, signer.key_id, fingerprint, box.to_bytes(), b"")
-    bundle = linkage.KeyBundle(
-        home.country,
-        signer.key_id,
-        fingerprint,
-        box.to_bytes(),
-        signer.sign(unsigned.signed_part()),
-    )
-    return bundle, countries
-
-
-def accept_linkage_bundle(home: Home, bundle: linkage.KeyBundle) -> tuple[str, bool]:
-    """Verify a bundle against the manifest, open it, keep the key.
-    Returns (fingerprint, stored); an identical key already held is not rewritten."""
-    if home.is_aggregator:
-        raise ConfigError("the Secretariat never holds the linkage key")
-    manifest = current_manifest(home)
-    found = manifest.signing_key(bundle.signing_key_id)
-    view = trust_view(home, manifest)
-    if (
-        found is None
-        or found[0].country != bundle.distributor
-        or not view.is_member(bundle.distributor)
-        or not view.signing_key_ok(bundle.distributor, bundle.signing_key_id)
-    ):
-        raise SignatureInvalid(
-            "linkage key bundle not signed by a member whose membership verifies"
-        )
-    _, entry = found
-    if entry.state_at(datetime.now(UTC)) != "valid":
-        raise SignatureInvalid("linkage key bundle signed with a key that is not valid now")
-    verify(load_public_pem(entry.public_pem), bundle.signature, bundle.signed_part())
-    mine = load_encryption_key(home)
-    key = open_sealed(
-        SealedBox.from_bytes(bundle.sealed),
-        mine.key_id,
-        mine.private,
-        linkage.bundle_aad(bundle.distributor, bundle.fingerprint),
-    )
-    if linkage.key_fingerprint(key) != bundle.fingerprint:
-        raise CryptoError("linkage key does not match its fingerprint")
-    held = load_linkage_key(home)
-    if held == key:
-        return bundle.fingerprint, False
-    linkage.save_linkage_key(home.linkage_key_path, key, key_passphrase())
-    return bundle.fingerprint, True
-
-
 # -- membership by quorum ---------------------------------------------------------------
 
 
-def founders_from_manifest(home: Home) -> membership.Founders:
+def founders_from_manifest(home: Home) -> statements.Founders:
     """The founding list as the current manifest states it (for out-of-band checks)."""
-    return membership.founders_of(current_manifest(home))
+    return statements.founders_of(current_manifest(home))
 
 
-def approve(home: Home, change_id: str) -> membership.Approval:
+def approve(home: Home, change_id: str) -> statements.Approval:
     """Sign this member's approval of a change its trust view shows as pending."""
     if home.is_aggregator:
         raise ConfigError("only a member approves changes: the Secretariat alone decides nothing")
@@ -476,13 +272,9 @@ def approve(home: Home, change_id: str) -> membership.Approval:
     signer = load_signing_key(home)
     if not view.signing_key_ok(home.country, signer.key_id):
         raise ConfigError(f"this node's key {signer.key_id} is not counted: it cannot approve")
-    approval = membership.sign_approval(signer, pending.change)
+    approval = statements.sign_approval(signer, pending.change)
     ledger.store_approval(home, approval)
     return approval
-
-
-def add_key_statements(home: Home, country: str, statements: list[KeyStatement]) -> None:
-    save_draft(home, fed.add_key_statements(load_draft(home), country.upper(), statements))
 
 
 def read_key_statement(path: Path) -> KeyStatement:
@@ -498,28 +290,7 @@ def rotation_statement_path(home: Home, key_id: str) -> Path:
     return home.path / "keys" / f"rotation-{key_id.replace(':', '-')}.json"
 
 
-def linkage_recipients(home: Home) -> list[str]:
-    """The members `linkage share` would seal to now: those whose membership
-    and encryption key verify under quorum."""
-    manifest = current_manifest(home)
-    others = {m.country for m in manifest.members if m.country != home.country}
-    return sorted(_sealing_targets(home, manifest, others, members_only=True))
-
-
-def new_linkage_recipients(home: Home, countries: list[str]) -> list[str]:
-    """Those of ``countries`` this node never sealed the linkage key to."""
-    path = ledger.linkage_recipients_path(home)
-    before = set(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else set()
-    return sorted(set(countries) - before)
-
-
-def remember_linkage_recipients(home: Home, countries: list[str]) -> None:
-    path = ledger.linkage_recipients_path(home)
-    before = set(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else set()
-    fed.write_json(path, json.dumps(sorted(before | set(countries))))
-
-
-def revoke_own(home: Home, key_id: str | None = None) -> membership.SelfRevocation:
+def revoke_own(home: Home, key_id: str | None = None) -> statements.SelfRevocation:
     """This member revokes one of its own keys (default: its current signing
     key), signed with its current signing key. Needs no quorum."""
     if home.is_aggregator:
@@ -531,6 +302,6 @@ def revoke_own(home: Home, key_id: str | None = None) -> membership.SelfRevocati
     keys = [*member.signing_keys, *member.encryption_keys] if member else []
     if all(k.key_id != target for k in keys):
         raise ConfigError(f"no key {target} of {home.country} in the manifest")
-    revocation = membership.sign_revocation(signer, manifest.federation, target)
+    revocation = statements.sign_revocation(signer, manifest.federation, target)
     ledger.store_revocation(home, revocation)
     return revocation

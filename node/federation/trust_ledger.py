@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from node.config import Home
 from node.errors import ConfigError, CorredorError
 from node.federation import manifest as fed
-from node.federation.membership import Approval, Founders, SelfRevocation
+from node.federation.statements import Approval, Founders, SelfRevocation
 
 log = logging.getLogger("corredor.trust")
 

@@ -33,7 +33,8 @@ from node.errors import InputError
 from node.files import private_dir
 from node.model.records import ENCOUNTER_COLUMNS, REQUIRED_COLUMNS, EncounterRecord
 from node.policy.places import Gazetteer
-from node.store.node_store import IngestCounts, NodeStore
+from node.store.node_store import NodeStore
+from node.store.raw_records import IngestCounts
 
 __all__ = ["FUTURE_SKEW", "MAX_FIELD_BYTES", "IngestReport", "Rejection", "ingest_encounters"]
 

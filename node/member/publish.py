@@ -28,8 +28,8 @@ from node.store.identity import RECOVER_HINT
 from node.store.node_store import NodeStore, OutboxStatus
 from node.transport import health
 from node.transport.base import EventSink
-from node.transport.confluent import ConfluentSink
-from node.transport.kafka import KafkaSink
+from node.transport.confluent_producer import ConfluentSink
+from node.transport.kafka_producer import KafkaSink
 
 
 @dataclass(frozen=True)

@@ -46,10 +46,10 @@ from node.crypto.signing import key_id_for, load_public_pem
 from node.errors import CodecError, CorredorError, InputError, StoreError
 from node.federation import trust
 from node.home import event_codec, picture_topic, require_member
-from node.store import audit
+from node.store import audit, audit_check
 from node.store import identity as ident
 from node.store.node_store import NodeStore
-from node.transport.kafka import read_all
+from node.transport.kafka_consumer import read_all
 
 #: The ledger body of a recovered subject: canonical JSON no real body equals.
 RECOVERED_CONTENT = '{"corredor.recovered":true}'
@@ -224,7 +224,7 @@ def recover_revisions(
                 (subject, revision),
             )
             result.superseded_outbox += cur.rowcount
-        head = audit.read_head(db)
+        head = audit_check.read_head(db)
         last = conn.execute("SELECT max(seq) FROM audit_log").fetchone()[0] or 0
         if head is not None and head[0] > last:
             lost_head = db.with_name(

@@ -80,7 +80,7 @@ class KeyStatement(_Frozen):
     """A member's own signature over one of its new keys: a rotation.
 
     ``signature`` is Ed25519, by the member's signing key ``signed_by``, over
-    the RFC 8785 bytes of ``node.federation.membership.key_statement_body``. Nodes accept
+    the RFC 8785 bytes of ``node.federation.statements.key_statement_body``. Nodes accept
     a key only along a chain of these from the key pinned when the member
     joined (manifest version 2)."""
 

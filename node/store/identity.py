@@ -35,7 +35,7 @@ from pathlib import Path
 
 from node.errors import StoreError, StoreLostHistory
 from node.files import write_private_text
-from node.store import audit
+from node.store import audit_check
 
 IDENTITY_SUFFIX = ".identity"
 
@@ -247,7 +247,7 @@ def problems(
         found.append(f"{name} is a {identity.role}'s store, and this home is a {role}'s")
     if identity is not None and country is not None and identity.country not in (None, country):
         found.append(f"{name} is {identity.country}'s store, and this home is {country}'s")
-    head = audit.read_head(db_path)
+    head = audit_check.read_head(db_path)
     if head is not None:
         entries = _audit_extent(conn)
         if head[0] > entries:

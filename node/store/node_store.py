@@ -1,6 +1,9 @@
 """A member node's local store: raw records (never leave), the publication
 ledger (what was sent, at which revision) and the outbox (signed bytes waiting
-for the broker's acknowledgement)."""
+for the broker's acknowledgement).
+
+The schema and its migrations are in ``node_schema``; the raw-record queries
+(``RawRecords``, a part of ``NodeStore``) in ``raw_records``."""
 
 from __future__ import annotations
 
@@ -8,126 +11,16 @@ import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
-from node.model.records import ENCOUNTER_COLUMNS, EncounterRecord
-from node.store import audit, identity, reference
-from node.store.identity import Migration, StoreIdentity
+from node.store import audit, identity
+from node.store.identity import StoreIdentity
+from node.store.node_schema import MIGRATIONS
+from node.store.raw_records import RawRecords
 from node.store.sqlite import connect, transaction
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS raw_encounter (
-    record_id        TEXT PRIMARY KEY,
-    document_number  TEXT NOT NULL,
-    family_name      TEXT NOT NULL,
-    given_names      TEXT NOT NULL,
-    date_of_birth    TEXT NOT NULL,
-    sex              TEXT NOT NULL,
-    nationality      TEXT NOT NULL,
-    encounter_date   TEXT NOT NULL,
-    encounter_place  TEXT NOT NULL,
-    previous_country TEXT,
-    health_notes     TEXT,
-    source_file      TEXT NOT NULL,
-    ingested_at      REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS published_subject (
-    subject     TEXT PRIMARY KEY,
-    kind        TEXT NOT NULL,
-    revision    INTEGER NOT NULL,
-    content     TEXT,           -- canonical JSON of the last body; NULL once withdrawn
-    event_id    TEXT NOT NULL,
-    updated_at  REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS outbox (
-    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id    TEXT NOT NULL UNIQUE,
-    kind        TEXT NOT NULL,
-    subject     TEXT NOT NULL,
-    revision    INTEGER NOT NULL,
-    policy_version TEXT NOT NULL,
-    msg_key     BLOB NOT NULL,
-    msg_value   BLOB NOT NULL,
-    created_at  REAL NOT NULL,
-    acked_at    REAL,
-    topic       TEXT,
-    partition   INTEGER,
-    "offset"    INTEGER
-);
--- The body of every revision staged, for history (`corredor history`), written
--- with the outbox row.
-CREATE TABLE IF NOT EXISTS staged_revision (
-    event_id     TEXT PRIMARY KEY,
-    subject      TEXT NOT NULL,
-    kind         TEXT NOT NULL,
-    revision     INTEGER NOT NULL,
-    content      TEXT               -- canonical JSON of the body; NULL for a withdrawal
-);
-CREATE INDEX IF NOT EXISTS staged_revision_subject ON staged_revision(subject, revision);
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(seq) WHERE acked_at IS NULL;
--- Every policy version that let something out, by the hash events carry.
-CREATE TABLE IF NOT EXISTS policy_archive (
-    sha256      TEXT PRIMARY KEY,
-    policy_id   TEXT NOT NULL,
-    version     TEXT NOT NULL,
-    canonical   TEXT NOT NULL,
-    first_used  REAL NOT NULL
-);
--- What the last release of each block published and hid (counts derived from
--- raw data: never leaves). The next release of the block is protected against it.
-CREATE TABLE IF NOT EXISTS suppression_ledger (
-    kind        TEXT NOT NULL,
-    block       TEXT NOT NULL,
-    entry       TEXT NOT NULL,
-    updated_at  REAL NOT NULL,
-    PRIMARY KEY (kind, block)
-);
-"""
-
-#: The differential-privacy ledger (node.policy.privacy): each period's noisy
-#: tree (derived from raw data: never leaves) and every measurement charged to
-#: an audience, which the budget of the policy and the regional floor bound.
-_PRIVACY_SCHEMA = """
-CREATE TABLE IF NOT EXISTS privacy_state (
-    exchange    TEXT NOT NULL,
-    period      TEXT NOT NULL,
-    state       TEXT NOT NULL,
-    updated_at  REAL NOT NULL,
-    PRIMARY KEY (exchange, period)
-);
-CREATE TABLE IF NOT EXISTS privacy_spend (
-    exchange    TEXT NOT NULL,
-    audience    TEXT NOT NULL,
-    period      TEXT NOT NULL,
-    measurement TEXT NOT NULL,
-    epsilon     REAL NOT NULL,
-    spent_at    REAL NOT NULL,
-    PRIMARY KEY (exchange, audience, period, measurement)
-);
-"""
-
-#: The store's schema, one versioned step at a time (node.store.identity.migrate).
-#: Version 1 is the schema every store had before versions were recorded (all
-#: ``IF NOT EXISTS``, so a store from then is taken as version 1 as it is).
-MIGRATIONS = (
-    Migration(1, "baseline", _SCHEMA + audit.SCHEMA + reference.SCHEMA),
-    Migration(2, "store identity", identity.IDENTITY_SCHEMA),
-    Migration(3, "privacy ledger", _PRIVACY_SCHEMA),
-)
-SCHEMA_VERSION = MIGRATIONS[-1].version
-
-_RAW_COLUMNS = ENCOUNTER_COLUMNS
-
-
-@dataclass(frozen=True)
-class IngestCounts:
-    stored: int
-    duplicates: int
-    conflicts: list[str]  # record_ids stored before with different content
 
 
 @dataclass(frozen=True)
@@ -176,14 +69,6 @@ class OutboxStatus:
     last_acked_at: float | None
 
 
-def _raw_tuple(record: EncounterRecord) -> tuple[str | None, ...]:
-    values = record.model_dump()
-    return tuple(
-        v.isoformat() if isinstance(v, date) else v for v in (values[c] for c in _RAW_COLUMNS)
-    )
-
-
-
 class _ReentrantFileLock:
     """An advisory ``flock`` on a file beside the store: exclusive across
     processes, reentrant for the store object that holds it, and released by
@@ -214,7 +99,8 @@ class _ReentrantFileLock:
                 os.close(self._fd)
                 self._fd = None
 
-class NodeStore:
+
+class NodeStore(RawRecords):
     """The SQLite store of one member node."""
 
     def __init__(self, path: Path) -> None:
@@ -284,104 +170,7 @@ class NodeStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- raw records ---------------------------------------------------------
-
-    def store_encounters(self, records: Iterable[EncounterRecord], source: str) -> IngestCounts:
-        """Store records in one transaction. A record id seen before is skipped
-        when its content is identical and reported as a conflict otherwise."""
-        stored = duplicates = 0
-        conflicts: list[str] = []
-        now = time.time()
-        placeholders = ",".join("?" * (len(_RAW_COLUMNS) + 2))
-        columns = ",".join((*_RAW_COLUMNS, "source_file", "ingested_at"))
-        select = f"SELECT {','.join(_RAW_COLUMNS)} FROM raw_encounter WHERE record_id = ?"
-        with transaction(self._conn) as conn:
-            for record in records:
-                row = _raw_tuple(record)
-                cur = conn.execute(
-                    f"INSERT OR IGNORE INTO raw_encounter ({columns}) VALUES ({placeholders})",
-                    (*row, source, now),
-                )
-                if cur.rowcount == 1:
-                    stored += 1
-                    continue
-                existing = conn.execute(select, (record.record_id,)).fetchone()
-                if tuple(existing) == row:
-                    duplicates += 1
-                else:
-                    conflicts.append(record.record_id)
-        return IngestCounts(stored, duplicates, conflicts)
-
-    def count_encounters(self) -> int:
-        return int(self._conn.execute("SELECT count(*) FROM raw_encounter").fetchone()[0])
-
-    def encounter_places(self) -> dict[str, int]:
-        """How many stored records name each place (the gazetteer's check)."""
-        cur = self._conn.execute(
-            "SELECT encounter_place, count(*) FROM raw_encounter GROUP BY encounter_place"
-        )
-        return {place: int(n) for place, n in cur}
-
-    def iter_flow_inputs(self) -> Iterator[tuple[str, str, date, date, str | None]]:
-        """Only the fields flow statistics need; no identifying values."""
-        cur = self._conn.execute(
-            "SELECT nationality, sex, date_of_birth, encounter_date, previous_country "
-            "FROM raw_encounter"
-        )
-        fromiso = date.fromisoformat
-        for nationality, sex, born, met, previous in cur:
-            yield nationality, sex, fromiso(born), fromiso(met), previous
-
-    def identifying_values(self) -> Iterator[tuple[str, str, str, str]]:
-        """(document_number, family_name, given_names, date_of_birth) of every record,
-        for the egress guard."""
-        yield from self._conn.execute(
-            "SELECT document_number, family_name, given_names, date_of_birth FROM raw_encounter"
-        )
-
-    def iter_encounter_inputs(
-        self, page: int = 2_000, *, after: str = "", upto: str | None = None
-    ) -> Iterator[tuple[str, str, date, str, str, date, str, str | None]]:
-        """(record_id, document_number, date_of_birth, sex, nationality,
-        encounter_date, encounter_place, previous_country): what a pseudonymised
-        EncounterRecord may draw on. Names and health notes are not read.
-
-        Records with ``after`` < record_id <= ``upto`` (all by default), read a
-        page at a time in record-id order with no statement left open between
-        pages, so that a publish can commit each chunk it stages while it reads on."""
-        fromiso = date.fromisoformat
-        bound = "" if upto is None else " AND record_id <= ?"
-        while True:
-            rows = self._conn.execute(
-                "SELECT record_id, document_number, date_of_birth, sex, nationality, "
-                "encounter_date, encounter_place, previous_country FROM raw_encounter "
-                f"WHERE record_id > ?{bound} ORDER BY record_id LIMIT ?",
-                (after, page) if upto is None else (after, upto, page),
-            ).fetchall()
-            for rid, doc, born, sex, nat, met, place, previous in rows:
-                yield rid, doc, fromiso(born), sex, nat, fromiso(met), place, previous
-            if len(rows) < page:
-                return
-            after = rows[-1][0]
-
-    def encounter_split(self, parts: int) -> list[tuple[str, str | None]]:
-        """``parts`` record-id ranges (after, upto] of about equal size that
-        together cover every stored record, for staging in parallel."""
-        total = self.count_encounters()
-        bounds: list[str] = []
-        for i in range(1, parts):
-            row = self._conn.execute(
-                "SELECT record_id FROM raw_encounter ORDER BY record_id LIMIT 1 OFFSET ?",
-                (total * i // parts,),
-            ).fetchone()
-            if row is not None and (not bounds or row[0] > bounds[-1]):
-                bounds.append(row[0])
-        edges: list[str | None] = ["", *bounds, None]
-        return [(str(edges[i]), edges[i + 1]) for i in range(len(edges) - 1)]
-
-    def record_ids(self) -> Iterator[str]:
-        for (rid,) in self._conn.execute("SELECT record_id FROM raw_encounter"):
-            yield rid
+    # -- suppression and privacy ledgers -------------------------------------
 
     def suppression_ledger(self, kind: str) -> dict[str, str]:
         """block -> the ledger entry (JSON) of its last staged release."""

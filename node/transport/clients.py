@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any, Literal, Protocol
 
 from node.transport.base import EventSource, Message
-from node.transport.confluent import ConfluentReplay, ConfluentSource, confluent_read_all
-from node.transport.kafka import KafkaReplay, KafkaSource, read_all
+from node.transport.confluent_replay import ConfluentReplay, confluent_read_all
+from node.transport.confluent_source import ConfluentSource
+from node.transport.kafka_consumer import KafkaReplay, KafkaSource, read_all
 
 Client = Literal["kafka-python", "confluent"]
 

@@ -80,3 +80,11 @@ def describe(settings: dict[str, Any]) -> str:
     protocol = settings.get("security_protocol", "PLAINTEXT")
     user = settings.get("sasl_plain_username")
     return f"{protocol} as {user}" if user else str(protocol)
+
+
+def connection_hint(settings: dict[str, Any]) -> str:
+    """What to check, appended to a connection error: kafka-python reports
+    refused credentials as a bootstrap timeout."""
+    if "sasl_plain_username" in settings:
+        return " (is the broker up, and are the password and CA right?)"
+    return ""
