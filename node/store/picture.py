@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -197,6 +198,10 @@ CREATE TABLE IF NOT EXISTS picture_tombstone (
 );
 """
 
+#: Keys per ``IN (...)`` list: far below SQLite's limit on a statement's
+#: parameters (32,766 since 3.32, 999 before).
+_IN_LIMIT = 500
+
 #: Reference view tables and their key columns (besides subject, body, revision, event_id).
 VIEW_COLUMNS: dict[str, tuple[str, ...]] = {
     "legislation_view": ("country", "topic"),
@@ -268,11 +273,19 @@ class PictureStore:
 
     # -- events --------------------------------------------------------------
 
-    def digest_of(self, event_id: str) -> str | None:
-        row = self._conn.execute(
-            "SELECT digest FROM received_event WHERE event_id = ?", (event_id,)
-        ).fetchone()
-        return None if row is None else str(row[0])
+    def digests(self, conn: sqlite3.Connection, event_ids: Sequence[str]) -> dict[str, str]:
+        """The envelope digest of each of ``event_ids`` received before; an
+        event never received is not in it. One query per 500 ids."""
+        out: dict[str, str] = {}
+        for start in range(0, len(event_ids), _IN_LIMIT):
+            chunk = event_ids[start : start + _IN_LIMIT]
+            cur = conn.execute(
+                "SELECT event_id, digest FROM received_event "
+                f"WHERE event_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            out.update((str(event_id), str(digest)) for event_id, digest in cur)
+        return out
 
     def record_received(
         self, conn: sqlite3.Connection, event: ReceivedEvent, applied: bool
@@ -300,12 +313,19 @@ class PictureStore:
             ),
         )
 
-    def head_revision(self, conn: sqlite3.Connection, subject: str) -> int | None:
-        """The newest applied revision of a subject, or None if never applied."""
-        row = conn.execute(
-            "SELECT revision FROM subject_head WHERE subject = ?", (subject,)
-        ).fetchone()
-        return None if row is None else int(row[0])
+    def head_revisions(self, conn: sqlite3.Connection, subjects: Sequence[str]) -> dict[str, int]:
+        """The newest applied revision of each of ``subjects``; a subject never
+        applied is not in it. One query per 500 subjects."""
+        out: dict[str, int] = {}
+        for start in range(0, len(subjects), _IN_LIMIT):
+            chunk = subjects[start : start + _IN_LIMIT]
+            cur = conn.execute(
+                "SELECT subject, revision FROM subject_head "
+                f"WHERE subject IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            out.update((str(subject), int(revision)) for subject, revision in cur)
+        return out
 
     def set_head(
         self,
