@@ -72,7 +72,8 @@ from node.model.events import Envelope
 from node.policy.floor import RegionalFloor
 from node.store import audit
 from node.store.audit import AuditRecord, message_digest
-from node.store.picture import PictureStore, ReceivedEvent, Rejected
+from node.store.picture import PictureStore
+from node.store.picture_writes import PictureWrites, ReceivedEvent, Rejected
 from node.transport.base import EventSource, Message
 
 
@@ -231,16 +232,16 @@ class Aggregator:
 
     def _write_one(
         self,
-        conn: sqlite3.Connection,
         msg: Message,
         checked: Checked,
         state: _BatchState,
+        writes: PictureWrites,
         stats: ApplyStats,
     ) -> str:
         """Apply one checked message: the part that needs the picture (replays,
-        revision order) and writes it; its outcome for the audit log. Only ever
-        one writer, in message order: ``state`` holds what the batch read of
-        the picture and what the messages before this one changed."""
+        revision order) and its rows in ``writes``; its outcome for the audit
+        log. Only ever one writer, in message order: ``state`` holds what the
+        batch read of the picture and what the messages before this one changed."""
         envelope, event, digest = checked.envelope, checked.event, checked.digest
         appended_at, restricted, recipients = (
             checked.appended_at, checked.restricted, list(checked.recipients)
@@ -258,8 +259,7 @@ class Aggregator:
         state.digests[envelope.event_id] = digest
         current = state.heads[envelope.subject]
         newer = current is None or envelope.revision > current
-        self.store.record_received(
-            conn,
+        writes.received(
             ReceivedEvent(
                 envelope.event_id,
                 envelope.producer,
@@ -277,14 +277,13 @@ class Aggregator:
             ),
             applied=newer,
         )
-        self.store.record_use(conn, envelope, appended_at)
-        self.store.record_revision(conn, envelope, event.body, event.body_schema_version, newer)
+        writes.use(envelope, appended_at)
+        writes.revision(envelope, event.body, event.body_schema_version, newer)
         if not newer:
             stats.stale += 1
             return "stale"
         state.heads[envelope.subject] = envelope.revision
-        self.store.set_head(
-            conn,
+        writes.head(
             envelope.subject,
             envelope.kind,
             envelope.producer,
@@ -293,8 +292,7 @@ class Aggregator:
             envelope.is_withdrawal,
         )
         if restricted:
-            self.store.queue_relay(
-                conn,
+            writes.relay(
                 envelope.event_id,
                 envelope.producer,
                 envelope.subject,
@@ -306,15 +304,16 @@ class Aggregator:
                 msg.value or b"",
             )
         else:
-            APPLIERS[envelope.kind](self.store, conn, envelope, event.body)
+            APPLIERS[envelope.kind](writes, envelope, event.body)
             if self.publish_back and MEMBER_AUDIENCES & set(envelope.audiences):
-                self.store.queue_picture(conn, envelope.event_id, envelope.subject,
-                                         msg.value or b"")
+                writes.picture(envelope.event_id, envelope.subject, msg.value or b"")
         stats.applied += 1
         return "applied"
 
     def apply_batch(self, messages: Iterable[Message]) -> ApplyStats:
-        """Apply a batch in one SQLite transaction, slice by slice (``SLICE``)."""
+        """Apply a batch in one SQLite transaction, slice by slice (``SLICE``):
+        one query per table reads what a slice needs, one ``executemany`` per
+        table writes it."""
         stats = ApplyStats()
         trail: list[AuditRecord] = []
         batch = list(messages)
@@ -324,20 +323,20 @@ class Aggregator:
             audit.ensure_schema(conn)
             while part := list(islice(results, SLICE)):
                 state.read(self.store, conn, [r for _, r in part if isinstance(r, Checked)])
+                writes = PictureWrites()
                 for msg, result in part:
                     stats.messages += 1
                     try:
                         if isinstance(result, Rejection):
                             raise MessageRejected(result.reason, result.detail, result.envelope)
                         assert isinstance(result, Checked)
-                        outcome = self._write_one(conn, msg, result, state, stats)
+                        outcome = self._write_one(msg, result, state, writes, stats)
                     except MessageRejected as rej:
                         trail.append(
                             self._audit_record(msg, "quarantined", rej.envelope, rej.reason)
                         )
                         env = rej.envelope
-                        self.store.record_rejected(
-                            conn,
+                        writes.rejected(
                             Rejected(
                                 rej.reason,
                                 rej.detail,
@@ -353,6 +352,7 @@ class Aggregator:
                         stats.rejected[rej.reason] = stats.rejected.get(rej.reason, 0) + 1
                     else:
                         trail.append(self._audit_record(msg, outcome, result.envelope))
+                writes.flush(conn)
             # In the apply's own transaction: the log and the picture never disagree.
             head = audit.append(conn, trail)
         audit.save_head(self.store.path, head)
