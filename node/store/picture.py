@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from node.store import audit
+
+# The apply's rows and the view tables are defined with its writes; callers
+# keep importing them from the store.
 from node.store.picture_writes import VIEW_COLUMNS as VIEW_COLUMNS
 from node.store.picture_writes import PictureWrites
 from node.store.picture_writes import ReceivedEvent as ReceivedEvent
