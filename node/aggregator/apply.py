@@ -53,6 +53,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 
 from node.aggregator.checks import (
     Checked,
@@ -60,7 +61,7 @@ from node.aggregator.checks import (
     append_time,
     check_message,
 )
-from node.aggregator.parallel import MIN_PARALLEL, CheckPool, KeySnapshot, Rejection
+from node.aggregator.parallel import CHUNK, MIN_PARALLEL, CheckPool, KeySnapshot, Rejection
 from node.aggregator.revocation import RevocationChange, enforce_revocations
 from node.aggregator.views import APPLIERS
 from node.codec.events import EventCodec
@@ -71,7 +72,8 @@ from node.model.events import Envelope
 from node.policy.floor import RegionalFloor
 from node.store import audit
 from node.store.audit import AuditRecord, message_digest
-from node.store.picture import PictureStore, ReceivedEvent, Rejected
+from node.store.picture import PictureStore
+from node.store.picture_writes import PictureWrites, ReceivedEvent, Rejected
 from node.transport.base import EventSource, Message
 
 
@@ -115,6 +117,38 @@ DEAD_LETTER_REASONS: frozenset[str] = frozenset({"undecodable", "undecodable-bod
 #: Envelope audiences that let every member see an event: those events go back
 #: to the members on the picture topic.
 MEMBER_AUDIENCES: frozenset[str] = frozenset({"members", "public"})
+
+
+#: Messages of a batch whose picture state is read in one query per table: a
+#: check worker's chunk, so that the writer applies each chunk as the workers
+#: return it while they check the next ones.
+SLICE = CHUNK
+
+
+class _BatchState:
+    """What a batch's decisions need from the picture, for the events of the
+    batch: the digest each was received with before (None: never), and the
+    newest applied revision of each subject (None: none). Read a slice at a
+    time, one query per table, then kept up to date by the writer as it
+    applies each message, so that a message sees every one before it in the
+    batch exactly as if each had been written and read back."""
+
+    def __init__(self) -> None:
+        self.digests: dict[str, str | None] = {}
+        self.heads: dict[str, int | None] = {}
+
+    def read(self, store: PictureStore, conn: sqlite3.Connection, checked: list[Checked]) -> None:
+        """Add what the picture holds for the events and subjects of ``checked``
+        that the batch has not met yet: nothing before them in the batch wrote
+        those, so the picture's rows are still the batch's starting point."""
+        ids = [i for i in dict.fromkeys(c.envelope.event_id for c in checked)
+               if i not in self.digests]
+        subjects = [s for s in dict.fromkeys(c.envelope.subject for c in checked)
+                    if s not in self.heads]
+        digests = store.digests(conn, ids) if ids else {}
+        heads = store.head_revisions(conn, subjects) if subjects else {}
+        self.digests.update((i, digests.get(i)) for i in ids)
+        self.heads.update((s, heads.get(s)) for s in subjects)
 
 
 class Aggregator:
@@ -197,28 +231,35 @@ class Aggregator:
         return self.pool.check(batch, self._snapshot)
 
     def _write_one(
-        self, conn: sqlite3.Connection, msg: Message, checked: Checked, stats: ApplyStats
-    ) -> Envelope:
+        self,
+        msg: Message,
+        checked: Checked,
+        state: _BatchState,
+        writes: PictureWrites,
+        stats: ApplyStats,
+    ) -> str:
         """Apply one checked message: the part that needs the picture (replays,
-        revision order) and writes it. Only ever one writer, in message order."""
+        revision order) and its rows in ``writes``; its outcome for the audit
+        log. Only ever one writer, in message order: ``state`` holds what the
+        batch read of the picture and what the messages before this one changed."""
         envelope, event, digest = checked.envelope, checked.event, checked.digest
         appended_at, restricted, recipients = (
             checked.appended_at, checked.restricted, list(checked.recipients)
         )
-        seen = self.store.digest_of(envelope.event_id)
+        seen = state.digests[envelope.event_id]
         if seen is not None:
             if seen == digest:
                 stats.duplicates += 1
-                return envelope
+                return "duplicate"
             raise MessageRejected(
                 "replay-conflict",
                 f"event {envelope.event_id} was applied before with different content",
                 envelope,
             )
-        current = self.store.head_revision(conn, envelope.subject)
+        state.digests[envelope.event_id] = digest
+        current = state.heads[envelope.subject]
         newer = current is None or envelope.revision > current
-        self.store.record_received(
-            conn,
+        writes.received(
             ReceivedEvent(
                 envelope.event_id,
                 envelope.producer,
@@ -236,13 +277,13 @@ class Aggregator:
             ),
             applied=newer,
         )
-        self.store.record_use(conn, envelope, appended_at)
-        self.store.record_revision(conn, envelope, event.body, event.body_schema_version, newer)
+        writes.use(envelope, appended_at)
+        writes.revision(envelope, event.body, event.body_schema_version, newer)
         if not newer:
             stats.stale += 1
-            return envelope
-        self.store.set_head(
-            conn,
+            return "stale"
+        state.heads[envelope.subject] = envelope.revision
+        writes.head(
             envelope.subject,
             envelope.kind,
             envelope.producer,
@@ -251,8 +292,7 @@ class Aggregator:
             envelope.is_withdrawal,
         )
         if restricted:
-            self.store.queue_relay(
-                conn,
+            writes.relay(
                 envelope.event_id,
                 envelope.producer,
                 envelope.subject,
@@ -264,56 +304,55 @@ class Aggregator:
                 msg.value or b"",
             )
         else:
-            APPLIERS[envelope.kind](self.store, conn, envelope, event.body)
+            APPLIERS[envelope.kind](writes, envelope, event.body)
             if self.publish_back and MEMBER_AUDIENCES & set(envelope.audiences):
-                self.store.queue_picture(conn, envelope.event_id, envelope.subject,
-                                         msg.value or b"")
+                writes.picture(envelope.event_id, envelope.subject, msg.value or b"")
         stats.applied += 1
-        return envelope
+        return "applied"
 
     def apply_batch(self, messages: Iterable[Message]) -> ApplyStats:
-        """Apply a batch in one SQLite transaction."""
+        """Apply a batch in one SQLite transaction, slice by slice (``SLICE``):
+        one query per table reads what a slice needs, one ``executemany`` per
+        table writes it."""
         stats = ApplyStats()
         trail: list[AuditRecord] = []
         batch = list(messages)
-        checks = self._checks(batch)
+        results = zip(batch, self._checks(batch), strict=True)
+        state = _BatchState()
         with self.store.transaction() as conn:
             audit.ensure_schema(conn)
-            for msg, result in zip(batch, checks, strict=True):
-                stats.messages += 1
-                before = (stats.applied, stats.stale)
-                try:
-                    if isinstance(result, Rejection):
-                        raise MessageRejected(result.reason, result.detail, result.envelope)
-                    assert isinstance(result, Checked)
-                    envelope = self._write_one(conn, msg, result, stats)
-                except MessageRejected as rej:
-                    trail.append(self._audit_record(msg, "quarantined", rej.envelope, rej.reason))
-                    env = rej.envelope
-                    self.store.record_rejected(
-                        conn,
-                        Rejected(
-                            rej.reason,
-                            rej.detail,
-                            env.event_id if env else None,
-                            env.producer if env else None,
-                            msg.topic,
-                            msg.partition,
-                            msg.offset,
-                            msg.value,
-                            msg.key,
-                        ),
-                    )
-                    stats.rejected[rej.reason] = stats.rejected.get(rej.reason, 0) + 1
-                else:
-                    outcome = (
-                        "applied"
-                        if stats.applied > before[0]
-                        else "stale"
-                        if stats.stale > before[1]
-                        else "duplicate"
-                    )
-                    trail.append(self._audit_record(msg, outcome, envelope))
+            while part := list(islice(results, SLICE)):
+                state.read(self.store, conn, [r for _, r in part if isinstance(r, Checked)])
+                writes = PictureWrites()
+                for msg, result in part:
+                    stats.messages += 1
+                    try:
+                        if isinstance(result, Rejection):
+                            raise MessageRejected(result.reason, result.detail, result.envelope)
+                        assert isinstance(result, Checked)
+                        outcome = self._write_one(msg, result, state, writes, stats)
+                    except MessageRejected as rej:
+                        trail.append(
+                            self._audit_record(msg, "quarantined", rej.envelope, rej.reason)
+                        )
+                        env = rej.envelope
+                        writes.rejected(
+                            Rejected(
+                                rej.reason,
+                                rej.detail,
+                                env.event_id if env else None,
+                                env.producer if env else None,
+                                msg.topic,
+                                msg.partition,
+                                msg.offset,
+                                msg.value,
+                                msg.key,
+                            ),
+                        )
+                        stats.rejected[rej.reason] = stats.rejected.get(rej.reason, 0) + 1
+                    else:
+                        trail.append(self._audit_record(msg, outcome, result.envelope))
+                writes.flush(conn)
             # In the apply's own transaction: the log and the picture never disagree.
             head = audit.append(conn, trail)
         audit.save_head(self.store.path, head)

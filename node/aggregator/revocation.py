@@ -33,6 +33,7 @@ from node.model.events import RESTRICTED_KINDS, Envelope, PolicyRef
 from node.store import audit
 from node.store.audit import AuditRecord
 from node.store.picture import PictureStore
+from node.store.picture_writes import PictureWrites
 
 #: ``KeyEntry.untrusted_from`` for a revocation that names no compromise time.
 SINCE_EVER = datetime.min.replace(tzinfo=UTC)
@@ -105,7 +106,9 @@ def enforce_revocations(
                 envelope = _envelope(subject, best)
                 body = None if best["body"] is None else json.loads(best["body"])
                 if envelope.kind not in RESTRICTED_KINDS and envelope.kind in APPLIERS:
-                    APPLIERS[envelope.kind](store, conn, envelope, body)
+                    writes = PictureWrites()
+                    APPLIERS[envelope.kind](writes, envelope, body)
+                    writes.flush(conn)
                 store.set_head(
                     conn,
                     subject,

@@ -1,13 +1,12 @@
 """How each kind of verified event changes the picture.
 
 One applier per event kind. An applier is called only for the newest revision
-of a subject, inside the batch's SQLite transaction; a None body is a
-withdrawal of the subject.
+of a subject and adds its rows to the ``PictureWrites`` the batch's SQLite
+transaction sends; a None body is a withdrawal of the subject.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from datetime import date
 from typing import Any
@@ -16,27 +15,25 @@ from pydantic import ValidationError
 
 from node.model.events import Envelope
 from node.model.reference import BY_KIND
-from node.store.picture import PictureStore
+from node.store.picture_writes import PictureWrites
 
-Applier = Callable[[PictureStore, sqlite3.Connection, Envelope, dict[str, Any] | None], None]
+Applier = Callable[[PictureWrites, Envelope, dict[str, Any] | None], None]
 
 
 def apply_flow_statistic(
-    store: PictureStore, conn: sqlite3.Connection, env: Envelope, body: dict[str, Any] | None
+    writes: PictureWrites, env: Envelope, body: dict[str, Any] | None
 ) -> None:
-    store.upsert_flow(conn, env.subject, env.revision, env.event_id, env.producer, body)
+    writes.flow(env.subject, env.revision, env.event_id, env.producer, body)
 
 
 def _reference_applier(table: str, keys: Callable[[dict[str, Any]], dict[str, Any]]) -> Applier:
     """An applier that keeps the current revision of a subject in a view table."""
 
-    def apply(
-        store: PictureStore, conn: sqlite3.Connection, env: Envelope, body: dict[str, Any] | None
-    ) -> None:
+    def apply(writes: PictureWrites, env: Envelope, body: dict[str, Any] | None) -> None:
         if body is None:
-            store.delete_view(conn, table, env.subject)
+            writes.delete_view(table, env.subject)
         else:
-            store.upsert_view(conn, table, env, keys(body), body)
+            writes.upsert_view(table, env, keys(body), body)
 
     return apply
 

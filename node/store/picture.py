@@ -6,23 +6,21 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from node.model.events import Envelope
 from node.store import audit
+
+# The apply's rows and the view tables are defined with its writes; callers
+# keep importing them from the store.
+from node.store.picture_writes import VIEW_COLUMNS as VIEW_COLUMNS
+from node.store.picture_writes import PictureWrites
+from node.store.picture_writes import ReceivedEvent as ReceivedEvent
+from node.store.picture_writes import Rejected as Rejected
 from node.store.sqlite import connect, transaction
-
-
-def _json_value(value: object) -> str:
-    """Dates and timestamps in stored bodies, as ISO 8601."""
-    if isinstance(value, date | datetime):
-        return value.isoformat()
-    return str(value)
-
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS received_event (
@@ -197,44 +195,9 @@ CREATE TABLE IF NOT EXISTS picture_tombstone (
 );
 """
 
-#: Reference view tables and their key columns (besides subject, body, revision, event_id).
-VIEW_COLUMNS: dict[str, tuple[str, ...]] = {
-    "legislation_view": ("country", "topic"),
-    "consular_view": ("host_country", "sending_country", "mission_type", "city"),
-    "health_view": ("issuer", "country_of_origin", "disease", "valid_from", "valid_until"),
-    "focal_point_view": ("country", "name"),
-    "encounter_view": ("reporting_country", "linkage_token", "encounter_period", "nationality"),
-}
-
-
-@dataclass(frozen=True)
-class ReceivedEvent:
-    event_id: str
-    producer: str
-    kind: str
-    subject: str
-    revision: int
-    digest: str
-    key_id: str
-    policy_id: str
-    policy_version: str
-    policy_sha256: str
-    topic: str | None
-    partition: int | None
-    offset: int | None
-
-
-@dataclass(frozen=True)
-class Rejected:
-    reason: str
-    detail: str
-    event_id: str | None
-    producer: str | None
-    topic: str | None
-    partition: int | None
-    offset: int | None
-    raw: bytes | None
-    key: bytes | None = None
+#: Keys per ``IN (...)`` list: far below SQLite's limit on a statement's
+#: parameters (32,766 since 3.32, 999 before).
+_IN_LIMIT = 500
 
 
 def _add_columns(conn: sqlite3.Connection, table: str, columns: dict[str, str]) -> None:
@@ -268,44 +231,33 @@ class PictureStore:
 
     # -- events --------------------------------------------------------------
 
-    def digest_of(self, event_id: str) -> str | None:
-        row = self._conn.execute(
-            "SELECT digest FROM received_event WHERE event_id = ?", (event_id,)
-        ).fetchone()
-        return None if row is None else str(row[0])
+    def digests(self, conn: sqlite3.Connection, event_ids: Sequence[str]) -> dict[str, str]:
+        """The envelope digest of each of ``event_ids`` received before; an
+        event never received is not in it. One query per 500 ids."""
+        out: dict[str, str] = {}
+        for start in range(0, len(event_ids), _IN_LIMIT):
+            chunk = event_ids[start : start + _IN_LIMIT]
+            cur = conn.execute(
+                "SELECT event_id, digest FROM received_event "
+                f"WHERE event_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            out.update((str(event_id), str(digest)) for event_id, digest in cur)
+        return out
 
-    def record_received(
-        self, conn: sqlite3.Connection, event: ReceivedEvent, applied: bool
-    ) -> None:
-        conn.execute(
-            "INSERT INTO received_event (event_id, producer, kind, subject, revision, digest, "
-            "key_id, policy_id, policy_version, policy_sha256, applied, topic, partition, "
-            '"offset", received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)',
-            (
-                event.event_id,
-                event.producer,
-                event.kind,
-                event.subject,
-                event.revision,
-                event.digest,
-                event.key_id,
-                event.policy_id,
-                event.policy_version,
-                event.policy_sha256,
-                int(applied),
-                event.topic,
-                event.partition,
-                event.offset,
-                time.time(),
-            ),
-        )
-
-    def head_revision(self, conn: sqlite3.Connection, subject: str) -> int | None:
-        """The newest applied revision of a subject, or None if never applied."""
-        row = conn.execute(
-            "SELECT revision FROM subject_head WHERE subject = ?", (subject,)
-        ).fetchone()
-        return None if row is None else int(row[0])
+    def head_revisions(self, conn: sqlite3.Connection, subjects: Sequence[str]) -> dict[str, int]:
+        """The newest applied revision of each of ``subjects``; a subject never
+        applied is not in it. One query per 500 subjects."""
+        out: dict[str, int] = {}
+        for start in range(0, len(subjects), _IN_LIMIT):
+            chunk = subjects[start : start + _IN_LIMIT]
+            cur = conn.execute(
+                "SELECT subject, revision FROM subject_head "
+                f"WHERE subject IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            out.update((str(subject), int(revision)) for subject, revision in cur)
+        return out
 
     def set_head(
         self,
@@ -317,12 +269,9 @@ class PictureStore:
         event_id: str,
         withdrawn: bool,
     ) -> None:
-        conn.execute(
-            "INSERT INTO subject_head (subject, kind, producer, revision, event_id, withdrawn) "
-            "VALUES (?,?,?,?,?,?) ON CONFLICT(subject) DO UPDATE SET revision=excluded.revision, "
-            "event_id=excluded.event_id, withdrawn=excluded.withdrawn",
-            (subject, kind, producer, revision, event_id, int(withdrawn)),
-        )
+        writes = PictureWrites()
+        writes.head(subject, kind, producer, revision, event_id, withdrawn)
+        writes.flush(conn)
 
     def upsert_flow(
         self,
@@ -334,55 +283,9 @@ class PictureStore:
         body: dict[str, Any] | None,
     ) -> None:
         """Set a subject's cell to this revision; a None body marks it withdrawn."""
-        b = body or {}
-        conn.execute(
-            "INSERT INTO flow_cell (subject, reporting_country, period, period_type, nationality, "
-            "nationality_region, sex, age_band, previous_country, count, obs_status, revision, "
-            "event_id, ci95_low, ci95_high) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-            "ON CONFLICT(subject) DO UPDATE SET "
-            "period=excluded.period, period_type=excluded.period_type, "
-            "nationality=excluded.nationality, nationality_region=excluded.nationality_region, "
-            "sex=excluded.sex, age_band=excluded.age_band, "
-            "previous_country=excluded.previous_country, count=excluded.count, "
-            "obs_status=excluded.obs_status, revision=excluded.revision, "
-            "event_id=excluded.event_id, ci95_low=excluded.ci95_low, "
-            "ci95_high=excluded.ci95_high",
-            (
-                subject,
-                producer,
-                b.get("period", ""),
-                b.get("period_type", ""),
-                b.get("nationality"),
-                b.get("nationality_region"),
-                b.get("sex"),
-                b.get("age_band"),
-                b.get("previous_country"),
-                b.get("count"),
-                b.get("obs_status"),
-                revision,
-                event_id,
-                b.get("ci95_low"),
-                b.get("ci95_high"),
-            ),
-        )
-
-    def record_rejected(self, conn: sqlite3.Connection, rejected: Rejected) -> None:
-        conn.execute(
-            "INSERT INTO rejected_message (reason, detail, event_id, producer, topic, partition, "
-            '"offset", raw, msg_key, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)',
-            (
-                rejected.reason,
-                rejected.detail,
-                rejected.event_id,
-                rejected.producer,
-                rejected.topic,
-                rejected.partition,
-                rejected.offset,
-                rejected.raw,
-                rejected.key,
-                time.time(),
-            ),
-        )
+        writes = PictureWrites()
+        writes.flow(subject, revision, event_id, producer, body)
+        writes.flush(conn)
 
     def pending_dead_letters(
         self, reasons: frozenset[str], limit: int = 1000
@@ -430,29 +333,6 @@ class PictureStore:
         return int(row[0])
 
     # -- usage rules: audiences, purposes, retention, embargo ------------------
-
-    def record_use(
-        self, conn: sqlite3.Connection, envelope: Envelope, appended_at: datetime
-    ) -> None:
-        """Keep an accepted event's usage rules (from its signed envelope) and
-        the broker's append time they are judged against."""
-        conn.execute(
-            "INSERT OR IGNORE INTO event_time (event_id, appended_at) VALUES (?,?)",
-            (envelope.event_id, appended_at.timestamp()),
-        )
-        conn.execute(
-            "INSERT OR IGNORE INTO event_use (event_id, audiences, purposes, retain_until, "
-            "embargo_until) VALUES (?,?,?,?,?)",
-            (
-                envelope.event_id,
-                json.dumps(list(envelope.audiences)),
-                json.dumps(list(envelope.purposes)),
-                None if envelope.retain_until is None else envelope.retain_until.isoformat(),
-                None
-                if envelope.embargo_until is None
-                else envelope.embargo_until.isoformat(timespec="seconds"),
-            ),
-        )
 
     def uses(self) -> dict[str, dict[str, Any]]:
         """event_id -> {audiences, purposes, retain_until, embargo_until, purged}."""
@@ -511,17 +391,6 @@ class PictureStore:
         return removed
 
     # -- the picture published back to the members ------------------------------
-
-    def queue_picture(
-        self, conn: sqlite3.Connection, event_id: str, subject: str, value: bytes
-    ) -> None:
-        """Keep an applied event's signed bytes for the members' picture topic,
-        in the apply transaction."""
-        conn.execute(
-            "INSERT OR IGNORE INTO picture_outbox (event_id, subject, msg_value, created_at) "
-            "VALUES (?,?,?,?)",
-            (event_id, subject, value, time.time()),
-        )
 
     def pending_picture(
         self, now: datetime, limit: int = 5000
@@ -789,31 +658,6 @@ class PictureStore:
 
     # -- history and reference views ---------------------------------------------
 
-    def record_revision(
-        self,
-        conn: sqlite3.Connection,
-        envelope: Envelope,
-        body: dict[str, Any] | None,
-        schema_version: int | None,
-        applied: bool,
-    ) -> None:
-        conn.execute(
-            "INSERT OR IGNORE INTO event_revision (event_id, subject, kind, producer, revision, "
-            "withdrawn, body, schema_version, produced_at, applied) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (
-                envelope.event_id,
-                envelope.subject,
-                envelope.kind,
-                envelope.producer,
-                envelope.revision,
-                int(envelope.is_withdrawal),
-                None if body is None else json.dumps(body, sort_keys=True, default=_json_value),
-                schema_version,
-                envelope.produced_at.isoformat(timespec="seconds"),
-                int(applied),
-            ),
-        )
-
     def history(self, subject_or_event: str) -> list[dict[str, Any]]:
         """Every received revision of a subject (or of the subject of an event id)."""
         row = self._conn.execute(
@@ -858,34 +702,6 @@ class PictureStore:
             )
         return out
 
-    def upsert_view(
-        self,
-        conn: sqlite3.Connection,
-        table: str,
-        envelope: Envelope,
-        keys: dict[str, Any],
-        body: dict[str, Any],
-    ) -> None:
-        columns = VIEW_COLUMNS[table]
-        names = ("subject", *columns, "body", "revision", "event_id")
-        updates = ", ".join(f"{c}=excluded.{c}" for c in names[1:])
-        conn.execute(
-            f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
-            f"ON CONFLICT(subject) DO UPDATE SET {updates}",
-            (
-                envelope.subject,
-                *(keys.get(c) for c in columns),
-                json.dumps(body, sort_keys=True, default=_json_value),
-                envelope.revision,
-                envelope.event_id,
-            ),
-        )
-
-    def delete_view(self, conn: sqlite3.Connection, table: str, subject: str) -> None:
-        if table not in VIEW_COLUMNS:
-            raise KeyError(table)
-        conn.execute(f"DELETE FROM {table} WHERE subject = ?", (subject,))
-
     def view_counts(self) -> dict[str, int]:
         """Current rows of each reference view (withdrawn subjects excluded)."""
         return {
@@ -922,12 +738,9 @@ class PictureStore:
     ) -> None:
         """Keep a restricted event's original bytes for relay to the members, in
         the apply transaction, so a crash between apply and relay loses nothing."""
-        conn.execute(
-            "INSERT OR IGNORE INTO relay_outbox (event_id, producer, subject, revision, "
-            "recipients, msg_key, msg_value, created_at) VALUES (?,?,?,?,?,?,?,?)",
-            (event_id, producer, subject, revision, ",".join(recipients), key, value,
-             time.time()),
-        )
+        writes = PictureWrites()
+        writes.relay(event_id, producer, subject, revision, recipients, key, value)
+        writes.flush(conn)
 
     def pending_relay(self, limit: int = 5000) -> list[tuple[int, bytes | None, bytes]]:
         cur = self._conn.execute(
