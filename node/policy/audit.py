@@ -169,8 +169,14 @@ class LinearModel(Generic[V]):
                 index.setdefault(u, []).append(i)
         seen = {v}
         stack = [v]
+        # each fact is walked once: a total over every unknown of a week would
+        # otherwise be walked again from every unknown it reaches
+        walked = bytearray(len(self._rows))
         while stack:
             for i in index.get(stack.pop(), ()):
+                if walked[i]:
+                    continue
+                walked[i] = 1
                 for u in self._rows[i].coeffs:
                     if u not in seen:
                         seen.add(u)
