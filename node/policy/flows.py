@@ -32,6 +32,7 @@ Steps, per block (``release_block``):
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 from collections import Counter, defaultdict
@@ -774,14 +775,41 @@ _ReleaseFacts = tuple[
 ]
 
 
-def _release_facts(
+#: What a release tells that does not depend on which of its cells are
+#: published: its sensitive table cells, the atoms each lies inside, its atoms
+#: below the minimum, its margins' and other exchanges' facts, the order its
+#: atoms' signature entries are made in and whether each atom's count grew.
+_AtomFacts = tuple[
+    list[tuple[AtomKey, frozenset[AtomKey], int]],
+    dict[AtomKey, list[AtomKey]],
+    list[AtomKey],
+    list[tuple[list[AtomKey], int, int]],
+    list[AtomKey],
+    dict[AtomKey, bool],
+]
+
+
+@dataclass
+class _FactsMemo:
+    """What the models of one protect loop share (``attacker_model``'s
+    ``memo``): every release but the last is the same in each of them, and the
+    last differs only in which cells are published (its atoms and other
+    exchanges' sums are the same), so its other facts and the fact each cell
+    is are worked out once."""
+
+    told: dict[int, _ReleaseFacts] = field(default_factory=dict)
+    last: _AtomFacts | None = None
+    cells: dict[CellMembers, tuple[list[AtomKey], int, int]] = field(default_factory=dict)
+
+
+def _atom_facts(
     release: PastRelease,
     before: Mapping[AtomKey, int],
     seen: Iterable[AtomKey],
     rules: FlowStatisticsRules,
     shape: Shape,
     audience: str,
-) -> _ReleaseFacts:
+) -> _AtomFacts:
     # the sensitive table cells: classes must not straddle them
     table_sums: list[tuple[AtomKey, frozenset[AtomKey], int]] = []
     inside: dict[AtomKey, list[AtomKey]] = defaultdict(list)
@@ -790,39 +818,66 @@ def _release_facts(
             table_sums.append((key, frozenset(table_atoms), -table - 1))
             for a in table_atoms:
                 inside[a].append(key)
-    here: list[tuple[list[AtomKey], int, int]] = []
-    rows: dict[AtomKey, list[int]] = defaultdict(list)
-
-    def fact(members: Iterable[AtomKey], lo: int, hi: int) -> None:
-        group = sorted(a for a in members if a in release.atoms)
-        for a in group:
-            rows[a].append(len(here))
-        here.append((group, lo, hi))
-
-    covered: set[AtomKey] = set()
-    for _level, members in release.cells:
-        fact(members, *published_range(sum(release.atoms[a] for a in members), rules))
-        if len(members) == 1:
-            covered |= members
-    # the sensitive counts: below the minimum, hidden or inside a coarsened cell
-    sensitive = {
-        a for a, n in release.atoms.items() if a not in covered and n < rules.min_cell_size
-    }
+    small = [a for a, n in release.atoms.items() if n < rules.min_cell_size]
+    others: list[tuple[list[AtomKey], int, int]] = []
     for group in shape.margin_groups(release.atoms):
         total = sum(release.atoms[a] for a in group)
-        fact(group, total, total)
+        others.append((sorted(group), total, total))
     for members, lo, hi in release.known.get(audience, ()):
-        fact(members, lo, hi)
+        others.append((sorted(a for a in members if a in release.atoms), lo, hi))
+    # whether the count grew (or stayed): a correction that removed a
+    # record breaks "counts only grow" for that atom, and no fact false
+    # of the data may enter the model
+    grew = {a: a in before and before[a] <= n for a, n in release.atoms.items()}
+    order = list(set(seen) | set(release.atoms))
+    return table_sums, inside, small, others, order, grew
+
+
+def _release_facts(
+    release: PastRelease,
+    before: Mapping[AtomKey, int],
+    seen: Iterable[AtomKey],
+    rules: FlowStatisticsRules,
+    shape: Shape,
+    audience: str,
+    memo: _FactsMemo | None = None,
+) -> _ReleaseFacts:
+    fixed = memo.last if memo is not None else None
+    if fixed is None:
+        fixed = _atom_facts(release, before, seen, rules, shape, audience)
+        if memo is not None:
+            memo.last = fixed
+    table_sums, inside, small, others, order, grew = fixed
+    here: list[tuple[list[AtomKey], int, int]] = []
+    rows: dict[AtomKey, list[int]] = defaultdict(list)
+    covered: set[AtomKey] = set()
+    for cell in release.cells:
+        told = memo.cells.get(cell) if memo is not None else None
+        if told is None:
+            members = cell[1]
+            told = (
+                sorted(a for a in members if a in release.atoms),
+                *published_range(sum(release.atoms[a] for a in members), rules),
+            )
+            if memo is not None:
+                memo.cells[cell] = told
+        for a in told[0]:
+            rows[a].append(len(here))
+        here.append(told)
+        if len(cell[1]) == 1:
+            covered |= cell[1]
+    # the sensitive counts: below the minimum, hidden or inside a coarsened cell
+    sensitive = {a for a in small if a not in covered}
+    for told in others:
+        for a in told[0]:
+            rows[a].append(len(here))
+        here.append(told)
     entries: list[tuple[AtomKey, Any]] = []
-    for atom in set(seen) | set(release.atoms):
+    for atom in order:
         if atom not in release.atoms:
             entries.append((atom, None))
             continue
-        # whether the count grew (or stayed): a correction that removed a
-        # record breaks "counts only grow" for that atom, and no fact false
-        # of the data may enter the model
-        grew = atom in before and before[atom] <= release.atoms[atom]
-        entries.append((atom, (tuple(rows[atom]), grew, tuple(inside[atom]))))
+        entries.append((atom, (tuple(rows[atom]), grew[atom], tuple(inside[atom]))))
     return here, sensitive, entries, table_sums
 
 
@@ -831,7 +886,7 @@ def attacker_model(
     rules: FlowStatisticsRules,
     shape: Shape,
     audience: str = FLOWS_ONLY,
-    memo: dict[int, _ReleaseFacts] | None = None,
+    memo: _FactsMemo | None = None,
 ) -> AttackerModel:
     """What ``audience`` knows of a block's counts after ``releases``: each
     release's published cells (of every table) and public margins, counts that
@@ -842,9 +897,9 @@ def attacker_model(
     table below the minimum (a sum of atoms). A hidden count at or above the
     minimum may be narrowed (it could have been published as it is).
 
-    ``memo`` keeps what each release told, by index, for a caller that builds
-    models again with the same earlier releases and only the last one changed
-    (the last release is never taken from it or put into it)."""
+    ``memo`` keeps what each release told, for a caller that builds models
+    again with the same earlier releases and only the last one's published
+    cells changed (see ``_FactsMemo``)."""
     items = list(releases)
     facts: list[list[tuple[list[AtomKey], int, int]]] = []
     targets: set[Var] = set()
@@ -853,12 +908,14 @@ def attacker_model(
     signature: dict[AtomKey, list[Any]] = defaultdict(list)
     for t, release in enumerate(items):
         last = t == len(items) - 1
-        told = None if memo is None or last else memo.get(t)
+        told = None if memo is None or last else memo.told.get(t)
         if told is None:
             before = items[t - 1].atoms if t > 0 else {}
-            told = _release_facts(release, before, signature, rules, shape, audience)
+            told = _release_facts(
+                release, before, signature, rules, shape, audience, memo if last else None
+            )
             if memo is not None and not last:
-                memo[t] = told
+                memo.told[t] = told
         here, sensitive, entries, table_sums = told
         targets |= {(t, a) for a in sensitive}
         for key, table_atoms, table_level in table_sums:
@@ -894,7 +951,8 @@ def attacker_model(
         for i, (members_of_fact, lo, hi) in enumerate(facts[t]):
             if t == len(items) - 1 and i < len(release.cells):
                 cell_rows[release.cells[i]] = model.row_count
-            model.add_sum_range(sorted({(t, class_of[a]) for a in members_of_fact}), lo, hi)
+            classes = sorted({class_of[a] for a in members_of_fact})
+            model.add_sum_range([(t, c) for c in classes], lo, hi)
         for atom, n in release.atoms.items():
             truth[(t, atom)] = n
     return AttackerModel(model, targets, class_of, sizes, truth, sums, sum_levels, cell_rows)
@@ -988,7 +1046,7 @@ def _protect_for(
             floor[v] = min(level, baseline_model.interval(v).width)
         return floor[v]
 
-    memo: dict[int, _ReleaseFacts] = {}
+    memo = _FactsMemo()
 
     def model_of(cells: list[CellMembers]) -> AttackerModel:
         return attacker_model(
@@ -1020,16 +1078,19 @@ def _protect_for(
                 widths[v] = model.width_bound(v, level)
                 fresh.add(v)
         target: Var | None = None
-        while True:
-            failing = [v for v in targets if fails(v)]
-            if not failing:
-                break
-            lowest = min(failing, key=lambda v: (widths[v], v))
+        # measuring a count changes its width only: the failing ones are
+        # found once and kept in order of width
+        failing = [(widths[v], v) for v in targets if fails(v)]
+        heapq.heapify(failing)
+        while failing:
+            _, lowest = heapq.heappop(failing)
             if lowest in fresh:
                 target = lowest
                 break
             widths[lowest] = model.width_bound(lowest, level)
             fresh.add(lowest)
+            if fails(lowest):
+                heapq.heappush(failing, (widths[lowest], lowest))
         if target is None:
             # counts pinned by what this release cannot hide: measured now
             for v in targets:
