@@ -42,7 +42,7 @@ the connected component of its variable only.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -144,6 +144,12 @@ class LinearModel(Generic[V]):
         """``smaller <= larger`` (a count that can only grow)."""
         self.add_range({smaller: 1.0, larger: -1.0}, -INF, 0.0)
 
+    def drop(self, row: int) -> None:
+        """Forget fact ``row`` (a ``row_count`` index): the model is as if it
+        had never been told it, and every other fact keeps its index."""
+        self._rows[row] = _Row({}, -INF, INF)
+        self._prepared = None
+
     @property
     def row_count(self) -> int:
         """How many facts were added: the index the next one will have."""
@@ -160,9 +166,13 @@ class LinearModel(Generic[V]):
             self._prepared = _Prepared(self._vars, self._rows)
         return self._prepared
 
-    def component(self, v: V) -> frozenset[V]:
+    def component(
+        self, v: V, linked: Callable[[V], Iterable[V]] | None = None
+    ) -> frozenset[V]:
         """The variables linked to ``v`` through the model's facts (before any
-        is substituted: a fixed variable still reaches the cells that fixed it)."""
+        is substituted: a fixed variable still reaches the cells that fixed it),
+        and through ``linked`` (the variables the caller counts as one with
+        each: its unknowns may split one count)."""
         index: dict[V, list[int]] = {}
         for i, row in enumerate(self._rows):
             for u in row.coeffs:
@@ -173,7 +183,13 @@ class LinearModel(Generic[V]):
         # otherwise be walked again from every unknown it reaches
         walked = bytearray(len(self._rows))
         while stack:
-            for i in index.get(stack.pop(), ()):
+            u0 = stack.pop()
+            if linked is not None:
+                for u in linked(u0):
+                    if u not in seen:
+                        seen.add(u)
+                        stack.append(u)
+            for i in index.get(u0, ()):
                 if walked[i]:
                     continue
                 walked[i] = 1
@@ -611,6 +627,13 @@ class Relaxation(Generic[V]):
         self._row_hi = lp.row_upper_.copy()
         self._h = _highs_solver(lp, integer=False)
         self._cost = np.zeros(self.n)
+
+    def drop(self, row: int) -> None:
+        """Forget fact ``row`` for good (its cell is hidden)."""
+        inf = highs.kHighsInf
+        self._row_lo[row] = -inf
+        self._row_hi[row] = inf
+        self._h.changeRowBounds(row, -inf, inf)
 
     def _objective(self, members: Iterable[V]) -> np.ndarray:
         c = np.zeros(self.n)

@@ -636,7 +636,16 @@ class AttackerModel:
     member to another (in every release at once) keeps every fact true, sums
     of growing counts growing. So the programme has one unknown per class and
     release, and a member of a class of two or more ranges over [0, max of
-    the class's count]; a class of one over [min, max] of its count."""
+    the class's count]; a class of one over [min, max] of its count.
+
+    ``hide`` takes a published cell of the last release out of the model
+    without building it again: its fact is dropped, and the classes whose
+    atoms now sit in the same facts (they differed by that cell only) count
+    as one, their unknowns summed. A model with the classes split finer is
+    the same model: every fact holds all of such a group's unknowns or none,
+    so any value of the group's sum can be put on one of them (integral when
+    the sum is), and the range of each sum, the LP's and the integer one, is
+    what the model built afresh would find for its one unknown."""
 
     def __init__(
         self,
@@ -648,6 +657,8 @@ class AttackerModel:
         sums: Mapping[Var, frozenset[AtomKey]] | None = None,
         sum_levels: Mapping[Var, int] | None = None,
         cell_rows: Mapping[CellMembers, int] | None = None,
+        signatures: Mapping[int, tuple[Any, ...]] | None = None,
+        cell_facts: Mapping[CellMembers, int] | None = None,
     ) -> None:
         self.model = model
         #: The fact of the model each published cell of the last release is.
@@ -661,6 +672,13 @@ class AttackerModel:
         #: Every class lies wholly inside or outside each of them.
         self.sums = dict(sums or {})
         self.sum_levels = dict(sum_levels or {})
+        #: each class's signature (the facts its atoms are in, by release) and
+        #: each published cell's index among the last release's facts
+        self._signature = dict(signatures or {})
+        self._cell_facts = dict(cell_facts or {})
+        #: the classes that count as one since cells were hidden, by the
+        #: lowest of them (a class alone is not listed)
+        self._group: dict[int, list[int]] = {}
         self._cache: dict[tuple[int, int], Interval] = {}
         self._sum_cache: dict[Var, Interval] = {}
         #: the true count of each (release, class): a feasible point of the model
@@ -670,6 +688,41 @@ class AttackerModel:
 
     def _key(self, v: Var) -> tuple[int, int]:
         return (v[0], self.class_of[v[1]])
+
+    def _keys(self, v: Var) -> list[tuple[int, int]]:
+        """The unknowns whose sum is atom ``v``'s class's count, the lowest first."""
+        t, c = self._key(v)
+        group = self._group.get(c)
+        return [(t, c)] if group is None else [(t, d) for d in group]
+
+    def _linked(self, k: tuple[int, int]) -> list[tuple[int, int]]:
+        group = self._group.get(k[1])
+        return [] if group is None else [(k[0], d) for d in group]
+
+    def hide(self, cell: CellMembers) -> None:
+        """The model as if ``cell``, a published cell of the last release, had
+        been hidden: what building it again without the cell finds (see the
+        class docstring). The targets stay: a published cell is at or above
+        the minimum, so hiding it makes no count sensitive."""
+        row = self.cell_rows.pop(cell)
+        index = self._cell_facts.pop(cell)
+        self.model.drop(row)
+        if self._relaxation is not None:
+            self._relaxation.drop(row)
+        for c in {self.class_of[a] for a in cell[1]}:
+            *earlier, (rows, grew, inside) = self._signature[c]
+            self._signature[c] = (*earlier, (tuple(i for i in rows if i != index), grew, inside))
+        same: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+        for c, signature in self._signature.items():
+            same[signature].append(c)
+        self._group = {}
+        for classes in same.values():
+            if len(classes) > 1:
+                classes.sort()
+                for c in classes:
+                    self._group[c] = classes
+        self._cache.clear()
+        self._sum_cache.clear()
 
     def members_of(self, v: Var) -> frozenset[AtomKey]:
         """The atoms a target counts: itself, or a table cell's."""
@@ -689,10 +742,13 @@ class AttackerModel:
                 found = self.model.sum_interval(self._sum_keys(v))
                 self._sum_cache[v] = found
             return found
-        key = self._key(v)
+        keys = self._keys(v)
+        key = keys[0]
         cached = self._cache.get(key)
         if cached is None:
-            if self.sizes[key[1]] == 1:
+            if len(keys) > 1:
+                cached = Interval(0.0, self.model.sum_interval(keys).high)
+            elif self.sizes[key[1]] == 1:
                 cached = self.model.interval(key)
             else:
                 cached = Interval(0.0, self.model.class_interval([key]).high)
@@ -705,10 +761,14 @@ class AttackerModel:
         maximum ``level`` above it settles the question with one programme)."""
         if v in self.sums:
             return self.interval(v).width
-        key = self._key(v)
+        keys = self._keys(v)
+        key = keys[0]
         cached = self._cache.get(key)
         if cached is not None:
             return cached.width
+        if len(keys) > 1:
+            true = sum(self._true[k] for k in keys)
+            return true if true >= level else self.interval(v).width
         # the true counts and every integer point the solver met are feasible
         # points: the range of values seen lies inside the interval
         true = self._true[key]
@@ -732,8 +792,8 @@ class AttackerModel:
             self._relaxation = self.model.relaxation()
         if v in self.sums:
             return self._relaxation, list(self._sum_keys(v)), False
-        key = self._key(v)
-        return self._relaxation, [key], self.sizes[key[1]] > 1
+        keys = self._keys(v)
+        return self._relaxation, keys, len(keys) > 1 or self.sizes[keys[0][1]] > 1
 
     def relaxed_binding(self, v: Var) -> tuple[float, set[int]]:
         """``relaxed_width(v)`` and the facts (``cell_rows`` values) whose
@@ -751,12 +811,13 @@ class AttackerModel:
         return relaxation.width(keys, from_zero=from_zero, without=row)
 
     def component(self, v: Var) -> set[Var]:
+        linked = self._linked if self._group else None
         if v in self.sums:
             keys: frozenset[tuple[int, int]] = frozenset()
             for k in self._sum_keys(v):
-                keys |= self.model.component(k)
+                keys |= self.model.component(k, linked)
         else:
-            keys = self.model.component(self._key(v))
+            keys = self.model.component(self._key(v), linked)
         return {
             (t, a) for (t, a) in self.truth if (t, self.class_of[a]) in keys
         }
@@ -931,7 +992,9 @@ def attacker_model(
         by_signature[(*([None] * (len(items) - len(sig))), *sig)].append(atom)
     class_of: dict[AtomKey, int] = {}
     sizes: dict[int, int] = {}
-    for i, same in enumerate(by_signature.values()):
+    signatures: dict[int, tuple[Any, ...]] = {}
+    for i, (signature_of, same) in enumerate(by_signature.items()):
+        signatures[i] = signature_of
         sizes[i] = len(same)
         for atom in same:
             class_of[atom] = i
@@ -939,6 +1002,7 @@ def attacker_model(
     truth: dict[Var, int] = {}
     # the fact each published cell of the last release became
     cell_rows: dict[CellMembers, int] = {}
+    cell_facts: dict[CellMembers, int] = {}
     for t, release in enumerate(items):
         before = items[t - 1].atoms if t > 0 else {}
         grows = {
@@ -951,11 +1015,23 @@ def attacker_model(
         for i, (members_of_fact, lo, hi) in enumerate(facts[t]):
             if t == len(items) - 1 and i < len(release.cells):
                 cell_rows[release.cells[i]] = model.row_count
+                cell_facts[release.cells[i]] = i
             classes = sorted({class_of[a] for a in members_of_fact})
             model.add_sum_range([(t, c) for c in classes], lo, hi)
         for atom, n in release.atoms.items():
             truth[(t, atom)] = n
-    return AttackerModel(model, targets, class_of, sizes, truth, sums, sum_levels, cell_rows)
+    return AttackerModel(
+        model,
+        targets,
+        class_of,
+        sizes,
+        truth,
+        sums,
+        sum_levels,
+        cell_rows,
+        signatures,
+        cell_facts,
+    )
 
 
 def protect(
@@ -1113,7 +1189,7 @@ def _protect_for(
         chosen = _choose(model, target, candidates[:_TRIALS])
         current = [c for c in current if c is not chosen]
         hid_any = True
-        model = model_of(current)
+        model.hide(chosen)
         # table cells are not atoms of ``reach``: their widths are stale too
         fresh -= reach
         fresh -= set(model.sums)
