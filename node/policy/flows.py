@@ -679,8 +679,13 @@ class AttackerModel:
         #: the classes that count as one since cells were hidden, by the
         #: lowest of them (a class alone is not listed)
         self._group: dict[int, list[int]] = {}
+        self._by_signature: dict[tuple[Any, ...], list[int]] | None = None
+        #: the unknowns of each group, as pairs (for ``component``)
+        self._links: list[tuple[tuple[int, int], tuple[int, int]]] = []
         self._cache: dict[tuple[int, int], Interval] = {}
         self._sum_cache: dict[Var, Interval] = {}
+        self._counts_of: dict[tuple[int, int], list[Var]] | None = None
+        self._releases = 1 + max((t for t, _ in truth), default=0)
         #: the true count of each (release, class): a feasible point of the model
         self._true: dict[tuple[int, int], int] = defaultdict(int)
         for (t, a), n in truth.items():
@@ -695,10 +700,6 @@ class AttackerModel:
         group = self._group.get(c)
         return [(t, c)] if group is None else [(t, d) for d in group]
 
-    def _linked(self, k: tuple[int, int]) -> list[tuple[int, int]]:
-        group = self._group.get(k[1])
-        return [] if group is None else [(k[0], d) for d in group]
-
     def hide(self, cell: CellMembers) -> None:
         """The model as if ``cell``, a published cell of the last release, had
         been hidden: what building it again without the cell finds (see the
@@ -709,18 +710,34 @@ class AttackerModel:
         self.model.drop(row)
         if self._relaxation is not None:
             self._relaxation.drop(row)
+        if self._by_signature is None:
+            self._by_signature = {sig: [c] for c, sig in self._signature.items()}
+        touched: list[tuple[Any, ...]] = []
         for c in {self.class_of[a] for a in cell[1]}:
-            *earlier, (rows, grew, inside) = self._signature[c]
-            self._signature[c] = (*earlier, (tuple(i for i in rows if i != index), grew, inside))
-        same: dict[tuple[Any, ...], list[int]] = defaultdict(list)
-        for c, signature in self._signature.items():
-            same[signature].append(c)
-        self._group = {}
-        for classes in same.values():
-            if len(classes) > 1:
-                classes.sort()
-                for c in classes:
+            old = self._signature[c]
+            *earlier, (rows, grew, inside) = old
+            new = (*earlier, (tuple(i for i in rows if i != index), grew, inside))
+            self._signature[c] = new
+            self._by_signature[old].remove(c)
+            self._by_signature.setdefault(new, []).append(c)
+            touched += [old, new]
+        for sig in touched:
+            classes = self._by_signature.get(sig)
+            if not classes:
+                self._by_signature.pop(sig, None)
+                continue
+            classes.sort()
+            for c in classes:
+                if len(classes) > 1:
                     self._group[c] = classes
+                else:
+                    self._group.pop(c, None)
+        self._links = [
+            ((t, group[0]), (t, c))
+            for c, group in self._group.items()
+            if c != group[0]
+            for t in range(self._releases)
+        ]
         self._cache.clear()
         self._sum_cache.clear()
 
@@ -811,16 +828,22 @@ class AttackerModel:
         return relaxation.width(keys, from_zero=from_zero, without=row)
 
     def component(self, v: Var) -> set[Var]:
-        linked = self._linked if self._group else None
+        links = self._links
         if v in self.sums:
             keys: frozenset[tuple[int, int]] = frozenset()
             for k in self._sum_keys(v):
-                keys |= self.model.component(k, linked)
+                if k not in keys:
+                    keys |= self.model.component(k, links)
         else:
-            keys = self.model.component(self._key(v), linked)
-        return {
-            (t, a) for (t, a) in self.truth if (t, self.class_of[a]) in keys
-        }
+            keys = self.model.component(self._key(v), links)
+        if self._counts_of is None:
+            self._counts_of = defaultdict(list)
+            for t, a in self.truth:
+                self._counts_of[(t, self.class_of[a])].append((t, a))
+        out: set[Var] = set()
+        for k in keys:
+            out.update(self._counts_of.get(k, ()))
+        return out
 
 
 #: What one release tells an audience, before classes are formed: its facts
@@ -1133,6 +1156,14 @@ def _protect_for(
             memo,
         )
 
+    order: dict[CellMembers, tuple[int, int, list[AtomKey]]] = {}
+
+    def smallest(c: CellMembers) -> tuple[int, int, list[AtomKey]]:
+        found = order.get(c)
+        if found is None:
+            found = order[c] = (sum(atoms[a] for a in c[1]), c[0], sorted(c[1]))
+        return found
+
     hid_any = False
     model = model_of(current)
     widths: dict[Var, float] = {}
@@ -1147,17 +1178,17 @@ def _protect_for(
     def fails(v: Var) -> bool:
         return widths[v] < level and widths[v] < need(v)
 
+    # Hiding takes no count in or out of the targets (a published cell is at
+    # or above the minimum), and measuring a count changes its width only:
+    # the failing ones are found once and kept in order of width.
+    targets = model.targets
+    for v in targets:
+        widths[v] = model.width_bound(v, level)
+        fresh.add(v)
+    failing = [(widths[v], v) for v in targets if fails(v)]
+    heapq.heapify(failing)
     while True:
-        targets = model.targets
-        for v in targets:
-            if v not in widths:
-                widths[v] = model.width_bound(v, level)
-                fresh.add(v)
         target: Var | None = None
-        # measuring a count changes its width only: the failing ones are
-        # found once and kept in order of width
-        failing = [(widths[v], v) for v in targets if fails(v)]
-        heapq.heapify(failing)
         while failing:
             _, lowest = heapq.heappop(failing)
             if lowest in fresh:
@@ -1175,8 +1206,7 @@ def _protect_for(
             return current, hid_any, _summary(model, widths, level, need)
         reach = model.component(target)
         candidates = sorted(
-            (c for c in current if any((t_now, a) in reach for a in c[1])),
-            key=lambda c: (sum(atoms[a] for a in c[1]), c[0], sorted(c[1])),
+            (c for c in current if any((t_now, a) in reach for a in c[1])), key=smallest
         )
         if not candidates:
             # Only earlier releases, margins and other exchanges reach it:
@@ -1190,6 +1220,7 @@ def _protect_for(
         current = [c for c in current if c is not chosen]
         hid_any = True
         model.hide(chosen)
+        heapq.heappush(failing, (widths[target], target))  # failing until measured again
         # table cells are not atoms of ``reach``: their widths are stale too
         fresh -= reach
         fresh -= set(model.sums)
