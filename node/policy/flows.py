@@ -498,6 +498,13 @@ def release_block(
         # Nothing changed since the last release (publishing the same cells
         # again tells nobody anything new), or the block has had all the
         # releases it may have: its last release is sent again as it was.
+        # Nothing outside the block can have changed its attacker's model:
+        # the model holds the block's own atoms only (every table counts at
+        # the fine period, and a week lies in the month of its Thursday;
+        # margins are taken within the block; other exchanges' sums come per
+        # block, compared just above; atoms of other blocks are independent
+        # unknowns), and a shape change drops ``previous`` above.
+        # tests/test_sdc_skip.py holds it to the exact audit.
         table_sums = [
             sum(previous.atoms[a] for a in m) for m in shape.table_cells(previous.atoms).values()
         ]
