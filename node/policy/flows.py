@@ -880,19 +880,6 @@ _AtomFacts = tuple[
 ]
 
 
-@dataclass
-class _FactsMemo:
-    """What the models of one protect loop share (``attacker_model``'s
-    ``memo``): every release but the last is the same in each of them, and the
-    last differs only in which cells are published (its atoms and other
-    exchanges' sums are the same), so its other facts and the fact each cell
-    is are worked out once."""
-
-    told: dict[int, _ReleaseFacts] = field(default_factory=dict)
-    last: _AtomFacts | None = None
-    cells: dict[CellMembers, tuple[list[AtomKey], int, int]] = field(default_factory=dict)
-
-
 def _atom_facts(
     release: PastRelease,
     before: Mapping[AtomKey, int],
@@ -931,27 +918,19 @@ def _release_facts(
     rules: FlowStatisticsRules,
     shape: Shape,
     audience: str,
-    memo: _FactsMemo | None = None,
 ) -> _ReleaseFacts:
-    fixed = memo.last if memo is not None else None
-    if fixed is None:
-        fixed = _atom_facts(release, before, seen, rules, shape, audience)
-        if memo is not None:
-            memo.last = fixed
-    table_sums, inside, small, others, order, grew = fixed
+    table_sums, inside, small, others, order, grew = _atom_facts(
+        release, before, seen, rules, shape, audience
+    )
     here: list[tuple[list[AtomKey], int, int]] = []
     rows: dict[AtomKey, list[int]] = defaultdict(list)
     covered: set[AtomKey] = set()
     for cell in release.cells:
-        told = memo.cells.get(cell) if memo is not None else None
-        if told is None:
-            members = cell[1]
-            told = (
-                sorted(a for a in members if a in release.atoms),
-                *published_range(sum(release.atoms[a] for a in members), rules),
-            )
-            if memo is not None:
-                memo.cells[cell] = told
+        members = cell[1]
+        told = (
+            sorted(a for a in members if a in release.atoms),
+            *published_range(sum(release.atoms[a] for a in members), rules),
+        )
         for a in told[0]:
             rows[a].append(len(here))
         here.append(told)
@@ -977,7 +956,6 @@ def attacker_model(
     rules: FlowStatisticsRules,
     shape: Shape,
     audience: str = FLOWS_ONLY,
-    memo: _FactsMemo | None = None,
 ) -> AttackerModel:
     """What ``audience`` knows of a block's counts after ``releases``: each
     release's published cells (of every table) and public margins, counts that
@@ -986,11 +964,7 @@ def attacker_model(
     atom of a release below the minimum cell size and not published as a cell
     of its own (hidden, or inside a coarsened cell), and every cell of another
     table below the minimum (a sum of atoms). A hidden count at or above the
-    minimum may be narrowed (it could have been published as it is).
-
-    ``memo`` keeps what each release told, for a caller that builds models
-    again with the same earlier releases and only the last one's published
-    cells changed (see ``_FactsMemo``)."""
+    minimum may be narrowed (it could have been published as it is)."""
     items = list(releases)
     facts: list[list[tuple[list[AtomKey], int, int]]] = []
     targets: set[Var] = set()
@@ -998,15 +972,8 @@ def attacker_model(
     sum_levels: dict[Var, int] = {}
     signature: dict[AtomKey, list[Any]] = defaultdict(list)
     for t, release in enumerate(items):
-        last = t == len(items) - 1
-        told = None if memo is None or last else memo.told.get(t)
-        if told is None:
-            before = items[t - 1].atoms if t > 0 else {}
-            told = _release_facts(
-                release, before, signature, rules, shape, audience, memo if last else None
-            )
-            if memo is not None and not last:
-                memo.told[t] = told
+        before = items[t - 1].atoms if t > 0 else {}
+        told = _release_facts(release, before, signature, rules, shape, audience)
         here, sensitive, entries, table_sums = told
         targets |= {(t, a) for a in sensitive}
         for key, table_atoms, table_level in table_sums:
@@ -1152,17 +1119,6 @@ def _protect_for(
             floor[v] = min(level, baseline_model.interval(v).width)
         return floor[v]
 
-    memo = _FactsMemo()
-
-    def model_of(cells: list[CellMembers]) -> AttackerModel:
-        return attacker_model(
-            (*history, PastRelease(atoms, tuple(cells), dict(known))),
-            rules,
-            shape,
-            audience,
-            memo,
-        )
-
     order: dict[CellMembers, tuple[int, int, list[AtomKey]]] = {}
 
     def smallest(c: CellMembers) -> tuple[int, int, list[AtomKey]]:
@@ -1172,7 +1128,10 @@ def _protect_for(
         return found
 
     hid_any = False
-    model = model_of(current)
+    # built once: each cell hidden is taken out of it in place (``hide``)
+    model = attacker_model(
+        (*history, PastRelease(atoms, tuple(current), dict(known))), rules, shape, audience
+    )
     widths: dict[Var, float] = {}
     # Hiding a cell only takes a fact away, so every interval can only widen: a
     # width measured on an earlier model is a lower bound of the width now.
@@ -1236,8 +1195,9 @@ def _protect_for(
 def _choose(model: AttackerModel, target: Var, candidates: list[CellMembers]) -> CellMembers:
     """The first of ``candidates`` whose hiding widens ``target``'s interval in
     the linear relaxation of ``model`` (the first of all when none does). Only
-    a choice: the release is checked on the model rebuilt after each hiding, so
-    a poor choice hides more cells, never lets a narrow one out."""
+    a choice: the release is checked by the exact integer solve on the model
+    after each hiding (``AttackerModel.hide``: the model built again without
+    the cell), so a poor choice hides more cells, never lets a narrow one out."""
     base, binding = model.relaxed_binding(target)
     for candidate in candidates:
         # a fact with no dual value at the optima cannot move them
