@@ -691,7 +691,6 @@ class AttackerModel:
         self._links: list[tuple[tuple[int, int], tuple[int, int]]] = []
         self._cache: dict[tuple[int, int], Interval] = {}
         self._sum_cache: dict[Var, Interval] = {}
-        self._counts_of: dict[tuple[int, int], list[Var]] | None = None
         self._releases = 1 + max((t for t, _ in truth), default=0)
         #: the true count of each (release, class): a feasible point of the model
         self._true: dict[tuple[int, int], int] = defaultdict(int)
@@ -834,23 +833,25 @@ class AttackerModel:
         row = None if without is None else self.cell_rows[without]
         return relaxation.width(keys, from_zero=from_zero, without=row)
 
-    def component(self, v: Var) -> set[Var]:
+    def reach(self, v: Var) -> frozenset[tuple[int, int]]:
+        """The unknowns linked to target ``v`` through the model's facts."""
         links = self._links
-        if v in self.sums:
-            keys: frozenset[tuple[int, int]] = frozenset()
-            for k in self._sum_keys(v):
-                if k not in keys:
-                    keys |= self.model.component(k, links)
-        else:
-            keys = self.model.component(self._key(v), links)
-        if self._counts_of is None:
-            self._counts_of = defaultdict(list)
-            for t, a in self.truth:
-                self._counts_of[(t, self.class_of[a])].append((t, a))
-        out: set[Var] = set()
-        for k in keys:
-            out.update(self._counts_of.get(k, ()))
-        return out
+        if v not in self.sums:
+            return self.model.component(self._key(v), links)
+        keys: frozenset[tuple[int, int]] = frozenset()
+        for k in self._sum_keys(v):
+            if k not in keys:
+                keys |= self.model.component(k, links)
+        return keys
+
+    def counts_in(self, keys: frozenset[tuple[int, int]], t: int, atoms: Iterable[AtomKey]) -> bool:
+        """Whether any of ``atoms``' counts at release ``t`` is one of ``keys``."""
+        return any((t, self.class_of[a]) in keys for a in atoms)
+
+    def component(self, v: Var) -> set[Var]:
+        """The counts (release, atom) linked to target ``v``."""
+        keys = self.reach(v)
+        return {(t, a) for (t, a) in self.truth if (t, self.class_of[a]) in keys}
 
 
 #: What one release tells an audience, before classes are formed: its facts
@@ -1170,9 +1171,9 @@ def _protect_for(
                 if v not in fresh and widths[v] < level:
                     widths[v] = model.width_bound(v, level)
             return current, hid_any, _summary(model, widths, level, need)
-        reach = model.component(target)
+        reach = model.reach(target)
         candidates = sorted(
-            (c for c in current if any((t_now, a) in reach for a in c[1])), key=smallest
+            (c for c in current if model.counts_in(reach, t_now, c[1])), key=smallest
         )
         if not candidates:
             # Only earlier releases, margins and other exchanges reach it:
@@ -1188,8 +1189,9 @@ def _protect_for(
         model.hide(chosen)
         heapq.heappush(failing, (widths[target], target))  # failing until measured again
         # table cells are not atoms of ``reach``: their widths are stale too
-        fresh -= reach
-        fresh -= set(model.sums)
+        fresh = {
+            v for v in fresh if v not in model.sums and not model.counts_in(reach, v[0], (v[1],))
+        }
 
 
 def _choose(model: AttackerModel, target: Var, candidates: list[CellMembers]) -> CellMembers:
