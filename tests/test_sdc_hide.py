@@ -60,6 +60,10 @@ def _assert_same(got: AttackerModel, built: AttackerModel, trials: list) -> None
         )
         assert got.relaxed_width(v) == pytest.approx(built.relaxed_width(v), abs=1e-6)
         assert got.component(v) == built.component(v)
+    # every count, not only the sensitive ones: a count of a merged class
+    # ranges over [0, max of the class] only when the classes are merged
+    for v in sorted(built.truth):
+        assert got.interval(v) == built.interval(v), v
     for v in sorted(built.targets)[:5]:
         for cell in trials:
             assert got.relaxed_width(v, cell) == pytest.approx(
