@@ -695,6 +695,13 @@ class Relaxation(Generic[V]):
         STATS.solves += 1
         self._h.run()
         status = self._h.getModelStatus()
+        if status not in (highs.HighsModelStatus.kOptimal, highs.HighsModelStatus.kUnbounded):
+            # the primal simplex can stall from a warm basis (HiGHS says
+            # "unknown"): solve once more from scratch
+            STATS.solves += 1
+            self._h.clearSolver()
+            self._h.run()
+            status = self._h.getModelStatus()
         if status == highs.HighsModelStatus.kUnbounded:
             return -INF
         if status != highs.HighsModelStatus.kOptimal:
