@@ -696,11 +696,13 @@ class Relaxation(Generic[V]):
         self._h.run()
         status = self._h.getModelStatus()
         if status not in (highs.HighsModelStatus.kOptimal, highs.HighsModelStatus.kUnbounded):
-            # the primal simplex can stall from a warm basis (HiGHS says
-            # "unknown"): solve once more from scratch
+            # the primal simplex can stall (HiGHS says "unknown"): solve
+            # once more from scratch with the dual simplex
             STATS.solves += 1
             self._h.clearSolver()
+            self._h.setOptionValue("simplex_strategy", 1)  # the dual simplex
             self._h.run()
+            self._h.setOptionValue("simplex_strategy", 4)
             status = self._h.getModelStatus()
         if status == highs.HighsModelStatus.kUnbounded:
             return -INF
