@@ -49,7 +49,8 @@ from typing import Generic, TypeVar
 import numpy as np
 from highspy import _core as highs
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
-from scipy.sparse import csr_matrix
+from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse.csgraph import connected_components
 
 from node.errors import CorredorError
 
@@ -108,6 +109,7 @@ class LinearModel(Generic[V]):
         self._vars: dict[V, tuple[float, float]] = {}
         self._rows: list[_Row[V]] = []
         self._prepared: _Prepared[V] | None = None
+        self._graph: tuple[list[V], dict[V, int], np.ndarray, np.ndarray] | None = None
 
     # -- building ------------------------------------------------------------
 
@@ -117,6 +119,7 @@ class LinearModel(Generic[V]):
             lo, hi = max(lo, old[0]), min(hi, old[1])
         self._vars[v] = (lo, hi)
         self._prepared = None
+        self._graph = None
 
     def __contains__(self, v: object) -> bool:
         return v in self._vars
@@ -132,6 +135,7 @@ class LinearModel(Generic[V]):
                 self.add_var(v)
         self._rows.append(_Row(dict(coeffs), lo, hi))
         self._prepared = None
+        self._graph = None
 
     def add_sum(self, members: Iterable[V], total: float) -> None:
         """The sum of ``members`` is known to be ``total`` (a published cell)."""
@@ -143,6 +147,14 @@ class LinearModel(Generic[V]):
     def add_order(self, smaller: V, larger: V) -> None:
         """``smaller <= larger`` (a count that can only grow)."""
         self.add_range({smaller: 1.0, larger: -1.0}, -INF, 0.0)
+
+    def drop(self, row: int) -> None:
+        """Forget fact ``row`` (a ``row_count`` index): the model is as if it
+        had never been told it, and every other fact keeps its index."""
+        had = bool(self._rows[row].coeffs)
+        self._rows[row] = _Row({}, -INF, INF)
+        if had and self._prepared is not None and not self._prepared.drop(row):
+            self._prepared = None
 
     @property
     def row_count(self) -> int:
@@ -160,22 +172,33 @@ class LinearModel(Generic[V]):
             self._prepared = _Prepared(self._vars, self._rows)
         return self._prepared
 
-    def component(self, v: V) -> frozenset[V]:
+    def component(self, v: V, links: Iterable[tuple[V, V]] = ()) -> frozenset[V]:
         """The variables linked to ``v`` through the model's facts (before any
-        is substituted: a fixed variable still reaches the cells that fixed it)."""
-        index: dict[V, list[int]] = {}
-        for i, row in enumerate(self._rows):
-            for u in row.coeffs:
-                index.setdefault(u, []).append(i)
-        seen = {v}
-        stack = [v]
-        while stack:
-            for i in index.get(stack.pop(), ()):
-                for u in self._rows[i].coeffs:
-                    if u not in seen:
-                        seen.add(u)
-                        stack.append(u)
-        return frozenset(seen)
+        is substituted: a fixed variable still reaches the cells that fixed it),
+        and through ``links`` (pairs the caller counts as one: its unknowns
+        may split one count)."""
+        if self._graph is None:
+            names = list(self._vars)
+            col = {u: i for i, u in enumerate(names)}
+            rows = [i for i, row in enumerate(self._rows) for _ in row.coeffs]
+            cols = [col[u] for row in self._rows for u in row.coeffs]
+            at = (np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64))
+            self._graph = (names, col, *at)
+        names, col, rows_at, cols_at = self._graph
+        if v not in col:
+            return frozenset({v})
+        n = len(names)
+        # one graph of unknowns and facts (a dropped fact has none left)
+        alive = np.array([bool(row.coeffs) for row in self._rows], dtype=bool)
+        keep = alive[rows_at] if rows_at.size else np.zeros(0, dtype=bool)
+        pairs = [(col[a], col[b]) for a, b in links if a in col and b in col]
+        src = np.concatenate([cols_at[keep], np.array([a for a, _ in pairs], dtype=np.int64)])
+        dst = np.concatenate([n + rows_at[keep], np.array([b for _, b in pairs], dtype=np.int64)])
+        size = n + len(self._rows)
+        graph = coo_matrix((np.ones(src.size), (src, dst)), shape=(size, size))
+        _, labels = connected_components(graph, directed=False)
+        mine = np.flatnonzero(labels[:n] == labels[col[v]])
+        return frozenset(names[i] for i in mine)
 
     def interval(self, v: V) -> Interval:
         return self._prepare().interval(v)
@@ -224,6 +247,7 @@ class _Prepared(Generic[V]):
         self.bounds = dict(variables)
         self.fixed: dict[V, float] = {}
         work = [_Row(dict(r.coeffs), r.lo, r.hi) for r in rows]
+        self._work = work
         self._peel(work)
         self.rows = [r for r in work if r.coeffs]
         parent: dict[V, V] = {}
@@ -290,6 +314,26 @@ class _Prepared(Generic[V]):
                 old = self.bounds[v]
                 self.bounds[v] = (max(old[0], lo), min(old[1], hi))
                 row.coeffs.clear()
+
+    def drop(self, row: int) -> bool:
+        """Forget fact ``row`` (an index of the model's facts) in place: True
+        when that could be done, False when the model must be prepared again
+        (the fact fixed or bounded a count, or the plain solver is in use).
+        A fact left after substitution is a row of its component's model:
+        its bounds go to infinity there and the last basis stays (still
+        primal feasible), and the integer points met stay feasible. The
+        component may now fall apart into independent pieces; solving them
+        as one gives the same ranges."""
+        work = self._work[row]
+        if not work.coeffs or SOLVER != "fast":
+            return False
+        work.lo, work.hi = -INF, INF
+        matrix = self._matrices.get(self._find(next(iter(work.coeffs))))
+        if matrix is not None:
+            assert isinstance(matrix, _HighsMatrix)
+            matrix.drop(work)
+        self._cache.clear()
+        return True
 
     def seen_range(self, v: V) -> tuple[float, float]:
         if v in self.fixed:
@@ -532,6 +576,10 @@ class _HighsMatrix(Generic[V]):
         self._lp = _highs_lp(self.col, rows, bounds)
         self._linear = _highs_solver(self._lp, integer=False)
         self._integer: highs._Highs | None = None
+        self._row_of = {id(r): i for i, r in enumerate(rows)}
+        self._dropped: list[int] = []
+        #: optima found since the model last changed, by objective
+        self._known: dict[bytes, float] = {}
         self._costs: dict[str, np.ndarray] = {}
         self.seen_lo = np.full(self.n, INF)
         self.seen_hi = np.full(self.n, -INF)
@@ -541,6 +589,16 @@ class _HighsMatrix(Generic[V]):
         c = np.zeros(self.n)
         c[self.col[v]] = sense
         return self.solve(c)
+
+    def drop(self, row: _Row[V]) -> None:
+        """Free fact ``row`` of this component (see ``_Prepared.drop``)."""
+        i = self._row_of[id(row)]
+        inf = highs.kHighsInf
+        self._known.clear()
+        self._dropped.append(i)
+        self._linear.changeRowBounds(i, -inf, inf)
+        if self._integer is not None:
+            self._integer.changeRowBounds(i, -inf, inf)
 
     def _set_cost(self, h: highs._Highs, key: str, c: np.ndarray) -> None:
         old = self._costs.get(key)
@@ -555,6 +613,14 @@ class _HighsMatrix(Generic[V]):
 
     def solve(self, c: np.ndarray) -> float:
         """min of ``c @ x`` over the integer points of the model (-inf if unbounded)."""
+        nonzero = np.flatnonzero(c)
+        key = nonzero.tobytes() + c[nonzero].tobytes()
+        known = self._known.get(key)
+        if known is None:
+            known = self._known[key] = self._solve(c)
+        return known
+
+    def _solve(self, c: np.ndarray) -> float:
         STATS.solves += 1
         h = self._linear
         self._set_cost(h, "lp", c)
@@ -579,6 +645,8 @@ class _HighsMatrix(Generic[V]):
         STATS.integer_solves += 1
         if self._integer is None:
             self._integer = _highs_solver(self._lp, integer=True)
+            for i in self._dropped:
+                self._integer.changeRowBounds(i, -highs.kHighsInf, highs.kHighsInf)
         h = self._integer
         self._set_cost(h, "mip", c)
         h.run()
@@ -606,6 +674,13 @@ class Relaxation(Generic[V]):
         self._h = _highs_solver(lp, integer=False)
         self._cost = np.zeros(self.n)
 
+    def drop(self, row: int) -> None:
+        """Forget fact ``row`` for good (its cell is hidden)."""
+        inf = highs.kHighsInf
+        self._row_lo[row] = -inf
+        self._row_hi[row] = inf
+        self._h.changeRowBounds(row, -inf, inf)
+
     def _objective(self, members: Iterable[V]) -> np.ndarray:
         c = np.zeros(self.n)
         for v in members:
@@ -620,6 +695,15 @@ class Relaxation(Generic[V]):
         STATS.solves += 1
         self._h.run()
         status = self._h.getModelStatus()
+        if status not in (highs.HighsModelStatus.kOptimal, highs.HighsModelStatus.kUnbounded):
+            # the primal simplex can stall (HiGHS says "unknown"): solve
+            # once more from scratch with the dual simplex
+            STATS.solves += 1
+            self._h.clearSolver()
+            self._h.setOptionValue("simplex_strategy", 1)  # the dual simplex
+            self._h.run()
+            self._h.setOptionValue("simplex_strategy", 4)
+            status = self._h.getModelStatus()
         if status == highs.HighsModelStatus.kUnbounded:
             return -INF
         if status != highs.HighsModelStatus.kOptimal:

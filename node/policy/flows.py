@@ -32,6 +32,7 @@ Steps, per block (``release_block``):
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 from collections import Counter, defaultdict
@@ -522,6 +523,13 @@ def release_block(
         # Nothing changed since the last release (publishing the same cells
         # again tells nobody anything new), or the block has had all the
         # releases it may have: its last release is sent again as it was.
+        # Nothing outside the block can have changed its attacker's model:
+        # the model holds the block's own atoms only (every table counts at
+        # the fine period, and a week lies in the month of its Thursday;
+        # margins are taken within the block; other exchanges' sums come per
+        # block, compared just above; atoms of other blocks are independent
+        # unknowns), and a shape change drops ``previous`` above.
+        # tests/test_sdc_skip.py holds it to the exact audit.
         table_sums = [
             sum(previous.atoms[a] for a in m) for m in shape.table_cells(previous.atoms).values()
         ]
@@ -661,7 +669,16 @@ class AttackerModel:
     member to another (in every release at once) keeps every fact true, sums
     of growing counts growing. So the programme has one unknown per class and
     release, and a member of a class of two or more ranges over [0, max of
-    the class's count]; a class of one over [min, max] of its count."""
+    the class's count]; a class of one over [min, max] of its count.
+
+    ``hide`` takes a published cell of the last release out of the model
+    without building it again: its fact is dropped, and the classes whose
+    atoms now sit in the same facts (they differed by that cell only) count
+    as one, their unknowns summed. A model with the classes split finer is
+    the same model: every fact holds all of such a group's unknowns or none,
+    so any value of the group's sum can be put on one of them (integral when
+    the sum is), and the range of each sum, the LP's and the integer one, is
+    what the model built afresh would find for its one unknown."""
 
     def __init__(
         self,
@@ -673,6 +690,8 @@ class AttackerModel:
         sums: Mapping[Var, frozenset[AtomKey]] | None = None,
         sum_levels: Mapping[Var, int] | None = None,
         cell_rows: Mapping[CellMembers, int] | None = None,
+        signatures: Mapping[int, tuple[Any, ...]] | None = None,
+        cell_facts: Mapping[CellMembers, int] | None = None,
     ) -> None:
         self.model = model
         #: The fact of the model each published cell of the last release is.
@@ -686,8 +705,19 @@ class AttackerModel:
         #: Every class lies wholly inside or outside each of them.
         self.sums = dict(sums or {})
         self.sum_levels = dict(sum_levels or {})
+        #: each class's signature (the facts its atoms are in, by release) and
+        #: each published cell's index among the last release's facts
+        self._signature = dict(signatures or {})
+        self._cell_facts = dict(cell_facts or {})
+        #: the classes that count as one since cells were hidden, by the
+        #: lowest of them (a class alone is not listed)
+        self._group: dict[int, list[int]] = {}
+        self._by_signature: dict[tuple[Any, ...], list[int]] | None = None
+        #: the unknowns of each group, as pairs (for ``component``)
+        self._links: list[tuple[tuple[int, int], tuple[int, int]]] = []
         self._cache: dict[tuple[int, int], Interval] = {}
         self._sum_cache: dict[Var, Interval] = {}
+        self._releases = 1 + max((t for t, _ in truth), default=0)
         #: the true count of each (release, class): a feasible point of the model
         self._true: dict[tuple[int, int], int] = defaultdict(int)
         for (t, a), n in truth.items():
@@ -695,6 +725,53 @@ class AttackerModel:
 
     def _key(self, v: Var) -> tuple[int, int]:
         return (v[0], self.class_of[v[1]])
+
+    def _keys(self, v: Var) -> list[tuple[int, int]]:
+        """The unknowns whose sum is atom ``v``'s class's count, the lowest first."""
+        t, c = self._key(v)
+        group = self._group.get(c)
+        return [(t, c)] if group is None else [(t, d) for d in group]
+
+    def hide(self, cell: CellMembers) -> None:
+        """The model as if ``cell``, a published cell of the last release, had
+        been hidden: what building it again without the cell finds (see the
+        class docstring). The targets stay: a published cell is at or above
+        the minimum, so hiding it makes no count sensitive."""
+        row = self.cell_rows.pop(cell)
+        index = self._cell_facts.pop(cell)
+        self.model.drop(row)
+        if self._relaxation is not None:
+            self._relaxation.drop(row)
+        if self._by_signature is None:
+            self._by_signature = {sig: [c] for c, sig in self._signature.items()}
+        touched: list[tuple[Any, ...]] = []
+        for c in {self.class_of[a] for a in cell[1]}:
+            old = self._signature[c]
+            *earlier, (rows, grew, inside) = old
+            new = (*earlier, (tuple(i for i in rows if i != index), grew, inside))
+            self._signature[c] = new
+            self._by_signature[old].remove(c)
+            self._by_signature.setdefault(new, []).append(c)
+            touched += [old, new]
+        for sig in touched:
+            classes = self._by_signature.get(sig)
+            if not classes:
+                self._by_signature.pop(sig, None)
+                continue
+            classes.sort()
+            for c in classes:
+                if len(classes) > 1:
+                    self._group[c] = classes
+                else:
+                    self._group.pop(c, None)
+        self._links = [
+            ((t, group[0]), (t, c))
+            for c, group in self._group.items()
+            if c != group[0]
+            for t in range(self._releases)
+        ]
+        self._cache.clear()
+        self._sum_cache.clear()
 
     def members_of(self, v: Var) -> frozenset[AtomKey]:
         """The atoms a target counts: itself, or a table cell's."""
@@ -714,10 +791,13 @@ class AttackerModel:
                 found = self.model.sum_interval(self._sum_keys(v))
                 self._sum_cache[v] = found
             return found
-        key = self._key(v)
+        keys = self._keys(v)
+        key = keys[0]
         cached = self._cache.get(key)
         if cached is None:
-            if self.sizes[key[1]] == 1:
+            if len(keys) > 1:
+                cached = Interval(0.0, self.model.sum_interval(keys).high)
+            elif self.sizes[key[1]] == 1:
                 cached = self.model.interval(key)
             else:
                 cached = Interval(0.0, self.model.class_interval([key]).high)
@@ -730,10 +810,14 @@ class AttackerModel:
         maximum ``level`` above it settles the question with one programme)."""
         if v in self.sums:
             return self.interval(v).width
-        key = self._key(v)
+        keys = self._keys(v)
+        key = keys[0]
         cached = self._cache.get(key)
         if cached is not None:
             return cached.width
+        if len(keys) > 1:
+            true = sum(self._true[k] for k in keys)
+            return true if true >= level else self.interval(v).width
         # the true counts and every integer point the solver met are feasible
         # points: the range of values seen lies inside the interval
         true = self._true[key]
@@ -757,8 +841,8 @@ class AttackerModel:
             self._relaxation = self.model.relaxation()
         if v in self.sums:
             return self._relaxation, list(self._sum_keys(v)), False
-        key = self._key(v)
-        return self._relaxation, [key], self.sizes[key[1]] > 1
+        keys = self._keys(v)
+        return self._relaxation, keys, len(keys) > 1 or self.sizes[keys[0][1]] > 1
 
     def relaxed_binding(self, v: Var) -> tuple[float, set[int]]:
         """``relaxed_width(v)`` and the facts (``cell_rows`` values) whose
@@ -775,16 +859,25 @@ class AttackerModel:
         row = None if without is None else self.cell_rows[without]
         return relaxation.width(keys, from_zero=from_zero, without=row)
 
+    def reach(self, v: Var) -> frozenset[tuple[int, int]]:
+        """The unknowns linked to target ``v`` through the model's facts."""
+        links = self._links
+        if v not in self.sums:
+            return self.model.component(self._key(v), links)
+        keys: frozenset[tuple[int, int]] = frozenset()
+        for k in self._sum_keys(v):
+            if k not in keys:
+                keys |= self.model.component(k, links)
+        return keys
+
+    def counts_in(self, keys: frozenset[tuple[int, int]], t: int, atoms: Iterable[AtomKey]) -> bool:
+        """Whether any of ``atoms``' counts at release ``t`` is one of ``keys``."""
+        return any((t, self.class_of[a]) in keys for a in atoms)
+
     def component(self, v: Var) -> set[Var]:
-        if v in self.sums:
-            keys: frozenset[tuple[int, int]] = frozenset()
-            for k in self._sum_keys(v):
-                keys |= self.model.component(k)
-        else:
-            keys = self.model.component(self._key(v))
-        return {
-            (t, a) for (t, a) in self.truth if (t, self.class_of[a]) in keys
-        }
+        """The counts (release, atom) linked to target ``v``."""
+        keys = self.reach(v)
+        return {(t, a) for (t, a) in self.truth if (t, self.class_of[a]) in keys}
 
 
 #: What one release tells an audience, before classes are formed: its facts
@@ -800,14 +893,28 @@ _ReleaseFacts = tuple[
 ]
 
 
-def _release_facts(
+#: What a release tells that does not depend on which of its cells are
+#: published: its sensitive table cells, the atoms each lies inside, its atoms
+#: below the minimum, its margins' and other exchanges' facts, the order its
+#: atoms' signature entries are made in and whether each atom's count grew.
+_AtomFacts = tuple[
+    list[tuple[AtomKey, frozenset[AtomKey], int]],
+    dict[AtomKey, list[AtomKey]],
+    list[AtomKey],
+    list[tuple[list[AtomKey], int, int]],
+    list[AtomKey],
+    dict[AtomKey, bool],
+]
+
+
+def _atom_facts(
     release: PastRelease,
     before: Mapping[AtomKey, int],
     seen: Iterable[AtomKey],
     rules: FlowStatisticsRules,
     shape: Shape,
     audience: str,
-) -> _ReleaseFacts:
+) -> _AtomFacts:
     # the sensitive table cells: classes must not straddle them
     table_sums: list[tuple[AtomKey, frozenset[AtomKey], int]] = []
     inside: dict[AtomKey, list[AtomKey]] = defaultdict(list)
@@ -816,39 +923,58 @@ def _release_facts(
             table_sums.append((key, frozenset(table_atoms), -table - 1))
             for a in table_atoms:
                 inside[a].append(key)
-    here: list[tuple[list[AtomKey], int, int]] = []
-    rows: dict[AtomKey, list[int]] = defaultdict(list)
-
-    def fact(members: Iterable[AtomKey], lo: int, hi: int) -> None:
-        group = sorted(a for a in members if a in release.atoms)
-        for a in group:
-            rows[a].append(len(here))
-        here.append((group, lo, hi))
-
-    covered: set[AtomKey] = set()
-    for _level, members in release.cells:
-        fact(members, *published_range(sum(release.atoms[a] for a in members), rules))
-        if len(members) == 1:
-            covered |= members
-    # the sensitive counts: below the minimum, hidden or inside a coarsened cell
-    sensitive = {
-        a for a, n in release.atoms.items() if a not in covered and n < rules.min_cell_size
-    }
+    small = [a for a, n in release.atoms.items() if n < rules.min_cell_size]
+    others: list[tuple[list[AtomKey], int, int]] = []
     for group in shape.margin_groups(release.atoms):
         total = sum(release.atoms[a] for a in group)
-        fact(group, total, total)
+        others.append((sorted(group), total, total))
     for members, lo, hi in release.known.get(audience, ()):
-        fact(members, lo, hi)
+        others.append((sorted(a for a in members if a in release.atoms), lo, hi))
+    # whether the count grew (or stayed): a correction that removed a
+    # record breaks "counts only grow" for that atom, and no fact false
+    # of the data may enter the model
+    grew = {a: a in before and before[a] <= n for a, n in release.atoms.items()}
+    order = list(set(seen) | set(release.atoms))
+    return table_sums, inside, small, others, order, grew
+
+
+def _release_facts(
+    release: PastRelease,
+    before: Mapping[AtomKey, int],
+    seen: Iterable[AtomKey],
+    rules: FlowStatisticsRules,
+    shape: Shape,
+    audience: str,
+) -> _ReleaseFacts:
+    table_sums, inside, small, others, order, grew = _atom_facts(
+        release, before, seen, rules, shape, audience
+    )
+    here: list[tuple[list[AtomKey], int, int]] = []
+    rows: dict[AtomKey, list[int]] = defaultdict(list)
+    covered: set[AtomKey] = set()
+    for cell in release.cells:
+        members = cell[1]
+        told = (
+            sorted(a for a in members if a in release.atoms),
+            *published_range(sum(release.atoms[a] for a in members), rules),
+        )
+        for a in told[0]:
+            rows[a].append(len(here))
+        here.append(told)
+        if len(cell[1]) == 1:
+            covered |= cell[1]
+    # the sensitive counts: below the minimum, hidden or inside a coarsened cell
+    sensitive = {a for a in small if a not in covered}
+    for told in others:
+        for a in told[0]:
+            rows[a].append(len(here))
+        here.append(told)
     entries: list[tuple[AtomKey, Any]] = []
-    for atom in set(seen) | set(release.atoms):
+    for atom in order:
         if atom not in release.atoms:
             entries.append((atom, None))
             continue
-        # whether the count grew (or stayed): a correction that removed a
-        # record breaks "counts only grow" for that atom, and no fact false
-        # of the data may enter the model
-        grew = atom in before and before[atom] <= release.atoms[atom]
-        entries.append((atom, (tuple(rows[atom]), grew, tuple(inside[atom]))))
+        entries.append((atom, (tuple(rows[atom]), grew[atom], tuple(inside[atom]))))
     return here, sensitive, entries, table_sums
 
 
@@ -857,7 +983,6 @@ def attacker_model(
     rules: FlowStatisticsRules,
     shape: Shape,
     audience: str = FLOWS_ONLY,
-    memo: dict[int, _ReleaseFacts] | None = None,
 ) -> AttackerModel:
     """What ``audience`` knows of a block's counts after ``releases``: each
     release's published cells (of every table) and public margins, counts that
@@ -866,11 +991,7 @@ def attacker_model(
     atom of a release below the minimum cell size and not published as a cell
     of its own (hidden, or inside a coarsened cell), and every cell of another
     table below the minimum (a sum of atoms). A hidden count at or above the
-    minimum may be narrowed (it could have been published as it is).
-
-    ``memo`` keeps what each release told, by index, for a caller that builds
-    models again with the same earlier releases and only the last one changed
-    (the last release is never taken from it or put into it)."""
+    minimum may be narrowed (it could have been published as it is)."""
     items = list(releases)
     facts: list[list[tuple[list[AtomKey], int, int]]] = []
     targets: set[Var] = set()
@@ -878,13 +999,8 @@ def attacker_model(
     sum_levels: dict[Var, int] = {}
     signature: dict[AtomKey, list[Any]] = defaultdict(list)
     for t, release in enumerate(items):
-        last = t == len(items) - 1
-        told = None if memo is None or last else memo.get(t)
-        if told is None:
-            before = items[t - 1].atoms if t > 0 else {}
-            told = _release_facts(release, before, signature, rules, shape, audience)
-            if memo is not None and not last:
-                memo[t] = told
+        before = items[t - 1].atoms if t > 0 else {}
+        told = _release_facts(release, before, signature, rules, shape, audience)
         here, sensitive, entries, table_sums = told
         targets |= {(t, a) for a in sensitive}
         for key, table_atoms, table_level in table_sums:
@@ -900,7 +1016,9 @@ def attacker_model(
         by_signature[(*([None] * (len(items) - len(sig))), *sig)].append(atom)
     class_of: dict[AtomKey, int] = {}
     sizes: dict[int, int] = {}
-    for i, same in enumerate(by_signature.values()):
+    signatures: dict[int, tuple[Any, ...]] = {}
+    for i, (signature_of, same) in enumerate(by_signature.items()):
+        signatures[i] = signature_of
         sizes[i] = len(same)
         for atom in same:
             class_of[atom] = i
@@ -908,6 +1026,7 @@ def attacker_model(
     truth: dict[Var, int] = {}
     # the fact each published cell of the last release became
     cell_rows: dict[CellMembers, int] = {}
+    cell_facts: dict[CellMembers, int] = {}
     for t, release in enumerate(items):
         before = items[t - 1].atoms if t > 0 else {}
         grows = {
@@ -920,10 +1039,23 @@ def attacker_model(
         for i, (members_of_fact, lo, hi) in enumerate(facts[t]):
             if t == len(items) - 1 and i < len(release.cells):
                 cell_rows[release.cells[i]] = model.row_count
-            model.add_sum_range(sorted({(t, class_of[a]) for a in members_of_fact}), lo, hi)
+                cell_facts[release.cells[i]] = i
+            classes = sorted({class_of[a] for a in members_of_fact})
+            model.add_sum_range([(t, c) for c in classes], lo, hi)
         for atom, n in release.atoms.items():
             truth[(t, atom)] = n
-    return AttackerModel(model, targets, class_of, sizes, truth, sums, sum_levels, cell_rows)
+    return AttackerModel(
+        model,
+        targets,
+        class_of,
+        sizes,
+        truth,
+        sums,
+        sum_levels,
+        cell_rows,
+        signatures,
+        cell_facts,
+    )
 
 
 def protect(
@@ -1014,19 +1146,19 @@ def _protect_for(
             floor[v] = min(level, baseline_model.interval(v).width)
         return floor[v]
 
-    memo: dict[int, _ReleaseFacts] = {}
+    order: dict[CellMembers, tuple[int, int, list[AtomKey]]] = {}
 
-    def model_of(cells: list[CellMembers]) -> AttackerModel:
-        return attacker_model(
-            (*history, PastRelease(atoms, tuple(cells), dict(known))),
-            rules,
-            shape,
-            audience,
-            memo,
-        )
+    def smallest(c: CellMembers) -> tuple[int, int, list[AtomKey]]:
+        found = order.get(c)
+        if found is None:
+            found = order[c] = (sum(atoms[a] for a in c[1]), c[0], sorted(c[1]))
+        return found
 
     hid_any = False
-    model = model_of(current)
+    # built once: each cell hidden is taken out of it in place (``hide``)
+    model = attacker_model(
+        (*history, PastRelease(atoms, tuple(current), dict(known))), rules, shape, audience
+    )
     widths: dict[Var, float] = {}
     # Hiding a cell only takes a fact away, so every interval can only widen: a
     # width measured on an earlier model is a lower bound of the width now.
@@ -1039,33 +1171,35 @@ def _protect_for(
     def fails(v: Var) -> bool:
         return widths[v] < level and widths[v] < need(v)
 
+    # Hiding takes no count in or out of the targets (a published cell is at
+    # or above the minimum), and measuring a count changes its width only:
+    # the failing ones are found once and kept in order of width.
+    targets = model.targets
+    for v in targets:
+        widths[v] = model.width_bound(v, level)
+        fresh.add(v)
+    failing = [(widths[v], v) for v in targets if fails(v)]
+    heapq.heapify(failing)
     while True:
-        targets = model.targets
-        for v in targets:
-            if v not in widths:
-                widths[v] = model.width_bound(v, level)
-                fresh.add(v)
         target: Var | None = None
-        while True:
-            failing = [v for v in targets if fails(v)]
-            if not failing:
-                break
-            lowest = min(failing, key=lambda v: (widths[v], v))
+        while failing:
+            _, lowest = heapq.heappop(failing)
             if lowest in fresh:
                 target = lowest
                 break
             widths[lowest] = model.width_bound(lowest, level)
             fresh.add(lowest)
+            if fails(lowest):
+                heapq.heappush(failing, (widths[lowest], lowest))
         if target is None:
             # counts pinned by what this release cannot hide: measured now
             for v in targets:
                 if v not in fresh and widths[v] < level:
                     widths[v] = model.width_bound(v, level)
             return current, hid_any, _summary(model, widths, level, need)
-        reach = model.component(target)
+        reach = model.reach(target)
         candidates = sorted(
-            (c for c in current if any((t_now, a) in reach for a in c[1])),
-            key=lambda c: (sum(atoms[a] for a in c[1]), c[0], sorted(c[1])),
+            (c for c in current if model.counts_in(reach, t_now, c[1])), key=smallest
         )
         if not candidates:
             # Only earlier releases, margins and other exchanges reach it:
@@ -1078,17 +1212,20 @@ def _protect_for(
         chosen = _choose(model, target, candidates[:_TRIALS])
         current = [c for c in current if c is not chosen]
         hid_any = True
-        model = model_of(current)
+        model.hide(chosen)
+        heapq.heappush(failing, (widths[target], target))  # failing until measured again
         # table cells are not atoms of ``reach``: their widths are stale too
-        fresh -= reach
-        fresh -= set(model.sums)
+        fresh = {
+            v for v in fresh if v not in model.sums and not model.counts_in(reach, v[0], (v[1],))
+        }
 
 
 def _choose(model: AttackerModel, target: Var, candidates: list[CellMembers]) -> CellMembers:
     """The first of ``candidates`` whose hiding widens ``target``'s interval in
     the linear relaxation of ``model`` (the first of all when none does). Only
-    a choice: the release is checked on the model rebuilt after each hiding, so
-    a poor choice hides more cells, never lets a narrow one out."""
+    a choice: the release is checked by the exact integer solve on the model
+    after each hiding (``AttackerModel.hide``: the model built again without
+    the cell), so a poor choice hides more cells, never lets a narrow one out."""
     base, binding = model.relaxed_binding(target)
     for candidate in candidates:
         # a fact with no dual value at the optima cannot move them
