@@ -19,6 +19,7 @@ import pytest
 
 from node.policy.flows import (
     AttackerModel,
+    CellMembers,
     PastRelease,
     Shape,
     attacker_model,
@@ -51,7 +52,7 @@ def _usa() -> FlowStatisticsRules:
     )
 
 
-def _assert_same(got: AttackerModel, built: AttackerModel, trials: list) -> None:
+def _assert_same(got: AttackerModel, built: AttackerModel, trials: list[CellMembers]) -> None:
     assert got.targets == built.targets
     for v in sorted(built.targets):
         assert got.interval(v) == built.interval(v), v
