@@ -13,6 +13,7 @@ inbox's (``corredor inbox``) and are skipped here.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
 from pathlib import Path
 
 from node.aggregator.apply import ApplyStats
@@ -28,6 +29,13 @@ from node.transport.base import Message
 def picture_path(home: Home) -> Path:
     """Where a home's picture is: the aggregator's store, or a member's copy."""
     return home.store_path if home.is_aggregator else home.path / "picture.db"
+
+
+def purge_picture(home: Home, today: date) -> dict[str, int]:
+    """Remove from a home's picture every event past its retain_until as of
+    ``today``; how many of each kind went (``corredor purge``)."""
+    with PictureStore(picture_path(home)) as store:
+        return store.purge_expired(today)
 
 
 def apply_picture(home: Home, messages: Iterable[Message]) -> ApplyStats:

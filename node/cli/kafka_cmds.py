@@ -256,12 +256,7 @@ def demo(directory: Path, bootstrap: str | None, seed: int, scale: float, last: 
       corredor demo --dir /tmp/demo --bootstrap 127.0.0.1:9092
     """
     from node.demo.federation import run_demo, summary_table
-    from node.report.audience import Scope
-    from node.report.flows import country_total_rows, render_flow_tables, rows_of
-    from node.report.reference import VIEWS, ViewFilter
-    from node.report.regional import coverage, held_cells
-    from node.report.views import render_coverage, render_view, view_data
-    from node.store.picture import PictureStore
+    from node.report.demo_summary import render_demo_picture
 
     address = bootstrap or config.bootstrap_override()
     if address is None:
@@ -280,18 +275,7 @@ def demo(directory: Path, bootstrap: str | None, seed: int, scale: float, last: 
         f"Aggregator: {stats.applied} events verified and applied, "
         f"{stats.rejected_total} set aside, topic {result.topic}"
     )
-    with PictureStore(result.aggregator.store_path) as store:
-        cells = held_cells(store)
-        flows = rows_of(cells)
-        render_flow_tables(console, flows, last=last, totals=country_total_rows(cells, flows))
-        render_coverage(console, coverage(held_cells(store)))
-        render_view(console, "alerts", view_data("alerts", store, Scope("TS")))
-        console.print(
-            "[bold]Reference views[/] [dim](illustrative sample data, not official legal "
-            "texts or real alerts)[/]"
-        )
-        for view in VIEWS.values():
-            view.render(console, view.rows(store, ViewFilter()))
+    render_demo_picture(console, result.aggregator.store_path, last=last)
     for country, opened in result.inbox.items():
         for producer, n in sorted(opened.items()):
             console.print(

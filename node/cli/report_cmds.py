@@ -99,12 +99,10 @@ def purge(ctx: click.Context, as_of: datetime | None) -> None:
     Example:
       corredor --home ./ts purge
     """
-    from node.aggregator.picture_sync import picture_path
-    from node.store.picture import PictureStore
+    from node.aggregator.picture_sync import purge_picture
 
     today: date = as_of.date() if as_of else datetime.now(UTC).date()
-    with PictureStore(picture_path(home_of(ctx))) as store:
-        removed = store.purge_expired(today)
+    removed = purge_picture(home_of(ctx), today)
     total = sum(removed.values())
     detail = ", ".join(f"{n} {kind}" for kind, n in sorted(removed.items()))
     click.echo(f"purged {total} events past retain_until" + (f" ({detail})" if detail else ""))
