@@ -15,3 +15,32 @@ try:
     __version__ = version("corredor")
 except PackageNotFoundError:  # a checkout on sys.path without `pip install`
     __version__ = "0+unknown"
+
+__all__ = [
+    "__version__",
+    "aggregator",
+    "cli",
+    "codec",
+    "config",
+    "crypto",
+    "csvfile",
+    "demo",
+    "devkafka",
+    "errors",
+    "federation",
+    "files",
+    "folder",
+    "home",
+    "limits",
+    "logging_setup",
+    "loops",
+    "member",
+    "model",
+    "operator",
+    "policy",
+    "report",
+    "store",
+    "topics",
+    "transport",
+    "yamlsafe",
+]

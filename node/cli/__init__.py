@@ -31,6 +31,27 @@ from node.cli import (
 from node.config import ENV_HOME, ENV_LOG_FORMAT
 from node.logging_setup import LOG_FORMATS, configure_logging
 
+__all__ = [
+    "audit_cmds",
+    "common",
+    "deploy_cmds",
+    "exchange_cmds",
+    "federation_cmds",
+    "folder_cmds",
+    "kafka_cmds",
+    "main",
+    "node_cmds",
+    "operate_cmds",
+    "pki_cmds",
+    "policy_cmds",
+    "rebuild_view",
+    "reference_cmds",
+    "report_cmds",
+    "schema_cmds",
+    "store_cmds",
+    "trust_cmds",
+]
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(

@@ -12,3 +12,24 @@ Every number the folder shows or serves comes through ``node.report`` (the same
 functions ``corredor report`` calls), so the admission rule of the exports
 (``node.report.audience.admits``) is the folder's rule too; docs/folder.md.
 """
+
+__all__ = [
+    "accounts",
+    "api_routes",
+    "app",
+    "auth",
+    "chart_specs",
+    "data",
+    "downloads",
+    "folder_pages",
+    "inputs",
+    "layout",
+    "middleware",
+    "openapi",
+    "page_routes",
+    "pages",
+    "session",
+    "signin_routes",
+    "snapshot",
+    "stat_pages",
+]

@@ -13,3 +13,27 @@
   ``revisions``;
 - ``preview``, ``corrections`` and the ``inbox``.
 """
+
+__all__ = [
+    "corrections",
+    "drain",
+    "encounters",
+    "event_factory",
+    "flow_release",
+    "follow",
+    "inbox",
+    "ingest",
+    "ingest_reference",
+    "intake",
+    "keys",
+    "ledger_diff",
+    "member_home",
+    "preview",
+    "publish",
+    "record_release",
+    "reference_pipeline",
+    "revisions",
+    "staging",
+    "worker_main",
+    "workers",
+]

@@ -10,4 +10,11 @@ Import the module you need (``from node.operator import doctor``): this file
 imports none of them, so importing one does not load the others.
 """
 
-__all__ = ["backup", "deploy", "doctor", "metrics", "serve"]
+__all__ = [
+    "backup",
+    "deploy",
+    "doctor",
+    "metrics",
+    "serve",
+    "status",
+]

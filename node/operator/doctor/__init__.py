@@ -57,7 +57,11 @@ __all__ = [
     "DEFAULT_MAX_OUTBOX_AGE_S",
     "Check",
     "DoctorReport",
+    "broker",
     "diagnose",
+    "federation",
+    "home_state",
+    "report",
 ]
 
 
