@@ -12,6 +12,8 @@ __all__ = [
     "node_schema",
     "node_store",
     "picture",
+    "picture_reads",
+    "picture_schema",
     "picture_writes",
     "raw_records",
     "reference",

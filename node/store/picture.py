@@ -3,16 +3,17 @@ picture (latest revision of each subject) and everything set aside."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from node.store import audit
+from node.store.picture_reads import PictureReads
+from node.store.picture_schema import open_picture
 
 # The apply's rows and the view tables are defined with its writes; callers
 # keep importing them from the store.
@@ -20,202 +21,20 @@ from node.store.picture_writes import VIEW_COLUMNS as VIEW_COLUMNS
 from node.store.picture_writes import PictureWrites
 from node.store.picture_writes import ReceivedEvent as ReceivedEvent
 from node.store.picture_writes import Rejected as Rejected
-from node.store.sqlite import connect, transaction
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS received_event (
-    event_id    TEXT PRIMARY KEY,
-    producer    TEXT NOT NULL,
-    kind        TEXT NOT NULL,
-    subject     TEXT NOT NULL,
-    revision    INTEGER NOT NULL,
-    digest      TEXT NOT NULL,       -- SHA-256 of the signed envelope bytes
-    key_id      TEXT NOT NULL,       -- the key whose signature verified
-    policy_id   TEXT NOT NULL,
-    policy_version TEXT NOT NULL,
-    policy_sha256  TEXT NOT NULL,
-    applied     INTEGER NOT NULL,    -- 0 when a newer revision was already in place
-    topic       TEXT, partition INTEGER, "offset" INTEGER,
-    received_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS received_subject ON received_event(subject, revision);
-CREATE INDEX IF NOT EXISTS received_key ON received_event(key_id);
-CREATE TABLE IF NOT EXISTS relay_outbox (
-    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id    TEXT NOT NULL UNIQUE,  -- restricted events, relayed sealed to members
-    producer    TEXT NOT NULL,
-    subject     TEXT NOT NULL,
-    revision    INTEGER NOT NULL,
-    recipients  TEXT NOT NULL,         -- key ids the sealed box names (metadata only)
-    msg_key     BLOB,
-    msg_value   BLOB NOT NULL,
-    created_at  REAL NOT NULL,
-    relayed_at  REAL
-);
-CREATE TABLE IF NOT EXISTS subject_head (
-    subject     TEXT PRIMARY KEY,    -- newest applied revision of every subject, any kind
-    kind        TEXT NOT NULL,
-    producer    TEXT NOT NULL,
-    revision    INTEGER NOT NULL,
-    event_id    TEXT NOT NULL,
-    withdrawn   INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS flow_cell (
-    subject            TEXT PRIMARY KEY,
-    reporting_country  TEXT NOT NULL,
-    period             TEXT NOT NULL,
-    period_type        TEXT NOT NULL,
-    nationality        TEXT,
-    nationality_region TEXT,
-    sex                TEXT,
-    age_band           TEXT,
-    previous_country   TEXT,
-    count              INTEGER,      -- NULL once withdrawn
-    obs_status         TEXT,
-    revision           INTEGER NOT NULL,
-    event_id           TEXT NOT NULL,
-    ci95_low           INTEGER,      -- noisy counts (obs_status N): the 95% interval
-    ci95_high          INTEGER
-);
-CREATE TABLE IF NOT EXISTS rejected_message (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    reason      TEXT NOT NULL,
-    detail      TEXT NOT NULL,
-    event_id    TEXT,
-    producer    TEXT,
-    topic       TEXT, partition INTEGER, "offset" INTEGER,
-    raw         BLOB,
-    msg_key     BLOB,
-    received_at REAL NOT NULL,
-    dead_lettered_at REAL      -- undecodable messages also go to the dead-letter topic
-);
--- Every accepted revision of every subject with its decoded body, applied or
--- superseded: the history an auditor (or `corredor history`) reads.
-CREATE TABLE IF NOT EXISTS event_revision (
-    event_id       TEXT PRIMARY KEY,
-    subject        TEXT NOT NULL,
-    kind           TEXT NOT NULL,
-    producer       TEXT NOT NULL,
-    revision       INTEGER NOT NULL,
-    withdrawn      INTEGER NOT NULL,
-    body           TEXT,             -- JSON of the decoded body; NULL for a withdrawal
-                                     -- and for sealed (restricted) bodies
-    schema_version INTEGER,          -- the writer's schema version
-    produced_at    TEXT NOT NULL,
-    applied        INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS event_revision_subject ON event_revision(subject, revision);
--- Reference views: the current revision of each subject; withdrawn rows deleted.
-CREATE TABLE IF NOT EXISTS legislation_view (
-    subject TEXT PRIMARY KEY, country TEXT NOT NULL, topic TEXT NOT NULL,
-    body TEXT NOT NULL, revision INTEGER NOT NULL, event_id TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS consular_view (
-    subject TEXT PRIMARY KEY, host_country TEXT NOT NULL, sending_country TEXT NOT NULL,
-    mission_type TEXT NOT NULL, city TEXT NOT NULL,
-    body TEXT NOT NULL, revision INTEGER NOT NULL, event_id TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS health_view (
-    subject TEXT PRIMARY KEY, issuer TEXT NOT NULL, country_of_origin TEXT NOT NULL,
-    disease TEXT NOT NULL, valid_from TEXT NOT NULL, valid_until TEXT,
-    body TEXT NOT NULL, revision INTEGER NOT NULL, event_id TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS focal_point_view (
-    subject TEXT PRIMARY KEY, country TEXT NOT NULL, name TEXT NOT NULL,
-    body TEXT NOT NULL, revision INTEGER NOT NULL, event_id TEXT NOT NULL
-);
--- Pseudonymised encounter records (where a member's law allows them, TS only).
-CREATE TABLE IF NOT EXISTS encounter_view (
-    subject TEXT PRIMARY KEY, reporting_country TEXT NOT NULL, linkage_token TEXT,
-    encounter_period TEXT, nationality TEXT,
-    body TEXT NOT NULL, revision INTEGER NOT NULL, event_id TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS encounter_view_link ON encounter_view(linkage_token);
--- Each accepted event's usage rules from its envelope: who may see it, for
--- what, until when, and not before when. Exports read it; `purge` marks the
--- events past retain_until (their metadata stays, so a replay is not re-applied).
-CREATE TABLE IF NOT EXISTS event_use (
-    event_id      TEXT PRIMARY KEY,
-    audiences     TEXT NOT NULL,      -- JSON list
-    purposes      TEXT NOT NULL,      -- JSON list
-    retain_until  TEXT,               -- ISO date; NULL: no limit stated
-    embargo_until TEXT,               -- ISO timestamp; NULL: no embargo
-    purged_at     REAL
-);
--- Dead letters too large to copy: set aside on the dead-letter topic by
--- reference (origin, size, digest) instead of their bytes, which stay here.
-CREATE TABLE IF NOT EXISTS dead_letter_reference (
-    rejected_id INTEGER PRIMARY KEY,   -- rejected_message.id
-    size        INTEGER NOT NULL,      -- bytes of the original value
-    sha256      TEXT NOT NULL,         -- of the original value
-    created_at  REAL NOT NULL
-);
--- The broker's append time of each accepted event on the shared topic: the
--- time every judgement of time uses (never the signer's produced_at).
-CREATE TABLE IF NOT EXISTS event_time (
-    event_id      TEXT PRIMARY KEY,
-    appended_at   REAL NOT NULL        -- epoch seconds, the broker's clock
-);
--- Events a revocation took out of the picture: signed by a key the manifest
--- revoked, appended at or after its compromise time (or ever, with none).
-CREATE TABLE IF NOT EXISTS revoked_event (
-    event_id      TEXT PRIMARY KEY,
-    key_id        TEXT NOT NULL,
-    revoked_at    REAL NOT NULL        -- when this store took it out
-);
--- Each revocation as the aggregator carried it out, for `status`.
-CREATE TABLE IF NOT EXISTS key_revocation (
-    id             INTEGER PRIMARY KEY AUTOINCREMENT,
-    key_id         TEXT NOT NULL,
-    producer       TEXT NOT NULL,
-    compromised_at TEXT,               -- ISO; NULL: nothing the key signed is trusted
-    revoked_at     TEXT,               -- ISO, from the manifest
-    events         INTEGER NOT NULL,   -- events taken out
-    restored       INTEGER NOT NULL,   -- subjects back at an earlier good revision
-    removed        INTEGER NOT NULL,   -- subjects with no good revision left
-    applied_at     REAL NOT NULL
-);
--- The picture published back: original signed events every member may see
--- (audiences name members or the public), sent to the picture topic once any
--- embargo has passed, so each member's node verifies and applies them itself.
-CREATE TABLE IF NOT EXISTS picture_outbox (
-    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id     TEXT NOT NULL UNIQUE,
-    subject      TEXT NOT NULL,
-    msg_value    BLOB NOT NULL,
-    created_at   REAL NOT NULL,
-    published_at REAL
-);
--- Subjects whose newest published picture event was purged: a tombstone (the
--- key with no value) makes Kafka's compaction drop them from the picture topic.
-CREATE TABLE IF NOT EXISTS picture_tombstone (
-    subject      TEXT PRIMARY KEY,
-    created_at   REAL NOT NULL,
-    published_at REAL
-);
-"""
+from node.store.sqlite import transaction
 
 #: Keys per ``IN (...)`` list: far below SQLite's limit on a statement's
 #: parameters (32,766 since 3.32, 999 before).
 _IN_LIMIT = 500
 
 
-def _add_columns(conn: sqlite3.Connection, table: str, columns: dict[str, str]) -> None:
-    """Columns a picture made before they existed lacks (FlowStatistic v2's
-    interval): added, empty, so the store opens as it is."""
-    have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-    for name, kind in columns.items():
-        if name not in have:
-            conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
-
-
-class PictureStore:
-    """The SQLite store of the Secretariat's aggregator."""
+class PictureStore(PictureReads):
+    """The SQLite store of the Secretariat's aggregator: its writes here, its
+    reads of the picture in ``PictureReads``."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._conn = connect(path, _SCHEMA)
-        _add_columns(self._conn, "flow_cell", {"ci95_low": "INTEGER", "ci95_high": "INTEGER"})
+        self._conn = open_picture(path)
 
     def close(self) -> None:
         self._conn.close()
@@ -322,34 +141,7 @@ class PictureStore:
                 [(now, i) for i, _, _ in refs],
             )
 
-    def dead_letter_reference_count(self) -> int:
-        row = self._conn.execute("SELECT count(*) FROM dead_letter_reference").fetchone()
-        return int(row[0])
-
-    def dead_letter_count(self) -> int:
-        row = self._conn.execute(
-            "SELECT count(*) FROM rejected_message WHERE dead_lettered_at IS NOT NULL"
-        ).fetchone()
-        return int(row[0])
-
     # -- usage rules: audiences, purposes, retention, embargo ------------------
-
-    def uses(self) -> dict[str, dict[str, Any]]:
-        """event_id -> {audiences, purposes, retain_until, embargo_until, purged}."""
-        cur = self._conn.execute(
-            "SELECT event_id, audiences, purposes, retain_until, embargo_until, purged_at "
-            "FROM event_use"
-        )
-        return {
-            event_id: {
-                "audiences": tuple(json.loads(aud)),
-                "purposes": tuple(json.loads(pur)),
-                "retain_until": None if retain is None else date.fromisoformat(retain),
-                "embargo_until": None if embargo is None else datetime.fromisoformat(embargo),
-                "purged": purged is not None,
-            }
-            for event_id, aud, pur, retain, embargo, purged in cur
-        }
 
     def purge_expired(self, today: date) -> dict[str, int]:
         """Remove from the picture and the history every event whose
@@ -575,154 +367,6 @@ class PictureStore:
             ),
         )
 
-    def revocations(self) -> list[dict[str, Any]]:
-        """Every revocation carried out, oldest first, for ``status``."""
-        self._conn.row_factory = sqlite3.Row
-        try:
-            rows = self._conn.execute(
-                "SELECT key_id, producer, compromised_at, revoked_at, events, restored, removed, "
-                "applied_at FROM key_revocation ORDER BY id"
-            ).fetchall()
-        finally:
-            self._conn.row_factory = None
-        out = []
-        for r in rows:
-            item = dict(r)
-            item["applied_at"] = datetime.fromtimestamp(item["applied_at"], UTC).isoformat(
-                timespec="seconds"
-            )
-            out.append(item)
-        return out
-
-    def revoked_count(self) -> int:
-        return int(self._conn.execute("SELECT count(*) FROM revoked_event").fetchone()[0])
-
-    # -- reading the picture -------------------------------------------------
-
-    def flow_cells(self) -> list[dict[str, Any]]:
-        self._conn.row_factory = sqlite3.Row
-        try:
-            rows = self._conn.execute(
-                "SELECT * FROM flow_cell WHERE count IS NOT NULL ORDER BY subject"
-            ).fetchall()
-        finally:
-            self._conn.row_factory = None
-        return [dict(r) for r in rows]
-
-    def withdrawn_flow_cells(self) -> list[dict[str, Any]]:
-        """The cells whose country withdrew them: each subject withdrawn now,
-        with the body and event id of its last publication (what its readers
-        saw), so an export can name the key it deletes."""
-        cur = self._conn.execute(
-            "SELECT e.subject, e.event_id, e.body FROM subject_head h "
-            "JOIN event_revision e ON e.subject = h.subject "
-            "WHERE h.withdrawn = 1 AND h.kind = 'FlowStatistic' AND e.withdrawn = 0 "
-            "AND e.body IS NOT NULL AND e.revision = (SELECT max(revision) FROM event_revision "
-            "WHERE subject = h.subject AND withdrawn = 0 AND body IS NOT NULL) "
-            "ORDER BY e.subject"
-        )
-        return [{**json.loads(body), "subject": subject, "event_id": event_id}
-                for subject, event_id, body in cur]
-
-    def rejected(self, limit: int = 1000) -> list[dict[str, Any]]:
-        self._conn.row_factory = sqlite3.Row
-        try:
-            rows = self._conn.execute(
-                'SELECT id, reason, detail, event_id, producer, topic, partition, "offset", '
-                "received_at FROM rejected_message ORDER BY id LIMIT ?",
-                (limit,),
-            ).fetchall()
-        finally:
-            self._conn.row_factory = None
-        return [dict(r) for r in rows]
-
-    def counts(self) -> dict[str, int]:
-        q = self._conn.execute
-        return {
-            "events_received": int(q("SELECT count(*) FROM received_event").fetchone()[0]),
-            "events_applied": int(
-                q("SELECT count(*) FROM received_event WHERE applied = 1").fetchone()[0]
-            ),
-            "cells": int(q("SELECT count(*) FROM flow_cell WHERE count IS NOT NULL").fetchone()[0]),
-            "rejected": int(q("SELECT count(*) FROM rejected_message").fetchone()[0]),
-            "producers": int(
-                q("SELECT count(DISTINCT producer) FROM received_event").fetchone()[0]
-            ),
-        }
-
-    def rejected_by_reason(self) -> dict[str, int]:
-        cur = self._conn.execute(
-            "SELECT reason, count(*) FROM rejected_message GROUP BY reason ORDER BY reason"
-        )
-        return {reason: int(n) for reason, n in cur}
-
-    # -- history and reference views ---------------------------------------------
-
-    def history(self, subject_or_event: str) -> list[dict[str, Any]]:
-        """Every received revision of a subject (or of the subject of an event id)."""
-        row = self._conn.execute(
-            "SELECT subject FROM event_revision WHERE event_id = ?", (subject_or_event,)
-        ).fetchone()
-        subject = row[0] if row is not None else subject_or_event
-        head = self._conn.execute(
-            "SELECT revision FROM subject_head WHERE subject = ?", (subject,)
-        ).fetchone()
-        cur = self._conn.execute(
-            "SELECT e.event_id, e.subject, e.kind, e.producer, e.revision, e.withdrawn, e.body, "
-            "e.schema_version, e.produced_at, e.applied, t.appended_at, v.event_id "
-            "FROM event_revision e LEFT JOIN event_time t ON t.event_id = e.event_id "
-            "LEFT JOIN revoked_event v ON v.event_id = e.event_id "
-            "WHERE e.subject = ? ORDER BY e.revision, e.produced_at",
-            (subject,),
-        )
-        out = []
-        for (
-            event_id, subj, kind, producer, revision, withdrawn, body, version, at, applied,
-            appended, revoked,
-        ) in cur:
-            out.append(
-                {
-                    "event_id": event_id,
-                    "subject": subj,
-                    "kind": kind,
-                    "producer": producer,
-                    "revision": revision,
-                    "action": "withdrawal" if withdrawn else "publication",
-                    "produced_at": at,
-                    "appended_at": None
-                    if appended is None
-                    else datetime.fromtimestamp(appended, UTC).isoformat(timespec="seconds"),
-                    "schema_version": version,
-                    "applied": bool(applied),
-                    # Signed by a revoked key after its compromise: out of the picture.
-                    "revoked": revoked is not None,
-                    "current": head is not None and head[0] == revision,
-                    "body": None if body is None else json.loads(body),
-                }
-            )
-        return out
-
-    def view_counts(self) -> dict[str, int]:
-        """Current rows of each reference view (withdrawn subjects excluded)."""
-        return {
-            table.removesuffix("_view"): int(
-                self._conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            )
-            for table in VIEW_COLUMNS
-        }
-
-    def view(self, table: str) -> list[dict[str, Any]]:
-        """Current rows of a reference view: the body plus producer-side metadata."""
-        if table not in VIEW_COLUMNS:
-            raise KeyError(table)
-        cur = self._conn.execute(
-            f"SELECT subject, body, revision, event_id FROM {table} ORDER BY subject"
-        )
-        return [
-            {**json.loads(body), "_subject": subject, "_revision": revision, "_event_id": event_id}
-            for subject, body, revision, event_id in cur
-        ]
-
     # -- restricted events: relayed, never read ---------------------------------------
 
     def queue_relay(
@@ -761,71 +405,6 @@ class PictureStore:
                 "UPDATE relay_outbox SET relayed_at = ? WHERE seq = ?", [(now, s) for s in seqs]
             )
         audit.save_head(self.path, head)
-
-    def restricted_count(self) -> int:
-        return int(self._conn.execute("SELECT count(*) FROM relay_outbox").fetchone()[0])
-
-    def restricted_events(self) -> list[dict[str, Any]]:
-        """What the Secretariat can know of restricted events: who, what subject,
-        to whom; never the content."""
-        self._conn.row_factory = sqlite3.Row
-        try:
-            rows = self._conn.execute(
-                "SELECT event_id, producer, subject, revision, recipients, created_at, "
-                "relayed_at FROM relay_outbox ORDER BY seq"
-            ).fetchall()
-        finally:
-            self._conn.row_factory = None
-        return [dict(r) for r in rows]
-
-    # -- what the folder lists per producer ---------------------------------------------
-
-    def revisions_by(self, producer: str, limit: int = 5000) -> list[dict[str, Any]]:
-        """A producer's accepted revisions (metadata only, newest first)."""
-        self._conn.row_factory = sqlite3.Row
-        try:
-            rows = self._conn.execute(
-                "SELECT r.event_id, r.subject, r.kind, r.revision, r.withdrawn, r.produced_at, "
-                "r.applied, (h.revision = r.revision) AS current FROM event_revision r "
-                "LEFT JOIN subject_head h ON h.subject = r.subject WHERE r.producer = ? "
-                "ORDER BY r.produced_at DESC, r.subject, r.revision DESC LIMIT ?",
-                (producer, limit),
-            ).fetchall()
-        finally:
-            self._conn.row_factory = None
-        return [dict(r) for r in rows]
-
-    def received_by(self, producer: str, limit: int = 5000) -> list[dict[str, Any]]:
-        """What the aggregator received from a producer (metadata, newest first)."""
-        self._conn.row_factory = sqlite3.Row
-        try:
-            rows = self._conn.execute(
-                "SELECT event_id, kind, subject, revision, key_id, policy_id, policy_version, "
-                "applied, received_at FROM received_event WHERE producer = ? "
-                "ORDER BY received_at DESC LIMIT ?",
-                (producer, limit),
-            ).fetchall()
-        finally:
-            self._conn.row_factory = None
-        return [dict(r) for r in rows]
-
-    def rejected_from(self, producer: str, limit: int = 1000) -> list[dict[str, Any]]:
-        """Messages set aside that name this producer, with the reason."""
-        self._conn.row_factory = sqlite3.Row
-        try:
-            rows = self._conn.execute(
-                "SELECT id, reason, detail, event_id, received_at FROM rejected_message "
-                "WHERE producer = ? ORDER BY id DESC LIMIT ?",
-                (producer, limit),
-            ).fetchall()
-        finally:
-            self._conn.row_factory = None
-        return [dict(r) for r in rows]
-
-    def producers(self) -> list[str]:
-        """Every producer the aggregator accepted an event from."""
-        return [p for (p,) in self._conn.execute(
-            "SELECT DISTINCT producer FROM received_event ORDER BY producer")]
 
 
 #: Names the 95% interval of a noisy count may have in a FlowStatistic body.
