@@ -10,6 +10,8 @@ from typing import Any
 import click
 
 from node.cli.common import format_option, handle_errors, home_of
+from node.member import policy_audit as audit_lib
+from node.member import policy_diff as diff_lib
 from node.member import preview as lib
 
 
@@ -153,7 +155,7 @@ def policy_check(ctx: click.Context, files: tuple[Path, ...]) -> None:
       corredor policy check
       corredor policy check policies/PAN.yaml draft.yaml
     """
-    results = lib.check_policies(list(files) or None)
+    results = audit_lib.check_policies(list(files) or None)
     for r in results:
         if r.ok:
             click.echo(f"ok    {r.file}: {r.detail}")
@@ -179,7 +181,7 @@ def policy_diff(ctx: click.Context, old: Path, new: Path, fmt: str) -> None:
     Example:
       corredor --home ./pan policy diff policies/PAN.yaml draft-PAN.yaml
     """
-    data = lib.policy_diff(home_of(ctx), old, new)
+    data = diff_lib.policy_diff(home_of(ctx), old, new)
     click.echo(json.dumps(data, indent=2) if fmt == "json" else render_diff(data))
 
 
@@ -247,7 +249,7 @@ def policy_audit(ctx: click.Context, fmt: str) -> None:
       corredor --home ./hnd policy audit
       corredor --home ./hnd policy audit --format json
     """
-    data = lib.audit(home_of(ctx))
+    data = audit_lib.audit(home_of(ctx))
     click.echo(json.dumps(data, indent=2) if fmt == "json" else render_audit(data))
     if not data["passes"]:
         ctx.exit(1)
@@ -266,7 +268,7 @@ def policy_explain(ctx: click.Context, event_id: str, fmt: str) -> None:
     Example:
       corredor --home ./pan policy explain 6f1c2a9e-...
     """
-    data = lib.explain(home_of(ctx), event_id)
+    data = audit_lib.explain(home_of(ctx), event_id)
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))
         return

@@ -11,7 +11,9 @@
 - publish: ``publish``, ``drain`` (the outbox to Kafka), ``workers`` and
   ``worker_main`` (its processes), ``follow`` (``publish --follow``),
   ``revisions``;
-- ``preview``, ``corrections`` and the ``inbox``.
+- ``preview`` (what would leave), ``policy_diff`` (under two policies),
+  ``policy_audit`` (policy check, explain, audit), ``corrections`` and the
+  ``inbox``.
 """
 
 __all__ = [
@@ -28,6 +30,8 @@ __all__ = [
     "keys",
     "ledger_diff",
     "member_home",
+    "policy_audit",
+    "policy_diff",
     "preview",
     "publish",
     "record_release",
