@@ -5,6 +5,7 @@
   against;
 - ``membership``: the trust view: founders, quorum approvals and key
   continuity, decided by the members;
+- ``manifest_diff``: what changed between two manifests (``federation sync``);
 - ``statements``: what the members sign (the founders list, key statements,
   approvals, self-revocations) and the changes they approve;
 - ``trust``: keys and the manifest as a home sees them (``corredor keys`` and
@@ -29,6 +30,7 @@ __all__ = [
     "drafts",
     "linkage_keys",
     "manifest",
+    "manifest_diff",
     "membership",
     "statements",
     "trust",

@@ -23,6 +23,7 @@ from node.federation import (
     anchors,
     drafts,
     linkage_keys,
+    manifest_diff,
     membership,
     statements,
     trust,
@@ -168,7 +169,7 @@ def sync_federation(home: Home, *, bootstrap: str | None = None) -> SyncResult:
     view = trust.trust_view(home, manifest)
     # What changed since the manifest held before, then what still lacks
     # quorum (printed on every sync until it is resolved).
-    changes = membership.diff(old, old_view, manifest, view)
+    changes = manifest_diff.diff(old, old_view, manifest, view)
     return SyncResult(manifest, updated, changes, view, read)
 
 
