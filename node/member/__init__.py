@@ -2,7 +2,8 @@
 
 - a home and its standing: ``member_home`` (made, its store and policy),
   ``keys`` (whether it may sign now, the factory that signs);
-- ingest: ``intake`` (a file into a home, staged at once), ``ingest``,
+- ingest: ``intake`` (a file into a home, staged at once), ``ingest``
+  (``rejects``: where a bad row goes),
   ``ingest_reference``, ``encounters`` (gazetteer, pseudonym and linkage keys);
 - what leaves: ``flow_release`` and ``record_release`` (the flow statistics
   and encounter records the policy lets out), ``reference_pipeline``,
@@ -36,6 +37,7 @@ __all__ = [
     "publish",
     "record_release",
     "reference_pipeline",
+    "rejects",
     "revisions",
     "staging",
     "worker_main",

@@ -26,15 +26,14 @@ from node.errors import FileFormatError, InputError
 from node.limits import MAX_REFERENCE_JSON_BYTES, read_limited
 from node.member.ingest import (
     IngestReport,
-    Rejection,
     Row,
     describe_unknown,
     looks_like_a_name,
     open_regular,
     open_rows,
     rejections_from,
-    write_rejects,
 )
+from node.member.rejects import Rejection, write_rejects
 from node.model.records import ENCOUNTER_COLUMNS
 from node.model.reference import BY_FILE_KIND, REFERENCE_MODELS, ReferenceItem
 from node.store.reference import ReferenceStore
