@@ -38,7 +38,7 @@ from node.config import policies_dir
 from node.demo.synth import generate_encounters
 from node.model.codes import RCM_MEMBERS, iso_week
 from node.policy import privacy
-from node.policy.flows import FlowInput
+from node.policy.atoms import FlowInput
 from node.policy.loader import load_policy
 from node.policy.model import FlowStatisticsRules
 from node.policy.release import release_flows
@@ -162,7 +162,7 @@ def _atoms(
                 if privacy.TOTAL not in key.split("|"):
                     out[(period, tuple(key.split("|")))] += n
         return out
-    from node.policy.flows import count_atoms
+    from node.policy.atoms import count_atoms
 
     for (period, values), n in count_atoms(rows, rules).items():
         out[(period, values)] += n

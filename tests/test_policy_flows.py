@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from node.policy.atoms import coarser_period, round_count
 from node.policy.disclosure import determined
-from node.policy.flows import BlockLedger, coarser_period, round_count
+from node.policy.ledger import BlockLedger
 from node.policy.model import FlowStatisticsRules
 from node.policy.release import FlowRelease, release_flows
 

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from node.model.codes import age_at, age_band, iso_week, region_of
 from node.policy.audit import LinearModel
-from node.policy.flows import BlockLedger
+from node.policy.ledger import BlockLedger
 from node.policy.loader import load_policy
 from node.policy.model import FlowStatisticsRules
 from node.policy.release import release_flows

@@ -17,15 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from node.policy.flows import (
-    AttackerModel,
-    CellMembers,
-    PastRelease,
-    Shape,
-    attacker_model,
-    count_atoms,
-    release_block,
-)
+from node.policy.atoms import Shape, count_atoms
+from node.policy.attacker import AttackerModel
+from node.policy.block import release_block
+from node.policy.knowledge import attacker_model
+from node.policy.ledger import CellMembers, PastRelease
 from node.policy.loader import load_policy
 from node.policy.model import FlowStatisticsRules
 

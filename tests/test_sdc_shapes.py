@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from node.model.codes import age_at, age_band, iso_week
-from node.policy.flows import MAX_RELEASES, BlockLedger, shape_of
+from node.policy.ledger import MAX_RELEASES, BlockLedger, shape_of
 from node.policy.loader import load_policy
 from node.policy.model import FlowStatisticsRules
 from node.policy.release import release_flows

@@ -24,13 +24,11 @@ from node.member.ledger_diff import egress_guard
 from node.member.member_home import home_policy
 from node.member.record_release import encounter_candidates, held_back_records, k_anonymity
 from node.model.events import RESTRICTED_KINDS
-from node.policy.flows import (
-    BlockLedger,
-    audit_releases,
-    cell_dimensions,
-    protection_level,
-)
+from node.policy.atoms import cell_dimensions
+from node.policy.attacker import protection_level
 from node.policy.guard import EgressGuard
+from node.policy.knowledge import audit_releases
+from node.policy.ledger import BlockLedger
 from node.policy.loader import load_floor, load_policy
 from node.policy.model import KIND_EXCHANGE, Policy
 from node.policy.places import unknown_places

@@ -1,6 +1,6 @@
 """National policies as code: model, loader and the transforms they order."""
 
-from node.policy.flows import FlowCell, count_cells, period_label, suppress_small_cells
+from node.policy.atoms import FlowCell, count_cells, period_label, suppress_small_cells
 from node.policy.loader import load_policy, parse_policy
 from node.policy.model import FlowStatisticsRules, Policy
 

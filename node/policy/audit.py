@@ -662,7 +662,7 @@ class Relaxation(Generic[V]):
     """A model's linear relaxation, whole (nothing substituted), as one HiGHS
     model: a fact can be dropped for a moment and an objective's range solved
     again from the last basis, with no model built. For choosing which cell to
-    hide (``node.policy.flows``), never for the audit itself: its ranges are
+    hide (``node.policy.protect``), never for the audit itself: its ranges are
     the LP's, at least as wide as the integer ones the audit reports."""
 
     def __init__(self, variables: Mapping[V, tuple[float, float]], rows: list[_Row[V]]) -> None:

@@ -64,7 +64,7 @@ import numpy as np
 
 from node.errors import PolicyError
 from node.model.codes import AGE_BAND_LABELS, SEXES, SUBREGION, iso_week
-from node.policy.flows import dimension_value, period_label
+from node.policy.atoms import dimension_value, period_label
 from node.policy.model import FlowStatisticsRules, PeriodType, PrivacyRules
 
 #: A value outside a dimension's public domain (SDMX's "_O", other).
@@ -81,7 +81,7 @@ EXCHANGE = "flow_statistics"
 #: The confidence of every published interval.
 CONFIDENCE = 0.95
 
-#: (nationality, sex, date_of_birth, encounter_date, previous_country), as flows.FlowInput.
+#: (nationality, sex, date_of_birth, encounter_date, previous_country), as atoms.FlowInput.
 Row = tuple[str, str, date, date, str | None]
 #: Integer noise for a vector of true values at a scale: OpenDP's by default.
 NoiseSource = Callable[[list[int], float], list[int]]

@@ -26,7 +26,7 @@ older one), which is the common refinement of all of them. Then:
 
 While one of them is narrower than its protection level (and than hiding all
 of the current cells would leave it), the engine hides one more cell of the
-current release, as ``flows.protect`` does: among the cells linked to the
+current release, as ``protect.protect`` does: among the cells linked to the
 narrowest failing count, the smallest that widens it (trying the four
 smallest), else the smallest. The cells so hidden are reported
 (``ShapeCheck.held_back``), and the counts that would have been exposed without
@@ -46,22 +46,16 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from node.policy.atoms import AtomKey, FlowCell, FlowInput, Shape, atom_of, cell_dimensions
+from node.policy.attacker import protection_level, published_range
 from node.policy.audit import AuditError, LinearModel
-from node.policy.flows import (
-    AtomKey,
+from node.policy.block import BlockRelease
+from node.policy.ledger import (
     BlockLedger,
-    BlockRelease,
     CellMembers,
-    FlowCell,
-    FlowInput,
     ForeignBlock,
     Margins,
     PastRelease,
-    Shape,
-    atom_of,
-    cell_dimensions,
-    protection_level,
-    published_range,
     shape_of,
 )
 from node.policy.model import FlowStatisticsRules
@@ -548,7 +542,7 @@ def audit_across_shapes(
     node's records now: each sensitive count's interval against its level.
     A count the margins alone pin as tightly (every release's cells taken out,
     the margins and what counts that grow tell kept) is the country's own
-    publication, as in ``flows.audit_releases``. Nothing is hidden or changed:
+    publication, as in ``knowledge.audit_releases``. Nothing is hidden or changed:
     this is what ``policy audit`` reports for a home whose policy changed shape."""
     out = ShapeAudit()
     foreign = foreign_blocks(rules, ledger)
