@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from node.policy.atoms import AtomKey, round_count
-from node.policy.audit import Interval, LinearModel, Relaxation
+from node.policy.audit import LinearModel
+from node.policy.intervals import Interval
 from node.policy.ledger import CellMembers
 from node.policy.model import FlowStatisticsRules
+from node.policy.relaxation import Relaxation
 
 #: (release index, atom): the count of one atom at one release.
 Var = tuple[int, AtomKey]

@@ -18,7 +18,8 @@ from node.policy.attacker import (
     protection_level,
     published_range,
 )
-from node.policy.audit import Interval, LinearModel
+from node.policy.audit import LinearModel
+from node.policy.intervals import Interval
 from node.policy.ledger import CellMembers, PastRelease
 from node.policy.model import FlowStatisticsRules
 

@@ -48,8 +48,9 @@ from typing import Any
 
 from node.policy.atoms import AtomKey, FlowCell, FlowInput, Shape, atom_of, cell_dimensions
 from node.policy.attacker import protection_level, published_range
-from node.policy.audit import AuditError, LinearModel
+from node.policy.audit import LinearModel
 from node.policy.block import BlockRelease
+from node.policy.intervals import AuditError
 from node.policy.ledger import (
     BlockLedger,
     CellMembers,
