@@ -26,6 +26,7 @@ from node.member.record_release import encounter_candidates, held_back_records, 
 from node.model.events import RESTRICTED_KINDS
 from node.policy.atoms import cell_dimensions
 from node.policy.attacker import protection_level
+from node.policy.foreign import foreign_blocks, rules_of_shape
 from node.policy.guard import EgressGuard
 from node.policy.knowledge import audit_releases
 from node.policy.ledger import BlockLedger
@@ -34,7 +35,7 @@ from node.policy.model import KIND_EXCHANGE, Policy
 from node.policy.places import unknown_places
 from node.policy.records import Linker
 from node.policy.release import FlowRelease, coverage, release_flows
-from node.policy.shapes import audit_across_shapes, foreign_blocks, rules_of_shape
+from node.policy.shapes import audit_across_shapes
 from node.store.node_store import NodeStore
 
 SAMPLES = 3
