@@ -39,8 +39,8 @@ from node.demo.synth import generate_encounters
 from node.model.codes import RCM_MEMBERS, iso_week
 from node.policy import dp_domain, privacy
 from node.policy.atoms import FlowInput
+from node.policy.flow_rules import FlowStatisticsRules
 from node.policy.loader import load_policy
-from node.policy.model import FlowStatisticsRules
 from node.policy.release import release_flows
 
 BEGIN, END = "<!-- privacy-utility -->", "<!-- /privacy-utility -->"

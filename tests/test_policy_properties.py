@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from node.policy.atoms import AtomKey, FlowInput, Shape
 from node.policy.block import BlockRelease
-from node.policy.model import FlowStatisticsRules
+from node.policy.flow_rules import FlowStatisticsRules
 from node.policy.release import FlowRelease, release_flows
 from tests.test_sdc_audit import assert_resists
 

@@ -31,8 +31,8 @@ from node.member.publish import publish
 from node.member.staging import privacy_budget
 from node.model.codes import iso_week
 from node.policy import dp_domain, dp_noise, privacy
+from node.policy.flow_rules import FlowStatisticsRules
 from node.policy.loader import load_floor, load_policy
-from node.policy.model import FlowStatisticsRules
 from node.policy.privacy import PrivacyBudgetExceeded
 from node.policy.release import release_flows
 from node.store.node_store import NodeStore

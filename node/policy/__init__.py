@@ -1,8 +1,9 @@
 """National policies as code: model, loader and the transforms they order."""
 
 from node.policy.atoms import FlowCell, count_cells, period_label, suppress_small_cells
+from node.policy.flow_rules import FlowStatisticsRules
 from node.policy.loader import load_policy, parse_policy
-from node.policy.model import FlowStatisticsRules, Policy
+from node.policy.model import Policy
 
 __all__ = [
     "FlowCell",

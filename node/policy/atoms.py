@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from node.model.codes import age_at, age_band, iso_week, region_of
-from node.policy.model import FlowStatisticsRules, PeriodType
+from node.policy.flow_rules import FlowStatisticsRules, PeriodType
 
 #: Value of a dimension whose raw value is unknown (SDMX's "_U").
 UNKNOWN = "_U"

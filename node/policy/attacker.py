@@ -12,9 +12,9 @@ from typing import Any
 
 from node.policy.atoms import AtomKey, round_count
 from node.policy.audit import LinearModel
+from node.policy.flow_rules import FlowStatisticsRules
 from node.policy.intervals import Interval
 from node.policy.ledger import CellMembers
-from node.policy.model import FlowStatisticsRules
 from node.policy.relaxation import Relaxation
 
 #: (release index, atom): the count of one atom at one release.

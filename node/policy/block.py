@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from node.policy.atoms import AtomKey, Shape
 from node.policy.attacker import BlockAudit
+from node.policy.flow_rules import FlowStatisticsRules
 from node.policy.ledger import (
     BlockLedger,
     CellMembers,
@@ -37,7 +38,6 @@ from node.policy.ledger import (
     margins_of,
     shape_of,
 )
-from node.policy.model import FlowStatisticsRules
 from node.policy.protect import protect
 
 

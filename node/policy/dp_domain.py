@@ -10,7 +10,7 @@ from itertools import product
 from node.errors import PolicyError
 from node.model.codes import AGE_BAND_LABELS, SEXES, SUBREGION, iso_week
 from node.policy.atoms import dimension_value
-from node.policy.model import FlowStatisticsRules, PeriodType, PrivacyRules
+from node.policy.flow_rules import FlowStatisticsRules, PeriodType, PrivacyRules
 
 #: A value outside a dimension's public domain (SDMX's "_O", other).
 OTHER = "_O"

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from node.policy.dp_domain import privacy_rules, tables_of
-from node.policy.model import FlowStatisticsRules
+from node.policy.flow_rules import FlowStatisticsRules
 
 #: The confidence of every published interval.
 CONFIDENCE = 0.95

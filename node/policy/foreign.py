@@ -9,8 +9,8 @@ import json
 from collections.abc import Mapping
 
 from node.policy.attacker import protection_level
+from node.policy.flow_rules import FlowStatisticsRules
 from node.policy.ledger import BlockLedger, ForeignBlock, Margins, shape_of
-from node.policy.model import FlowStatisticsRules
 
 
 def rules_of_shape(

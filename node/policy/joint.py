@@ -14,9 +14,9 @@ from typing import Any
 from node.policy.atoms import AtomKey, FlowInput, Shape, atom_of, cell_dimensions
 from node.policy.attacker import protection_level, published_range
 from node.policy.audit import LinearModel
+from node.policy.flow_rules import FlowStatisticsRules
 from node.policy.foreign import rules_of_shape
 from node.policy.ledger import CellMembers, ForeignBlock, PastRelease, shape_of
-from node.policy.model import FlowStatisticsRules
 
 #: A variable of the joint model (a tagged tuple; see ``JointModel``).
 Var = tuple[Hashable, ...]

@@ -19,9 +19,9 @@ from node.policy.attacker import (
     published_range,
 )
 from node.policy.audit import LinearModel
+from node.policy.flow_rules import FlowStatisticsRules
 from node.policy.intervals import Interval
 from node.policy.ledger import CellMembers, PastRelease
-from node.policy.model import FlowStatisticsRules
 
 #: What one release tells an audience, before classes are formed: its facts
 #: (members, lowest, highest), its sensitive atoms, and each atom's entry in

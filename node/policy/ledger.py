@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from node.policy.atoms import AtomKey
-from node.policy.model import FlowStatisticsRules
+from node.policy.flow_rules import FlowStatisticsRules
 
 #: (level, atoms) of one published cell.
 CellMembers = tuple[int, frozenset[AtomKey]]

@@ -83,7 +83,7 @@ from node.policy.dp_noise import (
     published_half_width,
     scale_for,
 )
-from node.policy.model import FlowStatisticsRules
+from node.policy.flow_rules import FlowStatisticsRules
 
 #: The exchange the ledger keys its rows by.
 EXCHANGE = "flow_statistics"

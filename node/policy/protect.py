@@ -10,9 +10,9 @@ from collections.abc import Callable, Mapping
 
 from node.policy.atoms import AtomKey, Shape
 from node.policy.attacker import FLOWS_ONLY, AttackerModel, BlockAudit, Var, protection_level
+from node.policy.flow_rules import FlowStatisticsRules
 from node.policy.knowledge import attacker_model
 from node.policy.ledger import CellMembers, KnownSum, PastRelease
-from node.policy.model import FlowStatisticsRules
 
 log = logging.getLogger("corredor.policy")
 

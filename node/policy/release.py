@@ -17,9 +17,9 @@ from typing import Any
 
 from node.policy.atoms import AtomKey, FlowCell, FlowInput, Shape, count_atoms
 from node.policy.block import BlockRelease, release_block
+from node.policy.flow_rules import FlowStatisticsRules
 from node.policy.foreign import foreign_blocks
 from node.policy.ledger import BlockLedger, KnownSum
-from node.policy.model import FlowStatisticsRules
 from node.policy.privacy import PrivateRelease, release_private
 from node.policy.shapes import ShapeCheck, protect_across_shapes
 

@@ -46,11 +46,11 @@ from typing import Any
 from node.policy.atoms import FlowCell, FlowInput, Shape
 from node.policy.audit import LinearModel
 from node.policy.block import BlockRelease
+from node.policy.flow_rules import FlowStatisticsRules
 from node.policy.foreign import foreign_blocks
 from node.policy.intervals import AuditError
 from node.policy.joint import JointModel, Target, Var, describe_target, link_shapes
 from node.policy.ledger import BlockLedger, CellMembers, ForeignBlock, PastRelease, shape_of
-from node.policy.model import FlowStatisticsRules
 
 log = logging.getLogger("corredor.policy")
 
