@@ -29,7 +29,7 @@ from typing import Any
 
 from node.member.event_factory import FLOW_KIND
 from node.member.flow_release import plan_flow_release
-from node.policy import audit
+from node.policy import audit, intervals
 from node.policy.loader import load_policy
 from node.store.node_store import NodeStore
 
@@ -185,7 +185,7 @@ def run(
             arrived = pending.pop(week, [])
             serial = _insert(store, arrived, serial)
             records += len(arrived)
-            before = audit.STATS.solves
+            before = intervals.STATS.solves
             started = time.perf_counter()
             plan = plan_flow_release(store, policy)
             store.stage(
@@ -197,7 +197,7 @@ def run(
                 },
             )
             times.append(time.perf_counter() - started)
-            solves.append(audit.STATS.solves - before)
+            solves.append(intervals.STATS.solves - before)
             if progress is not None:
                 progress(week, times[-1], solves[-1])
         rows, size = store._conn.execute(

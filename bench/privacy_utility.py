@@ -37,10 +37,10 @@ from bench.sections import store_results, write_section
 from node.config import policies_dir
 from node.demo.synth import generate_encounters
 from node.model.codes import RCM_MEMBERS, iso_week
-from node.policy import privacy
-from node.policy.flows import FlowInput
+from node.policy import dp_domain, privacy
+from node.policy.atoms import FlowInput
+from node.policy.flow_rules import FlowStatisticsRules
 from node.policy.loader import load_policy
-from node.policy.model import FlowStatisticsRules
 from node.policy.release import release_flows
 
 BEGIN, END = "<!-- privacy-utility -->", "<!-- /privacy-utility -->"
@@ -111,7 +111,7 @@ def _measure(country: str, rows: list[FlowInput], rules: FlowStatisticsRules) ->
     for cell in release.cells:
         dims = dict(cell.dimensions)
         values = tuple(dims.get(n, "") for n in names)
-        totals = [n for n in names if dims.get(n) == privacy.TOTAL]
+        totals = [n for n in names if dims.get(n) == dp_domain.TOTAL]
         if cell.ci95 is not None:
             noisy += 1
         if len(totals) == len(names):
@@ -159,10 +159,10 @@ def _atoms(
     if rules.method == "differential_privacy":
         for period, cells in privacy.count_cells(rows, rules).items():
             for key, n in cells.items():
-                if privacy.TOTAL not in key.split("|"):
+                if dp_domain.TOTAL not in key.split("|"):
                     out[(period, tuple(key.split("|")))] += n
         return out
-    from node.policy.flows import count_atoms
+    from node.policy.atoms import count_atoms
 
     for (period, values), n in count_atoms(rows, rules).items():
         out[(period, values)] += n

@@ -124,7 +124,8 @@ def _week(day: date) -> str:
 def expected_flow_totals(country: str, rows: list[dict[str, str]]) -> Counter[tuple[str, str]]:
     """(ISO week, nationality) -> count, straight from raw rows, applying the
     rule of the country's ``detail_policy`` (weekly cells by its dimensions,
-    cells under the minimum suppressed). Written independently of node.policy.flows."""
+    cells under the minimum suppressed). Written independently of the engine
+    (node.policy.atoms, node.policy.block)."""
     policy = load_policy(policies_dir() / f"{country}.yaml")
     rules = policy.exchanges.flow_statistics
     assert rules.period == "iso_week"

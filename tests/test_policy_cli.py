@@ -213,7 +213,7 @@ def test_preview_shows_exactly_what_was_staged(tmp_path: Path, country: str) -> 
 def test_policy_audit_passes_on_what_the_engine_published_and_fails_on_a_leak(
     tmp_path: Path,
 ) -> None:
-    from node.policy.flows import BlockLedger, PastRelease
+    from node.policy.ledger import BlockLedger, PastRelease
 
     home = _home(tmp_path, "HND", n=600)
     with NodeStore(home.store_path) as store:

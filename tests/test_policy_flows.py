@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from node.policy.atoms import coarser_period, round_count
 from node.policy.disclosure import determined
-from node.policy.flows import BlockLedger, coarser_period, round_count
-from node.policy.model import FlowStatisticsRules
+from node.policy.flow_rules import FlowStatisticsRules
+from node.policy.ledger import BlockLedger
 from node.policy.release import FlowRelease, release_flows
 
 MONDAY = date(2024, 1, 8)  # 2024-W02

@@ -19,8 +19,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.policy.flows import AtomKey, BlockRelease, FlowInput, Shape
-from node.policy.model import FlowStatisticsRules
+from node.policy.atoms import AtomKey, FlowInput, Shape
+from node.policy.block import BlockRelease
+from node.policy.flow_rules import FlowStatisticsRules
 from node.policy.release import FlowRelease, release_flows
 from tests.test_sdc_audit import assert_resists
 

@@ -15,7 +15,7 @@ from node.config import policies_dir, regional_policy_path
 from node.errors import PolicyError
 from node.model.codes import RCM_MEMBERS
 from node.policy.loader import load_floor, load_policy, parse_policy
-from node.policy.model import EncounterRecordRules, FieldRule
+from node.policy.record_rules import EncounterRecordRules, FieldRule
 from node.policy.records import (
     EncounterInput,
     Linker,

@@ -30,9 +30,9 @@ from node.member.member_home import init_member
 from node.member.publish import publish
 from node.member.staging import privacy_budget
 from node.model.codes import iso_week
-from node.policy import privacy
+from node.policy import dp_domain, dp_noise, privacy
+from node.policy.flow_rules import FlowStatisticsRules
 from node.policy.loader import load_floor, load_policy
-from node.policy.model import FlowStatisticsRules
 from node.policy.privacy import PrivacyBudgetExceeded
 from node.policy.release import release_flows
 from node.store.node_store import NodeStore
@@ -62,7 +62,7 @@ def _rules(**privacy_kw: Any) -> FlowStatisticsRules:
     )
 
 
-def _seeded_noise(seed: int) -> privacy.NoiseSource:
+def _seeded_noise(seed: int) -> dp_noise.NoiseSource:
     """Discrete Laplace written here, independently of the module: the
     difference of two geometric draws (P(X=k) proportional to exp(-|k|/scale))."""
     rng = np.random.default_rng(seed)
@@ -105,12 +105,12 @@ def _truth(rows: list[tuple[str, str, date, date, str | None]]) -> Counter[tuple
 def test_the_interval_is_the_calibrated_95_percent_one(scale: float) -> None:
     import opendp.prelude as dp
 
-    h = privacy.half_width(1, scale)
+    h = dp_noise.half_width(1, scale)
     # OpenDP's own accuracy for one draw: P(|X| >= a) <= 0.05, so h = floor(a)
     assert h == math.floor(dp.discrete_laplacian_scale_to_accuracy(scale, 0.05))
     # the narrowest integer half-width that holds 95%, for sums of draws too
     for draws in (1, 2, 3):
-        hw = privacy.half_width(draws, scale)
+        hw = dp_noise.half_width(draws, scale)
         q = math.exp(-1 / scale)
         xs = np.arange(-600, 601)
         one = (1 - q) / (1 + q) * q ** np.abs(xs)
@@ -122,7 +122,7 @@ def test_the_interval_is_the_calibrated_95_percent_one(scale: float) -> None:
         assert pmf[mid - hw + 1 : mid + hw].sum() < 0.95
         # published intervals hold 95% even for a true 0 published because its
         # noise came out above 0: P(0 < X <= h) / P(X > 0) >= 0.95, narrowest such h
-        hp = privacy.published_half_width(draws, scale)
+        hp = dp_noise.published_half_width(draws, scale)
 
         positive = pmf[mid + 1 :]
         assert positive[:hp].sum() / positive.sum() >= 0.95
@@ -137,7 +137,7 @@ def test_noisy_values_stay_in_their_interval_in_95_percent_of_a_seeded_sample() 
     widths: Counter[int] = Counter()
     for seed in range(12):  # twelve independent releases of the same data
         release = privacy.release_private(rows, rules, {}, date(2024, 6, 1), _seeded_noise(seed))
-        h = privacy.published_half_width(1, privacy.scale_for(rules))
+        h = dp_noise.published_half_width(1, dp_noise.scale_for(rules))
         for cell in release.cells:
             dims = dict(cell.dimensions)
             true = truth[(cell.period, dims["nationality"], dims["sex"])]
@@ -152,8 +152,8 @@ def test_noisy_values_stay_in_their_interval_in_95_percent_of_a_seeded_sample() 
     assert share >= 0.95, share
     # not trivially wide: every unclamped interval is exactly 2h wide, h the
     # calibrated half-width of scale levels * tables / epsilon = 3
-    assert privacy.scale_for(rules) == 3.0
-    assert set(widths) == {2 * h} and h == privacy.published_half_width(1, 3.0) == 9
+    assert dp_noise.scale_for(rules) == 3.0
+    assert set(widths) == {2 * h} and h == dp_noise.published_half_width(1, 3.0) == 9
     assert share < 0.995, share
 
 
@@ -161,11 +161,11 @@ def test_opendp_noise_has_the_distribution_the_interval_assumes() -> None:
     """The noise actually drawn (OpenDP) covers as often as the pmf says: the
     empirical share within h is within 5 standard errors of the exact one."""
     scale = 3.0
-    h = privacy.half_width(1, scale)
+    h = dp_noise.half_width(1, scale)
     n = 40_000
-    draws = privacy.opendp_noise([0] * n, scale)
+    draws = dp_noise.opendp_noise([0] * n, scale)
     share = sum(abs(d) <= h for d in draws) / n
-    exact = privacy.coverage(1, scale, h)
+    exact = dp_noise.coverage(1, scale, h)
     assert abs(share - exact) < 5 * math.sqrt(exact * (1 - exact) / n), (share, exact)
     assert sum(abs(d) <= h - 1 for d in draws) / n < 0.95
 
@@ -186,7 +186,7 @@ def test_release_flows_dispatches_to_noise_and_publishes_no_negative_count() -> 
 def test_prefix_nodes_cover_each_leaf_once() -> None:
     for t in range(1, 33):
         covered: list[int] = []
-        for j, i in privacy.prefix_nodes(t):
+        for j, i in dp_noise.prefix_nodes(t):
             covered += list(range((i - 1) * 2**j + 1, i * 2**j + 1))
         assert covered == list(range(1, t + 1))
 
@@ -388,7 +388,7 @@ def test_a_dp_policy_end_to_end_on_a_real_broker(
     # tables put each record in three cells: scale levels(4) * 3 / epsilon = 9
     codec = event_codec()
     schema = _body_decoder()
-    h = privacy.published_half_width(1, 9.0)
+    h = dp_noise.published_half_width(1, 9.0)
     bodies: list[dict[str, Any]] = []
     raw_values = {r[k] for r in rows for k in ("family_name", "document_number")}
     for message in read_all(kafka_bootstrap, topic):
@@ -443,7 +443,7 @@ def test_tables_measure_their_totals_and_split_the_epsilon() -> None:
     record is in three cells: the scale triples, the tree still costs epsilon,
     and the `_T` total is published with an interval that holds the truth."""
     rules = FlowStatisticsRules(**(_rules().model_dump() | {"tables": DP_TABLES}))
-    assert privacy.scale_for(rules) == 9.0 and privacy.epsilon_of(rules) == pytest.approx(1.0)
+    assert dp_noise.scale_for(rules) == 9.0 and dp_noise.epsilon_of(rules) == pytest.approx(1.0)
     rows = _rows(2000, seed=21, weeks=4)
     truth = Counter(iso_week(r[3]) for r in rows)
     inside = 0
@@ -617,7 +617,7 @@ def test_a_dp_table_by_region_of_nationality_counts_each_record_once_per_table()
 
     tables = [[], ["nationality_region"], ["nationality", "sex"]]
     rules = FlowStatisticsRules(**(_rules().model_dump() | {"tables": tables}))
-    assert privacy.scale_for(rules) == 9.0 and privacy.epsilon_of(rules) == pytest.approx(1.0)
+    assert dp_noise.scale_for(rules) == 9.0 and dp_noise.epsilon_of(rules) == pytest.approx(1.0)
     rows = _rows(1500, seed=31, weeks=3)
     out = privacy.release_private(rows, rules, {}, date(2024, 2, 1), _seeded_noise(5))
     tally: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
@@ -645,7 +645,7 @@ def test_dp_tables_are_checked_as_suppression_tables_are() -> None:
         FlowStatisticsRules(**(base | {"tables": [[], ["nationality"]]}))
     # nothing is suppressed under noise: tables need no complementary suppression
     rules = FlowStatisticsRules(**(base | {"tables": DP_TABLES, "secondary_suppression": "none"}))
-    assert privacy.tables_of(rules) == [("nationality", "sex"), (), ("nationality",)]
+    assert dp_domain.tables_of(rules) == [("nationality", "sex"), (), ("nationality",)]
     # the order a policy lists its tables in measures the same thing: the same
     # shape (no new measurement, nothing charged again), the same cells
     again = FlowStatisticsRules(
@@ -653,7 +653,7 @@ def test_dp_tables_are_checked_as_suppression_tables_are() -> None:
     )
     assert privacy.shape_of(again) == privacy.shape_of(rules)
     assert privacy.shape_of(rules) != privacy.shape_of(_rules())
-    assert privacy.cell_keys(again) == privacy.cell_keys(rules)
+    assert dp_domain.cell_keys(again) == dp_domain.cell_keys(rules)
 
 
 def test_preview_of_a_dp_policy_reports_no_exact_coverage(tmp_path: Path) -> None:

@@ -16,9 +16,9 @@ from pydantic import ValidationError
 
 from node.model.codes import age_at, age_band, iso_week, region_of
 from node.policy.audit import LinearModel
-from node.policy.flows import BlockLedger
+from node.policy.flow_rules import FlowStatisticsRules
+from node.policy.ledger import BlockLedger
 from node.policy.loader import load_policy
-from node.policy.model import FlowStatisticsRules
 from node.policy.release import release_flows
 from tests.sdc_attacker import Atom, Seen, attack, narrow
 

@@ -17,17 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from node.policy.flows import (
-    AttackerModel,
-    CellMembers,
-    PastRelease,
-    Shape,
-    attacker_model,
-    count_atoms,
-    release_block,
-)
+from node.policy.atoms import Shape, count_atoms
+from node.policy.attacker import AttackerModel
+from node.policy.block import release_block
+from node.policy.flow_rules import FlowStatisticsRules
+from node.policy.knowledge import attacker_model
+from node.policy.ledger import CellMembers, PastRelease
 from node.policy.loader import load_policy
-from node.policy.model import FlowStatisticsRules
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"
 NATIONALITIES = ["MEX", "GTM", "HND", "VEN", "CUB", "COL", "HTI", "IND", "CHN", "TUR"]

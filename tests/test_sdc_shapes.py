@@ -16,11 +16,12 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from node.model.codes import age_at, age_band, iso_week
-from node.policy.flows import MAX_RELEASES, BlockLedger, shape_of
+from node.policy.flow_rules import FlowStatisticsRules
+from node.policy.foreign import foreign_blocks, rules_of_shape
+from node.policy.ledger import MAX_RELEASES, BlockLedger, shape_of
 from node.policy.loader import load_policy
-from node.policy.model import FlowStatisticsRules
 from node.policy.release import release_flows
-from node.policy.shapes import audit_across_shapes, foreign_blocks, rules_of_shape
+from node.policy.shapes import audit_across_shapes
 from tests.sdc_attacker import Bounds_, Joint, ShapeSeen, attack_shapes
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"

@@ -16,7 +16,10 @@ import random
 from datetime import date, timedelta
 from pathlib import Path
 
-from node.policy.flows import FlowInput, PastRelease, audit_releases, release_block
+from node.policy.atoms import FlowInput
+from node.policy.block import release_block
+from node.policy.knowledge import audit_releases
+from node.policy.ledger import PastRelease
 from node.policy.loader import load_policy
 from node.policy.release import release_flows
 

@@ -18,8 +18,9 @@ from node.member.event_factory import FLOW_KIND, EventFactory
 from node.member.ledger_diff import diff_against_ledger, egress_guard
 from node.member.record_release import EncounterPlan
 from node.policy import privacy
-from node.policy.flows import BlockLedger, FlowCell
+from node.policy.atoms import FlowCell
 from node.policy.guard import EgressGuard, Refusal
+from node.policy.ledger import BlockLedger
 from node.policy.model import Policy
 from node.policy.release import FlowRelease, release_flows
 from node.store.node_store import NodeStore, PrivacyStaging, StagedEvent

@@ -20,15 +20,14 @@ from node.member.event_factory import ENCOUNTER_KIND, FLOW_KIND
 from node.member.member_home import home_policy
 from node.member.preview import policy_ref
 from node.model.events import RESTRICTED_KINDS
-from node.policy.flows import (
-    BlockLedger,
-    audit_releases,
-    cell_dimensions,
-    protection_level,
-)
+from node.policy.atoms import cell_dimensions
+from node.policy.attacker import protection_level
+from node.policy.foreign import foreign_blocks, rules_of_shape
+from node.policy.knowledge import audit_releases
+from node.policy.ledger import BlockLedger
 from node.policy.loader import load_floor, load_policy
 from node.policy.model import KIND_EXCHANGE, Policy
-from node.policy.shapes import audit_across_shapes, foreign_blocks, rules_of_shape
+from node.policy.shapes import audit_across_shapes
 from node.store.node_store import NodeStore
 
 # -- explain ----------------------------------------------------------------------------

@@ -17,8 +17,9 @@ from typing import Any
 from node.member.event_factory import ENCOUNTER_KIND, FLOW_KIND, EventFactory
 from node.member.ledger_diff import LedgerDiff, diff_stream, egress_guard, ledger_withdrawals
 from node.model.codes import is_iso3
-from node.policy.flows import AtomKey, BlockLedger, atom_of
+from node.policy.atoms import AtomKey, atom_of
 from node.policy.guard import EgressGuard, Refusal
+from node.policy.ledger import BlockLedger
 from node.policy.model import Policy
 from node.policy.records import (
     EncounterInput,

@@ -1,8 +1,9 @@
 """National policies as code: model, loader and the transforms they order."""
 
-from node.policy.flows import FlowCell, count_cells, period_label, suppress_small_cells
+from node.policy.atoms import FlowCell, count_cells, period_label, suppress_small_cells
+from node.policy.flow_rules import FlowStatisticsRules
 from node.policy.loader import load_policy, parse_policy
-from node.policy.model import FlowStatisticsRules, Policy
+from node.policy.model import Policy
 
 __all__ = [
     "FlowCell",
@@ -13,4 +14,33 @@ __all__ = [
     "parse_policy",
     "period_label",
     "suppress_small_cells",
+    # submodules
+    "atoms",
+    "attacker",
+    "audit",
+    "block",
+    "disclosure",
+    "dp_domain",
+    "dp_noise",
+    "floor",
+    "flow_rules",
+    "foreign",
+    "guard",
+    "intervals",
+    "joint",
+    "knowledge",
+    "ledger",
+    "loader",
+    "model",
+    "places",
+    "privacy",
+    "protect",
+    "record_rules",
+    "records",
+    "relaxation",
+    "release",
+    "shapes",
+    "solver_highs",
+    "solver_plain",
+    "use_rules",
 ]

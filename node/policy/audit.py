@@ -29,9 +29,10 @@ from scratch); the mixed-integer model of a component is built only when an LP
 optimum is fractional. Every integral optimal point found is a feasible integer
 point of the model, so the spread of the values a count took over those points
 is a lower bound of its interval's width that costs nothing
-(``LinearModel.seen_range``). ``SOLVER = "plain"`` solves every programme from
-scratch with ``scipy.optimize.linprog`` / ``milp`` as before, for the
-benchmarks and for the tests that compare the two.
+(``LinearModel.seen_range``; ``node.policy.solver_highs``). ``SOLVER =
+"plain"`` solves every programme from scratch with ``scipy.optimize.linprog``
+/ ``milp`` as before (``node.policy.solver_plain``), for the benchmarks and for
+the tests that compare the two; it is read here, so it is set on this module.
 
 The model knows nothing about flows: cells, sums and bounds only, so linked
 tables or other exchanges can be written into it too. Variables fixed by a
@@ -41,65 +42,22 @@ the connected component of its variable only.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import Generic
 
 import numpy as np
-from highspy import _core as highs
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp
-from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from node.errors import CorredorError
-
-V = TypeVar("V", bound=Hashable)
-
-INF = math.inf
-_EPS = 1e-6
+from node.policy.intervals import EPS, INF, AuditError, Interval, Row, V
+from node.policy.relaxation import Relaxation
+from node.policy.solver_highs import HighsComponent
+from node.policy.solver_plain import PlainComponent
 
 #: "fast": one warm-started HiGHS model per component; "plain": every programme
 #: from scratch through scipy (the reference the tests and benchmarks compare with).
 SOLVER = "fast"
 
-
-@dataclass
-class SolveStats:
-    """Programmes solved in this process (for the benchmarks)."""
-
-    solves: int = 0
-    integer_solves: int = 0
-
-
-STATS = SolveStats()
-
-
-class AuditError(CorredorError):
-    """The audit's model has no solution: what it was told is inconsistent."""
-
-
-@dataclass(frozen=True)
-class Interval:
-    """The integer values a hidden count may take given what was published."""
-
-    low: float
-    high: float  # math.inf when nothing bounds it from above
-
-    @property
-    def width(self) -> float:
-        return self.high - self.low
-
-    @property
-    def exact(self) -> bool:
-        return self.width == 0
-
-
-@dataclass
-class _Row(Generic[V]):
-    coeffs: dict[V, float]
-    lo: float
-    hi: float
 
 
 class LinearModel(Generic[V]):
@@ -107,7 +65,7 @@ class LinearModel(Generic[V]):
 
     def __init__(self) -> None:
         self._vars: dict[V, tuple[float, float]] = {}
-        self._rows: list[_Row[V]] = []
+        self._rows: list[Row[V]] = []
         self._prepared: _Prepared[V] | None = None
         self._graph: tuple[list[V], dict[V, int], np.ndarray, np.ndarray] | None = None
 
@@ -133,7 +91,7 @@ class LinearModel(Generic[V]):
         for v in coeffs:
             if v not in self._vars:
                 self.add_var(v)
-        self._rows.append(_Row(dict(coeffs), lo, hi))
+        self._rows.append(Row(dict(coeffs), lo, hi))
         self._prepared = None
         self._graph = None
 
@@ -152,7 +110,7 @@ class LinearModel(Generic[V]):
         """Forget fact ``row`` (a ``row_count`` index): the model is as if it
         had never been told it, and every other fact keeps its index."""
         had = bool(self._rows[row].coeffs)
-        self._rows[row] = _Row({}, -INF, INF)
+        self._rows[row] = Row({}, -INF, INF)
         if had and self._prepared is not None and not self._prepared.drop(row):
             self._prepared = None
 
@@ -243,10 +201,10 @@ class LinearModel(Generic[V]):
 class _Prepared(Generic[V]):
     """The model after substituting fixed variables, split into components."""
 
-    def __init__(self, variables: Mapping[V, tuple[float, float]], rows: list[_Row[V]]) -> None:
+    def __init__(self, variables: Mapping[V, tuple[float, float]], rows: list[Row[V]]) -> None:
         self.bounds = dict(variables)
         self.fixed: dict[V, float] = {}
-        work = [_Row(dict(r.coeffs), r.lo, r.hi) for r in rows]
+        work = [Row(dict(r.coeffs), r.lo, r.hi) for r in rows]
         self._work = work
         self._peel(work)
         self.rows = [r for r in work if r.coeffs]
@@ -271,14 +229,14 @@ class _Prepared(Generic[V]):
             if v not in self.fixed:
                 comps.setdefault(find(v), []).append(v)
         self._members = {root: frozenset(vs) for root, vs in comps.items()}
-        comp_rows: dict[V, list[_Row[V]]] = {}
+        comp_rows: dict[V, list[Row[V]]] = {}
         for row in self.rows:
             comp_rows.setdefault(find(next(iter(row.coeffs))), []).append(row)
         self._comp_rows = comp_rows
-        self._matrices: dict[V, _Matrix[V] | _HighsMatrix[V]] = {}
+        self._matrices: dict[V, PlainComponent[V] | HighsComponent[V]] = {}
         self._cache: dict[V, Interval] = {}
 
-    def _peel(self, rows: list[_Row[V]]) -> None:
+    def _peel(self, rows: list[Row[V]]) -> None:
         """Fix variables that an equation with one unknown left pins, repeatedly."""
         index: dict[V, list[int]] = {}
         for i, row in enumerate(rows):
@@ -293,7 +251,7 @@ class _Prepared(Generic[V]):
             value = row.lo / a
             row.coeffs.clear()
             if v in self.fixed:
-                if abs(self.fixed[v] - value) > _EPS:
+                if abs(self.fixed[v] - value) > EPS:
                     raise AuditError("the audit model is inconsistent (a count fixed twice)")
                 continue
             self.fixed[v] = value
@@ -330,7 +288,7 @@ class _Prepared(Generic[V]):
         work.lo, work.hi = -INF, INF
         matrix = self._matrices.get(self._find(next(iter(work.coeffs))))
         if matrix is not None:
-            assert isinstance(matrix, _HighsMatrix)
+            assert isinstance(matrix, HighsComponent)
             matrix.drop(work)
         self._cache.clear()
         return True
@@ -349,16 +307,16 @@ class _Prepared(Generic[V]):
             return frozenset({v})
         return self._members[self._find(v)]
 
-    def _matrix(self, v: V) -> _Matrix[V] | _HighsMatrix[V]:
+    def _matrix(self, v: V) -> PlainComponent[V] | HighsComponent[V]:
         root = self._find(v)
         matrix = self._matrices.get(root)
         if matrix is None:
             members = sorted(self._members[root], key=repr)
             rows = self._comp_rows.get(root, [])
             if SOLVER == "fast":
-                matrix = _HighsMatrix(members, rows, self.bounds)
+                matrix = HighsComponent(members, rows, self.bounds)
             else:
-                matrix = _Matrix(members, rows, self.bounds)
+                matrix = PlainComponent(members, rows, self.bounds)
             self._matrices[root] = matrix
         return matrix
 
@@ -413,349 +371,3 @@ class _Prepared(Generic[V]):
             cached = Interval(low, high)
             self._cache[v] = cached
         return cached
-
-
-class _Matrix(Generic[V]):
-    """One component's constraints as sparse matrices, solved for one variable at a time."""
-
-    def __init__(
-        self, members: list[V], rows: list[_Row[V]], bounds: Mapping[V, tuple[float, float]]
-    ) -> None:
-        self.col = {v: i for i, v in enumerate(members)}
-        n = len(members)
-        self.lower = np.array([bounds[v][0] for v in members], dtype=float)
-        self.upper = np.array([bounds[v][1] for v in members], dtype=float)
-        eq_data: list[float] = []
-        eq_idx: list[tuple[int, int]] = []
-        eq_rhs: list[float] = []
-        ub_data: list[float] = []
-        ub_idx: list[tuple[int, int]] = []
-        ub_rhs: list[float] = []
-        for row in rows:
-            cols = [(self.col[v], a) for v, a in row.coeffs.items()]
-            if row.lo == row.hi:
-                r = len(eq_rhs)
-                for c, a in cols:
-                    eq_idx.append((r, c))
-                    eq_data.append(a)
-                eq_rhs.append(row.lo)
-                continue
-            if row.hi < INF:
-                r = len(ub_rhs)
-                for c, a in cols:
-                    ub_idx.append((r, c))
-                    ub_data.append(a)
-                ub_rhs.append(row.hi)
-            if row.lo > -INF:
-                r = len(ub_rhs)
-                for c, a in cols:
-                    ub_idx.append((r, c))
-                    ub_data.append(-a)
-                ub_rhs.append(-row.lo)
-        self.a_eq = _sparse(eq_idx, eq_data, len(eq_rhs), n)
-        self.b_eq = np.array(eq_rhs, dtype=float)
-        self.a_ub = _sparse(ub_idx, ub_data, len(ub_rhs), n)
-        self.b_ub = np.array(ub_rhs, dtype=float)
-        self.n = n
-        # the plain solver records no points (it is the reference)
-        self.seen_lo = np.full(n, INF)
-        self.seen_hi = np.full(n, -INF)
-
-    def optimum(self, v: V, sense: float) -> float:
-        """min of ``sense * v`` over the integer points of the model."""
-        c = np.zeros(self.n)
-        c[self.col[v]] = sense
-        return self.solve(c)
-
-    def solve(self, c: np.ndarray) -> float:
-        """min of ``c @ x`` over the integer points of the model (-inf if unbounded)."""
-        bounds = list(zip(self.lower, [None if u == INF else u for u in self.upper], strict=True))
-        STATS.solves += 1
-        result = linprog(
-            c,
-            A_ub=self.a_ub,
-            b_ub=self.b_ub if self.b_ub.size else None,
-            A_eq=self.a_eq,
-            b_eq=self.b_eq if self.b_eq.size else None,
-            bounds=bounds,
-            method="highs",
-        )
-        if result.status == 3:  # unbounded
-            return -INF
-        if result.status != 0:
-            raise AuditError(f"the audit's linear programme failed: {result.message}")
-        value = float(result.fun)
-        if abs(value - round(value)) <= _EPS:
-            return float(round(value))
-        return self._integer_optimum(c)
-
-    def _integer_optimum(self, c: np.ndarray) -> float:
-        STATS.integer_solves += 1
-        constraints = []
-        if self.a_eq is not None:
-            constraints.append(LinearConstraint(self.a_eq, self.b_eq, self.b_eq))
-        if self.a_ub is not None:
-            constraints.append(LinearConstraint(self.a_ub, -np.inf, self.b_ub))
-        result = milp(
-            c,
-            constraints=constraints,
-            integrality=np.ones(self.n),
-            bounds=Bounds(self.lower, self.upper),
-        )
-        if result.status != 0 or result.fun is None:
-            raise AuditError(f"the audit's integer programme failed: {result.message}")
-        return float(round(result.fun))
-
-
-def _highs_lp(
-    col: Mapping[V, int], rows: list[_Row[V]], bounds: Mapping[V, tuple[float, float]]
-) -> highs.HighsLp:
-    """The unknowns ``col`` (name -> column), their bounds and the facts as one
-    HiGHS model, row-wise, with a zero objective."""
-    n = len(col)
-    inf = highs.kHighsInf
-    lp = highs.HighsLp()
-    lp.num_col_ = n
-    lp.num_row_ = len(rows)
-    lp.col_cost_ = np.zeros(n)
-    lp.col_lower_ = np.array([bounds[v][0] for v in col], dtype=float)
-    lp.col_upper_ = np.array([min(bounds[v][1], inf) for v in col], dtype=float)
-    lp.row_lower_ = np.array([max(r.lo, -inf) for r in rows], dtype=float)
-    lp.row_upper_ = np.array([min(r.hi, inf) for r in rows], dtype=float)
-    starts = [0]
-    index: list[int] = []
-    value: list[float] = []
-    for row in rows:
-        for v, a in row.coeffs.items():
-            index.append(col[v])
-            value.append(a)
-        starts.append(len(index))
-    lp.a_matrix_.format_ = highs.MatrixFormat.kRowwise
-    lp.a_matrix_.num_col_ = n
-    lp.a_matrix_.num_row_ = len(rows)
-    lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
-    lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
-    lp.a_matrix_.value_ = np.array(value, dtype=float)
-    return lp
-
-
-def _highs_solver(lp: highs.HighsLp, *, integer: bool) -> highs._Highs:
-    """A quiet single-threaded HiGHS holding ``lp``: for warm linear re-solves,
-    or with every column integral."""
-    h = highs._Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("threads", 1)
-    if not integer:
-        # after a change of objective (or a dropped row) the last basis stays
-        # primal feasible: the primal simplex goes on from it in a few pivots,
-        # where the dual simplex (HiGHS's default) measured ~600 pivots a
-        # solve, as from scratch
-        h.setOptionValue("simplex_strategy", 4)
-        # warm starts skip presolve anyway; the first solve of a component
-        # is small enough that presolve costs more than it saves
-        h.setOptionValue("presolve", "off")
-    if h.passModel(lp) == highs.HighsStatus.kError:
-        raise AuditError("the audit's model could not be built")
-    if integer:
-        n = lp.num_col_
-        cols = np.arange(n, dtype=np.int32)
-        kinds = np.array([highs.HighsVarType.kInteger] * n)
-        h.changeColsIntegrality(n, cols, kinds)
-    return h
-
-
-class _HighsMatrix(Generic[V]):
-    """One component as one HiGHS model, solved again and again with only the
-    objective changed (each solve starts from the last optimal basis)."""
-
-    def __init__(
-        self, members: list[V], rows: list[_Row[V]], bounds: Mapping[V, tuple[float, float]]
-    ) -> None:
-        self.col = {v: i for i, v in enumerate(members)}
-        self.n = len(members)
-        self._lp = _highs_lp(self.col, rows, bounds)
-        self._linear = _highs_solver(self._lp, integer=False)
-        self._integer: highs._Highs | None = None
-        self._row_of = {id(r): i for i, r in enumerate(rows)}
-        self._dropped: list[int] = []
-        #: optima found since the model last changed, by objective
-        self._known: dict[bytes, float] = {}
-        self._costs: dict[str, np.ndarray] = {}
-        self.seen_lo = np.full(self.n, INF)
-        self.seen_hi = np.full(self.n, -INF)
-
-    def optimum(self, v: V, sense: float) -> float:
-        """min of ``sense * v`` over the integer points of the model."""
-        c = np.zeros(self.n)
-        c[self.col[v]] = sense
-        return self.solve(c)
-
-    def drop(self, row: _Row[V]) -> None:
-        """Free fact ``row`` of this component (see ``_Prepared.drop``)."""
-        i = self._row_of[id(row)]
-        inf = highs.kHighsInf
-        self._known.clear()
-        self._dropped.append(i)
-        self._linear.changeRowBounds(i, -inf, inf)
-        if self._integer is not None:
-            self._integer.changeRowBounds(i, -inf, inf)
-
-    def _set_cost(self, h: highs._Highs, key: str, c: np.ndarray) -> None:
-        old = self._costs.get(key)
-        changed = np.arange(self.n, dtype=np.int32) if old is None else np.flatnonzero(old != c)
-        if changed.size:
-            h.changeColsCost(changed.size, changed.astype(np.int32), c[changed])
-        self._costs[key] = c.copy()
-
-    def _see(self, x: np.ndarray) -> None:
-        np.minimum(self.seen_lo, x, out=self.seen_lo)
-        np.maximum(self.seen_hi, x, out=self.seen_hi)
-
-    def solve(self, c: np.ndarray) -> float:
-        """min of ``c @ x`` over the integer points of the model (-inf if unbounded)."""
-        nonzero = np.flatnonzero(c)
-        key = nonzero.tobytes() + c[nonzero].tobytes()
-        known = self._known.get(key)
-        if known is None:
-            known = self._known[key] = self._solve(c)
-        return known
-
-    def _solve(self, c: np.ndarray) -> float:
-        STATS.solves += 1
-        h = self._linear
-        self._set_cost(h, "lp", c)
-        h.run()
-        status = h.getModelStatus()
-        if status == highs.HighsModelStatus.kUnbounded:
-            return -INF
-        if status == highs.HighsModelStatus.kUnboundedOrInfeasible:
-            # presolve is off, so the simplex tells the two apart; be sure
-            raise AuditError("the audit's linear programme is infeasible or unbounded")
-        if status != highs.HighsModelStatus.kOptimal:
-            raise AuditError(f"the audit's linear programme failed: {status.name}")
-        x = np.asarray(h.getSolution().col_value, dtype=float)
-        rounded = np.round(x)
-        if np.all(np.abs(x - rounded) <= _EPS):
-            # an integral optimal point: the LP bound is attained by an integer point
-            self._see(rounded)
-            return float(round(float(c @ rounded)))
-        return self._integer_optimum(c)
-
-    def _integer_optimum(self, c: np.ndarray) -> float:
-        STATS.integer_solves += 1
-        if self._integer is None:
-            self._integer = _highs_solver(self._lp, integer=True)
-            for i in self._dropped:
-                self._integer.changeRowBounds(i, -highs.kHighsInf, highs.kHighsInf)
-        h = self._integer
-        self._set_cost(h, "mip", c)
-        h.run()
-        status = h.getModelStatus()
-        if status != highs.HighsModelStatus.kOptimal:
-            raise AuditError(f"the audit's integer programme failed: {status.name}")
-        x = np.round(np.asarray(h.getSolution().col_value, dtype=float))
-        self._see(x)
-        return float(round(float(c @ x)))
-
-
-class Relaxation(Generic[V]):
-    """A model's linear relaxation, whole (nothing substituted), as one HiGHS
-    model: a fact can be dropped for a moment and an objective's range solved
-    again from the last basis, with no model built. For choosing which cell to
-    hide (``node.policy.flows``), never for the audit itself: its ranges are
-    the LP's, at least as wide as the integer ones the audit reports."""
-
-    def __init__(self, variables: Mapping[V, tuple[float, float]], rows: list[_Row[V]]) -> None:
-        self.col = {v: i for i, v in enumerate(variables)}
-        self.n = len(self.col)
-        lp = _highs_lp(self.col, rows, variables)
-        self._row_lo = lp.row_lower_.copy()
-        self._row_hi = lp.row_upper_.copy()
-        self._h = _highs_solver(lp, integer=False)
-        self._cost = np.zeros(self.n)
-
-    def drop(self, row: int) -> None:
-        """Forget fact ``row`` for good (its cell is hidden)."""
-        inf = highs.kHighsInf
-        self._row_lo[row] = -inf
-        self._row_hi[row] = inf
-        self._h.changeRowBounds(row, -inf, inf)
-
-    def _objective(self, members: Iterable[V]) -> np.ndarray:
-        c = np.zeros(self.n)
-        for v in members:
-            c[self.col[v]] = 1.0
-        return c
-
-    def _minimum(self, c: np.ndarray) -> float:
-        changed = np.flatnonzero(self._cost != c).astype(np.int32)
-        if changed.size:
-            self._h.changeColsCost(changed.size, changed, c[changed])
-            self._cost = c.copy()
-        STATS.solves += 1
-        self._h.run()
-        status = self._h.getModelStatus()
-        if status not in (highs.HighsModelStatus.kOptimal, highs.HighsModelStatus.kUnbounded):
-            # the primal simplex can stall (HiGHS says "unknown"): solve
-            # once more from scratch with the dual simplex
-            STATS.solves += 1
-            self._h.clearSolver()
-            self._h.setOptionValue("simplex_strategy", 1)  # the dual simplex
-            self._h.run()
-            self._h.setOptionValue("simplex_strategy", 4)
-            status = self._h.getModelStatus()
-        if status == highs.HighsModelStatus.kUnbounded:
-            return -INF
-        if status != highs.HighsModelStatus.kOptimal:
-            raise AuditError(f"the audit's relaxation failed: {status.name}")
-        return float(self._h.getInfo().objective_function_value)
-
-    def _dual_rows(self) -> set[int]:
-        if self._h.getModelStatus() != highs.HighsModelStatus.kOptimal:
-            return set(range(len(self._row_lo)))  # unbounded: no duals to go by
-        dual = np.asarray(self._h.getSolution().row_dual, dtype=float)
-        return {int(i) for i in np.flatnonzero(np.abs(dual) > 1e-9)}
-
-    def binding(self, members: Iterable[V], *, from_zero: bool = False) -> tuple[float, set[int]]:
-        """The LP width of the sum of ``members`` (see ``width``) and the facts
-        whose dual value is not zero at its optima. Dropping any other fact
-        leaves both optima as they are (the optimal point stays feasible, and
-        the duals stay dual feasible, so neither bound can move), so only these
-        can widen the range."""
-        c = self._objective(members)
-        high = -self._minimum(-c)
-        rows = self._dual_rows()
-        low = 0.0
-        if not from_zero and high != INF:
-            low = self._minimum(c)
-            rows |= self._dual_rows()
-        return high - low, rows
-
-    def width(
-        self, members: Iterable[V], *, from_zero: bool = False, without: int | None = None
-    ) -> float:
-        """The LP width of the sum of ``members`` (of its maximum alone when
-        ``from_zero``), with fact ``without`` (a ``row_count`` index) dropped."""
-        c = self._objective(members)
-        inf = highs.kHighsInf
-        if without is not None:
-            self._h.changeRowBounds(without, -inf, inf)
-        try:
-            high = -self._minimum(-c)
-            low = 0.0 if from_zero or high == INF else self._minimum(c)
-        finally:
-            if without is not None:
-                self._h.changeRowBounds(
-                    without, float(self._row_lo[without]), float(self._row_hi[without])
-                )
-        return high - low
-
-
-def _sparse(
-    idx: list[tuple[int, int]], data: list[float], rows: int, cols: int
-) -> csr_matrix | None:
-    if not rows:
-        return None
-    r = [i for i, _ in idx]
-    c = [j for _, j in idx]
-    return csr_matrix((data, (r, c)), shape=(rows, cols))

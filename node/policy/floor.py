@@ -31,14 +31,9 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from node.model.codes import CSM_GUESTS, RCM_INVITED, RCM_MEMBERS
-from node.policy.model import (
-    AUDIENCE_GROUPS,
-    IDENTIFYING,
-    KIND_EXCHANGE,
-    PURPOSES,
-    Policy,
-    StrictModel,
-)
+from node.policy.model import KIND_EXCHANGE, Policy
+from node.policy.record_rules import IDENTIFYING
+from node.policy.use_rules import AUDIENCE_GROUPS, PURPOSES, StrictModel
 
 #: Countries a policy may name as an audience when the floor allows ``members``.
 FEDERATION: frozenset[str] = frozenset((*RCM_MEMBERS, *RCM_INVITED, *CSM_GUESTS))

@@ -51,258 +51,46 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from functools import lru_cache
-from itertools import product
 from typing import Any
 
-import numpy as np
-
 from node.errors import PolicyError
-from node.model.codes import AGE_BAND_LABELS, SEXES, SUBREGION, iso_week
-from node.policy.flows import dimension_value, period_label
-from node.policy.model import FlowStatisticsRules, PeriodType, PrivacyRules
+from node.policy.atoms import period_label
+from node.policy.dp_domain import (
+    REGION_PREFIX,
+    TOTAL,
+    Row,
+    cell_keys,
+    domain_of,
+    is_region_table,
+    is_table_key,
+    key_dimensions,
+    label_of,
+    period_index,
+    privacy_rules,
+    public_value,
+    tables_of,
+)
+from node.policy.dp_noise import (
+    NoiseSource,
+    epsilon_of,
+    levels,
+    opendp_noise,
+    prefix_nodes,
+    published_half_width,
+    scale_for,
+)
+from node.policy.flow_rules import FlowStatisticsRules
 
-#: A value outside a dimension's public domain (SDMX's "_O", other).
-OTHER = "_O"
-#: A dimension a table sums over (SDMX's "_T", total).
-TOTAL = "_T"
-#: Inside a cell key only: the nationality position of a table by region of
-#: nationality holds this prefix and the region.
-_REGION = "_T/"
-#: A previous country that is not known (SDMX's "_U").
-UNKNOWN = "_U"
 #: The exchange the ledger keys its rows by.
 EXCHANGE = "flow_statistics"
-#: The confidence of every published interval.
-CONFIDENCE = 0.95
-
-#: (nationality, sex, date_of_birth, encounter_date, previous_country), as flows.FlowInput.
-Row = tuple[str, str, date, date, str | None]
-#: Integer noise for a vector of true values at a scale: OpenDP's by default.
-NoiseSource = Callable[[list[int], float], list[int]]
 
 
 class PrivacyBudgetExceeded(PolicyError):
     """A release would take an audience past its privacy-loss budget."""
-
-
-# -- the mechanism ---------------------------------------------------------------
-
-
-def levels(revisions: int) -> int:
-    """Nodes of the tree a leaf belongs to (one per level)."""
-    return revisions.bit_length()
-
-
-def scale_for(rules: FlowStatisticsRules) -> float:
-    """The discrete Laplace scale that makes one period's tree, every table and
-    revision included, cost ``epsilon_per_release``."""
-    privacy = _privacy(rules)
-    return levels(privacy.revisions) * len(tables_of(rules)) / privacy.epsilon_per_release
-
-
-def _measurement(scale: float) -> Any:
-    import opendp.prelude as dp
-
-    dp.enable_features("contrib")
-    return dp.m.make_laplace(
-        dp.vector_domain(dp.atom_domain(T=int)), dp.l1_distance(T=int), scale=scale
-    )
-
-
-def epsilon_of(rules: FlowStatisticsRules) -> float:
-    """OpenDP's privacy map of one period's tree: the epsilon an L1 change of
-    ``levels * tables`` (one record, every node it is in) costs at the scale."""
-    privacy = _privacy(rules)
-    sensitivity = levels(privacy.revisions) * len(tables_of(rules))
-    return float(_measurement(scale_for(rules)).map(sensitivity))
-
-
-def opendp_noise(values: list[int], scale: float) -> list[int]:
-    """``values`` with OpenDP's discrete Laplace noise of ``scale`` added."""
-    if not values:
-        return []
-    return [int(v) for v in _measurement(scale)(values)]
-
-
-@lru_cache(maxsize=256)
-def _sum_pmf(draws: int, scale: float) -> tuple[int, np.ndarray]:
-    """(offset, pmf) of the sum of ``draws`` independent discrete Laplace
-    draws of ``scale``, truncated where the tail is below 1e-13."""
-    q = math.exp(-1.0 / scale)
-    reach = math.ceil(30.0 * scale) + 1
-    xs = np.arange(-reach, reach + 1)
-    one = (1 - q) / (1 + q) * q ** np.abs(xs)
-    pmf = one
-    for _ in range(draws - 1):
-        pmf = np.convolve(pmf, one)
-    return (len(pmf) - 1) // 2, pmf
-
-
-def half_width(draws: int, scale: float, confidence: float = CONFIDENCE) -> int:
-    """The smallest ``h`` with P(|noise| <= h) >= ``confidence`` for the sum of
-    ``draws`` discrete Laplace draws of ``scale`` (exact, from the pmf)."""
-    if draws <= 0:
-        return 0
-    mid, pmf = _sum_pmf(draws, scale)
-    mass = float(pmf[mid])
-    h = 0
-    while mass < confidence:
-        h += 1
-        mass += float(pmf[mid - h] + pmf[mid + h])
-    return h
-
-
-def published_half_width(draws: int, scale: float, confidence: float = CONFIDENCE) -> int:
-    """The half-width of a published interval: the smallest ``h`` that keeps
-    ``confidence`` also for a cell published only because its noisy value is
-    above 0 (true count 0: covered unless the noise is above ``h``, given that
-    it is above 0), i.e. two-sided tail <= (1 - confidence) * (1 - P(noise = 0)).
-    For every other published cell that is at least as safe."""
-    if draws <= 0:
-        return 0
-    mid, pmf = _sum_pmf(draws, scale)
-    zero = float(pmf[mid])
-    return half_width(draws, scale, 1.0 - (1.0 - confidence) * (1.0 - zero))
-
-
-def coverage(draws: int, scale: float, h: int) -> float:
-    """P(|noise| <= h) for the sum of ``draws`` draws of ``scale``."""
-    mid, pmf = _sum_pmf(draws, scale)
-    return float(pmf[max(0, mid - h) : mid + h + 1].sum())
-
-
-def prefix_nodes(t: int) -> list[tuple[int, int]]:
-    """The tree nodes (level, index) whose ranges make up leaves 1..t; node
-    (j, i) covers leaves (i - 1) * 2**j + 1 .. i * 2**j."""
-    out: list[tuple[int, int]] = []
-    start = 0
-    for j in reversed(range(t.bit_length())):
-        if t >> j & 1:
-            out.append((j, (start >> j) + 1))
-            start += 1 << j
-    return out
-
-
-# -- the domain --------------------------------------------------------------------
-
-
-def _privacy(rules: FlowStatisticsRules) -> PrivacyRules:
-    if rules.privacy is None:
-        raise PolicyError("flow_statistics: method differential_privacy needs privacy settings")
-    return rules.privacy
-
-
-def tables_of(rules: FlowStatisticsRules) -> list[tuple[str, ...]]:
-    """The tables a policy releases, each the dimensions it keeps in the order
-    of ``dimensions`` (``nationality_region`` standing where nationality is):
-    the policy's ``flow_statistics.tables`` (the detail among them, as the
-    model checks), the detail first, then the others from the coarsest (the
-    order they are listed in changes nothing); only the detail when it states
-    none."""
-    order: dict[str, int] = {name: i for i, name in enumerate(rules.dimensions)}
-    if "nationality" in order:
-        order.setdefault("nationality_region", order["nationality"])
-    others = sorted(rules.table_list(), key=lambda t: (len(t), [order[d] for d in t], t))
-    return [tuple(rules.dimensions), *others]
-
-
-def _region_table(rules: FlowStatisticsRules, table: tuple[str, ...]) -> bool:
-    """Whether ``table`` keeps the region of the policy's nationality dimension."""
-    return "nationality_region" in table and "nationality_region" not in rules.dimensions
-
-
-def domain_of(rules: FlowStatisticsRules, dimension: str) -> tuple[str, ...]:
-    """The public values of a dimension: the policy's list (with ``_O``, and
-    ``_U`` for an unknown previous country), else the code list."""
-    declared = {str(k): v for k, v in _privacy(rules).domain.items()}.get(dimension)
-    if declared is not None:
-        extra = [OTHER] + ([UNKNOWN] if dimension == "previous_country" else [])
-        return tuple(dict.fromkeys([*declared, *extra]))
-    if dimension == "sex":
-        return SEXES
-    if dimension == "age_band":
-        return AGE_BAND_LABELS
-    if dimension == "nationality_region":
-        return (*sorted(set(SUBREGION.values())), OTHER)
-    raise PolicyError(f"flow_statistics.privacy.domain: list the public values of {dimension}")
-
-
-def _value(name: str, row: Row, domain: frozenset[str]) -> str:
-    raw = dimension_value(name, row)
-    return raw if raw in domain else OTHER
-
-
-def _axes(rules: FlowStatisticsRules, table: tuple[str, ...]) -> list[tuple[str, ...]]:
-    """The values of each of the policy's dimensions in one table's cells:
-    its public domain where the table keeps it, ``_T`` where it sums over it,
-    ``_T/<region>`` in the nationality position of a table by region."""
-    by_region = _region_table(rules, table)
-    out: list[tuple[str, ...]] = []
-    for name in rules.dimensions:
-        if name == "nationality" and by_region:
-            regions = domain_of(rules, "nationality_region")
-            out.append(tuple(_REGION + r for r in regions))
-        elif name in table:
-            out.append(domain_of(rules, name))
-        else:
-            out.append((TOTAL,))
-    return out
-
-
-def cell_keys(rules: FlowStatisticsRules) -> list[str]:
-    """Every cell of every table, as a key (the policy's dimensions in order,
-    ``_T`` where the table sums over one), the detail's first."""
-    out: list[str] = []
-    for table in tables_of(rules):
-        out.extend("|".join(values) for values in product(*_axes(rules, table)))
-    return out
-
-
-def key_dimensions(rules: FlowStatisticsRules, key: str) -> tuple[tuple[str, str], ...]:
-    """A cell key as the dimensions a FlowStatistic carries (a table by region
-    names nationality_region where the key holds ``_T/<region>``)."""
-    out: list[tuple[str, str]] = []
-    for name, value in zip(rules.dimensions, key.split("|"), strict=True):
-        if value.startswith(_REGION):
-            out.append(("nationality_region", value[len(_REGION) :]))
-        else:
-            out.append((name, value))
-    return tuple(out)
-
-
-def is_table_key(key: str) -> bool:
-    """Whether a cell key is of a table other than the detail (it sums over a
-    dimension: the detail's keys hold public values, never ``_T``)."""
-    return any(v == TOTAL or v.startswith(_REGION) for v in key.split("|"))
-
-
-# -- periods ---------------------------------------------------------------------------
-
-
-def period_index(label: str, period: PeriodType) -> int:
-    """Consecutive integers for consecutive periods."""
-    if period == "iso_week":
-        year, week = label.split("-W")
-        return (date.fromisocalendar(int(year), int(week), 1).toordinal() - 1) // 7
-    if period == "month":
-        year, month = label.split("-")
-        return int(year) * 12 + int(month) - 1
-    year, quarter = label.split("-Q")
-    return int(year) * 4 + int(quarter) - 1
-
-
-def label_of(index: int, period: PeriodType) -> str:
-    if period == "iso_week":
-        return iso_week(date.fromordinal(index * 7 + 1))
-    if period == "month":
-        return f"{index // 12}-{index % 12 + 1:02d}"
-    return f"{index // 4}-Q{index % 4 + 1}"
 
 
 # -- the state of one period -------------------------------------------------------------
@@ -363,7 +151,7 @@ class PeriodState:
 
 def shape_of(rules: FlowStatisticsRules) -> str:
     """What a measurement depends on besides the data: changed = measured afresh."""
-    privacy = _privacy(rules)
+    privacy = privacy_rules(rules)
     text = json.dumps(
         [
             rules.period,
@@ -444,16 +232,16 @@ def count_cells(rows: Iterable[Row], rules: FlowStatisticsRules) -> dict[str, Co
     domains = {n: frozenset(domain_of(rules, n)) for n in names}
     nat = names.index("nationality") if "nationality" in names else -1
     regions = frozenset(domain_of(rules, "nationality_region")) if nat >= 0 else frozenset()
-    tables = [([n in t for n in names], _region_table(rules, t)) for t in tables_of(rules)]
+    tables = [([n in t for n in names], is_region_table(rules, t)) for t in tables_of(rules)]
     out: dict[str, Counter[str]] = {}
     for row in rows:
-        values = [_value(n, row, domains[n]) for n in names]
-        region = _value("nationality_region", row, regions) if nat >= 0 else ""
+        values = [public_value(n, row, domains[n]) for n in names]
+        region = public_value("nationality_region", row, regions) if nat >= 0 else ""
         counter = out.setdefault(period_label(row[3], rules.period), Counter())
         for keep, by_region in tables:
             key = [v if k else TOTAL for v, k in zip(values, keep, strict=True)]
             if by_region:
-                key[nat] = _REGION + region
+                key[nat] = REGION_PREFIX + region
             counter["|".join(key)] += 1
     return out
 
@@ -467,7 +255,7 @@ def release_private(
 ) -> PrivateRelease:
     """Release every period from the first with data to the last (a period
     with no record is released as well, as noisy zeros); see the module doc."""
-    privacy = _privacy(rules)
+    privacy = privacy_rules(rules)
     noise = noise or opendp_noise
     counted = count_cells(rows, rules)
     shape = shape_of(rules)
@@ -591,7 +379,7 @@ def check_budget(
     past its budget on any period with them (``charged``: (audience, period) ->
     measurement -> epsilon, from the ledger). Raises ``PrivacyBudgetExceeded``,
     naming the exchange, audience, period, spent and remaining budget."""
-    privacy = _privacy(rules)
+    privacy = privacy_rules(rules)
     new: list[Spend] = []
     totals: dict[tuple[str, str], dict[str, float]] = {k: dict(v) for k, v in charged.items()}
     for spend in spends:

@@ -19,9 +19,9 @@ from datetime import date
 from typing import Any
 
 from node.model.codes import age_at, age_band, region_of
-from node.policy.flows import period_label
-from node.policy.model import EncounterRecordRules
+from node.policy.atoms import period_label
 from node.policy.places import Gazetteer as Gazetteer  # places not listed generalise to _U
+from node.policy.record_rules import EncounterRecordRules
 
 #: Output body field -> the raw field whose rule governs it.
 BODY_SOURCE: dict[str, str] = {

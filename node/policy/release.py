@@ -1,5 +1,5 @@
 """A whole flow-statistics release: every block of a policy's rows counted,
-coarsened, suppressed and rounded (``node.policy.flows``), checked against
+coarsened, suppressed and rounded (``node.policy.block``), checked against
 the releases made under older policy shapes (``node.policy.shapes``), or, under
 ``method: differential_privacy``, made noisy instead (``node.policy.privacy``);
 and the coverage of what it publishes.
@@ -15,20 +15,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from node.policy.flows import (
-    AtomKey,
-    BlockLedger,
-    BlockRelease,
-    FlowCell,
-    FlowInput,
-    KnownSum,
-    Shape,
-    count_atoms,
-    release_block,
-)
-from node.policy.model import FlowStatisticsRules
+from node.policy.atoms import AtomKey, FlowCell, FlowInput, Shape, count_atoms
+from node.policy.block import BlockRelease, release_block
+from node.policy.flow_rules import FlowStatisticsRules
+from node.policy.foreign import foreign_blocks
+from node.policy.ledger import BlockLedger, KnownSum
 from node.policy.privacy import PrivateRelease, release_private
-from node.policy.shapes import ShapeCheck, foreign_blocks, protect_across_shapes
+from node.policy.shapes import ShapeCheck, protect_across_shapes
 
 # -- a whole release ------------------------------------------------------------------
 

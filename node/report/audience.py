@@ -24,7 +24,7 @@ from typing import Any
 
 from node.errors import ConfigError
 from node.model.codes import RCM_INVITED, RCM_MEMBERS, is_iso3
-from node.policy.model import PURPOSES
+from node.policy.use_rules import PURPOSES
 
 ORGANISATIONS: tuple[str, ...] = ("TS", "IOM", "UNHCR", "PAHO", "ICRC", "UNODC")
 PUBLIC = "public"

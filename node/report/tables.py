@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from node.model.codes import CONTINENT, SUBREGION
-from node.policy.flows import coarser_period
+from node.policy.atoms import coarser_period
 
 _REGION_CONTINENT: dict[str, str] = {SUBREGION[c]: CONTINENT[c] for c in SUBREGION}
 
@@ -244,7 +244,7 @@ def resolve(cells: Sequence[FlowCell], keep: Sequence[str]) -> list[Answer]:
 
 def containing_periods(period: str) -> tuple[str, ...]:
     """The coarser periods a period label lies in, up the flows' own ladder
-    (``node.policy.flows.coarser_period``): an ISO week's month (of its
+    (``node.policy.atoms.coarser_period``): an ISO week's month (of its
     Thursday) and quarter; a month's quarter; none for a quarter."""
     if "-Q" in period:
         return ()
