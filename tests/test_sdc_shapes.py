@@ -22,7 +22,7 @@ from node.policy.ledger import MAX_RELEASES, BlockLedger, shape_of
 from node.policy.loader import load_policy
 from node.policy.release import release_flows
 from node.policy.shapes import audit_across_shapes
-from tests.sdc_attacker import Bounds_, Joint, ShapeSeen, attack_shapes
+from tests.sdc_attacker import Bounds_, Joint, ShapeSeen, attack_shapes, own_atom
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"
 Row = tuple[str, str, date, date, str | None]
@@ -110,9 +110,26 @@ def narrow_across(
     for (t, atom), b in sorted(found.items()):
         rules = steps[t][0]
         level = rules.protection or rules.min_cell_size
-        if b.width < level and baseline[(t, atom)].width > b.width:
+        narrower = b.width < level and baseline[(t, atom)].width > b.width
+        if narrower and not new_and_pinned_before(seen, t, atom, b):
             out.append(((t, atom), b))
     return out
+
+
+def new_and_pinned_before(seen: list[ShapeSeen], t: int, atom: Any, bounds: Bounds_) -> bool:
+    """The limit docs/policies.md names ("no release can hide what does not
+    exist yet"): a count with no record at any release before ``t``, which
+    the cells published before ``t``, with the margins and counts that only
+    grow, already pin as tightly as everything does. No release from ``t`` on
+    can widen it (the margins are the country's own publication), and no
+    release before ``t`` had the count to protect. Read by the test's own
+    attacker, with every cell from ``t`` on taken out."""
+    if any(
+        n for s in range(t) for j, n in seen[s].joint.items() if own_atom(j, seen[t]) == atom
+    ):
+        return False
+    before = [x if s < t else replace(x, cells=[]) for s, x in enumerate(seen)]
+    return attack_shapes(before)[(t, atom)].width <= bounds.width
 
 
 W2, W3, W4 = date(2024, 1, 10), date(2024, 1, 17), date(2024, 1, 24)
@@ -423,4 +440,41 @@ def test_no_sequence_with_a_shape_change_narrows_a_hidden_cell(
         if back and i == len(batches) - 1:
             rules = first
         steps.append((rules, batch))
+    assert narrow_across(steps) == []
+
+
+def test_a_late_record_beside_a_cell_of_a_shape_without_margins_is_the_known_limit() -> None:
+    """The sequence hypothesis found (first shape with weekly nationality
+    totals public, then one without margins, then back): the second shape
+    publishes W02's 3 VEN women exactly, when W02 has no VEN man. A late record
+    brings one; the return to the first shape publishes W02's VEN total (4),
+    the country's own margin, and with counts that only grow it leaves the man
+    at 0..1. Nothing released from then on can widen that, and no release
+    before had a man to protect: the limit docs/policies.md names. The test
+    holds that it is that limit and nothing more."""
+    base: dict[str, Any] = {
+        "shared": True,
+        "audiences": ["TS"],
+        "purposes": ["statistics"],
+        "dimensions": ["nationality", "sex"],
+        "min_cell_size": 3,
+        "coarsen": ["period"],
+        "margins": [["nationality"]],
+        "tables": [["nationality", "sex"], []],
+    }
+    first = FlowStatisticsRules.model_validate(base)
+    second = FlowStatisticsRules.model_validate(base | {"margins": []})
+    steps = [
+        (first, _rows({("CUB", "F", W2): 8, ("CUB", "M", W3): 3, ("VEN", "M", W4): 4})),
+        (second, _rows({("VEN", "F", W2): 3, ("CUB", "F", W3): 2})),
+        (second, _rows({("HTI", "M", W2): 1, ("HTI", "M", W3): 3, ("VEN", "F", W4): 1})),
+        (first, _rows({("CUB", "F", W2): 1, ("VEN", "M", W2): 1, ("HTI", "M", W3): 3})),
+    ]
+    seen, bare, _ = run(steps)
+    man = (3, ("2024-W02", ("VEN", "M")))
+    found = attack_shapes(seen)[man]
+    assert found.width < 3 < attack_shapes(bare)[man].width, found
+    assert new_and_pinned_before(seen, 3, man[1], found)
+    # the same count had it existed at the second release is not excused
+    assert not new_and_pinned_before(seen, 3, ("2024-W02", ("VEN", "F")), found)
     assert narrow_across(steps) == []
