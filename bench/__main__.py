@@ -163,10 +163,9 @@ def main() -> None:
         (HERE / "results.json").write_text(json.dumps({**headline, "details": results}, indent=2))
         # Keep the online folder's section (python -m bench.folder_load writes it).
         old = (HERE / "RESULTS.md").read_text() if (HERE / "RESULTS.md").exists() else ""
-        folder = old[old.find("<!-- folder-load -->"):] if "<!-- folder-load -->" in old else ""
+        folder = old[old.find("<!-- folder-load -->") :] if "<!-- folder-load -->" in old else ""
         text = _markdown(results, headline)
-        (HERE / "RESULTS.md").write_text(text.rstrip("\n") + "\n\n" + folder if folder
-                                         else text)
+        (HERE / "RESULTS.md").write_text(text.rstrip("\n") + "\n\n" + folder if folder else text)
     elif not args.quick and only == {"audit"}:
         _update_audit(results, headline)
     _table(console, headline)

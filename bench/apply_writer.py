@@ -148,15 +148,27 @@ def _child(tree: Path | None, args: argparse.Namespace) -> dict[str, Any]:
     """One run in a child process, of ``tree``'s ``node`` (None: this one's)."""
     here = str(Path(__file__).resolve().parent.parent)
     path = here if tree is None else f"{tree}{os.pathsep}{here}"
-    cmd = [sys.executable, "-m", "bench.apply_writer", str(args.work),
-           "--records", str(args.records), "--batch", str(args.batch)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.apply_writer",
+        str(args.work),
+        "--records",
+        str(args.records),
+        "--batch",
+        str(args.batch),
+    ]
     if args.no_serial:
         cmd.append("--no-serial")
     # Run from DIR: ``-m`` puts the working directory first on sys.path, and
     # from this tree it would shadow ``tree``'s node.
     done = subprocess.run(
-        cmd, env={**os.environ, "PYTHONPATH": path}, cwd=args.work, check=True,
-        capture_output=True, text=True,
+        cmd,
+        env={**os.environ, "PYTHONPATH": path},
+        cwd=args.work,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
     expected = Path(tree or here).resolve() / "node"
@@ -177,8 +189,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     load.append(round(os.getloadavg()[0], 2))
     out: dict[str, Any] = {"runs": args.repeat, "load_average_1m": load}
     for side, results in runs.items():
-        out[side] = {k: statistics.median(r[k] for r in results) for k in results[0]
-                     if k != "node"}
+        out[side] = {k: statistics.median(r[k] for r in results) for k in results[0] if k != "node"}
     return out
 
 
@@ -217,8 +228,11 @@ def _section(result: dict[str, Any], against: str) -> str:
         "| measure | before | after |",
         "| --- | --- | --- |",
     ]
-    lines += [f"| {label} | {shown(key, before[key])} | {shown(key, after[key])} |"
-              for label, key in rows if key in before and key in after]
+    lines += [
+        f"| {label} | {shown(key, before[key])} | {shown(key, after[key])} |"
+        for label, key in rows
+        if key in before and key in after
+    ]
     return "\n".join(lines)
 
 
@@ -236,16 +250,21 @@ def main() -> None:
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     if args.against is None:
-        print(json.dumps(run(args.work, args.records, args.batch, args.profile,
-                             not args.no_serial)))
+        print(
+            json.dumps(run(args.work, args.records, args.batch, args.profile, not args.no_serial))
+        )
         return
     result = compare(args)
     print(json.dumps(result))
     if args.write:
         from bench.sections import write_section
 
-        write_section(BEGIN, END, _section(result, args.label or str(args.against)),
-                      before="<!-- privacy-utility -->")
+        write_section(
+            BEGIN,
+            END,
+            _section(result, args.label or str(args.against)),
+            before="<!-- privacy-utility -->",
+        )
 
 
 if __name__ == "__main__":

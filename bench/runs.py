@@ -97,9 +97,7 @@ def federation(
     path = base / f"{country}.csv"
     write_csv(rows, path)
     ingest(member, path, stage=False)
-    ensure_topic(
-        bootstrap, topic, partitions=3, replication=1, configs=dict(SHARED_TOPIC_CONFIGS)
-    )
+    ensure_topic(bootstrap, topic, partitions=3, replication=1, configs=dict(SHARED_TOPIC_CONFIGS))
     return Federation(member, agg, topic)
 
 
@@ -115,9 +113,7 @@ def _copy_member(member: Home, path: Path, topic: str) -> Home:
 
 def _raw_produce(bootstrap: str, topic: str, payload: list[tuple[bytes, bytes]]) -> float:
     """Seconds for bare kafka-python to produce ``payload`` with the node's settings."""
-    ensure_topic(
-        bootstrap, topic, partitions=3, replication=1, configs=dict(SHARED_TOPIC_CONFIGS)
-    )
+    ensure_topic(bootstrap, topic, partitions=3, replication=1, configs=dict(SHARED_TOPIC_CONFIGS))
     producer = KafkaProducer(**producer_config(bootstrap, "bench-raw"))
     producer.send(topic, key=b"warm-up", value=b"").get(timeout=60)
     started = time.perf_counter()
@@ -133,9 +129,7 @@ def _raw_produce(bootstrap: str, topic: str, payload: list[tuple[bytes, bytes]])
 def _raw_confluent_produce(bootstrap: str, topic: str, payload: list[tuple[bytes, bytes]]) -> float:
     """Seconds for bare confluent-kafka to produce ``payload`` with the same guarantees."""
     confluent = load_confluent()
-    ensure_topic(
-        bootstrap, topic, partitions=3, replication=1, configs=dict(SHARED_TOPIC_CONFIGS)
-    )
+    ensure_topic(bootstrap, topic, partitions=3, replication=1, configs=dict(SHARED_TOPIC_CONFIGS))
     producer = confluent.Producer(confluent_config(bootstrap, "bench-raw-confluent"))
     failed: list[str] = []
 
@@ -343,9 +337,7 @@ def aggregator(bootstrap: str, node_result: dict[str, Any], base: Path) -> dict[
         out[f"raw_{prefix}consume_per_s"] = round(raw_rate)
         out[f"{prefix}aggregator_ratio"] = round(agg_rate / raw_rate, 3)
         out[f"{prefix}aggregator_writer_cpu_us"] = round(cpu / applied * 1e6, 1)
-    serial_s, applied, cpu = _aggregate(
-        agg, bootstrap, topic, default, 0, base / "agg-serial.db"
-    )
+    serial_s, applied, cpu = _aggregate(agg, bootstrap, topic, default, 0, base / "agg-serial.db")
     assert applied == expected
     out["serial_aggregator_cpu_us"] = round(cpu / applied * 1e6, 1)
     out["serial_aggregator_seconds"] = round(serial_s, 3)
@@ -377,8 +369,20 @@ def rebuild(bootstrap: str, node_result: dict[str, Any], *, big: bool) -> dict[s
     )
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", script, sys.executable, "-m", "node.cli", "--home", str(home),
-         "aggregate", "--rebuild", "--bootstrap", bootstrap],
+        [
+            sys.executable,
+            "-c",
+            script,
+            sys.executable,
+            "-m",
+            "node.cli",
+            "--home",
+            str(home),
+            "aggregate",
+            "--rebuild",
+            "--bootstrap",
+            bootstrap,
+        ],
         check=True,
         cwd=repo,
         stdout=subprocess.PIPE,  # the peak; the rebuild's errors go to stderr

@@ -132,9 +132,7 @@ def kafka_password(settings: KafkaSettings, base: Path) -> SecretStr | None:
     if settings.password_env is not None:
         value = os.environ.get(settings.password_env)
         if not value:
-            raise ConfigError(
-                f"kafka.password_env names {settings.password_env}, which is not set"
-            )
+            raise ConfigError(f"kafka.password_env names {settings.password_env}, which is not set")
         return SecretStr(value)
     if settings.password_file is None:
         return None

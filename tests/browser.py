@@ -109,9 +109,7 @@ def png_colours(path: Path) -> Counter[tuple[int, int, int]]:
                 pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
                 pred = left if pa <= pb and pa <= pc else up if pb <= pc else corner
                 line[i] = (line[i] + pred) & 0xFF
-        counts.update(
-            (line[i], line[i + 1], line[i + 2]) for i in range(0, stride, channels)
-        )
+        counts.update((line[i], line[i + 1], line[i + 2]) for i in range(0, stride, channels))
         prev = line
     return counts
 

@@ -231,9 +231,7 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
     # the picture is the serial one, each event applied once.
     _apply(agg, tmp_path / "serial.db", messages, workers=0, batch=300)
     with PictureStore(tmp_path / "killed.db") as store:
-        aggregator = build_aggregator(
-            agg, store, event_codec(), floor=regional_floor(), workers=2
-        )
+        aggregator = build_aggregator(agg, store, event_codec(), floor=regional_floor(), workers=2)
         try:
             for n, i in enumerate(range(0, len(messages), 300)):
                 aggregator.apply_batch(messages[i : i + 300])

@@ -92,8 +92,9 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Source:
     return Source(agg, factory, key, flows + references, recipients)
 
 
-def _event(src: Source, kind: str, subject: str, body: dict[str, Any], revision: int,
-           withdrawn: bool) -> bytes:
+def _event(
+    src: Source, kind: str, subject: str, body: dict[str, Any], revision: int, withdrawn: bool
+) -> bytes:
     """A signed event of ``subject`` at ``revision``, its body told apart by
     the revision (a withdrawal has none)."""
     if withdrawn:
@@ -103,7 +104,12 @@ def _event(src: Source, kind: str, subject: str, body: dict[str, Any], revision:
     else:
         content = body
     staged = src.factory.build(
-        kind, subject, revision, content, None, datetime.now(UTC),
+        kind,
+        subject,
+        revision,
+        content,
+        None,
+        datetime.now(UTC),
         seal_to=src.recipients if kind in RESTRICTED_KINDS else None,
     )
     return staged.value

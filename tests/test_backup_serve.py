@@ -117,9 +117,8 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Home]]:
 
     with PictureStore(agg.store_path) as store:
         consume_until_caught_up(
-            Aggregator(
-                store, event_codec(), trust.key_directory(agg), floor=regional_floor()
-            ), MemorySource(topic)
+            Aggregator(store, event_codec(), trust.key_directory(agg), floor=regional_floor()),
+            MemorySource(topic),
         )
     with FolderDB(agg.path / "folder.db") as db:
         db.add_user("ana", "TS", PASSWORD)
@@ -135,8 +134,9 @@ def _basic(url: str, method: str = "GET", data: bytes | None = None) -> urllib.r
     import base64
 
     token = base64.b64encode(f"ana:{PASSWORD}".encode()).decode()
-    return urllib.request.Request(url, data=data, method=method,
-                                  headers={"Authorization": f"Basic {token}"})
+    return urllib.request.Request(
+        url, data=data, method=method, headers={"Authorization": f"Basic {token}"}
+    )
 
 
 def test_serve_answers_the_picture_read_only(served: tuple[str, Home]) -> None:

@@ -375,9 +375,7 @@ def test_the_aggregator_applies_sealed_events_with_one_verification_per_batch(
     agg = aggregator_for(tmp_path, [pan])
     signed = MemoryTopic()
     with NodeStore(pan.store_path) as store:
-        factory = EventFactory(
-            pan.country, home_policy(pan), trust.load_signing_key(pan), CODEC
-        )
+        factory = EventFactory(pan.country, home_policy(pan), trust.load_signing_key(pan), CODEC)
         store.stage(prepare_flow_events(store, factory).events)
         drain_outbox(store, MemorySink(signed))
     n = len(signed.records)

@@ -116,16 +116,19 @@ def _boxes(page: Page, selector: str) -> list[Box]:
     return boxes
 
 
-def _collisions(boxes: list[Box], others: list[Box] | None = None
-                ) -> list[tuple[str, str]]:
+def _collisions(boxes: list[Box], others: list[Box] | None = None) -> list[tuple[str, str]]:
     """Pairs of boxes whose areas intersect (touching edges do not count)."""
+
     def hit(a: Box, b: Box) -> bool:
-        return (min(a["x1"], b["x1"]) - max(a["x0"], b["x0"]) > 0.5 and
-                min(a["y1"], b["y1"]) - max(a["y0"], b["y0"]) > 0.5)
+        return (
+            min(a["x1"], b["x1"]) - max(a["x0"], b["x0"]) > 0.5
+            and min(a["y1"], b["y1"]) - max(a["y0"], b["y0"]) > 0.5
+        )
 
     if others is None:
-        return [(a["text"], b["text"]) for i, a in enumerate(boxes) for b in boxes[i + 1:]
-                if hit(a, b)]
+        return [
+            (a["text"], b["text"]) for i, a in enumerate(boxes) for b in boxes[i + 1 :] if hit(a, b)
+        ]
     return [(a["text"], b["text"]) for a in boxes for b in others if hit(a, b)]
 
 
@@ -174,14 +177,25 @@ def _status_cells() -> list[FlowCell]:
     cells = []
     for w in range(1, 14):
         period = f"2024-W{w:02d}"
-        cells.append(FlowCell(period, "ISO_WEEK", "PAN", "HTI", None, None, 300 + 9 * w,
-                              False))
-        cells.append(FlowCell(period, "ISO_WEEK", "PAN", "CHN", None, None, 120 + w, False,
-                              obs_status="N", ci95=(100 + w, 140 + w)))
-        cells.append(FlowCell(period, "ISO_WEEK", "CRI", "VEN", None, None, 80 + w, False,
-                              sex="F"))
-        cells.append(FlowCell(period, "ISO_WEEK", "MEX", "IND", None, None, 40 + w, True,
-                              obs_status="E"))
+        cells.append(FlowCell(period, "ISO_WEEK", "PAN", "HTI", None, None, 300 + 9 * w, False))
+        cells.append(
+            FlowCell(
+                period,
+                "ISO_WEEK",
+                "PAN",
+                "CHN",
+                None,
+                None,
+                120 + w,
+                False,
+                obs_status="N",
+                ci95=(100 + w, 140 + w),
+            )
+        )
+        cells.append(FlowCell(period, "ISO_WEEK", "CRI", "VEN", None, None, 80 + w, False, sex="F"))
+        cells.append(
+            FlowCell(period, "ISO_WEEK", "MEX", "IND", None, None, 40 + w, True, obs_status="E")
+        )
     return cells
 
 
@@ -189,11 +203,15 @@ def _svg_page(tmp_path: Path) -> Path:
     cells = _status_cells()
     totals = {"PAN": 5000, "CRI": 1234, "MEX": 777, "GTM": 3100}
     statuses = {"CRI": "lower-bound", "MEX": "noisy"}
-    body = (line_chart(cells) + corridor_diagram(_dense_legs())
-            + bar_chart(totals, statuses=statuses))
+    body = (
+        line_chart(cells) + corridor_diagram(_dense_legs()) + bar_chart(totals, statuses=statuses)
+    )
     path = tmp_path / "charts.html"
-    path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><style>{_CSS}</style>"
-                    f"</head><body>{body}</body></html>", encoding="utf-8")
+    path.write_text(
+        f"<!doctype html><html><head><meta charset='utf-8'><style>{_CSS}</style>"
+        f"</head><body>{body}</body></html>",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -244,8 +262,10 @@ def test_report_country_colours_are_not_nationality_colours_and_statuses_differ(
     # Each status draws differently: exact filled, noisy hollow and dashed,
     # lower bound a hollow triangle ("at least"); bars the same way.
     points = narrow.evaluate(style, "#chart-flows .point")
-    look = {p["status"]: (p["tag"], p["fill"] == "rgb(255, 255, 255)", p["dash"] != "none")
-            for p in points}
+    look = {
+        p["status"]: (p["tag"], p["fill"] == "rgb(255, 255, 255)", p["dash"] != "none")
+        for p in points
+    }
     assert set(look) == {"exact", "rounded", "noisy", "lower-bound"}
     assert look["exact"] == look["rounded"] == ("circle", False, False)
     assert look["noisy"] == ("circle", True, True)
@@ -282,11 +302,17 @@ def _vega_page(tmp_path: Path) -> Path:
     statuses = {"CRI": "lower-bound", "MEX": "noisy"}
     scripts = "".join(
         f"<script src='{(STATIC / s).as_uri()}'></script>"
-        for s in ("vendor/vega.min.js", "vendor/vega-lite.min.js", "vendor/vega-embed.min.js",
-                  "vendor/vega-interpreter.js", "folder.js")
+        for s in (
+            "vendor/vega.min.js",
+            "vendor/vega-lite.min.js",
+            "vendor/vega-embed.min.js",
+            "vendor/vega-interpreter.js",
+            "folder.js",
+        )
     )
-    body = (vl_chart("chart-by-country", country_spec(totals, statuses))
-            + vl_chart("chart-by-nationality", nationality_spec(cells)))
+    body = vl_chart("chart-by-country", country_spec(totals, statuses)) + vl_chart(
+        "chart-by-nationality", nationality_spec(cells)
+    )
     path = tmp_path / "vega.html"
     path.write_text(
         "<!doctype html><html><head><meta charset='utf-8'><link rel='stylesheet' "
@@ -305,13 +331,19 @@ def _vega_checks(page: Page, shots: Path, name: str) -> None:
     titles = {b["text"] for b in _boxes(page, "#chart-by-nationality .role-axis-title text")}
     assert titles == {"Encounters per week", "ISO week (year-Www)"}
     assert {b["text"] for b in _boxes(page, "#chart-by-country .role-axis-title text")} == {
-        "Encounters", "Reporting country"}
+        "Encounters",
+        "Reporting country",
+    }
     # The count axis is the only one with numbers.
-    ticks = [b["text"] for b in _boxes(page, "#chart-by-country .role-axis-label text")
-             if re.fullmatch(r"[\d,]+", b["text"])]
+    ticks = [
+        b["text"]
+        for b in _boxes(page, "#chart-by-country .role-axis-label text")
+        if re.fullmatch(r"[\d,]+", b["text"])
+    ]
     _round_steps(ticks)
-    weeks = [b for b in _boxes(page, "#chart-by-nationality .role-axis-label text")
-             if "W" in b["text"]]
+    weeks = [
+        b for b in _boxes(page, "#chart-by-nationality .role-axis-label text") if "W" in b["text"]
+    ]
     assert weeks and all(re.fullmatch(r"\d{4}-W\d{2}", b["text"]) for b in weeks)
     assert _collisions(weeks) == []
 
@@ -349,8 +381,9 @@ def test_folder_charts_fit_800px_with_titled_round_axes_and_status_marks(
     assert shapes["lower-bound"].isdisjoint(shapes["exact"] | shapes["noisy"])
     # Country colours are not nationality colours.
     bar_fills = {b["fill"].lower() for b in bars}
-    line_strokes = {p["stroke"].lower() for p in narrow.evaluate(
-        attrs, "#chart-by-nationality .mark-line path")}
+    line_strokes = {
+        p["stroke"].lower() for p in narrow.evaluate(attrs, "#chart-by-nationality .mark-line path")
+    }
     assert bar_fills and line_strokes and bar_fills.isdisjoint(line_strokes)
 
 
@@ -366,8 +399,9 @@ def base(fed: Federation) -> Iterator[str]:
     close_clients()
 
 
-def test_the_folder_flows_page_at_800px(browser: Browser, base: str, fed: Federation,
-                                        tmp_path: Path) -> None:
+def test_the_folder_flows_page_at_800px(
+    browser: Browser, base: str, fed: Federation, tmp_path: Path
+) -> None:
     context = browser.new_context(base_url=base, viewport={"width": WIDTH, "height": 900})
     page = context.new_page()
     try:

@@ -61,8 +61,15 @@ def test_demo_runs_the_federation_and_prints_the_picture(
     mine = json.loads(mex.stdout)
     for_mex = runner.invoke(
         main,
-        ["--home", str(directory / "secretariat"), "report", "--format", "json",
-         "--audience", "MEX"],
+        [
+            "--home",
+            str(directory / "secretariat"),
+            "report",
+            "--format",
+            "json",
+            "--audience",
+            "MEX",
+        ],
     )
     assert mine["audience"] == "MEX" and mine["flows"] == json.loads(for_mex.output)["flows"]
     assert {r["reporting_country"] for r in mine["flows"]} == {"PAN", "CRI", "GTM", "MEX"}

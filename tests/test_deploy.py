@@ -267,8 +267,7 @@ def test_stores_on_named_volumes_and_only_read_only_binds(
     for name, service in services.items():
         for volume in service.get("volumes", []):
             source, target, *mode = volume.split(":")
-            mode = [m for m in mode if m != "ro"] if not source.startswith(("./", "/")) \
-                else mode
+            mode = [m for m in mode if m != "ro"] if not source.startswith(("./", "/")) else mode
             if source.startswith(("./", "/")):
                 assert mode == ["ro"], f"{name}: bind mount {volume} must be read-only"
             else:
@@ -306,6 +305,8 @@ def test_the_report_service_runs_the_folder_read_only_without_keys(
     assert not any("key" in a.lower() for a in args)
     # The image creates the folder volume's mount point for the unprivileged user.
     assert "/var/lib/corredor-folder" in DOCKERFILE.read_text()
+
+
 def _mounts(service: dict[str, Any]) -> list[tuple[str, str, bool]]:
     """(source, target, read_only) of each volume, short or long syntax."""
     out = []
@@ -669,21 +670,48 @@ def test_the_stack_runs_the_demo(tmp_path: Path) -> None:
             run("exec", "-T", f"node-{country.lower()}", "corredor", "ingest", "/inbox/demo.csv")
         # The folder: a user added inside the report container, signed in from the host.
         done = subprocess.run(
-            [*compose, "exec", "-T", "report", "corredor", "users", "add", "ops",
-             "--audience", "TS"], input="compose test password\n", capture_output=True,
-            text=True, timeout=120, cwd=REPO_ROOT)
+            [
+                *compose,
+                "exec",
+                "-T",
+                "report",
+                "corredor",
+                "users",
+                "add",
+                "ops",
+                "--audience",
+                "TS",
+            ],
+            input="compose test password\n",
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO_ROOT,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         folder = httpx.Client(base_url="http://127.0.0.1:8080")
         token = re.search(r"name='csrf' value='([^']+)'", folder.get("/signin").text)
         assert token
-        signed = folder.post("/signin", data={"csrf": token.group(1), "username": "ops",
-                                              "password": "compose test password"})
+        signed = folder.post(
+            "/signin",
+            data={"csrf": token.group(1), "username": "ops", "password": "compose test password"},
+        )
         assert signed.status_code == 303
         # No key visible, and the home cannot be written from the folder's container.
         assert run("exec", "-T", "report", "ls", "-A", "/var/lib/corredor/home/keys") == ""
         denied = subprocess.run(
-            [*compose, "exec", "-T", "report", "python", "-c",
-             "open('/var/lib/corredor/home/x', 'w')"], capture_output=True, cwd=REPO_ROOT)
+            [
+                *compose,
+                "exec",
+                "-T",
+                "report",
+                "python",
+                "-c",
+                "open('/var/lib/corredor/home/x', 'w')",
+            ],
+            capture_output=True,
+            cwd=REPO_ROOT,
+        )
         assert denied.returncode != 0
         deadline = time.monotonic() + 300
         producers: set[str] = set()

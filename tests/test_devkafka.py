@@ -124,8 +124,9 @@ def test_secure_properties_leave_no_unauthenticated_listener(tmp_path: Path) -> 
     assert props["inter.broker.listener.name"] == "SASL_SSL"
     assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
     assert props["sasl.mechanism.controller.protocol"] == "PLAIN"
-    assert 'username="admin" password="adm1n-pw"' in (
-        props["listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"]
+    assert (
+        'username="admin" password="adm1n-pw"'
+        in (props["listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"])
     )
     assert 'user_controller="ctl-pw"' in props["listener.name.controller.plain.sasl.jaas.config"]
     assert props["ssl.keystore.type"] == props["ssl.truststore.type"] == "PEM"

@@ -32,9 +32,7 @@ def _all_bytes(bootstrap: str, topic: str) -> list[bytes]:
 
 
 @pytest.fixture
-def federation(
-    tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str
-) -> Federation:
+def federation(tmp_path: Path, kafka_bootstrap: str, topic: str, group_id: str) -> Federation:
     members = []
     for i, country in enumerate(COUNTRIES):
         home, rows, _ = member_with_data(
@@ -50,9 +48,7 @@ def federation(
     return members, agg
 
 
-def test_four_nodes_picture_equals_raw_counts(
-    federation: Federation, kafka_bootstrap: str
-) -> None:
+def test_four_nodes_picture_equals_raw_counts(federation: Federation, kafka_bootstrap: str) -> None:
     members, agg = federation
     for home, _ in members:
         result = publish(home)
@@ -78,6 +74,7 @@ def test_no_raw_identifying_value_reaches_the_topic(
             planted |= {v for v in values if len(v) >= 4}
     blobs = _all_bytes(kafka_bootstrap, topic)
     assert blobs, "nothing was read back from the topic"
+
     def scan(blobs: list[bytes]) -> list[str]:
         return [v for v in planted for b in blobs if v.encode("utf-8") in b]
 

@@ -141,8 +141,7 @@ def _bars(page: Page) -> dict[str, int]:
     }
 
 
-def test_sign_in_filter_chart_download_and_sign_out(page: Page, base: str,
-                                                   fed: Federation) -> None:
+def test_sign_in_filter_chart_download_and_sign_out(page: Page, base: str, fed: Federation) -> None:
     _sign_in(page, "ana")
     assert page.inner_text("#audience") == "TS"
     _shot(page, "01-signed-in-overview")
@@ -190,8 +189,7 @@ def test_sign_in_filter_chart_download_and_sign_out(page: Page, base: str,
     want = [r for r in every if r[1] == "CRI" and periods[3] <= r[0] <= periods[8]]
     assert rows == want and rows
     shown = national_totals(fed.home.store_path, set(periods[3:9]))
-    assert _bars(page) == {"CRI": shown["CRI"]} and shown["CRI"] >= sum(
-        _count(r[4]) for r in rows)
+    assert _bars(page) == {"CRI": shown["CRI"]} and shown["CRI"] >= sum(_count(r[4]) for r in rows)
     _shot(page, "03-flows-filtered")
 
     # Download SDMX-CSV: the audience's numbers, the same totals as the table.

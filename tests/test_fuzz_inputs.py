@@ -136,9 +136,7 @@ def test_garbage_messages_never_stop_the_aggregator(tmp_path: Path) -> None:
         with PictureStore(agg.store_path) as store:
             stats = Aggregator(
                 store, event_codec(), trust.key_directory(agg), floor=regional_floor()
-            ).apply_batch(
-                MemorySource(mixed).poll_batch(0, 10**6)
-            )
+            ).apply_batch(MemorySource(mixed).poll_batch(0, 10**6))
         assert stats.messages == len(mixed.records)
         assert (
             stats.applied + stats.duplicates + stats.stale + stats.rejected_total == stats.messages

@@ -67,9 +67,7 @@ def _aggregate(agg: Home, codec: EventCodec, bootstrap: str, topic: str, group: 
         source = KafkaSource(bootstrap, topic, group)
         try:
             return consume_until_caught_up(
-                Aggregator(
-                    store, codec, trust.key_directory(agg), floor=regional_floor()
-                ), source
+                Aggregator(store, codec, trust.key_directory(agg), floor=regional_floor()), source
             )
         finally:
             source.close()

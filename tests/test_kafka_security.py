@@ -265,7 +265,12 @@ def test_the_slice_over_tls_and_scram_without_leaking_a_secret(
         members = []
         for i, country in enumerate(MEMBERS):
             home, rows, _ = member_with_data(
-                tmp_path, country, 1500, seed=40 + i, weeks=3, topic="corredor.events",
+                tmp_path,
+                country,
+                1500,
+                seed=40 + i,
+                weeks=3,
+                topic="corredor.events",
                 detail_only=True,
             )
             members.append((home, rows))

@@ -32,9 +32,7 @@ def cli(home: Home, *args: str) -> Result:
 def _setup(tmp_path: Path, bootstrap: str, topic: str) -> tuple[Home, list[Home]]:
     members = []
     for country in ("CRI", "GTM", "PAN"):
-        home = init_member(
-            tmp_path / country.lower(), country, bootstrap=bootstrap, topic=topic
-        )
+        home = init_member(tmp_path / country.lower(), country, bootstrap=bootstrap, topic=topic)
         home.config.kafka.control_topic = f"{topic}.control"
         home.save()
         members.append(home)

@@ -172,9 +172,7 @@ def test_overlapping_drain_sends_each_committed_row_once(tmp_path: Path) -> None
         drainer.start()
         time.sleep(0.05)  # the drainer polls an empty outbox first
         with NodeStore(home.store_path) as store:
-            plan, _ = stage_publication(
-                home, store, home_policy(home), commit_chunks=True
-            )
+            plan, _ = stage_publication(home, store, home_policy(home), commit_chunks=True)
         done.set()
         drainer.join(timeout=PATIENCE_S)
     assert results and results[0].acknowledged == results[0].sent == plan.staged
@@ -219,9 +217,7 @@ def test_publish_drains_from_a_second_process_on_the_broker(
     with PictureStore(agg.store_path) as picture:
         assert len(picture.view("encounter_view")) == 3_000
 
-    data = b"\n".join(
-        x for m in read_all(kafka_bootstrap, topic) for x in (m.key, m.value) if x
-    )
+    data = b"\n".join(x for m in read_all(kafka_bootstrap, topic) for x in (m.key, m.value) if x)
     assert rows[0]["record_id"].encode() not in data
     found = [v for v in planted if v.encode() in data]
     assert not found, f"{len(found)} raw identifying values reached the topic"
@@ -273,7 +269,10 @@ def test_parallel_stagers_split_the_records_and_the_parent_withdraws(tmp_path: P
     plan = second.encounters
     assert plan is not None
     assert (plan.records, plan.new, plan.revised, plan.withdrawn) == (
-        900 - len(gone), 0, len(changed), len(gone)
+        900 - len(gone),
+        0,
+        len(changed),
+        len(gone),
     )
     ledger, outbox = _ledger_and_outbox(home)
     live = [s for s, (_, content) in ledger.items() if content is not None]
@@ -311,8 +310,15 @@ def test_publish_cli_overlap_on_reports_what_it_staged(
     result = CliRunner().invoke(
         main,
         [
-            "--home", str(home.path), "publish", "--bootstrap", kafka_bootstrap,
-            "--overlap", "on", "--format", "json",
+            "--home",
+            str(home.path),
+            "publish",
+            "--bootstrap",
+            kafka_bootstrap,
+            "--overlap",
+            "on",
+            "--format",
+            "json",
         ],
     )
     assert result.exit_code == 0, result.output

@@ -49,9 +49,7 @@ def _bound_names(tree: ast.Module) -> set[str]:
         elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
-                names.update(
-                    n.id for n in ast.walk(target) if isinstance(n, ast.Name)
-                )
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
         elif isinstance(node, ast.Try | ast.If | ast.With | ast.For):
             pending.extend(ast.iter_child_nodes(node))
         elif isinstance(node, ast.ExceptHandler):
@@ -131,9 +129,7 @@ def test_a_clean_planted_tree_passes(tmp_path: Path) -> None:
             "util.py": "",
             "_private.py": "",
             "__main__.py": "",
-            "roles/__init__.py": (
-                "from pkg.roles.run import Run\n__all__ = [\"Run\", \"run\"]\n"
-            ),
+            "roles/__init__.py": ('from pkg.roles.run import Run\n__all__ = ["Run", "run"]\n'),
             "roles/run.py": "class Run: ...\n",
             "data/table.csv": "a,b\n",
         },

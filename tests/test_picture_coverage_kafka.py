@@ -41,9 +41,9 @@ SEED = 16
 def _policy(country: str) -> Path:
     """The shipped policy, as a country would run it."""
     path = policies_dir() / f"{country}.yaml"
-    assert "tables" in yaml.safe_load(path.read_text(encoding="utf-8"))["exchanges"][
-        "flow_statistics"
-    ], f"{path} publishes no tables"
+    assert (
+        "tables" in yaml.safe_load(path.read_text(encoding="utf-8"))["exchanges"]["flow_statistics"]
+    ), f"{path} publishes no tables"
     return path
 
 

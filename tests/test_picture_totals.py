@@ -418,9 +418,11 @@ def test_a_month_answer_stays_beside_weeks_of_its_own_table_only() -> None:
         FlowCell("2024-W05", "ISO_WEEK", "CRI", "CUB", None, "_T", 30, False, "_T", "_T"),
     ]
     month = FlowCell("2024-02", "MONTH", "CRI", "CUB", None, "PAN", 9, False, "M", "30-44")
-    legs = {(a.period, a.key): a.number.count for a in resolve([*week, month],
-                                                              ("previous_country",))}
+    legs = {
+        (a.period, a.key): a.number.count for a in resolve([*week, month], ("previous_country",))
+    }
     assert legs == {("2024-W05", ("PAN",)): 7, ("2024-02", ("PAN",)): 9}
-    nationalities = {(a.period, a.key): a.number.count
-                     for a in resolve([*week, month], ("nationality",))}
+    nationalities = {
+        (a.period, a.key): a.number.count for a in resolve([*week, month], ("nationality",))
+    }
     assert nationalities == {("2024-W05", ("CUB",)): 30}

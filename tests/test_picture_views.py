@@ -82,8 +82,9 @@ def _month_of_week(period: str) -> str:
     return f"{thursday.year}-{thursday.month:02d}"
 
 
-def _by_the_rule(raw: list[dict[str, object]], keep: tuple[str, ...]
-                 ) -> dict[tuple[str, str, tuple[str | None, ...]], tuple[int, bool]]:
+def _by_the_rule(
+    raw: list[dict[str, object]], keep: tuple[str, ...]
+) -> dict[tuple[str, str, tuple[str | None, ...]], tuple[int, bool]]:
     """(period, country, key) -> (count, from the table that keeps exactly
     ``keep``), from the stored cells by docs/picture.md: per country and period
     the table with exactly those dimensions if published, else the sums of the
@@ -94,8 +95,9 @@ def _by_the_rule(raw: list[dict[str, object]], keep: tuple[str, ...]
     groups: dict[tuple[str, str], dict[frozenset[str], list[dict[str, object]]]] = {}
     for r in raw:
         shape = frozenset(d for d in _DIMS if _value(r, d) not in (None, "_T"))
-        groups.setdefault((str(r["period"]), str(r["reporting_country"])), {}) \
-            .setdefault(shape, []).append(r)
+        groups.setdefault((str(r["period"]), str(r["reporting_country"])), {}).setdefault(
+            shape, []
+        ).append(r)
     want = frozenset(keep)
     out: dict[tuple[str, str, tuple[str | None, ...]], tuple[int, bool]] = {}
     shapes: dict[tuple[str, str, tuple[str | None, ...]], frozenset[str]] = {}
@@ -117,11 +119,11 @@ def _by_the_rule(raw: list[dict[str, object]], keep: tuple[str, ...]
             shapes[(period, country, key)] = shape
     overlapped = {(_month_of_week(p), c, k, s) for (p, c, k), s in shapes.items() if "-W" in p}
     return {
-        (p, c, k): v for (p, c, k), v in out.items()
-        if "-W" in p or not any((p, c, k, s) in overlapped
-                                for s in set(shapes.values()) - {shapes[(p, c, k)]})
+        (p, c, k): v
+        for (p, c, k), v in out.items()
+        if "-W" in p
+        or not any((p, c, k, s) in overlapped for s in set(shapes.values()) - {shapes[(p, c, k)]})
     }
-
 
 
 def test_regional_totals_are_the_sum_of_the_country_counts_shown(picture: Home) -> None:
@@ -144,13 +146,17 @@ def test_regional_totals_are_the_sum_of_the_country_counts_shown(picture: Home) 
     # the detail below them; GTM, publishing regions only, gives its region table.
     assert all(exact for (p, _, _), (_, exact) in rule.items() if "-W" in p)
     assert {k[0] for (_, c, k) in rule if c == "GTM"} <= {
-        f"[{r['nationality_region']}]" for r in raw if r["reporting_country"] == "GTM"}
+        f"[{r['nationality_region']}]" for r in raw if r["reporting_country"] == "GTM"
+    }
     # CRI's month cells (its detail coarsened to a month) stay only for
     # nationalities no week of that month answers.
     months = [(p, k) for (p, c, k) in rule if c == "CRI" and "-W" not in p]
     assert months and not any(
         ("-W" in p and _month_of_week(p) == m and k == key)
-        for (m, key) in months for (p, c, k) in rule if c == "CRI")
+        for (m, key) in months
+        for (p, c, k) in rule
+        if c == "CRI"
+    )
 
 
 def test_trends_change_and_origin_groups(picture: Home) -> None:
@@ -169,12 +175,15 @@ def test_trends_change_and_origin_groups(picture: Home) -> None:
     for row in data["totals"]:
         if row["reporting_country"] != "_T":
             assert (row["count"], row["status"]) == (
-                totals[(row["period"], row["reporting_country"], ())][0], "exact")
+                totals[(row["period"], row["reporting_country"], ())][0],
+                "exact",
+            )
     latest = region[-1]["period"]
     shown = {c: n for (p, c, _), (n, _) in totals.items() if p == latest}
     assert region[-1]["count"] == sum(shown.values())
-    assert region[-1]["countries"] == ["PAN", "CRI", "GTM", "MEX"] and region[-1]["status"] \
-        == "exact"
+    assert (
+        region[-1]["countries"] == ["PAN", "CRI", "GTM", "MEX"] and region[-1]["status"] == "exact"
+    )
     top = data["top_nationalities"]
     assert top[0]["nationality"] == "CHN"  # the planted surge leads the last week
     assert [t["count"] for t in top] == sorted((t["count"] for t in top), reverse=True)
@@ -188,12 +197,14 @@ def test_trends_change_and_origin_groups(picture: Home) -> None:
     # Haiti with others. They miss the suppressed nationality cells (the
     # national totals are larger) and that region: so they are lower bounds.
     groups = last["extracontinental"] + last["caribbean"] + last["other"]
-    assert groups == sum(n for (p, _, k), (n, _) in by_nat.items()
-                         if p == latest and k[0] != "[Caribbean]")
+    assert groups == sum(
+        n for (p, _, k), (n, _) in by_nat.items() if p == latest and k[0] != "[Caribbean]"
+    )
     caribbean_region = by_nat[(latest, "GTM", ("[Caribbean]",))][0]
     assert caribbean_region > 0 and groups + caribbean_region < region[-1]["count"]
     assert {last[f"{g}_status"] for g in ("extracontinental", "caribbean", "other")} == {
-        "lower-bound"}
+        "lower-bound"
+    }
 
 
 def test_route_legs_sum_the_previous_country_cells(picture: Home) -> None:
@@ -212,8 +223,11 @@ def test_route_legs_sum_the_previous_country_cells(picture: Home) -> None:
             expected[(str(previous), country)] += n
     assert legs == dict(expected) and ("COL", "PAN") in legs
     assert "_T" not in {a for a, _ in legs}
-    detail = sum(int(r["count"]) for r in raw if r["reporting_country"] == "CRI"
-                 and r["previous_country"] not in (None, "_T"))
+    detail = sum(
+        int(r["count"])
+        for r in raw
+        if r["reporting_country"] == "CRI" and r["previous_country"] not in (None, "_T")
+    )
     assert sum(n for (_, b), n in legs.items() if b == "CRI") == detail
     assert {g["status"] for g in data["legs"]} == {"lower-bound"}
     # No member here links records: routes are stated as absent, not invented.
@@ -231,9 +245,22 @@ def test_routes_need_k_people(picture: Home, tmp_path: Path) -> None:
                 event = f"e-{person}-{i}"
                 conn.execute(
                     "INSERT INTO encounter_view VALUES (?,?,?,?,?,?,?,?)",
-                    (f"EncounterRecord|{country}|{event}", country, f"tok{person}", week,
-                     "CHN", json.dumps({"reporting_country": country, "encounter_period": week,
-                                        "linkage_token": f"tok{person}"}), 1, event),
+                    (
+                        f"EncounterRecord|{country}|{event}",
+                        country,
+                        f"tok{person}",
+                        week,
+                        "CHN",
+                        json.dumps(
+                            {
+                                "reporting_country": country,
+                                "encounter_period": week,
+                                "linkage_token": f"tok{person}",
+                            }
+                        ),
+                        1,
+                        event,
+                    ),
                 )
                 conn.execute(
                     "INSERT INTO event_use (event_id, audiences, purposes) VALUES (?,?,?)",
@@ -255,7 +282,7 @@ def test_routes_need_k_people(picture: Home, tmp_path: Path) -> None:
 def test_poisson_upper_tail_matches_the_closed_form() -> None:
     assert poisson_upper_tail(5, 1.0) == pytest.approx(0.00365984, rel=1e-5)
     assert poisson_upper_tail(0, 3.0) == 1.0
-    assert poisson_upper_tail(2, 2.0) == pytest.approx(1 - 3 * 2.718281828 ** -2, rel=1e-6)
+    assert poisson_upper_tail(2, 2.0) == pytest.approx(1 - 3 * 2.718281828**-2, rel=1e-6)
     # Thousands a week: no overflow, and a 10 % rise on 2000 is far in the tail.
     assert 0 < poisson_upper_tail(2200, 2000.0) < 1e-5
 
@@ -355,9 +382,13 @@ def test_a_country_missing_weeks_does_not_fake_a_surge() -> None:
 
 
 def test_audience_rules() -> None:
-    use = {"audiences": ("TS", "members", "IOM"), "purposes": ("statistics",),
-           "retain_until": NOW.date() + timedelta(days=1), "embargo_until": None,
-           "purged": False}
+    use = {
+        "audiences": ("TS", "members", "IOM"),
+        "purposes": ("statistics",),
+        "retain_until": NOW.date() + timedelta(days=1),
+        "embargo_until": None,
+        "purged": False,
+    }
     assert admits(use, "IOM", "statistics", NOW)
     assert admits(use, "PAN", "statistics", NOW)  # a member, through "members"
     assert not admits(use, "BRA", "statistics", NOW)  # a guest is not a member
@@ -389,8 +420,13 @@ def test_one_event_in_the_iom_export_and_not_in_the_public_one(picture: Home) ->
     with PictureStore(picture.store_path) as store:
         uses = store.uses()
         # A cell of CRI's week x nationality table: the flows' answer for its row.
-        cri = next(c for c in store.flow_cells() if c["reporting_country"] == "CRI"
-                   and c["nationality"] not in (None, "_T") and c["sex"] == "_T")
+        cri = next(
+            c
+            for c in store.flow_cells()
+            if c["reporting_country"] == "CRI"
+            and c["nationality"] not in (None, "_T")
+            and c["sex"] == "_T"
+        )
     use = uses[cri["event_id"]]
     assert "IOM" in use["audiences"] and "public" not in use["audiences"]
     key = (cri["period"], "CRI", cri["nationality"])
@@ -405,8 +441,19 @@ def test_one_event_in_the_iom_export_and_not_in_the_public_one(picture: Home) ->
     assert {k[1] for k in iom} == {"CRI"}  # the others do not name IOM
     assert public == set()
     # Nothing released to the public: a clear refusal, not a header-only file.
-    refused = CliRunner().invoke(main, ["--home", str(picture.path), "report", "regional",
-                                        "--format", "sdmx", "--audience", "public"])
+    refused = CliRunner().invoke(
+        main,
+        [
+            "--home",
+            str(picture.path),
+            "report",
+            "regional",
+            "--format",
+            "sdmx",
+            "--audience",
+            "public",
+        ],
+    )
     assert refused.exit_code == 1
     assert "no flow statistics were released to audience 'public'" in refused.output
     assert ",".join(COLUMNS) not in refused.output
@@ -461,8 +508,9 @@ def test_purge_command(picture: Home, tmp_path: Path) -> None:
     out = runner.invoke(main, ["--home", str(home), "purge", "--as-of", "2099-01-01"])
     assert out.exit_code == 0, out.output
     assert re.match(r"purged [1-9]\d* events past retain_until \(.*FlowStatistic", out.output)
-    doc = json.loads(runner.invoke(main, ["--home", str(home), "report", "--format",
-                                          "json"]).output)
+    doc = json.loads(
+        runner.invoke(main, ["--home", str(home), "report", "--format", "json"]).output
+    )
     assert doc["flows"] == []
 
 
@@ -479,8 +527,9 @@ def test_embargoed_events_wait(picture: Home, tmp_path: Path) -> None:
     conn.close()
     with PictureStore(db) as store:
         now = {c.country for c in admitted_cells(store, Scope("TS", None, NOW))}
-        later = {c.country for c in admitted_cells(store, Scope("TS", None,
-                                                                NOW + timedelta(days=8)))}
+        later = {
+            c.country for c in admitted_cells(store, Scope("TS", None, NOW + timedelta(days=8)))
+        }
     assert "MEX" not in now and "MEX" in later
 
 
@@ -518,14 +567,16 @@ def test_sdmx_csv_follows_the_specification_and_loads_in_pysdmx(picture: Home) -
     for r in rows:
         if r["REF_AREA"] == "_T":
             continue
-        month = r["TIME_PERIOD"] if "-W" not in r["TIME_PERIOD"] else _month_of_week(
-            r["TIME_PERIOD"])
+        month = (
+            r["TIME_PERIOD"] if "-W" not in r["TIME_PERIOD"] else _month_of_week(r["TIME_PERIOD"])
+        )
         if "_T" in (r["CITIZENSHIP"], r["CITIZENSHIP_REGION"]):
             national[(r["REF_AREA"], month)] += int(r["OBS_VALUE"])
         else:
             shown[(r["REF_AREA"], month)] += int(r["OBS_VALUE"])
     assert national and all(shown[k] <= national[k] for k in shown), [
-        (k, shown[k], national[k]) for k in shown if shown[k] > national[k]]
+        (k, shown[k], national[k]) for k in shown if shown[k] > national[k]
+    ]
     totals: Counter[tuple[str, str]] = Counter()
     members: dict[tuple[str, str], set[str]] = {}
     for r in rows:
@@ -541,8 +592,7 @@ def test_sdmx_csv_follows_the_specification_and_loads_in_pysdmx(picture: Home) -
     (dataset,) = read(text)
     assert dataset.short_urn == "Dataflow=RCM:DF_EXTRAREGIONAL_FLOWS(1.0.0)"
     assert len(dataset.data) == len(rows)
-    assert set(dataset.data.columns) == set(COLUMNS) - {"STRUCTURE", "STRUCTURE_ID",
-                                                        "ACTION"}
+    assert set(dataset.data.columns) == set(COLUMNS) - {"STRUCTURE", "STRUCTURE_ID", "ACTION"}
     # Loading it with its structure, and writing it back: tests/test_sdmx_structure.py.
 
 
@@ -587,7 +637,8 @@ def test_golden_flows_sdmx_and_html(picture: Home) -> None:
     (total,) = [line for line in bare.export_text().splitlines() if "Total" in line]
     assert re.findall(r"[≥·\d]+", total)[:4] == [
         f"≥{sum(r.count for r in flows if r.period == '2024-W12' and r.reporting_country == c)}"
-        for c in ("PAN", "CRI", "GTM", "MEX")]
+        for c in ("PAN", "CRI", "GTM", "MEX")
+    ]
     _golden("flows.sdmx.csv", flows_sdmx_csv(cells, "TS"))
     _golden("flows-public.sdmx.csv", flows_sdmx_csv(_cells(picture, "public"), "public"))
     with PictureStore(picture.store_path) as store:
@@ -597,16 +648,24 @@ def test_golden_flows_sdmx_and_html(picture: Home) -> None:
 
 def test_flows_json_keeps_its_documented_fields(picture: Home) -> None:
     doc = json.loads(_cli(picture, "--format", "json"))
-    assert {"generated_at", "flows", "events_applied", "rejected",
-            "rejected_by_reason"} <= set(doc)
+    assert {"generated_at", "flows", "events_applied", "rejected", "rejected_by_reason"} <= set(doc)
     # The fields scripts read stay; issue 16 adds each number's status.
-    assert set(doc["flows"][0]) == {"period", "reporting_country", "nationality",
-                                    "nationality_region", "count", "status", "ci95",
-                                    "protected"}
+    assert set(doc["flows"][0]) == {
+        "period",
+        "reporting_country",
+        "nationality",
+        "nationality_region",
+        "count",
+        "status",
+        "ci95",
+        "protected",
+    }
     assert doc["unit"] == "encounters"
     csv_out = _cli(picture, "--format", "csv")
-    assert csv_out.splitlines()[0] == "period,reporting_country,nationality," \
+    assert (
+        csv_out.splitlines()[0] == "period,reporting_country,nationality,"
         "nationality_region,count,status,ci95,protected,unit"
+    )
     for view in STAT_VIEWS:
         assert json.loads(_cli(picture, view, "--format", "json"))["view"] == view
         assert _cli(picture, view, "--format", "csv").count("\n") > 1
@@ -663,7 +722,13 @@ def test_members_get_the_picture_back_signed_by_its_producers(tmp_path: Path) ->
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
     messages = [
         Message(
-            "picture", 0, i, subject.encode(), value, now_ms, True,
+            "picture",
+            0,
+            i,
+            subject.encode(),
+            value,
+            now_ms,
+            True,
             ((APPENDED_AT_HEADER, str(at).encode()),),
         )
         for i, (_, subject, value, at) in enumerate(pending)
@@ -691,10 +756,10 @@ def test_golden_reference_views(picture: Home, view: str) -> None:
     from node.report.views import admitted_view_rows
 
     with PictureStore(picture.store_path) as store:
-        rows = admitted_view_rows(store, view, Scope("TS", None, NOW),
-                                  ViewFilter(as_of=NOW.date()))
-        public = admitted_view_rows(store, view, Scope("public", None, NOW),
-                                    ViewFilter(as_of=NOW.date()))
+        rows = admitted_view_rows(store, view, Scope("TS", None, NOW), ViewFilter(as_of=NOW.date()))
+        public = admitted_view_rows(
+            store, view, Scope("public", None, NOW), ViewFilter(as_of=NOW.date())
+        )
     assert rows
     _golden(f"{view}.json", json.dumps(rows, indent=2, default=str) + "\n")
     _golden(f"{view}.csv", rows_csv(rows))
@@ -711,10 +776,13 @@ def test_the_picture_topic_waits_for_an_embargo(picture: Home, tmp_path: Path) -
     conn = sqlite3.connect(db)
     with conn:
         (event,) = conn.execute("SELECT event_id FROM picture_outbox LIMIT 1").fetchone()
-        conn.execute("UPDATE event_use SET embargo_until = ? WHERE event_id = ?",
-                     ((NOW + timedelta(days=3)).isoformat(timespec="seconds"), event))
-        waiting = conn.execute("SELECT seq FROM picture_outbox WHERE event_id = ?",
-                               (event,)).fetchone()[0]
+        conn.execute(
+            "UPDATE event_use SET embargo_until = ? WHERE event_id = ?",
+            ((NOW + timedelta(days=3)).isoformat(timespec="seconds"), event),
+        )
+        waiting = conn.execute(
+            "SELECT seq FROM picture_outbox WHERE event_id = ?", (event,)
+        ).fetchone()[0]
     conn.close()
     with PictureStore(db) as store:
         before = {seq for seq, _, _, _ in store.pending_picture(NOW)}
@@ -767,8 +835,14 @@ def test_routes_from_linked_encounter_records_end_to_end(tmp_path: Path) -> None
     later = generate_encounters("USA", 40, seed=5, start=START + timedelta(days=21), weeks=2)
     earlier = generate_encounters("MEX", 15, seed=6, start=START, weeks=2)
     for person, row in zip(later, earlier, strict=False):  # the same 15 people, met first in MEX
-        for field in ("document_number", "family_name", "given_names", "date_of_birth",
-                      "nationality", "sex"):
+        for field in (
+            "document_number",
+            "family_name",
+            "given_names",
+            "date_of_birth",
+            "nationality",
+            "sex",
+        ):
             row[field] = person[field]
     topic = MemoryTopic()
     for home, rows in ((mex, earlier), (usa, later)):
@@ -784,9 +858,7 @@ def test_routes_from_linked_encounter_records_end_to_end(tmp_path: Path) -> None
 
         stats = Aggregator(
             store, event_codec(), trust.key_directory(agg), floor=regional_floor()
-        ).apply_batch(
-            MemorySource(topic).poll_batch(0, 10**9)
-        )
+        ).apply_batch(MemorySource(topic).poll_batch(0, 10**9))
         assert stats.rejected_total == 0
         shown = view_data("corridors", store, Scope("TS", None, NOW), k=15)
         hidden = view_data("corridors", store, Scope("TS", None, NOW), k=16)

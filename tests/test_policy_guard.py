@@ -375,8 +375,11 @@ def _free_text(draw: st.DrawFn) -> tuple[str, str]:
     return value, f"{before}{draw(_SPACE) or ' '}{inner}{draw(_SPACE) or ' '}{after}".strip()
 
 
-_GUARD_ROWS = [("P0987654", "AB 123-456", "Núñez Peña", "María José", "1990-05-02"),
-               (None, None, "Ortíz", "Ann", None), (None, None, "O'Connor", "Liam", None)]
+_GUARD_ROWS = [
+    ("P0987654", "AB 123-456", "Núñez Peña", "María José", "1990-05-02"),
+    (None, None, "Ortíz", "Ann", None),
+    (None, None, "O'Connor", "Liam", None),
+]
 
 
 @settings(max_examples=400, deadline=None)
@@ -437,9 +440,7 @@ def _reference_words(text: str) -> list[str]:
         if cut(ch):
             if run:
                 form = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", run).casefold())
-                form = "".join(
-                    c for c in form if not cut(c) and not unicodedata.combining(c)
-                )
+                form = "".join(c for c in form if not cut(c) and not unicodedata.combining(c))
                 if form:
                     out.append(form)
             run = ""
@@ -454,4 +455,3 @@ def test_words_of_ascii_text_take_the_fast_path_with_the_same_result(text: str) 
     from node.policy.guard import words
 
     assert words(text) == _reference_words(text)
-

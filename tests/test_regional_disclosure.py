@@ -56,14 +56,14 @@ def _use(fate: str) -> dict[str, object]:
 @st.composite
 def releases(draw: st.DrawFn) -> tuple[dict[Atom, tuple[str, int]], list[tuple[str, str]]]:
     atoms = {}
-    for country in draw(st.lists(st.sampled_from(COUNTRIES), min_size=1, max_size=4,
-                                 unique=True)):
+    for country in draw(st.lists(st.sampled_from(COUNTRIES), min_size=1, max_size=4, unique=True)):
         for nat in draw(st.lists(st.sampled_from(NATIONALITIES), min_size=1, unique=True)):
             for sex in SEXES:
                 atoms[(country, nat, sex)] = (draw(FATES), draw(st.integers(5, 200)))
     # Public margins a country publishes elsewhere: its total by nationality.
-    margins = draw(st.lists(st.tuples(st.sampled_from(COUNTRIES),
-                                      st.sampled_from(NATIONALITIES)), max_size=3))
+    margins = draw(
+        st.lists(st.tuples(st.sampled_from(COUNTRIES), st.sampled_from(NATIONALITIES)), max_size=3)
+    )
     return atoms, margins
 
 
@@ -81,16 +81,30 @@ def _picture(path: Path, atoms: dict[Atom, tuple[str, int]]) -> PictureStore:
                 "INSERT INTO flow_cell (subject, reporting_country, period, period_type, "
                 "nationality, sex, count, obs_status, revision, event_id) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (f"FlowStatistic|{country}|{PERIOD}|{nat}|{sex}", country, PERIOD,
-                 "ISO_WEEK", nat, sex, n, "A", 1, event),
+                (
+                    f"FlowStatistic|{country}|{PERIOD}|{nat}|{sex}",
+                    country,
+                    PERIOD,
+                    "ISO_WEEK",
+                    nat,
+                    sex,
+                    n,
+                    "A",
+                    1,
+                    event,
+                ),
             )
             embargo = use["embargo_until"]
             conn.execute(
                 "INSERT INTO event_use (event_id, audiences, purposes, retain_until, "
                 "embargo_until) VALUES (?,?,?,?,?)",
-                (event, json.dumps(use["audiences"]), json.dumps(use["purposes"]),
-                 str(use["retain_until"]),
-                 None if embargo is None else str(embargo)),
+                (
+                    event,
+                    json.dumps(use["audiences"]),
+                    json.dumps(use["purposes"]),
+                    str(use["retain_until"]),
+                    None if embargo is None else str(embargo),
+                ),
             )
     return store
 
@@ -128,8 +142,7 @@ def test_the_export_for_an_audience_reveals_no_hidden_cell(
         group = {a for a in atoms if r["reporting_country"] in ("_T", a[0])}
         stated.append(_equation(r["count"], group, visible, values))
     for obs in csv.DictReader(io.StringIO(flows_sdmx_csv(cells, "public"))):
-        group = {a for a in atoms if a[1] == obs["CITIZENSHIP"]
-                 and obs["REF_AREA"] in ("_T", a[0])}
+        group = {a for a in atoms if a[1] == obs["CITIZENSHIP"] and obs["REF_AREA"] in ("_T", a[0])}
         stated.append(_equation(int(obs["OBS_VALUE"]), group, visible, values))
     assert len(stated) >= 2 * len({a[1] for a in visible})
 
@@ -184,15 +197,29 @@ def _picture_with_totals(
                 "INSERT INTO flow_cell (subject, reporting_country, period, period_type, "
                 "nationality, sex, count, obs_status, revision, event_id) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (f"FlowStatistic|{country}|{PERIOD}|{nat}|_T", country, PERIOD, "ISO_WEEK",
-                 nat, "_T", n, "A", 1, event),
+                (
+                    f"FlowStatistic|{country}|{PERIOD}|{nat}|_T",
+                    country,
+                    PERIOD,
+                    "ISO_WEEK",
+                    nat,
+                    "_T",
+                    n,
+                    "A",
+                    1,
+                    event,
+                ),
             )
             use = _use(fate)
             conn.execute(
                 "INSERT INTO event_use (event_id, audiences, purposes, retain_until) "
                 "VALUES (?,?,?,?)",
-                (event, json.dumps(use["audiences"]), json.dumps(use["purposes"]),
-                 str(use["retain_until"])),
+                (
+                    event,
+                    json.dumps(use["audiences"]),
+                    json.dumps(use["purposes"]),
+                    str(use["retain_until"]),
+                ),
             )
     return store
 
@@ -230,9 +257,10 @@ def test_exports_from_tables_with_totals_reveal_no_hidden_cell(
         out.append((sum(values[a] for a in seen), seen))
         return out
 
-    with tempfile.TemporaryDirectory() as tmp, _picture_with_totals(
-        Path(tmp) / "a.db", atoms, totals
-    ) as store:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        _picture_with_totals(Path(tmp) / "a.db", atoms, totals) as store,
+    ):
         cells = admitted_cells(store, Scope("public", None, NOW))
     stated: list[set[Atom]] = []
     _, rows = regional_rows(cells)

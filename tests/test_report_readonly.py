@@ -98,9 +98,7 @@ def _aggregator_with_picture(tmp_path: Path) -> Home:
         drain_outbox(store, MemorySink(topic))
     with PictureStore(agg.store_path) as store:
         consume_until_caught_up(
-            Aggregator(
-                store, event_codec(), trust.key_directory(agg), floor=regional_floor()
-            ),
+            Aggregator(store, event_codec(), trust.key_directory(agg), floor=regional_floor()),
             MemorySource(topic),
         )
     return agg

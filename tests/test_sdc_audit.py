@@ -100,9 +100,7 @@ def assert_resists(batches: list[list[Row]], rules: FlowStatisticsRules) -> None
     level = rules.protection or rules.min_cell_size
     names = list(rules.dimensions)
     tables = rules.tables or ()
-    found = attack(
-        seen, names, rounding=rules.rounding, minimum=rules.min_cell_size, tables=tables
-    )
+    found = attack(seen, names, rounding=rules.rounding, minimum=rules.min_cell_size, tables=tables)
     baseline = attack(
         bare, names, rounding=rules.rounding, minimum=rules.min_cell_size, tables=tables
     )

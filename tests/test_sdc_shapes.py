@@ -124,9 +124,7 @@ def new_and_pinned_before(seen: list[ShapeSeen], t: int, atom: Any, bounds: Boun
     can widen it (the margins are the country's own publication), and no
     release before ``t`` had the count to protect. Read by the test's own
     attacker, with every cell from ``t`` on taken out."""
-    if any(
-        n for s in range(t) for j, n in seen[s].joint.items() if own_atom(j, seen[t]) == atom
-    ):
+    if any(n for s in range(t) for j, n in seen[s].joint.items() if own_atom(j, seen[t]) == atom):
         return False
     before = [x if s < t else replace(x, cells=[]) for s, x in enumerate(seen)]
     return attack_shapes(before)[(t, atom)].width <= bounds.width

@@ -305,10 +305,8 @@ def test_a_country_total_says_how_many_encounters_are_in_protected_cells() -> No
     ts = {(r["REF_AREA"], r["CITIZENSHIP"]): r for r in _rows(flows_sdmx_csv(cells, "TS"))}
     assert ts[("PAN", "_T")]["PROTECTED"] == "15"
     # A total over regions of nationality is a _T too, not a region named "_T".
-    assert (ts[("MEX", "_T")]["CITIZENSHIP_REGION"], ts[("MEX", "_T")]["OBS_VALUE"]) == (
-        "_Z", "70")
-    public = {(r["REF_AREA"], r["CITIZENSHIP"]): r
-              for r in _rows(flows_sdmx_csv(cells, "public"))}
+    assert (ts[("MEX", "_T")]["CITIZENSHIP_REGION"], ts[("MEX", "_T")]["OBS_VALUE"]) == ("_Z", "70")
+    public = {(r["REF_AREA"], r["CITIZENSHIP"]): r for r in _rows(flows_sdmx_csv(cells, "public"))}
     assert public[("PAN", "_T")]["PROTECTED"] == "" and public[("PAN", "_T")]["OBS_VALUE"] == "100"
 
 

@@ -198,6 +198,7 @@ def test_only_the_secretariat_may_read_the_shared_topic() -> None:
     }
     assert readers == {"User:secretariat"}
     assert writers == {"User:PAN", "User:GTM"}
+
     def pan_on(topic: str) -> set[str]:
         return {g.operation for g in grants if g.principal == "User:PAN" and g.name == topic}
 

@@ -141,10 +141,12 @@ class _BatchState:
         """Add what the picture holds for the events and subjects of ``checked``
         that the batch has not met yet: nothing before them in the batch wrote
         those, so the picture's rows are still the batch's starting point."""
-        ids = [i for i in dict.fromkeys(c.envelope.event_id for c in checked)
-               if i not in self.digests]
-        subjects = [s for s in dict.fromkeys(c.envelope.subject for c in checked)
-                    if s not in self.heads]
+        ids = [
+            i for i in dict.fromkeys(c.envelope.event_id for c in checked) if i not in self.digests
+        ]
+        subjects = [
+            s for s in dict.fromkeys(c.envelope.subject for c in checked) if s not in self.heads
+        ]
         digests = store.digests(conn, ids) if ids else {}
         heads = store.head_revisions(conn, subjects) if subjects else {}
         self.digests.update((i, digests.get(i)) for i in ids)
@@ -186,9 +188,7 @@ class Aggregator:
         self.publish_back = publish_back
         self.pool: CheckPool | None = None
         if workers > 0:
-            self.pool = CheckPool(
-                workers, codec, floor, time_of, check_here=self._check_result
-            )
+            self.pool = CheckPool(workers, codec, floor, time_of, check_here=self._check_result)
         self._generation = 0
         self._snapshot: KeySnapshot | None = None
 
@@ -211,7 +211,11 @@ class Aggregator:
             log.warning(
                 "revoked key %s of %s: %d events out of the picture, %d subjects restored to "
                 "an earlier revision, %d removed",
-                c.key_id, c.producer, c.events, c.restored, c.removed,
+                c.key_id,
+                c.producer,
+                c.events,
+                c.restored,
+                c.removed,
             )
         return changes
 
@@ -244,7 +248,9 @@ class Aggregator:
         batch read of the picture and what the messages before this one changed."""
         envelope, event, digest = checked.envelope, checked.event, checked.digest
         appended_at, restricted, recipients = (
-            checked.appended_at, checked.restricted, list(checked.recipients)
+            checked.appended_at,
+            checked.restricted,
+            list(checked.recipients),
         )
         seen = state.digests[envelope.event_id]
         if seen is not None:

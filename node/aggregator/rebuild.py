@@ -246,9 +246,7 @@ def rebuild_picture(
     started = time.monotonic()
     try:
         with PictureStore(fresh) as store:
-            aggregator = build_aggregator(
-                home, store, event_codec(), floor=regional_floor()
-            )
+            aggregator = build_aggregator(home, store, event_codec(), floor=regional_floor())
             source = replay_source(settings.client, address, settings.topic, security=security)
             try:
                 total = source.open().total()

@@ -20,9 +20,7 @@ from node.store.picture_writes import PictureWrites
 Applier = Callable[[PictureWrites, Envelope, dict[str, Any] | None], None]
 
 
-def apply_flow_statistic(
-    writes: PictureWrites, env: Envelope, body: dict[str, Any] | None
-) -> None:
+def apply_flow_statistic(writes: PictureWrites, env: Envelope, body: dict[str, Any] | None) -> None:
     writes.flow(env.subject, env.revision, env.event_id, env.producer, body)
 
 

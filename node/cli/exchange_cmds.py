@@ -39,10 +39,18 @@ from node.operator.metrics import FollowMetrics, MetricsServer
 @click.command()
 @bootstrap_option
 @format_option("table", "json")
-@click.option("--follow", is_flag=True,
-              help="Keep publishing as records arrive; retry while Kafka is down; stop on SIGTERM.")
-@click.option("--interval", type=float, default=2.0, show_default=True,
-              help="Seconds between cycles with --follow.")
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="Keep publishing as records arrive; retry while Kafka is down; stop on SIGTERM.",
+)
+@click.option(
+    "--interval",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="Seconds between cycles with --follow.",
+)
 @click.option(
     "--overlap",
     type=click.Choice(["auto", "on", "off"]),
@@ -133,9 +141,7 @@ def _render_exchanges(exchanges: dict[str, dict[str, object]]) -> None:
     for col in columns:
         table.add_column(col.replace("_", " "), justify="right")
     for kind, counts in exchanges.items():
-        table.add_row(
-            kind, "yes" if counts["shared"] else "no", *(str(counts[c]) for c in columns)
-        )
+        table.add_row(kind, "yes" if counts["shared"] else "no", *(str(counts[c]) for c in columns))
     console.print(table)
 
 
@@ -145,11 +151,19 @@ def _render_exchanges(exchanges: dict[str, dict[str, object]]) -> None:
 @click.command()
 @click.option("--once", is_flag=True, help="Consume up to the topic's end, then stop.")
 @click.option("--follow", is_flag=True, help="Keep consuming until SIGTERM or Ctrl-C.")
-@click.option("--rebuild", is_flag=True,
-              help="Build the picture again from the beginning of the topic in a new "
-              "store file; swap it in once caught up.")
-@click.option("--batch-size", type=click.IntRange(1, 100_000), default=2000, show_default=True,
-              help="Messages applied per SQLite transaction (and offset commit).")
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Build the picture again from the beginning of the topic in a new "
+    "store file; swap it in once caught up.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=2000,
+    show_default=True,
+    help="Messages applied per SQLite transaction (and offset commit).",
+)
 @bootstrap_option
 @format_option("table", "json")
 @metrics_options
@@ -240,7 +254,10 @@ def _serving(metrics: FollowMetrics, port: int | None, address: str) -> Iterator
 
 
 def _publish_follow(
-    home: Home, bootstrap: str | None, interval: float, metrics_port: int | None,
+    home: Home,
+    bootstrap: str | None,
+    interval: float,
+    metrics_port: int | None,
     metrics_address: str,
 ) -> None:
     metrics = FollowMetrics("member", home.country)
@@ -255,22 +272,33 @@ def _publish_follow(
             progress(
                 f"cycle {c.cycles}: staged {c.staged}, acknowledged {c.acknowledged}, "
                 f"errors {c.errors}{' (' + c.last_error + ')' if c.last_error else ''}",
-                cycles=c.cycles, staged=c.staged, acknowledged=c.acknowledged,
-                errors=c.errors, outbox_pending=c.outbox_pending,
+                cycles=c.cycles,
+                staged=c.staged,
+                acknowledged=c.acknowledged,
+                errors=c.errors,
+                outbox_pending=c.outbox_pending,
             )
 
-    with _serving(metrics, metrics_port, metrics_address), \
-            stop_on_signals(threading.Event()) as stop:
-        counters = publish_follow(home, stop, interval_s=interval, bootstrap=bootstrap,
-                                  on_cycle=report)
+    with (
+        _serving(metrics, metrics_port, metrics_address),
+        stop_on_signals(threading.Event()) as stop,
+    ):
+        counters = publish_follow(
+            home, stop, interval_s=interval, bootstrap=bootstrap, on_cycle=report
+        )
     progress(
         f"stopped: {counters.acknowledged} acknowledged over {counters.cycles} cycles",
-        stdout=True, acknowledged=counters.acknowledged, cycles=counters.cycles,
+        stdout=True,
+        acknowledged=counters.acknowledged,
+        cycles=counters.cycles,
     )
 
 
 def _aggregate_follow(
-    home: Home, bootstrap: str | None, batch_size: int, metrics_port: int | None,
+    home: Home,
+    bootstrap: str | None,
+    batch_size: int,
+    metrics_port: int | None,
     metrics_address: str,
 ) -> None:
     metrics = FollowMetrics("aggregator")
@@ -279,17 +307,27 @@ def _aggregate_follow(
         progress(
             f"{stats.messages} messages: {stats.applied} applied, "
             f"{stats.duplicates} duplicates, {stats.rejected_total} set aside",
-            messages=stats.messages, applied=stats.applied, duplicates=stats.duplicates,
+            messages=stats.messages,
+            applied=stats.applied,
+            duplicates=stats.duplicates,
             set_aside=stats.rejected_total,
         )
 
-    with _serving(metrics, metrics_port, metrics_address), \
-            stop_on_signals(threading.Event()) as stop:
+    with (
+        _serving(metrics, metrics_port, metrics_address),
+        stop_on_signals(threading.Event()) as stop,
+    ):
         total = aggregate_follow(
-            home, stop, bootstrap=bootstrap, max_records=batch_size, on_batch=report,
+            home,
+            stop,
+            bootstrap=bootstrap,
+            max_records=batch_size,
+            on_batch=report,
             on_report=metrics.on_report,
         )
     progress(
         f"stopped: {total.applied} applied, {total.rejected_total} set aside",
-        stdout=True, applied=total.applied, set_aside=total.rejected_total,
+        stdout=True,
+        applied=total.applied,
+        set_aside=total.rejected_total,
     )

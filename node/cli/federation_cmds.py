@@ -96,9 +96,7 @@ def federation_add_member(
         valid_days=valid_days,
     )
     if statements:
-        drafts.add_key_statements(
-            home, country, [trust.read_key_statement(p) for p in statements]
-        )
+        drafts.add_key_statements(home, country, [trust.read_key_statement(p) for p in statements])
     console.print(f"draft: {country.upper()} key {key_id}; run `federation sign` to publish it")
 
 
@@ -375,8 +373,13 @@ def federation_show(ctx: click.Context, fmt: str, draft: bool) -> None:
                     f"{k.valid_from:%Y-%m-%d %H:%M}",
                     f"{k.valid_until:%Y-%m-%d %H:%M}" if k.valid_until else "",
                     f"[red]{k.revoked_at:%Y-%m-%d %H:%M}[/]" if k.revoked_at else "",
-                    (f"[red]{k.compromised_at:%Y-%m-%d %H:%M}[/]" if k.compromised_at
-                     else "[red]ever[/]" if k.revoked_at else ""),
+                    (
+                        f"[red]{k.compromised_at:%Y-%m-%d %H:%M}[/]"
+                        if k.compromised_at
+                        else "[red]ever[/]"
+                        if k.revoked_at
+                        else ""
+                    ),
                     _counted(view, m.country, kind, k.key_id),
                 )
     console.print(table)

@@ -171,9 +171,7 @@ def kafka_status() -> None:
 @bootstrap_option
 @click.pass_context
 @handle_errors
-def kafka_tool(
-    ctx: click.Context, name: str, args: tuple[str, ...], bootstrap: str | None
-) -> None:
+def kafka_tool(ctx: click.Context, name: str, args: tuple[str, ...], bootstrap: str | None) -> None:
     """Run one of Kafka's own tools with this home's broker and credentials.
 
     NAME is a tool of Kafka's bin/ (kafka-topics, kafka-acls, kafka-configs,

@@ -174,16 +174,31 @@ def ingest(
     type=click.DateTime(formats=["%Y-%m-%d"]),
     help="Health advisories current on this day (default: today).",
 )
-@click.option("--audience",
-              help="Whom the export is for: TS, IOM, UNHCR, PAHO, ICRC, UNODC, public, or "
-              "ISO3 (default: TS; on a member's node, the member).")
+@click.option(
+    "--audience",
+    help="Whom the export is for: TS, IOM, UNHCR, PAHO, ICRC, UNODC, public, or "
+    "ISO3 (default: TS; on a member's node, the member).",
+)
 @click.option("--purpose", help="The export's purpose (default: the view's, e.g. statistics).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write to this file instead of stdout.")
-@click.option("--k", "k", type=click.IntRange(2), default=10, show_default=True,
-              help="corridors: people a multi-country route needs before it is shown.")
-@click.option("--offline", is_flag=True,
-              help="Member: use the picture last read, without reading the picture topic.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of stdout.",
+)
+@click.option(
+    "--k",
+    "k",
+    type=click.IntRange(2),
+    default=10,
+    show_default=True,
+    help="corridors: people a multi-country route needs before it is shown.",
+)
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Member: use the picture last read, without reading the picture topic.",
+)
 @click.pass_context
 @handle_errors
 def report(
@@ -218,8 +233,7 @@ def report(
       corredor --home ./ts report --format html --audience IOM -o report.html
       corredor --home ./ts report consulates --origin IND --format csv
     """
-    run_report(ctx, view, fmt, last, origin, country, as_of, audience, purpose, output, k,
-               offline)
+    run_report(ctx, view, fmt, last, origin, country, as_of, audience, purpose, output, k, offline)
 
 
 @click.command()
@@ -284,5 +298,3 @@ COMMANDS: tuple[click.Command, ...] = (
     purge,
     status,
 )
-
-

@@ -163,17 +163,33 @@ def restore(
     metavar="SECONDS",
     help="How old the folder's snapshot of the picture may get.",
 )
-@click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=Path),
-              help="Serve HTTPS with this certificate chain (PEM); with --tls-key.")
-@click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path),
-              help="The certificate's private key (PEM).")
-@click.option("--folder-db", type=click.Path(dir_okay=False, path_type=Path),
-              envvar="CORREDOR_FOLDER_DB",
-              help="Users, settings and access log (default: <home>/folder.db).")
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Serve HTTPS with this certificate chain (PEM); with --tls-key.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The certificate's private key (PEM).",
+)
+@click.option(
+    "--folder-db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="CORREDOR_FOLDER_DB",
+    help="Users, settings and access log (default: <home>/folder.db).",
+)
 @click.pass_context
 @handle_errors
-def serve(ctx: click.Context, address: str, port: int, refresh: float, tls_cert: Path | None,
-          tls_key: Path | None, folder_db: Path | None) -> None:
+def serve(
+    ctx: click.Context,
+    address: str,
+    port: int,
+    refresh: float,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    folder_db: Path | None,
+) -> None:
     """Serve the online folder: the regional picture for signed-in users, each
     seeing only what their audience is admitted to (docs/folder.md), with a
     JSON API under /api/ and /healthz. Reads a snapshot of the picture; the
@@ -187,8 +203,15 @@ def serve(ctx: click.Context, address: str, port: int, refresh: float, tls_cert:
     """
     from node.operator.serve import make_server
 
-    server = make_server(home_of(ctx), address, port, refresh, tls_cert=tls_cert,
-                         tls_key=tls_key, folder_db=folder_db)
+    server = make_server(
+        home_of(ctx),
+        address,
+        port,
+        refresh,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        folder_db=folder_db,
+    )
     server.start()
     scheme = "https" if tls_cert else "http"
     url = f"{scheme}://{address}:{server.port}/"

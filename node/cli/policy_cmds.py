@@ -186,8 +186,10 @@ def policy_diff(ctx: click.Context, old: Path, new: Path, fmt: str) -> None:
 
 
 def render_audit(data: dict[str, Any]) -> str:
-    lines = [f"{data['country']}: audit of what was published under {data['policy']['id']} "
-             f"{data['policy']['version']}"]
+    lines = [
+        f"{data['country']}: audit of what was published under {data['policy']['id']} "
+        f"{data['policy']['version']}"
+    ]
     for ex in data["exchanges"]:
         lines.append("")
         lines.append(f"{ex['exchange']} ({ex['kind']}) to {_fmt(ex['audiences'])}")

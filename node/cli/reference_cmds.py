@@ -158,7 +158,13 @@ def history(ctx: click.Context, target: str, fmt: str) -> None:
     table = Table(title=f"History of {data['subject']}", title_justify="left")
     if home.is_aggregator:
         for col in (
-            "rev", "action", "produced at", "appended at", "schema", "applied", "current",
+            "rev",
+            "action",
+            "produced at",
+            "appended at",
+            "schema",
+            "applied",
+            "current",
             "changes",
         ):
             table.add_column(col, overflow="fold")
@@ -170,8 +176,11 @@ def history(ctx: click.Context, target: str, fmt: str) -> None:
                 r["produced_at"],
                 r.get("appended_at") or "",
                 f"v{r['schema_version']}" if r["schema_version"] else "",
-                "[red]revoked key[/]" if r.get("revoked") else
-                "yes" if r["applied"] else "superseded",
+                "[red]revoked key[/]"
+                if r.get("revoked")
+                else "yes"
+                if r["applied"]
+                else "superseded",
                 "◀" if r["current"] else "",
                 _changes(previous, r["body"]),
             )

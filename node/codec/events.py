@@ -222,9 +222,7 @@ class EventCodec:
         """Decode the body named by the envelope's kind, resolved to our latest schema."""
         if envelope.body is None:
             return Event(envelope, None)
-        reader = (
-            self.schema(envelope.kind) if envelope.kind in self.registry.names() else None
-        )
+        reader = self.schema(envelope.kind) if envelope.kind in self.registry.names() else None
         if reader is None:
             raise CodecError(f"unknown event kind {envelope.kind!r}")
         writer, body = decode(envelope.body, self.registry, reader)

@@ -94,9 +94,7 @@ def publish_manifest(home: Home, *, bootstrap: str | None = None) -> str:
     return topic
 
 
-def _published_serials(
-    address: str, topic: str, security: dict[str, Any] | None
-) -> list[int]:
+def _published_serials(address: str, topic: str, security: dict[str, Any] | None) -> list[int]:
     out = []
     for msg in read_all(address, topic, security=security):
         if msg.key is not None and msg.key.startswith(b"manifest/"):

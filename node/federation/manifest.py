@@ -191,9 +191,7 @@ def add_key_statements(draft: Manifest, country: str, statements: list[KeyStatem
     if member is None:
         raise ConfigError(f"{country} is not in the manifest")
     for st in statements:
-        if all(
-            (k.key_id, k.signed_by) != (st.key_id, st.signed_by) for k in member.key_statements
-        ):
+        if all((k.key_id, k.signed_by) != (st.key_id, st.signed_by) for k in member.key_statements):
             member.key_statements.append(st)
     return draft.model_copy(update={"members": members})
 

@@ -74,4 +74,3 @@ def _error(request: Request, status: int, detail: str, basic: bool = False) -> R
         status_code=status,
         headers=headers,
     )
-

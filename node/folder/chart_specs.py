@@ -27,22 +27,33 @@ _FIT: dict[str, Any] = {
     "config": {"legend": {"orient": "bottom", "direction": "horizontal", "columns": 5}},
 }
 #: Round ticks (about six) on an integer count axis.
-_COUNT_AXIS: dict[str, Any] = {"format": ",d", "tickMinStep": 1, "tickCount": 6,
-                               "labelOverlap": True}
+_COUNT_AXIS: dict[str, Any] = {
+    "format": ",d",
+    "tickMinStep": 1,
+    "tickCount": 6,
+    "labelOverlap": True,
+}
 #: Week labels carry their year (2024-W03); crowded ones are thinned, not overlapped.
 _WEEK_AXIS: dict[str, Any] = {"labelOverlap": "parity", "labelAngle": -40}
 #: The x and y of a weekly line chart: ISO weeks, and encounters per week.
 _WEEK_X: dict[str, Any] = {
-    "field": "period", "type": "ordinal", "title": "ISO week (year-Www)", "axis": _WEEK_AXIS
+    "field": "period",
+    "type": "ordinal",
+    "title": "ISO week (year-Www)",
+    "axis": _WEEK_AXIS,
 }
 _WEEKLY_COUNT_Y: dict[str, Any] = {
-    "field": "count", "type": "quantitative", "title": "Encounters per week",
-    "scale": {"nice": True, "zero": True}, "axis": _COUNT_AXIS,
+    "field": "count",
+    "type": "quantitative",
+    "title": "Encounters per week",
+    "scale": {"nice": True, "zero": True},
+    "axis": _COUNT_AXIS,
 }
 
 
-def _status_encoding(present: set[str], looks: dict[str, Any], kind: str = "nominal"
-                     ) -> dict[str, Any]:
+def _status_encoding(
+    present: set[str], looks: dict[str, Any], kind: str = "nominal"
+) -> dict[str, Any]:
     """A channel that draws each status shown its own way (``looks``: status ->
     value), its legend listing only the statuses present."""
     domain = [s for s in STATUSES if s in present] or ["exact"]
@@ -56,8 +67,13 @@ def _status_encoding(present: set[str], looks: dict[str, Any], kind: str = "nomi
 
 
 #: Points: filled circle exact/rounded, diamond noisy, up-triangle ("at least") lower bound.
-_SHAPES = {"exact": "circle", "rounded": "circle", "noisy": "diamond",
-           "lower-bound": "triangle-up", "suppressed": "cross"}
+_SHAPES = {
+    "exact": "circle",
+    "rounded": "circle",
+    "noisy": "diamond",
+    "lower-bound": "triangle-up",
+    "suppressed": "cross",
+}
 
 
 def country_spec(totals: dict[str, int], statuses: dict[str, str] | None = None) -> dict[str, Any]:
@@ -73,30 +89,64 @@ def country_spec(totals: dict[str, int], statuses: dict[str, str] | None = None)
         "height": {"step": 28},
         "data": {
             "values": [
-                {"country": c, "name": COUNTRY_NAMES.get(c, c), "count": totals[c],
-                 "status": statuses.get(c, "exact"), "unit": "encounters"}
+                {
+                    "country": c,
+                    "name": COUNTRY_NAMES.get(c, c),
+                    "count": totals[c],
+                    "status": statuses.get(c, "exact"),
+                    "unit": "encounters",
+                }
                 for c in order
             ]
         },
         "mark": {"type": "bar", "tooltip": True, "strokeWidth": 2},
         "encoding": {
-            "y": {"field": "country", "type": "nominal", "sort": order,
-                  "title": "Reporting country"},
-            "x": {"field": "count", "type": "quantitative", "title": "Encounters",
-                  "scale": {"nice": True, "zero": True}, "axis": _COUNT_AXIS},
-            "color": {"field": "country", "type": "nominal", "legend": None,
-                      "scale": {"domain": order, "range": [country_colour(c) for c in order]}},
-            "stroke": {"field": "country", "type": "nominal", "legend": None,
-                       "scale": {"domain": order, "range": [country_colour(c) for c in order]}},
+            "y": {
+                "field": "country",
+                "type": "nominal",
+                "sort": order,
+                "title": "Reporting country",
+            },
+            "x": {
+                "field": "count",
+                "type": "quantitative",
+                "title": "Encounters",
+                "scale": {"nice": True, "zero": True},
+                "axis": _COUNT_AXIS,
+            },
+            "color": {
+                "field": "country",
+                "type": "nominal",
+                "legend": None,
+                "scale": {"domain": order, "range": [country_colour(c) for c in order]},
+            },
+            "stroke": {
+                "field": "country",
+                "type": "nominal",
+                "legend": None,
+                "scale": {"domain": order, "range": [country_colour(c) for c in order]},
+            },
             # Exact and rounded solid; noisy nearly hollow, dashed; a lower bound
             # pale, dotted (the legend says which is which).
             "fillOpacity": _status_encoding(
-                present, {"exact": 1, "rounded": 1, "noisy": 0.12, "lower-bound": 0.35,
-                          "suppressed": 0}, "ordinal"),
-            "strokeDash": {**_status_encoding(
-                present, {"exact": [1, 0], "rounded": [1, 0], "noisy": [5, 3],
-                          "lower-bound": [2, 2], "suppressed": [1, 0]}, "ordinal"),
-                "legend": None},
+                present,
+                {"exact": 1, "rounded": 1, "noisy": 0.12, "lower-bound": 0.35, "suppressed": 0},
+                "ordinal",
+            ),
+            "strokeDash": {
+                **_status_encoding(
+                    present,
+                    {
+                        "exact": [1, 0],
+                        "rounded": [1, 0],
+                        "noisy": [5, 3],
+                        "lower-bound": [2, 2],
+                        "suppressed": [1, 0],
+                    },
+                    "ordinal",
+                ),
+                "legend": None,
+            },
             "tooltip": [
                 {"field": "name", "title": "Country"},
                 {"field": "count", "title": "Encounters", "format": ","},
@@ -120,8 +170,13 @@ def nationality_spec(cells: list[Any], top: int = 8) -> dict[str, Any]:
     ranked = [label for label, _ in sorted(by_label.items(), key=lambda kv: (-kv[1], kv[0]))]
     keep = set(ranked[:top])
     values = [
-        {"period": p, "nationality": label, "count": n,
-         "status": combined_status(parts[(p, label)]), "unit": "encounters"}
+        {
+            "period": p,
+            "nationality": label,
+            "count": n,
+            "status": combined_status(parts[(p, label)]),
+            "unit": "encounters",
+        }
         for (p, label), n in sorted(series.items())
         if label in keep
     ]
@@ -142,9 +197,15 @@ def nationality_spec(cells: list[Any], top: int = 8) -> dict[str, Any]:
         "encoding": {
             "x": _WEEK_X,
             "y": _WEEKLY_COUNT_Y,
-            "color": {"field": "nationality", "type": "nominal", "title": "Nationality",
-                      "scale": {"domain": shown,
-                                "range": [nationality_colour(i) for i in range(len(shown))]}},
+            "color": {
+                "field": "nationality",
+                "type": "nominal",
+                "title": "Nationality",
+                "scale": {
+                    "domain": shown,
+                    "range": [nationality_colour(i) for i in range(len(shown))],
+                },
+            },
             "shape": _status_encoding({str(v["status"]) for v in values}, _SHAPES),
             "opacity": {"condition": {"param": "pick", "value": 1}, "value": 0.15},
             "tooltip": [
@@ -185,9 +246,12 @@ def trends_spec(totals: list[dict[str, Any]]) -> dict[str, Any]:
         "encoding": {
             "x": _WEEK_X,
             "y": _WEEKLY_COUNT_Y,
-            "color": {"field": "series", "type": "nominal", "title": "Series",
-                      "scale": {"domain": domain,
-                                "range": [REGION_COLOUR, *map(country_colour, names)]}},
+            "color": {
+                "field": "series",
+                "type": "nominal",
+                "title": "Series",
+                "scale": {"domain": domain, "range": [REGION_COLOUR, *map(country_colour, names)]},
+            },
             "shape": _status_encoding({str(v["status"]) for v in values}, _SHAPES),
             "opacity": {"condition": {"param": "pick", "value": 1}, "value": 0.15},
             "tooltip": [

@@ -119,8 +119,7 @@ def flows_page(
         "A combination not shown was not published: none, suppressed by the country, or not "
         "released to this audience.</p>"
         + table(
-            ["Period", "Reporting country", "Nationality", "Region", "Count", "Status",
-             "Number"],
+            ["Period", "Reporting country", "Nationality", "Region", "Count", "Status", "Number"],
             rows[:5000],
             "num",
             "flows-table",
@@ -149,13 +148,22 @@ def trends_page(data: dict[str, Any], cells_chart: str) -> str:
         for r in data["totals"]
     ]
     top = [
-        [r["nationality"], f"{r['count']:,}", "" if r["change"] is None else f"{r['change']:+,}",
-         r.get("status", "exact")]
+        [
+            r["nationality"],
+            f"{r['count']:,}",
+            "" if r["change"] is None else f"{r['change']:+,}",
+            r.get("status", "exact"),
+        ]
         for r in data["top_nationalities"]
     ]
     org = [
-        [r["period"], *(Number(r[g], r.get(f"{g}_status", "exact")).text()
-                        for g in ("extracontinental", "caribbean", "other"))]
+        [
+            r["period"],
+            *(
+                Number(r[g], r.get(f"{g}_status", "exact")).text()
+                for g in ("extracontinental", "caribbean", "other")
+            ),
+        ]
         for r in data["origins"]
     ]
     return (
@@ -163,8 +171,7 @@ def trends_page(data: dict[str, Any], cells_chart: str) -> str:
         "name in the legend to pick it out; hover a point for the week's count and change.</p>"
         + vl_chart("chart-trends", trends_spec(data["totals"]), cells_chart)
         + "<h2>Weekly totals and change</h2>"
-        + table(["Week", "Country", "Count", "Change", "%", "Status"], tot, "num",
-                "trends-table")
+        + table(["Week", "Country", "Count", "Change", "%", "Status"], tot, "num", "trends-table")
         + "<h2>Top nationalities, latest week</h2>"
         + table(["Nationality", "Count", "Change", "Status"], top, "num")
         + "<h2>Africa and Asia vs Cuba and Haiti</h2>"
@@ -173,8 +180,7 @@ def trends_page(data: dict[str, Any], cells_chart: str) -> str:
 
 
 def corridors_page(data: dict[str, Any]) -> str:
-    legs = [[g["from"], g["to"], f"{g['count']:,}", g.get("status", "exact")]
-            for g in data["legs"]]
+    legs = [[g["from"], g["to"], f"{g['count']:,}", g.get("status", "exact")] for g in data["legs"]]
     routes = [[" → ".join(r["route"]), r["people"]] for r in data["routes"]]
     return (
         corridor_diagram(data["legs"])

@@ -88,16 +88,12 @@ def _noise_fields(cell: FlowCell) -> dict[str, Any]:
     }
 
 
-def plan_flow_release(
-    store: NodeStore, policy: Policy, today: date | None = None
-) -> FlowRelease:
+def plan_flow_release(store: NodeStore, policy: Policy, today: date | None = None) -> FlowRelease:
     """What the flow-statistics rules publish and hide now, against the last release."""
     rules = policy.exchanges.flow_statistics
     if rules.method == "differential_privacy":
         states = store.privacy_states(privacy.EXCHANGE)
-        return release_flows(
-            store.iter_flow_inputs(), rules, privacy_states=states, today=today
-        )
+        return release_flows(store.iter_flow_inputs(), rules, privacy_states=states, today=today)
     ledger = {
         block: BlockLedger.from_json(entry)
         for block, entry in store.suppression_ledger(FLOW_KIND).items()

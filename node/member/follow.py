@@ -99,9 +99,7 @@ def publish_follow(
                     planned = inputs
                 try:
                     if sink is None:
-                        sink = open_sink(
-                            home, bootstrap, delivery_timeout_ms=delivery_timeout_ms
-                        )
+                        sink = open_sink(home, bootstrap, delivery_timeout_ms=delivery_timeout_ms)
                     result = drain_outbox(store, sink)
                     counters.acknowledged += result.acknowledged
                     counters.sent += result.sent
@@ -139,5 +137,3 @@ def _close_quietly(sink: EventSink) -> None:
         sink.close()
     except CorredorError as exc:
         log.warning("closing the producer failed: %s", exc)
-
-

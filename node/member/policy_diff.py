@@ -118,14 +118,10 @@ def _shape_check(home: Home, old: Policy, new: Policy) -> tuple[list[str], dict[
     ]
     for e in check.exposed:
         dims = ", ".join(f"{k}={v}" for k, v in e["dimensions"].items())
-        when = (
-            "now" if e["release"] == "now" else f"release {e['release']} of block {e['block']}"
-        )
+        when = "now" if e["release"] == "now" else f"release {e['release']} of block {e['block']}"
         high = "inf" if e["high"] is None else e["high"]
         what = (
-            "DETERMINABLE"
-            if e["determinable"]
-            else f"narrower than protection {e['protection']}"
+            "DETERMINABLE" if e["determinable"] else f"narrower than protection {e['protection']}"
         )
         lines.append(
             f"  - {e['period']} {dims} ({e['shape']} shape, {when}): {what}, "

@@ -124,7 +124,12 @@ def prepare_reference_events(
                     counts.revised += 1
                 plan.events.append(
                     factory.build(
-                        kind, stored.subject, revision, body, content, now,
+                        kind,
+                        stored.subject,
+                        revision,
+                        body,
+                        content,
+                        now,
                         seal_to=recipients if model.RESTRICTED else None,
                     )
                 )

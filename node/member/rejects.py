@@ -32,7 +32,6 @@ class Rejection:
         return InputError(self.reason, file=self.file, line=self.line, field=self.field).located()
 
 
-
 def write_rejects(directory: Path, source: Path, rejected: list[Rejection]) -> Path:
     """Write every rejection, with its reason and the record exactly as the
     file had it, to a new file that only the owner can read (it holds raw

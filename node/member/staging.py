@@ -147,9 +147,7 @@ def stage_encounter_part(
         guard = (
             egress_guard(store, policy, linkage=linking)
             if identifying is None
-            else EgressGuard.from_normalised(
-                identifying, allowed_by_kind(policy, linkage=linking)
-            )
+            else EgressGuard.from_normalised(identifying, allowed_by_kind(policy, linkage=linking))
         )
         stream = _encounter_stream(store, factory, keys, guard, now, after, upto, withdraw=False)
         for chunk in stream.chunks():

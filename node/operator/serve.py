@@ -33,7 +33,6 @@ from node.folder.snapshot import PictureSnapshot
 log = logging.getLogger("corredor.serve")
 
 
-
 def folder_db_path(home_path: Path, given: Path | None = None) -> Path:
     """``given``, else ``$CORREDOR_FOLDER_DB``, else ``<home>/folder.db``."""
     if given is not None:

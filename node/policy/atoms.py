@@ -42,7 +42,6 @@ AtomKey = tuple[str, tuple[str, ...]]
 _NEXT_PERIOD: dict[str, PeriodType] = {"iso_week": "month", "month": "quarter"}
 
 
-
 @dataclass(frozen=True, order=True)
 class FlowCell:
     """One published statistic cell: period, dimension values, count."""

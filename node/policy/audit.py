@@ -59,7 +59,6 @@ from node.policy.solver_plain import PlainComponent
 SOLVER = "fast"
 
 
-
 class LinearModel(Generic[V]):
     """Non-negative integer unknowns and linear facts an outsider knows about them."""
 
@@ -174,6 +173,7 @@ class LinearModel(Generic[V]):
         """The integer interval of the sum of ``members`` (a hidden table cell, a
         sum of counts), whatever components they lie in."""
         return self._prepare().sum_interval(list(dict.fromkeys(members)))
+
     def seen_range(self, v: V) -> tuple[float, float]:
         """The lowest and highest value ``v`` took over the integer points of
         the model the solver met so far ((inf, -inf) if none): the interval of

@@ -229,9 +229,7 @@ class RegionalFloor(StrictModel):
             if top is None:
                 out.append((f"{key}.budget.{audience}", f"{floor} sets no budget for {audience}"))
             elif eps > top:
-                out.append(
-                    (f"{key}.budget.{audience}", f"{eps} exceeds {floor} budget of {top}")
-                )
+                out.append((f"{key}.budget.{audience}", f"{eps} exceeds {floor} budget of {top}"))
         return out
 
     # -- incoming events -------------------------------------------------------

@@ -172,9 +172,7 @@ def attacker_model(
     cell_facts: dict[CellMembers, int] = {}
     for t, release in enumerate(items):
         before = items[t - 1].atoms if t > 0 else {}
-        grows = {
-            class_of[a]: a in before and before[a] <= n for a, n in release.atoms.items()
-        }
+        grows = {class_of[a]: a in before and before[a] <= n for a, n in release.atoms.items()}
         for c, grew in grows.items():
             model.add_var((t, c))
             if grew and (t - 1, c) in model:

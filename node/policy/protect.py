@@ -16,6 +16,7 @@ from node.policy.ledger import CellMembers, KnownSum, PastRelease
 
 log = logging.getLogger("corredor.policy")
 
+
 def protect(
     atoms: dict[AtomKey, int],
     published: list[CellMembers],

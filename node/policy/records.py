@@ -49,7 +49,6 @@ _PLACE_LEVELS = {
 UNKNOWN = "_U"
 
 
-
 @dataclass(frozen=True)
 class EncounterInput:
     """The raw fields an EncounterRecord may draw on. Names never enter."""

@@ -98,8 +98,9 @@ def text_box(x: float, y: float, text: str, size: float, anchor: str = "middle")
 
 
 def overlaps(a: Box, b: Box, gap: float = 1.0) -> bool:
-    return not (a[2] + gap <= b[0] or b[2] + gap <= a[0] or a[3] + gap <= b[1] or
-                b[3] + gap <= a[1])
+    return not (
+        a[2] + gap <= b[0] or b[2] + gap <= a[0] or a[3] + gap <= b[1] or b[3] + gap <= a[1]
+    )
 
 
 def place_labels(
@@ -116,8 +117,11 @@ def place_labels(
     out: list[tuple[float, float]] = []
     for x, y, text, direction in wanted:
         width = 0.62 * size * len(text) + 4
-        candidates = [(x + dx, y + direction * k * step)
-                      for k in range(0, 40) for dx in (0.0, -width / 2, width / 2)]
+        candidates = [
+            (x + dx, y + direction * k * step)
+            for k in range(0, 40)
+            for dx in (0.0, -width / 2, width / 2)
+        ]
         for cx, cy in candidates:
             box = text_box(cx, cy, text, size)
             if not any(overlaps(box, other) for other in (*placed, *obstacles)):

@@ -50,8 +50,10 @@ def leg_people(
     for r in store.view("encounter_view"):
         token = r.get("linkage_token")
         previous = r.get("previous_country")
-        if not token or not previous or not admits(
-            uses.get(r["_event_id"]), scope.audience, purpose, scope.now
+        if (
+            not token
+            or not previous
+            or not admits(uses.get(r["_event_id"]), scope.audience, purpose, scope.now)
         ):
             continue
         if wanted is not None and str(r.get("encounter_period") or "") not in wanted:

@@ -123,9 +123,7 @@ def _render_from(
         cells = admitted_cells(store, scope, view)
         withdrawn = admitted_withdrawn(store, scope, view)
         require_released(cells, withdrawn, scope.audience, scope.purpose_for(view))
-        return flows_sdmx_csv(
-            cells, scope.audience, totals=view == "regional", withdrawn=withdrawn
-        )
+        return flows_sdmx_csv(cells, scope.audience, totals=view == "regional", withdrawn=withdrawn)
     if view == "flows":
         if fmt == "json":
             return json.dumps(picture_json_for(store, scope), indent=2) + "\n"
@@ -135,9 +133,13 @@ def _render_from(
             return rows_csv([{**asdict(r), "unit": UNIT} for r in flows], columns)
         cells = admitted_cells(store, scope, "flows")
         flows = rows_of(cells)
-        render_flow_tables(console, flows, last=last,
-                           totals=country_total_rows(cells, flows),
-                           audience=scope.audience)
+        render_flow_tables(
+            console,
+            flows,
+            last=last,
+            totals=country_total_rows(cells, flows),
+            audience=scope.audience,
+        )
         render_coverage(console, coverage(cells))
         return None
     if view in STAT_VIEWS:

@@ -72,8 +72,16 @@ def country_total_rows(cells: list[FlowCell], rows: list[FlowRow]) -> list[dict[
             if n.status == "exact" and n.count >= rows_sum and (period, country) not in inexact
             else None
         )
-        out.append({"period": period, "reporting_country": country, "count": n.count,
-                    **n.fields(), "protected": protected, "in_rows": rows_sum})
+        out.append(
+            {
+                "period": period,
+                "reporting_country": country,
+                "count": n.count,
+                **n.fields(),
+                "protected": protected,
+                "in_rows": rows_sum,
+            }
+        )
     return out
 
 
@@ -149,12 +157,20 @@ def render_flow_tables(
                 ci = (t["ci95"][0], t["ci95"][1]) if t["ci95"] else None
                 column.append(Number(t["count"], t["status"], ci))
         table.add_section()
-        table.add_row("Total", *("·" if n is None else n.text() for n in column),
-                      combine(n for n in column if n is not None).text(), style="bold")
+        table.add_row(
+            "Total",
+            *("·" if n is None else n.text() for n in column),
+            combine(n for n in column if n is not None).text(),
+            style="bold",
+        )
         if by_total:
             hidden = [by_total.get((period, c), {}).get("protected") for c in countries]
-            table.add_row("in protected cells", *("" if h is None else str(h) for h in hidden),
-                          "", style="dim")
+            table.add_row(
+                "in protected cells",
+                *("" if h is None else str(h) for h in hidden),
+                "",
+                style="dim",
+            )
         console.print(table)
     console.print(
         f"[dim]Unit: {UNIT} (not persons). · no published cell: none reported, or every cell "
@@ -170,10 +186,24 @@ def rows_of(cells: list[FlowCell]) -> list[FlowRow]:
     rows = []
     for a in nationality_answers(cells):
         n = a.number
-        rows.append(FlowRow(a.period, a.country, a.first.nationality, a.first.region, n.count,
-                            n.status, list(n.ci95) if n.ci95 else None, n.protected))
-    rows.sort(key=lambda r: tuple("" if v is None else v for v in (
-        r.period, r.reporting_country, r.nationality, r.nationality_region)))
+        rows.append(
+            FlowRow(
+                a.period,
+                a.country,
+                a.first.nationality,
+                a.first.region,
+                n.count,
+                n.status,
+                list(n.ci95) if n.ci95 else None,
+                n.protected,
+            )
+        )
+    rows.sort(
+        key=lambda r: tuple(
+            "" if v is None else v
+            for v in (r.period, r.reporting_country, r.nationality, r.nationality_region)
+        )
+    )
     return rows
 
 

@@ -60,8 +60,10 @@ svg text{font-family:system-ui,sans-serif}svg.chart{max-width:100%;height:auto}
 
 
 def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
-    th = "".join(f'<th class="l">{escape(h)}</th>' if i == 0 else f"<th>{escape(h)}</th>"
-                 for i, h in enumerate(head))
+    th = "".join(
+        f'<th class="l">{escape(h)}</th>' if i == 0 else f"<th>{escape(h)}</th>"
+        for i, h in enumerate(head)
+    )
     body = "".join(f"<tr>{''.join(r)}</tr>" for r in rows)
     return f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
 
@@ -76,35 +78,57 @@ _STATUS_CLASS = {"exact": "", "rounded": "est", "noisy": "noisy", "lower-bound":
 
 def _num_td(n: Number, bold: bool = False) -> str:
     """A number's cell: its status as a class, a mark (≥, ~, ±) and a tooltip."""
-    tip = {"exact": "exact", "rounded": "rounded by the country",
-           "lower-bound": "lower bound: a sum of published detail cells; protected cells "
-           "are missing" + (f" ({n.protected:,} encounters)" if n.protected else ""),
-           "noisy": "noisy (differential privacy)"
-           + (f", 95% interval {n.ci95[0]:,}–{n.ci95[1]:,}" if n.ci95 else "")}[n.status]
+    tip = {
+        "exact": "exact",
+        "rounded": "rounded by the country",
+        "lower-bound": "lower bound: a sum of published detail cells; protected cells "
+        "are missing" + (f" ({n.protected:,} encounters)" if n.protected else ""),
+        "noisy": "noisy (differential privacy)"
+        + (f", 95% interval {n.ci95[0]:,}–{n.ci95[1]:,}" if n.ci95 else ""),
+    }[n.status]
     text = escape(n.text())
     if bold:
         text = f"<b>{text}</b>"
-    return (f'<td class="{_STATUS_CLASS[n.status]}" data-status="{n.status}" '
-            f'title="{escape(tip)}">{text}</td>')
+    return (
+        f'<td class="{_STATUS_CLASS[n.status]}" data-status="{n.status}" '
+        f'title="{escape(tip)}">{text}</td>'
+    )
 
 
 def _row_td(row: dict[str, Any], key: str = "count") -> str:
     ci = row.get("ci95")
-    return _num_td(Number(row[key], row.get("status", "exact"), (ci[0], ci[1]) if ci else None,
-                          row.get("protected")))
+    return _num_td(
+        Number(
+            row[key],
+            row.get("status", "exact"),
+            (ci[0], ci[1]) if ci else None,
+            row.get("protected"),
+        )
+    )
 
 
 def _coverage_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "<p class='note'>No flows for this audience.</p>"
     views = list(rows[0]["views"])
-    return _table(["Country", "Encounters", *(f"exact in {v}" for v in views)], [
-        [_td(r["country"], True),
-         _num_td(Number(r["encounters"], r["encounters_status"])),
-         *(_td("" if r["views"][v]["share"] is None else f"{100 * r['views'][v]['share']:.1f}%")
-           for v in views)]
-        for r in rows
-    ])
+    return _table(
+        ["Country", "Encounters", *(f"exact in {v}" for v in views)],
+        [
+            [
+                _td(r["country"], True),
+                _num_td(Number(r["encounters"], r["encounters_status"])),
+                *(
+                    _td(
+                        ""
+                        if r["views"][v]["share"] is None
+                        else f"{100 * r['views'][v]['share']:.1f}%"
+                    )
+                    for v in views
+                ),
+            ]
+            for r in rows
+        ],
+    )
 
 
 def _regional_table(cells: list[FlowCell], period: str, audience: str = "TS") -> str:
@@ -115,9 +139,11 @@ def _regional_table(cells: list[FlowCell], period: str, audience: str = "TS") ->
         for c in countries:
             n = r.numbers.get(c)
             if n is None:
-                tds.append(f'<td class="supp" data-status="suppressed" title="no published '
-                           f'count: none, suppressed by {escape(c)}, or not released to this '
-                           f'audience">{SUPPRESSED_MARK}</td>')
+                tds.append(
+                    f'<td class="supp" data-status="suppressed" title="no published '
+                    f"count: none, suppressed by {escape(c)}, or not released to this "
+                    f'audience">{SUPPRESSED_MARK}</td>'
+                )
             else:
                 tds.append(_num_td(n))
         tds.append(_num_td(r.total_number, bold=True))
@@ -127,28 +153,66 @@ def _regional_table(cells: list[FlowCell], period: str, audience: str = "TS") ->
 
 def _reference_tables(store: PictureStore, scope: Scope) -> str:
     flt = ViewFilter(as_of=scope.now.date())
-    parts = ["<h2>Legislation matrix (IOM mapping)</h2>",
-             _legislation_matrix_rows(admitted_view_rows(store, "legislation", scope, flt))]
+    parts = [
+        "<h2>Legislation matrix (IOM mapping)</h2>",
+        _legislation_matrix_rows(admitted_view_rows(store, "legislation", scope, flt)),
+    ]
     consul = admitted_view_rows(store, "consulates", scope, flt)
     parts.append("<h2>Consular directory</h2>")
-    parts.append(_table(["Of", "In", "Type", "City", "Phone", "Email"], [
-        [_td(r["sending_country"], True), _td(r["host_country"], True),
-         _td(r["mission_type"].replace("_", " ").lower(), True), _td(r["city"], True),
-         _td(r.get("phone") or "", True), _td(r.get("email") or "", True)] for r in consul
-    ], "text"))
+    parts.append(
+        _table(
+            ["Of", "In", "Type", "City", "Phone", "Email"],
+            [
+                [
+                    _td(r["sending_country"], True),
+                    _td(r["host_country"], True),
+                    _td(r["mission_type"].replace("_", " ").lower(), True),
+                    _td(r["city"], True),
+                    _td(r.get("phone") or "", True),
+                    _td(r.get("email") or "", True),
+                ]
+                for r in consul
+            ],
+            "text",
+        )
+    )
     health = admitted_view_rows(store, "health", scope, flt)
     parts.append("<h2>Health advisories (current)</h2>")
-    parts.append(_table(["Origin", "Disease", "Impact", "Confidence", "Issuer", "Valid"], [
-        [_td(r["country_of_origin"], True), _td(r["disease"], True), _td(r["impact"], True),
-         _td(r["confidence"], True), _td(r["issuer"], True),
-         _td(f"{r['valid_from']} – {r.get('valid_until') or 'open'}", True)] for r in health
-    ], "text"))
+    parts.append(
+        _table(
+            ["Origin", "Disease", "Impact", "Confidence", "Issuer", "Valid"],
+            [
+                [
+                    _td(r["country_of_origin"], True),
+                    _td(r["disease"], True),
+                    _td(r["impact"], True),
+                    _td(r["confidence"], True),
+                    _td(r["issuer"], True),
+                    _td(f"{r['valid_from']} – {r.get('valid_until') or 'open'}", True),
+                ]
+                for r in health
+            ],
+            "text",
+        )
+    )
     focal = admitted_view_rows(store, "focal-points", scope, flt)
     parts.append("<h2>Focal points</h2>")
-    parts.append(_table(["Country", "Name", "Role", "Institution", "Email"], [
-        [_td(r["country"], True), _td(r["name"], True), _td(r["role"], True),
-         _td(r["institution"], True), _td(r["email"], True)] for r in focal
-    ], "text"))
+    parts.append(
+        _table(
+            ["Country", "Name", "Role", "Institution", "Email"],
+            [
+                [
+                    _td(r["country"], True),
+                    _td(r["name"], True),
+                    _td(r["role"], True),
+                    _td(r["institution"], True),
+                    _td(r["email"], True),
+                ]
+                for r in focal
+            ],
+            "text",
+        )
+    )
     return "".join(parts)
 
 
@@ -163,12 +227,14 @@ def _legislation_matrix_rows(rows: list[dict[str, Any]]) -> str:
             entries = [r for r in rows if r["country"] == country and r["topic"] == topic]
             tds.append(_td("; ".join(legislation_cell(e) for e in entries) or "·", True))
         out.append(tds)
-    return _table(["Country", *(t.replace("_", " ").title() for t in LEGISLATION_TOPICS)],
-                  out, "matrix")
+    return _table(
+        ["Country", *(t.replace("_", " ").title() for t in LEGISLATION_TOPICS)], out, "matrix"
+    )
 
 
-def report_html(store: PictureStore, scope: Scope, *, last: int = 12,
-                k: int = DEFAULT_ROUTE_K) -> str:
+def report_html(
+    store: PictureStore, scope: Scope, *, last: int = 12, k: int = DEFAULT_ROUTE_K
+) -> str:
     """The whole report for ``scope``'s audience, as one HTML document."""
     cells = admitted_cells(store, scope, "flows")
     periods = sorted({c.period for c in weekly(cells)})
@@ -202,53 +268,104 @@ def report_html(store: PictureStore, scope: Scope, *, last: int = 12,
         "<h2>Alerts</h2>",
     ]
     if al["alerts"]:
-        body.append(_table(["Series", "Week", "Count", "Baseline mean", "Ratio", "p"], [
-            [f'<td class="l alert">{escape(a["kind"])}: {escape(a["series"])}</td>',
-             _td(a["period"]), _td(f"{a['count']:,}"), _td(a["baseline_mean"]),
-             _td(f"{a['ratio']}×"), _td(p_text(a))] for a in al["alerts"]
-        ]))
+        body.append(
+            _table(
+                ["Series", "Week", "Count", "Baseline mean", "Ratio", "p"],
+                [
+                    [
+                        f'<td class="l alert">{escape(a["kind"])}: {escape(a["series"])}</td>',
+                        _td(a["period"]),
+                        _td(f"{a['count']:,}"),
+                        _td(a["baseline_mean"]),
+                        _td(f"{a['ratio']}×"),
+                        _td(p_text(a)),
+                    ]
+                    for a in al["alerts"]
+                ],
+            )
+        )
     else:
         body.append("<p>No alerts.</p>")
     m = al["method"]
-    body.append(f"<p class='note'>Method: latest week against the mean of the previous "
-                f"{m['baseline_periods']} weeks; an alert needs at least {m['min_count']} "
-                f"encounters, {m['min_ratio']}× the mean and a Poisson upper-tail probability "
-                f"below {m['p_value']}.</p>")
+    body.append(
+        f"<p class='note'>Method: latest week against the mean of the previous "
+        f"{m['baseline_periods']} weeks; an alert needs at least {m['min_count']} "
+        f"encounters, {m['min_ratio']}× the mean and a Poisson upper-tail probability "
+        f"below {m['p_value']}.</p>"
+    )
     body += ["<h2>Flows over time by nationality</h2>", line_chart(shown)]
     body += ["<h2>Corridor: route legs</h2>", corridor_diagram(legs)]
     if linked["routes"]:
-        body.append(_table([f"Multi-country route (k ≥ {k})", "People"], [
-            [_td(" → ".join(r["route"]), True), _td(r["people"])] for r in linked["routes"]
-        ]))
-    body += ["<h2>Country comparison</h2>",
-             bar_chart(dict(by_country), statuses=country_statuses(weekly(shown))),
-             "<p class='note'>Weekly cells only: a country that coarsened small weeks to "
-             "a month shows those in the tables, not here.</p>"]
+        body.append(
+            _table(
+                [f"Multi-country route (k ≥ {k})", "People"],
+                [[_td(" → ".join(r["route"]), True), _td(r["people"])] for r in linked["routes"]],
+            )
+        )
+    body += [
+        "<h2>Country comparison</h2>",
+        bar_chart(dict(by_country), statuses=country_statuses(weekly(shown))),
+        "<p class='note'>Weekly cells only: a country that coarsened small weeks to "
+        "a month shows those in the tables, not here.</p>",
+    ]
     body.append("<h2>Weekly totals and change</h2>")
-    body.append(_table(["Week", "Countries", "Encounters", "Change", "%"], [
-        [_td(r["period"], True), _td(total_short(scope.audience) + ": "
-                                     + ", ".join(r.get("countries", [])), True),
-         _row_td(r), _td("" if r["change"] is None else f"{r['change']:+,}"),
-         _td("" if r["change_pct"] is None else f"{r['change_pct']:+.1f}%")]
-        for r in tr["totals"] if r["reporting_country"] == "_T"
-    ]))
+    body.append(
+        _table(
+            ["Week", "Countries", "Encounters", "Change", "%"],
+            [
+                [
+                    _td(r["period"], True),
+                    _td(
+                        total_short(scope.audience) + ": " + ", ".join(r.get("countries", [])), True
+                    ),
+                    _row_td(r),
+                    _td("" if r["change"] is None else f"{r['change']:+,}"),
+                    _td("" if r["change_pct"] is None else f"{r['change_pct']:+.1f}%"),
+                ]
+                for r in tr["totals"]
+                if r["reporting_country"] == "_T"
+            ],
+        )
+    )
     body.append("<h2>Top nationalities, latest week</h2>")
-    body.append(_table(["Nationality", "Count", "Change"], [
-        [_td(r["nationality"], True), _row_td(r),
-         _td("" if r["change"] is None else f"{r['change']:+,}")]
-        for r in tr["top_nationalities"]
-    ]))
+    body.append(
+        _table(
+            ["Nationality", "Count", "Change"],
+            [
+                [
+                    _td(r["nationality"], True),
+                    _row_td(r),
+                    _td("" if r["change"] is None else f"{r['change']:+,}"),
+                ]
+                for r in tr["top_nationalities"]
+            ],
+        )
+    )
     body.append("<h2>Extracontinental vs extraregional Caribbean origins</h2>")
-    body.append(_table(["Week", "Africa and Asia", "Cuba and Haiti", "Other"], [
-        [_td(r["period"], True), *(
-            _num_td(Number(r[g], r.get(f"{g}_status", "exact")))
-            for g in ("extracontinental", "caribbean", "other"))] for r in tr["origins"]
-    ]))
+    body.append(
+        _table(
+            ["Week", "Africa and Asia", "Cuba and Haiti", "Other"],
+            [
+                [
+                    _td(r["period"], True),
+                    *(
+                        _num_td(Number(r[g], r.get(f"{g}_status", "exact")))
+                        for g in ("extracontinental", "caribbean", "other")
+                    ),
+                ]
+                for r in tr["origins"]
+            ],
+        )
+    )
     if latest is not None:
-        body += [f"<h2>Regional totals, {escape(latest)}</h2>",
-                 _regional_table(cells, latest, scope.audience)]
+        body += [
+            f"<h2>Regional totals, {escape(latest)}</h2>",
+            _regional_table(cells, latest, scope.audience),
+        ]
     body.append(_reference_tables(store, scope))
-    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            "<title>Corredor: regional picture</title>"
-            f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>")
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        "<title>Corredor: regional picture</title>"
+        f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>"
+    )

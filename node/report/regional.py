@@ -112,8 +112,11 @@ class RegionalRow:
             "total": self.total,
             "obs_status": "N" if status == "noisy" else "E" if self.estimated else "A",
             "numbers": {
-                c: ({"count": self.numbers[c].count, **self.numbers[c].fields()}
-                    if c in self.numbers else None)
+                c: (
+                    {"count": self.numbers[c].count, **self.numbers[c].fields()}
+                    if c in self.numbers
+                    else None
+                )
                 for c in countries
             },
             **self.total_number.fields(),
@@ -143,8 +146,13 @@ def regional_rows(cells: list[FlowCell]) -> tuple[list[str], list[RegionalRow]]:
         total = combine(numbers.values())
         rows.append(
             RegionalRow(
-                period, label, {c: n.count for c, n in numbers.items()}, total.count,
-                any(n.status == "rounded" for n in numbers.values()), dict(numbers), total,
+                period,
+                label,
+                {c: n.count for c, n in numbers.items()},
+                total.count,
+                any(n.status == "rounded" for n in numbers.values()),
+                dict(numbers),
+                total,
             )
         )
     rows.sort(key=lambda r: (r.period, -r.total, r.nationality))
@@ -179,13 +187,18 @@ def coverage(cells: list[FlowCell]) -> list[dict[str, Any]]:
         views = {}
         for view, found in answers.items():
             exact = sum(
-                a.number.count for a in found
-                if a.country == country and a.number.status == "exact"
+                a.number.count for a in found if a.country == country and a.number.status == "exact"
             )
             views[view] = {
                 "exact": exact,
                 "share": round(exact / own.count, 4) if own.count else None,
             }
-        out.append({"country": country, "encounters": own.count,
-                    "encounters_status": own.status, "views": views})
+        out.append(
+            {
+                "country": country,
+                "encounters": own.count,
+                "encounters_status": own.status,
+                "views": views,
+            }
+        )
     return out

@@ -116,8 +116,21 @@ def sdmx_csv(obs: Iterable[Observation], audience: str) -> str:
         if o.status == "suppressed" or o.value is None:
             if not knows:
                 continue
-            writer.writerow((*lead, "", "Q", CONF_REASONS.get(o.conf, "C"), "suppressed",
-                             "", "", "", "", UNIT, audience))
+            writer.writerow(
+                (
+                    *lead,
+                    "",
+                    "Q",
+                    CONF_REASONS.get(o.conf, "C"),
+                    "suppressed",
+                    "",
+                    "",
+                    "",
+                    "",
+                    UNIT,
+                    audience,
+                )
+            )
             continue
         writer.writerow(
             (
@@ -149,8 +162,9 @@ def flows_sdmx_csv(
     return sdmx_csv([*obs, *withdrawals(withdrawn, obs)], audience)
 
 
-def require_released(cells: Sequence[FlowCell], withdrawn: Sequence[FlowCell], audience: str,
-                     purpose: str) -> None:
+def require_released(
+    cells: Sequence[FlowCell], withdrawn: Sequence[FlowCell], audience: str, purpose: str
+) -> None:
     """Refuse an SDMX export with nothing in it, rather than write a file with a
     header only that a reader would take for a region with no encounters."""
     if not cells and not withdrawn:

@@ -97,18 +97,26 @@ def observations(
     # encounters the table's HTI and CUB cells count already. (The
     # invariant: tests/test_picture_views.py, rows within national totals.)
     # (A national total, CITIZENSHIP _T, is not a nationality table.)
-    with_totals = {(p, c) for (p, c, label), ms in groups.items()
-                   if label != "_T" and min(map(_finer, ms)) == 0}
+    with_totals = {
+        (p, c)
+        for (p, c, label), ms in groups.items()
+        if label != "_T" and min(map(_finer, ms)) == 0
+    }
     # Where that table gives regions (GTM's [Eastern Asia]), a nationality of
     # the detail is inside one of them: not added beside it either.
-    region_tables = {(p, c) for (p, c, label), ms in groups.items()
-                     if label.startswith("[") and min(map(_finer, ms)) == 0}
+    region_tables = {
+        (p, c)
+        for (p, c, label), ms in groups.items()
+        if label.startswith("[") and min(map(_finer, ms)) == 0
+    }
     per_country: list[Observation] = []
     from_table: set[tuple[str, str, str]] = set()
     for (period, country, label), members in groups.items():
         depth = min(_finer(c) for c in members)
-        if depth > 0 and (period, country) in with_totals and (
-            label.startswith("[") or (period, country) in region_tables
+        if (
+            depth > 0
+            and (period, country) in with_totals
+            and (label.startswith("[") or (period, country) in region_tables)
         ):
             continue
         finest = max(_finer(c) for c in members)
@@ -144,7 +152,8 @@ def observations(
     # the views (node.report.tables), so no encounter counts twice.
     covered = {(a, coarse, lab) for a, p, lab in from_table for coarse in containing_periods(p)}
     per_country = [
-        o for o in per_country
+        o
+        for o in per_country
         if (o.area, o.period, o.citizenship) not in covered
         or (o.area, o.period, o.citizenship) in from_table
     ]
@@ -163,9 +172,14 @@ def observations(
     out = []
     for o in per_country:
         key = (o.period, o.area)
-        if (o.citizenship == "_T" and o.value is not None and o.protected is None
-                and o.status == "exact" and key not in inexact
-                and 0 < accounted[key] < o.value):
+        if (
+            o.citizenship == "_T"
+            and o.value is not None
+            and o.protected is None
+            and o.status == "exact"
+            and key not in inexact
+            and 0 < accounted[key] < o.value
+        ):
             o = replace(o, protected=o.value - accounted[key])
         out.append(o)
     per_country = list(out)

@@ -36,10 +36,12 @@ def country_name(code: str) -> str:
 
 def _status_defs() -> str:
     """SVG patterns for the statuses drawn differently from exact numbers."""
-    return ('<defs><pattern id="hatch-lower-bound" width="6" height="6" '
-            'patternUnits="userSpaceOnUse" patternTransform="rotate(45)">'
-            '<rect width="6" height="6" fill="#ffffff"/><rect width="3" height="6" '
-            'fill="currentColor"/></pattern></defs>')
+    return (
+        '<defs><pattern id="hatch-lower-bound" width="6" height="6" '
+        'patternUnits="userSpaceOnUse" patternTransform="rotate(45)">'
+        '<rect width="6" height="6" fill="#ffffff"/><rect width="3" height="6" '
+        'fill="currentColor"/></pattern></defs>'
+    )
 
 
 def _status_key(statuses: set[str], x: float, y: float) -> str:
@@ -47,23 +49,34 @@ def _status_key(statuses: set[str], x: float, y: float) -> str:
     shown = [s for s in ("noisy", "lower-bound") if s in statuses]
     if not shown:
         return ""
-    marks = {"noisy": '<circle cx="{x}" cy="{y}" r="4.5" fill="#ffffff" stroke="#1d2733" '
-                      'stroke-width="1.5" stroke-dasharray="2 1.5"/>',
-             "lower-bound": '<path d="M{x0},{y1} L{x},{y0} L{x1},{y1} z" fill="#ffffff" '
-                            'stroke="#1d2733" stroke-width="1.5"/>'}
-    parts = [f'<g class="status-key"><text x="{x:.1f}" y="{y + 4:.1f}" font-size="11">'
-             'Marks:</text>']
+    marks = {
+        "noisy": '<circle cx="{x}" cy="{y}" r="4.5" fill="#ffffff" stroke="#1d2733" '
+        'stroke-width="1.5" stroke-dasharray="2 1.5"/>',
+        "lower-bound": '<path d="M{x0},{y1} L{x},{y0} L{x1},{y1} z" fill="#ffffff" '
+        'stroke="#1d2733" stroke-width="1.5"/>',
+    }
+    parts = [
+        f'<g class="status-key"><text x="{x:.1f}" y="{y + 4:.1f}" font-size="11">Marks:</text>'
+    ]
     cx = x + 52
     for s in ("exact", *shown):
         if s == "exact":
             parts.append(f'<circle cx="{cx:.1f}" cy="{y:.1f}" r="4.5" fill="#1d2733"/>')
         else:
-            parts.append(marks[s].format(x=f"{cx:.1f}", y=f"{y:.1f}", x0=f"{cx - 5:.1f}",
-                                         x1=f"{cx + 5:.1f}", y0=f"{y - 5:.1f}",
-                                         y1=f"{y + 4:.1f}"))
+            parts.append(
+                marks[s].format(
+                    x=f"{cx:.1f}",
+                    y=f"{y:.1f}",
+                    x0=f"{cx - 5:.1f}",
+                    x1=f"{cx + 5:.1f}",
+                    y0=f"{y - 5:.1f}",
+                    y1=f"{y + 4:.1f}",
+                )
+            )
         label = STATUS_LABELS[s]
-        parts.append(f'<text x="{cx + 9:.1f}" y="{y + 4:.1f}" font-size="11">'
-                     f'{escape(label)}</text>')
+        parts.append(
+            f'<text x="{cx + 9:.1f}" y="{y + 4:.1f}" font-size="11">{escape(label)}</text>'
+        )
         cx += 20 + 6.2 * len(label)
     parts.append("</g>")
     return "".join(parts)
@@ -74,15 +87,21 @@ def _point(x: float, y: float, colour: str, status: str, title: str) -> str:
     for noisy, a hollow up-triangle ("at least") for a lower bound."""
     cls = f'class="point" data-status="{escape(status)}"'
     if status == "noisy":
-        return (f'<circle {cls} cx="{x:.1f}" cy="{y:.1f}" r="4.5" fill="#ffffff" '
-                f'stroke="{colour}" stroke-width="2" stroke-dasharray="2 1.5">'
-                f'<title>{escape(title)}</title></circle>')
+        return (
+            f'<circle {cls} cx="{x:.1f}" cy="{y:.1f}" r="4.5" fill="#ffffff" '
+            f'stroke="{colour}" stroke-width="2" stroke-dasharray="2 1.5">'
+            f"<title>{escape(title)}</title></circle>"
+        )
     if status == "lower-bound":
-        return (f'<path {cls} d="M{x - 5:.1f},{y + 4:.1f} L{x:.1f},{y - 5:.1f} '
-                f'L{x + 5:.1f},{y + 4:.1f} z" fill="#ffffff" stroke="{colour}" '
-                f'stroke-width="2"><title>{escape(title)}</title></path>')
-    return (f'<circle {cls} cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour}">'
-            f'<title>{escape(title)}</title></circle>')
+        return (
+            f'<path {cls} d="M{x - 5:.1f},{y + 4:.1f} L{x:.1f},{y - 5:.1f} '
+            f'L{x + 5:.1f},{y + 4:.1f} z" fill="#ffffff" stroke="{colour}" '
+            f'stroke-width="2"><title>{escape(title)}</title></path>'
+        )
+    return (
+        f'<circle {cls} cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour}">'
+        f"<title>{escape(title)}</title></circle>"
+    )
 
 
 def line_chart(cells: list[FlowCell], top: int = 6, width: int = 1100, height: int = 380) -> str:
@@ -123,34 +142,48 @@ def line_chart(cells: list[FlowCell], top: int = 6, width: int = 1100, height: i
     def y(v: float) -> float:
         return top_m + ph - ph * v / ticks[-1]
 
-    parts = [f'<svg class="chart" id="chart-flows" role="img" width="{width}" '
-             f'height="{height}" viewBox="0 0 {width} {height}" '
-             'xmlns="http://www.w3.org/2000/svg"><title>Encounters per week by nationality'
-             '</title>']
+    parts = [
+        f'<svg class="chart" id="chart-flows" role="img" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" '
+        'xmlns="http://www.w3.org/2000/svg"><title>Encounters per week by nationality'
+        "</title>"
+    ]
     for v in ticks:
-        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
-                     'stroke="#e3e9ef"/>')
-        parts.append(f'<text class="tick y-tick" x="{left - 6}" y="{y(v) + 4:.1f}" '
-                     f'font-size="11" text-anchor="end">{v:,}</text>')
+        parts.append(
+            f'<line x1="{left}" x2="{left + pw}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#e3e9ef"/>'
+        )
+        parts.append(
+            f'<text class="tick y-tick" x="{left - 6}" y="{y(v) + 4:.1f}" '
+            f'font-size="11" text-anchor="end">{v:,}</text>'
+        )
     # Week labels carry the year (2024-W03); every k-th when they would crowd.
     every = max(1, math.ceil(58 * len(periods) / pw))
     for i, p in enumerate(periods):
         if i % every == 0:
-            parts.append(f'<text class="tick x-tick" x="{x(i):.1f}" y="{top_m + ph + 18}" '
-                         f'font-size="11" text-anchor="middle">{escape(p)}</text>')
-    parts.append(f'<text class="axis-title" x="{left + pw / 2:.1f}" y="{height - 22}" '
-                 'font-size="12" text-anchor="middle">ISO week (year-Www)</text>')
-    parts.append(f'<text class="axis-title" transform="translate(18,{top_m + ph / 2:.1f}) '
-                 'rotate(-90)" font-size="12" text-anchor="middle">Encounters per week'
-                 '</text>')
+            parts.append(
+                f'<text class="tick x-tick" x="{x(i):.1f}" y="{top_m + ph + 18}" '
+                f'font-size="11" text-anchor="middle">{escape(p)}</text>'
+            )
+    parts.append(
+        f'<text class="axis-title" x="{left + pw / 2:.1f}" y="{height - 22}" '
+        'font-size="12" text-anchor="middle">ISO week (year-Www)</text>'
+    )
+    parts.append(
+        f'<text class="axis-title" transform="translate(18,{top_m + ph / 2:.1f}) '
+        'rotate(-90)" font-size="12" text-anchor="middle">Encounters per week'
+        "</text>"
+    )
     seen: set[str] = set()
     for j, label in enumerate(ranked):
         colour = nationality_colour(j)
-        points = " ".join(f"{x(i):.1f},{y(series[label].get(p, 0)):.1f}"
-                          for i, p in enumerate(periods))
-        parts.append(f'<polyline class="series" fill="none" stroke="{colour}" '
-                     f'stroke-width="2.5" points="{points}"><title>{escape(label)}</title>'
-                     '</polyline>')
+        points = " ".join(
+            f"{x(i):.1f},{y(series[label].get(p, 0)):.1f}" for i, p in enumerate(periods)
+        )
+        parts.append(
+            f'<polyline class="series" fill="none" stroke="{colour}" '
+            f'stroke-width="2.5" points="{points}"><title>{escape(label)}</title>'
+            "</polyline>"
+        )
         for i, p in enumerate(periods):
             if p not in series[label]:
                 continue
@@ -159,17 +192,28 @@ def line_chart(cells: list[FlowCell], top: int = 6, width: int = 1100, height: i
             seen.add(status)
             ci = interval(label, p) if status == "noisy" else None
             if ci:
-                parts.append(f'<line class="interval" x1="{x(i):.1f}" x2="{x(i):.1f}" '
-                             f'y1="{y(ci[0]):.1f}" y2="{y(ci[1]):.1f}" stroke="{colour}" '
-                             'stroke-width="1.5"/>')
+                parts.append(
+                    f'<line class="interval" x1="{x(i):.1f}" x2="{x(i):.1f}" '
+                    f'y1="{y(ci[0]):.1f}" y2="{y(ci[1]):.1f}" stroke="{colour}" '
+                    'stroke-width="1.5"/>'
+                )
             shown = f"≥ {count:,}" if status == "lower-bound" else f"{count:,}"
             extra = f" (95%: {ci[0]:,}–{ci[1]:,})" if ci else ""
-            parts.append(_point(x(i), y(count), colour, status,
-                                f"{label} {p}: {shown} encounters, {status}{extra}"))
+            parts.append(
+                _point(
+                    x(i),
+                    y(count),
+                    colour,
+                    status,
+                    f"{label} {p}: {shown} encounters, {status}{extra}",
+                )
+            )
         ly = top_m + 18 * j + 8
-        parts.append(f'<rect x="{left + pw + 16}" y="{ly - 8}" width="12" height="12" '
-                     f'fill="{colour}"/><text class="legend" x="{left + pw + 34}" '
-                     f'y="{ly + 2}" font-size="12">{escape(label)}</text>')
+        parts.append(
+            f'<rect x="{left + pw + 16}" y="{ly - 8}" width="12" height="12" '
+            f'fill="{colour}"/><text class="legend" x="{left + pw + 34}" '
+            f'y="{ly + 2}" font-size="12">{escape(label)}</text>'
+        )
     parts.append(_status_key(seen, left, 14))
     parts.append("</svg>")
     return "".join(parts)
@@ -183,8 +227,9 @@ def corridor_diagram(legs: list[dict[str, Any]], width: int = 1100, height: int 
     hold them, so none is cut off."""
     if not legs:
         return "<p class='note'>No route legs published for this audience.</p>"
-    nodes = sorted({leg["from"] for leg in legs} | {leg["to"] for leg in legs},
-                   key=corridor_sort_key)
+    nodes = sorted(
+        {leg["from"] for leg in legs} | {leg["to"] for leg in legs}, key=corridor_sort_key
+    )
     gap = (width - 80) / max(1, len(nodes) - 1)
     pos = {n: 40 + i * gap for i, n in enumerate(nodes)}
     peak = max(leg["count"] for leg in legs) or 1
@@ -205,12 +250,14 @@ def corridor_diagram(legs: list[dict[str, Any]], width: int = 1100, height: int 
         dash = ' stroke-dasharray="6 3"' if status in UNCERTAIN else ""
         # End short of the target's dot so the arrowhead shows.
         end_x, end_y = b - 14 * (1 if north else -1), base + side * 12
-        arcs.append(f'<path class="leg" data-status="{escape(status)}" '
-                    f'd="M{a:.1f},{base:.1f} Q{mid:.1f},{ctrl:.1f} {end_x:.1f},{end_y:.1f}" '
-                    f'fill="none" stroke="#1b6ca8" stroke-opacity="0.55" '
-                    f'stroke-width="{w:.1f}"{dash} marker-end="url(#arrow)"><title>'
-                    f'{escape(leg["from"])} → {escape(leg["to"])}: {leg["count"]:,} encounters '
-                    f'({escape(status)})</title></path>')
+        arcs.append(
+            f'<path class="leg" data-status="{escape(status)}" '
+            f'd="M{a:.1f},{base:.1f} Q{mid:.1f},{ctrl:.1f} {end_x:.1f},{end_y:.1f}" '
+            f'fill="none" stroke="#1b6ca8" stroke-opacity="0.55" '
+            f'stroke-width="{w:.1f}"{dash} marker-end="url(#arrow)"><title>'
+            f"{escape(leg['from'])} → {escape(leg['to'])}: {leg['count']:,} encounters "
+            f"({escape(status)})</title></path>"
+        )
         text = f"≥{leg['count']:,}" if status == "lower-bound" else f"{leg['count']:,}"
         label_y = base - lift - 4 if north else base + lift + 14
         wanted.append((mid, label_y, text, side))
@@ -226,27 +273,35 @@ def corridor_diagram(legs: list[dict[str, Any]], width: int = 1100, height: int 
     left_x = min([0.0, *(lx - 40 for lx, _ in spots)])
     right_x = max([float(width), *(lx + 40 for lx, _ in spots)])
     vw, vh = right_x - left_x, bottom_y - top_y
-    parts = [f'<svg class="chart" id="chart-corridor" role="img" width="{vw:.0f}" '
-             f'height="{vh:.0f}" viewBox="{left_x:.1f} {top_y:.1f} {vw:.1f} {vh:.1f}" '
-             'xmlns="http://www.w3.org/2000/svg"><title>Route legs: previous country to '
-             'reporting country, in encounters</title><defs><marker id="arrow" '
-             'viewBox="0 0 10 10" refX="9" refY="5" markerWidth="9" markerHeight="9" '
-             'markerUnits="userSpaceOnUse" orient="auto-start-reverse">'
-             '<path d="M0,0 L10,5 L0,10 z" fill="#0d3d61"/></marker></defs>',
-             *arcs, *labels]
+    parts = [
+        f'<svg class="chart" id="chart-corridor" role="img" width="{vw:.0f}" '
+        f'height="{vh:.0f}" viewBox="{left_x:.1f} {top_y:.1f} {vw:.1f} {vh:.1f}" '
+        'xmlns="http://www.w3.org/2000/svg"><title>Route legs: previous country to '
+        'reporting country, in encounters</title><defs><marker id="arrow" '
+        'viewBox="0 0 10 10" refX="9" refY="5" markerWidth="9" markerHeight="9" '
+        'markerUnits="userSpaceOnUse" orient="auto-start-reverse">'
+        '<path d="M0,0 L10,5 L0,10 z" fill="#0d3d61"/></marker></defs>',
+        *arcs,
+        *labels,
+    ]
     for n, px in pos.items():
-        parts.append(f'<circle cx="{px:.1f}" cy="{base:.1f}" r="17" fill="#ffffff" '
-                     f'stroke="{country_colour(n)}" stroke-width="2.5"/>'
-                     f'<text class="node-label" x="{px:.1f}" y="{base + 4:.1f}" font-size="12" '
-                     f'font-weight="bold" text-anchor="middle">{escape(n)}</text>')
-    parts.append(f'<text class="axis-title" x="{left_x + 8:.1f}" y="{bottom_y - 8:.1f}" '
-                 'font-size="11">Encounters per leg (arcs above run north, below south)</text>')
+        parts.append(
+            f'<circle cx="{px:.1f}" cy="{base:.1f}" r="17" fill="#ffffff" '
+            f'stroke="{country_colour(n)}" stroke-width="2.5"/>'
+            f'<text class="node-label" x="{px:.1f}" y="{base + 4:.1f}" font-size="12" '
+            f'font-weight="bold" text-anchor="middle">{escape(n)}</text>'
+        )
+    parts.append(
+        f'<text class="axis-title" x="{left_x + 8:.1f}" y="{bottom_y - 8:.1f}" '
+        'font-size="11">Encounters per leg (arcs above run north, below south)</text>'
+    )
     parts.append("</svg>")
     return "".join(parts)
 
 
-def bar_chart(totals: dict[str, int], width: int = 1100, bar: int = 26,
-              statuses: dict[str, str] | None = None) -> str:
+def bar_chart(
+    totals: dict[str, int], width: int = 1100, bar: int = 26, statuses: dict[str, str] | None = None
+) -> str:
     """Encounters by reporting country over the report's weeks, on an axis
     with round ticks; a country whose total is a lower bound is hatched and
     labelled "≥", a noisy one dashed and hollow."""
@@ -262,16 +317,22 @@ def bar_chart(totals: dict[str, int], width: int = 1100, bar: int = 26,
     def xv(v: float) -> float:
         return left + pw * v / ticks[-1]
 
-    parts = [f'<svg class="chart" id="chart-countries" role="img" width="{width}" '
-             f'height="{height}" viewBox="0 0 {width} {height}" '
-             'xmlns="http://www.w3.org/2000/svg"><title>Encounters by reporting country'
-             f'</title>{_status_defs()}']
+    parts = [
+        f'<svg class="chart" id="chart-countries" role="img" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" '
+        'xmlns="http://www.w3.org/2000/svg"><title>Encounters by reporting country'
+        f"</title>{_status_defs()}"
+    ]
     for v in ticks:
-        parts.append(f'<line x1="{xv(v):.1f}" x2="{xv(v):.1f}" y1="6" y2="{axis_y}" '
-                     f'stroke="#e3e9ef"/><text class="tick x-tick" x="{xv(v):.1f}" '
-                     f'y="{axis_y + 14}" font-size="11" text-anchor="middle">{v:,}</text>')
-    parts.append(f'<text class="axis-title" x="{left + pw / 2:.1f}" y="{axis_y + 36}" '
-                 'font-size="12" text-anchor="middle">Encounters (all weeks shown)</text>')
+        parts.append(
+            f'<line x1="{xv(v):.1f}" x2="{xv(v):.1f}" y1="6" y2="{axis_y}" '
+            f'stroke="#e3e9ef"/><text class="tick x-tick" x="{xv(v):.1f}" '
+            f'y="{axis_y + 14}" font-size="11" text-anchor="middle">{v:,}</text>'
+        )
+    parts.append(
+        f'<text class="axis-title" x="{left + pw / 2:.1f}" y="{axis_y + 36}" '
+        'font-size="12" text-anchor="middle">Encounters (all weeks shown)</text>'
+    )
     for i, c in enumerate(countries):
         yy = 10 + i * (bar + 8)
         w = xv(totals[c]) - left
@@ -284,13 +345,15 @@ def bar_chart(totals: dict[str, int], width: int = 1100, bar: int = 26,
         else:
             fill = f'fill="{colour}"'
         shown = f"≥ {totals[c]:,}" if status == "lower-bound" else f"{totals[c]:,}"
-        parts.append(f'<text x="{left - 8}" y="{yy + bar * 0.7:.1f}" font-size="13" '
-                     f'text-anchor="end">{escape(country_name(c))}</text>'
-                     f'<rect class="bar" data-status="{escape(status)}" '
-                     f'x="{left}" y="{yy}" width="{w:.1f}" height="{bar}" {fill}>'
-                     f'<title>{escape(c)}: {shown} encounters ({escape(status)})</title></rect>'
-                     f'<text x="{left + w + 6:.1f}" y="{yy + bar * 0.7:.1f}" '
-                     f'font-size="12">{escape(shown)}</text>')
+        parts.append(
+            f'<text x="{left - 8}" y="{yy + bar * 0.7:.1f}" font-size="13" '
+            f'text-anchor="end">{escape(country_name(c))}</text>'
+            f'<rect class="bar" data-status="{escape(status)}" '
+            f'x="{left}" y="{yy}" width="{w:.1f}" height="{bar}" {fill}>'
+            f"<title>{escape(c)}: {shown} encounters ({escape(status)})</title></rect>"
+            f'<text x="{left + w + 6:.1f}" y="{yy + bar * 0.7:.1f}" '
+            f'font-size="12">{escape(shown)}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 

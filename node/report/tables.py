@@ -266,7 +266,8 @@ def _without_overlaps(answers: list[Answer]) -> list[Answer]:
         for coarse in containing_periods(a.period):
             fine[(a.country, coarse, a.key)].add(table_of(a.first))
     return [
-        a for a in answers
+        a
+        for a in answers
         if not fine.get((a.country, a.period, a.key), set()) - {table_of(a.first)}
     ]
 

@@ -92,15 +92,28 @@ def trends(cells: list[FlowCell], last: int = 0, top: int = 5) -> dict[str, Any]
 
     rows = []
     for p in periods:
-        rows.append({"period": p, "reporting_country": "_T", "count": region[p].count,
-                     **_change(region[p].count, prev_value(region, p)),
-                     **region[p].fields(), "countries": region_countries[p]})
+        rows.append(
+            {
+                "period": p,
+                "reporting_country": "_T",
+                "count": region[p].count,
+                **_change(region[p].count, prev_value(region, p)),
+                **region[p].fields(),
+                "countries": region_countries[p],
+            }
+        )
         for country in sorted(by_country, key=corridor_sort_key):
             if p in by_country[country]:
                 n = by_country[country][p]
-                rows.append({"period": p, "reporting_country": country, "count": n.count,
-                             **_change(n.count, prev_value(by_country[country], p)),
-                             **n.fields()})
+                rows.append(
+                    {
+                        "period": p,
+                        "reporting_country": country,
+                        "count": n.count,
+                        **_change(n.count, prev_value(by_country[country], p)),
+                        **n.fields(),
+                    }
+                )
     latest = periods[-1] if periods else None
     top_rows = []
     if latest is not None:
@@ -108,8 +121,15 @@ def trends(cells: list[FlowCell], last: int = 0, top: int = 5) -> dict[str, Any]
         now = {label: combine(ns) for label, ns in by_nat[latest].items()}
         for label, n in sorted(now.items(), key=lambda kv: (-kv[1].count, kv[0]))[:top]:
             prev = None if before is None else combine(by_nat[before].get(label, [])).count
-            top_rows.append({"period": latest, "nationality": label, "count": n.count,
-                             **_change(n.count, prev), **n.fields()})
+            top_rows.append(
+                {
+                    "period": latest,
+                    "nationality": label,
+                    "count": n.count,
+                    **_change(n.count, prev),
+                    **n.fields(),
+                }
+            )
     origin_rows = []
     for p in periods:
         row: dict[str, Any] = {"period": p}

@@ -95,26 +95,39 @@ def view_csv_rows(view: str, data: dict[str, Any]) -> list[dict[str, Any]]:
     """Flat rows of a view for CSV."""
     unit = {"unit": data.get("unit", UNIT)}
     if view == "trends":
-        return [{"table": "totals", **r, **unit} for r in data["totals"]] + [
-            {"table": "top_nationalities", **r, **unit} for r in data["top_nationalities"]
-        ] + [{"table": "origins", **r, **unit} for r in data["origins"]]
+        return (
+            [{"table": "totals", **r, **unit} for r in data["totals"]]
+            + [{"table": "top_nationalities", **r, **unit} for r in data["top_nationalities"]]
+            + [{"table": "origins", **r, **unit} for r in data["origins"]]
+        )
     if view == "corridors":
         return [{"table": "legs", **r, **unit} for r in data["legs"]] + [
-            {"table": "routes", "route": ">".join(r["route"]), "count": r["people"],
-             "k": data["k"], "unit": "people"}
+            {
+                "table": "routes",
+                "route": ">".join(r["route"]),
+                "count": r["people"],
+                "k": data["k"],
+                "unit": "people",
+            }
             for r in data["routes"]
         ]
     if view == "alerts":
         return [{**a, **unit} for a in data["alerts"]]
     if view == "regional":
         return [
-            {"period": r["period"], "nationality": r["nationality"],
-             **{c: r["countries"][c] for c in data["countries"]}, "total": r["total"],
-             "obs_status": r["obs_status"], "status": r["status"], "ci95": r["ci95"],
-             "protected": r["protected"], "total_countries": r["total_countries"],
-             **{f"status_{c}": (r["numbers"][c] or {}).get("status")
-                for c in data["countries"]},
-             **unit}
+            {
+                "period": r["period"],
+                "nationality": r["nationality"],
+                **{c: r["countries"][c] for c in data["countries"]},
+                "total": r["total"],
+                "obs_status": r["obs_status"],
+                "status": r["status"],
+                "ci95": r["ci95"],
+                "protected": r["protected"],
+                "total_countries": r["total_countries"],
+                **{f"status_{c}": (r["numbers"][c] or {}).get("status") for c in data["countries"]},
+                **unit,
+            }
             for r in data["rows"]
         ]
     raise KeyError(view)
@@ -122,11 +135,19 @@ def view_csv_rows(view: str, data: dict[str, Any]) -> list[dict[str, Any]]:
 
 #: CSV header of each statistical view, so an empty export still names its columns.
 CSV_COLUMNS: dict[str, list[str]] = {
-    "trends": ["table", "period", "reporting_country", "count", "previous", "change",
-               "change_pct"],
+    "trends": ["table", "period", "reporting_country", "count", "previous", "change", "change_pct"],
     "corridors": ["table", "from", "to", "count"],
-    "alerts": ["kind", "series", "period", "count", "baseline_mean", "baseline_sd", "ratio",
-               "p_value", "log10_p_value"],
+    "alerts": [
+        "kind",
+        "series",
+        "period",
+        "count",
+        "baseline_mean",
+        "baseline_sd",
+        "ratio",
+        "p_value",
+        "log10_p_value",
+    ],
     "regional": ["period", "nationality"],
 }
 
@@ -145,16 +166,16 @@ def _pct(value: float | None) -> str:
 def _num(row: dict[str, Any], key: str = "count") -> str:
     """A row's number with its status mark (``Number.text``)."""
     ci = row.get("ci95")
-    return Number(row[key], row.get("status", "exact"),
-                  (ci[0], ci[1]) if ci else None).text()
+    return Number(row[key], row.get("status", "exact"), (ci[0], ci[1]) if ci else None).text()
 
 
 def render_coverage(console: Console, rows: list[dict[str, Any]]) -> None:
     """Per country and view: the share of its encounters shown as exact numbers."""
     if not rows:
         return
-    table = Table(title="Coverage: share of each country's encounters in exact numbers",
-                  title_justify="left")
+    table = Table(
+        title="Coverage: share of each country's encounters in exact numbers", title_justify="left"
+    )
     table.add_column("Country")
     table.add_column("Encounters", justify="right")
     views = list(rows[0]["views"])
@@ -162,9 +183,14 @@ def render_coverage(console: Console, rows: list[dict[str, Any]]) -> None:
         table.add_column(v, justify="right")
     for r in rows:
         enc = Number(r["encounters"], r["encounters_status"]).text()
-        table.add_row(r["country"], enc, *(
-            "" if r["views"][v]["share"] is None else f"{100 * r['views'][v]['share']:.1f}%"
-            for v in views))
+        table.add_row(
+            r["country"],
+            enc,
+            *(
+                "" if r["views"][v]["share"] is None else f"{100 * r['views'][v]['share']:.1f}%"
+                for v in views
+            ),
+        )
     console.print(table)
 
 
@@ -179,59 +205,86 @@ def render_view(console: Console, view: str, data: dict[str, Any]) -> None:
     who = f"[dim]for {data['audience']}, purpose {data['purpose']}[/]"
     region = total_short(data["audience"])
     if view == "trends":
-        table = Table(title="Encounters per week and change from the previous week",
-                      title_justify="left")
+        table = Table(
+            title="Encounters per week and change from the previous week", title_justify="left"
+        )
         for col in ("Week", "Country", "Count", "Change", "%"):
             table.add_column(col, justify="left" if col in ("Week", "Country") else "right")
         for r in data["totals"]:
-            table.add_row(r["period"], region if r["reporting_country"] == "_T"
-                          else r["reporting_country"], _num(r),
-                          "" if r["change"] is None else f"{r['change']:+d}",
-                          _pct(r["change_pct"]))
+            table.add_row(
+                r["period"],
+                region if r["reporting_country"] == "_T" else r["reporting_country"],
+                _num(r),
+                "" if r["change"] is None else f"{r['change']:+d}",
+                _pct(r["change_pct"]),
+            )
         console.print(table)
         top = Table(title="Top nationalities, latest week", title_justify="left")
         for col in ("Nationality", "Count", "Change", "%"):
             top.add_column(col, justify="left" if col == "Nationality" else "right")
         for r in data["top_nationalities"]:
-            top.add_row(r["nationality"], _num(r),
-                        "" if r["change"] is None else f"{r['change']:+d}", _pct(r["change_pct"]))
+            top.add_row(
+                r["nationality"],
+                _num(r),
+                "" if r["change"] is None else f"{r['change']:+d}",
+                _pct(r["change_pct"]),
+            )
         console.print(top)
-        origins = Table(title="Extracontinental (Africa, Asia) vs extraregional Caribbean "
-                        "(Cuba, Haiti)", title_justify="left")
+        origins = Table(
+            title="Extracontinental (Africa, Asia) vs extraregional Caribbean (Cuba, Haiti)",
+            title_justify="left",
+        )
         for col in ("Week", "Extracontinental", "Caribbean", "Other"):
             origins.add_column(col, justify="left" if col == "Week" else "right")
         for r in data["origins"]:
-            origins.add_row(r["period"], *(
-                Number(r[g], r.get(f"{g}_status", "exact")).text()
-                for g in ("extracontinental", "caribbean", "other")))
+            origins.add_row(
+                r["period"],
+                *(
+                    Number(r[g], r.get(f"{g}_status", "exact")).text()
+                    for g in ("extracontinental", "caribbean", "other")
+                ),
+            )
         console.print(origins)
     elif view == "corridors":
-        table = Table(title="Route legs: previous country → reporting country",
-                      title_justify="left")
+        table = Table(
+            title="Route legs: previous country → reporting country", title_justify="left"
+        )
         linked = any("people" in r for r in data["legs"])
         for col in ("From", "To", "Encounters") + (("People",) if linked else ()):
             table.add_column(col, justify="left" if col in ("From", "To") else "right")
         for r in data["legs"]:
-            people = (() if not linked else
-                      (f"<{data['k']}" if r.get("people") is None else str(r["people"]),))
+            people = (
+                ()
+                if not linked
+                else (f"<{data['k']}" if r.get("people") is None else str(r["people"]),)
+            )
             table.add_row(r["from"], r["to"], _num(r), *people)
         console.print(table)
         if linked:
-            console.print(f"[dim]People: distinct linked persons (linkage tokens) on the leg; "
-                          f"fewer than k={data['k']} are not shown.[/]")
+            console.print(
+                f"[dim]People: distinct linked persons (linkage tokens) on the leg; "
+                f"fewer than k={data['k']} are not shown.[/]"
+            )
         if data["records"]:
-            routes_t = Table(title=f"Multi-country routes shared by at least k={data['k']} "
-                             "people (linkage tokens)", title_justify="left")
+            routes_t = Table(
+                title=f"Multi-country routes shared by at least k={data['k']} "
+                "people (linkage tokens)",
+                title_justify="left",
+            )
             routes_t.add_column("Route")
             routes_t.add_column("People", justify="right")
             for r in data["routes"]:
                 routes_t.add_row(" → ".join(r["route"]), str(r["people"]))
             console.print(routes_t)
-            console.print(f"[dim]{data['people_in_hidden_routes']} people on routes shared by "
-                          f"fewer than {data['k']} are not shown.[/]")
+            console.print(
+                f"[dim]{data['people_in_hidden_routes']} people on routes shared by "
+                f"fewer than {data['k']} are not shown.[/]"
+            )
         else:
-            console.print("[dim]No linked encounter records for this audience: multi-country "
-                          "routes need members whose law allows linkage tokens.[/]")
+            console.print(
+                "[dim]No linked encounter records for this audience: multi-country "
+                "routes need members whose law allows linkage tokens.[/]"
+            )
     elif view == "alerts":
         m = data["method"]
         console.print(
@@ -243,8 +296,14 @@ def render_view(console: Console, view: str, data: dict[str, Any]) -> None:
         for col in ("Kind", "Series", "Count", "Baseline mean", "Ratio", "p"):
             table.add_column(col, justify="left" if col in ("Kind", "Series") else "right")
         for a in data["alerts"]:
-            table.add_row(a["kind"], a["series"], str(a["count"]), str(a["baseline_mean"]),
-                          f"{a['ratio']}×", p_text(a))
+            table.add_row(
+                a["kind"],
+                a["series"],
+                str(a["count"]),
+                str(a["baseline_mean"]),
+                f"{a['ratio']}×",
+                p_text(a),
+            )
         console.print(table if data["alerts"] else "[green]No alerts.[/]")
     elif view == "regional":
         countries = data["countries"]
@@ -257,13 +316,19 @@ def render_view(console: Console, view: str, data: dict[str, Any]) -> None:
             table.add_column(region, justify="right", style="bold")
             for r in data["rows"]:
                 if r["period"] == period:
-                    table.add_row(r["nationality"],
-                                  *(("·" if r["numbers"][c] is None
-                                     else _num(r["numbers"][c])) for c in countries),
-                                  _num(r, "total"))
+                    table.add_row(
+                        r["nationality"],
+                        *(
+                            ("·" if r["numbers"][c] is None else _num(r["numbers"][c]))
+                            for c in countries
+                        ),
+                        _num(r, "total"),
+                    )
             console.print(table)
-        console.print("[dim]· no published count: none, suppressed by the reporting country, "
-                      "or not released to this audience. Totals add the counts shown.[/]")
+        console.print(
+            "[dim]· no published count: none, suppressed by the reporting country, "
+            "or not released to this audience. Totals add the counts shown.[/]"
+        )
     if view in ("trends", "corridors", "regional"):
         render_coverage(console, data.get("coverage", []))
         console.print(STATUS_NOTE)

@@ -319,5 +319,3 @@ def save_head(db_path: Path, head: tuple[int, str] | None) -> None:
         )
     except OSError as exc:
         raise StoreError(f"cannot write the audit head {path}: {exc}") from exc
-
-

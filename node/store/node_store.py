@@ -134,9 +134,7 @@ class NodeStore(RawRecords):
     def verify_identity(self, country: str, *, staging: bool = True) -> StoreIdentity:
         """Refuse (``StoreLostHistory``) a store that is not this home's or lost
         its history; with ``staging``, also one waiting for recover-revisions."""
-        return identity.verify_identity(
-            self._conn, self.path, "member", country, staging=staging
-        )
+        return identity.verify_identity(self._conn, self.path, "member", country, staging=staging)
 
     @contextmanager
     def staging_lock(self) -> Iterator[None]:

@@ -112,7 +112,7 @@ class PictureStore(PictureReads):
         """Set-aside messages of ``reasons`` not yet copied to the dead-letter topic."""
         marks = ",".join("?" * len(reasons))
         cur = self._conn.execute(
-            "SELECT id, reason, detail, event_id, producer, topic, partition, \"offset\", raw, "
+            'SELECT id, reason, detail, event_id, producer, topic, partition, "offset", raw, '
             f"msg_key FROM rejected_message WHERE dead_lettered_at IS NULL AND reason IN ({marks}) "
             "ORDER BY id LIMIT ?",
             (*sorted(reasons), limit),

@@ -99,8 +99,10 @@ class PictureReads:
             "WHERE subject = h.subject AND withdrawn = 0 AND body IS NOT NULL) "
             "ORDER BY e.subject"
         )
-        return [{**json.loads(body), "subject": subject, "event_id": event_id}
-                for subject, event_id, body in cur]
+        return [
+            {**json.loads(body), "subject": subject, "event_id": event_id}
+            for subject, event_id, body in cur
+        ]
 
     def rejected(self, limit: int = 1000) -> list[dict[str, Any]]:
         self._conn.row_factory = sqlite3.Row
@@ -155,8 +157,18 @@ class PictureReads:
         )
         out = []
         for (
-            event_id, subj, kind, producer, revision, withdrawn, body, version, at, applied,
-            appended, revoked,
+            event_id,
+            subj,
+            kind,
+            producer,
+            revision,
+            withdrawn,
+            body,
+            version,
+            at,
+            applied,
+            appended,
+            revoked,
         ) in cur:
             out.append(
                 {
@@ -265,5 +277,9 @@ class PictureReads:
 
     def producers(self) -> list[str]:
         """Every producer the aggregator accepted an event from."""
-        return [p for (p,) in self._conn.execute(
-            "SELECT DISTINCT producer FROM received_event ORDER BY producer")]
+        return [
+            p
+            for (p,) in self._conn.execute(
+                "SELECT DISTINCT producer FROM received_event ORDER BY producer"
+            )
+        ]

@@ -191,7 +191,6 @@ def add_columns(conn: sqlite3.Connection, table: str, columns: dict[str, str]) -
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
-
 def open_picture(path: Path) -> sqlite3.Connection:
     """The picture store at ``path``, its schema created or brought up to date."""
     conn = connect(path, SCHEMA)

@@ -124,8 +124,6 @@ _REJECTED = (
 )
 
 
-
-
 def _view_upsert(table: str) -> str:
     names = ("subject", *VIEW_COLUMNS[table], "body", "revision", "event_id")
     updates = ", ".join(f"{c}=excluded.{c}" for c in names[1:])
@@ -341,11 +339,9 @@ class PictureWrites:
         self._add(
             "relay_outbox",
             _RELAY,
-            (event_id, producer, subject, revision, ",".join(recipients), key, value,
-             time.time()),
+            (event_id, producer, subject, revision, ",".join(recipients), key, value, time.time()),
         )
 
     def picture(self, event_id: str, subject: str, value: bytes) -> None:
         """An applied event's signed bytes, for the members' picture topic."""
         self._add("picture_outbox", _PICTURE, (event_id, subject, value, time.time()))
-

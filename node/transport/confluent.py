@@ -139,5 +139,3 @@ def consumer_config(
         # nothing is ever committed under it.
         config["group.id"] = f"{client_id}-no-group"
     return config
-
-

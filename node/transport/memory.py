@@ -17,9 +17,7 @@ class MemoryTopic:
         self.records: list[Message] = []
 
     def append(self, key: bytes | None, value: bytes | None) -> Ack:
-        msg = Message(
-            self.name, 0, len(self.records), key, value, int(time.time() * 1000), True
-        )
+        msg = Message(self.name, 0, len(self.records), key, value, int(time.time() * 1000), True)
         self.records.append(msg)
         return Ack(self.name, 0, msg.offset)
 

@@ -90,5 +90,3 @@ def diagnose(
     files_check(report, home)
     report.figures["topic"] = settings.topic
     return report
-
-
