@@ -39,6 +39,7 @@ demo: $(STAMP) jars
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy node tests bench
 
 bench: $(STAMP) jars

@@ -43,8 +43,9 @@ pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parent.parent
 
-#: The aggregator's consumer library (``kafka.client``) in the tests that
-#: involve its consumer: the guarantees hold with either.
+#: The Kafka library (``kafka.client``) of the members' producers and the
+#: aggregator's consumer: every fault test runs once with each, and the
+#: guarantees hold with either.
 CLIENTS: tuple[Client, ...] = ("kafka-python", "confluent")
 
 
@@ -59,9 +60,9 @@ def _as_published(homes: list[Home]) -> Counter[tuple[str, str, str]]:
                 body = json.loads(content)
                 if "_T" in body.values():
                     continue  # a table's total: picture_totals adds the detail only
-                out[(body["period"], body["reporting_country"], body["nationality"] or "")] += (
-                    body["count"]
-                )
+                out[(body["period"], body["reporting_country"], body["nationality"] or "")] += body[
+                    "count"
+                ]
     return +out
 
 
@@ -120,6 +121,7 @@ def _homes(
             policy=detail_policy(tmp / "policies", c),
         )
         h.config.kafka.replication = replication
+        h.config.kafka.client = client  # the library the member publishes with
         h.save()
         members.append(h)
     agg = aggregator_for(tmp, members, topic=topic)
@@ -148,11 +150,12 @@ def single_broker(kafka_jars: Path, tmp_path: Path) -> Iterator[LocalKafka]:
         yield kafka
 
 
+@pytest.mark.parametrize("client", CLIENTS)
 def test_kafka_fully_down_during_ingest_and_publish(
-    single_broker: LocalKafka, tmp_path: Path
+    single_broker: LocalKafka, tmp_path: Path, client: Client
 ) -> None:
     bootstrap = single_broker.bootstrap
-    (pan,), agg = _homes(tmp_path, bootstrap, ("PAN",), "faults.down")
+    (pan,), agg = _homes(tmp_path, bootstrap, ("PAN",), "faults.down", client=client)
     rows = generate_encounters("PAN", 6000, seed=61, start=START, weeks=6)
     _ingest(pan, rows[:3000], tmp_path / "a.csv")
     stop = threading.Event()
@@ -187,13 +190,16 @@ def _leader_of(bootstrap: str, topic: str, partition: int = 0) -> int:
     raise AssertionError("no leader found")
 
 
+@pytest.mark.parametrize("client", CLIENTS)
 def test_leader_killed_under_load_loses_and_doubles_nothing(
-    kafka_jars: Path, tmp_path: Path
+    kafka_jars: Path, tmp_path: Path, client: Client
 ) -> None:
     countries = ("PAN", "CRI", "GTM", "MEX")
     topic = "faults.leader"
     with LocalKafka(3, jars=kafka_jars, base_dir=tmp_path / "kafka") as kafka:
-        members, agg = _homes(tmp_path, kafka.bootstrap, countries, topic, replication=3)
+        members, agg = _homes(
+            tmp_path, kafka.bootstrap, countries, topic, replication=3, client=client
+        )
         rows = {
             c: generate_encounters(c, 4000, seed=70 + i, start=START, weeks=4)
             for i, c in enumerate(countries)

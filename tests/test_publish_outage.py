@@ -1,4 +1,5 @@
-"""`publish --follow` rides out a broker outage, on a real broker of its own.
+"""`publish --follow` rides out a broker outage, on a real broker of its own,
+with each ``kafka.client``.
 
 The loop used to survive the outage and die after it, with kafka-python's
 ``KafkaTimeoutError: Timeout waiting for future``: closing a producer that
@@ -26,11 +27,13 @@ from node.member.intake import ingest
 from node.member.member_home import init_member
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
+from node.transport.clients import Client
+from node.transport.confluent_producer import ConfluentSink
 from node.transport.kafka_admin import ensure_topic
 from node.transport.kafka_consumer import read_all
 from node.transport.kafka_producer import KafkaSink
 from tests.factories import START, aggregator_for, detail_policy, picture_totals
-from tests.test_faults import _as_published
+from tests.test_faults import CLIENTS, _as_published
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -44,12 +47,14 @@ def broker(kafka_jars: Path, tmp_path: Path) -> Iterator[LocalKafka]:
         yield kafka
 
 
+@pytest.mark.parametrize("client", CLIENTS)
 def test_closing_a_producer_with_records_in_flight_never_raises_a_client_error(
-    broker: LocalKafka,
+    broker: LocalKafka, client: Client
 ) -> None:
     """The root cause, on its own: records handed over, broker gone, close."""
     ensure_topic(broker.bootstrap, "outage.sink", partitions=1)
-    sink = KafkaSink(broker.bootstrap, "outage.sink", delivery_timeout_ms=15_000)
+    sink_class = ConfluentSink if client == "confluent" else KafkaSink
+    sink = sink_class(broker.bootstrap, "outage.sink", delivery_timeout_ms=15_000)
     try:
         assert len(sink.send_batch([(b"k", b"before")])) == 1
         broker.kill_broker(1, signal.SIGTERM)
@@ -76,8 +81,9 @@ def _outbox_rows(home: Home) -> int:
         return status.acked + status.pending
 
 
+@pytest.mark.parametrize("client", CLIENTS)
 def test_publish_follow_survives_a_stopped_and_restarted_broker(
-    broker: LocalKafka, tmp_path: Path
+    broker: LocalKafka, tmp_path: Path, client: Client
 ) -> None:
     bootstrap = broker.bootstrap
     topic = "outage.events"
@@ -88,8 +94,11 @@ def test_publish_follow_survives_a_stopped_and_restarted_broker(
         topic=topic,
         policy=detail_policy(tmp_path / "policies", "PAN"),
     )
+    pan.config.kafka.client = client  # the library the member publishes with
+    pan.save()
     agg = aggregator_for(tmp_path, [pan], topic=topic)
     agg.config.kafka.bootstrap = bootstrap
+    agg.config.kafka.client = client  # the library the aggregator consumes with
     agg.save()
     rows = generate_encounters("PAN", 8000, seed=131, start=START, weeks=6)
     write_csv(rows[:4000], tmp_path / "a.csv")

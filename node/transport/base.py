@@ -10,6 +10,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+#: How long a group consumer, on either client, waits for its group to assign
+#: it partitions. Generous on purpose: the wait ends the moment the assignment
+#: arrives, but a rebalance may first wait out a departed member's session
+#: (10 s) and the rebalance timeout (the members' max poll interval, 60 s), and
+#: a busy 2-core machine stretches every step of it. Only a group that never
+#: assigns waits the whole bound.
+ASSIGNMENT_WAIT_S = 600.0
+
 
 @dataclass(frozen=True)
 class Ack:

@@ -22,47 +22,13 @@ def confluent_read_all(
     timeout_s: float = 60.0,
 ) -> list[Message]:
     """Every record on ``topic`` from the start to its current end, without a
-    consumer group: ``kafka_consumer.read_all`` on confluent-kafka."""
-    reader = ConfluentConsumer(
-        topic,
-        consumer_config(bootstrap, None, "corredor-reader", security),
-        dict(security or {}),
-    )
-    consumer = reader._make()
-    module = reader._module
-    out: list[Message] = []
+    consumer group: ``kafka_consumer.read_all`` on confluent-kafka. As there,
+    ``timeout_s`` bounds a stall, not the read."""
+    reader = ConfluentReplay(bootstrap, topic, client_id="corredor-reader", security=security)
     try:
-        try:
-            meta = consumer.list_topics(topic, timeout=METADATA_TIMEOUT_S)
-        except module.KafkaException as exc:
-            raise reader._failed("cannot read", exc) from exc
-        reader._check("read of")
-        described = meta.topics.get(topic)
-        if described is None or described.error is not None or not described.partitions:
-            return out
-        ends: dict[int, int] = {}
-        tps = []
-        for p in sorted(described.partitions):
-            tp = module.TopicPartition(topic, p)
-            low, high = reader._watermarks(consumer, tp)
-            if high > low:
-                ends[p] = high
-                tps.append(module.TopicPartition(topic, p, low))
-        if not tps:
-            return out
-        consumer.assign(tps)
-        position = {tp.partition: tp.offset for tp in tps}
-        deadline = time.monotonic() + timeout_s
-        while any(position[p] < end for p, end in ends.items()):
-            if time.monotonic() > deadline:
-                raise TransportError(f"timed out reading {topic}")
-            for msg in reader._consume(consumer, 5_000, 0.5):
-                position[msg.partition] = msg.offset + 1
-                if msg.offset < ends[msg.partition]:
-                    out.append(msg)
-        return out
+        return reader.read_to_end(timeout_s)
     finally:
-        consumer.close()
+        reader.close()
 
 
 class ConfluentReplay(ConfluentConsumer):
@@ -123,6 +89,22 @@ class ConfluentReplay(ConfluentConsumer):
     def caught_up(self) -> bool:
         self.open()
         return all(self._position[p] >= end for p, end in self._end.items())
+
+    def read_to_end(self, timeout_s: float) -> list[Message]:
+        """Every record from each partition's first offset to its end when
+        opened, none after. ``timeout_s`` bounds a stall: a long topic on a busy
+        machine is read to its end as long as records keep coming."""
+        self.open()
+        out: list[Message] = []
+        deadline = time.monotonic() + timeout_s
+        while not self.caught_up():
+            if time.monotonic() > deadline:
+                raise TransportError(f"reading {self.topic} made no progress for {timeout_s:.0f} s")
+            polled = self.poll_batch(500, 5_000)
+            if polled:
+                deadline = time.monotonic() + timeout_s
+            out.extend(m for m in polled if m.offset < self._end[m.partition])
+        return out
 
     def total(self) -> int:
         """Messages between each partition's first offset and its end at open."""

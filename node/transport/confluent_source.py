@@ -9,13 +9,12 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from node.transport.base import Message
+from node.transport.base import ASSIGNMENT_WAIT_S, Message
 from node.transport.confluent import consumer_config
 from node.transport.confluent_consumer import ASSIGN_POLL_S, METADATA_TIMEOUT_S, ConfluentConsumer
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer
-
 
 
 class ConfluentSource(ConfluentConsumer):
@@ -33,7 +32,7 @@ class ConfluentSource(ConfluentConsumer):
         *,
         client_id: str = "corredor-aggregator",
         security: dict[str, Any] | None = None,
-        assignment_timeout_s: float = 90.0,
+        assignment_timeout_s: float = ASSIGNMENT_WAIT_S,
     ) -> None:
         super().__init__(
             topic,

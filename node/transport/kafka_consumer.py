@@ -14,17 +14,10 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from node.errors import TransportError
-from node.transport.base import Message
+from node.transport.base import ASSIGNMENT_WAIT_S, Message
 
 log = logging.getLogger("corredor.transport")
 
-
-#: How long a consumer waits for its group to assign it partitions. Generous on
-#: purpose: the wait ends the moment the assignment arrives, but a rebalance may
-#: first wait out a departed member's session (10 s) and the rebalance timeout
-#: (the members' max poll interval, 60 s), and a busy 2-core machine stretches
-#: every step of it. Only a group that never assigns waits the whole bound.
-ASSIGNMENT_WAIT_S = 600.0
 
 #: How long a topic just created may take to show in the broker's metadata.
 TOPIC_VISIBLE_WAIT_S = 120.0
@@ -130,7 +123,9 @@ class KafkaSource:
                     raise TransportError(f"topic {self.topic} does not exist")
                 log.info(
                     "group %s: still waiting for partitions of %s (%.0f s)",
-                    group, self.topic, waited,
+                    group,
+                    self.topic,
+                    waited,
                 )
             consumer.poll(timeout_ms=500, max_records=1, update_offsets=False)
 
