@@ -4,7 +4,7 @@
 #
 #   make test    all tests, against a real local Kafka broker
 #   make demo    the end-to-end demo
-#   make lint    ruff + strict mypy (node, tests, bench)
+#   make lint    ruff check, ruff format --check, strict mypy (node, tests, bench)
 #   make bench   benchmarks
 #   make vendor-charts   refresh the folder's vendored chart library from npm
 
