@@ -22,7 +22,7 @@ from node.member.preview import policy_ref
 from node.model.events import RESTRICTED_KINDS
 from node.policy.atoms import cell_dimensions
 from node.policy.attacker import protection_level
-from node.policy.foreign import foreign_blocks, rules_of_shape
+from node.policy.foreign import rules_of_shape
 from node.policy.knowledge import audit_releases
 from node.policy.ledger import BlockLedger
 from node.policy.loader import load_floor, load_policy
@@ -174,11 +174,7 @@ def audit(home: Home) -> dict[str, Any]:
         ledgers = {block: BlockLedger.from_json(text) for block, text in entries.items()}
         # releases of an older policy shape: read with the current shape's, on
         # the records now (the joint counts every shape is a sum of)
-        across = (
-            audit_across_shapes(store.iter_flow_inputs(), rules, ledgers)
-            if foreign_blocks(rules, ledgers)
-            else None
-        )
+        across = audit_across_shapes(store.iter_flow_inputs(), rules, ledgers)
     blocks = []
     narrowest: dict[str, Any] | None = None
     hidden = protected = 0

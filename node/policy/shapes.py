@@ -154,19 +154,20 @@ def audit_across_shapes(
     rows: Iterable[FlowInput],
     rules: FlowStatisticsRules,
     ledger: Mapping[str, BlockLedger],
-) -> ShapeAudit:
+) -> ShapeAudit | None:
     """The attacker's model over every release of every shape in ``ledger``
     (the current shape's and the older ones' its entries carry), on the
     node's records now: each sensitive count's interval against its level.
     A count the margins alone pin as tightly (every release's cells taken out,
     the margins and what counts that grow tell kept) is the country's own
     publication, as in ``knowledge.audit_releases``. Nothing is hidden or changed:
-    this is what ``policy audit`` reports for a home whose policy changed shape."""
-    out = ShapeAudit()
+    this is what ``policy audit`` reports for a home whose policy changed shape;
+    None when every release in ``ledger`` is of the current shape (``rows`` is
+    then not read)."""
     foreign = foreign_blocks(rules, ledger)
     if not foreign:
-        return out
-    rows = list(rows)
+        return None
+    out = ShapeAudit()
 
     def history_of(block: str) -> tuple[PastRelease, ...]:
         entry = ledger.get(block)
@@ -183,14 +184,15 @@ def audit_across_shapes(
     joint = jm.joint
     try:
         model = jm.model({})
-        widths = {v: model.interval(v) for v in sorted(jm.targets, key=repr)}
         bare: LinearModel[Var] | None = None
-        for v, iv in widths.items():
+        narrowest = float("inf")
+        for v in sorted(jm.targets, key=repr):
+            iv = model.interval(v)
             target = jm.targets[v]
             out.hidden += 1
             described = describe_target(target, iv.low, iv.high)
-            if out.narrowest is None or iv.width < _width(out.narrowest):
-                out.narrowest = described
+            if out.narrowest is None or iv.width < narrowest:
+                out.narrowest, narrowest = described, iv.width
             if iv.width >= target.level:
                 out.protected += 1
                 continue
@@ -204,11 +206,6 @@ def audit_across_shapes(
         log.warning("the audit across policy shapes is inconsistent; it cannot pass")
         out.consistent = False
     return out
-
-
-def _width(described: Mapping[str, Any]) -> float:
-    high = described["high"]
-    return float("inf") if high is None else float(high - described["low"])
 
 
 def _hide_until_safe(
