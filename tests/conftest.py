@@ -55,6 +55,15 @@ KAFKA_PYTHON_SOCKET_LEAK = (
 KAFKA_PYTHON_SOCKETPAIR_LEAK = (
     r"Exception ignored in. <socket\.socket fd=[0-9]+, family=1, type=1, proto=0>"
 )
+# - a connected client socket to the local test broker, left for the garbage
+#   collector and reported in whichever test the collector happens to run in
+#   (seen once in CI, in test_rebuild[confluent], which opens no kafka-python
+#   client; a run that collects after every test found no leaking test). Only
+#   loopback sockets, the test broker's, are matched.
+KAFKA_PYTHON_CONNECTED_LEAK = (
+    r"Exception ignored in. <socket\.socket fd=[0-9]+, family=2, type=1, proto=6, "
+    r"laddr=\('127\.0\.0\.1', [0-9]+\), raddr=\('127\.0\.0\.1', [0-9]+\)>"
+)
 with warnings.catch_warnings():
     # This module is imported before pytest_configure can extend the filters.
     warnings.filterwarnings("ignore", KAFKA_PYTHON_DEPRECATION, DeprecationWarning)
@@ -75,6 +84,7 @@ def pytest_configure(config: pytest.Config) -> None:
         (KAFKA_PYTHON_DEPRECATION, DeprecationWarning, "kafka.*"),
         (KAFKA_PYTHON_SOCKET_LEAK, pytest.PytestUnraisableExceptionWarning, ""),
         (KAFKA_PYTHON_SOCKETPAIR_LEAK, pytest.PytestUnraisableExceptionWarning, ""),
+        (KAFKA_PYTHON_CONNECTED_LEAK, pytest.PytestUnraisableExceptionWarning, ""),
     ]
     for message, category, module in ignored:
         # Per-test filters are rebuilt from the ini lines...
