@@ -55,11 +55,14 @@ KAFKA_PYTHON_SOCKET_LEAK = (
 KAFKA_PYTHON_SOCKETPAIR_LEAK = (
     r"Exception ignored in. <socket\.socket fd=[0-9]+, family=1, type=1, proto=0>"
 )
-# - a connected client socket to the local test broker, left for the garbage
-#   collector and reported in whichever test the collector happens to run in
-#   (seen once in CI, in test_rebuild[confluent], which opens no kafka-python
-#   client; a run that collects after every test found no leaking test). Only
-#   loopback sockets, the test broker's, are matched.
+# - a connected socket to the local test broker, left for the garbage collector
+#   and reported in whichever test the collector happens to run in (seen once
+#   in CI, in test_rebuild[confluent], which opens no kafka-python client).
+#   Every socket Corredor opens itself is closed by a `with`, so it is a
+#   kafka-python client's; which one is not known yet: collecting after every
+#   test found none in test_rebuild.py, and the whole suite was not searched.
+#   This filter would hide a client of ours left unclosed as well: it is a
+#   stopgap, to go when the leaking client is found. Loopback sockets only.
 KAFKA_PYTHON_CONNECTED_LEAK = (
     r"Exception ignored in. <socket\.socket fd=[0-9]+, family=2, type=1, proto=6, "
     r"laddr=\('127\.0\.0\.1', [0-9]+\), raddr=\('127\.0\.0\.1', [0-9]+\)>"
