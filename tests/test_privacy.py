@@ -30,10 +30,10 @@ from node.member.member_home import init_member
 from node.member.publish import publish
 from node.member.staging import privacy_budget
 from node.model.codes import iso_week
-from node.policy import dp_domain, dp_noise, privacy
+from node.policy import dp_budget, dp_domain, dp_noise, privacy
+from node.policy.dp_budget import PrivacyBudgetExceeded
 from node.policy.flow_rules import FlowStatisticsRules
 from node.policy.loader import load_floor, load_policy
-from node.policy.privacy import PrivacyBudgetExceeded
 from node.policy.release import release_flows
 from node.store.node_store import NodeStore
 from node.store.picture import PictureStore
@@ -196,9 +196,9 @@ def test_a_revision_spends_nothing_again_and_unchanged_data_repeats_its_values()
     rows = _rows(600, seed=5, weeks=2)
     first = privacy.release_private(rows[:400], rules, {}, date(2024, 1, 14))
     charged: dict[tuple[str, str], dict[str, float]] = {}
-    for s in privacy.check_budget(rules, first.spends, charged):
+    for s in dp_budget.check_budget(rules, first.spends, charged):
         charged.setdefault((s.audience, s.period), {})[s.measurement] = s.epsilon
-    assert privacy.spent_by_audience(charged) == {"TS": 1.0}  # the whole budget
+    assert dp_budget.spent_by_audience(charged) == {"TS": 1.0}  # the whole budget
     states = dict(first.states)
     # the same day again: no new leaf, no new noise, the same values
     again = privacy.release_private(rows[:400], rules, states, date(2024, 1, 14))
@@ -211,7 +211,7 @@ def test_a_revision_spends_nothing_again_and_unchanged_data_repeats_its_values()
     # a week later, with late records: a new leaf per period, revised values,
     # and nothing more spent (the budget is already full, and this passes)
     later = privacy.release_private(rows, rules, states, date(2024, 1, 21))
-    assert privacy.check_budget(rules, later.spends, charged) == []
+    assert dp_budget.check_budget(rules, later.spends, charged) == []
     assert all(len(json.loads(s)["ages"]) == 2 for s in later.states.values())
     assert {c.true_count for c in later.cells} != {c.true_count for c in first.cells}
 
@@ -293,10 +293,10 @@ def test_the_ledger_is_kept_in_node_db_and_an_overspend_is_refused(tmp_path: Pat
     plan = _stage(home, date(2024, 2, 20))
     assert plan.events and plan.privacy is not None and plan.privacy.spends
     with NodeStore(home.store_path) as store:
-        charged = store.privacy_charged(privacy.EXCHANGE)
+        charged = store.privacy_charged(dp_budget.EXCHANGE)
         pending = store.outbox_status().pending
-        states = store.privacy_states(privacy.EXCHANGE)
-    assert privacy.spent_by_audience(charged) == {"TS": 1.0}
+        states = store.privacy_states(dp_budget.EXCHANGE)
+    assert dp_budget.spent_by_audience(charged) == {"TS": 1.0}
     assert len(states) == 6 and all(len(v) == 1 for v in charged.values())
     # a policy that measures the same periods again (another epsilon) would
     # spend 1.0 + 0.9 on each of them, past the budget of 1.5: refused
@@ -308,9 +308,9 @@ def test_the_ledger_is_kept_in_node_db_and_an_overspend_is_refused(tmp_path: Pat
     assert "spent 1 of 1.5, remaining 0.5" in message and "epsilon 0.9" in message
     assert re.search(r"period 2024-W\d\d", message)
     with NodeStore(home.store_path) as store:  # nothing staged, nothing spent
-        assert store.privacy_charged(privacy.EXCHANGE) == charged
+        assert store.privacy_charged(dp_budget.EXCHANGE) == charged
         assert store.outbox_status().pending == pending
-        assert store.privacy_states(privacy.EXCHANGE) == states
+        assert store.privacy_states(dp_budget.EXCHANGE) == states
 
 
 def test_the_same_policy_publishing_again_spends_nothing(tmp_path: Path) -> None:
@@ -322,7 +322,7 @@ def test_the_same_policy_publishing_again_spends_nothing(tmp_path: Path) -> None
     third = _stage(home, date(2024, 2, 27))  # a week older: revisions, still nothing spent
     assert third.privacy is not None and not third.privacy.spends
     with NodeStore(home.store_path) as store:
-        assert privacy.spent_by_audience(store.privacy_charged(privacy.EXCHANGE)) == {"TS": 1.0}
+        assert dp_budget.spent_by_audience(store.privacy_charged(dp_budget.EXCHANGE)) == {"TS": 1.0}
 
 
 def test_the_floor_caps_epsilon_and_budgets(tmp_path: Path) -> None:
@@ -500,13 +500,13 @@ def test_weeks_and_months_overlap_so_their_losses_add() -> None:
     rows = _rows(200, seed=4, weeks=2)
     first = privacy.release_private(rows, weekly, {}, date(2024, 1, 20))
     charged: dict[tuple[str, str], dict[str, float]] = {}
-    for s in privacy.check_budget(weekly, first.spends, charged):
+    for s in dp_budget.check_budget(weekly, first.spends, charged):
         charged.setdefault((s.audience, s.period), {})[s.measurement] = s.epsilon
-    assert privacy.spent_by_audience(charged) == {"TS": 1.0}
+    assert dp_budget.spent_by_audience(charged) == {"TS": 1.0}
     second = privacy.release_private(rows, monthly, first.states, date(2024, 1, 20))
     assert {s.period for s in second.spends} == {"2024-01"}
     with pytest.raises(PrivacyBudgetExceeded, match=r"period 2024-01: .* spent 1 of 1.5"):
-        privacy.check_budget(monthly, second.spends, charged)
+        dp_budget.check_budget(monthly, second.spends, charged)
 
 
 def test_the_codec_reads_flow_statistics_v1_and_v2_both_ways() -> None:
@@ -602,7 +602,7 @@ def test_publish_refuses_an_overspend_on_the_broker_and_sends_nothing(
     assert len(read_all(kafka_bootstrap, topic)) == on_topic
     with NodeStore(home.store_path) as store:
         assert store.outbox_status().pending == 0
-        assert privacy.spent_by_audience(store.privacy_charged(privacy.EXCHANGE)) == {"TS": 1.0}
+        assert dp_budget.spent_by_audience(store.privacy_charged(dp_budget.EXCHANGE)) == {"TS": 1.0}
 
 
 # -- tables: the same field and semantics as suppression ------------------------------
@@ -683,8 +683,8 @@ def test_preview_of_a_dp_policy_reports_no_exact_coverage(tmp_path: Path) -> Non
     assert flows["events"] == flows["published_cells"]
     # nothing was spent or stored by looking
     with NodeStore(home.store_path) as store:
-        assert store.privacy_charged(privacy.EXCHANGE) == {}
-        assert store.privacy_states(privacy.EXCHANGE) == {}
+        assert store.privacy_charged(dp_budget.EXCHANGE) == {}
+        assert store.privacy_states(dp_budget.EXCHANGE) == {}
 
 
 def test_coverage_of_a_noisy_release_is_zero_or_none() -> None:

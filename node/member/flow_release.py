@@ -17,7 +17,7 @@ from typing import Any
 from node.member.event_factory import FLOW_KIND, EventFactory
 from node.member.ledger_diff import diff_against_ledger, egress_guard
 from node.member.record_release import EncounterPlan
-from node.policy import privacy
+from node.policy import dp_budget
 from node.policy.atoms import FlowCell
 from node.policy.guard import EgressGuard, Refusal
 from node.policy.ledger import BlockLedger
@@ -92,7 +92,7 @@ def plan_flow_release(store: NodeStore, policy: Policy, today: date | None = Non
     """What the flow-statistics rules publish and hide now, against the last release."""
     rules = policy.exchanges.flow_statistics
     if rules.method == "differential_privacy":
-        states = store.privacy_states(privacy.EXCHANGE)
+        states = store.privacy_states(dp_budget.EXCHANGE)
         return release_flows(store.iter_flow_inputs(), rules, privacy_states=states, today=today)
     ledger = {
         block: BlockLedger.from_json(entry)
@@ -103,14 +103,14 @@ def plan_flow_release(store: NodeStore, policy: Policy, today: date | None = Non
 
 def privacy_staging(store: NodeStore, policy: Policy, release: FlowRelease) -> PrivacyStaging:
     """What a noisy release writes to the privacy ledger, once the budget of
-    every audience is checked (``privacy.PrivacyBudgetExceeded`` otherwise)."""
+    every audience is checked (``dp_budget.PrivacyBudgetExceeded`` otherwise)."""
     assert release.private is not None
     rules = policy.exchanges.flow_statistics
-    new = privacy.check_budget(
-        rules, release.private.spends, store.privacy_charged(privacy.EXCHANGE)
+    new = dp_budget.check_budget(
+        rules, release.private.spends, store.privacy_charged(dp_budget.EXCHANGE)
     )
     return PrivacyStaging(
-        privacy.EXCHANGE,
+        dp_budget.EXCHANGE,
         dict(release.private.states),
         [(s.audience, s.period, s.measurement, s.epsilon) for s in new],
     )

@@ -32,7 +32,7 @@ from node.member.record_release import (
 )
 from node.member.reference_pipeline import plan_with_reference
 from node.member.workers import StagerProcess
-from node.policy import privacy
+from node.policy import dp_budget
 from node.policy.guard import EgressGuard, Refusal
 from node.policy.model import Policy
 from node.store.node_store import NodeStore
@@ -54,7 +54,7 @@ def privacy_budget(home: Home, policy: Policy | None = None) -> dict[str, dict[s
     if rules.privacy is None:
         return {}
     with member_store(home, staging=False) as store:
-        spent = privacy.spent_by_audience(store.privacy_charged(privacy.EXCHANGE))
+        spent = dp_budget.spent_by_audience(store.privacy_charged(dp_budget.EXCHANGE))
     return {
         audience: {
             "spent": round(spent.get(audience, 0.0), 6),

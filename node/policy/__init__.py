@@ -16,6 +16,7 @@ __all__ = [
     "block",
     "count_cells",
     "disclosure",
+    "dp_budget",
     "dp_domain",
     "dp_noise",
     "floor",
