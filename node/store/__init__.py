@@ -13,6 +13,7 @@ __all__ = [
     "node_store",
     "picture",
     "picture_reads",
+    "picture_revocation",
     "picture_schema",
     "picture_writes",
     "raw_records",
