@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.aggregator.apply import Aggregator, ApplyStats
+from node.aggregator.apply import Aggregator
+from node.aggregator.stats import ApplyStats
 from node.cli import main
 from node.config import Home
 from node.demo.synth import plant_values

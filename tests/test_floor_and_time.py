@@ -16,10 +16,10 @@ import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
-from node.aggregator.apply import ApplyStats
 from node.aggregator.picture_sync import picture_path, sync_picture
 from node.aggregator.rebuild import rebuild_picture
 from node.aggregator.run import aggregate_follow, aggregate_once
+from node.aggregator.stats import ApplyStats
 from node.config import Home
 from node.federation import drafts, trust
 from node.federation import manifest as fed

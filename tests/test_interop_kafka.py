@@ -14,7 +14,8 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-from node.aggregator.apply import Aggregator, ApplyStats, consume_until_caught_up
+from node.aggregator.apply import Aggregator, consume_until_caught_up
+from node.aggregator.stats import ApplyStats
 from node.codec.events import EventCodec
 from node.codec.registry import SchemaRegistry
 from node.config import Home, schemas_dir

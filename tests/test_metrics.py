@@ -14,8 +14,8 @@ from pathlib import Path
 from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from node.aggregator.apply import ApplyStats
 from node.aggregator.run import BatchReport
+from node.aggregator.stats import ApplyStats
 from node.config import REPO_ROOT, Home
 from node.demo.synth import generate_encounters, write_csv
 from node.loops import wait_until

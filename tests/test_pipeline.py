@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from node.aggregator.apply import Aggregator, ApplyStats
+from node.aggregator.apply import Aggregator
+from node.aggregator.stats import ApplyStats
 from node.config import Home
 from node.crypto.signing import SigningKey
 from node.demo.synth import generate_encounters, write_csv

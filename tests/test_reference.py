@@ -14,7 +14,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from node.aggregator.apply import Aggregator, ApplyStats
+from node.aggregator.apply import Aggregator
+from node.aggregator.stats import ApplyStats
 from node.cli import main
 from node.config import Home, policies_dir
 from node.crypto.signing import SigningKey

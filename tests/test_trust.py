@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from node.aggregator.apply import Aggregator, ApplyStats
+from node.aggregator.apply import Aggregator
+from node.aggregator.stats import ApplyStats
 from node.config import Home
 from node.crypto.keys import EncryptionKey
 from node.crypto.sealing import SealedBox, open_sealed, seal

@@ -1,6 +1,7 @@
 """The Secretariat's aggregator: consume, verify, apply, build the picture."""
 
-from node.aggregator.apply import Aggregator, ApplyStats, consume_until_caught_up
+from node.aggregator.apply import Aggregator, consume_until_caught_up
+from node.aggregator.stats import ApplyStats
 
 __all__ = [
     "Aggregator",
@@ -17,5 +18,6 @@ __all__ = [
     "revocation",
     "run",
     "setup",
+    "stats",
     "views",
 ]

@@ -51,7 +51,6 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 
@@ -63,6 +62,7 @@ from node.aggregator.checks import (
 )
 from node.aggregator.parallel import CHUNK, MIN_PARALLEL, CheckPool, KeySnapshot, Rejection
 from node.aggregator.revocation import RevocationChange, enforce_revocations
+from node.aggregator.stats import ApplyStats
 from node.aggregator.views import APPLIERS
 from node.codec.events import EventCodec
 from node.crypto.batch_seal import SealVerifier
@@ -75,38 +75,6 @@ from node.store.audit import AuditRecord, message_digest
 from node.store.picture import PictureStore
 from node.store.picture_writes import PictureWrites, ReceivedEvent, Rejected
 from node.transport.base import EventSource, Message
-
-
-@dataclass
-class ApplyStats:
-    messages: int = 0
-    applied: int = 0
-    duplicates: int = 0
-    stale: int = 0
-    rejected: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def rejected_total(self) -> int:
-        return sum(self.rejected.values())
-
-    def add(self, other: ApplyStats) -> None:
-        self.messages += other.messages
-        self.applied += other.applied
-        self.duplicates += other.duplicates
-        self.stale += other.stale
-        for reason, n in other.rejected.items():
-            self.rejected[reason] = self.rejected.get(reason, 0) + n
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "messages": self.messages,
-            "applied": self.applied,
-            "duplicates": self.duplicates,
-            "stale": self.stale,
-            "rejected": self.rejected_total,
-            "rejected_by_reason": dict(sorted(self.rejected.items())),
-        }
-
 
 log = logging.getLogger("corredor.aggregator")
 

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
-from node.aggregator.apply import ApplyStats
 from node.aggregator.run import build_aggregator
+from node.aggregator.stats import ApplyStats
 from node.config import Home
 from node.errors import CodecError
 from node.home import event_codec, picture_topic, read_home_topic, regional_floor

@@ -34,10 +34,11 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from node.aggregator.apply import ApplyStats, consume_until_caught_up
+from node.aggregator.apply import consume_until_caught_up
 from node.aggregator.dead_letters import dead_letter
 from node.aggregator.relay import publish_picture, relay_restricted
 from node.aggregator.run import build_aggregator
+from node.aggregator.stats import ApplyStats
 from node.config import Home
 from node.errors import ConfigError, StoreError, TransportError
 from node.home import ensure_shared_topic, event_codec, regional_floor, require_aggregator

@@ -30,10 +30,11 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Literal
 
-from node.aggregator.apply import Aggregator, ApplyStats, consume_until_caught_up
+from node.aggregator.apply import Aggregator, consume_until_caught_up
 from node.aggregator.checks import append_time, relayed_time
 from node.aggregator.dead_letters import dead_letter
 from node.aggregator.relay import publish_picture, relay_restricted
+from node.aggregator.stats import ApplyStats
 from node.codec.events import EventCodec
 from node.config import Home
 from node.errors import CorredorError

@@ -12,9 +12,9 @@ from contextlib import contextmanager
 import click
 from rich.table import Table
 
-from node.aggregator.apply import ApplyStats
 from node.aggregator.rebuild import rebuild_picture
 from node.aggregator.run import aggregate_follow, aggregate_once
+from node.aggregator.stats import ApplyStats
 from node.cli.common import (
     bootstrap_option,
     console,

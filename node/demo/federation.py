@@ -19,9 +19,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from node.aggregator.apply import ApplyStats
 from node.aggregator.run import aggregate_once
 from node.aggregator.setup import add_member, init_aggregator
+from node.aggregator.stats import ApplyStats
 from node.config import Home
 from node.demo.synth import generate_encounters, write_csv
 from node.errors import ConfigError

@@ -41,9 +41,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from node.aggregator.apply import ApplyStats
 from node.aggregator.reasons import REJECTION_REASONS
 from node.aggregator.run import BatchReport
+from node.aggregator.stats import ApplyStats
 from node.member.follow import PublishCounters
 
 #: Batch apply latencies from a handful of messages to a full 2,000-message batch.
