@@ -3,7 +3,8 @@ the same run against the same broker (issue 17: a restructure must not make
 ``make bench``'s ratios worse).
 
     git archive BASE | tar -x -C OLD_TREE
-    python -m bench.trees OLD_TREE [--rounds 2] [--records 20000] [--label BASE] [--write]
+    python -m bench.trees OLD_TREE [--rounds 4] [--warm-up 1] [--records 20000]
+        [--label BASE] [--write]
 
 Each tree measures itself with its own ``bench.runs`` (``node_pipeline``
 beside raw produce of the same bytes, then ``aggregator`` beside raw consume
@@ -11,7 +12,12 @@ of the same messages), in a child process that imports that tree's ``node``
 and ``bench`` and nothing of the other's; the child says which ``node`` it
 ran, and a child that ran the wrong one stops the comparison. The trees take
 turns, in the order old, new, new, old, ... so that a slow stretch of the
-shared machine falls on both. Each ratio is a pipeline's rate over its own
+shared machine falls on both. Before them each tree runs ``--warm-up`` times
+unmeasured: against a fresh broker, bare produce ran at about 3,200 events/s
+for the first several minutes and at 7,500 to 11,800 after (the first
+four-round comparison, 2026-12-03), while the pipelines' own rates hardly
+moved, so an unwarmed broker lowers the ratio of whichever tree runs first.
+Each ratio is a pipeline's rate over its own
 baseline's, taken minutes apart at most, so what the broker and the machine
 do to both cancels out; the medians over the rounds are compared.
 
@@ -58,6 +64,8 @@ print("RESULT " + json.dumps({"node_module": node.__file__, "node": n, "aggregat
 
 #: The figures compared, with the key each tree's bench gives them under.
 FIGURES: tuple[tuple[str, str, str], ...] = (
+    ("events", "node", "events"),
+    ("mean_event_bytes", "node", "mean_event_bytes"),
     ("node_ratio", "node", "node_ratio"),
     ("node_events_per_s", "node", "node_events_per_s"),
     ("raw_produce_per_s", "node", "raw_produce_per_s"),
@@ -112,10 +120,18 @@ def order(rounds: int) -> list[str]:
 
 
 def compare(
-    old: Path, bootstrap: str, records: int, rounds: int, console: Console
+    old: Path, bootstrap: str, records: int, rounds: int, console: Console, warm_up: int = 1
 ) -> dict[str, Any]:
     trees = {"old": old.resolve(), "new": HERE}
     runs: dict[str, list[dict[str, Any]]] = {"old": [], "new": []}
+    warming: list[dict[str, Any]] = []
+    for i, side in enumerate(order(warm_up), 1):
+        with console.status(f"warm-up: {side} tree, run {i} of {2 * warm_up}…"):
+            warming.append({"tree": side, **child(trees[side], bootstrap, records)})
+        console.print(
+            f"warm-up {side} (not counted): node_ratio {warming[-1].get('node_ratio')}, "
+            f"raw_produce_per_s {warming[-1].get('raw_produce_per_s')}"
+        )
     load = [round(os.getloadavg()[0], 2)]
     sequence = order(rounds)
     for i, side in enumerate(sequence, 1):
@@ -136,6 +152,7 @@ def compare(
     return {
         "records": records,
         "rounds": rounds,
+        "warm_up": warming,
         "load_average_1m": load,
         "runs": runs,
         "median": medians,
@@ -173,7 +190,8 @@ def section(result: dict[str, Any], label: str, machine: dict[str, Any]) -> str:
         f"Written by `python -m bench.trees OLD_TREE --label {label}` on {when}: {label} "
         f"and this tree each ran their own `bench.runs` node and aggregator benchmarks "
         f"on {result['records']:,} records, {result['rounds']} times each, taking turns "
-        f"(old, new, new, old, ...) against one broker. Load average (1 min) "
+        f"(old, new, new, old, ...) against one broker, after {len(result['warm_up'])} "
+        f"unmeasured warm-up runs. Load average (1 min) "
         f"{result['load_average_1m'][0]} at the start, {result['load_average_1m'][1]} at "
         f"the end, on {machine['cores']} cores ({machine['cpu']}).",
         "",
@@ -192,7 +210,10 @@ def section(result: dict[str, Any], label: str, machine: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.trees")
     parser.add_argument("old", type=Path, help="an older tree (git archive BASE | tar -x -C DIR)")
-    parser.add_argument("--rounds", type=int, default=2, help="runs of each tree (default 2)")
+    parser.add_argument("--rounds", type=int, default=4, help="runs of each tree (default 4)")
+    parser.add_argument(
+        "--warm-up", type=int, default=1, help="unmeasured runs of each tree first (default 1)"
+    )
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--label", help="what OLD is, for the report (default: its path)")
     parser.add_argument(
@@ -209,7 +230,9 @@ def main() -> None:
             jars = ensure_jars(config.kafka_pom(), config.kafka_dir())
             kafka = stack.enter_context(LocalKafka(1, jars=jars, base_dir=Path(tmp) / "kafka"))
             bootstrap = kafka.bootstrap
-        result = compare(args.old, bootstrap, args.records, args.rounds, console)
+        result = compare(
+            args.old, bootstrap, args.records, args.rounds, console, warm_up=args.warm_up
+        )
     console.print(table(result, label))
     print(json.dumps({"label": label, **{k: result[k] for k in ("median", "no_worse")}}))
     if args.write:
