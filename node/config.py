@@ -6,6 +6,9 @@ Environment variables (all optional):
 
     CORREDOR_HOME              default node home when --home is not given
     CORREDOR_KAFKA_BOOTSTRAP   bootstrap address overriding the home's config
+    CORREDOR_KAFKA_CLIENT      kafka.client of a config that does not name one, so
+                               of every home created while it is set (kafka-python
+                               or confluent; default kafka-python)
     CORREDOR_CACHE_DIR         where Kafka jars and the local broker's state live
                                (default: $XDG_CACHE_HOME/corredor or ~/.cache/corredor)
     CORREDOR_KEY_PASSPHRASE    passphrase for private keys encrypted at rest
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -30,6 +33,7 @@ from node.yamlsafe import load_yaml
 
 ENV_HOME = "CORREDOR_HOME"
 ENV_BOOTSTRAP = "CORREDOR_KAFKA_BOOTSTRAP"
+ENV_KAFKA_CLIENT = "CORREDOR_KAFKA_CLIENT"
 ENV_CACHE_DIR = "CORREDOR_CACHE_DIR"
 ENV_KEY_PASSPHRASE = "CORREDOR_KEY_PASSPHRASE"
 ENV_LOG_FORMAT = "CORREDOR_LOG_FORMAT"
@@ -59,6 +63,27 @@ def bootstrap_override() -> str | None:
     """A bootstrap address from the environment, if one is set."""
     value = os.environ.get(ENV_BOOTSTRAP, "").strip()
     return value or None
+
+
+#: The Kafka libraries a home can produce and consume with (docs/cli.md).
+KafkaClient = Literal["kafka-python", "confluent"]
+DEFAULT_KAFKA_CLIENT: KafkaClient = "kafka-python"
+
+
+def default_kafka_client() -> KafkaClient:
+    """``kafka.client`` for a config that does not name one: ``CORREDOR_KAFKA_CLIENT``
+    if set (how the whole suite runs on confluent-kafka), else kafka-python.
+    A home's config names the client it was created with, so setting the
+    variable later changes no existing home."""
+    value = os.environ.get(ENV_KAFKA_CLIENT, "").strip()
+    if not value:
+        return DEFAULT_KAFKA_CLIENT
+    for name in get_args(KafkaClient):
+        if value == name:
+            client: KafkaClient = name
+            return client
+    choices = " or ".join(get_args(KafkaClient))
+    raise ConfigError(f"{ENV_KAFKA_CLIENT}={value!r} is not a Kafka client: use {choices}")
 
 
 def default_home() -> Path | None:
@@ -108,10 +133,11 @@ class KafkaSettings(BaseModel):
     password_file: str | None = None  # a file holding only the password, mode 0600
     password_env: str | None = None  # or the NAME of an environment variable holding it
     ssl_cafile: str | None = None  # PEM CA that signed the brokers' certificates
-    # The Kafka library (docs/cli.md). kafka-python is the default; "confluent"
-    # produces and consumes through librdkafka (pip install 'corredor[confluent]'); the
-    # control topic, side-topic producers and admin clients stay on kafka-python.
-    client: Literal["kafka-python", "confluent"] = "kafka-python"
+    # The Kafka library (docs/cli.md). kafka-python is the default (or what
+    # CORREDOR_KAFKA_CLIENT names); "confluent" produces and consumes through
+    # librdkafka (pip install 'corredor[confluent]'); the control topic,
+    # side-topic producers and admin clients stay on kafka-python.
+    client: KafkaClient = Field(default_factory=default_kafka_client)
 
     @model_validator(mode="after")
     def _credentials_complete(self) -> KafkaSettings:
@@ -184,7 +210,7 @@ class HomeConfig(BaseModel):
     role: str = Field(pattern="^(member|aggregator)$")
     country: str | None = None
     policy: str | None = None
-    kafka: KafkaSettings = KafkaSettings()
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     #: Events per batch seal: one Ed25519 signature covers this many events,
     #: each carrying its Merkle inclusion proof (docs/security.md). 0 signs
     #: every event on its own, for a Secretariat that does not yet read
