@@ -91,6 +91,7 @@ def test_config_keeps_the_guarantees_under_librdkafka_names() -> None:
     assert config["acks"] == "all" and config["enable.idempotence"] is True
     assert config["max.in.flight.requests.per.connection"] == 5
     assert config["linger.ms"] == 5 and config["delivery.timeout.ms"] == 120_000
+    assert config["partitioner"] == "murmur2_random"  # kafka-python's: tests/test_client_partitions
     assert config["bootstrap.servers"] == "a:1,b:2" and config["client.id"] == "corredor-PAN"
     assert config["security.protocol"] == "SASL_SSL"
     assert config["sasl.mechanisms"] == "SCRAM-SHA-256"

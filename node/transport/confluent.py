@@ -94,6 +94,11 @@ def confluent_config(
         "retries": 2**31 - 1,
         "delivery.timeout.ms": 120_000,
         "request.timeout.ms": 30_000,
+        # A key's partition as kafka-python (and Java) choose it: murmur2 of
+        # the key. librdkafka's own default (CRC32) would put a member's events
+        # in another partition once it changed clients, and Kafka orders a
+        # key's records only within one partition.
+        "partitioner": "murmur2_random",
         **confluent_security(security),
     }
     config.update(CONFLUENT_GUARANTEES)
