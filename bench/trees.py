@@ -13,10 +13,11 @@ and ``bench`` and nothing of the other's; the child says which ``node`` it
 ran, and a child that ran the wrong one stops the comparison. The trees take
 turns, in the order old, new, new, old, ... so that a slow stretch of the
 shared machine falls on both. Before them each tree runs ``--warm-up`` times
-unmeasured: against a fresh broker, bare produce ran at about 3,200 events/s
-for the first several minutes and at 7,500 to 11,800 after (the first
-four-round comparison, 2026-12-03), while the pipelines' own rates hardly
-moved, so an unwarmed broker lowers the ratio of whichever tree runs first.
+unmeasured: in a comparison without it (2026-12-03), bare produce ran at about
+3,200 events/s in most of the first five runs against a broker just started
+and at 7,500 to 11,800 after, while the pipelines' own rates hardly moved, so
+the tree that happened to run early lost half its ratio. The warmed run that
+followed did not see it; a cold broker is the likely cause, not a shown one.
 Each ratio is a pipeline's rate over its own
 baseline's, taken minutes apart at most, so what the broker and the machine
 do to both cancels out; the medians over the rounds are compared.

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -28,6 +28,7 @@ from node.errors import ConfigError, ConfigFileError
 from node.limits import MAX_KEY_BYTES, read_limited
 from node.topics import AGGREGATOR_GROUP, CONTROL_TOPIC, EVENTS_TOPIC
 from node.topics import dead_letter_topic_for as dead_letter_topic_for  # where callers found it
+from node.transport.base import Client
 from node.transport.credentials import security_settings
 from node.yamlsafe import load_yaml
 
@@ -65,12 +66,10 @@ def bootstrap_override() -> str | None:
     return value or None
 
 
-#: The Kafka libraries a home can produce and consume with (docs/cli.md).
-KafkaClient = Literal["kafka-python", "confluent"]
-DEFAULT_KAFKA_CLIENT: KafkaClient = "kafka-python"
+DEFAULT_KAFKA_CLIENT: Client = "kafka-python"
 
 
-def default_kafka_client() -> KafkaClient:
+def default_kafka_client() -> Client:
     """``kafka.client`` for a config that does not name one: ``CORREDOR_KAFKA_CLIENT``
     if set (how the whole suite runs on confluent-kafka), else kafka-python.
     A home's config names the client it was created with, so setting the
@@ -78,12 +77,10 @@ def default_kafka_client() -> KafkaClient:
     value = os.environ.get(ENV_KAFKA_CLIENT, "").strip()
     if not value:
         return DEFAULT_KAFKA_CLIENT
-    for name in get_args(KafkaClient):
-        if value == name:
-            client: KafkaClient = name
-            return client
-    choices = " or ".join(get_args(KafkaClient))
-    raise ConfigError(f"{ENV_KAFKA_CLIENT}={value!r} is not a Kafka client: use {choices}")
+    if value not in get_args(Client):
+        choices = " or ".join(get_args(Client))
+        raise ConfigError(f"{ENV_KAFKA_CLIENT}={value!r} is not a Kafka client: use {choices}")
+    return cast(Client, value)
 
 
 def default_home() -> Path | None:
@@ -137,7 +134,7 @@ class KafkaSettings(BaseModel):
     # CORREDOR_KAFKA_CLIENT names); "confluent" produces and consumes through
     # librdkafka (pip install 'corredor[confluent]'); the control topic,
     # side-topic producers and admin clients stay on kafka-python.
-    client: KafkaClient = Field(default_factory=default_kafka_client)
+    client: Client = Field(default_factory=default_kafka_client)
 
     @model_validator(mode="after")
     def _credentials_complete(self) -> KafkaSettings:

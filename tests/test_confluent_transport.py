@@ -23,7 +23,7 @@ from kafka import KafkaConsumer
 from kafka.consumer.fetcher import ConsumerRecord
 
 from node.aggregator.run import aggregate_once
-from node.config import KafkaSettings
+from node.config import ENV_KAFKA_CLIENT, KafkaSettings
 from node.demo.synth import generate_encounters, write_csv
 from node.devkafka import ClusterInfo
 from node.errors import ConfigError, TransportError
@@ -124,7 +124,7 @@ def test_missing_extra_is_a_config_error_naming_the_extra(
 
 
 def test_client_setting_defaults_to_kafka_python(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("CORREDOR_KAFKA_CLIENT", raising=False)  # the suite may run under it
+    monkeypatch.delenv(ENV_KAFKA_CLIENT, raising=False)  # the suite may run under it
     assert KafkaSettings().client == "kafka-python"
     assert KafkaSettings(client="confluent").client == "confluent"
     with pytest.raises(ValueError):

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
+
+#: The Kafka libraries a home can produce and consume with (``kafka.client``).
+Client = Literal["kafka-python", "confluent"]
 
 #: How long a group consumer, on either client, waits for its group to assign
 #: it partitions. Generous on purpose: the wait ends the moment the assignment

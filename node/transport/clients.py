@@ -8,14 +8,13 @@ the picture never know which one reads for them.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
+from node.transport.base import Client as Client  # where its users import it
 from node.transport.base import EventSource, Message
 from node.transport.confluent_replay import ConfluentReplay, confluent_read_all
 from node.transport.confluent_source import ConfluentSource
 from node.transport.kafka_consumer import KafkaReplay, KafkaSource, read_all
-
-Client = Literal["kafka-python", "confluent"]
 
 
 class GroupSource(EventSource, Protocol):
