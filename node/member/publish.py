@@ -85,8 +85,13 @@ def open_sink(home: Home, bootstrap: str | None = None, **options: Any) -> Event
 
 
 def _stagers() -> int:
-    """Staging processes for an overlapped publish: one per core, at most four."""
-    return max(1, min(4, os.cpu_count() or 1))
+    """Stagers for an overlapped publish: one per core the drainer leaves, at
+    most four. The drainer's process (the client and its I/O thread) keeps a
+    core busy, and the broker often shares the machine: on two cores one
+    stager, this process itself with no stager process, published 100,000
+    records in 13.5 s where two stager processes took 15.0 s and a publish
+    without overlap 20.8 s (bench/RESULTS.md, "Stagers")."""
+    return max(1, min(4, (os.cpu_count() or 1) - 1))
 
 
 #: Above this much work (outbox rows waiting plus raw records to turn into
@@ -115,8 +120,9 @@ def publish(
     With ``overlap`` (by default, when there is enough work: ``OVERLAP_FROM``)
     a second process drains while this one stages in committed chunks, so the
     two halves run on two cores; the outbox is still the only hand-over.
-    ``stagers`` processes (by default one per core, overlapped publishes only)
-    stage the encounter records in parallel.
+    ``stagers`` (by default one per core the drainer leaves: ``_stagers``;
+    overlapped publishes only) stage the encounter records in parallel, in
+    stager processes when there is more than one.
 
     First it takes a newer manifest from the control topic, if there is one,
     and refuses (``KeyNotUsable``) to publish with a key that it revokes or
