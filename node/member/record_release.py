@@ -163,9 +163,15 @@ def held_back_records(
         record = EncounterInput(*row)
         if record.record_id in pinned:
             continue
-        # only the quasi-identifiers are read: no pseudonym key is needed
+        # only the quasi-identifiers are read: no pseudonym is computed
         body = transform_encounter(
-            record, rules, policy.country, pseudonym_key=_NO_KEY, linker=None, gazetteer=gazetteer
+            record,
+            rules,
+            policy.country,
+            pseudonym_key=_NO_KEY,
+            linker=None,
+            gazetteer=gazetteer,
+            pseudonyms=False,
         )
         key = tuple(body.get(name) for name in QUASI_IDENTIFIERS)
         groups.setdefault(key, []).append(record.record_id)

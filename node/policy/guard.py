@@ -43,6 +43,10 @@ MIN_WORD = 4
 #: Longest run of free-text words compared joined (a document number typed as
 #: "AB 123-456" is three words once punctuation is taken out).
 MAX_WORDS = 6
+#: Field values whose verdict a guard remembers (most values repeat from event
+#: to event: periods, codes, places, bands); past this many it forgets them
+#: all, so unique values (pseudonyms) cannot grow it without bound.
+VERDICT_MEMO = 1 << 16
 
 
 #: Every ASCII character that is not a letter or digit (all are P*, S*, Z* or C*).
@@ -98,6 +102,15 @@ def words(text: str) -> list[str]:
     return out
 
 
+def _has_letter(word: str) -> bool:
+    """A word of ``words`` holds a letter. Its characters are letters and
+    numbers only (the rest is stripped), so an ASCII one holds a letter
+    exactly when it is not all digits."""
+    if word.isascii():
+        return not word.isdigit()
+    return any(ch.isalpha() for ch in word)
+
+
 @dataclass(frozen=True)
 class Refusal:
     kind: str
@@ -129,12 +142,15 @@ class EgressGuard:
                 for word in words(text):
                     # a word with a letter: the year of a date of birth is
                     # not a name, and would refuse every amount of 2000
-                    if len(word) >= MIN_WORD and any(ch.isalpha() for ch in word):
+                    if len(word) >= MIN_WORD and _has_letter(word):
                         values.add(word)
         values.discard("")
         self._identifying = frozenset(values)
         self._allowed = dict(allowed)
         self.refusals: list[Refusal] = []
+        # text -> _carries_identifying(text): a pure function of the text and
+        # the frozen set above, so remembering it changes no verdict.
+        self._verdicts: dict[str, bool] = {}
 
     def allow(self, kind: str, fields: Iterable[str]) -> None:
         """Admit ``kind`` with these body fields (reference kinds publish their
@@ -153,6 +169,7 @@ class EgressGuard:
         instead of normalising every raw record again."""
         guard = cls((), allowed)
         guard._identifying = frozenset(normalised)
+        guard._verdicts = {}
         return guard
 
     @property
@@ -176,9 +193,19 @@ class EgressGuard:
                 continue
             if name not in allowed:
                 return Refusal(kind, _subject_tag(subject), name, "field-not-allowed")
-            if isinstance(value, str | int) and self._carries_identifying(str(value)):
+            if isinstance(value, str | int) and self._remembered(str(value)):
                 return Refusal(kind, _subject_tag(subject), name, "identifying-value")
         return None
+
+    def _remembered(self, text: str) -> bool:
+        """``_carries_identifying``, remembered per value (``VERDICT_MEMO``)."""
+        verdict = self._verdicts.get(text)
+        if verdict is None:
+            verdict = self._carries_identifying(text)
+            if len(self._verdicts) >= VERDICT_MEMO:
+                self._verdicts.clear()
+            self._verdicts[text] = verdict
+        return verdict
 
     def _carries_identifying(self, text: str) -> bool:
         """The value, or any run of up to ``MAX_WORDS`` of its words joined (a
@@ -189,7 +216,7 @@ class EgressGuard:
         parts = words(text)
         if len(parts) < 2:
             return False
-        lettered = [any(ch.isalpha() for ch in w) for w in parts]
+        lettered = [_has_letter(w) for w in parts]
         for i in range(len(parts)):
             joined = ""
             letters = False

@@ -118,14 +118,18 @@ def transform_encounter(
     pseudonym_key: bytes,
     linker: Linker | None,
     gazetteer: Gazetteer,
+    pseudonyms: bool = True,
 ) -> dict[str, Any]:
-    """The EncounterRecord body the policy lets out for one raw record."""
+    """The EncounterRecord body the policy lets out for one raw record. With
+    ``pseudonyms`` False the pseudonyms and the linkage token are left None
+    (their HMACs not computed): the body's quasi-identifiers only, as the
+    k-anonymity grouping of every stored record reads them."""
     body: dict[str, Any] = dict.fromkeys(BODY_SOURCE)
     body["reporting_country"] = country
     rule = rules.rule
-    if rule("record_id").action == "pseudonymise":
+    if pseudonyms and rule("record_id").action == "pseudonymise":
         body["record_pseudonym"] = pseudonymise(pseudonym_key, "record_id", row.record_id)
-    if rule("document_number").action == "pseudonymise":
+    if pseudonyms and rule("document_number").action == "pseudonymise":
         body["document_pseudonym"] = pseudonymise(
             pseudonym_key, "document_number", _document_form(row.document_number)
         )
