@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import csv
 import json
-import resource
 import sys
 import time
 from datetime import date
 from pathlib import Path
 
+from bench.machine import own_peak_mb
 from node.demo.synth import COLUMNS, generate_encounters
 from node.member.intake import ingest
 from node.member.member_home import init_member
@@ -46,11 +46,11 @@ def run(base: Path, path: Path, bootstrap: str, out: Path) -> None:
     started = time.perf_counter()
     report = ingest(home, path, stage=False)
     ingest_s = time.perf_counter() - started
-    ingest_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    ingest_peak = own_peak_mb()
     started = time.perf_counter()
     result = publish(home)
     publish_s = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = own_peak_mb()
     out.write_text(
         json.dumps(
             {

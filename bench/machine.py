@@ -67,3 +67,24 @@ def describe() -> dict[str, Any]:
         "librdkafka": _librdkafka(),
         "kafka_broker": "Apache Kafka 4.4.0 (1 broker, KRaft, local jars)",
     }
+
+
+def own_peak_mb() -> float:
+    """This process's own peak resident memory, in MB: ``VmHWM`` of
+    /proc/self/status, the high-water mark of its own address space.
+
+    Not ``getrusage(RUSAGE_SELF).ru_maxrss``: Linux carries that across fork
+    and exec, so a child started by a large process reports the parent's
+    peak as its own (the bench's rebuild and backfill children all reported
+    the bench's 466 MB, 2026-12-03). Where /proc is missing, that is the
+    fallback, an upper bound."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -357,15 +357,15 @@ def rebuild(bootstrap: str, node_result: dict[str, Any], *, big: bool) -> dict[s
     home = Path(node_result["aggregator_home"])
     events = int(node_result["events"])
     repo = Path(__file__).resolve().parent.parent
-    # A child of its own, which reports the peak RSS of itself and of what it
-    # started (the check workers): this process's other children (stagers,
-    # drainers) must not count.
+    # A small child of its own runs the rebuild and reports the largest peak
+    # RSS among what it started (the rebuild's process and its check
+    # workers): this process's other children (stagers, drainers) must not
+    # count. Not the child's own figure: Linux carries ru_maxrss across fork
+    # and exec, so its own would be this process's peak (bench.machine.own_peak_mb).
     script = (
         "import json, resource, subprocess, sys\n"
         "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)\n"
-        "own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
-        "print(json.dumps(max(own, kids)))\n"
+        "print(json.dumps(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
     )
     started = time.perf_counter()
     done = subprocess.run(
