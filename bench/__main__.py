@@ -291,8 +291,9 @@ def _markdown(r: dict[str, Any], h: dict[str, Any]) -> str:
             "to stage (policy, egress guard, Avro, batch seals, outbox transactions) and "
             f"{n['serial_drain_seconds']} s to drain (produce, acknowledgement, marking rows, "
             f"audit chain): a ratio of {n['serial_ratio']}. As `corredor publish` runs it, "
-            "stager processes build record-id ranges in committed chunks while a drainer "
-            f"process sends what is committed: {n['node_seconds']} s, a ratio of "
+            "the publishing process stages in committed chunks (on three cores or more, "
+            "stager processes take record-id ranges) while a drainer process sends what is "
+            f"committed: {n['node_seconds']} s, a ratio of "
             f"{n['node_ratio']} against {n['raw_produce_seconds']} s for bare kafka-python "
             "to produce the same bytes. Both cores are then busy (see Notes); the rest of "
             "the gap is CPU: bare produce spends one core on kafka-python alone, and the node "
@@ -387,10 +388,43 @@ NOTES = """\
   single-object encoding, Ed25519 batch seals (one signature per 64 events,
   each event carrying its Merkle proof), outbox transactions, idempotent
   produce with `acks=all`, and the acknowledgement marked in SQLite with its
-  audit entry. Stager processes (one per core) each stage a record-id range;
-  a drainer process sends what is committed. Baseline: the same bytes, read
+  audit entry. The publishing process stages (stager processes take
+  record-id ranges when there is a core for them beside the drainer: three
+  cores or more); a drainer process sends what is committed. Baseline: the
+  same bytes, read
   back from the outbox, produced by bare kafka-python with the same producer
   settings. Each variant publishes a copy of the same member to its own topic.
+- **Issue 20, 2026-12-03, on a quiet machine** (load average about 1):
+  - **Stagers.** Two stager processes on two cores competed with the
+    drainer and the broker. Copies of one member publishing 100,000 records
+    (94,399 events), 2 rounds each, order alternated: no overlap 20.2 and
+    21.5 s; this process staging beside the drainer 14.3 and 12.8 s; two
+    stager processes 15.1 and 14.8 s. At 20,000 records (3 rounds): 4.1,
+    3.9, 4.1 s; 4.0, 3.6, 3.4 s; 5.8, 4.3, 5.4 s. `publish` now starts one
+    stager per core the drainer leaves, so on two cores none.
+  - **Staging shortcuts** (CPU per event staging 20,000 USA records, 3 runs
+    each): 101 us before; 92 with the egress guard remembering each value's
+    verdict; 80 with the k-anonymity grouping no longer computing the
+    pseudonyms it does not read (both held equal to the long way by
+    tests/test_staging_shortcuts.py).
+  - **What bounds the node now.** Staging costs about 80 us of CPU an event
+    in one process; the drainer about 104 us (kafka-python's send and its
+    I/O thread, then the acknowledgement marked and its audit entry), and
+    bare kafka-python produces at about 61 us an event. Both cores are busy
+    (stager, drainer, broker). If staging were free, the drainer alone would
+    bound the node at about 61/104 = 0.59 of bare produce on this client:
+    0.7 needs the per-event bookkeeping of the drain (about 40 us: the
+    outbox rows marked, the audit chain) halved as well.
+  - **What bounds the aggregator now.** Its writer's thread spends about
+    115-128 us an event with 2 check workers (SQLite `executemany` about
+    50 us, the batch's digest and head look-ups and the commit about 38 us,
+    the rest JSON, the audit chain and unpickling the workers' results):
+    one core's worth is about 8,000 events/s, 0.67 of bare kafka-python
+    consume here, and a twentieth of bare confluent-kafka's. Check workers
+    take decode and verify off it (146 -> 128 us) but on two cores shared
+    with the broker the wall-clock gain is small. The 10M rebuild at that
+    writer is about 21 minutes at best; measured at 94,399 events it
+    extrapolates to 30.
 - **Issue 20, measured on the way** (CPU time, so that the load of the
   other work on the machine counts less than in the wall-clock figures;
   2026-12-02, load average about 15 on the 2 cores):
@@ -403,21 +437,18 @@ NOTES = """\
     transform 12%, Avro 4%, the outbox `executemany` 3%.
   - The aggregator's check workers take decode, keys, seal and floor off
     the writer's process: 229.7 -> 176.9 us of that process's CPU per event
-    in the run above. Returning plain tuples instead of `Checked` dataclasses
+    in that day's run. Returning plain tuples instead of `Checked` dataclasses
     (committed after that run) cut the writer's unpickling from 27 to 3 us an
     event. A profile of the writer with workers then shows what bounds it:
     SQLite `execute` (eight statements an event: the duplicate and head
     lookups, `received_event`, `event_time`, `event_use`, `event_revision`,
     `subject_head`, the view) about 40% of its time, JSON encoding of bodies
-    and use rules about 15%, the audit chain about 10%. Applying those rows
-    with `executemany` per batch is the next step and is not done.
-  - Targets missed here: node and aggregator against raw produce and
-    consume (Python CPU in staging and in the writer, on cores shared with
-    other work). The 10M rebuild is extrapolated linearly from the run's
-    topic, not measured (`rebuild_10m_measured`). The 1,000 events/s latency
-    run: the aggregator under this load applies fewer than 1,000 events/s,
-    so the queue grows. On a quiet machine the same test measured 12.7 ms
-    p99 (2026-11-28).
+    and use rules about 15%, the audit chain about 10%. Those rows are now
+    read with one query per table for a slice and written with one
+    `executemany` per table (the apply-writer section below).
+  - Under that load the 1,000 events/s latency run missed (the aggregator
+    applied fewer than 1,000 events/s and the queue grew); on a quiet
+    machine it is met (the run above).
 - **Measured on the way** (per event, 100k-event staging): per-event Ed25519
   signatures (~21 us) became batch seals (~2 us); fastavro re-encoded the
   envelope's shared fields for every event (template: 7 -> 1 us) and inferred
@@ -427,12 +458,14 @@ NOTES = """\
   now: ~10 us); the drain re-read every acknowledged row for its audit entry
   (18.6 -> 16.2 us of bookkeeping). Earlier: fastavro given its hinted parse
   (2-3x), the egress guard's ASCII fast path and cache (17 s -> 5 s for 20k).
-- **Why kafka-python stays under 0.5 here**: on this 2-core machine bare
-  produce keeps one core busy with kafka-python's per-record Python work
-  (about 30 us a record); the node must do that same work in its drainer and
-  stage every event besides (about 60 us of CPU). Both cores are saturated
-  while it runs, so the ratio is bounded by CPU, not by waiting. The optional
-  confluent-kafka producer moves the per-record produce work into librdkafka.
+- **Why the node stays near 0.5 of kafka-python here**: on this 2-core
+  machine bare produce keeps one core busy with kafka-python's per-record
+  Python work; the node must do that same work in its drainer, mark and log
+  every acknowledgement, and stage every event besides (see "What bounds the
+  node now"). Both cores are saturated while it runs, so the ratio is
+  bounded by CPU, not by waiting. The optional confluent-kafka producer
+  moves the per-record produce work into librdkafka, and the node then waits
+  on staging: its own ratio against bare confluent-kafka is far lower.
 - **Aggregator**: the same topic consumed, each event's seal verified against
   the manifest (one Ed25519 verification per sealed batch, the Merkle path per
   event), decoded by fingerprint and applied in one SQLite transaction per
@@ -443,19 +476,24 @@ NOTES = """\
   aggregator's own process per event.
 - **Rebuild**: `corredor aggregate --rebuild` of the node benchmark's topic in
   a child process; `rebuild_peak_mb` is the largest peak RSS among it and its
-  check workers. `rebuild_10m_seconds` is extrapolated linearly from that
-  topic unless it holds 10,000,000 events (`rebuild_10m_measured`); `--big`
-  makes the topic 1,000,000 records.
+  check workers (read from a small process that started it: `ru_maxrss` is
+  carried across fork and exec on Linux, and the bench's own 466 MB was
+  reported as every child's peak before 2026-12-03). `rebuild_10m_seconds`
+  is extrapolated linearly from that topic unless it holds 10,000,000 events
+  (`rebuild_10m_measured`); `--big` makes the topic 1,000,000 records.
 - **Which client is the default**: kafka-python. Bare confluent-kafka
   produces and consumes several times faster here, but neither the node nor
   the aggregator is bound by its client: staging and the aggregator's writer
   are Python CPU, and the figures above move by a few percent between
   clients. Both clients pass the same broker tests (docs/guarantees.md), and
-  the default stays the one that needs no native wheel until a whole-suite
-  run on confluent-kafka says otherwise.
+  the whole suite on confluent-kafka (`CORREDOR_KAFKA_CLIENT=confluent`,
+  2026-12-03) passed but for one real difference, since fixed (librdkafka's
+  CRC32 partitioner). The node's gain with confluent in the tree comparison
+  below was 7% (0.247 against 0.232 of the same kafka-python baseline, median
+  of 4 runs), too little to make every install carry a native wheel.
 - **Backfill**: five years of Panama's records in one CSV, validated row by row
   with pydantic, stored, then published (flows only under Panama's law), in a
-  child process whose peak RSS is reported. Generating the CSV is not counted.
+  child process whose own peak RSS (`VmHWM`) is reported. Generating the CSV is not counted.
 - **Latency**: pre-signed events produced at a steady 1,000/s while
   `corredor aggregate --follow` runs in its own process; latency is from send
   to the event's row being written in the picture's transaction.
