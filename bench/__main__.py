@@ -410,9 +410,10 @@ NOTES = """\
   - **What bounds the node now.** Staging costs about 80 us of CPU an event
     in one process; the drainer about 104 us (kafka-python's send and its
     I/O thread, then the acknowledgement marked and its audit entry), and
-    bare kafka-python produces at about 61 us an event. Both cores are busy
+    bare kafka-python produces at 61 to 69 us an event (16,349 and 14,412
+    events/s in the two make bench runs of 2026-12-03). Both cores are busy
     (stager, drainer, broker). If staging were free, the drainer alone would
-    bound the node at about 61/104 = 0.59 of bare produce on this client:
+    bound the node at about 61/104 to 69/104, 0.6 to 0.66 of bare produce:
     0.7 needs the per-event bookkeeping of the drain (about 40 us: the
     outbox rows marked, the audit chain) halved as well.
   - **What bounds the aggregator now.** Its writer's thread spends about
@@ -422,9 +423,16 @@ NOTES = """\
     one core's worth is about 8,000 events/s, 0.67 of bare kafka-python
     consume here, and a twentieth of bare confluent-kafka's. Check workers
     take decode and verify off it (146 -> 128 us) but on two cores shared
-    with the broker the wall-clock gain is small. The 10M rebuild at that
-    writer is about 21 minutes at best; measured at 94,399 events it
-    extrapolates to 30.
+    with the broker the wall-clock gain is small. At that writer a rebuild
+    of 10,000,000 events takes about 21 minutes at best, against the
+    10-minute target. Measured: the run above's 94,399 events,
+    extrapolated; and a larger topic made the same way by hand (15:45 UTC,
+    `runs.federation` and `runs.rebuild`): 1,000,000 USA records over five
+    years, 458,469 events (sparser weeks hold more back for k-anonymity),
+    rebuilt in 99.9 s, 5,337 events/s while reading, 2,179 s extrapolated
+    to 10M, peak 165 MB against 164 MB at 94,399 events: the rebuild's
+    memory does not grow with the picture, and its rate fell by a tenth
+    for five times the events.
 - **Issue 20, measured on the way** (CPU time, so that the load of the
   other work on the machine counts less than in the wall-clock figures;
   2026-12-02, load average about 15 on the 2 cores):
