@@ -18,8 +18,9 @@ It refuses an event when
   officer``.
 
 The normalised set is built once per publish run; each check is then a few set
-look-ups. A refusal is logged with the kind, event subject position and reason,
-never the value.
+look-ups, and the guard remembers the verdict on each field value it has seen
+(most repeat from event to event), in memory only, for its own run. A refusal
+is logged with the kind, event subject position and reason, never the value.
 """
 
 from __future__ import annotations
@@ -168,8 +169,7 @@ class EgressGuard:
         (``normalised_values``): a stager process gets them from its parent
         instead of normalising every raw record again."""
         guard = cls((), allowed)
-        guard._identifying = frozenset(normalised)
-        guard._verdicts = {}
+        guard._identifying = frozenset(normalised)  # before any verdict is remembered
         return guard
 
     @property
