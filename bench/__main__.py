@@ -436,68 +436,69 @@ NOTES = """\
     to 10M, peak 165 MB against 164 MB at 94,399 events: the rebuild's
     memory does not grow with the picture, and its rate fell by a tenth
     for five times the events.
-- **Issue 20, 2026-12-03 evening: ten million events, measured by hand**
-  (a script using `runs`' own set-up, on this machine with nothing else
+- **Issue 20, 2026-12-03 evening: ten million events, measured by hand** (a
+  script using `runs`' own set-up, on this machine with nothing else
   running: 10,700,000 USA records generated in chunks of 1,000,000 with
   distinct record ids over the 260 ISO weeks from 2021-11-29, so that none
   is future-dated; the records-only policy; one broker, 3 partitions):
-  - **Ingest**: 599 s for the 10,700,000 records, about 56 s a million
-    from the first chunk to the last.
-  - **Publish**: 10,598,015 events in 2,844 s, 3,727 events/s, against
-    7,209 at 100,000 records. At this size staging bounds the node, not the
-    drainer: the drainer kept the outbox empty (its rows equal to the
-    topic's offsets when sampled) while the publishing process ran at one
-    core. A py-spy sample of that process (60 s at 50 Hz, about 7M events
-    in): SQLite 47% (the commit of each chunk's transaction 31%, the
-    ledger's `published_subject` upsert 7%, the `staged_revision` insert
-    7%, the outbox insert 2%), the seal's Merkle leaf hashes 17% (as py-spy
-    attributes its samples), the egress guard 10%, the ledger diff 10%. At 100,000
-    records the outbox `executemany` was 3% of staging: the member's store,
-    28 GB at the end (about 2.6 KB a record), no longer fits the 64 MB page
-    cache, and its subject-keyed indexes (pseudonyms: random keys) put
-    each chunk's inserts on pages all over the B-trees, which each commit
-    writes back.
-  - **Rebuild** (`corredor aggregate --rebuild`, 2 check workers):
-    reading and applying the 10,598,015 events took about 2,881 s
-    (48 min; 3,678 events/s on average: about 4,300 over the first
-    500,000, then 3,200 to 4,000 as the picture grew), against the
-    10-minute target, with the process at about 200 MB resident (top) and
-    each check worker at 49 MB. The picture was then 28.6 GB, about 2.7 KB
-    an event. A py-spy sample of the writer at about 2.3M events: the
-    commit 44% of its time, the batch's `executemany` 26%, waiting for the
-    workers 9%: SQLite on subject-keyed B-trees bounds it, and more so as
-    they grow. **The swap did not finish, and that is a defect**: `swap_in`
-    copies the new picture over the live one with SQLite's backup API,
-    which wrote all 28.7 GB into the live store's WAL (6 min 39 s) and then
-    began checkpointing them into its file, so a rebuild needs twice the
-    picture's size free beyond the new picture itself. With 5.6 GB left on
-    the disk I stopped it 33 s into the checkpoint (7.1 GB copied), before
-    the disk filled. The reading and applying are measured; the swap's
-    own time is not. Replacing the copy with a rename of the checkpointed
-    file is the next step, not done here.
-  - **The writer, offline** (43,987 captured messages applied from memory
-    in batches of 2,000, no broker running): checks 41-49 us, writing
-    63-74 us of CPU an event, of which SQLite about 52 us and the commit
-    alone 19-20 us (about 12 us of it the checkpoint's fsync: 7.4 us with
+  - **Ingest**: 599 s for the 10,700,000 records, about 56 s a million from
+    the first chunk to the last.
+  - **Publish**: 10,598,015 events in 2,844 s, 3,727 events/s, against 7,209
+    at 100,000 records. At this size staging bounds the node, not the
+    drainer: the drainer kept up (every outbox row staged was on the topic
+    when sampled) while the publishing process ran at one core. A py-spy
+    sample of that process (60 s at 50 Hz, about 7M events in): SQLite 47%
+    (the commit of each chunk's transaction 31%, the ledger's
+    `published_subject` upsert 7%, the `staged_revision` insert 7%, the
+    outbox insert 2%), the seal's Merkle leaf hashes 17% (as py-spy
+    attributes its samples), the egress guard 10%, the ledger diff 10%. In
+    the cProfile of 10,000 events below, the outbox `executemany` was 3%.
+    The member's store was 28 GB at the end (about 2.6 KB a record), far
+    beyond its 64 MB page cache; that its subject-keyed indexes (pseudonyms:
+    random keys) spread each chunk's inserts over the B-trees, for each
+    commit to write back, is the likely cause, not a measured one.
+  - **Rebuild** (`corredor aggregate --rebuild`, 2 check workers): reading
+    and applying the 10,598,015 events took about 2,881 s (48 min; 3,678
+    events/s on average: about 4,300 over the first 500,000, then 3,200 to
+    4,000 as the picture grew), against the 10-minute target, with the
+    process at about 200 MB resident at the end (top) and each check worker
+    at 49 MB. The picture was then 28.6 GB, about 2.7 KB an event. A py-spy
+    sample of the writer at about 2.3M events: the commit 44% of its time,
+    the batch's `executemany` 26%, waiting for the workers 9%: SQLite bounds
+    it. **The swap did not finish, and that is a defect**: `swap_in` copies
+    the new picture over the live one with SQLite's backup API, which wrote
+    all 28.7 GB into the live store's WAL (6 min 39 s) and then began
+    checkpointing them into its file, so a rebuild needs twice the picture's
+    size free beyond the new picture itself. With 5.6 GB left on the disk I
+    stopped it about 30 s into the checkpoint (7.1 GB copied), before the
+    disk filled. The reading and applying are measured; the swap's own time
+    is not. Replacing the copy with a rename of the checkpointed file is the
+    next step, not done here.
+  - **The writer, offline** (43,987 captured messages applied from memory in
+    batches of 2,000, no broker running; 10 runs): checks 39-50 us, writing
+    55-74 us of CPU an event, of which SQLite 52-57 us and the commit alone
+    19-20 us (about 12 us of it the checkpoint's fsync: 7.4 us with
     `synchronous=OFF`, run for comparison only).
-  - **Live, with 2 check workers**: the aggregator's process 120-142 us of
-    CPU an event, each event's check in a worker 94-105 us (57-68 us in a
-    pool with nothing else running, 41-47 us in the writer's own process),
-    and about 1.3 of the 2 cores busy: on two cores, checking in workers
-    costs about twice the CPU of checking in process, which is why 0, 1 or
-    2 workers give about the same rate.
+  - **Live, with 2 check workers** (14 runs of 43,987 events, the workers'
+    own CPU read in 4 of them): the aggregator's process 107-142 us of CPU
+    an event, each event's check in a worker 94-105 us (57-68 us in a pool
+    with nothing else running, 39-50 us in the writer's own process), and
+    about 1.3 of the 2 cores busy: on two cores, checking in workers costs
+    about twice the CPU of checking in process, which fits 0, 1 or 2 workers
+    giving about the same rate.
   - **Tried, no gain (not committed)**: polling and checking the next batch
-    while the writer applies this one (5,574 and 5,405 against 5,185 and
-    5,404 events/s in alternated runs); checkpointing from a second
-    connection in a thread (the WAL grew to 249 MB and the writer got
-    slower); `WITHOUT ROWID` for `subject_head`, `event_time` and
-    `event_use`, a larger `wal_autocheckpoint` and a 64 or 256 MB page
-    cache (all within the run-to-run noise of about 15% at 43,987 events).
+    while the writer applies this one (5,574, 5,405, 5,744 and 5,064 against
+    5,185, 5,404, 5,207 and 5,340 events/s, alternated); checkpointing from
+    a second connection in a thread (the WAL grew to 249 MB, and the writer
+    was slower in 2 of 3 runs); `WITHOUT ROWID` for `subject_head`,
+    `event_time` and `event_use`, a larger `wal_autocheckpoint` and a 64 or
+    256 MB page cache (all within the run-to-run noise of about 15% at
+    43,987 events).
   - **kafka-python's producer** wakes its sender thread with a write to a
     socket for every record once more than one batch waits for a partition
     (`record_accumulator.append`: `len(dq) > 1`), about 12 us a record in
-    the drainer; bare produce pays it the same, so it does not move the
-    ratio.
+    the drainer under cProfile; bare produce pays it the same, so it does
+    not move the ratio.
 - **Issue 20, measured on the way** (CPU time, so that the load of the
   other work on the machine counts less than in the wall-clock figures;
   2026-12-02, load average about 15 on the 2 cores):

@@ -11,6 +11,7 @@ no planted raw value is on the topic, and what happens when the broker is gone.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -32,7 +33,7 @@ from node.member.event_factory import ENCOUNTER_KIND
 from node.member.follow import PublishCounters, publish_follow
 from node.member.intake import ingest
 from node.member.member_home import home_policy, init_member
-from node.member.publish import publish
+from node.member.publish import _stagers, publish
 from node.member.staging import stage_publication
 from node.member.workers import StagerProcess
 from node.store.node_store import NodeStore
@@ -370,3 +371,11 @@ def _pending_and_acked(home: Home) -> tuple[int, int]:
             (ENCOUNTER_KIND,),
         ).fetchone()[0]
     return status.pending, int(encounter)
+
+
+def test_an_overlapped_publish_leaves_the_drainer_a_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two cores: this process stages alone beside the drainer (no stager
+    process); more cores: one stager per core the drainer leaves, at most four."""
+    for cores, stagers in ((None, 1), (1, 1), (2, 1), (3, 2), (5, 4), (64, 4)):
+        monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
+        assert _stagers() == stagers, cores

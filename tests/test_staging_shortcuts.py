@@ -9,10 +9,8 @@
 
 from __future__ import annotations
 
-import os
 from datetime import date, timedelta
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -157,13 +155,3 @@ def test_the_k_anonymity_grouping_reads_the_quasi_identifiers_that_are_sent(
             assert grouped[name] == sent[name], (country, name)
         assert grouped["record_pseudonym"] is None and grouped["document_pseudonym"] is None
         assert grouped["linkage_token"] is None
-
-
-def test_an_overlapped_publish_leaves_the_drainer_a_core(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two cores: this process stages alone beside the drainer (no stager
-    process); more cores: one stager per core the drainer leaves, at most four."""
-    from node.member import publish
-
-    for cores, stagers in ((None, 1), (1, 1), (2, 1), (3, 2), (5, 4), (64, 4)):
-        monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
-        assert publish._stagers() == stagers, cores
